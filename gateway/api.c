@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api.c - the plain HTTP API on libmicrohttpd: POST /rooms/{room}/messages,
+ * GET /rooms/{room}, GET /healthz, GET /metrics. Runs on the MHD thread.
+ */
+#include "gateway/api.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/log.h"
+#include "hub/payload.h"
+#include "transports/ws.h"
+
+#define TAG "api"
+
+static const cfg *conf;
+static hub *the_hub;
+
+/* A POST body being received. */
+typedef struct publish_req {
+    char *body;
+    size_t len, cap;
+    bool too_big;
+} publish_req;
+
+void api_init(const cfg *c, hub *h)
+{
+    conf = c;
+    the_hub = h;
+}
+
+static bool append_body(publish_req *p, const char *data, size_t len)
+{
+    if (p->too_big || p->len + len > conf->limits.max_message_bytes) {
+        p->too_big = true;
+        return false;
+    }
+    if (p->len + len > p->cap) {
+        size_t cap = p->cap ? p->cap : 1024;
+        while (cap < p->len + len)
+            cap *= 2;
+        char *b = realloc(p->body, cap);
+        if (!b)
+            return false;
+        p->body = b;
+        p->cap = cap;
+    }
+    memcpy(p->body + p->len, data, len);
+    p->len += len;
+    return true;
+}
+
+static enum MHD_Result reply_too_big(struct MHD_Connection *conn)
+{
+    return http_reply_error(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                            "message is larger than limits.max_message_bytes (%zu bytes)",
+                            conf->limits.max_message_bytes);
+}
+
+/* First call: refuse at once what Content-Length says is too big. */
+static enum MHD_Result publish_begin(http_call *call)
+{
+    const char *cl =
+        MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t declared = 0;
+    if (cl && http_parse_u64(cl, &declared) && declared > conf->limits.max_message_bytes)
+        return reply_too_big(call->conn);
+    publish_req *p = calloc(1, sizeof(*p));
+    if (!p)
+        return MHD_NO;
+    *call->state = p;
+    return MHD_YES;
+}
+
+static enum MHD_Result publish_finish(http_call *call, publish_req *p)
+{
+    if (p->too_big)
+        return reply_too_big(call->conn);
+    const char *ct = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    payload pl;
+    char err[256];
+    if (payload_from_body(&pl, p->body ? p->body : "", p->len, payload_is_json_type(ct), err,
+                          sizeof(err)))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+    uint64_t id = 0;
+    int rc = hub_publish(the_hub, call->room, pl.data, pl.len, &id);
+    payload_free(&pl);
+    if (rc)
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot publish: %s",
+                                strerror(-rc));
+    char body[64];
+    int n = snprintf(body, sizeof(body), "{\"id\":%" PRIu64 "}", id);
+    return http_reply_json(call->conn, MHD_HTTP_CREATED, body, (size_t)n);
+}
+
+enum MHD_Result api_publish(http_call *call)
+{
+    publish_req *p = *call->state;
+    if (!p)
+        return publish_begin(call);
+    if (*call->upload_size) {
+        append_body(p, call->upload, *call->upload_size);
+        *call->upload_size = 0;
+        return MHD_YES;
+    }
+    return publish_finish(call, p);
+}
+
+void api_publish_completed(void *state)
+{
+    publish_req *p = state;
+    free(p->body);
+    free(p);
+}
+
+enum MHD_Result api_room_info(http_call *call)
+{
+    room_info info;
+    if (hub_room_info(the_hub, call->room, &info))
+        return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "{\"room\":\"%s\",\"last_id\":%" PRIu64
+                     ",\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u}}",
+                     call->room, info.last_id, info.subscribers[SUB_WS],
+                     info.subscribers[SUB_SSE], info.subscribers[SUB_LONGPOLL]);
+    return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
+}
+
+enum MHD_Result api_healthz(http_call *call)
+{
+    static const char ok[] = "{\"status\":\"ok\"}";
+    return http_reply_json(call->conn, MHD_HTTP_OK, ok, sizeof(ok) - 1);
+}
+
+/* Prometheus text format. */
+enum MHD_Result api_metrics(http_call *call)
+{
+    hub_stats st;
+    hub_get_stats(the_hub, &st);
+    char body[2048];
+    int n = snprintf(
+        body, sizeof(body),
+        "# HELP crier_rooms Rooms with members or history.\n"
+        "# TYPE crier_rooms gauge\ncrier_rooms %" PRIu64 "\n"
+        "# HELP crier_messages_published_total Messages published.\n"
+        "# TYPE crier_messages_published_total counter\n"
+        "crier_messages_published_total %" PRIu64 "\n"
+        "# HELP crier_messages_delivered_total Messages queued to subscribers.\n"
+        "# TYPE crier_messages_delivered_total counter\n"
+        "crier_messages_delivered_total %" PRIu64 "\n"
+        "# HELP crier_subscribers_dropped_total Subscribers dropped for a full send queue.\n"
+        "# TYPE crier_subscribers_dropped_total counter\n"
+        "crier_subscribers_dropped_total %" PRIu64 "\n"
+        "# HELP crier_subscribers Room memberships per transport.\n"
+        "# TYPE crier_subscribers gauge\n"
+        "crier_subscribers{transport=\"websocket\"} %" PRIu64 "\n"
+        "crier_subscribers{transport=\"sse\"} %" PRIu64 "\n"
+        "crier_subscribers{transport=\"long_polling\"} %" PRIu64 "\n"
+        "# HELP crier_connections Open connections per server library.\n"
+        "# TYPE crier_connections gauge\n"
+        "crier_connections{library=\"libwebsockets\"} %u\n"
+        "crier_connections{library=\"libmicrohttpd\"} %u\n",
+        st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
+        st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(),
+        http_connections());
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+    enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}

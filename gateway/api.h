@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * api.h - the plain HTTP API: publish, room info, health. Handlers run on
+ * the MHD thread.
+ */
+#ifndef CRIER_API_H
+#define CRIER_API_H
+
+#include "gateway/http.h"
+
+void api_init(const cfg *c, hub *h);
+enum MHD_Result api_publish(http_call *call);
+void api_publish_completed(void *state);
+enum MHD_Result api_room_info(http_call *call);
+enum MHD_Result api_healthz(http_call *call);
+enum MHD_Result api_metrics(http_call *call);
+
+#endif

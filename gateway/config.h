@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.h - crier's configuration: built-in defaults, overlaid by a JSON file
+ * and the command line. Read once at start-up on the main thread; read-only
+ * (and so safe from every thread) afterwards.
+ */
+#ifndef CRIER_CONFIG_H
+#define CRIER_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define CFG_ERR_MAX 512
+
+typedef struct cfg {
+    char listen_host[256]; /* "listen": "HOST:PORT", default 127.0.0.1:8080 */
+    int listen_port;
+    char log_level[16]; /* "log_level": error|warn|info|debug, default "info" */
+
+    struct {
+        bool websocket; /* transports.websocket, default true */
+        bool sse;       /* transports.sse, default true */
+        bool long_polling; /* transports.long_polling, default true */
+    } transports;
+
+    struct {
+        size_t max_message_bytes; /* default 65536, 1 .. 16 MiB */
+        unsigned send_queue;      /* messages queued per connection, default 1024, 1 .. 1000000 */
+        unsigned poll_timeout_s;  /* default 25, 1 .. 3600 */
+        unsigned keepalive_s;     /* SSE comment / WS ping interval, default 15, 1 .. 3600 */
+        unsigned header_timeout_s; /* request headers must arrive within, default 5, 1 .. 300 */
+        size_t max_header_bytes;  /* default 8192, 1024 .. 65536 */
+        unsigned max_connections; /* 0 = open-file limit minus a reserve; else 1 .. 1000000 */
+    } limits;
+
+    struct {
+        bool client_publish; /* rooms.client_publish: WS text frames publish, default true */
+    } rooms;
+
+    struct {
+        unsigned size;  /* history.size: messages kept per room, default 1000, 0 .. 1000000 */
+        unsigned ttl_s; /* history.ttl_s: seconds a message is kept, default 300, 0 .. 604800 */
+    } history;
+} cfg;
+
+/* Fills *c with the built-in defaults. */
+void cfg_defaults(cfg *c);
+
+/* Overlays the JSON file at path onto *c. Returns 0, or -1 with a message in
+ * err (naming the key, or the line and column of malformed JSON). */
+int cfg_load_file(cfg *c, const char *path, char err[CFG_ERR_MAX]);
+
+/* Same as cfg_load_file, for JSON text already in memory (used by tests).
+ * origin names the source in messages. */
+int cfg_load_string(cfg *c, const char *json, const char *origin, char err[CFG_ERR_MAX]);
+
+/* Parses "HOST:PORT" (HOST may be empty for 0.0.0.0, or [v6]) into c.
+ * Returns 0 or -1 with err set. */
+int cfg_set_listen(cfg *c, const char *hostport, char err[CFG_ERR_MAX]);
+
+/* Returns 0 when name is a known log level, -1 otherwise. */
+int cfg_set_log_level(cfg *c, const char *name, char err[CFG_ERR_MAX]);
+
+#endif

@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * http.h - the libmicrohttpd side of the port: the daemon, request routing
+ * to the plain endpoints, and reply helpers shared by the HTTP handlers.
+ *
+ * Threading: MHD runs its own polling thread; every handler below runs on
+ * it. http_adopt and http_connections may be called from any thread.
+ */
+#ifndef CRIER_HTTP_H
+#define CRIER_HTTP_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "gateway/config.h"
+#include "hub/hub.h"
+
+/* One call of a handler. state is the handler's per-request pointer: NULL on
+ * the first call (headers only), kept across calls, handed to the endpoint's
+ * completed() when MHD is done with the request. */
+typedef struct http_call {
+    struct MHD_Connection *conn;
+    const char *room;
+    const char *upload;
+    size_t *upload_size;
+    void **state;
+} http_call;
+
+typedef enum MHD_Result (*http_handler)(http_call *call);
+typedef void (*http_completed)(void *state);
+
+int http_start(const cfg *c, hub *h);
+
+/* Hands an accepted socket, whose request has not been read, to MHD. Any
+ * thread. On failure MHD has closed fd. Returns 0 or -1. */
+int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len);
+
+/* Stops the daemon. Held requests must have been released first (sse.c and
+ * longpoll.c: *_shutdown), since MHD 0.9.75 aborts with suspended ones. */
+void http_stop(void);
+
+/* Connections MHD holds now. */
+unsigned http_connections(void);
+
+/* Replies with a copy of body (JSON). */
+enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
+                                size_t len);
+
+/* Replies with {"error":"..."}; logs nothing. */
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
+                                 ...) __attribute__((format(printf, 3, 4)));
+
+/* Parses a non-negative decimal integer (no sign, no spaces, fits 64 bits). */
+bool http_parse_u64(const char *s, uint64_t *out);
+
+#endif

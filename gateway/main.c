@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * main.c - crier's command line: options, configuration, signals, exit
+ * codes (0 clean stop, 1 could not start, 2 bad usage or configuration).
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/config.h"
+#include "gateway/log.h"
+#include "gateway/server.h"
+
+static void usage(FILE *out, const char *prog)
+{
+    fprintf(out,
+            "usage: %s [--config FILE] [--listen HOST:PORT] [--log-level LEVEL] [--help]\n"
+            "\n"
+            "crier: a real-time gateway (WebSocket, Server-Sent Events, long polling).\n"
+            "\n"
+            "  -c, --config FILE       JSON configuration; keys not set keep their defaults\n"
+            "                          (see config.example.json). Default: built-in defaults.\n"
+            "  -l, --listen HOST:PORT  address to listen on; overrides the config's \"listen\".\n"
+            "                          Default: 127.0.0.1:8080. Use 0.0.0.0:8080 for every\n"
+            "                          interface, [::1]:8080 for IPv6.\n"
+            "  -L, --log-level LEVEL   error, warn, info or debug; overrides \"log_level\".\n"
+            "                          Default: info.\n"
+            "  -h, --help              show this help and exit.\n"
+            "\n"
+            "Exit codes: 0 stopped cleanly (SIGINT, SIGTERM), 1 could not start,\n"
+            "2 bad command line or configuration.\n",
+            prog);
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"listen", required_argument, NULL, 'l'},
+        {"log-level", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *config_path = NULL, *listen = NULL, *level = NULL;
+    int o;
+    while ((o = getopt_long(argc, argv, "c:l:L:h", opts, NULL)) != -1) {
+        switch (o) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            listen = optarg;
+            break;
+        case 'L':
+            level = optarg;
+            break;
+        case 'h':
+            usage(stdout, argv[0]);
+            return 0;
+        default:
+            usage(stderr, argv[0]);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "crier: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr, argv[0]);
+        return 2;
+    }
+
+    cfg c;
+    char err[CFG_ERR_MAX];
+    cfg_defaults(&c);
+    if ((config_path && cfg_load_file(&c, config_path, err)) ||
+        (listen && cfg_set_listen(&c, listen, err)) ||
+        (level && cfg_set_log_level(&c, level, err))) {
+        fprintf(stderr, "crier: %s\n", err);
+        return 2;
+    }
+    log_set_level_name(c.log_level);
+
+    /* Block the stop signals before any thread starts, so that every thread
+     * (MHD's and lws's included) inherits the mask and only server_run's
+     * sigwait receives them. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    return server_run(&c);
+}

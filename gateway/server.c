@@ -1,0 +1,429 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * server.c - the one port. An acceptor thread owns the listening socket and
+ * peeks (never reads) at each new connection until its request headers are
+ * complete, then hands the untouched socket to libwebsockets (a WebSocket
+ * upgrade on a WebSocket path) or to libmicrohttpd (everything else), so
+ * each library parses the request from its first byte. It also runs the
+ * timer thread and the start and drain sequence.
+ *
+ * Threads: main (waits for a signal, then drains), acceptor, timer, the lws
+ * service thread (ws.c) and MHD's polling thread (http.c).
+ * Acceptor state (the pending list) belongs to the acceptor thread alone.
+ */
+#include "gateway/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "gateway/http.h"
+#include "gateway/log.h"
+#include "hub/hub.h"
+#include "transports/longpoll.h"
+#include "transports/sse.h"
+#include "transports/ws.h"
+
+#define TAG "server"
+#define FD_RESERVE 64 /* files kept free for logs, pipes, epoll and the like */
+
+/* A connection whose request headers are still arriving. */
+typedef struct pending_conn {
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    int64_t deadline;
+    struct pending_conn *prev, *next; /* FIFO, which is deadline order */
+} pending_conn;
+
+static const cfg *conf;
+static int listen_fd = -1, epoll_fd = -1;
+static pending_conn *pend_head, *pend_tail;
+static unsigned pend_count;
+static unsigned max_connections;
+static atomic_bool stop_threads;
+static char *peek_buf;
+static int64_t accept_paused_until;
+
+/* Answers a connection the acceptor still holds, with a JSON error, then
+ * the caller closes it. Best effort: the socket is non-blocking. */
+static void send_error(int fd, const char *status, const char *error)
+{
+    char resp[512];
+    int body_len = (int)strlen(error) + 12;
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
+                     "Content-Length: %d\r\n\r\n{\"error\":\"%s\"}",
+                     status, body_len, error);
+    if (n > 0 && (size_t)n < sizeof(resp))
+        (void)!send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+/* ------------------------------------------------------------- routing */
+
+static bool header_has_token(const char *v, size_t len, const char *token)
+{
+    size_t tl = strlen(token);
+    for (size_t i = 0; i + tl <= len; i++)
+        if (!strncasecmp(v + i, token, tl))
+            return true;
+    return false;
+}
+
+/* True when the header block asks for a WebSocket upgrade. */
+static bool is_websocket_upgrade(const char *buf, size_t len)
+{
+    const char *p = memchr(buf, '\n', len), *end = buf + len;
+    while (p && ++p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol)
+            eol = end;
+        if ((size_t)(eol - p) > 8 && !strncasecmp(p, "upgrade:", 8) &&
+            header_has_token(p + 8, (size_t)(eol - p - 8), "websocket"))
+            return true;
+        p = eol;
+    }
+    return false;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Copies the request target's path, percent-decoded, into out. */
+static size_t decode_path(const char *target, size_t len, char *out, size_t cap)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len && target[i] != '?' && n + 1 < cap; i++) {
+        int hi, lo;
+        if (target[i] == '%' && i + 2 < len && (hi = hex_value(target[i + 1])) >= 0 &&
+            (lo = hex_value(target[i + 2])) >= 0) {
+            out[n++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[n++] = target[i];
+        }
+    }
+    out[n] = '\0';
+    return n;
+}
+
+/* Decides who serves a complete header block: true for libwebsockets. */
+static bool route_to_websocket(const char *buf, size_t len)
+{
+    if (len < 4 || memcmp(buf, "GET ", 4) || !is_websocket_upgrade(buf, len))
+        return false;
+    const char *target = buf + 4;
+    const char *sp = memchr(target, ' ', len - 4);
+    if (!sp)
+        return false;
+    char path[512];
+    size_t n = decode_path(target, (size_t)(sp - target), path, sizeof(path));
+    return ws_wants_path(path, n);
+}
+
+/* ------------------------------------------------------------ acceptor */
+
+static void pend_unlink(pending_conn *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        pend_head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    else
+        pend_tail = p->prev;
+    pend_count--;
+}
+
+/* Ends a connection the acceptor still holds, with a canned response. */
+static void pend_drop(pending_conn *p, const char *status, const char *error)
+{
+    if (status)
+        send_error(p->fd, status, error);
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
+    close(p->fd);
+    pend_unlink(p);
+    free(p);
+}
+
+static void hand_over(pending_conn *p, bool websocket)
+{
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
+    pend_unlink(p);
+    if (websocket)
+        ws_adopt(p->fd);
+    else
+        http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len);
+    free(p);
+}
+
+/* Peeks at what has arrived; hands over once the headers are complete. */
+static void pend_try(pending_conn *p)
+{
+    size_t cap = conf->limits.max_header_bytes;
+    ssize_t n = recv(p->fd, peek_buf, cap, MSG_PEEK);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+        pend_drop(p, NULL, NULL);
+        return;
+    }
+    if (n < 0)
+        return;
+    if ((size_t)n >= 4 && memcmp(peek_buf, "GET ", 4) && memcmp(peek_buf, "POST", 4) &&
+        memcmp(peek_buf, "PUT ", 4) && memcmp(peek_buf, "HEAD", 4) &&
+        memcmp(peek_buf, "DELE", 4) && memcmp(peek_buf, "OPTI", 4) &&
+        memcmp(peek_buf, "PATC", 4)) {
+        pend_drop(p, "400 Bad Request", "malformed HTTP request");
+        return;
+    }
+    const char *eoh = memmem(peek_buf, (size_t)n, "\r\n\r\n", 4);
+    if (!eoh) {
+        if ((size_t)n >= cap)
+            pend_drop(p, "431 Request Header Fields Too Large",
+                      "request headers are larger than limits.max_header_bytes");
+        return; /* edge-triggered: the next segment brings the next event */
+    }
+    hand_over(p, route_to_websocket(peek_buf, (size_t)(eoh - peek_buf) + 4));
+}
+
+static unsigned open_connections(void)
+{
+    return pend_count + ws_connections() + http_connections();
+}
+
+static void accept_all(void)
+{
+    for (;;) {
+        pending_conn *p = calloc(1, sizeof(*p));
+        if (!p)
+            return;
+        p->addr_len = sizeof(p->addr);
+        p->fd = accept4(listen_fd, (struct sockaddr *)&p->addr, &p->addr_len,
+                        SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (p->fd < 0) {
+            int err = errno;
+            free(p);
+            if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+                LOG_WARN(TAG, "accept: %s; pausing accepts for 100 ms", strerror(err));
+                accept_paused_until = hub_now_ms() + 100;
+                epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, NULL);
+            }
+            return;
+        }
+        if (open_connections() >= max_connections) {
+            send_error(p->fd, "503 Service Unavailable", "too many open connections");
+            close(p->fd);
+            free(p);
+            continue;
+        }
+        p->deadline = hub_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
+        p->prev = pend_tail;
+        if (pend_tail)
+            pend_tail->next = p;
+        else
+            pend_head = p;
+        pend_tail = p;
+        pend_count++;
+        /* Edge-triggered: a peek consumes nothing, so level-triggered epoll
+         * would report a half-sent request again and again. */
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
+        if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, p->fd, &ev))
+            pend_drop(p, NULL, NULL);
+    }
+}
+
+static void resume_accepting(void)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    accept_paused_until = 0;
+    epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
+}
+
+static void *acceptor_main(void *arg)
+{
+    (void)arg;
+    struct epoll_event evs[256];
+    while (!atomic_load(&stop_threads)) {
+        int n = epoll_wait(epoll_fd, evs, 256, 100);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr)
+                pend_try(evs[i].data.ptr);
+            else
+                accept_all();
+        }
+        int64_t now = hub_now_ms();
+        while (pend_head && pend_head->deadline <= now)
+            pend_drop(pend_head, "408 Request Timeout",
+                      "request headers did not arrive within limits.header_timeout_s");
+        if (accept_paused_until && now >= accept_paused_until)
+            resume_accepting();
+    }
+    while (pend_head)
+        pend_drop(pend_head, NULL, NULL);
+    return NULL;
+}
+
+/* --------------------------------------------------------------- timers */
+
+static void *timer_main(void *arg)
+{
+    hub *h = arg;
+    int64_t next_keepalive = hub_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
+    int64_t next_expire = 0;
+    while (!atomic_load(&stop_threads)) {
+        usleep(100 * 1000);
+        int64_t now = hub_now_ms();
+        lp_tick(now);
+        if (now >= next_keepalive) {
+            sse_keepalive();
+            next_keepalive = now + (int64_t)conf->limits.keepalive_s * 1000;
+        }
+        if (now >= next_expire) {
+            hub_expire(h, now);
+            next_expire = now + 1000;
+        }
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------- listener */
+
+static int open_listener(const char *host, int port)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res = NULL;
+    char port_s[8];
+    snprintf(port_s, sizeof(port_s), "%d", port);
+    int rc = getaddrinfo(host, port_s, &hints, &res);
+    if (rc) {
+        LOG_ERR(TAG, "cannot resolve listen address %s: %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, err = 0;
+    for (struct addrinfo *ai = res; ai && fd < 0; ai = ai->ai_next) {
+        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
+            err = errno;
+            close(fd);
+            fd = -1;
+        }
+    }
+    freeaddrinfo(res);
+    if (fd < 0)
+        LOG_ERR(TAG, "cannot listen on %s:%d: %s", host, port, strerror(err));
+    return fd;
+}
+
+static unsigned resolve_max_connections(const cfg *c)
+{
+    struct rlimit rl = {0};
+    getrlimit(RLIMIT_NOFILE, &rl);
+    unsigned fit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1100000
+                       ? 1000000
+                       : (unsigned)(rl.rlim_cur > FD_RESERVE ? rl.rlim_cur - FD_RESERVE : 1);
+    if (c->limits.max_connections == 0)
+        return fit;
+    if (c->limits.max_connections > fit)
+        LOG_WARN(TAG,
+                 "limits.max_connections %u is more than the open-file limit allows; using %u",
+                 c->limits.max_connections, fit);
+    return c->limits.max_connections < fit ? c->limits.max_connections : fit;
+}
+
+/* Raises the soft open-file limit to the hard one: a gateway holds one
+ * file per client. */
+static void raise_file_limit(void)
+{
+    struct rlimit rl;
+    if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+/* ---------------------------------------------------------- run, drain */
+
+static void drain(hub *h, pthread_t acceptor, pthread_t timer)
+{
+    LOG_INFO(TAG, "draining: no new connections; closing WebSockets, ending streams");
+    atomic_store(&stop_threads, true);
+    pthread_join(acceptor, NULL);
+    pthread_join(timer, NULL);
+    close(listen_fd);
+    close(epoll_fd);
+    /* MHD 0.9.75 aborts in MHD_stop_daemon while a request is suspended:
+     * first let nothing suspend again and release every held request. */
+    sse_shutdown();
+    lp_shutdown();
+    ws_stop(2000);
+    http_stop();
+    hub_destroy(h);
+}
+
+int server_run(const cfg *c)
+{
+    conf = c;
+    raise_file_limit();
+    max_connections = resolve_max_connections(c);
+    peek_buf = malloc(c->limits.max_header_bytes);
+    hub_options ho = {.history_size = c->history.size,
+                      .history_ttl_ms = (int64_t)c->history.ttl_s * 1000};
+    hub *h = peek_buf ? hub_create(&ho) : NULL;
+    if (!h)
+        return 1;
+    listen_fd = open_listener(c->listen_host, c->listen_port);
+    epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, h) || http_start(c, h)) {
+        if (listen_fd >= 0)
+            close(listen_fd);
+        if (epoll_fd >= 0)
+            close(epoll_fd);
+        ws_stop(0);
+        http_stop();
+        hub_destroy(h);
+        free(peek_buf);
+        return 1;
+    }
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    epoll_ctl(epoll_fd, EPOLL_CTL_ADD, listen_fd, &ev);
+    pthread_t acceptor, timer;
+    pthread_create(&acceptor, NULL, acceptor_main, NULL);
+    pthread_create(&timer, NULL, timer_main, h);
+    LOG_INFO(TAG, "listening on %s:%d (websocket %s, sse %s, long polling %s; up to %u connections)",
+             c->listen_host, c->listen_port, c->transports.websocket ? "on" : "off",
+             c->transports.sse ? "on" : "off", c->transports.long_polling ? "on" : "off",
+             max_connections);
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    LOG_INFO(TAG, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    drain(h, acceptor, timer);
+    free(peek_buf);
+    LOG_INFO(TAG, "stopped");
+    return 0;
+}

@@ -1,0 +1,415 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hub.c - rooms, membership, ids, history and fanout (see hub.h).
+ *
+ * One mutex guards everything here. A publish takes it once: next id,
+ * encodings for the formats the room's members use, history, then one queue
+ * push and one wake per member. A member whose queue is full is dropped on
+ * the spot (unlinked, told through ops->dropped) and never blocks the rest.
+ */
+#include "hub/hub.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "gateway/log.h"
+#include "hub/history.h"
+
+#define TAG "hub"
+
+/* A sub's place in one room: linked into the room's member list and into
+ * the sub's own list of memberships. */
+typedef struct membership {
+    sub *s;
+    struct room *room;
+    struct membership *prev, *next; /* in room->members */
+    struct membership *sub_next;    /* in s->memberships */
+} membership;
+
+typedef struct room {
+    struct room *bucket_next;
+    uint32_t hash;
+    char name[ROOM_NAME_MAX + 1];
+    uint64_t last_id;
+    membership *members;
+    unsigned count[SUB_KIND_COUNT];
+    unsigned fmt_count[MSG_FMT_COUNT];
+    history hist;
+} room;
+
+struct hub {
+    pthread_mutex_t lock;
+    hub_options opt;
+    room **buckets;
+    size_t nbuckets;
+    size_t nrooms;
+    hub_stats stats;
+};
+
+/* ---------------------------------------------------------------- rooms */
+
+bool room_name_is_valid(const char *name, size_t len)
+{
+    if (len < 1 || len > ROOM_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-' || c == ':';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static uint32_t name_hash(const char *s)
+{
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (uint8_t)*s) * 16777619u;
+    return h;
+}
+
+static room *room_find(hub *h, const char *name)
+{
+    uint32_t hv = name_hash(name);
+    for (room *r = h->buckets[hv % h->nbuckets]; r; r = r->bucket_next)
+        if (r->hash == hv && !strcmp(r->name, name))
+            return r;
+    return NULL;
+}
+
+static void rehash(hub *h)
+{
+    size_t n = h->nbuckets * 2;
+    room **b = calloc(n, sizeof(*b));
+    if (!b)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i < h->nbuckets; i++) {
+        room *r = h->buckets[i];
+        while (r) {
+            room *next = r->bucket_next;
+            r->bucket_next = b[r->hash % n];
+            b[r->hash % n] = r;
+            r = next;
+        }
+    }
+    free(h->buckets);
+    h->buckets = b;
+    h->nbuckets = n;
+}
+
+static room *room_get_or_create(hub *h, const char *name)
+{
+    room *r = room_find(h, name);
+    if (r)
+        return r;
+    r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    size_t len = strlen(name);
+    memcpy(r->name, name, len + 1);
+    r->hash = name_hash(name);
+    history_init(&r->hist, h->opt.history_size, h->opt.history_ttl_ms);
+    if (h->nrooms + 1 > h->nbuckets)
+        rehash(h);
+    r->bucket_next = h->buckets[r->hash % h->nbuckets];
+    h->buckets[r->hash % h->nbuckets] = r;
+    h->nrooms++;
+    h->stats.rooms = h->nrooms;
+    return r;
+}
+
+static bool room_is_empty(const room *r)
+{
+    return !r->members && !r->hist.count;
+}
+
+static void room_free_if_empty(hub *h, room *r)
+{
+    if (!room_is_empty(r))
+        return;
+    room **pp = &h->buckets[r->hash % h->nbuckets];
+    while (*pp != r)
+        pp = &(*pp)->bucket_next;
+    *pp = r->bucket_next;
+    history_clear(&r->hist);
+    free(r);
+    h->nrooms--;
+    h->stats.rooms = h->nrooms;
+}
+
+/* ----------------------------------------------------------- membership */
+
+static void member_unlink(hub *h, membership *m)
+{
+    room *r = m->room;
+    if (m->prev)
+        m->prev->next = m->next;
+    else
+        r->members = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    r->count[m->s->ops->kind]--;
+    r->fmt_count[m->s->ops->fmt]--;
+    h->stats.subscribers[m->s->ops->kind]--;
+}
+
+/* Hub lock held. Unlinks every membership of s; rooms left empty are freed
+ * unless keep is that room (the caller is still iterating it). */
+static void leave_all(hub *h, sub *s, room *keep)
+{
+    membership *m = s->memberships;
+    s->memberships = NULL;
+    while (m) {
+        membership *next = m->sub_next;
+        room *r = m->room;
+        member_unlink(h, m);
+        free(m);
+        if (r != keep)
+            room_free_if_empty(h, r);
+        m = next;
+    }
+}
+
+void sub_init(sub *s, const sub_ops *ops, size_t limit)
+{
+    memset(s, 0, sizeof(*s));
+    s->ops = ops;
+    pthread_mutex_init(&s->lock, NULL);
+    sendq_init(&s->q, limit);
+}
+
+void sub_fini(sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    sendq_clear(&s->q);
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_destroy(&s->lock);
+}
+
+/* --------------------------------------------------------------- fanout */
+
+/* Hub lock held. Queues m to s, or drops s when its queue is full. Returns
+ * true when s was dropped. */
+static bool deliver(hub *h, sub *s, msg *m, const char *room_name)
+{
+    bool drop = false;
+    pthread_mutex_lock(&s->lock);
+    if (!s->dropped) {
+        int rc = sendq_push(&s->q, m);
+        if (rc == 0) {
+            s->last_id = m->id;
+            h->stats.delivered++;
+            s->ops->wake(s);
+        } else {
+            drop = true;
+            s->dropped = true;
+            sendq_clear(&s->q); /* its memory goes back now, not at close */
+            s->ops->dropped(s, "send queue full");
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (drop) {
+        h->stats.dropped++;
+        LOG_WARN(TAG, "dropped a %s subscriber of room %s: send queue full (%zu messages)",
+                 s->ops->name, room_name, s->q.limit);
+    }
+    return drop;
+}
+
+static int encode_for_members(room *r, msg *m)
+{
+    for (int f = 0; f < MSG_FMT_COUNT; f++)
+        if (r->fmt_count[f] && msg_encode(m, (msg_fmt)f))
+            return -ENOMEM;
+    return 0;
+}
+
+int hub_publish(hub *h, const char *room_name, const char *data, size_t len, uint64_t *id_out)
+{
+    int rc = -ENOMEM;
+    pthread_mutex_lock(&h->lock);
+    room *r = room_get_or_create(h, room_name);
+    if (!r)
+        goto out;
+    msg *m = msg_create(r->last_id + 1, r->name, data, len, hub_now_ms());
+    if (!m || encode_for_members(r, m)) {
+        msg_unref(m);
+        room_free_if_empty(h, r);
+        goto out;
+    }
+    r->last_id = m->id;
+    h->stats.published++;
+    history_push(&r->hist, m);
+    for (membership *mb = r->members, *next; mb; mb = next) {
+        next = mb->next;
+        if (deliver(h, mb->s, m, r->name))
+            leave_all(h, mb->s, r);
+    }
+    *id_out = m->id;
+    msg_unref(m);
+    room_free_if_empty(h, r);
+    rc = 0;
+out:
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+/* Hub lock held: queues the kept messages with id > since to s. */
+static int replay(room *r, sub *s, uint64_t since)
+{
+    size_t first;
+    size_t n = history_since(&r->hist, since, &first);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < n && !rc; i++) {
+        msg *m = history_at(&r->hist, first + i);
+        rc = msg_encode(m, s->ops->fmt);
+        if (!rc)
+            rc = sendq_push_over_limit(&s->q, m);
+        if (!rc)
+            s->last_id = m->id;
+    }
+    if (n)
+        s->ops->wake(s);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_now)
+{
+    int rc = -ENOMEM;
+    pthread_mutex_lock(&h->lock);
+    for (membership *m = s->memberships; m; m = m->sub_next) {
+        if (!strcmp(m->room->name, room_name)) {
+            rc = -EEXIST;
+            goto out;
+        }
+    }
+    room *r = room_get_or_create(h, room_name);
+    membership *m = r ? calloc(1, sizeof(*m)) : NULL;
+    if (!m) {
+        if (r)
+            room_free_if_empty(h, r);
+        goto out;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->last_id = from_now ? r->last_id : since;
+    pthread_mutex_unlock(&s->lock);
+    if (!from_now && (rc = replay(r, s, since)) != 0) {
+        free(m);
+        room_free_if_empty(h, r);
+        goto out;
+    }
+    m->s = s;
+    m->room = r;
+    m->next = r->members;
+    if (r->members)
+        r->members->prev = m;
+    r->members = m;
+    m->sub_next = s->memberships;
+    s->memberships = m;
+    r->count[s->ops->kind]++;
+    r->fmt_count[s->ops->fmt]++;
+    h->stats.subscribers[s->ops->kind]++;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+void hub_leave(hub *h, sub *s)
+{
+    pthread_mutex_lock(&h->lock);
+    leave_all(h, s, NULL);
+    pthread_mutex_unlock(&h->lock);
+}
+
+int hub_room_info(hub *h, const char *room_name, room_info *out)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&h->lock);
+    room *r = room_find(h, room_name);
+    if (r) {
+        out->last_id = r->last_id;
+        memcpy(out->subscribers, r->count, sizeof(out->subscribers));
+        rc = 0;
+    }
+    pthread_mutex_unlock(&h->lock);
+    return rc;
+}
+
+void hub_expire(hub *h, int64_t now_ms)
+{
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->nbuckets; i++) {
+        room *r = h->buckets[i];
+        while (r) {
+            room *next = r->bucket_next;
+            history_expire(&r->hist, now_ms);
+            room_free_if_empty(h, r);
+            r = next;
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+void hub_get_stats(hub *h, hub_stats *out)
+{
+    pthread_mutex_lock(&h->lock);
+    *out = h->stats;
+    pthread_mutex_unlock(&h->lock);
+}
+
+int64_t hub_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* --------------------------------------------------------------- set-up */
+
+hub *hub_create(const hub_options *opt)
+{
+    hub *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->opt = *opt;
+    h->nbuckets = 64;
+    h->buckets = calloc(h->nbuckets, sizeof(*h->buckets));
+    if (!h->buckets) {
+        free(h);
+        return NULL;
+    }
+    pthread_mutex_init(&h->lock, NULL);
+    return h;
+}
+
+void hub_destroy(hub *h)
+{
+    if (!h)
+        return;
+    for (size_t i = 0; i < h->nbuckets; i++) {
+        room *r = h->buckets[i];
+        while (r) {
+            room *next = r->bucket_next;
+            while (r->members) { /* members left behind: forget them */
+                membership *m = r->members;
+                r->members = m->next;
+                m->s->memberships = NULL;
+                free(m);
+            }
+            history_clear(&r->hist);
+            free(r);
+            r = next;
+        }
+    }
+    free(h->buckets);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hub.h - rooms, membership, message ids, history and fanout.
+ *
+ * The hub knows no sockets and no transports: members are `sub`s (sub.h).
+ * Threading: every function may be called from any thread; one hub lock
+ * guards the rooms. Fanout happens under it, so once hub_leave returns the
+ * hub never touches that sub again.
+ */
+#ifndef CRIER_HUB_H
+#define CRIER_HUB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub/sub.h"
+
+#define ROOM_NAME_MAX 128
+
+typedef struct hub hub;
+
+typedef struct hub_options {
+    size_t history_size;
+    int64_t history_ttl_ms;
+} hub_options;
+
+typedef struct room_info {
+    uint64_t last_id;
+    unsigned subscribers[SUB_KIND_COUNT];
+} room_info;
+
+typedef struct hub_stats {
+    uint64_t rooms;
+    uint64_t published;
+    uint64_t delivered; /* messages queued to subscribers */
+    uint64_t dropped;   /* subscribers dropped for a full queue */
+    uint64_t subscribers[SUB_KIND_COUNT];
+} hub_stats;
+
+/* Returns true for 1..128 characters of A-Z a-z 0-9 . _ - : */
+bool room_name_is_valid(const char *name, size_t len);
+
+hub *hub_create(const hub_options *opt);
+
+/* Frees every room and its history. No member may remain. */
+void hub_destroy(hub *h);
+
+/* Publishes data (a valid JSON text, at most the configured size) to room:
+ * gives it the room's next id, keeps it in history and queues it to every
+ * member. Returns 0 with *id_out set, or -ENOMEM. */
+int hub_publish(hub *h, const char *room, const char *data, size_t len, uint64_t *id_out);
+
+/* Makes s a member of room. from_now: only messages published after this
+ * call; otherwise first queues the kept messages with id > since, in order,
+ * then live ones, with no gap or duplicate between. s->last_id is set to the
+ * cursor (since, or the room's last id for from_now) before any replay.
+ * Returns 0, -EEXIST (already a member) or -ENOMEM. */
+int hub_join(hub *h, const char *room, sub *s, uint64_t since, bool from_now);
+
+/* Removes s from every room it is in. Idempotent. */
+void hub_leave(hub *h, sub *s);
+
+/* Fills *out for room. Returns 0, or -ENOENT when the room does not exist
+ * (no members and no history). */
+int hub_room_info(hub *h, const char *room, room_info *out);
+
+/* Drops expired history and frees rooms left with nothing. O(rooms). */
+void hub_expire(hub *h, int64_t now_ms);
+
+void hub_get_stats(hub *h, hub_stats *out);
+
+/* Monotonic milliseconds, the hub's clock. */
+int64_t hub_now_ms(void);
+
+#endif

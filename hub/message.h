@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * message.h - one published message, immutable once shared, refcounted.
+ *
+ * A message is encoded once per wire format that its room's members use, and
+ * those bytes are shared by every subscriber: nothing is copied per
+ * subscriber. Encodings are added only under the hub lock (before the message
+ * is handed to subscribers, or while replaying history to a joining one);
+ * readers reach a message through a send queue guarded by its subscriber's
+ * lock, which orders the encoding before the read. msg_ref/msg_unref are
+ * atomic and may be called from any thread.
+ */
+#ifndef CRIER_MESSAGE_H
+#define CRIER_MESSAGE_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Bytes reserved in front of the JSON envelope, so that a WebSocket library
+ * can write its frame header in place (libwebsockets' LWS_PRE is 16 here;
+ * ws.c asserts that it fits). */
+#define MSG_HEADROOM 16
+
+typedef enum {
+    MSG_FMT_JSON, /* {"id":N,"room":"…","data":…}: WebSocket frames, long-poll items */
+    MSG_FMT_SSE,  /* id: N \n data: … \n\n */
+    MSG_FMT_COUNT
+} msg_fmt;
+
+typedef struct msg_bytes {
+    const char *base;
+    size_t len;
+} msg_bytes;
+
+typedef struct msg {
+    atomic_uint refs;
+    uint64_t id;
+    int64_t created_ms; /* monotonic clock, for history TTL */
+    char *json;         /* MSG_HEADROOM bytes, then the envelope; owned */
+    size_t json_len;    /* envelope length, without headroom */
+    size_t data_off;    /* the data value inside the envelope */
+    size_t data_len;
+    char *sse; /* SSE event, encoded on first need; owned */
+    size_t sse_len;
+} msg;
+
+/* Creates a message with one ref. data must be a valid JSON text (the caller
+ * validated it); room must be a valid room name. Returns NULL on ENOMEM. */
+msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len,
+                int64_t created_ms);
+
+/* Adds the encoding fmt if missing. Hub lock held. Returns 0 or -ENOMEM. */
+int msg_encode(msg *m, msg_fmt fmt);
+
+/* The bytes of an encoding added earlier; borrowed while a ref is held. */
+msg_bytes msg_get(const msg *m, msg_fmt fmt);
+
+/* The published JSON value; borrowed while a ref is held. */
+msg_bytes msg_data(const msg *m);
+
+msg *msg_ref(msg *m);
+void msg_unref(msg *m);
+
+/* Writes the SSE form of one event (id line, one data line per line of
+ * payload, blank line) into out. Returns the length it needs; writes only
+ * when out_cap is large enough. Pure; used by msg_encode and by tests. */
+size_t msg_format_sse(char *out, size_t out_cap, uint64_t id, const char *data, size_t len);
+
+#endif

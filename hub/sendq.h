@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * sendq.h - a subscriber's bounded FIFO of message refs.
+ *
+ * Not locked itself: the owning subscriber's lock guards it (sub.h). It
+ * starts empty with no heap and grows by doubling up to its limit, so an
+ * idle connection costs nothing here.
+ */
+#ifndef CRIER_SENDQ_H
+#define CRIER_SENDQ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "hub/message.h"
+
+typedef struct sendq {
+    msg **slots;
+    size_t cap;   /* allocated slots */
+    size_t head;  /* index of the oldest */
+    size_t count; /* queued messages */
+    size_t limit; /* most messages sendq_push accepts */
+} sendq;
+
+void sendq_init(sendq *q, size_t limit);
+
+/* Appends m, taking a new ref. Returns 0, -ENOBUFS when the queue holds its
+ * limit already (the caller drops the subscriber), or -ENOMEM. */
+int sendq_push(sendq *q, msg *m);
+
+/* Like sendq_push but past the limit: for replaying history, which is
+ * bounded by the history size instead. */
+int sendq_push_over_limit(sendq *q, msg *m);
+
+/* The oldest message, borrowed; NULL when empty. */
+msg *sendq_peek(const sendq *q);
+
+/* Drops the oldest message and its ref. */
+void sendq_pop(sendq *q);
+
+/* Drops every message and frees the slots. */
+void sendq_clear(sendq *q);
+
+static inline bool sendq_is_empty(const sendq *q)
+{
+    return q->count == 0;
+}
+
+#endif

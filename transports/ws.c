@@ -1,0 +1,446 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * ws.c - WebSocket subscribers (GET /rooms/{room}/ws) on libwebsockets.
+ *
+ * The acceptor hands over sockets whose upgrade request it only peeked at;
+ * the service thread adopts them and lws reads the request from byte 0.
+ * Each connection is a hub member; its send queue is drained one frame per
+ * SERVER_WRITEABLE. Frames are written straight from the message's shared
+ * bytes: lws writes the frame header into the MSG_HEADROOM bytes in front of
+ * them. Server frames are unmasked, so every subscriber writes the same
+ * header bytes there, and only this one service thread ever writes them.
+ *
+ * Threading (lws is single-threaded; this build has LWS_MAX_SMP 1):
+ * - the service thread runs every lws callback and is the only one to call
+ *   lws functions, except lws_cancel_service(), which any thread may call;
+ * - other threads hand work over through two locked lists, the adoption
+ *   queue and the pending list, then call lws_cancel_service(); the service
+ *   thread drains both in LWS_CALLBACK_EVENT_WAIT_CANCELLED;
+ * - wake and dropped run on a publisher's thread with the sub lock held:
+ *   they only put the connection on the pending list (lock order: hub, sub,
+ *   pending_lock).
+ */
+#include "transports/ws.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gateway/log.h"
+#include "hub/payload.h"
+
+#define TAG "ws"
+#define WS_FRAMES_PER_WRITEABLE 16
+
+_Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message headroom");
+
+typedef struct ws_conn {
+    sub base; /* first: the hub sees only this */
+    struct lws *wsi;
+    char room[ROOM_NAME_MAX + 1];
+    bool joined;                  /* service thread: a hub member */
+    bool on_pending;              /* pending_lock */
+    struct ws_conn *pending_next; /* pending_lock */
+    struct ws_conn *prev, *next;  /* service thread: every joined connection */
+    char *rx;                     /* service thread: the message being received */
+    size_t rx_len;
+    bool rx_too_big;
+} ws_conn;
+
+static const cfg *conf;
+static hub *the_hub;
+static struct lws_context *context;
+static struct lws_vhost *vhost;
+static pthread_t service_thread;
+static atomic_bool stopping;     /* close every connection with 1001 */
+static atomic_bool stop_loop;    /* leave the service loop */
+static atomic_uint queued_fds;   /* handed over, not adopted yet */
+static atomic_int live_wsi;      /* connections lws holds */
+
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static ws_conn *pending;     /* connections with news for the service thread */
+static int *adopt_queue;     /* pending_lock */
+static size_t adopt_len, adopt_cap;
+
+static ws_conn *all_conns; /* service thread */
+
+/* --------------------------------------------------------- cross-thread */
+
+/* Any thread. Puts c on the pending list; the first entry wakes lws. */
+static void mark_pending(ws_conn *c)
+{
+    bool signal = false;
+    pthread_mutex_lock(&pending_lock);
+    if (!c->on_pending) {
+        signal = pending == NULL;
+        c->on_pending = true;
+        c->pending_next = pending;
+        pending = c;
+    }
+    pthread_mutex_unlock(&pending_lock);
+    if (signal)
+        lws_cancel_service(context);
+}
+
+static void ws_wake(sub *s)
+{
+    mark_pending((ws_conn *)s);
+}
+
+static void ws_dropped(sub *s, const char *why)
+{
+    (void)why; /* the close reason is written when the service thread closes it */
+    mark_pending((ws_conn *)s);
+}
+
+static const sub_ops ws_ops = {
+    .name = "websocket",
+    .kind = SUB_WS,
+    .fmt = MSG_FMT_JSON,
+    .wake = ws_wake,
+    .dropped = ws_dropped,
+};
+
+void ws_adopt(int fd)
+{
+    atomic_fetch_add(&queued_fds, 1);
+    pthread_mutex_lock(&pending_lock);
+    if (adopt_len == adopt_cap) {
+        size_t cap = adopt_cap ? adopt_cap * 2 : 64;
+        int *q = realloc(adopt_queue, cap * sizeof(*q));
+        if (!q) {
+            pthread_mutex_unlock(&pending_lock);
+            close(fd);
+            atomic_fetch_sub(&queued_fds, 1);
+            return;
+        }
+        adopt_queue = q;
+        adopt_cap = cap;
+    }
+    adopt_queue[adopt_len++] = fd;
+    pthread_mutex_unlock(&pending_lock);
+    lws_cancel_service(context);
+}
+
+unsigned ws_connections(void)
+{
+    int live = atomic_load(&live_wsi);
+    return atomic_load(&queued_fds) + (unsigned)(live > 0 ? live : 0);
+}
+
+/* ------------------------------------------------------- service thread */
+
+static void adopt_queued(void)
+{
+    pthread_mutex_lock(&pending_lock);
+    int *fds = adopt_queue;
+    size_t n = adopt_len;
+    adopt_queue = NULL;
+    adopt_len = adopt_cap = 0;
+    pthread_mutex_unlock(&pending_lock);
+    for (size_t i = 0; i < n; i++) {
+        if (atomic_load(&stopping))
+            close(fds[i]);
+        else if (!lws_adopt_socket_vhost(vhost, fds[i]))
+            LOG_WARN(TAG, "libwebsockets could not adopt a connection"); /* it closed fd */
+        atomic_fetch_sub(&queued_fds, 1);
+    }
+    free(fds);
+}
+
+static void request_writable_for_pending(void)
+{
+    pthread_mutex_lock(&pending_lock);
+    for (ws_conn *c = pending; c; c = c->pending_next) {
+        c->on_pending = false;
+        lws_callback_on_writable(c->wsi);
+    }
+    pending = NULL;
+    pthread_mutex_unlock(&pending_lock);
+}
+
+static void request_writable_for_all(void)
+{
+    for (ws_conn *c = all_conns; c; c = c->next)
+        lws_callback_on_writable(c->wsi);
+}
+
+static int close_with(struct lws *wsi, enum lws_close_status code, const char *reason)
+{
+    lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
+    return -1;
+}
+
+/* Reads the room out of the request path "/rooms/{room}/ws". */
+static bool room_from_uri(struct lws *wsi, char room[ROOM_NAME_MAX + 1])
+{
+    char uri[ROOM_NAME_MAX + 16];
+    int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+    if (n <= 10 || strncmp(uri, "/rooms/", 7) || strcmp(uri + n - 3, "/ws"))
+        return false;
+    size_t len = (size_t)n - 10;
+    if (!room_name_is_valid(uri + 7, len))
+        return false;
+    memcpy(room, uri + 7, len);
+    room[len] = '\0';
+    return true;
+}
+
+static int on_established(ws_conn *c, struct lws *wsi)
+{
+    c->wsi = wsi;
+    sub_init(&c->base, &ws_ops, conf->limits.send_queue);
+    if (hub_join(the_hub, c->room, &c->base, 0, true)) {
+        sub_fini(&c->base);
+        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "cannot join room");
+    }
+    c->joined = true;
+    c->prev = NULL;
+    c->next = all_conns;
+    if (all_conns)
+        all_conns->prev = c;
+    all_conns = c;
+    return 0;
+}
+
+static void on_closed(ws_conn *c)
+{
+    free(c->rx);
+    c->rx = NULL;
+    if (!c->joined)
+        return; /* refused before ESTABLISHED */
+    c->joined = false;
+    hub_leave(the_hub, &c->base);
+    pthread_mutex_lock(&pending_lock);
+    for (ws_conn **pp = &pending; *pp; pp = &(*pp)->pending_next) {
+        if (*pp == c) {
+            *pp = c->pending_next;
+            break;
+        }
+    }
+    c->on_pending = false;
+    pthread_mutex_unlock(&pending_lock);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    sub_fini(&c->base);
+}
+
+/* Takes the next queued message (a new ref, or NULL) off c's queue. */
+static msg *take_next(ws_conn *c, bool *dropped, bool *more)
+{
+    pthread_mutex_lock(&c->base.lock);
+    *dropped = c->base.dropped;
+    msg *m = *dropped ? NULL : sendq_peek(&c->base.q);
+    if (m) {
+        msg_ref(m);
+        sendq_pop(&c->base.q);
+    }
+    *more = !sendq_is_empty(&c->base.q);
+    pthread_mutex_unlock(&c->base.lock);
+    return m;
+}
+
+/* Writes queued frames while the socket takes them, up to a small batch, so
+ * that a backlog does not cost one trip through the event loop per frame. */
+static int on_writable(ws_conn *c, struct lws *wsi)
+{
+    for (int i = 0; i < WS_FRAMES_PER_WRITEABLE; i++) {
+        bool dropped, more;
+        msg *m = take_next(c, &dropped, &more);
+        if (dropped)
+            return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        if (!m)
+            return atomic_load(&stopping)
+                       ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
+                       : 0;
+        msg_bytes b = msg_get(m, MSG_FMT_JSON);
+        int n = lws_write(wsi, (unsigned char *)b.base, b.len, LWS_WRITE_TEXT);
+        msg_unref(m);
+        if (n < (int)b.len)
+            return -1;
+        if (!more && !atomic_load(&stopping))
+            return 0;
+        if (!more || lws_send_pipe_choked(wsi))
+            break;
+    }
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int publish_received(ws_conn *c, struct lws *wsi)
+{
+    payload pl;
+    char err[256];
+    bool is_json = true;
+    int rc = payload_from_body(&pl, c->rx ? c->rx : "", c->rx_len, is_json, err, sizeof(err));
+    if (rc == -EINVAL) /* not JSON: the text is the message, as a JSON string */
+        rc = payload_from_body(&pl, c->rx ? c->rx : "", c->rx_len, false, err, sizeof(err));
+    c->rx_len = 0;
+    if (rc)
+        return close_with(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, err);
+    uint64_t id;
+    rc = hub_publish(the_hub, c->room, pl.data, pl.len, &id);
+    payload_free(&pl);
+    if (rc)
+        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "cannot publish");
+    return 0;
+}
+
+static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
+{
+    if (lws_frame_is_binary(wsi))
+        return close_with(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                          "binary frames are not supported");
+    if (!conf->rooms.client_publish)
+        return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                          "publishing from WebSocket clients is disabled");
+    if (c->rx_len + len > conf->limits.max_message_bytes)
+        return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+                          "message is larger than limits.max_message_bytes");
+    if (!c->rx) {
+        c->rx = malloc(conf->limits.max_message_bytes + 1);
+        if (!c->rx)
+            return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+        return 0;
+    int rc = publish_received(c, wsi);
+    free(c->rx); /* idle connections hold no receive buffer */
+    c->rx = NULL;
+    return rc;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    ws_conn *c = user;
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        adopt_queued();
+        request_writable_for_pending();
+        if (atomic_load(&stopping))
+            request_writable_for_all();
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return room_from_uri(wsi, c->room) ? 0 : 1;
+    case LWS_CALLBACK_ESTABLISHED:
+        return on_established(c, wsi);
+    case LWS_CALLBACK_CLOSED:
+        on_closed(c);
+        return 0;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return on_writable(c, wsi);
+    case LWS_CALLBACK_RECEIVE:
+        return on_receive(c, wsi, in, len);
+    case LWS_CALLBACK_WSI_CREATE: /* both come in pairs for every adopted socket */
+        atomic_fetch_add(&live_wsi, 1);
+        break;
+    case LWS_CALLBACK_WSI_DESTROY:
+        atomic_fetch_sub(&live_wsi, 1);
+        break;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static struct lws_protocols protocols[] = {
+    {"crier", callback, sizeof(ws_conn), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *service_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&stop_loop))
+        if (lws_service(context, 0) < 0)
+            break;
+    return NULL;
+}
+
+static void lws_log_to_ours(int level, const char *line)
+{
+    char text[512];
+    size_t n = strlen(line);
+    if (n >= sizeof(text))
+        n = sizeof(text) - 1;
+    memcpy(text, line, n);
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r'))
+        n--;
+    text[n] = '\0';
+    if (level & LLL_ERR)
+        LOG_WARN(TAG, "libwebsockets: %s", text);
+    else
+        LOG_DBG(TAG, "libwebsockets: %s", text);
+}
+
+bool ws_wants_path(const char *path, size_t len)
+{
+    return conf && conf->transports.websocket && len > 10 && !strncmp(path, "/rooms/", 7) &&
+           !memcmp(path + len - 3, "/ws", 3) && room_name_is_valid(path + 7, len - 10);
+}
+
+int ws_start(const cfg *c, hub *h)
+{
+    static lws_retry_bo_t keepalive;
+    conf = c;
+    the_hub = h;
+    keepalive.secs_since_valid_ping = (uint16_t)c->limits.keepalive_s;
+    keepalive.secs_since_valid_hangup = (uint16_t)(c->limits.keepalive_s * 2 + 5);
+    lws_set_log_level(LLL_ERR | (log_enabled(LOG_LEVEL_DEBUG) ? LLL_WARN : 0), lws_log_to_ours);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the acceptor listens */
+    info.protocols = protocols;
+    info.vhost_name = "crier";
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.retry_and_idle_policy = &keepalive;
+    info.timeout_secs = c->limits.header_timeout_s;
+    size_t header_data = c->limits.max_header_bytes + 1024;
+    info.max_http_header_data = (unsigned short)(header_data > 65535 ? 65535 : header_data);
+    info.max_http_header_pool = 256;
+    context = lws_create_context(&info);
+    if (!context) {
+        LOG_ERR(TAG, "cannot create the libwebsockets context");
+        return -1;
+    }
+    vhost = lws_get_vhost_by_name(context, "crier");
+    if (!vhost || pthread_create(&service_thread, NULL, service_main, NULL)) {
+        LOG_ERR(TAG, "cannot start the libwebsockets service thread");
+        lws_context_destroy(context);
+        context = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+void ws_stop(int grace_ms)
+{
+    if (!context)
+        return;
+    atomic_store(&stopping, true);
+    lws_cancel_service(context);
+    for (int waited = 0; waited < grace_ms && ws_connections(); waited += 20)
+        usleep(20 * 1000);
+    atomic_store(&stop_loop, true);
+    lws_cancel_service(context);
+    pthread_join(service_thread, NULL);
+    lws_context_destroy(context);
+    context = NULL;
+    pthread_mutex_lock(&pending_lock);
+    for (size_t i = 0; i < adopt_len; i++)
+        close(adopt_queue[i]);
+    free(adopt_queue);
+    adopt_queue = NULL;
+    adopt_len = adopt_cap = 0;
+    pthread_mutex_unlock(&pending_lock);
+}
