@@ -4,6 +4,8 @@
  */
 #include "hub/payload.h"
 
+#include "hub/json_check.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -21,14 +23,12 @@ int payload_from_body(payload *p, const char *body, size_t len, bool is_json, ch
 {
     *p = (payload){0};
     if (is_json) {
-        json_error_t je;
-        json_t *v = json_loadb(body, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
-        if (!v) {
+        json_check_error je;
+        if (json_check(body, len, &je)) {
             snprintf(err, err_cap, "malformed JSON at line %d, column %d: %s", je.line,
-                     je.column, je.text);
+                     je.column, je.what);
             return -EINVAL;
         }
-        json_decref(v);
         while (len && is_json_space(*body)) {
             body++;
             len--;
