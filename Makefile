@@ -3,6 +3,7 @@
 
 PKGS     := libwebsockets libmicrohttpd jansson
 CC       ?= cc
+B        ?= build
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 # Library headers come in through -isystem so they cannot trip -Werror.
 PKG_INC  := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
@@ -17,16 +18,16 @@ LIB_SRCS := $(filter-out gateway/main.c,$(SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 HDRS     := $(wildcard gateway/*.h hub/*.h transports/*.h tests/unit/*.h)
 
-OBJS      := $(SRCS:%.c=build/obj/%.o)
-TEST_OBJS := $(LIB_SRCS:%.c=build/test/obj/%.o)
-UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=build/test/unit/%)
+OBJS      := $(SRCS:%.c=$(B)/obj/%.o)
+TEST_OBJS := $(LIB_SRCS:%.c=$(B)/test/obj/%.o)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/test/unit/%)
 
 .PHONY: all deps test-deps test test-run unit integration run bench clean format format-check
 
 # The public targets install what is missing first (scripts/setup.sh), then
 # build in a fresh make, so that pkg-config sees the libraries just installed.
 all: deps
-	@$(MAKE) --no-print-directory build/crier
+	@$(MAKE) --no-print-directory $(B)/crier
 
 deps:
 	@bash scripts/setup.sh build
@@ -34,46 +35,46 @@ deps:
 test-deps:
 	@bash scripts/setup.sh test
 
-build/crier: $(OBJS)
+$(B)/crier: $(OBJS)
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
-build/obj/%.o: %.c $(HDRS)
+$(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(OPT) $(WARN) $(CPPFLAGS) -c -o $@ $<
 
 # The test build: ASan + UBSan, every module, every unit test.
-build/test/crier: build/test/obj/gateway/main.o $(TEST_OBJS)
+$(B)/test/crier: $(B)/test/obj/gateway/main.o $(TEST_OBJS)
 	$(CC) $(SAN) -o $@ $^ $(PKG_LIBS)
 
-build/test/obj/%.o: %.c $(HDRS)
+$(B)/test/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(SAN) $(WARN) $(CPPFLAGS) -c -o $@ $<
 
-build/test/libcrier.a: $(TEST_OBJS)
+$(B)/test/libcrier.a: $(TEST_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
-build/test/unit/%: tests/unit/%.c build/test/libcrier.a $(HDRS)
+$(B)/test/unit/%: tests/unit/%.c $(B)/test/libcrier.a $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CSTD) $(SAN) $(WARN) $(CPPFLAGS) -o $@ $< build/test/libcrier.a $(PKG_LIBS)
+	$(CC) $(CSTD) $(SAN) $(WARN) $(CPPFLAGS) -o $@ $< $(B)/test/libcrier.a $(PKG_LIBS)
 
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: build/crier build/test/crier $(UNIT_BINS)
+test-run: $(B)/crier $(B)/test/crier $(UNIT_BINS)
 	@bash tests/run.sh
 
-unit: build/test/crier $(UNIT_BINS)
+unit: $(B)/test/crier $(UNIT_BINS)
 	@bash tests/run.sh unit
 
-integration: build/test/crier
+integration: $(B)/test/crier
 	@bash tests/run.sh integration
 
 run: deps
-	@$(MAKE) --no-print-directory build/crier
-	./build/crier $(ARGS)
+	@$(MAKE) --no-print-directory $(B)/crier
+	./$(B)/crier $(ARGS)
 
 bench: deps
-	@$(MAKE) --no-print-directory build/crier
+	@$(MAKE) --no-print-directory $(B)/crier
 	@bash tests/bench/run.sh
 
 format:

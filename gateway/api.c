@@ -22,36 +22,13 @@ static hub *the_hub;
 
 /* A POST body being received. */
 typedef struct publish_req {
-    char *body;
-    size_t len, cap;
-    bool too_big;
+    http_body body;
 } publish_req;
 
 void api_init(const cfg *c, hub *h)
 {
     conf = c;
     the_hub = h;
-}
-
-static bool append_body(publish_req *p, const char *data, size_t len)
-{
-    if (p->too_big || p->len + len > conf->limits.max_message_bytes) {
-        p->too_big = true;
-        return false;
-    }
-    if (p->len + len > p->cap) {
-        size_t cap = p->cap ? p->cap : 1024;
-        while (cap < p->len + len)
-            cap *= 2;
-        char *b = realloc(p->body, cap);
-        if (!b)
-            return false;
-        p->body = b;
-        p->cap = cap;
-    }
-    memcpy(p->body + p->len, data, len);
-    p->len += len;
-    return true;
 }
 
 static enum MHD_Result reply_too_big(struct MHD_Connection *conn)
@@ -61,34 +38,37 @@ static enum MHD_Result reply_too_big(struct MHD_Connection *conn)
                             conf->limits.max_message_bytes);
 }
 
-/* First call: refuse at once what Content-Length says is too big. */
-static enum MHD_Result publish_begin(http_call *call)
+/* A SignalR client method name: 1 to 63 letters, digits or '_'. */
+static bool is_target_name(const char *s)
 {
-    const char *cl =
-        MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-    uint64_t declared = 0;
-    if (cl && http_parse_u64(cl, &declared) && declared > conf->limits.max_message_bytes)
-        return reply_too_big(call->conn);
-    publish_req *p = calloc(1, sizeof(*p));
-    if (!p)
-        return MHD_NO;
-    *call->state = p;
-    return MHD_YES;
+    size_t n = strlen(s);
+    if (n < 1 || n >= CFG_NAME_MAX || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+              (*s >= '0' && *s <= '9') || *s == '_'))
+            return false;
+    return true;
 }
 
 static enum MHD_Result publish_finish(http_call *call, publish_req *p)
 {
-    if (p->too_big)
+    if (p->body.too_big)
         return reply_too_big(call->conn);
     const char *ct = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_TYPE);
     payload pl;
     char err[256];
-    if (payload_from_body(&pl, p->body ? p->body : "", p->len, payload_is_json_type(ct), err,
-                          sizeof(err)))
+    const char *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
+    if (target && !is_target_name(target))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target must be 1 to 63 letters, digits or '_'");
+    if (payload_from_body(&pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
+                          payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
     uint64_t id = 0;
-    int rc = hub_publish(the_hub, call->room, pl.data, pl.len, &id);
+    publish_opts opt = {.target = target};
+    int rc = hub_publish(the_hub, call->room, pl.data, pl.len, &opt, &id);
     payload_free(&pl);
     if (rc)
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot publish: %s",
@@ -101,20 +81,30 @@ static enum MHD_Result publish_finish(http_call *call, publish_req *p)
 enum MHD_Result api_publish(http_call *call)
 {
     publish_req *p = *call->state;
-    if (!p)
-        return publish_begin(call);
-    if (*call->upload_size) {
-        append_body(p, call->upload, *call->upload_size);
-        *call->upload_size = 0;
+    if (call->first) {
+        /* Refuse at once what Content-Length says is too big. */
+        const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t declared = 0;
+        if (cl && http_parse_u64(cl, &declared) && declared > conf->limits.max_message_bytes)
+            return reply_too_big(call->conn);
         return MHD_YES;
     }
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p)
+            return MHD_NO;
+        *call->state = p;
+    }
+    if (*call->upload_size)
+        return http_body_take(&p->body, call, conf->limits.max_message_bytes) ? MHD_YES : MHD_NO;
     return publish_finish(call, p);
 }
 
 void api_publish_completed(void *state)
 {
     publish_req *p = state;
-    free(p->body);
+    buf_free(&p->body.b);
     free(p);
 }
 

@@ -3,7 +3,8 @@
  * config.c - the built-in defaults and the JSON config file. Every typed key
  * is one row of key_table (dotted name, kind, field, range); the loader walks
  * the JSON object against that table and names the full dotted key in every
- * error. cfg_set_listen and cfg_set_log_level are shared with the CLI.
+ * error. "hubs" is one row too, whose loader walks the nested hub and method
+ * objects itself. cfg_set_listen and cfg_set_log_level are shared with the CLI.
  */
 #include "gateway/config.h"
 
@@ -20,11 +21,15 @@
 /* Longest part of an offending value quoted back in a message. */
 #define QUOTE_MAX 128
 
-enum key_kind { KIND_BOOL, KIND_UINT, KIND_SIZE, KIND_STRING };
+enum key_kind { KIND_BOOL, KIND_UINT, KIND_SIZE, KIND_STRING, KIND_OBJECT };
 
 /* A string key's parser: applies value to c and returns NULL, or leaves c
  * alone and returns the reason, phrased "expected ...". */
 typedef const char *(*string_parser)(cfg *c, const char *value);
+
+/* An object key's loader: checks the whole JSON value and applies it to c,
+ * returning 0, or -1 with err set ("<origin>: '<dotted key>' ..."). */
+typedef int (*object_loader)(cfg *c, json_t *v, const char *origin, char *err);
 
 typedef struct key_spec {
     const char *name;    /* dotted: "limits.send_queue" */
@@ -33,6 +38,7 @@ typedef struct key_spec {
     long long min;       /* KIND_UINT, KIND_SIZE */
     long long max;       /* KIND_UINT, KIND_SIZE */
     string_parser parse; /* KIND_STRING */
+    object_loader load;  /* KIND_OBJECT */
 } key_spec;
 
 /* clang-format off */
@@ -41,14 +47,16 @@ typedef struct key_spec {
     (offsetof(cfg, field) + 0 * sizeof(char[_Generic(((cfg *)0)->field, T: 1, default: -1)]))
 
 /* The JSON key is the field's path in cfg: BOOL_KEY(rooms.client_publish). */
-#define BOOL_KEY(field) {#field, KIND_BOOL, FIELD(field, bool), 0, 0, NULL}
-#define UINT_KEY(field, lo, hi) {#field, KIND_UINT, FIELD(field, unsigned), lo, hi, NULL}
-#define SIZE_KEY(field, lo, hi) {#field, KIND_SIZE, FIELD(field, size_t), lo, hi, NULL}
-#define STRING_KEY(name, parser) {name, KIND_STRING, 0, 0, 0, parser}
+#define BOOL_KEY(field) {#field, KIND_BOOL, FIELD(field, bool), 0, 0, NULL, NULL}
+#define UINT_KEY(field, lo, hi) {#field, KIND_UINT, FIELD(field, unsigned), lo, hi, NULL, NULL}
+#define SIZE_KEY(field, lo, hi) {#field, KIND_SIZE, FIELD(field, size_t), lo, hi, NULL, NULL}
+#define STRING_KEY(name, parser) {name, KIND_STRING, 0, 0, 0, parser, NULL}
+#define OBJECT_KEY(name, loader) {name, KIND_OBJECT, 0, 0, 0, NULL, loader}
 /* clang-format on */
 
 static const char *parse_listen(cfg *c, const char *value);
 static const char *parse_log_level(cfg *c, const char *value);
+static int load_hubs(cfg *c, json_t *v, const char *origin, char *err);
 
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
@@ -66,6 +74,10 @@ static const key_spec key_table[] = {
     BOOL_KEY(rooms.client_publish),
     UINT_KEY(history.size, 0, 1000000),
     UINT_KEY(history.ttl_s, 0, 604800),
+    OBJECT_KEY("hubs", load_hubs),
+    UINT_KEY(signalr.client_timeout_s, 1, 3600),
+    UINT_KEY(signalr.handshake_timeout_s, 1, 300),
+    UINT_KEY(signalr.disconnect_timeout_s, 1, 3600),
 };
 
 #define KEY_COUNT (sizeof(key_table) / sizeof(key_table[0]))
@@ -79,6 +91,23 @@ __attribute__((format(printf, 2, 3))) static int set_err(char *err, const char *
         va_end(ap);
     }
     return -1;
+}
+
+/* The target of a hub that names none, and of its sending methods that name none. */
+#define DEFAULT_TARGET "ReceiveMessage"
+
+/* The largest "args" a method may declare. */
+#define ARGS_MAX 32
+
+/* Appends a method to h; the built-in hubs only, so no checks. */
+static void add_method(cfg_hub *h, const char *name, cfg_action action, const char *target,
+                       int args)
+{
+    cfg_method *m = &h->methods[h->nmethods++];
+    snprintf(m->name, sizeof(m->name), "%s", name);
+    m->action = action;
+    snprintf(m->target, sizeof(m->target), "%s", target);
+    m->args = args;
 }
 
 void cfg_defaults(cfg *c)
@@ -100,6 +129,19 @@ void cfg_defaults(cfg *c)
     c->rooms.client_publish = true;
     c->history.size = 1000;
     c->history.ttl_s = 300;
+
+    cfg_hub *chat = &c->hubs[c->nhubs++];
+    strcpy(chat->name, "chat");
+    strcpy(chat->path, "/hubs/chat");
+    strcpy(chat->default_target, DEFAULT_TARGET);
+    add_method(chat, "SendMessage", CFG_ACTION_BROADCAST, DEFAULT_TARGET, 2);
+    add_method(chat, "SendToRoom", CFG_ACTION_ROOM, DEFAULT_TARGET, -1);
+    add_method(chat, "JoinRoom", CFG_ACTION_JOIN, "", 1);
+    add_method(chat, "LeaveRoom", CFG_ACTION_LEAVE, "", 1);
+
+    c->signalr.client_timeout_s = 30;
+    c->signalr.handshake_timeout_s = 15;
+    c->signalr.disconnect_timeout_s = 15;
 }
 
 /* ---- listen and log_level ---------------------------------------------- */
@@ -208,6 +250,301 @@ int cfg_set_log_level(cfg *c, const char *name, char err[CFG_ERR_MAX])
     return why ? string_err(err, "log_level", why, name) : 0;
 }
 
+/* ---- hubs -------------------------------------------------------------- */
+
+/* Room for any dotted key below "hubs" once its names have been checked:
+ * "hubs." NAME ".methods." NAME ".default_target" and the terminator. */
+#define KEY_MAX 192
+
+/* What a hub, method or target name may be; keep in step with valid_name. */
+#define NAME_RULE "1 to 63 letters, digits or '_', not starting with a digit"
+_Static_assert(CFG_NAME_MAX == 64, "NAME_RULE states CFG_NAME_MAX - 1");
+#define PATH_LEN_RULE "expected a path of 2 to 127 characters"
+_Static_assert(CFG_PATH_MAX == 128, "PATH_LEN_RULE states CFG_PATH_MAX - 1");
+
+/* Indexed by cfg_action; the order the message lists them in. */
+static const char *const action_names[] = {
+    [CFG_ACTION_BROADCAST] = "broadcast", [CFG_ACTION_OTHERS] = "others",
+    [CFG_ACTION_ROOM] = "room",           [CFG_ACTION_JOIN] = "join",
+    [CFG_ACTION_LEAVE] = "leave",
+};
+
+#define ACTION_COUNT (sizeof(action_names) / sizeof(action_names[0]))
+
+/* ASCII only, whatever the locale. */
+static bool ascii_alnum(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+static char ascii_lower(char ch)
+{
+    return ch >= 'A' && ch <= 'Z' ? (char)(ch - 'A' + 'a') : ch;
+}
+
+/* a and b are equal ignoring ASCII case, as SignalR matches method names. */
+static bool ascii_case_equal(const char *a, const char *b)
+{
+    for (; *a && ascii_lower(*a) == ascii_lower(*b); a++, b++)
+        ;
+    return ascii_lower(*a) == ascii_lower(*b);
+}
+
+/* NAME_RULE: 1 .. CFG_NAME_MAX - 1 of A-Z a-z 0-9 _, not starting with a digit. */
+static bool valid_name(const char *s)
+{
+    size_t len = strlen(s);
+    if (len == 0 || len >= CFG_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (!ascii_alnum(s[i]) && s[i] != '_')
+            return false;
+    }
+    return true;
+}
+
+/* NULL when p may be a hub's path, else the reason, phrased "expected ...".
+ * The gateway serves /rooms, /healthz, /metrics and /stats itself, and a
+ * hub's negotiate endpoint at PATH/negotiate. */
+static const char *path_problem(const char *p)
+{
+    static const char *const reserved[] = {"/healthz", "/metrics", "/stats"};
+    static const char negotiate[] = "/negotiate";
+    size_t len = strlen(p);
+    if (p[0] != '/')
+        return "expected a path starting with '/'";
+    if (len < 2 || len >= CFG_PATH_MAX)
+        return PATH_LEN_RULE;
+    for (size_t i = 0; i < len; i++) {
+        if (!ascii_alnum(p[i]) && !strchr("._-/", p[i]))
+            return "expected only letters, digits, '.', '_', '-' and '/' in a path";
+    }
+    if (strstr(p, "//"))
+        return "expected no empty segment ('//') in a path";
+    if (p[len - 1] == '/')
+        return "expected a path not ending in '/'";
+    if (strcmp(p, "/rooms") == 0 || strncmp(p, "/rooms/", strlen("/rooms/")) == 0)
+        return "expected a path outside /rooms, which the gateway serves";
+    for (size_t i = 0; i < sizeof(reserved) / sizeof(reserved[0]); i++) {
+        if (strcmp(p, reserved[i]) == 0)
+            return "expected a path other than /healthz, /metrics and /stats";
+    }
+    size_t nlen = sizeof(negotiate) - 1;
+    if (len >= nlen && strcmp(p + len - nlen, negotiate) == 0)
+        return "expected a path not ending in /negotiate, which the gateway adds";
+    return NULL;
+}
+
+/* "<parent>.<child>" into key. parent is a checked key and child a checked
+ * name or a literal, so it always fits; were it not to, it is cut. (Not
+ * snprintf: gcc -O2 cannot see that it fits, and -Wformat-truncation fires.) */
+static void sub_key(char key[KEY_MAX], const char *parent, const char *child)
+{
+    size_t plen = strlen(parent), clen = strlen(child);
+    if (plen > KEY_MAX - 2)
+        plen = KEY_MAX - 2;
+    if (clen > KEY_MAX - 2 - plen)
+        clen = KEY_MAX - 2 - plen;
+    memcpy(key, parent, plen);
+    key[plen] = '.';
+    memcpy(key + plen + 1, child, clen);
+    key[plen + 1 + clen] = '\0';
+}
+
+/* "<origin>: '<parent>.<name>': expected a <what> name of ...", for a hub or
+ * method name that is not one; the name is cut at QUOTE_MAX bytes. */
+static int name_err(char *err, const char *origin, const char *parent, const char *name,
+                    const char *what)
+{
+    return set_err(err, "%s: '%s.%.*s%s': expected a %s name of " NAME_RULE, origin, parent,
+                   QUOTE_MAX, name, strlen(name) > QUOTE_MAX ? "..." : "", what);
+}
+
+/* Fails on the first member of obj (the value of key) not in allowed, a
+ * NULL-terminated list. */
+static int check_members(json_t *obj, const char *const *allowed, const char *key,
+                         const char *origin, char *err)
+{
+    for (void *it = json_object_iter(obj); it; it = json_object_iter_next(obj, it)) {
+        const char *member = json_object_iter_key(it);
+        size_t i = 0;
+        while (allowed[i] && strcmp(allowed[i], member) != 0)
+            i++;
+        if (!allowed[i])
+            return set_err(err, "%s: unknown key '%s.%s'", origin, key, member);
+    }
+    return 0;
+}
+
+/* A name-valued string (a target) into out; key names it in messages. */
+static int load_name_value(char out[CFG_NAME_MAX], json_t *v, const char *key, const char *origin,
+                           char *err)
+{
+    if (!json_is_string(v))
+        return set_err(err, "%s: '%s' must be a string", origin, key);
+    const char *s = json_string_value(v);
+    if (!valid_name(s)) {
+        char what[CFG_ERR_MAX];
+        snprintf(what, sizeof(what), "%s: '%s'", origin, key);
+        return string_err(err, what, "expected a target name of " NAME_RULE, s);
+    }
+    memcpy(out, s, strlen(s) + 1);
+    return 0;
+}
+
+/* Appends the method name (value v) to h, whose key is hkey. */
+static int load_method(cfg_hub *h, const char *name, json_t *v, const char *hkey,
+                       const char *origin, char *err)
+{
+    static const char *const members[] = {"action", "target", "args", NULL};
+    char mkey[KEY_MAX], key[KEY_MAX];
+    sub_key(key, hkey, "methods");
+    if (!valid_name(name))
+        return name_err(err, origin, key, name, "method");
+    sub_key(mkey, key, name);
+    if (!json_is_object(v))
+        return set_err(err, "%s: '%s' must be an object", origin, mkey);
+    if (check_members(v, members, mkey, origin, err) != 0)
+        return -1;
+    for (unsigned i = 0; i < h->nmethods; i++) {
+        if (ascii_case_equal(h->methods[i].name, name))
+            return set_err(err, "%s: '%s' repeats method '%s' (method names are case-insensitive)",
+                           origin, mkey, h->methods[i].name);
+    }
+
+    cfg_method m;
+    memset(&m, 0, sizeof(m));
+    memcpy(m.name, name, strlen(name) + 1);
+
+    sub_key(key, mkey, "action");
+    json_t *action = json_object_get(v, "action");
+    if (!action)
+        return set_err(err, "%s: '%s' is required", origin, key);
+    size_t a = 0;
+    while (a < ACTION_COUNT &&
+           !(json_is_string(action) && strcmp(json_string_value(action), action_names[a]) == 0))
+        a++;
+    if (a == ACTION_COUNT)
+        return set_err(err, "%s: '%s' must be one of broadcast, others, room, join, leave", origin,
+                       key);
+    m.action = (cfg_action)a;
+    bool sends = m.action == CFG_ACTION_BROADCAST || m.action == CFG_ACTION_OTHERS ||
+                 m.action == CFG_ACTION_ROOM;
+    bool takes_room =
+        m.action == CFG_ACTION_ROOM || m.action == CFG_ACTION_JOIN || m.action == CFG_ACTION_LEAVE;
+
+    sub_key(key, mkey, "target");
+    json_t *target = json_object_get(v, "target");
+    if (target && !sends)
+        return set_err(err, "%s: '%s' must not be given for action '%s'", origin, key,
+                       action_names[a]);
+    if (target) {
+        if (load_name_value(m.target, target, key, origin, err) != 0)
+            return -1;
+    } else if (sends) {
+        memcpy(m.target, h->default_target, sizeof(m.target));
+    }
+
+    /* The room counts as an argument, so actions taking one need >= 1. */
+    sub_key(key, mkey, "args");
+    json_t *args = json_object_get(v, "args");
+    int lo = takes_room ? 1 : 0;
+    if (args) {
+        if (!json_is_integer(args) || json_integer_value(args) < lo ||
+            json_integer_value(args) > ARGS_MAX)
+            return set_err(err, "%s: '%s' must be an integer from %d to %d", origin, key, lo,
+                           ARGS_MAX);
+        m.args = (int)json_integer_value(args);
+    } else {
+        m.args = m.action == CFG_ACTION_JOIN || m.action == CFG_ACTION_LEAVE ? 1 : -1;
+    }
+
+    h->methods[h->nmethods++] = m;
+    return 0;
+}
+
+/* Appends the hub name (value v) to c->hubs, which has room for it. */
+static int load_hub(cfg *c, const char *name, json_t *v, const char *origin, char *err)
+{
+    static const char *const members[] = {"path", "default_target", "methods", NULL};
+    char hkey[KEY_MAX], key[KEY_MAX];
+    if (!valid_name(name))
+        return name_err(err, origin, "hubs", name, "hub");
+    sub_key(hkey, "hubs", name);
+    if (!json_is_object(v))
+        return set_err(err, "%s: '%s' must be an object", origin, hkey);
+    if (check_members(v, members, hkey, origin, err) != 0)
+        return -1;
+
+    cfg_hub *h = &c->hubs[c->nhubs];
+    memset(h, 0, sizeof(*h));
+    memcpy(h->name, name, strlen(name) + 1);
+
+    sub_key(key, hkey, "path");
+    json_t *path = json_object_get(v, "path");
+    if (!path)
+        return set_err(err, "%s: '%s' is required", origin, key);
+    if (!json_is_string(path))
+        return set_err(err, "%s: '%s' must be a string", origin, key);
+    const char *p = json_string_value(path);
+    const char *why = path_problem(p);
+    if (why) {
+        char what[CFG_ERR_MAX];
+        snprintf(what, sizeof(what), "%s: '%s'", origin, key);
+        return string_err(err, what, why, p);
+    }
+    for (unsigned i = 0; i < c->nhubs; i++) {
+        if (strcmp(c->hubs[i].path, p) == 0)
+            return set_err(err, "%s: '%s': '%s' is already the path of hub '%s'", origin, key, p,
+                           c->hubs[i].name);
+    }
+    memcpy(h->path, p, strlen(p) + 1);
+
+    sub_key(key, hkey, "default_target");
+    json_t *target = json_object_get(v, "default_target");
+    if (!target)
+        strcpy(h->default_target, DEFAULT_TARGET);
+    else if (load_name_value(h->default_target, target, key, origin, err) != 0)
+        return -1;
+
+    sub_key(key, hkey, "methods");
+    json_t *methods = json_object_get(v, "methods");
+    if (!methods)
+        return set_err(err, "%s: '%s' is required", origin, key);
+    if (!json_is_object(methods))
+        return set_err(err, "%s: '%s' must be an object", origin, key);
+    if (json_object_size(methods) > CFG_MAX_METHODS)
+        return set_err(err, "%s: '%s' must have at most %d methods", origin, key, CFG_MAX_METHODS);
+    const char *mname;
+    json_t *mv;
+    json_object_foreach(methods, mname, mv)
+    {
+        if (load_method(h, mname, mv, hkey, origin, err) != 0)
+            return -1;
+    }
+    c->nhubs++;
+    return 0;
+}
+
+/* "hubs": replaces the hubs in c with those of v, in the file's order. */
+static int load_hubs(cfg *c, json_t *v, const char *origin, char *err)
+{
+    if (!json_is_object(v))
+        return set_err(err, "%s: 'hubs' must be an object", origin);
+    if (json_object_size(v) > CFG_MAX_HUBS)
+        return set_err(err, "%s: 'hubs' must have at most %d hubs", origin, CFG_MAX_HUBS);
+    memset(c->hubs, 0, sizeof(c->hubs));
+    c->nhubs = 0;
+    const char *name;
+    json_t *hub;
+    json_object_foreach(v, name, hub)
+    {
+        if (load_hub(c, name, hub, origin, err) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- the JSON file ----------------------------------------------------- */
 
 /* The table row for key inside section (NULL at the top level), or NULL. */
@@ -254,7 +591,7 @@ static int apply_integer(cfg *c, const key_spec *k, const json_t *v, const char 
     return 0;
 }
 
-static int apply_value(cfg *c, const key_spec *k, const json_t *v, const char *origin, char *err)
+static int apply_value(cfg *c, const key_spec *k, json_t *v, const char *origin, char *err)
 {
     switch (k->kind) {
     case KIND_BOOL:
@@ -275,6 +612,8 @@ static int apply_value(cfg *c, const key_spec *k, const json_t *v, const char *o
         snprintf(what, sizeof(what), "%s: '%s'", origin, k->name);
         return string_err(err, what, why, json_string_value(v));
     }
+    case KIND_OBJECT:
+        return k->load(c, v, origin, err);
     }
     return set_err(err, "%s: '%s' has an unknown kind", origin, k->name);
 }

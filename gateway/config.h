@@ -11,6 +11,34 @@
 #include <stddef.h>
 
 #define CFG_ERR_MAX 512
+#define CFG_NAME_MAX 64     /* hub, method and target names: letters, digits, '_' */
+#define CFG_PATH_MAX 128    /* hub paths */
+#define CFG_MAX_HUBS 16
+#define CFG_MAX_METHODS 32  /* per hub */
+
+/* What a hub method does when a client invokes it (see README). */
+typedef enum {
+    CFG_ACTION_BROADCAST, /* send the arguments to every connection of the hub */
+    CFG_ACTION_OTHERS,    /* ... to every connection but the caller */
+    CFG_ACTION_ROOM,      /* first argument names a room; send the rest to its members */
+    CFG_ACTION_JOIN,      /* first argument names a room; the caller joins it */
+    CFG_ACTION_LEAVE,     /* first argument names a room; the caller leaves it */
+} cfg_action;
+
+typedef struct cfg_method {
+    char name[CFG_NAME_MAX];   /* matched case-insensitively, as SignalR does */
+    cfg_action action;
+    char target[CFG_NAME_MAX]; /* client method invoked; sending actions only */
+    int args;                  /* exact argument count, room included; -1 = any */
+} cfg_method;
+
+typedef struct cfg_hub {
+    char name[CFG_NAME_MAX];
+    char path[CFG_PATH_MAX];           /* e.g. "/hubs/chat" */
+    char default_target[CFG_NAME_MAX]; /* for messages published over HTTP */
+    cfg_method methods[CFG_MAX_METHODS];
+    unsigned nmethods;
+} cfg_hub;
 
 typedef struct cfg {
     char listen_host[256]; /* "listen": "HOST:PORT", default 127.0.0.1:8080 */
@@ -41,6 +69,19 @@ typedef struct cfg {
         unsigned size;  /* history.size: messages kept per room, default 1000, 0 .. 1000000 */
         unsigned ttl_s; /* history.ttl_s: seconds a message is kept, default 300, 0 .. 604800 */
     } history;
+
+    /* hubs: SignalR-compatible hubs by name. A config file that sets "hubs"
+     * replaces the built-in ones (the "chat" hub) entirely. */
+    cfg_hub hubs[CFG_MAX_HUBS];
+    unsigned nhubs;
+
+    struct {
+        unsigned client_timeout_s;    /* close a silent client, default 30, 1 .. 3600 */
+        unsigned handshake_timeout_s; /* handshake must come within, default 15, 1 .. 300 */
+        unsigned disconnect_timeout_s; /* a long-poll connection with no poll, or a
+                                          negotiated one never used, is freed after this;
+                                          default 15, 1 .. 3600 */
+    } signalr;
 } cfg;
 
 /* Fills *c with the built-in defaults. */

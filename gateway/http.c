@@ -19,11 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "gateway/api.h"
 #include "gateway/log.h"
 #include "transports/longpoll.h"
+#include "transports/signalr.h"
 #include "transports/sse.h"
 
 #define TAG "http"
@@ -41,26 +44,41 @@ typedef enum {
     ROUTE_POLL,
     ROUTE_MESSAGES,
     ROUTE_WS,
+    ROUTE_HUB,       /* {hub path}: SignalR SSE, long polls, sends, DELETE */
+    ROUTE_NEGOTIATE, /* {hub path}/negotiate */
 } route_kind;
 
 typedef struct route {
     route_kind kind;
-    const char *method; /* the one method it serves */
+    const char *method; /* the methods it serves, comma separated */
     http_handler handle;
     http_completed completed;
     bool enabled;
+    bool early; /* the handler sees the headers-only first call too */
 } route;
 
 static route routes[] = {
-    [ROUTE_NONE] = {ROUTE_NONE, NULL, NULL, NULL, false},
-    [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET", api_healthz, NULL, true},
-    [ROUTE_METRICS] = {ROUTE_METRICS, "GET", api_metrics, NULL, true},
-    [ROUTE_ROOM] = {ROUTE_ROOM, "GET", api_room_info, NULL, true},
-    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET", sse_handle, sse_completed, true},
-    [ROUTE_POLL] = {ROUTE_POLL, "GET", lp_handle, lp_completed, true},
-    [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_publish_completed, true},
-    [ROUTE_WS] = {ROUTE_WS, "GET", NULL, NULL, true},
+    [ROUTE_NONE] = {ROUTE_NONE, NULL, NULL, NULL, false, false},
+    [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET", api_healthz, NULL, true, false},
+    [ROUTE_METRICS] = {ROUTE_METRICS, "GET", api_metrics, NULL, true, false},
+    [ROUTE_ROOM] = {ROUTE_ROOM, "GET", api_room_info, NULL, true, false},
+    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET", sse_handle, sse_completed, true, false},
+    [ROUTE_POLL] = {ROUTE_POLL, "GET", lp_handle, lp_completed, true, false},
+    [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_publish_completed, true, true},
+    [ROUTE_WS] = {ROUTE_WS, "GET", NULL, NULL, true, false},
+    [ROUTE_HUB] = {ROUTE_HUB, "GET, POST, DELETE", sr_request, sr_request_completed, true, true},
+    [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, NULL, true, false},
 };
+
+/* True when method is one of the route's. */
+static bool route_allows(const route *rt, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *p = rt->method; p; p = strchr(p, ','), p = p ? p + 2 : NULL)
+        if (!strncmp(p, method, n) && (p[n] == '\0' || p[n] == ','))
+            return true;
+    return false;
+}
 
 /* ------------------------------------------------------------- replies */
 
@@ -150,6 +168,28 @@ static enum MHD_Result reply_error_with(struct MHD_Connection *conn, unsigned st
     return ret;
 }
 
+bool http_body_take(http_body *body, http_call *call, size_t limit)
+{
+    size_t len = *call->upload_size;
+    *call->upload_size = 0;
+    if (body->too_big || body->b.len + len > limit) {
+        body->too_big = true;
+        return true;
+    }
+    return buf_append(&body->b, call->upload, len);
+}
+
+enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 bool http_parse_u64(const char *s, uint64_t *out)
 {
     if (!s || !*s || strlen(s) > 20)
@@ -167,12 +207,111 @@ bool http_parse_u64(const char *s, uint64_t *out)
     return true;
 }
 
+/* ------------------------------------------------------------ watchdog */
+
+/* A kept-alive connection must bring its next request's headers within
+ * limits.header_timeout_s, as the first request had to at the acceptor:
+ * from the end of one request to the start of the next, a connection is
+ * on the clock, and the timer shuts the socket of one that runs over (MHD
+ * then closes it). MHD's own idle timeout would let a client that trickles
+ * a byte at a time hold a connection for ever. */
+typedef struct conn_watch {
+    int fd;
+    int64_t waiting_since; /* 0 while a request is being served */
+    bool shut;
+    struct conn_watch *prev, *next;
+} conn_watch;
+
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static conn_watch *watched;
+static int64_t header_timeout_ms;
+
+static conn_watch *watch_start(struct MHD_Connection *conn)
+{
+    conn_watch *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    w->fd = ci ? ci->connect_fd : -1;
+    w->waiting_since = hub_now_ms();
+    pthread_mutex_lock(&watch_lock);
+    w->next = watched;
+    if (watched)
+        watched->prev = w;
+    watched = w;
+    pthread_mutex_unlock(&watch_lock);
+    return w;
+}
+
+/* MHD calls this before it closes the socket. */
+static void watch_stop(conn_watch *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&watch_lock);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        watched = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&watch_lock);
+    free(w);
+}
+
+static void watch_set(struct MHD_Connection *conn, int64_t waiting_since)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    conn_watch *w = ci ? ci->socket_context : NULL;
+    if (!w)
+        return;
+    pthread_mutex_lock(&watch_lock);
+    w->waiting_since = waiting_since;
+    pthread_mutex_unlock(&watch_lock);
+}
+
+static void request_started(struct MHD_Connection *conn)
+{
+    watch_set(conn, 0);
+}
+
+static void request_ended(struct MHD_Connection *conn)
+{
+    watch_set(conn, hub_now_ms());
+}
+
+void http_tick(int64_t now_ms)
+{
+    pthread_mutex_lock(&watch_lock);
+    for (conn_watch *w = watched; w; w = w->next) {
+        if (w->waiting_since && !w->shut && now_ms - w->waiting_since > header_timeout_ms &&
+            w->fd >= 0) {
+            shutdown(w->fd, SHUT_RDWR);
+            w->shut = true;
+        }
+    }
+    pthread_mutex_unlock(&watch_lock);
+}
+
 /* ------------------------------------------------------------- routing */
 
 /* Splits "/rooms/{room}[/suffix]" and the fixed paths. The room is returned
  * as a span of url; its validity is checked by the caller. */
-static route_kind parse_path(const char *url, const char **room, size_t *room_len)
+static route_kind parse_path(const char *url, const char **room, size_t *room_len,
+                             const cfg_hub **hub_out)
 {
+    if ((*hub_out = sr_hub_at(url)) != NULL)
+        return ROUTE_HUB;
+    size_t len = strlen(url);
+    if (len > 10 && !strcmp(url + len - 10, "/negotiate") && len - 10 < CFG_PATH_MAX) {
+        char base[CFG_PATH_MAX];
+        memcpy(base, url, len - 10);
+        base[len - 10] = '\0';
+        if ((*hub_out = sr_hub_at(base)) != NULL)
+            return ROUTE_NEGOTIATE;
+    }
     if (!strcmp(url, "/healthz"))
         return ROUTE_HEALTHZ;
     if (!strcmp(url, "/metrics"))
@@ -218,6 +357,7 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
 /* Per request, kept in MHD's con_cls until the request completes. */
 typedef struct http_req {
     const route *route; /* NULL: answer with the error below */
+    const cfg_hub *hub;
     void *state;
     unsigned error_status;
     char error[160];
@@ -235,11 +375,11 @@ static void resolve(http_req *req, const char *url, const char *method)
 {
     const char *room = NULL;
     size_t room_len = 0;
-    route_kind kind = parse_path(url, &room, &room_len);
+    route_kind kind = parse_path(url, &room, &room_len, &req->hub);
     const route *rt = &routes[kind];
     if (kind == ROUTE_NONE || !rt->enabled)
         set_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint");
-    else if (strcmp(method, rt->method))
+    else if (!route_allows(rt, method))
         set_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
     else if (room && !room_name_is_valid(room, room_len))
         set_error(req, MHD_HTTP_BAD_REQUEST,
@@ -254,7 +394,8 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
                                     const char *method, const char *url)
 {
     if (req->error_status == MHD_HTTP_METHOD_NOT_ALLOWED) {
-        const route *rt = &routes[parse_path(url, &(const char *){NULL}, &(size_t){0})];
+        const route *rt = &routes[parse_path(url, &(const char *){NULL}, &(size_t){0},
+                                             &(const cfg_hub *){NULL})];
         return reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", rt->method,
                                 "method %s is not allowed here; use %s", method, rt->method);
     }
@@ -264,10 +405,10 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
 }
 
 /* MHD calls this once with the headers, then with each piece of the body,
- * then once more with none. Answers go out on that last call: a response
- * queued earlier makes MHD close the connection instead of keeping it
- * alive. Only a publish looks at the headers early, to refuse an oversized
- * body before reading it. */
+ * then once more with none. Answers go out from the second call on: one
+ * queued on the first makes MHD close the connection instead of keeping it
+ * alive. Routes that take a body see the first call too, to refuse an
+ * oversized one before it is read (then closing is right). */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
@@ -282,9 +423,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = req;
         resolve(req, url, method);
-        if (!req->route || req->route->kind != ROUTE_MESSAGES)
+        request_started(conn);
+        if (!req->route || !req->route->early)
             return MHD_YES;
-    } else if (!req->route || !req->route->handle) {
+        http_call call = {conn, method, req->hub, req->room, true, upload_data,
+                          upload_data_size, &req->state};
+        return req->route->handle(&call);
+    }
+    if (!req->route || !req->route->handle) {
         if (*upload_data_size) { /* a body nobody will use */
             *upload_data_size = 0;
             return MHD_YES;
@@ -292,9 +438,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!req->route)
             return answer_error(conn, req, method, url);
     }
-    if (req->route->kind == ROUTE_WS)
+    if (req->route->kind == ROUTE_WS ||
+        (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn)))
         return answer_ws_path(conn);
-    http_call call = {conn, req->room, upload_data, upload_data_size, &req->state};
+    http_call call = {conn, method, req->hub, req->room, false, upload_data, upload_data_size,
+                      &req->state};
     return req->route->handle(&call);
 }
 
@@ -302,8 +450,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     (void)toe;
+    request_ended(conn);
     http_req *req = *con_cls;
     if (!req)
         return;
@@ -317,10 +465,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode code)
 {
     (void)cls;
-    (void)conn;
-    (void)socket_context;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED)
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        *socket_context = watch_start(conn);
+    } else {
+        watch_stop(*socket_context);
+        *socket_context = NULL;
         atomic_fetch_sub(&connections, 1);
+    }
 }
 
 static void on_mhd_error(void *cls, const char *fmt, va_list ap)
@@ -347,6 +498,7 @@ int http_start(const cfg *c, hub *h)
     api_init(c, h);
     sse_init(c, h);
     lp_init(c, h);
+    sr_init(c, h);
     /* MHD 0.9.75 deadlocks when a socket added with MHD_add_connection meets
      * its connection limit, so the limit sits above anything the process can
      * open and the acceptor enforces the real cap. */
@@ -356,13 +508,14 @@ int http_start(const cfg *c, hub *h)
                          ? 1000000
                          : (unsigned)rl.rlim_cur + 1024;
     unsigned idle_timeout = c->limits.keepalive_s * 2 + 30;
+    header_timeout_ms = (int64_t)c->limits.header_timeout_s * 1000;
     daemon_ = MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
         MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(c->limits.max_header_bytes + 8192), MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        (size_t)(c->limits.max_header_bytes + 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed,
         NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
     if (!daemon_) {
         LOG_ERR(TAG, "cannot start libmicrohttpd");

@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
+#include "gateway/buf.h"
 #include "gateway/config.h"
 #include "hub/hub.h"
 
@@ -22,7 +23,10 @@
  * completed() when MHD is done with the request. */
 typedef struct http_call {
     struct MHD_Connection *conn;
+    const char *method;
+    const void *arg; /* the route's argument: the SignalR hub of a hub path */
     const char *room;
+    bool first; /* the call with the headers only: early checks, no answer but errors */
     const char *upload;
     size_t *upload_size;
     void **state;
@@ -44,6 +48,10 @@ void http_stop(void);
 /* Connections MHD holds now. */
 unsigned http_connections(void);
 
+/* Timer thread: closes connections that have waited longer than
+ * limits.header_timeout_s for their next request to arrive. */
+void http_tick(int64_t now_ms);
+
 /* Replies with a copy of body (JSON). */
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
                                 size_t len);
@@ -51,6 +59,20 @@ enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, co
 /* Replies with {"error":"..."}; logs nothing. */
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
                                  ...) __attribute__((format(printf, 3, 4)));
+
+/* A request body being received, bounded. */
+typedef struct http_body {
+    buf b;
+    bool too_big; /* more than the limit came; the rest was dropped */
+} http_body;
+
+/* Takes the piece of body MHD offers in this call (and marks it consumed).
+ * Past limit bytes it keeps nothing more and sets too_big. Returns false on
+ * ENOMEM. */
+bool http_body_take(http_body *body, http_call *call, size_t limit);
+
+/* Replies with no body (e.g. 200, 202, 204). */
+enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status);
 
 /* Parses a non-negative decimal integer (no sign, no spaces, fits 64 bits). */
 bool http_parse_u64(const char *s, uint64_t *out);

@@ -32,6 +32,8 @@
 #include "gateway/log.h"
 #include "hub/hub.h"
 #include "transports/longpoll.h"
+#include "transports/plain_ws.h"
+#include "transports/signalr.h"
 #include "transports/sse.h"
 #include "transports/ws.h"
 
@@ -82,9 +84,9 @@ static bool header_has_token(const char *v, size_t len, const char *token)
 }
 
 /* True when the header block asks for a WebSocket upgrade. */
-static bool is_websocket_upgrade(const char *buf, size_t len)
+static bool is_websocket_upgrade(const char *head, size_t len)
 {
-    const char *p = memchr(buf, '\n', len), *end = buf + len;
+    const char *p = memchr(head, '\n', len), *end = head + len;
     while (p && ++p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
@@ -123,18 +125,57 @@ static size_t decode_path(const char *target, size_t len, char *out, size_t cap)
     return n;
 }
 
-/* Decides who serves a complete header block: true for libwebsockets. */
-static bool route_to_websocket(const char *buf, size_t len)
+/* The room of a plain WebSocket path "/rooms/{room}/ws", or false. */
+static bool plain_ws_room(const char *path, char room[ROOM_NAME_MAX + 1])
 {
-    if (len < 4 || memcmp(buf, "GET ", 4) || !is_websocket_upgrade(buf, len))
+    size_t len = strlen(path);
+    if (len <= 10 || strncmp(path, "/rooms/", 7) || strcmp(path + len - 3, "/ws") ||
+        !room_name_is_valid(path + 7, len - 10))
         return false;
-    const char *target = buf + 4;
+    memcpy(room, path + 7, len - 10);
+    room[len - 10] = '\0';
+    return true;
+}
+
+/* Acceptor thread: does an upgrade for path (decoded) and query (raw) go to
+ * libwebsockets? Everything else goes to libmicrohttpd, which answers it
+ * with the right error. */
+static bool websocket_wanted(const char *path, const char *query)
+{
+    char room[ROOM_NAME_MAX + 1];
+    if (plain_ws_room(path, room))
+        return conf->transports.websocket;
+    const cfg_hub *hb = sr_hub_at(path);
+    return hb && sr_ws_acceptable(hb, query);
+}
+
+/* lws service thread: what an upgrade becomes (ws.c's router). */
+static int open_websocket(const char *path, const char *query, ws_session *out)
+{
+    char room[ROOM_NAME_MAX + 1];
+    if (plain_ws_room(path, room))
+        return plain_ws_open(room, query, out);
+    const cfg_hub *hb = sr_hub_at(path);
+    return hb ? sr_ws_open(hb, query, out) : -1;
+}
+
+/* Decides who serves a complete header block: true for libwebsockets. */
+static bool route_to_websocket(const char *head, size_t len)
+{
+    if (len < 4 || memcmp(head, "GET ", 4) || !is_websocket_upgrade(head, len))
+        return false;
+    const char *target = head + 4;
     const char *sp = memchr(target, ' ', len - 4);
     if (!sp)
         return false;
-    char path[512];
-    size_t n = decode_path(target, (size_t)(sp - target), path, sizeof(path));
-    return ws_wants_path(path, n);
+    char path[512], query[1024] = "";
+    decode_path(target, (size_t)(sp - target), path, sizeof(path));
+    const char *q = memchr(target, '?', (size_t)(sp - target));
+    if (q && (size_t)(sp - q) < sizeof(query)) {
+        memcpy(query, q + 1, (size_t)(sp - q - 1));
+        query[sp - q - 1] = '\0';
+    }
+    return websocket_wanted(path, query);
 }
 
 /* ------------------------------------------------------------ acceptor */
@@ -207,6 +248,24 @@ static unsigned open_connections(void)
     return pend_count + ws_connections() + http_connections();
 }
 
+/* Answers 503 to a connection over limits.max_connections. Logs the first
+ * refusal, then at most one line a minute with the count since. */
+static void refuse_over_capacity(int fd)
+{
+    static int64_t next_log;
+    static unsigned refused;
+    send_error(fd, "503 Service Unavailable", "too many open connections");
+    close(fd);
+    refused++;
+    int64_t now = hub_now_ms();
+    if (now >= next_log) {
+        LOG_WARN(TAG, "refused %u connection(s): %u open, limits.max_connections is %u", refused,
+                 open_connections(), max_connections);
+        refused = 0;
+        next_log = now + 60000;
+    }
+}
+
 static void accept_all(void)
 {
     for (;;) {
@@ -227,8 +286,7 @@ static void accept_all(void)
             return;
         }
         if (open_connections() >= max_connections) {
-            send_error(p->fd, "503 Service Unavailable", "too many open connections");
-            close(p->fd);
+            refuse_over_capacity(p->fd);
             free(p);
             continue;
         }
@@ -285,11 +343,12 @@ static void *timer_main(void *arg)
 {
     hub *h = arg;
     int64_t next_keepalive = hub_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
-    int64_t next_expire = 0;
+    int64_t next_expire = 0, next_signalr = 0;
     while (!atomic_load(&stop_threads)) {
         usleep(100 * 1000);
         int64_t now = hub_now_ms();
         lp_tick(now);
+        http_tick(now);
         if (now >= next_keepalive) {
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * 1000;
@@ -297,6 +356,10 @@ static void *timer_main(void *arg)
         if (now >= next_expire) {
             hub_expire(h, now);
             next_expire = now + 1000;
+        }
+        if (now >= next_signalr) {
+            sr_tick(now);
+            next_signalr = now + 250;
         }
     }
     return NULL;
@@ -372,12 +435,15 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     pthread_join(timer, NULL);
     close(listen_fd);
     close(epoll_fd);
-    /* MHD 0.9.75 aborts in MHD_stop_daemon while a request is suspended:
-     * first let nothing suspend again and release every held request. */
+    /* SignalR clients get a Close record first; their transports end once it
+     * is sent. MHD 0.9.75 aborts in MHD_stop_daemon while a request is
+     * suspended: let nothing suspend again and release every held request. */
+    sr_shutdown();
     sse_shutdown();
     lp_shutdown();
     ws_stop(2000);
     http_stop();
+    sr_fini();
     hub_destroy(h);
 }
 
@@ -394,7 +460,8 @@ int server_run(const cfg *c)
         return 1;
     listen_fd = open_listener(c->listen_host, c->listen_port);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
-    if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, h) || http_start(c, h)) {
+    plain_ws_init(c, h);
+    if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, open_websocket) || http_start(c, h)) {
         if (listen_fd >= 0)
             close(listen_fd);
         if (epoll_fd >= 0)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "gateway/buf.h"
 #include "gateway/log.h"
 #include "hub/history.h"
 
@@ -36,7 +37,6 @@ typedef struct room {
     uint64_t last_id;
     membership *members;
     unsigned count[SUB_KIND_COUNT];
-    unsigned fmt_count[MSG_FMT_COUNT];
     history hist;
 } room;
 
@@ -65,17 +65,9 @@ bool room_name_is_valid(const char *name, size_t len)
     return true;
 }
 
-static uint32_t name_hash(const char *s)
-{
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
 static room *room_find(hub *h, const char *name)
 {
-    uint32_t hv = name_hash(name);
+    uint32_t hv = str_hash(name);
     for (room *r = h->buckets[hv % h->nbuckets]; r; r = r->bucket_next)
         if (r->hash == hv && !strcmp(r->name, name))
             return r;
@@ -112,7 +104,7 @@ static room *room_get_or_create(hub *h, const char *name)
         return NULL;
     size_t len = strlen(name);
     memcpy(r->name, name, len + 1);
-    r->hash = name_hash(name);
+    r->hash = str_hash(name);
     history_init(&r->hist, h->opt.history_size, h->opt.history_ttl_ms);
     if (h->nrooms + 1 > h->nbuckets)
         rehash(h);
@@ -153,9 +145,8 @@ static void member_unlink(hub *h, membership *m)
         r->members = m->next;
     if (m->next)
         m->next->prev = m->prev;
-    r->count[m->s->ops->kind]--;
-    r->fmt_count[m->s->ops->fmt]--;
-    h->stats.subscribers[m->s->ops->kind]--;
+    r->count[m->s->kind]--;
+    h->stats.subscribers[m->s->kind]--;
 }
 
 /* Hub lock held. Unlinks every membership of s; rooms left empty are freed
@@ -175,12 +166,28 @@ static void leave_all(hub *h, sub *s, room *keep)
     }
 }
 
-void sub_init(sub *s, const sub_ops *ops, size_t limit)
+void sub_init(sub *s, sub_kind kind, msg_fmt fmt, size_t limit)
 {
     memset(s, 0, sizeof(*s));
-    s->ops = ops;
+    s->kind = kind;
+    s->fmt = fmt;
     pthread_mutex_init(&s->lock, NULL);
     sendq_init(&s->q, limit);
+}
+
+void sub_end(sub *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->ending = true;
+    if (s->wake)
+        s->wake(s);
+    pthread_mutex_unlock(&s->lock);
+}
+
+const char *sub_kind_name(sub_kind k)
+{
+    static const char *const names[SUB_KIND_COUNT] = {"websocket", "sse", "long_polling"};
+    return k < SUB_KIND_COUNT ? names[k] : "?";
 }
 
 void sub_fini(sub *s)
@@ -193,52 +200,54 @@ void sub_fini(sub *s)
 
 /* --------------------------------------------------------------- fanout */
 
-/* Hub lock held. Queues m to s, or drops s when its queue is full. Returns
- * true when s was dropped. */
-static bool deliver(hub *h, sub *s, msg *m, const char *room_name)
+static void wake(sub *s)
+{
+    if (s->wake)
+        s->wake(s);
+}
+
+/* Hub lock held. Queues m to s in s's format, or drops s when its queue is
+ * full. Returns true when s was dropped. */
+static bool deliver(hub *h, sub *s, msg *m, const char *where)
 {
     bool drop = false;
     pthread_mutex_lock(&s->lock);
     if (!s->dropped) {
-        int rc = sendq_push(&s->q, m);
+        int rc = msg_encode(m, s->fmt, s->target);
+        if (rc == 0)
+            rc = sendq_push(&s->q, m);
         if (rc == 0) {
-            s->last_id = m->id;
+            if (m->id)
+                s->last_id = m->id;
             h->stats.delivered++;
-            s->ops->wake(s);
-        } else {
+            wake(s);
+        } else if (rc == -ENOBUFS) {
             drop = true;
             s->dropped = true;
             sendq_clear(&s->q); /* its memory goes back now, not at close */
-            s->ops->dropped(s, "send queue full");
+            wake(s);
         }
     }
     pthread_mutex_unlock(&s->lock);
     if (drop) {
         h->stats.dropped++;
-        LOG_WARN(TAG, "dropped a %s subscriber of room %s: send queue full (%zu messages)",
-                 s->ops->name, room_name, s->q.limit);
+        LOG_WARN(TAG, "dropped a %s subscriber of %s: send queue full (%zu messages)",
+                 sub_kind_name(s->kind), where, s->q.limit);
     }
     return drop;
 }
 
-static int encode_for_members(room *r, msg *m)
-{
-    for (int f = 0; f < MSG_FMT_COUNT; f++)
-        if (r->fmt_count[f] && msg_encode(m, (msg_fmt)f))
-            return -ENOMEM;
-    return 0;
-}
-
-int hub_publish(hub *h, const char *room_name, const char *data, size_t len, uint64_t *id_out)
+int hub_publish(hub *h, const char *room_name, const char *data, size_t len,
+                const publish_opts *opt, uint64_t *id_out)
 {
     int rc = -ENOMEM;
     pthread_mutex_lock(&h->lock);
     room *r = room_get_or_create(h, room_name);
     if (!r)
         goto out;
-    msg *m = msg_create(r->last_id + 1, r->name, data, len, hub_now_ms());
-    if (!m || encode_for_members(r, m)) {
-        msg_unref(m);
+    msg *m = msg_create(r->last_id + 1, r->name, data, len, opt ? opt->target : NULL,
+                        hub_now_ms());
+    if (!m) {
         room_free_if_empty(h, r);
         goto out;
     }
@@ -247,6 +256,8 @@ int hub_publish(hub *h, const char *room_name, const char *data, size_t len, uin
     history_push(&r->hist, m);
     for (membership *mb = r->members, *next; mb; mb = next) {
         next = mb->next;
+        if (opt && mb->s == opt->exclude)
+            continue;
         if (deliver(h, mb->s, m, r->name))
             leave_all(h, mb->s, r);
     }
@@ -268,14 +279,14 @@ static int replay(room *r, sub *s, uint64_t since)
     pthread_mutex_lock(&s->lock);
     for (size_t i = 0; i < n && !rc; i++) {
         msg *m = history_at(&r->hist, first + i);
-        rc = msg_encode(m, s->ops->fmt);
+        rc = msg_encode(m, s->fmt, s->target);
         if (!rc)
             rc = sendq_push_over_limit(&s->q, m);
         if (!rc)
             s->last_id = m->id;
     }
     if (n)
-        s->ops->wake(s);
+        wake(s);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -313,13 +324,41 @@ int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_no
     r->members = m;
     m->sub_next = s->memberships;
     s->memberships = m;
-    r->count[s->ops->kind]++;
-    r->fmt_count[s->ops->fmt]++;
-    h->stats.subscribers[s->ops->kind]++;
+    r->count[s->kind]++;
+    h->stats.subscribers[s->kind]++;
     rc = 0;
 out:
     pthread_mutex_unlock(&h->lock);
     return rc;
+}
+
+void hub_leave_room(hub *h, const char *room_name, sub *s)
+{
+    pthread_mutex_lock(&h->lock);
+    for (membership **pp = &s->memberships; *pp; pp = &(*pp)->sub_next) {
+        membership *m = *pp;
+        if (strcmp(m->room->name, room_name))
+            continue;
+        *pp = m->sub_next;
+        room *r = m->room;
+        member_unlink(h, m);
+        free(m);
+        room_free_if_empty(h, r);
+        break;
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+int hub_send(hub *h, sub *s, msg *m)
+{
+    pthread_mutex_lock(&h->lock);
+    if (deliver(h, s, m, "its connection"))
+        leave_all(h, s, NULL);
+    pthread_mutex_lock(&s->lock);
+    bool dropped = s->dropped;
+    pthread_mutex_unlock(&s->lock);
+    pthread_mutex_unlock(&h->lock);
+    return dropped ? -ENOBUFS : 0;
 }
 
 void hub_leave(hub *h, sub *s)

@@ -46,10 +46,21 @@ hub *hub_create(const hub_options *opt);
 /* Frees every room and its history. No member may remain. */
 void hub_destroy(hub *h);
 
+typedef struct publish_opts {
+    const char *target; /* SignalR target; NULL: each member's default */
+    const sub *exclude; /* a member that does not get it (SignalR "others") */
+} publish_opts;
+
 /* Publishes data (a valid JSON text, at most the configured size) to room:
  * gives it the room's next id, keeps it in history and queues it to every
- * member. Returns 0 with *id_out set, or -ENOMEM. */
-int hub_publish(hub *h, const char *room, const char *data, size_t len, uint64_t *id_out);
+ * member (but opt->exclude). opt may be NULL. Returns 0 with *id_out set,
+ * or -ENOMEM. */
+int hub_publish(hub *h, const char *room, const char *data, size_t len, const publish_opts *opt,
+                uint64_t *id_out);
+
+/* Queues m (a record for s alone, e.g. a SignalR completion) to s, with the
+ * same bound as room messages. Returns 0, or -ENOBUFS when s was dropped. */
+int hub_send(hub *h, sub *s, msg *m);
 
 /* Makes s a member of room. from_now: only messages published after this
  * call; otherwise first queues the kept messages with id > since, in order,
@@ -57,6 +68,9 @@ int hub_publish(hub *h, const char *room, const char *data, size_t len, uint64_t
  * cursor (since, or the room's last id for from_now) before any replay.
  * Returns 0, -EEXIST (already a member) or -ENOMEM. */
 int hub_join(hub *h, const char *room, sub *s, uint64_t since, bool from_now);
+
+/* Removes s from room, if it is a member. */
+void hub_leave_room(hub *h, const char *room, sub *s);
 
 /* Removes s from every room it is in. Idempotent. */
 void hub_leave(hub *h, sub *s);

@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <stdbool.h>
 
 msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len,
-                int64_t created_ms)
+                const char *target, int64_t created_ms)
 {
     char prefix[64 + 160];
     int plen = snprintf(prefix, sizeof(prefix), "{\"id\":%" PRIu64 ",\"room\":\"%s\",\"data\":",
@@ -39,6 +40,11 @@ msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len
     m->id = id;
     m->created_ms = created_ms;
     atomic_init(&m->refs, 1);
+    atomic_init(&m->variants, NULL);
+    if (target && !(m->target = strdup(target))) {
+        msg_unref(m);
+        return NULL;
+    }
     return m;
 }
 
@@ -79,8 +85,113 @@ size_t msg_format_sse(char *out, size_t out_cap, uint64_t id, const char *data, 
     return need;
 }
 
-int msg_encode(msg *m, msg_fmt fmt)
+/* Writes (when out is not NULL) or counts the SSE event SignalR expects:
+ * the payload split into lines (at CR LF, LF or a lone CR, as EventSource
+ * splits them), every line as "data: <line>\r\n", then an empty line. The
+ * receiver joins the lines with LF; in a JSON record line breaks can only be
+ * white space, so nothing changes meaning. */
+static size_t signalr_sse_emit(char *out, const char *p, size_t len)
 {
+    size_t n = 0, start = 0;
+    for (size_t i = 0; i <= len; i++) {
+        if (i < len && p[i] != '\n' && p[i] != '\r')
+            continue;
+        size_t piece = i - start;
+        if (out) {
+            memcpy(out + n, "data: ", 6);
+            memcpy(out + n + 6, p + start, piece);
+            memcpy(out + n + 6 + piece, "\r\n", 2);
+        }
+        n += 6 + piece + 2;
+        if (i + 1 < len && p[i] == '\r' && p[i + 1] == '\n')
+            i++;
+        start = i + 1;
+    }
+    if (out)
+        memcpy(out + n, "\r\n", 2);
+    return n + 2;
+}
+
+/* Appends l bytes at p to out (when not NULL) at *n, and counts them. */
+#define EMIT_LIT(out, n, lit) emit(out, n, lit, sizeof(lit) - 1)
+static void emit(char *out, size_t *n, const char *p, size_t l)
+{
+    if (out)
+        memcpy(out + *n, p, l);
+    *n += l;
+}
+
+/* Writes (when out is not NULL) or counts the invocation record of m for
+ * target: a JSON array payload is the argument list, anything else the one
+ * argument. */
+static size_t record_emit(char *out, const msg *m, const char *target)
+{
+    msg_bytes d = msg_data(m);
+    bool is_array = d.len && d.base[0] == '[';
+    size_t n = 0;
+    EMIT_LIT(out, &n, "{\"type\":1,\"target\":\"");
+    emit(out, &n, target, strlen(target));
+    EMIT_LIT(out, &n, "\",\"arguments\":");
+    if (!is_array)
+        EMIT_LIT(out, &n, "[");
+    emit(out, &n, d.base, d.len);
+    if (!is_array)
+        EMIT_LIT(out, &n, "]");
+    EMIT_LIT(out, &n, "}\x1e");
+    return n;
+}
+
+static msg_variant *find_variant(const msg *m, msg_fmt fmt, const char *target)
+{
+    msg_variant *v = atomic_load_explicit(&((msg *)m)->variants, memory_order_acquire);
+    for (; v; v = v->next)
+        if (v->fmt == fmt && !strcmp(v->target, target))
+            return v;
+    return NULL;
+}
+
+static int add_variant(msg *m, msg_fmt fmt, const char *target)
+{
+    size_t rec_len = record_emit(NULL, m, target);
+    char *rec = malloc(rec_len);
+    if (!rec)
+        return -ENOMEM;
+    record_emit(rec, m, target);
+    size_t len = fmt == MSG_FMT_SIGNALR ? rec_len : signalr_sse_emit(NULL, rec, rec_len);
+    msg_variant *v = malloc(sizeof(*v) + MSG_HEADROOM + len);
+    if (!v) {
+        free(rec);
+        return -ENOMEM;
+    }
+    v->fmt = fmt;
+    v->target = target;
+    v->len = len;
+    memset(v->bytes, 0, MSG_HEADROOM);
+    if (fmt == MSG_FMT_SIGNALR)
+        memcpy(v->bytes + MSG_HEADROOM, rec, len);
+    else
+        signalr_sse_emit(v->bytes + MSG_HEADROOM, rec, rec_len);
+    free(rec);
+    v->next = atomic_load_explicit(&m->variants, memory_order_relaxed);
+    atomic_store_explicit(&m->variants, v, memory_order_release);
+    return 0;
+}
+
+static bool is_signalr(msg_fmt fmt)
+{
+    return fmt == MSG_FMT_SIGNALR || fmt == MSG_FMT_SIGNALR_SSE;
+}
+
+int msg_encode(msg *m, msg_fmt fmt, const char *target)
+{
+    if (m->direct)
+        return 0; /* made at creation */
+    if (is_signalr(fmt)) {
+        const char *t = m->target ? m->target : target;
+        if (!t)
+            return -EINVAL;
+        return find_variant(m, fmt, t) ? 0 : add_variant(m, fmt, t);
+    }
     if (fmt != MSG_FMT_SSE || m->sse)
         return 0; /* the JSON envelope is made at creation */
     msg_bytes d = msg_data(m);
@@ -94,11 +205,47 @@ int msg_encode(msg *m, msg_fmt fmt)
     return 0;
 }
 
-msg_bytes msg_get(const msg *m, msg_fmt fmt)
+msg_bytes msg_get(const msg *m, msg_fmt fmt, const char *target)
 {
+    if (m->direct)
+        return fmt == MSG_FMT_SIGNALR_SSE ? (msg_bytes){m->sse, m->sse_len}
+                                          : (msg_bytes){m->json + MSG_HEADROOM, m->json_len};
+    if (is_signalr(fmt)) {
+        const char *t = m->target ? m->target : target;
+        const msg_variant *v = t ? find_variant(m, fmt, t) : NULL;
+        return v ? (msg_bytes){v->bytes + MSG_HEADROOM, v->len} : (msg_bytes){NULL, 0};
+    }
     if (fmt == MSG_FMT_SSE)
         return (msg_bytes){m->sse, m->sse_len};
     return (msg_bytes){m->json + MSG_HEADROOM, m->json_len};
+}
+
+msg *msg_create_record(const char *json, size_t len)
+{
+    msg *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->direct = true;
+    atomic_init(&m->refs, 1);
+    atomic_init(&m->variants, NULL);
+    m->json_len = len + 1;
+    m->json = malloc(MSG_HEADROOM + len + 1);
+    if (!m->json) {
+        msg_unref(m);
+        return NULL;
+    }
+    char *rec = m->json + MSG_HEADROOM;
+    memset(m->json, 0, MSG_HEADROOM);
+    memcpy(rec, json, len);
+    rec[len] = MSG_RS;
+    m->sse_len = signalr_sse_emit(NULL, rec, len + 1);
+    m->sse = malloc(m->sse_len);
+    if (!m->sse) {
+        msg_unref(m);
+        return NULL;
+    }
+    signalr_sse_emit(m->sse, rec, len + 1);
+    return m;
 }
 
 msg_bytes msg_data(const msg *m)
@@ -116,7 +263,14 @@ void msg_unref(msg *m)
 {
     if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
         return;
+    msg_variant *v = atomic_load_explicit(&m->variants, memory_order_acquire);
+    while (v) {
+        msg_variant *next = v->next;
+        free(v);
+        v = next;
+    }
     free(m->json);
     free(m->sse);
+    free(m->target);
     free(m);
 }

@@ -14,6 +14,7 @@
 #define CRIER_MESSAGE_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,10 +24,24 @@
 #define MSG_HEADROOM 16
 
 typedef enum {
-    MSG_FMT_JSON, /* {"id":N,"room":"…","data":…}: WebSocket frames, long-poll items */
-    MSG_FMT_SSE,  /* id: N \n data: … \n\n */
+    MSG_FMT_JSON,        /* {"id":N,"room":"…","data":…}: WebSocket frames, long-poll items */
+    MSG_FMT_SSE,         /* id: N \n data: … \n\n */
+    MSG_FMT_SIGNALR,     /* {"type":1,"target":"T","arguments":[…]} RS: a SignalR record */
+    MSG_FMT_SIGNALR_SSE, /* the same record as an SSE event (data: … \r\n \r\n) */
     MSG_FMT_COUNT
 } msg_fmt;
+
+/* SignalR's record separator, which ends every record. */
+#define MSG_RS '\x1e'
+
+/* One SignalR encoding of a message, for one target. */
+typedef struct msg_variant {
+    struct msg_variant *next;
+    msg_fmt fmt;
+    const char *target; /* borrowed: the message's own or a configured one */
+    size_t len;
+    char bytes[]; /* MSG_HEADROOM, then len bytes */
+} msg_variant;
 
 typedef struct msg_bytes {
     const char *base;
@@ -43,18 +58,29 @@ typedef struct msg {
     size_t data_len;
     char *sse; /* SSE event, encoded on first need; owned */
     size_t sse_len;
+    char *target; /* SignalR target named at publish; NULL: each member's default */
+    bool direct;  /* a record for one connection (json holds it); no envelope */
+    _Atomic(msg_variant *) variants; /* SignalR encodings; prepended under the hub lock */
 } msg;
 
 /* Creates a message with one ref. data must be a valid JSON text (the caller
- * validated it); room must be a valid room name. Returns NULL on ENOMEM. */
+ * validated it); room must be a valid room name. target, when not NULL,
+ * names the SignalR client method it invokes (copied). Returns NULL on
+ * ENOMEM. */
 msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len,
-                int64_t created_ms);
+                const char *target, int64_t created_ms);
 
-/* Adds the encoding fmt if missing. Hub lock held. Returns 0 or -ENOMEM. */
-int msg_encode(msg *m, msg_fmt fmt);
+/* Creates a message that is one SignalR record (JSON text without the
+ * separator) for one connection: a completion, a ping, a close. Its
+ * MSG_FMT_SIGNALR and MSG_FMT_SIGNALR_SSE forms are made here. */
+msg *msg_create_record(const char *json, size_t len);
+
+/* Adds the encoding fmt if missing; target is the member's default SignalR
+ * target (ignored by other formats). Hub lock held. Returns 0 or -ENOMEM. */
+int msg_encode(msg *m, msg_fmt fmt, const char *target);
 
 /* The bytes of an encoding added earlier; borrowed while a ref is held. */
-msg_bytes msg_get(const msg *m, msg_fmt fmt);
+msg_bytes msg_get(const msg *m, msg_fmt fmt, const char *target);
 
 /* The published JSON value; borrowed while a ref is held. */
 msg_bytes msg_data(const msg *m);

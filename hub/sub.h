@@ -1,14 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sub.h - what the hub may call on a room member. Each transport (ws.c,
- * sse.c, longpoll.c) embeds a `sub` as the first member of its connection
- * struct and fills a `sub_ops` table; the hub never sees sockets.
+ * sub.h - a hub member: a bounded queue of messages for one consumer, in one
+ * wire format, and the hook that tells its consumer there is news.
  *
- * Threading: `lock` guards `q`, `closing`, `dropped` and whatever wake-up
- * state the transport keeps beside them. The hub takes it while holding the
- * hub lock (lock order: hub, then sub, then the transport's own locks); the
- * transport's loop takes it alone to drain the queue. `memberships` belongs
- * to the hub lock.
+ * Who drains it varies: a plain WebSocket, SSE stream or long poll owns its
+ * own sub; a SignalR connection owns one that successive transports attach
+ * to (a long poll per request, a stream, a socket). The hub sees neither.
+ *
+ * Threading: `lock` guards q, last_id, dropped, ending, wake and owner. The hub
+ * takes it while holding the hub lock (lock order: hub, then sub, then the
+ * transport's own locks); a consumer takes it alone to drain the queue.
+ * `memberships` belongs to the hub lock. kind, fmt and target are set before
+ * the first hub_join and never change after.
  */
 #ifndef CRIER_SUB_H
 #define CRIER_SUB_H
@@ -24,30 +27,40 @@ typedef enum { SUB_WS, SUB_SSE, SUB_LONGPOLL, SUB_KIND_COUNT } sub_kind;
 
 typedef struct sub sub;
 
-typedef struct sub_ops {
-    const char *name; /* "websocket" | "sse" | "long_polling" */
-    sub_kind kind;
-    msg_fmt fmt; /* the encoding this transport sends */
-    /* Any thread, sub lock held: messages were queued. Must not block. */
-    void (*wake)(sub *s);
-    /* Any thread, sub lock held: the hub dropped this member (its queue was
-     * full); the transport ends the connection on its own loop. */
-    void (*dropped)(sub *s, const char *why);
-} sub_ops;
-
 struct sub {
-    const sub_ops *ops;
+    sub_kind kind;      /* counted per kind in room info */
+    msg_fmt fmt;        /* the encoding queued messages are drained in */
+    const char *target; /* SignalR formats: invocation target when a message names none */
     pthread_mutex_t lock;
     sendq q;
     uint64_t last_id; /* id of the newest message queued, or the join cursor */
-    bool dropped;     /* removed by the hub; the transport must close */
-    struct membership *memberships; /* hub lock */
+    bool dropped;     /* the queue overflowed: the hub emptied and unlinked it */
+    bool ending;      /* the consumer ends its connection once the queue is drained */
+    /* Called by the hub, any thread, lock held, when messages were queued or
+     * the sub was dropped. Must not block. NULL while nobody drains. */
+    void (*wake)(sub *s);
+    void *owner; /* the consumer's own pointer, for wake */
+    struct membership *memberships;
 };
 
-/* Owner loop. limit: the send queue bound (messages). */
-void sub_init(sub *s, const sub_ops *ops, size_t limit);
+/* Any thread, before use. limit: the send queue bound (messages). */
+void sub_init(sub *s, sub_kind kind, msg_fmt fmt, size_t limit);
 
-/* Owner loop, after hub_leave: drops queued messages and the lock. */
+/* Sub lock held: sets who is woken. */
+static inline void sub_attach(sub *s, void (*wake)(sub *), void *owner)
+{
+    s->wake = wake;
+    s->owner = owner;
+}
+
+/* Any thread: asks the consumer to end its connection once it has sent what
+ * is queued, and wakes it. */
+void sub_end(sub *s);
+
+/* After hub_leave: drops queued messages and the lock. */
 void sub_fini(sub *s);
+
+/* "websocket", "sse" or "long_polling". */
+const char *sub_kind_name(sub_kind k);
 
 #endif

@@ -28,7 +28,7 @@ run_unit() {
     [ -x "$t" ] || continue
     out=$("$t" 2>&1)
     rc=$?
-    echo "$out" | grep -v '^ok ' || true
+    echo "$out" | grep -v -E '^ok |^[0-9]+ passed, [0-9]+ failed$' || true
     line=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1)
     p=$(echo "$line" | awk '{print $1}')
     f=$(echo "$line" | awk '{print $3}')

@@ -1,20 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * longpoll.c - long-poll subscribers (GET /rooms/{room}/poll?since=N) on
- * libmicrohttpd.
+ * longpoll.c - held requests on libmicrohttpd, and the plain room long poll.
  *
- * A poll joins its room as a subscriber with the cursor `since`: the hub
- * replays what history holds after it, so a poll that has something to
- * answer answers at once. Otherwise the handler suspends the request without
- * a response; the hub's wake, the deadline (lp_tick) or shutdown resumes it,
- * MHD calls the handler again, and it answers with what is queued. Each
- * answer ends the membership; the client polls again with since=last_id and
- * history fills what came in between.
+ * A held request waits on a sub. If the sub has something when the request
+ * comes, it is answered at once. Otherwise the handler suspends it without a
+ * response; the sub's wake, the deadline (lp_tick), a release or shutdown
+ * resumes it, MHD calls the handler again, and the owner's answer() builds
+ * the response from what is queued.
  *
- * Threading: handlers run on the MHD thread; wake runs on the publisher's
- * thread with the sub lock held; lp_tick on the timer thread. `suspended`
- * and the flags are guarded by the sub lock; the registry of held polls has
- * its own lock, taken before any sub lock.
+ * The plain room poll joins its room with the cursor `since`: the hub
+ * replays what history holds after it, so a poll with something to answer
+ * answers at once. Each answer ends the membership; the client polls again
+ * with since=last_id and history fills what came in between.
+ *
+ * Threading: handlers run on the MHD thread; lp_wake on the publisher's
+ * thread with the sub lock held; lp_tick on the timer thread. `suspended`,
+ * `release` and `answered` are guarded by the sub's lock; the registry of
+ * held requests has its own lock, taken before any sub lock.
  */
 #include "transports/longpoll.h"
 
@@ -28,20 +30,22 @@
 
 #define TAG "longpoll"
 
-/* An answer stops adding messages past this size; the client gets the rest
- * from history with its next poll. */
+/* A plain answer stops adding messages past this size; the client gets the
+ * rest from history with its next poll. */
 #define ANSWER_SOFT_LIMIT (1u << 20)
 
-typedef struct lp_conn {
-    sub base; /* first: the hub sees only this */
+struct lp_conn {
+    sub *s;
     struct MHD_Connection *conn;
-    uint64_t since;    /* the client's cursor */
     int64_t deadline;  /* monotonic ms */
     bool suspended;    /* sub lock */
-    bool release;      /* sub lock: answer now (timeout, shutdown, dropped) */
+    bool release;      /* sub lock: answer now */
+    bool timed_out;    /* sub lock */
     bool in_registry;  /* registry lock */
-    struct lp_conn *prev, *next; /* registry of held polls */
-} lp_conn;
+    const lp_hold_ops *ops;
+    void *session;
+    struct lp_conn *prev, *next; /* registry of held requests */
+};
 
 static const cfg *conf;
 static hub *the_hub;
@@ -49,34 +53,26 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static lp_conn *registry;
 static bool shutting_down; /* registry_lock */
 
+void lp_init(const cfg *c, hub *h)
+{
+    conf = c;
+    the_hub = h;
+}
+
+/* Sub lock held, any thread. */
 static void lp_wake(sub *s)
 {
-    lp_conn *c = (lp_conn *)s;
-    if (c->suspended && c->conn) {
+    lp_conn *c = s->owner;
+    if (c->suspended) {
         c->suspended = false;
         MHD_resume_connection(c->conn);
     }
 }
 
-static void lp_dropped(sub *s, const char *why)
+void lp_release_locked(lp_conn *c)
 {
-    (void)why;
-    ((lp_conn *)s)->release = true;
-    lp_wake(s);
-}
-
-static const sub_ops lp_ops = {
-    .name = "long_polling",
-    .kind = SUB_LONGPOLL,
-    .fmt = MSG_FMT_JSON,
-    .wake = lp_wake,
-    .dropped = lp_dropped,
-};
-
-void lp_init(const cfg *c, hub *h)
-{
-    conf = c;
-    the_hub = h;
+    c->release = true;
+    lp_wake(c->s);
 }
 
 /* ------------------------------------------------------------ registry */
@@ -112,68 +108,144 @@ static void registry_remove(lp_conn *c)
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* -------------------------------------------------------------- answers */
+/* -------------------------------------------------------- held requests */
 
-/* Appends len bytes to the growing answer *buf. Returns false on ENOMEM. */
-static bool buf_append(char **buf, size_t *n, size_t *cap, const char *data, size_t len)
+/* Detaches from the sub and lets the owner answer. */
+static enum MHD_Result answer(http_call *call, lp_conn *c)
 {
-    if (*n + len > *cap) {
-        size_t c = *cap ? *cap : 256;
-        while (c < *n + len)
-            c *= 2;
-        char *b = realloc(*buf, c);
-        if (!b)
-            return false;
-        *buf = b;
-        *cap = c;
-    }
-    memcpy(*buf + *n, data, len);
-    *n += len;
-    return true;
+    registry_remove(c);
+    pthread_mutex_lock(&c->s->lock);
+    if (c->s->owner == c)
+        sub_attach(c->s, NULL, NULL);
+    lp_reason why = c->release ? LP_RELEASED : c->timed_out ? LP_TIMEOUT : LP_READY;
+    pthread_mutex_unlock(&c->s->lock);
+    return c->ops->answer(call, c->session, c->s, why);
 }
+
+enum MHD_Result lp_hold(http_call *call, sub *s, int64_t timeout_ms, const lp_hold_ops *ops,
+                        void *session, lp_conn **out)
+{
+    lp_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        ops->ended(session);
+        return MHD_NO;
+    }
+    c->s = s;
+    c->conn = call->conn;
+    c->deadline = hub_now_ms() + timeout_ms;
+    c->ops = ops;
+    c->session = session;
+    *call->state = c;
+    if (out)
+        *out = c;
+    bool held = registry_add(c);
+    pthread_mutex_lock(&s->lock);
+    c->release = !held; /* shutting down: answer at once */
+    bool ready = c->release || !sendq_is_empty(&s->q) || s->dropped || s->ending;
+    if (!ready) {
+        sub_attach(s, lp_wake, c);
+        c->suspended = true;
+        MHD_suspend_connection(call->conn);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return ready ? answer(call, c) : MHD_YES;
+}
+
+enum MHD_Result lp_resume(http_call *call)
+{
+    return answer(call, *call->state);
+}
+
+void lp_completed(void *state)
+{
+    lp_conn *c = state;
+    registry_remove(c);
+    pthread_mutex_lock(&c->s->lock);
+    if (c->s->owner == c)
+        sub_attach(c->s, NULL, NULL);
+    pthread_mutex_unlock(&c->s->lock);
+    c->ops->ended(c->session);
+    free(c);
+}
+
+void lp_tick(int64_t now_ms)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (lp_conn *c = registry; c; c = c->next) {
+        if (c->deadline > now_ms)
+            continue;
+        pthread_mutex_lock(&c->s->lock);
+        if (c->suspended) {
+            c->timed_out = true;
+            lp_wake(c->s);
+        }
+        pthread_mutex_unlock(&c->s->lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+void lp_shutdown(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    shutting_down = true;
+    for (lp_conn *c = registry; c; c = c->next) {
+        pthread_mutex_lock(&c->s->lock);
+        if (c->suspended)
+            lp_release_locked(c);
+        pthread_mutex_unlock(&c->s->lock);
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* ---------------------------------------------------- plain room polls */
+
+typedef struct room_poll {
+    sub s;
+    uint64_t since; /* the client's cursor */
+} room_poll;
 
 /* Sub lock held. Builds {"messages":[...],"last_id":N} from the queue. With
  * nothing queued (timeout, or a dropped poll whose queue the hub emptied)
  * last_id stays the client's cursor, and the next poll takes any missed
  * messages from history. Returns NULL on ENOMEM. */
-static char *build_answer(lp_conn *c, size_t *len_out)
+static char *build_answer(room_poll *p, size_t *len_out)
 {
-    char *out = NULL, tail[48];
-    size_t n = 0, cap = 0;
-    uint64_t last = c->since;
-    bool ok = buf_append(&out, &n, &cap, "{\"messages\":[", 13);
+    buf out = {0};
+    char tail[48];
+    uint64_t last = p->since;
+    bool ok = buf_append(&out, "{\"messages\":[", 13);
     msg *m;
-    while (ok && (m = sendq_peek(&c->base.q)) != NULL) {
-        msg_bytes b = msg_get(m, MSG_FMT_JSON);
-        if (last != c->since && n + b.len > ANSWER_SOFT_LIMIT)
+    while (ok && (m = sendq_peek(&p->s.q)) != NULL) {
+        msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
+        if (last != p->since && out.len + b.len > ANSWER_SOFT_LIMIT)
             break;
-        if (last != c->since)
-            ok = buf_append(&out, &n, &cap, ",", 1);
-        ok = ok && buf_append(&out, &n, &cap, b.base, b.len);
+        if (last != p->since)
+            ok = buf_append(&out, ",", 1);
+        ok = ok && buf_append(&out, b.base, b.len);
         last = m->id;
-        sendq_pop(&c->base.q);
+        sendq_pop(&p->s.q);
     }
     int tlen = snprintf(tail, sizeof(tail), "],\"last_id\":%" PRIu64 "}", last);
-    if (!ok || !buf_append(&out, &n, &cap, tail, (size_t)tlen)) {
-        free(out);
+    if (!ok || !buf_append(&out, tail, (size_t)tlen)) {
+        buf_free(&out);
         return NULL;
     }
-    *len_out = n;
-    return out;
+    *len_out = out.len;
+    return buf_take(&out);
 }
 
-static enum MHD_Result answer(http_call *call, lp_conn *c)
+static enum MHD_Result room_poll_answer(http_call *call, void *session, sub *s, lp_reason why)
 {
-    pthread_mutex_lock(&c->base.lock);
+    room_poll *p = session;
+    (void)why;
+    pthread_mutex_lock(&s->lock);
     size_t len = 0;
-    char *body = build_answer(c, &len);
-    pthread_mutex_unlock(&c->base.lock);
-    hub_leave(the_hub, &c->base);
-    registry_remove(c);
+    char *body = build_answer(p, &len);
+    pthread_mutex_unlock(&s->lock);
+    hub_leave(the_hub, s);
     if (!body)
         return MHD_NO;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(body);
         return MHD_NO;
@@ -185,92 +257,35 @@ static enum MHD_Result answer(http_call *call, lp_conn *c)
     return ret;
 }
 
-/* Answers now if there is something to say, else parks the request. */
-static enum MHD_Result answer_or_hold(http_call *call, lp_conn *c)
+static void room_poll_ended(void *session)
 {
-    pthread_mutex_lock(&c->base.lock);
-    bool ready = !sendq_is_empty(&c->base.q) || c->release || c->base.dropped;
-    if (!ready) {
-        c->suspended = true;
-        MHD_suspend_connection(call->conn);
-    }
-    pthread_mutex_unlock(&c->base.lock);
-    return ready ? answer(call, c) : MHD_YES;
+    room_poll *p = session;
+    hub_leave(the_hub, &p->s);
+    sub_fini(&p->s);
+    free(p);
 }
 
-static enum MHD_Result start_poll(http_call *call)
+static const lp_hold_ops room_poll_ops = {room_poll_answer, room_poll_ended};
+
+enum MHD_Result lp_handle(http_call *call)
 {
+    if (*call->state)
+        return lp_resume(call);
     const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "since");
     uint64_t since = 0;
     if (v && !http_parse_u64(v, &since))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "since must be a non-negative integer, got '%.64s'", v);
-    lp_conn *c = calloc(1, sizeof(*c));
-    if (!c)
+    room_poll *p = calloc(1, sizeof(*p));
+    if (!p)
         return MHD_NO;
-    sub_init(&c->base, &lp_ops, conf->limits.send_queue);
-    c->conn = call->conn;
-    c->deadline = hub_now_ms() + (int64_t)conf->limits.poll_timeout_s * 1000;
-    if (hub_join(the_hub, call->room, &c->base, since, v == NULL)) {
-        sub_fini(&c->base);
-        free(c);
+    sub_init(&p->s, SUB_LONGPOLL, MSG_FMT_JSON, conf->limits.send_queue);
+    if (hub_join(the_hub, call->room, &p->s, since, v == NULL)) {
+        sub_fini(&p->s);
+        free(p);
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
     }
-    c->since = c->base.last_id; /* since, or the room's last id without one */
-    *call->state = c;
-    if (!registry_add(c)) {
-        pthread_mutex_lock(&c->base.lock);
-        c->release = true; /* shutting down: answer at once */
-        pthread_mutex_unlock(&c->base.lock);
-    }
-    return answer_or_hold(call, c);
-}
-
-enum MHD_Result lp_handle(http_call *call)
-{
-    lp_conn *c = *call->state;
-    if (!c)
-        return start_poll(call);
-    return answer(call, c); /* resumed: by a message, the deadline or shutdown */
-}
-
-void lp_completed(void *state)
-{
-    lp_conn *c = state;
-    hub_leave(the_hub, &c->base);
-    registry_remove(c);
-    pthread_mutex_lock(&c->base.lock);
-    c->conn = NULL;
-    pthread_mutex_unlock(&c->base.lock);
-    sub_fini(&c->base);
-    free(c);
-}
-
-/* ---------------------------------------------------------------- timer */
-
-void lp_tick(int64_t now_ms)
-{
-    pthread_mutex_lock(&registry_lock);
-    for (lp_conn *c = registry; c; c = c->next) {
-        if (c->deadline > now_ms)
-            continue;
-        pthread_mutex_lock(&c->base.lock);
-        c->release = true;
-        lp_wake(&c->base);
-        pthread_mutex_unlock(&c->base.lock);
-    }
-    pthread_mutex_unlock(&registry_lock);
-}
-
-void lp_shutdown(void)
-{
-    pthread_mutex_lock(&registry_lock);
-    shutting_down = true;
-    for (lp_conn *c = registry; c; c = c->next) {
-        pthread_mutex_lock(&c->base.lock);
-        c->release = true;
-        lp_wake(&c->base);
-        pthread_mutex_unlock(&c->base.lock);
-    }
-    pthread_mutex_unlock(&registry_lock);
+    p->since = p->s.last_id; /* since, or the room's last id without one */
+    return lp_hold(call, &p->s, (int64_t)conf->limits.poll_timeout_s * 1000, &room_poll_ops, p,
+                   NULL);
 }

@@ -1,19 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sse.c - Server-Sent Events subscribers (GET /rooms/{room}/events) on
- * libmicrohttpd.
+ * sse.c - Server-Sent Events streams on libmicrohttpd.
  *
- * A stream is an MHD response fed by a content reader. The reader copies as
- * many queued events as fit into MHD's buffer (one write for a batch); when
- * nothing is queued it suspends the connection, and the hub's wake resumes
- * it. Returning 0 without suspending would make MHD spin.
+ * A stream is an MHD response fed by a content reader that drains one sub.
+ * The reader copies as many queued events as fit into MHD's buffer (one
+ * write for a batch); when nothing is queued it suspends the connection,
+ * and the sub's wake resumes it. Returning 0 without suspending would make
+ * MHD spin.
  *
- * Threading: the reader and the handlers run on the MHD thread. wake and
- * dropped run on the publisher's thread with the sub lock held; they only
- * set flags and call MHD_resume_connection, which is safe from any thread on
- * a connection that is suspended (tracked in `suspended`, under the sub
- * lock). The registry (all live streams) has its own lock, taken before any
- * sub lock.
+ * Threading: the reader and the handlers run on the MHD thread. sse_wake
+ * runs on the publisher's thread with the sub lock held; it only calls
+ * MHD_resume_connection, which is safe from any thread on a connection that
+ * is suspended (tracked in `suspended`, under the sub lock), or shuts the
+ * socket of a dropped stream. The registry (all live streams) has its own
+ * lock, taken before any sub lock.
  */
 #include "transports/sse.h"
 
@@ -27,16 +27,23 @@
 #define TAG "sse"
 
 typedef struct sse_conn {
-    sub base; /* first: the hub sees only this */
+    sub *s;
     struct MHD_Connection *conn;
     int fd;              /* sub lock; -1 once MHD is done with it */
     bool suspended;      /* sub lock */
-    bool ending;         /* sub lock: end the stream at the next read */
+    bool closing;        /* sub lock: shutdown; end after what is queued */
     bool keepalive_due;  /* sub lock */
-    bool hello_sent;     /* MHD thread */
+    const char *hello;   /* MHD thread: sent first, then NULL */
     size_t offset;       /* MHD thread: bytes of the queue head already sent */
+    void (*ended)(void *session);
+    void *session;
     struct sse_conn *prev, *next; /* registry */
 } sse_conn;
+
+/* The plain room stream's own sub. */
+typedef struct room_stream {
+    sub s;
+} room_stream;
 
 static const cfg *conf;
 static hub *the_hub;
@@ -44,51 +51,34 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static sse_conn *registry;
 static bool shutting_down; /* registry_lock */
 
-static void sse_wake(sub *s)
-{
-    sse_conn *c = (sse_conn *)s;
-    if (c->suspended && c->conn) {
-        c->suspended = false;
-        MHD_resume_connection(c->conn);
-    }
-}
-
-/* The stream's queue was full. If the reader is parked, resume it so that it
- * ends the stream; if MHD is blocked writing to a client that does not read,
- * shut the socket so that MHD notices now rather than at its idle timeout. */
-static void sse_dropped(sub *s, const char *why)
-{
-    sse_conn *c = (sse_conn *)s;
-    (void)why;
-    c->ending = true;
-    c->offset = 0; /* the hub emptied the queue; nothing is half sent any more */
-    if (c->suspended)
-        sse_wake(s);
-    else if (c->fd >= 0)
-        shutdown(c->fd, SHUT_RDWR);
-}
-
-static const sub_ops sse_ops = {
-    .name = "sse",
-    .kind = SUB_SSE,
-    .fmt = MSG_FMT_SSE,
-    .wake = sse_wake,
-    .dropped = sse_dropped,
-};
-
 void sse_init(const cfg *c, hub *h)
 {
     conf = c;
     the_hub = h;
 }
 
+/* Sub lock held, any thread: news for the stream. A dropped stream whose
+ * reader is not parked is blocked writing to a client that does not read:
+ * shut its socket, so that MHD notices now rather than at its idle timeout. */
+static void sse_wake(sub *s)
+{
+    sse_conn *c = s->owner;
+    if (c->suspended && c->conn) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+    } else if (s->dropped && c->fd >= 0) {
+        shutdown(c->fd, SHUT_RDWR);
+    }
+}
+
 /* Sub lock held. Copies queued events into out, at most max bytes. */
 static size_t copy_queued(sse_conn *c, char *out, size_t max)
 {
+    sub *s = c->s;
     size_t n = 0;
     msg *m;
-    while (n < max && (m = sendq_peek(&c->base.q)) != NULL) {
-        msg_bytes b = msg_get(m, MSG_FMT_SSE);
+    while (n < max && (m = sendq_peek(&s->q)) != NULL) {
+        msg_bytes b = msg_get(m, s->fmt, s->target);
         size_t take = b.len - c->offset;
         if (take > max - n)
             take = max - n;
@@ -97,7 +87,7 @@ static size_t copy_queued(sse_conn *c, char *out, size_t max)
         c->offset += take;
         if (c->offset == b.len) {
             c->offset = 0;
-            sendq_pop(&c->base.q);
+            sendq_pop(&s->q);
         }
     }
     return n;
@@ -116,19 +106,24 @@ static size_t copy_literal(char *out, size_t max, const char *s)
 static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
 {
     sse_conn *c = cls;
+    sub *s = c->s;
     ssize_t ret;
     (void)pos;
-    pthread_mutex_lock(&c->base.lock);
+    pthread_mutex_lock(&s->lock);
     size_t n = 0;
-    if (!c->hello_sent) {
-        /* A first comment flushes the headers, so clients see the stream open. */
-        n = copy_literal(out, max, ": crier\nretry: 2000\n\n");
-        c->hello_sent = n > 0;
+    if (c->hello) {
+        /* A first line flushes the headers, so clients see the stream open. */
+        n = copy_literal(out, max, c->hello);
+        if (n)
+            c->hello = NULL;
     }
-    n += copy_queued(c, out + n, max - n); /* when ending too: flush what is queued */
+    if (s->dropped)
+        c->offset = 0; /* the hub emptied the queue; nothing is half sent any more */
+    else
+        n += copy_queued(c, out + n, max - n); /* when closing too: flush the queue */
     if (n) {
         ret = (ssize_t)n;
-    } else if (c->ending) {
+    } else if (s->dropped || s->ending || c->closing) {
         ret = MHD_CONTENT_READER_END_OF_STREAM;
     } else if (c->keepalive_due) {
         c->keepalive_due = false;
@@ -138,17 +133,8 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
         MHD_suspend_connection(c->conn);
         ret = 0;
     }
-    pthread_mutex_unlock(&c->base.lock);
+    pthread_mutex_unlock(&s->lock);
     return ret;
-}
-
-static bool parse_resume_id(http_call *call, uint64_t *since, bool *has)
-{
-    const char *v = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (!v)
-        v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
-    *has = v != NULL;
-    return !v || http_parse_u64(v, since);
 }
 
 static void registry_add(sse_conn *c)
@@ -158,11 +144,8 @@ static void registry_add(sse_conn *c)
     if (registry)
         registry->prev = c;
     registry = c;
-    if (shutting_down) {
-        pthread_mutex_lock(&c->base.lock);
-        c->ending = true;
-        pthread_mutex_unlock(&c->base.lock);
-    }
+    if (shutting_down)
+        c->closing = true; /* not yet attached: no sub lock needed */
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -178,8 +161,27 @@ static void registry_remove(sse_conn *c)
     pthread_mutex_unlock(&registry_lock);
 }
 
-static enum MHD_Result start_stream(http_call *call, sse_conn *c)
+enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
+                           void (*ended)(void *session), void *session)
 {
+    sse_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        ended(session);
+        return MHD_NO;
+    }
+    c->s = s;
+    c->conn = call->conn;
+    c->hello = hello;
+    c->ended = ended;
+    c->session = session;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(call->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    c->fd = ci ? ci->connect_fd : -1;
+    *call->state = c;
+    registry_add(c);
+    pthread_mutex_lock(&s->lock);
+    sub_attach(s, sse_wake, c);
+    pthread_mutex_unlock(&s->lock);
     struct MHD_Response *r =
         MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stream, c, NULL);
     if (!r)
@@ -192,6 +194,39 @@ static enum MHD_Result start_stream(http_call *call, sse_conn *c)
     return ret;
 }
 
+/* MHD thread, once the request is over: after this the reader never runs. */
+void sse_completed(void *state)
+{
+    sse_conn *c = state;
+    registry_remove(c);
+    sub *s = c->s;
+    pthread_mutex_lock(&s->lock);
+    if (s->owner == c)
+        sub_attach(s, NULL, NULL);
+    pthread_mutex_unlock(&s->lock);
+    c->ended(c->session);
+    free(c);
+}
+
+/* ------------------------------------------------ plain room streams */
+
+static void room_stream_ended(void *session)
+{
+    room_stream *rs = session;
+    hub_leave(the_hub, &rs->s);
+    sub_fini(&rs->s);
+    free(rs);
+}
+
+static bool parse_resume_id(http_call *call, uint64_t *since, bool *has)
+{
+    const char *v = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (!v)
+        v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
+    *has = v != NULL;
+    return !v || http_parse_u64(v, since);
+}
+
 enum MHD_Result sse_handle(http_call *call)
 {
     if (*call->state)
@@ -201,47 +236,38 @@ enum MHD_Result sse_handle(http_call *call)
     if (!parse_resume_id(call, &since, &resume))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "Last-Event-ID / last_event_id must be a non-negative integer");
-    sse_conn *c = calloc(1, sizeof(*c));
-    if (!c)
+    room_stream *rs = calloc(1, sizeof(*rs));
+    if (!rs)
         return MHD_NO;
-    sub_init(&c->base, &sse_ops, conf->limits.send_queue);
-    c->conn = call->conn;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(call->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    c->fd = ci ? ci->connect_fd : -1;
-    if (hub_join(the_hub, call->room, &c->base, since, !resume)) {
-        sub_fini(&c->base);
-        free(c);
+    sub_init(&rs->s, SUB_SSE, MSG_FMT_SSE, conf->limits.send_queue);
+    if (hub_join(the_hub, call->room, &rs->s, since, !resume)) {
+        sub_fini(&rs->s);
+        free(rs);
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
     }
-    *call->state = c;
-    registry_add(c);
-    return start_stream(call, c);
+    return sse_stream(call, &rs->s, ": crier\nretry: 2000\n\n", room_stream_ended, rs);
 }
 
-/* MHD thread, once the request is over: after this the reader never runs. */
-void sse_completed(void *state)
+/* ------------------------------------------------------- all streams */
+
+/* Registry lock held: marks c and wakes it. */
+static void poke(sse_conn *c, bool keepalive, bool closing)
 {
-    sse_conn *c = state;
-    hub_leave(the_hub, &c->base);
-    registry_remove(c);
-    pthread_mutex_lock(&c->base.lock);
-    c->conn = NULL;
-    c->fd = -1;
-    pthread_mutex_unlock(&c->base.lock);
-    sub_fini(&c->base);
-    free(c);
+    pthread_mutex_lock(&c->s->lock);
+    c->keepalive_due |= keepalive;
+    c->closing |= closing;
+    if (c->suspended && c->conn) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+    }
+    pthread_mutex_unlock(&c->s->lock);
 }
 
 void sse_keepalive(void)
 {
     pthread_mutex_lock(&registry_lock);
-    for (sse_conn *c = registry; c; c = c->next) {
-        pthread_mutex_lock(&c->base.lock);
-        c->keepalive_due = true;
-        sse_wake(&c->base);
-        pthread_mutex_unlock(&c->base.lock);
-    }
+    for (sse_conn *c = registry; c; c = c->next)
+        poke(c, true, false);
     pthread_mutex_unlock(&registry_lock);
 }
 
@@ -249,11 +275,7 @@ void sse_shutdown(void)
 {
     pthread_mutex_lock(&registry_lock);
     shutting_down = true;
-    for (sse_conn *c = registry; c; c = c->next) {
-        pthread_mutex_lock(&c->base.lock);
-        c->ending = true;
-        sse_wake(&c->base);
-        pthread_mutex_unlock(&c->base.lock);
-    }
+    for (sse_conn *c = registry; c; c = c->next)
+        poke(c, false, true);
     pthread_mutex_unlock(&registry_lock);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sse.h - Server-Sent Events subscribers on libmicrohttpd:
- * GET /rooms/{room}/events. Handlers run on the MHD thread; sse_keepalive
+ * sse.h - Server-Sent Events streams on libmicrohttpd: the plain room
+ * stream (GET /rooms/{room}/events), and sse_stream for any sub, which the
+ * SignalR transport uses too. Handlers run on the MHD thread; sse_keepalive
  * and sse_shutdown may be called from any thread.
  */
 #ifndef CRIER_SSE_H
@@ -10,8 +11,19 @@
 #include "gateway/http.h"
 
 void sse_init(const cfg *c, hub *h);
+
+/* GET /rooms/{room}/events */
 enum MHD_Result sse_handle(http_call *call);
+
+/* Frees a stream's state; the route's completed hook for every stream. */
 void sse_completed(void *state);
+
+/* MHD thread, in a handler's first call: answers with an event stream that
+ * starts with hello, then drains s (already set up: fmt, membership) until
+ * the client leaves, s is dropped or ends. ended(session) runs on the MHD
+ * thread when the stream is over; after it the stream no longer touches s. */
+enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
+                           void (*ended)(void *session), void *session);
 
 /* Sends a keep-alive comment on every stream. */
 void sse_keepalive(void);

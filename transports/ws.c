@@ -1,14 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ws.c - WebSocket subscribers (GET /rooms/{room}/ws) on libwebsockets.
+ * ws.c - WebSocket connections on libwebsockets: adoption, frames, close
+ * codes, keep-alive pings. What a connection is for comes from the router
+ * (ws_open_fn): a session with a sub to drain and a receive hook.
  *
  * The acceptor hands over sockets whose upgrade request it only peeked at;
  * the service thread adopts them and lws reads the request from byte 0.
- * Each connection is a hub member; its send queue is drained one frame per
- * SERVER_WRITEABLE. Frames are written straight from the message's shared
- * bytes: lws writes the frame header into the MSG_HEADROOM bytes in front of
- * them. Server frames are unmasked, so every subscriber writes the same
- * header bytes there, and only this one service thread ever writes them.
+ * A connection's sub is drained up to a batch of frames per SERVER_WRITEABLE.
+ * Frames are written straight from the message's shared bytes: lws writes
+ * the frame header into the MSG_HEADROOM bytes in front of them. Server
+ * frames are unmasked, so every connection writes the same header bytes
+ * there, and only this one service thread ever writes them.
  *
  * Threading (lws is single-threaded; this build has LWS_MAX_SMP 1):
  * - the service thread runs every lws callback and is the only one to call
@@ -16,8 +18,8 @@
  * - other threads hand work over through two locked lists, the adoption
  *   queue and the pending list, then call lws_cancel_service(); the service
  *   thread drains both in LWS_CALLBACK_EVENT_WAIT_CANCELLED;
- * - wake and dropped run on a publisher's thread with the sub lock held:
- *   they only put the connection on the pending list (lock order: hub, sub,
+ * - ws_wake runs on a publisher's thread with the sub lock held: it only
+ *   puts the connection on the pending list (lock order: hub, sub,
  *   pending_lock).
  */
 #include "transports/ws.h"
@@ -30,7 +32,6 @@
 #include <unistd.h>
 
 #include "gateway/log.h"
-#include "hub/payload.h"
 
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
@@ -38,20 +39,19 @@
 _Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message headroom");
 
 typedef struct ws_conn {
-    sub base; /* first: the hub sees only this */
     struct lws *wsi;
-    char room[ROOM_NAME_MAX + 1];
-    bool joined;                  /* service thread: a hub member */
+    ws_session sess;              /* sess.s is drained; sess.ops told of input */
+    bool opened;                  /* service thread: sess is set */
     bool on_pending;              /* pending_lock */
     struct ws_conn *pending_next; /* pending_lock */
-    struct ws_conn *prev, *next;  /* service thread: every joined connection */
+    struct ws_conn *prev, *next;  /* service thread: every open connection */
     char *rx;                     /* service thread: the message being received */
     size_t rx_len;
-    bool rx_too_big;
+    bool rx_discard;              /* service thread: skip the rest of this message */
 } ws_conn;
 
 static const cfg *conf;
-static hub *the_hub;
+static ws_open_fn open_session;
 static struct lws_context *context;
 static struct lws_vhost *vhost;
 static pthread_t service_thread;
@@ -85,24 +85,11 @@ static void mark_pending(ws_conn *c)
         lws_cancel_service(context);
 }
 
+/* The hub's wake for a drained sub (sub lock held, any thread). */
 static void ws_wake(sub *s)
 {
-    mark_pending((ws_conn *)s);
+    mark_pending(s->owner);
 }
-
-static void ws_dropped(sub *s, const char *why)
-{
-    (void)why; /* the close reason is written when the service thread closes it */
-    mark_pending((ws_conn *)s);
-}
-
-static const sub_ops ws_ops = {
-    .name = "websocket",
-    .kind = SUB_WS,
-    .fmt = MSG_FMT_JSON,
-    .wake = ws_wake,
-    .dropped = ws_dropped,
-};
 
 void ws_adopt(int fd)
 {
@@ -174,46 +161,62 @@ static int close_with(struct lws *wsi, enum lws_close_status code, const char *r
     return -1;
 }
 
-/* Reads the room out of the request path "/rooms/{room}/ws". */
-static bool room_from_uri(struct lws *wsi, char room[ROOM_NAME_MAX + 1])
+/* FILTER_PROTOCOL_CONNECTION: asks the router what this upgrade is. */
+static int open_connection(ws_conn *c, struct lws *wsi)
 {
-    char uri[ROOM_NAME_MAX + 16];
-    int n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-    if (n <= 10 || strncmp(uri, "/rooms/", 7) || strcmp(uri + n - 3, "/ws"))
-        return false;
-    size_t len = (size_t)n - 10;
-    if (!room_name_is_valid(uri + 7, len))
-        return false;
-    memcpy(room, uri + 7, len);
-    room[len] = '\0';
-    return true;
+    char path[512], query[1024];
+    int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+    if (n <= 0)
+        return 1;
+    query[0] = '\0';
+    size_t qlen = 0;
+    for (int i = 0; lws_hdr_copy_fragment(wsi, query + qlen, (int)(sizeof(query) - qlen),
+                                          WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
+         i++) {
+        qlen = strlen(query);
+        if (qlen + 2 >= sizeof(query))
+            break;
+        query[qlen++] = '&';
+        query[qlen] = '\0';
+    }
+    if (qlen && query[qlen - 1] == '&')
+        query[--qlen] = '\0';
+    if (open_session(path, query, &c->sess))
+        return 1;
+    c->wsi = wsi;
+    c->opened = true;
+    return 0;
 }
 
-static int on_established(ws_conn *c, struct lws *wsi)
+/* ESTABLISHED: from now on the hub's wakes reach this connection. */
+static void on_established(ws_conn *c)
 {
-    c->wsi = wsi;
-    sub_init(&c->base, &ws_ops, conf->limits.send_queue);
-    if (hub_join(the_hub, c->room, &c->base, 0, true)) {
-        sub_fini(&c->base);
-        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "cannot join room");
-    }
-    c->joined = true;
+    sub *s = c->sess.s;
+    pthread_mutex_lock(&s->lock);
+    sub_attach(s, ws_wake, c);
+    bool queued = !sendq_is_empty(&s->q) || s->ending || s->dropped;
+    pthread_mutex_unlock(&s->lock);
     c->prev = NULL;
     c->next = all_conns;
     if (all_conns)
         all_conns->prev = c;
     all_conns = c;
-    return 0;
+    if (queued)
+        lws_callback_on_writable(c->wsi);
 }
 
 static void on_closed(ws_conn *c)
 {
     free(c->rx);
     c->rx = NULL;
-    if (!c->joined)
-        return; /* refused before ESTABLISHED */
-    c->joined = false;
-    hub_leave(the_hub, &c->base);
+    if (!c->opened)
+        return;
+    c->opened = false;
+    sub *s = c->sess.s;
+    pthread_mutex_lock(&s->lock);
+    if (s->owner == c)
+        sub_attach(s, NULL, NULL);
+    pthread_mutex_unlock(&s->lock);
     pthread_mutex_lock(&pending_lock);
     for (ws_conn **pp = &pending; *pp; pp = &(*pp)->pending_next) {
         if (*pp == c) {
@@ -225,25 +228,26 @@ static void on_closed(ws_conn *c)
     pthread_mutex_unlock(&pending_lock);
     if (c->prev)
         c->prev->next = c->next;
-    else
+    else if (all_conns == c)
         all_conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    sub_fini(&c->base);
+    c->sess.ops->closed(c->sess.session);
 }
 
-/* Takes the next queued message (a new ref, or NULL) off c's queue. */
-static msg *take_next(ws_conn *c, bool *dropped, bool *more)
+/* Takes the next queued message (a new ref, or NULL) off s's queue. */
+static msg *take_next(sub *s, bool *dropped, bool *ending, bool *more)
 {
-    pthread_mutex_lock(&c->base.lock);
-    *dropped = c->base.dropped;
-    msg *m = *dropped ? NULL : sendq_peek(&c->base.q);
+    pthread_mutex_lock(&s->lock);
+    *dropped = s->dropped;
+    *ending = s->ending;
+    msg *m = *dropped ? NULL : sendq_peek(&s->q);
     if (m) {
         msg_ref(m);
-        sendq_pop(&c->base.q);
+        sendq_pop(&s->q);
     }
-    *more = !sendq_is_empty(&c->base.q);
-    pthread_mutex_unlock(&c->base.lock);
+    *more = !sendq_is_empty(&s->q);
+    pthread_mutex_unlock(&s->lock);
     return m;
 }
 
@@ -251,21 +255,24 @@ static msg *take_next(ws_conn *c, bool *dropped, bool *more)
  * that a backlog does not cost one trip through the event loop per frame. */
 static int on_writable(ws_conn *c, struct lws *wsi)
 {
+    sub *s = c->sess.s;
     for (int i = 0; i < WS_FRAMES_PER_WRITEABLE; i++) {
-        bool dropped, more;
-        msg *m = take_next(c, &dropped, &more);
+        bool dropped, ending, more;
+        msg *m = take_next(s, &dropped, &ending, &more);
         if (dropped)
             return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        if (!m && ending)
+            return close_with(wsi, LWS_CLOSE_STATUS_NORMAL, "");
         if (!m)
             return atomic_load(&stopping)
                        ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
                        : 0;
-        msg_bytes b = msg_get(m, MSG_FMT_JSON);
+        msg_bytes b = msg_get(m, s->fmt, s->target);
         int n = lws_write(wsi, (unsigned char *)b.base, b.len, LWS_WRITE_TEXT);
         msg_unref(m);
         if (n < (int)b.len)
             return -1;
-        if (!more && !atomic_load(&stopping))
+        if (!more && !atomic_load(&stopping) && !ending)
             return 0;
         if (!more || lws_send_pipe_choked(wsi))
             break;
@@ -274,36 +281,33 @@ static int on_writable(ws_conn *c, struct lws *wsi)
     return 0;
 }
 
-static int publish_received(ws_conn *c, struct lws *wsi)
+static bool message_complete(struct lws *wsi)
 {
-    payload pl;
-    char err[256];
-    bool is_json = true;
-    int rc = payload_from_body(&pl, c->rx ? c->rx : "", c->rx_len, is_json, err, sizeof(err));
-    if (rc == -EINVAL) /* not JSON: the text is the message, as a JSON string */
-        rc = payload_from_body(&pl, c->rx ? c->rx : "", c->rx_len, false, err, sizeof(err));
+    return lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+}
+
+/* A message over the size limit: the session may answer it its own way. */
+static int on_oversize(ws_conn *c, struct lws *wsi)
+{
+    const char *why = "message is larger than limits.max_message_bytes";
+    int code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
+    if (c->sess.ops->oversize)
+        code = c->sess.ops->oversize(c->sess.session, &why);
+    free(c->rx);
+    c->rx = NULL;
     c->rx_len = 0;
-    if (rc)
-        return close_with(wsi, LWS_CLOSE_STATUS_INVALID_PAYLOAD, err);
-    uint64_t id;
-    rc = hub_publish(the_hub, c->room, pl.data, pl.len, &id);
-    payload_free(&pl);
-    if (rc)
-        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "cannot publish");
-    return 0;
+    c->rx_discard = !message_complete(wsi);
+    return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
 }
 
 static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
 {
-    if (lws_frame_is_binary(wsi))
-        return close_with(wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
-                          "binary frames are not supported");
-    if (!conf->rooms.client_publish)
-        return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                          "publishing from WebSocket clients is disabled");
+    if (c->rx_discard) {
+        c->rx_discard = !message_complete(wsi);
+        return 0;
+    }
     if (c->rx_len + len > conf->limits.max_message_bytes)
-        return close_with(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                          "message is larger than limits.max_message_bytes");
+        return on_oversize(c, wsi);
     if (!c->rx) {
         c->rx = malloc(conf->limits.max_message_bytes + 1);
         if (!c->rx)
@@ -311,12 +315,15 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
     }
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
-    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi))
+    if (!message_complete(wsi))
         return 0;
-    int rc = publish_received(c, wsi);
+    const char *why = "";
+    int code = c->sess.ops->receive(c->sess.session, c->rx, c->rx_len,
+                                    lws_frame_is_binary(wsi), &why);
     free(c->rx); /* idle connections hold no receive buffer */
     c->rx = NULL;
-    return rc;
+    c->rx_len = 0;
+    return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -331,9 +338,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
             request_writable_for_all();
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return room_from_uri(wsi, c->room) ? 0 : 1;
+        return open_connection(c, wsi);
     case LWS_CALLBACK_ESTABLISHED:
-        return on_established(c, wsi);
+        on_established(c);
+        return 0;
     case LWS_CALLBACK_CLOSED:
         on_closed(c);
         return 0;
@@ -383,17 +391,11 @@ static void lws_log_to_ours(int level, const char *line)
         LOG_DBG(TAG, "libwebsockets: %s", text);
 }
 
-bool ws_wants_path(const char *path, size_t len)
-{
-    return conf && conf->transports.websocket && len > 10 && !strncmp(path, "/rooms/", 7) &&
-           !memcmp(path + len - 3, "/ws", 3) && room_name_is_valid(path + 7, len - 10);
-}
-
-int ws_start(const cfg *c, hub *h)
+int ws_start(const cfg *c, ws_open_fn open)
 {
     static lws_retry_bo_t keepalive;
     conf = c;
-    the_hub = h;
+    open_session = open;
     keepalive.secs_since_valid_ping = (uint16_t)c->limits.keepalive_s;
     keepalive.secs_since_valid_hangup = (uint16_t)(c->limits.keepalive_s * 2 + 5);
     lws_set_log_level(LLL_ERR | (log_enabled(LOG_LEVEL_DEBUG) ? LLL_WARN : 0), lws_log_to_ours);

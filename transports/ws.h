@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * ws.h - WebSocket subscribers on libwebsockets: GET /rooms/{room}/ws.
- * libwebsockets runs on its own service thread (ws.c); from other threads
- * only ws_adopt, ws_wants_path, ws_connections and ws_stop may be called.
+ * ws.h - WebSocket connections on libwebsockets. ws.c owns the sockets and
+ * the frames; what a connection means (a room subscription, a SignalR
+ * connection) is decided by the session the router gives it.
+ *
+ * libwebsockets runs on its own service thread; from other threads only
+ * ws_adopt, ws_connections and ws_stop may be called.
  */
 #ifndef CRIER_WS_H
 #define CRIER_WS_H
@@ -11,13 +14,35 @@
 #include <stddef.h>
 
 #include "gateway/config.h"
-#include "hub/hub.h"
+#include "hub/sub.h"
+
+/* What the protocol spoken over one WebSocket does with it. Service thread. */
+typedef struct ws_session_ops {
+    /* A complete message arrived (binary: a binary frame). Returns 0, or a
+     * close code with *why set: ws.c closes the connection with them. */
+    int (*receive)(void *session, const char *data, size_t len, bool binary, const char **why);
+    /* The connection is gone; ws.c no longer touches the session's sub. */
+    void (*closed)(void *session);
+    /* Optional: a message grew past limits.max_message_bytes. Returns a close
+     * code with *why, or 0 when the session ends the connection itself (the
+     * rest of the message is then discarded). Without it: close 1009. */
+    int (*oversize)(void *session, const char **why);
+} ws_session_ops;
+
+/* The session of a new connection: the sub ws.c drains (in s->fmt), and
+ * what it tells the protocol. */
+typedef struct ws_session {
+    sub *s;
+    const ws_session_ops *ops;
+    void *session;
+} ws_session;
+
+/* Decides what an upgrade request becomes (path percent-decoded, query raw).
+ * Service thread. Returns 0 with *out filled, or -1 to refuse it. */
+typedef int (*ws_open_fn)(const char *path, const char *query, ws_session *out);
 
 /* Creates the lws context and starts its service thread. Returns 0 or -1. */
-int ws_start(const cfg *c, hub *h);
-
-/* True when an upgrade request for this (decoded) path is served by lws. */
-bool ws_wants_path(const char *path, size_t len);
+int ws_start(const cfg *c, ws_open_fn open);
 
 /* Queues an accepted socket, whose upgrade request has not been read, for
  * the service thread to adopt. Any thread; the socket is owned by ws.c. */

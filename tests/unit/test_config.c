@@ -2,11 +2,15 @@
 /*
  * test_config.c - unit tests for gateway/config.c: the defaults, overlaying
  * JSON onto them, every error message (key names, ranges, line:col), listen
- * and log_level parsing, and that config.example.json is exactly the defaults.
+ * and log_level parsing, the signalr section and the hubs block (defaults,
+ * replacement, every validation), and that config.example.json is exactly the
+ * defaults.
  */
 #include "gateway/config.h"
 #include "tests/unit/test.h"
 
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -18,16 +22,33 @@ static int load(cfg *c, const char *json, char err[CFG_ERR_MAX])
     return cfg_load_string(c, json, "test.json", err);
 }
 
-/* Loading json must fail with a message containing want. */
-static void check_fails(const char *json, const char *want)
+static bool method_equal(const cfg_method *a, const cfg_method *b)
 {
-    cfg c;
-    char err[CFG_ERR_MAX];
-    int rc = load(&c, json, err);
-    CHECK(rc == -1);
-    if (!strstr(err, want))
-        fprintf(stderr, "  for %s\n  got  \"%s\"\n  want \"%s\"\n", json, err, want);
-    CHECK(strstr(err, want) != NULL);
+    return strcmp(a->name, b->name) == 0 && a->action == b->action &&
+           strcmp(a->target, b->target) == 0 && a->args == b->args;
+}
+
+static bool hub_equal(const cfg_hub *a, const cfg_hub *b)
+{
+    if (strcmp(a->name, b->name) != 0 || strcmp(a->path, b->path) != 0 ||
+        strcmp(a->default_target, b->default_target) != 0 || a->nmethods != b->nmethods)
+        return false;
+    for (unsigned i = 0; i < a->nmethods; i++) {
+        if (!method_equal(&a->methods[i], &b->methods[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool hubs_equal(const cfg *a, const cfg *b)
+{
+    if (a->nhubs != b->nhubs)
+        return false;
+    for (unsigned i = 0; i < a->nhubs; i++) {
+        if (!hub_equal(&a->hubs[i], &b->hubs[i]))
+            return false;
+    }
+    return true;
 }
 
 /* Every field of a and b is equal. */
@@ -46,7 +67,25 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->limits.max_header_bytes == b->limits.max_header_bytes &&
            a->limits.max_connections == b->limits.max_connections &&
            a->rooms.client_publish == b->rooms.client_publish &&
-           a->history.size == b->history.size && a->history.ttl_s == b->history.ttl_s;
+           a->history.size == b->history.size && a->history.ttl_s == b->history.ttl_s &&
+           a->signalr.client_timeout_s == b->signalr.client_timeout_s &&
+           a->signalr.handshake_timeout_s == b->signalr.handshake_timeout_s &&
+           a->signalr.disconnect_timeout_s == b->signalr.disconnect_timeout_s && hubs_equal(a, b);
+}
+
+/* Loading json must fail with a message containing want, leaving the
+ * config it was loaded onto (the defaults) exactly as it was. */
+static void check_fails(const char *json, const char *want)
+{
+    cfg c, d;
+    char err[CFG_ERR_MAX];
+    int rc = load(&c, json, err);
+    CHECK(rc == -1);
+    if (!strstr(err, want))
+        fprintf(stderr, "  for %s\n  got  \"%s\"\n  want \"%s\"\n", json, err, want);
+    CHECK(strstr(err, want) != NULL);
+    cfg_defaults(&d);
+    CHECK(cfg_equal(&c, &d));
 }
 
 /* Sets every key to a value other than its default. */
@@ -57,7 +96,11 @@ static const char *const all_keys_json =
     "   \"keepalive_s\": 30, \"header_timeout_s\": 10, \"max_header_bytes\": 4096,"
     "   \"max_connections\": 500},"
     " \"rooms\": {\"client_publish\": false},"
-    " \"history\": {\"size\": 0, \"ttl_s\": 0}}";
+    " \"history\": {\"size\": 0, \"ttl_s\": 0},"
+    " \"signalr\": {\"client_timeout_s\": 60, \"handshake_timeout_s\": 5,"
+    "   \"disconnect_timeout_s\": 120},"
+    " \"hubs\": {\"news\": {\"path\": \"/news\", \"default_target\": \"Headline\","
+    "   \"methods\": {\"Post\": {\"action\": \"others\", \"args\": 1}}}}}";
 
 static void test_defaults(void)
 {
@@ -78,6 +121,29 @@ static void test_defaults(void)
     CHECK(c.rooms.client_publish);
     CHECK(c.history.size == 1000);
     CHECK(c.history.ttl_s == 300);
+    CHECK(c.signalr.client_timeout_s == 30);
+    CHECK(c.signalr.handshake_timeout_s == 15);
+    CHECK(c.signalr.disconnect_timeout_s == 15);
+
+    /* Exactly one hub, "chat", with its four methods in this order. */
+    CHECK(c.nhubs == 1);
+    const cfg_hub *h = &c.hubs[0];
+    CHECK_STR(h->name, "chat");
+    CHECK_STR(h->path, "/hubs/chat");
+    CHECK_STR(h->default_target, "ReceiveMessage");
+    CHECK(h->nmethods == 4);
+    static const cfg_method want[] = {
+        {"SendMessage", CFG_ACTION_BROADCAST, "ReceiveMessage", 2},
+        {"SendToRoom", CFG_ACTION_ROOM, "ReceiveMessage", -1},
+        {"JoinRoom", CFG_ACTION_JOIN, "", 1},
+        {"LeaveRoom", CFG_ACTION_LEAVE, "", 1},
+    };
+    for (unsigned i = 0; i < 4 && i < h->nmethods; i++) {
+        CHECK_STR(h->methods[i].name, want[i].name);
+        CHECK(h->methods[i].action == want[i].action);
+        CHECK_STR(h->methods[i].target, want[i].target);
+        CHECK(h->methods[i].args == want[i].args);
+    }
 }
 
 static void test_empty_object_keeps_defaults(void)
@@ -127,6 +193,18 @@ static void test_every_key(void)
     CHECK(!c.rooms.client_publish);
     CHECK(c.history.size == 0);
     CHECK(c.history.ttl_s == 0);
+    CHECK(c.signalr.client_timeout_s == 60);
+    CHECK(c.signalr.handshake_timeout_s == 5);
+    CHECK(c.signalr.disconnect_timeout_s == 120);
+    CHECK(c.nhubs == 1);
+    CHECK_STR(c.hubs[0].name, "news");
+    CHECK_STR(c.hubs[0].path, "/news");
+    CHECK_STR(c.hubs[0].default_target, "Headline");
+    CHECK(c.hubs[0].nmethods == 1);
+    CHECK_STR(c.hubs[0].methods[0].name, "Post");
+    CHECK(c.hubs[0].methods[0].action == CFG_ACTION_OTHERS);
+    CHECK_STR(c.hubs[0].methods[0].target, "Headline");
+    CHECK(c.hubs[0].methods[0].args == 1);
 }
 
 static void test_unknown_keys(void)
@@ -442,6 +520,557 @@ static void test_load_file(void)
     unlink(path);
 }
 
+/* ---- signalr and hubs -------------------------------------------------- */
+
+/* json with every ' turned into ", so that tests can write JSON readably.
+ * The result lives until the next call. */
+static const char *dq(const char *json)
+{
+    static char buf[16384];
+    size_t i = 0;
+    for (; json[i] && i < sizeof(buf) - 1; i++)
+        buf[i] = json[i] == '\'' ? '"' : json[i];
+    buf[i] = '\0';
+    return buf;
+}
+
+/* check_fails, with the JSON written in single quotes. */
+static void fails(const char *json_sq, const char *want)
+{
+    check_fails(dq(json_sq), want);
+}
+
+/* Loads json (single quotes) onto the defaults; it must succeed. */
+static int load_ok(cfg *c, const char *json_sq)
+{
+    char err[CFG_ERR_MAX];
+    const char *json = dq(json_sq);
+    int rc = load(c, json, err);
+    CHECK(rc == 0);
+    if (rc)
+        fprintf(stderr, "  for %s\n  %s\n", json, err);
+    return rc;
+}
+
+/* Loading one hub "h" at /h with the single method M = method_sq must fail
+ * with want in the message. */
+static void method_fails(const char *method_sq, const char *want)
+{
+    char json[1024];
+    snprintf(json, sizeof(json), "{'hubs': {'h': {'path': '/h', 'methods': {'M': %s}}}}",
+             method_sq);
+    fails(json, want);
+}
+
+/* Loads one hub "h" at /h with the single method M = method_sq; returns it. */
+static cfg_method method_ok(const char *method_sq)
+{
+    static cfg c; /* large; one at a time */
+    char json[1024];
+    cfg_method m;
+    memset(&m, 0, sizeof(m));
+    snprintf(json, sizeof(json),
+             "{'hubs': {'h': {'path': '/h', 'default_target': 'Dflt', 'methods': {'M': %s}}}}",
+             method_sq);
+    if (load_ok(&c, json) == 0 && c.nhubs == 1 && c.hubs[0].nmethods == 1)
+        m = c.hubs[0].methods[0];
+    else
+        CHECK(!"method_ok: the hub did not load as one method");
+    return m;
+}
+
+/* Loading one hub "h" with path path (no quotes inside) must fail with
+ * want; 'hubs.h.path' and the quoted path are checked too. */
+static void path_fails(const char *path, const char *want)
+{
+    char json[1024], msg[1024];
+    snprintf(json, sizeof(json), "{'hubs': {'h': {'path': '%s', 'methods': {}}}}", path);
+    snprintf(msg, sizeof(msg), "test.json: 'hubs.h.path': %s, got '%s'", want, path);
+    fails(json, msg);
+}
+
+static void path_ok(const char *path)
+{
+    cfg c;
+    char json[1024];
+    snprintf(json, sizeof(json), "{'hubs': {'h': {'path': '%s', 'methods': {}}}}", path);
+    if (load_ok(&c, json) == 0)
+        CHECK_STR(c.hubs[0].path, path);
+}
+
+static void test_signalr(void)
+{
+    cfg c, d;
+    load_ok(&c, "{'signalr': {'client_timeout_s': 1, 'handshake_timeout_s': 300,"
+                " 'disconnect_timeout_s': 3600}}");
+    CHECK(c.signalr.client_timeout_s == 1);
+    CHECK(c.signalr.handshake_timeout_s == 300);
+    CHECK(c.signalr.disconnect_timeout_s == 3600);
+    load_ok(&c, "{'signalr': {'client_timeout_s': 3600, 'handshake_timeout_s': 1,"
+                " 'disconnect_timeout_s': 1}}");
+    CHECK(c.signalr.client_timeout_s == 3600);
+    CHECK(c.signalr.handshake_timeout_s == 1);
+    CHECK(c.signalr.disconnect_timeout_s == 1);
+    /* A subset leaves the others (and the hubs) at their defaults. */
+    load_ok(&c, "{'signalr': {'handshake_timeout_s': 7}}");
+    cfg_defaults(&d);
+    d.signalr.handshake_timeout_s = 7;
+    CHECK(cfg_equal(&c, &d));
+
+    fails("{'signalr': {'client_timeout_s': 0}}",
+          "test.json: 'signalr.client_timeout_s' must be an integer from 1 to 3600");
+    fails("{'signalr': {'client_timeout_s': 3601}}",
+          "test.json: 'signalr.client_timeout_s' must be an integer from 1 to 3600");
+    fails("{'signalr': {'handshake_timeout_s': 0}}",
+          "test.json: 'signalr.handshake_timeout_s' must be an integer from 1 to 300");
+    fails("{'signalr': {'handshake_timeout_s': 301}}",
+          "test.json: 'signalr.handshake_timeout_s' must be an integer from 1 to 300");
+    fails("{'signalr': {'disconnect_timeout_s': 0}}",
+          "test.json: 'signalr.disconnect_timeout_s' must be an integer from 1 to 3600");
+    fails("{'signalr': {'disconnect_timeout_s': 3601}}",
+          "test.json: 'signalr.disconnect_timeout_s' must be an integer from 1 to 3600");
+    fails("{'signalr': {'client_timeout_s': '30'}}",
+          "test.json: 'signalr.client_timeout_s' must be an integer from 1 to 3600");
+    fails("{'signalr': {'timeout_s': 30}}", "test.json: unknown key 'signalr.timeout_s'");
+    fails("{'signalr': 30}", "test.json: 'signalr' must be an object");
+}
+
+static void test_hubs_replace_defaults(void)
+{
+    cfg c;
+    if (load_ok(&c, "{'hubs': {"
+                    " 'alpha': {'path': '/a', 'methods': {"
+                    "   'Say': {'action': 'broadcast'},"
+                    "   'Tell': {'action': 'others', 'target': 'Told', 'args': 0},"
+                    "   'ToRoom': {'action': 'room', 'args': 3},"
+                    "   'In': {'action': 'join'},"
+                    "   'Out': {'action': 'leave', 'args': 2}}},"
+                    " 'beta': {'methods': {'Ping': {'args': 32, 'action': 'broadcast'},"
+                    "                      'R': {'action': 'room'}},"
+                    "   'default_target': 'OnBeta', 'path': '/x/beta.v2-1_0'},"
+                    " 'chat': {'path': '/hubs/chat2', 'methods': {}}}}") != 0)
+        return;
+    CHECK(c.nhubs == 3);
+    if (c.nhubs != 3)
+        return;
+    /* The file's order. */
+    const cfg_hub *a = &c.hubs[0], *b = &c.hubs[1], *ch = &c.hubs[2];
+    CHECK_STR(a->name, "alpha");
+    CHECK_STR(a->path, "/a");
+    CHECK_STR(a->default_target, "ReceiveMessage");
+    CHECK(a->nmethods == 5);
+    const cfg_method want_a[] = {
+        {"Say", CFG_ACTION_BROADCAST, "ReceiveMessage", -1},
+        {"Tell", CFG_ACTION_OTHERS, "Told", 0},
+        {"ToRoom", CFG_ACTION_ROOM, "ReceiveMessage", 3},
+        {"In", CFG_ACTION_JOIN, "", 1},
+        {"Out", CFG_ACTION_LEAVE, "", 2},
+    };
+    for (unsigned i = 0; i < 5 && i < a->nmethods; i++)
+        CHECK(method_equal(&a->methods[i], &want_a[i]));
+
+    CHECK_STR(b->name, "beta");
+    CHECK_STR(b->path, "/x/beta.v2-1_0");
+    CHECK_STR(b->default_target, "OnBeta");
+    CHECK(b->nmethods == 2);
+    const cfg_method want_b[] = {
+        {"Ping", CFG_ACTION_BROADCAST, "OnBeta", 32},
+        {"R", CFG_ACTION_ROOM, "OnBeta", -1},
+    };
+    for (unsigned i = 0; i < 2 && i < b->nmethods; i++)
+        CHECK(method_equal(&b->methods[i], &want_b[i]));
+
+    /* A hub named like a default one is a new hub, not a patch of it. */
+    CHECK_STR(ch->name, "chat");
+    CHECK_STR(ch->path, "/hubs/chat2");
+    CHECK(ch->nmethods == 0);
+
+    /* Everything else stays at its default. */
+    cfg d;
+    cfg_defaults(&d);
+    d.nhubs = c.nhubs;
+    memcpy(d.hubs, c.hubs, sizeof(d.hubs));
+    CHECK(cfg_equal(&c, &d));
+}
+
+static void test_hubs_replace_earlier_load(void)
+{
+    cfg c;
+    char err[CFG_ERR_MAX];
+    CHECK(load(&c, all_keys_json, err) == 0);
+    CHECK(c.nhubs == 1);
+    /* A later load without "hubs" keeps the hubs it finds... */
+    CHECK(cfg_load_string(&c, dq("{'log_level': 'warn'}"), "x.json", err) == 0);
+    CHECK(c.nhubs == 1);
+    CHECK_STR(c.hubs[0].name, "news");
+    /* ... and one with "hubs" replaces them, not adds to them. */
+    CHECK(cfg_load_string(&c, dq("{'hubs': {'x': {'path': '/x', 'methods': {}}}}"), "x.json",
+                          err) == 0);
+    CHECK(c.nhubs == 1);
+    CHECK_STR(c.hubs[0].name, "x");
+    CHECK(c.hubs[0].nmethods == 0);
+}
+
+static void test_hubs_empty(void)
+{
+    cfg c, d;
+    load_ok(&c, "{'hubs': {}}");
+    CHECK(c.nhubs == 0);
+    cfg_defaults(&d);
+    d.nhubs = 0;
+    memset(d.hubs, 0, sizeof(d.hubs));
+    CHECK(cfg_equal(&c, &d));
+}
+
+static void test_method_defaults(void)
+{
+    cfg_method m;
+    /* Sending actions take the hub's default_target, and any argument count. */
+    m = method_ok("{'action': 'broadcast'}");
+    CHECK(m.action == CFG_ACTION_BROADCAST && m.args == -1);
+    CHECK_STR(m.target, "Dflt");
+    m = method_ok("{'action': 'others'}");
+    CHECK(m.action == CFG_ACTION_OTHERS && m.args == -1);
+    CHECK_STR(m.target, "Dflt");
+    m = method_ok("{'action': 'room'}");
+    CHECK(m.action == CFG_ACTION_ROOM && m.args == -1);
+    CHECK_STR(m.target, "Dflt");
+    m = method_ok("{'action': 'room', 'target': 'Own', 'args': 1}");
+    CHECK_STR(m.target, "Own");
+    CHECK(m.args == 1);
+    /* join and leave take exactly the room unless told otherwise. */
+    m = method_ok("{'action': 'join'}");
+    CHECK(m.action == CFG_ACTION_JOIN && m.args == 1);
+    CHECK_STR(m.target, "");
+    m = method_ok("{'action': 'leave'}");
+    CHECK(m.action == CFG_ACTION_LEAVE && m.args == 1);
+    CHECK_STR(m.target, "");
+    m = method_ok("{'action': 'join', 'args': 32}");
+    CHECK(m.args == 32);
+    /* The edges of args. */
+    m = method_ok("{'action': 'broadcast', 'args': 0}");
+    CHECK(m.args == 0);
+    m = method_ok("{'action': 'others', 'args': 32}");
+    CHECK(m.args == 32);
+    m = method_ok("{'action': 'room', 'args': 1}");
+    CHECK(m.args == 1);
+    m = method_ok("{'action': 'leave', 'args': 1}");
+    CHECK(m.args == 1);
+    CHECK_STR(m.name, "M");
+}
+
+static void test_hub_structure_errors(void)
+{
+    fails("{'hubs': []}", "test.json: 'hubs' must be an object");
+    fails("{'hubs': null}", "test.json: 'hubs' must be an object");
+    fails("{'hubs': {'chat': 1}}", "test.json: 'hubs.chat' must be an object");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': {}, 'foo': 1}}}",
+          "test.json: unknown key 'hubs.chat.foo'");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': {}, 'target': 'X'}}}",
+          "test.json: unknown key 'hubs.chat.target'");
+    fails("{'hubs': {'chat': {'methods': {}}}}", "test.json: 'hubs.chat.path' is required");
+    fails("{'hubs': {'chat': {'path': 5, 'methods': {}}}}",
+          "test.json: 'hubs.chat.path' must be a string");
+    fails("{'hubs': {'chat': {'path': null, 'methods': {}}}}",
+          "test.json: 'hubs.chat.path' must be a string");
+    fails("{'hubs': {'chat': {'path': '/c'}}}", "test.json: 'hubs.chat.methods' is required");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': []}}}",
+          "test.json: 'hubs.chat.methods' must be an object");
+    fails("{'hubs': {'chat': {'path': '/c', 'default_target': 1, 'methods': {}}}}",
+          "test.json: 'hubs.chat.default_target' must be a string");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': {'Send': 'broadcast'}}}}",
+          "test.json: 'hubs.chat.methods.Send' must be an object");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': {'Send': {'action': 'broadcast',"
+          " 'foo': 1}}}}}",
+          "test.json: unknown key 'hubs.chat.methods.Send.foo'");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': {'Send': {}}}}}",
+          "test.json: 'hubs.chat.methods.Send.action' is required");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': {'Send': {'action': 'shout'}}}}}",
+          "test.json: 'hubs.chat.methods.Send.action' must be one of broadcast, others, room,"
+          " join, leave");
+    /* An error in a later hub or method still names it exactly. */
+    fails("{'hubs': {'a': {'path': '/a', 'methods': {}},"
+          " 'b': {'path': '/b', 'methods': {'Ok': {'action': 'join'},"
+          "                                  'Bad': {'action': 'join', 'args': 0}}}}}",
+          "test.json: 'hubs.b.methods.Bad.args' must be an integer from 1 to 32");
+}
+
+static void test_method_errors(void)
+{
+    static const char *const bad_actions[] = {"'Broadcast'", "''",       "1",     "null",
+                                              "true",        "['room']", "'send'"};
+    for (size_t i = 0; i < sizeof(bad_actions) / sizeof(bad_actions[0]); i++) {
+        char m[128];
+        snprintf(m, sizeof(m), "{'action': %s}", bad_actions[i]);
+        method_fails(m, "test.json: 'hubs.h.methods.M.action' must be one of broadcast, "
+                        "others, room, join, leave");
+    }
+    /* target: a name, and none for join and leave. */
+    method_fails("{'action': 'join', 'target': 'X'}",
+                 "test.json: 'hubs.h.methods.M.target' must not be given for action 'join'");
+    method_fails("{'action': 'leave', 'target': 'ReceiveMessage'}",
+                 "test.json: 'hubs.h.methods.M.target' must not be given for action 'leave'");
+    method_fails("{'action': 'broadcast', 'target': 1}",
+                 "test.json: 'hubs.h.methods.M.target' must be a string");
+    method_fails("{'action': 'room', 'target': null}",
+                 "test.json: 'hubs.h.methods.M.target' must be a string");
+    /* args */
+    method_fails("{'action': 'broadcast', 'args': -1}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 0 to 32");
+    method_fails("{'action': 'others', 'args': 33}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 0 to 32");
+    method_fails("{'action': 'broadcast', 'args': '2'}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 0 to 32");
+    method_fails("{'action': 'broadcast', 'args': 2.0}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 0 to 32");
+    method_fails("{'action': 'broadcast', 'args': null}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 0 to 32");
+    method_fails("{'action': 'broadcast', 'args': 4294967298}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 0 to 32");
+    method_fails("{'action': 'room', 'args': 0}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 1 to 32");
+    method_fails("{'action': 'join', 'args': 0}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 1 to 32");
+    method_fails("{'action': 'leave', 'args': 0}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 1 to 32");
+    method_fails("{'action': 'join', 'args': 33}",
+                 "test.json: 'hubs.h.methods.M.args' must be an integer from 1 to 32");
+}
+
+/* A name of len copies of ch, then a NUL. */
+static const char *repeat(char *buf, char ch, size_t len)
+{
+    memset(buf, ch, len);
+    buf[len] = '\0';
+    return buf;
+}
+
+static void test_names(void)
+{
+    static const char *const bad[] = {"1chat", "9",          "chat-room", "chat room",
+                                      "a.b",   "ch\\u00e4t", "a$",        ""};
+    char json[512], want[512], name[80];
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        /* The JSON escape \u00e4 is quoted back as the UTF-8 it decodes to. */
+        const char *shown = strcmp(bad[i], "ch\\u00e4t") == 0 ? "ch\xc3\xa4t" : bad[i];
+        snprintf(json, sizeof(json), "{'hubs': {'%s': {'path': '/a', 'methods': {}}}}", bad[i]);
+        snprintf(want, sizeof(want),
+                 "test.json: 'hubs.%s': expected a hub name of 1 to 63 letters, digits or '_',"
+                 " not starting with a digit",
+                 shown);
+        fails(json, want);
+        snprintf(json, sizeof(json),
+                 "{'hubs': {'h': {'path': '/a', 'methods': {'%s': {'action': 'join'}}}}}", bad[i]);
+        snprintf(want, sizeof(want),
+                 "test.json: 'hubs.h.methods.%s': expected a method name of 1 to 63 letters,"
+                 " digits or '_', not starting with a digit",
+                 shown);
+        fails(json, want);
+        snprintf(json, sizeof(json),
+                 "{'hubs': {'h': {'path': '/a', 'default_target': '%s', 'methods': {}}}}", bad[i]);
+        snprintf(want, sizeof(want),
+                 "test.json: 'hubs.h.default_target': expected a target name of 1 to 63"
+                 " letters, digits or '_', not starting with a digit, got '%s'",
+                 shown);
+        fails(json, want);
+        snprintf(json, sizeof(json),
+                 "{'hubs': {'h': {'path': '/a', 'methods': {'M': {'action': 'room',"
+                 " 'target': '%s'}}}}}",
+                 bad[i]);
+        snprintf(want, sizeof(want),
+                 "test.json: 'hubs.h.methods.M.target': expected a target name of 1 to 63"
+                 " letters, digits or '_', not starting with a digit, got '%s'",
+                 shown);
+        fails(json, want);
+    }
+
+    /* 64 characters is one too many, everywhere. */
+    repeat(name, 'n', 64);
+    snprintf(json, sizeof(json), "{'hubs': {'%s': {'path': '/a', 'methods': {}}}}", name);
+    snprintf(want, sizeof(want), "test.json: 'hubs.%s': expected a hub name", name);
+    fails(json, want);
+    snprintf(json, sizeof(json),
+             "{'hubs': {'h': {'path': '/a', 'methods': {'%s': {'action': 'join'}}}}}", name);
+    snprintf(want, sizeof(want), "test.json: 'hubs.h.methods.%s': expected a method name", name);
+    fails(json, want);
+    snprintf(json, sizeof(json),
+             "{'hubs': {'h': {'path': '/a', 'default_target': '%s', 'methods': {}}}}", name);
+    fails(json, "test.json: 'hubs.h.default_target': expected a target name");
+    snprintf(json, sizeof(json),
+             "{'hubs': {'h': {'path': '/a', 'methods': {'M': {'action': 'others',"
+             " 'target': '%s'}}}}}",
+             name);
+    fails(json, "test.json: 'hubs.h.methods.M.target': expected a target name");
+
+    /* A very long name is cut in the message. */
+    char longname[300];
+    repeat(longname, 'x', 200);
+    longname[0] = '-';
+    snprintf(json, sizeof(json), "{'hubs': {'%s': {'path': '/a', 'methods': {}}}}", longname);
+    fails(json, "xxx...': expected a hub name");
+
+    /* 63 characters, '_' anywhere and digits after the first are fine. */
+    repeat(name, 'N', 63);
+    cfg c;
+    snprintf(
+        json, sizeof(json),
+        "{'hubs': {'%s': {'path': '/a', 'default_target': '%s', 'methods': {"
+        " '%s': {'action': 'broadcast'}, '_': {'action': 'room', 'target': '_9'},"
+        " 'a_1_B': {'action': 'others', 'target': 'Z'}}}, '_x9': {'path': '/b', 'methods': {}}}}",
+        name, name, name);
+    if (load_ok(&c, json) == 0 && c.nhubs == 2 && c.hubs[0].nmethods == 3) {
+        CHECK_STR(c.hubs[0].name, name);
+        CHECK_STR(c.hubs[0].default_target, name);
+        CHECK_STR(c.hubs[0].methods[0].name, name);
+        CHECK_STR(c.hubs[0].methods[0].target, name);
+        CHECK_STR(c.hubs[0].methods[1].name, "_");
+        CHECK_STR(c.hubs[0].methods[1].target, "_9");
+        CHECK_STR(c.hubs[0].methods[2].name, "a_1_B");
+        CHECK_STR(c.hubs[0].methods[2].target, "Z");
+        CHECK_STR(c.hubs[1].name, "_x9");
+    }
+}
+
+static void test_paths(void)
+{
+    char path[200];
+    path_ok("/a");
+    path_ok("/hubs/chat");
+    path_ok("/x/beta.v2-1_0");
+    path_ok("/A/b.c/D-e_F/9");
+    path_ok("/roomsx");
+    path_ok("/rooms2/a");
+    path_ok("/x/rooms");
+    path_ok("/x/rooms/y");
+    path_ok("/healthz/x");
+    path_ok("/x/healthz");
+    path_ok("/metrics2");
+    path_ok("/stats.json");
+    path_ok("/negotiatex");
+    path_ok("/x/negotiate2");
+    path_ok("/x/negotiate.y");
+    path_ok("/xnegotiate");
+    path[0] = '/';
+    repeat(path + 1, 'p', 126);
+    path_ok(path); /* 127 characters */
+
+    path_fails("", "expected a path starting with '/'");
+    path_fails("hubs/chat", "expected a path starting with '/'");
+    path_fails(" /a", "expected a path starting with '/'");
+    path_fails("/", "expected a path of 2 to 127 characters");
+    repeat(path + 1, 'p', 127);
+    path_fails(path, "expected a path of 2 to 127 characters"); /* 128 */
+    path_fails("/a b", "expected only letters, digits, '.', '_', '-' and '/' in a path");
+    path_fails("/a?b=1", "expected only letters, digits, '.', '_', '-' and '/' in a path");
+    path_fails("/a%20b", "expected only letters, digits, '.', '_', '-' and '/' in a path");
+    fails("{'hubs': {'h': {'path': '/a\\\\b', 'methods': {}}}}",
+          "test.json: 'hubs.h.path': expected only letters, digits"); /* a backslash */
+    fails("{'hubs': {'h': {'path': '/\\u00e9', 'methods': {}}}}",
+          "test.json: 'hubs.h.path': expected only letters, digits");
+    path_fails("/a//b", "expected no empty segment ('//') in a path");
+    path_fails("//a", "expected no empty segment ('//') in a path");
+    path_fails("/a/", "expected a path not ending in '/'");
+    path_fails("/hubs/chat/", "expected a path not ending in '/'");
+    path_fails("/rooms", "expected a path outside /rooms, which the gateway serves");
+    path_fails("/rooms/x", "expected a path outside /rooms, which the gateway serves");
+    path_fails("/rooms/x/y", "expected a path outside /rooms, which the gateway serves");
+    path_fails("/healthz", "expected a path other than /healthz, /metrics and /stats");
+    path_fails("/metrics", "expected a path other than /healthz, /metrics and /stats");
+    path_fails("/stats", "expected a path other than /healthz, /metrics and /stats");
+    path_fails("/negotiate", "expected a path not ending in /negotiate, which the gateway adds");
+    path_fails("/hubs/chat/negotiate",
+               "expected a path not ending in /negotiate, which the gateway adds");
+}
+
+static void test_uniqueness(void)
+{
+    fails("{'hubs': {'a': {'path': '/x', 'methods': {}}, 'b': {'path': '/y', 'methods': {}},"
+          " 'c': {'path': '/x', 'methods': {}}}}",
+          "test.json: 'hubs.c.path': '/x' is already the path of hub 'a'");
+    /* Paths are case-sensitive, as URL paths are. */
+    cfg c;
+    load_ok(&c,
+            "{'hubs': {'a': {'path': '/x', 'methods': {}}, 'b': {'path': '/X', 'methods': {}}}}");
+    CHECK(c.nhubs == 2);
+
+    /* Method names are unique ignoring case, as SignalR matches them. */
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {'Send': {'action': 'broadcast'},"
+          " 'Join': {'action': 'join'}, 'send': {'action': 'others'}}}}}",
+          "test.json: 'hubs.h.methods.send' repeats method 'Send'");
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {'send_2': {'action': 'broadcast'},"
+          " 'SEND_2': {'action': 'broadcast'}}}}}",
+          "test.json: 'hubs.h.methods.SEND_2' repeats method 'send_2'");
+    /* ... within a hub: two hubs may share a method name, and a method may be
+     * named like a hub or a target. */
+    load_ok(&c, "{'hubs': {'a': {'path': '/a', 'methods': {'Send': {'action': 'broadcast'}}},"
+                " 'b': {'path': '/b', 'methods': {'send': {'action': 'broadcast',"
+                " 'target': 'send'}, 'a': {'action': 'join'}}}}}");
+    CHECK(c.nhubs == 2);
+}
+
+/* Appends to buf (of size n) as snprintf would at its end. */
+__attribute__((format(printf, 3, 4))) static void append(char *buf, size_t n, const char *fmt, ...)
+{
+    size_t len = strlen(buf);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(buf + len, n - len, fmt, ap);
+    va_end(ap);
+}
+
+/* {"hubs": {...}} with nhubs hubs h0.. at /h0.., each with nmethods methods. */
+static void many_hubs_json(char *buf, size_t n, unsigned nhubs, unsigned nmethods)
+{
+    buf[0] = '\0';
+    append(buf, n, "{'hubs': {");
+    for (unsigned i = 0; i < nhubs; i++) {
+        append(buf, n, "%s'h%u': {'path': '/h%u', 'methods': {", i ? ", " : "", i, i);
+        for (unsigned j = 0; j < nmethods; j++)
+            append(buf, n, "%s'M%u': {'action': 'broadcast'}", j ? ", " : "", j);
+        append(buf, n, "}}");
+    }
+    append(buf, n, "}}");
+}
+
+static void test_limits(void)
+{
+    static char json[16384];
+    cfg c;
+    many_hubs_json(json, sizeof(json), CFG_MAX_HUBS, 1);
+    if (load_ok(&c, json) == 0) {
+        CHECK(c.nhubs == CFG_MAX_HUBS);
+        CHECK_STR(c.hubs[CFG_MAX_HUBS - 1].name, "h15");
+        CHECK_STR(c.hubs[CFG_MAX_HUBS - 1].path, "/h15");
+    }
+    many_hubs_json(json, sizeof(json), CFG_MAX_HUBS + 1, 1);
+    fails(json, "test.json: 'hubs' must have at most 16 hubs");
+
+    many_hubs_json(json, sizeof(json), 1, CFG_MAX_METHODS);
+    if (load_ok(&c, json) == 0) {
+        CHECK(c.hubs[0].nmethods == CFG_MAX_METHODS);
+        CHECK_STR(c.hubs[0].methods[CFG_MAX_METHODS - 1].name, "M31");
+    }
+    many_hubs_json(json, sizeof(json), 2, CFG_MAX_METHODS + 1);
+    fails(json, "test.json: 'hubs.h0.methods' must have at most 32 methods");
+}
+
+static void test_hub_error_leaves_config_unchanged(void)
+{
+    cfg c, before;
+    char err[CFG_ERR_MAX];
+    CHECK(load(&c, all_keys_json, err) == 0);
+    before = c;
+    /* The first hub and the signalr key are fine; the second hub is not. */
+    CHECK(cfg_load_string(&c,
+                          dq("{'signalr': {'client_timeout_s': 9}, 'hubs': {"
+                             " 'a': {'path': '/a', 'methods': {'X': {'action': 'join'}}},"
+                             " 'b': {'path': '/rooms', 'methods': {}}}}"),
+                          "t.json", err) == -1);
+    CHECK(strstr(err, "t.json: 'hubs.b.path'") != NULL);
+    CHECK(cfg_equal(&c, &before));
+    CHECK(memcmp(&c, &before, sizeof(c)) == 0);
+}
+
 static void test_example_file_is_the_defaults(void)
 {
     cfg c, d;
@@ -464,5 +1093,9 @@ TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
           TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
           TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
           TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),
-          TEST(test_directory_is_not_a_file), TEST(test_load_file),
+          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr),
+          TEST(test_hubs_replace_defaults), TEST(test_hubs_replace_earlier_load),
+          TEST(test_hubs_empty), TEST(test_method_defaults), TEST(test_hub_structure_errors),
+          TEST(test_method_errors), TEST(test_names), TEST(test_paths), TEST(test_uniqueness),
+          TEST(test_limits), TEST(test_hub_error_leaves_config_unchanged),
           TEST(test_example_file_is_the_defaults))

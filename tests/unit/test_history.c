@@ -15,7 +15,7 @@ static msg *msgs[NMSG + 1]; /* msgs[i] has id i, created at 1000 + 10 * i */
 static void make_msgs(void)
 {
     for (uint64_t i = 1; i <= NMSG; i++)
-        msgs[i] = msg_create(i, "h", "0", 1, 1000 + 10 * (int64_t)i);
+        msgs[i] = msg_create(i, "h", "0", 1, NULL, 1000 + 10 * (int64_t)i);
 }
 
 static void free_msgs(void)

@@ -2,7 +2,8 @@
 /*
  * test_hub.c - unit tests for hub/hub.c through loopback members: room names,
  * ids, fanout, join (from_now / since), leave, room_info, expiry, the send
- * queue bound, stats and per-format encodings.
+ * queue bound, stats, per-format encodings, SignalR targets and records
+ * (publish_opts, hub_send), hub_leave_room, sub_end and sub_attach.
  */
 #include "hub/hub.h"
 #include "tests/unit/loopback_sub.h"
@@ -23,7 +24,7 @@ static hub *new_hub(size_t history_size, int64_t ttl_ms)
 static uint64_t pub(hub *h, const char *room, const char *data)
 {
     uint64_t id = 0;
-    int rc = hub_publish(h, room, data, strlen(data), &id);
+    int rc = hub_publish(h, room, data, strlen(data), NULL, &id);
     CHECK(rc == 0);
     return rc ? 0 : id;
 }
@@ -69,14 +70,14 @@ static bool envelope_is(const msg *m, uint64_t id, const char *room, const char 
     char want[512];
     int n = snprintf(want, sizeof(want), "{\"id\":%llu,\"room\":\"%s\",\"data\":%s}",
                      (unsigned long long)id, room, data);
-    msg_bytes b = msg_get(m, MSG_FMT_JSON);
+    msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
     return n > 0 && b.len == (size_t)n && memcmp(b.base, want, b.len) == 0;
 }
 
 /* m carries SSE bytes, and they are the SSE form of its data. */
 static bool sse_ok(const msg *m)
 {
-    msg_bytes s = msg_get(m, MSG_FMT_SSE);
+    msg_bytes s = msg_get(m, MSG_FMT_SSE, NULL);
     msg_bytes d = msg_data(m);
     if (!s.base)
         return false;
@@ -514,14 +515,15 @@ static void test_send_queue_bound(void)
     CHECK(refs_before == 4);
 
     pub_n(h, "r", 1); /* limit + 1: slow is dropped */
-    CHECK(slow.drops == 1);
-    CHECK_STR(slow.why, "send queue full");
     CHECK(slow.s.dropped);
+    CHECK(slow.wakes == limit + 1);  /* woken once more, to see the drop */
+    CHECK(slow.drops == 1);          /* that wake found dropped set */
+    CHECK(slow.queued_at_wake == 0); /* and the queue already emptied */
+    CHECK(slow.bad_lock == 0);
     CHECK(lb_count(&slow) == 0);
     CHECK(sendq_is_empty(&slow.s.q));
     CHECK(atomic_load(&first->refs) == refs_before - 1); /* its queue's refs are gone */
     msg_unref(first);
-    CHECK(slow.wakes == limit);
 
     room_info ri;
     CHECK(info(h, "r", &ri) == 0);
@@ -537,6 +539,7 @@ static void test_send_queue_bound(void)
     pub_n(h, "r", 3);
     pub_n(h, "other", 2);
     CHECK(slow.drops == 1);
+    CHECK(slow.wakes == limit + 1);
     CHECK(lb_count(&slow) == 0);
     CHECK(got_range(&fast, 1, limit + 4));
     CHECK(got_range(&poll, 1, 2));
@@ -562,7 +565,7 @@ static void test_drop_with_limit_one(void)
     pub_n(h, "r", 1);
     CHECK(lb_pop_id(&b) == 1); /* b keeps up, a does not */
     pub_n(h, "r", 1);
-    CHECK(a.drops == 1 && a.s.dropped);
+    CHECK(a.s.dropped && a.drops == 1 && a.wakes == 2); /* a wake after the drop */
     CHECK(b.drops == 0 && lb_pop_id(&b) == 2);
     pub_n(h, "r", 1);
     CHECK(lb_pop_id(&b) == 3);
@@ -576,7 +579,7 @@ static void test_drop_with_limit_one(void)
     lb_init(&c, SUB_WS, 1);
     CHECK(hub_join(h, "r", &c.s, 0, true) == 0);
     pub_n(h, "r", 2);
-    CHECK(b.drops == 1 && c.drops == 1);
+    CHECK(b.s.dropped && c.s.dropped && b.drops == 1 && c.drops == 1);
     room_info ri;
     CHECK(info(h, "r", &ri) == -ENOENT); /* no members, no history */
     hub_get_stats(h, &st);
@@ -640,7 +643,7 @@ static void test_encodings(void)
     CHECK(pub(h, "j", "{\"a\":\n1}") == 1);
     CHECK(pub(h, "j", "[1,\r\n2]") == 2);
     msg *m = lb_pop(&ws);
-    CHECK(m && m->id == 1 && msg_get(m, MSG_FMT_SSE).base == NULL);
+    CHECK(m && m->id == 1 && msg_get(m, MSG_FMT_SSE, NULL).base == NULL);
     CHECK(m && envelope_is(m, 1, "j", "{\"a\":\n1}"));
     msg_unref(m);
 
@@ -667,7 +670,7 @@ static void test_encodings(void)
     CHECK(pub(h, "s", "{\"x\":\"y\"}") == 1);
     m = lb_pop(&sse);
     CHECK(m && m->id == 1 && sse_ok(m));
-    msg_bytes b = m ? msg_get(m, MSG_FMT_SSE) : (msg_bytes){0};
+    msg_bytes b = m ? msg_get(m, MSG_FMT_SSE, NULL) : (msg_bytes){0};
     CHECK(b.base && b.len == strlen("id: 1\ndata: {\"x\":\"y\"}\n\n") &&
           memcmp(b.base, "id: 1\ndata: {\"x\":\"y\"}\n\n", b.len) == 0);
     msg_unref(m);
@@ -676,7 +679,7 @@ static void test_encodings(void)
     fini(h, &sse);
     CHECK(pub(h, "j", "4") == 4);
     m = lb_pop(&ws);
-    CHECK(m && m->id == 4 && msg_get(m, MSG_FMT_SSE).base == NULL);
+    CHECK(m && m->id == 4 && msg_get(m, MSG_FMT_SSE, NULL).base == NULL);
     msg_unref(m);
     fini(h, &ws);
     hub_destroy(h);
@@ -723,8 +726,498 @@ static void test_many_rooms_and_destroy(void)
     hub_destroy(NULL);
 }
 
+/* ----------------------------------------------------- SignalR and the rest */
+
+/* Publishes data to room with opt; returns the id, 0 on failure. */
+static uint64_t pub_opt(hub *h, const char *room, const char *data, const char *target,
+                        const sub *exclude)
+{
+    publish_opts opt = {.target = target, .exclude = exclude};
+    uint64_t id = 0;
+    int rc = hub_publish(h, room, data, strlen(data), &opt, &id);
+    CHECK(rc == 0);
+    return rc ? 0 : id;
+}
+
+/* b holds exactly the bytes of want. */
+static bool bytes_are(msg_bytes b, const char *want)
+{
+    size_t n = strlen(want);
+    bool ok = b.base && b.len == n && memcmp(b.base, want, n) == 0;
+    if (!ok)
+        fprintf(stderr, "  got  \"%.*s\" (%zu)\n  want \"%s\" (%zu)\n", b.base ? (int)b.len : 6,
+                b.base ? b.base : "(null)", b.len, want, n);
+    return ok;
+}
+
+static void test_publish_exclude(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    loopback a, b, c, other;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_SSE, 1);
+    lb_init(&c, SUB_LONGPOLL, 100);
+    lb_init(&other, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
+    CHECK(hub_join(h, "r", &c.s, 0, true) == 0);
+    CHECK(hub_join(h, "elsewhere", &other.s, 0, true) == 0);
+
+    /* The excluded member gets nothing and is not woken. */
+    CHECK(pub_opt(h, "r", "1", NULL, &b.s) == 1);
+    CHECK(got_range(&a, 1, 1));
+    CHECK(got_range(&c, 1, 1));
+    CHECK(got_nothing(&b) && b.wakes == 0 && b.s.last_id == 0);
+    hub_stats st;
+    hub_get_stats(h, &st);
+    CHECK(st.published == 1 && st.delivered == 2);
+
+    /* No exclude, or one that is not a member: everyone. b's queue (limit
+     * 1) is then full, and being excluded does not drop it. */
+    CHECK(pub_opt(h, "r", "2", NULL, NULL) == 2);
+    CHECK(pub_opt(h, "r", "3", NULL, &b.s) == 3);
+    CHECK(!b.s.dropped && b.drops == 0 && lb_count(&b) == 1);
+    CHECK(lb_pop_id(&b) == 2);
+    CHECK(pub_opt(h, "r", "4", NULL, &other.s) == 4);
+    CHECK(got_range(&a, 2, 4));
+    CHECK(got_range(&c, 2, 4));
+    CHECK(got_range(&b, 4, 4));
+    CHECK(got_nothing(&other));
+    /* Excluded from one publish only; history keeps what it missed. */
+    loopback late;
+    lb_init(&late, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &late.s, 0, false) == 0);
+    CHECK(got_range(&late, 1, 4));
+    hub_get_stats(h, &st);
+    CHECK(st.dropped == 0);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &c);
+    fini(h, &other);
+    fini(h, &late);
+    hub_destroy(h);
+}
+
+static void test_publish_target(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    loopback sr, srs, js, ss;
+    lb_init_fmt(&sr, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
+    lb_init_fmt(&srs, SUB_SSE, MSG_FMT_SIGNALR_SSE, "Default", 100);
+    lb_init(&js, SUB_WS, 100);
+    lb_init(&ss, SUB_SSE, 100);
+    loopback *all[] = {&sr, &srs, &js, &ss};
+    for (int i = 0; i < 4; i++)
+        CHECK(hub_join(h, "r", &all[i]->s, 0, true) == 0);
+
+    char target[] = "Notify"; /* the hub copies it */
+    CHECK(pub_opt(h, "r", "[1,\"two\"]", target, NULL) == 1);
+    target[0] = 'X';
+    msg *got[4];
+    for (int i = 0; i < 4; i++) {
+        got[i] = lb_pop(all[i]);
+        CHECK(got[i] && got[i]->id == 1);
+        CHECK(got[i] == got[0]); /* one message shared */
+    }
+    msg *m = got[0];
+    if (m) {
+        CHECK_STR(m->target, "Notify");
+        CHECK(bytes_are(lb_bytes(&sr, m),
+                        "{\"type\":1,\"target\":\"Notify\",\"arguments\":[1,\"two\"]}\x1e"));
+        CHECK(bytes_are(lb_bytes(&srs, m),
+                        "data: {\"type\":1,\"target\":\"Notify\",\"arguments\":[1,\"two\"]}\x1e"
+                        "\r\n\r\n"));
+        /* Other formats carry the data as before. */
+        CHECK(envelope_is(m, 1, "r", "[1,\"two\"]"));
+        CHECK(bytes_are(lb_bytes(&js, m), "{\"id\":1,\"room\":\"r\",\"data\":[1,\"two\"]}"));
+        CHECK(sse_ok(m));
+    }
+    for (int i = 0; i < 4; i++)
+        msg_unref(got[i]);
+
+    /* A non-array payload with a target is its one argument. */
+    CHECK(pub_opt(h, "r", "{\"k\":\"v\"}", "Other_1", NULL) == 2);
+    m = lb_pop(&sr);
+    CHECK(m && bytes_are(lb_bytes(&sr, m), "{\"type\":1,\"target\":\"Other_1\",\"arguments\":[{"
+                                           "\"k\":\"v\"}]}\x1e"));
+    msg_unref(m);
+    m = lb_pop(&srs);
+    CHECK(m && bytes_are(lb_bytes(&srs, m), "data: {\"type\":1,\"target\":\"Other_1\","
+                                            "\"arguments\":[{\"k\":\"v\"}]}\x1e\r\n\r\n"));
+    msg_unref(m);
+    CHECK(got_range(&js, 2, 2));
+    CHECK(got_range(&ss, 2, 2));
+    for (int i = 0; i < 4; i++)
+        fini(h, all[i]);
+    hub_destroy(h);
+}
+
+static void test_signalr_default_target(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    loopback a, b, c;
+    lb_init_fmt(&a, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
+    lb_init_fmt(&b, SUB_LONGPOLL, MSG_FMT_SIGNALR, "Other", 100);
+    lb_init_fmt(&c, SUB_SSE, MSG_FMT_SIGNALR_SSE, "Default", 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
+    CHECK(hub_join(h, "r", &c.s, 0, true) == 0);
+
+    /* No target given: each member's default. */
+    CHECK(pub(h, "r", "{\"x\":1}") == 1);
+    CHECK(pub_opt(h, "r", "[true]", NULL, NULL) == 2);
+    msg *ma = lb_pop(&a), *mb = lb_pop(&b), *mc = lb_pop(&c);
+    CHECK(ma && ma == mb && mb == mc && ma->id == 1 && ma->target == NULL);
+    msg_bytes ba = {0}, bb = {0};
+    if (ma && mb && mc) {
+        ba = lb_bytes(&a, ma);
+        bb = lb_bytes(&b, mb);
+        CHECK(bytes_are(ba, "{\"type\":1,\"target\":\"Default\",\"arguments\":[{\"x\":1}]}\x1e"));
+        CHECK(bytes_are(bb, "{\"type\":1,\"target\":\"Other\",\"arguments\":[{\"x\":1}]}\x1e"));
+        CHECK(bytes_are(lb_bytes(&c, mc), "data: {\"type\":1,\"target\":\"Default\","
+                                          "\"arguments\":[{\"x\":1}]}\x1e\r\n\r\n"));
+    }
+    msg *m2 = lb_pop(&a);
+    CHECK(m2 && m2->id == 2 &&
+          bytes_are(lb_bytes(&a, m2),
+                    "{\"type\":1,\"target\":\"Default\",\"arguments\":[true]}\x1e"));
+    msg_unref(m2);
+    CHECK(got_range(&b, 2, 2));
+    CHECK(got_range(&c, 2, 2));
+
+    /* A late member with another default gets the replay in its own target;
+     * the encodings made before stay where they were. */
+    loopback d;
+    lb_init_fmt(&d, SUB_WS, MSG_FMT_SIGNALR, "Late", 100);
+    CHECK(hub_join(h, "r", &d.s, 0, false) == 0);
+    msg *md = lb_pop(&d);
+    CHECK(md && md == ma);
+    CHECK(md && bytes_are(lb_bytes(&d, md),
+                          "{\"type\":1,\"target\":\"Late\",\"arguments\":[{\"x\":1}]}\x1e"));
+    msg_unref(md);
+    CHECK(got_range(&d, 2, 2));
+    if (ma && mb) {
+        CHECK(lb_bytes(&a, ma).base == ba.base);
+        CHECK(lb_bytes(&b, mb).base == bb.base);
+        CHECK(bytes_are(ba, "{\"type\":1,\"target\":\"Default\",\"arguments\":[{\"x\":1}]}\x1e"));
+        CHECK(bytes_are(bb, "{\"type\":1,\"target\":\"Other\",\"arguments\":[{\"x\":1}]}\x1e"));
+    }
+    msg_unref(ma);
+    msg_unref(mb);
+    msg_unref(mc);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &c);
+    fini(h, &d);
+    hub_destroy(h);
+}
+
+static void test_hub_send(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    loopback a, b, alone;
+    lb_init_fmt(&a, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
+    lb_init_fmt(&b, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
+    lb_init_fmt(&alone, SUB_LONGPOLL, MSG_FMT_SIGNALR_SSE, "Default", 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
+    pub_n(h, "r", 2);
+
+    const char *c1 = "{\"type\":3,\"invocationId\":\"1\",\"result\":null}";
+    msg *rec = msg_create_record(c1, strlen(c1));
+    CHECK(rec != NULL);
+    if (!rec) {
+        fini(h, &a);
+        fini(h, &b);
+        sub_fini(&alone.s);
+        hub_destroy(h);
+        return;
+    }
+    unsigned wakes = a.wakes;
+    CHECK(hub_send(h, &a.s, rec) == 0);
+    CHECK(a.wakes == wakes + 1);
+    CHECK(atomic_load(&rec->refs) == 2); /* the test's and a's queue's */
+    CHECK(lb_count(&a) == 3);
+    CHECK(lb_count(&b) == 2); /* to a alone */
+    CHECK(a.s.last_id == 2);  /* a record moves no cursor */
+
+    /* After the room messages already queued, in order; then live ones. */
+    const char *c2 = "{\"type\":6}";
+    msg *ping = msg_create_record(c2, strlen(c2));
+    CHECK(ping && hub_send(h, &a.s, ping) == 0);
+    CHECK(pub(h, "r", "3") == 3);
+    msg *m;
+    for (uint64_t id = 1; id <= 2; id++) {
+        m = lb_pop(&a);
+        CHECK(m && m->id == id && !m->direct);
+        msg_unref(m);
+    }
+    m = lb_pop(&a);
+    CHECK(m == rec);
+    CHECK(m &&
+          bytes_are(lb_bytes(&a, m), "{\"type\":3,\"invocationId\":\"1\",\"result\":null}\x1e"));
+    msg_unref(m);
+    m = lb_pop(&a);
+    CHECK(ping && m == ping);
+    CHECK(m && bytes_are(lb_bytes(&a, m), "{\"type\":6}\x1e"));
+    msg_unref(m);
+    m = lb_pop(&a);
+    CHECK(m && m->id == 3 &&
+          bytes_are(lb_bytes(&a, m), "{\"type\":1,\"target\":\"Default\",\"arguments\":[3]}\x1e"));
+    msg_unref(m);
+    CHECK(got_nothing(&a));
+    CHECK(got_range(&b, 1, 3));
+    CHECK(atomic_load(&rec->refs) == 1);
+
+    /* A sub in no room can be sent to; its format picks the bytes. */
+    CHECK(hub_send(h, &alone.s, rec) == 0);
+    CHECK(alone.wakes == 1 && lb_count(&alone) == 1);
+    m = lb_pop(&alone);
+    CHECK(m == rec);
+    CHECK(m && bytes_are(lb_bytes(&alone, m),
+                         "data: {\"type\":3,\"invocationId\":\"1\",\"result\":null}\x1e\r\n\r\n"));
+    msg_unref(m);
+    /* Queued and never drained: sub_fini drops the ref (ASan). */
+    CHECK(hub_send(h, &alone.s, rec) == 0);
+    msg_unref(rec);
+    msg_unref(ping);
+    hub_stats st;
+    hub_get_stats(h, &st);
+    CHECK(st.published == 3 && st.dropped == 0);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &alone);
+    hub_destroy(h);
+}
+
+static void test_hub_send_overflow(void)
+{
+    hub *h = new_hub(0, 0);
+    if (!h)
+        return;
+    loopback a, b;
+    lb_init_fmt(&a, SUB_WS, MSG_FMT_SIGNALR, "Default", 3);
+    lb_init(&b, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "s", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
+    pub_n(h, "r", 2);
+    const char *c = "{\"type\":6}";
+    msg *rec = msg_create_record(c, strlen(c));
+    CHECK(rec != NULL);
+    if (!rec) {
+        fini(h, &a);
+        fini(h, &b);
+        hub_destroy(h);
+        return;
+    }
+    CHECK(hub_send(h, &a.s, rec) == 0); /* the third: at the limit */
+    CHECK(lb_count(&a) == 3 && !a.s.dropped);
+    CHECK(a.wakes == 3);
+
+    /* One past the limit: dropped, emptied, woken, unlinked everywhere. */
+    CHECK(hub_send(h, &a.s, rec) == -ENOBUFS);
+    CHECK(a.s.dropped);
+    CHECK(a.wakes == 4 && a.drops == 1 && a.queued_at_wake == 0 && a.bad_lock == 0);
+    CHECK(lb_count(&a) == 0);
+    CHECK(atomic_load(&rec->refs) == 1); /* the queue's refs are gone */
+    CHECK(a.s.memberships == NULL);
+    room_info ri;
+    CHECK(info(h, "r", &ri) == 0 && ri.subscribers[SUB_WS] == 1); /* b only */
+    CHECK(info(h, "s", &ri) == -ENOENT); /* no members, no history: freed */
+    hub_stats st;
+    hub_get_stats(h, &st);
+    CHECK(st.dropped == 1);
+    CHECK(st.subscribers[SUB_WS] == 1);
+    CHECK(st.rooms == 1);
+
+    /* Nothing reaches it after: neither room messages nor records. */
+    pub_n(h, "r", 1);
+    CHECK(got_range(&b, 1, 3));
+    hub_send(h, &a.s, rec);
+    CHECK(lb_count(&a) == 0 && a.wakes == 4);
+    CHECK(atomic_load(&rec->refs) == 1);
+    hub_get_stats(h, &st);
+    CHECK(st.dropped == 1);
+
+    /* A dropped sub without a wake hook is dropped all the same. */
+    loopback q;
+    lb_init_fmt(&q, SUB_WS, MSG_FMT_SIGNALR, "Default", 1);
+    pthread_mutex_lock(&q.s.lock);
+    sub_attach(&q.s, NULL, NULL);
+    pthread_mutex_unlock(&q.s.lock);
+    CHECK(hub_join(h, "r", &q.s, 0, true) == 0);
+    CHECK(hub_send(h, &q.s, rec) == 0);
+    CHECK(hub_send(h, &q.s, rec) == -ENOBUFS);
+    CHECK(q.s.dropped && lb_count(&q) == 0 && q.wakes == 0);
+    CHECK(info(h, "r", &ri) == 0 && ri.subscribers[SUB_WS] == 1);
+    CHECK(atomic_load(&rec->refs) == 1);
+    msg_unref(rec);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &q);
+    hub_destroy(h);
+}
+
+static void test_leave_room(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_SSE, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "s", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "t", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "s", &b.s, 0, true) == 0);
+    pub_n(h, "s", 1);
+
+    hub_leave_room(h, "s", &a.s); /* the middle of a's memberships */
+    hub_leave_room(h, "s", &a.s); /* again: a no-op */
+    hub_leave_room(h, "nope", &a.s);
+    unsigned wakes = a.wakes;
+    CHECK(pub(h, "r", "1") == 1);
+    CHECK(pub(h, "s", "2") == 2);
+    CHECK(pub(h, "t", "3") == 1);
+    CHECK(a.wakes == wakes + 2);
+    CHECK(lb_count(&a) == 3); /* s:1 (queued before), r:1, t:1 */
+    msg *m = lb_pop(&a);
+    CHECK(m && envelope_is(m, 1, "s", "[\"m\"]"));
+    msg_unref(m);
+    m = lb_pop(&a);
+    CHECK(m && envelope_is(m, 1, "r", "1"));
+    msg_unref(m);
+    m = lb_pop(&a);
+    CHECK(m && envelope_is(m, 1, "t", "3"));
+    msg_unref(m);
+    CHECK(got_range(&b, 1, 2)); /* the others stay */
+
+    room_info ri;
+    CHECK(info(h, "s", &ri) == 0 && ri.subscribers[SUB_WS] == 0 && ri.subscribers[SUB_SSE] == 1);
+    CHECK(info(h, "r", &ri) == 0 && ri.subscribers[SUB_WS] == 1);
+    CHECK(info(h, "t", &ri) == 0 && ri.subscribers[SUB_WS] == 1);
+    hub_stats st;
+    hub_get_stats(h, &st);
+    CHECK(st.subscribers[SUB_WS] == 2 && st.subscribers[SUB_SSE] == 1);
+
+    /* Joining it again works, and is not a duplicate. */
+    CHECK(hub_join(h, "s", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "s", &a.s, 0, true) == -EEXIST);
+    /* The first and the last of a's memberships. */
+    hub_leave_room(h, "r", &a.s);
+    hub_leave_room(h, "s", &a.s);
+    CHECK(pub(h, "r", "4") == 2);
+    CHECK(pub(h, "s", "5") == 3);
+    CHECK(pub(h, "t", "6") == 2);
+    m = lb_pop(&a);
+    CHECK(m && envelope_is(m, 2, "t", "6"));
+    msg_unref(m);
+    CHECK(got_nothing(&a));
+    CHECK(got_range(&b, 3, 3));
+    /* A member of none, by name: a no-op. */
+    hub_leave_room(h, "s", &b.s);
+    hub_leave_room(h, "s", &b.s);
+    CHECK(b.s.memberships == NULL);
+    hub_leave_room(h, "t", &a.s);
+    CHECK(a.s.memberships == NULL);
+    hub_get_stats(h, &st);
+    CHECK(st.subscribers[SUB_WS] == 0 && st.subscribers[SUB_SSE] == 0);
+    fini(h, &a);
+    fini(h, &b);
+    hub_destroy(h);
+
+    /* Without history, the room goes with its last member. */
+    h = new_hub(0, 60000);
+    if (!h)
+        return;
+    lb_init(&a, SUB_LONGPOLL, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(hub_join(h, "keep", &a.s, 0, true) == 0);
+    CHECK(pub(h, "r", "1") == 1);
+    hub_leave_room(h, "r", &a.s);
+    CHECK(info(h, "r", &ri) == -ENOENT);
+    CHECK(info(h, "keep", &ri) == 0 && ri.subscribers[SUB_LONGPOLL] == 1);
+    hub_get_stats(h, &st);
+    CHECK(st.rooms == 1 && st.subscribers[SUB_LONGPOLL] == 1);
+    fini(h, &a);
+    hub_get_stats(h, &st);
+    CHECK(st.rooms == 0);
+    hub_destroy(h);
+}
+
+static void test_sub_end_and_attach(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    loopback a;
+    lb_init(&a, SUB_WS, 100);
+    CHECK(a.s.kind == SUB_WS && a.s.fmt == MSG_FMT_JSON && a.s.target == NULL);
+    CHECK(!a.s.dropped && !a.s.ending && a.s.last_id == 0 && a.s.memberships == NULL);
+    CHECK(a.s.wake == lb_wake && a.s.owner == &a);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    pub_n(h, "r", 1);
+    CHECK(a.wakes == 1 && a.ends == 0 && a.owner_seen == &a);
+
+    /* sub_end: ending set, then a wake that sees it. */
+    sub_end(&a.s);
+    CHECK(a.s.ending);
+    CHECK(a.wakes == 2 && a.ends == 1);
+    CHECK(a.bad_lock == 0);
+    CHECK(!a.s.dropped && a.drops == 0);
+    CHECK(got_range(&a, 1, 1)); /* what is queued stays queued */
+
+    /* Detached (no consumer): messages queue, nobody is woken. */
+    pthread_mutex_lock(&a.s.lock);
+    sub_attach(&a.s, NULL, NULL);
+    pthread_mutex_unlock(&a.s.lock);
+    pub_n(h, "r", 2);
+    CHECK(a.wakes == 2 && lb_count(&a) == 2);
+    sub_end(&a.s); /* no wake to call */
+    CHECK(a.s.ending && a.wakes == 2);
+    /* Attached again, with another owner: woken from the next message on. */
+    int owner;
+    pthread_mutex_lock(&a.s.lock);
+    sub_attach(&a.s, lb_wake, &owner);
+    pthread_mutex_unlock(&a.s.lock);
+    pub_n(h, "r", 1);
+    CHECK(a.wakes == 3 && a.owner_seen == &owner);
+    CHECK(got_range(&a, 2, 4));
+    fini(h, &a);
+
+    /* A bare sub, never attached. */
+    sub s;
+    sub_init(&s, SUB_LONGPOLL, MSG_FMT_SIGNALR, 7);
+    CHECK(s.kind == SUB_LONGPOLL && s.fmt == MSG_FMT_SIGNALR && s.q.limit == 7);
+    CHECK(s.wake == NULL && s.owner == NULL && !s.ending && !s.dropped);
+    sub_end(&s);
+    CHECK(s.ending);
+    sub_fini(&s);
+    hub_destroy(h);
+}
+
+static void test_sub_kind_name(void)
+{
+    CHECK_STR(sub_kind_name(SUB_WS), "websocket");
+    CHECK_STR(sub_kind_name(SUB_SSE), "sse");
+    CHECK_STR(sub_kind_name(SUB_LONGPOLL), "long_polling");
+    CHECK_STR(sub_kind_name(SUB_KIND_COUNT), "?");
+}
+
 TEST_MAIN("hub", TEST(test_room_names), TEST(test_ids_per_room), TEST(test_fanout),
           TEST(test_join_from_now), TEST(test_join_since), TEST(test_join_since_evicted),
           TEST(test_join_twice), TEST(test_two_rooms), TEST(test_leave), TEST(test_room_info_kinds),
           TEST(test_expire), TEST(test_send_queue_bound), TEST(test_drop_with_limit_one),
-          TEST(test_stats), TEST(test_encodings), TEST(test_many_rooms_and_destroy))
+          TEST(test_stats), TEST(test_encodings), TEST(test_many_rooms_and_destroy),
+          TEST(test_publish_exclude), TEST(test_publish_target), TEST(test_signalr_default_target),
+          TEST(test_hub_send), TEST(test_hub_send_overflow), TEST(test_leave_room),
+          TEST(test_sub_end_and_attach), TEST(test_sub_kind_name))

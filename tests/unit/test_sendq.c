@@ -15,7 +15,7 @@ static msg *msgs[NMSG + 1]; /* msgs[i] has id i */
 static void make_msgs(void)
 {
     for (uint64_t i = 1; i <= NMSG; i++)
-        msgs[i] = msg_create(i, "q", "0", 1, 0);
+        msgs[i] = msg_create(i, "q", "0", 1, NULL, 0);
 }
 
 static void free_msgs(void)
@@ -212,7 +212,7 @@ static void test_clear_drops_refs(void)
     free_msgs();
 
     /* A queue holding the last ref frees the message when cleared (ASan). */
-    msg *m = msg_create(1, "q", "0", 1, 0);
+    msg *m = msg_create(1, "q", "0", 1, NULL, 0);
     sendq_init(&q, 4);
     CHECK(sendq_push(&q, m) == 0);
     msg_unref(m);

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plain_ws.h - the plain room protocol over WebSocket (GET /rooms/{room}/ws):
+ * the connection receives the room's messages as JSON envelopes, and its
+ * text frames publish to the room. Service thread of ws.c.
+ */
+#ifndef CRIER_PLAIN_WS_H
+#define CRIER_PLAIN_WS_H
+
+#include "gateway/config.h"
+#include "hub/hub.h"
+#include "transports/ws.h"
+
+void plain_ws_init(const cfg *c, hub *h);
+
+/* Opens a session on room (a valid name). Returns 0 or -1. */
+int plain_ws_open(const char *room, const char *query, ws_session *out);
+
+#endif

@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * signalr-private.h - what signalr.c (connections, hub protocol) shares with
+ * signalr_transports.c (negotiate and the three transports). Not for other
+ * files. Locking is described in signalr.c.
+ */
+#ifndef CRIER_SIGNALR_PRIVATE_H
+#define CRIER_SIGNALR_PRIVATE_H
+
+#include <stdatomic.h>
+
+#include "transports/longpoll.h"
+#include "transports/signalr.h"
+
+#define TOKEN_LEN 22 /* 16 random bytes in base64url */
+
+typedef enum { TR_NONE, TR_WS, TR_SSE, TR_LP } sr_transport;
+
+typedef struct sr_poll sr_poll;
+
+struct sr_conn {
+    sub s; /* first: its lock guards the fields marked "sub lock" */
+    atomic_int refs;
+    const cfg_hub *hub;
+    char id[TOKEN_LEN + 1];
+    char token[TOKEN_LEN + 1];
+    char all_room[CFG_NAME_MAX + 2];
+    pthread_mutex_t recv_lock; /* one batch of records at a time */
+    atomic_bool handshaken;    /* changed under recv_lock */
+    sr_transport transport;    /* sub lock */
+    bool attached;             /* sub lock: a WebSocket or SSE stream carries it */
+    bool closed;               /* sub lock */
+    sr_poll *held;             /* sub lock: the long poll waiting now */
+    int64_t created_ms;        /* registry lock */
+    int64_t attached_ms;       /* sub lock */
+    int64_t closed_ms;         /* sub lock */
+    int64_t last_poll_ms;      /* sub lock */
+    int64_t next_ping_ms;      /* timer thread */
+    _Atomic int64_t last_recv_ms;
+    struct sr_conn *bucket_next;  /* registry lock */
+    struct sr_conn *prev, *next;  /* registry lock */
+};
+
+/* One long poll on a connection. */
+struct sr_poll {
+    sr_conn *c;
+    lp_conn *lp;
+    bool replaced; /* sub lock: a newer poll took its place */
+};
+
+/* Creates a connection in the registry; returns it with a ref for the
+ * caller, or NULL (out of memory, or shutting down). id_is_token: the
+ * version-0 negotiate, where the id is also the token. */
+sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token);
+
+/* Finds a connection of hb by token; returns it with a new ref, or NULL. */
+sr_conn *sr_conn_find(const cfg_hub *hb, const char *token);
+
+void sr_conn_unref(sr_conn *c);
+
+/* Closes c: leaves every room, sends a Close record (when error is not
+ * NULL, or reconnect is allowed), and ends its transport once that is sent.
+ * Idempotent. */
+void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect);
+
+/* A delivery unit from the client (a WebSocket message, a POST body):
+ * whole records, each ending with RS. */
+void sr_conn_receive(sr_conn *c, const char *data, size_t len);
+
+/* Sub lock held: binds c to its transport, once. */
+bool sr_attach_locked(sr_conn *c, sr_transport t);
+
+bool sr_transport_enabled(sr_transport t);
+
+/* Copies the value of key in a raw query string into out. */
+bool sr_query_value(const char *query, const char *key, char *out, size_t cap);
+
+/* signalr_transports.c */
+void sr_transports_init(const cfg *c);
+
+#endif

@@ -1,0 +1,598 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * signalr.c - SignalR connections and the JSON hub protocol (signalr.h);
+ * the transports that carry them are in signalr_transports.c.
+ *
+ * A connection is created by negotiate and found again by its token. It is
+ * a hub member: it joins its hub's internal room ("~" + hub name, which no
+ * plain client can name) at the handshake, and the rooms its client joins.
+ * Records it receives (from a WebSocket message or a POST body) are parsed
+ * here and turned into hub calls; what it must send (handshake reply,
+ * completions, pings, close) is queued to its own sub with hub_send, in
+ * order with room messages. Hub methods come from the configuration.
+ *
+ * Lifetime: the registry holds one reference, each transport attached to
+ * the connection one more, and code working on it a temporary one. Closing
+ * leaves every room and ends the transport after its queue drains; a closed
+ * connection stays in the registry for signalr.disconnect_timeout_s (so a
+ * late poll gets 204, a late resume 404) and is freed with the last ref.
+ *
+ * Lock order: registry_lock, then a connection's recv_lock, then the hub
+ * lock, then its sub lock. Nothing here is called with a transport's lock.
+ */
+#include "transports/signalr.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+
+#include "gateway/buf.h"
+#include "gateway/log.h"
+#include "transports/signalr-private.h"
+
+#define TAG "signalr"
+#define BUCKETS 4096   /* registry hash buckets */
+
+static const cfg *conf;
+static hub *the_hub;
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static sr_conn *buckets[BUCKETS];
+static sr_conn *all_conns;
+static bool shutting_down; /* registry_lock */
+
+void sr_init(const cfg *c, hub *h)
+{
+    conf = c;
+    the_hub = h;
+    sr_transports_init(c);
+}
+
+const cfg_hub *sr_hub_at(const char *path)
+{
+    for (unsigned i = 0; conf && i < conf->nhubs; i++)
+        if (!strcmp(conf->hubs[i].path, path))
+            return &conf->hubs[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ registry */
+
+void sr_conn_unref(sr_conn *c)
+{
+    if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    hub_leave(the_hub, &c->s);
+    sub_fini(&c->s);
+    pthread_mutex_destroy(&c->recv_lock);
+    free(c);
+}
+
+static uint32_t token_hash(const char *t)
+{
+    return str_hash(t) % BUCKETS;
+}
+
+static void random_token(char out[TOKEN_LEN + 1])
+{
+    static const char b64url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[16 + 2] = {0};
+    if (getrandom(raw, 16, 0) != 16)
+        LOG_ERR(TAG, "getrandom failed; tokens are weaker"); /* never seen on Linux */
+    for (int i = 0, o = 0; i < 16; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        for (int k = 3; k >= 0 && o < TOKEN_LEN; k--)
+            out[o++] = b64url[(v >> (6 * k)) & 63];
+    }
+    out[TOKEN_LEN] = '\0';
+}
+
+/* Creates a connection in the registry. Returns it with a ref for the
+ * caller, or NULL (out of memory, or shutting down). */
+sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
+{
+    sr_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    sub_init(&c->s, SUB_WS, MSG_FMT_SIGNALR, conf->limits.send_queue);
+    c->s.target = hb->default_target;
+    c->hub = hb;
+    atomic_init(&c->refs, 2); /* the registry's and the caller's */
+    pthread_mutex_init(&c->recv_lock, NULL);
+    random_token(c->id);
+    if (id_is_token)
+        memcpy(c->token, c->id, sizeof(c->token));
+    else
+        random_token(c->token);
+    snprintf(c->all_room, sizeof(c->all_room), "~%s", hb->name);
+    int64_t now = hub_now_ms();
+    atomic_init(&c->last_recv_ms, now);
+    pthread_mutex_lock(&registry_lock);
+    if (shutting_down) {
+        pthread_mutex_unlock(&registry_lock);
+        sub_fini(&c->s);
+        pthread_mutex_destroy(&c->recv_lock);
+        free(c);
+        return NULL;
+    }
+    c->created_ms = now;
+    uint32_t b = token_hash(c->token);
+    c->bucket_next = buckets[b];
+    buckets[b] = c;
+    c->next = all_conns;
+    if (all_conns)
+        all_conns->prev = c;
+    all_conns = c;
+    pthread_mutex_unlock(&registry_lock);
+    return c;
+}
+
+/* Finds a connection of hub by token; returns it with a new ref. */
+sr_conn *sr_conn_find(const cfg_hub *hb, const char *token)
+{
+    if (!token)
+        return NULL;
+    pthread_mutex_lock(&registry_lock);
+    sr_conn *c = buckets[token_hash(token)];
+    while (c && (strcmp(c->token, token) || c->hub != hb))
+        c = c->bucket_next;
+    if (c)
+        atomic_fetch_add(&c->refs, 1);
+    pthread_mutex_unlock(&registry_lock);
+    return c;
+}
+
+/* Registry lock held: unlinks c; the caller drops the registry's ref. */
+static void registry_unlink(sr_conn *c)
+{
+    sr_conn **pp = &buckets[token_hash(c->token)];
+    while (*pp && *pp != c)
+        pp = &(*pp)->bucket_next;
+    if (*pp)
+        *pp = c->bucket_next;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        all_conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+/* ------------------------------------------------------------- sending */
+
+/* Queues one record (JSON text without RS) for c alone. */
+static void send_record(sr_conn *c, const char *json, size_t len)
+{
+    msg *m = msg_create_record(json, len);
+    if (!m)
+        return;
+    if (hub_send(the_hub, &c->s, m))
+        LOG_WARN(TAG, "connection %s dropped: send queue full", c->id);
+    msg_unref(m);
+}
+
+/* Writes s as a JSON string (with quotes) into out. */
+static void json_quote(char *out, size_t cap, const char *s)
+{
+    json_t *j = json_string(s);
+    char *q = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+    snprintf(out, cap, "%s", q ? q : "\"\"");
+    free(q);
+    json_decref(j);
+}
+
+static void send_completion(sr_conn *c, const char *invocation_id, const char *error)
+{
+    char id[160], err[600], rec[800];
+    json_quote(id, sizeof(id), invocation_id);
+    int n;
+    if (error) {
+        json_quote(err, sizeof(err), error);
+        n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"error\":%s}", id, err);
+    } else {
+        n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"result\":null}", id);
+    }
+    send_record(c, rec, (size_t)n);
+}
+
+static void send_ping(sr_conn *c)
+{
+    send_record(c, "{\"type\":6}", 10);
+}
+
+/* Closes c: leaves every room, sends a Close record (when error is not
+ * NULL, or reconnect is asked), and ends its transport once that is sent.
+ * Idempotent. */
+void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
+{
+    pthread_mutex_lock(&c->s.lock);
+    bool was_closed = c->closed;
+    c->closed = true;
+    c->closed_ms = hub_now_ms();
+    pthread_mutex_unlock(&c->s.lock);
+    if (was_closed)
+        return;
+    hub_leave(the_hub, &c->s);
+    if (error || allow_reconnect) {
+        char err[600] = "", rec[700];
+        if (error)
+            json_quote(err, sizeof(err), error);
+        int n = snprintf(rec, sizeof(rec), "{\"type\":7%s%s%s}", error ? ",\"error\":" : "",
+                         err, allow_reconnect ? ",\"allowReconnect\":true" : "");
+        send_record(c, rec, (size_t)n);
+    }
+    sub_end(&c->s);
+    if (error)
+        LOG_INFO(TAG, "closed connection %s: %s", c->id, error);
+}
+
+/* --------------------------------------------------------- hub protocol */
+
+static const cfg_method *find_method(const cfg_hub *hb, const char *name)
+{
+    for (unsigned i = 0; i < hb->nmethods; i++)
+        if (!strcasecmp(hb->methods[i].name, name))
+            return &hb->methods[i];
+    return NULL;
+}
+
+static bool action_takes_room(cfg_action a)
+{
+    return a == CFG_ACTION_ROOM || a == CFG_ACTION_JOIN || a == CFG_ACTION_LEAVE;
+}
+
+/* Publishes args (a JSON array) to room for the method's target. */
+static const char *publish_args(sr_conn *c, const char *room, json_t *args, const cfg_method *m,
+                                bool exclude_caller)
+{
+    char *data = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
+    if (!data)
+        return "Out of memory.";
+    publish_opts opt = {.target = m->target, .exclude = exclude_caller ? &c->s : NULL};
+    uint64_t id;
+    int rc = strlen(data) > conf->limits.max_message_bytes
+                 ? -EMSGSIZE
+                 : hub_publish(the_hub, room, data, strlen(data), &opt, &id);
+    free(data);
+    return rc == -EMSGSIZE ? "The message is larger than limits.max_message_bytes."
+           : rc           ? "The message could not be published."
+                          : NULL;
+}
+
+/* Runs a method; returns NULL or the error for its completion. */
+static const char *run_method(sr_conn *c, const cfg_method *m, json_t *args, char *err,
+                              size_t err_cap)
+{
+    size_t n = json_array_size(args);
+    if (m->args >= 0 && n != (size_t)m->args) {
+        snprintf(err, err_cap, "Method '%s' takes %d argument(s), got %zu.", m->name, m->args, n);
+        return err;
+    }
+    const char *room = NULL;
+    if (action_takes_room(m->action)) {
+        room = json_string_value(json_array_get(args, 0));
+        if (!room || !room_name_is_valid(room, strlen(room))) {
+            snprintf(err, err_cap,
+                     "The first argument of '%s' must be a room name: 1 to %d characters of "
+                     "A-Z a-z 0-9 . _ - :",
+                     m->name, ROOM_NAME_MAX);
+            return err;
+        }
+    }
+    switch (m->action) {
+    case CFG_ACTION_BROADCAST:
+    case CFG_ACTION_OTHERS:
+        return publish_args(c, c->all_room, args, m, m->action == CFG_ACTION_OTHERS);
+    case CFG_ACTION_ROOM: {
+        json_t *rest = json_array();
+        for (size_t i = 1; i < n; i++)
+            json_array_append(rest, json_array_get(args, i));
+        const char *e = publish_args(c, room, rest, m, false);
+        json_decref(rest);
+        return e;
+    }
+    case CFG_ACTION_JOIN: {
+        int rc = hub_join(the_hub, room, &c->s, 0, true);
+        return rc && rc != -EEXIST ? "Could not join the room." : NULL;
+    }
+    case CFG_ACTION_LEAVE:
+        hub_leave_room(the_hub, room, &c->s);
+        return NULL;
+    }
+    return "Unknown action.";
+}
+
+/* Type 1. Returns false when the record is malformed (the caller closes). */
+static bool handle_invocation(sr_conn *c, json_t *rec)
+{
+    const char *target = json_string_value(json_object_get(rec, "target"));
+    json_t *args = json_object_get(rec, "arguments");
+    json_t *inv = json_object_get(rec, "invocationId");
+    if (!target || !json_is_array(args) || (inv && !json_is_string(inv)))
+        return false;
+    const char *invocation_id = json_string_value(inv);
+    char err[400];
+    const char *error;
+    const cfg_method *m = find_method(c->hub, target);
+    if (!m) {
+        snprintf(err, sizeof(err), "Unknown hub method '%.200s'.", target);
+        error = err;
+    } else {
+        error = run_method(c, m, args, err, sizeof(err));
+    }
+    if (invocation_id)
+        send_completion(c, invocation_id, error);
+    else if (error)
+        LOG_DBG(TAG, "connection %s: %s", c->id, error);
+    return true;
+}
+
+/* The first record: {"protocol":"json","version":1}. */
+static void handle_handshake(sr_conn *c, const char *rec, size_t len)
+{
+    json_error_t je;
+    json_t *j = json_loadb(rec, len, 0, &je);
+    const char *protocol = json_string_value(json_object_get(j, "protocol"));
+    json_t *version = json_object_get(j, "version");
+    char err[300];
+    if (!protocol || !json_is_integer(version)) {
+        snprintf(err, sizeof(err), "Handshake was malformed: expected "
+                                   "{\"protocol\":\"json\",\"version\":1}.");
+    } else if (strcmp(protocol, "json")) {
+        snprintf(err, sizeof(err), "Protocol '%.100s' is not supported.", protocol);
+    } else if (json_integer_value(version) < 1 || json_integer_value(version) > 2) {
+        snprintf(err, sizeof(err), "Protocol 'json' version %" JSON_INTEGER_FORMAT
+                 " is not supported.", json_integer_value(version));
+    } else {
+        err[0] = '\0';
+    }
+    json_decref(j);
+    if (err[0]) {
+        char reply[400];
+        char q[340];
+        json_quote(q, sizeof(q), err);
+        int n = snprintf(reply, sizeof(reply), "{\"error\":%s}", q);
+        send_record(c, reply, (size_t)n);
+        sr_conn_close(c, err, false);
+        return;
+    }
+    send_record(c, "{}", 2);
+    hub_join(the_hub, c->all_room, &c->s, 0, true);
+    atomic_store(&c->handshaken, true);
+}
+
+/* One record after the handshake. Returns false to close the connection. */
+static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **why)
+{
+    json_error_t je;
+    json_t *j = json_loadb(rec, len, 0, &je);
+    json_t *type = json_object_get(j, "type");
+    bool ok = true;
+    if (!json_is_object(j) || !json_is_integer(type)) {
+        *why = j ? "Invalid message: no integer 'type'." : "Invalid message: malformed JSON.";
+        ok = false;
+    } else {
+        switch (json_integer_value(type)) {
+        case 1:
+            ok = handle_invocation(c, j);
+            if (!ok)
+                *why = "Invalid invocation: 'target' and 'arguments' are required.";
+            break;
+        case 4: {
+            const char *inv = json_string_value(json_object_get(j, "invocationId"));
+            if (inv)
+                send_completion(c, inv, "Streaming is not supported.");
+            break;
+        }
+        case 7:
+            sr_conn_close(c, NULL, false); /* the client is leaving */
+            break;
+        default: /* 2, 3, 5 (streams), 6 (ping), 8, 9, unknown: nothing to do */
+            break;
+        }
+    }
+    json_decref(j);
+    return ok;
+}
+
+/* Any transport's thread: a delivery unit (WebSocket message, POST body)
+ * from the client: whole records, each ending with RS. */
+void sr_conn_receive(sr_conn *c, const char *data, size_t len)
+{
+    pthread_mutex_lock(&c->recv_lock);
+    atomic_store(&c->last_recv_ms, hub_now_ms());
+    size_t start = 0;
+    const char *why = NULL;
+    while (start < len && !why) {
+        pthread_mutex_lock(&c->s.lock);
+        bool closed = c->closed;
+        pthread_mutex_unlock(&c->s.lock);
+        if (closed)
+            break;
+        const char *rs = memchr(data + start, MSG_RS, len - start);
+        if (!rs) {
+            why = atomic_load(&c->handshaken)
+                      ? "Invalid message: a record does not end with the record separator."
+                      : "Handshake was malformed: it does not end with the record separator.";
+            if (!atomic_load(&c->handshaken)) {
+                handle_handshake(c, "", 0); /* sends the handshake error and closes */
+                why = NULL;
+                break;
+            }
+            break;
+        }
+        size_t rlen = (size_t)(rs - (data + start));
+        if (!atomic_load(&c->handshaken))
+            handle_handshake(c, data + start, rlen);
+        else if (rlen)
+            handle_record(c, data + start, rlen, &why);
+        start += rlen + 1;
+    }
+    if (why)
+        sr_conn_close(c, why, false);
+    pthread_mutex_unlock(&c->recv_lock);
+}
+
+/* ------------------------------------------------------------ attaching */
+
+/* Sub lock held: binds the connection to its transport, once. */
+bool sr_attach_locked(sr_conn *c, sr_transport t)
+{
+    if (c->closed || c->transport != TR_NONE)
+        return false;
+    static const sub_kind kinds[] = {[TR_WS] = SUB_WS, [TR_SSE] = SUB_SSE, [TR_LP] = SUB_LONGPOLL};
+    c->transport = t;
+    c->s.kind = kinds[t];
+    c->s.fmt = t == TR_SSE ? MSG_FMT_SIGNALR_SSE : MSG_FMT_SIGNALR;
+    c->attached_ms = hub_now_ms();
+    c->last_poll_ms = c->attached_ms;
+    atomic_store(&c->last_recv_ms, c->attached_ms);
+    c->attached = t != TR_LP;
+    return true;
+}
+
+bool sr_transport_enabled(sr_transport t)
+{
+    return (t == TR_WS && conf->transports.websocket) || (t == TR_SSE && conf->transports.sse) ||
+           (t == TR_LP && conf->transports.long_polling);
+}
+
+/* Copies the value of key in a raw query string into out. */
+bool sr_query_value(const char *query, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, klen) || p[klen] != '=')
+            continue;
+        const char *v = p + klen + 1;
+        size_t n = strcspn(v, "&");
+        if (n >= cap)
+            return false;
+        memcpy(out, v, n);
+        out[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+typedef enum { ACT_NONE, ACT_PING, ACT_CLOSE, ACT_PURGE } tick_action;
+
+/* Registry lock held: what the timer does with c now. */
+static tick_action due(sr_conn *c, int64_t now, const char **why)
+{
+    int64_t disconnect = (int64_t)conf->signalr.disconnect_timeout_s * 1000;
+    pthread_mutex_lock(&c->s.lock);
+    tick_action a = ACT_NONE;
+    bool streaming = c->transport == TR_WS || c->transport == TR_SSE;
+    bool handshaken = atomic_load(&c->handshaken);
+    int64_t silent = now - atomic_load(&c->last_recv_ms);
+    if (c->closed) {
+        a = now - c->closed_ms > disconnect && !c->attached && !c->held ? ACT_PURGE : ACT_NONE;
+    } else if (c->transport == TR_NONE) {
+        a = now - c->created_ms > disconnect ? ACT_CLOSE : ACT_NONE;
+        *why = NULL; /* negotiated, never used */
+    } else if (c->transport == TR_LP) {
+        a = !c->held && now - c->last_poll_ms > disconnect ? ACT_CLOSE : ACT_NONE;
+        *why = NULL; /* the client stopped polling */
+    } else if (streaming && !handshaken &&
+               now - c->attached_ms > (int64_t)conf->signalr.handshake_timeout_s * 1000) {
+        a = ACT_CLOSE;
+        *why = "Handshake was not received in time.";
+    } else if (streaming && silent > (int64_t)conf->signalr.client_timeout_s * 1000) {
+        a = ACT_CLOSE;
+        *why = "Connection timed out: no message from the client within "
+               "signalr.client_timeout_s.";
+    } else if (streaming && handshaken && now >= c->next_ping_ms) {
+        c->next_ping_ms = now + (int64_t)conf->limits.keepalive_s * 1000;
+        a = ACT_PING;
+    }
+    pthread_mutex_unlock(&c->s.lock);
+    return a;
+}
+
+typedef struct tick_item {
+    sr_conn *c;
+    tick_action a;
+    const char *why;
+} tick_item;
+
+void sr_tick(int64_t now_ms)
+{
+    size_t n = 0, cap = 0;
+    tick_item *items = NULL;
+    pthread_mutex_lock(&registry_lock);
+    for (sr_conn *c = all_conns, *next; c; c = next) {
+        next = c->next;
+        const char *why = NULL;
+        tick_action a = due(c, now_ms, &why);
+        if (a == ACT_NONE)
+            continue;
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            tick_item *it = realloc(items, nc * sizeof(*it));
+            if (!it)
+                break;
+            items = it;
+            cap = nc;
+        }
+        if (a == ACT_PURGE)
+            registry_unlink(c); /* its ref moves to the item */
+        else
+            atomic_fetch_add(&c->refs, 1);
+        items[n++] = (tick_item){c, a, why};
+    }
+    pthread_mutex_unlock(&registry_lock);
+    for (size_t i = 0; i < n; i++) {
+        if (items[i].a == ACT_PING)
+            send_ping(items[i].c);
+        else if (items[i].a == ACT_CLOSE)
+            sr_conn_close(items[i].c, items[i].why, false);
+        sr_conn_unref(items[i].c);
+    }
+    free(items);
+}
+
+void sr_shutdown(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    shutting_down = true;
+    size_t n = 0;
+    for (sr_conn *c = all_conns; c; c = c->next)
+        n++;
+    sr_conn **list = calloc(n ? n : 1, sizeof(*list));
+    size_t k = 0;
+    for (sr_conn *c = all_conns; c && list; c = c->next) {
+        atomic_fetch_add(&c->refs, 1);
+        list[k++] = c;
+    }
+    pthread_mutex_unlock(&registry_lock);
+    for (size_t i = 0; i < k; i++) {
+        sr_conn_close(list[i], "Server is shutting down.", true);
+        sr_conn_unref(list[i]);
+    }
+    free(list);
+}
+
+void sr_fini(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    sr_conn *c = all_conns;
+    all_conns = NULL;
+    memset(buckets, 0, sizeof(buckets));
+    pthread_mutex_unlock(&registry_lock);
+    while (c) {
+        sr_conn *next = c->next;
+        sr_conn_unref(c); /* the registry's ref */
+        c = next;
+    }
+}

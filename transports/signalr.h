@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * signalr.h - ASP.NET Core SignalR-compatible hubs: connections, the JSON
+ * hub protocol, and hub methods mapped onto rooms by configuration.
+ *
+ * A SignalR connection outlives the requests that carry it (negotiate, then
+ * a WebSocket, an SSE stream plus POSTs, or a string of long polls plus
+ * POSTs), so it owns its hub member (a sub) and each transport attaches to
+ * it while it carries the connection. The transports (ws.c, sse.c,
+ * longpoll.c) only move bytes; this module decides what they mean.
+ *
+ * Threading: any function may be called from any thread; each connection
+ * has a lock for its state (its sub's lock) and one that serialises the
+ * records it receives; the registry of connections has its own lock, taken
+ * before any connection's.
+ */
+#ifndef CRIER_SIGNALR_H
+#define CRIER_SIGNALR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "gateway/config.h"
+#include "gateway/http.h"
+#include "hub/hub.h"
+#include "transports/ws.h"
+
+typedef struct sr_conn sr_conn;
+
+void sr_init(const cfg *c, hub *h);
+
+/* The hub served at path (exact match), or NULL. */
+const cfg_hub *sr_hub_at(const char *path);
+
+/* --- transports call these ------------------------------------------- */
+
+/* Acceptor thread: should this upgrade (hub path, raw query) go to
+ * libwebsockets? True for a known, unused token, or no token at all
+ * (skipNegotiation). */
+bool sr_ws_acceptable(const cfg_hub *hb, const char *query);
+
+/* ws.c service thread: opens the WebSocket session of a connection. */
+int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out);
+
+/* MHD thread: POST {path}/negotiate */
+enum MHD_Result sr_negotiate(http_call *call);
+
+/* MHD thread: GET, POST and DELETE on {path}. */
+enum MHD_Result sr_request(http_call *call);
+
+/* The completed hook of the {path} route. */
+void sr_request_completed(void *state);
+
+/* --- lifecycle --------------------------------------------------------- */
+
+/* Timer thread: pings, timeouts, expiry of unused connections. */
+void sr_tick(int64_t now_ms);
+
+/* Sends every connection a Close record and ends its transport. */
+void sr_shutdown(void);
+
+/* Frees every connection left, after the transports are stopped. */
+void sr_fini(void);
+
+#endif

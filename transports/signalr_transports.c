@@ -1,0 +1,453 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * signalr_transports.c - how SignalR connections ride the transports:
+ * negotiate, the WebSocket session, the SSE stream, long polls, and the
+ * POSTs and DELETE of the HTTP transports. The bytes are moved by ws.c,
+ * sse.c and longpoll.c; the records are understood by signalr.c.
+ *
+ * Threading: WebSocket hooks run on the lws service thread, the rest on the
+ * MHD thread. Connection state is read and changed under the connection's
+ * sub lock only.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/log.h"
+#include "transports/signalr-private.h"
+#include "transports/sse.h"
+
+static const cfg *conf;
+
+void sr_transports_init(const cfg *c)
+{
+    conf = c;
+}
+
+/* The state of a request on {path}: which of the three it is. */
+typedef enum { REQ_STREAM, REQ_POLL, REQ_POST } req_kind;
+typedef struct sr_req {
+    req_kind kind;
+    void *inner; /* sse.c's or longpoll.c's state, or the POST body */
+} sr_req;
+
+typedef struct sr_post {
+    sr_conn *c;      /* NULL when refused */
+    unsigned status; /* the refusal: answered once the body is read */
+    const char *error;
+    http_body body;
+} sr_post;
+
+/* --------------------------------------------------------- WebSocket */
+
+static int ws_receive(void *session, const char *data, size_t len, bool binary,
+                      const char **why)
+{
+    sr_conn *c = session;
+    (void)why;
+    if (binary)
+        sr_conn_close(c, "Invalid input for JSON hub protocol. Expected a string.", false);
+    else
+        sr_conn_receive(c, data, len);
+    return 0; /* the transport ends once the Close record is out */
+}
+
+static int ws_oversize(void *session, const char **why)
+{
+    (void)why;
+    sr_conn_close(session, "The message is larger than limits.max_message_bytes.", false);
+    return 0;
+}
+
+static void ws_closed(void *session)
+{
+    sr_conn *c = session;
+    pthread_mutex_lock(&c->s.lock);
+    c->attached = false;
+    pthread_mutex_unlock(&c->s.lock);
+    sr_conn_close(c, NULL, false);
+    sr_conn_unref(c);
+}
+
+static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize};
+
+bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
+{
+    char token[64];
+    if (!conf->transports.websocket)
+        return false;
+    if (!sr_query_value(query, "id", token, sizeof(token)))
+        return true; /* skipNegotiation: the connection is made on upgrade */
+    sr_conn *c = sr_conn_find(hb, token);
+    if (!c)
+        return false;
+    pthread_mutex_lock(&c->s.lock);
+    bool ok = !c->closed && c->transport == TR_NONE;
+    pthread_mutex_unlock(&c->s.lock);
+    sr_conn_unref(c);
+    return ok;
+}
+
+int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
+{
+    char token[64];
+    sr_conn *c = sr_query_value(query, "id", token, sizeof(token)) ? sr_conn_find(hb, token)
+                                                                 : sr_conn_new(hb, false);
+    if (!c)
+        return -1;
+    pthread_mutex_lock(&c->s.lock);
+    bool ok = sr_attach_locked(c, TR_WS);
+    pthread_mutex_unlock(&c->s.lock);
+    if (!ok || !sr_transport_enabled(TR_WS)) {
+        sr_conn_unref(c);
+        return -1;
+    }
+    *out = (ws_session){&c->s, &sr_ws_ops, c}; /* the session keeps the ref */
+    return 0;
+}
+
+/* ------------------------------------------------------ HTTP transports */
+
+static const char *request_token(http_call *call)
+{
+    return MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "id");
+}
+
+static sr_req *new_req(http_call *call, req_kind kind)
+{
+    sr_req *rq = calloc(1, sizeof(*rq));
+    if (rq) {
+        rq->kind = kind;
+        *call->state = rq;
+    }
+    return rq;
+}
+
+/* The call as sse.c or longpoll.c see it: their state lives in rq->inner. */
+static http_call inner_call(http_call *call, sr_req *rq)
+{
+    http_call in = *call;
+    in.state = &rq->inner;
+    return in;
+}
+
+static void stream_ended(void *session)
+{
+    sr_conn *c = session;
+    pthread_mutex_lock(&c->s.lock);
+    c->attached = false;
+    pthread_mutex_unlock(&c->s.lock);
+    sr_conn_close(c, NULL, false); /* an SSE connection ends with its stream */
+    sr_conn_unref(c);
+}
+
+/* GET with Accept: text/event-stream. Takes the caller's ref on c. */
+static enum MHD_Result open_stream(http_call *call, sr_conn *c)
+{
+    pthread_mutex_lock(&c->s.lock);
+    bool ok = sr_transport_enabled(TR_SSE) && sr_attach_locked(c, TR_SSE);
+    pthread_mutex_unlock(&c->s.lock);
+    if (!ok) {
+        sr_conn_unref(c);
+        return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND,
+                                "no such connection for Server-Sent Events");
+    }
+    sr_req *rq = new_req(call, REQ_STREAM);
+    if (!rq) {
+        stream_ended(c);
+        return MHD_NO;
+    }
+    http_call in = inner_call(call, rq);
+    return sse_stream(&in, &c->s, ":\r\n", stream_ended, c);
+}
+
+/* Sub lock held. Moves every queued record into one poll answer, stopping
+ * past a soft limit; the rest goes with the next poll. */
+static char *take_records(sr_conn *c, size_t *len_out)
+{
+    buf out = {0};
+    msg *m;
+    while ((m = sendq_peek(&c->s.q)) != NULL) {
+        msg_bytes b = msg_get(m, MSG_FMT_SIGNALR, c->s.target);
+        if ((out.len && out.len + b.len > (1u << 20)) || !buf_append(&out, b.base, b.len))
+            break;
+        sendq_pop(&c->s.q);
+    }
+    *len_out = out.len;
+    return buf_take(&out);
+}
+
+static enum MHD_Result poll_answer(http_call *call, void *session, sub *s, lp_reason why)
+{
+    sr_poll *p = session;
+    sr_conn *c = p->c;
+    (void)why;
+    pthread_mutex_lock(&s->lock);
+    if (c->held == p)
+        c->held = NULL;
+    c->last_poll_ms = hub_now_ms();
+    size_t len = 0;
+    char *body = p->replaced ? NULL : take_records(c, &len);
+    bool over = p->replaced || (!len && (c->closed || s->ending || s->dropped));
+    pthread_mutex_unlock(&s->lock);
+    if (over) {
+        free(body);
+        return http_reply_empty(call->conn, MHD_HTTP_NO_CONTENT);
+    }
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(len, body ? body : "", body ? MHD_RESPMEM_MUST_FREE
+                                                                    : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static void poll_ended(void *session)
+{
+    sr_poll *p = session;
+    pthread_mutex_lock(&p->c->s.lock);
+    if (p->c->held == p)
+        p->c->held = NULL;
+    p->c->last_poll_ms = hub_now_ms();
+    pthread_mutex_unlock(&p->c->s.lock);
+    sr_conn_unref(p->c);
+    free(p);
+}
+
+static const lp_hold_ops poll_ops = {poll_answer, poll_ended};
+
+/* GET without Accept: text/event-stream: a long poll. Takes the caller's
+ * ref on c. The first poll answers at once, empty: the client waits for it
+ * before it sends the handshake. A newer poll replaces a held one. */
+static enum MHD_Result open_poll(http_call *call, sr_conn *c)
+{
+    pthread_mutex_lock(&c->s.lock);
+    bool first = c->transport == TR_NONE;
+    bool ok = first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
+    sr_poll *old = ok ? c->held : NULL;
+    if (old) {
+        old->replaced = true;
+        lp_release_locked(old->lp);
+        c->held = NULL;
+    }
+    c->last_poll_ms = hub_now_ms();
+    pthread_mutex_unlock(&c->s.lock);
+    if (!ok) {
+        sr_conn_unref(c);
+        return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND,
+                                "no such connection for long polling");
+    }
+    if (first) {
+        sr_conn_unref(c);
+        return http_reply_empty(call->conn, MHD_HTTP_OK);
+    }
+    sr_req *rq = new_req(call, REQ_POLL);
+    sr_poll *p = rq ? calloc(1, sizeof(*p)) : NULL;
+    if (!p) {
+        sr_conn_unref(c);
+        return MHD_NO;
+    }
+    p->c = c; /* the poll keeps the caller's ref */
+    pthread_mutex_lock(&c->s.lock);
+    c->held = p;
+    pthread_mutex_unlock(&c->s.lock);
+    http_call in = inner_call(call, rq);
+    return lp_hold(&in, &c->s, (int64_t)conf->limits.poll_timeout_s * 1000, &poll_ops, p, &p->lp);
+}
+
+/* POST: records from an SSE or long-polling client. MHD takes an answer
+ * only before the body or after all of it, so a refusal waits for the end. */
+static enum MHD_Result receive_post(http_call *call, sr_req *rq)
+{
+    sr_post *p = rq->inner;
+    if (*call->upload_size) {
+        size_t limit = p->status ? 0 : conf->limits.max_message_bytes;
+        return http_body_take(&p->body, call, limit) ? MHD_YES : MHD_NO;
+    }
+    if (p->status)
+        return http_reply_error(call->conn, p->status, "%s", p->error);
+    if (p->body.too_big) {
+        sr_conn_close(p->c, "The message is larger than limits.max_message_bytes.", false);
+        return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                                "message is larger than limits.max_message_bytes");
+    }
+    sr_conn_receive(p->c, p->body.b.data ? p->body.b.data : "", p->body.b.len);
+    return http_reply_empty(call->conn, MHD_HTTP_OK);
+}
+
+/* The first call of a POST with its body. Takes the caller's ref on c. */
+static enum MHD_Result open_post(http_call *call, sr_conn *c)
+{
+    sr_req *rq = new_req(call, REQ_POST);
+    sr_post *p = rq ? calloc(1, sizeof(*p)) : NULL;
+    if (!p) {
+        sr_conn_unref(c);
+        return MHD_NO;
+    }
+    rq->inner = p;
+    sr_transport t = TR_NONE;
+    bool closed = true;
+    if (c) {
+        pthread_mutex_lock(&c->s.lock);
+        t = c->transport;
+        closed = c->closed;
+        pthread_mutex_unlock(&c->s.lock);
+    }
+    if (closed || t == TR_NONE) {
+        p->status = MHD_HTTP_NOT_FOUND;
+        p->error = "no such connection";
+    } else if (t == TR_WS) {
+        p->status = MHD_HTTP_METHOD_NOT_ALLOWED;
+        p->error = "this connection sends over its WebSocket";
+    }
+    if (p->status)
+        sr_conn_unref(c);
+    else
+        p->c = c;
+    return receive_post(call, rq);
+}
+
+static enum MHD_Result close_by_delete(http_call *call, sr_conn *c)
+{
+    pthread_mutex_lock(&c->s.lock);
+    bool lp = c->transport == TR_LP;
+    pthread_mutex_unlock(&c->s.lock);
+    if (lp)
+        sr_conn_close(c, NULL, false);
+    sr_conn_unref(c);
+    return lp ? http_reply_empty(call->conn, MHD_HTTP_ACCEPTED)
+              : http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                 "DELETE closes long-polling connections only");
+}
+
+static bool wants_event_stream(http_call *call)
+{
+    const char *accept = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Accept");
+    return accept && strstr(accept, "text/event-stream");
+}
+
+/* Headers-only first call: a POST whose Content-Length is over the limit is
+ * refused before its body is read, and its connection closed. */
+static enum MHD_Result check_declared_size(http_call *call)
+{
+    const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    uint64_t declared = 0;
+    if (strcmp(call->method, "POST") || !cl || !http_parse_u64(cl, &declared) ||
+        declared <= conf->limits.max_message_bytes)
+        return MHD_YES;
+    sr_conn *c = sr_conn_find(call->arg, request_token(call));
+    if (c) {
+        sr_conn_close(c, "The message is larger than limits.max_message_bytes.", false);
+        sr_conn_unref(c);
+    }
+    return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                            "message is larger than limits.max_message_bytes");
+}
+
+enum MHD_Result sr_request(http_call *call)
+{
+    if (call->first)
+        return check_declared_size(call);
+    sr_req *rq = *call->state;
+    if (rq && rq->kind == REQ_POST)
+        return receive_post(call, rq);
+    if (rq && rq->kind == REQ_POLL) {
+        http_call in = inner_call(call, rq);
+        return lp_resume(&in);
+    }
+    if (rq)
+        return MHD_YES; /* a stream: sse.c feeds it */
+    if (*call->upload_size && strcmp(call->method, "POST")) {
+        *call->upload_size = 0; /* a body nobody reads */
+        return MHD_YES;
+    }
+    const cfg_hub *hb = call->arg;
+    const char *token = request_token(call);
+    if (!strcmp(call->method, "POST"))
+        return open_post(call, sr_conn_find(hb, token));
+    if (!token)
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "missing ?id= connection token");
+    sr_conn *c = sr_conn_find(hb, token);
+    if (!c)
+        return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such connection");
+    if (!strcmp(call->method, "DELETE"))
+        return close_by_delete(call, c);
+    pthread_mutex_lock(&c->s.lock);
+    bool over = c->closed && c->transport == TR_LP && sendq_is_empty(&c->s.q);
+    pthread_mutex_unlock(&c->s.lock);
+    if (over) {
+        sr_conn_unref(c);
+        return http_reply_empty(call->conn, MHD_HTTP_NO_CONTENT);
+    }
+    return wants_event_stream(call) ? open_stream(call, c) : open_poll(call, c);
+}
+
+void sr_request_completed(void *state)
+{
+    sr_req *rq = state;
+    if (rq->kind == REQ_STREAM && rq->inner) {
+        sse_completed(rq->inner);
+    } else if (rq->kind == REQ_POLL && rq->inner) {
+        lp_completed(rq->inner);
+    } else if (rq->kind == REQ_POST && rq->inner) {
+        sr_post *p = rq->inner;
+        if (p->c)
+            sr_conn_unref(p->c);
+        buf_free(&p->body.b);
+        free(p);
+    }
+    free(rq);
+}
+
+/* ------------------------------------------------------------ negotiate */
+
+static void append_transport(char *out, size_t cap, const char *name, const char *formats)
+{
+    size_t n = strlen(out);
+    snprintf(out + n, cap - n, "%s{\"transport\":\"%s\",\"transferFormats\":[%s]}",
+             out[n - 1] == '[' ? "" : ",", name, formats);
+}
+
+enum MHD_Result sr_negotiate(http_call *call)
+{
+    if (*call->upload_size) {
+        *call->upload_size = 0; /* negotiate has no body to read */
+        return MHD_YES;
+    }
+    const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,
+                                                "negotiateVersion");
+    uint64_t version = 0;
+    if (v && !http_parse_u64(v, &version))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "negotiateVersion must be a non-negative integer");
+    sr_conn *c = sr_conn_new(call->arg, version == 0);
+    if (!c)
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                "cannot create a connection now");
+    char transports[300] = "[";
+    if (conf->transports.websocket)
+        append_transport(transports, sizeof(transports), "WebSockets", "\"Text\",\"Binary\"");
+    if (conf->transports.sse)
+        append_transport(transports, sizeof(transports), "ServerSentEvents", "\"Text\"");
+    if (conf->transports.long_polling)
+        append_transport(transports, sizeof(transports), "LongPolling", "\"Text\",\"Binary\"");
+    strcat(transports, "]");
+    char body[600];
+    int n = version >= 1
+                ? snprintf(body, sizeof(body),
+                           "{\"negotiateVersion\":1,\"connectionId\":\"%s\","
+                           "\"connectionToken\":\"%s\",\"availableTransports\":%s}",
+                           c->id, c->token, transports)
+                : snprintf(body, sizeof(body),
+                           "{\"connectionId\":\"%s\",\"availableTransports\":%s}", c->id,
+                           transports);
+    sr_conn_unref(c);
+    return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
+}
