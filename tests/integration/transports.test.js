@@ -1,0 +1,381 @@
+// The three transports in detail: SSE framing, resume and keepalive; long-poll
+// timing; WebSocket client publish, limits and keepalive; transports switched
+// off; per-transport subscriber counts.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { assertJsonError, poll, publish, request, roomInfo, subscriberCounts } from '../lib/http.js';
+import { startFor } from '../lib/server.js';
+import { sseHttp } from '../lib/sse.js';
+import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { openWs, wsRefusal } from '../lib/ws.js';
+
+const ids = (events) => events.map((e) => Number(e.id));
+const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+test('SSE: headers, id lines, and a payload with newlines as several data lines', async (t) => {
+  const srv = await startFor(t);
+  const sse = await sseHttp(`${srv.url}/rooms/sse/events`);
+  t.after(() => sse.close());
+  assert.equal(sse.status, 200);
+  assert.match(sse.headers['content-type'], /^text\/event-stream\b/);
+  assert.equal(sse.headers['cache-control'], 'no-cache');
+  assert.equal(sse.headers['x-accel-buffering'], 'no');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'sse'))?.sse === 1, { message: 'SSE subscriber counted' });
+
+  const pretty = JSON.stringify({ a: 1, list: [1, 2], nested: { s: 'x' } }, null, 2);
+  const res = await request(`${srv.url}/rooms/sse/messages`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: pretty,
+  });
+  assert.equal(res.status, 201, res.text);
+  assert.equal(await publish(srv.url, 'sse', 'two'), 2);
+
+  await sse.waitForEvents(2);
+  const [first, second] = sse.events;
+  assert.equal(first.id, '1');
+  assert.equal(first.dataLines.length, pretty.split('\n').length, `data lines: ${JSON.stringify(first.dataLines)}`);
+  assert.equal(first.data, pretty, 'the data lines rejoin to the text as posted');
+  assert.equal(second.id, '2');
+  assert.equal(second.data, '"two"');
+});
+
+test('SSE: payloads with CR or CRLF line breaks still arrive whole', async (t) => {
+  // JSON allows CR as whitespace; in SSE a lone CR ends a line, so the
+  // server must not pass it through inside a data line.
+  const srv = await startFor(t);
+  const sse = await sseHttp(`${srv.url}/rooms/cr/events`);
+  t.after(() => sse.close());
+  await waitFor(async () => (await subscriberCounts(srv.url, 'cr'))?.sse === 1, { message: 'SSE subscriber counted' });
+  const bodies = ['{"a":1,\r"b":2}', '{\r\n  "c": [1,\r\n 2]\r\n}'];
+  for (const body of bodies) {
+    const res = await request(`${srv.url}/rooms/cr/messages`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body,
+    });
+    assert.equal(res.status, 201, res.text);
+  }
+  await sse.waitForEvents(2);
+  sse.events.forEach((e, i) =>
+    assert.deepEqual(
+      (() => {
+        try {
+          return JSON.parse(e.data);
+        } catch {
+          return `unparsable data ${JSON.stringify(e.data)}`;
+        }
+      })(),
+      JSON.parse(bodies[i]),
+      `event ${i + 1}`,
+    ),
+  );
+});
+
+test('SSE: resume with Last-Event-ID and with ?last_event_id=', async (t) => {
+  const srv = await startFor(t);
+  const room = 'resume';
+  for (let i = 1; i <= 5; i++) await publish(srv.url, room, { i });
+  const streams = [];
+  t.after(() => streams.forEach((s) => s.close()));
+
+  const byHeader = await sseHttp(`${srv.url}/rooms/${room}/events`, { headers: { 'Last-Event-ID': '2' } });
+  streams.push(byHeader);
+  const byQuery = await sseHttp(`${srv.url}/rooms/${room}/events?last_event_id=3`);
+  streams.push(byQuery);
+  const fresh = await sseHttp(`${srv.url}/rooms/${room}/events`);
+  streams.push(fresh);
+
+  await byHeader.waitForEvents(3);
+  await byQuery.waitForEvents(2);
+  await waitFor(async () => (await subscriberCounts(srv.url, room))?.sse === 3, { message: '3 SSE subscribers' });
+  assert.equal(await publish(srv.url, room, { i: 6 }), 6);
+  await Promise.all([byHeader.waitForEvents(4), byQuery.waitForEvents(3), fresh.waitForEvents(1)]);
+  await sleep(200);
+
+  assert.deepEqual(ids(byHeader.events), [3, 4, 5, 6], 'Last-Event-ID: 2 replays 3..5, then live');
+  assert.deepEqual(ids(byQuery.events), [4, 5, 6], 'last_event_id=3 replays 4..5, then live');
+  assert.deepEqual(ids(fresh.events), [6], 'no resume point: live messages only');
+  assert.deepEqual(byHeader.events.map((e) => JSON.parse(e.data).i), [3, 4, 5, 6]);
+});
+
+test('SSE: resume replays only what is still in history', async (t) => {
+  const srv = await startFor(t, { history: { size: 3 } });
+  for (let i = 1; i <= 6; i++) await publish(srv.url, 'h', i);
+  const sse = await sseHttp(`${srv.url}/rooms/h/events`, { headers: { 'Last-Event-ID': '1' } });
+  t.after(() => sse.close());
+  await sse.waitForEvents(3);
+  await sleep(200);
+  assert.deepEqual(ids(sse.events), [4, 5, 6]);
+});
+
+test('history.ttl_s: expired messages are not replayed, and an idle room goes away', async (t) => {
+  const srv = await startFor(t, { history: { ttl_s: 1 }, limits: { poll_timeout_s: 1 } });
+  assert.equal(await publish(srv.url, 'ttl', 'old'), 1);
+  const fresh = await poll(srv.url, 'ttl', 0);
+  assert.deepEqual(fresh.json.messages.map((m) => m.data), ['old'], 'within the ttl');
+  await waitFor(async () => (await roomInfo(srv.url, 'ttl')).status === 404, {
+    timeout: 4000,
+    message: 'GET /rooms/ttl -> 404 once its only message expired',
+  });
+  const late = await poll(srv.url, 'ttl', 0);
+  assert.deepEqual(late.json.messages, [], 'after the ttl: nothing replayed');
+});
+
+test('rooms are independent: messages and ids', async (t) => {
+  const srv = await startFor(t);
+  const a = await openWs(`${srv.wsUrl}/rooms/a/ws`);
+  const b = await openWs(`${srv.wsUrl}/rooms/b/ws`);
+  t.after(() => [a, b].forEach((c) => c.close()));
+  assert.equal(await publish(srv.url, 'a', 'a1'), 1);
+  assert.equal(await publish(srv.url, 'a', 'a2'), 2);
+  assert.equal(await publish(srv.url, 'b', 'b1'), 1);
+  await Promise.all([a.waitForMessages(2), b.waitForMessages(1)]);
+  await sleep(200);
+  assert.deepEqual(a.messages, [
+    { id: 1, room: 'a', data: 'a1' },
+    { id: 2, room: 'a', data: 'a2' },
+  ]);
+  assert.deepEqual(b.messages, [{ id: 1, room: 'b', data: 'b1' }]);
+});
+
+test('SSE: a keepalive comment every limits.keepalive_s', async (t) => {
+  const srv = await startFor(t, { limits: { keepalive_s: 1 } });
+  const sse = await sseHttp(`${srv.url}/rooms/quiet/events`);
+  t.after(() => sse.close());
+  const t0 = Date.now();
+  await sse.until((s) => s.comments.length >= 2, 4000, 'SSE: two keepalive comments within 4 s');
+  await sleep(Math.max(0, t0 + 3500 - Date.now()));
+  // About one a second: no more than 5 in 3.5 s, not a flood.
+  assert.ok(sse.comments.length <= 5, `${sse.comments.length} keepalive comments in 3.5 s`);
+  assert.equal(sse.events.length, 0, 'comments are not events');
+});
+
+test('long poll: times out after poll_timeout_s with an empty list', async (t) => {
+  const srv = await startFor(t, { limits: { poll_timeout_s: 1 } });
+  const res = await poll(srv.url, 'lp', 0);
+  assert.equal(res.status, 200, res.text);
+  assert.deepEqual(res.json, { messages: [], last_id: 0 });
+  assert.ok(res.ms >= 900 && res.ms < 3000, `answered after ${res.ms} ms, expected about 1000`);
+
+  for (let i = 1; i <= 3; i++) await publish(srv.url, 'lp', i);
+  const noSince = await poll(srv.url, 'lp');
+  assert.equal(noSince.status, 200, noSince.text);
+  assert.deepEqual(noSince.json, { messages: [], last_id: 3 }, 'no since: history is not returned, last_id is the room\'s');
+  assert.ok(noSince.ms >= 900 && noSince.ms < 3000, `answered after ${noSince.ms} ms`);
+
+  const caughtUp = await poll(srv.url, 'lp', 3);
+  assert.deepEqual(caughtUp.json, { messages: [], last_id: 3 });
+});
+
+test('long poll: since=N answers at once from history', async (t) => {
+  const srv = await startFor(t, { limits: { poll_timeout_s: 10 } });
+  for (let i = 1; i <= 3; i++) await publish(srv.url, 'hist', { i });
+  const res = await poll(srv.url, 'hist', 1);
+  assert.equal(res.status, 200, res.text);
+  assert.ok(res.ms < 2000, `took ${res.ms} ms: the poll was held although messages were waiting`);
+  assert.deepEqual(res.json, {
+    messages: [
+      { id: 2, room: 'hist', data: { i: 2 } },
+      { id: 3, room: 'hist', data: { i: 3 } },
+    ],
+    last_id: 3,
+  });
+});
+
+test('long poll: held until a message arrives', async (t) => {
+  const srv = await startFor(t, { limits: { poll_timeout_s: 10 } });
+  assert.equal(await publish(srv.url, 'held', 'old'), 1);
+
+  const withSince = poll(srv.url, 'held', 1);
+  const withoutSince = poll(srv.url, 'held');
+  let settled = false;
+  Promise.allSettled([withSince, withoutSince]).then(() => (settled = true));
+  await waitFor(async () => (await subscriberCounts(srv.url, 'held'))?.long_polling === 2, {
+    message: 'two held polls counted',
+  });
+  await sleep(300);
+  assert.equal(settled, false, 'a poll was answered before any new message');
+
+  const t0 = Date.now();
+  assert.equal(await publish(srv.url, 'held', 'new'), 2);
+  const [a, b] = await withTimeout(Promise.all([withSince, withoutSince]), 3000, 'held polls answered');
+  assert.ok(Date.now() - t0 < 2000, 'held polls answered promptly');
+  const expected = { messages: [{ id: 2, room: 'held', data: 'new' }], last_id: 2 };
+  assert.deepEqual(a.json, expected, 'since=1');
+  assert.deepEqual(b.json, expected, 'no since: only the message published after the request');
+});
+
+test('WebSocket: client text frames publish to SSE, WebSocket and poll subscribers', async (t) => {
+  const srv = await startFor(t, { limits: { poll_timeout_s: 10 } });
+  const room = 'chat';
+  const sse = await sseHttp(`${srv.url}/rooms/${room}/events`);
+  const listener = await openWs(`${srv.wsUrl}/rooms/${room}/ws`);
+  const sender = await openWs(`${srv.wsUrl}/rooms/${room}/ws`);
+  t.after(() => [sse, listener, sender].forEach((c) => c.close()));
+  const held = poll(srv.url, room, 0);
+  await waitFor(
+    async () => {
+      const c = await subscriberCounts(srv.url, room);
+      return c?.websocket === 2 && c?.sse === 1 && c?.long_polling === 1;
+    },
+    { message: 'subscribers counted' },
+  );
+
+  sender.ws.send('{"from":"ws","n":[1,2]}');
+  const first = await withTimeout(held, 3000, 'held poll answered by a WS publish');
+  sender.ws.send('plain text, not JSON');
+  await Promise.all([sse.waitForEvents(2), listener.waitForMessages(2)]);
+  const rest = await poll(srv.url, room, 1, { timeout: 3000 });
+
+  const expected = [
+    { id: 1, room, data: { from: 'ws', n: [1, 2] } },
+    { id: 2, room, data: 'plain text, not JSON' },
+  ];
+  assert.deepEqual(listener.messages, expected, 'WS listener');
+  assert.deepEqual(
+    sse.events.map((e) => ({ id: Number(e.id), room, data: JSON.parse(e.data) })),
+    expected,
+    'SSE subscriber',
+  );
+  assert.deepEqual([...first.json.messages, ...rest.json.messages], expected, 'long poll');
+  assert.equal(sender.closeInfo, null, 'the sender stays connected');
+});
+
+test('WebSocket: a fragmented text message is published whole', async (t) => {
+  const srv = await startFor(t, { limits: { max_message_bytes: 1024 } });
+  const listener = await openWs(`${srv.wsUrl}/rooms/frag/ws`);
+  const sender = await openWs(`${srv.wsUrl}/rooms/frag/ws`);
+  t.after(() => [listener, sender].forEach((c) => c.close()));
+  sender.ws.send('{"part":', { fin: false });
+  sender.ws.send('"one and', { fin: false });
+  sender.ws.send(' two"}', { fin: true });
+  await listener.waitForMessages(1);
+  assert.deepEqual(listener.messages[0], { id: 1, room: 'frag', data: { part: 'one and two' } });
+
+  // 3 fragments of 400 bytes: each within the limit, the message over it.
+  const big = await openWs(`${srv.wsUrl}/rooms/frag/ws`);
+  t.after(() => big.close());
+  big.ws.send('x'.repeat(400), { fin: false });
+  big.ws.send('x'.repeat(400), { fin: false });
+  big.ws.send('x'.repeat(400), { fin: true });
+  const close = await big.waitForClose(3000);
+  assert.equal(close.code, 1009, `fragmented message over the limit: close ${close.code} ${close.reason}`);
+  await sleep(200);
+  assert.equal(listener.messages.length, 1, 'the oversize message was not published');
+});
+
+test('WebSocket: rooms.client_publish false closes a publishing client with 1008', async (t) => {
+  const srv = await startFor(t, { rooms: { client_publish: false } });
+  const other = await openWs(`${srv.wsUrl}/rooms/ro/ws`);
+  const ws = await openWs(`${srv.wsUrl}/rooms/ro/ws`);
+  t.after(() => [ws, other].forEach((c) => c.close()));
+  ws.ws.send('{"not":"allowed"}');
+  const close = await ws.waitForClose(3000);
+  assert.equal(close.code, 1008, `close ${close.code} ${close.reason}`);
+  await sleep(200);
+  assert.equal(other.messages.length, 0, 'nothing was published');
+  assert.equal(other.closeInfo, null, 'other subscribers unaffected');
+  const info = await roomInfo(srv.url, 'ro');
+  assert.equal(info.json?.last_id, 0, `room info: ${info.text}`);
+  assert.equal(await publish(srv.url, 'ro', 'http still publishes'), 1);
+  await other.waitForMessages(1);
+});
+
+test('WebSocket: a frame over max_message_bytes closes with 1009; binary with 1003', async (t) => {
+  const srv = await startFor(t, { limits: { max_message_bytes: 1024 } });
+  const big = await openWs(`${srv.wsUrl}/rooms/lim/ws`);
+  const bin = await openWs(`${srv.wsUrl}/rooms/lim/ws`);
+  t.after(() => [big, bin].forEach((c) => c.close()));
+
+  big.ws.send(JSON.stringify('x'.repeat(500)));
+  await bin.waitForMessages(1); // within the limit: published
+  big.ws.send('y'.repeat(2000));
+  const c1 = await big.waitForClose(3000);
+  assert.equal(c1.code, 1009, `oversize frame: close ${c1.code} ${c1.reason}`);
+
+  bin.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+  const c2 = await bin.waitForClose(3000);
+  assert.equal(c2.code, 1003, `binary frame: close ${c2.code} ${c2.reason}`);
+
+  const res = await poll(srv.url, 'lim', 0, { timeout: 3000 });
+  assert.deepEqual(res.json.messages.map((m) => m.id), [1], 'only the frame within the limit was published');
+});
+
+test('WebSocket: server pings; a peer that stops answering is closed', async (t) => {
+  const srv = await startFor(t, { limits: { keepalive_s: 1 } });
+  const alive = await openWs(`${srv.wsUrl}/rooms/ka/ws`);
+  const mute = await openWs(`${srv.wsUrl}/rooms/ka/ws`, { autoPong: false });
+  t.after(() => [alive, mute].forEach((c) => c.close()));
+  let pings = 0;
+  alive.ws.on('ping', () => pings++);
+  await mute.waitForClose(10_000);
+  assert.ok(pings >= 1, 'the answering client was pinged');
+  assert.equal(alive.closeInfo, null, 'the answering client stays connected');
+  assert.equal((await subscriberCounts(srv.url, 'ka'))?.websocket, 1);
+});
+
+test('a transport switched off answers 404 on its endpoint', async (t) => {
+  await t.test('websocket off', async (t) => {
+    const srv = await startFor(t, { transports: { websocket: false } });
+    const res = await wsRefusal(`${srv.wsUrl}/rooms/x/ws`);
+    assert.equal(res.status, 404, `upgrade: HTTP ${res.status}`);
+    assertJsonError(await request(`${srv.url}/rooms/x/ws`), 404, 'GET /rooms/x/ws');
+    const sse = await sseHttp(`${srv.url}/rooms/x/events`);
+    assert.equal(sse.status, 200, 'SSE still on');
+    sse.close();
+  });
+  await t.test('sse off', async (t) => {
+    const srv = await startFor(t, { transports: { sse: false } });
+    assertJsonError(await request(`${srv.url}/rooms/x/events`, { timeout: 3000 }), 404, 'GET events');
+    const ws = await openWs(`${srv.wsUrl}/rooms/x/ws`);
+    ws.close();
+  });
+  await t.test('long_polling off', async (t) => {
+    const srv = await startFor(t, { transports: { long_polling: false } });
+    assertJsonError(await request(`${srv.url}/rooms/x/poll?since=0`, { timeout: 3000 }), 404, 'GET poll');
+    const sse = await sseHttp(`${srv.url}/rooms/x/events`);
+    assert.equal(sse.status, 200);
+    sse.close();
+  });
+});
+
+test('room info counts subscribers per transport, and back down when they leave', async (t) => {
+  const srv = await startFor(t, { limits: { poll_timeout_s: 2, keepalive_s: 1 } });
+  const room = 'count';
+  assert.equal(await publish(srv.url, room, 'exists'), 1);
+  const ws = await openWs(`${srv.wsUrl}/rooms/${room}/ws`);
+  const sse1 = await sseHttp(`${srv.url}/rooms/${room}/events`);
+  const sse2 = await sseHttp(`${srv.url}/rooms/${room}/events`);
+  const ac = new AbortController();
+  const held = poll(srv.url, room, undefined, { signal: ac.signal }).catch(() => null);
+  t.after(() => [ws, sse1, sse2].forEach((c) => c.close()));
+
+  await waitFor(
+    async () => {
+      const res = await roomInfo(srv.url, room);
+      return (
+        res.status === 200 &&
+        res.json.room === room &&
+        res.json.last_id === 1 &&
+        JSON.stringify(res.json.subscribers) === JSON.stringify({ websocket: 1, sse: 2, long_polling: 1 }) &&
+        res
+      );
+    },
+    { message: 'room info {"room":"count","last_id":1,"subscribers":{"websocket":1,"sse":2,"long_polling":1}}' },
+  );
+
+  ws.close();
+  sse1.close();
+  sse2.close();
+  ac.abort();
+  await held;
+  await waitFor(
+    async () => {
+      const c = await subscriberCounts(srv.url, room);
+      return c && c.websocket === 0 && c.sse === 0 && c.long_polling === 0;
+    },
+    { timeout: 6000, message: 'room info back to 0 subscribers after they left' },
+  );
+});

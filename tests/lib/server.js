@@ -1,0 +1,205 @@
+// Starting and stopping the crier binary under test.
+//
+// startCrier(config, extraArgs) spawns CRIER_BIN (default build/test/crier, the
+// ASan+UBSan build) on a free loopback port with the config written to a temp
+// file, and waits until GET /healthz answers 200. stopClean() sends SIGTERM and
+// asserts a clean exit: code 0 and no sanitizer report on stderr.
+
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { sleep, withTimeout } from './util.js';
+
+export const CRIER_BIN = process.env.CRIER_BIN || 'build/test/crier';
+
+const START_TIMEOUT_MS = 10_000;
+const STOP_TIMEOUT_MS = 10_000;
+const SANITIZER_MARKERS = ['LeakSanitizer', 'ERROR: AddressSanitizer', 'runtime error:'];
+
+// Processes still running, killed if the test process exits without stopping them.
+const live = new Set();
+process.on('exit', () => {
+  for (const proc of live) proc.kill('SIGKILL');
+});
+
+// Environment for the binary: the caller's, plus the sanitizer options the
+// test runner uses. `asanExtra` ("key=value:...") is appended and so wins.
+export function crierEnv(asanExtra = '') {
+  const join = (...parts) => parts.filter(Boolean).join(':');
+  return {
+    ...process.env,
+    ASAN_OPTIONS: join(process.env.ASAN_OPTIONS, 'detect_leaks=1:abort_on_error=0', asanExtra),
+    UBSAN_OPTIONS: join(process.env.UBSAN_OPTIONS, 'print_stacktrace=1:halt_on_error=1'),
+  };
+}
+
+// A loopback port that was free a moment ago.
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Writes `text` to a new file in a fresh temp directory; returns its path.
+export function writeTempFile(name, text) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-test-'));
+  const file = path.join(dir, name);
+  fs.writeFileSync(file, text);
+  return file;
+}
+
+// Removes a file made by writeTempFile, with its directory.
+export function removeTempFile(file) {
+  fs.rmSync(path.dirname(file), { recursive: true, force: true });
+}
+
+// Spawns the binary, collecting its output; `exited` resolves with
+// {code, signal} when it ends.
+function spawnCrier(args, env) {
+  const proc = spawn(CRIER_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  proc.stdout.setEncoding('utf8').on('data', (d) => (out.stdout += d));
+  proc.stderr.setEncoding('utf8').on('data', (d) => (out.stderr += d));
+  live.add(proc);
+  const exited = new Promise((resolve) => {
+    proc.on('error', (err) => {
+      out.stderr += `\n[spawn error: ${err.message}]`;
+      live.delete(proc);
+      resolve({ code: null, signal: null, error: err });
+    });
+    // 'close' (not 'exit') so that all output has been read.
+    proc.on('close', (code, signal) => {
+      live.delete(proc);
+      resolve({ code, signal });
+    });
+  });
+  return { proc, out, exited };
+}
+
+// Runs the binary to completion (for CLI checks): {code, signal, stdout, stderr}.
+export async function runCrier(args, { timeout = 10_000, env = crierEnv() } = {}) {
+  const { proc, out, exited } = spawnCrier(args, env);
+  try {
+    const res = await withTimeout(exited, timeout, `crier ${args.join(' ')} did not exit`);
+    return { ...res, stdout: out.stdout, stderr: out.stderr };
+  } finally {
+    if (live.has(proc)) proc.kill('SIGKILL');
+  }
+}
+
+// Starts crier with `config` (plus a free loopback "listen", unless the config
+// names one) and waits for /healthz. A "--listen HOST:PORT" in extraArgs is
+// where the server is then expected.
+export async function startCrier(config = {}, extraArgs = [], { asanExtra = '' } = {}) {
+  const port = await freePort();
+  const fullConfig = { listen: `127.0.0.1:${port}`, ...config };
+  const configFile = writeTempFile('crier.json', JSON.stringify(fullConfig, null, 2));
+
+  let listen = fullConfig.listen;
+  const i = extraArgs.indexOf('--listen');
+  if (i >= 0) listen = extraArgs[i + 1];
+  const [host, portText] = [listen.slice(0, listen.lastIndexOf(':')), listen.slice(listen.lastIndexOf(':') + 1)];
+  const url = `http://${host}:${portText}`;
+
+  const { proc, out, exited } = spawnCrier(['--config', configFile, ...extraArgs], crierEnv(asanExtra));
+  let result = null;
+  exited.then((r) => (result = r));
+
+  const server = {
+    port: Number(portText),
+    url,
+    wsUrl: url.replace(/^http/, 'ws'),
+    proc,
+    pid: proc.pid,
+    config: fullConfig,
+    stdout: () => out.stdout,
+    stderr: () => out.stderr,
+    exited: exited.then((r) => ({ ...r, stderr: out.stderr })),
+    // SIGTERM, then wait (at most 10 s) for the exit: {code, signal, stderr, ms}.
+    async stop() {
+      const t0 = Date.now();
+      if (!result) proc.kill('SIGTERM');
+      try {
+        const r = await withTimeout(exited, STOP_TIMEOUT_MS, 'crier did not exit after SIGTERM');
+        return { ...r, stderr: out.stderr, ms: Date.now() - t0 };
+      } catch (err) {
+        proc.kill('SIGKILL');
+        throw new Error(`${err.message}\n--- stderr ---\n${tail(out.stderr)}`);
+      } finally {
+        removeTempFile(configFile);
+      }
+    },
+  };
+
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (result) {
+      removeTempFile(configFile);
+      throw new Error(
+        `crier exited during start-up (code ${result.code}, signal ${result.signal})\n` +
+          `--- stderr ---\n${tail(out.stderr)}`,
+      );
+    }
+    try {
+      const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
+      await res.arrayBuffer();
+      if (res.status === 200) return server;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() >= deadline) {
+      proc.kill('SIGKILL');
+      await exited;
+      removeTempFile(configFile);
+      throw new Error(
+        `crier did not answer GET /healthz with 200 within ${START_TIMEOUT_MS} ms\n` +
+          `--- stderr ---\n${tail(out.stderr)}`,
+      );
+    }
+    await sleep(50);
+  }
+}
+
+// Fails when stderr holds a sanitizer report.
+export function assertNoSanitizerReport(stderr) {
+  for (const marker of SANITIZER_MARKERS) {
+    assert.ok(!stderr.includes(marker), `sanitizer report ("${marker}") on stderr:\n${tail(stderr)}`);
+  }
+}
+
+// Stops the server and asserts a clean exit: code 0, no sanitizer report.
+// Returns the stop result.
+export async function stopClean(server) {
+  const r = await server.stop();
+  assert.equal(r.code, 0, `crier exit code ${r.code} (signal ${r.signal})\n--- stderr ---\n${tail(r.stderr)}`);
+  assertNoSanitizerReport(r.stderr);
+  return r;
+}
+
+// Starts crier and registers a clean stop with the test context `t`
+// (runs even when the test fails).
+export async function startFor(t, config = {}, extraArgs = [], opts = {}) {
+  const server = await startCrier(config, extraArgs, opts);
+  t.after(() => stopClean(server));
+  return server;
+}
+
+// The resident set size of a process, in KiB.
+export function rssKb(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]);
+}
+
+export function tail(text, chars = 6000) {
+  return text.length > chars ? `…${text.slice(-chars)}` : text;
+}
