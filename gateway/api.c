@@ -13,6 +13,8 @@
 
 #include "gateway/log.h"
 #include "hub/payload.h"
+#include "transports/longpoll.h"
+#include "transports/sse.h"
 #include "transports/ws.h"
 
 #define TAG "api"
@@ -167,4 +169,32 @@ enum MHD_Result api_metrics(http_call *call)
     enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
+}
+
+/* The numbers behind the stats stream. */
+typedef struct stats_sample {
+    int64_t at_ms;
+    uint64_t published, delivered;
+} stats_sample;
+
+void api_stats_tick(int64_t now_ms)
+{
+    static stats_sample last;
+    hub_stats st;
+    hub_get_stats(the_hub, &st);
+    double secs = last.at_ms ? (double)(now_ms - last.at_ms) / 1000.0 : 0;
+    double in_rate = secs > 0 ? (double)(st.published - last.published) / secs : 0;
+    double out_rate = secs > 0 ? (double)(st.delivered - last.delivered) / secs : 0;
+    last = (stats_sample){now_ms, st.published, st.delivered};
+    char body[512];
+    int n = snprintf(body, sizeof(body),
+                     "{\"connections\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u},"
+                     "\"rooms\":%" PRIu64 ",\"messages_in_per_s\":%.1f,"
+                     "\"messages_out_per_s\":%.1f,\"published\":%" PRIu64
+                     ",\"delivered\":%" PRIu64 ",\"dropped\":%" PRIu64 "}",
+                     ws_connections(), sse_streams(), lp_held(), st.rooms, in_rate, out_rate,
+                     st.published, st.delivered, st.dropped);
+    publish_opts opt = {.transient = true};
+    uint64_t id;
+    hub_publish(the_hub, API_STATS_ROOM, body, (size_t)n, &opt, &id);
 }

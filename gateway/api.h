@@ -15,4 +15,11 @@ enum MHD_Result api_room_info(http_call *call);
 enum MHD_Result api_healthz(http_call *call);
 enum MHD_Result api_metrics(http_call *call);
 
+/* The room the stats stream (GET /stats/events) is served from. */
+#define API_STATS_ROOM "~stats"
+
+/* Timer thread, once a second: publishes a stats snapshot to the stats
+ * stream's listeners, if any. */
+void api_stats_tick(int64_t now_ms);
+
 #endif

@@ -56,6 +56,7 @@ typedef struct key_spec {
 
 static const char *parse_listen(cfg *c, const char *value);
 static const char *parse_log_level(cfg *c, const char *value);
+static const char *parse_web_root(cfg *c, const char *value);
 static int load_hubs(cfg *c, json_t *v, const char *origin, char *err);
 
 static const key_spec key_table[] = {
@@ -75,6 +76,7 @@ static const key_spec key_table[] = {
     UINT_KEY(history.size, 0, 1000000),
     UINT_KEY(history.ttl_s, 0, 604800),
     OBJECT_KEY("hubs", load_hubs),
+    STRING_KEY("web.root", parse_web_root),
     UINT_KEY(signalr.client_timeout_s, 1, 3600),
     UINT_KEY(signalr.handshake_timeout_s, 1, 300),
     UINT_KEY(signalr.disconnect_timeout_s, 1, 3600),
@@ -116,6 +118,7 @@ void cfg_defaults(cfg *c)
     strcpy(c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
     strcpy(c->log_level, "info");
+    strcpy(c->web.root, "web");
     c->transports.websocket = true;
     c->transports.sse = true;
     c->transports.long_polling = true;
@@ -215,6 +218,14 @@ static const char *parse_listen(cfg *c, const char *value)
     memcpy(c->listen_host, host, host_len);
     c->listen_host[host_len] = '\0';
     c->listen_port = port;
+    return NULL;
+}
+
+static const char *parse_web_root(cfg *c, const char *value)
+{
+    if (strlen(value) >= sizeof(c->web.root))
+        return "expected a directory path shorter than 512 bytes";
+    strcpy(c->web.root, value);
     return NULL;
 }
 

@@ -76,6 +76,10 @@ typedef struct cfg {
     unsigned nhubs;
 
     struct {
+        char root[512]; /* web.root: directory of the pages, default "web"; "" serves none */
+    } web;
+
+    struct {
         unsigned client_timeout_s;    /* close a silent client, default 30, 1 .. 3600 */
         unsigned handshake_timeout_s; /* handshake must come within, default 15, 1 .. 300 */
         unsigned disconnect_timeout_s; /* a long-poll connection with no poll, or a

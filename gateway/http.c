@@ -25,6 +25,7 @@
 
 #include "gateway/api.h"
 #include "gateway/log.h"
+#include "gateway/static.h"
 #include "transports/longpoll.h"
 #include "transports/signalr.h"
 #include "transports/sse.h"
@@ -46,7 +47,15 @@ typedef enum {
     ROUTE_WS,
     ROUTE_HUB,       /* {hub path}: SignalR SSE, long polls, sends, DELETE */
     ROUTE_NEGOTIATE, /* {hub path}/negotiate */
+    ROUTE_STATS,     /* /stats/events: the dashboard's stream */
+    ROUTE_STATIC,    /* a file under the web root */
 } route_kind;
+
+/* The static route's handler: call->arg is the URL. */
+static enum MHD_Result static_get(http_call *call)
+{
+    return static_handle(call, call->arg);
+}
 
 typedef struct route {
     route_kind kind;
@@ -68,6 +77,8 @@ static route routes[] = {
     [ROUTE_WS] = {ROUTE_WS, "GET", NULL, NULL, true, false},
     [ROUTE_HUB] = {ROUTE_HUB, "GET, POST, DELETE", sr_request, sr_request_completed, true, true},
     [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, NULL, true, false},
+    [ROUTE_STATS] = {ROUTE_STATS, "GET", sse_handle, sse_completed, true, false},
+    [ROUTE_STATIC] = {ROUTE_STATIC, "GET", static_get, NULL, true, false},
 };
 
 /* True when method is one of the route's. */
@@ -316,8 +327,10 @@ static route_kind parse_path(const char *url, const char **room, size_t *room_le
         return ROUTE_HEALTHZ;
     if (!strcmp(url, "/metrics"))
         return ROUTE_METRICS;
+    if (!strcmp(url, "/stats/events"))
+        return ROUTE_STATS;
     if (strncmp(url, "/rooms/", 7))
-        return ROUTE_NONE;
+        return static_enabled() ? ROUTE_STATIC : ROUTE_NONE;
     *room = url + 7;
     const char *slash = strchr(*room, '/');
     *room_len = slash ? (size_t)(slash - *room) : strlen(*room);
@@ -354,6 +367,19 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
                             "a WebSocket upgrade must be the first request on its connection");
 }
 
+/* A SignalR WebSocket upgrade that reached MHD: the acceptor found its
+ * token unknown or already used (404), or it came on a kept-alive
+ * connection (400). */
+static enum MHD_Result answer_hub_upgrade(struct MHD_Connection *conn, const cfg_hub *hb)
+{
+    const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id");
+    char query[160];
+    snprintf(query, sizeof(query), "id=%.100s", token ? token : "");
+    if (token && !sr_ws_acceptable(hb, query))
+        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such connection");
+    return answer_ws_path(conn);
+}
+
 /* Per request, kept in MHD's con_cls until the request completes. */
 typedef struct http_req {
     const route *route; /* NULL: answer with the error below */
@@ -362,6 +388,7 @@ typedef struct http_req {
     unsigned error_status;
     char error[160];
     char room[ROOM_NAME_MAX + 1];
+    char url[512]; /* ROUTE_STATIC */
 } http_req;
 
 static void set_error(http_req *req, unsigned status, const char *text)
@@ -377,7 +404,8 @@ static void resolve(http_req *req, const char *url, const char *method)
     size_t room_len = 0;
     route_kind kind = parse_path(url, &room, &room_len, &req->hub);
     const route *rt = &routes[kind];
-    if (kind == ROUTE_NONE || !rt->enabled)
+    if (kind == ROUTE_NONE || !rt->enabled ||
+        (kind == ROUTE_STATIC && strcmp(method, "GET") && !static_exists(url)))
         set_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint");
     else if (!route_allows(rt, method))
         set_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
@@ -388,6 +416,10 @@ static void resolve(http_req *req, const char *url, const char *method)
         req->route = rt;
     if (room && room_len <= ROOM_NAME_MAX)
         memcpy(req->room, room, room_len);
+    if (kind == ROUTE_STATS)
+        snprintf(req->room, sizeof(req->room), "%s", API_STATS_ROOM);
+    if (kind == ROUTE_STATIC)
+        snprintf(req->url, sizeof(req->url), "%s", url);
 }
 
 static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
@@ -438,11 +470,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!req->route)
             return answer_error(conn, req, method, url);
     }
-    if (req->route->kind == ROUTE_WS ||
-        (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn)))
+    if (req->route->kind == ROUTE_WS)
         return answer_ws_path(conn);
-    http_call call = {conn, method, req->hub, req->room, false, upload_data, upload_data_size,
-                      &req->state};
+    if (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn))
+        return answer_hub_upgrade(conn, req->hub);
+    http_call call = {conn, method, req->route->kind == ROUTE_STATIC ? (const void *)req->url : req->hub,
+                      req->room, false, upload_data, upload_data_size, &req->state};
     return req->route->handle(&call);
 }
 
@@ -499,6 +532,7 @@ int http_start(const cfg *c, hub *h)
     sse_init(c, h);
     lp_init(c, h);
     sr_init(c, h);
+    static_init(c);
     /* MHD 0.9.75 deadlocks when a socket added with MHD_add_connection meets
      * its connection limit, so the limit sits above anything the process can
      * open and the acceptor enforces the real cap. */

@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "gateway/api.h"
 #include "gateway/http.h"
 #include "gateway/log.h"
 #include "hub/hub.h"
@@ -355,6 +356,7 @@ static void *timer_main(void *arg)
         }
         if (now >= next_expire) {
             hub_expire(h, now);
+            api_stats_tick(now);
             next_expire = now + 1000;
         }
         if (now >= next_signalr) {

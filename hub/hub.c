@@ -242,7 +242,13 @@ int hub_publish(hub *h, const char *room_name, const char *data, size_t len,
 {
     int rc = -ENOMEM;
     pthread_mutex_lock(&h->lock);
-    room *r = room_get_or_create(h, room_name);
+    bool transient = opt && opt->transient;
+    room *r = transient ? room_find(h, room_name) : room_get_or_create(h, room_name);
+    if (transient && (!r || !r->members)) {
+        *id_out = 0;
+        rc = 0;
+        goto out;
+    }
     if (!r)
         goto out;
     msg *m = msg_create(r->last_id + 1, r->name, data, len, opt ? opt->target : NULL,
@@ -252,8 +258,10 @@ int hub_publish(hub *h, const char *room_name, const char *data, size_t len,
         goto out;
     }
     r->last_id = m->id;
-    h->stats.published++;
-    history_push(&r->hist, m);
+    if (!transient) {
+        h->stats.published++;
+        history_push(&r->hist, m);
+    }
     for (membership *mb = r->members, *next; mb; mb = next) {
         next = mb->next;
         if (opt && mb->s == opt->exclude)

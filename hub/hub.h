@@ -49,6 +49,8 @@ void hub_destroy(hub *h);
 typedef struct publish_opts {
     const char *target; /* SignalR target; NULL: each member's default */
     const sub *exclude; /* a member that does not get it (SignalR "others") */
+    bool transient;     /* live only: no history, no room made for it, no id used
+                           when nobody listens (e.g. the stats stream) */
 } publish_opts;
 
 /* Publishes data (a valid JSON text, at most the configured size) to room:

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what crier needs on a Debian machine, and nothing that is there
 # already. `setup.sh build`: the libraries and tools to build and run.
-# `setup.sh test`: those, plus what the tests use (curl, node, npm packages).
+# `setup.sh test`: those, plus what the tests use (curl, node, clang, nginx,
+# Debian's chromium, the npm packages in package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-build}
 build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev)
-test_pkgs=(curl nodejs npm clang)
+test_pkgs=(curl nodejs npm clang nginx chromium)
 
 missing=()
 want=("${build_pkgs[@]}")

@@ -3,6 +3,7 @@
 #   tests/run.sh              every suite
 #   tests/run.sh unit         C unit tests (build/test/unit/*)
 #   tests/run.sh integration  node tests against build/test/crier
+#   tests/run.sh browser      headless Chromium tests of web/
 # Expects the binaries built (make test does that).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,12 +39,12 @@ run_unit() {
   done
 }
 
-run_integration() {
-  local tap=$artifacts/integration.tap
+run_node_suite() { # name dir
+  local tap=$artifacts/$1.tap
   node --test --test-concurrency=2 \
     --test-reporter=spec --test-reporter-destination=stdout \
     --test-reporter=tap --test-reporter-destination="$tap" \
-    tests/integration/
+    "$2"/
   local rc=$?
   local p f
   p=$(grep -E '^# pass [0-9]+' "$tap" | tail -1 | awk '{print $3}')
@@ -51,14 +52,19 @@ run_integration() {
   p=${p:-0}
   f=${f:-1}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  add_counts integration "$p" "$f"
+  add_counts "$1" "$p" "$f"
 }
 
 case "$which" in
   unit) run_unit ;;
-  integration) run_integration ;;
-  all) run_unit; run_integration ;;
-  *) echo "usage: $0 [unit|integration|all]"; exit 2 ;;
+  integration) run_node_suite integration tests/integration ;;
+  browser) run_node_suite browser tests/browser ;;
+  all)
+    run_unit
+    run_node_suite integration tests/integration
+    [ -d tests/browser ] && run_node_suite browser tests/browser
+    ;;
+  *) echo "usage: $0 [unit|integration|browser|all]"; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"

@@ -52,6 +52,7 @@ static hub *the_hub;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static lp_conn *registry;
 static bool shutting_down; /* registry_lock */
+static unsigned held_count; /* registry_lock */
 
 void lp_init(const cfg *c, hub *h)
 {
@@ -88,6 +89,7 @@ static bool registry_add(lp_conn *c)
             registry->prev = c;
         registry = c;
         c->in_registry = true;
+        held_count++;
     }
     pthread_mutex_unlock(&registry_lock);
     return ok;
@@ -104,8 +106,17 @@ static void registry_remove(lp_conn *c)
         if (c->next)
             c->next->prev = c->prev;
         c->in_registry = false;
+        held_count--;
     }
     pthread_mutex_unlock(&registry_lock);
+}
+
+unsigned lp_held(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    unsigned n = held_count;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
 }
 
 /* -------------------------------------------------------- held requests */

@@ -51,6 +51,9 @@ enum MHD_Result lp_resume(http_call *call);
  * the caller holds the lock of the sub it waits on. */
 void lp_release_locked(lp_conn *c);
 
+/* Requests held now. Any thread. */
+unsigned lp_held(void);
+
 /* Answers the held requests whose deadline has passed. */
 void lp_tick(int64_t now_ms);
 

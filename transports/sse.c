@@ -50,6 +50,7 @@ static hub *the_hub;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static sse_conn *registry;
 static bool shutting_down; /* registry_lock */
+static unsigned stream_count; /* registry_lock */
 
 void sse_init(const cfg *c, hub *h)
 {
@@ -144,6 +145,7 @@ static void registry_add(sse_conn *c)
     if (registry)
         registry->prev = c;
     registry = c;
+    stream_count++;
     if (shutting_down)
         c->closing = true; /* not yet attached: no sub lock needed */
     pthread_mutex_unlock(&registry_lock);
@@ -158,7 +160,16 @@ static void registry_remove(sse_conn *c)
         registry = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    stream_count--;
     pthread_mutex_unlock(&registry_lock);
+}
+
+unsigned sse_streams(void)
+{
+    pthread_mutex_lock(&registry_lock);
+    unsigned n = stream_count;
+    pthread_mutex_unlock(&registry_lock);
+    return n;
 }
 
 enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,

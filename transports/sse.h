@@ -25,6 +25,9 @@ void sse_completed(void *state);
 enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
                            void (*ended)(void *session), void *session);
 
+/* Streams open now. Any thread. */
+unsigned sse_streams(void);
+
 /* Sends a keep-alive comment on every stream. */
 void sse_keepalive(void);
 
