@@ -4,7 +4,7 @@
 // handshake is closed after signalr.handshake_timeout_s.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { request } from '../lib/http.js';
 import { HANDSHAKE, RS, T, assertVoid, invoke, negotiate, parseRecords, receiver, setup, stop } from '../lib/signalr.js';
 import { sseHttp } from '../lib/sse.js';
@@ -43,89 +43,92 @@ async function assertStillConnectedAndChat(clients) {
   for (const rx of rxs) assert.deepEqual(rx.calls, [['after', 'idle']]);
 }
 
-test('keepalive_s 1: Pings about every second on WS and SSE; short-timeout clients stay connected', async (t) => {
-  const ctx = await setup(t, { limits: { keepalive_s: 1 } });
+// The three cases wait on timers, not on the CPU: run them side by side.
+describe('SignalR keep-alive and timeouts', { concurrency: true }, () => {
+  test('keepalive_s 1: Pings about every second on WS and SSE; short-timeout clients stay connected', async (t) => {
+    const ctx = await setup(t, { limits: { keepalive_s: 1 } });
 
-  const raw = await ctx.raw();
-  await raw.handshake();
-  const wsPingTimes = [];
-  raw.ws.on('message', (data) => {
-    if (parseRecords([data.toString()]).some(isPing)) wsPingTimes.push(Date.now());
+    const raw = await ctx.raw();
+    await raw.handshake();
+    const wsPingTimes = [];
+    raw.ws.on('message', (data) => {
+      if (parseRecords([data.toString()]).some(isPing)) wsPingTimes.push(Date.now());
+    });
+    const sse = await rawSse(ctx);
+
+    const ws = await ctx.connect({ transport: T.WebSockets, ...shortTimeouts, label: 'WS, 3 s server timeout' });
+    const sseClient = await ctx.connect({ transport: T.ServerSentEvents, ...shortTimeouts, label: 'SSE, 3 s server timeout' });
+
+    const t0 = Date.now();
+    await sleep(4000);
+    const elapsed = (Date.now() - t0) / 1000;
+
+    const wsRecords = raw.records().slice(1);
+    assert.ok(wsRecords.every(isPing), `WS: only Pings while idle: ${JSON.stringify(raw.texts)}`);
+    assert.ok(wsRecords.length >= 3 && wsRecords.length <= elapsed + 2, `WS: ${wsRecords.length} Pings in ${elapsed} s`);
+    for (let i = 1; i < wsPingTimes.length; i++) {
+      const gap = wsPingTimes[i] - wsPingTimes[i - 1];
+      assert.ok(gap > 400 && gap < 2000, `WS: gap between Pings ${gap} ms`);
+    }
+    const texts = raw.texts.slice(1);
+    assert.ok(texts.every((x) => x === `{"type":6}${RS}`), `WS Ping frames: ${JSON.stringify(texts)}`);
+
+    const sseRecords = sse.records().slice(1);
+    assert.ok(sseRecords.every(isPing), `SSE: only Pings while idle: ${JSON.stringify(sse.events)}`);
+    assert.ok(sseRecords.length >= 3 && sseRecords.length <= elapsed + 2, `SSE: ${sseRecords.length} Pings in ${elapsed} s`);
+
+    await assertStillConnectedAndChat([ws, sseClient]);
+    await stop(ws);
+    await stop(sseClient);
+    sse.close();
   });
-  const sse = await rawSse(ctx);
 
-  const ws = await ctx.connect({ transport: T.WebSockets, ...shortTimeouts, label: 'WS, 3 s server timeout' });
-  const sseClient = await ctx.connect({ transport: T.ServerSentEvents, ...shortTimeouts, label: 'SSE, 3 s server timeout' });
+  test('client_timeout_s 2: a silent client is sent a Close with an error and disconnected; pinging clients stay', async (t) => {
+    const ctx = await setup(t, { limits: { keepalive_s: 1 }, signalr: { client_timeout_s: 2 } });
+    const raw = await ctx.raw();
+    await raw.handshake();
+    const t0 = Date.now();
+    const sse = await rawSse(ctx);
+    const tSse = Date.now();
+    const ws = await ctx.connect({ transport: T.WebSockets, ...shortTimeouts, label: 'WS client pinging every 1 s' });
+    const sseClient = await ctx.connect({ transport: T.ServerSentEvents, ...shortTimeouts, label: 'SSE client pinging every 1 s' });
 
-  const t0 = Date.now();
-  await sleep(4000);
-  const elapsed = (Date.now() - t0) / 1000;
+    // The raw WS client sends nothing after its handshake (server Pings do not count).
+    const info = await raw.waitForClose(6000);
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 1500 && ms <= 5000, `silent WS client closed after ${ms} ms (client_timeout_s 2)`);
+    const records = raw.records();
+    const close = records.at(-1);
+    assert.ok(close?.type === 7 && typeof close.error === 'string' && close.error.length > 0, `a Close with an error last: ${JSON.stringify(raw.texts)}`);
+    assert.equal(info.code, 1000, `close code ${info.code}`);
 
-  const wsRecords = raw.records().slice(1);
-  assert.ok(wsRecords.every(isPing), `WS: only Pings while idle: ${JSON.stringify(raw.texts)}`);
-  assert.ok(wsRecords.length >= 3 && wsRecords.length <= elapsed + 2, `WS: ${wsRecords.length} Pings in ${elapsed} s`);
-  for (let i = 1; i < wsPingTimes.length; i++) {
-    const gap = wsPingTimes[i] - wsPingTimes[i - 1];
-    assert.ok(gap > 400 && gap < 2000, `WS: gap between Pings ${gap} ms`);
-  }
-  const texts = raw.texts.slice(1);
-  assert.ok(texts.every((x) => x === `{"type":6}${RS}`), `WS Ping frames: ${JSON.stringify(texts)}`);
+    // The same for a silent raw SSE connection: a Close record, then the stream ends.
+    await sse.waitForEnd(6000);
+    const sseMs = Date.now() - tSse;
+    assert.ok(sseMs <= 5500, `silent SSE client closed after ${sseMs} ms`);
+    const sseClose = sse.records().at(-1);
+    assert.ok(sseClose?.type === 7 && typeof sseClose.error === 'string', `SSE: a Close with an error last: ${JSON.stringify(sse.events)}`);
 
-  const sseRecords = sse.records().slice(1);
-  assert.ok(sseRecords.every(isPing), `SSE: only Pings while idle: ${JSON.stringify(sse.events)}`);
-  assert.ok(sseRecords.length >= 3 && sseRecords.length <= elapsed + 2, `SSE: ${sseRecords.length} Pings in ${elapsed} s`);
+    // The official clients ping every second, so they outlive the timeout.
+    await sleep(Math.max(0, 3500 - (Date.now() - t0)));
+    await assertStillConnectedAndChat([ws, sseClient]);
+    await stop(ws);
+    await stop(sseClient);
+  });
 
-  await assertStillConnectedAndChat([ws, sseClient]);
-  await stop(ws);
-  await stop(sseClient);
-  sse.close();
-});
+  test('handshake_timeout_s 1: a WebSocket that never sends its handshake is closed', async (t) => {
+    const ctx = await setup(t, { signalr: { handshake_timeout_s: 1 } });
+    // A client that does its handshake in time is not affected (checked at the end, > 1 s later).
+    const ok = await ctx.connect({ transport: T.WebSockets, label: 'prompt client' });
+    const raw = await ctx.raw();
+    const t0 = Date.now();
+    await withTimeout(raw.closed, 4000, 'closed after the handshake timeout');
+    const ms = Date.now() - t0;
+    assert.ok(ms >= 700 && ms <= 3500, `closed after ${ms} ms (handshake_timeout_s 1)`);
+    for (const r of raw.records()) assert.ok(r.type === undefined || r.type === 7, `only a handshake error or Close: ${JSON.stringify(raw.texts)}`);
 
-test('client_timeout_s 2: a silent client is sent a Close with an error and disconnected; pinging clients stay', async (t) => {
-  const ctx = await setup(t, { limits: { keepalive_s: 1 }, signalr: { client_timeout_s: 2 } });
-  const raw = await ctx.raw();
-  await raw.handshake();
-  const t0 = Date.now();
-  const sse = await rawSse(ctx);
-  const tSse = Date.now();
-  const ws = await ctx.connect({ transport: T.WebSockets, ...shortTimeouts, label: 'WS client pinging every 1 s' });
-  const sseClient = await ctx.connect({ transport: T.ServerSentEvents, ...shortTimeouts, label: 'SSE client pinging every 1 s' });
-
-  // The raw WS client sends nothing after its handshake (server Pings do not count).
-  const info = await raw.waitForClose(6000);
-  const ms = Date.now() - t0;
-  assert.ok(ms >= 1500 && ms <= 5000, `silent WS client closed after ${ms} ms (client_timeout_s 2)`);
-  const records = raw.records();
-  const close = records.at(-1);
-  assert.ok(close?.type === 7 && typeof close.error === 'string' && close.error.length > 0, `a Close with an error last: ${JSON.stringify(raw.texts)}`);
-  assert.equal(info.code, 1000, `close code ${info.code}`);
-
-  // The same for a silent raw SSE connection: a Close record, then the stream ends.
-  await sse.waitForEnd(6000);
-  const sseMs = Date.now() - tSse;
-  assert.ok(sseMs <= 5500, `silent SSE client closed after ${sseMs} ms`);
-  const sseClose = sse.records().at(-1);
-  assert.ok(sseClose?.type === 7 && typeof sseClose.error === 'string', `SSE: a Close with an error last: ${JSON.stringify(sse.events)}`);
-
-  // The official clients ping every second, so they outlive the timeout.
-  await sleep(Math.max(0, 3500 - (Date.now() - t0)));
-  await assertStillConnectedAndChat([ws, sseClient]);
-  await stop(ws);
-  await stop(sseClient);
-});
-
-test('handshake_timeout_s 1: a WebSocket that never sends its handshake is closed', async (t) => {
-  const ctx = await setup(t, { signalr: { handshake_timeout_s: 1 } });
-  const raw = await ctx.raw();
-  const t0 = Date.now();
-  await withTimeout(raw.closed, 4000, 'closed after the handshake timeout');
-  const ms = Date.now() - t0;
-  assert.ok(ms >= 700 && ms <= 3500, `closed after ${ms} ms (handshake_timeout_s 1)`);
-  for (const r of raw.records()) assert.ok(r.type === undefined || r.type === 7, `only a handshake error or Close: ${JSON.stringify(raw.texts)}`);
-
-  // A client that does its handshake in time is not affected.
-  const ok = await ctx.connect({ transport: T.WebSockets, label: 'prompt client' });
-  await sleep(1500);
-  assert.equal(ok.state, 'Connected');
-  await stop(ok);
+    await sleep(Math.max(0, 1300 - (Date.now() - t0)));
+    await assertStillConnectedAndChat([ok]);
+    await stop(ok);
+  });
 });
