@@ -117,9 +117,9 @@ enum MHD_Result api_room_info(http_call *call)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
     char body[512];
     int n = snprintf(body, sizeof(body),
-                     "{\"room\":\"%s\",\"last_id\":%" PRIu64
+                     "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64
                      ",\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u}}",
-                     call->room, info.last_id, info.subscribers[SUB_WS],
+                     call->room, info.epoch, info.last_id, info.subscribers[SUB_WS],
                      info.subscribers[SUB_SSE], info.subscribers[SUB_LONGPOLL]);
     return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
 }

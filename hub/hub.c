@@ -13,6 +13,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "gateway/buf.h"
@@ -34,6 +37,7 @@ typedef struct room {
     struct room *bucket_next;
     uint32_t hash;
     char name[ROOM_NAME_MAX + 1];
+    char epoch[MSG_EPOCH_MAX]; /* fixed when the room's numbering starts */
     uint64_t last_id;
     membership *members;
     unsigned count[SUB_KIND_COUNT];
@@ -94,6 +98,20 @@ static void rehash(hub *h)
     h->nbuckets = n;
 }
 
+/* A room's epoch: 8 random characters of [A-Za-z0-9]. Ids are only
+ * comparable within one epoch; a room that is freed and made again starts
+ * a new one (and its ids start again at 1). */
+static void new_epoch(char out[MSG_EPOCH_MAX])
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char raw[8] = {0};
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        LOG_WARN(TAG, "getrandom failed; epochs may repeat");
+    for (int i = 0; i < 8; i++)
+        out[i] = chars[raw[i] % 62];
+    out[8] = '\0';
+}
+
 static room *room_get_or_create(hub *h, const char *name)
 {
     room *r = room_find(h, name);
@@ -105,6 +123,7 @@ static room *room_get_or_create(hub *h, const char *name)
     size_t len = strlen(name);
     memcpy(r->name, name, len + 1);
     r->hash = str_hash(name);
+    new_epoch(r->epoch);
     history_init(&r->hist, h->opt.history_size, h->opt.history_ttl_ms);
     if (h->nrooms + 1 > h->nbuckets)
         rehash(h);
@@ -251,8 +270,8 @@ int hub_publish(hub *h, const char *room_name, const char *data, size_t len,
     }
     if (!r)
         goto out;
-    msg *m = msg_create(r->last_id + 1, r->name, data, len, opt ? opt->target : NULL,
-                        hub_now_ms());
+    msg *m = msg_create_in(r->last_id + 1, r->name, r->epoch, data, len,
+                           opt ? opt->target : NULL, hub_now_ms());
     if (!m) {
         room_free_if_empty(h, r);
         goto out;
@@ -278,28 +297,71 @@ out:
     return rc;
 }
 
-/* Hub lock held: queues the kept messages with id > since to s. */
-static int replay(room *r, sub *s, uint64_t since)
+/* Hub lock held, sub lock held: queues m to s beyond the queue bound
+ * (replays are bounded by the history size instead). */
+static int queue_replayed(sub *s, msg *m)
 {
+    int rc = msg_encode(m, s->fmt, s->target);
+    if (!rc)
+        rc = sendq_push_over_limit(&s->q, m);
+    if (!rc && m->id)
+        s->last_id = m->id;
+    return rc;
+}
+
+/* Hub lock held. What a resume from (since, epoch) has lost in r, if
+ * anything: writes the gap signal's JSON object into out and returns its
+ * length, or returns 0 when the kept history covers it. */
+static size_t find_gap(const room *r, uint64_t since, const char *epoch, char *out, size_t cap,
+                       uint64_t *replay_since)
+{
+    uint64_t first = history_first_id(&r->hist);
+    uint64_t resumed_from = first ? first : r->last_id + 1;
+    const char *reason = NULL;
+    *replay_since = since;
+    if ((epoch && strcmp(epoch, r->epoch)) || since > r->last_id) {
+        reason = "epoch"; /* another numbering: everything kept is new to the client */
+        *replay_since = 0;
+    } else if (since < r->last_id && since + 1 < resumed_from) {
+        reason = "expired"; /* older than what history keeps */
+    }
+    if (!reason)
+        return 0;
+    int n = snprintf(out, cap,
+                     "{\"room\":\"%s\",\"epoch\":\"%s\",\"reason\":\"%s\",\"since\":%" PRIu64
+                     ",\"resumed_from\":%" PRIu64 "}",
+                     r->name, r->epoch, reason, since, resumed_from);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+/* Hub lock held: queues to s what a resume from (since, epoch) needs: a gap
+ * signal first when something is lost (check_gap), then the kept messages
+ * with id > since, in order. */
+static int replay(room *r, sub *s, uint64_t since, const char *epoch, bool check_gap)
+{
+    char info[ROOM_NAME_MAX + 160];
+    size_t info_len = check_gap ? find_gap(r, since, epoch, info, sizeof(info), &since) : 0;
+    msg *gap = info_len ? msg_create_gap(info, info_len) : NULL;
+    if (info_len && !gap)
+        return -ENOMEM;
     size_t first;
     size_t n = history_since(&r->hist, since, &first);
     int rc = 0;
     pthread_mutex_lock(&s->lock);
-    for (size_t i = 0; i < n && !rc; i++) {
-        msg *m = history_at(&r->hist, first + i);
-        rc = msg_encode(m, s->fmt, s->target);
-        if (!rc)
-            rc = sendq_push_over_limit(&s->q, m);
-        if (!rc)
-            s->last_id = m->id;
-    }
-    if (n)
+    if (gap)
+        rc = queue_replayed(s, gap);
+    for (size_t i = 0; i < n && !rc; i++)
+        rc = queue_replayed(s, history_at(&r->hist, first + i));
+    if (n || gap)
         wake(s);
     pthread_mutex_unlock(&s->lock);
+    msg_unref(gap);
     return rc;
 }
 
-int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_now)
+/* The one way into a room: live only, or resuming after a cursor. */
+static int join(hub *h, const char *room_name, sub *s, uint64_t since, const char *epoch,
+                bool from_now, bool check_gap)
 {
     int rc = -ENOMEM;
     pthread_mutex_lock(&h->lock);
@@ -319,7 +381,7 @@ int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_no
     pthread_mutex_lock(&s->lock);
     s->last_id = from_now ? r->last_id : since;
     pthread_mutex_unlock(&s->lock);
-    if (!from_now && (rc = replay(r, s, since)) != 0) {
+    if (!from_now && (rc = replay(r, s, since, epoch, check_gap)) != 0) {
         free(m);
         room_free_if_empty(h, r);
         goto out;
@@ -338,6 +400,53 @@ int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_no
 out:
     pthread_mutex_unlock(&h->lock);
     return rc;
+}
+
+bool hub_epoch_is_valid(const char *e)
+{
+    size_t n = strlen(e);
+    if (n < 1 || n >= MSG_EPOCH_MAX)
+        return false;
+    for (; *e; e++)
+        if (!((*e >= 'a' && *e <= 'z') || (*e >= 'A' && *e <= 'Z') || (*e >= '0' && *e <= '9')))
+            return false;
+    return true;
+}
+
+bool hub_parse_cursor(const char *text, uint64_t *since, char *epoch)
+{
+    const char *colon = strchr(text, ':');
+    const char *num = colon ? colon + 1 : text;
+    epoch[0] = '\0';
+    if (colon) {
+        size_t n = (size_t)(colon - text);
+        if (n >= MSG_EPOCH_MAX)
+            return false;
+        memcpy(epoch, text, n);
+        epoch[n] = '\0';
+        if (!hub_epoch_is_valid(epoch))
+            return false;
+    }
+    if (!*num || strlen(num) > 20)
+        return false;
+    uint64_t v = 0;
+    for (; *num; num++) {
+        if (*num < '0' || *num > '9' || v > (UINT64_MAX - (uint64_t)(*num - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*num - '0');
+    }
+    *since = v;
+    return true;
+}
+
+int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_now)
+{
+    return join(h, room_name, s, since, NULL, from_now, false);
+}
+
+int hub_resume(hub *h, const char *room_name, sub *s, uint64_t since, const char *epoch)
+{
+    return join(h, room_name, s, since, epoch, false, true);
 }
 
 void hub_leave_room(hub *h, const char *room_name, sub *s)
@@ -383,6 +492,7 @@ int hub_room_info(hub *h, const char *room_name, room_info *out)
     room *r = room_find(h, room_name);
     if (r) {
         out->last_id = r->last_id;
+        memcpy(out->epoch, r->epoch, sizeof(out->epoch));
         memcpy(out->subscribers, r->count, sizeof(out->subscribers));
         rc = 0;
     }

@@ -27,6 +27,7 @@ typedef struct hub_options {
 
 typedef struct room_info {
     uint64_t last_id;
+    char epoch[MSG_EPOCH_MAX];
     unsigned subscribers[SUB_KIND_COUNT];
 } room_info;
 
@@ -70,6 +71,22 @@ int hub_send(hub *h, sub *s, msg *m);
  * cursor (since, or the room's last id for from_now) before any replay.
  * Returns 0, -EEXIST (already a member) or -ENOMEM. */
 int hub_join(hub *h, const char *room, sub *s, uint64_t since, bool from_now);
+
+/* Like hub_join after a cursor, for a client resuming: when the kept
+ * history does not reach back to since, or epoch (when not NULL) is not the
+ * room's epoch (or since is beyond the room's last id, which only another
+ * epoch can explain), s first gets a gap signal (msg_create_gap: {"room",
+ * "epoch", "reason": "expired"|"epoch", "since", "resumed_from"}), then what
+ * remains: after another epoch, everything kept. Never a silent gap. */
+int hub_resume(hub *h, const char *room, sub *s, uint64_t since, const char *epoch);
+
+/* Parses a resume cursor, "EPOCH:N" (what SSE ids carry) or "N": sets
+ * *since, and epoch ("" when absent; MSG_EPOCH_MAX bytes). False when it is
+ * neither. */
+bool hub_parse_cursor(const char *text, uint64_t *since, char *epoch);
+
+/* True for an epoch as hub_resume takes it: 1 to 15 of A-Z a-z 0-9. */
+bool hub_epoch_is_valid(const char *epoch);
 
 /* Removes s from room, if it is a member. */
 void hub_leave_room(hub *h, const char *room, sub *s);

@@ -13,34 +13,49 @@
 #include <errno.h>
 #include <stdbool.h>
 
-msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len,
-                const char *target, int64_t created_ms)
+/* Makes a message whose JSON form is prefix, data, then "}". */
+static msg *msg_alloc(const char *prefix, size_t plen, const char *data, size_t data_len)
 {
-    char prefix[64 + 160];
-    int plen = snprintf(prefix, sizeof(prefix), "{\"id\":%" PRIu64 ",\"room\":\"%s\",\"data\":",
-                        id, room);
-    if (plen < 0 || (size_t)plen >= sizeof(prefix))
-        return NULL;
     msg *m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
-    m->json_len = (size_t)plen + data_len + 1;
+    m->json_len = plen + data_len + 1;
     m->json = malloc(MSG_HEADROOM + m->json_len);
     if (!m->json) {
         free(m);
         return NULL;
     }
     char *p = m->json + MSG_HEADROOM;
-    memcpy(p, prefix, (size_t)plen);
+    memcpy(p, prefix, plen);
     memcpy(p + plen, data, data_len);
     p[plen + data_len] = '}';
     memset(m->json, 0, MSG_HEADROOM);
-    m->data_off = (size_t)plen;
+    m->data_off = plen;
     m->data_len = data_len;
-    m->id = id;
-    m->created_ms = created_ms;
     atomic_init(&m->refs, 1);
     atomic_init(&m->variants, NULL);
+    return m;
+}
+
+msg *msg_create_in(uint64_t id, const char *room, const char *epoch, const char *data,
+                   size_t data_len, const char *target, int64_t created_ms)
+{
+    char prefix[64 + 160];
+    int plen = epoch && *epoch
+                   ? snprintf(prefix, sizeof(prefix),
+                              "{\"id\":%" PRIu64 ",\"epoch\":\"%s\",\"room\":\"%s\",\"data\":", id,
+                              epoch, room)
+                   : snprintf(prefix, sizeof(prefix), "{\"id\":%" PRIu64 ",\"room\":\"%s\",\"data\":",
+                              id, room);
+    if (plen < 0 || (size_t)plen >= sizeof(prefix) || (epoch && strlen(epoch) >= MSG_EPOCH_MAX))
+        return NULL;
+    msg *m = msg_alloc(prefix, (size_t)plen, data, data_len);
+    if (!m)
+        return NULL;
+    m->id = id;
+    m->created_ms = created_ms;
+    if (epoch)
+        strcpy(m->epoch, epoch);
     if (target && !(m->target = strdup(target))) {
         msg_unref(m);
         return NULL;
@@ -48,13 +63,25 @@ msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len
     return m;
 }
 
+msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len,
+                const char *target, int64_t created_ms)
+{
+    return msg_create_in(id, room, NULL, data, data_len, target, created_ms);
+}
+
+msg *msg_create_gap(const char *info, size_t len)
+{
+    msg *m = msg_alloc("{\"gap\":", 7, info, len);
+    if (m)
+        m->gap = true;
+    return m;
+}
+
 /* Writes (when out is not NULL) or only counts the SSE event. Each line of
  * the payload, split at \r\n, \r or \n, becomes one "data:" line, so a
  * payload with newlines can never end the event early. */
-static size_t sse_emit(char *out, uint64_t id, const char *data, size_t len)
+static size_t sse_emit(char *out, const char *head, size_t n, const char *data, size_t len)
 {
-    char head[40];
-    size_t n = (size_t)snprintf(head, sizeof(head), "id: %" PRIu64 "\n", id);
     if (out)
         memcpy(out, head, n);
     size_t line_start = 0;
@@ -77,11 +104,24 @@ static size_t sse_emit(char *out, uint64_t id, const char *data, size_t len)
     return n + 1;
 }
 
+/* The first line of m's SSE event: its id ("EPOCH:N", or N without an
+ * epoch), or the event name of a gap signal. */
+static size_t sse_head(const msg *m, char *head, size_t cap)
+{
+    if (m->gap)
+        return (size_t)snprintf(head, cap, "event: gap\n");
+    if (m->epoch[0])
+        return (size_t)snprintf(head, cap, "id: %s:%" PRIu64 "\n", m->epoch, m->id);
+    return (size_t)snprintf(head, cap, "id: %" PRIu64 "\n", m->id);
+}
+
 size_t msg_format_sse(char *out, size_t out_cap, uint64_t id, const char *data, size_t len)
 {
-    size_t need = sse_emit(NULL, id, data, len);
+    char head[40];
+    size_t hlen = (size_t)snprintf(head, sizeof(head), "id: %" PRIu64 "\n", id);
+    size_t need = sse_emit(NULL, head, hlen, data, len);
     if (out && out_cap >= need)
-        sse_emit(out, id, data, len);
+        sse_emit(out, head, hlen, data, len);
     return need;
 }
 
@@ -195,11 +235,13 @@ int msg_encode(msg *m, msg_fmt fmt, const char *target)
     if (fmt != MSG_FMT_SSE || m->sse)
         return 0; /* the JSON envelope is made at creation */
     msg_bytes d = msg_data(m);
-    size_t need = msg_format_sse(NULL, 0, m->id, d.base, d.len);
+    char head[MSG_EPOCH_MAX + 40];
+    size_t hlen = sse_head(m, head, sizeof(head));
+    size_t need = sse_emit(NULL, head, hlen, d.base, d.len);
     char *buf = malloc(need);
     if (!buf)
         return -ENOMEM;
-    msg_format_sse(buf, need, m->id, d.base, d.len);
+    sse_emit(buf, head, hlen, d.base, d.len);
     m->sse = buf;
     m->sse_len = need;
     return 0;

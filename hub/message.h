@@ -31,6 +31,9 @@ typedef enum {
     MSG_FMT_COUNT
 } msg_fmt;
 
+/* Room epochs are short random strings (see hub.c). */
+#define MSG_EPOCH_MAX 16
+
 /* SignalR's record separator, which ends every record. */
 #define MSG_RS '\x1e'
 
@@ -60,6 +63,10 @@ typedef struct msg {
     size_t sse_len;
     char *target; /* SignalR target named at publish; NULL: each member's default */
     bool direct;  /* a record for one connection (json holds it); no envelope */
+    bool gap;     /* a gap signal for one subscriber: {"gap":{…}}; data is the inner object */
+    bool uncounted; /* a SignalR record outside stateful reconnect's numbering (handshake
+                       reply, ping, close, ack, sequence); invocations and completions count */
+    char epoch[MSG_EPOCH_MAX]; /* the room's epoch when published; "" for none */
     _Atomic(msg_variant *) variants; /* SignalR encodings; prepended under the hub lock */
 } msg;
 
@@ -69,6 +76,16 @@ typedef struct msg {
  * ENOMEM. */
 msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len,
                 const char *target, int64_t created_ms);
+
+/* msg_create for a room with an epoch: the envelope carries "epoch" and the
+ * SSE id is "EPOCH:N". */
+msg *msg_create_in(uint64_t id, const char *room, const char *epoch, const char *data,
+                   size_t data_len, const char *target, int64_t created_ms);
+
+/* Creates a gap signal for one subscriber: info is the JSON object telling
+ * what was lost. Its JSON form is {"gap":info}; its SSE form an event named
+ * "gap" with info as data; msg_data gives info. */
+msg *msg_create_gap(const char *info, size_t len);
 
 /* Creates a message that is one SignalR record (JSON text without the
  * separator) for one connection: a completion, a ping, a close. Its

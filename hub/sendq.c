@@ -40,6 +40,19 @@ int sendq_push_over_limit(sendq *q, msg *m)
     return 0;
 }
 
+int sendq_push_front(sendq *q, msg *m)
+{
+    if (q->count == q->cap) {
+        int rc = grow(q);
+        if (rc)
+            return rc;
+    }
+    q->head = (q->head + q->cap - 1) % q->cap;
+    q->slots[q->head] = msg_ref(m);
+    q->count++;
+    return 0;
+}
+
 int sendq_push(sendq *q, msg *m)
 {
     if (q->count >= q->limit)
@@ -50,6 +63,11 @@ int sendq_push(sendq *q, msg *m)
 msg *sendq_peek(const sendq *q)
 {
     return q->count ? q->slots[q->head] : NULL;
+}
+
+msg *sendq_at(const sendq *q, size_t i)
+{
+    return i < q->count ? q->slots[(q->head + i) % q->cap] : NULL;
 }
 
 void sendq_pop(sendq *q)

@@ -32,8 +32,16 @@ int sendq_push(sendq *q, msg *m);
  * bounded by the history size instead. */
 int sendq_push_over_limit(sendq *q, msg *m);
 
+/* Puts m in front of everything queued (takes a new ref), past the limit:
+ * for records that must be sent again first (a resumed SignalR
+ * connection). Returns 0 or -ENOMEM. */
+int sendq_push_front(sendq *q, msg *m);
+
 /* The oldest message, borrowed; NULL when empty. */
 msg *sendq_peek(const sendq *q);
+
+/* The i-th queued message, oldest first, borrowed; NULL past the end. */
+msg *sendq_at(const sendq *q, size_t i);
 
 /* Drops the oldest message and its ref. */
 void sendq_pop(sendq *q);

@@ -213,6 +213,7 @@ void lp_shutdown(void)
 typedef struct room_poll {
     sub s;
     uint64_t since; /* the client's cursor */
+    char room[ROOM_NAME_MAX + 1];
 } room_poll;
 
 /* Sub lock held. Builds {"messages":[...],"last_id":N} from the queue. With
@@ -222,21 +223,33 @@ typedef struct room_poll {
 static char *build_answer(room_poll *p, size_t *len_out)
 {
     buf out = {0};
-    char tail[48];
+    char tail[96];
     uint64_t last = p->since;
-    bool ok = buf_append(&out, "{\"messages\":[", 13);
-    msg *m;
+    bool ok = buf_append(&out, "{", 1);
+    msg *m = sendq_peek(&p->s.q);
+    if (m && m->gap) { /* a resume that lost something says so first */
+        msg_bytes info = msg_data(m);
+        ok = buf_append(&out, "\"gap\":", 6) && buf_append(&out, info.base, info.len) &&
+             buf_append(&out, ",", 1);
+        sendq_pop(&p->s.q);
+    }
+    ok = ok && buf_append(&out, "\"messages\":[", 12);
+    bool first = true;
     while (ok && (m = sendq_peek(&p->s.q)) != NULL) {
         msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
-        if (last != p->since && out.len + b.len > ANSWER_SOFT_LIMIT)
+        if (!first && out.len + b.len > ANSWER_SOFT_LIMIT)
             break;
-        if (last != p->since)
+        if (!first)
             ok = buf_append(&out, ",", 1);
         ok = ok && buf_append(&out, b.base, b.len);
         last = m->id;
+        first = false;
         sendq_pop(&p->s.q);
     }
-    int tlen = snprintf(tail, sizeof(tail), "],\"last_id\":%" PRIu64 "}", last);
+    room_info info = {0};
+    hub_room_info(the_hub, p->room, &info);
+    int tlen = snprintf(tail, sizeof(tail), "],\"last_id\":%" PRIu64 ",\"epoch\":\"%s\"}", last,
+                        info.epoch);
     if (!ok || !buf_append(&out, tail, (size_t)tlen)) {
         buf_free(&out);
         return NULL;
@@ -283,15 +296,22 @@ enum MHD_Result lp_handle(http_call *call)
     if (*call->state)
         return lp_resume(call);
     const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "since");
+    const char *epoch = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "epoch");
     uint64_t since = 0;
     if (v && !http_parse_u64(v, &since))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "since must be a non-negative integer, got '%.64s'", v);
+    if (epoch && !hub_epoch_is_valid(epoch))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "epoch must be 1 to 15 letters or digits");
     room_poll *p = calloc(1, sizeof(*p));
     if (!p)
         return MHD_NO;
     sub_init(&p->s, SUB_LONGPOLL, MSG_FMT_JSON, conf->limits.send_queue);
-    if (hub_join(the_hub, call->room, &p->s, since, v == NULL)) {
+    snprintf(p->room, sizeof(p->room), "%s", call->room);
+    int rc = v ? hub_resume(the_hub, call->room, &p->s, since, epoch)
+               : hub_join(the_hub, call->room, &p->s, 0, true);
+    if (rc) {
         sub_fini(&p->s);
         free(p);
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");

@@ -68,17 +68,49 @@ static void closed(void *session)
     free(p);
 }
 
-static const ws_session_ops plain_ops = {receive, closed, NULL};
+static const ws_session_ops plain_ops = {receive, closed, NULL, NULL};
+
+/* Copies the value of key in a raw query string into out. */
+static bool query_value(const char *query, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, klen) || p[klen] != '=')
+            continue;
+        size_t n = strcspn(p + klen + 1, "&");
+        if (n >= cap)
+            return false;
+        memcpy(out, p + klen + 1, n);
+        out[n] = '\0';
+        return true;
+    }
+    return false;
+}
+
+/* ?since=N[&epoch=E]: resume after N; without since: live only. A cursor
+ * that does not parse refuses the upgrade. */
+static int join_room(plain_ws *p, const char *query)
+{
+    char since_s[32], epoch[MSG_EPOCH_MAX];
+    uint64_t since;
+    if (!query_value(query, "since", since_s, sizeof(since_s)))
+        return hub_join(the_hub, p->room, &p->s, 0, true);
+    bool has_epoch = query_value(query, "epoch", epoch, sizeof(epoch));
+    char cursor_epoch[MSG_EPOCH_MAX];
+    if (!hub_parse_cursor(since_s, &since, cursor_epoch) || cursor_epoch[0] ||
+        (has_epoch && !hub_epoch_is_valid(epoch)))
+        return -1;
+    return hub_resume(the_hub, p->room, &p->s, since, has_epoch ? epoch : NULL);
+}
 
 int plain_ws_open(const char *room, const char *query, ws_session *out)
 {
-    (void)query;
     plain_ws *p = calloc(1, sizeof(*p));
     if (!p)
         return -1;
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
     snprintf(p->room, sizeof(p->room), "%s", room);
-    if (hub_join(the_hub, p->room, &p->s, 0, true)) {
+    if (join_room(p, query)) {
         sub_fini(&p->s);
         free(p);
         return -1;

@@ -37,6 +37,19 @@ struct sr_conn {
     int64_t last_poll_ms;      /* sub lock */
     int64_t next_ping_ms;      /* timer thread */
     _Atomic int64_t last_recv_ms;
+    /* Stateful reconnect (WebSocket only): counted records are numbered from
+     * 1 each way; what was sent stays in `unacked` until the client acks it,
+     * and a dropped socket leaves the connection waiting for a resume. */
+    bool stateful_offered;     /* sub lock: negotiate granted useStatefulReconnect */
+    bool stateful;             /* sub lock: handshake version 2 on a WebSocket */
+    sendq unacked;             /* sub lock: numbered unacked_first .. sent_count */
+    uint64_t unacked_first;    /* sub lock */
+    uint64_t sent_count;       /* sub lock */
+    int64_t detached_ms;       /* sub lock: when the socket of a stateful one dropped */
+    bool awaiting_sequence;    /* recv_lock: resumed: ignore all until a Sequence */
+    uint64_t recv_count;       /* recv_lock: number of the last counted record received */
+    _Atomic uint64_t recv_highest; /* highest number processed */
+    uint64_t acked_to_client;  /* timer thread */
     struct sr_conn *bucket_next;  /* registry lock */
     struct sr_conn *prev, *next;  /* registry lock */
 };
@@ -66,6 +79,19 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect);
 /* A delivery unit from the client (a WebSocket message, a POST body):
  * whole records, each ending with RS. */
 void sr_conn_receive(sr_conn *c, const char *data, size_t len);
+
+/* ws.c's sent hook: numbers a counted record handed to a stateful socket
+ * and keeps it until acknowledged. */
+void sr_conn_sent(sr_conn *c, msg *m);
+
+/* Service thread: a stateful connection's socket dropped; it waits
+ * signalr.disconnect_timeout_s for a resume. Returns false when c is not
+ * stateful (the caller closes it). */
+bool sr_conn_detach(sr_conn *c);
+
+/* Sub lock held: a stateful connection whose socket dropped takes a new one:
+ * its Sequence record and the unacknowledged records go out first. */
+bool sr_conn_resume_locked(sr_conn *c);
 
 /* Sub lock held: binds c to its transport, once. */
 bool sr_attach_locked(sr_conn *c, sr_transport t);

@@ -70,6 +70,7 @@ void sr_conn_unref(sr_conn *c)
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
     hub_leave(the_hub, &c->s);
+    sendq_clear(&c->unacked);
     sub_fini(&c->s);
     pthread_mutex_destroy(&c->recv_lock);
     free(c);
@@ -105,6 +106,8 @@ sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
     sub_init(&c->s, SUB_WS, MSG_FMT_SIGNALR, conf->limits.send_queue);
     c->s.target = hb->default_target;
     c->hub = hb;
+    sendq_init(&c->unacked, conf->limits.send_queue + 1);
+    c->unacked_first = 1;
     atomic_init(&c->refs, 2); /* the registry's and the caller's */
     pthread_mutex_init(&c->recv_lock, NULL);
     random_token(c->id);
@@ -168,12 +171,15 @@ static void registry_unlink(sr_conn *c)
 
 /* ------------------------------------------------------------- sending */
 
-/* Queues one record (JSON text without RS) for c alone. */
-static void send_record(sr_conn *c, const char *json, size_t len)
+/* Queues one record (JSON text without RS) for c alone. counted: part of
+ * stateful reconnect's numbering (completions are; pings, close, acks and
+ * the handshake reply are not). */
+static void send_record_as(sr_conn *c, const char *json, size_t len, bool counted)
 {
     msg *m = msg_create_record(json, len);
     if (!m)
         return;
+    m->uncounted = !counted;
     if (hub_send(the_hub, &c->s, m))
         LOG_WARN(TAG, "connection %s dropped: send queue full", c->id);
     msg_unref(m);
@@ -189,6 +195,11 @@ static void json_quote(char *out, size_t cap, const char *s)
     json_decref(j);
 }
 
+static void send_record(sr_conn *c, const char *json, size_t len)
+{
+    send_record_as(c, json, len, false);
+}
+
 static void send_completion(sr_conn *c, const char *invocation_id, const char *error)
 {
     char id[160], err[600], rec[800];
@@ -200,7 +211,7 @@ static void send_completion(sr_conn *c, const char *invocation_id, const char *e
     } else {
         n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"result\":null}", id);
     }
-    send_record(c, rec, (size_t)n);
+    send_record_as(c, rec, (size_t)n, true);
 }
 
 static void send_ping(sr_conn *c)
@@ -232,6 +243,60 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
     sub_end(&c->s);
     if (error)
         LOG_INFO(TAG, "closed connection %s: %s", c->id, error);
+}
+
+/* ----------------------------------------------------- stateful reconnect */
+
+void sr_conn_sent(sr_conn *c, msg *m)
+{
+    if (m->uncounted)
+        return;
+    bool too_many = false;
+    pthread_mutex_lock(&c->s.lock);
+    if (c->stateful) {
+        c->sent_count++;
+        sendq_push_over_limit(&c->unacked, m);
+        too_many = c->unacked.count > c->s.q.limit;
+    }
+    pthread_mutex_unlock(&c->s.lock);
+    if (too_many)
+        sr_conn_close(c, "Too many records not acknowledged.", false);
+}
+
+bool sr_conn_detach(sr_conn *c)
+{
+    pthread_mutex_lock(&c->s.lock);
+    bool keep = c->stateful && !c->closed;
+    c->attached = false;
+    c->detached_ms = hub_now_ms();
+    pthread_mutex_unlock(&c->s.lock);
+    return keep;
+}
+
+bool sr_conn_resume_locked(sr_conn *c)
+{
+    if (!c->stateful || c->attached || c->closed)
+        return false;
+    /* Resent records keep their numbers: the count restarts below them.
+     * They go in front of what is queued, newest first, so the oldest leads. */
+    size_t n = c->unacked.count;
+    for (size_t i = n; i-- > 0;)
+        sendq_push_front(&c->s.q, sendq_at(&c->unacked, i));
+    sendq_clear(&c->unacked);
+    char rec[64];
+    int len = snprintf(rec, sizeof(rec), "{\"type\":9,\"sequenceId\":%" PRIu64 "}",
+                       c->unacked_first);
+    msg *seq = msg_create_record(rec, (size_t)len);
+    if (seq) {
+        seq->uncounted = true;
+        sendq_push_front(&c->s.q, seq);
+        msg_unref(seq);
+    }
+    c->sent_count = c->unacked_first - 1;
+    c->attached = true;
+    c->attached_ms = hub_now_ms();
+    atomic_store(&c->last_recv_ms, c->attached_ms);
+    return true;
 }
 
 /* --------------------------------------------------------- hub protocol */
@@ -343,6 +408,7 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     const char *protocol = json_string_value(json_object_get(j, "protocol"));
     json_t *version = json_object_get(j, "version");
     char err[300];
+    bool version_2 = json_integer_value(version) == 2;
     if (!protocol || !json_is_integer(version)) {
         snprintf(err, sizeof(err), "Handshake was malformed: expected "
                                    "{\"protocol\":\"json\",\"version\":1}.");
@@ -364,9 +430,46 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
         sr_conn_close(c, err, false);
         return;
     }
+    pthread_mutex_lock(&c->s.lock);
+    c->stateful = c->stateful_offered && c->transport == TR_WS && version_2;
+    pthread_mutex_unlock(&c->s.lock);
     send_record(c, "{}", 2);
     hub_join(the_hub, c->all_room, &c->s, 0, true);
     atomic_store(&c->handshaken, true);
+}
+
+/* Stateful reconnect, receiving side. Returns false when the record is not
+ * to be processed: before the client's Sequence on a resumed socket, or a
+ * record resent that was already processed. */
+static bool take_numbered(sr_conn *c, json_int_t type, json_t *rec, const char **why)
+{
+    if (type == 9) {
+        json_t *seq = json_object_get(rec, "sequenceId");
+        uint64_t highest = atomic_load(&c->recv_highest);
+        if (!json_is_integer(seq) || json_integer_value(seq) < 1 ||
+            (uint64_t)json_integer_value(seq) > highest + 1) {
+            *why = "Invalid Sequence: beyond the records received.";
+            return false;
+        }
+        c->recv_count = (uint64_t)json_integer_value(seq) - 1;
+        c->awaiting_sequence = false;
+        return false;
+    }
+    if (c->awaiting_sequence || type < 1 || type > 5)
+        return !c->awaiting_sequence;
+    if (++c->recv_count <= atomic_load(&c->recv_highest))
+        return false; /* already had it before the socket dropped */
+    atomic_store(&c->recv_highest, c->recv_count);
+    return true;
+}
+
+/* Sub lock held: drops the acknowledged records, up to number n. */
+static void take_ack_locked(sr_conn *c, uint64_t n)
+{
+    while (!sendq_is_empty(&c->unacked) && c->unacked_first <= n) {
+        sendq_pop(&c->unacked);
+        c->unacked_first++;
+    }
 }
 
 /* One record after the handshake. Returns false to close the connection. */
@@ -375,12 +478,20 @@ static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **
     json_error_t je;
     json_t *j = json_loadb(rec, len, 0, &je);
     json_t *type = json_object_get(j, "type");
-    bool ok = true;
     if (!json_is_object(j) || !json_is_integer(type)) {
         *why = j ? "Invalid message: no integer 'type'." : "Invalid message: malformed JSON.";
-        ok = false;
-    } else {
-        switch (json_integer_value(type)) {
+        json_decref(j);
+        return false;
+    }
+    json_int_t t = json_integer_value(type);
+    pthread_mutex_lock(&c->s.lock);
+    bool stateful = c->stateful;
+    if (stateful && t == 8 && json_is_integer(json_object_get(j, "sequenceId")))
+        take_ack_locked(c, (uint64_t)json_integer_value(json_object_get(j, "sequenceId")));
+    pthread_mutex_unlock(&c->s.lock);
+    bool ok = true;
+    if (!stateful || take_numbered(c, t, j, why)) {
+        switch (t) {
         case 1:
             ok = handle_invocation(c, j);
             if (!ok)
@@ -395,16 +506,16 @@ static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **
         case 7:
             sr_conn_close(c, NULL, false); /* the client is leaving */
             break;
-        default: /* 2, 3, 5 (streams), 6 (ping), 8, 9, unknown: nothing to do */
+        default: /* 2, 3, 5 (streams), 6 (ping), 8, 9, unknown: nothing more to do */
             break;
         }
+    } else if (*why) {
+        ok = false;
     }
     json_decref(j);
     return ok;
 }
 
-/* Any transport's thread: a delivery unit (WebSocket message, POST body)
- * from the client: whole records, each ending with RS. */
 void sr_conn_receive(sr_conn *c, const char *data, size_t len)
 {
     pthread_mutex_lock(&c->recv_lock);
@@ -418,15 +529,12 @@ void sr_conn_receive(sr_conn *c, const char *data, size_t len)
         if (closed)
             break;
         const char *rs = memchr(data + start, MSG_RS, len - start);
+        if (!rs && !atomic_load(&c->handshaken)) {
+            handle_handshake(c, "", 0); /* answers the handshake error and closes */
+            break;
+        }
         if (!rs) {
-            why = atomic_load(&c->handshaken)
-                      ? "Invalid message: a record does not end with the record separator."
-                      : "Handshake was malformed: it does not end with the record separator.";
-            if (!atomic_load(&c->handshaken)) {
-                handle_handshake(c, "", 0); /* sends the handshake error and closes */
-                why = NULL;
-                break;
-            }
+            why = "Invalid message: a record does not end with the record separator.";
             break;
         }
         size_t rlen = (size_t)(rs - (data + start));
@@ -485,7 +593,7 @@ bool sr_query_value(const char *query, const char *key, char *out, size_t cap)
 
 /* ------------------------------------------------------------ lifecycle */
 
-typedef enum { ACT_NONE, ACT_PING, ACT_CLOSE, ACT_PURGE } tick_action;
+typedef enum { ACT_NONE, ACT_PING, ACT_ACK, ACT_CLOSE, ACT_PURGE } tick_action;
 
 /* Registry lock held: what the timer does with c now. */
 static tick_action due(sr_conn *c, int64_t now, const char **why)
@@ -493,7 +601,8 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
     int64_t disconnect = (int64_t)conf->signalr.disconnect_timeout_s * 1000;
     pthread_mutex_lock(&c->s.lock);
     tick_action a = ACT_NONE;
-    bool streaming = c->transport == TR_WS || c->transport == TR_SSE;
+    bool streaming = (c->transport == TR_WS || c->transport == TR_SSE) && c->attached;
+    uint64_t received = atomic_load(&c->recv_highest);
     bool handshaken = atomic_load(&c->handshaken);
     int64_t silent = now - atomic_load(&c->last_recv_ms);
     if (c->closed) {
@@ -501,6 +610,9 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
     } else if (c->transport == TR_NONE) {
         a = now - c->created_ms > disconnect ? ACT_CLOSE : ACT_NONE;
         *why = NULL; /* negotiated, never used */
+    } else if (c->stateful && !c->attached) {
+        a = now - c->detached_ms > disconnect ? ACT_CLOSE : ACT_NONE;
+        *why = NULL; /* its socket dropped and it did not come back */
     } else if (c->transport == TR_LP) {
         a = !c->held && now - c->last_poll_ms > disconnect ? ACT_CLOSE : ACT_NONE;
         *why = NULL; /* the client stopped polling */
@@ -512,6 +624,9 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
         a = ACT_CLOSE;
         *why = "Connection timed out: no message from the client within "
                "signalr.client_timeout_s.";
+    } else if (streaming && c->stateful && received > c->acked_to_client) {
+        c->acked_to_client = received; /* the timer is the acks' clock: one a tick at most */
+        a = ACT_ACK;
     } else if (streaming && handshaken && now >= c->next_ping_ms) {
         c->next_ping_ms = now + (int64_t)conf->limits.keepalive_s * 1000;
         a = ACT_PING;
@@ -553,8 +668,14 @@ void sr_tick(int64_t now_ms)
     }
     pthread_mutex_unlock(&registry_lock);
     for (size_t i = 0; i < n; i++) {
-        if (items[i].a == ACT_PING)
+        if (items[i].a == ACT_PING) {
             send_ping(items[i].c);
+        } else if (items[i].a == ACT_ACK) {
+            char rec[64];
+            int len = snprintf(rec, sizeof(rec), "{\"type\":8,\"sequenceId\":%" PRIu64 "}",
+                               atomic_load(&items[i].c->recv_highest));
+            send_record(items[i].c, rec, (size_t)len);
+        }
         else if (items[i].a == ACT_CLOSE)
             sr_conn_close(items[i].c, items[i].why, false);
         sr_conn_unref(items[i].c);

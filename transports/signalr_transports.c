@@ -59,17 +59,21 @@ static int ws_oversize(void *session, const char **why)
     return 0;
 }
 
+/* A stateful connection outlives its socket for a while; others end. */
 static void ws_closed(void *session)
 {
     sr_conn *c = session;
-    pthread_mutex_lock(&c->s.lock);
-    c->attached = false;
-    pthread_mutex_unlock(&c->s.lock);
-    sr_conn_close(c, NULL, false);
+    if (!sr_conn_detach(c))
+        sr_conn_close(c, NULL, false);
     sr_conn_unref(c);
 }
 
-static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize};
+static void ws_sent(void *session, msg *m)
+{
+    sr_conn_sent(session, m);
+}
+
+static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_sent};
 
 bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
 {
@@ -82,7 +86,7 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
     if (!c)
         return false;
     pthread_mutex_lock(&c->s.lock);
-    bool ok = !c->closed && c->transport == TR_NONE;
+    bool ok = !c->closed && (c->transport == TR_NONE || (c->stateful && !c->attached));
     pthread_mutex_unlock(&c->s.lock);
     sr_conn_unref(c);
     return ok;
@@ -96,8 +100,14 @@ int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
     if (!c)
         return -1;
     pthread_mutex_lock(&c->s.lock);
-    bool ok = sr_attach_locked(c, TR_WS);
+    bool resumed = sr_conn_resume_locked(c);
+    bool ok = resumed || sr_attach_locked(c, TR_WS);
     pthread_mutex_unlock(&c->s.lock);
+    if (resumed) {
+        pthread_mutex_lock(&c->recv_lock);
+        c->awaiting_sequence = true;
+        pthread_mutex_unlock(&c->recv_lock);
+    }
     if (!ok || !sr_transport_enabled(TR_WS)) {
         sr_conn_unref(c);
         return -1;
@@ -427,7 +437,16 @@ enum MHD_Result sr_negotiate(http_call *call)
     if (v && !http_parse_u64(v, &version))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "negotiateVersion must be a non-negative integer");
+    const char *stateful = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,
+                                                       "useStatefulReconnect");
+    bool offer_stateful = version >= 1 && stateful && !strcmp(stateful, "true") &&
+                          conf->transports.websocket;
     sr_conn *c = sr_conn_new(call->arg, version == 0);
+    if (c && offer_stateful) {
+        pthread_mutex_lock(&c->s.lock);
+        c->stateful_offered = true;
+        pthread_mutex_unlock(&c->s.lock);
+    }
     if (!c)
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "cannot create a connection now");
@@ -443,8 +462,9 @@ enum MHD_Result sr_negotiate(http_call *call)
     int n = version >= 1
                 ? snprintf(body, sizeof(body),
                            "{\"negotiateVersion\":1,\"connectionId\":\"%s\","
-                           "\"connectionToken\":\"%s\",\"availableTransports\":%s}",
-                           c->id, c->token, transports)
+                           "\"connectionToken\":\"%s\",\"availableTransports\":%s%s}",
+                           c->id, c->token, transports,
+                           offer_stateful ? ",\"useStatefulReconnect\":true" : "")
                 : snprintf(body, sizeof(body),
                            "{\"connectionId\":\"%s\",\"availableTransports\":%s}", c->id,
                            transports);

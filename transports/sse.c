@@ -229,13 +229,15 @@ static void room_stream_ended(void *session)
     free(rs);
 }
 
-static bool parse_resume_id(http_call *call, uint64_t *since, bool *has)
+/* The resume cursor: the Last-Event-ID header (what EventSource sends when
+ * it reconnects) or ?last_event_id=, as "EPOCH:N" or "N". */
+static bool parse_resume_id(http_call *call, uint64_t *since, char *epoch, bool *has)
 {
     const char *v = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Last-Event-ID");
     if (!v)
         v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
     *has = v != NULL;
-    return !v || http_parse_u64(v, since);
+    return !v || hub_parse_cursor(v, since, epoch);
 }
 
 enum MHD_Result sse_handle(http_call *call)
@@ -243,15 +245,19 @@ enum MHD_Result sse_handle(http_call *call)
     if (*call->state)
         return MHD_YES; /* the stream is running; nothing to do per call */
     uint64_t since = 0;
+    char epoch[MSG_EPOCH_MAX] = "";
     bool resume = false;
-    if (!parse_resume_id(call, &since, &resume))
+    if (!parse_resume_id(call, &since, epoch, &resume))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "Last-Event-ID / last_event_id must be a non-negative integer");
+                                "Last-Event-ID / last_event_id must be EPOCH:N or N, with N a "
+                                "non-negative integer");
     room_stream *rs = calloc(1, sizeof(*rs));
     if (!rs)
         return MHD_NO;
     sub_init(&rs->s, SUB_SSE, MSG_FMT_SSE, conf->limits.send_queue);
-    if (hub_join(the_hub, call->room, &rs->s, since, !resume)) {
+    int rc = resume ? hub_resume(the_hub, call->room, &rs->s, since, epoch[0] ? epoch : NULL)
+                    : hub_join(the_hub, call->room, &rs->s, 0, true);
+    if (rc) {
         sub_fini(&rs->s);
         free(rs);
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");

@@ -269,6 +269,8 @@ static int on_writable(ws_conn *c, struct lws *wsi)
                        : 0;
         msg_bytes b = msg_get(m, s->fmt, s->target);
         int n = lws_write(wsi, (unsigned char *)b.base, b.len, LWS_WRITE_TEXT);
+        if (n >= (int)b.len && c->sess.ops->sent)
+            c->sess.ops->sent(c->sess.session, m);
         msg_unref(m);
         if (n < (int)b.len)
             return -1;

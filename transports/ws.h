@@ -27,6 +27,8 @@ typedef struct ws_session_ops {
      * code with *why, or 0 when the session ends the connection itself (the
      * rest of the message is then discarded). Without it: close 1009. */
     int (*oversize)(void *session, const char **why);
+    /* Optional: m (borrowed) was handed to the socket. */
+    void (*sent)(void *session, msg *m);
 } ws_session_ops;
 
 /* The session of a new connection: the sub ws.c drains (in s->fmt), and
