@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { curlPollLoop, curlPublishMany } from '../lib/curl.js';
-import { subscriberCounts } from '../lib/http.js';
+import { roomInfo, subscriberCounts } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
-import { sseCurl } from '../lib/sse.js';
+import { eventEpochs, eventSeq, sseCurl } from '../lib/sse.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { openWs } from '../lib/ws.js';
 
@@ -60,15 +60,25 @@ test(`${N} messages fan out to SSE, long-poll and WebSocket subscribers`, { time
     ]);
     await sleep(300); // anything extra (a duplicate) would show up now
 
-    sse.forEach((s, k) =>
-      assertAllInOrder(`SSE ${k + 1}`, s.events.map((e) => ({ id: e.id, data: JSON.parse(e.data) }))),
-    );
+    // Every message carries the room's epoch: SSE ids are EPOCH:N, envelopes have "epoch".
+    const info0 = await roomInfo(srv.url, room);
+    assert.equal(info0.status, 200, info0.text);
+    const { epoch } = info0.json;
+    assert.match(epoch ?? '', /^[A-Za-z0-9]{8}$/, `room info: ${info0.text}`);
+
+    sse.forEach((s, k) => {
+      assert.deepEqual(eventEpochs(s.events), [epoch], `SSE ${k + 1}: every id is ${epoch}:N`);
+      assertAllInOrder(`SSE ${k + 1}`, s.events.map((e) => ({ id: eventSeq(e), data: JSON.parse(e.data) })));
+    });
     ws.forEach((w, k) => {
       assert.ok(w.messages.every((m) => m && m.room === ROOM), `WS ${k + 1}: every frame names room ${ROOM}`);
+      assert.ok(w.messages.every((m) => m.epoch === epoch), `WS ${k + 1}: every frame has epoch ${epoch}`);
       assertAllInOrder(`WS ${k + 1}`, w.messages);
     });
     polls.forEach((p, k) => {
       assert.ok(p.messages.every((m) => m.room === ROOM), `long poll ${k + 1}: every message names room ${ROOM}`);
+      assert.ok(p.messages.every((m) => m.epoch === epoch), `long poll ${k + 1}: every message has epoch ${epoch}`);
+      assert.deepEqual(p.gaps, [], `long poll ${k + 1}: no gap signal`);
       assertAllInOrder(`long poll ${k + 1}`, p.messages);
     });
 

@@ -65,10 +65,14 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
   });
 
   test('unknown paths -> 404', async () => {
-    for (const path of ['/', '/nope', '/rooms', '/rooms/x/nope', '/rooms/x/messages/extra', '/healthz/x']) {
+    for (const path of ['/nope', '/rooms', '/rooms/x/nope', '/rooms/x/messages/extra', '/healthz/x']) {
       assertJsonError(await request(`${base}${path}`), 404, `GET ${path}`);
     }
     assertJsonError(await request(`${base}/nope`, { method: 'POST', body: '{}' }), 404, 'POST /nope');
+    // "/" is the web root's index page, not an unknown path.
+    const index = await request(`${base}/`);
+    assert.equal(index.status, 200, `GET /: ${index.status} ${index.text.slice(0, 200)}`);
+    assert.match(index.headers.get('content-type') ?? '', /^text\/html\b/i, 'GET /: Content-Type');
   });
 
   test('a room that does not exist -> 404', async () => {

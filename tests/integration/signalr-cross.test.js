@@ -85,11 +85,14 @@ test('SendToRoom reaches a curl SSE subscriber of the room as a JSON array', asy
   assertVoid(await invoke(conn, 'SendToRoom', 'lobby', 'x', 1));
   assertVoid(await invoke(conn, 'SendToRoom', 'lobby', { deep: ['é', null] }));
   await events.waitForEvents(2, 3000);
+  // Plain SSE ids are EPOCH:N, with the room's epoch.
+  const { epoch } = await fetch(`${ctx.url}/rooms/lobby`).then((r) => r.json());
+  assert.match(epoch ?? '', /^[A-Za-z0-9]{8}$/, 'room info: epoch');
   assert.deepEqual(
     events.events.map((e) => ({ id: e.id, data: JSON.parse(e.data) })),
     [
-      { id: '1', data: ['x', 1] },
-      { id: '2', data: [{ deep: ['é', null] }] },
+      { id: `${epoch}:1`, data: ['x', 1] },
+      { id: `${epoch}:2`, data: [{ deep: ['é', null] }] },
     ],
     `SSE events: ${JSON.stringify(events.events)}`,
   );

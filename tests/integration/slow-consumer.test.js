@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { publish, request, subscriberCounts } from '../lib/http.js';
 import { rssKb, startFor } from '../lib/server.js';
-import { sseHttp } from '../lib/sse.js';
+import { eventSeq, sseHttp } from '../lib/sse.js';
 import { payloadOfSize, waitFor } from '../lib/util.js';
 import { openWs } from '../lib/ws.js';
 
@@ -70,7 +70,7 @@ test('a subscriber that does not read is dropped; others get every message', { t
 
     assert.deepEqual(fast.messages.map((m) => m.id), Array.from({ length: N }, (_, i) => i + 1), 'WS reader: ids 1..N in order');
     assert.ok(fast.messages.every((m, i) => m.data.n === i + 1 && m.data.pad.length > SIZE / 2), 'WS reader: data');
-    assert.deepEqual(sse.events.map((e) => Number(e.id)), Array.from({ length: N }, (_, i) => i + 1), 'SSE reader: ids 1..N in order');
+    assert.deepEqual(sse.events.map(eventSeq), Array.from({ length: N }, (_, i) => i + 1), 'SSE reader: ids 1..N in order');
     assert.ok(sse.events.every((e, i) => JSON.parse(e.data).n === i + 1), 'SSE reader: data');
 
     await waitFor(

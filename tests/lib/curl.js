@@ -39,18 +39,21 @@ export async function curlPublishMany(url, bodies, { contentType = 'application/
   }
 }
 
-// Long-polls `${base}/rooms/${room}/poll?since=N` with curl in a loop, each
-// poll from the last id received, until `count` messages are in or stop().
-// {messages, errors, done: Promise<messages>, stop()}.
+// Long-polls `${base}/rooms/${room}/poll?since=N&epoch=E` with curl in a
+// loop, each poll from the last id and the epoch received (no epoch on the
+// first poll), until `count` messages are in or stop().
+// {messages, gaps (the "gap" objects of answers), done: Promise<messages>, stop()}.
 export function curlPollLoop(base, room, { since = 0, count = Infinity } = {}) {
   const ac = new AbortController();
-  const state = { messages: [], polls: 0, stop: () => ac.abort() };
+  const state = { messages: [], gaps: [], polls: 0, stop: () => ac.abort() };
   state.done = (async () => {
     let last = since;
+    let epoch = null; // the room's epoch, from the first answer on
     while (state.messages.length < count && !ac.signal.aborted) {
       let stdout;
+      const query = `since=${last}${epoch ? `&epoch=${epoch}` : ''}`;
       try {
-        ({ stdout } = await run(['-sS', '--fail-with-body', '--max-time', '60', `${base}/rooms/${room}/poll?since=${last}`], {
+        ({ stdout } = await run(['-sS', '--fail-with-body', '--max-time', '60', `${base}/rooms/${room}/poll?${query}`], {
           signal: ac.signal,
         }));
       } catch (err) {
@@ -60,9 +63,11 @@ export function curlPollLoop(base, room, { since = 0, count = Infinity } = {}) {
       state.polls++;
       const body = JSON.parse(stdout);
       if (!Array.isArray(body.messages)) throw new Error(`poll since=${last}: no messages array: ${stdout}`);
+      if (body.gap) state.gaps.push(body.gap);
       state.messages.push(...body.messages);
       if (body.messages.length) last = body.messages.at(-1).id;
       else if (typeof body.last_id === 'number') last = body.last_id;
+      if (typeof body.epoch === 'string') epoch = body.epoch;
     }
     return state.messages;
   })();

@@ -148,3 +148,21 @@ export function sseCurl(url, { headers = {} } = {}) {
   };
   return stream;
 }
+
+// The id of a plain room stream's event, "EPOCH:N" (EPOCH: 8 of [A-Za-z0-9]):
+// {epoch, n}, or null when the id is not of that form.
+export function parseEventId(id) {
+  const m = /^([A-Za-z0-9]{8}):(\d+)$/.exec(id ?? '');
+  return m ? { epoch: m[1], n: Number(m[2]) } : null;
+}
+
+// The message id N of an event whose id is "EPOCH:N"; NaN for any other id
+// (so that a comparison with the expected ids fails and shows it).
+export function eventSeq(event) {
+  return parseEventId(event.id)?.n ?? NaN;
+}
+
+// The epochs that a list of events' ids carry, without repeats.
+export function eventEpochs(events) {
+  return [...new Set(events.map((e) => parseEventId(e.id)?.epoch ?? `not EPOCH:N: ${JSON.stringify(e.id)}`))];
+}
