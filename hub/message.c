@@ -72,8 +72,14 @@ msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len
 msg *msg_create_gap(const char *info, size_t len)
 {
     msg *m = msg_alloc("{\"gap\":", 7, info, len);
-    if (m)
+    if (m) {
         m->gap = true;
+        m->target = strdup(MSG_GAP_TARGET);
+        if (!m->target) {
+            msg_unref(m);
+            return NULL;
+        }
+    }
     return m;
 }
 
@@ -161,6 +167,20 @@ static void emit(char *out, size_t *n, const char *p, size_t l)
     *n += l;
 }
 
+/* The room name inside the envelope {"id":N[,"epoch":"E"],"room":"R",... */
+static const char *room_of(const msg *m)
+{
+    const char *p = strstr(m->json + MSG_HEADROOM, "\"room\":\"");
+    return p ? p + 8 : "";
+}
+
+static size_t room_len_of(const msg *m)
+{
+    const char *r = room_of(m);
+    const char *q = strchr(r, '"');
+    return q ? (size_t)(q - r) : 0;
+}
+
 /* Writes (when out is not NULL) or counts the invocation record of m for
  * target: a JSON array payload is the argument list, anything else the one
  * argument. */
@@ -177,6 +197,19 @@ static size_t record_emit(char *out, const msg *m, const char *target)
     emit(out, &n, d.base, d.len);
     if (!is_array)
         EMIT_LIT(out, &n, "]");
+    if (m->id) { /* where it stands, for clients that resume (web/crier.js) */
+        char h[MSG_EPOCH_MAX + 64];
+        int hl = snprintf(h, sizeof(h), ",\"headers\":{\"crier-id\":\"%" PRIu64 "\"", m->id);
+        emit(out, &n, h, (size_t)hl);
+        if (m->epoch[0]) {
+            EMIT_LIT(out, &n, ",\"crier-epoch\":\"");
+            emit(out, &n, m->epoch, strlen(m->epoch));
+            EMIT_LIT(out, &n, "\"");
+        }
+        EMIT_LIT(out, &n, ",\"crier-room\":\"");
+        emit(out, &n, room_of(m), room_len_of(m));
+        EMIT_LIT(out, &n, "\"}");
+    }
     EMIT_LIT(out, &n, "}\x1e");
     return n;
 }

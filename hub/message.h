@@ -34,6 +34,11 @@ typedef enum {
 /* Room epochs are short random strings (see hub.c). */
 #define MSG_EPOCH_MAX 16
 
+/* The SignalR client method a gap signal invokes (one argument: the gap
+ * object). Room messages carry headers crier-id, crier-epoch and crier-room,
+ * which clients other than crier.js ignore. */
+#define MSG_GAP_TARGET "CrierGap"
+
 /* SignalR's record separator, which ends every record. */
 #define MSG_RS '\x1e'
 

@@ -332,12 +332,37 @@ static const char *publish_args(sr_conn *c, const char *room, json_t *args, cons
                           : NULL;
 }
 
+static const char *join_live(sr_conn *c, const char *room)
+{
+    int rc = hub_join(the_hub, room, &c->s, 0, true);
+    return rc && rc != -EEXIST ? "Could not join the room." : NULL;
+}
+
+/* JoinRoom(room, since, epoch): join, first getting what the room kept
+ * after since (the crier-id header of the last message seen), or a
+ * CrierGap invocation when that is gone. */
+static const char *join_resuming(sr_conn *c, const char *room, json_t *args, char *err,
+                                 size_t err_cap)
+{
+    json_t *since = json_array_get(args, 1);
+    const char *epoch = json_string_value(json_array_get(args, 2));
+    if (!json_is_integer(since) || json_integer_value(since) < 0 || !epoch ||
+        !hub_epoch_is_valid(epoch)) {
+        snprintf(err, err_cap, "To resume, join with (room, since, epoch): since a non-negative "
+                               "integer, epoch the room's epoch.");
+        return err;
+    }
+    int rc = hub_resume(the_hub, room, &c->s, (uint64_t)json_integer_value(since), epoch);
+    return rc && rc != -EEXIST ? "Could not join the room." : NULL;
+}
+
 /* Runs a method; returns NULL or the error for its completion. */
 static const char *run_method(sr_conn *c, const cfg_method *m, json_t *args, char *err,
                               size_t err_cap)
 {
     size_t n = json_array_size(args);
-    if (m->args >= 0 && n != (size_t)m->args) {
+    bool resume_form = m->action == CFG_ACTION_JOIN && n == 3; /* (room, since, epoch) */
+    if (m->args >= 0 && n != (size_t)m->args && !resume_form) {
         snprintf(err, err_cap, "Method '%s' takes %d argument(s), got %zu.", m->name, m->args, n);
         return err;
     }
@@ -364,10 +389,8 @@ static const char *run_method(sr_conn *c, const cfg_method *m, json_t *args, cha
         json_decref(rest);
         return e;
     }
-    case CFG_ACTION_JOIN: {
-        int rc = hub_join(the_hub, room, &c->s, 0, true);
-        return rc && rc != -EEXIST ? "Could not join the room." : NULL;
-    }
+    case CFG_ACTION_JOIN:
+        return resume_form ? join_resuming(c, room, args, err, err_cap) : join_live(c, room);
     case CFG_ACTION_LEAVE:
         hub_leave_room(the_hub, room, &c->s);
         return NULL;

@@ -185,7 +185,12 @@ test('long polling by hand: first poll at once, held polls, timeout, replaced po
   const woke = await held;
   assert.equal(woke.status, 200);
   assert.ok(woke.ms < 900, `held poll answered on the record, not the timeout (${woke.ms} ms)`);
-  assert.deepEqual(JSON.parse(woke.text.split(RS)[0]), { type: 1, target: 'ReceiveMessage', arguments: ['srv', 'woke'] });
+  const { headers, ...invocation } = JSON.parse(woke.text.split(RS)[0]);
+  assert.deepEqual(invocation, { type: 1, target: 'ReceiveMessage', arguments: ['srv', 'woke'] });
+  // where the message stands in its room, for clients that resume (web/crier.js)
+  assert.equal(headers['crier-room'], 'lp-raw');
+  assert.equal(headers['crier-id'], '1');
+  assert.match(headers['crier-epoch'], /^[A-Za-z0-9]{8}$/);
 
   // A second concurrent poll replaces the first, which answers 204.
   const p1 = poll();
