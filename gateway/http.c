@@ -190,6 +190,22 @@ bool http_body_take(http_body *body, http_call *call, size_t limit)
     return buf_append(&body->b, call->upload, len);
 }
 
+enum MHD_Result http_reply_take(struct MHD_Connection *conn, unsigned status,
+                                const char *content_type, char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(
+        len, body ? body : "", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
@@ -355,6 +371,16 @@ static bool is_upgrade_request(struct MHD_Connection *conn)
     return up && strcasestr(up, "websocket");
 }
 
+/* The resume cursor of a plain WebSocket upgrade, if any, parses. */
+static bool ws_cursor_is_valid(struct MHD_Connection *conn)
+{
+    const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
+    const char *epoch = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "epoch");
+    uint64_t v;
+    return (!since || http_parse_u64(since, &v)) && (!epoch || hub_epoch_is_valid(epoch)) &&
+           (since || !epoch);
+}
+
 /* A WebSocket path reaches MHD only when the acceptor did not hand it to
  * libwebsockets: no Upgrade header, or an upgrade that came later on a
  * kept-alive connection (routing is per connection, not per request). */
@@ -363,6 +389,10 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
     if (!is_upgrade_request(conn))
         return reply_error_with(conn, 426, "Upgrade", "websocket",
                                 "this endpoint needs a WebSocket upgrade");
+    if (!ws_cursor_is_valid(conn))
+        return reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
+                                "since must be a non-negative integer and epoch 1 to 15 "
+                                "letters or digits");
     return reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
                             "a WebSocket upgrade must be the first request on its connection");
 }

@@ -71,6 +71,11 @@ typedef struct http_body {
  * ENOMEM. */
 bool http_body_take(http_body *body, http_call *call, size_t limit);
 
+/* Replies with body, malloc'd, which it takes (and frees, even on failure);
+ * body may be NULL when len is 0. */
+enum MHD_Result http_reply_take(struct MHD_Connection *conn, unsigned status,
+                                const char *content_type, char *body, size_t len);
+
 /* Replies with no body (e.g. 200, 202, 204). */
 enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status);
 

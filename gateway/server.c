@@ -145,7 +145,7 @@ static bool websocket_wanted(const char *path, const char *query)
 {
     char room[ROOM_NAME_MAX + 1];
     if (plain_ws_room(path, room))
-        return conf->transports.websocket;
+        return conf->transports.websocket && plain_ws_query_is_valid(query);
     const cfg_hub *hb = sr_hub_at(path);
     return hb && sr_ws_acceptable(hb, query);
 }

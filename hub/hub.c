@@ -319,7 +319,8 @@ static size_t find_gap(const room *r, uint64_t since, const char *epoch, char *o
     uint64_t resumed_from = first ? first : r->last_id + 1;
     const char *reason = NULL;
     *replay_since = since;
-    if ((epoch && strcmp(epoch, r->epoch)) || since > r->last_id) {
+    /* since 0 has seen nothing, in whatever epoch: then only expiry loses. */
+    if ((since && epoch && strcmp(epoch, r->epoch)) || since > r->last_id) {
         reason = "epoch"; /* another numbering: everything kept is new to the client */
         *replay_since = 0;
     } else if (since < r->last_id && since + 1 < resumed_from) {
@@ -344,6 +345,8 @@ static int replay(room *r, sub *s, uint64_t since, const char *epoch, bool check
     msg *gap = info_len ? msg_create_gap(info, info_len) : NULL;
     if (info_len && !gap)
         return -ENOMEM;
+    if (gap) /* the cursor to go on from: just before what comes next */
+        gap->id = (history_first_id(&r->hist) ? history_first_id(&r->hist) : r->last_id + 1) - 1;
     size_t first;
     size_t n = history_since(&r->hist, since, &first);
     int rc = 0;

@@ -73,9 +73,9 @@ int hub_send(hub *h, sub *s, msg *m);
 int hub_join(hub *h, const char *room, sub *s, uint64_t since, bool from_now);
 
 /* Like hub_join after a cursor, for a client resuming: when the kept
- * history does not reach back to since, or epoch (when not NULL) is not the
- * room's epoch (or since is beyond the room's last id, which only another
- * epoch can explain), s first gets a gap signal (msg_create_gap: {"room",
+ * history does not reach back to since, or since > 0 and epoch (when not
+ * NULL) is not the room's epoch (or since is beyond the room's last id,
+ * which only another epoch can explain), s first gets a gap signal (msg_create_gap: {"room",
  * "epoch", "reason": "expired"|"epoch", "since", "resumed_from"}), then what
  * remains: after another epoch, everything kept. Never a silent gap. */
 int hub_resume(hub *h, const char *room, sub *s, uint64_t since, const char *epoch);

@@ -88,7 +88,8 @@ msg *msg_create_in(uint64_t id, const char *room, const char *epoch, const char 
                    size_t data_len, const char *target, int64_t created_ms);
 
 /* Creates a gap signal for one subscriber: info is the JSON object telling
- * what was lost. Its JSON form is {"gap":info}; its SSE form an event named
+ * what was lost. The hub sets its id to the cursor to go on from (the id
+ * just before the first one delivered next). Its JSON form is {"gap":info}; its SSE form an event named
  * "gap" with info as data; msg_data gives info. */
 msg *msg_create_gap(const char *info, size_t len);
 

@@ -231,6 +231,7 @@ static char *build_answer(room_poll *p, size_t *len_out)
         msg_bytes info = msg_data(m);
         ok = buf_append(&out, "\"gap\":", 6) && buf_append(&out, info.base, info.len) &&
              buf_append(&out, ",", 1);
+        last = m->id; /* polling on from here asks for nothing lost again */
         sendq_pop(&p->s.q);
     }
     ok = ok && buf_append(&out, "\"messages\":[", 12);
@@ -267,18 +268,7 @@ static enum MHD_Result room_poll_answer(http_call *call, void *session, sub *s, 
     char *body = build_answer(p, &len);
     pthread_mutex_unlock(&s->lock);
     hub_leave(the_hub, s);
-    if (!body)
-        return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
+    return body ? http_reply_take(call->conn, MHD_HTTP_OK, "application/json", body, len) : MHD_NO;
 }
 
 static void room_poll_ended(void *session)

@@ -87,20 +87,40 @@ static bool query_value(const char *query, const char *key, char *out, size_t ca
     return false;
 }
 
-/* ?since=N[&epoch=E]: resume after N; without since: live only. A cursor
- * that does not parse refuses the upgrade. */
+/* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
+ * with *since and epoch ("" when absent) set. */
+static int parse_cursor(const char *query, uint64_t *since, char epoch[MSG_EPOCH_MAX])
+{
+    char since_s[32], cursor_epoch[MSG_EPOCH_MAX];
+    epoch[0] = '\0';
+    bool has_since = query_value(query, "since", since_s, sizeof(since_s));
+    bool has_epoch = query_value(query, "epoch", epoch, MSG_EPOCH_MAX);
+    if (!has_since && !has_epoch && !strstr(query, "since=") && !strstr(query, "epoch="))
+        return 0;
+    if (!has_since || !hub_parse_cursor(since_s, since, cursor_epoch) || cursor_epoch[0] ||
+        (has_epoch && !hub_epoch_is_valid(epoch)) || (!has_epoch && strstr(query, "epoch=")))
+        return -1;
+    return 1;
+}
+
+bool plain_ws_query_is_valid(const char *query)
+{
+    uint64_t since;
+    char epoch[MSG_EPOCH_MAX];
+    return parse_cursor(query, &since, epoch) >= 0;
+}
+
+/* ?since=N[&epoch=E]: resume after N; without since: live only. */
 static int join_room(plain_ws *p, const char *query)
 {
-    char since_s[32], epoch[MSG_EPOCH_MAX];
-    uint64_t since;
-    if (!query_value(query, "since", since_s, sizeof(since_s)))
-        return hub_join(the_hub, p->room, &p->s, 0, true);
-    bool has_epoch = query_value(query, "epoch", epoch, sizeof(epoch));
-    char cursor_epoch[MSG_EPOCH_MAX];
-    if (!hub_parse_cursor(since_s, &since, cursor_epoch) || cursor_epoch[0] ||
-        (has_epoch && !hub_epoch_is_valid(epoch)))
+    uint64_t since = 0;
+    char epoch[MSG_EPOCH_MAX];
+    int has = parse_cursor(query, &since, epoch);
+    if (has < 0)
         return -1;
-    return hub_resume(the_hub, p->room, &p->s, since, has_epoch ? epoch : NULL);
+    if (!has)
+        return hub_join(the_hub, p->room, &p->s, 0, true);
+    return hub_resume(the_hub, p->room, &p->s, since, epoch[0] ? epoch : NULL);
 }
 
 int plain_ws_open(const char *room, const char *query, ws_session *out)

@@ -13,6 +13,10 @@
 
 void plain_ws_init(const cfg *c, hub *h);
 
+/* True when the query's resume cursor (since, epoch), if any, is well formed.
+ * Any thread. */
+bool plain_ws_query_is_valid(const char *query);
+
 /* Opens a session on room (a valid name). Returns 0 or -1. */
 int plain_ws_open(const char *room, const char *query, ws_session *out);
 

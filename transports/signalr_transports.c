@@ -204,18 +204,7 @@ static enum MHD_Result poll_answer(http_call *call, void *session, sub *s, lp_re
         free(body);
         return http_reply_empty(call->conn, MHD_HTTP_NO_CONTENT);
     }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : "", body ? MHD_RESPMEM_MUST_FREE
-                                                                    : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/octet-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
+    return http_reply_take(call->conn, MHD_HTTP_OK, "application/octet-stream", body, len);
 }
 
 static void poll_ended(void *session)
