@@ -13,6 +13,7 @@
 #include "gateway/http.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -317,6 +318,8 @@ void http_tick(int64_t now_ms)
             w->fd >= 0) {
             shutdown(w->fd, SHUT_RDWR);
             w->shut = true;
+            LOG_DBG(TAG, "closed a connection with no request after %" PRId64 " ms",
+                    now_ms - w->waiting_since);
         }
     }
     pthread_mutex_unlock(&watch_lock);
@@ -573,8 +576,14 @@ int http_start(const cfg *c, hub *h)
                          : (unsigned)rl.rlim_cur + 1024;
     unsigned idle_timeout = c->limits.keepalive_s * 2 + 30;
     header_timeout_ms = (int64_t)c->limits.header_timeout_s * 1000;
+    /* poll(), not epoll: with epoll, libmicrohttpd 0.9.75 sometimes never
+     * reads the request of a socket given to it with MHD_add_connection
+     * during a burst of new connections (seen at 10000 SSE clients: a few
+     * hundred sat unread until the watchdog closed them). poll() costs
+     * O(active connections) a loop; suspended streams and polls are not in
+     * its set. */
     daemon_ = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
         MHD_OPTION_CONNECTION_LIMIT, limit,

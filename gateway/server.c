@@ -327,9 +327,12 @@ static void *acceptor_main(void *arg)
                 accept_all();
         }
         int64_t now = hub_now_ms();
-        while (pend_head && pend_head->deadline <= now)
+        while (pend_head && pend_head->deadline <= now) {
+            LOG_DBG(TAG, "408: request headers incomplete after %u s",
+                    conf->limits.header_timeout_s);
             pend_drop(pend_head, "408 Request Timeout",
                       "request headers did not arrive within limits.header_timeout_s");
+        }
         if (accept_paused_until && now >= accept_paused_until)
             resume_accepting();
     }

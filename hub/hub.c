@@ -130,7 +130,7 @@ static room *room_get_or_create(hub *h, const char *name)
     r->bucket_next = h->buckets[r->hash % h->nbuckets];
     h->buckets[r->hash % h->nbuckets] = r;
     h->nrooms++;
-    h->stats.rooms = h->nrooms;
+    h->stats.rooms += r->name[0] != '~'; /* internal rooms (hubs, stats) not counted */
     return r;
 }
 
@@ -148,9 +148,9 @@ static void room_free_if_empty(hub *h, room *r)
         pp = &(*pp)->bucket_next;
     *pp = r->bucket_next;
     history_clear(&r->hist);
-    free(r);
     h->nrooms--;
-    h->stats.rooms = h->nrooms;
+    h->stats.rooms -= r->name[0] != '~';
+    free(r);
 }
 
 /* ----------------------------------------------------------- membership */
@@ -227,7 +227,7 @@ static void wake(sub *s)
 
 /* Hub lock held. Queues m to s in s's format, or drops s when its queue is
  * full. Returns true when s was dropped. */
-static bool deliver(hub *h, sub *s, msg *m, const char *where)
+static bool deliver(hub *h, sub *s, msg *m, const char *where, bool counted)
 {
     bool drop = false;
     pthread_mutex_lock(&s->lock);
@@ -238,7 +238,7 @@ static bool deliver(hub *h, sub *s, msg *m, const char *where)
         if (rc == 0) {
             if (m->id)
                 s->last_id = m->id;
-            h->stats.delivered++;
+            h->stats.delivered += counted;
             wake(s);
         } else if (rc == -ENOBUFS) {
             drop = true;
@@ -285,7 +285,7 @@ int hub_publish(hub *h, const char *room_name, const char *data, size_t len,
         next = mb->next;
         if (opt && mb->s == opt->exclude)
             continue;
-        if (deliver(h, mb->s, m, r->name))
+        if (deliver(h, mb->s, m, r->name, !transient))
             leave_all(h, mb->s, r);
     }
     *id_out = m->id;
@@ -472,7 +472,7 @@ void hub_leave_room(hub *h, const char *room_name, sub *s)
 int hub_send(hub *h, sub *s, msg *m)
 {
     pthread_mutex_lock(&h->lock);
-    if (deliver(h, s, m, "its connection"))
+    if (deliver(h, s, m, "its connection", true))
         leave_all(h, s, NULL);
     pthread_mutex_lock(&s->lock);
     bool dropped = s->dropped;

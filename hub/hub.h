@@ -32,9 +32,9 @@ typedef struct room_info {
 } room_info;
 
 typedef struct hub_stats {
-    uint64_t rooms;
+    uint64_t rooms;     /* rooms clients can name (not a hub's or the stats stream's) */
     uint64_t published;
-    uint64_t delivered; /* messages queued to subscribers */
+    uint64_t delivered; /* messages queued to subscribers (the stats stream's not counted) */
     uint64_t dropped;   /* subscribers dropped for a full queue */
     uint64_t subscribers[SUB_KIND_COUNT];
 } hub_stats;

@@ -200,18 +200,22 @@ static void send_record(sr_conn *c, const char *json, size_t len)
     send_record_as(c, json, len, false);
 }
 
-static void send_completion(sr_conn *c, const char *invocation_id, const char *error)
+/* result: a JSON text, or NULL for null. */
+static void send_completion(sr_conn *c, const char *invocation_id, const char *error,
+                            const char *result)
 {
-    char id[160], err[600], rec[800];
+    char id[160], err[600], rec[1000];
     json_quote(id, sizeof(id), invocation_id);
     int n;
     if (error) {
         json_quote(err, sizeof(err), error);
         n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"error\":%s}", id, err);
     } else {
-        n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"result\":null}", id);
+        n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"result\":%s}", id,
+                     result && *result ? result : "null");
     }
-    send_record_as(c, rec, (size_t)n, true);
+    if (n > 0 && (size_t)n < sizeof(rec))
+        send_record_as(c, rec, (size_t)n, true);
 }
 
 static void send_ping(sr_conn *c)
@@ -332,17 +336,30 @@ static const char *publish_args(sr_conn *c, const char *room, json_t *args, cons
                           : NULL;
 }
 
-static const char *join_live(sr_conn *c, const char *room)
+/* The result of a join: where the room stands, so that a client can resume
+ * from there even before it has had a message of the room. */
+static void join_result(const char *room, char *result, size_t cap)
+{
+    room_info info;
+    if (!hub_room_info(the_hub, room, &info))
+        snprintf(result, cap, "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 "}", room,
+                 info.epoch, info.last_id);
+}
+
+static const char *join_live(sr_conn *c, const char *room, char *result, size_t cap)
 {
     int rc = hub_join(the_hub, room, &c->s, 0, true);
-    return rc && rc != -EEXIST ? "Could not join the room." : NULL;
+    if (rc && rc != -EEXIST)
+        return "Could not join the room.";
+    join_result(room, result, cap);
+    return NULL;
 }
 
 /* JoinRoom(room, since, epoch): join, first getting what the room kept
  * after since (the crier-id header of the last message seen), or a
  * CrierGap invocation when that is gone. */
 static const char *join_resuming(sr_conn *c, const char *room, json_t *args, char *err,
-                                 size_t err_cap)
+                                 size_t err_cap, char *result, size_t cap)
 {
     json_t *since = json_array_get(args, 1);
     const char *epoch = json_string_value(json_array_get(args, 2));
@@ -353,12 +370,16 @@ static const char *join_resuming(sr_conn *c, const char *room, json_t *args, cha
         return err;
     }
     int rc = hub_resume(the_hub, room, &c->s, (uint64_t)json_integer_value(since), epoch);
-    return rc && rc != -EEXIST ? "Could not join the room." : NULL;
+    if (rc && rc != -EEXIST)
+        return "Could not join the room.";
+    join_result(room, result, cap);
+    return NULL;
 }
 
-/* Runs a method; returns NULL or the error for its completion. */
+/* Runs a method; returns NULL or the error for its completion, whose
+ * result (JSON text, "" for null) goes into result. */
 static const char *run_method(sr_conn *c, const cfg_method *m, json_t *args, char *err,
-                              size_t err_cap)
+                              size_t err_cap, char *result, size_t result_cap)
 {
     size_t n = json_array_size(args);
     bool resume_form = m->action == CFG_ACTION_JOIN && n == 3; /* (room, since, epoch) */
@@ -390,7 +411,8 @@ static const char *run_method(sr_conn *c, const cfg_method *m, json_t *args, cha
         return e;
     }
     case CFG_ACTION_JOIN:
-        return resume_form ? join_resuming(c, room, args, err, err_cap) : join_live(c, room);
+        return resume_form ? join_resuming(c, room, args, err, err_cap, result, result_cap)
+                           : join_live(c, room, result, result_cap);
     case CFG_ACTION_LEAVE:
         hub_leave_room(the_hub, room, &c->s);
         return NULL;
@@ -407,17 +429,17 @@ static bool handle_invocation(sr_conn *c, json_t *rec)
     if (!target || !json_is_array(args) || (inv && !json_is_string(inv)))
         return false;
     const char *invocation_id = json_string_value(inv);
-    char err[400];
+    char err[400], result[ROOM_NAME_MAX + 96] = "";
     const char *error;
     const cfg_method *m = find_method(c->hub, target);
     if (!m) {
         snprintf(err, sizeof(err), "Unknown hub method '%.200s'.", target);
         error = err;
     } else {
-        error = run_method(c, m, args, err, sizeof(err));
+        error = run_method(c, m, args, err, sizeof(err), result, sizeof(result));
     }
     if (invocation_id)
-        send_completion(c, invocation_id, error);
+        send_completion(c, invocation_id, error, result);
     else if (error)
         LOG_DBG(TAG, "connection %s: %s", c->id, error);
     return true;
@@ -523,7 +545,7 @@ static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **
         case 4: {
             const char *inv = json_string_value(json_object_get(j, "invocationId"));
             if (inv)
-                send_completion(c, inv, "Streaming is not supported.");
+                send_completion(c, inv, "Streaming is not supported.", NULL);
             break;
         }
         case 7:
@@ -618,6 +640,11 @@ bool sr_query_value(const char *query, const char *key, char *out, size_t cap)
 
 typedef enum { ACT_NONE, ACT_PING, ACT_ACK, ACT_CLOSE, ACT_PURGE } tick_action;
 
+/* A silent client (often a background tab whose timers are throttled) may
+ * come back: tell it to reconnect. */
+static const char silent_client[] =
+    "Connection timed out: no message from the client within signalr.client_timeout_s.";
+
 /* Registry lock held: what the timer does with c now. */
 static tick_action due(sr_conn *c, int64_t now, const char **why)
 {
@@ -645,8 +672,7 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
         *why = "Handshake was not received in time.";
     } else if (streaming && silent > (int64_t)conf->signalr.client_timeout_s * 1000) {
         a = ACT_CLOSE;
-        *why = "Connection timed out: no message from the client within "
-               "signalr.client_timeout_s.";
+        *why = silent_client;
     } else if (streaming && c->stateful && received > c->acked_to_client) {
         c->acked_to_client = received; /* the timer is the acks' clock: one a tick at most */
         a = ACT_ACK;
@@ -663,6 +689,7 @@ typedef struct tick_item {
     tick_action a;
     const char *why;
 } tick_item;
+
 
 void sr_tick(int64_t now_ms)
 {
@@ -700,7 +727,7 @@ void sr_tick(int64_t now_ms)
             send_record(items[i].c, rec, (size_t)len);
         }
         else if (items[i].a == ACT_CLOSE)
-            sr_conn_close(items[i].c, items[i].why, false);
+            sr_conn_close(items[i].c, items[i].why, items[i].why == silent_client);
         sr_conn_unref(items[i].c);
     }
     free(items);

@@ -6,11 +6,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { assertJsonError, poll, publish, request, roomInfo, subscriberCounts } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
-import { sseHttp } from '../lib/sse.js';
+import { eventEpochs, eventSeq, sseHttp } from '../lib/sse.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { openWs, wsRefusal } from '../lib/ws.js';
 
-const ids = (events) => events.map((e) => Number(e.id));
+const ids = (events) => events.map(eventSeq);
+
+// The epoch of an existing room, from GET /rooms/{room}.
+async function epochOf(base, room) {
+  const res = await roomInfo(base, room);
+  assert.equal(res.status, 200, `room info ${room}: ${res.text}`);
+  assert.match(res.json.epoch ?? '', /^[A-Za-z0-9]{8}$/, `room info ${room}: epoch in ${res.text}`);
+  return res.json.epoch;
+}
 const range = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
 test('SSE: headers, id lines, and a payload with newlines as several data lines', async (t) => {
@@ -33,11 +41,12 @@ test('SSE: headers, id lines, and a payload with newlines as several data lines'
   assert.equal(await publish(srv.url, 'sse', 'two'), 2);
 
   await sse.waitForEvents(2);
+  const epoch = await epochOf(srv.url, 'sse');
   const [first, second] = sse.events;
-  assert.equal(first.id, '1');
+  assert.equal(first.id, `${epoch}:1`, 'id: EPOCH:N');
   assert.equal(first.dataLines.length, pretty.split('\n').length, `data lines: ${JSON.stringify(first.dataLines)}`);
   assert.equal(first.data, pretty, 'the data lines rejoin to the text as posted');
-  assert.equal(second.id, '2');
+  assert.equal(second.id, `${epoch}:2`);
   assert.equal(second.data, '"two"');
 });
 
@@ -80,34 +89,46 @@ test('SSE: resume with Last-Event-ID and with ?last_event_id=', async (t) => {
   const streams = [];
   t.after(() => streams.forEach((s) => s.close()));
 
-  const byHeader = await sseHttp(`${srv.url}/rooms/${room}/events`, { headers: { 'Last-Event-ID': '2' } });
+  const epoch = await epochOf(srv.url, room);
+  const byHeader = await sseHttp(`${srv.url}/rooms/${room}/events`, { headers: { 'Last-Event-ID': `${epoch}:2` } });
   streams.push(byHeader);
-  const byQuery = await sseHttp(`${srv.url}/rooms/${room}/events?last_event_id=3`);
+  const byQuery = await sseHttp(`${srv.url}/rooms/${room}/events?last_event_id=${epoch}:3`);
   streams.push(byQuery);
+  const bare = await sseHttp(`${srv.url}/rooms/${room}/events`, { headers: { 'Last-Event-ID': '4' } });
+  streams.push(bare);
   const fresh = await sseHttp(`${srv.url}/rooms/${room}/events`);
   streams.push(fresh);
 
   await byHeader.waitForEvents(3);
   await byQuery.waitForEvents(2);
-  await waitFor(async () => (await subscriberCounts(srv.url, room))?.sse === 3, { message: '3 SSE subscribers' });
+  await bare.waitForEvents(1);
+  await waitFor(async () => (await subscriberCounts(srv.url, room))?.sse === 4, { message: '4 SSE subscribers' });
   assert.equal(await publish(srv.url, room, { i: 6 }), 6);
-  await Promise.all([byHeader.waitForEvents(4), byQuery.waitForEvents(3), fresh.waitForEvents(1)]);
+  await Promise.all([byHeader.waitForEvents(4), byQuery.waitForEvents(3), bare.waitForEvents(2), fresh.waitForEvents(1)]);
   await sleep(200);
 
-  assert.deepEqual(ids(byHeader.events), [3, 4, 5, 6], 'Last-Event-ID: 2 replays 3..5, then live');
-  assert.deepEqual(ids(byQuery.events), [4, 5, 6], 'last_event_id=3 replays 4..5, then live');
+  assert.deepEqual(ids(byHeader.events), [3, 4, 5, 6], 'Last-Event-ID: E:2 replays 3..5, then live');
+  assert.deepEqual(ids(byQuery.events), [4, 5, 6], 'last_event_id=E:3 replays 4..5, then live');
+  assert.deepEqual(ids(bare.events), [5, 6], 'Last-Event-ID: 4 (no epoch) replays 5, then live');
   assert.deepEqual(ids(fresh.events), [6], 'no resume point: live messages only');
+  for (const s of streams) assert.deepEqual(eventEpochs(s.events), [epoch], 'every id carries the room epoch');
   assert.deepEqual(byHeader.events.map((e) => JSON.parse(e.data).i), [3, 4, 5, 6]);
 });
 
-test('SSE: resume replays only what is still in history', async (t) => {
+test('SSE: resume replays only what is still in history, after a gap event', async (t) => {
   const srv = await startFor(t, { history: { size: 3 } });
   for (let i = 1; i <= 6; i++) await publish(srv.url, 'h', i);
-  const sse = await sseHttp(`${srv.url}/rooms/h/events`, { headers: { 'Last-Event-ID': '1' } });
+  const epoch = await epochOf(srv.url, 'h');
+  const sse = await sseHttp(`${srv.url}/rooms/h/events`, { headers: { 'Last-Event-ID': `${epoch}:1` } });
   t.after(() => sse.close());
-  await sse.waitForEvents(3);
+  await sse.waitForEvents(4);
   await sleep(200);
-  assert.deepEqual(ids(sse.events), [4, 5, 6]);
+  const [gap, ...rest] = sse.events;
+  assert.equal(gap.type, 'gap', `first event: ${JSON.stringify(gap)}`);
+  assert.equal(gap.id, null, 'the gap event has no id line');
+  assert.deepEqual(JSON.parse(gap.data), { room: 'h', epoch, reason: 'expired', since: 1, resumed_from: 4 });
+  assert.deepEqual(ids(rest), [4, 5, 6]);
+  assert.deepEqual(rest.map((e) => e.data), ['4', '5', '6']);
 });
 
 test('history.ttl_s: expired messages are not replayed, and an idle room goes away', async (t) => {
@@ -133,11 +154,12 @@ test('rooms are independent: messages and ids', async (t) => {
   assert.equal(await publish(srv.url, 'b', 'b1'), 1);
   await Promise.all([a.waitForMessages(2), b.waitForMessages(1)]);
   await sleep(200);
+  const [ea, eb] = [await epochOf(srv.url, 'a'), await epochOf(srv.url, 'b')];
   assert.deepEqual(a.messages, [
-    { id: 1, room: 'a', data: 'a1' },
-    { id: 2, room: 'a', data: 'a2' },
+    { id: 1, epoch: ea, room: 'a', data: 'a1' },
+    { id: 2, epoch: ea, room: 'a', data: 'a2' },
   ]);
-  assert.deepEqual(b.messages, [{ id: 1, room: 'b', data: 'b1' }]);
+  assert.deepEqual(b.messages, [{ id: 1, epoch: eb, room: 'b', data: 'b1' }]);
 });
 
 test('SSE: a keepalive comment every limits.keepalive_s', async (t) => {
@@ -156,31 +178,35 @@ test('long poll: times out after poll_timeout_s with an empty list', async (t) =
   const srv = await startFor(t, { limits: { poll_timeout_s: 1 } });
   const res = await poll(srv.url, 'lp', 0);
   assert.equal(res.status, 200, res.text);
-  assert.deepEqual(res.json, { messages: [], last_id: 0 });
+  assert.match(res.json?.epoch ?? '', /^[A-Za-z0-9]{8}$/, `epoch in ${res.text}`);
+  assert.deepEqual(res.json, { messages: [], last_id: 0, epoch: res.json.epoch });
   assert.ok(res.ms >= 900 && res.ms < 3000, `answered after ${res.ms} ms, expected about 1000`);
 
   for (let i = 1; i <= 3; i++) await publish(srv.url, 'lp', i);
+  const epoch = await epochOf(srv.url, 'lp');
   const noSince = await poll(srv.url, 'lp');
   assert.equal(noSince.status, 200, noSince.text);
-  assert.deepEqual(noSince.json, { messages: [], last_id: 3 }, 'no since: history is not returned, last_id is the room\'s');
+  assert.deepEqual(noSince.json, { messages: [], last_id: 3, epoch }, 'no since: history is not returned, last_id is the room\'s');
   assert.ok(noSince.ms >= 900 && noSince.ms < 3000, `answered after ${noSince.ms} ms`);
 
   const caughtUp = await poll(srv.url, 'lp', 3);
-  assert.deepEqual(caughtUp.json, { messages: [], last_id: 3 });
+  assert.deepEqual(caughtUp.json, { messages: [], last_id: 3, epoch });
 });
 
 test('long poll: since=N answers at once from history', async (t) => {
   const srv = await startFor(t, { limits: { poll_timeout_s: 10 } });
   for (let i = 1; i <= 3; i++) await publish(srv.url, 'hist', { i });
+  const epoch = await epochOf(srv.url, 'hist');
   const res = await poll(srv.url, 'hist', 1);
   assert.equal(res.status, 200, res.text);
   assert.ok(res.ms < 2000, `took ${res.ms} ms: the poll was held although messages were waiting`);
   assert.deepEqual(res.json, {
     messages: [
-      { id: 2, room: 'hist', data: { i: 2 } },
-      { id: 3, room: 'hist', data: { i: 3 } },
+      { id: 2, epoch, room: 'hist', data: { i: 2 } },
+      { id: 3, epoch, room: 'hist', data: { i: 3 } },
     ],
     last_id: 3,
+    epoch,
   });
 });
 
@@ -202,7 +228,8 @@ test('long poll: held until a message arrives', async (t) => {
   assert.equal(await publish(srv.url, 'held', 'new'), 2);
   const [a, b] = await withTimeout(Promise.all([withSince, withoutSince]), 3000, 'held polls answered');
   assert.ok(Date.now() - t0 < 2000, 'held polls answered promptly');
-  const expected = { messages: [{ id: 2, room: 'held', data: 'new' }], last_id: 2 };
+  const epoch = await epochOf(srv.url, 'held');
+  const expected = { messages: [{ id: 2, epoch, room: 'held', data: 'new' }], last_id: 2, epoch };
   assert.deepEqual(a.json, expected, 'since=1');
   assert.deepEqual(b.json, expected, 'no since: only the message published after the request');
 });
@@ -229,13 +256,15 @@ test('WebSocket: client text frames publish to SSE, WebSocket and poll subscribe
   await Promise.all([sse.waitForEvents(2), listener.waitForMessages(2)]);
   const rest = await poll(srv.url, room, 1, { timeout: 3000 });
 
+  const epoch = await epochOf(srv.url, room);
   const expected = [
-    { id: 1, room, data: { from: 'ws', n: [1, 2] } },
-    { id: 2, room, data: 'plain text, not JSON' },
+    { id: 1, epoch, room, data: { from: 'ws', n: [1, 2] } },
+    { id: 2, epoch, room, data: 'plain text, not JSON' },
   ];
   assert.deepEqual(listener.messages, expected, 'WS listener');
+  assert.deepEqual(eventEpochs(sse.events), [epoch], 'SSE ids carry the epoch');
   assert.deepEqual(
-    sse.events.map((e) => ({ id: Number(e.id), room, data: JSON.parse(e.data) })),
+    sse.events.map((e) => ({ id: eventSeq(e), epoch, room, data: JSON.parse(e.data) })),
     expected,
     'SSE subscriber',
   );
@@ -252,7 +281,8 @@ test('WebSocket: a fragmented text message is published whole', async (t) => {
   sender.ws.send('"one and', { fin: false });
   sender.ws.send(' two"}', { fin: true });
   await listener.waitForMessages(1);
-  assert.deepEqual(listener.messages[0], { id: 1, room: 'frag', data: { part: 'one and two' } });
+  const epoch = await epochOf(srv.url, 'frag');
+  assert.deepEqual(listener.messages[0], { id: 1, epoch, room: 'frag', data: { part: 'one and two' } });
 
   // 3 fragments of 400 bytes: each within the limit, the message over it.
   const big = await openWs(`${srv.wsUrl}/rooms/frag/ws`);
@@ -358,12 +388,13 @@ test('room info counts subscribers per transport, and back down when they leave'
       return (
         res.status === 200 &&
         res.json.room === room &&
+        /^[A-Za-z0-9]{8}$/.test(res.json.epoch) &&
         res.json.last_id === 1 &&
         JSON.stringify(res.json.subscribers) === JSON.stringify({ websocket: 1, sse: 2, long_polling: 1 }) &&
         res
       );
     },
-    { message: 'room info {"room":"count","last_id":1,"subscribers":{"websocket":1,"sse":2,"long_polling":1}}' },
+    { message: 'room info {"room":"count","epoch":"E","last_id":1,"subscribers":{"websocket":1,"sse":2,"long_polling":1}}' },
   );
 
   ws.close();

@@ -3,7 +3,8 @@
  * test_hub.c - unit tests for hub/hub.c through loopback members: room names,
  * ids, fanout, join (from_now / since), leave, room_info, expiry, the send
  * queue bound, stats, per-format encodings, SignalR targets and records
- * (publish_opts, hub_send), hub_leave_room, sub_end and sub_attach.
+ * (publish_opts, hub_send), hub_leave_room, sub_end and sub_attach; room
+ * epochs, hub_resume and its gap signals, hub_parse_cursor.
  */
 #include "hub/hub.h"
 #include "tests/unit/loopback_sub.h"
@@ -64,26 +65,75 @@ static int info(hub *h, const char *room, room_info *out)
     return hub_room_info(h, room, out);
 }
 
-/* The JSON envelope of m is {"id":id,"room":"room","data":data}. */
-static bool envelope_is(const msg *m, uint64_t id, const char *room, const char *data)
+/* True for an epoch as the hub makes them: 8 of A-Z a-z 0-9. */
+static bool epoch_is_8(const char *e)
 {
-    char want[512];
-    int n = snprintf(want, sizeof(want), "{\"id\":%llu,\"room\":\"%s\",\"data\":%s}",
-                     (unsigned long long)id, room, data);
-    msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
-    return n > 0 && b.len == (size_t)n && memcmp(b.base, want, b.len) == 0;
+    return strlen(e) == 8 && hub_epoch_is_valid(e);
 }
 
-/* m carries SSE bytes, and they are the SSE form of its data. */
+/* The epoch of an existing room, copied into out (MSG_EPOCH_MAX bytes);
+ * "" when the room does not exist. */
+static const char *epoch_of(hub *h, const char *room, char *out)
+{
+    room_info ri;
+    out[0] = '\0';
+    if (hub_room_info(h, room, &ri) == 0)
+        memcpy(out, ri.epoch, MSG_EPOCH_MAX);
+    return out;
+}
+
+/* The JSON envelope of m is {"id":id,"epoch":"E","room":"room","data":data}
+ * with E the room's epoch in h, which m carries too. */
+static bool envelope_is(hub *h, const msg *m, uint64_t id, const char *room, const char *data)
+{
+    char want[512], epoch[MSG_EPOCH_MAX];
+    epoch_of(h, room, epoch);
+    if (!epoch_is_8(epoch) || strcmp(m->epoch, epoch))
+        return false;
+    int n =
+        snprintf(want, sizeof(want), "{\"id\":%llu,\"epoch\":\"%s\",\"room\":\"%s\",\"data\":%s}",
+                 (unsigned long long)id, epoch, room, data);
+    msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
+    bool ok = n > 0 && b.len == (size_t)n && memcmp(b.base, want, b.len) == 0;
+    if (!ok)
+        fprintf(stderr, "  envelope \"%.*s\"\n  want     \"%s\"\n", (int)b.len,
+                b.base ? b.base : "", want);
+    return ok;
+}
+
+/* m carries SSE bytes, and they are the SSE form of its data, with the id
+ * line "id: EPOCH:N" (m's epoch, 8 characters). */
 static bool sse_ok(const msg *m)
 {
     msg_bytes s = msg_get(m, MSG_FMT_SSE, NULL);
     msg_bytes d = msg_data(m);
-    if (!s.base)
+    if (!s.base || !epoch_is_8(m->epoch))
         return false;
-    char buf[512];
-    size_t need = msg_format_sse(buf, sizeof(buf), m->id, d.base, d.len);
-    return need <= sizeof(buf) && s.len == need && memcmp(s.base, buf, need) == 0;
+    char plain[512], want[512 + MSG_EPOCH_MAX];
+    size_t need = msg_format_sse(plain, sizeof(plain), m->id, d.base, d.len);
+    if (need > sizeof(plain))
+        return false;
+    /* "id: N\n..." -> "id: EPOCH:N\n..." */
+    int n = snprintf(want, sizeof(want), "id: %s:%.*s", m->epoch, (int)(need - 4), plain + 4);
+    return n > 0 && s.len == (size_t)n && memcmp(s.base, want, s.len) == 0;
+}
+
+/* The expected text of a room message's SignalR invocation record: head
+ * (the record up to its closing brace), the crier-* headers of message id
+ * in room (with the room's epoch in h), then tail. In one of a few static
+ * buffers, so that a few can be used at once. */
+static const char *room_rec(hub *h, const char *room, uint64_t id, const char *head,
+                            const char *tail)
+{
+    static char bufs[4][512];
+    static unsigned next;
+    char *b = bufs[next++ % 4];
+    char epoch[MSG_EPOCH_MAX];
+    snprintf(
+        b, sizeof(bufs[0]),
+        "%s,\"headers\":{\"crier-id\":\"%llu\",\"crier-epoch\":\"%s\",\"crier-room\":\"%s\"}%s",
+        head, (unsigned long long)id, epoch_of(h, room, epoch), room, tail);
+    return b;
 }
 
 static void fini(hub *h, loopback *l)
@@ -173,7 +223,7 @@ static void test_fanout(void)
         for (int i = 0; i < 5; i++) {
             got[s][i] = lb_pop(&m[s]);
             CHECK(got[s][i] && got[s][i]->id == (uint64_t)i + 1);
-            CHECK(got[s][i] && envelope_is(got[s][i], (uint64_t)i + 1, "r", data[i]));
+            CHECK(got[s][i] && envelope_is(h, got[s][i], (uint64_t)i + 1, "r", data[i]));
         }
         CHECK(lb_pop(&m[s]) == NULL);
     }
@@ -333,7 +383,7 @@ static void test_two_rooms(void)
     } want[] = {{"x", 1, "1"}, {"y", 1, "2"}, {"x", 2, "3"}};
     for (size_t i = 0; i < 3; i++) {
         msg *m = lb_pop(&a);
-        CHECK(m && envelope_is(m, want[i].id, want[i].room, want[i].data));
+        CHECK(m && envelope_is(h, m, want[i].id, want[i].room, want[i].data));
         msg_unref(m);
     }
     CHECK(got_nothing(&a));
@@ -644,7 +694,7 @@ static void test_encodings(void)
     CHECK(pub(h, "j", "[1,\r\n2]") == 2);
     msg *m = lb_pop(&ws);
     CHECK(m && m->id == 1 && msg_get(m, MSG_FMT_SSE, NULL).base == NULL);
-    CHECK(m && envelope_is(m, 1, "j", "{\"a\":\n1}"));
+    CHECK(m && envelope_is(h, m, 1, "j", "{\"a\":\n1}"));
     msg_unref(m);
 
     /* A late SSE member gets the replayed history SSE-encoded, then live. */
@@ -658,11 +708,11 @@ static void test_encodings(void)
     CHECK(got_nothing(&sse));
     /* The WS member sees the same messages; its bytes are untouched. */
     m = lb_pop(&ws);
-    CHECK(m && m->id == 2 && envelope_is(m, 2, "j", "[1,\r\n2]"));
+    CHECK(m && m->id == 2 && envelope_is(h, m, 2, "j", "[1,\r\n2]"));
     CHECK(m && sse_ok(m)); /* encoded for the SSE member during replay */
     msg_unref(m);
     m = lb_pop(&ws);
-    CHECK(m && m->id == 3 && envelope_is(m, 3, "j", "\"three\"") && sse_ok(m));
+    CHECK(m && m->id == 3 && envelope_is(h, m, 3, "j", "\"three\"") && sse_ok(m));
     msg_unref(m);
 
     /* A room with an SSE member: every queued message has SSE bytes. */
@@ -671,8 +721,10 @@ static void test_encodings(void)
     m = lb_pop(&sse);
     CHECK(m && m->id == 1 && sse_ok(m));
     msg_bytes b = m ? msg_get(m, MSG_FMT_SSE, NULL) : (msg_bytes){0};
-    CHECK(b.base && b.len == strlen("id: 1\ndata: {\"x\":\"y\"}\n\n") &&
-          memcmp(b.base, "id: 1\ndata: {\"x\":\"y\"}\n\n", b.len) == 0);
+    char want[64], epoch[MSG_EPOCH_MAX];
+    snprintf(want, sizeof(want), "id: %s:1\ndata: {\"x\":\"y\"}\n\n", epoch_of(h, "s", epoch));
+    CHECK(epoch_is_8(epoch));
+    CHECK(b.base && b.len == strlen(want) && memcmp(b.base, want, b.len) == 0);
     msg_unref(m);
 
     /* Once the SSE member left, SSE bytes are no longer made for "j". */
@@ -827,13 +879,16 @@ static void test_publish_target(void)
     if (m) {
         CHECK_STR(m->target, "Notify");
         CHECK(bytes_are(lb_bytes(&sr, m),
-                        "{\"type\":1,\"target\":\"Notify\",\"arguments\":[1,\"two\"]}\x1e"));
-        CHECK(bytes_are(lb_bytes(&srs, m),
-                        "data: {\"type\":1,\"target\":\"Notify\",\"arguments\":[1,\"two\"]}\x1e"
-                        "\r\n\r\n"));
+                        room_rec(h, "r", 1,
+                                 "{\"type\":1,\"target\":\"Notify\",\"arguments\":[1,\"two\"]",
+                                 "}\x1e")));
+        CHECK(bytes_are(
+            lb_bytes(&srs, m),
+            room_rec(h, "r", 1, "data: {\"type\":1,\"target\":\"Notify\",\"arguments\":[1,\"two\"]",
+                     "}\x1e\r\n\r\n")));
         /* Other formats carry the data as before. */
-        CHECK(envelope_is(m, 1, "r", "[1,\"two\"]"));
-        CHECK(bytes_are(lb_bytes(&js, m), "{\"id\":1,\"room\":\"r\",\"data\":[1,\"two\"]}"));
+        CHECK(envelope_is(h, m, 1, "r", "[1,\"two\"]"));
+        CHECK(lb_bytes(&js, m).base == msg_get(m, MSG_FMT_JSON, NULL).base);
         CHECK(sse_ok(m));
     }
     for (int i = 0; i < 4; i++)
@@ -842,12 +897,17 @@ static void test_publish_target(void)
     /* A non-array payload with a target is its one argument. */
     CHECK(pub_opt(h, "r", "{\"k\":\"v\"}", "Other_1", NULL) == 2);
     m = lb_pop(&sr);
-    CHECK(m && bytes_are(lb_bytes(&sr, m), "{\"type\":1,\"target\":\"Other_1\",\"arguments\":[{"
-                                           "\"k\":\"v\"}]}\x1e"));
+    CHECK(m &&
+          bytes_are(lb_bytes(&sr, m), room_rec(h, "r", 2,
+                                               "{\"type\":1,\"target\":\"Other_1\",\"arguments\":[{"
+                                               "\"k\":\"v\"}]",
+                                               "}\x1e")));
     msg_unref(m);
     m = lb_pop(&srs);
-    CHECK(m && bytes_are(lb_bytes(&srs, m), "data: {\"type\":1,\"target\":\"Other_1\","
-                                            "\"arguments\":[{\"k\":\"v\"}]}\x1e\r\n\r\n"));
+    CHECK(m && bytes_are(lb_bytes(&srs, m), room_rec(h, "r", 2,
+                                                     "data: {\"type\":1,\"target\":\"Other_1\","
+                                                     "\"arguments\":[{\"k\":\"v\"}]",
+                                                     "}\x1e\r\n\r\n")));
     msg_unref(m);
     CHECK(got_range(&js, 2, 2));
     CHECK(got_range(&ss, 2, 2));
@@ -878,15 +938,22 @@ static void test_signalr_default_target(void)
     if (ma && mb && mc) {
         ba = lb_bytes(&a, ma);
         bb = lb_bytes(&b, mb);
-        CHECK(bytes_are(ba, "{\"type\":1,\"target\":\"Default\",\"arguments\":[{\"x\":1}]}\x1e"));
-        CHECK(bytes_are(bb, "{\"type\":1,\"target\":\"Other\",\"arguments\":[{\"x\":1}]}\x1e"));
-        CHECK(bytes_are(lb_bytes(&c, mc), "data: {\"type\":1,\"target\":\"Default\","
-                                          "\"arguments\":[{\"x\":1}]}\x1e\r\n\r\n"));
+        CHECK(bytes_are(ba, room_rec(h, "r", 1,
+                                     "{\"type\":1,\"target\":\"Default\",\"arguments\":[{\"x\":1}]",
+                                     "}\x1e")));
+        CHECK(bytes_are(bb, room_rec(h, "r", 1,
+                                     "{\"type\":1,\"target\":\"Other\",\"arguments\":[{\"x\":1}]",
+                                     "}\x1e")));
+        CHECK(bytes_are(lb_bytes(&c, mc), room_rec(h, "r", 1,
+                                                   "data: {\"type\":1,\"target\":\"Default\","
+                                                   "\"arguments\":[{\"x\":1}]",
+                                                   "}\x1e\r\n\r\n")));
     }
     msg *m2 = lb_pop(&a);
     CHECK(m2 && m2->id == 2 &&
           bytes_are(lb_bytes(&a, m2),
-                    "{\"type\":1,\"target\":\"Default\",\"arguments\":[true]}\x1e"));
+                    room_rec(h, "r", 2, "{\"type\":1,\"target\":\"Default\",\"arguments\":[true]",
+                             "}\x1e")));
     msg_unref(m2);
     CHECK(got_range(&b, 2, 2));
     CHECK(got_range(&c, 2, 2));
@@ -898,15 +965,21 @@ static void test_signalr_default_target(void)
     CHECK(hub_join(h, "r", &d.s, 0, false) == 0);
     msg *md = lb_pop(&d);
     CHECK(md && md == ma);
-    CHECK(md && bytes_are(lb_bytes(&d, md),
-                          "{\"type\":1,\"target\":\"Late\",\"arguments\":[{\"x\":1}]}\x1e"));
+    CHECK(md &&
+          bytes_are(lb_bytes(&d, md),
+                    room_rec(h, "r", 1, "{\"type\":1,\"target\":\"Late\",\"arguments\":[{\"x\":1}]",
+                             "}\x1e")));
     msg_unref(md);
     CHECK(got_range(&d, 2, 2));
     if (ma && mb) {
         CHECK(lb_bytes(&a, ma).base == ba.base);
         CHECK(lb_bytes(&b, mb).base == bb.base);
-        CHECK(bytes_are(ba, "{\"type\":1,\"target\":\"Default\",\"arguments\":[{\"x\":1}]}\x1e"));
-        CHECK(bytes_are(bb, "{\"type\":1,\"target\":\"Other\",\"arguments\":[{\"x\":1}]}\x1e"));
+        CHECK(bytes_are(ba, room_rec(h, "r", 1,
+                                     "{\"type\":1,\"target\":\"Default\",\"arguments\":[{\"x\":1}]",
+                                     "}\x1e")));
+        CHECK(bytes_are(bb, room_rec(h, "r", 1,
+                                     "{\"type\":1,\"target\":\"Other\",\"arguments\":[{\"x\":1}]",
+                                     "}\x1e")));
     }
     msg_unref(ma);
     msg_unref(mb);
@@ -971,7 +1044,9 @@ static void test_hub_send(void)
     msg_unref(m);
     m = lb_pop(&a);
     CHECK(m && m->id == 3 &&
-          bytes_are(lb_bytes(&a, m), "{\"type\":1,\"target\":\"Default\",\"arguments\":[3]}\x1e"));
+          bytes_are(lb_bytes(&a, m),
+                    room_rec(h, "r", 3, "{\"type\":1,\"target\":\"Default\",\"arguments\":[3]",
+                             "}\x1e")));
     msg_unref(m);
     CHECK(got_nothing(&a));
     CHECK(got_range(&b, 1, 3));
@@ -1091,13 +1166,13 @@ static void test_leave_room(void)
     CHECK(a.wakes == wakes + 2);
     CHECK(lb_count(&a) == 3); /* s:1 (queued before), r:1, t:1 */
     msg *m = lb_pop(&a);
-    CHECK(m && envelope_is(m, 1, "s", "[\"m\"]"));
+    CHECK(m && envelope_is(h, m, 1, "s", "[\"m\"]"));
     msg_unref(m);
     m = lb_pop(&a);
-    CHECK(m && envelope_is(m, 1, "r", "1"));
+    CHECK(m && envelope_is(h, m, 1, "r", "1"));
     msg_unref(m);
     m = lb_pop(&a);
-    CHECK(m && envelope_is(m, 1, "t", "3"));
+    CHECK(m && envelope_is(h, m, 1, "t", "3"));
     msg_unref(m);
     CHECK(got_range(&b, 1, 2)); /* the others stay */
 
@@ -1119,7 +1194,7 @@ static void test_leave_room(void)
     CHECK(pub(h, "s", "5") == 3);
     CHECK(pub(h, "t", "6") == 2);
     m = lb_pop(&a);
-    CHECK(m && envelope_is(m, 2, "t", "6"));
+    CHECK(m && envelope_is(h, m, 2, "t", "6"));
     msg_unref(m);
     CHECK(got_nothing(&a));
     CHECK(got_range(&b, 3, 3));
@@ -1213,6 +1288,475 @@ static void test_sub_kind_name(void)
     CHECK_STR(sub_kind_name(SUB_KIND_COUNT), "?");
 }
 
+/* ------------------------------------------------- epochs and resuming */
+
+/* Pops the gap signal that must head l's queue, and checks it: reason,
+ * since and resumed_from, the room and its current epoch in h; its id is
+ * the cursor to go on from, resumed_from - 1. */
+static bool got_gap(hub *h, loopback *l, const char *room, const char *reason, uint64_t since,
+                    uint64_t resumed_from)
+{
+    msg *m = lb_pop(l);
+    char want[256], epoch[MSG_EPOCH_MAX];
+    snprintf(want, sizeof(want),
+             "{\"room\":\"%s\",\"epoch\":\"%s\",\"reason\":\"%s\",\"since\":%llu,"
+             "\"resumed_from\":%llu}",
+             room, epoch_of(h, room, epoch), reason, (unsigned long long)since,
+             (unsigned long long)resumed_from);
+    if (!m || !m->gap) {
+        fprintf(stderr, "  the queue's head is not a gap signal (%s %llu)\n",
+                m ? "message" : "empty", m ? (unsigned long long)m->id : 0ULL);
+        msg_unref(m);
+        return false;
+    }
+    bool ok = epoch_is_8(epoch);
+    if (m->id != resumed_from - 1) {
+        fprintf(stderr, "  gap id %llu, want %llu\n", (unsigned long long)m->id,
+                (unsigned long long)(resumed_from - 1));
+        ok = false;
+    }
+    msg_bytes d = msg_data(m);
+    if (d.len != strlen(want) || memcmp(d.base, want, d.len) != 0) {
+        fprintf(stderr, "  gap  \"%.*s\"\n  want \"%s\"\n", (int)d.len, d.base, want);
+        ok = false;
+    }
+    /* Its JSON form (WebSocket frames) is {"gap":{...}}. */
+    char json[300];
+    snprintf(json, sizeof(json), "{\"gap\":%s}", want);
+    msg_bytes j = msg_get(m, MSG_FMT_JSON, NULL);
+    ok = ok && j.len == strlen(json) && memcmp(j.base, json, j.len) == 0;
+    msg_unref(m);
+    return ok;
+}
+
+/* An epoch other than e (same length, first character changed). */
+static void other_epoch(const char *e, char *out)
+{
+    memcpy(out, e, MSG_EPOCH_MAX);
+    out[0] = e[0] == 'A' ? 'B' : 'A';
+}
+
+static void test_epoch_of_room(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    room_info ri;
+    CHECK(pub(h, "r", "1") == 1);
+    CHECK(info(h, "r", &ri) == 0);
+    CHECK(epoch_is_8(ri.epoch));
+    char e1[MSG_EPOCH_MAX];
+    memcpy(e1, ri.epoch, sizeof(e1));
+    /* Fixed while the room lives, whatever happens in it. */
+    pub_n(h, "r", 3);
+    loopback a;
+    lb_init(&a, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, false) == 0);
+    fini(h, &a);
+    CHECK(info(h, "r", &ri) == 0 && !strcmp(ri.epoch, e1) && ri.last_id == 4);
+    /* Each message carries the epoch of its room. */
+    lb_init(&a, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, false) == 0);
+    msg *m = lb_pop(&a);
+    CHECK(m && !strcmp(m->epoch, e1));
+    msg_unref(m);
+    fini(h, &a);
+    hub_destroy(h);
+}
+
+static void test_room_recreated_new_epoch(void)
+{
+    /* No history: a room lives while it has members. */
+    hub *h = new_hub(0, 60000);
+    if (!h)
+        return;
+    loopback a;
+    lb_init(&a, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    pub_n(h, "r", 3);
+    room_info ri;
+    CHECK(info(h, "r", &ri) == 0 && ri.last_id == 3 && epoch_is_8(ri.epoch));
+    char e1[MSG_EPOCH_MAX];
+    memcpy(e1, ri.epoch, sizeof(e1));
+    fini(h, &a);
+    CHECK(info(h, "r", &ri) == -ENOENT); /* freed */
+
+    lb_init(&a, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(info(h, "r", &ri) == 0 && ri.last_id == 0 && epoch_is_8(ri.epoch));
+    CHECK(strcmp(ri.epoch, e1) != 0);     /* a new numbering: a new epoch */
+    CHECK(pub(h, "r", "\"again\"") == 1); /* ids start again at 1 */
+    msg *m = lb_pop(&a);
+    CHECK(m && m->id == 1 && envelope_is(h, m, 1, "r", "\"again\""));
+    CHECK(m && strcmp(m->epoch, e1) != 0);
+    msg_unref(m);
+    fini(h, &a);
+    hub_destroy(h);
+
+    /* With history: freed once its history expired and nobody is in it. */
+    const int64_t ttl = 5000;
+    h = new_hub(100, ttl);
+    if (!h)
+        return;
+    pub_n(h, "t", 2);
+    CHECK(info(h, "t", &ri) == 0);
+    memcpy(e1, ri.epoch, sizeof(e1));
+    hub_expire(h, hub_now_ms() + ttl + 1);
+    CHECK(info(h, "t", &ri) == -ENOENT);
+    CHECK(pub(h, "t", "1") == 1);
+    CHECK(info(h, "t", &ri) == 0 && ri.last_id == 1 && epoch_is_8(ri.epoch));
+    CHECK(strcmp(ri.epoch, e1) != 0);
+    hub_destroy(h);
+}
+
+static void test_resume_within_history(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    pub_n(h, "r", 5);
+    char e[MSG_EPOCH_MAX];
+    epoch_of(h, "r", e);
+    CHECK(epoch_is_8(e));
+
+    loopback a, b, c, d;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_LONGPOLL, 100);
+    lb_init(&c, SUB_SSE, 100);
+    lb_init(&d, SUB_WS, 100);
+    CHECK(hub_resume(h, "r", &a.s, 2, e) == 0);    /* with the room's epoch */
+    CHECK(hub_resume(h, "r", &b.s, 2, NULL) == 0); /* without an epoch */
+    CHECK(hub_resume(h, "r", &c.s, 0, e) == 0);    /* from the start: all kept */
+    CHECK(hub_resume(h, "r", &d.s, 5, e) == 0);    /* at the last: nothing */
+    CHECK(a.s.last_id == 5 && b.s.last_id == 5 && c.s.last_id == 5 && d.s.last_id == 5);
+    CHECK(got_nothing(&d) && d.wakes == 0);
+    CHECK(hub_resume(h, "r", &a.s, 2, e) == -EEXIST);
+
+    pub_n(h, "r", 2);
+    CHECK(got_range(&a, 3, 7)); /* no gap signal, no duplicate, no hole */
+    CHECK(got_range(&b, 3, 7));
+    CHECK(got_range(&d, 6, 7));
+    /* SSE: ids EPOCH:N, the replayed ones too. */
+    for (uint64_t id = 1; id <= 7; id++) {
+        msg *m = lb_pop(&c);
+        CHECK(m && m->id == id && !m->gap && sse_ok(m));
+        msg_unref(m);
+    }
+    CHECK(got_nothing(&c));
+    room_info ri;
+    CHECK(info(h, "r", &ri) == 0 && ri.subscribers[SUB_WS] == 2 && ri.subscribers[SUB_SSE] == 1);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &c);
+    fini(h, &d);
+    hub_destroy(h);
+}
+
+static void test_resume_expired(void)
+{
+    hub *h = new_hub(3, 60000);
+    if (!h)
+        return;
+    pub_n(h, "r", 10); /* keeps 8, 9, 10 */
+    char e[MSG_EPOCH_MAX];
+    epoch_of(h, "r", e);
+
+    loopback a, b, c, d, s;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_LONGPOLL, 100);
+    lb_init(&c, SUB_WS, 100);
+    lb_init(&d, SUB_WS, 100);
+    lb_init(&s, SUB_SSE, 100);
+    CHECK(hub_resume(h, "r", &a.s, 2, e) == 0);
+    CHECK(a.wakes >= 1);
+    CHECK(lb_count(&a) == 4); /* the gap signal, then 8, 9, 10 */
+    CHECK(got_gap(h, &a, "r", "expired", 2, 8));
+    CHECK(got_range(&a, 8, 10));
+    CHECK(a.s.last_id == 10);
+    /* Without an epoch the same; from 0 too (message 1 is gone). */
+    CHECK(hub_resume(h, "r", &b.s, 0, NULL) == 0);
+    CHECK(got_gap(h, &b, "r", "expired", 0, 8));
+    CHECK(got_range(&b, 8, 10));
+    /* One before the oldest kept: nothing lost, no gap. */
+    CHECK(hub_resume(h, "r", &c.s, 7, e) == 0);
+    CHECK(got_range(&c, 8, 10));
+    /* Two before: message 7 is lost. */
+    CHECK(hub_resume(h, "r", &d.s, 6, e) == 0);
+    CHECK(got_gap(h, &d, "r", "expired", 6, 8));
+    CHECK(got_range(&d, 8, 10));
+
+    /* SSE: the gap is an event named gap, with no id, before the replay. */
+    CHECK(hub_resume(h, "r", &s.s, 1, e) == 0);
+    msg *m = lb_pop(&s);
+    CHECK(m && m->gap);
+    if (m) {
+        msg_bytes sb = msg_get(m, MSG_FMT_SSE, NULL);
+        msg_bytes d_ = msg_data(m);
+        char want[300];
+        snprintf(want, sizeof(want), "event: gap\ndata: %.*s\n\n", (int)d_.len, d_.base);
+        CHECK(sb.base && sb.len == strlen(want) && memcmp(sb.base, want, sb.len) == 0);
+    }
+    msg_unref(m);
+    for (uint64_t id = 8; id <= 10; id++) {
+        m = lb_pop(&s);
+        CHECK(m && m->id == id && sse_ok(m));
+        msg_unref(m);
+    }
+
+    /* Then live, after the replay: no duplicate. */
+    pub_n(h, "r", 1);
+    CHECK(got_range(&a, 11, 11));
+    CHECK(got_range(&c, 11, 11));
+    CHECK(got_range(&s, 11, 11));
+    hub_stats st;
+    hub_get_stats(h, &st);
+    CHECK(st.published == 11);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &c);
+    fini(h, &d);
+    fini(h, &s);
+    hub_destroy(h);
+}
+
+static void test_resume_other_epoch(void)
+{
+    hub *h = new_hub(100, 60000);
+    if (!h)
+        return;
+    pub_n(h, "r", 5);
+    char e[MSG_EPOCH_MAX], wrong[MSG_EPOCH_MAX];
+    epoch_of(h, "r", e);
+    other_epoch(e, wrong);
+
+    /* Another epoch: a gap signal, then everything kept, from 1. */
+    loopback a, b, c;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    lb_init(&c, SUB_WS, 100);
+    CHECK(hub_resume(h, "r", &a.s, 3, wrong) == 0);
+    CHECK(lb_count(&a) == 6);
+    CHECK(got_gap(h, &a, "r", "epoch", 3, 1));
+    CHECK(got_range(&a, 1, 5));
+    /* since 0 has seen nothing, in whatever epoch: no gap, everything. */
+    CHECK(hub_resume(h, "r", &b.s, 0, "x") == 0);
+    CHECK(got_range(&b, 1, 5));
+    /* Beyond the room's last id, without an epoch: only another epoch
+     * explains it. */
+    CHECK(hub_resume(h, "r", &c.s, 9, NULL) == 0);
+    CHECK(got_gap(h, &c, "r", "epoch", 9, 1));
+    CHECK(got_range(&c, 1, 5));
+    pub_n(h, "r", 1);
+    CHECK(got_range(&a, 6, 6) && got_range(&b, 6, 6) && got_range(&c, 6, 6));
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &c);
+    hub_destroy(h);
+
+    /* Another epoch when history no longer starts at 1: everything kept. */
+    h = new_hub(3, 60000);
+    if (!h)
+        return;
+    pub_n(h, "r", 10);
+    epoch_of(h, "r", e);
+    other_epoch(e, wrong);
+    lb_init(&a, SUB_SSE, 100);
+    lb_init(&b, SUB_WS, 100);
+    lb_init(&c, SUB_LONGPOLL, 100);
+    CHECK(hub_resume(h, "r", &a.s, 9, wrong) == 0);
+    CHECK(got_gap(h, &a, "r", "epoch", 9, 8));
+    CHECK(got_range(&a, 8, 10));
+    CHECK(hub_resume(h, "r", &b.s, 11, e) == 0); /* beyond, with the epoch */
+    CHECK(got_gap(h, &b, "r", "epoch", 11, 8));
+    CHECK(got_range(&b, 8, 10));
+    /* since 0 in another epoch: only expiry loses something. */
+    CHECK(hub_resume(h, "r", &c.s, 0, wrong) == 0);
+    CHECK(got_gap(h, &c, "r", "expired", 0, 8));
+    CHECK(got_range(&c, 8, 10));
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &c);
+    hub_destroy(h);
+
+    /* A room that was freed and made again: the old epoch is another. */
+    h = new_hub(0, 60000);
+    if (!h)
+        return;
+    lb_init(&a, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    pub_n(h, "r", 4);
+    epoch_of(h, "r", e);
+    fini(h, &a);
+    lb_init(&a, SUB_WS, 100);
+    CHECK(hub_resume(h, "r", &a.s, 4, e) == 0); /* makes the room anew */
+    CHECK(got_gap(h, &a, "r", "epoch", 4, 1));
+    CHECK(got_nothing(&a));
+    CHECK(pub(h, "r", "1") == 1);
+    CHECK(got_range(&a, 1, 1));
+    fini(h, &a);
+    hub_destroy(h);
+}
+
+static void test_resume_after_ttl(void)
+{
+    const int64_t ttl = 5000;
+    hub *h = new_hub(100, ttl);
+    if (!h)
+        return;
+    loopback keep;
+    lb_init(&keep, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &keep.s, 0, true) == 0); /* keeps the room */
+    pub_n(h, "r", 3);
+    char e[MSG_EPOCH_MAX];
+    epoch_of(h, "r", e);
+    hub_expire(h, hub_now_ms() + ttl + 1);
+    room_info ri;
+    CHECK(info(h, "r", &ri) == 0 && ri.last_id == 3 && !strcmp(ri.epoch, e));
+
+    /* Nothing kept: the gap says the next id is last_id + 1. */
+    loopback a, b, c;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_SSE, 100);
+    lb_init(&c, SUB_WS, 100);
+    CHECK(hub_resume(h, "r", &a.s, 1, e) == 0);
+    CHECK(lb_count(&a) == 1);
+    CHECK(got_gap(h, &a, "r", "expired", 1, 4));
+    CHECK(got_nothing(&a));
+    CHECK(a.s.last_id == 3); /* the cursor went on to where the room stands */
+    CHECK(hub_resume(h, "r", &b.s, 0, NULL) == 0);
+    CHECK(got_gap(h, &b, "r", "expired", 0, 4));
+    /* At the last id: nothing was lost. */
+    CHECK(hub_resume(h, "r", &c.s, 3, e) == 0);
+    CHECK(got_nothing(&c) && c.wakes == 0);
+    pub_n(h, "r", 1);
+    CHECK(got_range(&a, 4, 4) && got_range(&b, 4, 4) && got_range(&c, 4, 4));
+    fini(h, &keep);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &c);
+    hub_destroy(h);
+}
+
+static void test_resume_gap_first_in_queue(void)
+{
+    hub *h = new_hub(3, 60000);
+    if (!h)
+        return;
+    loopback a;
+    lb_init(&a, SUB_WS, 100);
+    /* Already queued from another room: those stay ahead of the resume. */
+    CHECK(hub_join(h, "other", &a.s, 0, true) == 0);
+    CHECK(pub(h, "other", "0") == 1);
+    pub_n(h, "r", 6); /* keeps 4, 5, 6 */
+    char e[MSG_EPOCH_MAX];
+    epoch_of(h, "r", e);
+    CHECK(hub_resume(h, "r", &a.s, 1, e) == 0);
+    CHECK(lb_count(&a) == 5);
+    CHECK(lb_pop_id(&a) == 1); /* "other" message 1 */
+    /* Of the resume, the gap signal first, before any replayed message. */
+    CHECK(got_gap(h, &a, "r", "expired", 1, 4));
+    CHECK(got_range(&a, 4, 6));
+    CHECK(a.s.last_id == 6);
+    fini(h, &a);
+
+    /* A queue bound below the replay does not drop a resuming member: the
+     * replay is bounded by history, not by the queue. */
+    loopback small;
+    lb_init(&small, SUB_WS, 1);
+    CHECK(hub_resume(h, "r", &small.s, 0, e) == 0);
+    CHECK(!small.s.dropped && lb_count(&small) == 4);
+    CHECK(got_gap(h, &small, "r", "expired", 0, 4));
+    CHECK(got_range(&small, 4, 6));
+    fini(h, &small);
+    hub_destroy(h);
+}
+
+static void test_join_no_gap_signal(void)
+{
+    /* hub_join never signals a gap: after history or beyond the last id. */
+    hub *h = new_hub(3, 60000);
+    if (!h)
+        return;
+    pub_n(h, "r", 10);
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &a.s, 2, false) == 0);
+    CHECK(got_range(&a, 8, 10));
+    CHECK(hub_join(h, "r", &b.s, 50, false) == 0);
+    CHECK(got_nothing(&b));
+    fini(h, &a);
+    fini(h, &b);
+    hub_destroy(h);
+}
+
+static void test_parse_cursor(void)
+{
+    uint64_t since;
+    char epoch[MSG_EPOCH_MAX];
+
+    since = 99;
+    memcpy(epoch, "junk", 5);
+    CHECK(hub_parse_cursor("42", &since, epoch) && since == 42 && epoch[0] == '\0');
+    CHECK(hub_parse_cursor("0", &since, epoch) && since == 0 && epoch[0] == '\0');
+    CHECK(hub_parse_cursor("007", &since, epoch) && since == 7);
+    CHECK(hub_parse_cursor("18446744073709551615", &since, epoch) && since == UINT64_MAX);
+    CHECK(hub_parse_cursor("Ab3dE9xZ:17", &since, epoch) && since == 17);
+    CHECK_STR(epoch, "Ab3dE9xZ");
+    CHECK(hub_parse_cursor("e:0", &since, epoch) && since == 0);
+    CHECK_STR(epoch, "e");
+    CHECK(hub_parse_cursor("abcdefghijklmnO:5", &since, epoch) && since == 5); /* 15 */
+    CHECK_STR(epoch, "abcdefghijklmnO");
+    /* After one with an epoch, one without clears it. */
+    CHECK(hub_parse_cursor("3", &since, epoch) && since == 3 && epoch[0] == '\0');
+
+    static const char *const bad[] = {
+        "",
+        "x",
+        "-1",
+        "+1",
+        "1.5",
+        " 1",
+        "1 ",
+        "0x10",
+        "1e3",
+        "18446744073709551616", /* UINT64_MAX + 1 */
+        "99999999999999999999", /* 20 digits, too large */
+        ":5",                   /* an empty epoch */
+        "Ab3dE9xZ:",            /* no number */
+        "Ab3dE9xZ:x",
+        "Ab3dE9xZ:-1",
+        "bad!:1", /* not letters or digits */
+        "a-b:1",
+        "a b:1",
+        "abcdefghijklmnop:5", /* 16 characters */
+        "Ab3dE9xZ:1:2",
+        "Ab3dE9xZ::1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        bool ok = hub_parse_cursor(bad[i], &since, epoch);
+        if (ok)
+            fprintf(stderr, "  cursor \"%s\" parsed (since %llu, epoch \"%s\")\n", bad[i],
+                    (unsigned long long)since, epoch);
+        CHECK(!ok);
+    }
+}
+
+static void test_epoch_is_valid(void)
+{
+    CHECK(hub_epoch_is_valid("a"));
+    CHECK(hub_epoch_is_valid("Ab3dE9xZ"));
+    CHECK(hub_epoch_is_valid("0123456789"));
+    CHECK(hub_epoch_is_valid("abcdefghijklmnO")); /* 15 */
+    CHECK(!hub_epoch_is_valid(""));
+    CHECK(!hub_epoch_is_valid("abcdefghijklmnop")); /* 16 */
+    CHECK(!hub_epoch_is_valid("bad!"));
+    CHECK(!hub_epoch_is_valid("a-b"));
+    CHECK(!hub_epoch_is_valid("a:b"));
+    CHECK(!hub_epoch_is_valid("a b"));
+    CHECK(!hub_epoch_is_valid("caf\xc3\xa9"));
+}
+
 TEST_MAIN("hub", TEST(test_room_names), TEST(test_ids_per_room), TEST(test_fanout),
           TEST(test_join_from_now), TEST(test_join_since), TEST(test_join_since_evicted),
           TEST(test_join_twice), TEST(test_two_rooms), TEST(test_leave), TEST(test_room_info_kinds),
@@ -1220,4 +1764,8 @@ TEST_MAIN("hub", TEST(test_room_names), TEST(test_ids_per_room), TEST(test_fanou
           TEST(test_stats), TEST(test_encodings), TEST(test_many_rooms_and_destroy),
           TEST(test_publish_exclude), TEST(test_publish_target), TEST(test_signalr_default_target),
           TEST(test_hub_send), TEST(test_hub_send_overflow), TEST(test_leave_room),
-          TEST(test_sub_end_and_attach), TEST(test_sub_kind_name))
+          TEST(test_sub_end_and_attach), TEST(test_sub_kind_name), TEST(test_epoch_of_room),
+          TEST(test_room_recreated_new_epoch), TEST(test_resume_within_history),
+          TEST(test_resume_expired), TEST(test_resume_other_epoch), TEST(test_resume_after_ttl),
+          TEST(test_resume_gap_first_in_queue), TEST(test_join_no_gap_signal),
+          TEST(test_parse_cursor), TEST(test_epoch_is_valid))

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_message.c - unit tests for hub/message.c: the JSON envelope, msg_data,
- * the SSE encoding (line splitting, size query), refcounts, the headroom, and
- * the SignalR encodings (invocation records per target, their SSE form, and
- * per-connection records).
+ * the SSE encoding (line splitting, size query), refcounts, the headroom, the
+ * SignalR encodings (invocation records per target, their SSE form, and
+ * per-connection records), envelopes with a room epoch, and gap signals.
  */
 #include "hub/message.h"
 #include "tests/unit/test.h"
@@ -228,13 +228,19 @@ static void test_headroom(void)
 
 /* ---------------------------------------------------------------- SignalR */
 
+/* The crier-* headers that a room message's invocation record carries (so
+ * that a client can resume): its id and room (and epoch, when it has one;
+ * the messages here, made by msg_create in room "r", have none). */
+#define HDR(id) ",\"headers\":{\"crier-id\":\"" #id "\",\"crier-room\":\"r\"}"
+
 /* The invocation record of data for target: a JSON array is the argument
  * list, anything else the one argument. NUL-terminated, in buf. */
-static const char *record_of(char *buf, size_t cap, const char *target, const char *data)
+static const char *record_of(char *buf, size_t cap, const char *target, const char *data,
+                             const char *headers)
 {
     bool is_array = data[0] == '[';
-    snprintf(buf, cap, "{\"type\":1,\"target\":\"%s\",\"arguments\":%s%s%s}\x1e", target,
-             is_array ? "" : "[", data, is_array ? "" : "]");
+    snprintf(buf, cap, "{\"type\":1,\"target\":\"%s\",\"arguments\":%s%s%s%s}\x1e", target,
+             is_array ? "" : "[", data, is_array ? "" : "]", headers);
     return buf;
 }
 
@@ -286,29 +292,34 @@ static void check_record(const char *data, const char *target, const char *want,
 
 static void test_signalr_record(void)
 {
-    check_record("{\"a\":1}", "ReceiveMessage",
-                 "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"a\":1}]}\x1e",
-                 "data: {\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"a\":1}]}\x1e"
-                 "\r\n\r\n");
-    check_record("\"hi\"", "ReceiveMessage",
-                 "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[\"hi\"]}\x1e",
-                 "data: {\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[\"hi\"]}\x1e"
-                 "\r\n\r\n");
-    check_record("null", "T", "{\"type\":1,\"target\":\"T\",\"arguments\":[null]}\x1e",
-                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[null]}\x1e\r\n\r\n");
-    check_record("42", "T", "{\"type\":1,\"target\":\"T\",\"arguments\":[42]}\x1e",
-                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[42]}\x1e\r\n\r\n");
+    check_record(
+        "{\"a\":1}", "ReceiveMessage",
+        "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"a\":1}]" HDR(3) "}\x1e",
+        "data: {\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"a\":1}]" HDR(
+            3) "}\x1e"
+               "\r\n\r\n");
+    check_record(
+        "\"hi\"", "ReceiveMessage",
+        "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[\"hi\"]" HDR(3) "}\x1e",
+        "data: {\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[\"hi\"]" HDR(3) "}\x1e"
+                                                                                        "\r\n\r\n");
+    check_record("null", "T", "{\"type\":1,\"target\":\"T\",\"arguments\":[null]" HDR(3) "}\x1e",
+                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[null]" HDR(3) "}\x1e\r\n\r\n");
+    check_record("42", "T", "{\"type\":1,\"target\":\"T\",\"arguments\":[42]" HDR(3) "}\x1e",
+                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[42]" HDR(3) "}\x1e\r\n\r\n");
     /* A JSON array is the argument list itself. */
-    check_record("[1,\"x\",{\"b\":[2]}]", "T",
-                 "{\"type\":1,\"target\":\"T\",\"arguments\":[1,\"x\",{\"b\":[2]}]}\x1e",
-                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[1,\"x\",{\"b\":[2]}]}\x1e"
-                 "\r\n\r\n");
-    check_record("[]", "T", "{\"type\":1,\"target\":\"T\",\"arguments\":[]}\x1e",
-                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[]}\x1e\r\n\r\n");
+    check_record(
+        "[1,\"x\",{\"b\":[2]}]", "T",
+        "{\"type\":1,\"target\":\"T\",\"arguments\":[1,\"x\",{\"b\":[2]}]" HDR(3) "}\x1e",
+        "data: {\"type\":1,\"target\":\"T\",\"arguments\":[1,\"x\",{\"b\":[2]}]" HDR(3) "}\x1e"
+                                                                                        "\r\n\r\n");
+    check_record("[]", "T", "{\"type\":1,\"target\":\"T\",\"arguments\":[]" HDR(3) "}\x1e",
+                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[]" HDR(3) "}\x1e\r\n\r\n");
     /* An array inside an object is one argument. */
-    check_record("{\"a\":[1]}", "T",
-                 "{\"type\":1,\"target\":\"T\",\"arguments\":[{\"a\":[1]}]}\x1e",
-                 "data: {\"type\":1,\"target\":\"T\",\"arguments\":[{\"a\":[1]}]}\x1e\r\n\r\n");
+    check_record(
+        "{\"a\":[1]}", "T",
+        "{\"type\":1,\"target\":\"T\",\"arguments\":[{\"a\":[1]}]" HDR(3) "}\x1e",
+        "data: {\"type\":1,\"target\":\"T\",\"arguments\":[{\"a\":[1]}]" HDR(3) "}\x1e\r\n\r\n");
 }
 
 static void test_signalr_encode_once(void)
@@ -328,7 +339,8 @@ static void test_signalr_encode_once(void)
 
     CHECK(msg_encode(m, MSG_FMT_SIGNALR, "ReceiveMessage") == 0);
     msg_bytes b = msg_get(m, MSG_FMT_SIGNALR, "ReceiveMessage");
-    CHECK(bytes_eq(b, "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"n\":1}]}\x1e"));
+    CHECK(bytes_eq(
+        b, "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"n\":1}]" HDR(4) "}\x1e"));
     /* The SSE form is a separate encoding. */
     CHECK(msg_get(m, MSG_FMT_SIGNALR_SSE, "ReceiveMessage").base == NULL);
     /* Encoding again keeps the bytes already made; an equal target string
@@ -350,8 +362,9 @@ static void test_signalr_encode_once(void)
     /* Headroom in front of a record: a WebSocket library writes there. */
     char *head = (char *)b.base - MSG_HEADROOM;
     memset(head, 0xA5, MSG_HEADROOM);
-    CHECK(bytes_eq(msg_get(m, MSG_FMT_SIGNALR, "ReceiveMessage"),
-                   "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"n\":1}]}\x1e"));
+    CHECK(bytes_eq(
+        msg_get(m, MSG_FMT_SIGNALR, "ReceiveMessage"),
+        "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[{\"n\":1}]" HDR(4) "}\x1e"));
     msg_unref(m); /* frees the variant too (ASan) */
 }
 
@@ -363,7 +376,7 @@ static void test_signalr_own_target(void)
     if (!m)
         return;
     CHECK_STR(m->target, "Notify");
-    const char *want = "{\"type\":1,\"target\":\"Notify\",\"arguments\":[1,2]}\x1e";
+    const char *want = "{\"type\":1,\"target\":\"Notify\",\"arguments\":[1,2]" HDR(5) "}\x1e";
     /* Whatever default the member has, the message's own target wins. */
     CHECK(msg_encode(m, MSG_FMT_SIGNALR, "ReceiveMessage") == 0);
     CHECK(bytes_eq(msg_get(m, MSG_FMT_SIGNALR, "ReceiveMessage"), want));
@@ -379,8 +392,9 @@ static void test_signalr_own_target(void)
         nvariants++;
     CHECK(nvariants == 1);
     CHECK(msg_encode(m, MSG_FMT_SIGNALR_SSE, NULL) == 0);
-    CHECK(bytes_eq(msg_get(m, MSG_FMT_SIGNALR_SSE, "ReceiveMessage"),
-                   "data: {\"type\":1,\"target\":\"Notify\",\"arguments\":[1,2]}\x1e\r\n\r\n"));
+    CHECK(bytes_eq(
+        msg_get(m, MSG_FMT_SIGNALR_SSE, "ReceiveMessage"),
+        "data: {\"type\":1,\"target\":\"Notify\",\"arguments\":[1,2]" HDR(5) "}\x1e\r\n\r\n"));
     /* The target was copied. */
     char own[] = "Mine";
     msg *m2 = msg_create(6, "r", "1", 1, own, 0);
@@ -390,7 +404,7 @@ static void test_signalr_own_target(void)
         CHECK_STR(m2->target, "Mine");
         CHECK(msg_encode(m2, MSG_FMT_SIGNALR, "D") == 0);
         CHECK(bytes_eq(msg_get(m2, MSG_FMT_SIGNALR, "D"),
-                       "{\"type\":1,\"target\":\"Mine\",\"arguments\":[1]}\x1e"));
+                       "{\"type\":1,\"target\":\"Mine\",\"arguments\":[1]" HDR(6) "}\x1e"));
     }
     msg_unref(m2);
     msg_unref(m); /* frees the copied target (ASan) */
@@ -410,8 +424,9 @@ static void test_signalr_variants(void)
     CHECK(a.base && b.base && a.base != b.base);
     /* Both stay valid: adding one leaves the other's bytes in place. */
     CHECK(msg_get(m, MSG_FMT_SIGNALR, "A").base == a.base);
-    CHECK(bytes_eq(a, "{\"type\":1,\"target\":\"A\",\"arguments\":[{\"v\":true}]}\x1e"));
-    CHECK(bytes_eq(b, "{\"type\":1,\"target\":\"Bee\",\"arguments\":[{\"v\":true}]}\x1e"));
+    CHECK(bytes_eq(a, "{\"type\":1,\"target\":\"A\",\"arguments\":[{\"v\":true}]" HDR(7) "}\x1e"));
+    CHECK(
+        bytes_eq(b, "{\"type\":1,\"target\":\"Bee\",\"arguments\":[{\"v\":true}]" HDR(7) "}\x1e"));
     CHECK(msg_get(m, MSG_FMT_SIGNALR, "C").base == NULL);
     CHECK(msg_get(m, MSG_FMT_SIGNALR_SSE, "A").base == NULL);
 
@@ -425,16 +440,17 @@ static void test_signalr_variants(void)
         CHECK(msg_encode(m, MSG_FMT_SIGNALR, targets[i]) == 0);
     }
     for (size_t i = 0; i < NT; i++) {
-        char rec[128], sse[160];
-        record_of(rec, sizeof(rec), targets[i], data);
+        char rec[192], sse[224];
+        record_of(rec, sizeof(rec), targets[i], data, HDR(7));
         snprintf(sse, sizeof(sse), "data: %s\r\n\r\n", rec);
         CHECK(bytes_eq(msg_get(m, MSG_FMT_SIGNALR, targets[i]), rec));
         CHECK(bytes_eq(msg_get(m, MSG_FMT_SIGNALR_SSE, targets[i]), sse));
     }
     CHECK(msg_get(m, MSG_FMT_SIGNALR, "A").base == a.base);
     CHECK(msg_get(m, MSG_FMT_SIGNALR, "Bee").base == b.base);
-    CHECK(bytes_eq(a, "{\"type\":1,\"target\":\"A\",\"arguments\":[{\"v\":true}]}\x1e"));
-    CHECK(bytes_eq(b, "{\"type\":1,\"target\":\"Bee\",\"arguments\":[{\"v\":true}]}\x1e"));
+    CHECK(bytes_eq(a, "{\"type\":1,\"target\":\"A\",\"arguments\":[{\"v\":true}]" HDR(7) "}\x1e"));
+    CHECK(
+        bytes_eq(b, "{\"type\":1,\"target\":\"Bee\",\"arguments\":[{\"v\":true}]" HDR(7) "}\x1e"));
     size_t nvariants = 0;
     for (msg_variant *v = atomic_load(&m->variants); v; v = v->next)
         nvariants++;
@@ -448,34 +464,35 @@ static void test_signalr_sse_lines(void)
     check_record(
         "{\n  \"a\": 1,\r\n  \"b\": [\n    2\n  ]\n}", "T",
         "{\"type\":1,\"target\":\"T\",\"arguments\":[{\n  \"a\": 1,\r\n  \"b\": [\n    2\n  "
-        "]\n}]}\x1e",
+        "]\n}]" HDR(3) "}\x1e",
         "data: {\"type\":1,\"target\":\"T\",\"arguments\":[{\r\n"
         "data:   \"a\": 1,\r\n"
         "data:   \"b\": [\r\n"
         "data:     2\r\n"
         "data:   ]\r\n"
-        "data: }]}\x1e\r\n"
-        "\r\n");
+        "data: }]" HDR(3) "}\x1e\r\n"
+                          "\r\n");
     /* An array argument list over several lines. */
     check_record("[\r\n1,\r\n2\r\n]", "T",
-                 "{\"type\":1,\"target\":\"T\",\"arguments\":[\r\n1,\r\n2\r\n]}\x1e",
+                 "{\"type\":1,\"target\":\"T\",\"arguments\":[\r\n1,\r\n2\r\n]" HDR(3) "}\x1e",
                  "data: {\"type\":1,\"target\":\"T\",\"arguments\":[\r\n"
                  "data: 1,\r\n"
                  "data: 2\r\n"
-                 "data: ]}\x1e\r\n"
-                 "\r\n");
+                 "data: ]" HDR(3) "}\x1e\r\n"
+                                  "\r\n");
     /* Consecutive breaks give empty data lines, never an early blank line. */
-    check_record("[1,\n\n2]", "T", "{\"type\":1,\"target\":\"T\",\"arguments\":[1,\n\n2]}\x1e",
+    check_record("[1,\n\n2]", "T",
+                 "{\"type\":1,\"target\":\"T\",\"arguments\":[1,\n\n2]" HDR(3) "}\x1e",
                  "data: {\"type\":1,\"target\":\"T\",\"arguments\":[1,\r\n"
                  "data: \r\n"
-                 "data: 2]}\x1e\r\n"
-                 "\r\n");
+                 "data: 2]" HDR(3) "}\x1e\r\n"
+                                   "\r\n");
     check_record("[1,\r\n\r\n2]", "T",
-                 "{\"type\":1,\"target\":\"T\",\"arguments\":[1,\r\n\r\n2]}\x1e",
+                 "{\"type\":1,\"target\":\"T\",\"arguments\":[1,\r\n\r\n2]" HDR(3) "}\x1e",
                  "data: {\"type\":1,\"target\":\"T\",\"arguments\":[1,\r\n"
                  "data: \r\n"
-                 "data: 2]}\x1e\r\n"
-                 "\r\n");
+                 "data: 2]" HDR(3) "}\x1e\r\n"
+                                   "\r\n");
 }
 
 /* A CR alone is a line break to an EventSource (as in the plain SSE form,
@@ -550,10 +567,143 @@ static void test_create_record(void)
     msg_unref(m);
 }
 
+/* ------------------------------------------------------ epochs and gaps */
+
+static void test_envelope_epoch(void)
+{
+    const char *data = "{\"a\":[1,2]}";
+    msg *m = msg_create_in(7, "room-1", "Ab3dE9xZ", data, strlen(data), NULL, 1234);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK(m->id == 7 && m->created_ms == 1234 && !m->gap && !m->direct);
+    CHECK_STR(m->epoch, "Ab3dE9xZ");
+    CHECK(bytes_eq(msg_get(m, MSG_FMT_JSON, NULL),
+                   "{\"id\":7,\"epoch\":\"Ab3dE9xZ\",\"room\":\"room-1\",\"data\":{\"a\":[1,2]}}"));
+    CHECK(bytes_eq(msg_data(m), data));
+    msg_bytes env = msg_get(m, MSG_FMT_JSON, NULL);
+    msg_bytes d = msg_data(m);
+    CHECK(d.base > env.base && d.base + d.len < env.base + env.len);
+    /* Headroom in front of it, as without an epoch. */
+    CHECK(env.base - MSG_HEADROOM == m->json);
+    msg_unref(m);
+
+    /* No epoch (NULL or ""): the envelope without one, as msg_create makes. */
+    m = msg_create_in(2, "r", NULL, "1", 1, NULL, 0);
+    CHECK(m && bytes_eq(msg_get(m, MSG_FMT_JSON, NULL), "{\"id\":2,\"room\":\"r\",\"data\":1}"));
+    CHECK(m && m->epoch[0] == '\0');
+    msg_unref(m);
+    m = msg_create_in(2, "r", "", "1", 1, NULL, 0);
+    CHECK(m && bytes_eq(msg_get(m, MSG_FMT_JSON, NULL), "{\"id\":2,\"room\":\"r\",\"data\":1}"));
+    msg_unref(m);
+
+    /* The longest epoch that fits (MSG_EPOCH_MAX - 1), and one too long. */
+    char longest[MSG_EPOCH_MAX], too_long[MSG_EPOCH_MAX + 1];
+    memset(longest, 'e', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    memset(too_long, 'e', sizeof(too_long) - 1);
+    too_long[sizeof(too_long) - 1] = '\0';
+    m = msg_create_in(1, "r", longest, "1", 1, NULL, 0);
+    CHECK(m && !strcmp(m->epoch, longest));
+    msg_unref(m);
+    m = msg_create_in(1, "r", too_long, "1", 1, NULL, 0);
+    CHECK(m == NULL);
+    msg_unref(m);
+
+    /* A 128-character room name and the largest id still fit. */
+    char room[129];
+    memset(room, 'x', 128);
+    room[128] = '\0';
+    m = msg_create_in(UINT64_MAX, room, longest, "null", 4, NULL, 0);
+    CHECK(m != NULL);
+    if (m) {
+        char want[256];
+        snprintf(want, sizeof(want),
+                 "{\"id\":18446744073709551615,\"epoch\":\"%s\",\"room\":\"%s\",\"data\":null}",
+                 longest, room);
+        CHECK(bytes_eq(msg_get(m, MSG_FMT_JSON, NULL), want));
+    }
+    msg_unref(m);
+}
+
+static void test_sse_epoch_id(void)
+{
+    const char *data = "{\"a\":\r\n1}";
+    msg *m = msg_create_in(9, "r", "Ep0ch123", data, strlen(data), NULL, 0);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK(msg_encode(m, MSG_FMT_SSE, NULL) == 0);
+    /* id: EPOCH:N, then the data lines split as without an epoch. */
+    CHECK(bytes_eq(msg_get(m, MSG_FMT_SSE, NULL), "id: Ep0ch123:9\ndata: {\"a\":\ndata: 1}\n\n"));
+    msg_unref(m);
+
+    /* Without an epoch the id stays N. */
+    m = msg_create_in(10, "r", NULL, "1", 1, NULL, 0);
+    CHECK(m && msg_encode(m, MSG_FMT_SSE, NULL) == 0);
+    CHECK(m && bytes_eq(msg_get(m, MSG_FMT_SSE, NULL), "id: 10\ndata: 1\n\n"));
+    msg_unref(m);
+}
+
+static void test_signalr_epoch_headers(void)
+{
+    msg *m = msg_create_in(12, "lobby", "Ep0ch123", "[\"x\",1]", 7, NULL, 0);
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK(msg_encode(m, MSG_FMT_SIGNALR, "ReceiveMessage") == 0);
+    CHECK(bytes_eq(msg_get(m, MSG_FMT_SIGNALR, "ReceiveMessage"),
+                   "{\"type\":1,\"target\":\"ReceiveMessage\",\"arguments\":[\"x\",1],"
+                   "\"headers\":{\"crier-id\":\"12\",\"crier-epoch\":\"Ep0ch123\","
+                   "\"crier-room\":\"lobby\"}}\x1e"));
+    msg_unref(m);
+}
+
+static void test_gap(void)
+{
+    const char *info = "{\"room\":\"r\",\"epoch\":\"Ep0ch123\",\"reason\":\"expired\",\"since\":1,"
+                       "\"resumed_from\":4}";
+    msg *m = msg_create_gap(info, strlen(info));
+    CHECK(m != NULL);
+    if (!m)
+        return;
+    CHECK(m->gap);
+    CHECK(!m->direct);
+    CHECK(m->id == 0); /* moves no cursor */
+    CHECK(atomic_load(&m->refs) == 1);
+    CHECK(bytes_eq(msg_data(m), info));
+    /* JSON: {"gap":info}. */
+    char want[256];
+    snprintf(want, sizeof(want), "{\"gap\":%s}", info);
+    CHECK(bytes_eq(msg_get(m, MSG_FMT_JSON, NULL), want));
+    CHECK(msg_get(m, MSG_FMT_JSON, NULL).base - MSG_HEADROOM == m->json);
+    /* SSE: an event named gap, the object as data, no id line. */
+    CHECK(msg_get(m, MSG_FMT_SSE, NULL).base == NULL);
+    CHECK(msg_encode(m, MSG_FMT_SSE, NULL) == 0);
+    snprintf(want, sizeof(want), "event: gap\ndata: %s\n\n", info);
+    CHECK(bytes_eq(msg_get(m, MSG_FMT_SSE, NULL), want));
+    /* SignalR: an invocation of CrierGap with the object, without headers. */
+    CHECK(msg_encode(m, MSG_FMT_SIGNALR, "ReceiveMessage") == 0);
+    snprintf(want, sizeof(want), "{\"type\":1,\"target\":\"%s\",\"arguments\":[%s]}\x1e",
+             MSG_GAP_TARGET, info);
+    CHECK(bytes_eq(msg_get(m, MSG_FMT_SIGNALR, "ReceiveMessage"), want));
+    msg_unref(m);
+
+    /* Only len bytes are the object; a multi-line object keeps one event. */
+    m = msg_create_gap("{\"a\":1}junk", 7);
+    CHECK(m && bytes_eq(msg_get(m, MSG_FMT_JSON, NULL), "{\"gap\":{\"a\":1}}"));
+    msg_unref(m);
+    m = msg_create_gap("{\"a\":\n1}", 8);
+    CHECK(m && msg_encode(m, MSG_FMT_SSE, NULL) == 0);
+    CHECK(m && bytes_eq(msg_get(m, MSG_FMT_SSE, NULL), "event: gap\ndata: {\"a\":\ndata: 1}\n\n"));
+    msg_unref(m);
+}
+
 TEST_MAIN("message", TEST(test_envelope), TEST(test_envelope_scalars_and_len),
           TEST(test_envelope_long_room), TEST(test_sse_single_line), TEST(test_sse_multi_line),
           TEST(test_sse_empty), TEST(test_sse_size_query), TEST(test_encode_sse),
           TEST(test_refcount), TEST(test_headroom), TEST(test_signalr_record),
           TEST(test_signalr_encode_once), TEST(test_signalr_own_target),
           TEST(test_signalr_variants), TEST(test_signalr_sse_lines), TEST(test_signalr_sse_lone_cr),
-          TEST(test_create_record))
+          TEST(test_create_record), TEST(test_envelope_epoch), TEST(test_sse_epoch_id),
+          TEST(test_signalr_epoch_headers), TEST(test_gap))
