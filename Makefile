@@ -60,8 +60,13 @@ $(B)/test/unit/%: tests/unit/%.c $(B)/test/libcrier.a $(HDRS)
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(B)/crier $(B)/test/crier $(UNIT_BINS)
+test-run: $(B)/crier $(B)/test/crier $(UNIT_BINS) $(B)/loadgen
 	@bash tests/run.sh
+
+# The load generator (tests/bench/): libc only.
+$(B)/loadgen: tests/bench/loadgen.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) -O2 -g $(WARN) -D_GNU_SOURCE -o $@ $<
 
 unit: $(B)/test/crier $(UNIT_BINS)
 	@bash tests/run.sh unit

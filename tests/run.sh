@@ -4,6 +4,7 @@
 #   tests/run.sh unit         C unit tests (build/test/unit/*)
 #   tests/run.sh integration  node tests against build/test/crier
 #   tests/run.sh browser      headless Chromium tests of web/
+#   tests/run.sh smoke        a 10-second load-generator run against build/crier
 # Expects the binaries built (make test does that).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -55,16 +56,40 @@ run_node_suite() { # name dir
   add_counts "$1" "$p" "$f"
 }
 
+# The load generator against the release build, on a free loopback port.
+run_smoke() {
+  local port log pid rc out
+  port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+  log=$artifacts/smoke-crier.log
+  build/crier --listen "127.0.0.1:$port" --config tests/bench/crier.json >"$log" 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+  out=$(bash tests/bench/smoke.sh "$port" 2>&1)
+  rc=$?
+  echo "$out"
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  local p f
+  p=$(echo "$out" | sed -n 's/^smoke: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+  f=$(echo "$out" | sed -n 's/^smoke: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+  p=${p:-0}
+  f=${f:-1}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  add_counts smoke "$p" "$f"
+}
+
 case "$which" in
   unit) run_unit ;;
   integration) run_node_suite integration tests/integration ;;
   browser) run_node_suite browser tests/browser ;;
+  smoke) run_smoke ;;
   all)
     run_unit
     run_node_suite integration tests/integration
-    [ -d tests/browser ] && run_node_suite browser tests/browser
+    run_node_suite browser tests/browser
+    run_smoke
     ;;
-  *) echo "usage: $0 [unit|integration|browser|all]"; exit 2 ;;
+  *) echo "usage: $0 [unit|integration|browser|smoke|all]"; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"
