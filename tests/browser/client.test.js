@@ -52,7 +52,9 @@ test('invoke, send, on/off, server errors, stop', { timeout: 60_000 }, async (t)
   assert.equal(r.type, 'function');
   assert.deepEqual([r.before, r.during, r.after], ['disconnected', 'connecting', 'connected']);
   assert.equal(r.transport, 'websocket');
-  assert.equal(r.join, null, 'invoke resolves with the completion result');
+  // invoke resolves with the completion result: JoinRoom tells where the room stands
+  assert.equal(r.join?.room, 'api-room', `JoinRoom result: ${JSON.stringify(r.join)}`);
+  assert.match(String(r.join?.epoch), /^[A-Za-z0-9]{8}$/, `JoinRoom result: ${JSON.stringify(r.join)}`);
   assert.deepEqual(r.rooms, ['api-room']);
   assert.deepEqual(r.got, [['ann', 'via invoke'], ['ann', 'via send']]);
   assert.equal(r.unknown, "Unknown hub method 'Frobnicate'.");

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { test } from 'node:test';
 import { subscriberCounts } from '../lib/http.js';
-import { T, assertQuiet, assertVoid, invoke, negotiate, receiver, setup, stop } from '../lib/signalr.js';
+import { T, assertQuiet, assertVoid, assertJoined, invoke, negotiate, receiver, setup, stop } from '../lib/signalr.js';
 import { sseCurl } from '../lib/sse.js';
 import { waitFor } from '../lib/util.js';
 
@@ -38,7 +38,7 @@ test('curl POST /rooms/lobby/messages reaches SignalR members of lobby', async (
   const sse = await ctx.connect({ transport: T.ServerSentEvents, label: 'sse member' });
   const lp = await ctx.connect({ transport: T.LongPolling, label: 'lp member' });
   const out = await ctx.connect({ transport: T.WebSockets, label: 'non-member' });
-  for (const c of [ws, sse, lp]) assertVoid(await invoke(c, 'JoinRoom', 'lobby'));
+  for (const c of [ws, sse, lp]) assertJoined(await invoke(c, 'JoinRoom', 'lobby'), 'lobby');
   const members = [receiver(ws), receiver(sse), receiver(lp)];
   const others = [receiver(ws, 'Other'), receiver(sse, 'Other'), receiver(lp, 'Other')];
   const rxOut = receiver(out);
@@ -78,7 +78,7 @@ test('SendToRoom reaches a curl SSE subscriber of the room as a JSON array', asy
 
   const conn = await ctx.connect({ transport: T.WebSockets, label: 'sender (non-member)' });
   const member = await ctx.connect({ transport: T.LongPolling, label: 'lp member' });
-  assertVoid(await invoke(member, 'JoinRoom', 'lobby'));
+  assertJoined(await invoke(member, 'JoinRoom', 'lobby'), 'lobby');
   const rx = receiver(member);
   assert.deepEqual(await subscriberCounts(ctx.url, 'lobby'), { websocket: 0, sse: 1, long_polling: 1 });
 
@@ -158,7 +158,7 @@ test('custom hubs config: hub feed at /hubs/feed, "others" excludes the caller, 
   for (const rx of announce) assert.deepEqual(rx.calls, [[1, 2, 3]]);
 
   // Rooms on this hub: a plain HTTP publish uses the hub's default target.
-  assertVoid(await invoke(c, 'Enter', 'news'));
+  assertJoined(await invoke(c, 'Enter', 'news'), 'news');
   const posted = receiver(c, 'Posted');
   assertVoid(await invoke(a, 'Post', 'news', 'headline'));
   await posted.wait(1);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
   T,
-  assertVoid,
+  assertVoid, assertJoined,
   invoke,
   negotiate,
   receiver,
@@ -125,7 +125,7 @@ test('skipNegotiation with WebSockets: connects without negotiate and chats with
   await assertChat(ctx, other, skip);
 
   // Rooms work for it too, and the room info counts it as a WebSocket member.
-  assertVoid(await invoke(skip, 'JoinRoom', 'skipped'));
+  assertJoined(await invoke(skip, 'JoinRoom', 'skipped'), 'skipped');
   const rx = receiver(skip, 'ReceiveMessage');
   const before = rx.calls.length;
   assertVoid(await invoke(other, 'SendToRoom', 'skipped', 'lp', 'to the room'));

@@ -11,7 +11,7 @@ import {
   T,
   TRANSPORT_CLASS,
   assertQuiet,
-  assertVoid,
+  assertVoid, assertJoined,
   invoke,
   negotiate,
   receiver,
@@ -62,7 +62,7 @@ for (const transport of [T.WebSockets, T.ServerSentEvents, T.LongPolling]) {
 
     // A joined room counts the connection under its transport; stop() frees it.
     const room = `solo-${transport}`;
-    assertVoid(await invoke(a, 'JoinRoom', room));
+    assertJoined(await invoke(a, 'JoinRoom', room), room);
     assertVoid(await invoke(a, 'SendToRoom', room, 'keep', 'room alive')); // history keeps the room listed
     await rxA.wait(4);
     const key = { [T.WebSockets]: 'websocket', [T.ServerSentEvents]: 'sse', [T.LongPolling]: 'long_polling' }[transport];
@@ -89,9 +89,9 @@ test('rooms across transports: JoinRoom/SendToRoom/LeaveRoom deliver only to mem
   const sse = await ctx.connect({ transport: T.ServerSentEvents, label: 'sse non-member' });
   const [rxWs, rxLp, rxSse] = [receiver(ws), receiver(lp), receiver(sse)];
 
-  assertVoid(await invoke(ws, 'JoinRoom', 'r1'));
-  assertVoid(await invoke(lp, 'JoinRoom', 'r1'));
-  assertVoid(await invoke(sse, 'JoinRoom', 'elsewhere'));
+  assertJoined(await invoke(ws, 'JoinRoom', 'r1'), 'r1');
+  assertJoined(await invoke(lp, 'JoinRoom', 'r1'), 'r1');
+  assertJoined(await invoke(sse, 'JoinRoom', 'elsewhere'), 'elsewhere');
 
   // A non-member may send to the room; only members get it, with the room name dropped.
   assertVoid(await invoke(sse, 'SendToRoom', 'r1', 'ann', 'to r1'));
@@ -173,7 +173,8 @@ test('long polling by hand: first poll at once, held polls, timeout, replaced po
   assert.equal(records.length, 1, `completion: ${JSON.stringify(completion.text)}`);
   const { result, ...rest } = records[0];
   assert.deepEqual(rest, { type: 3, invocationId: '7' }, `completion: ${JSON.stringify(completion.text)}`);
-  assert.ok(result === null || result === undefined, `completion result: ${JSON.stringify(result)}`);
+  assert.equal(result?.room, 'lp-raw', `completion result: ${JSON.stringify(result)}`);
+  assert.equal(result?.last_id, 0, `completion result: ${JSON.stringify(result)}`);
   const held = poll();
   await new Promise((r) => setTimeout(r, 200));
   const pub = await request(`${ctx.url}/rooms/lp-raw/messages`, {

@@ -103,6 +103,13 @@ export function assertVoid(value, what = 'invoke') {
   assert.ok(value === null || value === undefined, `${what} resolved with ${JSON.stringify(value)}, expected null/undefined`);
 }
 
+// JoinRoom resolves with where the room stands: {room, epoch, last_id}.
+export function assertJoined(value, room) {
+  assert.equal(value?.room, room, `JoinRoom resolved with ${JSON.stringify(value)}`);
+  assert.match(String(value?.epoch), /^[A-Za-z0-9]{8}$/, `JoinRoom epoch: ${JSON.stringify(value)}`);
+  assert.ok(Number.isInteger(value?.last_id) && value.last_id >= 0, `JoinRoom last_id: ${JSON.stringify(value)}`);
+}
+
 // conn.invoke() bounded in time.
 export function invoke(conn, method, ...args) {
   return withTimeout(conn.invoke(method, ...args), 3000, `${conn.label}: invoke ${method}`);
