@@ -25,6 +25,11 @@
 #include "gateway/log.h"
 
 #define TAG "sse"
+/* The most the content reader is offered at once. Each stream's response
+ * holds a buffer this big for its whole life: 1 KiB measured as fast as
+ * 4 KiB for fanout (10000 streams × 100 messages) and 3 KB lighter per idle
+ * stream. */
+#define SSE_BLOCK 1024
 
 typedef struct sse_conn {
     sub *s;
@@ -194,7 +199,7 @@ enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
     sub_attach(s, sse_wake, c);
     pthread_mutex_unlock(&s->lock);
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, read_stream, c, NULL);
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK, read_stream, c, NULL);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
