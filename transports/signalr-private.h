@@ -46,6 +46,7 @@ struct sr_conn {
     uint64_t unacked_first;    /* sub lock */
     uint64_t sent_count;       /* sub lock */
     int64_t detached_ms;       /* sub lock: when the socket of a stateful one dropped */
+    unsigned ws_gen;           /* sub lock: which WebSocket carries it now */
     bool awaiting_sequence;    /* recv_lock: resumed: ignore all until a Sequence */
     uint64_t recv_count;       /* recv_lock: number of the last counted record received */
     _Atomic uint64_t recv_highest; /* highest number processed */
@@ -89,8 +90,10 @@ void sr_conn_sent(sr_conn *c, msg *m);
  * stateful (the caller closes it). */
 bool sr_conn_detach(sr_conn *c);
 
-/* Sub lock held: a stateful connection whose socket dropped takes a new one:
- * its Sequence record and the unacknowledged records go out first. */
+/* Sub lock held: a stateful connection takes a new socket, whether or not
+ * crier has noticed that the old one died (the client often notices first):
+ * the old socket is let go, and the Sequence record and the unacknowledged
+ * records go out first on the new one. */
 bool sr_conn_resume_locked(sr_conn *c);
 
 /* Sub lock held: binds c to its transport, once. */

@@ -279,8 +279,10 @@ bool sr_conn_detach(sr_conn *c)
 
 bool sr_conn_resume_locked(sr_conn *c)
 {
-    if (!c->stateful || c->attached || c->closed)
+    if (!c->stateful || c->closed || c->transport != TR_WS)
         return false;
+    sub_attach(&c->s, NULL, NULL); /* the old socket drains nothing more */
+    c->ws_gen++;
     /* Resent records keep their numbers: the count restarts below them.
      * They go in front of what is queued, newest first, so the oldest leads. */
     size_t n = c->unacked.count;

@@ -40,37 +40,61 @@ typedef struct sr_post {
 
 /* --------------------------------------------------------- WebSocket */
 
+/* A WebSocket session: which socket of the connection it is. After a
+ * stateful resume takes the connection over, the old socket's session is
+ * stale: what it receives is ignored and its close changes nothing. */
+typedef struct sr_ws {
+    sr_conn *c; /* a ref */
+    unsigned gen;
+} sr_ws;
+
+static bool is_current(const sr_ws *w)
+{
+    pthread_mutex_lock(&w->c->s.lock);
+    bool current = w->gen == w->c->ws_gen;
+    pthread_mutex_unlock(&w->c->s.lock);
+    return current;
+}
+
 static int ws_receive(void *session, const char *data, size_t len, bool binary,
                       const char **why)
 {
-    sr_conn *c = session;
-    (void)why;
+    sr_ws *w = session;
+    if (!is_current(w)) {
+        *why = "replaced by a resumed connection";
+        return 1000;
+    }
     if (binary)
-        sr_conn_close(c, "Invalid input for JSON hub protocol. Expected a string.", false);
+        sr_conn_close(w->c, "Invalid input for JSON hub protocol. Expected a string.", false);
     else
-        sr_conn_receive(c, data, len);
+        sr_conn_receive(w->c, data, len);
     return 0; /* the transport ends once the Close record is out */
 }
 
 static int ws_oversize(void *session, const char **why)
 {
+    sr_ws *w = session;
     (void)why;
-    sr_conn_close(session, "The message is larger than limits.max_message_bytes.", false);
+    if (is_current(w))
+        sr_conn_close(w->c, "The message is larger than limits.max_message_bytes.", false);
     return 0;
 }
 
 /* A stateful connection outlives its socket for a while; others end. */
 static void ws_closed(void *session)
 {
-    sr_conn *c = session;
-    if (!sr_conn_detach(c))
-        sr_conn_close(c, NULL, false);
-    sr_conn_unref(c);
+    sr_ws *w = session;
+    if (is_current(w) && !sr_conn_detach(w->c))
+        sr_conn_close(w->c, NULL, false);
+    sr_conn_unref(w->c);
+    free(w);
 }
 
 static void ws_sent(void *session, msg *m)
 {
-    sr_conn_sent(session, m);
+    sr_ws *w = session;
+    if (is_current(w))
+        sr_conn_sent(w->c, m);
 }
 
 static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_sent};
@@ -86,7 +110,7 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
     if (!c)
         return false;
     pthread_mutex_lock(&c->s.lock);
-    bool ok = !c->closed && (c->transport == TR_NONE || (c->stateful && !c->attached));
+    bool ok = !c->closed && (c->transport == TR_NONE || (c->stateful && c->transport == TR_WS));
     pthread_mutex_unlock(&c->s.lock);
     sr_conn_unref(c);
     return ok;
@@ -97,11 +121,16 @@ int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
     char token[64];
     sr_conn *c = sr_query_value(query, "id", token, sizeof(token)) ? sr_conn_find(hb, token)
                                                                  : sr_conn_new(hb, false);
-    if (!c)
+    sr_ws *w = c ? calloc(1, sizeof(*w)) : NULL;
+    if (!w) {
+        sr_conn_unref(c);
         return -1;
+    }
     pthread_mutex_lock(&c->s.lock);
     bool resumed = sr_conn_resume_locked(c);
     bool ok = resumed || sr_attach_locked(c, TR_WS);
+    w->c = c;
+    w->gen = c->ws_gen;
     pthread_mutex_unlock(&c->s.lock);
     if (resumed) {
         pthread_mutex_lock(&c->recv_lock);
@@ -110,9 +139,10 @@ int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
     }
     if (!ok || !sr_transport_enabled(TR_WS)) {
         sr_conn_unref(c);
+        free(w);
         return -1;
     }
-    *out = (ws_session){&c->s, &sr_ws_ops, c}; /* the session keeps the ref */
+    *out = (ws_session){&c->s, &sr_ws_ops, w}; /* the session keeps the ref */
     return 0;
 }
 

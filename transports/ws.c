@@ -235,10 +235,18 @@ static void on_closed(ws_conn *c)
     c->sess.ops->closed(c->sess.session);
 }
 
-/* Takes the next queued message (a new ref, or NULL) off s's queue. */
-static msg *take_next(sub *s, bool *dropped, bool *ending, bool *more)
+/* Takes the next queued message (a new ref, or NULL) off s's queue. A
+ * connection whose sub another connection has taken over (a resumed
+ * SignalR connection) takes nothing and reads as ending. */
+static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *more)
 {
     pthread_mutex_lock(&s->lock);
+    if (s->owner != c) {
+        pthread_mutex_unlock(&s->lock);
+        *dropped = *more = false;
+        *ending = true;
+        return NULL;
+    }
     *dropped = s->dropped;
     *ending = s->ending;
     msg *m = *dropped ? NULL : sendq_peek(&s->q);
@@ -258,7 +266,7 @@ static int on_writable(ws_conn *c, struct lws *wsi)
     sub *s = c->sess.s;
     for (int i = 0; i < WS_FRAMES_PER_WRITEABLE; i++) {
         bool dropped, ending, more;
-        msg *m = take_next(s, &dropped, &ending, &more);
+        msg *m = take_next(c, s, &dropped, &ending, &more);
         if (dropped)
             return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
         if (!m && ending)
