@@ -11,10 +11,10 @@
 //     order, and no gap reported.
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import { fileBrowser, setup, sleep, waitFor } from './helpers.js';
+import { publishSteady } from '../lib/publish.js';
 
 const browser = fileBrowser();
 const CONFIG = { history: { size: 6000 }, limits: { send_queue: 8192 } };
@@ -121,47 +121,7 @@ async function cutAtRandom(proxy, live, { count, fromMs, toMs, waitMs = 3000, st
 
 // -------------------------------------------------------------- publisher
 
-function post(agent, url, body, timeout = 10_000) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'Content-Type': 'application/json' }, timeout }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`POST ${url}: no answer in ${timeout} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
-// POSTs ["p", i] for i = 1..n to the room at a steady rate (message i is due
-// at (i - 1) * periodMs), one at a time over one kept-alive connection.
-// Resolves {bad: [the first answers that were not 201 with id i], ms}.
-async function publishSteady(base, room, n, periodMs) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const url = `${base}/rooms/${room}/messages`;
-  const bad = [];
-  const t0 = performance.now();
-  try {
-    for (let i = 1; i <= n; i++) {
-      const wait = t0 + (i - 1) * periodMs - performance.now();
-      if (wait >= 2) await sleep(wait);
-      const res = await post(agent, url, JSON.stringify(['p', i]));
-      let id;
-      try {
-        id = JSON.parse(res.text).id;
-      } catch {
-        id = undefined;
-      }
-      if ((res.status !== 201 || id !== i) && bad.length < 5) bad.push({ i, ...res });
-    }
-  } finally {
-    agent.destroy();
-  }
-  return { bad, ms: Math.round(performance.now() - t0) };
-}
 
 async function roomEpoch(base, room) {
   const res = await fetch(`${base}/rooms/${room}`, { signal: AbortSignal.timeout(5000) });
@@ -214,7 +174,7 @@ test('native EventSource: 300 messages exactly once, in order, across 3 cuts, re
   let publishing = true;
   const t0 = Date.now();
   const [pub, cuts] = await Promise.all([
-    publishSteady(ctx.url, ROOM, N, PERIOD_MS).finally(() => (publishing = false)),
+    publishSteady(ctx.url, ROOM, N, PERIOD_MS, (i) => ['p', i]).finally(() => (publishing = false)),
     cutAtRandom(proxy, (p) => isStream(p.head) && answered(p), {
       count: CUTS,
       fromMs: 300,
@@ -308,7 +268,7 @@ test('web/crier.js: 5000 messages exactly once, in order, across 5 cuts', { time
   let publishing = true;
   const t0 = Date.now();
   const [pub, cuts] = await Promise.all([
-    publishSteady(ctx.url, ROOM, N, PERIOD_MS).finally(() => (publishing = false)),
+    publishSteady(ctx.url, ROOM, N, PERIOD_MS, (i) => ['p', i]).finally(() => (publishing = false)),
     cutAtRandom(proxy, (p) => isHubSocket(p.head) && answered(p), {
       count: CUTS,
       fromMs: 300,

@@ -11,13 +11,13 @@
 // that a failed resume would show).
 
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import net from 'node:net';
 import { test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
 import { request } from '../lib/http.js';
 import { startCrier, stopClean } from '../lib/server.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { publishSteady } from '../lib/publish.js';
 
 const N = 5000;
 const PERIOD_MS = 1.5; // one publish every 1.5 ms: 5000 in about 7.5 s
@@ -137,47 +137,7 @@ async function cutAtRandom(proxy, { count, fromMs, toMs, stopped }) {
 
 // -------------------------------------------------------------- publisher
 
-function post(agent, url, body, timeout = 10_000) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'Content-Type': 'application/json' }, timeout }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`POST ${url}: no answer in ${timeout} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
-// POSTs ["p", i] for i = 1..n to the room at a steady rate (message i is due
-// at (i - 1) * periodMs), one at a time over one kept-alive connection.
-// Resolves {bad: [the first answers that were not 201 with id i], ms}.
-async function publishSteady(base, room, n, periodMs) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const url = `${base}/rooms/${room}/messages`;
-  const bad = [];
-  const t0 = performance.now();
-  try {
-    for (let i = 1; i <= n; i++) {
-      const wait = t0 + (i - 1) * periodMs - performance.now();
-      if (wait >= 2) await sleep(wait);
-      const res = await post(agent, url, JSON.stringify(['p', i]));
-      let id;
-      try {
-        id = JSON.parse(res.text).id;
-      } catch {
-        id = undefined;
-      }
-      if ((res.status !== 201 || id !== i) && bad.length < 5) bad.push({ i, ...res });
-    }
-  } finally {
-    agent.destroy();
-  }
-  return { bad, ms: Math.round(performance.now() - t0) };
-}
 
 // ---------------------------------------------------------------- checks
 
@@ -271,7 +231,7 @@ test(`official client, withStatefulReconnect: ${N} messages exactly once, in ord
   let publishing = true;
   const t0 = Date.now();
   const [pub, cuts] = await Promise.all([
-    publishSteady(srv.url, ROOM, N, PERIOD_MS).finally(() => (publishing = false)),
+    publishSteady(srv.url, ROOM, N, PERIOD_MS, (i) => ['p', i]).finally(() => (publishing = false)),
     cutAtRandom(proxy, { count: CUTS, fromMs: 300, toMs: N * PERIOD_MS - 300, stopped: () => !publishing }),
   ]);
   assert.deepEqual(pub.bad, [], 'publisher: every POST answered 201 with the next id');

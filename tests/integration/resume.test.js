@@ -19,6 +19,7 @@ import { freePort, startCrier, startFor, stopClean } from '../lib/server.js';
 import { SseStream, parseEventId } from '../lib/sse.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { wsRefusal } from '../lib/ws.js';
+import { publishSteady } from '../lib/publish.js';
 
 const N = 5000;
 const PERIOD_MS = 1.5; // one publish every 1.5 ms: 5000 in about 7.5 s
@@ -136,48 +137,7 @@ async function cutAtRandom(proxy, live, { count, fromMs, toMs, stopped = () => f
 
 // -------------------------------------------------------------- publisher
 
-// POSTs body to url over agent; resolves {status, text}.
-function post(agent, url, body, timeout = 10_000) {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'POST', agent, headers: { 'Content-Type': 'application/json' }, timeout }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode, text }));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error(`POST ${url}: no answer in ${timeout} ms`)));
-    req.on('error', reject);
-    req.end(body);
-  });
-}
 
-// Publishes payload(1..n) to room at a steady rate (message i is due at
-// (i - 1) * periodMs), one POST at a time over one kept-alive connection.
-// Resolves {bad: [the first answers that were not 201 with id i], ms}.
-async function publishSteady(base, room, n, periodMs) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  const url = `${base}/rooms/${room}/messages`;
-  const bad = [];
-  const t0 = performance.now();
-  try {
-    for (let i = 1; i <= n; i++) {
-      const wait = t0 + (i - 1) * periodMs - performance.now();
-      if (wait >= 2) await sleep(wait);
-      const res = await post(agent, url, JSON.stringify(payload(i)));
-      let id;
-      try {
-        id = JSON.parse(res.text).id;
-      } catch {
-        id = undefined;
-      }
-      if ((res.status !== 201 || id !== i) && bad.length < 5) bad.push({ i, ...res });
-    }
-  } finally {
-    agent.destroy();
-  }
-  return { bad, ms: Math.round(performance.now() - t0) };
-}
 
 // ------------------------------------------------------------ subscribers
 
@@ -507,7 +467,7 @@ for (const kind of ['sse', 'poll', 'ws']) {
     let publishing = true;
     const t0 = Date.now();
     const [pub, cuts] = await Promise.all([
-      publishSteady(srv.url, ROOM, N, PERIOD_MS).finally(() => (publishing = false)),
+      publishSteady(srv.url, ROOM, N, PERIOD_MS, payload).finally(() => (publishing = false)),
       cutAtRandom(proxy, LIVE[kind], { count: CUTS, fromMs: 300, toMs: N * PERIOD_MS - 300, stopped: () => !publishing }),
     ]);
     assert.deepEqual(pub.bad, [], 'publisher: every POST answered 201 with the next id');
