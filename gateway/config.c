@@ -58,6 +58,10 @@ static const char *parse_listen(cfg *c, const char *value);
 static const char *parse_log_level(cfg *c, const char *value);
 static const char *parse_web_root(cfg *c, const char *value);
 static int load_hubs(cfg *c, json_t *v, const char *origin, char *err);
+static const char *parse_backplane_type(cfg *c, const char *value);
+static const char *parse_backplane_url(cfg *c, const char *value);
+static const char *parse_backplane_password(cfg *c, const char *value);
+static const char *parse_key_prefix(cfg *c, const char *value);
 
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
@@ -80,6 +84,13 @@ static const key_spec key_table[] = {
     UINT_KEY(signalr.client_timeout_s, 1, 3600),
     UINT_KEY(signalr.handshake_timeout_s, 1, 300),
     UINT_KEY(signalr.disconnect_timeout_s, 1, 3600),
+    STRING_KEY("backplane.type", parse_backplane_type),
+    STRING_KEY("backplane.url", parse_backplane_url),
+    STRING_KEY("backplane.password", parse_backplane_password),
+    STRING_KEY("backplane.key_prefix", parse_key_prefix),
+    UINT_KEY(backplane.connect_timeout_ms, 100, 60000),
+    UINT_KEY(backplane.queue_limit, 0, 1000000),
+    BOOL_KEY(trust_proxy),
 };
 
 #define KEY_COUNT (sizeof(key_table) / sizeof(key_table[0]))
@@ -145,6 +156,12 @@ void cfg_defaults(cfg *c)
     c->signalr.client_timeout_s = 30;
     c->signalr.handshake_timeout_s = 15;
     c->signalr.disconnect_timeout_s = 15;
+
+    c->backplane.type = CFG_BACKPLANE_MEMORY;
+    parse_backplane_url(c, "redis://127.0.0.1:6379/0");
+    strcpy(c->backplane.key_prefix, "crier:");
+    c->backplane.connect_timeout_ms = 2000;
+    c->backplane.queue_limit = 10000;
 }
 
 /* ---- listen and log_level ---------------------------------------------- */
@@ -239,6 +256,104 @@ static const char *parse_log_level(cfg *c, const char *value)
         }
     }
     return "expected error, warn, info or debug";
+}
+
+/* ---- backplane ---------------------------------------------------------- */
+
+static const char *parse_backplane_type(cfg *c, const char *value)
+{
+    if (!strcmp(value, "memory"))
+        c->backplane.type = CFG_BACKPLANE_MEMORY;
+    else if (!strcmp(value, "redis"))
+        c->backplane.type = CFG_BACKPLANE_REDIS;
+    else
+        return "expected memory or redis";
+    return NULL;
+}
+
+#define URL_RULE "expected redis://[[user]:password@]host[:port][/db]"
+
+/* "redis://[[user]:password@]host[:port][/db]"; host may be [IPv6]. */
+static const char *parse_backplane_url(cfg *c, const char *value)
+{
+    static const char scheme[] = "redis://";
+    if (strncmp(value, scheme, sizeof(scheme) - 1) || strlen(value) >= sizeof(c->backplane.url))
+        return URL_RULE;
+    const char *p = value + sizeof(scheme) - 1;
+    const char *at = strrchr(p, '@');
+    char password[256] = "";
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        if (!colon || (size_t)(at - colon - 1) >= sizeof(password))
+            return URL_RULE;
+        memcpy(password, colon + 1, (size_t)(at - colon - 1));
+        password[at - colon - 1] = '\0';
+        p = at + 1;
+    }
+    const char *host = p;
+    size_t host_len;
+    const char *rest;
+    if (*p == '[') {
+        const char *close = strchr(p, ']');
+        if (!close || close == p + 1 || !all_chars(p + 1, (size_t)(close - p - 1), ":.%"))
+            return URL_RULE;
+        host = p + 1;
+        host_len = (size_t)(close - p - 1);
+        rest = close + 1;
+    } else {
+        host_len = strcspn(p, ":/");
+        rest = p + host_len;
+        if (!host_len || !all_chars(host, host_len, ".-_"))
+            return URL_RULE;
+    }
+    if (host_len >= sizeof(c->backplane.host))
+        return "expected a host of at most 255 bytes";
+    int port = 6379;
+    if (*rest == ':') {
+        char port_text[8] = "";
+        size_t n = strcspn(rest + 1, "/");
+        if (n >= sizeof(port_text))
+            return "expected a port from 1 to 65535";
+        memcpy(port_text, rest + 1, n);
+        if ((port = parse_port(port_text)) < 0)
+            return "expected a port from 1 to 65535";
+        rest += 1 + n;
+    }
+    unsigned db = 0;
+    if (*rest == '/' && rest[1]) {
+        size_t n = strlen(rest + 1);
+        if (n > 4 || strspn(rest + 1, "0123456789") != n || atoi(rest + 1) > 1000)
+            return "expected a database number from 0 to 1000 after the '/'";
+        db = (unsigned)atoi(rest + 1);
+    } else if (*rest && strcmp(rest, "/")) {
+        return URL_RULE;
+    }
+    strcpy(c->backplane.url, value);
+    memcpy(c->backplane.host, host, host_len);
+    c->backplane.host[host_len] = '\0';
+    c->backplane.port = port;
+    c->backplane.db = db;
+    if (!c->backplane.password_from_key)
+        strcpy(c->backplane.password, password);
+    return NULL;
+}
+
+static const char *parse_backplane_password(cfg *c, const char *value)
+{
+    if (strlen(value) >= sizeof(c->backplane.password))
+        return "expected at most 255 bytes";
+    strcpy(c->backplane.password, value);
+    c->backplane.password_from_key = true;
+    return NULL;
+}
+
+static const char *parse_key_prefix(cfg *c, const char *value)
+{
+    size_t n = strlen(value);
+    if (n < 1 || n >= sizeof(c->backplane.key_prefix) || !all_chars(value, n, ":_.-"))
+        return "expected 1 to 63 of A-Z a-z 0-9 : _ . -";
+    strcpy(c->backplane.key_prefix, value);
+    return NULL;
 }
 
 /* "<what>: <reason>, got '<value>'", the value cut at QUOTE_MAX bytes. */

@@ -40,6 +40,8 @@ typedef struct cfg_hub {
     unsigned nmethods;
 } cfg_hub;
 
+typedef enum { CFG_BACKPLANE_MEMORY, CFG_BACKPLANE_REDIS } cfg_backplane_type;
+
 typedef struct cfg {
     char listen_host[256]; /* "listen": "HOST:PORT", default 127.0.0.1:8080 */
     int listen_port;
@@ -86,6 +88,22 @@ typedef struct cfg {
                                           negotiated one never used, is freed after this;
                                           default 15, 1 .. 3600 */
     } signalr;
+
+    struct {
+        cfg_backplane_type type;     /* backplane.type: "memory" (default) | "redis" */
+        char url[512];               /* backplane.url, default "redis://127.0.0.1:6379/0" */
+        char host[256];              /* from url (hostname, IPv4, or IPv6 without brackets) */
+        int port;                    /* from url, default 6379 */
+        unsigned db;                 /* from url path "/N", default 0, 0 .. 1000 */
+        char password[256];          /* backplane.password, or the url's; "" none */
+        bool password_from_key;      /* backplane.password was set (it wins over the url's) */
+        char key_prefix[64];         /* backplane.key_prefix, default "crier:" */
+        unsigned connect_timeout_ms; /* backplane.connect_timeout_ms, default 2000, 100 .. 60000 */
+        unsigned queue_limit;        /* backplane.queue_limit: publishes kept while Redis is
+                                        down, default 10000, 0 .. 1000000 */
+    } backplane;
+
+    bool trust_proxy; /* log the client address a proxy reports, default false */
 } cfg;
 
 /* Fills *c with the built-in defaults. */

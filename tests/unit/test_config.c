@@ -635,6 +635,57 @@ static void test_signalr(void)
     fails("{'signalr': 30}", "test.json: 'signalr' must be an object");
 }
 
+static void test_backplane(void)
+{
+    cfg c;
+    cfg_defaults(&c);
+    CHECK(c.backplane.type == CFG_BACKPLANE_MEMORY);
+    CHECK_STR(c.backplane.host, "127.0.0.1");
+    CHECK(c.backplane.port == 6379 && c.backplane.db == 0);
+    CHECK_STR(c.backplane.key_prefix, "crier:");
+    CHECK(c.backplane.connect_timeout_ms == 2000 && c.backplane.queue_limit == 10000);
+    CHECK(!c.trust_proxy);
+    load_ok(&c, "{'backplane': {'type': 'redis', 'url': 'redis://:s3cret@redis.local:6380/2',"
+                " 'key_prefix': 'app-1:', 'connect_timeout_ms': 100, 'queue_limit': 0},"
+                " 'trust_proxy': true}");
+    CHECK(c.backplane.type == CFG_BACKPLANE_REDIS);
+    CHECK_STR(c.backplane.host, "redis.local");
+    CHECK(c.backplane.port == 6380 && c.backplane.db == 2);
+    CHECK_STR(c.backplane.password, "s3cret");
+    CHECK_STR(c.backplane.key_prefix, "app-1:");
+    CHECK(c.backplane.connect_timeout_ms == 100 && c.backplane.queue_limit == 0);
+    CHECK(c.trust_proxy);
+    /* The password key wins over the url's, whatever the order. */
+    load_ok(&c, "{'backplane': {'password': 'key', 'url': 'redis://user:url@[::1]'}}");
+    CHECK_STR(c.backplane.password, "key");
+    CHECK_STR(c.backplane.host, "::1");
+    CHECK(c.backplane.port == 6379 && c.backplane.db == 0);
+    load_ok(&c, "{'backplane': {'url': 'redis://10.0.0.5/'}}");
+    CHECK_STR(c.backplane.host, "10.0.0.5");
+    CHECK_STR(c.backplane.password, "");
+
+    fails("{'backplane': {'type': 'kafka'}}",
+          "test.json: 'backplane.type': expected memory or redis, got 'kafka'");
+    fails("{'backplane': {'url': 'http://x'}}",
+          "test.json: 'backplane.url': expected redis://[[user]:password@]host[:port][/db], got "
+          "'http://x'");
+    fails("{'backplane': {'url': 'redis://h:99999'}}",
+          "test.json: 'backplane.url': expected a port from 1 to 65535, got 'redis://h:99999'");
+    fails("{'backplane': {'url': 'redis://h/x'}}",
+          "test.json: 'backplane.url': expected a database number from 0 to 1000 after the '/', "
+          "got 'redis://h/x'");
+    fails("{'backplane': {'key_prefix': ''}}",
+          "test.json: 'backplane.key_prefix': expected 1 to 63 of A-Z a-z 0-9 : _ . -, got ''");
+    fails("{'backplane': {'key_prefix': 'a b'}}",
+          "test.json: 'backplane.key_prefix': expected 1 to 63 of A-Z a-z 0-9 : _ . -, got 'a b'");
+    fails("{'backplane': {'connect_timeout_ms': 99}}",
+          "test.json: 'backplane.connect_timeout_ms' must be an integer from 100 to 60000");
+    fails("{'backplane': {'queue_limit': 1000001}}",
+          "test.json: 'backplane.queue_limit' must be an integer from 0 to 1000000");
+    fails("{'backplane': {'host': 'x'}}", "test.json: unknown key 'backplane.host'");
+    fails("{'trust_proxy': 'yes'}", "test.json: 'trust_proxy' must be true or false");
+}
+
 static void test_hubs_replace_defaults(void)
 {
     cfg c;
@@ -1093,7 +1144,7 @@ TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
           TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
           TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
           TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),
-          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr),
+          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr), TEST(test_backplane),
           TEST(test_hubs_replace_defaults), TEST(test_hubs_replace_earlier_load),
           TEST(test_hubs_empty), TEST(test_method_defaults), TEST(test_hub_structure_errors),
           TEST(test_method_errors), TEST(test_names), TEST(test_paths), TEST(test_uniqueness),
