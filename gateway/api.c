@@ -1,12 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * api.c - the plain HTTP API on libmicrohttpd: POST /rooms/{room}/messages,
- * GET /rooms/{room}, GET /healthz, GET /metrics. Runs on the MHD thread.
+ * GET /rooms/{room}, GET /healthz, GET /metrics. Handlers run on the MHD
+ * thread.
+ *
+ * A publish through a shared backplane is answered when the backplane has
+ * numbered it: the request is suspended meanwhile, and resumed from the
+ * backplane's thread. Waiting publishes are listed (wait_lock) so that a
+ * timeout (api_tick) and shutdown (api_shutdown) can answer them: libmicrohttpd
+ * must not be stopped with a request still suspended.
  */
 #include "gateway/api.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,10 +32,96 @@
 static const cfg *conf;
 static hub *the_hub;
 
-/* A POST body being received. */
+#define PUBLISH_WAIT_MS 10000 /* longest a publish waits for the backplane */
+
+/* A POST body being received, then (with a backplane) its answer awaited.
+ * Fields below body are guarded by wait_lock once the publish is sent. */
 typedef struct publish_req {
     http_body body;
+    atomic_int refs; /* the request's, and the pending publish's */
+    struct MHD_Connection *conn;
+    bool sent;      /* handed to the hub: its answer comes to publish_answered */
+    bool suspended; /* the request waits for it */
+    bool answered;
+    unsigned status;
+    char answer[192];
+    int64_t deadline_ms;
+    struct publish_req *prev, *next; /* waiting list */
+    char room[ROOM_NAME_MAX + 1];     /* a room info's */
 } publish_req;
+
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static publish_req *waiting;     /* wait_lock */
+static bool stopping;            /* wait_lock: answer at once from now on */
+
+static void publish_req_unref(publish_req *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    buf_free(&p->body.b);
+    free(p);
+}
+
+static void wait_unlink(publish_req *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else if (waiting == p)
+        waiting = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+/* wait_lock held: sets the answer once and wakes the request. */
+static void answer_locked(publish_req *p, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void answer_locked(publish_req *p, unsigned status, const char *fmt, ...)
+{
+    if (p->answered)
+        return;
+    p->answered = true;
+    p->status = status;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->answer, sizeof(p->answer), fmt, ap);
+    va_end(ap);
+    if (p->suspended) {
+        p->suspended = false;
+        wait_unlink(p);
+        MHD_resume_connection(p->conn);
+    }
+}
+
+/* Any thread: how the hub or the backplane ended a publish. */
+static void publish_answered(void *arg, const publish_result *r)
+{
+    publish_req *p = arg;
+    pthread_mutex_lock(&wait_lock);
+    if (r->rc == -EAGAIN)
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      "{\"error\":\"the backplane (Redis) is unreachable and its queue of "
+                      "backplane.queue_limit (%u) messages is full\"}",
+                      conf->backplane.queue_limit);
+    else if (r->rc == -EIO)
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      "{\"error\":\"the connection to the backplane (Redis) was lost before it "
+                      "answered: the message may or may not be published\"}");
+    else if (r->rc)
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"error\":\"cannot publish: %s\"}",
+                      strerror(-r->rc));
+    else if (r->queued && r->id)
+        answer_locked(p, MHD_HTTP_ACCEPTED,
+                      "{\"id\":%" PRIu64 ",\"epoch\":\"%s\",\"queued\":true}", r->id, r->epoch);
+    else if (r->queued)
+        answer_locked(p, MHD_HTTP_ACCEPTED, "{\"queued\":true}");
+    else
+        answer_locked(p, MHD_HTTP_CREATED, "{\"id\":%" PRIu64 ",\"epoch\":\"%s\"}", r->id,
+                      r->epoch);
+    pthread_mutex_unlock(&wait_lock);
+    publish_req_unref(p);
+}
 
 void api_init(const cfg *c, hub *h)
 {
@@ -53,6 +149,27 @@ static bool is_target_name(const char *s)
     return true;
 }
 
+/* MHD thread: replies when the answer is in, else waits for it. */
+static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
+{
+    pthread_mutex_lock(&wait_lock);
+    if (!p->answered && stopping)
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"error\":\"shutting down\"}");
+    if (!p->answered) {
+        p->suspended = true;
+        p->deadline_ms = hub_now_ms() + PUBLISH_WAIT_MS;
+        p->next = waiting;
+        if (waiting)
+            waiting->prev = p;
+        waiting = p;
+        MHD_suspend_connection(call->conn);
+        pthread_mutex_unlock(&wait_lock);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&wait_lock);
+    return http_reply_json(call->conn, p->status, p->answer, strlen(p->answer));
+}
+
 static enum MHD_Result publish_finish(http_call *call, publish_req *p)
 {
     if (p->body.too_big)
@@ -68,16 +185,13 @@ static enum MHD_Result publish_finish(http_call *call, publish_req *p)
     if (payload_from_body(&pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
-    uint64_t id = 0;
     publish_opts opt = {.target = target};
-    int rc = hub_publish(the_hub, call->room, pl.data, pl.len, &opt, &id);
+    p->sent = true;
+    p->conn = call->conn;
+    atomic_fetch_add(&p->refs, 1); /* for publish_answered */
+    hub_publish_async(the_hub, call->room, pl.data, pl.len, &opt, publish_answered, p);
     payload_free(&pl);
-    if (rc)
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot publish: %s",
-                                strerror(-rc));
-    char body[64];
-    int n = snprintf(body, sizeof(body), "{\"id\":%" PRIu64 "}", id);
-    return http_reply_json(call->conn, MHD_HTTP_CREATED, body, (size_t)n);
+    return publish_reply_or_wait(call, p);
 }
 
 enum MHD_Result api_publish(http_call *call)
@@ -96,38 +210,108 @@ enum MHD_Result api_publish(http_call *call)
         p = calloc(1, sizeof(*p));
         if (!p)
             return MHD_NO;
+        atomic_init(&p->refs, 1);
         *call->state = p;
     }
+    if (p->sent) /* resumed: the answer is in */
+        return publish_reply_or_wait(call, p);
     if (*call->upload_size)
         return http_body_take(&p->body, call, conf->limits.max_message_bytes) ? MHD_YES : MHD_NO;
     return publish_finish(call, p);
 }
 
-void api_publish_completed(void *state)
+void api_request_completed(void *state)
 {
     publish_req *p = state;
-    buf_free(&p->body.b);
-    free(p);
+    pthread_mutex_lock(&wait_lock);
+    if (p->suspended) { /* the connection died while waiting (MHD resumes it to end it) */
+        p->suspended = false;
+        wait_unlink(p);
+    }
+    p->answered = true; /* nobody to answer any more */
+    pthread_mutex_unlock(&wait_lock);
+    publish_req_unref(p);
+}
+
+void api_tick(int64_t now_ms)
+{
+    pthread_mutex_lock(&wait_lock);
+    for (publish_req *p = waiting, *next; p; p = next) {
+        next = p->next;
+        if (now_ms >= p->deadline_ms)
+            answer_locked(p, MHD_HTTP_GATEWAY_TIMEOUT,
+                          "{\"error\":\"the backplane (Redis) did not answer within %d s; the "
+                          "message may still be published\"}",
+                          PUBLISH_WAIT_MS / 1000);
+    }
+    pthread_mutex_unlock(&wait_lock);
+}
+
+void api_shutdown(void)
+{
+    pthread_mutex_lock(&wait_lock);
+    stopping = true;
+    while (waiting)
+        answer_locked(waiting, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"error\":\"shutting down\"}");
+    pthread_mutex_unlock(&wait_lock);
+}
+
+#define ROOM_INFO_FMT                                                                             \
+    "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64                                 \
+    ",\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u}}"
+
+/* Any thread: where a room with no member on this node stands, from the
+ * backplane. */
+static void room_state_answered(void *arg, int rc, const char *epoch, uint64_t last_id)
+{
+    publish_req *p = arg;
+    pthread_mutex_lock(&wait_lock);
+    if (rc == -ENOENT)
+        answer_locked(p, MHD_HTTP_NOT_FOUND, "{\"error\":\"no such room: %s\"}", p->room);
+    else if (rc)
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      "{\"error\":\"the backplane (Redis) is unreachable\"}");
+    else
+        answer_locked(p, MHD_HTTP_OK, ROOM_INFO_FMT, p->room, epoch, last_id, 0u, 0u, 0u);
+    pthread_mutex_unlock(&wait_lock);
+    publish_req_unref(p);
 }
 
 enum MHD_Result api_room_info(http_call *call)
 {
+    publish_req *p = *call->state;
+    if (p) /* resumed: the answer is in */
+        return publish_reply_or_wait(call, p);
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return MHD_NO;
+    atomic_init(&p->refs, 2); /* the request's, and the lookup's */
+    *call->state = p;
+    p->sent = true;
+    p->conn = call->conn;
+    snprintf(p->room, sizeof(p->room), "%s", call->room);
     room_info info;
-    if (hub_room_info(the_hub, call->room, &info))
+    int rc = hub_room_info_async(the_hub, call->room, &info, room_state_answered, p);
+    if (rc == -EINPROGRESS)
+        return publish_reply_or_wait(call, p);
+    publish_req_unref(p); /* no lookup */
+    if (rc)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
     char body[512];
-    int n = snprintf(body, sizeof(body),
-                     "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64
-                     ",\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u}}",
-                     call->room, info.epoch, info.last_id, info.subscribers[SUB_WS],
-                     info.subscribers[SUB_SSE], info.subscribers[SUB_LONGPOLL]);
+    int n = snprintf(body, sizeof(body), ROOM_INFO_FMT, call->room, info.epoch, info.last_id,
+                     info.subscribers[SUB_WS], info.subscribers[SUB_SSE],
+                     info.subscribers[SUB_LONGPOLL]);
     return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
 }
 
 enum MHD_Result api_healthz(http_call *call)
 {
-    static const char ok[] = "{\"status\":\"ok\"}";
-    return http_reply_json(call->conn, MHD_HTTP_OK, ok, sizeof(ok) - 1);
+    char body[128];
+    int n = snprintf(body, sizeof(body),
+                     "{\"status\":\"ok\",\"backplane\":{\"type\":\"%s\",\"connected\":%s}}",
+                     conf->backplane.type == CFG_BACKPLANE_REDIS ? "redis" : "memory",
+                     hub_bp_connected(the_hub) ? "true" : "false");
+    return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
 }
 
 /* Prometheus text format. */
@@ -157,10 +341,12 @@ enum MHD_Result api_metrics(http_call *call)
         "# HELP crier_connections Open connections per server library.\n"
         "# TYPE crier_connections gauge\n"
         "crier_connections{library=\"libwebsockets\"} %u\n"
-        "crier_connections{library=\"libmicrohttpd\"} %u\n",
+        "crier_connections{library=\"libmicrohttpd\"} %u\n"
+        "# HELP crier_backplane_connected 1 when the backplane (Redis) is reachable, or memory.\n"
+        "# TYPE crier_backplane_connected gauge\ncrier_backplane_connected %d\n",
         st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
         st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(),
-        http_connections());
+        http_connections(), hub_bp_connected(the_hub) ? 1 : 0);
     struct MHD_Response *r =
         MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
     if (!r)

@@ -10,16 +10,24 @@
 
 void api_init(const cfg *c, hub *h);
 enum MHD_Result api_publish(http_call *call);
-void api_publish_completed(void *state);
+/* The completed hook of the publish and room-info routes. */
+void api_request_completed(void *state);
 enum MHD_Result api_room_info(http_call *call);
 enum MHD_Result api_healthz(http_call *call);
 enum MHD_Result api_metrics(http_call *call);
 
 /* The room the stats stream (GET /stats/events) is served from. */
-#define API_STATS_ROOM "~stats"
+#define API_STATS_ROOM HUB_LOCAL_PREFIX "stats"
 
 /* Timer thread, once a second: publishes a stats snapshot to the stats
  * stream's listeners, if any. */
 void api_stats_tick(int64_t now_ms);
+
+/* Timer thread: answers publishes that waited too long for the backplane. */
+void api_tick(int64_t now_ms);
+
+/* Answers every publish still waiting for the backplane, and lets none
+ * wait from now on. Before http_stop. */
+void api_shutdown(void);
 
 #endif

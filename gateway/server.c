@@ -32,6 +32,7 @@
 #include "gateway/http.h"
 #include "gateway/log.h"
 #include "hub/hub.h"
+#include "hub/redis_backplane.h"
 #include "transports/longpoll.h"
 #include "transports/plain_ws.h"
 #include "transports/signalr.h"
@@ -357,6 +358,7 @@ static void *timer_main(void *arg)
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * 1000;
         }
+        api_tick(now);
         if (now >= next_expire) {
             hub_expire(h, now);
             api_stats_tick(now);
@@ -432,6 +434,30 @@ static void raise_file_limit(void)
 
 /* ---------------------------------------------------------- run, drain */
 
+static backplane *the_backplane;
+
+/* Starts the configured backplane (none for "memory"). Returns -1 when it
+ * cannot start. */
+static int start_backplane(const cfg *c, hub *h)
+{
+    if (c->backplane.type != CFG_BACKPLANE_REDIS)
+        return 0;
+    redis_options ro = {.host = c->backplane.host,
+                        .port = c->backplane.port,
+                        .db = c->backplane.db,
+                        .password = c->backplane.password,
+                        .prefix = c->backplane.key_prefix,
+                        .connect_timeout_ms = c->backplane.connect_timeout_ms,
+                        .queue_limit = c->backplane.queue_limit,
+                        .history_size = c->history.size,
+                        .history_ttl_ms = (int64_t)c->history.ttl_s * 1000};
+    the_backplane = redis_backplane_start(&ro, h);
+    if (!the_backplane)
+        return -1;
+    sr_cluster_init(c, the_backplane);
+    return 0;
+}
+
 static void drain(hub *h, pthread_t acceptor, pthread_t timer)
 {
     LOG_INFO(TAG, "draining: no new connections; closing WebSockets, ending streams");
@@ -446,8 +472,10 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     sr_shutdown();
     sse_shutdown();
     lp_shutdown();
+    api_shutdown();
     ws_stop(2000);
     http_stop();
+    redis_backplane_stop(the_backplane); /* nothing publishes now */
     sr_fini();
     hub_destroy(h);
 }
@@ -461,8 +489,11 @@ int server_run(const cfg *c)
     hub_options ho = {.history_size = c->history.size,
                       .history_ttl_ms = (int64_t)c->history.ttl_s * 1000};
     hub *h = peek_buf ? hub_create(&ho) : NULL;
-    if (!h)
+    if (!h || start_backplane(c, h)) {
+        hub_destroy(h);
+        free(peek_buf);
         return 1;
+    }
     listen_fd = open_listener(c->listen_host, c->listen_port);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     plain_ws_init(c, h);
@@ -473,6 +504,7 @@ int server_run(const cfg *c)
             close(epoll_fd);
         ws_stop(0);
         http_stop();
+        redis_backplane_stop(the_backplane);
         hub_destroy(h);
         free(peek_buf);
         return 1;

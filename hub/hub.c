@@ -20,6 +20,7 @@
 
 #include "gateway/buf.h"
 #include "gateway/log.h"
+#include "hub/backplane.h"
 #include "hub/history.h"
 
 #define TAG "hub"
@@ -31,6 +32,12 @@ typedef struct membership {
     struct room *room;
     struct membership *prev, *next; /* in room->members */
     struct membership *sub_next;    /* in s->memberships */
+    /* Backplane only: a join waiting for its room's numbering and history
+     * (fetched from the backplane). It gets nothing until then. */
+    bool pending;
+    hub_join_args args;
+    char epoch[MSG_EPOCH_MAX]; /* args.epoch, copied */
+    int64_t join_wall_ms;      /* "from now" means: published after this */
 } membership;
 
 typedef struct room {
@@ -42,7 +49,24 @@ typedef struct room {
     membership *members;
     unsigned count[SUB_KIND_COUNT];
     history hist;
+    /* Backplane only. A shared room is numbered by the backplane: it is
+     * `synced` once its numbering and history were fetched; until then (and
+     * while a fetch fills a hole) messages from the backplane wait in
+     * `waiting`. While the backplane is down, messages published here are
+     * delivered here under a local epoch (local_epoch, local_last). */
+    bool shared;
+    bool synced;
+    bool known; /* epoch and last_id came from the backplane at least once */
+    bool fetch_again; /* messages were let go while waiting: fetch once more */
+    msg **waiting;
+    size_t nwaiting;
+    char local_epoch[MSG_EPOCH_MAX];
+    uint64_t local_last;
+    int64_t empty_since_ms; /* when its last member left; 0 while it has members */
 } room;
+
+#define ROOM_WAITING_MAX 10000 /* messages held while a room's fetch is under way */
+#define ROOM_LINGER_MS 5000    /* a shared room left by all stays subscribed this long */
 
 struct hub {
     pthread_mutex_t lock;
@@ -51,7 +75,55 @@ struct hub {
     size_t nbuckets;
     size_t nrooms;
     hub_stats stats;
+    backplane *bp; /* NULL: the memory backplane (this hub numbers everything) */
+    bool bp_up;
+    /* join callbacks due, called by hub_unlock once the lock is let go */
+    struct join_call *calls;
+    size_t ncalls, calls_cap;
 };
+
+typedef struct join_call {
+    join_done_fn done;
+    void *arg;
+    int rc;
+    char epoch[MSG_EPOCH_MAX];
+    uint64_t last_id;
+} join_call;
+
+/* Hub lock held: done(arg, rc, …) is to be called after the lock. */
+static void defer_call(hub *h, join_done_fn done, void *arg, int rc, const char *epoch,
+                       uint64_t last_id)
+{
+    if (h->ncalls == h->calls_cap) {
+        size_t cap = h->calls_cap ? h->calls_cap * 2 : 16;
+        join_call *c = realloc(h->calls, cap * sizeof(*c));
+        if (!c) {
+            LOG_ERR(TAG, "out of memory: a join's answer is lost");
+            return;
+        }
+        h->calls = c;
+        h->calls_cap = cap;
+    }
+    join_call *c = &h->calls[h->ncalls++];
+    *c = (join_call){done, arg, rc, "", last_id};
+    snprintf(c->epoch, sizeof(c->epoch), "%s", epoch);
+}
+
+/* Lets the hub lock go, then makes the calls that were due. */
+static void hub_unlock(hub *h)
+{
+    join_call *calls = h->calls;
+    size_t n = h->ncalls;
+    if (n) {
+        h->calls = NULL;
+        h->ncalls = h->calls_cap = 0;
+    }
+    pthread_mutex_unlock(&h->lock);
+    for (size_t i = 0; i < n; i++)
+        calls[i].done(calls[i].arg, calls[i].rc, calls[i].epoch, calls[i].last_id);
+    if (n)
+        free(calls);
+}
 
 /* ---------------------------------------------------------------- rooms */
 
@@ -112,6 +184,11 @@ static void new_epoch(char out[MSG_EPOCH_MAX])
     out[8] = '\0';
 }
 
+static bool is_shared(const hub *h, const char *name)
+{
+    return h->bp && strncmp(name, HUB_LOCAL_PREFIX, strlen(HUB_LOCAL_PREFIX)) != 0;
+}
+
 static room *room_get_or_create(hub *h, const char *name)
 {
     room *r = room_find(h, name);
@@ -124,6 +201,10 @@ static room *room_get_or_create(hub *h, const char *name)
     memcpy(r->name, name, len + 1);
     r->hash = str_hash(name);
     new_epoch(r->epoch);
+    r->shared = is_shared(h, name);
+    r->synced = !r->shared;
+    if (r->shared)
+        r->epoch[0] = '\0'; /* the backplane's, once fetched */
     history_init(&r->hist, h->opt.history_size, h->opt.history_ttl_ms);
     if (h->nrooms + 1 > h->nbuckets)
         rehash(h);
@@ -131,26 +212,57 @@ static room *room_get_or_create(hub *h, const char *name)
     h->buckets[r->hash % h->nbuckets] = r;
     h->nrooms++;
     h->stats.rooms += r->name[0] != '~'; /* internal rooms (hubs, stats) not counted */
+    if (r->shared && h->bp)
+        h->bp->ops->want_room(h->bp, r->name, true);
     return r;
 }
 
-static bool room_is_empty(const room *r)
+/* A room of this hub's own lives while it has members or history; a shared
+ * one while it has members, and ROOM_LINGER_MS after (its history lives in
+ * the backplane; lingering spares a fetch to members that come and go, as
+ * long polls do). */
+static bool room_is_empty(room *r, int64_t now)
 {
-    return !r->members && !r->hist.count;
+    if (r->members) {
+        r->empty_since_ms = 0;
+        return false;
+    }
+    if (!r->shared)
+        return !r->hist.count;
+    if (!r->empty_since_ms)
+        r->empty_since_ms = now;
+    return now - r->empty_since_ms >= ROOM_LINGER_MS;
 }
 
-static void room_free_if_empty(hub *h, room *r)
+static void clear_waiting(room *r)
 {
-    if (!room_is_empty(r))
+    for (size_t i = 0; i < r->nwaiting; i++)
+        msg_unref(r->waiting[i]);
+    free(r->waiting);
+    r->waiting = NULL;
+    r->nwaiting = 0;
+}
+
+static void room_free_if_empty_at(hub *h, room *r, int64_t now)
+{
+    if (!room_is_empty(r, now))
         return;
     room **pp = &h->buckets[r->hash % h->nbuckets];
     while (*pp != r)
         pp = &(*pp)->bucket_next;
     *pp = r->bucket_next;
     history_clear(&r->hist);
+    clear_waiting(r);
+    if (r->shared && h->bp)
+        h->bp->ops->want_room(h->bp, r->name, false);
     h->nrooms--;
     h->stats.rooms -= r->name[0] != '~';
     free(r);
+}
+
+static void room_free_if_empty(hub *h, room *r)
+{
+    room_free_if_empty_at(h, r, hub_now_ms());
 }
 
 /* ----------------------------------------------------------- membership */
@@ -158,6 +270,8 @@ static void room_free_if_empty(hub *h, room *r)
 static void member_unlink(hub *h, membership *m)
 {
     room *r = m->room;
+    if (m->pending && m->args.done)
+        defer_call(h, m->args.done, m->args.done_arg, -ECANCELED, "", 0);
     if (m->prev)
         m->prev->next = m->next;
     else
@@ -187,7 +301,9 @@ static void leave_all(hub *h, sub *s, room *keep)
 
 void sub_init(sub *s, sub_kind kind, msg_fmt fmt, size_t limit)
 {
+    static atomic_uint_fast64_t next_uid = 1;
     memset(s, 0, sizeof(*s));
+    s->uid = atomic_fetch_add(&next_uid, 1);
     s->kind = kind;
     s->fmt = fmt;
     pthread_mutex_init(&s->lock, NULL);
@@ -256,45 +372,118 @@ static bool deliver(hub *h, sub *s, msg *m, const char *where, bool counted)
     return drop;
 }
 
-int hub_publish(hub *h, const char *room_name, const char *data, size_t len,
-                const publish_opts *opt, uint64_t *id_out)
+/* Hub lock held. Queues m to every live member of r but the excluded one
+ * (a sub, or a sub uid), dropping those whose queue is full. */
+static void fanout(hub *h, room *r, msg *m, const sub *exclude, uint64_t exclude_uid, bool counted)
 {
-    int rc = -ENOMEM;
-    pthread_mutex_lock(&h->lock);
+    for (membership *mb = r->members, *next; mb; mb = next) {
+        next = mb->next;
+        if (mb->pending || mb->s == exclude || (exclude_uid && mb->s->uid == exclude_uid))
+            continue;
+        if (deliver(h, mb->s, m, r->name, counted))
+            leave_all(h, mb->s, r);
+    }
+}
+
+/* Hub lock held: numbers m in r by this hub alone, keeps and delivers it. */
+static int publish_here(hub *h, const char *room_name, const char *data, size_t len,
+                        const publish_opts *opt, publish_result *res)
+{
     bool transient = opt && opt->transient;
     room *r = transient ? room_find(h, room_name) : room_get_or_create(h, room_name);
-    if (transient && (!r || !r->members)) {
-        *id_out = 0;
-        rc = 0;
-        goto out;
-    }
+    if (transient && (!r || !r->members))
+        return 0;
     if (!r)
-        goto out;
+        return -ENOMEM;
     msg *m = msg_create_in(r->last_id + 1, r->name, r->epoch, data, len,
                            opt ? opt->target : NULL, hub_now_ms());
     if (!m) {
         room_free_if_empty(h, r);
-        goto out;
+        return -ENOMEM;
     }
     r->last_id = m->id;
     if (!transient) {
         h->stats.published++;
         history_push(&r->hist, m);
     }
-    for (membership *mb = r->members, *next; mb; mb = next) {
-        next = mb->next;
-        if (opt && mb->s == opt->exclude)
-            continue;
-        if (deliver(h, mb->s, m, r->name, !transient))
-            leave_all(h, mb->s, r);
-    }
-    *id_out = m->id;
+    fanout(h, r, m, opt ? opt->exclude : NULL, 0, !transient);
+    res->id = m->id;
+    memcpy(res->epoch, r->epoch, sizeof(res->epoch));
     msg_unref(m);
     room_free_if_empty(h, r);
-    rc = 0;
-out:
-    pthread_mutex_unlock(&h->lock);
+    return 0;
+}
+
+int hub_publish(hub *h, const char *room_name, const char *data, size_t len,
+                const publish_opts *opt, uint64_t *id_out)
+{
+    publish_result res = {0};
+    pthread_mutex_lock(&h->lock);
+    int rc = publish_here(h, room_name, data, len, opt, &res);
+    hub_unlock(h);
+    *id_out = res.id;
     return rc;
+}
+
+/* Hub lock held. The backplane is down: delivers to this node's members of
+ * a shared room under the room's local epoch (made at the first such
+ * message), and keeps nothing: the backplane gets it later. */
+static void publish_degraded(hub *h, const char *room_name, const char *data, size_t len,
+                             const publish_opts *opt, publish_result *res)
+{
+    room *r = room_find(h, room_name);
+    h->stats.published++;
+    if (!r || !r->members)
+        return;
+    if (!r->local_epoch[0]) {
+        new_epoch(r->local_epoch);
+        r->local_last = 0;
+    }
+    msg *m = msg_create_in(r->local_last + 1, r->name, r->local_epoch, data, len,
+                           opt ? opt->target : NULL, hub_now_ms());
+    if (!m)
+        return;
+    r->local_last = m->id;
+    fanout(h, r, m, opt ? opt->exclude : NULL, 0, true);
+    res->id = m->id;
+    memcpy(res->epoch, r->local_epoch, sizeof(res->epoch));
+    msg_unref(m);
+}
+
+void hub_publish_async(hub *h, const char *room_name, const char *data, size_t len,
+                       const publish_opts *opt, publish_done_fn done, void *arg)
+{
+    publish_result res = {0};
+    bool transient = opt && opt->transient;
+    if (!is_shared(h, room_name) || transient) {
+        pthread_mutex_lock(&h->lock);
+        res.rc = publish_here(h, room_name, data, len, opt, &res);
+        hub_unlock(h);
+        done(arg, &res);
+        return;
+    }
+    bp_publish p = {.room = room_name,
+                    .data = data,
+                    .len = len,
+                    .target = opt ? opt->target : NULL,
+                    .exclude = opt && opt->exclude ? opt->exclude->uid : 0};
+    switch (h->bp->ops->publish(h->bp, &p, done, arg)) {
+    case BP_SENT:
+        pthread_mutex_lock(&h->lock);
+        h->stats.published++;
+        hub_unlock(h);
+        return;
+    case BP_QUEUED:
+        pthread_mutex_lock(&h->lock);
+        publish_degraded(h, room_name, data, len, opt, &res);
+        hub_unlock(h);
+        res.queued = true;
+        break;
+    case BP_FULL:
+        res.rc = -EAGAIN;
+        break;
+    }
+    done(arg, &res);
 }
 
 /* Hub lock held, sub lock held: queues m to s beyond the queue bound
@@ -362,9 +551,32 @@ static int replay(room *r, sub *s, uint64_t since, const char *epoch, bool check
     return rc;
 }
 
-/* The one way into a room: live only, or resuming after a cursor. */
-static int join(hub *h, const char *room_name, sub *s, uint64_t since, const char *epoch,
-                bool from_now, bool check_gap)
+/* Hub lock held. Links m (for s) into r. */
+static void member_link(hub *h, room *r, membership *m, sub *s)
+{
+    m->s = s;
+    m->room = r;
+    m->next = r->members;
+    if (r->members)
+        r->members->prev = m;
+    r->members = m;
+    m->sub_next = s->memberships;
+    s->memberships = m;
+    r->count[s->kind]++;
+    h->stats.subscribers[s->kind]++;
+}
+
+/* Hub lock held, r synced: puts s where the join asks (live, or resuming
+ * after a cursor: replay first). */
+static int start_member(room *r, sub *s, const hub_join_args *a)
+{
+    pthread_mutex_lock(&s->lock);
+    s->last_id = a->from_now ? r->last_id : a->since;
+    pthread_mutex_unlock(&s->lock);
+    return a->from_now ? 0 : replay(r, s, a->since, a->epoch, a->check_gap);
+}
+
+int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
 {
     int rc = -ENOMEM;
     pthread_mutex_lock(&h->lock);
@@ -381,27 +593,27 @@ static int join(hub *h, const char *room_name, sub *s, uint64_t since, const cha
             room_free_if_empty(h, r);
         goto out;
     }
-    pthread_mutex_lock(&s->lock);
-    s->last_id = from_now ? r->last_id : since;
-    pthread_mutex_unlock(&s->lock);
-    if (!from_now && (rc = replay(r, s, since, epoch, check_gap)) != 0) {
+    if (!r->synced) { /* its numbering comes from the backplane first */
+        m->pending = true;
+        m->args = *a;
+        if (a->epoch)
+            snprintf(m->epoch, sizeof(m->epoch), "%s", a->epoch);
+        m->args.epoch = a->epoch ? m->epoch : NULL;
+        m->join_wall_ms = hub_wall_ms();
+        pthread_mutex_lock(&s->lock);
+        s->last_id = a->from_now ? 0 : a->since;
+        pthread_mutex_unlock(&s->lock);
+    } else if ((rc = start_member(r, s, a)) != 0) {
         free(m);
         room_free_if_empty(h, r);
         goto out;
+    } else if (a->done) {
+        defer_call(h, a->done, a->done_arg, 0, r->epoch, r->last_id);
     }
-    m->s = s;
-    m->room = r;
-    m->next = r->members;
-    if (r->members)
-        r->members->prev = m;
-    r->members = m;
-    m->sub_next = s->memberships;
-    s->memberships = m;
-    r->count[s->kind]++;
-    h->stats.subscribers[s->kind]++;
+    member_link(h, r, m, s);
     rc = 0;
 out:
-    pthread_mutex_unlock(&h->lock);
+    hub_unlock(h);
     return rc;
 }
 
@@ -444,12 +656,14 @@ bool hub_parse_cursor(const char *text, uint64_t *since, char *epoch)
 
 int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_now)
 {
-    return join(h, room_name, s, since, NULL, from_now, false);
+    hub_join_args a = {.since = since, .from_now = from_now};
+    return hub_join_ex(h, room_name, s, &a);
 }
 
 int hub_resume(hub *h, const char *room_name, sub *s, uint64_t since, const char *epoch)
 {
-    return join(h, room_name, s, since, epoch, false, true);
+    hub_join_args a = {.since = since, .epoch = epoch, .check_gap = true};
+    return hub_join_ex(h, room_name, s, &a);
 }
 
 void hub_leave_room(hub *h, const char *room_name, sub *s)
@@ -466,7 +680,7 @@ void hub_leave_room(hub *h, const char *room_name, sub *s)
         room_free_if_empty(h, r);
         break;
     }
-    pthread_mutex_unlock(&h->lock);
+    hub_unlock(h);
 }
 
 int hub_send(hub *h, sub *s, msg *m)
@@ -477,7 +691,7 @@ int hub_send(hub *h, sub *s, msg *m)
     pthread_mutex_lock(&s->lock);
     bool dropped = s->dropped;
     pthread_mutex_unlock(&s->lock);
-    pthread_mutex_unlock(&h->lock);
+    hub_unlock(h);
     return dropped ? -ENOBUFS : 0;
 }
 
@@ -485,7 +699,7 @@ void hub_leave(hub *h, sub *s)
 {
     pthread_mutex_lock(&h->lock);
     leave_all(h, s, NULL);
-    pthread_mutex_unlock(&h->lock);
+    hub_unlock(h);
 }
 
 int hub_room_info(hub *h, const char *room_name, room_info *out)
@@ -499,8 +713,28 @@ int hub_room_info(hub *h, const char *room_name, room_info *out)
         memcpy(out->subscribers, r->count, sizeof(out->subscribers));
         rc = 0;
     }
-    pthread_mutex_unlock(&h->lock);
+    hub_unlock(h);
     return rc;
+}
+
+int hub_room_info_async(hub *h, const char *room_name, room_info *out, bp_room_fn cb, void *arg)
+{
+    pthread_mutex_lock(&h->lock);
+    room *r = room_find(h, room_name);
+    bool local = r && r->synced;
+    backplane *bp = is_shared(h, room_name) ? h->bp : NULL;
+    if (local) {
+        out->last_id = r->last_id;
+        memcpy(out->epoch, r->epoch, sizeof(out->epoch));
+        memcpy(out->subscribers, r->count, sizeof(out->subscribers));
+    }
+    hub_unlock(h);
+    if (local)
+        return 0;
+    if (!bp)
+        return -ENOENT;
+    bp->ops->room_state(bp, room_name, cb, arg);
+    return -EINPROGRESS;
 }
 
 void hub_expire(hub *h, int64_t now_ms)
@@ -511,18 +745,25 @@ void hub_expire(hub *h, int64_t now_ms)
         while (r) {
             room *next = r->bucket_next;
             history_expire(&r->hist, now_ms);
-            room_free_if_empty(h, r);
+            room_free_if_empty_at(h, r, now_ms);
             r = next;
         }
     }
-    pthread_mutex_unlock(&h->lock);
+    hub_unlock(h);
 }
 
 void hub_get_stats(hub *h, hub_stats *out)
 {
     pthread_mutex_lock(&h->lock);
     *out = h->stats;
-    pthread_mutex_unlock(&h->lock);
+    hub_unlock(h);
+}
+
+int64_t hub_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 int64_t hub_now_ms(void)
@@ -530,6 +771,257 @@ int64_t hub_now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------ backplane */
+
+void hub_set_backplane(hub *h, backplane *bp)
+{
+    pthread_mutex_lock(&h->lock);
+    h->bp = bp;
+    h->bp_up = false;
+    hub_unlock(h);
+}
+
+bool hub_bp_connected(hub *h)
+{
+    pthread_mutex_lock(&h->lock);
+    bool up = !h->bp || h->bp_up;
+    hub_unlock(h);
+    return up;
+}
+
+void hub_bp_link(hub *h, bool up)
+{
+    pthread_mutex_lock(&h->lock);
+    h->bp_up = up;
+    for (size_t i = 0; up && i < h->nbuckets; i++) {
+        for (room *r = h->buckets[i]; r; r = r->bucket_next) {
+            r->local_epoch[0] = '\0'; /* the backplane numbers again */
+            r->local_last = 0;
+        }
+    }
+    hub_unlock(h);
+}
+
+/* Hub lock held: asks the backplane for what r may have missed (all it
+ * keeps, the first time); messages wait until the answer. */
+static void refetch(hub *h, room *r)
+{
+    if (!h->bp)
+        return; /* stopping */
+    r->synced = false;
+    h->bp->ops->fetch(h->bp, r->name, r->known ? r->epoch : "", r->known ? r->last_id : 0);
+}
+
+void hub_bp_subscribed(hub *h, const char *name)
+{
+    pthread_mutex_lock(&h->lock);
+    room *r = room_find(h, name);
+    if (r && r->shared)
+        refetch(h, r);
+    hub_unlock(h);
+}
+
+/* A message from the backplane as this node keeps it: what origin asked of
+ * this node (an excluded sub, nothing when it delivered it already). */
+static msg *entry_msg(hub *h, const room *r, const char *epoch, const bp_entry *e)
+{
+    int64_t age = hub_wall_ms() - e->wall_ms;
+    msg *m = msg_create_in(e->id, r->name, epoch, e->data, e->len,
+                           e->target && *e->target ? e->target : NULL,
+                           hub_now_ms() - (age > 0 ? age : 0));
+    if (!m)
+        return NULL;
+    m->wall_ms = e->wall_ms;
+    bool mine = e->origin && !strcmp(e->origin, h->bp->node_id);
+    m->exclude_uid = mine ? e->exclude : 0;
+    m->delivered_here = mine && e->local_done;
+    return m;
+}
+
+/* Hub lock held, r synced: m is the next in r's order. */
+static void take_next(hub *h, room *r, msg *m)
+{
+    r->last_id = m->id;
+    history_push(&r->hist, m);
+    if (!m->delivered_here)
+        fanout(h, r, m, NULL, m->exclude_uid, true);
+}
+
+/* Hub lock held, r synced. Takes m unless r has seen it; returns false when
+ * m is not the next one (a hole: r needs a fetch). */
+static bool apply(hub *h, room *r, msg *m)
+{
+    if (strcmp(m->epoch, r->epoch)) {
+        if (m->id != 1)
+            return false;
+        /* A new numbering that starts here (the backplane forgot the room,
+         * e.g. its keys expired): nothing before it to lose. */
+        memcpy(r->epoch, m->epoch, sizeof(r->epoch));
+        r->last_id = 0;
+        history_clear(&r->hist);
+    }
+    if (m->id <= r->last_id)
+        return true;
+    if (m->id != r->last_id + 1)
+        return false;
+    take_next(h, r, m);
+    return true;
+}
+
+/* Hub lock held. Keeps m until r's fetch is answered; past the bound they
+ * are let go, and a fetch after that one brings them. */
+static void wait_push(room *r, msg *m)
+{
+    if (r->nwaiting >= ROOM_WAITING_MAX) {
+        clear_waiting(r);
+        r->fetch_again = true;
+        return;
+    }
+    if (!(r->nwaiting & (r->nwaiting - 1)) || !r->waiting) { /* grow at powers of two */
+        size_t cap = r->nwaiting ? r->nwaiting * 2 : 8;
+        msg **w = realloc(r->waiting, cap * sizeof(*w));
+        if (!w) {
+            r->fetch_again = true;
+            return;
+        }
+        r->waiting = w;
+    }
+    r->waiting[r->nwaiting++] = msg_ref(m);
+}
+
+void hub_bp_message(hub *h, const char *name, const char *epoch, const bp_entry *e)
+{
+    pthread_mutex_lock(&h->lock);
+    room *r = h->bp ? room_find(h, name) : NULL;
+    msg *m = r && r->shared ? entry_msg(h, r, epoch, e) : NULL;
+    if (!m) {
+        if (r && r->shared && r->synced)
+            refetch(h, r); /* out of memory: fetch it again later */
+    } else if (!r->synced) {
+        wait_push(r, m);
+    } else if (!apply(h, r, m)) {
+        refetch(h, r);
+        wait_push(r, m);
+    }
+    msg_unref(m);
+    hub_unlock(h);
+}
+
+/* Hub lock held: tells r's live members that messages are lost (reason
+ * "epoch" or "expired"); they go on from `next`. */
+static void signal_gap(hub *h, room *r, const char *reason, uint64_t since, uint64_t next)
+{
+    char info[ROOM_NAME_MAX + 160];
+    int n = snprintf(info, sizeof(info),
+                     "{\"room\":\"%s\",\"epoch\":\"%s\",\"reason\":\"%s\",\"since\":%" PRIu64
+                     ",\"resumed_from\":%" PRIu64 "}",
+                     r->name, r->epoch, reason, since, next);
+    msg *gap = n > 0 && (size_t)n < sizeof(info) ? msg_create_gap(info, (size_t)n) : NULL;
+    if (!gap)
+        return;
+    gap->id = next - 1;
+    fanout(h, r, gap, NULL, 0, false);
+    msg_unref(gap);
+    LOG_WARN(TAG, "room %s: messages lost while the backplane was away (%s); members told", r->name,
+             reason);
+}
+
+/* Hub lock held: the cursor of a "from now" join made at wall time t: the
+ * last kept message published before t. */
+static uint64_t cursor_at(const room *r, int64_t t)
+{
+    uint64_t cursor = r->last_id;
+    for (size_t i = r->hist.count; i-- > 0;) {
+        msg *m = history_at(&r->hist, i);
+        if (m->wall_ms < t)
+            break;
+        cursor = m->id - 1;
+    }
+    return cursor;
+}
+
+/* Hub lock held: r is synced; its pending members start. */
+static void start_pending(hub *h, room *r)
+{
+    for (membership *mb = r->members; mb; mb = mb->next) {
+        if (!mb->pending)
+            continue;
+        hub_join_args a = mb->args;
+        if (a.from_now) {
+            a.since = cursor_at(r, mb->join_wall_ms);
+            a.from_now = false;
+            a.check_gap = false;
+        }
+        mb->pending = false;
+        if (start_member(r, mb->s, &a))
+            LOG_WARN(TAG, "room %s: out of memory replaying to a member", r->name);
+        if (a.done)
+            defer_call(h, a.done, a.done_arg, 0, r->epoch, r->last_id);
+    }
+}
+
+/* Hub lock held, r synced: delivers what waited for the fetch, until a hole. */
+static void drain_waiting(hub *h, room *r)
+{
+    msg **w = r->waiting;
+    size_t n = r->nwaiting;
+    r->waiting = NULL;
+    r->nwaiting = 0;
+    size_t i = 0;
+    while (i < n && apply(h, r, w[i])) {
+        msg_unref(w[i]);
+        i++;
+    }
+    if (i < n) {
+        refetch(h, r);
+        for (; i < n; i++) {
+            wait_push(r, w[i]);
+            msg_unref(w[i]);
+        }
+    }
+    free(w);
+}
+
+void hub_bp_fetched(hub *h, const char *name, const char *epoch, uint64_t last_id,
+                    const bp_entry *entries, size_t n)
+{
+    pthread_mutex_lock(&h->lock);
+    room *r = h->bp ? room_find(h, name) : NULL;
+    if (!r || !r->shared || !epoch[0])
+        goto out;
+    bool changed = r->known && strcmp(epoch, r->epoch);
+    uint64_t before = r->last_id;
+    if (!r->known || changed) {
+        snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
+        r->last_id = 0;
+        history_clear(&r->hist);
+    }
+    if (changed)
+        signal_gap(h, r, "epoch", before, n ? entries[0].id : last_id + 1);
+    else if (r->known && n && entries[0].id > r->last_id + 1)
+        signal_gap(h, r, "expired", before, entries[0].id);
+    r->known = true;
+    for (size_t i = 0; i < n; i++) {
+        if (entries[i].id <= r->last_id)
+            continue;
+        msg *m = entry_msg(h, r, r->epoch, &entries[i]);
+        if (m)
+            take_next(h, r, m);
+        msg_unref(m);
+    }
+    if (last_id > r->last_id)
+        r->last_id = last_id;
+    r->synced = true;
+    start_pending(h, r);
+    drain_waiting(h, r);
+    if (r->synced && r->fetch_again) {
+        r->fetch_again = false;
+        refetch(h, r);
+    }
+out:
+    hub_unlock(h);
 }
 
 /* --------------------------------------------------------------- set-up */
@@ -565,10 +1057,12 @@ void hub_destroy(hub *h)
                 free(m);
             }
             history_clear(&r->hist);
+            clear_waiting(r);
             free(r);
             r = next;
         }
     }
+    free(h->calls);
     free(h->buckets);
     pthread_mutex_destroy(&h->lock);
     free(h);

@@ -14,9 +14,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hub/backplane.h"
 #include "hub/sub.h"
 
 #define ROOM_NAME_MAX 128
+
+/* Rooms named with this prefix are this node's own: never shared through a
+ * backplane (e.g. the stats stream). Clients cannot name them. */
+#define HUB_LOCAL_PREFIX "~~"
 
 typedef struct hub hub;
 
@@ -61,6 +66,15 @@ typedef struct publish_opts {
 int hub_publish(hub *h, const char *room, const char *data, size_t len, const publish_opts *opt,
                 uint64_t *id_out);
 
+/* Publishes for every node: through the backplane when there is one (then
+ * done is called later, from the backplane's thread), else as hub_publish
+ * does (done is called before this returns). done is called exactly once,
+ * with no lock held. While the backplane is down the message is delivered
+ * to this node's members at once under a local epoch and queued for the
+ * others (r->queued), or refused (-EAGAIN) when that queue is full. */
+void hub_publish_async(hub *h, const char *room, const char *data, size_t len,
+                       const publish_opts *opt, publish_done_fn done, void *arg);
+
 /* Queues m (a record for s alone, e.g. a SignalR completion) to s, with the
  * same bound as room messages. Returns 0, or -ENOBUFS when s was dropped. */
 int hub_send(hub *h, sub *s, msg *m);
@@ -80,6 +94,28 @@ int hub_join(hub *h, const char *room, sub *s, uint64_t since, bool from_now);
  * remains: after another epoch, everything kept. Never a silent gap. */
 int hub_resume(hub *h, const char *room, sub *s, uint64_t since, const char *epoch);
 
+/* Called once a join is in effect (at once, or when a shared room's
+ * numbering arrived from the backplane), with no lock held: rc 0 and the
+ * room's epoch and last id as the member starts from. */
+typedef void (*join_done_fn)(void *arg, int rc, const char *epoch, uint64_t last_id);
+
+typedef struct hub_join_args {
+    uint64_t since;    /* resume after this id (unless from_now) */
+    const char *epoch; /* check_gap: the epoch since belongs to; NULL: any */
+    bool from_now;     /* only what is published from now on */
+    bool check_gap;    /* hub_resume: signal what is lost */
+    join_done_fn done; /* may be NULL */
+    void *done_arg;
+} hub_join_args;
+
+/* hub_join and hub_resume in one, with a callback for when the join is in
+ * effect. With a backplane, a room this node had no member in first has
+ * its numbering and history fetched: until then the member gets nothing
+ * and done waits; "from now" then means published after this call (by
+ * the publishers' wall clocks). Returns 0, -EEXIST or -ENOMEM; done is
+ * only called after 0. */
+int hub_join_ex(hub *h, const char *room, sub *s, const hub_join_args *a);
+
 /* Parses a resume cursor, "EPOCH:N" (what SSE ids carry) or "N": sets
  * *since, and epoch ("" when absent; MSG_EPOCH_MAX bytes). False when it is
  * neither. */
@@ -98,6 +134,11 @@ void hub_leave(hub *h, sub *s);
  * (no members and no history). */
 int hub_room_info(hub *h, const char *room, room_info *out);
 
+/* hub_room_info for every node: with a backplane, a room with no member
+ * here is looked up there, and cb(arg, …) answers later (returns
+ * -EINPROGRESS; subscriber counts are this node's). Else as hub_room_info. */
+int hub_room_info_async(hub *h, const char *room, room_info *out, bp_room_fn cb, void *arg);
+
 /* Drops expired history and frees rooms left with nothing. O(rooms). */
 void hub_expire(hub *h, int64_t now_ms);
 
@@ -105,5 +146,32 @@ void hub_get_stats(hub *h, hub_stats *out);
 
 /* Monotonic milliseconds, the hub's clock. */
 int64_t hub_now_ms(void);
+
+/* Wall-clock milliseconds (what nodes compare). */
+int64_t hub_wall_ms(void);
+
+/* --- backplane ------------------------------------------------------------
+ * hub_set_backplane is called once, before any member joins. The hub_bp_*
+ * functions are the backplane's calls into the hub, from its own thread. */
+
+void hub_set_backplane(hub *h, backplane *bp);
+
+/* The backplane is reachable (up) or not. After it comes back it re-asks
+ * for the wanted rooms, and hub_bp_subscribed follows for each. */
+void hub_bp_link(hub *h, bool up);
+
+/* True when there is no backplane, or it is reachable. */
+bool hub_bp_connected(hub *h);
+
+/* The node now receives the room's messages: the hub fetches its state. */
+void hub_bp_subscribed(hub *h, const char *room);
+
+/* One message of a room, in the backplane's order. */
+void hub_bp_message(hub *h, const char *room, const char *epoch, const bp_entry *e);
+
+/* The answer to backplane_ops.fetch: the room's epoch and last id, and the
+ * kept messages asked for, oldest first. */
+void hub_bp_fetched(hub *h, const char *room, const char *epoch, uint64_t last_id,
+                    const bp_entry *entries, size_t n);
 
 #endif

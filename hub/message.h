@@ -60,6 +60,10 @@ typedef struct msg {
     atomic_uint refs;
     uint64_t id;
     int64_t created_ms; /* monotonic clock, for history TTL */
+    int64_t wall_ms;    /* publisher's wall clock (backplane messages only; else 0) */
+    uint64_t exclude_uid; /* backplane: the sub of this node that does not get it; 0 none */
+    bool delivered_here;  /* backplane: this node delivered it already (while the backplane
+                             was down); kept in history, not delivered again */
     char *json;         /* MSG_HEADROOM bytes, then the envelope; owned */
     size_t json_len;    /* envelope length, without headroom */
     size_t data_off;    /* the data value inside the envelope */

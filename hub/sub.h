@@ -29,6 +29,7 @@ typedef struct sub sub;
 
 struct sub {
     sub_kind kind;      /* counted per kind in room info */
+    uint64_t uid;       /* unique in this process (names it across the backplane) */
     msg_fmt fmt;        /* the encoding queued messages are drained in */
     const char *target; /* SignalR formats: invocation target when a message names none */
     pthread_mutex_t lock;

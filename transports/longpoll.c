@@ -212,7 +212,7 @@ void lp_shutdown(void)
 
 typedef struct room_poll {
     sub s;
-    uint64_t since; /* the client's cursor */
+    uint64_t since; /* the client's cursor (0 for none: see build_answer) */
     char room[ROOM_NAME_MAX + 1];
 } room_poll;
 
@@ -220,11 +220,13 @@ typedef struct room_poll {
  * nothing queued (timeout, or a dropped poll whose queue the hub emptied)
  * last_id stays the client's cursor, and the next poll takes any missed
  * messages from history. Returns NULL on ENOMEM. */
-static char *build_answer(room_poll *p, size_t *len_out)
+static char *build_answer(room_poll *p, const char *epoch, size_t *len_out)
 {
     buf out = {0};
     char tail[96];
-    uint64_t last = p->since;
+    /* The sub's cursor: the join's (with a backplane it is known only once
+     * the room's numbering arrived), or past what the hub queued. */
+    uint64_t last = p->s.dropped ? p->since : p->s.last_id;
     bool ok = buf_append(&out, "{", 1);
     msg *m = sendq_peek(&p->s.q);
     if (m && m->gap) { /* a resume that lost something says so first */
@@ -247,10 +249,8 @@ static char *build_answer(room_poll *p, size_t *len_out)
         first = false;
         sendq_pop(&p->s.q);
     }
-    room_info info = {0};
-    hub_room_info(the_hub, p->room, &info);
     int tlen = snprintf(tail, sizeof(tail), "],\"last_id\":%" PRIu64 ",\"epoch\":\"%s\"}", last,
-                        info.epoch);
+                        epoch);
     if (!ok || !buf_append(&out, tail, (size_t)tlen)) {
         buf_free(&out);
         return NULL;
@@ -263,9 +263,12 @@ static enum MHD_Result room_poll_answer(http_call *call, void *session, sub *s, 
 {
     room_poll *p = session;
     (void)why;
+    /* The room's epoch first: the hub lock comes before a sub's, never after. */
+    room_info info = {0};
+    hub_room_info(the_hub, p->room, &info);
     pthread_mutex_lock(&s->lock);
     size_t len = 0;
-    char *body = build_answer(p, &len);
+    char *body = build_answer(p, info.epoch, &len);
     pthread_mutex_unlock(&s->lock);
     hub_leave(the_hub, s);
     return body ? http_reply_take(call->conn, MHD_HTTP_OK, "application/json", body, len) : MHD_NO;

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/log.h"
 #include "hub/payload.h"
+
+#define TAG "ws"
 
 typedef struct plain_ws {
     sub s;
@@ -26,6 +29,17 @@ void plain_ws_init(const cfg *c, hub *h)
 {
     conf = c;
     the_hub = h;
+}
+
+/* How a frame's publish ended: a WebSocket publisher gets no answer, so a
+ * failure (only possible with a backplane) is logged. */
+static void frame_published(void *arg, const publish_result *r)
+{
+    (void)arg;
+    if (r->rc)
+        LOG_WARN(TAG, "a message from a WebSocket client was not published: %s",
+                 r->rc == -EAGAIN ? "the backplane is down and its queue is full"
+                                  : strerror(-r->rc));
 }
 
 /* Publishes one text frame: JSON keeps its value, other text becomes a JSON
@@ -50,13 +64,8 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
         *why = err;
         return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
     }
-    uint64_t id;
-    rc = hub_publish(the_hub, p->room, pl.data, pl.len, NULL, &id);
+    hub_publish_async(the_hub, p->room, pl.data, pl.len, NULL, frame_published, NULL);
     payload_free(&pl);
-    if (rc) {
-        *why = "cannot publish";
-        return LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
-    }
     return 0;
 }
 

@@ -13,6 +13,8 @@
 #include "transports/signalr.h"
 
 #define TOKEN_LEN 22 /* 16 random bytes in base64url */
+#define SR_OWNER_TTL_MS 60000   /* a node's claim on a connection lapses unless touched */
+#define SR_TOUCH_EVERY_MS 20000
 
 typedef enum { TR_NONE, TR_WS, TR_SSE, TR_LP } sr_transport;
 
@@ -51,15 +53,22 @@ struct sr_conn {
     uint64_t recv_count;       /* recv_lock: number of the last counted record received */
     _Atomic uint64_t recv_highest; /* highest number processed */
     uint64_t acked_to_client;  /* timer thread */
+    bool owned;                /* clustered: this node claimed its token (released at free) */
+    int64_t touched_ms;        /* registry lock: when the claim was last renewed */
     struct sr_conn *bucket_next;  /* registry lock */
     struct sr_conn *prev, *next;  /* registry lock */
 };
 
-/* One long poll on a connection. */
+/* One long poll on a connection: held here (lp), or for another node
+ * (remote: answered through the backplane to `from`, request `req`). */
 struct sr_poll {
     sr_conn *c;
     lp_conn *lp;
     bool replaced; /* sub lock: a newer poll took its place */
+    bool remote;
+    char from[BP_NODE_ID_LEN + 1];
+    uint64_t req;
+    int64_t deadline_ms;
 };
 
 /* Creates a connection in the registry; returns it with a ref for the
@@ -104,7 +113,54 @@ bool sr_transport_enabled(sr_transport t);
 /* Copies the value of key in a raw query string into out. */
 bool sr_query_value(const char *query, const char *key, char *out, size_t cap);
 
+/* 16 random bytes in base64url. */
+void sr_random_token(char out[TOKEN_LEN + 1]);
+
+/* Creates a connection with a token chosen elsewhere (clustered: the first
+ * node to carry it makes it); as sr_conn_new otherwise. */
+sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token);
+
 /* signalr_transports.c */
 void sr_transports_init(const cfg *c);
+
+/* Backplane thread: a long poll forwarded by node `from`; takes the
+ * caller's ref on c. */
+void sr_remote_poll(sr_conn *c, const char *from, uint64_t req);
+
+/* Timer thread: answers c's remote poll if its time is up. */
+void sr_remote_poll_expire(sr_conn *c, int64_t now_ms);
+
+/* --- signalr_cluster.c: connections across nodes ------------------------ */
+
+typedef struct sr_fwd sr_fwd;
+
+/* True with a shared backplane: negotiate makes nothing, a connection is
+ * made where it is first carried, and requests elsewhere are forwarded. */
+bool sr_clustered(void);
+const char *sr_node_id(void);
+
+/* 22 characters of base64url. */
+bool sr_token_is_valid(const char *token);
+
+/* MHD thread: a request for a token this node does not hold. */
+sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token);
+
+/* MHD thread: each call of such a request. Sets *go_local when this node
+ * turned out to own the token: the caller frees f and serves it here. */
+enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local);
+
+void sr_fwd_free(sr_fwd *f);
+
+/* Claims token for this node (cb: who owns it). */
+void sr_cluster_claim(const char *token, bp_owner_fn cb, void *arg);
+void sr_cluster_touch(const char *token);
+void sr_cluster_release(const char *token);
+
+/* Answers request req of node `to`. */
+void sr_cluster_reply(const char *to, uint64_t req, unsigned status, const char *body,
+                      size_t len);
+
+void sr_cluster_tick(int64_t now_ms);
+void sr_cluster_shutdown(void);
 
 #endif

@@ -69,6 +69,8 @@ void sr_conn_unref(sr_conn *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    if (c->owned)
+        sr_cluster_release(c->token); /* late requests elsewhere are told it is gone */
     hub_leave(the_hub, &c->s);
     sendq_clear(&c->unacked);
     sub_fini(&c->s);
@@ -81,7 +83,7 @@ static uint32_t token_hash(const char *t)
     return str_hash(t) % BUCKETS;
 }
 
-static void random_token(char out[TOKEN_LEN + 1])
+void sr_random_token(char out[TOKEN_LEN + 1])
 {
     static const char b64url[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -96,9 +98,9 @@ static void random_token(char out[TOKEN_LEN + 1])
     out[TOKEN_LEN] = '\0';
 }
 
-/* Creates a connection in the registry. Returns it with a ref for the
- * caller, or NULL (out of memory, or shutting down). */
-sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
+/* Creates a connection in the registry, with token when not NULL. Returns
+ * it with a ref for the caller, or NULL (out of memory, or shutting down). */
+static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
 {
     sr_conn *c = calloc(1, sizeof(*c));
     if (!c)
@@ -110,11 +112,16 @@ sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
     c->unacked_first = 1;
     atomic_init(&c->refs, 2); /* the registry's and the caller's */
     pthread_mutex_init(&c->recv_lock, NULL);
-    random_token(c->id);
-    if (id_is_token)
+    sr_random_token(c->id);
+    if (token) {
+        snprintf(c->token, sizeof(c->token), "%s", token);
+        /* The id was given at negotiate on some node; logs use a label. */
+        snprintf(c->id, sizeof(c->id), "%.8s@%s", token, sr_node_id());
+    } else if (id_is_token) {
         memcpy(c->token, c->id, sizeof(c->token));
-    else
-        random_token(c->token);
+    } else {
+        sr_random_token(c->token);
+    }
     snprintf(c->all_room, sizeof(c->all_room), "~%s", hb->name);
     int64_t now = hub_now_ms();
     atomic_init(&c->last_recv_ms, now);
@@ -127,6 +134,8 @@ sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
         return NULL;
     }
     c->created_ms = now;
+    c->touched_ms = now;
+    c->owned = token && sr_clustered();
     uint32_t b = token_hash(c->token);
     c->bucket_next = buckets[b];
     buckets[b] = c;
@@ -136,6 +145,16 @@ sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
     all_conns = c;
     pthread_mutex_unlock(&registry_lock);
     return c;
+}
+
+sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
+{
+    return conn_new(hb, id_is_token, NULL);
+}
+
+sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token)
+{
+    return conn_new(hb, false, token);
 }
 
 /* Finds a connection of hub by token; returns it with a new ref. */
@@ -320,48 +339,122 @@ static bool action_takes_room(cfg_action a)
     return a == CFG_ACTION_ROOM || a == CFG_ACTION_JOIN || a == CFG_ACTION_LEAVE;
 }
 
-/* Publishes args (a JSON array) to room for the method's target. */
-static const char *publish_args(sr_conn *c, const char *room, json_t *args, const cfg_method *m,
-                                bool exclude_caller)
+/* An invocation whose completion waits for the hub (a publish through the
+ * backplane, a join whose room is fetched first). Holds a ref on c. */
+typedef struct sr_pending {
+    sr_conn *c;
+    bool has_id;
+    char invocation_id[160];
+    char room[ROOM_NAME_MAX + 1];
+} sr_pending;
+
+/* Returned by run_method when the completion is sent later. */
+static const char later[] = "";
+
+static sr_pending *pending_new(sr_conn *c, const char *invocation_id, const char *room)
+{
+    sr_pending *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    atomic_fetch_add(&c->refs, 1);
+    p->c = c;
+    p->has_id = invocation_id != NULL;
+    snprintf(p->invocation_id, sizeof(p->invocation_id), "%s", invocation_id ? invocation_id : "");
+    snprintf(p->room, sizeof(p->room), "%s", room ? room : "");
+    return p;
+}
+
+static void pending_finish(sr_pending *p, const char *error, const char *result)
+{
+    if (p->has_id)
+        send_completion(p->c, p->invocation_id, error, result);
+    else if (error)
+        LOG_DBG(TAG, "connection %s: %s", p->c->id, error);
+    sr_conn_unref(p->c);
+    free(p);
+}
+
+static void invocation_published(void *arg, const publish_result *r)
+{
+    const char *error = !r->rc             ? NULL
+                        : r->rc == -EAGAIN ? "The backplane is unreachable and its queue is full; "
+                                             "the message was not sent."
+                        : r->rc == -EIO    ? "The connection to the backplane was lost: the "
+                                             "message may or may not have been sent."
+                                           : "The message could not be published.";
+    pending_finish(arg, error, NULL);
+}
+
+/* Publishes args (a JSON array) to room for the method's target; the
+ * completion follows when the hub has it. */
+static const char *publish_args(sr_conn *c, const char *invocation_id, const char *room,
+                                json_t *args, const cfg_method *m, bool exclude_caller)
 {
     char *data = json_dumps(args, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!data)
         return "Out of memory.";
+    if (strlen(data) > conf->limits.max_message_bytes) {
+        free(data);
+        return "The message is larger than limits.max_message_bytes.";
+    }
+    sr_pending *p = pending_new(c, invocation_id, NULL);
+    if (!p) {
+        free(data);
+        return "Out of memory.";
+    }
     publish_opts opt = {.target = m->target, .exclude = exclude_caller ? &c->s : NULL};
-    uint64_t id;
-    int rc = strlen(data) > conf->limits.max_message_bytes
-                 ? -EMSGSIZE
-                 : hub_publish(the_hub, room, data, strlen(data), &opt, &id);
+    hub_publish_async(the_hub, room, data, strlen(data), &opt, invocation_published, p);
     free(data);
-    return rc == -EMSGSIZE ? "The message is larger than limits.max_message_bytes."
-           : rc           ? "The message could not be published."
-                          : NULL;
+    return later;
 }
 
 /* The result of a join: where the room stands, so that a client can resume
  * from there even before it has had a message of the room. */
-static void join_result(const char *room, char *result, size_t cap)
+static void join_result(const char *room, const char *epoch, uint64_t last_id, char *result,
+                        size_t cap)
 {
-    room_info info;
-    if (!hub_room_info(the_hub, room, &info))
-        snprintf(result, cap, "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 "}", room,
-                 info.epoch, info.last_id);
+    snprintf(result, cap, "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 "}", room,
+             epoch, last_id);
 }
 
-static const char *join_live(sr_conn *c, const char *room, char *result, size_t cap)
+static void joined(void *arg, int rc, const char *epoch, uint64_t last_id)
 {
-    int rc = hub_join(the_hub, room, &c->s, 0, true);
-    if (rc && rc != -EEXIST)
+    sr_pending *p = arg;
+    char result[ROOM_NAME_MAX + 96];
+    if (!rc)
+        join_result(p->room, epoch, last_id, result, sizeof(result));
+    pending_finish(p, rc ? "Could not join the room." : NULL, rc ? NULL : result);
+}
+
+/* Joins room (live, or resuming after since in epoch); the completion,
+ * with the join's result, follows once the join is in effect. */
+static const char *join_room(sr_conn *c, const char *invocation_id, const char *room,
+                             const hub_join_args *how, char *result, size_t cap)
+{
+    sr_pending *p = pending_new(c, invocation_id, room);
+    if (!p)
+        return "Out of memory.";
+    hub_join_args a = *how;
+    a.done = joined;
+    a.done_arg = p;
+    int rc = hub_join_ex(the_hub, room, &c->s, &a);
+    if (!rc)
+        return later;
+    sr_conn_unref(p->c);
+    free(p);
+    if (rc != -EEXIST)
         return "Could not join the room.";
-    join_result(room, result, cap);
+    room_info info; /* already a member: where the room stands now */
+    if (!hub_room_info(the_hub, room, &info))
+        join_result(room, info.epoch, info.last_id, result, cap);
     return NULL;
 }
 
 /* JoinRoom(room, since, epoch): join, first getting what the room kept
  * after since (the crier-id header of the last message seen), or a
  * CrierGap invocation when that is gone. */
-static const char *join_resuming(sr_conn *c, const char *room, json_t *args, char *err,
-                                 size_t err_cap, char *result, size_t cap)
+static const char *join_resuming(sr_conn *c, const char *invocation_id, const char *room,
+                                 json_t *args, char *err, size_t err_cap, char *result, size_t cap)
 {
     json_t *since = json_array_get(args, 1);
     const char *epoch = json_string_value(json_array_get(args, 2));
@@ -371,17 +464,16 @@ static const char *join_resuming(sr_conn *c, const char *room, json_t *args, cha
                                "integer, epoch the room's epoch.");
         return err;
     }
-    int rc = hub_resume(the_hub, room, &c->s, (uint64_t)json_integer_value(since), epoch);
-    if (rc && rc != -EEXIST)
-        return "Could not join the room.";
-    join_result(room, result, cap);
-    return NULL;
+    hub_join_args a = {.since = (uint64_t)json_integer_value(since), .epoch = epoch,
+                       .check_gap = true};
+    return join_room(c, invocation_id, room, &a, result, cap);
 }
 
 /* Runs a method; returns NULL or the error for its completion, whose
  * result (JSON text, "" for null) goes into result. */
-static const char *run_method(sr_conn *c, const cfg_method *m, json_t *args, char *err,
-                              size_t err_cap, char *result, size_t result_cap)
+static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_method *m,
+                              json_t *args, char *err, size_t err_cap, char *result,
+                              size_t result_cap)
 {
     size_t n = json_array_size(args);
     bool resume_form = m->action == CFG_ACTION_JOIN && n == 3; /* (room, since, epoch) */
@@ -403,18 +495,21 @@ static const char *run_method(sr_conn *c, const cfg_method *m, json_t *args, cha
     switch (m->action) {
     case CFG_ACTION_BROADCAST:
     case CFG_ACTION_OTHERS:
-        return publish_args(c, c->all_room, args, m, m->action == CFG_ACTION_OTHERS);
+        return publish_args(c, invocation_id, c->all_room, args, m,
+                            m->action == CFG_ACTION_OTHERS);
     case CFG_ACTION_ROOM: {
         json_t *rest = json_array();
         for (size_t i = 1; i < n; i++)
             json_array_append(rest, json_array_get(args, i));
-        const char *e = publish_args(c, room, rest, m, false);
+        const char *e = publish_args(c, invocation_id, room, rest, m, false);
         json_decref(rest);
         return e;
     }
     case CFG_ACTION_JOIN:
-        return resume_form ? join_resuming(c, room, args, err, err_cap, result, result_cap)
-                           : join_live(c, room, result, result_cap);
+        if (resume_form)
+            return join_resuming(c, invocation_id, room, args, err, err_cap, result, result_cap);
+        return join_room(c, invocation_id, room, &(hub_join_args){.from_now = true}, result,
+                         result_cap);
     case CFG_ACTION_LEAVE:
         hub_leave_room(the_hub, room, &c->s);
         return NULL;
@@ -438,8 +533,10 @@ static bool handle_invocation(sr_conn *c, json_t *rec)
         snprintf(err, sizeof(err), "Unknown hub method '%.200s'.", target);
         error = err;
     } else {
-        error = run_method(c, m, args, err, sizeof(err), result, sizeof(result));
+        error = run_method(c, invocation_id, m, args, err, sizeof(err), result, sizeof(result));
     }
+    if (error == later)
+        return true; /* its completion follows */
     if (invocation_id)
         send_completion(c, invocation_id, error, result);
     else if (error)
@@ -640,7 +737,7 @@ bool sr_query_value(const char *query, const char *key, char *out, size_t cap)
 
 /* ------------------------------------------------------------ lifecycle */
 
-typedef enum { ACT_NONE, ACT_PING, ACT_ACK, ACT_CLOSE, ACT_PURGE } tick_action;
+typedef enum { ACT_NONE, ACT_PING, ACT_ACK, ACT_CLOSE, ACT_PURGE, ACT_POLL_DUE } tick_action;
 
 /* A silent client (often a background tab whose timers are throttled) may
  * come back: tell it to reconnect. */
@@ -657,7 +754,9 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
     uint64_t received = atomic_load(&c->recv_highest);
     bool handshaken = atomic_load(&c->handshaken);
     int64_t silent = now - atomic_load(&c->last_recv_ms);
-    if (c->closed) {
+    if (c->held && c->held->remote && now >= c->held->deadline_ms) {
+        a = ACT_POLL_DUE; /* a poll held for another node: its time is up */
+    } else if (c->closed) {
         a = now - c->closed_ms > disconnect && !c->attached && !c->held ? ACT_PURGE : ACT_NONE;
     } else if (c->transport == TR_NONE) {
         a = now - c->created_ms > disconnect ? ACT_CLOSE : ACT_NONE;
@@ -700,6 +799,10 @@ void sr_tick(int64_t now_ms)
     pthread_mutex_lock(&registry_lock);
     for (sr_conn *c = all_conns, *next; c; c = next) {
         next = c->next;
+        if (c->owned && now_ms - c->touched_ms >= SR_TOUCH_EVERY_MS) {
+            c->touched_ms = now_ms;
+            sr_cluster_touch(c->token); /* keeps this node's claim */
+        }
         const char *why = NULL;
         tick_action a = due(c, now_ms, &why);
         if (a == ACT_NONE)
@@ -730,13 +833,17 @@ void sr_tick(int64_t now_ms)
         }
         else if (items[i].a == ACT_CLOSE)
             sr_conn_close(items[i].c, items[i].why, items[i].why == silent_client);
+        else if (items[i].a == ACT_POLL_DUE)
+            sr_remote_poll_expire(items[i].c, now_ms);
         sr_conn_unref(items[i].c);
     }
     free(items);
+    sr_cluster_tick(now_ms);
 }
 
 void sr_shutdown(void)
 {
+    sr_cluster_shutdown();
     pthread_mutex_lock(&registry_lock);
     shutting_down = true;
     size_t n = 0;

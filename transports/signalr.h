@@ -29,6 +29,10 @@ typedef struct sr_conn sr_conn;
 
 void sr_init(const cfg *c, hub *h);
 
+/* With a shared backplane (bp not NULL), connections are spread over the
+ * nodes with no sticky sessions (signalr_cluster.c). Before serving. */
+void sr_cluster_init(const cfg *c, backplane *bp);
+
 /* The hub served at path (exact match), or NULL. */
 const cfg_hub *sr_hub_at(const char *path);
 

@@ -9,6 +9,7 @@
  * MHD thread. Connection state is read and changed under the connection's
  * sub lock only.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,8 @@
 #include "transports/signalr-private.h"
 #include "transports/sse.h"
 
+#define TAG "signalr"
+
 static const cfg *conf;
 
 void sr_transports_init(const cfg *c)
@@ -24,8 +27,9 @@ void sr_transports_init(const cfg *c)
     conf = c;
 }
 
-/* The state of a request on {path}: which of the three it is. */
-typedef enum { REQ_STREAM, REQ_POLL, REQ_POST } req_kind;
+/* The state of a request on {path}: which of the three it is, or one for
+ * a connection another node holds (REQ_FWD: signalr_cluster.c). */
+typedef enum { REQ_STREAM, REQ_POLL, REQ_POST, REQ_FWD } req_kind;
 typedef struct sr_req {
     req_kind kind;
     void *inner; /* sse.c's or longpoll.c's state, or the POST body */
@@ -108,7 +112,7 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
         return true; /* skipNegotiation: the connection is made on upgrade */
     sr_conn *c = sr_conn_find(hb, token);
     if (!c)
-        return false;
+        return sr_clustered() && sr_token_is_valid(token); /* made here, if nobody has it */
     pthread_mutex_lock(&c->s.lock);
     bool ok = !c->closed && (c->transport == TR_NONE || (c->stateful && c->transport == TR_WS));
     pthread_mutex_unlock(&c->s.lock);
@@ -116,11 +120,41 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
     return ok;
 }
 
-int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
+/* Backplane thread: who owns the token of a WebSocket made here. */
+static void ws_claimed(void *arg, int rc, const char *owner)
+{
+    sr_conn *c = arg;
+    if (rc == -ENOENT || (!rc && strcmp(owner, sr_node_id())))
+        sr_conn_close(c, "This connection is held by another node.", false);
+    else if (rc)
+        LOG_WARN(TAG, "connection %s: cannot claim it in the backplane (unreachable)", c->id);
+    sr_conn_unref(c);
+}
+
+/* A connection for a WebSocket: found, or made here (skipNegotiation; or
+ * clustered, where negotiate makes nothing: then claimed for this node). */
+static sr_conn *ws_connection(const cfg_hub *hb, const char *query)
 {
     char token[64];
-    sr_conn *c = sr_query_value(query, "id", token, sizeof(token)) ? sr_conn_find(hb, token)
-                                                                 : sr_conn_new(hb, false);
+    if (!sr_query_value(query, "id", token, sizeof(token)))
+        return sr_conn_new(hb, false);
+    sr_conn *c = sr_conn_find(hb, token);
+    if (c || !sr_clustered() || !sr_token_is_valid(token))
+        return c;
+    c = sr_conn_new_named(hb, token);
+    if (c) {
+        pthread_mutex_lock(&c->s.lock);
+        c->stateful_offered = true; /* negotiate (elsewhere) offered it if the client asks */
+        pthread_mutex_unlock(&c->s.lock);
+        atomic_fetch_add(&c->refs, 1);
+        sr_cluster_claim(token, ws_claimed, c);
+    }
+    return c;
+}
+
+int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
+{
+    sr_conn *c = ws_connection(hb, query);
     sr_ws *w = c ? calloc(1, sizeof(*w)) : NULL;
     if (!w) {
         sr_conn_unref(c);
@@ -251,6 +285,105 @@ static void poll_ended(void *session)
 
 static const lp_hold_ops poll_ops = {poll_answer, poll_ended};
 
+/* Sub lock held: answers a remote poll (to the node that forwarded it)
+ * with what is queued, or 204 when it was replaced or the connection is
+ * over; then lets it go. Returns false (keeping it) when there is nothing
+ * to say yet and force is false. */
+static bool remote_answer_locked(sr_poll *p, bool force)
+{
+    sr_conn *c = p->c;
+    size_t len = 0;
+    char *body = p->replaced ? NULL : take_records(c, &len);
+    bool over = p->replaced || (!len && (c->closed || c->s.ending || c->s.dropped));
+    if (!len && !over && !force) {
+        free(body);
+        return false;
+    }
+    if (c->held == p)
+        c->held = NULL;
+    sub_attach(&c->s, NULL, NULL);
+    c->last_poll_ms = hub_now_ms();
+    sr_cluster_reply(p->from, p->req, over ? MHD_HTTP_NO_CONTENT : MHD_HTTP_OK, body, len);
+    free(body);
+    return true;
+}
+
+/* Sub lock held (the hub's wake): a remote poll has news, maybe. */
+static void remote_wake(sub *s)
+{
+    sr_poll *p = s->owner;
+    if (p && remote_answer_locked(p, false)) {
+        atomic_fetch_sub(&p->c->refs, 1); /* the registry's ref remains */
+        free(p);
+    }
+}
+
+/* Sub lock held: the poll held now (here or for another node) gives way to
+ * a newer one. */
+static void replace_held_locked(sr_conn *c)
+{
+    sr_poll *old = c->held;
+    if (!old)
+        return;
+    old->replaced = true;
+    c->held = NULL;
+    if (old->remote) {
+        remote_answer_locked(old, true);
+        atomic_fetch_sub(&c->refs, 1);
+        free(old);
+    } else {
+        lp_release_locked(old->lp);
+    }
+}
+
+void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
+{
+    sr_poll *p = calloc(1, sizeof(*p));
+    pthread_mutex_lock(&c->s.lock);
+    bool ok = p && c->transport == TR_LP && !c->closed;
+    if (!ok) {
+        bool over = c->closed && sendq_is_empty(&c->s.q);
+        pthread_mutex_unlock(&c->s.lock);
+        if (over)
+            sr_cluster_reply(from, req, MHD_HTTP_NO_CONTENT, NULL, 0);
+        else
+            sr_cluster_reply(from, req, MHD_HTTP_NOT_FOUND, "{\"error\":\"no such connection for "
+                             "long polling\"}", 47);
+        free(p);
+        sr_conn_unref(c);
+        return;
+    }
+    replace_held_locked(c);
+    p->c = c; /* keeps the caller's ref */
+    p->remote = true;
+    snprintf(p->from, sizeof(p->from), "%s", from);
+    p->req = req;
+    p->deadline_ms = hub_now_ms() + (int64_t)conf->limits.poll_timeout_s * 1000;
+    c->held = p;
+    c->last_poll_ms = hub_now_ms();
+    if (remote_answer_locked(p, false)) { /* something was queued already */
+        pthread_mutex_unlock(&c->s.lock);
+        free(p);
+        sr_conn_unref(c);
+        return;
+    }
+    sub_attach(&c->s, remote_wake, p);
+    pthread_mutex_unlock(&c->s.lock);
+}
+
+void sr_remote_poll_expire(sr_conn *c, int64_t now_ms)
+{
+    pthread_mutex_lock(&c->s.lock);
+    sr_poll *p = c->held;
+    bool due = p && p->remote && now_ms >= p->deadline_ms;
+    if (due) {
+        remote_answer_locked(p, true);
+        atomic_fetch_sub(&c->refs, 1);
+        free(p);
+    }
+    pthread_mutex_unlock(&c->s.lock);
+}
+
 /* GET without Accept: text/event-stream: a long poll. Takes the caller's
  * ref on c. The first poll answers at once, empty: the client waits for it
  * before it sends the handshake. A newer poll replaces a held one. */
@@ -259,12 +392,8 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     pthread_mutex_lock(&c->s.lock);
     bool first = c->transport == TR_NONE;
     bool ok = first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
-    sr_poll *old = ok ? c->held : NULL;
-    if (old) {
-        old->replaced = true;
-        lp_release_locked(old->lp);
-        c->held = NULL;
-    }
+    if (ok)
+        replace_held_locked(c);
     c->last_poll_ms = hub_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     if (!ok) {
@@ -380,11 +509,47 @@ static enum MHD_Result check_declared_size(http_call *call)
                             "message is larger than limits.max_message_bytes");
 }
 
+static enum MHD_Result forwarded(http_call *call, sr_req *rq);
+
+/* A request for a connection this node does not hold: another node may
+ * (signalr_cluster.c). */
+static enum MHD_Result forward(http_call *call, const cfg_hub *hb, const char *token)
+{
+    sr_req *rq = new_req(call, REQ_FWD);
+    sr_fwd *f = rq ? sr_fwd_new(call, hb, token) : NULL;
+    if (!f)
+        return MHD_NO;
+    rq->inner = f;
+    return forwarded(call, rq);
+}
+
+/* Each later call of a forwarded request. When this node turned out to be
+ * the one to carry the connection (its SSE stream or first long poll), the
+ * connection is made here and served as any other. */
+static enum MHD_Result forwarded(http_call *call, sr_req *rq)
+{
+    bool go_local = false;
+    enum MHD_Result r = sr_fwd_step(call, rq->inner, &go_local);
+    if (!go_local)
+        return r;
+    const cfg_hub *hb = call->arg;
+    sr_conn *c = sr_conn_new_named(hb, request_token(call));
+    sr_fwd_free(rq->inner);
+    free(rq);
+    *call->state = NULL;
+    if (!c)
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                "cannot create a connection now");
+    return wants_event_stream(call) ? open_stream(call, c) : open_poll(call, c);
+}
+
 enum MHD_Result sr_request(http_call *call)
 {
     if (call->first)
         return check_declared_size(call);
     sr_req *rq = *call->state;
+    if (rq && rq->kind == REQ_FWD)
+        return forwarded(call, rq);
     if (rq && rq->kind == REQ_POST)
         return receive_post(call, rq);
     if (rq && rq->kind == REQ_POLL) {
@@ -399,11 +564,13 @@ enum MHD_Result sr_request(http_call *call)
     }
     const cfg_hub *hb = call->arg;
     const char *token = request_token(call);
+    sr_conn *c = token ? sr_conn_find(hb, token) : NULL;
+    if (!c && sr_clustered() && sr_token_is_valid(token))
+        return forward(call, hb, token);
     if (!strcmp(call->method, "POST"))
-        return open_post(call, sr_conn_find(hb, token));
+        return open_post(call, c);
     if (!token)
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "missing ?id= connection token");
-    sr_conn *c = sr_conn_find(hb, token);
     if (!c)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such connection");
     if (!strcmp(call->method, "DELETE"))
@@ -421,7 +588,9 @@ enum MHD_Result sr_request(http_call *call)
 void sr_request_completed(void *state)
 {
     sr_req *rq = state;
-    if (rq->kind == REQ_STREAM && rq->inner) {
+    if (rq->kind == REQ_FWD) {
+        sr_fwd_free(rq->inner);
+    } else if (rq->kind == REQ_STREAM && rq->inner) {
         sse_completed(rq->inner);
     } else if (rq->kind == REQ_POLL && rq->inner) {
         lp_completed(rq->inner);
@@ -444,6 +613,41 @@ static void append_transport(char *out, size_t cap, const char *name, const char
              out[n - 1] == '[' ? "" : ",", name, formats);
 }
 
+/* The transports this node offers, as negotiate lists them. */
+static void list_transports(char *out, size_t cap)
+{
+    snprintf(out, cap, "[");
+    if (conf->transports.websocket)
+        append_transport(out, cap, "WebSockets", "\"Text\",\"Binary\"");
+    if (conf->transports.sse)
+        append_transport(out, cap, "ServerSentEvents", "\"Text\"");
+    if (conf->transports.long_polling)
+        append_transport(out, cap, "LongPolling", "\"Text\",\"Binary\"");
+    size_t n = strlen(out);
+    snprintf(out + n, cap - n, "]");
+}
+
+/* Clustered: negotiate makes nothing (the node that first carries the
+ * connection makes it), so it may land on any node. A stateful reconnect
+ * resumes only when its new socket reaches the node holding the
+ * connection; elsewhere it is refused and the client connects anew. */
+static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bool stateful)
+{
+    char token[TOKEN_LEN + 1], id[TOKEN_LEN + 1], transports[300], body[600];
+    sr_random_token(token);
+    sr_random_token(id);
+    list_transports(transports, sizeof(transports));
+    int n = version >= 1 ? snprintf(body, sizeof(body),
+                                    "{\"negotiateVersion\":1,\"connectionId\":\"%s\","
+                                    "\"connectionToken\":\"%s\",\"availableTransports\":%s%s}",
+                                    id, token, transports,
+                                    stateful ? ",\"useStatefulReconnect\":true" : "")
+                         : snprintf(body, sizeof(body),
+                                    "{\"connectionId\":\"%s\",\"availableTransports\":%s}",
+                                    token, transports);
+    return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
+}
+
 enum MHD_Result sr_negotiate(http_call *call)
 {
     if (*call->upload_size) {
@@ -460,6 +664,8 @@ enum MHD_Result sr_negotiate(http_call *call)
                                                        "useStatefulReconnect");
     bool offer_stateful = version >= 1 && stateful && !strcmp(stateful, "true") &&
                           conf->transports.websocket;
+    if (sr_clustered())
+        return negotiate_clustered(call, version, offer_stateful);
     sr_conn *c = sr_conn_new(call->arg, version == 0);
     if (c && offer_stateful) {
         pthread_mutex_lock(&c->s.lock);
@@ -469,14 +675,8 @@ enum MHD_Result sr_negotiate(http_call *call)
     if (!c)
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "cannot create a connection now");
-    char transports[300] = "[";
-    if (conf->transports.websocket)
-        append_transport(transports, sizeof(transports), "WebSockets", "\"Text\",\"Binary\"");
-    if (conf->transports.sse)
-        append_transport(transports, sizeof(transports), "ServerSentEvents", "\"Text\"");
-    if (conf->transports.long_polling)
-        append_transport(transports, sizeof(transports), "LongPolling", "\"Text\",\"Binary\"");
-    strcat(transports, "]");
+    char transports[300];
+    list_transports(transports, sizeof(transports));
     char body[600];
     int n = version >= 1
                 ? snprintf(body, sizeof(body),

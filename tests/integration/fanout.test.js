@@ -48,9 +48,11 @@ test(`${N} messages fan out to SSE, long-poll and WebSocket subscribers`, { time
 
     const results = await curlPublishMany(`${srv.url}/rooms/${room}/messages`, payloads.map((p) => JSON.stringify(p)));
     assert.equal(results.length, N, 'curl made every request');
-    results.forEach((r, i) => {
+    const published = results.map((r, i) => {
       assert.equal(r.status, 201, `publish ${i + 1}: status ${r.status} ${r.body}`);
-      assert.deepEqual(JSON.parse(r.body), { id: i + 1 }, `publish ${i + 1}: body`);
+      const body = JSON.parse(r.body);
+      assert.deepEqual(body, { id: i + 1, epoch: body.epoch }, `publish ${i + 1}: body`);
+      return body.epoch;
     });
 
     await Promise.all([
@@ -65,6 +67,7 @@ test(`${N} messages fan out to SSE, long-poll and WebSocket subscribers`, { time
     assert.equal(info0.status, 200, info0.text);
     const { epoch } = info0.json;
     assert.match(epoch ?? '', /^[A-Za-z0-9]{8}$/, `room info: ${info0.text}`);
+    assert.deepEqual([...new Set(published)], [epoch], 'every publish answered the room\'s epoch');
 
     sse.forEach((s, k) => {
       assert.deepEqual(eventEpochs(s.events), [epoch], `SSE ${k + 1}: every id is ${epoch}:N`);

@@ -23,7 +23,8 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
     const res = await request(`${base}/healthz`);
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^application\/json\b/);
-    assert.deepEqual(res.json, { status: 'ok' });
+    const type = process.env.CRIER_TEST_BACKPLANE === 'redis' ? 'redis' : 'memory';
+    assert.deepEqual(res.json, { status: 'ok', backplane: { type, connected: true } });
   });
 
   const badRooms = {

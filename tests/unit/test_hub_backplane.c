@@ -1,0 +1,368 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * test_hub_backplane.c - unit tests for the hub's side of a shared backplane
+ * (hub/backplane.h): a scripted backplane records what the hub asks of it,
+ * and the test answers as Redis would (hub_bp_subscribed, hub_bp_fetched,
+ * hub_bp_message). Covers pending joins, "from now" by wall clock, resume
+ * from fetched history, holes and duplicates, epoch changes and their gap
+ * signals, the caller's exclusion, messages a node delivered itself while
+ * the backplane was down, degraded publishing, and join callbacks.
+ * The Redis side itself is tested against a real redis-server
+ * (tests/scaleout, and the integration suite's Redis pass).
+ */
+#include "hub/hub.h"
+#include "tests/unit/loopback_sub.h"
+#include "tests/unit/test.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+/* ----------------------------------------------------- scripted backplane */
+
+typedef struct script_bp {
+    backplane base;
+    int wants, unwants, fetches;
+    char last_room[ROOM_NAME_MAX + 1];
+    char fetch_epoch[MSG_EPOCH_MAX];
+    uint64_t fetch_after;
+    bp_publish_status publish_answer;
+    int publishes;
+    publish_done_fn done;
+    void *done_arg;
+} script_bp;
+
+static void s_want(backplane *bp, const char *room, bool want)
+{
+    script_bp *s = (script_bp *)bp;
+    if (want)
+        s->wants++;
+    else
+        s->unwants++;
+    snprintf(s->last_room, sizeof(s->last_room), "%s", room);
+}
+
+static void s_fetch(backplane *bp, const char *room, const char *epoch, uint64_t after)
+{
+    script_bp *s = (script_bp *)bp;
+    s->fetches++;
+    snprintf(s->last_room, sizeof(s->last_room), "%s", room);
+    snprintf(s->fetch_epoch, sizeof(s->fetch_epoch), "%s", epoch);
+    s->fetch_after = after;
+}
+
+static bp_publish_status s_publish(backplane *bp, const bp_publish *p, publish_done_fn done,
+                                   void *arg)
+{
+    script_bp *s = (script_bp *)bp;
+    (void)p;
+    s->publishes++;
+    s->done = done;
+    s->done_arg = arg;
+    return s->publish_answer;
+}
+
+static const backplane_ops script_ops = {.want_room = s_want, .fetch = s_fetch, .publish = s_publish};
+
+static hub *new_hub(script_bp *s)
+{
+    memset(s, 0, sizeof(*s));
+    s->base.ops = &script_ops;
+    snprintf(s->base.node_id, sizeof(s->base.node_id), "NODEA");
+    hub_options opt = {.history_size = 100, .history_ttl_ms = 60000};
+    hub *h = hub_create(&opt);
+    hub_set_backplane(h, &s->base);
+    hub_bp_link(h, true);
+    return h;
+}
+
+static bp_entry entry(uint64_t id, int64_t wall_ms)
+{
+    return (bp_entry){.id = id, .wall_ms = wall_ms, .origin = "NODEB", .target = "",
+                      .data = "[1]", .len = 3};
+}
+
+/* Entries first..last published at wall time `wall`. */
+static void fetched(hub *h, const char *room, const char *epoch, uint64_t first, uint64_t last,
+                    int64_t wall)
+{
+    bp_entry e[64];
+    size_t n = 0;
+    for (uint64_t id = first; id && id <= last && n < 64; id++)
+        e[n++] = entry(id, wall);
+    hub_bp_fetched(h, room, epoch, last, e, n);
+}
+
+static void message(hub *h, const char *room, const char *epoch, uint64_t id)
+{
+    bp_entry e = entry(id, hub_wall_ms());
+    hub_bp_message(h, room, epoch, &e);
+}
+
+/* l's queue holds exactly the ids first..last, in order; drains it. */
+static bool got_range(loopback *l, uint64_t first, uint64_t last)
+{
+    uint64_t ids[128];
+    size_t n = lb_drain(l, ids, 128);
+    bool ok = n == (last >= first ? last - first + 1 : 0);
+    for (size_t i = 0; ok && i < n; i++)
+        ok = ids[i] == first + i;
+    if (!ok) {
+        fprintf(stderr, "  expected %llu..%llu, got %zu ids:", (unsigned long long)first,
+                (unsigned long long)last, n);
+        for (size_t i = 0; i < n && i < 128; i++)
+            fprintf(stderr, " %llu", (unsigned long long)ids[i]);
+        fprintf(stderr, "\n");
+    }
+    return ok;
+}
+
+/* ------------------------------------------------------------------ tests */
+
+/* A join waits for the room's numbering; then "from now" gets what was
+ * published after the join (by wall clock), and a resume gets what it
+ * missed, from the fetched history. */
+static void test_pending_join_then_fetch(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback live, resumer;
+    lb_init(&live, SUB_WS, 100);
+    lb_init(&resumer, SUB_SSE, 100);
+    int64_t before = hub_wall_ms() - 1000;
+    CHECK(hub_join(h, "r", &live.s, 0, true) == 0);
+    CHECK(hub_resume(h, "r", &resumer.s, 2, "EPOCH1") == 0);
+    CHECK(s.wants == 1);
+    CHECK_STR(s.last_room, "r");
+    CHECK(s.fetches == 0);
+    message(h, "r", "EPOCH1", 9); /* not subscribed yet: ignored until fetched */
+    hub_bp_subscribed(h, "r");
+    CHECK(s.fetches == 1);
+    CHECK_STR(s.fetch_epoch, "");
+    CHECK(s.fetch_after == 0);
+    CHECK(lb_count(&live) == 0);
+    /* 1..5 published before the joins, 6..8 after */
+    bp_entry e[8];
+    for (int i = 0; i < 8; i++)
+        e[i] = entry((uint64_t)i + 1, i < 5 ? before : hub_wall_ms() + 10);
+    hub_bp_fetched(h, "r", "EPOCH1", 8, e, 8);
+    CHECK(got_range(&live, 6, 9));    /* 9 waited for the fetch */
+    CHECK(got_range(&resumer, 3, 9)); /* since 2 */
+    room_info info;
+    CHECK(hub_room_info(h, "r", &info) == 0);
+    CHECK_STR(info.epoch, "EPOCH1");
+    CHECK(info.last_id == 9);
+    hub_leave(h, &live.s);
+    hub_leave(h, &resumer.s);
+    CHECK(s.unwants == 0); /* it lingers a while, still subscribed */
+    CHECK(hub_room_info(h, "r", &info) == 0 && info.last_id == 9);
+    hub_expire(h, hub_now_ms() + 6000);
+    CHECK(s.unwants == 1);
+    CHECK(hub_room_info(h, "r", &info) == -ENOENT);
+    hub_destroy(h);
+    sub_fini(&live.s);
+    sub_fini(&resumer.s);
+}
+
+/* Messages in order are delivered, duplicates skipped; a hole asks for a
+ * fetch after the last id, and what came meanwhile waits for it. */
+static void test_holes_and_duplicates(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback l;
+    lb_init(&l, SUB_WS, 100);
+    hub_join(h, "r", &l.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 0, 0, 0);
+    message(h, "r", "E1", 1);
+    message(h, "r", "E1", 2);
+    message(h, "r", "E1", 2);
+    CHECK(got_range(&l, 1, 2));
+    int fetches = s.fetches;
+    message(h, "r", "E1", 5); /* 3 and 4 lost on the way */
+    CHECK(s.fetches == fetches + 1);
+    CHECK_STR(s.fetch_epoch, "E1");
+    CHECK(s.fetch_after == 2);
+    message(h, "r", "E1", 6);
+    CHECK(lb_count(&l) == 0);
+    fetched(h, "r", "E1", 3, 5, hub_wall_ms());
+    CHECK(got_range(&l, 3, 6));
+    CHECK(s.fetches == fetches + 1);
+    hub_leave(h, &l.s);
+    hub_destroy(h);
+    sub_fini(&l.s);
+}
+
+/* A message of this node's own that it delivered while the backplane was
+ * down is kept, not delivered again; the caller excluded ("others") is
+ * skipped on this node only. */
+static void test_origin_rules(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    hub_join(h, "r", &a.s, 0, true);
+    hub_join(h, "r", &b.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 0, 0, 0);
+    bp_entry e = entry(1, hub_wall_ms());
+    e.origin = "NODEA";
+    e.local_done = true;
+    hub_bp_message(h, "r", "E1", &e);
+    CHECK(lb_count(&a) == 0 && lb_count(&b) == 0);
+    e = entry(2, hub_wall_ms());
+    e.origin = "NODEA";
+    e.exclude = a.s.uid;
+    hub_bp_message(h, "r", "E1", &e);
+    CHECK(lb_count(&a) == 0);
+    CHECK(got_range(&b, 2, 2));
+    e = entry(3, hub_wall_ms());
+    e.exclude = a.s.uid; /* another node's sub with the same number */
+    hub_bp_message(h, "r", "E1", &e);
+    CHECK(got_range(&a, 3, 3));
+    CHECK(got_range(&b, 3, 3));
+    room_info info;
+    hub_room_info(h, "r", &info);
+    CHECK(info.last_id == 3);
+    hub_leave(h, &a.s);
+    hub_leave(h, &b.s);
+    hub_destroy(h);
+    sub_fini(&a.s);
+    sub_fini(&b.s);
+}
+
+/* The backplane forgot the room (a new numbering from 1): members go on
+ * with no gap. A fetch that finds another epoch tells members of a gap. */
+static void test_epoch_changes(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback l;
+    lb_init(&l, SUB_SSE, 100);
+    hub_join(h, "r", &l.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 3, 0);
+    message(h, "r", "E2", 1);
+    msg *m = lb_pop(&l);
+    CHECK(m && m->id == 1 && !m->gap && !strcmp(m->epoch, "E2"));
+    msg_unref(m);
+    hub_bp_subscribed(h, "r"); /* as after a reconnection */
+    CHECK_STR(s.fetch_epoch, "E2");
+    CHECK(s.fetch_after == 1);
+    fetched(h, "r", "E3", 1, 2, hub_wall_ms()); /* Redis lost everything meanwhile */
+    m = lb_pop(&l);
+    CHECK(m && m->gap);
+    if (m) {
+        msg_bytes info = msg_data(m);
+        CHECK(strstr(info.base, "\"reason\":\"epoch\"") != NULL);
+        CHECK(strstr(info.base, "\"epoch\":\"E3\"") != NULL);
+    }
+    msg_unref(m);
+    CHECK(got_range(&l, 1, 2));
+    hub_leave(h, &l.s);
+    hub_destroy(h);
+    sub_fini(&l.s);
+}
+
+typedef struct answer {
+    int calls;
+    publish_result r;
+} answer;
+
+static void on_published(void *arg, const publish_result *r)
+{
+    answer *a = arg;
+    a->calls++;
+    a->r = *r;
+}
+
+/* Backplane down: a publish is delivered here under a local epoch and
+ * reported queued; a full queue refuses. Up: the answer comes later. */
+static void test_publish_paths(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback l;
+    lb_init(&l, SUB_WS, 100);
+    hub_join(h, "r", &l.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 4, 0);
+    answer a = {0};
+    s.publish_answer = BP_SENT;
+    hub_publish_async(h, "r", "[1]", 3, NULL, on_published, &a);
+    CHECK(a.calls == 0 && s.publishes == 1);
+    CHECK(lb_count(&l) == 0); /* delivered when it comes back from the backplane */
+    hub_bp_link(h, false);
+    CHECK(!hub_bp_connected(h));
+    s.publish_answer = BP_QUEUED;
+    hub_publish_async(h, "r", "[2]", 3, NULL, on_published, &a);
+    CHECK(a.calls == 1 && a.r.rc == 0 && a.r.queued && a.r.id == 1);
+    CHECK(strcmp(a.r.epoch, "E1") != 0 && a.r.epoch[0]);
+    msg *m = lb_pop(&l);
+    CHECK(m && m->id == 1 && !strcmp(m->epoch, a.r.epoch));
+    msg_unref(m);
+    s.publish_answer = BP_FULL;
+    hub_publish_async(h, "r", "[3]", 3, NULL, on_published, &a);
+    CHECK(a.calls == 2 && a.r.rc == -EAGAIN);
+    /* Node-local rooms never go to the backplane. */
+    int before = s.publishes;
+    hub_publish_async(h, HUB_LOCAL_PREFIX "stats", "[4]", 3, NULL, on_published, &a);
+    CHECK(a.calls == 3 && a.r.rc == 0 && s.publishes == before);
+    hub_leave(h, &l.s);
+    hub_destroy(h);
+    sub_fini(&l.s);
+}
+
+typedef struct join_answer {
+    int calls, rc;
+    char epoch[MSG_EPOCH_MAX];
+    uint64_t last_id;
+} join_answer;
+
+static void on_joined(void *arg, int rc, const char *epoch, uint64_t last_id)
+{
+    join_answer *j = arg;
+    j->calls++;
+    j->rc = rc;
+    snprintf(j->epoch, sizeof(j->epoch), "%s", epoch);
+    j->last_id = last_id;
+}
+
+/* A join's callback comes once the room is fetched, with where it stands;
+ * leaving before that cancels it. */
+static void test_join_callbacks(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    join_answer ja = {0}, jb = {0};
+    hub_join_args args = {.from_now = true, .done = on_joined, .done_arg = &ja};
+    CHECK(hub_join_ex(h, "r", &a.s, &args) == 0);
+    args.done_arg = &jb;
+    CHECK(hub_join_ex(h, "r", &b.s, &args) == 0);
+    CHECK(ja.calls == 0 && jb.calls == 0);
+    hub_leave(h, &b.s);
+    CHECK(jb.calls == 1 && jb.rc == -ECANCELED);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E7", 1, 12, 0);
+    CHECK(ja.calls == 1 && ja.rc == 0 && ja.last_id == 12);
+    CHECK_STR(ja.epoch, "E7");
+    /* A synced room answers at once. */
+    join_answer jc = {0};
+    args.done_arg = &jc;
+    CHECK(hub_join_ex(h, "r", &b.s, &args) == 0);
+    CHECK(jc.calls == 1 && jc.last_id == 12);
+    hub_leave(h, &a.s);
+    hub_leave(h, &b.s);
+    hub_destroy(h);
+    sub_fini(&a.s);
+    sub_fini(&b.s);
+}
+
+TEST_MAIN("hub_backplane", TEST(test_pending_join_then_fetch), TEST(test_holes_and_duplicates),
+          TEST(test_origin_rules), TEST(test_epoch_changes), TEST(test_publish_paths),
+          TEST(test_join_callbacks))

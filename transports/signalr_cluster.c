@@ -1,0 +1,426 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * signalr_cluster.c - SignalR connections across nodes, with a shared
+ * backplane and no sticky sessions (see signalr-private.h).
+ *
+ * A connection lives on one node: the one that first carried it (its SSE
+ * stream, its first long poll, its WebSocket), which claims its token in
+ * the backplane. Negotiate creates nothing, so it may land anywhere. A
+ * request for a token this node does not hold (a POST, a DELETE, a later
+ * long poll) asks the backplane who owns it and is forwarded to that node
+ * through the backplane; the owner answers back the same way, and this
+ * node answers the request. A long poll forwarded so is held by the owner
+ * as a remote poll (signalr_transports.c).
+ *
+ * Node messages are one header line and a body:
+ *   "send|close|poll REQ FROM HUBPATH TOKEN\n" body   (to the owner)
+ *   "reply REQ STATUS\n" body                          (back to FROM)
+ *
+ * Threading: handlers run on the MHD thread, backplane callbacks and node
+ * messages on the backplane's thread. A forwarded request is found by its
+ * number, under fwd_lock, which also guards every field marked so.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/log.h"
+#include "transports/signalr-private.h"
+
+#define TAG "signalr"
+#define FWD_BUCKETS 1024
+#define FORWARD_WAIT_MS 10000 /* a forwarded send or close; polls: poll timeout + this */
+
+static const cfg *conf;
+static backplane *bp;
+
+typedef enum { FWD_STREAM, FWD_POLL, FWD_POST, FWD_DELETE } fwd_kind;
+
+struct sr_fwd {
+    uint64_t id;
+    fwd_kind kind;
+    const cfg_hub *hub;
+    char token[TOKEN_LEN + 1];
+    struct MHD_Connection *conn;
+    http_body body; /* a POST's, read before it is forwarded */
+    bool started;   /* fwd_lock: asked the backplane */
+    bool suspended; /* fwd_lock */
+    bool done;      /* fwd_lock: answered (status, answer) or local */
+    bool local;     /* fwd_lock: this node owns it: the request goes on here */
+    unsigned status;
+    char *answer; /* malloc'd, answer_len bytes */
+    size_t answer_len;
+    int64_t deadline;
+    struct sr_fwd *bucket_next, *prev, *next; /* fwd_lock, while not done */
+};
+
+static pthread_mutex_t fwd_lock = PTHREAD_MUTEX_INITIALIZER;
+static sr_fwd *fwd_buckets[FWD_BUCKETS];
+static sr_fwd *fwd_all;
+static uint64_t fwd_next_id = 1; /* fwd_lock */
+static bool fwd_stopping;        /* fwd_lock */
+
+bool sr_clustered(void)
+{
+    return bp != NULL;
+}
+
+const char *sr_node_id(void)
+{
+    return bp ? bp->node_id : "";
+}
+
+bool sr_token_is_valid(const char *t)
+{
+    if (!t || strlen(t) != TOKEN_LEN)
+        return false;
+    for (; *t; t++)
+        if (!((*t >= 'a' && *t <= 'z') || (*t >= 'A' && *t <= 'Z') || (*t >= '0' && *t <= '9') ||
+              *t == '-' || *t == '_'))
+            return false;
+    return true;
+}
+
+/* ----------------------------------------------------- forwarded requests */
+
+/* fwd_lock held. */
+static void fwd_link(sr_fwd *f)
+{
+    f->id = fwd_next_id++;
+    uint32_t k = (uint32_t)(f->id % FWD_BUCKETS);
+    f->bucket_next = fwd_buckets[k];
+    fwd_buckets[k] = f;
+    f->next = fwd_all;
+    if (fwd_all)
+        fwd_all->prev = f;
+    fwd_all = f;
+}
+
+/* fwd_lock held. Idempotent. */
+static void fwd_unlink(sr_fwd *f)
+{
+    sr_fwd **pp = &fwd_buckets[f->id % FWD_BUCKETS];
+    while (*pp && *pp != f)
+        pp = &(*pp)->bucket_next;
+    if (!*pp)
+        return;
+    *pp = f->bucket_next;
+    if (f->prev)
+        f->prev->next = f->next;
+    else
+        fwd_all = f->next;
+    if (f->next)
+        f->next->prev = f->prev;
+    f->prev = f->next = f->bucket_next = NULL;
+}
+
+static sr_fwd *fwd_find(uint64_t id)
+{
+    for (sr_fwd *f = fwd_buckets[id % FWD_BUCKETS]; f; f = f->bucket_next)
+        if (f->id == id)
+            return f;
+    return NULL;
+}
+
+/* fwd_lock held: the request has its answer (or goes on locally): it is
+ * resumed, and found by number no more. */
+static void fwd_finish(sr_fwd *f, unsigned status, const char *body, size_t len)
+{
+    if (f->done)
+        return;
+    f->done = true;
+    f->status = status;
+    if (len && (f->answer = malloc(len)) != NULL) {
+        memcpy(f->answer, body, len);
+        f->answer_len = len;
+    }
+    fwd_unlink(f);
+    if (f->suspended) {
+        f->suspended = false;
+        MHD_resume_connection(f->conn);
+    }
+}
+
+static void fwd_finish_error(sr_fwd *f, unsigned status, const char *error)
+{
+    char body[300];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", error);
+    fwd_finish(f, status, body, (size_t)n);
+}
+
+static const char *op_name(fwd_kind k)
+{
+    return k == FWD_POST ? "send" : k == FWD_DELETE ? "close" : "poll";
+}
+
+/* fwd_lock held: sends the request to its owner. */
+static void fwd_send(sr_fwd *f, const char *owner)
+{
+    buf out = {0};
+    char head[200];
+    int n = snprintf(head, sizeof(head), "%s %" PRIu64 " %s %s %s\n", op_name(f->kind), f->id,
+                     bp->node_id, f->hub->path, f->token);
+    bool ok = buf_append(&out, head, (size_t)n) &&
+              (f->kind != FWD_POST || !f->body.b.len ||
+               buf_append(&out, f->body.b.data, f->body.b.len));
+    if (ok)
+        bp->ops->node_send(bp, owner, out.data, out.len);
+    else
+        fwd_finish_error(f, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+    buf_free(&out);
+}
+
+/* Backplane thread: who owns the token. arg: the request's number. */
+static void on_owner(void *arg, int rc, const char *owner)
+{
+    uint64_t id = (uint64_t)(uintptr_t)arg;
+    pthread_mutex_lock(&fwd_lock);
+    sr_fwd *f = fwd_find(id);
+    if (!f) {
+        /* answered meanwhile (timeout, shutdown) */
+    } else if (rc == -ENOENT) { /* closed: what a late request on its own node gets */
+        if (f->kind == FWD_POLL)
+            fwd_finish(f, MHD_HTTP_NO_CONTENT, NULL, 0);
+        else
+            fwd_finish_error(f, MHD_HTTP_NOT_FOUND, "no such connection");
+    } else if (rc) {
+        fwd_finish_error(f, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "the backplane (Redis) is unreachable: cannot find the connection");
+    } else if (!*owner) {
+        fwd_finish_error(f, MHD_HTTP_NOT_FOUND, "no such connection");
+    } else if (!strcmp(owner, bp->node_id)) {
+        f->local = true; /* ours: the request goes on here */
+        fwd_finish(f, 0, NULL, 0);
+    } else if (f->kind == FWD_STREAM) {
+        fwd_finish_error(f, MHD_HTTP_CONFLICT,
+                         "this connection is carried by another stream already");
+    } else {
+        fwd_send(f, owner);
+    }
+    pthread_mutex_unlock(&fwd_lock);
+}
+
+/* MHD thread: asks the backplane who owns the token, and suspends the
+ * request until the answer (or the owner's) arrives. */
+static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
+{
+    bool take = f->kind == FWD_STREAM || f->kind == FWD_POLL; /* may make it here */
+    pthread_mutex_lock(&fwd_lock);
+    if (fwd_stopping) {
+        pthread_mutex_unlock(&fwd_lock);
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    }
+    fwd_link(f);
+    f->started = true;
+    f->deadline = hub_now_ms() + FORWARD_WAIT_MS +
+                  (f->kind == FWD_POLL ? (int64_t)conf->limits.poll_timeout_s * 1000 : 0);
+    f->suspended = true;
+    MHD_suspend_connection(call->conn);
+    uint64_t id = f->id;
+    pthread_mutex_unlock(&fwd_lock);
+    bp->ops->claim(bp, f->token, take, SR_OWNER_TTL_MS, on_owner, (void *)(uintptr_t)id);
+    return MHD_YES;
+}
+
+sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token)
+{
+    sr_fwd *f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    bool stream = false;
+    const char *accept = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Accept");
+    stream = accept && strstr(accept, "text/event-stream");
+    f->kind = !strcmp(call->method, "POST")     ? FWD_POST
+              : !strcmp(call->method, "DELETE") ? FWD_DELETE
+              : stream                          ? FWD_STREAM
+                                                : FWD_POLL;
+    f->hub = hb;
+    f->conn = call->conn;
+    snprintf(f->token, sizeof(f->token), "%s", token);
+    return f;
+}
+
+enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local)
+{
+    *go_local = false;
+    if (!f->started) {
+        if (f->kind == FWD_POST && *call->upload_size)
+            return http_body_take(&f->body, call, conf->limits.max_message_bytes) ? MHD_YES
+                                                                                 : MHD_NO;
+        if (f->body.too_big)
+            return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                                    "message is larger than limits.max_message_bytes");
+        return fwd_start(call, f);
+    }
+    pthread_mutex_lock(&fwd_lock);
+    bool done = f->done, local = f->local;
+    pthread_mutex_unlock(&fwd_lock);
+    if (!done)
+        return MHD_YES; /* not resumed by us */
+    if (local) {
+        *go_local = true;
+        return MHD_YES;
+    }
+    if (f->status == MHD_HTTP_NO_CONTENT || (!f->answer_len && f->status != MHD_HTTP_OK))
+        return http_reply_empty(call->conn, f->status);
+    bool json = f->answer_len && f->answer[0] == '{' && f->status != MHD_HTTP_OK;
+    char *body = f->answer;
+    f->answer = NULL;
+    return http_reply_take(call->conn, f->status,
+                           json ? "application/json" : "application/octet-stream", body,
+                           f->answer_len);
+}
+
+void sr_fwd_free(sr_fwd *f)
+{
+    if (!f)
+        return;
+    pthread_mutex_lock(&fwd_lock);
+    fwd_unlink(f);
+    pthread_mutex_unlock(&fwd_lock);
+    buf_free(&f->body.b);
+    free(f->answer);
+    free(f);
+}
+
+/* ------------------------------------------------------------ the owner */
+
+/* Answers a forwarded request (any thread). */
+void sr_cluster_reply(const char *to, uint64_t req, unsigned status, const char *body, size_t len)
+{
+    buf out = {0};
+    char head[64];
+    int n = snprintf(head, sizeof(head), "reply %" PRIu64 " %u\n", req, status);
+    if (buf_append(&out, head, (size_t)n) && (!len || buf_append(&out, body, len)))
+        bp->ops->node_send(bp, to, out.data, out.len);
+    buf_free(&out);
+}
+
+static void reply_error(const char *to, uint64_t req, unsigned status, const char *error)
+{
+    char body[200];
+    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", error);
+    sr_cluster_reply(to, req, status, body, (size_t)n);
+}
+
+/* A send (POST body) for a connection held here. */
+static void owner_send(sr_conn *c, const char *from, uint64_t req, const char *body, size_t len)
+{
+    pthread_mutex_lock(&c->s.lock);
+    sr_transport t = c->transport;
+    bool closed = c->closed;
+    pthread_mutex_unlock(&c->s.lock);
+    if (closed || t == TR_NONE)
+        return reply_error(from, req, MHD_HTTP_NOT_FOUND, "no such connection");
+    if (t == TR_WS)
+        return reply_error(from, req, MHD_HTTP_METHOD_NOT_ALLOWED,
+                           "this connection sends over its WebSocket");
+    sr_conn_receive(c, body, len);
+    sr_cluster_reply(from, req, MHD_HTTP_OK, NULL, 0);
+}
+
+static void owner_close(sr_conn *c, const char *from, uint64_t req)
+{
+    pthread_mutex_lock(&c->s.lock);
+    bool lp = c->transport == TR_LP;
+    pthread_mutex_unlock(&c->s.lock);
+    if (!lp)
+        return reply_error(from, req, MHD_HTTP_BAD_REQUEST,
+                           "DELETE closes long-polling connections only");
+    sr_conn_close(c, NULL, false);
+    sr_cluster_reply(from, req, MHD_HTTP_ACCEPTED, NULL, 0);
+}
+
+/* Backplane thread: a message from another node. */
+static void on_node_message(void *arg, const char *data, size_t len)
+{
+    (void)arg;
+    const char *nl = memchr(data, '\n', len);
+    if (!nl || nl - data >= 300)
+        return;
+    char head[300], op[8] = "", from[BP_NODE_ID_LEN + 1] = "", path[CFG_PATH_MAX] = "",
+                    token[TOKEN_LEN + 2] = "";
+    memcpy(head, data, (size_t)(nl - data));
+    head[nl - data] = '\0';
+    const char *body = nl + 1;
+    size_t body_len = len - (size_t)(nl + 1 - data);
+    unsigned long long req = 0;
+    unsigned status = 0;
+    if (sscanf(head, "reply %llu %u", &req, &status) == 2) {
+        pthread_mutex_lock(&fwd_lock);
+        sr_fwd *f = fwd_find(req);
+        if (f)
+            fwd_finish(f, status, body, body_len);
+        pthread_mutex_unlock(&fwd_lock);
+        return;
+    }
+    if (sscanf(head, "%7s %llu %12s %127s %23s", op, &req, from, path, token) != 5)
+        return;
+    const cfg_hub *hb = sr_hub_at(path);
+    sr_conn *c = hb && sr_token_is_valid(token) ? sr_conn_find(hb, token) : NULL;
+    if (!c) {
+        if (!strcmp(op, "poll"))
+            sr_cluster_reply(from, req, MHD_HTTP_NO_CONTENT, NULL, 0);
+        else
+            reply_error(from, req, MHD_HTTP_NOT_FOUND, "no such connection");
+        return;
+    }
+    if (!strcmp(op, "send"))
+        owner_send(c, from, req, body, body_len);
+    else if (!strcmp(op, "close"))
+        owner_close(c, from, req);
+    else if (!strcmp(op, "poll"))
+        sr_remote_poll(c, from, req); /* takes the ref */
+    if (strcmp(op, "poll"))
+        sr_conn_unref(c);
+}
+
+/* --------------------------------------------------------------- set-up */
+
+void sr_cluster_init(const cfg *c, backplane *b)
+{
+    conf = c;
+    bp = b;
+    if (bp)
+        bp->ops->on_node_message(bp, on_node_message, NULL);
+}
+
+void sr_cluster_claim(const char *token, bp_owner_fn cb, void *arg)
+{
+    bp->ops->claim(bp, token, true, SR_OWNER_TTL_MS, cb, arg);
+}
+
+void sr_cluster_touch(const char *token)
+{
+    if (bp)
+        bp->ops->touch(bp, token, SR_OWNER_TTL_MS);
+}
+
+void sr_cluster_release(const char *token)
+{
+    if (bp)
+        bp->ops->release(bp, token, (int64_t)conf->signalr.disconnect_timeout_s * 1000);
+}
+
+void sr_cluster_tick(int64_t now_ms)
+{
+    pthread_mutex_lock(&fwd_lock);
+    for (sr_fwd *f = fwd_all, *next; f; f = next) {
+        next = f->next;
+        if (now_ms >= f->deadline)
+            fwd_finish_error(f, MHD_HTTP_GATEWAY_TIMEOUT,
+                             "the node holding this connection did not answer in time");
+    }
+    pthread_mutex_unlock(&fwd_lock);
+}
+
+void sr_cluster_shutdown(void)
+{
+    pthread_mutex_lock(&fwd_lock);
+    fwd_stopping = true;
+    while (fwd_all)
+        fwd_finish_error(fwd_all, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    pthread_mutex_unlock(&fwd_lock);
+}
