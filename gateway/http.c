@@ -77,7 +77,7 @@ static route routes[] = {
     [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_request_completed, true, true},
     [ROUTE_WS] = {ROUTE_WS, "GET", NULL, NULL, true, false},
     [ROUTE_HUB] = {ROUTE_HUB, "GET, POST, DELETE", sr_request, sr_request_completed, true, true},
-    [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, NULL, true, false},
+    [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, sr_request_completed, true, false},
     [ROUTE_STATS] = {ROUTE_STATS, "GET", sse_handle, sse_completed, true, false},
     [ROUTE_STATIC] = {ROUTE_STATIC, "GET", static_get, NULL, true, false},
 };

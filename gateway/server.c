@@ -477,6 +477,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     http_stop();
     redis_backplane_stop(the_backplane); /* nothing publishes now */
     sr_fini();
+    redis_backplane_free(the_backplane);
     hub_destroy(h);
 }
 
@@ -504,7 +505,7 @@ int server_run(const cfg *c)
             close(epoll_fd);
         ws_stop(0);
         http_stop();
-        redis_backplane_stop(the_backplane);
+        redis_backplane_free(the_backplane);
         hub_destroy(h);
         free(peek_buf);
         return 1;

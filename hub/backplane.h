@@ -96,12 +96,15 @@ typedef struct backplane_ops {
     void (*room_state)(backplane *bp, const char *room, bp_room_fn cb, void *arg);
 
     /* --- names owned by one node (SignalR connections), any thread --- */
-    /* Tells who owns name (cb: "" for nobody), first making this node its
-     * owner when nobody is and take is true. Ownership lapses after ttl_ms
-     * unless touched. */
+    /* Tells who owns name (cb: "" for nobody, or an unknown name), first
+     * making this node its owner when it was offered, nobody owns it yet,
+     * and take is true. Ownership lapses after ttl_ms unless touched. */
     void (*claim)(backplane *bp, const char *name, bool take, int64_t ttl_ms, bp_owner_fn cb,
                   void *arg);
     void (*touch)(backplane *bp, const char *name, int64_t ttl_ms);
+    /* Makes name known, owned by nobody yet, for ttl_ms: only a known name
+     * can be claimed. cb: rc 0, or -EIO. */
+    void (*offer)(backplane *bp, const char *name, int64_t ttl_ms, bp_owner_fn cb, void *arg);
     /* Marks name released (claims answer -ENOENT) for ttl_ms. */
     void (*release)(backplane *bp, const char *name, int64_t ttl_ms);
     /* Sends data to one node, in order with this node's other sends to it;

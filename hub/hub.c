@@ -529,6 +529,7 @@ static size_t find_gap(const room *r, uint64_t since, const char *epoch, char *o
  * with id > since, in order. */
 static int replay(room *r, sub *s, uint64_t since, const char *epoch, bool check_gap)
 {
+    history_expire(&r->hist, hub_now_ms()); /* nothing past its time, even between ticks */
     char info[ROOM_NAME_MAX + 160];
     size_t info_len = check_gap ? find_gap(r, since, epoch, info, sizeof(info), &since) : 0;
     msg *gap = info_len ? msg_create_gap(info, info_len) : NULL;
@@ -721,8 +722,9 @@ int hub_room_info_async(hub *h, const char *room_name, room_info *out, bp_room_f
 {
     pthread_mutex_lock(&h->lock);
     room *r = room_find(h, room_name);
-    bool local = r && r->synced;
     backplane *bp = is_shared(h, room_name) ? h->bp : NULL;
+    /* A shared room with no member here (lingering) may be gone elsewhere. */
+    bool local = r && r->synced && (!bp || r->members);
     if (local) {
         out->last_id = r->last_id;
         memcpy(out->epoch, r->epoch, sizeof(out->epoch));

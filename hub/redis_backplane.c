@@ -89,11 +89,12 @@ static const char fetch_lua[] =
 /* ---------------------------------------------------------------- state */
 
 /* KEYS: the name's key. ARGV: this node, TTL (ms), take ("1"/"0"). Returns
- * the owner, "" for none. */
+ * the owner, "" for none (an offered name nobody owns yet, or an unknown
+ * one). An offered name is "" until claimed. */
 static const char claim_lua[] =
     "local o = redis.call('GET', KEYS[1])\n"
-    "if o then return o end\n"
-    "if ARGV[3] ~= '1' then return '' end\n"
+    "if not o then return '' end\n"
+    "if o ~= '' or ARGV[3] ~= '1' then return o end\n"
     "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
     "return ARGV[1]\n";
 
@@ -106,6 +107,7 @@ typedef enum {
     W_FETCH,
     W_PUBLISH,
     W_CLAIM,
+    W_OFFER,
     W_TOUCH,
     W_RELEASE,
     W_NODE_SEND,
@@ -316,6 +318,18 @@ static void bp_claim(backplane *bp, const char *name, bool take, int64_t ttl_ms,
     push_work((rb *)bp, w);
 }
 
+static void bp_offer(backplane *bp, const char *name, int64_t ttl_ms, bp_owner_fn cb, void *arg)
+{
+    work *w = name_work(W_OFFER, name, ttl_ms);
+    if (!w) {
+        cb(arg, -ENOMEM, "");
+        return;
+    }
+    w->owner_cb = cb;
+    w->arg = arg;
+    push_work((rb *)bp, w);
+}
+
 static void bp_touch(backplane *bp, const char *name, int64_t ttl_ms)
 {
     work *w = name_work(W_TOUCH, name, ttl_ms);
@@ -376,6 +390,7 @@ static const backplane_ops redis_ops = {
     .publish = bp_do_publish,
     .room_state = bp_room_state,
     .claim = bp_claim,
+    .offer = bp_offer,
     .touch = bp_touch,
     .release = bp_release,
     .node_send = bp_node_send,
@@ -1003,6 +1018,15 @@ static void on_claim_reply(redisAsyncContext *ac, void *reply, void *privdata)
     free(pc);
 }
 
+static void on_offer_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    (void)ac;
+    pending_claim *pc = privdata;
+    redisReply *r = reply;
+    pc->cb(pc->arg, r && r->type != REDIS_REPLY_ERROR ? 0 : -EIO, "");
+    free(pc);
+}
+
 static void send_name_work(rb *b, work *w)
 {
     char key[KEY_MAX], ttl[24];
@@ -1012,6 +1036,19 @@ static void send_name_work(rb *b, work *w)
         const char *argv[] = {"PEXPIRE", key, ttl};
         size_t lens[] = {7, strlen(key), strlen(ttl)};
         redisAsyncCommandArgv(b->cmd.ac, NULL, NULL, 3, argv, lens);
+    } else if (w->kind == W_OFFER) {
+        pending_claim *pc = malloc(sizeof(*pc));
+        if (!pc) {
+            w->owner_cb(w->arg, -ENOMEM, "");
+            return;
+        }
+        *pc = (pending_claim){w->owner_cb, w->arg};
+        const char *argv[] = {"SET", key, "", "PX", ttl, "NX"};
+        size_t lens[] = {3, strlen(key), 0, 2, strlen(ttl), 2};
+        if (redisAsyncCommandArgv(b->cmd.ac, on_offer_reply, pc, 6, argv, lens) != REDIS_OK) {
+            free(pc);
+            w->owner_cb(w->arg, -EIO, "");
+        }
     } else if (w->kind == W_RELEASE) {
         const char *argv[] = {"SET", key, RELEASED, "PX", ttl};
         size_t lens[] = {3, strlen(key), strlen(RELEASED), 2, strlen(ttl)};
@@ -1130,11 +1167,12 @@ static void do_work(rb *b, work *w)
             send_fetch(b, w); /* else: fetched again once subscribed again */
         break;
     case W_CLAIM:
+    case W_OFFER:
     case W_TOUCH:
     case W_RELEASE:
         if (b->state == LINK_UP && b->cmd.ac)
             send_name_work(b, w);
-        else if (w->kind == W_CLAIM)
+        else if (w->kind == W_CLAIM || w->kind == W_OFFER)
             w->owner_cb(w->arg, -EIO, "");
         break;
     case W_NODE_SEND:
@@ -1258,9 +1296,10 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h)
     b->connect_timeout_ms = opt->connect_timeout_ms;
     b->queue_limit = opt->queue_limit;
     b->history_size = opt->history_size;
-    /* A room's keys outlive its newest message by an hour more than history
-     * keeps it, so the numbering survives quiet times. */
-    b->key_ttl_ms = (opt->history_ttl_ms > 0 ? opt->history_ttl_ms : 0) + 3600 * 1000;
+    /* A room's keys live as long as history keeps its newest message (at
+     * least a second): a room nobody published to for longer is gone, as a
+     * room of the memory backplane is, and starts a new epoch. */
+    b->key_ttl_ms = opt->history_ttl_ms > 1000 ? opt->history_ttl_ms : 1000;
     b->cmd.fd = b->sub.fd = -1;
     b->state = LINK_DOWN;
     b->backoff_ms = BACKOFF_MIN_MS;
@@ -1284,25 +1323,44 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h)
 void redis_backplane_stop(backplane *bp)
 {
     rb *b = (rb *)bp;
-    if (!b)
+    if (!b || atomic_exchange(&b->stop, true))
         return;
-    atomic_store(&b->stop, true);
     wake_thread(b);
     pthread_join(b->thread, NULL);
     hub_set_backplane(b->hub, NULL); /* nothing publishes any more (see redis_backplane.h) */
     b->state = LINK_DOWN; /* link_down would log: this is a planned stop */
     free_conn(&b->cmd);   /* pending publishes are answered -EIO */
     free_conn(&b->sub);
-    for (work *w = b->head, *next; w; w = next) {
+    pthread_mutex_lock(&b->qlock);
+    work *w = b->head;
+    b->head = b->tail = NULL;
+    b->up = false;
+    pthread_mutex_unlock(&b->qlock);
+    for (work *next; w; w = next) {
         next = w->next;
         if (w->kind == W_PUBLISH && w->done) {
             publish_result res = {.rc = -EIO};
             w->done(w->arg, &res);
-        } else if (w->kind == W_CLAIM) {
+        } else if (w->kind == W_CLAIM || w->kind == W_OFFER) {
             w->owner_cb(w->arg, -EIO, "");
         } else if (w->kind == W_ROOM_STATE) {
             w->room_cb(w->arg, -EIO, "", 0);
         }
+        free(w->data);
+        free(w);
+    }
+}
+
+void redis_backplane_free(backplane *bp)
+{
+    rb *b = (rb *)bp;
+    if (!b)
+        return;
+    redis_backplane_stop(bp);
+    for (work *w = b->head, *next; w; w = next) { /* queued after the stop: dropped */
+        next = w->next;
+        if (w->kind == W_CLAIM || w->kind == W_OFFER)
+            w->owner_cb(w->arg, -EIO, "");
         free(w->data);
         free(w);
     }

@@ -32,7 +32,11 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h);
 
 /* Stops the thread, detaches from the hub, and answers pending publishes
  * -EIO. Call after the transports are stopped (nothing may publish any
- * more), before hub_destroy. */
+ * more), before hub_destroy. What is asked of it afterwards (a release of
+ * a connection being freed) is dropped. */
 void redis_backplane_stop(backplane *bp);
+
+/* Stops it if need be, and frees it. */
+void redis_backplane_free(backplane *bp);
 
 #endif

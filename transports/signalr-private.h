@@ -145,6 +145,11 @@ bool sr_token_is_valid(const char *token);
 /* MHD thread: a request for a token this node does not hold. */
 sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token);
 
+/* MHD thread: a clustered negotiate, whose answer waits until its token is
+ * known to every node (offered in the backplane). */
+sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token,
+                         const char *answer);
+
 /* MHD thread: each call of such a request. Sets *go_local when this node
  * turned out to own the token: the caller frees f and serves it here. */
 enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local);

@@ -36,7 +36,7 @@
 static const cfg *conf;
 static backplane *bp;
 
-typedef enum { FWD_STREAM, FWD_POLL, FWD_POST, FWD_DELETE } fwd_kind;
+typedef enum { FWD_STREAM, FWD_POLL, FWD_POST, FWD_DELETE, FWD_NEGOTIATE } fwd_kind;
 
 struct sr_fwd {
     uint64_t id;
@@ -52,6 +52,7 @@ struct sr_fwd {
     unsigned status;
     char *answer; /* malloc'd, answer_len bytes */
     size_t answer_len;
+    char *negotiated; /* FWD_NEGOTIATE: the answer once the token is offered */
     int64_t deadline;
     struct sr_fwd *bucket_next, *prev, *next; /* fwd_lock, while not done */
 };
@@ -202,6 +203,20 @@ static void on_owner(void *arg, int rc, const char *owner)
     pthread_mutex_unlock(&fwd_lock);
 }
 
+/* Backplane thread: a negotiated token is known to every node now. */
+static void on_offered(void *arg, int rc, const char *owner)
+{
+    (void)owner;
+    pthread_mutex_lock(&fwd_lock);
+    sr_fwd *f = fwd_find((uint64_t)(uintptr_t)arg);
+    if (f && rc)
+        fwd_finish_error(f, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "the backplane (Redis) is unreachable: cannot negotiate now");
+    else if (f)
+        fwd_finish(f, MHD_HTTP_OK, f->negotiated, strlen(f->negotiated));
+    pthread_mutex_unlock(&fwd_lock);
+}
+
 /* MHD thread: asks the backplane who owns the token, and suspends the
  * request until the answer (or the owner's) arrives. */
 static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
@@ -220,8 +235,27 @@ static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
     MHD_suspend_connection(call->conn);
     uint64_t id = f->id;
     pthread_mutex_unlock(&fwd_lock);
-    bp->ops->claim(bp, f->token, take, SR_OWNER_TTL_MS, on_owner, (void *)(uintptr_t)id);
+    if (f->kind == FWD_NEGOTIATE)
+        bp->ops->offer(bp, f->token, (int64_t)conf->signalr.disconnect_timeout_s * 1000, on_offered,
+                       (void *)(uintptr_t)id);
+    else
+        bp->ops->claim(bp, f->token, take, SR_OWNER_TTL_MS, on_owner, (void *)(uintptr_t)id);
     return MHD_YES;
+}
+
+sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token,
+                         const char *answer)
+{
+    sr_fwd *f = calloc(1, sizeof(*f));
+    if (!f || !(f->negotiated = strdup(answer))) {
+        free(f);
+        return NULL;
+    }
+    f->kind = FWD_NEGOTIATE;
+    f->hub = hb;
+    f->conn = call->conn;
+    snprintf(f->token, sizeof(f->token), "%s", token);
+    return f;
 }
 
 sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token)
@@ -265,7 +299,8 @@ enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local)
     }
     if (f->status == MHD_HTTP_NO_CONTENT || (!f->answer_len && f->status != MHD_HTTP_OK))
         return http_reply_empty(call->conn, f->status);
-    bool json = f->answer_len && f->answer[0] == '{' && f->status != MHD_HTTP_OK;
+    bool json = f->answer_len && f->answer[0] == '{' &&
+                (f->status != MHD_HTTP_OK || f->kind == FWD_NEGOTIATE);
     char *body = f->answer;
     f->answer = NULL;
     return http_reply_take(call->conn, f->status,
@@ -282,6 +317,7 @@ void sr_fwd_free(sr_fwd *f)
     pthread_mutex_unlock(&fwd_lock);
     buf_free(&f->body.b);
     free(f->answer);
+    free(f->negotiated);
     free(f);
 }
 

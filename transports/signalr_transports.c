@@ -645,11 +645,20 @@ static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bo
                          : snprintf(body, sizeof(body),
                                     "{\"connectionId\":\"%s\",\"availableTransports\":%s}",
                                     token, transports);
-    return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
+    sr_req *rq = new_req(call, REQ_FWD);
+    sr_fwd *f = rq ? sr_fwd_negotiate(call, call->arg, token, body) : NULL;
+    (void)n;
+    if (!f)
+        return MHD_NO;
+    rq->inner = f;
+    return forwarded(call, rq);
 }
 
 enum MHD_Result sr_negotiate(http_call *call)
 {
+    sr_req *rq = *call->state;
+    if (rq) /* a clustered negotiate, resumed */
+        return forwarded(call, rq);
     if (*call->upload_size) {
         *call->upload_size = 0; /* negotiate has no body to read */
         return MHD_YES;
