@@ -2,7 +2,10 @@
 # Runs crier's tests and ends with one line "N passed, N failed".
 #   tests/run.sh              every suite
 #   tests/run.sh unit         C unit tests (build/test/unit/*)
-#   tests/run.sh integration  node tests against build/test/crier
+#   tests/run.sh integration  node tests against build/test/crier, twice: on the
+#                             memory backplane, then on a Redis one (a
+#                             redis-server started here for that pass)
+#   tests/run.sh scaleout     several crier nodes on Redis, with nginx in front
 #   tests/run.sh browser      headless Chromium tests of web/
 #   tests/run.sh smoke        a 10-second load-generator run against build/crier
 # Expects the binaries built (make test does that).
@@ -56,10 +59,34 @@ run_node_suite() { # name dir
   add_counts "$1" "$p" "$f"
 }
 
+free_port() {
+  node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"
+}
+
+# The integration suite again, every crier on the Redis backplane of one
+# redis-server (each with a key prefix of its own: tests/lib/server.js).
+run_integration_redis() {
+  local port dir pid
+  port=$(free_port)
+  dir=$(mktemp -d)
+  /usr/bin/redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
+    >"$artifacts/integration-redis-server.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 100); do
+    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
+    sleep 0.1
+  done
+  CRIER_TEST_BACKPLANE=redis CRIER_TEST_REDIS_URL="redis://127.0.0.1:$port/0" \
+    run_node_suite integration-redis tests/integration
+  kill -TERM "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rm -rf "$dir"
+}
+
 # The load generator against the release build, on a free loopback port.
 run_smoke() {
   local port log pid rc out
-  port=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")
+  port=$(free_port)
   log=$artifacts/smoke-crier.log
   build/crier --listen "127.0.0.1:$port" --config tests/bench/crier.json >"$log" 2>&1 &
   pid=$!
@@ -80,16 +107,22 @@ run_smoke() {
 
 case "$which" in
   unit) run_unit ;;
-  integration) run_node_suite integration tests/integration ;;
+  integration)
+    run_node_suite integration tests/integration
+    run_integration_redis
+    ;;
+  scaleout) run_node_suite scaleout tests/scaleout ;;
   browser) run_node_suite browser tests/browser ;;
   smoke) run_smoke ;;
   all)
     run_unit
     run_node_suite integration tests/integration
+    run_integration_redis
+    run_node_suite scaleout tests/scaleout
     run_node_suite browser tests/browser
     run_smoke
     ;;
-  *) echo "usage: $0 [unit|integration|browser|smoke|all]"; exit 2 ;;
+  *) echo "usage: $0 [unit|integration|scaleout|browser|smoke|all]"; exit 2 ;;
 esac
 
 echo "$passed passed, $failed failed"

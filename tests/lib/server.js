@@ -95,12 +95,28 @@ export async function runCrier(args, { timeout = 10_000, env = crierEnv() } = {}
   }
 }
 
+// The integration suite's second pass runs every test on the Redis backplane:
+// CRIER_TEST_BACKPLANE=redis and CRIER_TEST_REDIS_URL (tests/run.sh starts
+// that redis-server). Each crier gets a key prefix of its own, so tests that
+// run at once on one Redis do not share rooms.
+let prefixCount = 0;
+function testBackplane(config) {
+  if (process.env.CRIER_TEST_BACKPLANE !== 'redis' || 'backplane' in config) return null;
+  return {
+    type: 'redis',
+    url: process.env.CRIER_TEST_REDIS_URL || 'redis://127.0.0.1:6379/0',
+    key_prefix: `t${process.pid}-${++prefixCount}:`,
+  };
+}
+
 // Starts crier with `config` (plus a free loopback "listen", unless the config
-// names one) and waits for /healthz. A "--listen HOST:PORT" in extraArgs is
-// where the server is then expected.
+// names one) and waits for /healthz (and, with a Redis backplane, for it to
+// be connected). A "--listen HOST:PORT" in extraArgs is where the server is
+// then expected.
 export async function startCrier(config = {}, extraArgs = [], { asanExtra = '' } = {}) {
   const port = await freePort();
-  const fullConfig = { listen: `127.0.0.1:${port}`, ...config };
+  const backplane = testBackplane(config);
+  const fullConfig = { listen: `127.0.0.1:${port}`, ...config, ...(backplane ? { backplane } : {}) };
   const configFile = writeTempFile('crier.json', JSON.stringify(fullConfig, null, 2));
 
   let listen = fullConfig.listen;
@@ -150,8 +166,8 @@ export async function startCrier(config = {}, extraArgs = [], { asanExtra = '' }
     }
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
-      await res.arrayBuffer();
-      if (res.status === 200) return server;
+      const body = await res.json().catch(() => ({}));
+      if (res.status === 200 && (fullConfig.backplane?.type !== 'redis' || body.backplane?.connected)) return server;
     } catch {
       // not listening yet
     }

@@ -1,0 +1,198 @@
+// Two crier nodes on one real redis-server (the Redis backplane): messages
+// cross nodes on every transport in one order, a subscriber resumes on the
+// other node, and Redis dying and coming back loses nothing silently.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+
+import { curlPollLoop } from '../lib/curl.js';
+import { poll } from '../lib/http.js';
+import { T, connect, invoke, receiver } from '../lib/signalr.js';
+import { eventSeq, parseEventId, sseHttp } from '../lib/sse.js';
+import { sleep, waitFor } from '../lib/util.js';
+import { openWs } from '../lib/ws.js';
+import { health, publishOn, signalrCtx, startCluster } from './helpers.js';
+
+// Subscribers of `room` on `node`, one per transport: SSE, long poll,
+// plain WebSocket, and the official SignalR client (WebSockets) joined to it.
+async function subscribersOn(t, node, room) {
+  const sse = await sseHttp(`${node.url}/rooms/${room}/events`);
+  const lp = curlPollLoop(node.url, room);
+  const ws = await openWs(`${node.wsUrl}/rooms/${room}/ws`);
+  const conn = await connect(signalrCtx(t, node.url), { transport: T.WebSockets, label: `SignalR on ${node.name}` });
+  const sr = receiver(conn);
+  const joined = await invoke(conn, 'JoinRoom', room);
+  assert.equal(joined?.room, room, `JoinRoom on ${node.name}: ${JSON.stringify(joined)}`);
+  t.after(() => {
+    sse.close();
+    lp.stop();
+    ws.close();
+  });
+  return {
+    node: node.name,
+    // Each as [{id, data}] in the order received.
+    got: {
+      sse: () => sse.events.map((e) => ({ id: eventSeq(e), data: JSON.parse(e.data) })),
+      poll: () => lp.messages.map((m) => ({ id: m.id, data: m.data })),
+      ws: () => ws.messages.map((m) => ({ id: m.id, data: m.data })),
+      signalr: () => sr.calls.map((args) => ({ id: null, data: args })),
+    },
+  };
+}
+
+test('two nodes: every transport on each node gets what either node publishes, in one order', { timeout: 60_000 }, async (t) => {
+  const { nodes } = await startCluster(t, 2);
+  const [a, b] = nodes;
+  assert.deepEqual((await health(a)).backplane, { type: 'redis', connected: true });
+  const room = 'crossing';
+  const subs = [await subscribersOn(t, a, room), await subscribersOn(t, b, room)];
+  await sleep(300); // the long polls are held
+
+  // 40 messages, odd ones on A and even ones on B, two at a time, so that
+  // the two nodes' publishes race each other.
+  const N = 40;
+  const answers = [];
+  for (let i = 1; i <= N; i += 2) {
+    const pair = await Promise.all([publishOn(a, room, { n: i, via: 'A' }), publishOn(b, room, { n: i + 1, via: 'B' })]);
+    pair.forEach((r) => assert.equal(r.status, 201, `publish: ${r.status} ${r.text}`));
+    answers.push(...pair.map((r, k) => ({ id: r.json.id, epoch: r.json.epoch, data: { n: i + k, via: k ? 'B' : 'A' } })));
+  }
+  // The ids Redis gave are 1..N, and they are the one order.
+  assert.deepEqual(answers.map((x) => x.id).sort((x, y) => x - y), Array.from({ length: N }, (_, i) => i + 1));
+  assert.equal(new Set(answers.map((x) => x.epoch)).size, 1, 'one epoch');
+  const order = [...answers].sort((x, y) => x.id - y.id);
+
+  for (const s of subs) {
+    for (const [kind, got] of Object.entries(s.got)) {
+      await waitFor(() => got().length >= N, { timeout: 15_000, message: `${kind} on ${s.node}: ${N} messages` });
+    }
+  }
+  await sleep(300); // a duplicate would show up now
+  for (const s of subs) {
+    for (const kind of ['sse', 'poll', 'ws']) {
+      assert.deepEqual(s.got[kind](), order.map(({ id, data }) => ({ id, data })), `${kind} on ${s.node}: all ${N}, in Redis's order`);
+    }
+    // SignalR room messages carry the published JSON array's items as arguments.
+    assert.deepEqual(s.got.signalr(), order.map(({ data }) => ({ id: null, data: [data] })), `SignalR on ${s.node}`);
+  }
+});
+
+test('two nodes: a SignalR broadcast from a client on A reaches a client on B, and back', { timeout: 30_000 }, async (t) => {
+  const { nodes } = await startCluster(t, 2);
+  const [a, b] = nodes;
+  const onA = await connect(signalrCtx(t, a.url), { transport: T.WebSockets, label: 'client on A' });
+  const onB = await connect(signalrCtx(t, b.url), { transport: T.ServerSentEvents, label: 'client on B (SSE)' });
+  const [ra, rb] = [receiver(onA), receiver(onB)];
+  await sleep(200); // both joined their hub's room on their node
+  await invoke(onA, 'SendMessage', 'ann', 'hello from A');
+  await rb.wait(1, 5000);
+  await invoke(onB, 'SendMessage', 'bob', 'hello from B');
+  await ra.wait(2, 5000);
+  assert.deepEqual(rb.calls, [['ann', 'hello from A']]);
+  assert.deepEqual(ra.calls, [['ann', 'hello from A'], ['bob', 'hello from B']]);
+});
+
+test('a subscriber resumes on node B from the last id it saw on node A, nothing lost', { timeout: 30_000 }, async (t) => {
+  const { nodes } = await startCluster(t, 2);
+  const [a, b] = nodes;
+  const room = 'moving';
+  for (let i = 1; i <= 50; i++) assert.equal((await publishOn(a, room, { n: i })).status, 201);
+
+  // SSE on A: read 20, go away.
+  const first = await sseHttp(`${a.url}/rooms/${room}/events?last_event_id=0`);
+  await first.waitForEvents(20, 5000);
+  first.close();
+  const seen = first.events.slice(0, 20);
+  const last = parseEventId(seen.at(-1).id);
+  assert.equal(last.n, 20);
+  for (let i = 51; i <= 60; i++) assert.equal((await publishOn(a, room, { n: i })).status, 201);
+
+  // SSE on B from the cursor A gave.
+  const again = await sseHttp(`${b.url}/rooms/${room}/events`, { headers: { 'Last-Event-ID': `${last.epoch}:${last.n}` } });
+  t.after(() => again.close());
+  await again.waitForEvents(40, 5000);
+  await sleep(200);
+  assert.deepEqual(again.events.map(eventSeq), Array.from({ length: 40 }, (_, i) => 21 + i), 'SSE on B: 21..60');
+  assert.ok(!again.events.some((e) => e.type === 'gap'), 'no gap signal');
+
+  // Long poll on B from the same cursor.
+  const res = await poll(b.url, room, `${last.n}&epoch=${last.epoch}`);
+  assert.equal(res.status, 200, res.text);
+  assert.equal(res.json.gap, undefined, `no gap: ${res.text}`);
+  assert.deepEqual(res.json.messages.map((m) => m.data.n), Array.from({ length: 40 }, (_, i) => 21 + i), 'long poll on B: 21..60');
+  assert.equal(res.json.epoch, last.epoch);
+});
+
+test('Redis killed for 3 s while both nodes publish: local delivery goes on, cross-node delivery comes back, nothing lost silently', { timeout: 60_000 }, async (t) => {
+  const { redis, nodes } = await startCluster(t, 2, { history: { size: 5000 } });
+  const [a, b] = nodes;
+  const room = 'storm';
+  const subA = await sseHttp(`${a.url}/rooms/${room}/events`);
+  const subB = await sseHttp(`${b.url}/rooms/${room}/events`);
+  t.after(() => {
+    subA.close();
+    subB.close();
+  });
+  await sleep(300);
+
+  // Both nodes publish one message each every 25 ms; each answer is kept.
+  const results = [];
+  let phase = 'before';
+  let stopping = false;
+  const publisher = async (node) => {
+    for (let i = 0; !stopping; i++) {
+      const value = { from: node.name, i, phase };
+      const r = await publishOn(node, room, value).catch((err) => ({ status: 0, text: err.message }));
+      results.push({ node: node.name, value, status: r.status, json: r.json, text: r.text });
+      await sleep(25);
+    }
+  };
+  const running = [publisher(a), publisher(b)];
+  await sleep(1000);
+
+  await redis.kill();
+  phase = 'down';
+  await waitFor(async () => !(await health(a)).backplane.connected, { timeout: 5000, message: 'A sees Redis down' });
+  await sleep(3000);
+  // Both nodes still serve while Redis is down.
+  assert.equal((await health(a)).status, 'ok');
+  assert.equal((await health(b)).status, 'ok');
+  await redis.restart();
+  phase = 'after';
+  await waitFor(async () => (await health(a)).backplane.connected && (await health(b)).backplane.connected, {
+    timeout: 10_000,
+    message: 'both nodes reconnected to Redis',
+  });
+  await sleep(1500);
+  stopping = true;
+  await Promise.all(running);
+  await sleep(1000);
+
+  const accepted = results.filter((r) => r.status === 201 || r.status === 202);
+  const refused = results.filter((r) => !(r.status === 201 || r.status === 202));
+  const queued = accepted.filter((r) => r.status === 202);
+  t.diagnostic(`${results.length} publishes: ${accepted.length} accepted (${queued.length} queued while Redis was down), ` +
+    `${refused.length} refused: ${JSON.stringify(refused.slice(0, 3).map((r) => [r.status, r.text]))}`);
+  assert.ok(queued.length >= 20, `publishes while Redis was down are accepted and queued (${queued.length})`);
+  assert.ok(queued.every((r) => r.json?.queued === true), '202 answers say queued');
+  for (const r of refused) assert.ok([503, 504].includes(r.status), `a refusal is 503/504 with a reason: ${r.status} ${r.text}`);
+
+  const data = (s) => s.events.filter((e) => e.type !== 'gap').map((e) => JSON.parse(e.data));
+  const key = (v) => `${v.from}:${v.i}`;
+  for (const [name, sub] of [['A', subA], ['B', subB]]) {
+    const got = new Set(data(sub).map(key));
+    const gaps = sub.events.filter((e) => e.type === 'gap').map((e) => JSON.parse(e.data));
+    const missing = accepted.filter((r) => !got.has(key(r.value)));
+    t.diagnostic(`subscriber on ${name}: ${got.size} messages, ${gaps.length} gap signal(s) ${JSON.stringify(gaps)}, ${missing.length} accepted ones missing`);
+    // Local delivery while Redis was down: what this node accepted then.
+    const localDown = queued.filter((r) => r.node === name);
+    assert.ok(localDown.length > 0 && localDown.every((r) => got.has(key(r.value))), `${name} delivered its own publishes while Redis was down`);
+    // Cross-node delivery after Redis came back.
+    const otherAfter = accepted.filter((r) => r.node !== name && r.value.phase === 'after' && r.status === 201);
+    assert.ok(otherAfter.length > 0 && otherAfter.every((r) => got.has(key(r.value))), `${name} gets the other node's publishes again`);
+    // Every accepted message, or an explicit gap signal.
+    assert.ok(missing.length === 0 || gaps.length > 0, `${name}: ${missing.length} accepted messages missing with no gap signal: ${JSON.stringify(missing.slice(0, 5).map((r) => r.value))}`);
+    // Nothing twice.
+    assert.equal(data(sub).length, got.size, `${name}: no message twice`);
+  }
+});

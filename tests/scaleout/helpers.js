@@ -1,0 +1,98 @@
+// Several crier nodes on one real redis-server, for the scale-out tests.
+//
+// startCluster(t, n, config) starts a redis-server and n crier nodes sharing
+// it (same key prefix), each with a clean stop after the test; returns
+// {redis, nodes, prefix}. signalrCtx(base) is a context for tests/lib/
+// signalr.js's connect() against any base URL (a node, or nginx).
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { startRedis } from '../lib/redis.js';
+import { startCrier, stopClean } from '../lib/server.js';
+import { withTimeout } from '../lib/util.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+let clusters = 0;
+
+export async function startCluster(t, n = 2, config = {}) {
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const prefix = `scale${process.pid}-${++clusters}:`;
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    const node = await startCrier({ ...config, backplane: { type: 'redis', url: redis.url, key_prefix: prefix } });
+    node.name = String.fromCharCode(65 + i); // A, B, ...
+    t.after(() => stopClean(node));
+    nodes.push(node);
+  }
+  return { redis, nodes, prefix };
+}
+
+// GET /healthz of a node: {status, backplane: {type, connected}}.
+export async function health(node) {
+  const res = await fetch(`${node.url}/healthz`, { signal: AbortSignal.timeout(3000) });
+  assert.equal(res.status, 200, `${node.name}: GET /healthz ${res.status}`);
+  return res.json();
+}
+
+export function signalrCtx(t, base) {
+  const clients = [];
+  t.after(() => Promise.all(clients.map((c) => c.close().catch(() => {}))));
+  return {
+    url: base,
+    hubUrl: (p = '/hubs/chat') => `${base}${p}`,
+    track(closeable) {
+      clients.push(closeable);
+      return closeable;
+    },
+  };
+}
+
+// POSTs a JSON value to a room on a node: {status, json}.
+export async function publishOn(node, room, value, timeout = 15_000) {
+  const res = await fetch(`${node.url}/rooms/${room}/messages`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(value),
+    signal: AbortSignal.timeout(timeout),
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, json, text };
+}
+
+// deploy/nginx.conf, made runnable on loopback: its upstream servers become
+// `ports`, it listens on `port`, and keeps its pid, logs and temp files in
+// dir. Everything else (the maps, the two upstream groups, the proxy
+// settings) is the file users copy.
+export function nginxConfFromDeploy(dir, port, ports) {
+  let conf = fs.readFileSync(path.join(ROOT, 'deploy/nginx.conf'), 'utf8');
+  const servers = ports.map((p) => `server 127.0.0.1:${p};`).join('\n        ');
+  conf = conf.replace(/(upstream crier_(?:ws|http) \{\s*)(?:server [^;]+;\s*)+/g, `$1${servers}\n        `);
+  conf = conf.replace(/worker_processes [^;]+;/, `worker_processes 1;\nerror_log ${dir}/error.log warn;\npid ${dir}/nginx.pid;`);
+  conf = conf.replace(/worker_connections \d+;/, 'worker_connections 512;');
+  conf = conf.replace(/listen 80;/, `listen 127.0.0.1:${port};`);
+  conf = conf.replace(
+    /http \{/,
+    `http {
+    log_format upstreams '$request_method $uri $status $upstream_addr';
+    access_log ${dir}/access.log upstreams;
+    client_body_temp_path ${dir}/body;
+    proxy_temp_path ${dir}/proxy;
+    fastcgi_temp_path ${dir}/fastcgi;
+    uwsgi_temp_path ${dir}/uwsgi;
+    scgi_temp_path ${dir}/scgi;`,
+  );
+  assert.ok(conf.includes(`listen 127.0.0.1:${port};`), 'deploy/nginx.conf: no "listen 80;" to replace');
+  for (const p of ports) assert.ok(conf.includes(`server 127.0.0.1:${p};`), 'deploy/nginx.conf: upstreams not replaced');
+  return conf;
+}
+
+export { withTimeout };
