@@ -25,6 +25,7 @@
 #include <sys/socket.h>
 
 #include "gateway/api.h"
+#include "gateway/client_addr.h"
 #include "gateway/log.h"
 #include "gateway/static.h"
 #include "transports/longpoll.h"
@@ -35,6 +36,7 @@
 
 static struct MHD_Daemon *daemon_;
 static atomic_uint connections;
+static bool trust_proxy; /* set once at start: cfg trust_proxy */
 
 /* What a path names. */
 typedef enum {
@@ -127,6 +129,15 @@ static size_t json_escape(char *out, size_t cap, const char *s)
     return n;
 }
 
+void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const char *real = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Real-IP");
+    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
+    client_addr_format(ci ? ci->client_addr : NULL, real, xff, trust_proxy, out, cap);
+}
+
 static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned status,
                                      const char *extra_header, const char *extra_value,
                                      const char *fmt, va_list ap)
@@ -136,8 +147,14 @@ static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned statu
                                      const char *extra_header, const char *extra_value,
                                      const char *fmt, va_list ap)
 {
-    char text[512], body[1200];
+    char text[512], body[1200], addr[CLIENT_ADDR_MAX];
     vsnprintf(text, sizeof(text), fmt, ap);
+    /* Logged once, here: a refused request and who sent it. */
+    http_client_addr(conn, addr, sizeof(addr));
+    if (status == MHD_HTTP_NOT_FOUND)
+        LOG_DBG(TAG, "%u to %s: %s", status, addr, text);
+    else
+        LOG_INFO(TAG, "%u to %s: %s", status, addr, text);
     size_t n = (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
     n += json_escape(body + n, sizeof(body) - n - 3, text);
     memcpy(body + n, "\"}", 3);
@@ -558,6 +575,7 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 int http_start(const cfg *c, hub *h)
 {
+    trust_proxy = c->trust_proxy;
     routes[ROUTE_EVENTS].enabled = c->transports.sse;
     routes[ROUTE_POLL].enabled = c->transports.long_polling;
     routes[ROUTE_WS].enabled = c->transports.websocket;

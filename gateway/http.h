@@ -56,7 +56,12 @@ void http_tick(int64_t now_ms);
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
                                 size_t len);
 
-/* Replies with {"error":"..."}; logs nothing. */
+/* The client's address for a log line: the peer's, or with trust_proxy the
+ * one nginx reports (client_addr.h). */
+void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap);
+
+/* Replies with {"error":"..."} and logs it once, with the client's address
+ * (404s at debug level, the rest at info). */
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
                                  ...) __attribute__((format(printf, 3, 4)));
 
