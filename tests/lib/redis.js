@@ -42,10 +42,10 @@ export function redisCommand(port, ...args) {
   });
 }
 
-function spawnRedis(port, dir) {
+function spawnRedis(port, dir, extraArgs) {
   const proc = spawn(
     REDIS_SERVER,
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', ''],
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--logfile', '', ...extraArgs],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
@@ -62,7 +62,8 @@ async function waitForPing(port, child) {
   const deadline = Date.now() + 10_000;
   for (;;) {
     try {
-      if ((await redisCommand(port, 'PING')).startsWith('+PONG')) return;
+      const reply = await redisCommand(port, 'PING');
+      if (reply.startsWith('+PONG') || reply.startsWith('-NOAUTH')) return; // up (with a password)
     } catch {
       // not listening yet
     }
@@ -72,11 +73,12 @@ async function waitForPing(port, child) {
   }
 }
 
-export async function startRedis() {
+// extraArgs: more redis-server arguments (e.g. ['--requirepass', 'pw']).
+export async function startRedis({ extraArgs = [] } = {}) {
   if (!fs.existsSync(REDIS_SERVER)) throw new Error(`no ${REDIS_SERVER} (apt-get install -y redis-server)`);
   const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-redis-'));
-  let child = spawnRedis(port, dir);
+  let child = spawnRedis(port, dir, extraArgs);
   await waitForPing(port, child);
   const server = {
     port,
@@ -87,7 +89,7 @@ export async function startRedis() {
     },
     async restart() {
       if (child.proc.exitCode === null && child.proc.signalCode === null) await server.kill();
-      child = spawnRedis(port, dir);
+      child = spawnRedis(port, dir, extraArgs);
       await waitForPing(port, child);
     },
     async stop() {

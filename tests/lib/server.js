@@ -111,9 +111,9 @@ function testBackplane(config) {
 
 // Starts crier with `config` (plus a free loopback "listen", unless the config
 // names one) and waits for /healthz (and, with a Redis backplane, for it to
-// be connected). A "--listen HOST:PORT" in extraArgs is where the server is
-// then expected.
-export async function startCrier(config = {}, extraArgs = [], { asanExtra = '' } = {}) {
+// be connected, unless waitBackplane is false). A "--listen HOST:PORT" in
+// extraArgs is where the server is then expected.
+export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', waitBackplane = true } = {}) {
   const port = await freePort();
   const backplane = testBackplane(config);
   const fullConfig = { listen: `127.0.0.1:${port}`, ...config, ...(backplane ? { backplane } : {}) };
@@ -167,7 +167,8 @@ export async function startCrier(config = {}, extraArgs = [], { asanExtra = '' }
     try {
       const res = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) });
       const body = await res.json().catch(() => ({}));
-      if (res.status === 200 && (fullConfig.backplane?.type !== 'redis' || body.backplane?.connected)) return server;
+      const connected = !waitBackplane || fullConfig.backplane?.type !== 'redis' || body.backplane?.connected;
+      if (res.status === 200 && connected) return server;
     } catch {
       // not listening yet
     }

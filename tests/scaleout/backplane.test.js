@@ -196,3 +196,32 @@ test('Redis killed for 3 s while both nodes publish: local delivery goes on, cro
     assert.equal(data(sub).length, got.size, `${name}: no message twice`);
   }
 });
+
+test('a Redis with a password: the right one connects, a wrong one is logged and the node serves on its own', { timeout: 30_000 }, async (t) => {
+  const { startRedis } = await import('../lib/redis.js');
+  const { startCrier, stopClean } = await import('../lib/server.js');
+  const redis = await startRedis({ extraArgs: ['--requirepass', 's3cret'] });
+  t.after(() => redis.stop());
+  const good = await startCrier({ backplane: { type: 'redis', url: `redis://:s3cret@127.0.0.1:${redis.port}/1` } });
+  t.after(() => stopClean(good));
+  assert.deepEqual((await health(good)).backplane, { type: 'redis', connected: true });
+  assert.equal((await publishOn(good, 'pw', 1)).status, 201);
+
+  // A wrong password: healthz says so, the reason is logged once, publishing
+  // is still accepted for this node's own members (queued).
+  const bad = await startCrier(
+    { backplane: { type: 'redis', url: `redis://127.0.0.1:${redis.port}`, password: 'wrong' } },
+    [],
+    { waitBackplane: false },
+  ).catch((e) => e);
+  assert.ok(!(bad instanceof Error), `a node whose Redis refuses it still starts: ${bad.message}`);
+  t.after(() => stopClean(bad));
+  await sleep(1500);
+  assert.deepEqual((await health(bad)).backplane, { type: 'redis', connected: false });
+  const lines = bad.stderr().split('\n').filter((l) => /cannot reach Redis/.test(l));
+  assert.equal(lines.length, 1, `logged once per change of state, not per retry:\n${bad.stderr()}`);
+  assert.match(lines[0], /WRONGPASS|invalid password|AUTH/i);
+  const r = await publishOn(bad, 'pw', 2);
+  assert.equal(r.status, 202, r.text);
+  assert.equal(r.json.queued, true);
+});
