@@ -229,3 +229,31 @@ test('a Redis with a password: the right one connects, a wrong one is logged and
   assert.equal(r.status, 202, r.text);
   assert.equal(r.json.queued, true);
 });
+
+test('each node subscribes only to the rooms it has members in, and to its own channel', { timeout: 30_000 }, async (t) => {
+  const { redisCommand } = await import('../lib/redis.js');
+  // keepalive_s 1: a closed SSE stream is noticed at the next keep-alive.
+  const { redis, nodes, prefix } = await startCluster(t, 2, { limits: { keepalive_s: 1 } });
+  const [a, b] = nodes;
+  const channels = async () =>
+    (await redisCommand(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}*`)).split('\r\n').filter((l) => l.startsWith(prefix)).sort();
+  const numsub = async (ch) => Number(/:(\d+)\r\n$/.exec(await redisCommand(redis.port, 'PUBSUB', 'NUMSUB', ch))?.[1]);
+  // Idle: each node's own channel only.
+  const idle = await channels();
+  assert.equal(idle.length, 2, `two node channels: ${idle}`);
+  assert.ok(idle.every((c) => c.startsWith(`${prefix}n:`)), `${idle}`);
+
+  // A member of "only-a" on A: A subscribes to it, B does not.
+  const sse = await sseHttp(`${a.url}/rooms/only-a/events`);
+  t.after(() => sse.close());
+  await waitFor(async () => (await numsub(`${prefix}c:only-a`)) === 1, { timeout: 3000, message: 'A subscribed to only-a' });
+  assert.deepEqual((await channels()).filter((c) => c.includes(':c:')), [`${prefix}c:only-a`]);
+  // Publishing from B (no member there) does not subscribe B.
+  assert.equal((await publishOn(b, 'only-a', 'x')).status, 201);
+  await sse.waitForEvents(1, 3000);
+  assert.equal(await numsub(`${prefix}c:only-a`), 1, 'still only A');
+  // The member leaves: A lets the channel go (the room lingers 5 s, the
+  // channel 5 s more).
+  sse.close();
+  await waitFor(async () => (await numsub(`${prefix}c:only-a`)) === 0, { timeout: 15_000, message: 'A unsubscribed' });
+});
