@@ -6,11 +6,20 @@
  *
  * The acceptor hands over sockets whose upgrade request it only peeked at;
  * the service thread adopts them and lws reads the request from byte 0.
- * A connection's sub is drained up to a batch of frames per SERVER_WRITEABLE.
- * Frames are written straight from the message's shared bytes: lws writes
- * the frame header into the MSG_HEADROOM bytes in front of them. Server
- * frames are unmasked, so every connection writes the same header bytes
- * there, and only this one service thread ever writes them.
+ * A connection's sub is drained with one write per SERVER_WRITEABLE (what
+ * lws asks): a single frame straight from the message's shared bytes (lws
+ * writes the frame header into the MSG_HEADROOM bytes in front of them;
+ * server frames are unmasked, so every connection writes the same header
+ * bytes there, and only this one service thread ever writes them), or, with
+ * a backlog, up to WS_FRAMES_PER_WRITEABLE frames framed here into one
+ * buffer and sent in one write (no extension such as permessage-deflate is
+ * offered, so frames go out as they are).
+ *
+ * Keep-alive is ours, not lws's validity timers (which keep every
+ * connection in one sorted list: with 10000 connections each reschedule
+ * walked it, a quarter of a core at rest). Once a second the service thread
+ * walks the connections: a PING to those due one, and a close for those
+ * silent (no frame, no PONG) for 2 * limits.keepalive_s + 5 s.
  *
  * Threading (lws is single-threaded; this build has LWS_MAX_SMP 1):
  * - the service thread runs every lws callback and is the only one to call
@@ -29,12 +38,14 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gateway/log.h"
 
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
+#define WS_BATCH_MAX (64 * 1024) /* bytes of frames sent in one write */
 
 _Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message headroom");
 
@@ -48,6 +59,10 @@ typedef struct ws_conn {
     char *rx;                     /* service thread: the message being received */
     size_t rx_len;
     bool rx_discard;              /* service thread: skip the rest of this message */
+    int64_t last_rx_ms;           /* service thread: a frame or a PONG came */
+    int64_t last_ping_ms;         /* service thread */
+    bool ping_due;                /* service thread: send a PING when writable */
+    bool silent;                  /* service thread: close it, it stopped answering */
 } ws_conn;
 
 static const cfg *conf;
@@ -66,6 +81,15 @@ static int *adopt_queue;     /* pending_lock */
 static size_t adopt_len, adopt_cap;
 
 static ws_conn *all_conns; /* service thread */
+static lws_sorted_usec_list_t sweep_sul; /* service thread: the keep-alive sweep */
+static unsigned char batch_buf[LWS_PRE + WS_BATCH_MAX]; /* service thread */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* --------------------------------------------------------- cross-thread */
 
@@ -201,8 +225,28 @@ static void on_established(ws_conn *c)
     if (all_conns)
         all_conns->prev = c;
     all_conns = c;
+    c->last_rx_ms = c->last_ping_ms = now_ms();
     if (queued)
         lws_callback_on_writable(c->wsi);
+}
+
+/* Once a second: PINGs to the connections due one, and a close for those
+ * that stopped answering. O(connections), no lws timer per connection. */
+static void keepalive_sweep(lws_sorted_usec_list_t *sul)
+{
+    int64_t now = now_ms();
+    int64_t every = (int64_t)conf->limits.keepalive_s * 1000;
+    int64_t hangup = 2 * every + 5000;
+    for (ws_conn *c = all_conns; c; c = c->next) {
+        if (now - c->last_rx_ms >= hangup) {
+            c->silent = true;
+            lws_callback_on_writable(c->wsi);
+        } else if (now - c->last_ping_ms >= every && now - c->last_rx_ms >= every) {
+            c->ping_due = true;
+            lws_callback_on_writable(c->wsi);
+        }
+    }
+    lws_sul_schedule(context, 0, sul, keepalive_sweep, LWS_US_PER_SEC);
 }
 
 static void on_closed(ws_conn *c)
@@ -259,36 +303,130 @@ static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *mor
     return m;
 }
 
-/* Writes queued frames while the socket takes them, up to a small batch, so
- * that a backlog does not cost one trip through the event loop per frame. */
+/* The header of an unmasked server text frame of len bytes; returns its size. */
+static size_t frame_header(unsigned char *h, size_t len)
+{
+    h[0] = 0x81; /* FIN, text */
+    if (len < 126) {
+        h[1] = (unsigned char)len;
+        return 2;
+    }
+    if (len < 65536) {
+        h[1] = 126;
+        h[2] = (unsigned char)(len >> 8);
+        h[3] = (unsigned char)len;
+        return 4;
+    }
+    h[1] = 127;
+    for (int i = 0; i < 8; i++)
+        h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
+/* Frames taken for one write. */
+typedef struct batch {
+    msg *m[WS_FRAMES_PER_WRITEABLE];
+    int n;
+    size_t used; /* bytes framed into batch_buf */
+} batch;
+
+/* Writes what the batch holds (one message: from its own bytes; more: the
+ * frames built in batch_buf), tells the session, and empties it. Returns
+ * false when the write failed. */
+static bool write_batch(ws_conn *c, struct lws *wsi, batch *bt)
+{
+    sub *s = c->sess.s;
+    bool ok = true;
+    if (bt->n == 1) {
+        msg_bytes b = msg_get(bt->m[0], s->fmt, s->target);
+        ok = lws_write(wsi, (unsigned char *)b.base, b.len, LWS_WRITE_TEXT) >= (int)b.len;
+    } else if (bt->n > 1) {
+        ok = lws_write(wsi, batch_buf + LWS_PRE, bt->used, LWS_WRITE_RAW) >= (int)bt->used;
+    }
+    for (int i = 0; i < bt->n; i++) {
+        if (ok && c->sess.ops->sent)
+            c->sess.ops->sent(c->sess.session, bt->m[i]);
+        msg_unref(bt->m[i]);
+    }
+    bt->n = 0;
+    bt->used = 0;
+    return ok;
+}
+
+/* Adds m to the batch, framing it into batch_buf. False when it does not
+ * fit (the batch is full): m stays the caller's. */
+static bool batch_add(batch *bt, sub *s, msg *m)
+{
+    msg_bytes b = msg_get(m, s->fmt, s->target);
+    if (bt->n == WS_FRAMES_PER_WRITEABLE || (bt->n && bt->used + 10 + b.len > WS_BATCH_MAX))
+        return false;
+    if (bt->n == 1) { /* a second frame: frame the first one too */
+        msg_bytes first = msg_get(bt->m[0], s->fmt, s->target);
+        if (first.len + 10 + b.len + 10 > WS_BATCH_MAX)
+            return false;
+        bt->used = frame_header(batch_buf + LWS_PRE, first.len);
+        memcpy(batch_buf + LWS_PRE + bt->used, first.base, first.len);
+        bt->used += first.len;
+    }
+    if (bt->n >= 1) {
+        bt->used += frame_header(batch_buf + LWS_PRE + bt->used, b.len);
+        memcpy(batch_buf + LWS_PRE + bt->used, b.base, b.len);
+        bt->used += b.len;
+    }
+    bt->m[bt->n++] = m;
+    return true;
+}
+
+/* One write per callback: a PING when one is due, else the queued frames
+ * (a batch of them when there is a backlog); then asks for another
+ * callback while more is queued. */
 static int on_writable(ws_conn *c, struct lws *wsi)
 {
     sub *s = c->sess.s;
-    for (int i = 0; i < WS_FRAMES_PER_WRITEABLE; i++) {
-        bool dropped, ending, more;
-        msg *m = take_next(c, s, &dropped, &ending, &more);
-        if (dropped)
-            return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
-        if (!m && ending)
-            return close_with(wsi, LWS_CLOSE_STATUS_NORMAL, "");
-        if (!m)
-            return atomic_load(&stopping)
-                       ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
-                       : 0;
-        msg_bytes b = msg_get(m, s->fmt, s->target);
-        int n = lws_write(wsi, (unsigned char *)b.base, b.len, LWS_WRITE_TEXT);
-        if (n >= (int)b.len && c->sess.ops->sent)
-            c->sess.ops->sent(c->sess.session, m);
-        msg_unref(m);
-        if (n < (int)b.len)
+    if (c->silent)
+        return close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
+    if (c->ping_due) {
+        c->ping_due = false;
+        c->last_ping_ms = now_ms();
+        /* lws passes on a PONG with a payload only: the PING carries one byte */
+        batch_buf[LWS_PRE] = 'k';
+        if (lws_write(wsi, batch_buf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
             return -1;
-        if (!more && !atomic_load(&stopping) && !ending)
-            return 0;
-        if (!more || lws_send_pipe_choked(wsi))
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    batch bt = {.n = 0};
+    bool dropped = false, ending = false, more = false;
+    msg *m = NULL;
+    while ((m = take_next(c, s, &dropped, &ending, &more)) != NULL) {
+        if (!batch_add(&bt, s, m)) {
+            /* full: this one goes first next time */
+            pthread_mutex_lock(&s->lock);
+            if (s->owner == c && !s->dropped && !sendq_push_front(&s->q, m))
+                more = true;
+            pthread_mutex_unlock(&s->lock);
+            msg_unref(m);
+            break;
+        }
+        if (!more)
             break;
     }
-    lws_callback_on_writable(wsi);
-    return 0;
+    if (dropped) {
+        for (int i = 0; i < bt.n; i++)
+            msg_unref(bt.m[i]);
+        return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+    }
+    if (bt.n) {
+        if (!write_batch(c, wsi, &bt))
+            return -1;
+        if (more || ending || atomic_load(&stopping))
+            lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (ending)
+        return close_with(wsi, LWS_CLOSE_STATUS_NORMAL, "");
+    return atomic_load(&stopping) ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
+                                  : 0;
 }
 
 static bool message_complete(struct lws *wsi)
@@ -312,6 +450,7 @@ static int on_oversize(ws_conn *c, struct lws *wsi)
 
 static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
 {
+    c->last_rx_ms = now_ms();
     if (c->rx_discard) {
         c->rx_discard = !message_complete(wsi);
         return 0;
@@ -359,6 +498,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_writable(c, wsi);
     case LWS_CALLBACK_RECEIVE:
         return on_receive(c, wsi, in, len);
+    case LWS_CALLBACK_RECEIVE_PONG:
+        c->last_rx_ms = now_ms();
+        return 0;
+    case LWS_CALLBACK_PROTOCOL_INIT:
+        lws_sul_schedule(lws_get_context(wsi), 0, &sweep_sul, keepalive_sweep, LWS_US_PER_SEC);
+        break;
     case LWS_CALLBACK_WSI_CREATE: /* both come in pairs for every adopted socket */
         atomic_fetch_add(&live_wsi, 1);
         break;
@@ -406,8 +551,9 @@ int ws_start(const cfg *c, ws_open_fn open)
     static lws_retry_bo_t keepalive;
     conf = c;
     open_session = open;
-    keepalive.secs_since_valid_ping = (uint16_t)c->limits.keepalive_s;
-    keepalive.secs_since_valid_hangup = (uint16_t)(c->limits.keepalive_s * 2 + 5);
+    /* No lws validity timers (see the top of the file): keepalive_sweep. */
+    keepalive.secs_since_valid_ping = 0;
+    keepalive.secs_since_valid_hangup = 0;
     lws_set_log_level(LLL_ERR | (log_enabled(LOG_LEVEL_DEBUG) ? LLL_WARN : 0), lws_log_to_ours);
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
