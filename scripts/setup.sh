@@ -2,8 +2,7 @@
 # Installs what crier needs on a Debian machine, and nothing that is there
 # already. `setup.sh build`: the libraries and tools to build and run.
 # `setup.sh test`: those, plus what the tests use (curl, node, clang, nginx,
-# redis-server,
-# Debian's chromium, the npm packages in package-lock.json).
+# redis-server, Debian's chromium, the npm packages in package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
