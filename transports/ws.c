@@ -332,7 +332,10 @@ typedef struct batch {
 
 /* Writes what the batch holds (one message: from its own bytes; more: the
  * frames built in batch_buf), tells the session, and empties it. Returns
- * false when the write failed. */
+ * false when the write failed: then the messages go back to the front of
+ * the queue, in order, for whoever drains it next (a resumed SignalR
+ * connection resends them on its new socket; otherwise the queue goes
+ * with the connection). */
 static bool write_batch(ws_conn *c, struct lws *wsi, batch *bt)
 {
     sub *s = c->sess.s;
@@ -342,6 +345,13 @@ static bool write_batch(ws_conn *c, struct lws *wsi, batch *bt)
         ok = lws_write(wsi, (unsigned char *)b.base, b.len, LWS_WRITE_TEXT) >= (int)b.len;
     } else if (bt->n > 1) {
         ok = lws_write(wsi, batch_buf + LWS_PRE, bt->used, LWS_WRITE_RAW) >= (int)bt->used;
+    }
+    if (!ok) {
+        pthread_mutex_lock(&s->lock);
+        for (int i = bt->n; i-- > 0;)
+            if (s->owner == c && !s->dropped)
+                sendq_push_front(&s->q, bt->m[i]);
+        pthread_mutex_unlock(&s->lock);
     }
     for (int i = 0; i < bt->n; i++) {
         if (ok && c->sess.ops->sent)
