@@ -28,6 +28,7 @@
 #   BENCH_SERVERS        "crier nchan" (default) or one of them
 #   BENCH_SMALL_COUNT    messages for the 1000-subscriber fanouts (1000)
 #   BENCH_BIG_COUNT      messages for the 10000-subscriber fanouts (100)
+#   BENCH_HUGE_COUNT     messages for the 19000-subscriber WebSocket fanout (20)
 #   BENCH_POLL_COUNT     messages for the long-poll fanout (500)
 #   BENCH_LAT_RATE       latency run publish rate, msgs/s (5)
 #   BENCH_LAT_SECS       latency run length, s (20)
@@ -43,6 +44,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 SERVERS=${BENCH_SERVERS:-crier nchan}
 SMALL_COUNT=${BENCH_SMALL_COUNT:-1000}
 BIG_COUNT=${BENCH_BIG_COUNT:-100}
+HUGE_COUNT=${BENCH_HUGE_COUNT:-20}
+PIN=          # a command crier starts under (one_core: taskset -c 0)
 POLL_COUNT=${BENCH_POLL_COUNT:-500}
 LAT_RATE=${BENCH_LAT_RATE:-5}
 LAT_SECS=${BENCH_LAT_SECS:-20}
@@ -190,7 +193,7 @@ server_rss_kb() {
 start_crier() {
     local port
     port=$(pick_port)
-    ./build/crier --config tests/bench/crier.json --listen "127.0.0.1:$port" >>"$TMP/crier.log" 2>&1 &
+    $PIN ./build/crier --config tests/bench/crier.json --listen "127.0.0.1:$port" >>"$TMP/crier.log" 2>&1 &
     SRV_MAIN=$!
     SRV_PIDS=("$SRV_MAIN")
     BASE="http://127.0.0.1:$port"
@@ -333,8 +336,8 @@ cap() {
 
 # ---------------------------------------------------------------- scenarios
 
-fanout() { # KIND SUBS COUNT
-    local kind=$1 subs=$2 count=$3 scen="fanout $1 ${2}x$3"
+fanout() { # KIND SUBS COUNT [SCENARIO]
+    local kind=$1 subs=$2 count=$3 scen=${4:-"fanout $1 ${2}x$3"}
     over_budget "$scen" 60 && return 0
     local room="f-$kind-$subs-$RANDOM" t0 t1 json cpu fds
     log "$SRV: $scen"
@@ -406,6 +409,15 @@ idle() {
     row "$scen" "bytes/connection" "$bpc"
 }
 
+# one_core KIND SUBS COUNT: the same fanout with crier held to one core
+# (taskset -c 0), to show what its second thread gives; crier only.
+one_core() {
+    [ "$SRV" = crier ] && command -v taskset >/dev/null || return 0
+    PIN="taskset -c 0"
+    fanout "$1" "$2" "$3" "fanout $1 ${2}x$3 one core"
+    PIN=
+}
+
 # each SRV...: runs "$@" once per server (each scenario starts its own).
 each() {
     for SRV in $SERVERS; do "$@"; done
@@ -423,6 +435,9 @@ bench_all() {
     each fanout poll 1000 "$POLL_COUNT"
     each fanout ws 10000 "$BIG_COUNT"
     each fanout sse 10000 "$BIG_COUNT"
+    each one_core ws 10000 "$BIG_COUNT"
+    each one_core sse 1000 "$SMALL_COUNT"
+    each fanout ws 19000 "$HUGE_COUNT"
 }
 
 print_table() {
