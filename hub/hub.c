@@ -170,18 +170,25 @@ static void rehash(hub *h)
     h->nbuckets = n;
 }
 
+void hub_random_name(char *out, size_t n)
+{
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    unsigned char raw[32] = {0};
+    if (n > sizeof(raw))
+        n = sizeof(raw);
+    if (getrandom(raw, n, 0) != (ssize_t)n)
+        LOG_WARN(TAG, "getrandom failed; names may repeat");
+    for (size_t i = 0; i < n; i++)
+        out[i] = chars[raw[i] % 62];
+    out[n] = '\0';
+}
+
 /* A room's epoch: 8 random characters of [A-Za-z0-9]. Ids are only
  * comparable within one epoch; a room that is freed and made again starts
  * a new one (and its ids start again at 1). */
 static void new_epoch(char out[MSG_EPOCH_MAX])
 {
-    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char raw[8] = {0};
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-        LOG_WARN(TAG, "getrandom failed; epochs may repeat");
-    for (int i = 0; i < 8; i++)
-        out[i] = chars[raw[i] % 62];
-    out[8] = '\0';
+    hub_random_name(out, 8);
 }
 
 static bool is_shared(const hub *h, const char *name)

@@ -37,7 +37,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/random.h>
 #include <unistd.h>
 
 #include "gateway/buf.h"
@@ -856,16 +855,6 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
-static void random_epoch(char out[MSG_EPOCH_MAX])
-{
-    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char raw[8] = {0};
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-        LOG_WARN(TAG, "getrandom failed; epochs may repeat");
-    for (int i = 0; i < 8; i++)
-        out[i] = chars[raw[i] % 62];
-    out[8] = '\0';
-}
 
 /* Sends one publish; w is the caller's to free. */
 static void send_publish(rb *b, work *w)
@@ -876,7 +865,7 @@ static void send_publish(rb *b, work *w)
     key_of(b, kn, w->room, "n");
     key_of(b, ks, w->room, "s");
     channel_name(b, ch, w->room);
-    random_epoch(epoch);
+    hub_random_name(epoch, 8);
     snprintf(size, sizeof(size), "%zu", b->history_size);
     snprintf(ttl, sizeof(ttl), "%" PRId64, b->key_ttl_ms);
     snprintf(wall, sizeof(wall), "%" PRId64, w->wall_ms);
@@ -985,7 +974,7 @@ static void send_fetch(rb *b, const work *w)
     key_of(b, ke, w->room, "e");
     key_of(b, kn, w->room, "n");
     key_of(b, ks, w->room, "s");
-    random_epoch(epoch);
+    hub_random_name(epoch, 8);
     snprintf(after, sizeof(after), "%" PRIu64, w->after);
     snprintf(ttl, sizeof(ttl), "%" PRId64, b->key_ttl_ms);
     snprintf(count, sizeof(count), "%zu", b->history_size ? b->history_size : 1);
@@ -1281,12 +1270,7 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h)
     if (!b)
         return NULL;
     b->base.ops = &redis_ops;
-    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    unsigned char raw[BP_NODE_ID_LEN] = {0};
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-        LOG_WARN(TAG, "getrandom failed; node ids may repeat");
-    for (int i = 0; i < BP_NODE_ID_LEN; i++)
-        b->base.node_id[i] = chars[raw[i] % 62];
+    hub_random_name(b->base.node_id, BP_NODE_ID_LEN);
     b->hub = h;
     snprintf(b->host, sizeof(b->host), "%s", opt->host);
     b->port = opt->port;
