@@ -19,6 +19,7 @@ export CRIER_BIN=${CRIER_BIN:-build/test/crier}
 which=${1:-all}
 passed=0
 failed=0
+failures=() # "suite: test: error", printed again just above the last line
 artifacts=tests/artifacts
 mkdir -p "$artifacts"
 
@@ -39,6 +40,10 @@ run_unit() {
     f=$(echo "$line" | awk '{print $3}')
     if [ -z "$line" ]; then p=0; f=1; echo "$t: crashed or printed no summary (exit $rc)"; fi
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; echo "$t: exit $rc"; fi
+    if [ "$f" -ne 0 ]; then
+      while IFS= read -r l; do failures+=("$(basename "$t"): $l"); done \
+        < <(echo "$out" | grep -E '^(not ok|FAIL)' || echo "exit $rc")
+    fi
     add_counts "$(basename "$t")" "$p" "$f"
   done
 }
@@ -56,6 +61,10 @@ run_node_suite() { # name dir
   p=${p:-0}
   f=${f:-1}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  if [ "$f" -ne 0 ]; then
+    while IFS= read -r l; do failures+=("$1: $l"); done \
+      < <(awk -f tests/lib/tap-failures.awk "$tap"; [ "$rc" -ne 0 ] && echo "node --test exited $rc")
+  fi
   add_counts "$1" "$p" "$f"
 }
 
@@ -102,6 +111,9 @@ run_smoke() {
   p=${p:-0}
   f=${f:-1}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  if [ "$f" -ne 0 ]; then
+    while IFS= read -r l; do failures+=("smoke: $l"); done < <(echo "$out" | grep -v ' ok ' | tail -3)
+  fi
   add_counts smoke "$p" "$f"
 }
 
@@ -125,5 +137,9 @@ case "$which" in
   *) echo "usage: $0 [unit|integration|scaleout|browser|smoke|all]"; exit 2 ;;
 esac
 
+if [ "${#failures[@]}" -gt 0 ]; then
+  echo "== failures (details above and in $artifacts/):"
+  printf '  %s\n' "${failures[@]}"
+fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
