@@ -352,7 +352,7 @@ enum MHD_Result api_metrics(http_call *call)
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-    enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
+    enum MHD_Result ret = http_queue(call->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
 }

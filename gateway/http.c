@@ -6,9 +6,21 @@
  * free its state. Sockets come from the acceptor (server.c) through
  * http_adopt; MHD never listens itself.
  *
+ * There are two daemons with the same callbacks. The main one has a
+ * per-connection memory pool sized for limits.max_header_bytes. The stream
+ * daemon, with a pool of STREAM_POOL_BYTES, takes event streams whose
+ * request headers are small (the acceptor chooses: http_adopt): libmicrohttpd
+ * 0.9.75 touches all of a connection's pool once a response is queued, and
+ * an idle stream holds its pool for its whole life, so this is most of what
+ * an idle SSE client costs. A stream daemon connection serves one request
+ * and closes (http_queue says "Connection: close"), so a later request with
+ * bigger headers never meets the small pool.
+ *
  * Threading: MHD_USE_INTERNAL_POLLING_THREAD, so every callback here runs on
- * MHD's thread. http_adopt (MHD_add_connection) is safe from the acceptor
- * thread because the daemon has its inter-thread channel (ITC).
+ * the thread of the connection's daemon: two MHD threads. Everything the
+ * handlers share is under a lock; per-connection state is touched by that
+ * connection's thread only. http_adopt (MHD_add_connection) is safe from the
+ * acceptor thread because each daemon has its inter-thread channel (ITC).
  */
 #include "gateway/http.h"
 
@@ -34,7 +46,19 @@
 
 #define TAG "http"
 
-static struct MHD_Daemon *daemon_;
+static struct MHD_Daemon *daemon_, *stream_daemon;
+static size_t main_pool_bytes; /* set once at start */
+
+/* libmicrohttpd's use of a connection's pool, measured on 0.9.75: the
+ * header block, about 64 bytes per header field for its record of it, and
+ * a few hundred bytes to build the reply's headers. A stream needs room
+ * for its writes too. Past the pool it answers an HTML 431 or, worse,
+ * closes without a word; the acceptor refuses such a request itself. */
+#define FIELD_BYTES 64
+#define REPLY_BYTES 256
+#define FREE_FIELDS 16 /* fields max_header_bytes has room for already */
+#define STREAM_POOL_BYTES 4096
+#define STREAM_WRITE_BYTES 1024
 static atomic_uint connections;
 static bool trust_proxy; /* set once at start: cfg trust_proxy */
 
@@ -94,7 +118,22 @@ static bool route_allows(const route *rt, const char *method)
     return false;
 }
 
+bool http_headers_fit(size_t len, unsigned fields, bool stream)
+{
+    size_t need = len + (size_t)fields * FIELD_BYTES + REPLY_BYTES;
+    return stream ? need + STREAM_WRITE_BYTES <= STREAM_POOL_BYTES : need <= main_pool_bytes;
+}
+
 /* ------------------------------------------------------------- replies */
+
+enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    if (ci && ci->daemon == stream_daemon)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    return MHD_queue_response(conn, status, r);
+}
 
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
                                 size_t len)
@@ -105,7 +144,7 @@ enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, co
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    enum MHD_Result ret = http_queue(conn, status, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -167,7 +206,7 @@ static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned statu
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (extra_header)
         MHD_add_response_header(r, extra_header, extra_value);
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    enum MHD_Result ret = http_queue(conn, status, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -219,7 +258,7 @@ enum MHD_Result http_reply_take(struct MHD_Connection *conn, unsigned status,
     }
     MHD_add_response_header(r, "Content-Type", content_type);
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    enum MHD_Result ret = http_queue(conn, status, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -230,7 +269,7 @@ enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status)
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    enum MHD_Result ret = http_queue(conn, status, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -573,6 +612,22 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
 
 /* ---------------------------------------------------------------- set-up */
 
+/* poll(), not epoll: with epoll, libmicrohttpd 0.9.75 sometimes never reads
+ * the request of a socket given to it with MHD_add_connection during a
+ * burst of new connections (seen at 10000 SSE clients: a few hundred sat
+ * unread until the watchdog closed them). poll() costs O(active
+ * connections) a loop; suspended streams and polls are not in its set. */
+static struct MHD_Daemon *start_daemon(unsigned limit, unsigned idle_timeout, size_t pool)
+{
+    return MHD_start_daemon(
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
+            MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
+        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
+}
+
 int http_start(const cfg *c, hub *h)
 {
     trust_proxy = c->trust_proxy;
@@ -594,31 +649,22 @@ int http_start(const cfg *c, hub *h)
                          : (unsigned)rl.rlim_cur + 1024;
     unsigned idle_timeout = c->limits.keepalive_s * 2 + 30;
     header_timeout_ms = (int64_t)c->limits.header_timeout_s * 1000;
-    /* poll(), not epoll: with epoll, libmicrohttpd 0.9.75 sometimes never
-     * reads the request of a socket given to it with MHD_add_connection
-     * during a burst of new connections (seen at 10000 SSE clients: a few
-     * hundred sat unread until the watchdog closed them). poll() costs
-     * O(active connections) a loop; suspended streams and polls are not in
-     * its set. */
-    daemon_ = MHD_start_daemon(
-        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
-            MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
-        MHD_OPTION_CONNECTION_LIMIT, limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)(c->limits.max_header_bytes + 1024), MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
-    if (!daemon_) {
+    main_pool_bytes =
+        (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;
+    daemon_ = start_daemon(limit, idle_timeout, main_pool_bytes);
+    stream_daemon = start_daemon(limit, idle_timeout, STREAM_POOL_BYTES);
+    if (!daemon_ || !stream_daemon) {
         LOG_ERR(TAG, "cannot start libmicrohttpd");
+        http_stop();
         return -1;
     }
     return 0;
 }
 
-int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len)
+int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, bool stream)
 {
     atomic_fetch_add(&connections, 1);
-    if (MHD_add_connection(daemon_, fd, addr, addr_len) != MHD_YES) {
+    if (MHD_add_connection(stream ? stream_daemon : daemon_, fd, addr, addr_len) != MHD_YES) {
         atomic_fetch_sub(&connections, 1);
         LOG_WARN(TAG, "libmicrohttpd refused a connection: %s", strerror(errno));
         return -1;
@@ -628,9 +674,11 @@ int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len)
 
 void http_stop(void)
 {
+    if (stream_daemon)
+        MHD_stop_daemon(stream_daemon);
     if (daemon_)
         MHD_stop_daemon(daemon_);
-    daemon_ = NULL;
+    daemon_ = stream_daemon = NULL;
 }
 
 unsigned http_connections(void)

@@ -37,11 +37,24 @@ typedef void (*http_completed)(void *state);
 
 int http_start(const cfg *c, hub *h);
 
-/* Hands an accepted socket, whose request has not been read, to MHD. Any
- * thread. On failure MHD has closed fd. Returns 0 or -1. */
-int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len);
+/* Can libmicrohttpd parse a request header block of len bytes with fields
+ * header fields, and answer it, within a connection's memory pool: the
+ * stream daemon's (stream true) or the main one's? Only the acceptor asks;
+ * the main daemon's answer is the limits.max_header_bytes rule, in which
+ * every field past the 16th counts 64 bytes more. */
+bool http_headers_fit(size_t len, unsigned fields, bool stream);
 
-/* Stops the daemon. Held requests must have been released first (sse.c and
+/* Hands an accepted socket, whose request has not been read, to MHD: to
+ * the stream daemon when stream is true (an event stream request whose
+ * headers fit it: http_headers_fit), else to the main one.
+ * Any thread. On failure MHD has closed fd. Returns 0 or -1. */
+int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, bool stream);
+
+/* Queues r on conn: every response goes out through here, so that a
+ * stream daemon connection ends with its one response. */
+enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r);
+
+/* Stops the daemons. Held requests must have been released first (sse.c and
  * longpoll.c: *_shutdown), since MHD 0.9.75 aborts with suspended ones. */
 void http_stop(void);
 

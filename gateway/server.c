@@ -3,8 +3,9 @@
  * server.c - the one port. An acceptor thread owns the listening socket and
  * peeks (never reads) at each new connection until its request headers are
  * complete, then hands the untouched socket to libwebsockets (a WebSocket
- * upgrade on a WebSocket path) or to libmicrohttpd (everything else), so
- * each library parses the request from its first byte. It also runs the
+ * upgrade on a WebSocket path) or to libmicrohttpd (everything else: a small
+ * event stream request to its stream daemon, see http.c), so each library
+ * parses the request from its first byte. It also runs the
  * timer thread and the start and drain sequence.
  *
  * Threads: main (waits for a signal, then drains), acceptor, timer, the lws
@@ -85,20 +86,27 @@ static bool header_has_token(const char *v, size_t len, const char *token)
     return false;
 }
 
-/* True when the header block asks for a WebSocket upgrade. */
-static bool is_websocket_upgrade(const char *head, size_t len)
+/* True when the header block has header name (with its colon, as
+ * "upgrade:") with token somewhere in its value. */
+static bool has_header_token(const char *head, size_t len, const char *name, const char *token)
 {
+    size_t nl = strlen(name);
     const char *p = memchr(head, '\n', len), *end = head + len;
     while (p && ++p < end) {
         const char *eol = memchr(p, '\n', (size_t)(end - p));
         if (!eol)
             eol = end;
-        if ((size_t)(eol - p) > 8 && !strncasecmp(p, "upgrade:", 8) &&
-            header_has_token(p + 8, (size_t)(eol - p - 8), "websocket"))
+        if ((size_t)(eol - p) > nl && !strncasecmp(p, name, nl) &&
+            header_has_token(p + nl, (size_t)(eol - p - nl), token))
             return true;
         p = eol;
     }
     return false;
+}
+
+static bool is_websocket_upgrade(const char *head, size_t len)
+{
+    return has_header_token(head, len, "upgrade:", "websocket");
 }
 
 static int hex_value(char c)
@@ -161,23 +169,64 @@ static int open_websocket(const char *path, const char *query, ws_session *out)
     return hb ? sr_ws_open(hb, query, out) : -1;
 }
 
-/* Decides who serves a complete header block: true for libwebsockets. */
-static bool route_to_websocket(const char *head, size_t len)
+/* An event stream: "/rooms/{room}/events", or a hub path asked for
+ * text/event-stream (how SignalR's SSE transport opens its stream). */
+static bool event_stream_wanted(const char *path, const char *head, size_t len)
 {
-    if (len < 4 || memcmp(head, "GET ", 4) || !is_websocket_upgrade(head, len))
-        return false;
+    size_t n = strlen(path);
+    if (n > 14 && !strncmp(path, "/rooms/", 7) && !strcmp(path + n - 7, "/events") &&
+        room_name_is_valid(path + 7, n - 14))
+        return true;
+    return sr_hub_at(path) && has_header_token(head, len, "accept:", "text/event-stream");
+}
+
+typedef enum { TO_HTTP, TO_HTTP_STREAM, TO_WEBSOCKET, TOO_LARGE } destination;
+
+static unsigned header_fields(const char *head, size_t len)
+{
+    unsigned lines = 0;
+    for (const char *p = head, *end = head + len; (p = memchr(p, '\n', (size_t)(end - p)));
+         p++)
+        lines++;
+    return lines >= 2 ? lines - 2 : 0; /* less the request line and the blank line */
+}
+
+/* Where a request goes by what it asks for. */
+static destination route_by_request(const char *head, size_t len)
+{
+    if (len < 4 || memcmp(head, "GET ", 4))
+        return TO_HTTP;
     const char *target = head + 4;
     const char *sp = memchr(target, ' ', len - 4);
     if (!sp)
-        return false;
+        return TO_HTTP;
     char path[512], query[1024] = "";
     decode_path(target, (size_t)(sp - target), path, sizeof(path));
-    const char *q = memchr(target, '?', (size_t)(sp - target));
-    if (q && (size_t)(sp - q) < sizeof(query)) {
-        memcpy(query, q + 1, (size_t)(sp - q - 1));
-        query[sp - q - 1] = '\0';
+    if (is_websocket_upgrade(head, len)) {
+        const char *q = memchr(target, '?', (size_t)(sp - target));
+        if (q && (size_t)(sp - q) < sizeof(query)) {
+            memcpy(query, q + 1, (size_t)(sp - q - 1));
+            query[sp - q - 1] = '\0';
+        }
+        return websocket_wanted(path, query) ? TO_WEBSOCKET : TO_HTTP;
     }
-    return websocket_wanted(path, query);
+    if (event_stream_wanted(path, head, len))
+        return TO_HTTP_STREAM;
+    return TO_HTTP;
+}
+
+/* Decides who serves a complete header block: libwebsockets for an
+ * upgrade it takes, libmicrohttpd's stream daemon for a small event stream
+ * request, its main daemon for everything else that fits its memory. */
+static destination route(const char *head, size_t len)
+{
+    destination d = route_by_request(head, len);
+    if (d == TO_WEBSOCKET)
+        return d;
+    unsigned fields = header_fields(head, len);
+    if (!http_headers_fit(len, fields, false))
+        return TOO_LARGE;
+    return d == TO_HTTP_STREAM && !http_headers_fit(len, fields, true) ? TO_HTTP : d;
 }
 
 /* ------------------------------------------------------------ acceptor */
@@ -206,14 +255,14 @@ static void pend_drop(pending_conn *p, const char *status, const char *error)
     free(p);
 }
 
-static void hand_over(pending_conn *p, bool websocket)
+static void hand_over(pending_conn *p, destination to)
 {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     pend_unlink(p);
-    if (websocket)
+    if (to == TO_WEBSOCKET)
         ws_adopt(p->fd);
     else
-        http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len);
+        http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len, to == TO_HTTP_STREAM);
     free(p);
 }
 
@@ -242,7 +291,13 @@ static void pend_try(pending_conn *p)
                       "request headers are larger than limits.max_header_bytes");
         return; /* edge-triggered: the next segment brings the next event */
     }
-    hand_over(p, route_to_websocket(peek_buf, (size_t)(eoh - peek_buf) + 4));
+    destination to = route(peek_buf, (size_t)(eoh - peek_buf) + 4);
+    if (to == TOO_LARGE)
+        pend_drop(p, "431 Request Header Fields Too Large",
+                  "request headers are larger than limits.max_header_bytes (every field past "
+                  "the 16th counts 64 bytes more)");
+    else
+        hand_over(p, to);
 }
 
 static unsigned open_connections(void)

@@ -125,7 +125,7 @@ enum MHD_Result static_handle(http_call *call, const char *url)
     /* Pages change with deployments: revalidate, never serve stale. */
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
+    enum MHD_Result ret = http_queue(call->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
 }

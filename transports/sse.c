@@ -205,7 +205,7 @@ enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    enum MHD_Result ret = MHD_queue_response(call->conn, MHD_HTTP_OK, r);
+    enum MHD_Result ret = http_queue(call->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
 }

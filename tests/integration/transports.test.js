@@ -50,6 +50,31 @@ test('SSE: headers, id lines, and a payload with newlines as several data lines'
   assert.equal(second.data, '"two"');
 });
 
+test('SSE: small and large request headers both stream, and a message larger than a stream buffer arrives whole', async (t) => {
+  // A stream request with small headers is served with a small
+  // per-connection pool, and its connection ends with the stream
+  // ("Connection: close"); one with large headers (a 3 KB cookie) is served
+  // as any other request. Both must carry a 20 KB message intact.
+  const srv = await startFor(t);
+  const small = await sseHttp(`${srv.url}/rooms/big/events`);
+  t.after(() => small.close());
+  const large = await sseHttp(`${srv.url}/rooms/big/events`, { headers: { Cookie: `session=${'c'.repeat(3000)}` } });
+  t.after(() => large.close());
+  assert.equal(small.status, 200);
+  assert.equal(large.status, 200);
+  assert.equal(small.headers.connection, 'close', 'a small stream request ends with its stream');
+  assert.notEqual(large.headers.connection, 'close', 'a large one is an ordinary keep-alive request');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'big'))?.sse === 2, { message: 'both counted' });
+  const text = 'x'.repeat(20000);
+  assert.equal(await publish(srv.url, 'big', 'first'), 1);
+  assert.equal(await publish(srv.url, 'big', text), 2);
+  assert.equal(await publish(srv.url, 'big', 'third'), 3);
+  for (const sse of [small, large]) {
+    await sse.waitForEvents(3);
+    assert.deepEqual(sse.events.map((e) => e.data), ['"first"', JSON.stringify(text), '"third"']);
+  }
+});
+
 test('SSE: payloads with CR or CRLF line breaks still arrive whole', async (t) => {
   // JSON allows CR as whitespace; in SSE a lone CR ends a line, so the
   // server must not pass it through inside a data line.
