@@ -6,6 +6,11 @@
  * encodings for the formats the room's members use, history, then one queue
  * push and one wake per member. A member whose queue is full is dropped on
  * the spot (unlinked, told through ops->dropped) and never blocks the rest.
+ *
+ * With a backplane, a publish is answered when the backplane has numbered
+ * it, but members here get it when it comes back from the backplane. Its
+ * answer is held until this node has taken it (a held publish), so that
+ * whoever published reads what they wrote from this node at once.
  */
 #include "hub/hub.h"
 
@@ -63,7 +68,21 @@ typedef struct room {
     char local_epoch[MSG_EPOCH_MAX];
     uint64_t local_last;
     int64_t empty_since_ms; /* when its last member left; 0 while it has members */
+    struct held_publish *held; /* answers waiting for this node to take their message */
 } room;
+
+/* A publish the backplane has numbered and this node has not taken yet. */
+typedef struct held_publish {
+    publish_done_fn done;
+    void *arg;
+    publish_result res;
+    int64_t since_ms;
+    struct held_publish *next;
+} held_publish;
+
+/* How long an answer is held at most (a message that does not come back,
+ * e.g. while the backplane reconnects): then it is given anyway. */
+#define PUBLISH_HOLD_MS 2000
 
 #define ROOM_WAITING_MAX 10000 /* messages held while a room's fetch is under way */
 #define ROOM_LINGER_MS 5000    /* a shared room left by all stays subscribed this long */
@@ -82,31 +101,71 @@ struct hub {
     size_t ncalls, calls_cap;
 };
 
+/* A callback due once the hub lock is let go: a join's (done) or a held
+ * publish's (published, with res). */
 typedef struct join_call {
     join_done_fn done;
     void *arg;
     int rc;
     char epoch[MSG_EPOCH_MAX];
     uint64_t last_id;
+    publish_done_fn published;
+    publish_result res;
 } join_call;
+
+static join_call *call_slot(hub *h)
+{
+    if (h->ncalls == h->calls_cap) {
+        size_t cap = h->calls_cap ? h->calls_cap * 2 : 16;
+        join_call *c = realloc(h->calls, cap * sizeof(*c));
+        if (!c)
+            return NULL;
+        h->calls = c;
+        h->calls_cap = cap;
+    }
+    return &h->calls[h->ncalls++];
+}
 
 /* Hub lock held: done(arg, rc, …) is to be called after the lock. */
 static void defer_call(hub *h, join_done_fn done, void *arg, int rc, const char *epoch,
                        uint64_t last_id)
 {
-    if (h->ncalls == h->calls_cap) {
-        size_t cap = h->calls_cap ? h->calls_cap * 2 : 16;
-        join_call *c = realloc(h->calls, cap * sizeof(*c));
-        if (!c) {
-            LOG_ERR(TAG, "out of memory: a join's answer is lost");
-            return;
-        }
-        h->calls = c;
-        h->calls_cap = cap;
+    join_call *c = call_slot(h);
+    if (!c) {
+        LOG_ERR(TAG, "out of memory: a join's answer is lost");
+        return;
     }
-    join_call *c = &h->calls[h->ncalls++];
-    *c = (join_call){done, arg, rc, "", last_id};
+    *c = (join_call){.done = done, .arg = arg, .rc = rc, .last_id = last_id};
     snprintf(c->epoch, sizeof(c->epoch), "%s", epoch);
+}
+
+/* Hub lock held: p's answer is to be given after the lock; p is freed. */
+static void defer_publish(hub *h, held_publish *p)
+{
+    join_call *c = call_slot(h);
+    if (c)
+        *c = (join_call){.published = p->done, .arg = p->arg, .res = p->res};
+    else
+        LOG_ERR(TAG, "out of memory: a publish's answer is lost");
+    free(p);
+}
+
+/* Hub lock held: answers r's held publishes that this node has now taken
+ * (or that r's numbering has moved past), and, when now is given, those
+ * held longer than PUBLISH_HOLD_MS; all of them when all. */
+static void release_held(hub *h, struct room *r, int64_t now, bool all)
+{
+    held_publish **pp = &r->held;
+    while (*pp) {
+        held_publish *p = *pp;
+        if (all || p->res.id <= r->last_id || strcmp(p->res.epoch, r->epoch) ||
+            (now && now - p->since_ms >= PUBLISH_HOLD_MS)) {
+            *pp = p->next;
+            defer_publish(h, p);
+        } else {
+            pp = &p->next;
+        }
+    }
 }
 
 /* Lets the hub lock go, then makes the calls that were due. */
@@ -119,8 +178,12 @@ static void hub_unlock(hub *h)
         h->ncalls = h->calls_cap = 0;
     }
     pthread_mutex_unlock(&h->lock);
-    for (size_t i = 0; i < n; i++)
-        calls[i].done(calls[i].arg, calls[i].rc, calls[i].epoch, calls[i].last_id);
+    for (size_t i = 0; i < n; i++) {
+        if (calls[i].published)
+            calls[i].published(calls[i].arg, &calls[i].res);
+        else
+            calls[i].done(calls[i].arg, calls[i].rc, calls[i].epoch, calls[i].last_id);
+    }
     if (n)
         free(calls);
 }
@@ -236,6 +299,8 @@ static bool room_is_empty(room *r, int64_t now)
     }
     if (!r->shared)
         return !r->hist.count;
+    if (r->held)
+        return false; /* hub_expire answers them first */
     if (!r->empty_since_ms)
         r->empty_since_ms = now;
     return now - r->empty_since_ms >= ROOM_LINGER_MS;
@@ -457,6 +522,37 @@ static void publish_degraded(hub *h, const char *room_name, const char *data, si
     msg_unref(m);
 }
 
+/* A publish sent to the backplane: whose answer it is. */
+typedef struct publish_sent {
+    hub *h;
+    publish_done_fn done;
+    void *arg;
+    char room[ROOM_NAME_MAX + 1];
+} publish_sent;
+
+/* Any thread (the backplane's): the backplane numbered a publish. Its
+ * answer is given now, or held until this node has taken the message when
+ * the room is followed here and has not got that far. */
+static void publish_numbered(void *arg, const publish_result *res)
+{
+    publish_sent *ps = arg;
+    hub *h = ps->h;
+    held_publish *p = NULL;
+    if (!res->rc && !res->queued) {
+        pthread_mutex_lock(&h->lock);
+        room *r = room_find(h, ps->room);
+        if (r && r->shared && r->known && !strcmp(r->epoch, res->epoch) &&
+            r->last_id < res->id && (p = malloc(sizeof(*p)))) {
+            *p = (held_publish){ps->done, ps->arg, *res, hub_now_ms(), r->held};
+            r->held = p;
+        }
+        hub_unlock(h);
+    }
+    if (!p)
+        ps->done(ps->arg, res);
+    free(ps);
+}
+
 void hub_publish_async(hub *h, const char *room_name, const char *data, size_t len,
                        const publish_opts *opt, publish_done_fn done, void *arg)
 {
@@ -474,7 +570,15 @@ void hub_publish_async(hub *h, const char *room_name, const char *data, size_t l
                     .len = len,
                     .target = opt ? opt->target : NULL,
                     .exclude = opt && opt->exclude ? opt->exclude->uid : 0};
-    switch (h->bp->ops->publish(h->bp, &p, done, arg)) {
+    publish_sent *ps = malloc(sizeof(*ps));
+    if (!ps) {
+        res.rc = -ENOMEM;
+        done(arg, &res);
+        return;
+    }
+    *ps = (publish_sent){.h = h, .done = done, .arg = arg};
+    snprintf(ps->room, sizeof(ps->room), "%s", room_name);
+    switch (h->bp->ops->publish(h->bp, &p, publish_numbered, ps)) {
     case BP_SENT:
         pthread_mutex_lock(&h->lock);
         h->stats.published++;
@@ -490,6 +594,7 @@ void hub_publish_async(hub *h, const char *room_name, const char *data, size_t l
         res.rc = -EAGAIN;
         break;
     }
+    free(ps);
     done(arg, &res);
 }
 
@@ -754,6 +859,7 @@ void hub_expire(hub *h, int64_t now_ms)
         while (r) {
             room *next = r->bucket_next;
             history_expire(&r->hist, now_ms);
+            release_held(h, r, now_ms, false);
             room_free_if_empty_at(h, r, now_ms);
             r = next;
         }
@@ -854,6 +960,7 @@ static void take_next(hub *h, room *r, msg *m)
 {
     r->last_id = m->id;
     history_push(&r->hist, m);
+    release_held(h, r, 0, false);
     if (!m->delivered_here)
         fanout(h, r, m, NULL, m->exclude_uid, true);
 }
@@ -1022,6 +1129,7 @@ void hub_bp_fetched(hub *h, const char *name, const char *epoch, uint64_t last_i
     }
     if (last_id > r->last_id)
         r->last_id = last_id;
+    release_held(h, r, 0, false);
     r->synced = true;
     start_pending(h, r);
     drain_waiting(h, r);
@@ -1055,6 +1163,13 @@ void hub_destroy(hub *h)
 {
     if (!h)
         return;
+    /* Answers still held (the backplane is stopped): given before anything
+     * goes, since answering may call back into the hub. */
+    pthread_mutex_lock(&h->lock);
+    for (size_t i = 0; i < h->nbuckets; i++)
+        for (room *r = h->buckets[i]; r; r = r->bucket_next)
+            release_held(h, r, 0, true);
+    hub_unlock(h);
     for (size_t i = 0; i < h->nbuckets; i++) {
         room *r = h->buckets[i];
         while (r) {

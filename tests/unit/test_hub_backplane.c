@@ -278,8 +278,10 @@ static void on_published(void *arg, const publish_result *r)
     a->r = *r;
 }
 
-/* Backplane down: a publish is delivered here under a local epoch and
- * reported queued; a full queue refuses. Up: the answer comes later. */
+/* Up: the answer comes once the backplane has numbered the message and
+ * this node has taken it (or after PUBLISH_HOLD_MS). Backplane down: a
+ * publish is delivered here under a local epoch and reported queued; a full
+ * queue refuses. */
 static void test_publish_paths(void)
 {
     script_bp s;
@@ -294,6 +296,29 @@ static void test_publish_paths(void)
     hub_publish_async(h, "r", "[1]", 3, NULL, on_published, &a);
     CHECK(a.calls == 0 && s.publishes == 1);
     CHECK(lb_count(&l) == 0); /* delivered when it comes back from the backplane */
+    /* Numbered 5 by the backplane: the answer waits until this node has 5. */
+    publish_result numbered = {.id = 5, .epoch = "E1"};
+    s.done(s.done_arg, &numbered);
+    CHECK(a.calls == 0);
+    message(h, "r", "E1", 5);
+    CHECK(a.calls == 1 && a.r.rc == 0 && a.r.id == 5 && !strcmp(a.r.epoch, "E1"));
+    CHECK(got_range(&l, 5, 5));
+    /* Already taken when numbered (the message came first): answered at once. */
+    hub_publish_async(h, "r", "[1]", 3, NULL, on_published, &a);
+    message(h, "r", "E1", 6);
+    numbered.id = 6;
+    s.done(s.done_arg, &numbered);
+    CHECK(a.calls == 2 && a.r.id == 6);
+    /* One that never comes back is answered after PUBLISH_HOLD_MS. */
+    hub_publish_async(h, "r", "[1]", 3, NULL, on_published, &a);
+    numbered.id = 7;
+    s.done(s.done_arg, &numbered);
+    hub_expire(h, hub_now_ms() + 500);
+    CHECK(a.calls == 2);
+    hub_expire(h, hub_now_ms() + 2500);
+    CHECK(a.calls == 3 && a.r.id == 7);
+    CHECK(got_range(&l, 6, 6));
+    a.calls = 0;
     hub_bp_link(h, false);
     CHECK(!hub_bp_connected(h));
     s.publish_answer = BP_QUEUED;
