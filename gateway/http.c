@@ -6,18 +6,21 @@
  * free its state. Sockets come from the acceptor (server.c) through
  * http_adopt; MHD never listens itself.
  *
- * There are two daemons with the same callbacks. The main one has a
- * per-connection memory pool sized for limits.max_header_bytes. The stream
- * daemon, with a pool of STREAM_POOL_BYTES, takes event streams whose
- * request headers are small (the acceptor chooses: http_adopt): libmicrohttpd
- * 0.9.75 touches all of a connection's pool once a response is queued, and
- * an idle stream holds its pool for its whole life, so this is most of what
- * an idle SSE client costs. A stream daemon connection serves one request
- * and closes (http_queue says "Connection: close"), so a later request with
- * bigger headers never meets the small pool.
+ * There are three daemons with the same callbacks, chosen by the acceptor
+ * (http_adopt) from a connection's first request: the main one; one for
+ * long polls, so that a publisher's POST never queues behind a thousand
+ * poll answers (and polls batch what arrives meanwhile); and one for event
+ * streams. The main and poll daemons have a per-connection memory pool
+ * sized for limits.max_header_bytes. The stream daemon, with a pool of
+ * STREAM_POOL_BYTES, takes event streams whose request headers are small:
+ * libmicrohttpd 0.9.75 touches all of a connection's pool once a response
+ * is queued, and an idle stream holds its pool for its whole life, so this
+ * is most of what an idle SSE client costs. A stream daemon connection
+ * serves one request and closes (http_queue says "Connection: close"), so
+ * a later request with bigger headers never meets the small pool.
  *
  * Threading: MHD_USE_INTERNAL_POLLING_THREAD, so every callback here runs on
- * the thread of the connection's daemon: two MHD threads. Everything the
+ * the thread of the connection's daemon: three MHD threads. Everything the
  * handlers share is under a lock; per-connection state is touched by that
  * connection's thread only. http_adopt (MHD_add_connection) is safe from the
  * acceptor thread because each daemon has its inter-thread channel (ITC).
@@ -46,8 +49,8 @@
 
 #define TAG "http"
 
-static struct MHD_Daemon *daemon_, *stream_daemon;
-static size_t main_pool_bytes; /* set once at start */
+static struct MHD_Daemon *daemons[HTTP_DAEMONS];
+static size_t pool_bytes[HTTP_DAEMONS]; /* set once at start */
 
 /* libmicrohttpd's use of a connection's pool, measured on 0.9.75: the
  * header block, about 64 bytes per header field for its record of it, and
@@ -118,10 +121,10 @@ static bool route_allows(const route *rt, const char *method)
     return false;
 }
 
-bool http_headers_fit(size_t len, unsigned fields, bool stream)
+bool http_headers_fit(size_t len, unsigned fields, http_daemon d)
 {
     size_t need = len + (size_t)fields * FIELD_BYTES + REPLY_BYTES;
-    return stream ? need + STREAM_WRITE_BYTES <= STREAM_POOL_BYTES : need <= main_pool_bytes;
+    return need + (d == HTTP_STREAMS ? STREAM_WRITE_BYTES : 0) <= pool_bytes[d];
 }
 
 /* ------------------------------------------------------------- replies */
@@ -130,7 +133,7 @@ enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct 
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-    if (ci && ci->daemon == stream_daemon)
+    if (ci && ci->daemon == daemons[HTTP_STREAMS])
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     return MHD_queue_response(conn, status, r);
 }
@@ -649,11 +652,13 @@ int http_start(const cfg *c, hub *h)
                          : (unsigned)rl.rlim_cur + 1024;
     unsigned idle_timeout = c->limits.keepalive_s * 2 + 30;
     header_timeout_ms = (int64_t)c->limits.header_timeout_s * 1000;
-    main_pool_bytes =
+    pool_bytes[HTTP_MAIN] = pool_bytes[HTTP_POLLS] =
         (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;
-    daemon_ = start_daemon(limit, idle_timeout, main_pool_bytes);
-    stream_daemon = start_daemon(limit, idle_timeout, STREAM_POOL_BYTES);
-    if (!daemon_ || !stream_daemon) {
+    pool_bytes[HTTP_STREAMS] = STREAM_POOL_BYTES;
+    bool started = true;
+    for (int d = 0; d < HTTP_DAEMONS; d++)
+        started &= (daemons[d] = start_daemon(limit, idle_timeout, pool_bytes[d])) != NULL;
+    if (!started) {
         LOG_ERR(TAG, "cannot start libmicrohttpd");
         http_stop();
         return -1;
@@ -661,10 +666,10 @@ int http_start(const cfg *c, hub *h)
     return 0;
 }
 
-int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, bool stream)
+int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, http_daemon d)
 {
     atomic_fetch_add(&connections, 1);
-    if (MHD_add_connection(stream ? stream_daemon : daemon_, fd, addr, addr_len) != MHD_YES) {
+    if (MHD_add_connection(daemons[d], fd, addr, addr_len) != MHD_YES) {
         atomic_fetch_sub(&connections, 1);
         LOG_WARN(TAG, "libmicrohttpd refused a connection: %s", strerror(errno));
         return -1;
@@ -674,11 +679,11 @@ int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, bool str
 
 void http_stop(void)
 {
-    if (stream_daemon)
-        MHD_stop_daemon(stream_daemon);
-    if (daemon_)
-        MHD_stop_daemon(daemon_);
-    daemon_ = stream_daemon = NULL;
+    for (int d = 0; d < HTTP_DAEMONS; d++) {
+        if (daemons[d])
+            MHD_stop_daemon(daemons[d]);
+        daemons[d] = NULL;
+    }
 }
 
 unsigned http_connections(void)

@@ -37,18 +37,26 @@ typedef void (*http_completed)(void *state);
 
 int http_start(const cfg *c, hub *h);
 
-/* Can libmicrohttpd parse a request header block of len bytes with fields
- * header fields, and answer it, within a connection's memory pool: the
- * stream daemon's (stream true) or the main one's? Only the acceptor asks;
- * the main daemon's answer is the limits.max_header_bytes rule, in which
- * every field past the 16th counts 64 bytes more. */
-bool http_headers_fit(size_t len, unsigned fields, bool stream);
+/* libmicrohttpd's daemons (http.c). Any request is served right by any of
+ * them; the acceptor chooses by what the first request of a connection
+ * asks for, so that subscribers and publishers do not wait on each other. */
+typedef enum {
+    HTTP_MAIN,    /* publishes, room info, SignalR negotiate and sends, pages */
+    HTTP_STREAMS, /* event streams whose headers are small: a 4 KiB pool */
+    HTTP_POLLS,   /* long polls */
+    HTTP_DAEMONS
+} http_daemon;
 
-/* Hands an accepted socket, whose request has not been read, to MHD: to
- * the stream daemon when stream is true (an event stream request whose
- * headers fit it: http_headers_fit), else to the main one.
+/* Can libmicrohttpd parse a request header block of len bytes with fields
+ * header fields, and answer it, within a connection's memory pool on
+ * daemon d? Only the acceptor asks; for HTTP_MAIN and HTTP_POLLS the answer
+ * is the limits.max_header_bytes rule, in which every field past the 16th
+ * counts 64 bytes more. */
+bool http_headers_fit(size_t len, unsigned fields, http_daemon d);
+
+/* Hands an accepted socket, whose request has not been read, to daemon d.
  * Any thread. On failure MHD has closed fd. Returns 0 or -1. */
-int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, bool stream);
+int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, http_daemon d);
 
 /* Queues r on conn: every response goes out through here, so that a
  * stream daemon connection ends with its one response. */

@@ -180,7 +180,24 @@ static bool event_stream_wanted(const char *path, const char *head, size_t len)
     return sr_hub_at(path) && has_header_token(head, len, "accept:", "text/event-stream");
 }
 
-typedef enum { TO_HTTP, TO_HTTP_STREAM, TO_WEBSOCKET, TOO_LARGE } destination;
+/* A long poll: "/rooms/{room}/poll", or a SignalR long poll (a GET of a hub
+ * path with its connection id and no event stream asked for). */
+static bool long_poll_wanted(const char *path, const char *query, const char *head, size_t len)
+{
+    size_t n = strlen(path);
+    if (n > 12 && !strncmp(path, "/rooms/", 7) && !strcmp(path + n - 5, "/poll") &&
+        room_name_is_valid(path + 7, n - 12))
+        return true;
+    return sr_hub_at(path) && (!strncmp(query, "id=", 3) || strstr(query, "&id=")) &&
+           !has_header_token(head, len, "accept:", "text/event-stream");
+}
+
+/* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or
+ * nobody (its headers are too large). */
+typedef struct destination {
+    bool websocket, too_large;
+    http_daemon daemon;
+} destination;
 
 static unsigned header_fields(const char *head, size_t len)
 {
@@ -194,39 +211,44 @@ static unsigned header_fields(const char *head, size_t len)
 /* Where a request goes by what it asks for. */
 static destination route_by_request(const char *head, size_t len)
 {
+    destination to = {.daemon = HTTP_MAIN};
     if (len < 4 || memcmp(head, "GET ", 4))
-        return TO_HTTP;
+        return to;
     const char *target = head + 4;
     const char *sp = memchr(target, ' ', len - 4);
     if (!sp)
-        return TO_HTTP;
+        return to;
     char path[512], query[1024] = "";
     decode_path(target, (size_t)(sp - target), path, sizeof(path));
-    if (is_websocket_upgrade(head, len)) {
-        const char *q = memchr(target, '?', (size_t)(sp - target));
-        if (q && (size_t)(sp - q) < sizeof(query)) {
-            memcpy(query, q + 1, (size_t)(sp - q - 1));
-            query[sp - q - 1] = '\0';
-        }
-        return websocket_wanted(path, query) ? TO_WEBSOCKET : TO_HTTP;
+    const char *q = memchr(target, '?', (size_t)(sp - target));
+    if (q && (size_t)(sp - q) < sizeof(query)) {
+        memcpy(query, q + 1, (size_t)(sp - q - 1));
+        query[sp - q - 1] = '\0';
     }
-    if (event_stream_wanted(path, head, len))
-        return TO_HTTP_STREAM;
-    return TO_HTTP;
+    if (is_websocket_upgrade(head, len))
+        to.websocket = websocket_wanted(path, query);
+    else if (event_stream_wanted(path, head, len))
+        to.daemon = HTTP_STREAMS;
+    else if (long_poll_wanted(path, query, head, len))
+        to.daemon = HTTP_POLLS;
+    return to;
 }
 
 /* Decides who serves a complete header block: libwebsockets for an
- * upgrade it takes, libmicrohttpd's stream daemon for a small event stream
- * request, its main daemon for everything else that fits its memory. */
+ * upgrade it takes; else the libmicrohttpd daemon for what it asks, if its
+ * headers fit there (a stream that does not fit the stream daemon goes to
+ * the main one); else nobody. */
 static destination route(const char *head, size_t len)
 {
-    destination d = route_by_request(head, len);
-    if (d == TO_WEBSOCKET)
-        return d;
+    destination to = route_by_request(head, len);
+    if (to.websocket)
+        return to;
     unsigned fields = header_fields(head, len);
-    if (!http_headers_fit(len, fields, false))
-        return TOO_LARGE;
-    return d == TO_HTTP_STREAM && !http_headers_fit(len, fields, true) ? TO_HTTP : d;
+    if (!http_headers_fit(len, fields, HTTP_MAIN))
+        to.too_large = true;
+    else if (!http_headers_fit(len, fields, to.daemon))
+        to.daemon = HTTP_MAIN;
+    return to;
 }
 
 /* ------------------------------------------------------------ acceptor */
@@ -259,10 +281,10 @@ static void hand_over(pending_conn *p, destination to)
 {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     pend_unlink(p);
-    if (to == TO_WEBSOCKET)
+    if (to.websocket)
         ws_adopt(p->fd);
     else
-        http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len, to == TO_HTTP_STREAM);
+        http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len, to.daemon);
     free(p);
 }
 
@@ -292,7 +314,7 @@ static void pend_try(pending_conn *p)
         return; /* edge-triggered: the next segment brings the next event */
     }
     destination to = route(peek_buf, (size_t)(eoh - peek_buf) + 4);
-    if (to == TOO_LARGE)
+    if (to.too_large)
         pend_drop(p, "431 Request Header Fields Too Large",
                   "request headers are larger than limits.max_header_bytes (every field past "
                   "the 16th counts 64 bytes more)");

@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertJsonError, poll, publish, request, roomInfo, subscriberCounts } from '../lib/http.js';
+import { assertJsonError, poll, publish, rawConnect, request, roomInfo, subscriberCounts } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
 import { eventEpochs, eventSeq, sseHttp } from '../lib/sse.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
@@ -216,6 +216,27 @@ test('long poll: times out after poll_timeout_s with an empty list', async (t) =
 
   const caughtUp = await poll(srv.url, 'lp', 3);
   assert.deepEqual(caughtUp.json, { messages: [], last_id: 3, epoch });
+});
+
+test('long poll: a kept-alive connection that started with a poll also publishes and polls again', async (t) => {
+  // Connections are given to a server thread by their first request (long
+  // polls to their own); whatever follows on the connection is served there.
+  const srv = await startFor(t);
+  const conn = await rawConnect(srv.port);
+  t.after(() => conn.socket.destroy());
+  const answers = () => conn.data().split(/(?=HTTP\/1\.1 )/).filter((a) => a.includes('\r\n\r\n'));
+  conn.send('GET /rooms/kp/poll?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'kp'))?.long_polling === 1, { message: 'the poll is held' });
+  assert.equal(await publish(srv.url, 'kp', 'one'), 1);
+  await waitFor(() => answers().length === 1 && answers()[0].includes('"one"'), { message: 'the poll answered' });
+  const body = '"two"';
+  conn.send(`POST /rooms/kp/messages HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+  await waitFor(() => answers().length === 2, { message: 'the publish answered' });
+  assert.match(answers()[1], /^HTTP\/1\.1 201 /, answers()[1]);
+  conn.send('GET /rooms/kp/poll?since=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await waitFor(() => answers().length === 3, { message: 'the second poll answered' });
+  assert.match(answers()[2], /^HTTP\/1\.1 200 [\s\S]*"two"/, answers()[2]);
+  assert.ok(!conn.socket.destroyed, 'the connection is still open');
 });
 
 test('long poll: since=N answers at once from history', async (t) => {
