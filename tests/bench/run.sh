@@ -358,6 +358,7 @@ fanout() { # KIND SUBS COUNT [SCENARIO]
     row "$scen" "latency p50 ms" "$(jget "$json" .latency_ms.p50)"
     row "$scen" "latency p99 ms" "$(jget "$json" .latency_ms.p99)"
     row "$scen" "server cpu s" "$cpu"
+    row "$scen" "loadgen cpu s" "$(jget "$json" '.loadgen_cpu_s * 100 | floor / 100')"
     row "$scen" "deliveries/server cpu s" "$(awk -v d="$(jget "$json" .delivered)" -v c="$cpu" 'BEGIN { if (c > 0) printf "%d", d / c; else print "-" }')"
 }
 
