@@ -82,7 +82,7 @@ typedef struct held_publish {
 
 /* How long an answer is held at most (a message that does not come back,
  * e.g. while the backplane reconnects): then it is given anyway. */
-#define PUBLISH_HOLD_MS 2000
+#define PUBLISH_HOLD_MS 1000
 
 #define ROOM_WAITING_MAX 10000 /* messages held while a room's fetch is under way */
 #define ROOM_LINGER_MS 5000    /* a shared room left by all stays subscribed this long */
@@ -541,7 +541,7 @@ static void publish_numbered(void *arg, const publish_result *res)
     if (!res->rc && !res->queued) {
         pthread_mutex_lock(&h->lock);
         room *r = room_find(h, ps->room);
-        if (r && r->shared && r->known && !strcmp(r->epoch, res->epoch) &&
+        if (h->bp_up && r && r->shared && r->known && !strcmp(r->epoch, res->epoch) &&
             r->last_id < res->id && (p = malloc(sizeof(*p)))) {
             *p = (held_publish){ps->done, ps->arg, *res, hub_now_ms(), r->held};
             r->held = p;
@@ -910,8 +910,14 @@ void hub_bp_link(hub *h, bool up)
 {
     pthread_mutex_lock(&h->lock);
     h->bp_up = up;
-    for (size_t i = 0; up && i < h->nbuckets; i++) {
+    for (size_t i = 0; i < h->nbuckets; i++) {
         for (room *r = h->buckets[i]; r; r = r->bucket_next) {
+            if (!up) {
+                /* what was numbered comes back with the next fetch, if
+                 * ever: answering waits for nothing now */
+                release_held(h, r, 0, true);
+                continue;
+            }
             r->local_epoch[0] = '\0'; /* the backplane numbers again */
             r->local_last = 0;
         }

@@ -309,7 +309,7 @@ static void test_publish_paths(void)
     numbered.id = 6;
     s.done(s.done_arg, &numbered);
     CHECK(a.calls == 2 && a.r.id == 6);
-    /* One that never comes back is answered after PUBLISH_HOLD_MS. */
+    /* One that never comes back is answered after PUBLISH_HOLD_MS (1 s). */
     hub_publish_async(h, "r", "[1]", 3, NULL, on_published, &a);
     numbered.id = 7;
     s.done(s.done_arg, &numbered);
@@ -318,8 +318,14 @@ static void test_publish_paths(void)
     hub_expire(h, hub_now_ms() + 2500);
     CHECK(a.calls == 3 && a.r.id == 7);
     CHECK(got_range(&l, 6, 6));
-    a.calls = 0;
+    /* Losing the backplane answers what was held at once. */
+    hub_publish_async(h, "r", "[1]", 3, NULL, on_published, &a);
+    numbered.id = 8;
+    s.done(s.done_arg, &numbered);
+    CHECK(a.calls == 3);
     hub_bp_link(h, false);
+    CHECK(a.calls == 4 && a.r.id == 8);
+    a.calls = 0;
     CHECK(!hub_bp_connected(h));
     s.publish_answer = BP_QUEUED;
     hub_publish_async(h, "r", "[2]", 3, NULL, on_published, &a);
