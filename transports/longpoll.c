@@ -13,7 +13,8 @@
  * answers at once. Each answer ends the membership; the client polls again
  * with since=last_id and history fills what came in between.
  *
- * Threading: handlers run on the MHD thread; lp_wake on the publisher's
+ * Threading: handlers run on the MHD thread of the request's daemon (any of
+ * the three: http.c); lp_wake on the publisher's
  * thread with the sub lock held; lp_tick on the timer thread. `suspended`,
  * `release` and `answered` are guarded by the sub's lock; the registry of
  * held requests has its own lock, taken before any sub lock.

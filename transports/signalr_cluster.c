@@ -16,7 +16,8 @@
  *   "send|close|poll REQ FROM HUBPATH TOKEN\n" body   (to the owner)
  *   "reply REQ STATUS\n" body                          (back to FROM)
  *
- * Threading: handlers run on the MHD thread, backplane callbacks and node
+ * Threading: handlers run on the MHD thread of the request's daemon (any of
+ * the three: http.c), backplane callbacks and node
  * messages on the backplane's thread. A forwarded request is found by its
  * number, under fwd_lock, which also guards every field marked so.
  */

@@ -6,7 +6,8 @@
  * sse.c and longpoll.c; the records are understood by signalr.c.
  *
  * Threading: WebSocket hooks run on the lws service thread, the rest on the
- * MHD thread. Connection state is read and changed under the connection's
+ * MHD thread of the request's daemon (any of the three: http.c).
+ * Connection state is read and changed under the connection's
  * sub lock only.
  */
 #include <errno.h>

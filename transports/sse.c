@@ -8,7 +8,8 @@
  * and the sub's wake resumes it. Returning 0 without suspending would make
  * MHD spin.
  *
- * Threading: the reader and the handlers run on the MHD thread. sse_wake
+ * Threading: the reader and the handlers run on the MHD thread of the
+ * stream's daemon (a stream stays on one; http.c has three). sse_wake
  * runs on the publisher's thread with the sub lock held; it only calls
  * MHD_resume_connection, which is safe from any thread on a connection that
  * is suspended (tracked in `suspended`, under the sub lock), or shuts the
