@@ -38,6 +38,7 @@
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "gateway/api.h"
 #include "gateway/client_addr.h"
@@ -63,6 +64,7 @@ static size_t pool_bytes[HTTP_DAEMONS]; /* set once at start */
 #define STREAM_POOL_BYTES 4096
 #define STREAM_WRITE_BYTES 1024
 static atomic_uint connections;
+static atomic_uint requests_open; /* seen by on_request, not yet completed */
 static bool trust_proxy; /* set once at start: cfg trust_proxy */
 
 /* What a path names. */
@@ -546,6 +548,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!req)
             return MHD_NO;
         *con_cls = req;
+        atomic_fetch_add(&requests_open, 1);
         resolve(req, url, method);
         request_started(conn);
         if (!req->route || !req->route->early)
@@ -584,6 +587,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         req->route->completed(req->state);
     free(req);
     *con_cls = NULL;
+    atomic_fetch_sub(&requests_open, 1);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -675,6 +679,14 @@ int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, http_dae
         return -1;
     }
     return 0;
+}
+
+void http_finish_requests(int timeout_ms)
+{
+    for (int waited = 0; atomic_load(&requests_open) && waited < timeout_ms; waited += 5) {
+        struct timespec ts = {0, 5 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void http_stop(void)

@@ -62,6 +62,12 @@ int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, http_dae
  * stream daemon connection ends with its one response. */
 enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r);
 
+/* Waits, at most timeout_ms, until every request the daemons have begun is
+ * answered to its end (a released poll's answer or an ended stream is
+ * still being written by its daemon's thread). Call it after releasing held
+ * requests and before http_stop, which would cut such answers off. */
+void http_finish_requests(int timeout_ms);
+
 /* Stops the daemons. Held requests must have been released first (sse.c and
  * longpoll.c: *_shutdown), since MHD 0.9.75 aborts with suspended ones. */
 void http_stop(void);

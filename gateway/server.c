@@ -551,6 +551,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     lp_shutdown();
     api_shutdown();
     ws_stop(2000);
+    http_finish_requests(2000);
     http_stop();
     redis_backplane_stop(the_backplane); /* nothing publishes now */
     sr_fini();
