@@ -3,13 +3,13 @@
  * server.c - the one port. An acceptor thread owns the listening socket and
  * peeks (never reads) at each new connection until its request headers are
  * complete, then hands the untouched socket to libwebsockets (a WebSocket
- * upgrade on a WebSocket path) or to libmicrohttpd (everything else: a small
- * event stream request to its stream daemon, see http.c), so each library
- * parses the request from its first byte. It also runs the
+ * upgrade on a WebSocket path) or to libmicrohttpd (everything else: to its
+ * stream, long-poll or main daemon, see http.c), so each library parses the
+ * request from its first byte. It also runs the
  * timer thread and the start and drain sequence.
  *
  * Threads: main (waits for a signal, then drains), acceptor, timer, the lws
- * service thread (ws.c) and MHD's polling thread (http.c).
+ * service thread (ws.c) and the polling threads of MHD's three daemons (http.c).
  * Acceptor state (the pending list) belongs to the acceptor thread alone.
  */
 #include "gateway/server.h"
@@ -135,16 +135,25 @@ static size_t decode_path(const char *target, size_t len, char *out, size_t cap)
     return n;
 }
 
+/* True when path is "/rooms/{room}{suffix}" with a valid room name, which
+ * is copied to room unless that is NULL. */
+static bool room_path(const char *path, const char *suffix, char room[ROOM_NAME_MAX + 1])
+{
+    size_t len = strlen(path), sl = strlen(suffix);
+    if (len <= 7 + sl || strncmp(path, "/rooms/", 7) || strcmp(path + len - sl, suffix) ||
+        !room_name_is_valid(path + 7, len - 7 - sl))
+        return false;
+    if (room) {
+        memcpy(room, path + 7, len - 7 - sl);
+        room[len - 7 - sl] = '\0';
+    }
+    return true;
+}
+
 /* The room of a plain WebSocket path "/rooms/{room}/ws", or false. */
 static bool plain_ws_room(const char *path, char room[ROOM_NAME_MAX + 1])
 {
-    size_t len = strlen(path);
-    if (len <= 10 || strncmp(path, "/rooms/", 7) || strcmp(path + len - 3, "/ws") ||
-        !room_name_is_valid(path + 7, len - 10))
-        return false;
-    memcpy(room, path + 7, len - 10);
-    room[len - 10] = '\0';
-    return true;
+    return room_path(path, "/ws", room);
 }
 
 /* Acceptor thread: does an upgrade for path (decoded) and query (raw) go to
@@ -169,27 +178,22 @@ static int open_websocket(const char *path, const char *query, ws_session *out)
     return hb ? sr_ws_open(hb, query, out) : -1;
 }
 
-/* An event stream: "/rooms/{room}/events", or a hub path asked for
- * text/event-stream (how SignalR's SSE transport opens its stream). */
-static bool event_stream_wanted(const char *path, const char *head, size_t len)
+/* The daemon for a GET that is not an upgrade: event streams
+ * ("/rooms/{room}/events", or a hub path asked for text/event-stream, as
+ * SignalR's SSE transport opens its stream), long polls ("/rooms/{room}/poll",
+ * or a GET of a hub path with its connection id), or the main one. */
+static http_daemon daemon_for_get(const char *path, const char *query, const char *head,
+                                  size_t len)
 {
-    size_t n = strlen(path);
-    if (n > 14 && !strncmp(path, "/rooms/", 7) && !strcmp(path + n - 7, "/events") &&
-        room_name_is_valid(path + 7, n - 14))
-        return true;
-    return sr_hub_at(path) && has_header_token(head, len, "accept:", "text/event-stream");
-}
-
-/* A long poll: "/rooms/{room}/poll", or a SignalR long poll (a GET of a hub
- * path with its connection id and no event stream asked for). */
-static bool long_poll_wanted(const char *path, const char *query, const char *head, size_t len)
-{
-    size_t n = strlen(path);
-    if (n > 12 && !strncmp(path, "/rooms/", 7) && !strcmp(path + n - 5, "/poll") &&
-        room_name_is_valid(path + 7, n - 12))
-        return true;
-    return sr_hub_at(path) && (!strncmp(query, "id=", 3) || strstr(query, "&id=")) &&
-           !has_header_token(head, len, "accept:", "text/event-stream");
+    if (room_path(path, "/events", NULL))
+        return HTTP_STREAMS;
+    if (room_path(path, "/poll", NULL))
+        return HTTP_POLLS;
+    if (!sr_hub_at(path))
+        return HTTP_MAIN;
+    if (has_header_token(head, len, "accept:", "text/event-stream"))
+        return HTTP_STREAMS;
+    return !strncmp(query, "id=", 3) || strstr(query, "&id=") ? HTTP_POLLS : HTTP_MAIN;
 }
 
 /* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or
@@ -227,10 +231,8 @@ static destination route_by_request(const char *head, size_t len)
     }
     if (is_websocket_upgrade(head, len))
         to.websocket = websocket_wanted(path, query);
-    else if (event_stream_wanted(path, head, len))
-        to.daemon = HTTP_STREAMS;
-    else if (long_poll_wanted(path, query, head, len))
-        to.daemon = HTTP_POLLS;
+    else
+        to.daemon = daemon_for_get(path, query, head, len);
     return to;
 }
 
