@@ -387,14 +387,15 @@ void sr_remote_poll_expire(sr_conn *c, int64_t now_ms)
 
 /* GET without Accept: text/event-stream: a long poll. Takes the caller's
  * ref on c. The first poll answers at once, empty: the client waits for it
- * before it sends the handshake. A newer poll replaces a held one. */
+ * before it sends the handshake. A newer poll replaces a held one: it
+ * becomes c->held, with its hold (p->lp) made, in the same locked step
+ * that releases the old one, so a poll is never held without its hold nor
+ * replaced twice; two polls of one connection may run on two MHD threads. */
 static enum MHD_Result open_poll(http_call *call, sr_conn *c)
 {
     pthread_mutex_lock(&c->s.lock);
     bool first = c->transport == TR_NONE;
     bool ok = first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
-    if (ok)
-        replace_held_locked(c);
     c->last_poll_ms = hub_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     if (!ok) {
@@ -413,11 +414,17 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
         return MHD_NO;
     }
     p->c = c; /* the poll keeps the caller's ref */
-    pthread_mutex_lock(&c->s.lock);
-    c->held = p;
-    pthread_mutex_unlock(&c->s.lock);
     http_call in = inner_call(call, rq);
-    return lp_hold(&in, &c->s, (int64_t)conf->limits.poll_timeout_s * 1000, &poll_ops, p, &p->lp);
+    lp_conn *lp = lp_prepare(&in, &c->s, (int64_t)conf->limits.poll_timeout_s * 1000, &poll_ops, p);
+    if (!lp)
+        return MHD_NO; /* poll_ended let p and its ref go */
+    pthread_mutex_lock(&c->s.lock);
+    replace_held_locked(c);
+    p->lp = lp;
+    c->held = p;
+    c->last_poll_ms = hub_now_ms();
+    pthread_mutex_unlock(&c->s.lock);
+    return lp_hold(&in, lp);
 }
 
 /* POST: records from an SSE or long-polling client. MHD takes an answer
