@@ -15,6 +15,14 @@
  * is suspended (tracked in `suspended`, under the sub lock), or shuts the
  * socket of a dropped stream. The registry (all live streams) has its own
  * lock, taken before any sub lock.
+ *
+ * A stream whose client closes its socket ends at once, even while its
+ * reader is parked (MHD does not look at a suspended socket): the watcher
+ * of held connections (held_watch.h) calls sse_gone on its thread, which
+ * marks it `gone`, shuts the socket and resumes it; the reader then ends
+ * the stream with an error and MHD closes it. The watch is set when the
+ * stream starts and cleared (with no sub lock held) in sse_completed,
+ * before MHD closes the socket.
  */
 #include "transports/sse.h"
 
@@ -23,6 +31,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "gateway/held_watch.h"
 #include "gateway/log.h"
 
 #define TAG "sse"
@@ -39,6 +48,8 @@ typedef struct sse_conn {
     bool suspended;      /* sub lock */
     bool closing;        /* sub lock: shutdown; end after what is queued */
     bool keepalive_due;  /* sub lock */
+    bool gone;           /* sub lock: the client closed its socket */
+    hw_entry *watch;     /* MHD thread */
     const char *hello;   /* MHD thread: sent first, then NULL */
     size_t offset;       /* MHD thread: bytes of the queue head already sent */
     void (*ended)(void *session);
@@ -76,6 +87,22 @@ static void sse_wake(sub *s)
     } else if (s->dropped && c->fd >= 0) {
         shutdown(c->fd, SHUT_RDWR);
     }
+}
+
+/* Watcher thread: the client closed the stream's socket. The shutdown
+ * also ends a reader that is not parked but blocked on a full socket. */
+static void sse_gone(void *arg)
+{
+    sse_conn *c = arg;
+    pthread_mutex_lock(&c->s->lock);
+    c->gone = true;
+    if (c->fd >= 0)
+        shutdown(c->fd, SHUT_RDWR);
+    if (c->suspended && c->conn) {
+        c->suspended = false;
+        MHD_resume_connection(c->conn);
+    }
+    pthread_mutex_unlock(&c->s->lock);
 }
 
 /* Sub lock held. Copies queued events into out, at most max bytes. */
@@ -117,6 +144,10 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
     ssize_t ret;
     (void)pos;
     pthread_mutex_lock(&s->lock);
+    if (c->gone) {
+        pthread_mutex_unlock(&s->lock);
+        return MHD_CONTENT_READER_END_WITH_ERROR; /* nobody to write to */
+    }
     size_t n = 0;
     if (c->hello) {
         /* A first line flushes the headers, so clients see the stream open. */
@@ -208,6 +239,8 @@ enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
     enum MHD_Result ret = http_queue(call->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
+    if (ret == MHD_YES)
+        c->watch = hw_watch(c->fd, sse_gone, c);
     return ret;
 }
 
@@ -215,6 +248,7 @@ enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
 void sse_completed(void *state)
 {
     sse_conn *c = state;
+    hw_unwatch(c->watch); /* before MHD closes the socket; no sub lock held */
     registry_remove(c);
     sub *s = c->s;
     pthread_mutex_lock(&s->lock);
