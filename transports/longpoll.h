@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * longpoll.h - held HTTP requests on libmicrohttpd: the plain room long
- * poll (GET /rooms/{room}/poll?since=N), and lp_hold for any sub, which the
+ * poll (GET /rooms/{room}/poll?since=N), and lp_prepare/lp_hold for any sub, which the
  * SignalR long-polling transport uses too. Handlers run on the MHD thread;
  * lp_tick, lp_release and lp_shutdown may be called from any thread.
  */

@@ -63,7 +63,7 @@ struct sr_conn {
  * (remote: answered through the backplane to `from`, request `req`). */
 struct sr_poll {
     sr_conn *c;
-    lp_conn *lp;
+    lp_conn *lp;   /* sub lock: set with c->held (open_poll), alive while held */
     bool replaced; /* sub lock: a newer poll took its place */
     bool remote;
     char from[BP_NODE_ID_LEN + 1];
