@@ -25,7 +25,7 @@
 #include "gateway/log.h"
 
 #define TAG "watch"
-#define WAIT_MS 1000   /* the longest a freed entry waits for its memory back */
+#define WAIT_MS 1000 /* the longest a freed entry waits for its memory back */
 #define MAX_EVENTS 64
 
 struct hw_entry {
@@ -38,7 +38,7 @@ struct hw_entry {
 
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
-static int epfd = -1; /* set once by start() */
+static int epfd = -1;    /* set once by start() */
 static hw_entry *dead;   /* watch_lock: unwatched, freed by the watcher */
 static unsigned watched; /* watch_lock */
 
