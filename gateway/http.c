@@ -42,6 +42,7 @@
 
 #include "gateway/api.h"
 #include "gateway/client_addr.h"
+#include "gateway/json_text.h"
 #include "gateway/log.h"
 #include "gateway/static.h"
 #include "transports/longpoll.h"
@@ -154,25 +155,6 @@ enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, co
     return ret;
 }
 
-/* Writes s as the inside of a JSON string (quotes and control characters
- * escaped). Returns the length written, stopping short of cap. */
-static size_t json_escape(char *out, size_t cap, const char *s)
-{
-    size_t n = 0;
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    return n;
-}
-
 void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap)
 {
     const union MHD_ConnectionInfo *ci =
@@ -191,22 +173,28 @@ static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned statu
                                      const char *extra_header, const char *extra_value,
                                      const char *fmt, va_list ap)
 {
-    char text[512], body[1200], addr[CLIENT_ADDR_MAX];
-    vsnprintf(text, sizeof(text), fmt, ap);
+    char addr[CLIENT_ADDR_MAX];
+    buf tb = {0};
+    if (!buf_vprintf(&tb, fmt, ap) || !buf_append(&tb, "", 1)) {
+        buf_free(&tb);
+        return MHD_NO;
+    }
     /* Logged once, here: a refused request and who sent it. */
     http_client_addr(conn, addr, sizeof(addr));
     if (status == MHD_HTTP_NOT_FOUND)
-        LOG_DBG(TAG, "%u to %s: %s", status, addr, text);
+        LOG_DBG(TAG, "%u to %s: %s", status, addr, tb.data);
     else
-        LOG_INFO(TAG, "%u to %s: %s", status, addr, text);
-    size_t n = (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
-    n += json_escape(body + n, sizeof(body) - n - 3, text);
-    memcpy(body + n, "\"}", 3);
-    n += 2;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
+        LOG_INFO(TAG, "%u to %s: %s", status, addr, tb.data);
+    size_t n = 0;
+    char *body = json_error_body(tb.data, &n);
+    buf_free(&tb);
+    if (!body)
         return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (extra_header)
@@ -223,6 +211,15 @@ enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, c
     va_start(ap, fmt);
     enum MHD_Result ret = reply_error_v(conn, status, NULL, NULL, fmt, ap);
     va_end(ap);
+    return ret;
+}
+
+enum MHD_Result http_reply_not_found(struct MHD_Connection *conn, const char *url)
+{
+    char *quoted = json_text_clip(url, JSON_ECHO_MAX);
+    enum MHD_Result ret =
+        http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", quoted ? quoted : "");
+    free(quoted);
     return ret;
 }
 
@@ -482,7 +479,6 @@ typedef struct http_req {
     unsigned error_status;
     char error[160];
     char room[ROOM_NAME_MAX + 1];
-    char url[512]; /* ROUTE_STATIC */
 } http_req;
 
 static void set_error(http_req *req, unsigned status, const char *text)
@@ -498,7 +494,10 @@ static void resolve(http_req *req, const char *url, const char *method)
     size_t room_len = 0;
     route_kind kind = parse_path(url, &room, &room_len, &req->hub);
     const route *rt = &routes[kind];
-    if (kind == ROUTE_NONE || !rt->enabled ||
+    if (strlen(url) > HTTP_PATH_MAX)
+        set_error(req, MHD_HTTP_URI_TOO_LONG, "the path is longer than " HTTP_PATH_MAX_TEXT
+                                              " bytes");
+    else if (kind == ROUTE_NONE || !rt->enabled ||
         (kind == ROUTE_STATIC && strcmp(method, "GET") && !static_exists(url)))
         set_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint");
     else if (!route_allows(rt, method))
@@ -512,8 +511,6 @@ static void resolve(http_req *req, const char *url, const char *method)
         memcpy(req->room, room, room_len);
     if (kind == ROUTE_STATS)
         snprintf(req->room, sizeof(req->room), "%s", API_STATS_ROOM);
-    if (kind == ROUTE_STATIC)
-        snprintf(req->url, sizeof(req->url), "%s", url);
 }
 
 static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
@@ -526,7 +523,7 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
                                 "method %s is not allowed here; use %s", method, rt->method);
     }
     if (req->error_status == MHD_HTTP_NOT_FOUND)
-        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+        return http_reply_not_found(conn, url);
     return http_reply_error(conn, req->error_status, "%s", req->error);
 }
 
@@ -569,7 +566,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return answer_ws_path(conn);
     if (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn))
         return answer_hub_upgrade(conn, req->hub);
-    http_call call = {conn, method, req->route->kind == ROUTE_STATIC ? (const void *)req->url : req->hub,
+    http_call call = {conn, method, req->route->kind == ROUTE_STATIC ? (const void *)url : req->hub,
                       req->room, false, upload_data, upload_data_size, &req->state};
     return req->route->handle(&call);
 }

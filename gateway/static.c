@@ -115,7 +115,7 @@ enum MHD_Result static_handle(http_call *call, const char *url)
     size_t len = 0;
     char *data = resolve(url, path) ? read_file(path, &len) : NULL;
     if (!data)
-        return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+        return http_reply_not_found(call->conn, url);
     struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(data);

@@ -76,6 +76,40 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
     assert.match(index.headers.get('content-type') ?? '', /^text\/html\b/i, 'GET /: Content-Type');
   });
 
+  // A raw GET of path (not normalised as fetch would), Connection: close:
+  // {status, headers, body} with the body parsed as JSON.
+  async function rawGet(path, what) {
+    const res = parseRawResponse((await rawRequest(srv.port, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).raw);
+    assert.match(res.headers['content-type'] ?? '', /^application\/json\b/, `${what}: Content-Type (status ${res.status})`);
+    const length = Number(res.headers['content-length']);
+    res.json = JSON.parse(res.body.slice(0, length));
+    assert.equal(typeof res.json.error, 'string', `${what}: ${res.body}`);
+    return res;
+  }
+
+  test('long paths -> 404 or 414 with a JSON error, never another file', async () => {
+    // 511 bytes that resolve to chat.html, then more: the whole path names
+    // no file (once, the first 511 bytes were served).
+    const prefix = `//${'./'.repeat(250)}chat.html`;
+    assert.equal(prefix.length, 511);
+    const cut = await rawGet(`${prefix}${'X'.repeat(18)}`, '529-byte path');
+    assert.equal(cut.status, 404, `529-byte path: ${cut.status} ${cut.body.slice(0, 200)}`);
+    assert.ok(cut.json.error.length < 300, `the echoed path is bounded: ${cut.json.error.length}`);
+    const whole = parseRawResponse((await rawRequest(srv.port, `GET ${prefix} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).raw);
+    assert.equal(whole.status, 200, 'the 511-byte path itself is chat.html');
+    // Past 1024 bytes: 414, for files and endpoints alike.
+    for (const path of [`/${'a'.repeat(2000)}`, `/rooms/x/${'b'.repeat(1100)}`, `//${'./'.repeat(1000)}chat.html`]) {
+      const res = await rawGet(path, `${path.length}-byte path`);
+      assert.equal(res.status, 414, `${path.length}-byte path: ${res.status}`);
+      assert.match(res.json.error, /1024/);
+    }
+    // Control characters and invalid UTF-8 (percent-encoded) in a 404 path:
+    // still one valid JSON body.
+    const odd = await rawGet(`/nope%01%22%5C%FF%C3%28${'%07'.repeat(100)}`, 'odd bytes');
+    assert.equal(odd.status, 404);
+    assert.match(odd.json.error, /^no such endpoint: \/nope\u0001"\\/);
+  });
+
   test('a room that does not exist -> 404', async () => {
     assertJsonError(await roomInfo(base, 'never-used'), 404, 'GET /rooms/never-used');
   });
