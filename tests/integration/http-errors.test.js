@@ -58,6 +58,11 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
 
   test('room names of 128 characters and of every allowed character are accepted', async () => {
     assert.equal(await publish(base, 'r'.repeat(128), 1), 1);
+    // Its info, also when it comes from the backplane: whole, valid JSON.
+    const long = await roomInfo(base, 'r'.repeat(128));
+    assert.equal(long.status, 200, long.text);
+    assert.equal(long.json?.room, 'r'.repeat(128), long.text);
+    assert.equal(long.json.last_id, 1);
     const all = 'ABCXYZabcxyz0189._-:';
     assert.equal(await publish(base, all, 1), 1);
     const info = await roomInfo(base, all);
