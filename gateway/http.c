@@ -101,17 +101,17 @@ typedef struct route {
 
 static route routes[] = {
     [ROUTE_NONE] = {ROUTE_NONE, NULL, NULL, NULL, false, false},
-    [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET", api_healthz, NULL, true, false},
-    [ROUTE_METRICS] = {ROUTE_METRICS, "GET", api_metrics, NULL, true, false},
-    [ROUTE_ROOM] = {ROUTE_ROOM, "GET", api_room_info, api_request_completed, true, false},
-    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET", sse_handle, sse_completed, true, false},
-    [ROUTE_POLL] = {ROUTE_POLL, "GET", lp_handle, lp_completed, true, false},
+    [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET, HEAD", api_healthz, NULL, true, false},
+    [ROUTE_METRICS] = {ROUTE_METRICS, "GET, HEAD", api_metrics, NULL, true, false},
+    [ROUTE_ROOM] = {ROUTE_ROOM, "GET, HEAD", api_room_info, api_request_completed, true, false},
+    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET, HEAD", sse_handle, sse_completed, true, false},
+    [ROUTE_POLL] = {ROUTE_POLL, "GET, HEAD", lp_handle, lp_completed, true, false},
     [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_request_completed, true, true},
-    [ROUTE_WS] = {ROUTE_WS, "GET", NULL, NULL, true, false},
-    [ROUTE_HUB] = {ROUTE_HUB, "GET, POST, DELETE", sr_request, sr_request_completed, true, true},
+    [ROUTE_WS] = {ROUTE_WS, "GET, HEAD", NULL, NULL, true, false},
+    [ROUTE_HUB] = {ROUTE_HUB, "GET, HEAD, POST, DELETE", sr_request, sr_request_completed, true, true},
     [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, sr_request_completed, true, false},
-    [ROUTE_STATS] = {ROUTE_STATS, "GET", sse_handle, sse_completed, true, false},
-    [ROUTE_STATIC] = {ROUTE_STATIC, "GET", static_get, NULL, true, false},
+    [ROUTE_STATS] = {ROUTE_STATS, "GET, HEAD", sse_handle, sse_completed, true, false},
+    [ROUTE_STATIC] = {ROUTE_STATIC, "GET, HEAD", static_get, NULL, true, false},
 };
 
 /* True when method is one of the route's. */
@@ -471,6 +471,47 @@ static enum MHD_Result answer_hub_upgrade(struct MHD_Connection *conn, const cfg
     return answer_ws_path(conn);
 }
 
+/* HEAD on a route that streams or holds its GET (event streams, long
+ * polls, a hub path): the content type its GET would answer with, or NULL
+ * for a route whose GET is answered at once (MHD sends that answer's
+ * headers without the body). */
+static const char *held_content_type(route_kind kind, struct MHD_Connection *conn)
+{
+    if (kind == ROUTE_EVENTS || kind == ROUTE_STATS)
+        return "text/event-stream";
+    if (kind == ROUTE_POLL)
+        return "application/json";
+    if (kind != ROUTE_HUB)
+        return NULL;
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
+    return accept && strstr(accept, "text/event-stream") ? "text/event-stream"
+                                                         : "application/octet-stream";
+}
+
+static ssize_t no_body(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)out;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* HEAD on a held route: the headers at once (200, the content type), no
+ * stream opened and nothing held; the query is not looked at. */
+static enum MHD_Result answer_head_held(struct MHD_Connection *conn, const char *type)
+{
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, no_body,
+                                                               NULL, NULL);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = http_queue(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* Per request, kept in MHD's con_cls until the request completes. */
 typedef struct http_req {
     const route *route; /* NULL: answer with the error below */
@@ -548,7 +589,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&requests_open, 1);
         resolve(req, url, method);
         request_started(conn);
-        if (!req->route || !req->route->early)
+        if (!req->route || !req->route->early || !strcmp(method, "HEAD"))
             return MHD_YES;
         http_call call = {conn, method, req->hub, req->room, true, upload_data,
                           upload_data_size, &req->state};
@@ -564,6 +605,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->route->kind == ROUTE_WS)
         return answer_ws_path(conn);
+    const char *held_type =
+        !strcmp(method, "HEAD") ? held_content_type(req->route->kind, conn) : NULL;
+    if (held_type)
+        return answer_head_held(conn, held_type);
     if (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn))
         return answer_hub_upgrade(conn, req->hub);
     http_call call = {conn, method, req->route->kind == ROUTE_STATIC ? (const void *)url : req->hub,

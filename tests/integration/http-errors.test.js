@@ -140,6 +140,46 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
     }
   });
 
+  test('HEAD on every GET endpoint: the GET\'s status and headers, no body; streams and polls answer at once', async (t) => {
+    // Default poll timeout (25 s): a HEAD that held like its GET would time out below.
+    const own = await startCrier({});
+    t.after(() => stopClean(own));
+    const at = own.url;
+    assert.equal(await publish(at, 'headroom', 1), 1);
+    for (const path of ['/healthz', '/rooms/headroom', '/rooms/never-used', '/', '/chat.html', '/nope', '/rooms/bad!/events']) {
+      const get = await request(`${at}${path}`);
+      const head = await request(`${at}${path}`, { method: 'HEAD' });
+      assert.equal(head.status, get.status, `HEAD ${path}: status`);
+      assert.equal(head.text, '', `HEAD ${path}: no body`);
+      for (const h of ['content-type', 'content-length', 'cache-control']) {
+        assert.equal(head.headers.get(h), get.headers.get(h), `HEAD ${path}: ${h}`);
+      }
+    }
+    const metrics = await request(`${at}/metrics`, { method: 'HEAD' });
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain/);
+    // Streams and polls: 200 and the content type at once, nothing held.
+    const held = [
+      ['/rooms/headroom/events', /^text\/event-stream/, {}],
+      ['/rooms/headroom/poll', /^application\/json/, {}],
+      ['/stats/events', /^text\/event-stream/, {}],
+      ['/hubs/chat?id=whatever', /^text\/event-stream/, { Accept: 'text/event-stream' }],
+      ['/hubs/chat?id=whatever&_=1', /^application\/octet-stream/, {}],
+    ];
+    for (const [path, type, headers] of held) {
+      const head = await request(`${at}${path}`, { method: 'HEAD', headers, timeout: 10_000 });
+      assert.equal(head.status, 200, `HEAD ${path}`);
+      assert.match(head.headers.get('content-type') ?? '', type, `HEAD ${path}: Content-Type`);
+      assert.equal(head.text, '', `HEAD ${path}: no body`);
+    }
+    const counts = await request(`${at}/rooms/headroom`);
+    assert.deepEqual(counts.json.subscribers, { websocket: 0, sse: 0, long_polling: 0 }, 'no HEAD left a subscriber');
+    // Allow lists HEAD where GET is.
+    const allow = (await request(`${at}/rooms/x/events`, { method: 'POST', body: '{}' })).headers.get('allow') ?? '';
+    assert.match(allow, /\bHEAD\b/, `Allow: ${allow}`);
+    assert.equal((await request(`${at}/rooms/x/messages`, { method: 'HEAD' })).status, 405, 'HEAD where GET is not served');
+  });
+
   test('malformed JSON -> 400', async () => {
     for (const body of ['{"a":', '{a:1}', '[1,2', '', 'nul', '{"a":1} trailing', "{'a':1}"]) {
       assertJsonError(await publishRaw(base, 'malformed', body), 400, `body ${JSON.stringify(body)}`);
