@@ -229,6 +229,15 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
     }
   });
 
+  test('epoch without since -> 400 on /poll, as on /ws', async () => {
+    const epoch = (await publishRaw(base, 'epochonly', '1')).json?.epoch ?? 'abc';
+    const poll = await request(`${base}/rooms/epochonly/poll?epoch=${epoch}`, { timeout: 5000 });
+    assertJsonError(poll, 400, '/poll?epoch=E');
+    assert.match(poll.json.error, /since/);
+    const ws = await wsRefusal(`${srv.wsUrl}/rooms/epochonly/ws?epoch=${epoch}`);
+    assert.equal(ws.status, 400, `/ws?epoch=E: ${ws.status} ${ws.body}`);
+  });
+
   test('WebSocket upgrade on an unknown path -> 404', async () => {
     for (const path of ['/nope', '/rooms/x/nope', '/rooms/x/ws/extra']) {
       const res = await wsRefusal(`${srv.wsUrl}${path}`);
