@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -238,10 +239,16 @@ static const char *parse_listen(cfg *c, const char *value)
     return NULL;
 }
 
+/* A web.root that is set must be a directory now ("" serves no pages);
+ * the built-in default is checked at start instead (static.c), where a
+ * missing one is only a warning. */
 static const char *parse_web_root(cfg *c, const char *value)
 {
     if (strlen(value) >= sizeof(c->web.root))
         return "expected a directory path shorter than 512 bytes";
+    struct stat st;
+    if (*value && (stat(value, &st) || !S_ISDIR(st.st_mode)))
+        return "expected an existing directory (\"\" serves no pages)";
     strcpy(c->web.root, value);
     return NULL;
 }

@@ -30,7 +30,10 @@ int static_init(const cfg *c)
     if (!c->web.root[0])
         return 0; /* pages switched off */
     if (!realpath(c->web.root, root)) {
-        LOG_WARN(TAG, "web root %s: %s; pages are not served", c->web.root, strerror(errno));
+        /* Only the built-in default gets here: a configured web.root that is
+         * not a directory fails the config (exit 2, config.c). */
+        LOG_WARN(TAG, "web.root \"%s\": %s; pages are not served (set web.root, or \"\" for none)",
+                 c->web.root, strerror(errno));
         return -1;
     }
     root_len = strlen(root);

@@ -1122,6 +1122,26 @@ static void test_hub_error_leaves_config_unchanged(void)
     CHECK(memcmp(&c, &before, sizeof(c)) == 0);
 }
 
+/* web.root, when set, must be a directory that exists; "" serves none. */
+static void test_web_root(void)
+{
+    cfg c;
+    char err[CFG_ERR_MAX] = "";
+    check_fails("{\"web\": {\"root\": \"/no/such/crier/dir\"}}",
+                "test.json: 'web.root': expected an existing directory (\"\" serves no pages), "
+                "got '/no/such/crier/dir'");
+    check_fails("{\"web\": {\"root\": \"config.example.json\"}}",
+                "test.json: 'web.root': expected an existing directory");
+    check_fails("{\"web\": {\"root\": 5}}", "test.json: 'web.root' must be a string");
+    CHECK(load(&c, "{\"web\": {\"root\": \"\"}}", err) == 0);
+    CHECK_STR(c.web.root, "");
+    CHECK(load(&c, "{\"web\": {\"root\": \"/tmp\"}}", err) == 0);
+    CHECK_STR(c.web.root, "/tmp");
+    /* The built-in default is not checked here (static.c warns at start). */
+    cfg_defaults(&c);
+    CHECK_STR(c.web.root, "web");
+}
+
 static void test_example_file_is_the_defaults(void)
 {
     cfg c, d;
@@ -1149,4 +1169,4 @@ TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
           TEST(test_hubs_empty), TEST(test_method_defaults), TEST(test_hub_structure_errors),
           TEST(test_method_errors), TEST(test_names), TEST(test_paths), TEST(test_uniqueness),
           TEST(test_limits), TEST(test_hub_error_leaves_config_unchanged),
-          TEST(test_example_file_is_the_defaults))
+          TEST(test_web_root), TEST(test_example_file_is_the_defaults))
