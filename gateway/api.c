@@ -196,6 +196,9 @@ static enum MHD_Result publish_finish(http_call *call, publish_req *p)
     if (target && !is_target_name(target))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "target must be 1 to 63 letters, digits or '_'");
+    if (target && !cfg_publish_target_allowed(conf, target))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target '%s' is not in the publish_targets of any hub", target);
     if (payload_from_body(&pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
