@@ -134,7 +134,10 @@ static void add_publish_target(cfg_hub *h, const char *target)
     for (unsigned i = 0; i < h->npublish_targets; i++)
         if (ascii_case_equal(h->publish_targets[i], target))
             return;
-    snprintf(h->publish_targets[h->npublish_targets++], CFG_NAME_MAX, "%s", target);
+    size_t n = strnlen(target, CFG_NAME_MAX - 1); /* target may be h's own default_target */
+    char *out = h->publish_targets[h->npublish_targets++];
+    memmove(out, target, n);
+    out[n] = '\0';
 }
 
 /* publish_targets when the hub does not set it: its default_target and
