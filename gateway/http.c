@@ -2,9 +2,9 @@
 /*
  * http.c - the libmicrohttpd daemon of the one port: routes each request to
  * its handler (api.c, sse.c, longpoll.c), answers what no handler takes
- * (404, 405 with Allow, stray upgrades) and gives every handler one place to
- * free its state. Sockets come from the acceptor (server.c) through
- * http_adopt; MHD never listens itself.
+ * (404, 405 with Allow, 414, stray upgrades, HEAD on a stream or a poll)
+ * and gives every handler one place to free its state. Sockets come from
+ * the acceptor (server.c) through http_adopt; MHD never listens itself.
  *
  * There are three daemons with the same callbacks, chosen by the acceptor
  * (http_adopt) from a connection's first request: the main one; one for
