@@ -660,8 +660,8 @@ static int load_publish_targets(cfg_hub *h, json_t *v, const char *key, const ch
 /* Appends the hub name (value v) to c->hubs, which has room for it. */
 static int load_hub(cfg *c, const char *name, json_t *v, const char *origin, char *err)
 {
-    static const char *const members[] = {"path", "default_target", "methods",
-                                          "publish_targets", NULL};
+    static const char *const members[] = {"path", "default_target", "methods", "publish_targets",
+                                          NULL};
     char hkey[KEY_MAX], key[KEY_MAX];
     if (!valid_name(name))
         return name_err(err, origin, "hubs", name, "hub");

@@ -98,8 +98,7 @@ bool buf_json_string(buf *b, const char *s, size_t len, size_t max)
         run = 0;
         i += seq;
     }
-    return ok && buf_append(b, u + len - run, run) &&
-           buf_append_str(b, clipped ? "...\"" : "\"");
+    return ok && buf_append(b, u + len - run, run) && buf_append_str(b, clipped ? "...\"" : "\"");
 }
 
 bool buf_vprintf(buf *b, const char *fmt, va_list ap)
@@ -108,8 +107,8 @@ bool buf_vprintf(buf *b, const char *fmt, va_list ap)
     va_copy(again, ap);
     int n = vsnprintf(NULL, 0, fmt, ap);
     char *text = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    bool ok = text && vsnprintf(text, (size_t)n + 1, fmt, again) == n &&
-              buf_append(b, text, (size_t)n);
+    bool ok =
+        text && vsnprintf(text, (size_t)n + 1, fmt, again) == n && buf_append(b, text, (size_t)n);
     free(text);
     va_end(again);
     return ok;

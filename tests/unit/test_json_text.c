@@ -37,7 +37,8 @@ static void test_escapes(void)
 
 static void test_utf8(void)
 {
-    check_literal("\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80", 9, 0, "\"\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80\"");
+    check_literal("\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80", 9, 0,
+                  "\"\xc3\xa9\xe4\xb8\xad\xf0\x9f\x98\x80\"");
     /* Not UTF-8: a stray continuation, a lone lead, an overlong, a surrogate, past U+10FFFF. */
     check_literal("\x80", 1, 0, "\"\\ufffd\"");
     check_literal("\xc3(", 2, 0, "\"\\ufffd(\"");
@@ -70,7 +71,8 @@ static void test_error_body(void)
     CHECK(body && len == strlen(body));
     json_error_t je;
     json_t *j = body ? json_loads(body, 0, &je) : NULL;
-    CHECK(j && !strcmp(json_string_value(json_object_get(j, "error")), "bad \"x\"\x01\xef\xbf\xbd"));
+    CHECK(j &&
+          !strcmp(json_string_value(json_object_get(j, "error")), "bad \"x\"\x01\xef\xbf\xbd"));
     json_decref(j);
     free(body);
 
