@@ -122,9 +122,9 @@ static void publish_answered(void *arg, const publish_result *r)
         snprintf(text, sizeof(text), "cannot publish: %s", strerror(-r->rc));
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
     } else if (r->queued && r->id) {
-        answer_locked(p, MHD_HTTP_ACCEPTED,
-                      json_pack("{s:I,s:s,s:b}", "id", (json_int_t)r->id, "epoch", r->epoch,
-                                "queued", 1));
+        answer_locked(
+            p, MHD_HTTP_ACCEPTED,
+            json_pack("{s:I,s:s,s:b}", "id", (json_int_t)r->id, "epoch", r->epoch, "queued", 1));
     } else if (r->queued) {
         answer_locked(p, MHD_HTTP_ACCEPTED, json_pack("{s:b}", "queued", 1));
     } else {
@@ -256,10 +256,10 @@ void api_tick(int64_t now_ms)
     for (publish_req *p = waiting, *next; p; p = next) {
         next = p->next;
         if (now_ms >= p->deadline_ms)
-            answer_locked(p, MHD_HTTP_GATEWAY_TIMEOUT,
-                          error_json("the backplane (Redis) did not answer within "
-                                     PUBLISH_WAIT_TEXT " s; the message may still be "
-                                     "published"));
+            answer_locked(
+                p, MHD_HTTP_GATEWAY_TIMEOUT,
+                error_json("the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT
+                           " s; the message may still be published"));
     }
     pthread_mutex_unlock(&wait_lock);
 }
@@ -284,8 +284,7 @@ static json_t *room_info_json(const char *room, const char *epoch, uint64_t last
 }
 
 /* Replies with body (a JSON value, taken). */
-static enum MHD_Result reply_json_value(struct MHD_Connection *conn, unsigned status,
-                                        json_t *body)
+static enum MHD_Result reply_json_value(struct MHD_Connection *conn, unsigned status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
@@ -336,8 +335,7 @@ enum MHD_Result api_room_info(http_call *call)
     if (rc)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
     return reply_json_value(call->conn, MHD_HTTP_OK,
-                            room_info_json(call->room, info.epoch, info.last_id,
-                                           info.subscribers));
+                            room_info_json(call->room, info.epoch, info.last_id, info.subscribers));
 }
 
 enum MHD_Result api_healthz(http_call *call)

@@ -108,7 +108,8 @@ static route routes[] = {
     [ROUTE_POLL] = {ROUTE_POLL, "GET, HEAD", lp_handle, lp_completed, true, false},
     [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_request_completed, true, true},
     [ROUTE_WS] = {ROUTE_WS, "GET, HEAD", NULL, NULL, true, false},
-    [ROUTE_HUB] = {ROUTE_HUB, "GET, HEAD, POST, DELETE", sr_request, sr_request_completed, true, true},
+    [ROUTE_HUB] = {ROUTE_HUB, "GET, HEAD, POST, DELETE", sr_request, sr_request_completed, true,
+                   true},
     [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, sr_request_completed, true, false},
     [ROUTE_STATS] = {ROUTE_STATS, "GET, HEAD", sse_handle, sse_completed, true, false},
     [ROUTE_STATIC] = {ROUTE_STATIC, "GET, HEAD", static_get, NULL, true, false},
@@ -501,8 +502,8 @@ static ssize_t no_body(void *cls, uint64_t pos, char *out, size_t max)
  * stream opened and nothing held; the query is not looked at. */
 static enum MHD_Result answer_head_held(struct MHD_Connection *conn, const char *type)
 {
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, no_body,
-                                                               NULL, NULL);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, no_body, NULL, NULL);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", type);
@@ -536,10 +537,10 @@ static void resolve(http_req *req, const char *url, const char *method)
     route_kind kind = parse_path(url, &room, &room_len, &req->hub);
     const route *rt = &routes[kind];
     if (strlen(url) > HTTP_PATH_MAX)
-        set_error(req, MHD_HTTP_URI_TOO_LONG, "the path is longer than " HTTP_PATH_MAX_TEXT
-                                              " bytes");
+        set_error(req, MHD_HTTP_URI_TOO_LONG,
+                  "the path is longer than " HTTP_PATH_MAX_TEXT " bytes");
     else if (kind == ROUTE_NONE || !rt->enabled ||
-        (kind == ROUTE_STATIC && strcmp(method, "GET") && !static_exists(url)))
+             (kind == ROUTE_STATIC && strcmp(method, "GET") && !static_exists(url)))
         set_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint");
     else if (!route_allows(rt, method))
         set_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
@@ -611,8 +612,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return answer_head_held(conn, held_type);
     if (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn))
         return answer_hub_upgrade(conn, req->hub);
-    http_call call = {conn, method, req->route->kind == ROUTE_STATIC ? (const void *)url : req->hub,
-                      req->room, false, upload_data, upload_data_size, &req->state};
+    /* The static route's argument is the whole URL, however long. */
+    const void *arg = req->route->kind == ROUTE_STATIC ? (const void *)url : req->hub;
+    http_call call = {conn,        method,           arg,        req->room, false,
+                      upload_data, upload_data_size, &req->state};
     return req->route->handle(&call);
 }
 

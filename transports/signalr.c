@@ -229,8 +229,8 @@ static void send_completion(sr_conn *c, const char *invocation_id, const char *e
     bool ok = buf_append_str(&b, "{\"type\":3,\"invocationId\":") &&
               buf_json_string(&b, invocation_id, strlen(invocation_id), 0);
     if (error)
-        ok = ok && buf_append_str(&b, ",\"error\":") &&
-             buf_json_string(&b, error, strlen(error), 0);
+        ok =
+            ok && buf_append_str(&b, ",\"error\":") && buf_json_string(&b, error, strlen(error), 0);
     else
         ok = ok && buf_append_str(&b, ",\"result\":") &&
              buf_append_str(&b, result && *result ? result : "null");

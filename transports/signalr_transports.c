@@ -624,11 +624,10 @@ static char *negotiate_body(uint64_t version, const char *id, const char *token,
     if (conf->transports.long_polling)
         json_array_append_new(list, json_pack("{s:s,s:[s,s]}", "transport", "LongPolling",
                                               "transferFormats", "Text", "Binary"));
-    json_t *body = version >= 1 ? json_pack("{s:i,s:s,s:s,s:o}", "negotiateVersion", 1,
-                                            "connectionId", id, "connectionToken", token,
-                                            "availableTransports", list)
-                                : json_pack("{s:s,s:o}", "connectionId", token,
-                                            "availableTransports", list);
+    json_t *body = version >= 1
+                       ? json_pack("{s:i,s:s,s:s,s:o}", "negotiateVersion", 1, "connectionId", id,
+                                   "connectionToken", token, "availableTransports", list)
+                       : json_pack("{s:s,s:o}", "connectionId", token, "availableTransports", list);
     if (body && stateful)
         json_object_set_new(body, "useStatefulReconnect", json_true());
     char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
