@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "gateway/log.h"
 #include "hub/payload.h"
 #include "transports/longpoll.h"
@@ -33,6 +35,7 @@ static const cfg *conf;
 static hub *the_hub;
 
 #define PUBLISH_WAIT_MS 10000 /* longest a publish waits for the backplane */
+#define PUBLISH_WAIT_TEXT "10"
 
 /* A POST body being received, then (with a backplane) its answer awaited.
  * Fields below body are guarded by wait_lock once the publish is sent. */
@@ -44,7 +47,7 @@ typedef struct publish_req {
     bool suspended; /* the request waits for it */
     bool answered;
     unsigned status;
-    char answer[192];
+    char *answer; /* JSON text, malloc'd; NULL: out of memory */
     int64_t deadline_ms;
     struct publish_req *prev, *next; /* waiting list */
     char room[ROOM_NAME_MAX + 1];     /* a room info's */
@@ -59,6 +62,7 @@ static void publish_req_unref(publish_req *p)
     if (atomic_fetch_sub(&p->refs, 1) != 1)
         return;
     buf_free(&p->body.b);
+    free(p->answer);
     free(p);
 }
 
@@ -73,20 +77,18 @@ static void wait_unlink(publish_req *p)
     p->prev = p->next = NULL;
 }
 
-/* wait_lock held: sets the answer once and wakes the request. */
-static void answer_locked(publish_req *p, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void answer_locked(publish_req *p, unsigned status, const char *fmt, ...)
+/* wait_lock held: sets the answer (body, a JSON value, taken; NULL when
+ * it could not be built) once and wakes the request. */
+static void answer_locked(publish_req *p, unsigned status, json_t *body)
 {
-    if (p->answered)
+    if (p->answered) {
+        json_decref(body);
         return;
+    }
     p->answered = true;
     p->status = status;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(p->answer, sizeof(p->answer), fmt, ap);
-    va_end(ap);
+    p->answer = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
     if (p->suspended) {
         p->suspended = false;
         wait_unlink(p);
@@ -94,31 +96,41 @@ static void answer_locked(publish_req *p, unsigned status, const char *fmt, ...)
     }
 }
 
+/* {"error": text} */
+static json_t *error_json(const char *text)
+{
+    return json_pack("{s:s}", "error", text);
+}
+
 /* Any thread: how the hub or the backplane ended a publish. */
 static void publish_answered(void *arg, const publish_result *r)
 {
     publish_req *p = arg;
     pthread_mutex_lock(&wait_lock);
-    if (r->rc == -EAGAIN)
+    char text[160];
+    if (r->rc == -EAGAIN) {
+        snprintf(text, sizeof(text),
+                 "the backplane (Redis) is unreachable and its queue of backplane.queue_limit "
+                 "(%u) messages is full",
+                 conf->backplane.queue_limit);
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
+    } else if (r->rc == -EIO) {
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      "{\"error\":\"the backplane (Redis) is unreachable and its queue of "
-                      "backplane.queue_limit (%u) messages is full\"}",
-                      conf->backplane.queue_limit);
-    else if (r->rc == -EIO)
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      "{\"error\":\"the connection to the backplane (Redis) was lost before it "
-                      "answered: the message may or may not be published\"}");
-    else if (r->rc)
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"error\":\"cannot publish: %s\"}",
-                      strerror(-r->rc));
-    else if (r->queued && r->id)
-        answer_locked(p, MHD_HTTP_ACCEPTED,
-                      "{\"id\":%" PRIu64 ",\"epoch\":\"%s\",\"queued\":true}", r->id, r->epoch);
-    else if (r->queued)
-        answer_locked(p, MHD_HTTP_ACCEPTED, "{\"queued\":true}");
-    else
-        answer_locked(p, MHD_HTTP_CREATED, "{\"id\":%" PRIu64 ",\"epoch\":\"%s\"}", r->id,
-                      r->epoch);
+                      error_json("the connection to the backplane (Redis) was lost before it "
+                                 "answered: the message may or may not be published"));
+    } else if (r->rc) {
+        snprintf(text, sizeof(text), "cannot publish: %s", strerror(-r->rc));
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
+    } else if (r->queued && r->id) {
+        answer_locked(
+            p, MHD_HTTP_ACCEPTED,
+            json_pack("{s:I,s:s,s:b}", "id", (json_int_t)r->id, "epoch", r->epoch, "queued", 1));
+    } else if (r->queued) {
+        answer_locked(p, MHD_HTTP_ACCEPTED, json_pack("{s:b}", "queued", 1));
+    } else {
+        answer_locked(p, MHD_HTTP_CREATED,
+                      json_pack("{s:I,s:s}", "id", (json_int_t)r->id, "epoch", r->epoch));
+    }
     pthread_mutex_unlock(&wait_lock);
     publish_req_unref(p);
 }
@@ -154,7 +166,7 @@ static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
 {
     pthread_mutex_lock(&wait_lock);
     if (!p->answered && stopping)
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"error\":\"shutting down\"}");
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
     if (!p->answered) {
         p->suspended = true;
         p->deadline_ms = hub_now_ms() + PUBLISH_WAIT_MS;
@@ -167,6 +179,8 @@ static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
         return MHD_YES;
     }
     pthread_mutex_unlock(&wait_lock);
+    if (!p->answer)
+        return MHD_NO; /* out of memory: close */
     return http_reply_json(call->conn, p->status, p->answer, strlen(p->answer));
 }
 
@@ -182,6 +196,9 @@ static enum MHD_Result publish_finish(http_call *call, publish_req *p)
     if (target && !is_target_name(target))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "target must be 1 to 63 letters, digits or '_'");
+    if (target && !cfg_publish_target_allowed(conf, target))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target '%s' is not in the publish_targets of any hub", target);
     if (payload_from_body(&pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
@@ -239,10 +256,10 @@ void api_tick(int64_t now_ms)
     for (publish_req *p = waiting, *next; p; p = next) {
         next = p->next;
         if (now_ms >= p->deadline_ms)
-            answer_locked(p, MHD_HTTP_GATEWAY_TIMEOUT,
-                          "{\"error\":\"the backplane (Redis) did not answer within %d s; the "
-                          "message may still be published\"}",
-                          PUBLISH_WAIT_MS / 1000);
+            answer_locked(
+                p, MHD_HTTP_GATEWAY_TIMEOUT,
+                error_json("the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT
+                           " s; the message may still be published"));
     }
     pthread_mutex_unlock(&wait_lock);
 }
@@ -252,13 +269,29 @@ void api_shutdown(void)
     pthread_mutex_lock(&wait_lock);
     stopping = true;
     while (waiting)
-        answer_locked(waiting, MHD_HTTP_SERVICE_UNAVAILABLE, "{\"error\":\"shutting down\"}");
+        answer_locked(waiting, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
     pthread_mutex_unlock(&wait_lock);
 }
 
-#define ROOM_INFO_FMT                                                                             \
-    "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64                                 \
-    ",\"subscribers\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u}}"
+/* A room's info: {"room","epoch","last_id","subscribers":{...}}. */
+static json_t *room_info_json(const char *room, const char *epoch, uint64_t last_id,
+                              const unsigned subscribers[SUB_KIND_COUNT])
+{
+    return json_pack("{s:s,s:s,s:I,s:{s:I,s:I,s:I}}", "room", room, "epoch", epoch, "last_id",
+                     (json_int_t)last_id, "subscribers", "websocket",
+                     (json_int_t)subscribers[SUB_WS], "sse", (json_int_t)subscribers[SUB_SSE],
+                     "long_polling", (json_int_t)subscribers[SUB_LONGPOLL]);
+}
+
+/* Replies with body (a JSON value, taken). */
+static enum MHD_Result reply_json_value(struct MHD_Connection *conn, unsigned status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!text)
+        return MHD_NO;
+    return http_reply_take(conn, status, "application/json", text, strlen(text));
+}
 
 /* Any thread: where a room with no member on this node stands, from the
  * backplane. */
@@ -266,13 +299,17 @@ static void room_state_answered(void *arg, int rc, const char *epoch, uint64_t l
 {
     publish_req *p = arg;
     pthread_mutex_lock(&wait_lock);
-    if (rc == -ENOENT)
-        answer_locked(p, MHD_HTTP_NOT_FOUND, "{\"error\":\"no such room: %s\"}", p->room);
-    else if (rc)
+    char text[ROOM_NAME_MAX + 32];
+    if (rc == -ENOENT) {
+        snprintf(text, sizeof(text), "no such room: %s", p->room);
+        answer_locked(p, MHD_HTTP_NOT_FOUND, error_json(text));
+    } else if (rc) {
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      "{\"error\":\"the backplane (Redis) is unreachable\"}");
-    else
-        answer_locked(p, MHD_HTTP_OK, ROOM_INFO_FMT, p->room, epoch, last_id, 0u, 0u, 0u);
+                      error_json("the backplane (Redis) is unreachable"));
+    } else {
+        answer_locked(p, MHD_HTTP_OK,
+                      room_info_json(p->room, epoch, last_id, (unsigned[SUB_KIND_COUNT]){0}));
+    }
     pthread_mutex_unlock(&wait_lock);
     publish_req_unref(p);
 }
@@ -297,11 +334,8 @@ enum MHD_Result api_room_info(http_call *call)
     publish_req_unref(p); /* no lookup */
     if (rc)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
-    char body[512];
-    int n = snprintf(body, sizeof(body), ROOM_INFO_FMT, call->room, info.epoch, info.last_id,
-                     info.subscribers[SUB_WS], info.subscribers[SUB_SSE],
-                     info.subscribers[SUB_LONGPOLL]);
-    return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
+    return reply_json_value(call->conn, MHD_HTTP_OK,
+                            room_info_json(call->room, info.epoch, info.last_id, info.subscribers));
 }
 
 enum MHD_Result api_healthz(http_call *call)

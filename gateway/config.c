@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -123,6 +124,41 @@ static void add_method(cfg_hub *h, const char *name, cfg_action action, const ch
     m->args = args;
 }
 
+static bool ascii_case_equal(const char *a, const char *b);
+
+/* Adds target to h's publish_targets unless it is there already or empty. */
+static void add_publish_target(cfg_hub *h, const char *target)
+{
+    if (!*target || h->npublish_targets >= CFG_MAX_TARGETS)
+        return;
+    for (unsigned i = 0; i < h->npublish_targets; i++)
+        if (ascii_case_equal(h->publish_targets[i], target))
+            return;
+    size_t n = strnlen(target, CFG_NAME_MAX - 1); /* target may be h's own default_target */
+    char *out = h->publish_targets[h->npublish_targets++];
+    memmove(out, target, n);
+    out[n] = '\0';
+}
+
+/* publish_targets when the hub does not set it: its default_target and
+ * the targets of its methods. */
+static void default_publish_targets(cfg_hub *h)
+{
+    h->npublish_targets = 0;
+    add_publish_target(h, h->default_target);
+    for (unsigned i = 0; i < h->nmethods; i++)
+        add_publish_target(h, h->methods[i].target);
+}
+
+bool cfg_publish_target_allowed(const cfg *c, const char *target)
+{
+    for (unsigned i = 0; i < c->nhubs; i++)
+        for (unsigned k = 0; k < c->hubs[i].npublish_targets; k++)
+            if (ascii_case_equal(c->hubs[i].publish_targets[k], target))
+                return true;
+    return false;
+}
+
 void cfg_defaults(cfg *c)
 {
     memset(c, 0, sizeof(*c));
@@ -152,6 +188,7 @@ void cfg_defaults(cfg *c)
     add_method(chat, "SendToRoom", CFG_ACTION_ROOM, DEFAULT_TARGET, -1);
     add_method(chat, "JoinRoom", CFG_ACTION_JOIN, "", 1);
     add_method(chat, "LeaveRoom", CFG_ACTION_LEAVE, "", 1);
+    default_publish_targets(chat);
 
     c->signalr.client_timeout_s = 30;
     c->signalr.handshake_timeout_s = 15;
@@ -238,10 +275,16 @@ static const char *parse_listen(cfg *c, const char *value)
     return NULL;
 }
 
+/* A web.root that is set must be a directory now ("" serves no pages);
+ * the built-in default is checked at start instead (static.c), where a
+ * missing one is only a warning. */
 static const char *parse_web_root(cfg *c, const char *value)
 {
     if (strlen(value) >= sizeof(c->web.root))
         return "expected a directory path shorter than 512 bytes";
+    struct stat st;
+    if (*value && (stat(value, &st) || !S_ISDIR(st.st_mode)))
+        return "expected an existing directory (\"\" serves no pages)";
     strcpy(c->web.root, value);
     return NULL;
 }
@@ -589,10 +632,36 @@ static int load_method(cfg_hub *h, const char *name, json_t *v, const char *hkey
     return 0;
 }
 
+/* "publish_targets" (v, NULL when absent; key names it): an array of
+ * target names, or the default list. */
+static int load_publish_targets(cfg_hub *h, json_t *v, const char *key, const char *origin,
+                                char *err)
+{
+    if (!v) {
+        default_publish_targets(h);
+        return 0;
+    }
+    if (!json_is_array(v) || json_array_size(v) > CFG_MAX_TARGETS)
+        return set_err(err, "%s: '%s' must be an array of at most %d target names", origin, key,
+                       CFG_MAX_TARGETS);
+    h->npublish_targets = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(v, i, t)
+    {
+        char name[CFG_NAME_MAX];
+        if (load_name_value(name, t, key, origin, err) != 0)
+            return -1;
+        add_publish_target(h, name);
+    }
+    return 0;
+}
+
 /* Appends the hub name (value v) to c->hubs, which has room for it. */
 static int load_hub(cfg *c, const char *name, json_t *v, const char *origin, char *err)
 {
-    static const char *const members[] = {"path", "default_target", "methods", NULL};
+    static const char *const members[] = {"path", "default_target", "methods", "publish_targets",
+                                          NULL};
     char hkey[KEY_MAX], key[KEY_MAX];
     if (!valid_name(name))
         return name_err(err, origin, "hubs", name, "hub");
@@ -648,6 +717,9 @@ static int load_hub(cfg *c, const char *name, json_t *v, const char *origin, cha
         if (load_method(h, mname, mv, hkey, origin, err) != 0)
             return -1;
     }
+    sub_key(key, hkey, "publish_targets");
+    if (load_publish_targets(h, json_object_get(v, "publish_targets"), key, origin, err) != 0)
+        return -1;
     c->nhubs++;
     return 0;
 }

@@ -15,6 +15,7 @@
 #define CFG_PATH_MAX 128    /* hub paths */
 #define CFG_MAX_HUBS 16
 #define CFG_MAX_METHODS 32  /* per hub */
+#define CFG_MAX_TARGETS (CFG_MAX_METHODS + 1) /* publish_targets per hub */
 
 /* What a hub method does when a client invokes it (see README). */
 typedef enum {
@@ -38,6 +39,10 @@ typedef struct cfg_hub {
     char default_target[CFG_NAME_MAX]; /* for messages published over HTTP */
     cfg_method methods[CFG_MAX_METHODS];
     unsigned nmethods;
+    /* publish_targets: the client methods POST /rooms/{room}/messages?target=
+     * may name; default: default_target and the targets of the methods. */
+    char publish_targets[CFG_MAX_TARGETS][CFG_NAME_MAX];
+    unsigned npublish_targets;
 } cfg_hub;
 
 typedef enum { CFG_BACKPLANE_MEMORY, CFG_BACKPLANE_REDIS } cfg_backplane_type;
@@ -120,6 +125,10 @@ int cfg_load_string(cfg *c, const char *json, const char *origin, char err[CFG_E
 /* Parses "HOST:PORT" (HOST may be empty for 0.0.0.0, or [v6]) into c.
  * Returns 0 or -1 with err set. */
 int cfg_set_listen(cfg *c, const char *hostport, char err[CFG_ERR_MAX]);
+
+/* True when some hub of c lists target in its publish_targets (compared
+ * ignoring ASCII case, as SignalR clients match method names). */
+bool cfg_publish_target_allowed(const cfg *c, const char *target);
 
 /* Returns 0 when name is a known log level, -1 otherwise. */
 int cfg_set_log_level(cfg *c, const char *name, char err[CFG_ERR_MAX]);

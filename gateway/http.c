@@ -2,9 +2,9 @@
 /*
  * http.c - the libmicrohttpd daemon of the one port: routes each request to
  * its handler (api.c, sse.c, longpoll.c), answers what no handler takes
- * (404, 405 with Allow, stray upgrades) and gives every handler one place to
- * free its state. Sockets come from the acceptor (server.c) through
- * http_adopt; MHD never listens itself.
+ * (404, 405 with Allow, 414, stray upgrades, HEAD on a stream or a poll)
+ * and gives every handler one place to free its state. Sockets come from
+ * the acceptor (server.c) through http_adopt; MHD never listens itself.
  *
  * There are three daemons with the same callbacks, chosen by the acceptor
  * (http_adopt) from a connection's first request: the main one; one for
@@ -42,6 +42,7 @@
 
 #include "gateway/api.h"
 #include "gateway/client_addr.h"
+#include "gateway/json_text.h"
 #include "gateway/log.h"
 #include "gateway/static.h"
 #include "transports/longpoll.h"
@@ -100,17 +101,18 @@ typedef struct route {
 
 static route routes[] = {
     [ROUTE_NONE] = {ROUTE_NONE, NULL, NULL, NULL, false, false},
-    [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET", api_healthz, NULL, true, false},
-    [ROUTE_METRICS] = {ROUTE_METRICS, "GET", api_metrics, NULL, true, false},
-    [ROUTE_ROOM] = {ROUTE_ROOM, "GET", api_room_info, api_request_completed, true, false},
-    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET", sse_handle, sse_completed, true, false},
-    [ROUTE_POLL] = {ROUTE_POLL, "GET", lp_handle, lp_completed, true, false},
+    [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET, HEAD", api_healthz, NULL, true, false},
+    [ROUTE_METRICS] = {ROUTE_METRICS, "GET, HEAD", api_metrics, NULL, true, false},
+    [ROUTE_ROOM] = {ROUTE_ROOM, "GET, HEAD", api_room_info, api_request_completed, true, false},
+    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET, HEAD", sse_handle, sse_completed, true, false},
+    [ROUTE_POLL] = {ROUTE_POLL, "GET, HEAD", lp_handle, lp_completed, true, false},
     [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_request_completed, true, true},
-    [ROUTE_WS] = {ROUTE_WS, "GET", NULL, NULL, true, false},
-    [ROUTE_HUB] = {ROUTE_HUB, "GET, POST, DELETE", sr_request, sr_request_completed, true, true},
+    [ROUTE_WS] = {ROUTE_WS, "GET, HEAD", NULL, NULL, true, false},
+    [ROUTE_HUB] = {ROUTE_HUB, "GET, HEAD, POST, DELETE", sr_request, sr_request_completed, true,
+                   true},
     [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, sr_request_completed, true, false},
-    [ROUTE_STATS] = {ROUTE_STATS, "GET", sse_handle, sse_completed, true, false},
-    [ROUTE_STATIC] = {ROUTE_STATIC, "GET", static_get, NULL, true, false},
+    [ROUTE_STATS] = {ROUTE_STATS, "GET, HEAD", sse_handle, sse_completed, true, false},
+    [ROUTE_STATIC] = {ROUTE_STATIC, "GET, HEAD", static_get, NULL, true, false},
 };
 
 /* True when method is one of the route's. */
@@ -154,25 +156,6 @@ enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, co
     return ret;
 }
 
-/* Writes s as the inside of a JSON string (quotes and control characters
- * escaped). Returns the length written, stopping short of cap. */
-static size_t json_escape(char *out, size_t cap, const char *s)
-{
-    size_t n = 0;
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            out[n++] = '\\';
-            out[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
-        } else {
-            out[n++] = (char)c;
-        }
-    }
-    return n;
-}
-
 void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap)
 {
     const union MHD_ConnectionInfo *ci =
@@ -191,22 +174,28 @@ static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned statu
                                      const char *extra_header, const char *extra_value,
                                      const char *fmt, va_list ap)
 {
-    char text[512], body[1200], addr[CLIENT_ADDR_MAX];
-    vsnprintf(text, sizeof(text), fmt, ap);
+    char addr[CLIENT_ADDR_MAX];
+    buf tb = {0};
+    if (!buf_vprintf(&tb, fmt, ap) || !buf_append(&tb, "", 1)) {
+        buf_free(&tb);
+        return MHD_NO;
+    }
     /* Logged once, here: a refused request and who sent it. */
     http_client_addr(conn, addr, sizeof(addr));
     if (status == MHD_HTTP_NOT_FOUND)
-        LOG_DBG(TAG, "%u to %s: %s", status, addr, text);
+        LOG_DBG(TAG, "%u to %s: %s", status, addr, tb.data);
     else
-        LOG_INFO(TAG, "%u to %s: %s", status, addr, text);
-    size_t n = (size_t)snprintf(body, sizeof(body), "{\"error\":\"");
-    n += json_escape(body + n, sizeof(body) - n - 3, text);
-    memcpy(body + n, "\"}", 3);
-    n += 2;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
+        LOG_INFO(TAG, "%u to %s: %s", status, addr, tb.data);
+    size_t n = 0;
+    char *body = json_error_body(tb.data, &n);
+    buf_free(&tb);
+    if (!body)
         return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
     MHD_add_response_header(r, "Content-Type", "application/json");
     MHD_add_response_header(r, "Cache-Control", "no-store");
     if (extra_header)
@@ -223,6 +212,15 @@ enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, c
     va_start(ap, fmt);
     enum MHD_Result ret = reply_error_v(conn, status, NULL, NULL, fmt, ap);
     va_end(ap);
+    return ret;
+}
+
+enum MHD_Result http_reply_not_found(struct MHD_Connection *conn, const char *url)
+{
+    char *quoted = json_text_clip(url, JSON_ECHO_MAX);
+    enum MHD_Result ret =
+        http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", quoted ? quoted : "");
+    free(quoted);
     return ret;
 }
 
@@ -474,6 +472,47 @@ static enum MHD_Result answer_hub_upgrade(struct MHD_Connection *conn, const cfg
     return answer_ws_path(conn);
 }
 
+/* HEAD on a route that streams or holds its GET (event streams, long
+ * polls, a hub path): the content type its GET would answer with, or NULL
+ * for a route whose GET is answered at once (MHD sends that answer's
+ * headers without the body). */
+static const char *held_content_type(route_kind kind, struct MHD_Connection *conn)
+{
+    if (kind == ROUTE_EVENTS || kind == ROUTE_STATS)
+        return "text/event-stream";
+    if (kind == ROUTE_POLL)
+        return "application/json";
+    if (kind != ROUTE_HUB)
+        return NULL;
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
+    return accept && strstr(accept, "text/event-stream") ? "text/event-stream"
+                                                         : "application/octet-stream";
+}
+
+static ssize_t no_body(void *cls, uint64_t pos, char *out, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)out;
+    (void)max;
+    return MHD_CONTENT_READER_END_OF_STREAM;
+}
+
+/* HEAD on a held route: the headers at once (200, the content type), no
+ * stream opened and nothing held; the query is not looked at. */
+static enum MHD_Result answer_head_held(struct MHD_Connection *conn, const char *type)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, no_body, NULL, NULL);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = http_queue(conn, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* Per request, kept in MHD's con_cls until the request completes. */
 typedef struct http_req {
     const route *route; /* NULL: answer with the error below */
@@ -482,7 +521,6 @@ typedef struct http_req {
     unsigned error_status;
     char error[160];
     char room[ROOM_NAME_MAX + 1];
-    char url[512]; /* ROUTE_STATIC */
 } http_req;
 
 static void set_error(http_req *req, unsigned status, const char *text)
@@ -498,8 +536,11 @@ static void resolve(http_req *req, const char *url, const char *method)
     size_t room_len = 0;
     route_kind kind = parse_path(url, &room, &room_len, &req->hub);
     const route *rt = &routes[kind];
-    if (kind == ROUTE_NONE || !rt->enabled ||
-        (kind == ROUTE_STATIC && strcmp(method, "GET") && !static_exists(url)))
+    if (strlen(url) > HTTP_PATH_MAX)
+        set_error(req, MHD_HTTP_URI_TOO_LONG,
+                  "the path is longer than " HTTP_PATH_MAX_TEXT " bytes");
+    else if (kind == ROUTE_NONE || !rt->enabled ||
+             (kind == ROUTE_STATIC && strcmp(method, "GET") && !static_exists(url)))
         set_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint");
     else if (!route_allows(rt, method))
         set_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
@@ -512,8 +553,6 @@ static void resolve(http_req *req, const char *url, const char *method)
         memcpy(req->room, room, room_len);
     if (kind == ROUTE_STATS)
         snprintf(req->room, sizeof(req->room), "%s", API_STATS_ROOM);
-    if (kind == ROUTE_STATIC)
-        snprintf(req->url, sizeof(req->url), "%s", url);
 }
 
 static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
@@ -526,7 +565,7 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
                                 "method %s is not allowed here; use %s", method, rt->method);
     }
     if (req->error_status == MHD_HTTP_NOT_FOUND)
-        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+        return http_reply_not_found(conn, url);
     return http_reply_error(conn, req->error_status, "%s", req->error);
 }
 
@@ -551,7 +590,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&requests_open, 1);
         resolve(req, url, method);
         request_started(conn);
-        if (!req->route || !req->route->early)
+        if (!req->route || !req->route->early || !strcmp(method, "HEAD"))
             return MHD_YES;
         http_call call = {conn, method, req->hub, req->room, true, upload_data,
                           upload_data_size, &req->state};
@@ -567,10 +606,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->route->kind == ROUTE_WS)
         return answer_ws_path(conn);
+    const char *held_type =
+        !strcmp(method, "HEAD") ? held_content_type(req->route->kind, conn) : NULL;
+    if (held_type)
+        return answer_head_held(conn, held_type);
     if (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn))
         return answer_hub_upgrade(conn, req->hub);
-    http_call call = {conn, method, req->route->kind == ROUTE_STATIC ? (const void *)req->url : req->hub,
-                      req->room, false, upload_data, upload_data_size, &req->state};
+    /* The static route's argument is the whole URL, however long. */
+    const void *arg = req->route->kind == ROUTE_STATIC ? (const void *)url : req->hub;
+    http_call call = {conn,        method,           arg,        req->room, false,
+                      upload_data, upload_data_size, &req->state};
     return req->route->handle(&call);
 }
 

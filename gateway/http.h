@@ -92,6 +92,13 @@ void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap);
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
                                  ...) __attribute__((format(printf, 3, 4)));
 
+/* 404 {"error":"no such endpoint: <url>"}, the url cut to JSON_ECHO_MAX. */
+enum MHD_Result http_reply_not_found(struct MHD_Connection *conn, const char *url);
+
+/* A longer request path gets 414 with a JSON error, whatever it names. */
+#define HTTP_PATH_MAX 1024
+#define HTTP_PATH_MAX_TEXT "1024"
+
 /* A request body being received, bounded. */
 typedef struct http_body {
     buf b;

@@ -30,7 +30,10 @@ int static_init(const cfg *c)
     if (!c->web.root[0])
         return 0; /* pages switched off */
     if (!realpath(c->web.root, root)) {
-        LOG_WARN(TAG, "web root %s: %s; pages are not served", c->web.root, strerror(errno));
+        /* Only the built-in default gets here: a configured web.root that is
+         * not a directory fails the config (exit 2, config.c). */
+        LOG_WARN(TAG, "web.root \"%s\": %s; pages are not served (set web.root, or \"\" for none)",
+                 c->web.root, strerror(errno));
         return -1;
     }
     root_len = strlen(root);
@@ -115,7 +118,7 @@ enum MHD_Result static_handle(http_call *call, const char *url)
     size_t len = 0;
     char *data = resolve(url, path) ? read_file(path, &len) : NULL;
     if (!data)
-        return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", url);
+        return http_reply_not_found(call->conn, url);
     struct MHD_Response *r = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(data);

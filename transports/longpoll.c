@@ -366,6 +366,9 @@ enum MHD_Result lp_handle(http_call *call)
     if (epoch && !hub_epoch_is_valid(epoch))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "epoch must be 1 to 15 letters or digits");
+    if (epoch && !v) /* as on /ws: an epoch alone names no position */
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "epoch needs since: poll with since=N&epoch=E");
     room_poll *p = calloc(1, sizeof(*p));
     if (!p)
         return MHD_NO;

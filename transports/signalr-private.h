@@ -13,6 +13,10 @@
 #include "transports/signalr.h"
 
 #define TOKEN_LEN 22 /* 16 random bytes in base64url */
+/* Longest invocationId echoed in a Completion; a longer one closes the
+ * connection with an error (README, SignalR). */
+#define SR_INVOCATION_ID_MAX 1024
+#define SR_INVOCATION_ID_MAX_TEXT "1024"
 #define SR_OWNER_TTL_MS 60000   /* a node's claim on a connection lapses unless touched */
 #define SR_TOUCH_EVERY_MS 20000
 

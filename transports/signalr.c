@@ -35,6 +35,7 @@
 #include <sys/random.h>
 
 #include "gateway/buf.h"
+#include "gateway/json_text.h"
 #include "gateway/log.h"
 #include "transports/signalr-private.h"
 
@@ -204,14 +205,15 @@ static void send_record_as(sr_conn *c, const char *json, size_t len, bool counte
     msg_unref(m);
 }
 
-/* Writes s as a JSON string (with quotes) into out. */
-static void json_quote(char *out, size_t cap, const char *s)
+/* Queues the record built in b (freed here); one that could not be built
+ * (out of memory) is dropped with a log line. */
+static void send_built(sr_conn *c, buf *b, bool ok, bool counted)
 {
-    json_t *j = json_string(s);
-    char *q = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
-    snprintf(out, cap, "%s", q ? q : "\"\"");
-    free(q);
-    json_decref(j);
+    if (ok)
+        send_record_as(c, b->data, b->len, counted);
+    else
+        LOG_WARN(TAG, "connection %s: out of memory for a record", c->id);
+    buf_free(b);
 }
 
 static void send_record(sr_conn *c, const char *json, size_t len)
@@ -223,18 +225,16 @@ static void send_record(sr_conn *c, const char *json, size_t len)
 static void send_completion(sr_conn *c, const char *invocation_id, const char *error,
                             const char *result)
 {
-    char id[160], err[600], rec[1000];
-    json_quote(id, sizeof(id), invocation_id);
-    int n;
-    if (error) {
-        json_quote(err, sizeof(err), error);
-        n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"error\":%s}", id, err);
-    } else {
-        n = snprintf(rec, sizeof(rec), "{\"type\":3,\"invocationId\":%s,\"result\":%s}", id,
-                     result && *result ? result : "null");
-    }
-    if (n > 0 && (size_t)n < sizeof(rec))
-        send_record_as(c, rec, (size_t)n, true);
+    buf b = {0};
+    bool ok = buf_append_str(&b, "{\"type\":3,\"invocationId\":") &&
+              buf_json_string(&b, invocation_id, strlen(invocation_id), 0);
+    if (error)
+        ok =
+            ok && buf_append_str(&b, ",\"error\":") && buf_json_string(&b, error, strlen(error), 0);
+    else
+        ok = ok && buf_append_str(&b, ",\"result\":") &&
+             buf_append_str(&b, result && *result ? result : "null");
+    send_built(c, &b, ok && buf_append(&b, "}", 1), true);
 }
 
 static void send_ping(sr_conn *c)
@@ -256,12 +256,14 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
         return;
     hub_leave(the_hub, &c->s);
     if (error || allow_reconnect) {
-        char err[600] = "", rec[700];
+        buf b = {0};
+        bool ok = buf_append_str(&b, "{\"type\":7");
         if (error)
-            json_quote(err, sizeof(err), error);
-        int n = snprintf(rec, sizeof(rec), "{\"type\":7%s%s%s}", error ? ",\"error\":" : "",
-                         err, allow_reconnect ? ",\"allowReconnect\":true" : "");
-        send_record(c, rec, (size_t)n);
+            ok = ok && buf_append_str(&b, ",\"error\":") &&
+                 buf_json_string(&b, error, strlen(error), 0);
+        if (allow_reconnect)
+            ok = ok && buf_append_str(&b, ",\"allowReconnect\":true");
+        send_built(c, &b, ok && buf_append(&b, "}", 1), false);
     }
     sub_end(&c->s);
     if (error)
@@ -343,8 +345,7 @@ static bool action_takes_room(cfg_action a)
  * backplane, a join whose room is fetched first). Holds a ref on c. */
 typedef struct sr_pending {
     sr_conn *c;
-    bool has_id;
-    char invocation_id[160];
+    char *invocation_id; /* malloc'd; NULL: no completion is sent */
     char room[ROOM_NAME_MAX + 1];
 } sr_pending;
 
@@ -356,21 +357,24 @@ static sr_pending *pending_new(sr_conn *c, const char *invocation_id, const char
     sr_pending *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
+    if (invocation_id && !(p->invocation_id = strdup(invocation_id))) {
+        free(p);
+        return NULL;
+    }
     atomic_fetch_add(&c->refs, 1);
     p->c = c;
-    p->has_id = invocation_id != NULL;
-    snprintf(p->invocation_id, sizeof(p->invocation_id), "%s", invocation_id ? invocation_id : "");
     snprintf(p->room, sizeof(p->room), "%s", room ? room : "");
     return p;
 }
 
 static void pending_finish(sr_pending *p, const char *error, const char *result)
 {
-    if (p->has_id)
+    if (p->invocation_id)
         send_completion(p->c, p->invocation_id, error, result);
     else if (error)
         LOG_DBG(TAG, "connection %s: %s", p->c->id, error);
     sr_conn_unref(p->c);
+    free(p->invocation_id);
     free(p);
 }
 
@@ -441,6 +445,7 @@ static const char *join_room(sr_conn *c, const char *invocation_id, const char *
     if (!rc)
         return later;
     sr_conn_unref(p->c);
+    free(p->invocation_id);
     free(p);
     if (rc != -EEXIST)
         return "Could not join the room.";
@@ -517,20 +522,41 @@ static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_m
     return "Unknown action.";
 }
 
-/* Type 1. Returns false when the record is malformed (the caller closes). */
-static bool handle_invocation(sr_conn *c, json_t *rec)
+/* The invocationId of rec, checked: NULL when absent (or *bad set: not a
+ * string, or longer than SR_INVOCATION_ID_MAX, when it is not echoed). */
+static const char *invocation_id_of(json_t *rec, const char **bad)
+{
+    json_t *inv = json_object_get(rec, "invocationId");
+    if (!inv)
+        return NULL;
+    if (!json_is_string(inv))
+        *bad = "Invalid invocation: 'invocationId' must be a string.";
+    else if (json_string_length(inv) > SR_INVOCATION_ID_MAX)
+        *bad = "Invalid invocation: 'invocationId' is longer than " SR_INVOCATION_ID_MAX_TEXT
+               " bytes.";
+    return *bad ? NULL : json_string_value(inv);
+}
+
+/* Type 1. Returns false with *why when the record is malformed (the
+ * caller closes). */
+static bool handle_invocation(sr_conn *c, json_t *rec, const char **why)
 {
     const char *target = json_string_value(json_object_get(rec, "target"));
     json_t *args = json_object_get(rec, "arguments");
-    json_t *inv = json_object_get(rec, "invocationId");
-    if (!target || !json_is_array(args) || (inv && !json_is_string(inv)))
+    const char *invocation_id = invocation_id_of(rec, why);
+    if (*why)
         return false;
-    const char *invocation_id = json_string_value(inv);
+    if (!target || !json_is_array(args)) {
+        *why = "Invalid invocation: 'target' and 'arguments' are required.";
+        return false;
+    }
     char err[400], result[ROOM_NAME_MAX + 96] = "";
     const char *error;
     const cfg_method *m = find_method(c->hub, target);
     if (!m) {
-        snprintf(err, sizeof(err), "Unknown hub method '%.200s'.", target);
+        char *quoted = json_text_clip(target, JSON_ECHO_MAX);
+        snprintf(err, sizeof(err), "Unknown hub method '%s'.", quoted ? quoted : "");
+        free(quoted);
         error = err;
     } else {
         error = run_method(c, invocation_id, m, args, err, sizeof(err), result, sizeof(result));
@@ -557,7 +583,9 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
         snprintf(err, sizeof(err), "Handshake was malformed: expected "
                                    "{\"protocol\":\"json\",\"version\":1}.");
     } else if (strcmp(protocol, "json")) {
-        snprintf(err, sizeof(err), "Protocol '%.100s' is not supported.", protocol);
+        char *quoted = json_text_clip(protocol, JSON_ECHO_MAX);
+        snprintf(err, sizeof(err), "Protocol '%s' is not supported.", quoted ? quoted : "");
+        free(quoted);
     } else if (json_integer_value(version) < 1 || json_integer_value(version) > 2) {
         snprintf(err, sizeof(err), "Protocol 'json' version %" JSON_INTEGER_FORMAT
                  " is not supported.", json_integer_value(version));
@@ -566,11 +594,11 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     }
     json_decref(j);
     if (err[0]) {
-        char reply[400];
-        char q[340];
-        json_quote(q, sizeof(q), err);
-        int n = snprintf(reply, sizeof(reply), "{\"error\":%s}", q);
-        send_record(c, reply, (size_t)n);
+        size_t n;
+        char *reply = json_error_body(err, &n);
+        if (reply)
+            send_record(c, reply, n);
+        free(reply);
         sr_conn_close(c, err, false);
         return;
     }
@@ -637,12 +665,11 @@ static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **
     if (!stateful || take_numbered(c, t, j, why)) {
         switch (t) {
         case 1:
-            ok = handle_invocation(c, j);
-            if (!ok)
-                *why = "Invalid invocation: 'target' and 'arguments' are required.";
+            ok = handle_invocation(c, j, why);
             break;
         case 4: {
-            const char *inv = json_string_value(json_object_get(j, "invocationId"));
+            const char *inv = invocation_id_of(j, why);
+            ok = !*why;
             if (inv)
                 send_completion(c, inv, "Streaming is not supported.", NULL);
             break;

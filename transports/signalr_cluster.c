@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/json_text.h"
 #include "gateway/log.h"
 #include "transports/signalr-private.h"
 
@@ -147,9 +148,10 @@ static void fwd_finish(sr_fwd *f, unsigned status, const char *body, size_t len)
 
 static void fwd_finish_error(sr_fwd *f, unsigned status, const char *error)
 {
-    char body[300];
-    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", error);
-    fwd_finish(f, status, body, (size_t)n);
+    size_t n = 0;
+    char *body = json_error_body(error, &n);
+    fwd_finish(f, body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, body, n);
+    free(body);
 }
 
 static const char *op_name(fwd_kind k)
@@ -337,9 +339,10 @@ void sr_cluster_reply(const char *to, uint64_t req, unsigned status, const char 
 
 static void reply_error(const char *to, uint64_t req, unsigned status, const char *error)
 {
-    char body[200];
-    int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", error);
-    sr_cluster_reply(to, req, status, body, (size_t)n);
+    size_t n = 0;
+    char *body = json_error_body(error, &n);
+    sr_cluster_reply(to, req, body ? status : MHD_HTTP_INTERNAL_SERVER_ERROR, body, n);
+    free(body);
 }
 
 /* A send (POST body) for a connection held here. */

@@ -11,6 +11,7 @@
  * sub lock only.
  */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -614,25 +615,31 @@ void sr_request_completed(void *state)
 
 /* ------------------------------------------------------------ negotiate */
 
-static void append_transport(char *out, size_t cap, const char *name, const char *formats)
+/* The negotiate answer (protocol doc (b)) as malloc'd JSON text, listing
+ * the transports this node offers in the order WebSockets,
+ * ServerSentEvents, LongPolling. Version 0 has the token as its id. NULL
+ * on ENOMEM. */
+static char *negotiate_body(uint64_t version, const char *id, const char *token, bool stateful)
 {
-    size_t n = strlen(out);
-    snprintf(out + n, cap - n, "%s{\"transport\":\"%s\",\"transferFormats\":[%s]}",
-             out[n - 1] == '[' ? "" : ",", name, formats);
-}
-
-/* The transports this node offers, as negotiate lists them. */
-static void list_transports(char *out, size_t cap)
-{
-    snprintf(out, cap, "[");
+    json_t *list = json_array();
     if (conf->transports.websocket)
-        append_transport(out, cap, "WebSockets", "\"Text\",\"Binary\"");
+        json_array_append_new(list, json_pack("{s:s,s:[s,s]}", "transport", "WebSockets",
+                                              "transferFormats", "Text", "Binary"));
     if (conf->transports.sse)
-        append_transport(out, cap, "ServerSentEvents", "\"Text\"");
+        json_array_append_new(list, json_pack("{s:s,s:[s]}", "transport", "ServerSentEvents",
+                                              "transferFormats", "Text"));
     if (conf->transports.long_polling)
-        append_transport(out, cap, "LongPolling", "\"Text\",\"Binary\"");
-    size_t n = strlen(out);
-    snprintf(out + n, cap - n, "]");
+        json_array_append_new(list, json_pack("{s:s,s:[s,s]}", "transport", "LongPolling",
+                                              "transferFormats", "Text", "Binary"));
+    json_t *body = version >= 1
+                       ? json_pack("{s:i,s:s,s:s,s:o}", "negotiateVersion", 1, "connectionId", id,
+                                   "connectionToken", token, "availableTransports", list)
+                       : json_pack("{s:s,s:o}", "connectionId", token, "availableTransports", list);
+    if (body && stateful)
+        json_object_set_new(body, "useStatefulReconnect", json_true());
+    char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(body);
+    return text;
 }
 
 /* Clustered: negotiate makes nothing (the node that first carries the
@@ -641,21 +648,15 @@ static void list_transports(char *out, size_t cap)
  * connection; elsewhere it is refused and the client connects anew. */
 static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bool stateful)
 {
-    char token[TOKEN_LEN + 1], id[TOKEN_LEN + 1], transports[300], body[600];
+    char token[TOKEN_LEN + 1], id[TOKEN_LEN + 1];
     sr_random_token(token);
     sr_random_token(id);
-    list_transports(transports, sizeof(transports));
-    int n = version >= 1 ? snprintf(body, sizeof(body),
-                                    "{\"negotiateVersion\":1,\"connectionId\":\"%s\","
-                                    "\"connectionToken\":\"%s\",\"availableTransports\":%s%s}",
-                                    id, token, transports,
-                                    stateful ? ",\"useStatefulReconnect\":true" : "")
-                         : snprintf(body, sizeof(body),
-                                    "{\"connectionId\":\"%s\",\"availableTransports\":%s}",
-                                    token, transports);
+    char *body = negotiate_body(version, id, token, stateful);
+    if (!body)
+        return MHD_NO;
     sr_req *rq = new_req(call, REQ_FWD);
     sr_fwd *f = rq ? sr_fwd_negotiate(call, call->arg, token, body) : NULL;
-    (void)n;
+    free(body);
     if (!f)
         return MHD_NO;
     rq->inner = f;
@@ -692,18 +693,9 @@ enum MHD_Result sr_negotiate(http_call *call)
     if (!c)
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "cannot create a connection now");
-    char transports[300];
-    list_transports(transports, sizeof(transports));
-    char body[600];
-    int n = version >= 1
-                ? snprintf(body, sizeof(body),
-                           "{\"negotiateVersion\":1,\"connectionId\":\"%s\","
-                           "\"connectionToken\":\"%s\",\"availableTransports\":%s%s}",
-                           c->id, c->token, transports,
-                           offer_stateful ? ",\"useStatefulReconnect\":true" : "")
-                : snprintf(body, sizeof(body),
-                           "{\"connectionId\":\"%s\",\"availableTransports\":%s}", c->id,
-                           transports);
+    char *body = negotiate_body(version, c->id, c->token, offer_stateful);
     sr_conn_unref(c);
-    return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
+    if (!body)
+        return MHD_NO;
+    return http_reply_take(call->conn, MHD_HTTP_OK, "application/json", body, strlen(body));
 }

@@ -58,6 +58,11 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
 
   test('room names of 128 characters and of every allowed character are accepted', async () => {
     assert.equal(await publish(base, 'r'.repeat(128), 1), 1);
+    // Its info, also when it comes from the backplane: whole, valid JSON.
+    const long = await roomInfo(base, 'r'.repeat(128));
+    assert.equal(long.status, 200, long.text);
+    assert.equal(long.json?.room, 'r'.repeat(128), long.text);
+    assert.equal(long.json.last_id, 1);
     const all = 'ABCXYZabcxyz0189._-:';
     assert.equal(await publish(base, all, 1), 1);
     const info = await roomInfo(base, all);
@@ -74,6 +79,40 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
     const index = await request(`${base}/`);
     assert.equal(index.status, 200, `GET /: ${index.status} ${index.text.slice(0, 200)}`);
     assert.match(index.headers.get('content-type') ?? '', /^text\/html\b/i, 'GET /: Content-Type');
+  });
+
+  // A raw GET of path (not normalised as fetch would), Connection: close:
+  // {status, headers, body} with the body parsed as JSON.
+  async function rawGet(path, what) {
+    const res = parseRawResponse((await rawRequest(srv.port, `GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).raw);
+    assert.match(res.headers['content-type'] ?? '', /^application\/json\b/, `${what}: Content-Type (status ${res.status})`);
+    const length = Number(res.headers['content-length']);
+    res.json = JSON.parse(res.body.slice(0, length));
+    assert.equal(typeof res.json.error, 'string', `${what}: ${res.body}`);
+    return res;
+  }
+
+  test('long paths -> 404 or 414 with a JSON error, never another file', async () => {
+    // 511 bytes that resolve to chat.html, then more: the whole path names
+    // no file (once, the first 511 bytes were served).
+    const prefix = `//${'./'.repeat(250)}chat.html`;
+    assert.equal(prefix.length, 511);
+    const cut = await rawGet(`${prefix}${'X'.repeat(18)}`, '529-byte path');
+    assert.equal(cut.status, 404, `529-byte path: ${cut.status} ${cut.body.slice(0, 200)}`);
+    assert.ok(cut.json.error.length < 300, `the echoed path is bounded: ${cut.json.error.length}`);
+    const whole = parseRawResponse((await rawRequest(srv.port, `GET ${prefix} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)).raw);
+    assert.equal(whole.status, 200, 'the 511-byte path itself is chat.html');
+    // Past 1024 bytes: 414, for files and endpoints alike.
+    for (const path of [`/${'a'.repeat(2000)}`, `/rooms/x/${'b'.repeat(1100)}`, `//${'./'.repeat(1000)}chat.html`]) {
+      const res = await rawGet(path, `${path.length}-byte path`);
+      assert.equal(res.status, 414, `${path.length}-byte path: ${res.status}`);
+      assert.match(res.json.error, /1024/);
+    }
+    // Control characters and invalid UTF-8 (percent-encoded) in a 404 path:
+    // still one valid JSON body.
+    const odd = await rawGet(`/nope%01%22%5C%FF%C3%28${'%07'.repeat(100)}`, 'odd bytes');
+    assert.equal(odd.status, 404);
+    assert.match(odd.json.error, /^no such endpoint: \/nope\u0001"\\/);
   });
 
   test('a room that does not exist -> 404', async () => {
@@ -99,6 +138,46 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
       assert.ok(allow.includes(allowed), `${method} ${path}: Allow "${res.headers.get('allow')}" lacks ${allowed}`);
       assert.ok(!allow.includes(method), `${method} ${path}: Allow "${res.headers.get('allow')}" lists ${method}`);
     }
+  });
+
+  test('HEAD on every GET endpoint: the GET\'s status and headers, no body; streams and polls answer at once', async (t) => {
+    // Default poll timeout (25 s): a HEAD that held like its GET would time out below.
+    const own = await startCrier({});
+    t.after(() => stopClean(own));
+    const at = own.url;
+    assert.equal(await publish(at, 'headroom', 1), 1);
+    for (const path of ['/healthz', '/rooms/headroom', '/rooms/never-used', '/', '/chat.html', '/nope', '/rooms/bad!/events']) {
+      const get = await request(`${at}${path}`);
+      const head = await request(`${at}${path}`, { method: 'HEAD' });
+      assert.equal(head.status, get.status, `HEAD ${path}: status`);
+      assert.equal(head.text, '', `HEAD ${path}: no body`);
+      for (const h of ['content-type', 'content-length', 'cache-control']) {
+        assert.equal(head.headers.get(h), get.headers.get(h), `HEAD ${path}: ${h}`);
+      }
+    }
+    const metrics = await request(`${at}/metrics`, { method: 'HEAD' });
+    assert.equal(metrics.status, 200);
+    assert.match(metrics.headers.get('content-type') ?? '', /^text\/plain/);
+    // Streams and polls: 200 and the content type at once, nothing held.
+    const held = [
+      ['/rooms/headroom/events', /^text\/event-stream/, {}],
+      ['/rooms/headroom/poll', /^application\/json/, {}],
+      ['/stats/events', /^text\/event-stream/, {}],
+      ['/hubs/chat?id=whatever', /^text\/event-stream/, { Accept: 'text/event-stream' }],
+      ['/hubs/chat?id=whatever&_=1', /^application\/octet-stream/, {}],
+    ];
+    for (const [path, type, headers] of held) {
+      const head = await request(`${at}${path}`, { method: 'HEAD', headers, timeout: 10_000 });
+      assert.equal(head.status, 200, `HEAD ${path}`);
+      assert.match(head.headers.get('content-type') ?? '', type, `HEAD ${path}: Content-Type`);
+      assert.equal(head.text, '', `HEAD ${path}: no body`);
+    }
+    const counts = await request(`${at}/rooms/headroom`);
+    assert.deepEqual(counts.json.subscribers, { websocket: 0, sse: 0, long_polling: 0 }, 'no HEAD left a subscriber');
+    // Allow lists HEAD where GET is.
+    const allow = (await request(`${at}/rooms/x/events`, { method: 'POST', body: '{}' })).headers.get('allow') ?? '';
+    assert.match(allow, /\bHEAD\b/, `Allow: ${allow}`);
+    assert.equal((await request(`${at}/rooms/x/messages`, { method: 'HEAD' })).status, 405, 'HEAD where GET is not served');
   });
 
   test('malformed JSON -> 400', async () => {
@@ -148,6 +227,15 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
     for (const since of ['-1', 'abc', '1.5', '1e3', '0x10']) {
       assertJsonError(await request(`${base}/rooms/x/poll?since=${since}`, { timeout: 3000 }), 400, `since=${since}`);
     }
+  });
+
+  test('epoch without since -> 400 on /poll, as on /ws', async () => {
+    const epoch = (await publishRaw(base, 'epochonly', '1')).json?.epoch ?? 'abc';
+    const poll = await request(`${base}/rooms/epochonly/poll?epoch=${epoch}`, { timeout: 5000 });
+    assertJsonError(poll, 400, '/poll?epoch=E');
+    assert.match(poll.json.error, /since/);
+    const ws = await wsRefusal(`${srv.wsUrl}/rooms/epochonly/ws?epoch=${epoch}`);
+    assert.equal(ws.status, 400, `/ws?epoch=E: ${ws.status} ${ws.body}`);
   });
 
   test('WebSocket upgrade on an unknown path -> 404', async () => {

@@ -59,6 +59,8 @@ test('config errors exit 2 and name the key', async (t) => {
     ['negative limits.send_queue', { limits: { send_queue: -1 } }, 'limits.send_queue'],
     ['unknown log_level', { log_level: 'loud' }, 'log_level'],
     ['bad listen', { listen: 'no-port-here' }, 'listen'],
+    ['web.root that does not exist', { web: { root: '/no/such/crier/web' } }, 'web.root'],
+    ['web.root that is a file', { web: { root: 'README.md' } }, 'web.root'],
   ];
   for (const [what, config, key] of cases) {
     await t.test(what, () => expectConfigError(config, key));

@@ -203,3 +203,103 @@ test('WS upgrade with an unknown or closed connection token -> 404', async (t) =
   assert.equal(closed.status, 404, `WS upgrade, closed connection's token: ${closed.status} ${closed.body}`);
   await assertStillServes(ctx, 'refused upgrades');
 });
+
+// Every record received parses as JSON (none is cut or badly escaped).
+function assertAllParse(raw, what) {
+  const bad = raw.records().filter((r) => 'unparsed' in r);
+  assert.deepEqual(bad, [], `${what}: every record is valid JSON`);
+}
+
+test('raw WS: long invocationIds and hostile targets -> valid JSON completions with the error; the connection stays', async (t) => {
+  const ctx = await setup(t);
+  const obs = await observer(ctx);
+  const raw = await ctx.raw();
+  await raw.handshake();
+  const completion = (id) => raw.waitRecords((r) => r.some((x) => x.type === 3 && x.invocationId === id), 3000, `the completion of ${id.slice(0, 20)}`)
+    .then(() => raw.records().find((x) => x.type === 3 && x.invocationId === id));
+
+  // A 300-byte id (past the old 160-byte buffer) is echoed whole.
+  const longId = 'i'.repeat(300);
+  raw.sendText(`${JSON.stringify({ type: 1, target: 'SendMessage', arguments: ['raw', 'long id'], invocationId: longId })}${RS}`);
+  const ok = await completion(longId);
+  assert.equal(ok.error, undefined, `SendMessage with a 300-byte id: ${JSON.stringify(ok)}`);
+
+  // Unknown targets full of control characters, quotes, backslashes, non-ASCII.
+  const targets = [
+    `Bad\u0001\u001f"\\\n${'x\u0007"\\'.repeat(150)}`,
+    `${'\u00e9\u4e2d\u{1F600}'.repeat(100)}`,
+    `</script>\u2028\u2029${'\t'.repeat(500)}`,
+  ];
+  for (const [k, target] of targets.entries()) {
+    const id = `${k}-${'q"\\'.repeat(100)}`;
+    raw.sendText(`${JSON.stringify({ type: 1, target, arguments: [], invocationId: id })}${RS}`);
+    const c = await completion(id);
+    assert.match(c.error, /^Unknown hub method '/, `target ${k}: ${JSON.stringify(c)}`);
+    assert.ok(c.error.length < 400, `target ${k}: the echo is bounded (${c.error.length} chars)`);
+  }
+  // A streaming invocation with a long id gets its refusal too.
+  raw.sendText(`${JSON.stringify({ type: 4, target: 'Ticks', arguments: [], invocationId: `s${longId}` })}${RS}`);
+  assert.match((await completion(`s${longId}`)).error, /Streaming/);
+  assertAllParse(raw, 'long ids and hostile targets');
+
+  // The connection still works.
+  raw.sendText(`{"type":1,"target":"SendMessage","arguments":["raw","after"],"invocationId":"z"}${RS}`);
+  assert.equal((await completion('z')).error, undefined);
+  await obs.check('hostile targets');
+  await assertStillServes(ctx, 'hostile targets');
+  await stop(obs);
+});
+
+test('raw WS: an invocationId over 1024 bytes -> a Close saying so; over max_message_bytes -> Close naming the limit', async (t) => {
+  const ctx = await setup(t);
+  const obs = await observer(ctx);
+  const raw = await ctx.raw();
+  await raw.handshake();
+  raw.sendText(`${JSON.stringify({ type: 1, target: 'SendMessage', arguments: ['raw', 'huge id'], invocationId: 'h'.repeat(60000) })}${RS}`);
+  const records = await assertClosedWithError(raw, /invocationId.*1024/, 'a 60000-byte invocationId');
+  assert.ok(!records.some((x) => x.type === 3), 'no completion echoes the huge id');
+  assertAllParse(raw, 'huge invocationId');
+
+  const raw2 = await ctx.raw();
+  await raw2.handshake();
+  raw2.sendText(`${JSON.stringify({ type: 1, target: 'SendMessage', arguments: [], invocationId: 'm'.repeat(1 << 20) })}${RS}`);
+  await assertClosedWithError(raw2, /max_message_bytes/, 'a 1 MiB invocationId');
+  assertAllParse(raw2, '1 MiB invocationId');
+
+  await obs.check('huge invocationId');
+  await assertStillServes(ctx, 'huge invocationId');
+  await stop(obs);
+});
+
+test('raw WS: a handshake naming a long protocol full of control characters -> a valid JSON handshake error', async (t) => {
+  const ctx = await setup(t);
+  const raw = await ctx.raw();
+  raw.sendText(`${JSON.stringify({ protocol: `mp\u0001"\\${'\u0002'.repeat(300)}`, version: 1 })}${RS}`);
+  const records = await assertClosedWithError(raw, /not supported/, 'hostile protocol name');
+  assert.match(records[0].error, /^Protocol 'mp\u0001"\\/, JSON.stringify(records[0]));
+  assertAllParse(raw, 'hostile protocol name');
+  await assertStillServes(ctx, 'hostile protocol name');
+});
+
+test('long polling: a POST of invalid UTF-8 -> a valid JSON Close with the error on the poll', async (t) => {
+  const ctx = await setup(t);
+  const neg = await request(`${ctx.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST' });
+  const url = `${ctx.url}/hubs/chat?id=${neg.json.connectionToken}`;
+  assert.equal((await request(`${url}&_=1`)).status, 200, 'first poll');
+  assert.equal((await request(url, { method: 'POST', body: HANDSHAKE })).status, 200, 'handshake');
+  const hs = await request(`${url}&_=2`, { timeout: 3000 });
+  assert.equal(hs.text, `{}${RS}`);
+  const bad = Buffer.concat([
+    Buffer.from('{"type":1,"target":"Bad\\u0001'),
+    Buffer.from([0xff, 0xc3, 0x28, 0xed, 0xa0, 0x80]),
+    Buffer.from(`","arguments":[],"invocationId":"1"}${RS}`),
+  ]);
+  const post = await request(url, { method: 'POST', body: bad });
+  assert.ok(post.status < 500, `POST: ${post.status}`);
+  const res = await request(`${url}&_=3`, { timeout: 3000 });
+  assert.equal(res.status, 200, `poll: ${res.status} ${res.text}`);
+  const records = res.text.split(RS).filter(Boolean).map((r) => JSON.parse(r));
+  assert.equal(records.at(-1).type, 7, `a Close: ${JSON.stringify(res.text)}`);
+  assert.equal(typeof records.at(-1).error, 'string');
+  await assertStillServes(ctx, 'invalid UTF-8');
+});

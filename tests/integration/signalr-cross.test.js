@@ -32,8 +32,23 @@ async function curlPublish(url, body) {
   return res;
 }
 
+// The built-in chat hub, with "Other" allowed as a ?target= of publishes.
+const CHAT_WITH_OTHER = {
+  chat: {
+    path: '/hubs/chat',
+    default_target: 'ReceiveMessage',
+    publish_targets: ['ReceiveMessage', 'Other'],
+    methods: {
+      SendMessage: { action: 'broadcast', target: 'ReceiveMessage', args: 2 },
+      SendToRoom: { action: 'room', target: 'ReceiveMessage' },
+      JoinRoom: { action: 'join', args: 1 },
+      LeaveRoom: { action: 'leave', args: 1 },
+    },
+  },
+};
+
 test('curl POST /rooms/lobby/messages reaches SignalR members of lobby', async (t) => {
-  const ctx = await setup(t);
+  const ctx = await setup(t, { hubs: CHAT_WITH_OTHER });
   const ws = await ctx.connect({ transport: T.WebSockets, label: 'ws member' });
   const sse = await ctx.connect({ transport: T.ServerSentEvents, label: 'sse member' });
   const lp = await ctx.connect({ transport: T.LongPolling, label: 'lp member' });
@@ -168,4 +183,42 @@ test('custom hubs config: hub feed at /hubs/feed, "others" excludes the caller, 
   assert.deepEqual(heard[2].calls[1], ['from', 'http']);
   await assertQuiet([heard[0], heard[1]], 200, [0, 1]);
   for (const x of [a, b, c]) await stop(x);
+});
+
+test('POST ?target= only names a hub\'s publish_targets (default: default_target and the methods\' targets)', async (t) => {
+  const ctx = await setup(t);
+  const member = await ctx.connect({ transport: T.WebSockets, label: 'member' });
+  assertJoined(await invoke(member, 'JoinRoom', 'guarded'), 'guarded');
+  const rx = receiver(member);
+  const evil = receiver(member, 'Other');
+
+  for (const target of ['Other', 'JoinRoom', 'SendMessage']) {
+    const res = await curlPost(`${ctx.url}/rooms/guarded/messages?target=${target}`, '["x","y"]');
+    assert.equal(res.status, 400, `target=${target}: ${res.status} ${res.body}`);
+    const body = JSON.parse(res.body);
+    assert.match(body.error, new RegExp(`'${target}'.*publish_targets`), res.body);
+  }
+  // Allowed: the default target, in any case (SignalR clients match names so).
+  await curlPublish(`${ctx.url}/rooms/guarded/messages?target=ReceiveMessage`, '["a","1"]');
+  await curlPublish(`${ctx.url}/rooms/guarded/messages?target=receivemessage`, '["a","2"]');
+  await curlPublish(`${ctx.url}/rooms/guarded/messages`, '["a","3"]');
+  await rx.wait(3);
+  assert.deepEqual(rx.calls, [['a', '1'], ['a', '2'], ['a', '3']]);
+  await assertQuiet([evil], 300, [0]);
+  await stop(member);
+});
+
+test('publish_targets: [] allows no ?target= at all; publishes without one still reach members', async (t) => {
+  const ctx = await setup(t, { hubs: { chat: { ...CHAT_WITH_OTHER.chat, publish_targets: [] } } });
+  const member = await ctx.connect({ transport: T.WebSockets, label: 'member' });
+  assertJoined(await invoke(member, 'JoinRoom', 'locked'), 'locked');
+  const rx = receiver(member);
+  for (const target of ['ReceiveMessage', 'Other']) {
+    const res = await curlPost(`${ctx.url}/rooms/locked/messages?target=${target}`, '["x","y"]');
+    assert.equal(res.status, 400, `target=${target}: ${res.status} ${res.body}`);
+  }
+  await curlPublish(`${ctx.url}/rooms/locked/messages`, '["ok","1"]');
+  await rx.wait(1);
+  assert.deepEqual(rx.calls, [['ok', '1']]);
+  await stop(member);
 });

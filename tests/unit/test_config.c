@@ -37,6 +37,12 @@ static bool hub_equal(const cfg_hub *a, const cfg_hub *b)
         if (!method_equal(&a->methods[i], &b->methods[i]))
             return false;
     }
+    if (a->npublish_targets != b->npublish_targets)
+        return false;
+    for (unsigned i = 0; i < a->npublish_targets; i++) {
+        if (strcmp(a->publish_targets[i], b->publish_targets[i]) != 0)
+            return false;
+    }
     return true;
 }
 
@@ -846,6 +852,56 @@ static void test_hub_structure_errors(void)
           "test.json: 'hubs.b.methods.Bad.args' must be an integer from 1 to 32");
 }
 
+/* publish_targets: the hub's default_target and its methods' targets
+ * unless set; an explicit list replaces that; [] allows none. */
+static void test_publish_targets(void)
+{
+    cfg c;
+    cfg_defaults(&c);
+    CHECK(c.hubs[0].npublish_targets == 1);
+    CHECK_STR(c.hubs[0].publish_targets[0], "ReceiveMessage");
+    CHECK(cfg_publish_target_allowed(&c, "ReceiveMessage"));
+    CHECK(cfg_publish_target_allowed(&c, "receivemessage"));
+    CHECK(!cfg_publish_target_allowed(&c, "Other"));
+    CHECK(!cfg_publish_target_allowed(&c, "JoinRoom"));
+
+    if (load_ok(&c, "{'hubs': {'a': {'path': '/a', 'default_target': 'Got', 'methods': {"
+                    "  'Tell': {'action': 'others', 'target': 'Told'},"
+                    "  'Say': {'action': 'broadcast'}, 'In': {'action': 'join'},"
+                    "  'Shout': {'action': 'room', 'target': 'told'}}},"
+                    " 'b': {'path': '/b', 'publish_targets': ['X', 'Y_2', 'X'],"
+                    "  'methods': {'Z': {'action': 'broadcast', 'target': 'Zed'}}},"
+                    " 'c': {'path': '/c', 'publish_targets': [], 'methods': {}}}}") != 0)
+        return;
+    CHECK(c.hubs[0].npublish_targets == 2);
+    CHECK_STR(c.hubs[0].publish_targets[0], "Got");
+    CHECK_STR(c.hubs[0].publish_targets[1], "Told");
+    CHECK(c.hubs[1].npublish_targets == 2);
+    CHECK_STR(c.hubs[1].publish_targets[0], "X");
+    CHECK_STR(c.hubs[1].publish_targets[1], "Y_2");
+    CHECK(c.hubs[2].npublish_targets == 0);
+    CHECK(cfg_publish_target_allowed(&c, "Got") && cfg_publish_target_allowed(&c, "TOLD"));
+    CHECK(cfg_publish_target_allowed(&c, "Y_2"));
+    CHECK(!cfg_publish_target_allowed(&c, "Zed")); /* b's list replaces its default */
+    CHECK(!cfg_publish_target_allowed(&c, "ReceiveMessage"));
+
+    load_ok(&c, "{'hubs': {}}");
+    CHECK(!cfg_publish_target_allowed(&c, "ReceiveMessage"));
+
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {}, 'publish_targets': 'X'}}}",
+          "test.json: 'hubs.h.publish_targets' must be an array of at most 33 target names");
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {}, 'publish_targets': [1]}}}",
+          "test.json: 'hubs.h.publish_targets' must be a string");
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {}, 'publish_targets': ['a b']}}}",
+          "test.json: 'hubs.h.publish_targets': expected a target name of 1 to 63 letters, "
+          "digits or '_', not starting with a digit, got 'a b'");
+    char many[1024] = "{'hubs': {'h': {'path': '/h', 'methods': {}, 'publish_targets': [";
+    for (int i = 0; i < 34; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s'T%d'", i ? "," : "", i);
+    strcat(many, "]}}}");
+    fails(many, "test.json: 'hubs.h.publish_targets' must be an array of at most 33 target names");
+}
+
 static void test_method_errors(void)
 {
     static const char *const bad_actions[] = {"'Broadcast'", "''",       "1",     "null",
@@ -1122,6 +1178,26 @@ static void test_hub_error_leaves_config_unchanged(void)
     CHECK(memcmp(&c, &before, sizeof(c)) == 0);
 }
 
+/* web.root, when set, must be a directory that exists; "" serves none. */
+static void test_web_root(void)
+{
+    cfg c;
+    char err[CFG_ERR_MAX] = "";
+    check_fails("{\"web\": {\"root\": \"/no/such/crier/dir\"}}",
+                "test.json: 'web.root': expected an existing directory (\"\" serves no pages), "
+                "got '/no/such/crier/dir'");
+    check_fails("{\"web\": {\"root\": \"config.example.json\"}}",
+                "test.json: 'web.root': expected an existing directory");
+    check_fails("{\"web\": {\"root\": 5}}", "test.json: 'web.root' must be a string");
+    CHECK(load(&c, "{\"web\": {\"root\": \"\"}}", err) == 0);
+    CHECK_STR(c.web.root, "");
+    CHECK(load(&c, "{\"web\": {\"root\": \"/tmp\"}}", err) == 0);
+    CHECK_STR(c.web.root, "/tmp");
+    /* The built-in default is not checked here (static.c warns at start). */
+    cfg_defaults(&c);
+    CHECK_STR(c.web.root, "web");
+}
+
 static void test_example_file_is_the_defaults(void)
 {
     cfg c, d;
@@ -1144,9 +1220,10 @@ TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
           TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
           TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
           TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),
-          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr), TEST(test_backplane),
-          TEST(test_hubs_replace_defaults), TEST(test_hubs_replace_earlier_load),
-          TEST(test_hubs_empty), TEST(test_method_defaults), TEST(test_hub_structure_errors),
-          TEST(test_method_errors), TEST(test_names), TEST(test_paths), TEST(test_uniqueness),
-          TEST(test_limits), TEST(test_hub_error_leaves_config_unchanged),
+          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr),
+          TEST(test_backplane), TEST(test_hubs_replace_defaults),
+          TEST(test_hubs_replace_earlier_load), TEST(test_hubs_empty), TEST(test_method_defaults),
+          TEST(test_hub_structure_errors), TEST(test_method_errors), TEST(test_publish_targets),
+          TEST(test_names), TEST(test_paths), TEST(test_uniqueness), TEST(test_limits),
+          TEST(test_hub_error_leaves_config_unchanged), TEST(test_web_root),
           TEST(test_example_file_is_the_defaults))
