@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/limits.h"
 #include "gateway/log.h"
 
 #define TAG "longpoll"
@@ -308,7 +309,8 @@ enum MHD_Result lp_handle(http_call *call)
     if (rc) {
         sub_fini(&p->s);
         free(p);
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s",
+                                limit_join_error(rc));
     }
     p->since = p->s.last_id; /* since, or the room's last id without one */
     return lp_hold(call, &p->s, (int64_t)conf->limits.poll_timeout_s * 1000, &room_poll_ops, p,

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "gateway/limits.h"
 #include "gateway/log.h"
 
 #define TAG "sse"
@@ -266,7 +267,8 @@ enum MHD_Result sse_handle(http_call *call)
     if (rc) {
         sub_fini(&rs->s);
         free(rs);
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s",
+                                limit_join_error(rc));
     }
     return sse_stream(call, &rs->s, ": crier\nretry: 2000\n\n", room_stream_ended, rs);
 }
