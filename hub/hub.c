@@ -278,6 +278,14 @@ static void room_hist_changed(hub *h, room *r)
     heap_down(h, r->heap_pos - 1);
 }
 
+/* Hub lock held: r's history after expiry, a clear or an eviction. */
+static void room_hist_dropped(hub *h, room *r, size_t before)
+{
+    if (r->hist.bytes < before)
+        h->freed_bytes += before - r->hist.bytes;
+    room_hist_changed(h, r);
+}
+
 /* Hub lock held: while all history holds more than history_max_bytes, the
  * oldest message of the largest room goes. Rooms left empty are freed by
  * the next hub_expire (the caller may be holding one). */
@@ -289,8 +297,9 @@ static void enforce_history_budget(hub *h)
     uint64_t n = 0;
     while (h->hist_bytes > max && h->nheap) {
         room *r = h->heap[0];
+        size_t before = r->hist.bytes;
         history_drop_oldest(&r->hist);
-        room_hist_changed(h, r);
+        room_hist_dropped(h, r, before);
         n++;
     }
     h->evicted += n;
@@ -310,14 +319,6 @@ static void keep_in_history(hub *h, room *r, msg *m)
     history_push(&r->hist, m);
     room_hist_changed(h, r);
     enforce_history_budget(h);
-}
-
-/* Hub lock held: r's history after expiry or a clear. */
-static void room_hist_dropped(hub *h, room *r, size_t before)
-{
-    if (r->hist.bytes < before)
-        h->freed_bytes += before - r->hist.bytes;
-    room_hist_changed(h, r);
 }
 
 /* ---------------------------------------------------------------- rooms */
