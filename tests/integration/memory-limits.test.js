@@ -8,12 +8,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import WebSocket from 'ws';
 import { assertJsonError, publish, publishRaw, request } from '../lib/http.js';
 import { startCrier, stopClean } from '../lib/server.js';
 import { sseHttp, parseEventId } from '../lib/sse.js';
 import { T, connect, invoke, negotiate, setup, stop } from '../lib/signalr.js';
-import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { sleep, waitFor } from '../lib/util.js';
 import { openWs } from '../lib/ws.js';
 
 // The value of one /metrics sample (name with its labels), or undefined.
@@ -31,6 +30,15 @@ const refusals = (base, limit) => metric(base, `crier_limit_refusals_total{limit
 // Lines of stderr that contain text.
 const linesWith = (srv, text) => srv.stderr().split('\n').filter((l) => l.includes(text));
 
+// One log line per limit every 10 s at most: the most a burst that lasted
+// from t0 to now may have written.
+const linesAllowed = (t0) => 1 + Math.floor((Date.now() - t0) / 10_000);
+
+// This process's own rooms and history: on the memory backplane (with Redis,
+// a publish to a room nobody here is in makes no room here, and history
+// lives in Redis).
+const MEMORY = { backplane: { type: 'memory' } };
+
 async function started(t, config) {
   const srv = await startCrier(config);
   t.after(() => stopClean(srv));
@@ -38,9 +46,10 @@ async function started(t, config) {
 }
 
 test('limits.max_rooms: a new room past the cap is refused on every transport, logged once per burst', { timeout: 30_000 }, async (t) => {
-  const srv = await started(t, { limits: { max_rooms: 3 } });
+  const srv = await started(t, { ...MEMORY, limits: { max_rooms: 3 } });
   for (const room of ['a', 'b', 'c']) assert.equal(await publish(srv.url, room, { room }), 1);
 
+  const t0 = Date.now();
   const res = await publishRaw(srv.url, 'd', '{"x":1}');
   assertJsonError(res, 503, 'publish to a 4th room');
   assert.match(res.json.error, /limits\.max_rooms/);
@@ -68,9 +77,11 @@ test('limits.max_rooms: a new room past the cap is refused on every transport, l
   // Existing rooms go on; nothing new was made.
   assert.equal(await publish(srv.url, 'a', { again: true }), 2);
   assert.equal(await metric(srv.url, 'crier_rooms'), 3);
-  assert.ok((await refusals(srv.url, 'max_rooms')) >= 5);
+  const refused = await refusals(srv.url, 'max_rooms');
+  assert.ok(refused >= 5, `refusals ${refused}`);
   await waitFor(() => linesWith(srv, 'limits.max_rooms (3) reached').length >= 1, { timeout: 3000, message: 'a log line' });
-  assert.equal(linesWith(srv, 'limits.max_rooms (3) reached').length, 1, 'one line for the burst');
+  const lines = linesWith(srv, 'limits.max_rooms (3) reached').length;
+  assert.ok(lines <= linesAllowed(t0) && lines < refused, `${lines} log lines for ${refused} refusals: one per burst`);
 });
 
 // A signalr.js context on a server started here.
@@ -107,10 +118,11 @@ test('limits.max_rooms_per_connection: SignalR JoinRoom past the cap gets a comp
 
 test('history.max_bytes: a flood stays within the budget; resumes into evicted messages get the gap (SSE, long poll, WebSocket)', { timeout: 60_000 }, async (t) => {
   const BUDGET = 65536;
-  const srv = await started(t, { history: { max_bytes: BUDGET, size: 1000 } });
+  const srv = await started(t, { ...MEMORY, history: { max_bytes: BUDGET, size: 1000 } });
   const big = 'x'.repeat(8000);
   // A small room first, then a flood of large messages into another.
   for (let i = 1; i <= 3; i++) assert.equal(await publish(srv.url, 'small', { i }), i);
+  const t0 = Date.now();
   for (let i = 1; i <= 40; i++) assert.equal(await publish(srv.url, 'flood', { i, big }), i);
   const bytes = await metric(srv.url, 'crier_history_bytes');
   assert.ok(bytes > 0 && bytes <= BUDGET, `crier_history_bytes ${bytes} within ${BUDGET}`);
@@ -150,16 +162,25 @@ test('history.max_bytes: a flood stays within the budget; resumes into evicted m
   const lpSmall = await request(`${srv.url}/rooms/small/poll?since=0&epoch=${smallEpoch}`);
   assert.equal(lpSmall.json.gap, undefined, lpSmall.text);
   assert.deepEqual(lpSmall.json.messages.map((m) => m.id), [1, 2, 3]);
-  assert.equal(linesWith(srv, 'history.max_bytes').length, 1, 'one log line for the burst');
+  const lines = linesWith(srv, 'history.max_bytes').length;
+  assert.ok(lines >= 1 && lines <= linesAllowed(t0), `${lines} log lines: one per burst`);
 });
 
 const range = (a, b) => Array.from({ length: b - a + 1 }, (_, i) => a + i);
 
 test('signalr.negotiate_rate_per_s / negotiate_burst: 429 with Retry-After past the burst, per address', { timeout: 30_000 }, async (t) => {
   const srv = await started(t, { signalr: { negotiate_rate_per_s: 1, negotiate_burst: 3 } });
-  for (let i = 0; i < 3; i++) assert.equal((await negotiate(srv.url)).status, 200);
-  const res = await negotiate(srv.url);
-  assertJsonError(res, 429, 'a 4th negotiate at once');
+  // The burst, then 429 (one more per second that the requests themselves take).
+  const t0 = Date.now();
+  let ok = 0;
+  let res;
+  for (let i = 0; i < 30; i++) {
+    res = await negotiate(srv.url);
+    if (res.status !== 200) break;
+    ok++;
+  }
+  assert.ok(ok >= 3 && ok <= 3 + Math.ceil((Date.now() - t0) / 1000), `${ok} negotiates let through`);
+  assertJsonError(res, 429, 'a negotiate past the burst');
   const retry = Number(res.headers.get('retry-after'));
   assert.ok(retry >= 1 && retry <= 2, `Retry-After ${res.headers.get('retry-after')}`);
   assert.ok((await refusals(srv.url, 'signalr_negotiate_rate')) >= 1);
@@ -169,7 +190,7 @@ test('signalr.negotiate_rate_per_s / negotiate_burst: 429 with Retry-After past 
 });
 
 test('signalr.max_pending_connections: 503 while that many are negotiated and unused; a started transport frees a slot', { timeout: 30_000 }, async (t) => {
-  const srv = await started(t, { signalr: { max_pending_connections: 2 } });
+  const srv = await started(t, { ...MEMORY, signalr: { max_pending_connections: 2 } }) // clustered negotiate makes nothing;
   const a = await negotiate(srv.url);
   const b = await negotiate(srv.url);
   assert.equal(a.status, 200);
@@ -230,17 +251,17 @@ test('limits.max_fragment_bytes_total: unfinished WebSocket messages across conn
 });
 
 test('after expiry, rooms and history bytes go back to zero', { timeout: 60_000 }, async (t) => {
-  const srv = await started(t, { history: { ttl_s: 1 } });
+  const srv = await started(t, { ...MEMORY, history: { ttl_s: 5 } });
   const N = 1000;
   for (let i = 0; i < N; i += 50) {
     await Promise.all(range(i, i + 49).map((k) => publish(srv.url, `burst-${k}`, { k })));
   }
-  assert.equal(await metric(srv.url, 'crier_rooms'), N);
-  assert.ok((await metric(srv.url, 'crier_history_bytes')) > N * 100);
-  await waitFor(async () => (await metric(srv.url, 'crier_rooms')) === 0, { timeout: 10_000, message: 'rooms swept' });
+  assert.equal(await metric(srv.url, 'crier_messages_published_total'), N);
+  // (Some may have expired already on a slow machine: the last ones have not.)
+  const rooms = await metric(srv.url, 'crier_rooms');
+  assert.ok(rooms > 0 && rooms <= N, `crier_rooms ${rooms}`);
+  assert.ok((await metric(srv.url, 'crier_history_bytes')) > rooms * 100);
+  await waitFor(async () => (await metric(srv.url, 'crier_rooms')) === 0, { timeout: 30_000, message: 'rooms swept' });
   assert.equal(await metric(srv.url, 'crier_history_bytes'), 0);
 });
 
-// Unused helpers kept out of lint's way.
-void WebSocket;
-void withTimeout;
