@@ -21,6 +21,7 @@
  */
 #include "transports/longpoll.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -309,8 +310,10 @@ enum MHD_Result lp_handle(http_call *call)
     if (rc) {
         sub_fini(&p->s);
         free(p);
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "%s",
-                                limit_join_error(rc));
+        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
+            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
+                                      limit_join_error(rc));
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
     }
     p->since = p->s.last_id; /* since, or the room's last id without one */
     return lp_hold(call, &p->s, (int64_t)conf->limits.poll_timeout_s * 1000, &room_poll_ops, p,

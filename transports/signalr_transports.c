@@ -11,7 +11,6 @@
  * sub lock only.
  */
 #include <errno.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -667,31 +666,6 @@ static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bo
     return forwarded(call, rq);
 }
 
-/* Replies status with {"error": error} and, when retry_s, Retry-After;
- * logs nothing (limit_refused logs once per burst). */
-static enum MHD_Result reply_limited(struct MHD_Connection *conn, unsigned status,
-                                     unsigned retry_s, const char *error)
-{
-    json_t *o = json_pack("{s:s}", "error", error);
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    struct MHD_Response *r =
-        body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    if (retry_s) {
-        char v[16];
-        snprintf(v, sizeof(v), "%u", retry_s);
-        MHD_add_response_header(r, "Retry-After", v);
-    }
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
 /* Past the client address's negotiate rate: 429 with Retry-After. */
 static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
 {
@@ -706,7 +680,7 @@ static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
              "negotiate_burst (%u) passed by %.64s",
              conf->signalr.negotiate_rate_per_s, conf->signalr.negotiate_burst, addr);
     limit_refused(LIMIT_NEGOTIATE_RATE, what);
-    *ret = reply_limited(call->conn, MHD_HTTP_TOO_MANY_REQUESTS, (unsigned)((wait_ms + 999) / 1000),
+    *ret = http_reply_refused(call->conn, MHD_HTTP_TOO_MANY_REQUESTS, (unsigned)((wait_ms + 999) / 1000),
                          "too many negotiate requests from this address "
                          "(signalr.negotiate_rate_per_s); retry after the time Retry-After gives");
     return true;
@@ -744,7 +718,7 @@ enum MHD_Result sr_negotiate(http_call *call)
                  "a SignalR negotiate refused (503): signalr.max_pending_connections (%u) reached",
                  conf->signalr.max_pending_connections);
         limit_refused(LIMIT_SIGNALR_PENDING, what);
-        return reply_limited(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 5,
+        return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 5,
                              "too many SignalR connections negotiated and not started "
                              "(signalr.max_pending_connections); try again later");
     }

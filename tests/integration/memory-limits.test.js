@@ -82,6 +82,7 @@ test('limits.max_rooms: a new room past the cap is refused on every transport, l
   await waitFor(() => linesWith(srv, 'limits.max_rooms (3) reached').length >= 1, { timeout: 3000, message: 'a log line' });
   const lines = linesWith(srv, 'limits.max_rooms (3) reached').length;
   assert.ok(lines <= linesAllowed(t0) && lines < refused, `${lines} log lines for ${refused} refusals: one per burst`);
+  assert.deepEqual(linesWith(srv, '503 to'), [], 'no log line per refused request');
 });
 
 // A signalr.js context on a server started here.
