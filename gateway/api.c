@@ -344,29 +344,30 @@ __attribute__((format(printf, 2, 3))) static bool appendf(buf *b, const char *fm
 /* The memory limits' gauges and refusal counters (README: Configuration). */
 static bool metrics_limits(buf *b, const hub_stats *st)
 {
-    bool ok = appendf(b,
-                      "# HELP crier_history_bytes Bytes all rooms' history counts (history.max_bytes "
-                      "bounds it).\n"
-                      "# TYPE crier_history_bytes gauge\ncrier_history_bytes %" PRIu64 "\n"
-                      "# HELP crier_history_max_bytes The configured history.max_bytes.\n"
-                      "# TYPE crier_history_max_bytes gauge\ncrier_history_max_bytes %zu\n"
-                      "# HELP crier_history_evicted_total Messages dropped early to keep within "
-                      "history.max_bytes.\n"
-                      "# TYPE crier_history_evicted_total counter\n"
-                      "crier_history_evicted_total %" PRIu64 "\n"
-                      "# HELP crier_signalr_pending_connections SignalR connections negotiated "
-                      "whose transport has not started.\n"
-                      "# TYPE crier_signalr_pending_connections gauge\n"
-                      "crier_signalr_pending_connections %u\n"
-                      "# HELP crier_websocket_fragment_bytes Bytes held for unfinished WebSocket "
-                      "messages.\n"
-                      "# TYPE crier_websocket_fragment_bytes gauge\n"
-                      "crier_websocket_fragment_bytes %zu\n"
-                      "# HELP crier_limit_refusals_total Requests refused (or messages evicted) "
-                      "by a resource limit.\n"
-                      "# TYPE crier_limit_refusals_total counter\n",
-                      st->history_bytes, conf->history.max_bytes, st->history_evicted,
-                      sr_pending_connections(), ws_fragment_bytes());
+    bool ok =
+        appendf(b,
+                "# HELP crier_history_bytes Bytes all rooms' history counts (history.max_bytes "
+                "bounds it).\n"
+                "# TYPE crier_history_bytes gauge\ncrier_history_bytes %" PRIu64 "\n"
+                "# HELP crier_history_max_bytes The configured history.max_bytes.\n"
+                "# TYPE crier_history_max_bytes gauge\ncrier_history_max_bytes %zu\n"
+                "# HELP crier_history_evicted_total Messages dropped early to keep within "
+                "history.max_bytes.\n"
+                "# TYPE crier_history_evicted_total counter\n"
+                "crier_history_evicted_total %" PRIu64 "\n"
+                "# HELP crier_signalr_pending_connections SignalR connections negotiated "
+                "whose transport has not started.\n"
+                "# TYPE crier_signalr_pending_connections gauge\n"
+                "crier_signalr_pending_connections %u\n"
+                "# HELP crier_websocket_fragment_bytes Bytes held for unfinished WebSocket "
+                "messages.\n"
+                "# TYPE crier_websocket_fragment_bytes gauge\n"
+                "crier_websocket_fragment_bytes %zu\n"
+                "# HELP crier_limit_refusals_total Requests refused (or messages evicted) "
+                "by a resource limit.\n"
+                "# TYPE crier_limit_refusals_total counter\n",
+                st->history_bytes, conf->history.max_bytes, st->history_evicted,
+                sr_pending_connections(), ws_fragment_bytes());
     for (int k = 0; ok && k < LIMIT_COUNT; k++)
         ok = appendf(b, "crier_limit_refusals_total{limit=\"%s\"} %" PRIu64 "\n",
                      limit_name((limit_kind)k), limit_refusals((limit_kind)k));

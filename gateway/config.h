@@ -62,10 +62,10 @@ typedef struct cfg {
         size_t max_header_bytes;  /* default 8192, 1024 .. 65536 */
         unsigned max_connections; /* 0 = open-file limit minus a reserve; else 1 .. 1000000 */
         /* memory no client can exhaust (503 / WebSocket 1013 / SignalR error past them) */
-        unsigned max_rooms;       /* rooms clients name, default 100000, 1 .. 100000000 */
+        unsigned max_rooms;                /* rooms clients name, default 100000, 1 .. 100000000 */
         unsigned max_rooms_per_connection; /* default 100, 1 .. 1000000 */
-        size_t max_fragment_bytes_total; /* unfinished WebSocket messages, all connections:
-                                            default 64 MiB, 64 KiB .. 1 TiB */
+        size_t max_fragment_bytes_total;   /* unfinished WebSocket messages, all connections:
+                                              default 64 MiB, 64 KiB .. 1 TiB */
     } limits;
 
     struct {
@@ -96,9 +96,9 @@ typedef struct cfg {
                                           default 15, 1 .. 3600 */
         unsigned max_pending_connections; /* negotiated, no transport yet: default 10000,
                                              1 .. 1000000 (503 past it) */
-        unsigned negotiate_rate_per_s; /* per client address, default 20, 1 .. 1000000 */
-        unsigned negotiate_burst;      /* per client address, default 100, 1 .. 1000000
-                                          (429 with Retry-After past rate and burst) */
+        unsigned negotiate_rate_per_s;    /* per client address, default 20, 1 .. 1000000 */
+        unsigned negotiate_burst;         /* per client address, default 100, 1 .. 1000000
+                                             (429 with Retry-After past rate and burst) */
     } signalr;
 
     struct {

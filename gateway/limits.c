@@ -47,7 +47,8 @@ void limit_refused(limit_kind k, const char *what)
     uint64_t n = atomic_fetch_add(&refusals[k], 1) + 1;
     int64_t now = mono_ms();
     int64_t due = atomic_load(&next_log_ms[k]);
-    if (now < due || !atomic_compare_exchange_strong(&next_log_ms[k], &due, now + LIMIT_LOG_EVERY_MS))
+    if (now < due ||
+        !atomic_compare_exchange_strong(&next_log_ms[k], &due, now + LIMIT_LOG_EVERY_MS))
         return;
     uint64_t before = atomic_exchange(&logged_at[k], n);
     LOG_WARN(TAG, "%s (%llu time%s since the last such line; next line in %d s at most)", what,

@@ -10,12 +10,12 @@
 #include <stdint.h>
 
 typedef enum {
-    LIMIT_ROOMS,              /* limits.max_rooms: a new room refused */
-    LIMIT_ROOMS_PER_CONN,     /* limits.max_rooms_per_connection: a join refused */
-    LIMIT_HISTORY_BYTES,      /* history.max_bytes: a kept message evicted early */
-    LIMIT_SIGNALR_PENDING,    /* signalr.max_pending_connections: a negotiate refused */
-    LIMIT_NEGOTIATE_RATE,     /* signalr.negotiate_rate_per_s: a negotiate refused */
-    LIMIT_FRAGMENT_BYTES,     /* limits.max_fragment_bytes_total: a WebSocket closed */
+    LIMIT_ROOMS,           /* limits.max_rooms: a new room refused */
+    LIMIT_ROOMS_PER_CONN,  /* limits.max_rooms_per_connection: a join refused */
+    LIMIT_HISTORY_BYTES,   /* history.max_bytes: a kept message evicted early */
+    LIMIT_SIGNALR_PENDING, /* signalr.max_pending_connections: a negotiate refused */
+    LIMIT_NEGOTIATE_RATE,  /* signalr.negotiate_rate_per_s: a negotiate refused */
+    LIMIT_FRAGMENT_BYTES,  /* limits.max_fragment_bytes_total: a WebSocket closed */
     LIMIT_COUNT
 } limit_kind;
 

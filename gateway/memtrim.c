@@ -13,8 +13,8 @@
 
 #define TAG "memory"
 
-static size_t pending;   /* freed since the last trim */
-static int64_t last_ms;  /* when the last trim ran; 0 never */
+static size_t pending;  /* freed since the last trim */
+static int64_t last_ms; /* when the last trim ran; 0 never */
 
 bool memtrim_freed(size_t freed, int64_t now_ms)
 {

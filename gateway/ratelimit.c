@@ -84,8 +84,8 @@ int64_t ratelimit_take(ratelimit *rl, const char *key, int64_t now_ms)
     entry *e = find_or_make(rl, k, now_ms);
     if (now_ms > e->at_ms) {
         int64_t add = (now_ms - e->at_ms) * rl->rate; /* thousandths */
-        e->tokens_milli = add >= rl->burst_milli - e->tokens_milli ? rl->burst_milli
-                                                                     : e->tokens_milli + add;
+        e->tokens_milli =
+            add >= rl->burst_milli - e->tokens_milli ? rl->burst_milli : e->tokens_milli + add;
         e->at_ms = now_ms;
     }
     int64_t wait = 0;

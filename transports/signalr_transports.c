@@ -680,9 +680,10 @@ static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
              "negotiate_burst (%u) passed by %.64s",
              conf->signalr.negotiate_rate_per_s, conf->signalr.negotiate_burst, addr);
     limit_refused(LIMIT_NEGOTIATE_RATE, what);
-    *ret = http_reply_refused(call->conn, MHD_HTTP_TOO_MANY_REQUESTS, (unsigned)((wait_ms + 999) / 1000),
-                         "too many negotiate requests from this address "
-                         "(signalr.negotiate_rate_per_s); retry after the time Retry-After gives");
+    *ret = http_reply_refused(
+        call->conn, MHD_HTTP_TOO_MANY_REQUESTS, (unsigned)((wait_ms + 999) / 1000),
+        "too many negotiate requests from this address "
+        "(signalr.negotiate_rate_per_s); retry after the time Retry-After gives");
     return true;
 }
 
@@ -719,8 +720,8 @@ enum MHD_Result sr_negotiate(http_call *call)
                  conf->signalr.max_pending_connections);
         limit_refused(LIMIT_SIGNALR_PENDING, what);
         return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 5,
-                             "too many SignalR connections negotiated and not started "
-                             "(signalr.max_pending_connections); try again later");
+                                  "too many SignalR connections negotiated and not started "
+                                  "(signalr.max_pending_connections); try again later");
     }
     if (c && offer_stateful) {
         pthread_mutex_lock(&c->s.lock);

@@ -519,7 +519,7 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
         return on_oversize(c, wsi);
     const char *why = "";
     if (!c->rx_len && message_complete(wsi)) { /* whole in one piece: nothing to hold */
-        rx_release(c); /* (after empty fragments) */
+        rx_release(c); /* what empty fragments before it held */
         int code = c->sess.ops->receive(c->sess.session, in, len, lws_frame_is_binary(wsi), &why);
         return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
     }

@@ -1757,7 +1757,6 @@ static void test_epoch_is_valid(void)
     CHECK(!hub_epoch_is_valid("caf\xc3\xa9"));
 }
 
-
 /* ------------------------------------------------- memory limits (#11) */
 
 static hub *new_hub_opt(hub_options opt)
@@ -1772,8 +1771,7 @@ static hub *new_hub_opt(hub_options opt)
  * room is freed, a new one may come. */
 static void test_max_rooms(void)
 {
-    hub *h = new_hub_opt((hub_options){.history_size = 10, .history_ttl_ms = 5000,
-                                       .max_rooms = 3});
+    hub *h = new_hub_opt((hub_options){.history_size = 10, .history_ttl_ms = 5000, .max_rooms = 3});
     if (!h)
         return;
     uint64_t id = 0;
@@ -1807,8 +1805,8 @@ static void test_max_rooms(void)
  * room. */
 static void test_max_rooms_per_sub(void)
 {
-    hub *h = new_hub_opt((hub_options){.history_size = 10, .history_ttl_ms = 5000,
-                                       .max_rooms_per_sub = 2});
+    hub *h = new_hub_opt(
+        (hub_options){.history_size = 10, .history_ttl_ms = 5000, .max_rooms_per_sub = 2});
     if (!h)
         return;
     loopback l, other;
@@ -1873,7 +1871,7 @@ static void test_history_budget(void)
     CHECK(got_gap(h, &a, "A", "expired", 0, 2));
     CHECK(got_range(&a, 2, 10));
     CHECK(hub_resume(h, "B", &b.s, 0, eb) == 0);
-    CHECK(got_range(&b, 1, 6)); /* nothing of B's lost: no gap */
+    CHECK(got_range(&b, 1, 6));                   /* nothing of B's lost: no gap */
     CHECK(hub_resume(h, "A", &a9.s, 1, ea) == 0); /* cursor just before what is kept */
     CHECK(got_range(&a9, 2, 10));
 

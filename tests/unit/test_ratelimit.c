@@ -20,7 +20,7 @@ static void test_burst_then_refused(void)
     CHECK(ratelimit_take(rl, "10.0.0.1", t) == 0);
     CHECK(ratelimit_take(rl, "10.0.0.1", t) == 0);
     int64_t wait = ratelimit_take(rl, "10.0.0.1", t);
-    CHECK(wait == 500); /* 2 a second: the next token in 500 ms */
+    CHECK(wait == 500);                            /* 2 a second: the next token in 500 ms */
     CHECK(ratelimit_take(rl, "10.0.0.2", t) == 0); /* another address: its own bucket */
     CHECK(ratelimit_take(rl, "10.0.0.1", t + 499) > 0);
     CHECK(ratelimit_take(rl, "10.0.0.1", t + 500) == 0);
