@@ -71,6 +71,7 @@ test('limits.max_rooms: a new room past the cap is refused on every transport, l
   const ctx = { ...(await setupLike(t, srv)) };
   const conn = await connect(ctx, { transport: T.WebSockets });
   await assert.rejects(invoke(conn, 'JoinRoom', 'd'), /limits\.max_rooms/);
+  await assert.rejects(invoke(conn, 'SendToRoom', 'd', 'hi'), /limits\.max_rooms/);
   await invoke(conn, 'JoinRoom', 'a'); // an existing room still joins
   await stop(conn);
 
@@ -78,7 +79,7 @@ test('limits.max_rooms: a new room past the cap is refused on every transport, l
   assert.equal(await publish(srv.url, 'a', { again: true }), 2);
   assert.equal(await metric(srv.url, 'crier_rooms'), 3);
   const refused = await refusals(srv.url, 'max_rooms');
-  assert.ok(refused >= 5, `refusals ${refused}`);
+  assert.ok(refused >= 6, `refusals ${refused}`);
   await waitFor(() => linesWith(srv, 'limits.max_rooms (3) reached').length >= 1, { timeout: 3000, message: 'a log line' });
   const lines = linesWith(srv, 'limits.max_rooms (3) reached').length;
   assert.ok(lines <= linesAllowed(t0) && lines < refused, `${lines} log lines for ${refused} refusals: one per burst`);
