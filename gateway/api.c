@@ -23,8 +23,10 @@
 
 #include <jansson.h>
 
+#include "gateway/limits.h"
 #include "gateway/log.h"
 #include "hub/payload.h"
+#include "transports/signalr.h"
 #include "transports/longpoll.h"
 #include "transports/sse.h"
 #include "transports/ws.h"
@@ -118,6 +120,10 @@ static void publish_answered(void *arg, const publish_result *r)
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
                       error_json("the connection to the backplane (Redis) was lost before it "
                                  "answered: the message may or may not be published"));
+    } else if (r->rc == -ENOSPC) {
+        snprintf(text, sizeof(text), "too many rooms: limits.max_rooms (%u) reached; try again later",
+                 conf->limits.max_rooms);
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
     } else if (r->rc) {
         snprintf(text, sizeof(text), "cannot publish: %s", strerror(-r->rc));
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
@@ -348,14 +354,67 @@ enum MHD_Result api_healthz(http_call *call)
     return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
 }
 
+/* Appends printf-formatted text to b; false on ENOMEM. */
+__attribute__((format(printf, 2, 3))) static bool appendf(buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return false;
+    char *tmp = malloc((size_t)n + 1);
+    if (!tmp)
+        return false;
+    va_start(ap, fmt);
+    vsnprintf(tmp, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    bool ok = buf_append(b, tmp, (size_t)n);
+    free(tmp);
+    return ok;
+}
+
+/* The memory limits' gauges and refusal counters (README: Configuration). */
+static bool metrics_limits(buf *b, const hub_stats *st)
+{
+    bool ok =
+        appendf(b,
+                "# HELP crier_history_bytes Bytes all rooms' history counts (history.max_bytes "
+                "bounds it).\n"
+                "# TYPE crier_history_bytes gauge\ncrier_history_bytes %" PRIu64 "\n"
+                "# HELP crier_history_max_bytes The configured history.max_bytes.\n"
+                "# TYPE crier_history_max_bytes gauge\ncrier_history_max_bytes %zu\n"
+                "# HELP crier_history_evicted_total Messages dropped early to keep within "
+                "history.max_bytes.\n"
+                "# TYPE crier_history_evicted_total counter\n"
+                "crier_history_evicted_total %" PRIu64 "\n"
+                "# HELP crier_signalr_pending_connections SignalR connections negotiated "
+                "whose transport has not started.\n"
+                "# TYPE crier_signalr_pending_connections gauge\n"
+                "crier_signalr_pending_connections %u\n"
+                "# HELP crier_websocket_fragment_bytes Bytes held for unfinished WebSocket "
+                "messages.\n"
+                "# TYPE crier_websocket_fragment_bytes gauge\n"
+                "crier_websocket_fragment_bytes %zu\n"
+                "# HELP crier_limit_refusals_total Requests refused (or messages evicted) "
+                "by a resource limit.\n"
+                "# TYPE crier_limit_refusals_total counter\n",
+                st->history_bytes, conf->history.max_bytes, st->history_evicted,
+                sr_pending_connections(), ws_fragment_bytes());
+    for (int k = 0; ok && k < LIMIT_COUNT; k++)
+        ok = appendf(b, "crier_limit_refusals_total{limit=\"%s\"} %" PRIu64 "\n",
+                     limit_name((limit_kind)k), limit_refusals((limit_kind)k));
+    return ok;
+}
+
 /* Prometheus text format. */
 enum MHD_Result api_metrics(http_call *call)
 {
     hub_stats st;
     hub_get_stats(the_hub, &st);
-    char body[2048];
-    int n = snprintf(
-        body, sizeof(body),
+    buf b = {0};
+    bool ok = appendf(
+        &b,
         "# HELP crier_rooms Rooms with members or history.\n"
         "# TYPE crier_rooms gauge\ncrier_rooms %" PRIu64 "\n"
         "# HELP crier_messages_published_total Messages published.\n"
@@ -381,8 +440,10 @@ enum MHD_Result api_metrics(http_call *call)
         st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
         st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(),
         http_connections(), hub_bp_connected(the_hub) ? 1 : 0);
+    ok = ok && metrics_limits(&b, &st);
     struct MHD_Response *r =
-        MHD_create_response_from_buffer((size_t)n, body, MHD_RESPMEM_MUST_COPY);
+        ok ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY) : NULL;
+    buf_free(&b);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");

@@ -77,14 +77,21 @@ static const key_spec key_table[] = {
     UINT_KEY(limits.header_timeout_s, 1, 300),
     SIZE_KEY(limits.max_header_bytes, 1024, 65536),
     UINT_KEY(limits.max_connections, 0, 1000000),
+    UINT_KEY(limits.max_rooms, 1, 100000000),
+    UINT_KEY(limits.max_rooms_per_connection, 1, 1000000),
+    SIZE_KEY(limits.max_fragment_bytes_total, 64 * 1024, 1LL << 40),
     BOOL_KEY(rooms.client_publish),
     UINT_KEY(history.size, 0, 1000000),
     UINT_KEY(history.ttl_s, 0, 604800),
+    SIZE_KEY(history.max_bytes, 64 * 1024, 1LL << 40),
     OBJECT_KEY("hubs", load_hubs),
     STRING_KEY("web.root", parse_web_root),
     UINT_KEY(signalr.client_timeout_s, 1, 3600),
     UINT_KEY(signalr.handshake_timeout_s, 1, 300),
     UINT_KEY(signalr.disconnect_timeout_s, 1, 3600),
+    UINT_KEY(signalr.max_pending_connections, 1, 1000000),
+    UINT_KEY(signalr.negotiate_rate_per_s, 1, 1000000),
+    UINT_KEY(signalr.negotiate_burst, 1, 1000000),
     STRING_KEY("backplane.type", parse_backplane_type),
     STRING_KEY("backplane.url", parse_backplane_url),
     STRING_KEY("backplane.password", parse_backplane_password),
@@ -176,9 +183,13 @@ void cfg_defaults(cfg *c)
     c->limits.header_timeout_s = 5;
     c->limits.max_header_bytes = 8192;
     c->limits.max_connections = 0;
+    c->limits.max_rooms = 100000;
+    c->limits.max_rooms_per_connection = 100;
+    c->limits.max_fragment_bytes_total = 64 * 1024 * 1024;
     c->rooms.client_publish = true;
     c->history.size = 1000;
     c->history.ttl_s = 300;
+    c->history.max_bytes = 256 * 1024 * 1024;
 
     cfg_hub *chat = &c->hubs[c->nhubs++];
     strcpy(chat->name, "chat");
@@ -193,6 +204,9 @@ void cfg_defaults(cfg *c)
     c->signalr.client_timeout_s = 30;
     c->signalr.handshake_timeout_s = 15;
     c->signalr.disconnect_timeout_s = 15;
+    c->signalr.max_pending_connections = 10000;
+    c->signalr.negotiate_rate_per_s = 20;
+    c->signalr.negotiate_burst = 100;
 
     c->backplane.type = CFG_BACKPLANE_MEMORY;
     parse_backplane_url(c, "redis://127.0.0.1:6379/0");

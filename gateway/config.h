@@ -66,6 +66,11 @@ typedef struct cfg {
         unsigned header_timeout_s; /* request headers must arrive within, default 5, 1 .. 300 */
         size_t max_header_bytes;  /* default 8192, 1024 .. 65536 */
         unsigned max_connections; /* 0 = open-file limit minus a reserve; else 1 .. 1000000 */
+        /* memory no client can exhaust (503 / WebSocket 1013 / SignalR error past them) */
+        unsigned max_rooms;                /* rooms clients name, default 100000, 1 .. 100000000 */
+        unsigned max_rooms_per_connection; /* default 100, 1 .. 1000000 */
+        size_t max_fragment_bytes_total;   /* unfinished WebSocket messages, all connections:
+                                              default 64 MiB, 64 KiB .. 1 TiB */
     } limits;
 
     struct {
@@ -75,6 +80,8 @@ typedef struct cfg {
     struct {
         unsigned size;  /* history.size: messages kept per room, default 1000, 0 .. 1000000 */
         unsigned ttl_s; /* history.ttl_s: seconds a message is kept, default 300, 0 .. 604800 */
+        size_t max_bytes; /* history.max_bytes: all rooms' history, default 256 MiB,
+                             64 KiB .. 1 TiB; past it the largest rooms' oldest go */
     } history;
 
     /* hubs: SignalR-compatible hubs by name. A config file that sets "hubs"
@@ -92,6 +99,11 @@ typedef struct cfg {
         unsigned disconnect_timeout_s; /* a long-poll connection with no poll, or a
                                           negotiated one never used, is freed after this;
                                           default 15, 1 .. 3600 */
+        unsigned max_pending_connections; /* negotiated, no transport yet: default 10000,
+                                             1 .. 1000000 (503 past it) */
+        unsigned negotiate_rate_per_s;    /* per client address, default 20, 1 .. 1000000 */
+        unsigned negotiate_burst;         /* per client address, default 100, 1 .. 1000000
+                                             (429 with Retry-After past rate and burst) */
     } signalr;
 
     struct {

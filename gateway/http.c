@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -746,4 +747,28 @@ void http_stop(void)
 unsigned http_connections(void)
 {
     return atomic_load(&connections);
+}
+
+enum MHD_Result http_reply_refused(struct MHD_Connection *conn, unsigned status,
+                                   unsigned retry_after_s, const char *error)
+{
+    json_t *o = json_pack("{s:s}", "error", error);
+    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    struct MHD_Response *r =
+        body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (retry_after_s) {
+        char v[16];
+        snprintf(v, sizeof(v), "%u", retry_after_s);
+        MHD_add_response_header(r, "Retry-After", v);
+    }
+    enum MHD_Result ret = http_queue(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
 }

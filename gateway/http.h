@@ -121,4 +121,10 @@ enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status);
 /* Parses a non-negative decimal integer (no sign, no spaces, fits 64 bits). */
 bool http_parse_u64(const char *s, uint64_t *out);
 
+/* A refusal by a resource limit: {"error": error} (built with jansson) and,
+ * when retry_after_s is not 0, a Retry-After header. Logs nothing: limits.c
+ * logs a limit's refusals once per burst. */
+enum MHD_Result http_reply_refused(struct MHD_Connection *conn, unsigned status,
+                                   unsigned retry_after_s, const char *error);
+
 #endif

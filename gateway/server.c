@@ -32,6 +32,7 @@
 #include "gateway/api.h"
 #include "gateway/http.h"
 #include "gateway/log.h"
+#include "gateway/memtrim.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/longpoll.h"
@@ -439,7 +440,7 @@ static void *timer_main(void *arg)
         }
         api_tick(now);
         if (now >= next_expire) {
-            hub_expire(h, now);
+            memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
             next_expire = now + 1000;
         }
@@ -568,7 +569,10 @@ int server_run(const cfg *c)
     max_connections = resolve_max_connections(c);
     peek_buf = malloc(c->limits.max_header_bytes);
     hub_options ho = {.history_size = c->history.size,
-                      .history_ttl_ms = (int64_t)c->history.ttl_s * 1000};
+                      .history_ttl_ms = (int64_t)c->history.ttl_s * 1000,
+                      .max_rooms = c->limits.max_rooms,
+                      .max_rooms_per_sub = c->limits.max_rooms_per_connection,
+                      .history_max_bytes = c->history.max_bytes};
     hub *h = peek_buf ? hub_create(&ho) : NULL;
     if (!h || start_backplane(c, h)) {
         hub_destroy(h);

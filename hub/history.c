@@ -13,9 +13,19 @@ void history_init(history *h, size_t size, int64_t ttl_ms)
     *h = (history){.size = size, .ttl_ms = ttl_ms};
 }
 
+/* What a kept message counts: its footprint and its ring slot. */
+static size_t cost_of(const msg *m)
+{
+    return msg_footprint(m) + sizeof(msg *);
+}
+
 static void drop_oldest(history *h)
 {
-    msg_unref(h->ring[h->head]);
+    msg *m = h->ring[h->head];
+    h->bytes -= m->hist_cost;
+    if (h->total)
+        *h->total -= m->hist_cost;
+    msg_unref(m);
     h->ring[h->head] = NULL;
     h->head = (h->head + 1) % h->cap;
     h->count--;
@@ -51,6 +61,10 @@ int history_push(history *h, msg *m)
     }
     h->ring[(h->head + h->count) % h->cap] = msg_ref(m);
     h->count++;
+    m->hist_cost = cost_of(m);
+    h->bytes += m->hist_cost;
+    if (h->total)
+        *h->total += m->hist_cost;
     return 0;
 }
 
@@ -89,10 +103,16 @@ size_t history_since(const history *h, uint64_t since, size_t *first_index)
     return h->count - *first_index;
 }
 
+void history_drop_oldest(history *h)
+{
+    if (h->count)
+        drop_oldest(h);
+}
+
 void history_clear(history *h)
 {
     while (h->count)
         drop_oldest(h);
     free(h->ring);
-    *h = (history){.size = h->size, .ttl_ms = h->ttl_ms};
+    *h = (history){.size = h->size, .ttl_ms = h->ttl_ms, .total = h->total};
 }

@@ -3,6 +3,10 @@
  * history.h - a room's bounded history: the newest `size` messages younger
  * than `ttl_ms`, in id order. Ids in a room are consecutive, so a lookup by
  * id is arithmetic, not a search. Guarded by the hub lock.
+ *
+ * Bytes: each kept message counts its msg_footprint when pushed, plus its
+ * ring slot, in `bytes` and, when `total` is set, in *total (the hub's sum
+ * over every room, which history.max_bytes bounds).
  */
 #ifndef CRIER_HISTORY_H
 #define CRIER_HISTORY_H
@@ -19,6 +23,8 @@ typedef struct history {
     size_t count;
     size_t size;  /* most messages kept; 0 keeps none */
     int64_t ttl_ms; /* 0 keeps none */
+    size_t bytes;   /* what the kept messages count (see above) */
+    size_t *total;  /* NULL, or a sum this history adds its bytes to */
 } history;
 
 void history_init(history *h, size_t size, int64_t ttl_ms);
@@ -40,6 +46,10 @@ msg *history_at(const history *h, size_t i);
 /* The id of the oldest kept message, 0 when empty. */
 uint64_t history_first_id(const history *h);
 
+/* Drops the oldest kept message, if any (a byte budget's eviction). */
+void history_drop_oldest(history *h);
+
+/* Drops every message; size, ttl_ms and total stay. */
 void history_clear(history *h);
 
 #endif

@@ -11,6 +11,14 @@
  * it, but members here get it when it comes back from the backplane. Its
  * answer is held until this node has taken it (a held publish), so that
  * whoever published reads what they wrote from this node at once.
+ *
+ * Limits (hub_options): rooms clients can name are capped (max_rooms), so
+ * are the rooms one member joins (max_rooms_per_sub), and the bytes all
+ * histories keep (history_max_bytes): past that budget the oldest messages
+ * of the largest room go first. Rooms holding history are kept in a
+ * max-heap by their history's bytes for that, fixed after every change to
+ * a room's history (room_hist_changed). A resume whose cursor points into
+ * what was evicted gets the gap signal, as after expiry (find_gap).
  */
 #include "hub/hub.h"
 
@@ -24,6 +32,7 @@
 #include <time.h>
 
 #include "gateway/buf.h"
+#include "gateway/limits.h"
 #include "gateway/log.h"
 #include "hub/backplane.h"
 #include "hub/history.h"
@@ -68,6 +77,7 @@ typedef struct room {
     char local_epoch[MSG_EPOCH_MAX];
     uint64_t local_last;
     int64_t empty_since_ms; /* when its last member left; 0 while it has members */
+    size_t heap_pos; /* 1 + its index in hub->heap while its history holds bytes; 0 not in it */
     struct held_publish *held; /* answers waiting for this node to take their message */
 } room;
 
@@ -99,6 +109,12 @@ struct hub {
     /* join callbacks due, called by hub_unlock once the lock is let go */
     struct join_call *calls;
     size_t ncalls, calls_cap;
+    /* every room whose history holds bytes, largest first (a binary heap) */
+    struct room **heap;
+    size_t nheap, heap_cap;
+    size_t hist_bytes;  /* sum of every room's hist.bytes */
+    uint64_t evicted;   /* messages dropped for history_max_bytes */
+    size_t freed_bytes; /* history bytes and rooms freed since the last hub_expire */
 };
 
 /* A callback due once the hub lock is let go: a join's (done) or a held
@@ -188,6 +204,123 @@ static void hub_unlock(hub *h)
         free(calls);
 }
 
+/* ------------------------------------------------- history byte budget */
+
+static void heap_set(hub *h, size_t i, room *r)
+{
+    h->heap[i] = r;
+    r->heap_pos = i + 1;
+}
+
+static void heap_up(hub *h, size_t i)
+{
+    room *r = h->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (h->heap[parent]->hist.bytes >= r->hist.bytes)
+            break;
+        heap_set(h, i, h->heap[parent]);
+        i = parent;
+    }
+    heap_set(h, i, r);
+}
+
+static void heap_down(hub *h, size_t i)
+{
+    room *r = h->heap[i];
+    for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= h->nheap)
+            break;
+        if (c + 1 < h->nheap && h->heap[c + 1]->hist.bytes > h->heap[c]->hist.bytes)
+            c++;
+        if (h->heap[c]->hist.bytes <= r->hist.bytes)
+            break;
+        heap_set(h, i, h->heap[c]);
+        i = c;
+    }
+    heap_set(h, i, r);
+}
+
+static void heap_remove(hub *h, room *r)
+{
+    size_t i = r->heap_pos - 1;
+    r->heap_pos = 0;
+    room *last = h->heap[--h->nheap];
+    if (last == r)
+        return;
+    heap_set(h, i, last);
+    heap_up(h, i);
+    heap_down(h, last->heap_pos - 1);
+}
+
+/* Hub lock held: r's history changed; puts r where its bytes now rank it.
+ * (Out of memory for the heap: r is simply not a candidate for eviction.) */
+static void room_hist_changed(hub *h, room *r)
+{
+    if (!r->hist.bytes) {
+        if (r->heap_pos)
+            heap_remove(h, r);
+        return;
+    }
+    if (!r->heap_pos) {
+        if (h->nheap == h->heap_cap) {
+            size_t cap = h->heap_cap ? h->heap_cap * 2 : 64;
+            room **a = realloc(h->heap, cap * sizeof(*a));
+            if (!a)
+                return;
+            h->heap = a;
+            h->heap_cap = cap;
+        }
+        heap_set(h, h->nheap++, r);
+    }
+    heap_up(h, r->heap_pos - 1);
+    heap_down(h, r->heap_pos - 1);
+}
+
+/* Hub lock held: r's history after expiry, a clear or an eviction. */
+static void room_hist_dropped(hub *h, room *r, size_t before)
+{
+    if (r->hist.bytes < before)
+        h->freed_bytes += before - r->hist.bytes;
+    room_hist_changed(h, r);
+}
+
+/* Hub lock held: while all history holds more than history_max_bytes, the
+ * oldest message of the largest room goes. Rooms left empty are freed by
+ * the next hub_expire (the caller may be holding one). */
+static void enforce_history_budget(hub *h)
+{
+    size_t max = h->opt.history_max_bytes;
+    if (!max || h->hist_bytes <= max)
+        return;
+    uint64_t n = 0;
+    while (h->hist_bytes > max && h->nheap) {
+        room *r = h->heap[0];
+        size_t before = r->hist.bytes;
+        history_drop_oldest(&r->hist);
+        room_hist_dropped(h, r, before);
+        n++;
+    }
+    h->evicted += n;
+    if (n) {
+        char what[160];
+        snprintf(what, sizeof(what),
+                 "history.max_bytes (%zu) reached: the oldest messages of the largest rooms "
+                 "are dropped early",
+                 max);
+        limit_refused(LIMIT_HISTORY_BYTES, what);
+    }
+}
+
+/* Hub lock held: m goes into r's history, within the byte budget. */
+static void keep_in_history(hub *h, room *r, msg *m)
+{
+    history_push(&r->hist, m);
+    room_hist_changed(h, r);
+    enforce_history_budget(h);
+}
+
 /* ---------------------------------------------------------------- rooms */
 
 bool room_name_is_valid(const char *name, size_t len)
@@ -259,11 +392,29 @@ static bool is_shared(const hub *h, const char *name)
     return h->bp && strncmp(name, HUB_LOCAL_PREFIX, strlen(HUB_LOCAL_PREFIX)) != 0;
 }
 
-static room *room_get_or_create(hub *h, const char *name)
+/* Hub lock held: a room clients name (not a hub's or the stats stream's)
+ * would pass limits.max_rooms. */
+static bool rooms_full(hub *h, const char *name)
+{
+    if (!h->opt.max_rooms || name[0] == '~' || h->stats.rooms < h->opt.max_rooms)
+        return false;
+    char what[96];
+    snprintf(what, sizeof(what), "a new room refused: limits.max_rooms (%zu) reached",
+             h->opt.max_rooms);
+    limit_refused(LIMIT_ROOMS, what);
+    return true;
+}
+
+/* Returns the room, or NULL with *rc -ENOSPC (limits.max_rooms) or -ENOMEM. */
+static room *room_get_or_create(hub *h, const char *name, int *rc)
 {
     room *r = room_find(h, name);
     if (r)
         return r;
+    *rc = -ENOSPC;
+    if (rooms_full(h, name))
+        return NULL;
+    *rc = -ENOMEM;
     r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
@@ -276,6 +427,7 @@ static room *room_get_or_create(hub *h, const char *name)
     if (r->shared)
         r->epoch[0] = '\0'; /* the backplane's, once fetched */
     history_init(&r->hist, h->opt.history_size, h->opt.history_ttl_ms);
+    r->hist.total = &h->hist_bytes;
     if (h->nrooms + 1 > h->nbuckets)
         rehash(h);
     r->bucket_next = h->buckets[r->hash % h->nbuckets];
@@ -323,10 +475,13 @@ static void room_free_if_empty_at(hub *h, room *r, int64_t now)
     while (*pp != r)
         pp = &(*pp)->bucket_next;
     *pp = r->bucket_next;
+    size_t before = r->hist.bytes;
     history_clear(&r->hist);
+    room_hist_dropped(h, r, before);
     clear_waiting(r);
     if (r->shared && h->bp)
         h->bp->ops->want_room(h->bp, r->name, false);
+    h->freed_bytes += sizeof(*r);
     h->nrooms--;
     h->stats.rooms -= r->name[0] != '~';
     free(r);
@@ -462,11 +617,12 @@ static int publish_here(hub *h, const char *room_name, const char *data, size_t 
                         const publish_opts *opt, publish_result *res)
 {
     bool transient = opt && opt->transient;
-    room *r = transient ? room_find(h, room_name) : room_get_or_create(h, room_name);
+    int rc = 0;
+    room *r = transient ? room_find(h, room_name) : room_get_or_create(h, room_name, &rc);
     if (transient && (!r || !r->members))
         return 0;
     if (!r)
-        return -ENOMEM;
+        return rc;
     msg *m = msg_create_in(r->last_id + 1, r->name, r->epoch, data, len,
                            opt ? opt->target : NULL, hub_now_ms());
     if (!m) {
@@ -474,11 +630,13 @@ static int publish_here(hub *h, const char *room_name, const char *data, size_t 
         return -ENOMEM;
     }
     r->last_id = m->id;
+    /* Delivered first, so that the encodings its members need are made
+     * (and counted) when history keeps it. */
+    fanout(h, r, m, opt ? opt->exclude : NULL, 0, !transient);
     if (!transient) {
         h->stats.published++;
-        history_push(&r->hist, m);
+        keep_in_history(h, r, m);
     }
-    fanout(h, r, m, opt ? opt->exclude : NULL, 0, !transient);
     res->id = m->id;
     memcpy(res->epoch, r->epoch, sizeof(res->epoch));
     msg_unref(m);
@@ -639,9 +797,11 @@ static size_t find_gap(const room *r, uint64_t since, const char *epoch, char *o
 /* Hub lock held: queues to s what a resume from (since, epoch) needs: a gap
  * signal first when something is lost (check_gap), then the kept messages
  * with id > since, in order. */
-static int replay(room *r, sub *s, uint64_t since, const char *epoch, bool check_gap)
+static int replay(hub *h, room *r, sub *s, uint64_t since, const char *epoch, bool check_gap)
 {
+    size_t before = r->hist.bytes;
     history_expire(&r->hist, hub_now_ms()); /* nothing past its time, even between ticks */
+    room_hist_dropped(h, r, before);
     char info[ROOM_NAME_MAX + 160];
     size_t info_len = check_gap ? find_gap(r, since, epoch, info, sizeof(info), &since) : 0;
     msg *gap = info_len ? msg_create_gap(info, info_len) : NULL;
@@ -681,25 +841,36 @@ static void member_link(hub *h, room *r, membership *m, sub *s)
 
 /* Hub lock held, r synced: puts s where the join asks (live, or resuming
  * after a cursor: replay first). */
-static int start_member(room *r, sub *s, const hub_join_args *a)
+static int start_member(hub *h, room *r, sub *s, const hub_join_args *a)
 {
     pthread_mutex_lock(&s->lock);
     s->last_id = a->from_now ? r->last_id : a->since;
     pthread_mutex_unlock(&s->lock);
-    return a->from_now ? 0 : replay(r, s, a->since, a->epoch, a->check_gap);
+    return a->from_now ? 0 : replay(h, r, s, a->since, a->epoch, a->check_gap);
 }
 
 int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
 {
     int rc = -ENOMEM;
+    size_t joined = 0;
     pthread_mutex_lock(&h->lock);
     for (membership *m = s->memberships; m; m = m->sub_next) {
         if (!strcmp(m->room->name, room_name)) {
             rc = -EEXIST;
             goto out;
         }
+        joined += m->room->name[0] != '~'; /* a hub's own room is not the client's */
     }
-    room *r = room_get_or_create(h, room_name);
+    if (h->opt.max_rooms_per_sub && room_name[0] != '~' && joined >= h->opt.max_rooms_per_sub) {
+        char what[112];
+        snprintf(what, sizeof(what),
+                 "a join refused: limits.max_rooms_per_connection (%zu) reached",
+                 h->opt.max_rooms_per_sub);
+        limit_refused(LIMIT_ROOMS_PER_CONN, what);
+        rc = -EMLINK;
+        goto out;
+    }
+    room *r = room_get_or_create(h, room_name, &rc);
     membership *m = r ? calloc(1, sizeof(*m)) : NULL;
     if (!m) {
         if (r)
@@ -716,7 +887,7 @@ int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
         pthread_mutex_lock(&s->lock);
         s->last_id = a->from_now ? 0 : a->since;
         pthread_mutex_unlock(&s->lock);
-    } else if ((rc = start_member(r, s, a)) != 0) {
+    } else if ((rc = start_member(h, r, s, a)) != 0) {
         free(m);
         room_free_if_empty(h, r);
         goto out;
@@ -851,26 +1022,33 @@ int hub_room_info_async(hub *h, const char *room_name, room_info *out, bp_room_f
     return -EINPROGRESS;
 }
 
-void hub_expire(hub *h, int64_t now_ms)
+size_t hub_expire(hub *h, int64_t now_ms)
 {
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < h->nbuckets; i++) {
         room *r = h->buckets[i];
         while (r) {
             room *next = r->bucket_next;
+            size_t before = r->hist.bytes;
             history_expire(&r->hist, now_ms);
+            room_hist_dropped(h, r, before);
             release_held(h, r, now_ms, false);
             room_free_if_empty_at(h, r, now_ms);
             r = next;
         }
     }
+    size_t freed = h->freed_bytes;
+    h->freed_bytes = 0;
     hub_unlock(h);
+    return freed;
 }
 
 void hub_get_stats(hub *h, hub_stats *out)
 {
     pthread_mutex_lock(&h->lock);
     *out = h->stats;
+    out->history_bytes = h->hist_bytes;
+    out->history_evicted = h->evicted;
     hub_unlock(h);
 }
 
@@ -965,10 +1143,10 @@ static msg *entry_msg(hub *h, const room *r, const char *epoch, const bp_entry *
 static void take_next(hub *h, room *r, msg *m)
 {
     r->last_id = m->id;
-    history_push(&r->hist, m);
     release_held(h, r, 0, false);
     if (!m->delivered_here)
         fanout(h, r, m, NULL, m->exclude_uid, true);
+    keep_in_history(h, r, m);
 }
 
 /* Hub lock held, r synced. Takes m unless r has seen it; returns false when
@@ -982,7 +1160,9 @@ static bool apply(hub *h, room *r, msg *m)
          * e.g. its keys expired): nothing before it to lose. */
         memcpy(r->epoch, m->epoch, sizeof(r->epoch));
         r->last_id = 0;
+        size_t before = r->hist.bytes;
         history_clear(&r->hist);
+        room_hist_dropped(h, r, before);
     }
     if (m->id <= r->last_id)
         return true;
@@ -1077,7 +1257,7 @@ static void start_pending(hub *h, room *r)
             a.check_gap = false;
         }
         mb->pending = false;
-        if (start_member(r, mb->s, &a))
+        if (start_member(h, r, mb->s, &a))
             LOG_WARN(TAG, "room %s: out of memory replaying to a member", r->name);
         if (a.done)
             defer_call(h, a.done, a.done_arg, 0, r->epoch, r->last_id);
@@ -1118,7 +1298,9 @@ void hub_bp_fetched(hub *h, const char *name, const char *epoch, uint64_t last_i
     if (!r->known || changed) {
         snprintf(r->epoch, sizeof(r->epoch), "%s", epoch);
         r->last_id = 0;
+        size_t kept = r->hist.bytes;
         history_clear(&r->hist);
+        room_hist_dropped(h, r, kept);
     }
     if (changed)
         signal_gap(h, r, "epoch", before, n ? entries[0].id : last_id + 1);
@@ -1193,6 +1375,7 @@ void hub_destroy(hub *h)
         }
     }
     free(h->calls);
+    free(h->heap);
     free(h->buckets);
     pthread_mutex_destroy(&h->lock);
     free(h);

@@ -28,6 +28,9 @@ typedef struct hub hub;
 typedef struct hub_options {
     size_t history_size;
     int64_t history_ttl_ms;
+    size_t max_rooms;         /* rooms clients can name; 0: no cap (-ENOSPC past it) */
+    size_t max_rooms_per_sub; /* rooms one member joins; 0: no cap (-EMLINK past it) */
+    size_t history_max_bytes; /* all rooms' history; 0: no budget (oldest of largest go) */
 } hub_options;
 
 typedef struct room_info {
@@ -42,6 +45,8 @@ typedef struct hub_stats {
     uint64_t delivered; /* messages queued to subscribers (the stats stream's not counted) */
     uint64_t dropped;   /* subscribers dropped for a full queue */
     uint64_t subscribers[SUB_KIND_COUNT];
+    uint64_t history_bytes;   /* what every room's history counts (history.h) */
+    uint64_t history_evicted; /* messages dropped early for history_max_bytes */
 } hub_stats;
 
 /* Returns true for 1..128 characters of A-Z a-z 0-9 . _ - : */
@@ -62,7 +67,7 @@ typedef struct publish_opts {
 /* Publishes data (a valid JSON text, at most the configured size) to room:
  * gives it the room's next id, keeps it in history and queues it to every
  * member (but opt->exclude). opt may be NULL. Returns 0 with *id_out set,
- * or -ENOMEM. */
+ * -ENOSPC (a new room past max_rooms) or -ENOMEM. */
 int hub_publish(hub *h, const char *room, const char *data, size_t len, const publish_opts *opt,
                 uint64_t *id_out);
 
@@ -83,7 +88,9 @@ int hub_send(hub *h, sub *s, msg *m);
  * call; otherwise first queues the kept messages with id > since, in order,
  * then live ones, with no gap or duplicate between. s->last_id is set to the
  * cursor (since, or the room's last id for from_now) before any replay.
- * Returns 0, -EEXIST (already a member) or -ENOMEM. */
+ * Returns 0, -EEXIST (already a member), -ENOSPC (a new room past
+ * max_rooms), -EMLINK (s is in max_rooms_per_sub rooms already; a hub's
+ * own "~" rooms do not count) or -ENOMEM. */
 int hub_join(hub *h, const char *room, sub *s, uint64_t since, bool from_now);
 
 /* Like hub_join after a cursor, for a client resuming: when the kept
@@ -112,8 +119,8 @@ typedef struct hub_join_args {
  * effect. With a backplane, a room this node had no member in first has
  * its numbering and history fetched: until then the member gets nothing
  * and done waits; "from now" then means published after this call (by
- * the publishers' wall clocks). Returns 0, -EEXIST or -ENOMEM; done is
- * only called after 0. */
+ * the publishers' wall clocks). Returns 0, -EEXIST, -ENOSPC, -EMLINK or
+ * -ENOMEM (see hub_join); done is only called after 0. */
 int hub_join_ex(hub *h, const char *room, sub *s, const hub_join_args *a);
 
 /* Parses a resume cursor, "EPOCH:N" (what SSE ids carry) or "N": sets
@@ -139,8 +146,10 @@ int hub_room_info(hub *h, const char *room, room_info *out);
  * -EINPROGRESS; subscriber counts are this node's). Else as hub_room_info. */
 int hub_room_info_async(hub *h, const char *room, room_info *out, bp_room_fn cb, void *arg);
 
-/* Drops expired history and frees rooms left with nothing. O(rooms). */
-void hub_expire(hub *h, int64_t now_ms);
+/* Drops expired history and frees rooms left with nothing. O(rooms).
+ * Returns about how many bytes were freed since the last call (history
+ * and rooms, evictions included): worth giving back to the OS when large. */
+size_t hub_expire(hub *h, int64_t now_ms);
 
 void hub_get_stats(hub *h, hub_stats *out);
 

@@ -349,3 +349,21 @@ void msg_unref(msg *m)
     free(m->target);
     free(m);
 }
+
+/* What malloc spends on one allocation beyond what was asked (glibc: a
+ * 16-byte chunk header and rounding, on 64-bit). */
+#define ALLOC_OVERHEAD 16
+
+size_t msg_footprint(const msg *m)
+{
+    size_t n = sizeof(*m) + ALLOC_OVERHEAD;
+    n += MSG_HEADROOM + m->json_len + ALLOC_OVERHEAD;
+    if (m->sse)
+        n += m->sse_len + ALLOC_OVERHEAD;
+    if (m->target)
+        n += strlen(m->target) + 1 + ALLOC_OVERHEAD;
+    for (const msg_variant *v = atomic_load_explicit(&((msg *)m)->variants, memory_order_acquire);
+         v; v = v->next)
+        n += sizeof(*v) + MSG_HEADROOM + v->len + ALLOC_OVERHEAD;
+    return n;
+}

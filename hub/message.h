@@ -77,6 +77,7 @@ typedef struct msg {
                        reply, ping, close, ack, sequence); invocations and completions count */
     char epoch[MSG_EPOCH_MAX]; /* the room's epoch when published; "" for none */
     _Atomic(msg_variant *) variants; /* SignalR encodings; prepended under the hub lock */
+    size_t hist_cost; /* hub lock: the bytes its room's history counted it for (history.c) */
 } msg;
 
 /* Creates a message with one ref. data must be a valid JSON text (the caller
@@ -111,6 +112,10 @@ msg_bytes msg_get(const msg *m, msg_fmt fmt, const char *target);
 
 /* The published JSON value; borrowed while a ref is held. */
 msg_bytes msg_data(const msg *m);
+
+/* The bytes m holds now: its allocations (envelope, encodings made so far,
+ * target) and an allocator overhead per allocation. Hub lock held. */
+size_t msg_footprint(const msg *m);
 
 msg *msg_ref(msg *m);
 void msg_unref(msg *m);

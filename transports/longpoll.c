@@ -33,6 +33,7 @@
  */
 #include "transports/longpoll.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -40,6 +41,7 @@
 #include <string.h>
 
 #include "gateway/held_watch.h"
+#include "gateway/limits.h"
 #include "gateway/log.h"
 
 #define TAG "longpoll"
@@ -381,6 +383,9 @@ enum MHD_Result lp_handle(http_call *call)
     if (rc) {
         sub_fini(&p->s);
         free(p);
+        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
+            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
+                                      limit_join_error(rc));
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
     }
     /* The hub may deliver from the moment the join returns: the cursor of a

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/limits.h"
 #include "gateway/log.h"
 #include "hub/payload.h"
 
@@ -139,11 +140,16 @@ int plain_ws_open(const char *room, const char *query, ws_session *out)
         return -1;
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
     snprintf(p->room, sizeof(p->room), "%s", room);
-    if (join_room(p, query)) {
+    int rc = join_room(p, query);
+    if (rc == -ENOSPC || rc == -EMLINK) { /* a server limit: the client hears it as 1013 */
+        *out = (ws_session){&p->s, &plain_ops, p, WS_CLOSE_TRY_AGAIN_LATER, limit_join_error(rc)};
+        return 0;
+    }
+    if (rc) {
         sub_fini(&p->s);
         free(p);
         return -1;
     }
-    *out = (ws_session){&p->s, &plain_ops, p};
+    *out = (ws_session){&p->s, &plain_ops, p, 0, NULL};
     return 0;
 }

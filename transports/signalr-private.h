@@ -58,6 +58,7 @@ struct sr_conn {
     _Atomic uint64_t recv_highest; /* highest number processed */
     uint64_t acked_to_client;  /* timer thread */
     bool owned;                /* clustered: this node claimed its token (released at free) */
+    atomic_bool pending_slot;  /* negotiated, no transport yet: counted in sr_pending_connections */
     int64_t touched_ms;        /* registry lock: when the claim was last renewed */
     struct sr_conn *bucket_next;  /* registry lock */
     struct sr_conn *prev, *next;  /* registry lock */
@@ -79,6 +80,11 @@ struct sr_poll {
  * caller, or NULL (out of memory, or shutting down). id_is_token: the
  * version-0 negotiate, where the id is also the token. */
 sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token);
+
+/* sr_conn_new for negotiate: the connection holds one of the
+ * signalr.max_pending_connections slots until its transport starts (or it
+ * is freed). NULL with *full set when every slot is taken. */
+sr_conn *sr_conn_negotiated(const cfg_hub *hb, bool id_is_token, bool *full);
 
 /* Finds a connection of hb by token; returns it with a new ref, or NULL. */
 sr_conn *sr_conn_find(const cfg_hub *hb, const char *token);

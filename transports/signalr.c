@@ -36,6 +36,7 @@
 
 #include "gateway/buf.h"
 #include "gateway/json_text.h"
+#include "gateway/limits.h"
 #include "gateway/log.h"
 #include "transports/signalr-private.h"
 
@@ -48,6 +49,7 @@ static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static sr_conn *buckets[BUCKETS];
 static sr_conn *all_conns;
 static bool shutting_down; /* registry_lock */
+static atomic_uint pending_conns; /* negotiated, no transport yet (sr_conn.pending_slot) */
 
 void sr_init(const cfg *c, hub *h)
 {
@@ -66,10 +68,23 @@ const cfg_hub *sr_hub_at(const char *path)
 
 /* ------------------------------------------------------------ registry */
 
+/* c's transport started, or c goes: its negotiate slot is free again. */
+static void pending_done(sr_conn *c)
+{
+    if (atomic_exchange(&c->pending_slot, false))
+        atomic_fetch_sub(&pending_conns, 1);
+}
+
+unsigned sr_pending_connections(void)
+{
+    return atomic_load(&pending_conns);
+}
+
 void sr_conn_unref(sr_conn *c)
 {
     if (!c || atomic_fetch_sub(&c->refs, 1) != 1)
         return;
+    pending_done(c);
     if (c->owned)
         sr_cluster_release(c->token); /* late requests elsewhere are told it is gone */
     hub_leave(the_hub, &c->s);
@@ -156,6 +171,23 @@ sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
 sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token)
 {
     return conn_new(hb, false, token);
+}
+
+sr_conn *sr_conn_negotiated(const cfg_hub *hb, bool id_is_token, bool *full)
+{
+    *full = false;
+    if (atomic_fetch_add(&pending_conns, 1) >= conf->signalr.max_pending_connections) {
+        atomic_fetch_sub(&pending_conns, 1);
+        *full = true;
+        return NULL;
+    }
+    sr_conn *c = conn_new(hb, id_is_token, NULL);
+    if (!c) {
+        atomic_fetch_sub(&pending_conns, 1);
+        return NULL;
+    }
+    atomic_store(&c->pending_slot, true);
+    return c;
 }
 
 /* Finds a connection of hub by token; returns it with a new ref. */
@@ -385,6 +417,7 @@ static void invocation_published(void *arg, const publish_result *r)
                                              "the message was not sent."
                         : r->rc == -EIO    ? "The connection to the backplane was lost: the "
                                              "message may or may not have been sent."
+                        : r->rc == -ENOSPC ? limit_join_error(r->rc)
                                            : "The message could not be published.";
     pending_finish(arg, error, NULL);
 }
@@ -447,6 +480,8 @@ static const char *join_room(sr_conn *c, const char *invocation_id, const char *
     sr_conn_unref(p->c);
     free(p->invocation_id);
     free(p);
+    if (rc == -ENOSPC || rc == -EMLINK) /* a limit: limits.max_rooms[_per_connection] */
+        return limit_join_error(rc);
     if (rc != -EEXIST)
         return "Could not join the room.";
     room_info info; /* already a member: where the room stands now */
@@ -735,6 +770,7 @@ bool sr_attach_locked(sr_conn *c, sr_transport t)
     c->last_poll_ms = c->attached_ms;
     atomic_store(&c->last_recv_ms, c->attached_ms);
     c->attached = t != TR_LP;
+    pending_done(c);
     return true;
 }
 

@@ -66,4 +66,8 @@ void sr_shutdown(void);
 /* Frees every connection left, after the transports are stopped. */
 void sr_fini(void);
 
+/* Connections negotiated whose transport has not started yet (bounded by
+ * signalr.max_pending_connections). Any thread. */
+unsigned sr_pending_connections(void);
+
 #endif

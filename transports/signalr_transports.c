@@ -16,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/client_addr.h"
+#include "gateway/limits.h"
 #include "gateway/log.h"
+#include "gateway/ratelimit.h"
 #include "transports/signalr-private.h"
 #include "transports/sse.h"
 
@@ -24,9 +27,17 @@
 
 static const cfg *conf;
 
+/* Negotiates per client address (signalr.negotiate_rate_per_s and
+ * negotiate_burst); the table remembers NEGOTIATE_ADDRS addresses at most. */
+#define NEGOTIATE_ADDRS 8192
+static ratelimit *negotiate_rate;
+
 void sr_transports_init(const cfg *c)
 {
     conf = c;
+    if (!negotiate_rate)
+        negotiate_rate = ratelimit_create(NEGOTIATE_ADDRS, c->signalr.negotiate_rate_per_s,
+                                          c->signalr.negotiate_burst);
 }
 
 /* The state of a request on {path}: which of the three it is, or one for
@@ -178,7 +189,7 @@ int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
         free(w);
         return -1;
     }
-    *out = (ws_session){&c->s, &sr_ws_ops, w}; /* the session keeps the ref */
+    *out = (ws_session){&c->s, &sr_ws_ops, w, 0, NULL}; /* the session keeps the ref */
     return 0;
 }
 
@@ -663,6 +674,27 @@ static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bo
     return forwarded(call, rq);
 }
 
+/* Past the client address's negotiate rate: 429 with Retry-After. */
+static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
+{
+    char addr[CLIENT_ADDR_MAX];
+    http_client_addr(call->conn, addr, sizeof(addr));
+    int64_t wait_ms = negotiate_rate ? ratelimit_take(negotiate_rate, addr, hub_now_ms()) : 0;
+    if (!wait_ms)
+        return false;
+    char what[256];
+    snprintf(what, sizeof(what),
+             "a SignalR negotiate refused (429): signalr.negotiate_rate_per_s (%u) and "
+             "negotiate_burst (%u) passed by %.64s",
+             conf->signalr.negotiate_rate_per_s, conf->signalr.negotiate_burst, addr);
+    limit_refused(LIMIT_NEGOTIATE_RATE, what);
+    *ret = http_reply_refused(
+        call->conn, MHD_HTTP_TOO_MANY_REQUESTS, (unsigned)((wait_ms + 999) / 1000),
+        "too many negotiate requests from this address "
+        "(signalr.negotiate_rate_per_s); retry after the time Retry-After gives");
+    return true;
+}
+
 enum MHD_Result sr_negotiate(http_call *call)
 {
     sr_req *rq = *call->state;
@@ -682,9 +714,23 @@ enum MHD_Result sr_negotiate(http_call *call)
                                                        "useStatefulReconnect");
     bool offer_stateful = version >= 1 && stateful && !strcmp(stateful, "true") &&
                           conf->transports.websocket;
+    enum MHD_Result refused;
+    if (negotiate_rate_passed(call, &refused))
+        return refused;
     if (sr_clustered())
         return negotiate_clustered(call, version, offer_stateful);
-    sr_conn *c = sr_conn_new(call->arg, version == 0);
+    bool full = false;
+    sr_conn *c = sr_conn_negotiated(call->arg, version == 0, &full);
+    if (full) {
+        char what[128];
+        snprintf(what, sizeof(what),
+                 "a SignalR negotiate refused (503): signalr.max_pending_connections (%u) reached",
+                 conf->signalr.max_pending_connections);
+        limit_refused(LIMIT_SIGNALR_PENDING, what);
+        return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 5,
+                                  "too many SignalR connections negotiated and not started "
+                                  "(signalr.max_pending_connections); try again later");
+    }
     if (c && offer_stateful) {
         pthread_mutex_lock(&c->s.lock);
         c->stateful_offered = true;

@@ -26,12 +26,14 @@
  */
 #include "transports/sse.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "gateway/held_watch.h"
+#include "gateway/limits.h"
 #include "gateway/log.h"
 
 #define TAG "sse"
@@ -300,6 +302,9 @@ enum MHD_Result sse_handle(http_call *call)
     if (rc) {
         sub_fini(&rs->s);
         free(rs);
+        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
+            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
+                                      limit_join_error(rc));
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
     }
     return sse_stream(call, &rs->s, ": crier\nretry: 2000\n\n", room_stream_ended, rs);

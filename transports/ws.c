@@ -33,14 +33,17 @@
  */
 #include "transports/ws.h"
 
+#include <errno.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "gateway/limits.h"
 #include "gateway/log.h"
 
 #define TAG "ws"
@@ -58,6 +61,7 @@ typedef struct ws_conn {
     struct ws_conn *prev, *next;  /* service thread: every open connection */
     char *rx;                     /* service thread: the message being received */
     size_t rx_len;
+    size_t rx_cap;                /* service thread: bytes of rx, counted in rx_held */
     bool rx_discard;              /* service thread: skip the rest of this message */
     int64_t last_rx_ms;           /* service thread: a frame or a PONG came */
     int64_t last_ping_ms;         /* service thread */
@@ -74,6 +78,10 @@ static atomic_bool stopping;     /* close every connection with 1001 */
 static atomic_bool stop_loop;    /* leave the service loop */
 static atomic_uint queued_fds;   /* handed over, not adopted yet */
 static atomic_int live_wsi;      /* connections lws holds */
+/* Bytes of receive buffers held for unfinished messages (a message split
+ * over frames, or a frame over reads), every connection's: written by the
+ * service thread, read by /metrics. limits.max_fragment_bytes_total. */
+static atomic_size_t rx_held;
 
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static ws_conn *pending;     /* connections with news for the service thread */
@@ -134,6 +142,11 @@ void ws_adopt(int fd)
     adopt_queue[adopt_len++] = fd;
     pthread_mutex_unlock(&pending_lock);
     lws_cancel_service(context);
+}
+
+size_t ws_fragment_bytes(void)
+{
+    return atomic_load(&rx_held);
 }
 
 unsigned ws_connections(void)
@@ -226,7 +239,7 @@ static void on_established(ws_conn *c)
         all_conns->prev = c;
     all_conns = c;
     c->last_rx_ms = c->last_ping_ms = now_ms();
-    if (queued)
+    if (queued || c->sess.refuse_code)
         lws_callback_on_writable(c->wsi);
 }
 
@@ -249,10 +262,47 @@ static void keepalive_sweep(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(context, 0, sul, keepalive_sweep, LWS_US_PER_SEC);
 }
 
-static void on_closed(ws_conn *c)
+/* Service thread: frees c's receive buffer and its share of rx_held. */
+static void rx_release(ws_conn *c)
 {
+    if (c->rx_cap)
+        atomic_fetch_sub(&rx_held, c->rx_cap);
     free(c->rx);
     c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+}
+
+/* Service thread: room for need bytes (at most max_message_bytes + 1) in
+ * c->rx, grown by doubling, all connections' buffers within
+ * limits.max_fragment_bytes_total. Returns 0, -ENOSPC past that, -ENOMEM. */
+static int rx_reserve(ws_conn *c, size_t need)
+{
+    if (need <= c->rx_cap)
+        return 0;
+    size_t most = conf->limits.max_message_bytes + 1;
+    size_t cap = c->rx_cap ? c->rx_cap : 4096;
+    while (cap < need)
+        cap *= 2;
+    if (cap > most)
+        cap = most;
+    size_t grow = cap - c->rx_cap;
+    if (atomic_fetch_add(&rx_held, grow) + grow > conf->limits.max_fragment_bytes_total) {
+        atomic_fetch_sub(&rx_held, grow);
+        return -ENOSPC;
+    }
+    char *p = realloc(c->rx, cap);
+    if (!p) {
+        atomic_fetch_sub(&rx_held, grow);
+        return -ENOMEM;
+    }
+    c->rx = p;
+    c->rx_cap = cap;
+    return 0;
+}
+
+static void on_closed(ws_conn *c)
+{
+    rx_release(c);
     if (!c->opened)
         return;
     c->opened = false;
@@ -393,6 +443,8 @@ static bool batch_add(batch *bt, sub *s, msg *m)
 static int on_writable(ws_conn *c, struct lws *wsi)
 {
     sub *s = c->sess.s;
+    if (c->sess.refuse_code)
+        return close_with(wsi, (enum lws_close_status)c->sess.refuse_code, c->sess.refuse_why);
     if (c->silent)
         return close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
     if (c->ping_due) {
@@ -451,9 +503,7 @@ static int on_oversize(ws_conn *c, struct lws *wsi)
     int code = LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE;
     if (c->sess.ops->oversize)
         code = c->sess.ops->oversize(c->sess.session, &why);
-    free(c->rx);
-    c->rx = NULL;
-    c->rx_len = 0;
+    rx_release(c);
     c->rx_discard = !message_complete(wsi);
     return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
 }
@@ -467,21 +517,33 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
     }
     if (c->rx_len + len > conf->limits.max_message_bytes)
         return on_oversize(c, wsi);
-    if (!c->rx) {
-        c->rx = malloc(conf->limits.max_message_bytes + 1);
-        if (!c->rx)
-            return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
+    const char *why = "";
+    if (!c->rx_len && message_complete(wsi)) { /* whole in one piece: nothing to hold */
+        rx_release(c); /* what empty fragments before it held */
+        int code = c->sess.ops->receive(c->sess.session, in, len, lws_frame_is_binary(wsi), &why);
+        return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
     }
+    int rc = rx_reserve(c, c->rx_len + len + 1);
+    if (rc == -ENOSPC) {
+        char what[128];
+        snprintf(what, sizeof(what),
+                 "a WebSocket closed (1013): limits.max_fragment_bytes_total (%zu) reached",
+                 conf->limits.max_fragment_bytes_total);
+        limit_refused(LIMIT_FRAGMENT_BYTES, what);
+        rx_release(c);
+        return close_with(wsi, (enum lws_close_status)WS_CLOSE_TRY_AGAIN_LATER,
+                          "server busy: too many unfinished fragmented messages, try again later");
+    }
+    if (rc)
+        return close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
     memcpy(c->rx + c->rx_len, in, len);
     c->rx_len += len;
     if (!message_complete(wsi))
         return 0;
-    const char *why = "";
+    c->rx[c->rx_len] = '\0';
     int code = c->sess.ops->receive(c->sess.session, c->rx, c->rx_len,
                                     lws_frame_is_binary(wsi), &why);
-    free(c->rx); /* idle connections hold no receive buffer */
-    c->rx = NULL;
-    c->rx_len = 0;
+    rx_release(c); /* idle connections hold no receive buffer */
     return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
 }
 

@@ -16,6 +16,10 @@
 #include "gateway/config.h"
 #include "hub/sub.h"
 
+/* Close code 1013 (IANA registry: Try Again Later), which lws does not name:
+ * a server limit was reached, not the client's fault. */
+#define WS_CLOSE_TRY_AGAIN_LATER 1013
+
 /* What the protocol spoken over one WebSocket does with it. Service thread. */
 typedef struct ws_session_ops {
     /* A complete message arrived (binary: a binary frame). Returns 0, or a
@@ -37,6 +41,11 @@ typedef struct ws_session {
     sub *s;
     const ws_session_ops *ops;
     void *session;
+    /* Not 0: a refusal the client is to read as a close frame (e.g. 1013
+     * past a server limit): the upgrade completes, then ws.c closes the
+     * connection at once with this code and reason (static text). */
+    int refuse_code;
+    const char *refuse_why;
 } ws_session;
 
 /* Decides what an upgrade request becomes (path percent-decoded, query raw).
@@ -53,6 +62,11 @@ void ws_adopt(int fd);
 /* Closes every WebSocket with 1001, waits up to grace_ms for them to go,
  * then stops the service thread and destroys the context. Main thread. */
 void ws_stop(int grace_ms);
+
+/* Bytes held now for unfinished messages, every connection's (bounded by
+ * limits.max_fragment_bytes_total: past it a connection is closed 1013).
+ * Any thread. */
+size_t ws_fragment_bytes(void);
 
 /* WebSocket connections held now, adopted ones not yet upgraded included. */
 unsigned ws_connections(void);

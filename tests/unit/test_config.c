@@ -76,7 +76,14 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->history.size == b->history.size && a->history.ttl_s == b->history.ttl_s &&
            a->signalr.client_timeout_s == b->signalr.client_timeout_s &&
            a->signalr.handshake_timeout_s == b->signalr.handshake_timeout_s &&
-           a->signalr.disconnect_timeout_s == b->signalr.disconnect_timeout_s && hubs_equal(a, b);
+           a->signalr.disconnect_timeout_s == b->signalr.disconnect_timeout_s &&
+           a->limits.max_rooms == b->limits.max_rooms &&
+           a->limits.max_rooms_per_connection == b->limits.max_rooms_per_connection &&
+           a->limits.max_fragment_bytes_total == b->limits.max_fragment_bytes_total &&
+           a->history.max_bytes == b->history.max_bytes &&
+           a->signalr.max_pending_connections == b->signalr.max_pending_connections &&
+           a->signalr.negotiate_rate_per_s == b->signalr.negotiate_rate_per_s &&
+           a->signalr.negotiate_burst == b->signalr.negotiate_burst && hubs_equal(a, b);
 }
 
 /* Loading json must fail with a message containing want, leaving the
@@ -1198,6 +1205,51 @@ static void test_web_root(void)
     CHECK_STR(c.web.root, "web");
 }
 
+/* The memory limits (issue #11 item 4): defaults, values, ranges. */
+static void test_memory_limits(void)
+{
+    cfg c;
+    char err[CFG_ERR_MAX] = "";
+    cfg_defaults(&c);
+    CHECK(c.limits.max_rooms == 100000);
+    CHECK(c.limits.max_rooms_per_connection == 100);
+    CHECK(c.limits.max_fragment_bytes_total == 64u * 1024 * 1024);
+    CHECK(c.history.max_bytes == 256u * 1024 * 1024);
+    CHECK(c.signalr.max_pending_connections == 10000);
+    CHECK(c.signalr.negotiate_rate_per_s == 20);
+    CHECK(c.signalr.negotiate_burst == 100);
+    CHECK(load(&c,
+               "{\"limits\": {\"max_rooms\": 3, \"max_rooms_per_connection\": 2,"
+               " \"max_fragment_bytes_total\": 65536},"
+               " \"history\": {\"max_bytes\": 1099511627776},"
+               " \"signalr\": {\"max_pending_connections\": 1, \"negotiate_rate_per_s\": 1,"
+               " \"negotiate_burst\": 1000000}}",
+               err) == 0);
+    CHECK(c.limits.max_rooms == 3);
+    CHECK(c.limits.max_rooms_per_connection == 2);
+    CHECK(c.limits.max_fragment_bytes_total == 65536);
+    CHECK(c.history.max_bytes == 1099511627776ull);
+    CHECK(c.signalr.max_pending_connections == 1);
+    CHECK(c.signalr.negotiate_rate_per_s == 1);
+    CHECK(c.signalr.negotiate_burst == 1000000);
+    check_fails("{\"limits\": {\"max_rooms\": 0}}",
+                "test.json: 'limits.max_rooms' must be an integer from 1 to 100000000");
+    check_fails("{\"limits\": {\"max_rooms_per_connection\": 0}}",
+                "'limits.max_rooms_per_connection' must be an integer from 1 to 1000000");
+    check_fails("{\"limits\": {\"max_fragment_bytes_total\": 65535}}",
+                "'limits.max_fragment_bytes_total' must be an integer from 65536 to 1099511627776");
+    check_fails("{\"history\": {\"max_bytes\": 1099511627777}}",
+                "'history.max_bytes' must be an integer from 65536 to 1099511627776");
+    check_fails("{\"signalr\": {\"max_pending_connections\": 0}}",
+                "'signalr.max_pending_connections' must be an integer from 1 to 1000000");
+    check_fails("{\"signalr\": {\"negotiate_rate_per_s\": 0}}",
+                "'signalr.negotiate_rate_per_s' must be an integer from 1 to 1000000");
+    check_fails("{\"signalr\": {\"negotiate_burst\": 1000001}}",
+                "'signalr.negotiate_burst' must be an integer from 1 to 1000000");
+    check_fails("{\"history\": {\"max_bytes\": \"1G\"}}",
+                "'history.max_bytes' must be an integer from 65536 to 1099511627776");
+}
+
 static void test_example_file_is_the_defaults(void)
 {
     cfg c, d;
@@ -1226,4 +1278,5 @@ TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
           TEST(test_hub_structure_errors), TEST(test_method_errors), TEST(test_publish_targets),
           TEST(test_names), TEST(test_paths), TEST(test_uniqueness), TEST(test_limits),
           TEST(test_hub_error_leaves_config_unchanged), TEST(test_web_root),
+          TEST(test_memory_limits),
           TEST(test_example_file_is_the_defaults))

@@ -250,6 +250,34 @@ static void test_keeps_nothing(void)
     free_msgs();
 }
 
+/* bytes and *total: each kept message counts msg_footprint plus its ring
+ * slot; every way out (eviction for size, drop_oldest, expiry, clear) takes
+ * exactly that back; clear keeps total. */
+static void test_bytes(void)
+{
+    make_msgs();
+    size_t total = 0;
+    history h;
+    history_init(&h, 3, 1000000);
+    h.total = &total;
+    size_t one = msg_footprint(msgs[1]) + sizeof(msg *);
+    CHECK(one > sizeof(msg) + msgs[1]->json_len);
+    CHECK(history_push(&h, msgs[1]) == 0);
+    CHECK(h.bytes == one && total == one);
+    CHECK(history_push(&h, msgs[2]) == 0 && history_push(&h, msgs[3]) == 0);
+    CHECK(history_push(&h, msgs[4]) == 0); /* evicts 1 */
+    CHECK(h.bytes == total && total == 3 * one);
+    history_drop_oldest(&h);
+    CHECK(holds(&h, 3, 4) && total == 2 * one);
+    history_expire(&h, 1000 + 10 * 3 + 1000000); /* 3 goes */
+    CHECK(holds(&h, 4, 4) && total == one);
+    history_clear(&h);
+    CHECK(h.bytes == 0 && total == 0 && h.total == &total && h.size == 3);
+    history_drop_oldest(&h); /* empty: nothing */
+    CHECK(total == 0);
+    free_msgs();
+}
+
 TEST_MAIN("history", TEST(test_empty), TEST(test_push_and_evict),
           TEST(test_order_after_wrap_and_growth), TEST(test_since), TEST(test_ttl_expire),
-          TEST(test_keeps_nothing))
+          TEST(test_keeps_nothing), TEST(test_bytes))

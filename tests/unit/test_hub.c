@@ -1757,6 +1757,220 @@ static void test_epoch_is_valid(void)
     CHECK(!hub_epoch_is_valid("caf\xc3\xa9"));
 }
 
+/* ------------------------------------------------- memory limits (#11) */
+
+static hub *new_hub_opt(hub_options opt)
+{
+    hub *h = hub_create(&opt);
+    CHECK(h != NULL);
+    return h;
+}
+
+/* limits.max_rooms: a new room past the cap is refused (-ENOSPC) to
+ * publish and join alike; existing rooms and the hub's own go on; once a
+ * room is freed, a new one may come. */
+static void test_max_rooms(void)
+{
+    hub *h = new_hub_opt((hub_options){.history_size = 10, .history_ttl_ms = 5000, .max_rooms = 3});
+    if (!h)
+        return;
+    uint64_t id = 0;
+    CHECK(pub(h, "a", "1") == 1 && pub(h, "b", "1") == 1 && pub(h, "c", "1") == 1);
+    CHECK(hub_publish(h, "d", "1", 1, NULL, &id) == -ENOSPC);
+    loopback l, own;
+    lb_init(&l, SUB_WS, 100);
+    lb_init(&own, SUB_WS, 100);
+    CHECK(hub_join(h, "d", &l.s, 0, true) == -ENOSPC);
+    CHECK(hub_resume(h, "e", &l.s, 3, NULL) == -ENOSPC);
+    CHECK(hub_join(h, "a", &l.s, 0, true) == 0); /* an existing room */
+    CHECK(pub(h, "a", "2") == 2);
+    CHECK(hub_join(h, "~chat", &own.s, 0, true) == 0); /* a hub's own room: not capped */
+    hub_stats st;
+    hub_get_stats(h, &st);
+    CHECK(st.rooms == 3);
+    room_info ri;
+    CHECK(info(h, "d", &ri) == -ENOENT);
+    /* b and c expire (a has a member): room for new ones again */
+    hub_expire(h, hub_now_ms() + 6000);
+    CHECK(pub(h, "d", "1") == 1);
+    CHECK(hub_join(h, "e", &own.s, 0, true) == 0);
+    CHECK(hub_publish(h, "f", "1", 1, NULL, &id) == -ENOSPC);
+    fini(h, &l);
+    fini(h, &own);
+    hub_destroy(h);
+}
+
+/* limits.max_rooms_per_connection: a member in that many rooms gets
+ * -EMLINK for one more; a hub's own rooms do not count; leaving one makes
+ * room. */
+static void test_max_rooms_per_sub(void)
+{
+    hub *h = new_hub_opt(
+        (hub_options){.history_size = 10, .history_ttl_ms = 5000, .max_rooms_per_sub = 2});
+    if (!h)
+        return;
+    loopback l, other;
+    lb_init(&l, SUB_WS, 100);
+    lb_init(&other, SUB_WS, 100);
+    CHECK(hub_join(h, "~chat", &l.s, 0, true) == 0);
+    CHECK(hub_join(h, "a", &l.s, 0, true) == 0);
+    CHECK(hub_resume(h, "b", &l.s, 0, NULL) == 0);
+    CHECK(hub_join(h, "a", &l.s, 0, true) == -EEXIST);
+    CHECK(hub_join(h, "c", &l.s, 0, true) == -EMLINK);
+    CHECK(hub_join(h, "c", &other.s, 0, true) == 0); /* per member, not global */
+    hub_leave_room(h, "a", &l.s);
+    CHECK(hub_join(h, "c", &l.s, 0, true) == 0);
+    CHECK(pub(h, "c", "1") == 1);
+    CHECK(got_range(&l, 1, 1) && got_range(&other, 1, 1));
+    fini(h, &l);
+    fini(h, &other);
+    hub_destroy(h);
+}
+
+/* history.max_bytes: all histories' bytes stay within the budget; the
+ * oldest messages of the largest room go first, even when another room
+ * was published to; a resume into what was evicted gets the gap signal
+ * ("expired", resumed_from the first kept id), then what is kept. */
+static void test_history_budget(void)
+{
+    /* Measure what 10 messages in A and 5 in B count, with no budget. */
+    hub_options opt = {.history_size = 100, .history_ttl_ms = 600000};
+    hub *h = new_hub_opt(opt);
+    if (!h)
+        return;
+    pub_n(h, "A", 10);
+    pub_n(h, "B", 5);
+    hub_stats st;
+    hub_get_stats(h, &st);
+    size_t fifteen = st.history_bytes;
+    CHECK(fifteen > 15 * sizeof(msg) && st.history_evicted == 0);
+    hub_destroy(h);
+
+    /* The same with exactly that budget, then one more in B: it fits
+     * only once A (the largest) lost its oldest. */
+    opt.history_max_bytes = fifteen;
+    h = new_hub_opt(opt);
+    if (!h)
+        return;
+    pub_n(h, "A", 10);
+    pub_n(h, "B", 5);
+    hub_get_stats(h, &st);
+    CHECK(st.history_bytes == fifteen && st.history_evicted == 0);
+    pub_n(h, "B", 1);
+    hub_get_stats(h, &st);
+    CHECK(st.history_bytes <= fifteen && st.history_evicted == 1);
+
+    char ea[MSG_EPOCH_MAX], eb[MSG_EPOCH_MAX];
+    epoch_of(h, "A", ea);
+    epoch_of(h, "B", eb);
+    loopback a, b, a9;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_SSE, 100);
+    lb_init(&a9, SUB_LONGPOLL, 100);
+    CHECK(hub_resume(h, "A", &a.s, 0, ea) == 0);
+    CHECK(got_gap(h, &a, "A", "expired", 0, 2));
+    CHECK(got_range(&a, 2, 10));
+    CHECK(hub_resume(h, "B", &b.s, 0, eb) == 0);
+    CHECK(got_range(&b, 1, 6));                   /* nothing of B's lost: no gap */
+    CHECK(hub_resume(h, "A", &a9.s, 1, ea) == 0); /* cursor just before what is kept */
+    CHECK(got_range(&a9, 2, 10));
+
+    /* A flood into one new room: the budget holds, the flooded room pays. */
+    for (int i = 0; i < 200; i++)
+        pub(h, "C", "[\"a longer message, to fill the budget quickly\"]");
+    hub_get_stats(h, &st);
+    CHECK(st.history_bytes <= fifteen);
+    loopback c;
+    lb_init(&c, SUB_WS, 300);
+    CHECK(hub_resume(h, "C", &c.s, 1, NULL) == 0);
+    msg *g = lb_pop(&c);
+    CHECK(g && g->gap);
+    msg_unref(g);
+    CHECK(lb_count(&c) > 0 && lb_count(&c) < 200);
+    fini(h, &a);
+    fini(h, &b);
+    fini(h, &a9);
+    fini(h, &c);
+
+    /* Expiry gives every byte back. */
+    hub_expire(h, hub_now_ms() + 600001);
+    hub_get_stats(h, &st);
+    CHECK(st.history_bytes == 0 && st.rooms == 0);
+    hub_destroy(h);
+}
+
+/* A room whose history the budget emptied, and that nobody is in, is freed
+ * by the sweep; a resume with its old epoch still gets a gap ("epoch"). */
+static void test_history_budget_frees_room(void)
+{
+    char big[1024];
+    memset(big, 'x', sizeof(big));
+    big[0] = '"';
+    big[sizeof(big) - 2] = '"';
+    big[sizeof(big) - 1] = '\0';
+    hub_options opt = {.history_size = 100, .history_ttl_ms = 600000};
+    hub *h = new_hub_opt(opt);
+    if (!h)
+        return;
+    hub_stats st;
+    pub(h, "A", big);
+    hub_get_stats(h, &st);
+    size_t cost_a = st.history_bytes;
+    pub(h, "B", "1");
+    hub_get_stats(h, &st);
+    size_t cost_b = st.history_bytes - cost_a;
+    CHECK(cost_a > 3 * cost_b);
+    hub_destroy(h);
+
+    opt.history_max_bytes = cost_a + 2 * cost_b;
+    h = new_hub_opt(opt);
+    if (!h)
+        return;
+    pub(h, "A", big);
+    char ea[MSG_EPOCH_MAX];
+    epoch_of(h, "A", ea);
+    pub(h, "B", "1");
+    pub(h, "B", "1");
+    hub_get_stats(h, &st);
+    CHECK(st.history_evicted == 0);
+    pub(h, "B", "1"); /* A's one message is the largest: it goes */
+    hub_get_stats(h, &st);
+    CHECK(st.history_evicted == 1 && st.history_bytes == 3 * cost_b);
+    hub_expire(h, hub_now_ms());
+    room_info ri;
+    CHECK(info(h, "A", &ri) == -ENOENT);
+    CHECK(info(h, "B", &ri) == 0 && ri.last_id == 3);
+    loopback a;
+    lb_init(&a, SUB_WS, 100);
+    CHECK(hub_resume(h, "A", &a.s, 1, ea) == 0);
+    CHECK(got_gap(h, &a, "A", "epoch", 1, 1));
+    CHECK(got_nothing(&a));
+    fini(h, &a);
+    hub_destroy(h);
+}
+
+/* hub_expire reports what it freed (for malloc_trim): rooms and history. */
+static void test_expire_reports_freed(void)
+{
+    hub *h = new_hub(10, 1000);
+    if (!h)
+        return;
+    for (int i = 0; i < 50; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "r%d", i);
+        pub(h, name, "[\"m\"]");
+    }
+    hub_stats st;
+    hub_get_stats(h, &st);
+    CHECK(st.rooms == 50 && st.history_bytes > 0);
+    size_t freed = hub_expire(h, hub_now_ms() + 2000);
+    CHECK(freed >= st.history_bytes + 50 * 128);
+    hub_get_stats(h, &st);
+    CHECK(st.rooms == 0 && st.history_bytes == 0);
+    CHECK(hub_expire(h, hub_now_ms() + 3000) == 0);
+    hub_destroy(h);
+}
+
 TEST_MAIN("hub", TEST(test_room_names), TEST(test_ids_per_room), TEST(test_fanout),
           TEST(test_join_from_now), TEST(test_join_since), TEST(test_join_since_evicted),
           TEST(test_join_twice), TEST(test_two_rooms), TEST(test_leave), TEST(test_room_info_kinds),
@@ -1768,4 +1982,6 @@ TEST_MAIN("hub", TEST(test_room_names), TEST(test_ids_per_room), TEST(test_fanou
           TEST(test_room_recreated_new_epoch), TEST(test_resume_within_history),
           TEST(test_resume_expired), TEST(test_resume_other_epoch), TEST(test_resume_after_ttl),
           TEST(test_resume_gap_first_in_queue), TEST(test_join_no_gap_signal),
-          TEST(test_parse_cursor), TEST(test_epoch_is_valid))
+          TEST(test_parse_cursor), TEST(test_epoch_is_valid), TEST(test_max_rooms),
+          TEST(test_max_rooms_per_sub), TEST(test_history_budget),
+          TEST(test_history_budget_frees_room), TEST(test_expire_reports_freed))
