@@ -16,7 +16,9 @@
 #include "gateway/config.h"
 #include "hub/sub.h"
 
-/* What the protocol spoken over one WebSocket does with it. Service thread. */
+/* What the protocol spoken over one WebSocket does with it. Service thread;
+ * during ws_stop, closed() of the connections still open runs on the main
+ * thread, after the service thread has ended. */
 typedef struct ws_session_ops {
     /* A complete message arrived (binary: a binary frame). Returns 0, or a
      * close code with *why set: ws.c closes the connection with them. */
