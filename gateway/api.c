@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * api.c - the plain HTTP API on libmicrohttpd: POST /rooms/{room}/messages,
- * GET /rooms/{room}, GET /healthz, GET /metrics. Handlers run on the MHD
- * thread.
+ * GET /rooms/{room}, GET /healthz, GET /metrics. Handlers run on an MHD
+ * thread (http.c has three).
  *
  * A publish through a shared backplane is answered when the backplane has
  * numbered it: the request is suspended meanwhile, and resumed from the
- * backplane's thread. Waiting publishes are listed (wait_lock) so that a
- * timeout (api_tick) and shutdown (api_shutdown) can answer them: libmicrohttpd
- * must not be stopped with a request still suspended.
+ * thread that answers it (the backplane's; the timer's for a held answer or
+ * a timeout; main's at shutdown). Waiting publishes are listed (wait_lock) so
+ * that a timeout (api_tick) and shutdown (api_shutdown) can answer them:
+ * libmicrohttpd must not be stopped with a request still suspended.
+ * wait_lock is taken with no other lock held.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "gateway/api.h"
 

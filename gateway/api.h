@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * api.h - the plain HTTP API: publish, room info, health. Handlers run on
- * the MHD thread.
+ * an MHD thread (http.c has three).
  */
 #ifndef CRIER_API_H
 #define CRIER_API_H

@@ -10,6 +10,8 @@
  *
  * Threading: `watch_lock` guards every entry, the lists and the counters;
  * the watcher thread calls `gone` with it held.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "gateway/held_watch.h"
 

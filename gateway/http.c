@@ -24,6 +24,8 @@
  * handlers share is under a lock; per-connection state is touched by that
  * connection's thread only. http_adopt (MHD_add_connection) is safe from the
  * acceptor thread because each daemon has its inter-thread channel (ITC).
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "gateway/http.h"
 

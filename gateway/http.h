@@ -3,8 +3,9 @@
  * http.h - the libmicrohttpd side of the port: the daemon, request routing
  * to the plain endpoints, and reply helpers shared by the HTTP handlers.
  *
- * Threading: MHD runs its own polling thread; every handler below runs on
- * it. http_adopt and http_connections may be called from any thread.
+ * Threading: each of MHD's three daemons runs its own polling thread; a
+ * handler runs on the thread of its connection's daemon. http_adopt and
+ * http_connections may be called from any thread.
  */
 #ifndef CRIER_HTTP_H
 #define CRIER_HTTP_H

@@ -2,6 +2,9 @@
 /*
  * main.c - crier's command line: options, configuration, signals, exit
  * codes (0 clean stop, 1 could not start, 2 bad usage or configuration).
+ * Blocks SIGINT and SIGTERM before any thread starts.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include <getopt.h>
 #include <signal.h>

@@ -9,8 +9,12 @@
  * timer thread and the start and drain sequence.
  *
  * Threads: main (waits for a signal, then drains), acceptor, timer, the lws
- * service thread (ws.c) and the polling threads of MHD's three daemons (http.c).
- * Acceptor state (the pending list) belongs to the acceptor thread alone.
+ * service thread (ws.c), the polling threads of MHD's three daemons (http.c),
+ * the held-socket watcher (held_watch.c) and, with Redis, the backplane's
+ * thread (redis_backplane.c). Acceptor state (the pending list) belongs to
+ * the acceptor thread alone.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "gateway/server.h"
 

@@ -15,7 +15,12 @@
  *
  * Threading: want_room and fetch are called with the hub lock held and must
  * only queue work (never block, never call back into the hub). publish is
- * called without it, from any thread.
+ * called without it, from any thread. The others are called from any
+ * thread, node_send also with a sub lock or fwd_lock held (SignalR), so
+ * they too only queue; callbacks come later from the backplane's thread,
+ * except that claim, offer and room_state may answer at once on the
+ * caller's thread (out of memory): call those with no lock held that the
+ * callback takes. See docs/concurrency.md.
  */
 #ifndef CRIER_BACKPLANE_H
 #define CRIER_BACKPLANE_H

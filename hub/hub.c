@@ -5,7 +5,9 @@
  * One mutex guards everything here. A publish takes it once: next id,
  * encodings for the formats the room's members use, history, then one queue
  * push and one wake per member. A member whose queue is full is dropped on
- * the spot (unlinked, told through ops->dropped) and never blocks the rest.
+ * the spot (unlinked, its queue emptied, `dropped` set and its wake called)
+ * and never blocks the rest. Callbacks (a join's done, a publish's answer)
+ * are deferred: hub_unlock makes them once the lock is let go.
  *
  * With a backplane, a publish is answered when the backplane has numbered
  * it, but members here get it when it comes back from the backplane. Its
@@ -19,6 +21,8 @@
  * max-heap by their history's bytes for that, fixed after every change to
  * a room's history (room_hist_changed). A resume whose cursor points into
  * what was evicted gets the gap signal, as after expiry (find_gap).
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "hub/hub.h"
 

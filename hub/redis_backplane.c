@@ -23,6 +23,8 @@
  * marked as delivered locally already; the hub delivers them to this
  * node's members at once. Reconnection retries with backoff from 100 ms to
  * 5 s; each change of state is logged once.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "hub/redis_backplane.h"
 

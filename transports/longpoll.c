@@ -30,6 +30,8 @@
  * sub lock; the watch (held_watch.h) is set and cleared with no sub lock
  * held. A resume only ever names the lp_conn it is for, never the sub's
  * current owner, which may be another request's.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "transports/longpoll.h"
 

@@ -2,8 +2,9 @@
 /*
  * longpoll.h - held HTTP requests on libmicrohttpd: the plain room long
  * poll (GET /rooms/{room}/poll?since=N), and lp_prepare/lp_hold for any sub, which the
- * SignalR long-polling transport uses too. Handlers run on the MHD thread;
- * lp_tick, lp_release and lp_shutdown may be called from any thread.
+ * SignalR long-polling transport uses too. Handlers run on an MHD thread;
+ * lp_tick and lp_shutdown may be called from any thread, lp_release_locked
+ * from any thread with the sub lock held.
  */
 #ifndef CRIER_LONGPOLL_H
 #define CRIER_LONGPOLL_H

@@ -3,6 +3,8 @@
  * signalr-private.h - what signalr.c (connections, hub protocol) shares with
  * signalr_transports.c (negotiate and the three transports). Not for other
  * files. Locking is described in signalr.c.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #ifndef CRIER_SIGNALR_PRIVATE_H
 #define CRIER_SIGNALR_PRIVATE_H

@@ -18,7 +18,10 @@
  * late poll gets 204, a late resume 404) and is freed with the last ref.
  *
  * Lock order: registry_lock, then a connection's recv_lock, then the hub
- * lock, then its sub lock. Nothing here is called with a transport's lock.
+ * lock, then its sub lock, then the backplane's queue lock (backplane ops
+ * only queue). Nothing here is called with a transport's lock.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "transports/signalr.h"
 

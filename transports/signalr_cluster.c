@@ -18,8 +18,14 @@
  *
  * Threading: handlers run on the MHD thread of the request's daemon (any of
  * the three: http.c), backplane callbacks and node
- * messages on the backplane's thread. A forwarded request is found by its
- * number, under fwd_lock, which also guards every field marked so.
+ * messages on the backplane's thread, sr_cluster_tick on the timer. A
+ * forwarded request is found by its number, under fwd_lock, which also
+ * guards every field marked so; status and answer are written under it
+ * before done, and read by the request's MHD thread once it saw done.
+ * `started` is the MHD thread's own. fwd_lock is let go before the
+ * backplane is asked (claim and offer may answer at once).
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -5,10 +5,13 @@
  * POSTs and DELETE of the HTTP transports. The bytes are moved by ws.c,
  * sse.c and longpoll.c; the records are understood by signalr.c.
  *
- * Threading: WebSocket hooks run on the lws service thread, the rest on the
- * MHD thread of the request's daemon (any of the three: http.c).
+ * Threading: WebSocket hooks run on the lws service thread (sr_ws_acceptable
+ * also on the acceptor), the HTTP handlers on the MHD thread of the request's
+ * daemon (any of the three: http.c), ws_claimed and sr_remote_poll on the
+ * backplane's thread, sr_remote_poll_expire on the timer, and remote_wake
+ * on a publisher's thread with the hub and sub locks held.
  * Connection state is read and changed under the connection's
- * sub lock only.
+ * sub lock only. See docs/concurrency.md.
  */
 #include <errno.h>
 #include <jansson.h>

@@ -23,6 +23,8 @@
  * the stream with an error and MHD closes it. The watch is set when the
  * stream starts and cleared (with no sub lock held) in sse_completed,
  * before MHD closes the socket.
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "transports/sse.h"
 
@@ -46,7 +48,7 @@
 typedef struct sse_conn {
     sub *s;
     struct MHD_Connection *conn;
-    int fd;              /* sub lock; -1 once MHD is done with it */
+    int fd;              /* set once; -1 when unknown; valid until sse_completed */
     bool suspended;      /* sub lock */
     bool closing;        /* sub lock: shutdown; end after what is queued */
     bool keepalive_due;  /* sub lock */

@@ -30,6 +30,8 @@
  * - ws_wake runs on a publisher's thread with the sub lock held: it only
  *   puts the connection on the pending list (lock order: hub, sub,
  *   pending_lock).
+ *
+ * Threads and locks: docs/concurrency.md
  */
 #include "transports/ws.h"
 

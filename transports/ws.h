@@ -20,7 +20,9 @@
  * a server limit was reached, not the client's fault. */
 #define WS_CLOSE_TRY_AGAIN_LATER 1013
 
-/* What the protocol spoken over one WebSocket does with it. Service thread. */
+/* What the protocol spoken over one WebSocket does with it. Service thread;
+ * during ws_stop, closed() of the connections still open runs on the main
+ * thread, after the service thread has ended. */
 typedef struct ws_session_ops {
     /* A complete message arrived (binary: a binary frame). Returns 0, or a
      * close code with *why set: ws.c closes the connection with them. */
