@@ -78,6 +78,7 @@ typedef struct room {
     bool fetch_again; /* messages were let go while waiting: fetch once more */
     msg **waiting;
     size_t nwaiting;
+    size_t waiting_bytes; /* their footprint, counted in hub->waiting_bytes too */
     char local_epoch[MSG_EPOCH_MAX];
     uint64_t local_last;
     int64_t empty_since_ms; /* when its last member left; 0 while it has members */
@@ -99,6 +100,9 @@ typedef struct held_publish {
 #define PUBLISH_HOLD_MS 1000
 
 #define ROOM_WAITING_MAX 10000 /* messages held while a room's fetch is under way */
+/* ... and the bytes all rooms may hold so together: past it a room lets its
+ * waiting messages go and fetches again, as past ROOM_WAITING_MAX. */
+#define WAITING_MAX_BYTES ((size_t)64 << 20)
 #define ROOM_LINGER_MS 5000    /* a shared room left by all stays subscribed this long */
 
 struct hub {
@@ -119,6 +123,7 @@ struct hub {
     size_t hist_bytes;  /* sum of every room's hist.bytes */
     uint64_t evicted;   /* messages dropped for history_max_bytes */
     size_t freed_bytes; /* history bytes and rooms freed since the last hub_expire */
+    size_t waiting_bytes; /* footprint of every room's `waiting` messages */
 };
 
 /* A callback due once the hub lock is let go: a join's (done) or a held
@@ -462,13 +467,15 @@ static bool room_is_empty(room *r, int64_t now)
     return now - r->empty_since_ms >= ROOM_LINGER_MS;
 }
 
-static void clear_waiting(room *r)
+static void clear_waiting(hub *h, room *r)
 {
     for (size_t i = 0; i < r->nwaiting; i++)
         msg_unref(r->waiting[i]);
     free(r->waiting);
     r->waiting = NULL;
     r->nwaiting = 0;
+    h->waiting_bytes -= r->waiting_bytes;
+    r->waiting_bytes = 0;
 }
 
 static void room_free_if_empty_at(hub *h, room *r, int64_t now)
@@ -482,7 +489,7 @@ static void room_free_if_empty_at(hub *h, room *r, int64_t now)
     size_t before = r->hist.bytes;
     history_clear(&r->hist);
     room_hist_dropped(h, r, before);
-    clear_waiting(r);
+    clear_waiting(h, r);
     if (r->shared && h->bp)
         h->bp->ops->want_room(h->bp, r->name, false);
     h->freed_bytes += sizeof(*r);
@@ -1176,12 +1183,14 @@ static bool apply(hub *h, room *r, msg *m)
     return true;
 }
 
-/* Hub lock held. Keeps m until r's fetch is answered; past the bound they
- * are let go, and a fetch after that one brings them. */
-static void wait_push(room *r, msg *m)
+/* Hub lock held. Keeps m until r's fetch is answered; past the bounds
+ * (messages in this room, bytes in all rooms) they are let go, and a fetch
+ * after that one brings them. */
+static void wait_push(hub *h, room *r, msg *m)
 {
-    if (r->nwaiting >= ROOM_WAITING_MAX) {
-        clear_waiting(r);
+    size_t cost = msg_footprint(m);
+    if (r->nwaiting >= ROOM_WAITING_MAX || h->waiting_bytes + cost > WAITING_MAX_BYTES) {
+        clear_waiting(h, r);
         r->fetch_again = true;
         return;
     }
@@ -1195,6 +1204,8 @@ static void wait_push(room *r, msg *m)
         r->waiting = w;
     }
     r->waiting[r->nwaiting++] = msg_ref(m);
+    r->waiting_bytes += cost;
+    h->waiting_bytes += cost;
 }
 
 void hub_bp_message(hub *h, const char *name, const char *epoch, const bp_entry *e)
@@ -1206,10 +1217,10 @@ void hub_bp_message(hub *h, const char *name, const char *epoch, const bp_entry 
         if (r && r->shared && r->synced)
             refetch(h, r); /* out of memory: fetch it again later */
     } else if (!r->synced) {
-        wait_push(r, m);
+        wait_push(h, r, m);
     } else if (!apply(h, r, m)) {
         refetch(h, r);
-        wait_push(r, m);
+        wait_push(h, r, m);
     }
     msg_unref(m);
     hub_unlock(h);
@@ -1275,6 +1286,8 @@ static void drain_waiting(hub *h, room *r)
     size_t n = r->nwaiting;
     r->waiting = NULL;
     r->nwaiting = 0;
+    h->waiting_bytes -= r->waiting_bytes;
+    r->waiting_bytes = 0;
     size_t i = 0;
     while (i < n && apply(h, r, w[i])) {
         msg_unref(w[i]);
@@ -1283,7 +1296,7 @@ static void drain_waiting(hub *h, room *r)
     if (i < n) {
         refetch(h, r);
         for (; i < n; i++) {
-            wait_push(r, w[i]);
+            wait_push(h, r, w[i]);
             msg_unref(w[i]);
         }
     }
@@ -1373,7 +1386,7 @@ void hub_destroy(hub *h)
                 free(m);
             }
             history_clear(&r->hist);
-            clear_waiting(r);
+            clear_waiting(h, r);
             free(r);
             r = next;
         }

@@ -61,7 +61,8 @@ static bp_publish_status s_publish(backplane *bp, const bp_publish *p, publish_d
     return s->publish_answer;
 }
 
-static const backplane_ops script_ops = {.want_room = s_want, .fetch = s_fetch, .publish = s_publish};
+static const backplane_ops script_ops = {
+    .want_room = s_want, .fetch = s_fetch, .publish = s_publish};
 
 static hub *new_hub(script_bp *s)
 {
@@ -77,8 +78,8 @@ static hub *new_hub(script_bp *s)
 
 static bp_entry entry(uint64_t id, int64_t wall_ms)
 {
-    return (bp_entry){.id = id, .wall_ms = wall_ms, .origin = "NODEB", .target = "",
-                      .data = "[1]", .len = 3};
+    return (bp_entry){
+        .id = id, .wall_ms = wall_ms, .origin = "NODEB", .target = "", .data = "[1]", .len = 3};
 }
 
 /* Entries first..last published at wall time `wall`. */
@@ -188,6 +189,51 @@ static void test_holes_and_duplicates(void)
     fetched(h, "r", "E1", 3, 5, hub_wall_ms());
     CHECK(got_range(&l, 3, 6));
     CHECK(s.fetches == fetches + 1);
+    hub_leave(h, &l.s);
+    hub_destroy(h);
+    sub_fini(&l.s);
+}
+
+/* What waits for a fetch is bounded in bytes across rooms too (64 MiB):
+ * past it the waiting messages are let go and fetched again afterwards,
+ * so a burst of big messages into a room that is fetching cannot grow
+ * memory without bound. */
+static void test_waiting_bytes_bound(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback l;
+    lb_init(&l, SUB_WS, 1000);
+    hub_join(h, "r", &l.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 0, 0, 0);
+    message(h, "r", "E1", 1);
+    CHECK(got_range(&l, 1, 1));
+    message(h, "r", "E1", 3); /* 2 lost on the way: a fetch, and 3.. wait for it */
+    int fetches = s.fetches;
+    size_t big = 256 * 1024;
+    char *data = malloc(big + 3);
+    data[0] = '"';
+    memset(data + 1, 'x', big);
+    data[big + 1] = '"';
+    data[big + 2] = 0;
+    for (uint64_t id = 4; id < 4 + 300; id++) { /* 300 x 256 KiB = 75 MiB */
+        bp_entry e = entry(id, hub_wall_ms());
+        e.data = data;
+        e.len = big + 2;
+        hub_bp_message(h, "r", "E1", &e);
+    }
+    free(data);
+    CHECK(s.fetches == fetches);
+    fetched(h, "r", "E1", 2, 2, hub_wall_ms());
+    /* 2 arrives; what waited was let go past the bound, so another fetch
+     * after 2 is asked for instead of holding 75 MiB */
+    uint64_t ids[400];
+    size_t n = lb_drain(&l, ids, 400);
+    CHECK(n >= 1 && ids[0] == 2);
+    CHECK(n < 300);
+    CHECK(s.fetches == fetches + 1);
+    CHECK(s.fetch_after == ids[n - 1]);
     hub_leave(h, &l.s);
     hub_destroy(h);
     sub_fini(&l.s);
@@ -395,5 +441,5 @@ static void test_join_callbacks(void)
 }
 
 TEST_MAIN("hub_backplane", TEST(test_pending_join_then_fetch), TEST(test_holes_and_duplicates),
-          TEST(test_origin_rules), TEST(test_epoch_changes), TEST(test_publish_paths),
-          TEST(test_join_callbacks))
+          TEST(test_waiting_bytes_bound), TEST(test_origin_rules), TEST(test_epoch_changes),
+          TEST(test_publish_paths), TEST(test_join_callbacks))
