@@ -185,27 +185,43 @@ static int close_with(struct lws *wsi, enum lws_close_status code, const char *r
     return -1;
 }
 
-/* FILTER_PROTOCOL_CONNECTION: asks the router what this upgrade is. */
-static int open_connection(ws_conn *c, struct lws *wsi)
+/* The request's query: its URI argument fragments joined with '&'
+ * (malloc'd, sized by what lws holds, which max_header_bytes bounds). */
+static char *request_query(struct lws *wsi)
 {
-    char path[512], query[1024];
-    int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
-    if (n <= 0)
-        return 1;
-    query[0] = '\0';
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    char *query = malloc((size_t)(total > 0 ? total : 0) + 2);
+    if (!query)
+        return NULL;
     size_t qlen = 0;
-    for (int i = 0; lws_hdr_copy_fragment(wsi, query + qlen, (int)(sizeof(query) - qlen),
-                                          WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
-         i++) {
-        qlen = strlen(query);
-        if (qlen + 2 >= sizeof(query))
+    query[0] = '\0';
+    for (int i = 0; i < 1000; i++) {
+        int n = lws_hdr_copy_fragment(wsi, query + qlen, total + 2 - (int)qlen,
+                                      WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n <= 0)
+            break;
+        qlen += (size_t)n;
+        if (qlen + 2 >= (size_t)total + 2)
             break;
         query[qlen++] = '&';
         query[qlen] = '\0';
     }
     if (qlen && query[qlen - 1] == '&')
         query[--qlen] = '\0';
-    if (open_session(path, query, &c->sess))
+    return query;
+}
+
+/* FILTER_PROTOCOL_CONNECTION: asks the router what this upgrade is. */
+static int open_connection(ws_conn *c, struct lws *wsi)
+{
+    int plen = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
+    char *path = plen > 0 ? malloc((size_t)plen + 1) : NULL;
+    char *query = path ? request_query(wsi) : NULL;
+    int rc = !query || lws_hdr_copy(wsi, path, plen + 1, WSI_TOKEN_GET_URI) <= 0 ||
+             open_session(path, query, &c->sess);
+    free(path);
+    free(query);
+    if (rc)
         return 1;
     c->wsi = wsi;
     c->opened = true;
