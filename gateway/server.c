@@ -29,13 +29,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "gateway/api.h"
-#include "gateway/buf.h"
 #include "gateway/client_addr.h"
 #include "gateway/http.h"
+#include "gateway/linger.h"
 #include "gateway/log.h"
+#include "gateway/raw_reply.h"
 #include "gateway/request_head.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
@@ -65,51 +64,6 @@ static unsigned max_connections;
 static atomic_bool stop_threads;
 static char *peek_buf;
 static int64_t accept_paused_until;
-
-static const char *reason_phrase(unsigned status)
-{
-    switch (status) {
-    case 400:
-        return "Bad Request";
-    case 408:
-        return "Request Timeout";
-    case 426:
-        return "Upgrade Required";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 503:
-        return "Service Unavailable";
-    case 505:
-        return "HTTP Version Not Supported";
-    default:
-        return "Error";
-    }
-}
-
-/* Answers a connection the acceptor still holds with {"error": error},
- * "Connection: close" and extra_header (a "Name: value" line, or NULL), then
- * the caller closes it. Best effort: the socket is non-blocking. */
-static void send_error(int fd, unsigned status, const char *extra_header, const char *error)
-{
-    json_t *body = json_pack("{s:s}", "error", error);
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (!text)
-        return;
-    size_t tl = strlen(text);
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %u %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                     "Cache-Control: no-store\r\n%s%sContent-Length: %zu\r\n\r\n",
-                     status, reason_phrase(status), extra_header ? extra_header : "", extra_header ? "\r\n" : "",
-                     tl);
-    buf out = {0};
-    if (n > 0 && (size_t)n < sizeof(head) && buf_append(&out, head, (size_t)n) &&
-        buf_append(&out, text, tl))
-        (void)!send(fd, out.data, out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-    buf_free(&out);
-    free(text);
-}
 
 /* ------------------------------------------------------------- routing */
 
@@ -243,7 +197,7 @@ static void pend_drop(pending_conn *p, unsigned status, const char *extra_header
             LOG_DBG(TAG, "%u to %s: %s", status, addr, error);
         else
             LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
-        send_error(p->fd, status, extra_header, error);
+        raw_reply_error(p->fd, status, extra_header, error);
     }
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     close(p->fd);
@@ -306,7 +260,7 @@ static void refuse_over_capacity(int fd)
 {
     static int64_t next_log;
     static unsigned refused;
-    send_error(fd, 503, NULL, "too many open connections");
+    raw_reply_error(fd, 503, NULL, "too many open connections");
     close(fd);
     refused++;
     int64_t now = hub_now_ms();
@@ -402,6 +356,7 @@ static void *timer_main(void *arg)
         int64_t now = hub_now_ms();
         lp_tick(now);
         http_tick(now);
+        linger_tick(now);
         if (now >= next_keepalive) {
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * 1000;
@@ -524,6 +479,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     ws_stop(2000);
     http_finish_requests(2000);
     http_stop();
+    linger_close_all();
     redis_backplane_stop(the_backplane); /* nothing publishes now */
     sr_fini();
     redis_backplane_free(the_backplane);
