@@ -131,6 +131,7 @@ static http_daemon daemon_for_get(const request_head *h)
  * nobody (status: the acceptor answers it). */
 typedef struct destination {
     bool websocket;
+    size_t head_len;
     http_daemon daemon;
     unsigned status;
     const char *error, *extra_header;
@@ -139,7 +140,7 @@ typedef struct destination {
 /* Where a request goes by what it asks for. */
 static destination route_by_request(const request_head *h)
 {
-    destination to = {.daemon = HTTP_MAIN};
+    destination to = {.daemon = HTTP_MAIN, .head_len = h->head_len};
     if (!rh_span_is(h->method, "GET"))
         return to;
     if (h->upgrade_websocket)
@@ -210,7 +211,7 @@ static void hand_over(pending_conn *p, destination to)
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     pend_unlink(p);
     if (to.websocket)
-        ws_adopt(p->fd);
+        ws_adopt(p->fd, to.head_len);
     else
         http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len, to.daemon);
     free(p);

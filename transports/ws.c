@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "gateway/log.h"
+#include "transports/ws_guard.h"
 
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
@@ -63,6 +64,7 @@ typedef struct ws_conn {
     int64_t last_ping_ms;         /* service thread */
     bool ping_due;                /* service thread: send a PING when writable */
     bool silent;                  /* service thread: close it, it stopped answering */
+    bool unmasked;                /* service thread: it sent an unmasked frame (ws_guard) */
 } ws_conn;
 
 static const cfg *conf;
@@ -77,7 +79,11 @@ static atomic_int live_wsi;      /* connections lws holds */
 
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static ws_conn *pending;     /* connections with news for the service thread */
-static int *adopt_queue;     /* pending_lock */
+typedef struct adoption {
+    int fd;
+    size_t head_len; /* bytes of its upgrade request */
+} adoption;
+static adoption *adopt_queue; /* pending_lock */
 static size_t adopt_len, adopt_cap;
 
 static ws_conn *all_conns; /* service thread */
@@ -115,13 +121,13 @@ static void ws_wake(sub *s)
     mark_pending(s->owner);
 }
 
-void ws_adopt(int fd)
+void ws_adopt(int fd, size_t head_len)
 {
     atomic_fetch_add(&queued_fds, 1);
     pthread_mutex_lock(&pending_lock);
     if (adopt_len == adopt_cap) {
         size_t cap = adopt_cap ? adopt_cap * 2 : 64;
-        int *q = realloc(adopt_queue, cap * sizeof(*q));
+        adoption *q = realloc(adopt_queue, cap * sizeof(*q));
         if (!q) {
             pthread_mutex_unlock(&pending_lock);
             close(fd);
@@ -131,7 +137,7 @@ void ws_adopt(int fd)
         adopt_queue = q;
         adopt_cap = cap;
     }
-    adopt_queue[adopt_len++] = fd;
+    adopt_queue[adopt_len++] = (adoption){fd, head_len};
     pthread_mutex_unlock(&pending_lock);
     lws_cancel_service(context);
 }
@@ -147,15 +153,19 @@ unsigned ws_connections(void)
 static void adopt_queued(void)
 {
     pthread_mutex_lock(&pending_lock);
-    int *fds = adopt_queue;
+    adoption *fds = adopt_queue;
     size_t n = adopt_len;
     adopt_queue = NULL;
     adopt_len = adopt_cap = 0;
     pthread_mutex_unlock(&pending_lock);
     for (size_t i = 0; i < n; i++) {
-        if (atomic_load(&stopping))
-            close(fds[i]);
-        else if (!lws_adopt_socket_vhost(vhost, fds[i]))
+        if (atomic_load(&stopping)) {
+            close(fds[i].fd);
+            atomic_fetch_sub(&queued_fds, 1);
+            continue;
+        }
+        ws_guard_watch(fds[i].fd, fds[i].head_len);
+        if (!lws_adopt_socket_vhost(vhost, fds[i].fd))
             LOG_WARN(TAG, "libwebsockets could not adopt a connection"); /* it closed fd */
         atomic_fetch_sub(&queued_fds, 1);
     }
@@ -228,9 +238,19 @@ static int open_connection(ws_conn *c, struct lws *wsi)
     return 0;
 }
 
+/* ws_guard: c's socket sent an unmasked frame; on_writable closes it. */
+static void on_unmasked(void *owner)
+{
+    ws_conn *c = owner;
+    c->unmasked = true;
+    lws_callback_on_writable(c->wsi);
+}
+
 /* ESTABLISHED: from now on the hub's wakes reach this connection. */
 static void on_established(ws_conn *c)
 {
+    if (ws_guard_bind(lws_get_socket_fd(c->wsi), c))
+        on_unmasked(c);
     sub *s = c->sess.s;
     pthread_mutex_lock(&s->lock);
     sub_attach(s, ws_wake, c);
@@ -409,6 +429,10 @@ static bool batch_add(batch *bt, sub *s, msg *m)
 static int on_writable(ws_conn *c, struct lws *wsi)
 {
     sub *s = c->sess.s;
+    if (c->unmasked) {
+        ws_guard_closing(lws_get_socket_fd(wsi)); /* no close frame will come back */
+        return close_with(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked");
+    }
     if (c->silent)
         return close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
     if (c->ping_due) {
@@ -518,6 +542,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         on_established(c);
         return 0;
     case LWS_CALLBACK_CLOSED:
+        ws_guard_forget(lws_get_socket_fd(wsi));
         on_closed(c);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -550,6 +575,7 @@ static struct lws_protocols protocols[] = {
 static void *service_main(void *arg)
 {
     (void)arg;
+    ws_guard_enter_thread(on_unmasked);
     while (!atomic_load(&stop_loop))
         if (lws_service(context, 0) < 0)
             break;
@@ -622,7 +648,7 @@ void ws_stop(int grace_ms)
     context = NULL;
     pthread_mutex_lock(&pending_lock);
     for (size_t i = 0; i < adopt_len; i++)
-        close(adopt_queue[i]);
+        close(adopt_queue[i].fd);
     free(adopt_queue);
     adopt_queue = NULL;
     adopt_len = adopt_cap = 0;

@@ -123,6 +123,86 @@ describe('front door: request head checks', { timeout: 60_000 }, () => {
   });
 });
 
+// A WebSocket frame from a client: masked unless mask is false.
+function frame(opcode, payload, { mask = true } = {}) {
+  const data = Buffer.from(payload);
+  const head = [0x80 | opcode, (mask ? 0x80 : 0) | data.length];
+  if (!mask) return Buffer.concat([Buffer.from(head), data]);
+  const key = Buffer.from([1, 2, 3, 4]);
+  return Buffer.concat([Buffer.from(head), key, Buffer.from(data.map((b, i) => b ^ key[i % 4]))]);
+}
+
+// The close frames in what the server sent after its 101: [{code, reason}].
+function closeFrames(raw) {
+  const bytes = Buffer.from(raw, 'latin1');
+  let i = bytes.indexOf('\r\n\r\n') + 4;
+  const found = [];
+  while (i > 3 && i + 2 <= bytes.length) {
+    const op = bytes[i] & 0x0f;
+    let len = bytes[i + 1] & 0x7f;
+    let at = i + 2;
+    if (len === 126) {
+      len = bytes.readUInt16BE(at);
+      at += 2;
+    }
+    if (op === 8 && at + len <= bytes.length)
+      found.push({ code: len >= 2 ? bytes.readUInt16BE(at) : null, reason: bytes.subarray(at + 2, at + len).toString() });
+    i = at + len;
+  }
+  return found;
+}
+
+describe('front door: WebSocket frames must be masked', { timeout: 60_000 }, () => {
+  let srv;
+  before(async () => {
+    srv = await startCrier({});
+  });
+  after(() => srv && stopClean(srv));
+
+  const handshake = `GET /rooms/m/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${KEY}\r\n\r\n`;
+
+  // Opens a raw WebSocket, sends `frames` (after the 101, or with the
+  // handshake when together), and waits for the server to close.
+  async function sendFrames(frames, { together = false } = {}) {
+    const conn = await rawConnect(srv.port);
+    if (together) conn.socket.write(Buffer.concat([Buffer.from(handshake), ...frames]));
+    else {
+      conn.send(handshake);
+      for (let i = 0; i < 100 && !conn.data().includes('\r\n\r\n'); i++) await sleep(20);
+      assert.match(conn.data(), /^HTTP\/1\.1 101 /);
+      for (const f of frames) conn.socket.write(f);
+    }
+    const timer = sleep(5000).then(() => null);
+    const closedAfter = await Promise.race([conn.closed, timer]);
+    conn.socket.destroy();
+    return { raw: conn.data(), closed: closedAfter !== null };
+  }
+
+  for (const [what, frames, opts] of [
+    ['an unmasked text frame', [frame(1, 'hello', { mask: false })]],
+    ['an unmasked frame after a masked one', [frame(1, '"ok"'), frame(1, 'hello', { mask: false })]],
+    ['an unmasked ping', [frame(9, 'p', { mask: false })]],
+    ['an unmasked frame in the handshake packet', [frame(1, 'hello', { mask: false })], { together: true }],
+  ]) {
+    test(`${what} -> close 1002`, async () => {
+      const res = await sendFrames(frames, opts);
+      const closes = closeFrames(res.raw);
+      assert.equal(closes.length, 1, `close frames in ${JSON.stringify(res.raw.slice(-80))}`);
+      assert.equal(closes[0].code, 1002);
+      assert.match(closes[0].reason, /mask/);
+      assert.ok(res.closed, 'connection closed');
+    });
+  }
+
+  test('the unmasked frame was not published; masked ones were', async () => {
+    await sendFrames([frame(1, '"masked"'), frame(1, '"unmasked"', { mask: false })]);
+    const res = await request(`${srv.url}/rooms/m/poll?since=0`, { timeout: 3000 });
+    const data = res.json.messages.map((m) => m.data);
+    assert.ok(data.includes('masked'), JSON.stringify(data));
+    assert.ok(!data.includes('unmasked'), JSON.stringify(data));
+  });
+});
+
 describe('front door: half requests', { timeout: 60_000 }, () => {
   test('clients that send half a request and close free their slots at once', async () => {
     const srv = await startCrier({ limits: { max_connections: 20, header_timeout_s: 60 } });
