@@ -59,4 +59,3 @@ void raw_reply_error(int fd, unsigned status, const char *extra_header, const ch
     buf_free(&out);
     free(text);
 }
-

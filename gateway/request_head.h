@@ -34,20 +34,20 @@ typedef enum {
 } rh_result;
 
 typedef struct request_head {
-    size_t head_len;     /* bytes up to and including the blank line */
-    rh_span method;      /* e.g. "GET" */
-    rh_span target;      /* the raw request target, e.g. "/rooms/a/ws?since=3" */
-    int http_minor;      /* HTTP/1.<http_minor>: 0 or 1 */
-    char *path;          /* the target's path, percent-decoded (malloc'd; NUL
-                            bytes decoded from %00 end it early) */
-    char *query;         /* the raw query after '?', "" when none (malloc'd) */
-    unsigned fields;     /* header field lines */
+    size_t head_len;          /* bytes up to and including the blank line */
+    rh_span method;           /* e.g. "GET" */
+    rh_span target;           /* the raw request target, e.g. "/rooms/a/ws?since=3" */
+    int http_minor;           /* HTTP/1.<http_minor>: 0 or 1 */
+    char *path;               /* the target's path, percent-decoded (malloc'd; NUL
+                                 bytes decoded from %00 end it early) */
+    char *query;              /* the raw query after '?', "" when none (malloc'd) */
+    unsigned fields;          /* header field lines */
     bool upgrade_websocket;   /* Upgrade lists "websocket" */
     bool connection_upgrade;  /* Connection lists "upgrade" */
     bool accept_event_stream; /* Accept mentions text/event-stream */
     bool has_content_length;
     uint64_t content_length;
-    bool chunked; /* Transfer-Encoding: chunked */
+    bool chunked;               /* Transfer-Encoding: chunked */
     rh_span ws_version, ws_key; /* Sec-WebSocket-Version, Sec-WebSocket-Key */
     unsigned ws_version_count, ws_key_count;
     unsigned status;   /* RH_ERROR: the HTTP status to answer (400, 501, 505) */

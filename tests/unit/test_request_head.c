@@ -101,10 +101,10 @@ static void test_smuggling(void)
                   "more than one Content-Length");
     check_refused("POST / HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", 400,
                   "more than one Content-Length");
-    check_refused("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
-                  400, "Content-Length and Transfer-Encoding");
-    check_refused("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
-                  400, "Content-Length and Transfer-Encoding");
+    check_refused("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400,
+                  "Content-Length and Transfer-Encoding");
+    check_refused("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", 400,
+                  "Content-Length and Transfer-Encoding");
     check_refused("POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", 400, "whitespace");
     check_refused("POST / HTTP/1.1\r\nTransfer-Encoding\t: chunked\r\n\r\n", 400, "whitespace");
     check_refused("POST / HTTP/1.1\r\nTransfer Encoding: chunked\r\n\r\n", 400, "whitespace");
@@ -121,8 +121,8 @@ static void test_smuggling(void)
                   "chunked\r\n\r\n",
                   400, "more than one Transfer-Encoding");
     check_refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0");
-    const char *bad_lengths[] = {"-1", "+5", "5 5", "0x10", "", "1e3", "5,5",
-                                 "99999999999999999999"};
+    const char *bad_lengths[] = {"-1", "+5",  "5 5", "0x10",
+                                 "",   "1e3", "5,5", "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad_lengths) / sizeof(bad_lengths[0]); i++) {
         char text[128];
         snprintf(text, sizeof(text), "POST / HTTP/1.1\r\nContent-Length: %s\r\n\r\n",
