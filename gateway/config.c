@@ -75,6 +75,7 @@ static const key_spec key_table[] = {
     UINT_KEY(limits.poll_timeout_s, 1, 3600),
     UINT_KEY(limits.keepalive_s, 1, 3600),
     UINT_KEY(limits.header_timeout_s, 1, 300),
+    UINT_KEY(limits.body_timeout_s, 1, 300),
     SIZE_KEY(limits.max_header_bytes, 1024, 65536),
     UINT_KEY(limits.max_connections, 0, 1000000),
     UINT_KEY(limits.max_rooms, 1, 100000000),
@@ -181,6 +182,7 @@ void cfg_defaults(cfg *c)
     c->limits.poll_timeout_s = 25;
     c->limits.keepalive_s = 15;
     c->limits.header_timeout_s = 5;
+    c->limits.body_timeout_s = 10;
     c->limits.max_header_bytes = 8192;
     c->limits.max_connections = 0;
     c->limits.max_rooms = 100000;

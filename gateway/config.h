@@ -64,6 +64,8 @@ typedef struct cfg {
         unsigned poll_timeout_s;  /* default 25, 1 .. 3600 */
         unsigned keepalive_s;     /* SSE comment / WS ping interval, default 15, 1 .. 3600 */
         unsigned header_timeout_s; /* request headers must arrive within, default 5, 1 .. 300 */
+        unsigned body_timeout_s;   /* a request body must arrive within (from the end of its
+                                      headers), default 10, 1 .. 300; past it: 408 */
         size_t max_header_bytes;  /* default 8192, 1024 .. 65536 */
         unsigned max_connections; /* 0 = open-file limit minus a reserve; else 1 .. 1000000 */
         /* memory no client can exhaust (503 / WebSocket 1013 / SignalR error past them) */

@@ -42,11 +42,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "gateway/api.h"
 #include "gateway/client_addr.h"
 #include "gateway/json_text.h"
+#include "gateway/linger.h"
 #include "gateway/log.h"
+#include "gateway/raw_reply.h"
 #include "gateway/static.h"
 #include "transports/longpoll.h"
 #include "transports/signalr.h"
@@ -247,8 +250,11 @@ bool http_body_take(http_body *body, http_call *call, size_t limit)
     size_t len = *call->upload_size;
     *call->upload_size = 0;
     if (body->too_big || body->b.len + len > limit) {
+        if (!body->too_big)
+            http_abort(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                       "message is larger than limits.max_message_bytes");
         body->too_big = true;
-        return true;
+        return false;
     }
     return buf_append(&body->b, call->upload, len);
 }
@@ -308,13 +314,17 @@ bool http_parse_u64(const char *s, uint64_t *out)
 typedef struct conn_watch {
     int fd;
     int64_t waiting_since; /* 0 while a request is being served */
+    int64_t body_due;      /* the request's body must be in by then; 0: it is */
     bool shut;
+    bool aborted; /* answered outside MHD (http_abort, or 408 by the timer):
+                     MHD only closes it now */
     struct conn_watch *prev, *next;
 } conn_watch;
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static conn_watch *watched;
-static int64_t header_timeout_ms;
+static int64_t header_timeout_ms, body_timeout_ms;
+static size_t body_limit; /* limits.max_message_bytes: no route takes a larger body */
 
 static conn_watch *watch_start(struct MHD_Connection *conn)
 {
@@ -350,32 +360,98 @@ static void watch_stop(conn_watch *w)
     free(w);
 }
 
-static void watch_set(struct MHD_Connection *conn, int64_t waiting_since)
+static conn_watch *watch_of(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    conn_watch *w = ci ? ci->socket_context : NULL;
+    return ci ? ci->socket_context : NULL;
+}
+
+/* A request's headers are in: its body (if any) is on the clock now. */
+static void request_started(struct MHD_Connection *conn)
+{
+    conn_watch *w = watch_of(conn);
     if (!w)
         return;
     pthread_mutex_lock(&watch_lock);
-    w->waiting_since = waiting_since;
+    w->waiting_since = 0;
+    w->body_due = hub_now_ms() + body_timeout_ms;
     pthread_mutex_unlock(&watch_lock);
-}
-
-static void request_started(struct MHD_Connection *conn)
-{
-    watch_set(conn, 0);
 }
 
 static void request_ended(struct MHD_Connection *conn)
 {
-    watch_set(conn, hub_now_ms());
+    conn_watch *w = watch_of(conn);
+    if (!w)
+        return;
+    pthread_mutex_lock(&watch_lock);
+    w->waiting_since = hub_now_ms();
+    w->body_due = 0;
+    pthread_mutex_unlock(&watch_lock);
+}
+
+/* MHD thread, each call after the first: false when the request was
+ * already answered outside MHD (then it must only be closed). done: its
+ * body is all in, and off the clock. */
+static bool body_progress(struct MHD_Connection *conn, bool done)
+{
+    conn_watch *w = watch_of(conn);
+    if (!w)
+        return true;
+    pthread_mutex_lock(&watch_lock);
+    bool live = !w->aborted;
+    if (done)
+        w->body_due = 0;
+    pthread_mutex_unlock(&watch_lock);
+    return live;
+}
+
+/* Writes the error answer to a connection (w locked, not aborted yet) and
+ * marks it aborted; logs it once with the peer's address. */
+static void abort_locked(conn_watch *w, unsigned status, const char *error)
+{
+    w->aborted = true;
+    w->body_due = 0;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    char addr[CLIENT_ADDR_MAX];
+    bool peer = w->fd >= 0 && !getpeername(w->fd, (struct sockaddr *)&ss, &sl);
+    client_addr_format(peer ? (struct sockaddr *)&ss : NULL, NULL, NULL, false, addr,
+                       sizeof(addr));
+    LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
+    if (w->fd >= 0)
+        raw_reply_error(w->fd, status, NULL, error);
+}
+
+enum MHD_Result http_abort(struct MHD_Connection *conn, unsigned status, const char *error)
+{
+    conn_watch *w = watch_of(conn);
+    int keep = -1;
+    if (w) {
+        pthread_mutex_lock(&watch_lock);
+        if (!w->aborted && w->fd >= 0) {
+            abort_locked(w, status, error);
+            shutdown(w->fd, SHUT_WR);
+            keep = dup(w->fd); /* MHD closes its fd; this one lingers */
+        }
+        pthread_mutex_unlock(&watch_lock);
+    }
+    if (keep >= 0)
+        linger_add(keep, hub_now_ms());
+    return MHD_NO; /* MHD closes the connection without reading the rest */
 }
 
 void http_tick(int64_t now_ms)
 {
     pthread_mutex_lock(&watch_lock);
     for (conn_watch *w = watched; w; w = w->next) {
+        if (w->body_due && now_ms > w->body_due && !w->aborted && !w->shut && w->fd >= 0) {
+            /* A body that trickles or never ends: answer, then shut the
+             * socket so that MHD, which may be waiting to read, closes it. */
+            abort_locked(w, 408, "the request body did not arrive within limits.body_timeout_s");
+            shutdown(w->fd, SHUT_RDWR);
+            w->shut = true;
+        }
         if (w->waiting_since && !w->shut && now_ms - w->waiting_since > header_timeout_ms &&
             w->fd >= 0) {
             shutdown(w->fd, SHUT_RDWR);
@@ -524,6 +600,7 @@ typedef struct http_req {
     unsigned error_status;
     char error[160];
     char room[ROOM_NAME_MAX + 1];
+    uint64_t body_bytes; /* of the request body so far */
 } http_req;
 
 static void set_error(http_req *req, unsigned status, const char *text)
@@ -572,6 +649,18 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
     return http_reply_error(conn, req->error_status, "%s", req->error);
 }
 
+/* No body may be larger than limits.max_message_bytes: a handler that
+ * reads one refuses it itself (http_body_take); any other body (one
+ * nobody reads) is cut off here, answered 413, once past the limit. */
+static bool over_body_limit(struct MHD_Connection *conn, const http_req *req)
+{
+    if (req->body_bytes <= body_limit)
+        return false;
+    http_abort(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+               "request body is larger than limits.max_message_bytes");
+    return true;
+}
+
 /* MHD calls this once with the headers, then with each piece of the body,
  * then once more with none. Answers go out from the second call on: one
  * queued on the first makes MHD close the connection instead of keeping it
@@ -585,6 +674,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)cls;
     (void)version;
     http_req *req = *con_cls;
+    if (req && !body_progress(conn, *upload_data_size == 0))
+        return MHD_NO;
+    if (req)
+        req->body_bytes += *upload_data_size;
     if (!req) {
         req = calloc(1, sizeof(*req));
         if (!req)
@@ -602,7 +695,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!req->route || !req->route->handle) {
         if (*upload_data_size) { /* a body nobody will use */
             *upload_data_size = 0;
-            return MHD_YES;
+            return over_body_limit(conn, req) ? MHD_NO : MHD_YES;
         }
         if (!req->route)
             return answer_error(conn, req, method, url);
@@ -619,7 +712,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     const void *arg = req->route->kind == ROUTE_STATIC ? (const void *)url : req->hub;
     http_call call = {conn,        method,           arg,        req->room, false,
                       upload_data, upload_data_size, &req->state};
-    return req->route->handle(&call);
+    enum MHD_Result ret = req->route->handle(&call);
+    return ret == MHD_YES && over_body_limit(conn, req) ? MHD_NO : ret;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -704,6 +798,8 @@ int http_start(const cfg *c, hub *h)
                          : (unsigned)rl.rlim_cur + 1024;
     unsigned idle_timeout = c->limits.keepalive_s * 2 + 30;
     header_timeout_ms = (int64_t)c->limits.header_timeout_s * 1000;
+    body_timeout_ms = (int64_t)c->limits.body_timeout_s * 1000;
+    body_limit = c->limits.max_message_bytes;
     pool_bytes[HTTP_MAIN] = pool_bytes[HTTP_POLLS] =
         (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;
     pool_bytes[HTTP_STREAMS] = STREAM_POOL_BYTES;

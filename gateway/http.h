@@ -103,12 +103,19 @@ enum MHD_Result http_reply_not_found(struct MHD_Connection *conn, const char *ur
 /* A request body being received, bounded. */
 typedef struct http_body {
     buf b;
-    bool too_big; /* more than the limit came; the rest was dropped */
+    bool too_big; /* more than the limit came: answered 413 (http_abort) */
 } http_body;
 
+/* Ends a request whose body is still arriving (MHD 0.9.75 queues no
+ * response then): writes {"error": error} with status and Connection:
+ * close straight to the socket, logs it, and returns MHD_NO for the
+ * handler to return, so that MHD closes the connection without reading the
+ * rest. MHD thread of the request. */
+enum MHD_Result http_abort(struct MHD_Connection *conn, unsigned status, const char *error);
+
 /* Takes the piece of body MHD offers in this call (and marks it consumed).
- * Past limit bytes it keeps nothing more and sets too_big. Returns false on
- * ENOMEM. */
+ * Past limit bytes it sets too_big, answers 413 (http_abort) and returns
+ * false; the handler returns MHD_NO then. Also false on ENOMEM. */
 bool http_body_take(http_body *body, http_call *call, size_t limit);
 
 /* Replies with body, malloc'd, which it takes (and frees, even on failure);

@@ -34,9 +34,13 @@
 #include <unistd.h>
 
 #include "gateway/api.h"
+#include "gateway/client_addr.h"
 #include "gateway/http.h"
+#include "gateway/linger.h"
 #include "gateway/log.h"
 #include "gateway/memtrim.h"
+#include "gateway/raw_reply.h"
+#include "gateway/request_head.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/longpoll.h"
@@ -66,79 +70,7 @@ static atomic_bool stop_threads;
 static char *peek_buf;
 static int64_t accept_paused_until;
 
-/* Answers a connection the acceptor still holds, with a JSON error, then
- * the caller closes it. Best effort: the socket is non-blocking. */
-static void send_error(int fd, const char *status, const char *error)
-{
-    char resp[512];
-    int body_len = (int)strlen(error) + 12;
-    int n = snprintf(resp, sizeof(resp),
-                     "HTTP/1.1 %s\r\nConnection: close\r\nContent-Type: application/json\r\n"
-                     "Content-Length: %d\r\n\r\n{\"error\":\"%s\"}",
-                     status, body_len, error);
-    if (n > 0 && (size_t)n < sizeof(resp))
-        (void)!send(fd, resp, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-}
-
 /* ------------------------------------------------------------- routing */
-
-static bool header_has_token(const char *v, size_t len, const char *token)
-{
-    size_t tl = strlen(token);
-    for (size_t i = 0; i + tl <= len; i++)
-        if (!strncasecmp(v + i, token, tl))
-            return true;
-    return false;
-}
-
-/* True when the header block has header name (with its colon, as
- * "upgrade:") with token somewhere in its value. */
-static bool has_header_token(const char *head, size_t len, const char *name, const char *token)
-{
-    size_t nl = strlen(name);
-    const char *p = memchr(head, '\n', len), *end = head + len;
-    while (p && ++p < end) {
-        const char *eol = memchr(p, '\n', (size_t)(end - p));
-        if (!eol)
-            eol = end;
-        if ((size_t)(eol - p) > nl && !strncasecmp(p, name, nl) &&
-            header_has_token(p + nl, (size_t)(eol - p - nl), token))
-            return true;
-        p = eol;
-    }
-    return false;
-}
-
-static bool is_websocket_upgrade(const char *head, size_t len)
-{
-    return has_header_token(head, len, "upgrade:", "websocket");
-}
-
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
-/* Copies the request target's path, percent-decoded, into out. */
-static size_t decode_path(const char *target, size_t len, char *out, size_t cap)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len && target[i] != '?' && n + 1 < cap; i++) {
-        int hi, lo;
-        if (target[i] == '%' && i + 2 < len && (hi = hex_value(target[i + 1])) >= 0 &&
-            (lo = hex_value(target[i + 2])) >= 0) {
-            out[n++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[n++] = target[i];
-        }
-    }
-    out[n] = '\0';
-    return n;
-}
 
 /* True when path is "/rooms/{room}{suffix}" with a valid room name, which
  * is copied to room unless that is NULL. */
@@ -187,74 +119,60 @@ static int open_websocket(const char *path, const char *query, ws_session *out)
  * ("/rooms/{room}/events", or a hub path asked for text/event-stream, as
  * SignalR's SSE transport opens its stream), long polls ("/rooms/{room}/poll",
  * or a GET of a hub path with its connection id), or the main one. */
-static http_daemon daemon_for_get(const char *path, const char *query, const char *head,
-                                  size_t len)
+static http_daemon daemon_for_get(const request_head *h)
 {
-    if (room_path(path, "/events", NULL))
+    if (room_path(h->path, "/events", NULL))
         return HTTP_STREAMS;
-    if (room_path(path, "/poll", NULL))
+    if (room_path(h->path, "/poll", NULL))
         return HTTP_POLLS;
-    if (!sr_hub_at(path))
+    if (!sr_hub_at(h->path))
         return HTTP_MAIN;
-    if (has_header_token(head, len, "accept:", "text/event-stream"))
+    if (h->accept_event_stream)
         return HTTP_STREAMS;
-    return !strncmp(query, "id=", 3) || strstr(query, "&id=") ? HTTP_POLLS : HTTP_MAIN;
+    return !strncmp(h->query, "id=", 3) || strstr(h->query, "&id=") ? HTTP_POLLS : HTTP_MAIN;
 }
 
 /* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or
- * nobody (its headers are too large). */
+ * nobody (status: the acceptor answers it). */
 typedef struct destination {
-    bool websocket, too_large;
+    bool websocket;
+    size_t head_len;
     http_daemon daemon;
+    unsigned status;
+    const char *error, *extra_header;
 } destination;
 
-static unsigned header_fields(const char *head, size_t len)
-{
-    unsigned lines = 0;
-    for (const char *p = head, *end = head + len; (p = memchr(p, '\n', (size_t)(end - p)));
-         p++)
-        lines++;
-    return lines >= 2 ? lines - 2 : 0; /* less the request line and the blank line */
-}
-
 /* Where a request goes by what it asks for. */
-static destination route_by_request(const char *head, size_t len)
+static destination route_by_request(const request_head *h)
 {
-    destination to = {.daemon = HTTP_MAIN};
-    if (len < 4 || memcmp(head, "GET ", 4))
+    destination to = {.daemon = HTTP_MAIN, .head_len = h->head_len};
+    if (!rh_span_is(h->method, "GET"))
         return to;
-    const char *target = head + 4;
-    const char *sp = memchr(target, ' ', len - 4);
-    if (!sp)
-        return to;
-    char path[512], query[1024] = "";
-    decode_path(target, (size_t)(sp - target), path, sizeof(path));
-    const char *q = memchr(target, '?', (size_t)(sp - target));
-    if (q && (size_t)(sp - q) < sizeof(query)) {
-        memcpy(query, q + 1, (size_t)(sp - q - 1));
-        query[sp - q - 1] = '\0';
-    }
-    if (is_websocket_upgrade(head, len))
-        to.websocket = websocket_wanted(path, query);
+    if (h->upgrade_websocket)
+        to.websocket = websocket_wanted(h->path, h->query);
     else
-        to.daemon = daemon_for_get(path, query, head, len);
+        to.daemon = daemon_for_get(h);
+    if (to.websocket && (to.status = request_head_ws_error(h, &to.error)) == 426)
+        to.extra_header = "Sec-WebSocket-Version: 13";
     return to;
 }
 
-/* Decides who serves a complete header block: libwebsockets for an
- * upgrade it takes; else the libmicrohttpd daemon for what it asks, if its
- * headers fit there (a stream that does not fit the stream daemon goes to
- * the main one); else nobody. */
-static destination route(const char *head, size_t len)
+/* Decides who serves a complete, well-formed head: libwebsockets for an
+ * upgrade it takes (if its handshake is sound); else the libmicrohttpd
+ * daemon for what it asks, if its headers fit there (a stream that does
+ * not fit the stream daemon goes to the main one); else nobody. */
+static destination route(const request_head *h)
 {
-    destination to = route_by_request(head, len);
+    destination to = route_by_request(h);
     if (to.websocket)
         return to;
-    unsigned fields = header_fields(head, len);
-    if (!http_headers_fit(len, fields, HTTP_MAIN))
-        to.too_large = true;
-    else if (!http_headers_fit(len, fields, to.daemon))
+    if (!http_headers_fit(h->head_len, h->fields, HTTP_MAIN)) {
+        to.status = 431;
+        to.error = "request headers are larger than limits.max_header_bytes (every field past "
+                   "the 16th counts 64 bytes more)";
+    } else if (!http_headers_fit(h->head_len, h->fields, to.daemon)) {
         to.daemon = HTTP_MAIN;
+    }
     return to;
 }
 
@@ -273,11 +191,20 @@ static void pend_unlink(pending_conn *p)
     pend_count--;
 }
 
-/* Ends a connection the acceptor still holds, with a canned response. */
-static void pend_drop(pending_conn *p, const char *status, const char *error)
+/* Ends a connection the acceptor still holds, with a JSON error answer
+ * (status 0: none), logged once. */
+static void pend_drop(pending_conn *p, unsigned status, const char *extra_header,
+                      const char *error)
 {
-    if (status)
-        send_error(p->fd, status, error);
+    if (status) {
+        char addr[CLIENT_ADDR_MAX];
+        client_addr_format((struct sockaddr *)&p->addr, NULL, NULL, false, addr, sizeof(addr));
+        if (status == 408)
+            LOG_DBG(TAG, "%u to %s: %s", status, addr, error);
+        else
+            LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
+        raw_reply_error(p->fd, status, extra_header, error);
+    }
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     close(p->fd);
     pend_unlink(p);
@@ -289,44 +216,43 @@ static void hand_over(pending_conn *p, destination to)
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     pend_unlink(p);
     if (to.websocket)
-        ws_adopt(p->fd);
+        ws_adopt(p->fd, to.head_len);
     else
         http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len, to.daemon);
     free(p);
 }
 
-/* Peeks at what has arrived; hands over once the headers are complete. */
-static void pend_try(pending_conn *p)
+/* Peeks at what has arrived (events: what epoll reported); hands over once
+ * the head is complete and sound, refuses it as soon as it is not. A client
+ * that closed its side before its head was complete is let go at once. */
+static void pend_try(pending_conn *p, uint32_t events)
 {
     size_t cap = conf->limits.max_header_bytes;
     ssize_t n = recv(p->fd, peek_buf, cap, MSG_PEEK);
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-        pend_drop(p, NULL, NULL);
+        pend_drop(p, 0, NULL, NULL);
         return;
     }
     if (n < 0)
         return;
-    if ((size_t)n >= 4 && memcmp(peek_buf, "GET ", 4) && memcmp(peek_buf, "POST", 4) &&
-        memcmp(peek_buf, "PUT ", 4) && memcmp(peek_buf, "HEAD", 4) &&
-        memcmp(peek_buf, "DELE", 4) && memcmp(peek_buf, "OPTI", 4) &&
-        memcmp(peek_buf, "PATC", 4)) {
-        pend_drop(p, "400 Bad Request", "malformed HTTP request");
-        return;
-    }
-    const char *eoh = memmem(peek_buf, (size_t)n, "\r\n\r\n", 4);
-    if (!eoh) {
+    request_head h;
+    rh_result r = request_head_parse(peek_buf, (size_t)n, &h);
+    if (r == RH_ERROR) {
+        pend_drop(p, h.status, NULL, h.error);
+    } else if (r == RH_INCOMPLETE) {
         if ((size_t)n >= cap)
-            pend_drop(p, "431 Request Header Fields Too Large",
-                      "request headers are larger than limits.max_header_bytes");
-        return; /* edge-triggered: the next segment brings the next event */
+            pend_drop(p, 431, NULL, "request headers are larger than limits.max_header_bytes");
+        else if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            pend_drop(p, 0, NULL, NULL); /* half a request, and the client is gone */
+        /* else edge-triggered: the next segment brings the next event */
+    } else {
+        destination to = route(&h);
+        if (to.status)
+            pend_drop(p, to.status, to.extra_header, to.error);
+        else
+            hand_over(p, to);
+        request_head_free(&h);
     }
-    destination to = route(peek_buf, (size_t)(eoh - peek_buf) + 4);
-    if (to.too_large)
-        pend_drop(p, "431 Request Header Fields Too Large",
-                  "request headers are larger than limits.max_header_bytes (every field past "
-                  "the 16th counts 64 bytes more)");
-    else
-        hand_over(p, to);
 }
 
 static unsigned open_connections(void)
@@ -340,7 +266,7 @@ static void refuse_over_capacity(int fd)
 {
     static int64_t next_log;
     static unsigned refused;
-    send_error(fd, "503 Service Unavailable", "too many open connections");
+    raw_reply_error(fd, 503, NULL, "too many open connections");
     close(fd);
     refused++;
     int64_t now = hub_now_ms();
@@ -388,7 +314,7 @@ static void accept_all(void)
          * would report a half-sent request again and again. */
         struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
         if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, p->fd, &ev))
-            pend_drop(p, NULL, NULL);
+            pend_drop(p, 0, NULL, NULL);
     }
 }
 
@@ -407,22 +333,20 @@ static void *acceptor_main(void *arg)
         int n = epoll_wait(epoll_fd, evs, 256, 100);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr)
-                pend_try(evs[i].data.ptr);
+                pend_try(evs[i].data.ptr, evs[i].events);
             else
                 accept_all();
         }
         int64_t now = hub_now_ms();
         while (pend_head && pend_head->deadline <= now) {
-            LOG_DBG(TAG, "408: request headers incomplete after %u s",
-                    conf->limits.header_timeout_s);
-            pend_drop(pend_head, "408 Request Timeout",
+            pend_drop(pend_head, 408, NULL,
                       "request headers did not arrive within limits.header_timeout_s");
         }
         if (accept_paused_until && now >= accept_paused_until)
             resume_accepting();
     }
     while (pend_head)
-        pend_drop(pend_head, NULL, NULL);
+        pend_drop(pend_head, 0, NULL, NULL);
     return NULL;
 }
 
@@ -438,6 +362,7 @@ static void *timer_main(void *arg)
         int64_t now = hub_now_ms();
         lp_tick(now);
         http_tick(now);
+        linger_tick(now);
         if (now >= next_keepalive) {
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * 1000;
@@ -560,6 +485,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     ws_stop(2000);
     http_finish_requests(2000);
     http_stop();
+    linger_close_all();
     redis_backplane_stop(the_backplane); /* nothing publishes now */
     sr_fini();
     redis_backplane_free(the_backplane);

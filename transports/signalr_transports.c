@@ -447,9 +447,16 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
 static enum MHD_Result receive_post(http_call *call, sr_req *rq)
 {
     sr_post *p = rq->inner;
+    if (*call->upload_size && p->status) {
+        *call->upload_size = 0; /* a body nobody reads: http.c bounds it */
+        return MHD_YES;
+    }
     if (*call->upload_size) {
-        size_t limit = p->status ? 0 : conf->limits.max_message_bytes;
-        return http_body_take(&p->body, call, limit) ? MHD_YES : MHD_NO;
+        if (http_body_take(&p->body, call, conf->limits.max_message_bytes))
+            return MHD_YES;
+        if (p->body.too_big) /* answered 413; the connection ends too */
+            sr_conn_close(p->c, "The message is larger than limits.max_message_bytes.", false);
+        return MHD_NO;
     }
     if (p->status)
         return http_reply_error(call->conn, p->status, "%s", p->error);

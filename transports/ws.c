@@ -47,6 +47,7 @@
 
 #include "gateway/limits.h"
 #include "gateway/log.h"
+#include "transports/ws_guard.h"
 
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
@@ -69,6 +70,7 @@ typedef struct ws_conn {
     int64_t last_ping_ms;         /* service thread */
     bool ping_due;                /* service thread: send a PING when writable */
     bool silent;                  /* service thread: close it, it stopped answering */
+    bool unmasked;                /* service thread: it sent an unmasked frame (ws_guard) */
 } ws_conn;
 
 static const cfg *conf;
@@ -87,7 +89,11 @@ static atomic_size_t rx_held;
 
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static ws_conn *pending;     /* connections with news for the service thread */
-static int *adopt_queue;     /* pending_lock */
+typedef struct adoption {
+    int fd;
+    size_t head_len; /* bytes of its upgrade request */
+} adoption;
+static adoption *adopt_queue; /* pending_lock */
 static size_t adopt_len, adopt_cap;
 
 static ws_conn *all_conns; /* service thread */
@@ -125,13 +131,13 @@ static void ws_wake(sub *s)
     mark_pending(s->owner);
 }
 
-void ws_adopt(int fd)
+void ws_adopt(int fd, size_t head_len)
 {
     atomic_fetch_add(&queued_fds, 1);
     pthread_mutex_lock(&pending_lock);
     if (adopt_len == adopt_cap) {
         size_t cap = adopt_cap ? adopt_cap * 2 : 64;
-        int *q = realloc(adopt_queue, cap * sizeof(*q));
+        adoption *q = realloc(adopt_queue, cap * sizeof(*q));
         if (!q) {
             pthread_mutex_unlock(&pending_lock);
             close(fd);
@@ -141,7 +147,7 @@ void ws_adopt(int fd)
         adopt_queue = q;
         adopt_cap = cap;
     }
-    adopt_queue[adopt_len++] = fd;
+    adopt_queue[adopt_len++] = (adoption){fd, head_len};
     pthread_mutex_unlock(&pending_lock);
     lws_cancel_service(context);
 }
@@ -162,15 +168,19 @@ unsigned ws_connections(void)
 static void adopt_queued(void)
 {
     pthread_mutex_lock(&pending_lock);
-    int *fds = adopt_queue;
+    adoption *fds = adopt_queue;
     size_t n = adopt_len;
     adopt_queue = NULL;
     adopt_len = adopt_cap = 0;
     pthread_mutex_unlock(&pending_lock);
     for (size_t i = 0; i < n; i++) {
-        if (atomic_load(&stopping))
-            close(fds[i]);
-        else if (!lws_adopt_socket_vhost(vhost, fds[i]))
+        if (atomic_load(&stopping)) {
+            close(fds[i].fd);
+            atomic_fetch_sub(&queued_fds, 1);
+            continue;
+        }
+        ws_guard_watch(fds[i].fd, fds[i].head_len);
+        if (!lws_adopt_socket_vhost(vhost, fds[i].fd))
             LOG_WARN(TAG, "libwebsockets could not adopt a connection"); /* it closed fd */
         atomic_fetch_sub(&queued_fds, 1);
     }
@@ -200,36 +210,62 @@ static int close_with(struct lws *wsi, enum lws_close_status code, const char *r
     return -1;
 }
 
-/* FILTER_PROTOCOL_CONNECTION: asks the router what this upgrade is. */
-static int open_connection(ws_conn *c, struct lws *wsi)
+/* The request's query: its URI argument fragments joined with '&'
+ * (malloc'd, sized by what lws holds, which max_header_bytes bounds). */
+static char *request_query(struct lws *wsi)
 {
-    char path[512], query[1024];
-    int n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
-    if (n <= 0)
-        return 1;
-    query[0] = '\0';
+    int total = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS);
+    char *query = malloc((size_t)(total > 0 ? total : 0) + 2);
+    if (!query)
+        return NULL;
     size_t qlen = 0;
-    for (int i = 0; lws_hdr_copy_fragment(wsi, query + qlen, (int)(sizeof(query) - qlen),
-                                          WSI_TOKEN_HTTP_URI_ARGS, i) > 0;
-         i++) {
-        qlen = strlen(query);
-        if (qlen + 2 >= sizeof(query))
+    query[0] = '\0';
+    for (int i = 0; i < 1000; i++) {
+        int n = lws_hdr_copy_fragment(wsi, query + qlen, total + 2 - (int)qlen,
+                                      WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n <= 0)
+            break;
+        qlen += (size_t)n;
+        if (qlen + 2 >= (size_t)total + 2)
             break;
         query[qlen++] = '&';
         query[qlen] = '\0';
     }
     if (qlen && query[qlen - 1] == '&')
         query[--qlen] = '\0';
-    if (open_session(path, query, &c->sess))
+    return query;
+}
+
+/* FILTER_PROTOCOL_CONNECTION: asks the router what this upgrade is. */
+static int open_connection(ws_conn *c, struct lws *wsi)
+{
+    int plen = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
+    char *path = plen > 0 ? malloc((size_t)plen + 1) : NULL;
+    char *query = path ? request_query(wsi) : NULL;
+    int rc = !query || lws_hdr_copy(wsi, path, plen + 1, WSI_TOKEN_GET_URI) <= 0 ||
+             open_session(path, query, &c->sess);
+    free(path);
+    free(query);
+    if (rc)
         return 1;
     c->wsi = wsi;
     c->opened = true;
     return 0;
 }
 
+/* ws_guard: c's socket sent an unmasked frame; on_writable closes it. */
+static void on_unmasked(void *owner)
+{
+    ws_conn *c = owner;
+    c->unmasked = true;
+    lws_callback_on_writable(c->wsi);
+}
+
 /* ESTABLISHED: from now on the hub's wakes reach this connection. */
 static void on_established(ws_conn *c)
 {
+    if (ws_guard_bind(lws_get_socket_fd(c->wsi), c))
+        on_unmasked(c);
     sub *s = c->sess.s;
     pthread_mutex_lock(&s->lock);
     sub_attach(s, ws_wake, c);
@@ -445,6 +481,10 @@ static bool batch_add(batch *bt, sub *s, msg *m)
 static int on_writable(ws_conn *c, struct lws *wsi)
 {
     sub *s = c->sess.s;
+    if (c->unmasked) {
+        ws_guard_closing(lws_get_socket_fd(wsi)); /* no close frame will come back */
+        return close_with(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked");
+    }
     if (c->sess.refuse_code)
         return close_with(wsi, (enum lws_close_status)c->sess.refuse_code, c->sess.refuse_why);
     if (c->silent)
@@ -566,6 +606,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         on_established(c);
         return 0;
     case LWS_CALLBACK_CLOSED:
+        ws_guard_forget(lws_get_socket_fd(wsi));
         on_closed(c);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:
@@ -598,6 +639,7 @@ static struct lws_protocols protocols[] = {
 static void *service_main(void *arg)
 {
     (void)arg;
+    ws_guard_enter_thread(on_unmasked);
     while (!atomic_load(&stop_loop))
         if (lws_service(context, 0) < 0)
             break;
@@ -670,7 +712,7 @@ void ws_stop(int grace_ms)
     context = NULL;
     pthread_mutex_lock(&pending_lock);
     for (size_t i = 0; i < adopt_len; i++)
-        close(adopt_queue[i]);
+        close(adopt_queue[i].fd);
     free(adopt_queue);
     adopt_queue = NULL;
     adopt_len = adopt_cap = 0;

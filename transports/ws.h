@@ -57,9 +57,10 @@ typedef int (*ws_open_fn)(const char *path, const char *query, ws_session *out);
 /* Creates the lws context and starts its service thread. Returns 0 or -1. */
 int ws_start(const cfg *c, ws_open_fn open);
 
-/* Queues an accepted socket, whose upgrade request has not been read, for
- * the service thread to adopt. Any thread; the socket is owned by ws.c. */
-void ws_adopt(int fd);
+/* Queues an accepted socket, whose upgrade request (head_len bytes, up to
+ * its blank line) has not been read, for the service thread to adopt. Any
+ * thread; the socket is owned by ws.c. */
+void ws_adopt(int fd, size_t head_len);
 
 /* Closes every WebSocket with 1001, waits up to grace_ms for them to go,
  * then stops the service thread and destroys the context. Main thread. */

@@ -70,6 +70,7 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->limits.poll_timeout_s == b->limits.poll_timeout_s &&
            a->limits.keepalive_s == b->limits.keepalive_s &&
            a->limits.header_timeout_s == b->limits.header_timeout_s &&
+           a->limits.body_timeout_s == b->limits.body_timeout_s &&
            a->limits.max_header_bytes == b->limits.max_header_bytes &&
            a->limits.max_connections == b->limits.max_connections &&
            a->rooms.client_publish == b->rooms.client_publish &&
@@ -106,7 +107,8 @@ static const char *const all_keys_json =
     "{\"listen\": \"0.0.0.0:9090\", \"log_level\": \"debug\","
     " \"transports\": {\"websocket\": false, \"sse\": false, \"long_polling\": false},"
     " \"limits\": {\"max_message_bytes\": 1000, \"send_queue\": 7, \"poll_timeout_s\": 60,"
-    "   \"keepalive_s\": 30, \"header_timeout_s\": 10, \"max_header_bytes\": 4096,"
+    "   \"keepalive_s\": 30, \"header_timeout_s\": 10, \"body_timeout_s\": 30,"
+    "   \"max_header_bytes\": 4096,"
     "   \"max_connections\": 500},"
     " \"rooms\": {\"client_publish\": false},"
     " \"history\": {\"size\": 0, \"ttl_s\": 0},"
@@ -129,6 +131,7 @@ static void test_defaults(void)
     CHECK(c.limits.poll_timeout_s == 25);
     CHECK(c.limits.keepalive_s == 15);
     CHECK(c.limits.header_timeout_s == 5);
+    CHECK(c.limits.body_timeout_s == 10);
     CHECK(c.limits.max_header_bytes == 8192);
     CHECK(c.limits.max_connections == 0);
     CHECK(c.rooms.client_publish);
@@ -201,6 +204,7 @@ static void test_every_key(void)
     CHECK(c.limits.poll_timeout_s == 60);
     CHECK(c.limits.keepalive_s == 30);
     CHECK(c.limits.header_timeout_s == 10);
+    CHECK(c.limits.body_timeout_s == 30);
     CHECK(c.limits.max_header_bytes == 4096);
     CHECK(c.limits.max_connections == 500);
     CHECK(!c.rooms.client_publish);
@@ -284,6 +288,10 @@ static void test_out_of_range(void)
                 "test.json: 'limits.max_message_bytes' must be an integer from 1 to 16777216");
     check_fails("{\"limits\": {\"header_timeout_s\": 301}}",
                 "test.json: 'limits.header_timeout_s' must be an integer from 1 to 300");
+    check_fails("{\"limits\": {\"body_timeout_s\": 0}}",
+                "test.json: 'limits.body_timeout_s' must be an integer from 1 to 300");
+    check_fails("{\"limits\": {\"body_timeout_s\": 301}}",
+                "test.json: 'limits.body_timeout_s' must be an integer from 1 to 300");
     check_fails("{\"limits\": {\"max_connections\": -5}}",
                 "test.json: 'limits.max_connections' must be an integer from 0 to 1000000");
     /* Values that would wrap if narrowed before the range check. */
