@@ -5,8 +5,9 @@
 #   tests/run.sh integration  node tests against build/test/crier, twice: on the
 #                             memory backplane, then on a Redis one (a
 #                             redis-server started here for that pass)
-#   tests/run.sh tsan         the integration suite (memory, then Redis) against
-#                             the ThreadSanitizer build build/tsan/crier
+#   tests/run.sh tsan         the integration suite (memory, then Redis) and the
+#                             scale-out suite against the ThreadSanitizer build
+#                             build/tsan/crier
 #   tests/run.sh scaleout     several crier nodes on Redis, with nginx in front
 #   tests/run.sh browser      headless Chromium tests of web/
 #   tests/run.sh smoke        a 10-second load-generator run against build/crier
@@ -122,7 +123,8 @@ run_smoke() {
 
 # --- ThreadSanitizer suites (issue #11) -----------------------------------
 # The integration suite against build/tsan/crier (make tsan), on the memory
-# backplane and on Redis. Every crier writes its TSan reports to
+# backplane and on Redis, and the scale-out suite (Redis killed and restarted,
+# SignalR forwarded between nodes; nginx in front). Every crier writes its TSan reports to
 # $artifacts/tsan/SUITE/crier.PID and exits 66: tests/lib/server.js fails the
 # test whose crier wrote one, and tsan_scan then names every report file as a
 # failure (also those of criers no test stopped cleanly). Suppressions, each
@@ -147,16 +149,16 @@ run_tsan() {
     add_counts tsan 0 1
     return
   fi
-  for suite in integration-tsan integration-redis-tsan; do
+  for suite in integration-tsan integration-redis-tsan scaleout-tsan; do
     dir=$PWD/$artifacts/tsan/$suite
     rm -rf "$dir" && mkdir -p "$dir"
     local opts="log_path=$dir/crier:exitcode=66:second_deadlock_stack=1"
     opts="$opts:suppressions=$PWD/tests/tsan.supp"
-    if [ "$suite" = integration-tsan ]; then
-      CRIER_BIN=$bin TSAN_OPTIONS=$opts run_node_suite "$suite" tests/integration
-    else
-      CRIER_BIN=$bin TSAN_OPTIONS=$opts run_integration_redis "$suite"
-    fi
+    case $suite in
+      integration-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_node_suite "$suite" tests/integration ;;
+      integration-redis-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_integration_redis "$suite" ;;
+      scaleout-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_node_suite "$suite" tests/scaleout ;;
+    esac
     tsan_scan "$suite" "$dir"
   done
 }
