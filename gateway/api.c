@@ -9,6 +9,10 @@
  * backplane's thread. Waiting publishes are listed (wait_lock) so that a
  * timeout (api_tick) and shutdown (api_shutdown) can answer them: libmicrohttpd
  * must not be stopped with a request still suspended.
+ *
+ * /metrics and the stats stream (timer thread) read the hub's counters under
+ * the hub lock (hub_get_stats), the connection counts of ws.c and http.c as
+ * atomics, and those of sse.c and longpoll.c under their registry locks.
  */
 #include "gateway/api.h"
 
