@@ -57,10 +57,29 @@ $(B)/test/unit/%: tests/unit/%.c $(B)/test/libcrier.a $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(SAN) $(WARN) $(CPPFLAGS) -o $@ $< $(B)/test/libcrier.a $(PKG_LIBS)
 
+# --- ThreadSanitizer build (issue #11): `make tsan` builds $(B)/tsan/crier,
+# instrumented with -fsanitize=thread. The libraries (lws, MHD, jansson,
+# hiredis) are not instrumented; TSan still intercepts their pthread calls.
+# tests/run.sh runs the integration suite against it (integration-tsan,
+# integration-redis-tsan); suppressions live in tests/tsan.supp.
+TSAN     := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OBJS := $(SRCS:%.c=$(B)/tsan/obj/%.o)
+
+.PHONY: tsan
+tsan: $(B)/tsan/crier
+
+$(B)/tsan/crier: $(TSAN_OBJS)
+	$(CC) $(TSAN) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tsan/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(TSAN) $(WARN) $(CPPFLAGS) -c -o $@ $<
+# --- end ThreadSanitizer build
+
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(B)/crier $(B)/test/crier $(UNIT_BINS) $(B)/loadgen
+test-run: $(B)/crier $(B)/test/crier $(B)/tsan/crier $(UNIT_BINS) $(B)/loadgen
 	@bash tests/run.sh
 
 # The load generator (tests/bench/): libc only.

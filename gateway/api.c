@@ -12,6 +12,10 @@
  * libmicrohttpd must not be stopped with a request still suspended.
  * wait_lock is taken with no other lock held.
  *
+ * /metrics and the stats stream (timer thread) read the hub's counters under
+ * the hub lock (hub_get_stats), the connection counts of ws.c and http.c as
+ * atomics, and those of sse.c and longpoll.c under their registry locks.
+ *
  * Threads and locks: docs/concurrency.md
  */
 #include "gateway/api.h"

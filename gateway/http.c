@@ -57,8 +57,8 @@
 
 #define TAG "http"
 
-static struct MHD_Daemon *daemons[HTTP_DAEMONS];
-static size_t pool_bytes[HTTP_DAEMONS]; /* set once at start */
+static struct MHD_Daemon *daemons[HTTP_DAEMONS]; /* set at start, cleared once all stopped */
+static size_t pool_bytes[HTTP_DAEMONS];         /* set once at start */
 
 /* libmicrohttpd's use of a connection's pool, measured on 0.9.75: the
  * header block, about 64 bytes per header field for its record of it, and
@@ -833,13 +833,15 @@ void http_finish_requests(int timeout_ms)
     }
 }
 
+/* The other daemons' threads still read daemons[] (http_queue) while one
+ * stops: the array is cleared only once all of them have stopped. */
 void http_stop(void)
 {
-    for (int d = 0; d < HTTP_DAEMONS; d++) {
+    for (int d = 0; d < HTTP_DAEMONS; d++)
         if (daemons[d])
             MHD_stop_daemon(daemons[d]);
+    for (int d = 0; d < HTTP_DAEMONS; d++)
         daemons[d] = NULL;
-    }
 }
 
 unsigned http_connections(void)

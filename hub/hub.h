@@ -164,10 +164,11 @@ void hub_random_name(char *out, size_t n);
 int64_t hub_wall_ms(void);
 
 /* --- backplane ------------------------------------------------------------
- * hub_set_backplane is called before any member joins (redis_backplane_start)
- * and with NULL once nothing publishes any more (redis_backplane_stop):
- * hub_publish_async reads it without the lock. The hub_bp_* functions are
- * the backplane's calls into the hub, from its own thread. */
+ * hub_set_backplane is called once, before any member joins, and with NULL
+ * once nothing publishes any more (redis_backplane_stop, after every other
+ * thread stopped): hub_publish_async reads it without the hub lock. The
+ * hub_bp_* functions are the backplane's calls into the hub, from its own
+ * thread. */
 
 void hub_set_backplane(hub *h, backplane *bp);
 

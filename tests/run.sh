@@ -5,6 +5,9 @@
 #   tests/run.sh integration  node tests against build/test/crier, twice: on the
 #                             memory backplane, then on a Redis one (a
 #                             redis-server started here for that pass)
+#   tests/run.sh tsan         the integration suite (memory, then Redis) and the
+#                             scale-out suite against the ThreadSanitizer build
+#                             build/tsan/crier
 #   tests/run.sh scaleout     several crier nodes on Redis, with nginx in front
 #   tests/run.sh browser      headless Chromium tests of web/
 #   tests/run.sh smoke        a 10-second load-generator run against build/crier
@@ -74,19 +77,20 @@ free_port() {
 
 # The integration suite again, every crier on the Redis backplane of one
 # redis-server (each with a key prefix of its own: tests/lib/server.js).
-run_integration_redis() {
+run_integration_redis() { # [suite name]
+  local name=${1:-integration-redis}
   local port dir pid
   port=$(free_port)
   dir=$(mktemp -d)
   /usr/bin/redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$dir" \
-    >"$artifacts/integration-redis-server.log" 2>&1 &
+    >"$artifacts/$name-server.log" 2>&1 &
   pid=$!
   for _ in $(seq 100); do
     [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && break
     sleep 0.1
   done
   CRIER_TEST_BACKPLANE=redis CRIER_TEST_REDIS_URL="redis://127.0.0.1:$port/0" \
-    run_node_suite integration-redis tests/integration
+    run_node_suite "$name" tests/integration
   kill -TERM "$pid" 2>/dev/null
   wait "$pid" 2>/dev/null
   rm -rf "$dir"
@@ -117,6 +121,49 @@ run_smoke() {
   add_counts smoke "$p" "$f"
 }
 
+# --- ThreadSanitizer suites (issue #11) -----------------------------------
+# The integration suite against build/tsan/crier (make tsan), on the memory
+# backplane and on Redis, and the scale-out suite (Redis killed and restarted,
+# SignalR forwarded between nodes; nginx in front). Every crier writes its TSan reports to
+# $artifacts/tsan/SUITE/crier.PID and exits 66: tests/lib/server.js fails the
+# test whose crier wrote one, and tsan_scan then names every report file as a
+# failure (also those of criers no test stopped cleanly). Suppressions, each
+# with its reason: tests/tsan.supp. The bar is zero reports.
+tsan_scan() { # suite dir
+  local f n=0
+  for f in "$2"/crier.*; do
+    [ -e "$f" ] || continue
+    while IFS= read -r l; do
+      failures+=("$1: $l (${f#"$PWD"/})")
+      n=$((n + 1))
+    done < <(grep -E '^SUMMARY: ThreadSanitizer' "$f" || echo "ThreadSanitizer output")
+  done
+  add_counts "$1 reports" $((n == 0 ? 1 : 0)) "$n"
+}
+
+run_tsan() {
+  local bin=${TSAN_BIN:-build/tsan/crier} suite dir
+  if [ ! -x "$bin" ]; then
+    echo "== tsan: $bin missing (make tsan)"
+    failures+=("tsan: $bin missing")
+    add_counts tsan 0 1
+    return
+  fi
+  for suite in integration-tsan integration-redis-tsan scaleout-tsan; do
+    dir=$PWD/$artifacts/tsan/$suite
+    rm -rf "$dir" && mkdir -p "$dir"
+    local opts="log_path=$dir/crier:exitcode=66:second_deadlock_stack=1"
+    opts="$opts:suppressions=$PWD/tests/tsan.supp"
+    case $suite in
+      integration-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_node_suite "$suite" tests/integration ;;
+      integration-redis-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_integration_redis "$suite" ;;
+      scaleout-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_node_suite "$suite" tests/scaleout ;;
+    esac
+    tsan_scan "$suite" "$dir"
+  done
+}
+# --- end ThreadSanitizer suites ----------------------------------------------
+
 case "$which" in
   unit) run_unit ;;
   integration)
@@ -126,6 +173,7 @@ case "$which" in
   scaleout) run_node_suite scaleout tests/scaleout ;;
   browser) run_node_suite browser tests/browser ;;
   smoke) run_smoke ;;
+  tsan) run_tsan ;;
   all)
     run_unit
     run_node_suite integration tests/integration
@@ -133,8 +181,9 @@ case "$which" in
     run_node_suite scaleout tests/scaleout
     run_node_suite browser tests/browser
     run_smoke
+    run_tsan
     ;;
-  *) echo "usage: $0 [unit|integration|scaleout|browser|smoke|all]"; exit 2 ;;
+  *) echo "usage: $0 [unit|integration|scaleout|browser|smoke|tsan|all]"; exit 2 ;;
 esac
 
 if [ "${#failures[@]}" -gt 0 ]; then

@@ -3,10 +3,12 @@
 // startCrier(config, extraArgs) spawns CRIER_BIN (default build/test/crier, the
 // ASan+UBSan build) on a free loopback port with the config written to a temp
 // file, and waits until GET /healthz answers 200. stopClean() sends SIGTERM and
-// asserts a clean exit: code 0 and no sanitizer report on stderr.
+// asserts a clean exit: code 0 and no sanitizer report on stderr (nor, for the
+// ThreadSanitizer build, in its TSAN_OPTIONS log_path file).
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { after } from 'node:test';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -17,12 +19,28 @@ export const CRIER_BIN = process.env.CRIER_BIN || 'build/test/crier';
 
 const START_TIMEOUT_MS = 10_000;
 const STOP_TIMEOUT_MS = 10_000;
-const SANITIZER_MARKERS = ['LeakSanitizer', 'ERROR: AddressSanitizer', 'runtime error:'];
+const SANITIZER_MARKERS = [
+  'LeakSanitizer',
+  'ERROR: AddressSanitizer',
+  'runtime error:',
+  'WARNING: ThreadSanitizer',
+  'ThreadSanitizer: reported',
+];
 
 // Processes still running, killed if the test process exits without stopping them.
 const live = new Set();
 process.on('exit', () => {
   for (const proc of live) proc.kill('SIGKILL');
+});
+
+// A stopClean that fails (a sanitizer report, a bad exit) throws in its
+// test's t.after, and node:test then skips that test's later hooks: sockets
+// they would have closed keep this test file's process alive for ever. So
+// once the file's tests are done, a process still alive 3 s after such a
+// failure exits (the results are reported by then).
+let stopFailed = false;
+after(() => {
+  if (stopFailed) setTimeout(() => process.exit(process.exitCode || 1), 3000).unref();
 });
 
 // Environment for the binary: the caller's, plus the sanitizer options the
@@ -192,13 +210,30 @@ export function assertNoSanitizerReport(stderr) {
   }
 }
 
+// The ThreadSanitizer build (build/tsan/crier) run with TSAN_OPTIONS
+// log_path=DIR/crier writes its reports to DIR/crier.PID instead of stderr
+// (tests/run.sh does so). Fails when that file exists for pid.
+export function assertNoTsanReport(pid) {
+  const m = /(?:^|[\s:])log_path=([^\s:]+)/.exec(process.env.TSAN_OPTIONS || '');
+  if (!m || !pid) return;
+  const file = `${m[1]}.${pid}`;
+  if (!fs.existsSync(file)) return;
+  assert.fail(`ThreadSanitizer report in ${file}:\n${tail(fs.readFileSync(file, 'utf8'))}`);
+}
+
 // Stops the server and asserts a clean exit: code 0, no sanitizer report.
 // Returns the stop result.
 export async function stopClean(server) {
-  const r = await server.stop();
-  assert.equal(r.code, 0, `crier exit code ${r.code} (signal ${r.signal})\n--- stderr ---\n${tail(r.stderr)}`);
-  assertNoSanitizerReport(r.stderr);
-  return r;
+  try {
+    const r = await server.stop();
+    assertNoTsanReport(server.pid);
+    assert.equal(r.code, 0, `crier exit code ${r.code} (signal ${r.signal})\n--- stderr ---\n${tail(r.stderr)}`);
+    assertNoSanitizerReport(r.stderr);
+    return r;
+  } catch (err) {
+    stopFailed = true;
+    throw err;
+  }
 }
 
 // Starts crier and registers a clean stop with the test context `t`
