@@ -16,7 +16,10 @@ shift || true
 B=${B:-build}
 out=$B/fuzz
 mkdir -p "$out/artifacts" "$out/logs" "$out/corpus"
-export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+# strict_string_checks: a str* function given bytes that are not a C string
+# (e.g. a message envelope, which has no NUL) is reported, not only when it
+# happens to run into unmapped memory.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}:strict_string_checks=1"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
 passed=0
