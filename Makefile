@@ -79,13 +79,45 @@ $(B)/tsan/obj/%.o: %.c $(HDRS)
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(B)/crier $(B)/test/crier $(B)/tsan/crier $(UNIT_BINS) $(B)/loadgen
+test-run: $(B)/crier $(B)/test/crier $(B)/tsan/crier $(UNIT_BINS) $(B)/loadgen $(FUZZ_BINS)
 	@bash tests/run.sh
 
 # The load generator (tests/bench/): libc only.
 $(B)/loadgen: tests/bench/loadgen.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) -O2 -g $(WARN) -D_GNU_SOURCE -o $@ $<
+
+# --- Fuzzing (tests/fuzz/, see README "Fuzzing") ------------------------------
+# Every tests/fuzz/fuzz_<name>.c is a libFuzzer harness, linked with clang
+# against the library objects built with coverage and ASan+UBSan. `make fuzz`
+# runs each for FUZZ_SECONDS from a scratch copy of tests/fuzz/corpus/<name>/
+# (build/fuzz/corpus/); a crash lands in build/fuzz/artifacts/.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_CFLAGS  := -O1 -g -fno-omit-frame-pointer -fno-sanitize-recover=all
+FUZZ_SRCS    := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/fuzz/%)
+FUZZ_OBJS    := $(LIB_SRCS:%.c=$(B)/fuzz/obj/%.o)
+FUZZ_HDRS    := $(HDRS) $(wildcard tests/fuzz/*.h)
+
+.PHONY: fuzz fuzz-build
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@B=$(B) bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+$(B)/fuzz/obj/%.o: %.c $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined $(WARN) \
+		$(CPPFLAGS) -c -o $@ $<
+
+$(B)/fuzz/libcrier.a: $(FUZZ_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/fuzz/libcrier.a $(FUZZ_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CSTD) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $(WARN) $(CPPFLAGS) \
+		-o $@ $< $(B)/fuzz/libcrier.a $(PKG_LIBS)
 
 unit: $(B)/test/crier $(UNIT_BINS)
 	@bash tests/run.sh unit
@@ -102,7 +134,7 @@ bench: deps
 	@bash tests/bench/run.sh
 
 format:
-	clang-format -i $(SRCS) $(HDRS) tests/unit/*.c tests/bench/*.c
+	clang-format -i $(SRCS) $(HDRS) tests/unit/*.c tests/bench/*.c tests/fuzz/*.c
 
 format-check:
 	clang-format --dry-run --Werror $(SRCS) $(HDRS)

@@ -1133,14 +1133,25 @@ void hub_bp_subscribed(hub *h, const char *name)
     hub_unlock(h);
 }
 
+/* How long ago, by this node's wall clock, a message was published at
+ * wall_ms: 0 for a time ahead of it. wall_ms is whatever the backplane
+ * carried, so any value is taken without overflow. */
+static int64_t wall_age(int64_t wall_ms)
+{
+    int64_t now = hub_wall_ms();
+    if (wall_ms >= now)
+        return 0;
+    uint64_t age = (uint64_t)now - (uint64_t)wall_ms;
+    return age > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)age;
+}
+
 /* A message from the backplane as this node keeps it: what origin asked of
  * this node (an excluded sub, nothing when it delivered it already). */
 static msg *entry_msg(hub *h, const room *r, const char *epoch, const bp_entry *e)
 {
-    int64_t age = hub_wall_ms() - e->wall_ms;
     msg *m = msg_create_in(e->id, r->name, epoch, e->data, e->len,
                            e->target && *e->target ? e->target : NULL,
-                           hub_now_ms() - (age > 0 ? age : 0));
+                           hub_now_ms() - wall_age(e->wall_ms));
     if (!m)
         return NULL;
     m->wall_ms = e->wall_ms;

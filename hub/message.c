@@ -167,18 +167,19 @@ static void emit(char *out, size_t *n, const char *p, size_t l)
     *n += l;
 }
 
-/* The room name inside the envelope {"id":N[,"epoch":"E"],"room":"R",... */
-static const char *room_of(const msg *m)
+/* The room name inside the envelope {"id":N[,"epoch":"E"],"room":"R",...
+ * (or a gap signal's {"gap":{"room":"R",...). The envelope is not
+ * NUL-terminated: it is searched within its length. */
+static msg_bytes room_of(const msg *m)
 {
-    const char *p = strstr(m->json + MSG_HEADROOM, "\"room\":\"");
-    return p ? p + 8 : "";
-}
-
-static size_t room_len_of(const msg *m)
-{
-    const char *r = room_of(m);
-    const char *q = strchr(r, '"');
-    return q ? (size_t)(q - r) : 0;
+    static const char key[] = "\"room\":\"";
+    const char *json = m->json + MSG_HEADROOM;
+    const char *p = memmem(json, m->json_len, key, sizeof(key) - 1);
+    if (!p)
+        return (msg_bytes){"", 0};
+    p += sizeof(key) - 1;
+    const char *q = memchr(p, '"', m->json_len - (size_t)(p - json));
+    return (msg_bytes){p, q ? (size_t)(q - p) : 0};
 }
 
 /* Writes (when out is not NULL) or counts the invocation record of m for
@@ -207,7 +208,8 @@ static size_t record_emit(char *out, const msg *m, const char *target)
             EMIT_LIT(out, &n, "\"");
         }
         EMIT_LIT(out, &n, ",\"crier-room\":\"");
-        emit(out, &n, room_of(m), room_len_of(m));
+        msg_bytes room = room_of(m);
+        emit(out, &n, room.base, room.len);
         EMIT_LIT(out, &n, "\"}");
     }
     EMIT_LIT(out, &n, "}\x1e");

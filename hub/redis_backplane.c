@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * redis_backplane.c - rooms shared by several nodes through Redis (see
- * backplane.h and redis_backplane.h).
+ * backplane.h and redis_backplane.h). What is read from Redis is decoded
+ * by bp_codec.c.
  *
  * In Redis, per room (P = the key prefix):
  *   P r:{room}:e   the room's epoch (a numbering starts when it is set)
@@ -27,6 +28,7 @@
  * Threads and locks: docs/concurrency.md
  */
 #include "hub/redis_backplane.h"
+#include "hub/bp_codec.h"
 
 #include <errno.h>
 #include <hiredis/async.h>
@@ -725,43 +727,6 @@ static void sweep_channels(rb *b, int64_t now)
                 unsubscribe_channel(b, c);
 }
 
-/* Parses a channel message: "epoch id wall origin exclude local target\n" data. */
-static bool parse_message(const char *p, size_t len, char *epoch, bp_entry *e, char *origin,
-                          char *target)
-{
-    const char *nl = memchr(p, '\n', len);
-    if (!nl || nl - p > 200)
-        return false;
-    char head[201];
-    memcpy(head, p, (size_t)(nl - p));
-    head[nl - p] = '\0';
-    int local = 0;
-    long long wall = 0;
-    unsigned long long id = 0, exclude = 0;
-    if (sscanf(head, "%15s %llu %lld %12s %llu %d %63s", epoch, &id, &wall, origin, &exclude,
-               &local, target) != 7)
-        return false;
-    if (!strcmp(target, "-"))
-        target[0] = '\0';
-    *e = (bp_entry){.id = id,
-                    .wall_ms = wall,
-                    .origin = origin,
-                    .exclude = exclude,
-                    .local_done = local != 0,
-                    .target = target,
-                    .data = nl + 1,
-                    .len = len - (size_t)(nl + 1 - p)};
-    return true;
-}
-
-static const char *room_of_channel(const rb *b, const char *ch)
-{
-    size_t n = strlen(b->prefix);
-    if (strncmp(ch, b->prefix, n) || strncmp(ch + n, "c:", 2))
-        return NULL;
-    return ch + n + 2;
-}
-
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     rconn *rc = ac->ev.data;
@@ -783,13 +748,13 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
             fn(fn_arg, r->element[2]->str, r->element[2]->len);
         return;
     }
-    const char *room = room_of_channel(b, r->element[1]->str);
+    const char *room = bp_room_of_channel(b->prefix, r->element[1]->str);
     if (!room)
         return;
     if (!strcmp(kind, "message") && r->element[2]->type == REDIS_REPLY_STRING) {
-        char epoch[MSG_EPOCH_MAX] = "", origin[BP_NODE_ID_LEN + 1] = "", target[64] = "";
+        char epoch[MSG_EPOCH_MAX] = "", origin[BP_NODE_ID_LEN + 1] = "", target[BP_TARGET_MAX] = "";
         bp_entry e;
-        if (parse_message(r->element[2]->str, r->element[2]->len, epoch, &e, origin, target))
+        if (bp_parse_message(r->element[2]->str, r->element[2]->len, epoch, &e, origin, target))
             hub_bp_message(b->hub, room, epoch, &e);
         else
             LOG_WARN(TAG, "room %s: a malformed message on its channel, ignored", room);
@@ -814,21 +779,6 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
 
 /* ----------------------------------------------------------- commands */
 
-static bool parse_u64(const redisReply *r, uint64_t *out)
-{
-    if (r->type == REDIS_REPLY_INTEGER) {
-        *out = (uint64_t)r->integer;
-        return r->integer >= 0;
-    }
-    if (r->type != REDIS_REPLY_STRING)
-        return false;
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(r->str, &end, 10);
-    *out = v;
-    return !errno && end != r->str;
-}
-
 typedef struct pending_publish {
     publish_done_fn done;
     void *arg;
@@ -843,8 +793,7 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!r) {
         res.rc = -EIO;
     } else if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-               r->element[0]->type != REDIS_REPLY_STRING ||
-               !parse_u64(r->element[1], &res.id)) {
+               r->element[0]->type != REDIS_REPLY_STRING || !bp_parse_u64(r->element[1], &res.id)) {
         LOG_ERR(TAG, "unexpected answer to a publish: %s",
                 r->type == REDIS_REPLY_ERROR ? r->str : "(not {epoch, id})");
         res.rc = -EIO;
@@ -902,36 +851,6 @@ typedef struct pending_fetch {
     char room[ROOM_NAME_MAX + 1];
 } pending_fetch;
 
-/* Reads one stream entry [id, [field, value, …]] into e. */
-static bool parse_entry(const redisReply *r, bp_entry *e)
-{
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
-        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
-        return false;
-    *e = (bp_entry){.target = "", .origin = ""};
-    e->id = strtoull(r->element[0]->str, NULL, 10);
-    const redisReply *f = r->element[1];
-    bool has_data = false;
-    for (size_t i = 0; i + 1 < f->elements; i += 2) {
-        const redisReply *k = f->element[i], *v = f->element[i + 1];
-        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
-            continue;
-        switch (k->str[0]) {
-        case 'w': e->wall_ms = strtoll(v->str, NULL, 10); break;
-        case 'o': e->origin = v->str; break;
-        case 'x': e->exclude = strtoull(v->str, NULL, 10); break;
-        case 'l': e->local_done = v->str[0] == '1'; break;
-        case 't': e->target = strcmp(v->str, "-") ? v->str : ""; break;
-        case 'd':
-            e->data = v->str;
-            e->len = v->len;
-            has_data = true;
-            break;
-        }
-    }
-    return e->id > 0 && has_data;
-}
-
 static void on_fetch_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     rconn *rc = ac->ev.data;
@@ -942,9 +861,7 @@ static void on_fetch_reply(redisAsyncContext *ac, void *reply, void *privdata)
         free(pf); /* the connection is gone: the room is fetched again when it is back */
         return;
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-        r->element[0]->type != REDIS_REPLY_STRING || !parse_u64(r->element[1], &last_id) ||
-        r->element[2]->type != REDIS_REPLY_ARRAY) {
+    if (!bp_fetch_reply_ok(r, &last_id)) {
         LOG_ERR(TAG, "room %s: unexpected answer to a fetch: %s", pf->room,
                 r->type == REDIS_REPLY_ERROR ? r->str : "(not {epoch, id, entries})");
         free(pf);
@@ -958,7 +875,7 @@ static void on_fetch_reply(redisAsyncContext *ac, void *reply, void *privdata)
         n = 0;
     }
     for (size_t i = n; i-- > 0;) /* newest first in the answer; oldest first to the hub */
-        if (parse_entry(list->element[i], &entries[k]))
+        if (bp_parse_entry(list->element[i], &entries[k]))
             k++;
     hub_bp_fetched(rc->b->hub, pf->room, r->element[0]->str, last_id, entries, k);
     free(entries);
@@ -1086,7 +1003,7 @@ static void on_state_reply(redisAsyncContext *ac, void *reply, void *privdata)
         ps->cb(ps->arg, -EIO, "", 0);
     else if (r->element[0]->type != REDIS_REPLY_STRING)
         ps->cb(ps->arg, -ENOENT, "", 0);
-    else if (r->element[1]->type == REDIS_REPLY_STRING && !parse_u64(r->element[1], &last))
+    else if (r->element[1]->type == REDIS_REPLY_STRING && !bp_parse_u64(r->element[1], &last))
         ps->cb(ps->arg, -EIO, "", 0);
     else
         ps->cb(ps->arg, 0, r->element[0]->str, last);

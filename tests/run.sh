@@ -11,6 +11,8 @@
 #   tests/run.sh scaleout     several crier nodes on Redis, with nginx in front
 #   tests/run.sh browser      headless Chromium tests of web/
 #   tests/run.sh smoke        a 10-second load-generator run against build/crier
+#   tests/run.sh fuzz         each libFuzzer harness (build/fuzz/) for FUZZ_SMOKE_SECONDS
+#                             (default 5): one pass per harness that ran clean
 # Expects the binaries built (make test does that).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -164,6 +166,25 @@ run_tsan() {
 }
 # --- end ThreadSanitizer suites ----------------------------------------------
 
+# Each libFuzzer harness for a few seconds from its seed corpus
+# (tests/fuzz/run.sh; `make fuzz` runs them longer).
+run_fuzz() {
+  local out rc p f
+  out=$(bash tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-5}" 2>&1)
+  rc=$?
+  echo "$out"
+  p=$(echo "$out" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+  f=$(echo "$out" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+  p=${p:-0}
+  f=${f:-1}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  if [ "$f" -ne 0 ]; then
+    while IFS= read -r l; do failures+=("fuzz: $l"); done \
+      < <(echo "$out" | grep ': FAIL ' || echo "tests/fuzz/run.sh exited $rc")
+  fi
+  add_counts fuzz "$p" "$f"
+}
+
 case "$which" in
   unit) run_unit ;;
   integration)
@@ -174,6 +195,7 @@ case "$which" in
   browser) run_node_suite browser tests/browser ;;
   smoke) run_smoke ;;
   tsan) run_tsan ;;
+  fuzz) run_fuzz ;;
   all)
     run_unit
     run_node_suite integration tests/integration
@@ -181,9 +203,10 @@ case "$which" in
     run_node_suite scaleout tests/scaleout
     run_node_suite browser tests/browser
     run_smoke
+    run_fuzz
     run_tsan
     ;;
-  *) echo "usage: $0 [unit|integration|scaleout|browser|smoke|tsan|all]"; exit 2 ;;
+  *) echo "usage: $0 [unit|integration|scaleout|browser|smoke|fuzz|tsan|all]"; exit 2 ;;
 esac
 
 if [ "${#failures[@]}" -gt 0 ]; then

@@ -440,6 +440,30 @@ static void test_join_callbacks(void)
     sub_fini(&b.s);
 }
 
+/* A message's wall clock is whatever number its head in Redis holds: any
+ * value, however absurd, is taken without overflow (found by fuzz_redis:
+ * INT64_MIN overflowed the age computation), and the message delivered. */
+static void test_absurd_wall_clocks(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback l;
+    lb_init(&l, SUB_WS, 100);
+    CHECK(hub_join(h, "r", &l.s, 0, false) == 0);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 0, 0);
+    static const int64_t walls[] = {INT64_MIN, -1, 0, INT64_MAX};
+    for (size_t i = 0; i < sizeof(walls) / sizeof(walls[0]); i++) {
+        bp_entry e = entry(i + 1, walls[i]);
+        hub_bp_message(h, "r", "E1", &e);
+    }
+    CHECK(got_range(&l, 1, 4));
+    hub_expire(h, hub_now_ms()); /* an old wall clock makes an old message: it may expire */
+    hub_leave(h, &l.s);
+    hub_destroy(h);
+    sub_fini(&l.s);
+}
+
 TEST_MAIN("hub_backplane", TEST(test_pending_join_then_fetch), TEST(test_holes_and_duplicates),
           TEST(test_waiting_bytes_bound), TEST(test_origin_rules), TEST(test_epoch_changes),
-          TEST(test_publish_paths), TEST(test_join_callbacks))
+          TEST(test_publish_paths), TEST(test_join_callbacks), TEST(test_absurd_wall_clocks))

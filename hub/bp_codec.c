@@ -1,0 +1,108 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bp_codec.c - decoding the Redis backplane's messages and answers (see
+ * bp_codec.h and the key layout in redis_backplane.c).
+ */
+#include "hub/bp_codec.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+bool bp_parse_message(const char *p, size_t len, char *epoch, bp_entry *e, char *origin,
+                      char *target)
+{
+    const char *nl = memchr(p, '\n', len);
+    if (!nl || nl - p > 200)
+        return false;
+    char head[201];
+    memcpy(head, p, (size_t)(nl - p));
+    head[nl - p] = '\0';
+    int local = 0;
+    long long wall = 0;
+    unsigned long long id = 0, exclude = 0;
+    if (sscanf(head, "%15s %llu %lld %12s %llu %d %63s", epoch, &id, &wall, origin, &exclude,
+               &local, target) != 7)
+        return false;
+    if (!strcmp(target, "-"))
+        target[0] = '\0';
+    *e = (bp_entry){.id = id,
+                    .wall_ms = wall,
+                    .origin = origin,
+                    .exclude = exclude,
+                    .local_done = local != 0,
+                    .target = target,
+                    .data = nl + 1,
+                    .len = len - (size_t)(nl + 1 - p)};
+    return true;
+}
+
+bool bp_parse_entry(const redisReply *r, bp_entry *e)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_ARRAY)
+        return false;
+    *e = (bp_entry){.target = "", .origin = ""};
+    e->id = strtoull(r->element[0]->str, NULL, 10);
+    const redisReply *f = r->element[1];
+    bool has_data = false;
+    for (size_t i = 0; i + 1 < f->elements; i += 2) {
+        const redisReply *k = f->element[i], *v = f->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING || k->len != 1)
+            continue;
+        switch (k->str[0]) {
+        case 'w':
+            e->wall_ms = strtoll(v->str, NULL, 10);
+            break;
+        case 'o':
+            e->origin = v->str;
+            break;
+        case 'x':
+            e->exclude = strtoull(v->str, NULL, 10);
+            break;
+        case 'l':
+            e->local_done = v->str[0] == '1';
+            break;
+        case 't':
+            e->target = strcmp(v->str, "-") ? v->str : "";
+            break;
+        case 'd':
+            e->data = v->str;
+            e->len = v->len;
+            has_data = true;
+            break;
+        }
+    }
+    return e->id > 0 && has_data;
+}
+
+bool bp_parse_u64(const redisReply *r, uint64_t *out)
+{
+    if (r->type == REDIS_REPLY_INTEGER) {
+        *out = (uint64_t)r->integer;
+        return r->integer >= 0;
+    }
+    if (r->type != REDIS_REPLY_STRING)
+        return false;
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(r->str, &end, 10);
+    *out = v;
+    return !errno && end != r->str;
+}
+
+bool bp_fetch_reply_ok(const redisReply *r, uint64_t *last_id)
+{
+    return r->type == REDIS_REPLY_ARRAY && r->elements == 3 &&
+           r->element[0]->type == REDIS_REPLY_STRING && bp_parse_u64(r->element[1], last_id) &&
+           r->element[2]->type == REDIS_REPLY_ARRAY;
+}
+
+const char *bp_room_of_channel(const char *prefix, const char *ch)
+{
+    size_t n = strlen(prefix);
+    if (strncmp(ch, prefix, n) || strncmp(ch + n, "c:", 2))
+        return NULL;
+    return ch + n + 2;
+}
