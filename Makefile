@@ -79,7 +79,7 @@ $(B)/tsan/obj/%.o: %.c $(HDRS)
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(B)/crier $(B)/test/crier $(B)/tsan/crier $(UNIT_BINS) $(B)/loadgen $(FUZZ_BINS)
+test-run: $(B)/crier $(B)/test/crier $(B)/tsan/crier $(UNIT_BINS) $(B)/loadgen
 	@bash tests/run.sh
 
 # The load generator (tests/bench/): libc only.
@@ -102,6 +102,7 @@ FUZZ_HDRS    := $(HDRS) $(wildcard tests/fuzz/*.h)
 
 .PHONY: fuzz fuzz-build
 fuzz-build: $(FUZZ_BINS)
+test-run: $(FUZZ_BINS) # tests/run.sh's fuzz suite
 
 fuzz: $(FUZZ_BINS)
 	@B=$(B) bash tests/fuzz/run.sh $(FUZZ_SECONDS)

@@ -55,7 +55,12 @@ for src in tests/fuzz/fuzz_*.c; do
     echo "fuzz_$name: ok ${execs:-?} runs in ${secs}s, ${eps:-?} exec/s, ${cov:-cov: ?}, corpus $units"
     passed=$((passed + 1))
   else
-    what=$(grep -m1 -E 'SUMMARY:|runtime error:|ERROR: libFuzzer|deadly signal' "$log")
+    # a sanitizer's summary, else the harness's own message (the line before
+    # libFuzzer's), else libFuzzer's
+    what=$(grep -m1 -E 'SUMMARY: [A-Za-z]+Sanitizer|runtime error:' "$log")
+    [ -n "$what" ] || what=$(grep -m1 -B1 -E '^==[0-9]+== ERROR: libFuzzer' "$log" | grep -v -E '^(#|INFO|==)' | head -1)
+    [ -n "$what" ] || what=$(grep -m1 -E 'ERROR: libFuzzer' "$log")
+    what=${what:0:240}
     art=$(sed -n 's/.*Test unit written to \(.*\)$/\1/p' "$log" | tail -1)
     echo "fuzz_$name: FAIL exit $rc: ${what:-see $log}${art:+ (input: $art)}"
     failed=$((failed + 1))
