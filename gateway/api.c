@@ -31,8 +31,8 @@
 
 #include <jansson.h>
 
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/limits.h"
+#include "common/log.h"
 #include "hub/payload.h"
 #include "transports/signalr.h"
 #include "transports/longpoll.h"

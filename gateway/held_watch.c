@@ -24,7 +24,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "gateway/log.h"
+#include "common/log.h"
 
 #define TAG "watch"
 #define WAIT_MS 1000 /* the longest a freed entry waits for its memory back */

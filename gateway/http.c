@@ -44,11 +44,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/client_addr.h"
+#include "common/json_text.h"
+#include "common/log.h"
 #include "gateway/api.h"
-#include "gateway/client_addr.h"
-#include "gateway/json_text.h"
 #include "gateway/linger.h"
-#include "gateway/log.h"
 #include "gateway/raw_reply.h"
 #include "gateway/static.h"
 #include "transports/longpoll.h"

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#include "gateway/buf.h"
+#include "common/buf.h"
 #include "gateway/config.h"
 #include "hub/hub.h"
 

@@ -33,11 +33,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/client_addr.h"
+#include "common/log.h"
 #include "gateway/api.h"
-#include "gateway/client_addr.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
-#include "gateway/log.h"
 #include "gateway/memtrim.h"
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"

@@ -35,9 +35,9 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "gateway/buf.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/buf.h"
+#include "common/limits.h"
+#include "common/log.h"
 #include "hub/backplane.h"
 #include "hub/history.h"
 

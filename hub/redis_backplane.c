@@ -43,8 +43,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "gateway/buf.h"
-#include "gateway/log.h"
+#include "common/buf.h"
+#include "common/log.h"
 
 #define TAG "backplane"
 #define BACKOFF_MIN_MS 100

@@ -42,9 +42,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
+#include "common/log.h"
 #include "gateway/held_watch.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
 
 #define TAG "longpoll"
 

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/limits.h"
+#include "common/log.h"
 #include "hub/payload.h"
 
 #define TAG "ws"

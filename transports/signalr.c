@@ -37,10 +37,10 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "gateway/buf.h"
-#include "gateway/json_text.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/buf.h"
+#include "common/json_text.h"
+#include "common/limits.h"
+#include "common/log.h"
 #include "transports/signalr-private.h"
 
 #define TAG "signalr"

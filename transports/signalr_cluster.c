@@ -33,8 +33,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/json_text.h"
-#include "gateway/log.h"
+#include "common/json_text.h"
+#include "common/log.h"
 #include "transports/signalr-private.h"
 
 #define TAG "signalr"

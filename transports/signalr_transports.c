@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/client_addr.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
-#include "gateway/ratelimit.h"
+#include "common/client_addr.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/ratelimit.h"
 #include "transports/signalr-private.h"
 #include "transports/sse.h"
 

@@ -34,9 +34,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/limits.h"
+#include "common/log.h"
 #include "gateway/held_watch.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
 
 #define TAG "sse"
 /* The most the content reader is offered at once. Each stream's response

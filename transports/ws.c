@@ -45,8 +45,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/limits.h"
+#include "common/log.h"
 #include "transports/ws_guard.h"
 
 #define TAG "ws"

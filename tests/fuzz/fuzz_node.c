@@ -16,8 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/config.h"
-#include "gateway/log.h"
 #include "hub/hub.h"
 #include "transports/signalr-private.h"
 

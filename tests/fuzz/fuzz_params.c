@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/client_addr.h"
+#include "common/client_addr.h"
 #include "gateway/http.h"
 #include "hub/hub.h"
 #include "transports/signalr-private.h"

@@ -24,8 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/config.h"
-#include "gateway/log.h"
 #include "hub/hub.h"
 #include "hub/json_check.h"
 #include "transports/signalr-private.h"

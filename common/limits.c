@@ -5,13 +5,13 @@
  * time of its last log line, claimed with a compare-and-swap so that one
  * thread of a burst logs.
  */
-#include "gateway/limits.h"
+#include "common/limits.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <time.h>
 
-#include "gateway/log.h"
+#include "common/log.h"
 
 #define TAG "limits"
 
