@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "hub/payload.h"
@@ -183,7 +184,7 @@ static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
     if (!p->answered) {
         p->suspended = true;
-        p->deadline_ms = hub_now_ms() + PUBLISH_WAIT_MS;
+        p->deadline_ms = clock_now_ms() + PUBLISH_WAIT_MS;
         p->next = waiting;
         if (waiting)
             waiting->prev = p;

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "common/client_addr.h"
+#include "common/clock.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "gateway/api.h"
@@ -334,7 +335,7 @@ static conn_watch *watch_start(struct MHD_Connection *conn)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     w->fd = ci ? ci->connect_fd : -1;
-    w->waiting_since = hub_now_ms();
+    w->waiting_since = clock_now_ms();
     pthread_mutex_lock(&watch_lock);
     w->next = watched;
     if (watched)
@@ -375,7 +376,7 @@ static void request_started(struct MHD_Connection *conn)
         return;
     pthread_mutex_lock(&watch_lock);
     w->waiting_since = 0;
-    w->body_due = hub_now_ms() + body_timeout_ms;
+    w->body_due = clock_now_ms() + body_timeout_ms;
     pthread_mutex_unlock(&watch_lock);
 }
 
@@ -385,7 +386,7 @@ static void request_ended(struct MHD_Connection *conn)
     if (!w)
         return;
     pthread_mutex_lock(&watch_lock);
-    w->waiting_since = hub_now_ms();
+    w->waiting_since = clock_now_ms();
     w->body_due = 0;
     pthread_mutex_unlock(&watch_lock);
 }
@@ -437,7 +438,7 @@ enum MHD_Result http_abort(struct MHD_Connection *conn, unsigned status, const c
         pthread_mutex_unlock(&watch_lock);
     }
     if (keep >= 0)
-        linger_add(keep, hub_now_ms());
+        linger_add(keep, clock_now_ms());
     return MHD_NO; /* MHD closes the connection without reading the rest */
 }
 

@@ -34,6 +34,7 @@
 #include <unistd.h>
 
 #include "common/client_addr.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "gateway/api.h"
 #include "gateway/http.h"
@@ -269,7 +270,7 @@ static void refuse_over_capacity(int fd)
     raw_reply_error(fd, 503, NULL, "too many open connections");
     close(fd);
     refused++;
-    int64_t now = hub_now_ms();
+    int64_t now = clock_now_ms();
     if (now >= next_log) {
         LOG_WARN(TAG, "refused %u connection(s): %u open, limits.max_connections is %u", refused,
                  open_connections(), max_connections);
@@ -292,7 +293,7 @@ static void accept_all(void)
             free(p);
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 LOG_WARN(TAG, "accept: %s; pausing accepts for 100 ms", strerror(err));
-                accept_paused_until = hub_now_ms() + 100;
+                accept_paused_until = clock_now_ms() + 100;
                 epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, NULL);
             }
             return;
@@ -302,7 +303,7 @@ static void accept_all(void)
             free(p);
             continue;
         }
-        p->deadline = hub_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
+        p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
         p->prev = pend_tail;
         if (pend_tail)
             pend_tail->next = p;
@@ -337,7 +338,7 @@ static void *acceptor_main(void *arg)
             else
                 accept_all();
         }
-        int64_t now = hub_now_ms();
+        int64_t now = clock_now_ms();
         while (pend_head && pend_head->deadline <= now) {
             pend_drop(pend_head, 408, NULL,
                       "request headers did not arrive within limits.header_timeout_s");
@@ -355,11 +356,11 @@ static void *acceptor_main(void *arg)
 static void *timer_main(void *arg)
 {
     hub *h = arg;
-    int64_t next_keepalive = hub_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
+    int64_t next_keepalive = clock_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
     int64_t next_expire = 0, next_signalr = 0;
     while (!atomic_load(&stop_threads)) {
         usleep(100 * 1000);
-        int64_t now = hub_now_ms();
+        int64_t now = clock_now_ms();
         lp_tick(now);
         http_tick(now);
         linger_tick(now);

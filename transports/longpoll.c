@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "gateway/held_watch.h"
@@ -188,7 +189,7 @@ lp_conn *lp_prepare(http_call *call, sub *s, int64_t timeout_ms, const lp_hold_o
     }
     c->s = s;
     c->conn = call->conn;
-    c->deadline = hub_now_ms() + timeout_ms;
+    c->deadline = clock_now_ms() + timeout_ms;
     c->ops = ops;
     c->session = session;
     *call->state = c;

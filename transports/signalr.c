@@ -38,6 +38,7 @@
 #include <sys/random.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/json_text.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -142,7 +143,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
         sr_random_token(c->token);
     }
     snprintf(c->all_room, sizeof(c->all_room), "~%s", hb->name);
-    int64_t now = hub_now_ms();
+    int64_t now = clock_now_ms();
     atomic_init(&c->last_recv_ms, now);
     pthread_mutex_lock(&registry_lock);
     if (shutting_down) {
@@ -285,7 +286,7 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
     pthread_mutex_lock(&c->s.lock);
     bool was_closed = c->closed;
     c->closed = true;
-    c->closed_ms = hub_now_ms();
+    c->closed_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     if (was_closed)
         return;
@@ -328,7 +329,7 @@ bool sr_conn_detach(sr_conn *c)
     pthread_mutex_lock(&c->s.lock);
     bool keep = c->stateful && !c->closed;
     c->attached = false;
-    c->detached_ms = hub_now_ms();
+    c->detached_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     return keep;
 }
@@ -356,7 +357,7 @@ bool sr_conn_resume_locked(sr_conn *c)
     }
     c->sent_count = c->unacked_first - 1;
     c->attached = true;
-    c->attached_ms = hub_now_ms();
+    c->attached_ms = clock_now_ms();
     atomic_store(&c->last_recv_ms, c->attached_ms);
     return true;
 }
@@ -728,7 +729,7 @@ static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **
 void sr_conn_receive(sr_conn *c, const char *data, size_t len)
 {
     pthread_mutex_lock(&c->recv_lock);
-    atomic_store(&c->last_recv_ms, hub_now_ms());
+    atomic_store(&c->last_recv_ms, clock_now_ms());
     size_t start = 0;
     const char *why = NULL;
     while (start < len && !why) {
@@ -769,7 +770,7 @@ bool sr_attach_locked(sr_conn *c, sr_transport t)
     c->transport = t;
     c->s.kind = kinds[t];
     c->s.fmt = t == TR_SSE ? MSG_FMT_SIGNALR_SSE : MSG_FMT_SIGNALR;
-    c->attached_ms = hub_now_ms();
+    c->attached_ms = clock_now_ms();
     c->last_poll_ms = c->attached_ms;
     atomic_store(&c->last_recv_ms, c->attached_ms);
     c->attached = t != TR_LP;

@@ -33,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "transports/signalr-private.h"
@@ -238,7 +239,7 @@ static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
     }
     fwd_link(f);
     f->started = true;
-    f->deadline = hub_now_ms() + FORWARD_WAIT_MS +
+    f->deadline = clock_now_ms() + FORWARD_WAIT_MS +
                   (f->kind == FWD_POLL ? (int64_t)conf->limits.poll_timeout_s * 1000 : 0);
     f->suspended = true;
     MHD_suspend_connection(call->conn);

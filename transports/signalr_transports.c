@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/client_addr.h"
+#include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/ratelimit.h"
@@ -275,7 +276,7 @@ static enum MHD_Result poll_answer(http_call *call, void *session, sub *s, lp_re
     pthread_mutex_lock(&s->lock);
     if (c->held == p)
         c->held = NULL;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     size_t len = 0;
     char *body = p->replaced ? NULL : take_records(c, &len);
     bool over = p->replaced || (!len && (c->closed || s->ending || s->dropped));
@@ -293,7 +294,7 @@ static void poll_ended(void *session)
     pthread_mutex_lock(&p->c->s.lock);
     if (p->c->held == p)
         p->c->held = NULL;
-    p->c->last_poll_ms = hub_now_ms();
+    p->c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&p->c->s.lock);
     sr_conn_unref(p->c);
     free(p);
@@ -318,7 +319,7 @@ static bool remote_answer_locked(sr_poll *p, bool force)
     if (c->held == p)
         c->held = NULL;
     sub_attach(&c->s, NULL, NULL);
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     sr_cluster_reply(p->from, p->req, over ? MHD_HTTP_NO_CONTENT : MHD_HTTP_OK, body, len);
     free(body);
     return true;
@@ -374,9 +375,9 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
     p->remote = true;
     snprintf(p->from, sizeof(p->from), "%s", from);
     p->req = req;
-    p->deadline_ms = hub_now_ms() + (int64_t)conf->limits.poll_timeout_s * 1000;
+    p->deadline_ms = clock_now_ms() + (int64_t)conf->limits.poll_timeout_s * 1000;
     c->held = p;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     if (remote_answer_locked(p, false)) { /* something was queued already */
         pthread_mutex_unlock(&c->s.lock);
         free(p);
@@ -411,7 +412,7 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     pthread_mutex_lock(&c->s.lock);
     bool first = c->transport == TR_NONE;
     bool ok = first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     if (!ok) {
         sr_conn_unref(c);
@@ -437,7 +438,7 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     replace_held_locked(c);
     p->lp = lp;
     c->held = p;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     return lp_hold(&in, lp);
 }
@@ -689,7 +690,7 @@ static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
 {
     char addr[CLIENT_ADDR_MAX];
     http_client_addr(call->conn, addr, sizeof(addr));
-    int64_t wait_ms = negotiate_rate ? ratelimit_take(negotiate_rate, addr, hub_now_ms()) : 0;
+    int64_t wait_ms = negotiate_rate ? ratelimit_take(negotiate_rate, addr, clock_now_ms()) : 0;
     if (!wait_ms)
         return false;
     char what[256];
