@@ -34,6 +34,7 @@
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "hub/payload.h"
 #include "transports/signalr.h"
 #include "transports/longpoll.h"
@@ -234,7 +235,7 @@ enum MHD_Result api_publish(http_call *call)
         const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t declared = 0;
-        if (cl && http_parse_u64(cl, &declared) && declared > conf->limits.max_message_bytes)
+        if (cl && parse_u64(cl, &declared) && declared > conf->limits.max_message_bytes)
             return reply_too_big(call->conn);
         return MHD_YES;
     }

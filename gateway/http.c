@@ -48,6 +48,7 @@
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "gateway/api.h"
 #include "gateway/linger.h"
 #include "gateway/raw_reply.h"
@@ -287,23 +288,6 @@ enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status)
     return ret;
 }
 
-bool http_parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s || strlen(s) > 20)
-        return false;
-    uint64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        uint64_t d = (uint64_t)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
 /* ------------------------------------------------------------ watchdog */
 
 /* A kept-alive connection must bring its next request's headers within
@@ -519,7 +503,7 @@ static bool ws_cursor_is_valid(struct MHD_Connection *conn)
     const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *epoch = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "epoch");
     uint64_t v;
-    return (!since || http_parse_u64(since, &v)) && (!epoch || hub_epoch_is_valid(epoch)) &&
+    return (!since || parse_u64(since, &v)) && (!epoch || hub_epoch_is_valid(epoch)) &&
            (since || !epoch);
 }
 

@@ -126,9 +126,6 @@ enum MHD_Result http_reply_take(struct MHD_Connection *conn, unsigned status,
 /* Replies with no body (e.g. 200, 202, 204). */
 enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status);
 
-/* Parses a non-negative decimal integer (no sign, no spaces, fits 64 bits). */
-bool http_parse_u64(const char *s, uint64_t *out);
-
 /* A refusal by a resource limit: {"error": error} (built with jansson) and,
  * when retry_after_s is not 0, a Retry-After header. Logs nothing: limits.c
  * logs a limit's refusals once per burst. */

@@ -36,6 +36,7 @@
 #include "common/client_addr.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "gateway/api.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
@@ -130,7 +131,7 @@ static http_daemon daemon_for_get(const request_head *h)
         return HTTP_MAIN;
     if (h->accept_event_stream)
         return HTTP_STREAMS;
-    return !strncmp(h->query, "id=", 3) || strstr(h->query, "&id=") ? HTTP_POLLS : HTTP_MAIN;
+    return query_has(h->query, "id") ? HTTP_POLLS : HTTP_MAIN;
 }
 
 /* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or

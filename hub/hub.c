@@ -38,6 +38,7 @@
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "hub/backplane.h"
 #include "hub/history.h"
 
@@ -937,16 +938,7 @@ bool hub_parse_cursor(const char *text, uint64_t *since, char *epoch)
         if (!hub_epoch_is_valid(epoch))
             return false;
     }
-    if (!*num || strlen(num) > 20)
-        return false;
-    uint64_t v = 0;
-    for (; *num; num++) {
-        if (*num < '0' || *num > '9' || v > (UINT64_MAX - (uint64_t)(*num - '0')) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*num - '0');
-    }
-    *since = v;
-    return true;
+    return parse_u64(num, since);
 }
 
 int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_now)

@@ -45,6 +45,7 @@
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "gateway/held_watch.h"
 
 #define TAG "longpoll"
@@ -365,7 +366,7 @@ enum MHD_Result lp_handle(http_call *call)
     const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *epoch = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "epoch");
     uint64_t since = 0;
-    if (v && !http_parse_u64(v, &since))
+    if (v && !parse_u64(v, &since))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "since must be a non-negative integer, got '%.64s'", v);
     if (epoch && !hub_epoch_is_valid(epoch))

@@ -122,9 +122,6 @@ bool sr_attach_locked(sr_conn *c, sr_transport t);
 
 bool sr_transport_enabled(sr_transport t);
 
-/* Copies the value of key in a raw query string into out. */
-bool sr_query_value(const char *query, const char *key, char *out, size_t cap);
-
 /* 16 random bytes in base64url. */
 void sr_random_token(char out[TOKEN_LEN + 1]);
 

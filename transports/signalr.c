@@ -784,24 +784,6 @@ bool sr_transport_enabled(sr_transport t)
            (t == TR_LP && conf->transports.long_polling);
 }
 
-/* Copies the value of key in a raw query string into out. */
-bool sr_query_value(const char *query, const char *key, char *out, size_t cap)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, key, klen) || p[klen] != '=')
-            continue;
-        const char *v = p + klen + 1;
-        size_t n = strcspn(v, "&");
-        if (n >= cap)
-            return false;
-        memcpy(out, v, n);
-        out[n] = '\0';
-        return true;
-    }
-    return false;
-}
-
 /* ------------------------------------------------------------ lifecycle */
 
 typedef enum { ACT_NONE, ACT_PING, ACT_ACK, ACT_CLOSE, ACT_PURGE, ACT_POLL_DUE } tick_action;

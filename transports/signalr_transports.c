@@ -23,6 +23,7 @@
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/ratelimit.h"
 #include "transports/signalr-private.h"
 #include "transports/sse.h"
@@ -125,7 +126,7 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
     char token[64];
     if (!conf->transports.websocket)
         return false;
-    if (!sr_query_value(query, "id", token, sizeof(token)))
+    if (!query_param(query, "id", token, sizeof(token)))
         return true; /* skipNegotiation: the connection is made on upgrade */
     sr_conn *c = sr_conn_find(hb, token);
     if (!c)
@@ -153,7 +154,7 @@ static void ws_claimed(void *arg, int rc, const char *owner)
 static sr_conn *ws_connection(const cfg_hub *hb, const char *query)
 {
     char token[64];
-    if (!sr_query_value(query, "id", token, sizeof(token)))
+    if (!query_param(query, "id", token, sizeof(token)))
         return sr_conn_new(hb, false);
     sr_conn *c = sr_conn_find(hb, token);
     if (c || !sr_clustered() || !sr_token_is_valid(token))
@@ -528,7 +529,7 @@ static enum MHD_Result check_declared_size(http_call *call)
     const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t declared = 0;
-    if (strcmp(call->method, "POST") || !cl || !http_parse_u64(cl, &declared) ||
+    if (strcmp(call->method, "POST") || !cl || !parse_u64(cl, &declared) ||
         declared <= conf->limits.max_message_bytes)
         return MHD_YES;
     sr_conn *c = sr_conn_find(call->arg, request_token(call));
@@ -718,7 +719,7 @@ enum MHD_Result sr_negotiate(http_call *call)
     const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,
                                                 "negotiateVersion");
     uint64_t version = 0;
-    if (v && !http_parse_u64(v, &version))
+    if (v && !parse_u64(v, &version))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "negotiateVersion must be a non-negative integer");
     const char *stateful = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,
