@@ -35,6 +35,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "gateway/config.h"
 #include "hub/payload.h"
 #include "transports/signalr.h"
 #include "transports/longpoll.h"

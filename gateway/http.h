@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 
 #include "common/buf.h"
-#include "gateway/config.h"
+#include "common/cfg.h"
 #include "hub/hub.h"
 
 /* One call of a handler. state is the handler's per-request pointer: NULL on

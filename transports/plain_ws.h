@@ -7,7 +7,7 @@
 #ifndef CRIER_PLAIN_WS_H
 #define CRIER_PLAIN_WS_H
 
-#include "gateway/config.h"
+#include "common/cfg.h"
 #include "hub/hub.h"
 #include "transports/ws.h"
 

@@ -20,7 +20,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gateway/config.h"
+#include "common/cfg.h"
 #include "gateway/http.h"
 #include "hub/hub.h"
 #include "transports/ws.h"
