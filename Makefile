@@ -13,10 +13,10 @@ CSTD     := -std=c11
 OPT      ?= -O2 -g
 SAN      := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS     := $(wildcard gateway/*.c common/*.c hub/*.c transports/*.c)
+SRCS     := $(wildcard gateway/*.c common/*.c hub/*.c transports/*/*.c)
 LIB_SRCS := $(filter-out gateway/main.c,$(SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-HDRS     := $(wildcard gateway/*.h common/*.h hub/*.h transports/*.h tests/unit/*.h)
+HDRS     := $(wildcard gateway/*.h common/*.h hub/*.h transports/*/*.h tests/unit/*.h)
 
 OBJS      := $(SRCS:%.c=$(B)/obj/%.o)
 TEST_OBJS := $(LIB_SRCS:%.c=$(B)/test/obj/%.o)

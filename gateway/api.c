@@ -37,10 +37,10 @@
 #include "common/parse.h"
 #include "gateway/config.h"
 #include "hub/payload.h"
-#include "transports/signalr.h"
-#include "transports/longpoll.h"
-#include "transports/sse.h"
-#include "transports/ws.h"
+#include "transports/carriers/longpoll.h"
+#include "transports/carriers/sse.h"
+#include "transports/carriers/ws.h"
+#include "transports/signalr/signalr.h"
 
 #define TAG "api"
 

@@ -53,9 +53,9 @@
 #include "gateway/linger.h"
 #include "gateway/raw_reply.h"
 #include "gateway/static.h"
-#include "transports/longpoll.h"
-#include "transports/signalr.h"
-#include "transports/sse.h"
+#include "transports/carriers/longpoll.h"
+#include "transports/carriers/sse.h"
+#include "transports/signalr/signalr.h"
 
 #define TAG "http"
 

@@ -45,11 +45,11 @@
 #include "gateway/request_head.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
-#include "transports/longpoll.h"
-#include "transports/plain_ws.h"
-#include "transports/signalr.h"
-#include "transports/sse.h"
-#include "transports/ws.h"
+#include "transports/carriers/longpoll.h"
+#include "transports/carriers/sse.h"
+#include "transports/carriers/ws.h"
+#include "transports/plain/ws.h"
+#include "transports/signalr/signalr.h"
 
 #define TAG "server"
 #define FD_RESERVE 64 /* files kept free for logs, pipes, epoll and the like */

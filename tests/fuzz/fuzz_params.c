@@ -20,7 +20,7 @@
 #include "common/parse.h"
 #include "gateway/http.h"
 #include "hub/hub.h"
-#include "transports/signalr-private.h"
+#include "transports/signalr/private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

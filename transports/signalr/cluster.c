@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signalr_cluster.c - SignalR connections across nodes, with a shared
- * backplane and no sticky sessions (see signalr-private.h).
+ * signalr/cluster.c - SignalR connections across nodes, with a shared
+ * backplane and no sticky sessions (see signalr/private.h).
  *
  * A connection lives on one node: the one that first carried it (its SSE
  * stream, its first long poll, its WebSocket), which claims its token in
@@ -10,7 +10,7 @@
  * long poll) asks the backplane who owns it and is forwarded to that node
  * through the backplane; the owner answers back the same way, and this
  * node answers the request. A long poll forwarded so is held by the owner
- * as a remote poll (signalr_transports.c).
+ * as a remote poll (signalr/transports.c).
  *
  * Node messages are one header line and a body:
  *   "send|close|poll REQ FROM HUBPATH TOKEN\n" body   (to the owner)
@@ -36,7 +36,7 @@
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "common/log.h"
-#include "transports/signalr-private.h"
+#include "transports/signalr/private.h"
 
 #define TAG "signalr"
 #define FWD_BUCKETS 1024

@@ -33,7 +33,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "transports/longpoll.h"
+#include "transports/carriers/longpoll.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -46,7 +46,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/parse.h"
-#include "gateway/held_watch.h"
+#include "transports/carriers/held_watch.h"
 
 #define TAG "longpoll"
 

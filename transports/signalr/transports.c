@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signalr_transports.c - how SignalR connections ride the transports:
+ * signalr/transports.c - how SignalR connections ride the transports:
  * negotiate, the WebSocket session, the SSE stream, long polls, and the
  * POSTs and DELETE of the HTTP transports. The bytes are moved by ws.c,
  * sse.c and longpoll.c; the records are understood by signalr.c.
@@ -25,8 +25,8 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/ratelimit.h"
-#include "transports/signalr-private.h"
-#include "transports/sse.h"
+#include "transports/carriers/sse.h"
+#include "transports/signalr/private.h"
 
 #define TAG "signalr"
 
@@ -46,7 +46,7 @@ void sr_transports_init(const cfg *c)
 }
 
 /* The state of a request on {path}: which of the three it is, or one for
- * a connection another node holds (REQ_FWD: signalr_cluster.c). */
+ * a connection another node holds (REQ_FWD: signalr/cluster.c). */
 typedef enum { REQ_STREAM, REQ_POLL, REQ_POST, REQ_FWD } req_kind;
 typedef struct sr_req {
     req_kind kind;
@@ -544,7 +544,7 @@ static enum MHD_Result check_declared_size(http_call *call)
 static enum MHD_Result forwarded(http_call *call, sr_req *rq);
 
 /* A request for a connection this node does not hold: another node may
- * (signalr_cluster.c). */
+ * (signalr/cluster.c). */
 static enum MHD_Result forward(http_call *call, const cfg_hub *hb, const char *token)
 {
     sr_req *rq = new_req(call, REQ_FWD);

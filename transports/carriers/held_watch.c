@@ -13,7 +13,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "gateway/held_watch.h"
+#include "transports/carriers/held_watch.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * plain_ws.h - the plain room protocol over WebSocket (GET /rooms/{room}/ws):
+ * plain/ws.h - the plain room protocol over WebSocket (GET /rooms/{room}/ws):
  * the connection receives the room's messages as JSON envelopes, and its
  * text frames publish to the room. Service thread of ws.c.
  */
@@ -9,7 +9,7 @@
 
 #include "common/cfg.h"
 #include "hub/hub.h"
-#include "transports/ws.h"
+#include "transports/carriers/ws.h"
 
 void plain_ws_init(const cfg *c, hub *h);
 

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * signalr.c - SignalR connections and the JSON hub protocol (signalr.h);
- * the transports that carry them are in signalr_transports.c.
+ * the transports that carry them are in signalr/transports.c.
  *
  * A connection is created by negotiate and found again by its token. It is
  * a hub member: it joins its hub's internal room ("~" + hub name, which no
@@ -23,7 +23,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "transports/signalr.h"
+#include "transports/signalr/signalr.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -42,7 +42,7 @@
 #include "common/json_text.h"
 #include "common/limits.h"
 #include "common/log.h"
-#include "transports/signalr-private.h"
+#include "transports/signalr/private.h"
 
 #define TAG "signalr"
 #define BUCKETS 4096   /* registry hash buckets */

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * plain_ws.c - the plain room protocol over WebSocket (see plain_ws.h).
+ * plain/ws.c - the plain room protocol over WebSocket (see plain/ws.h).
  * Runs on the lws service thread; the hub is the only shared state it
  * touches, through its own lock.
  */
-#include "transports/plain_ws.h"
+#include "transports/plain/ws.h"
 
 #include <libwebsockets.h>
 #include <errno.h>

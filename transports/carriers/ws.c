@@ -33,7 +33,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "transports/ws.h"
+#include "transports/carriers/ws.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -47,7 +47,7 @@
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
-#include "transports/ws_guard.h"
+#include "transports/carriers/ws_guard.h"
 
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
