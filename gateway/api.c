@@ -36,6 +36,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "gateway/config.h"
+#include "gateway/http.h"
 #include "hub/payload.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/carriers/sse.h"

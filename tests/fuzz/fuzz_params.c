@@ -18,7 +18,6 @@
 
 #include "common/client_addr.h"
 #include "common/parse.h"
-#include "gateway/http.h"
 #include "hub/hub.h"
 #include "transports/signalr/private.h"
 

@@ -21,8 +21,8 @@
 #include <stdint.h>
 
 #include "common/cfg.h"
-#include "gateway/http.h"
 #include "hub/hub.h"
+#include "transports/carriers/http_call.h"
 #include "transports/carriers/ws.h"
 
 typedef struct sr_conn sr_conn;
