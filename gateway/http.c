@@ -683,8 +683,9 @@ void http_finish_requests(int timeout_ms)
     }
 }
 
-/* The other daemons' threads still read daemons[] (http_queue) while one
- * stops: the array is cleared only once all of them have stopped. */
+/* The other daemons' threads still read daemons[] (one_request, for
+ * http_queue) while one stops: the array is cleared only once all of them
+ * have stopped. */
 void http_stop(void)
 {
     for (int d = 0; d < HTTP_DAEMONS; d++)
