@@ -50,6 +50,7 @@
 
 #include "common/client_addr.h"
 #include "common/clock.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "gateway/api.h"
@@ -157,11 +158,11 @@ typedef struct conn_watch {
     bool shut;
     bool aborted; /* answered outside MHD (http_abort, or 408 by the timer):
                      MHD only closes it now */
-    struct conn_watch *prev, *next;
+    list_node link; /* in `watched` */
 } conn_watch;
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
-static conn_watch *watched;
+static list_node watched = LIST_INIT(watched); /* watch_lock */
 static int64_t header_timeout_ms, body_timeout_ms;
 static size_t body_limit; /* limits.max_message_bytes: no route takes a larger body */
 
@@ -175,10 +176,7 @@ static conn_watch *watch_start(struct MHD_Connection *conn)
     w->fd = ci ? ci->connect_fd : -1;
     w->waiting_since = clock_now_ms();
     pthread_mutex_lock(&watch_lock);
-    w->next = watched;
-    if (watched)
-        watched->prev = w;
-    watched = w;
+    list_push_front(&watched, &w->link);
     pthread_mutex_unlock(&watch_lock);
     return w;
 }
@@ -189,12 +187,7 @@ static void watch_stop(conn_watch *w)
     if (!w)
         return;
     pthread_mutex_lock(&watch_lock);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        watched = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    list_remove(&w->link);
     pthread_mutex_unlock(&watch_lock);
     free(w);
 }
@@ -286,7 +279,8 @@ static enum MHD_Result abort_request(struct MHD_Connection *conn, unsigned statu
 void http_tick(int64_t now_ms)
 {
     pthread_mutex_lock(&watch_lock);
-    for (conn_watch *w = watched; w; w = w->next) {
+    list_for_each_safe (n, next, &watched) {
+        conn_watch *w = list_entry(n, conn_watch, link);
         if (w->body_due && now_ms > w->body_due && !w->aborted && !w->shut && w->fd >= 0) {
             /* A body that trickles or never ends: answer, then shut the
              * socket so that MHD, which may be waiting to read, closes it. */
@@ -371,13 +365,13 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
 {
     if (!is_upgrade_request(conn))
         return http_reply_error_with(conn, 426, "Upgrade", "websocket",
-                                "this endpoint needs a WebSocket upgrade");
+                                     "this endpoint needs a WebSocket upgrade");
     if (!ws_cursor_is_valid(conn))
         return http_reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
-                                "since must be a non-negative integer and epoch 1 to 15 "
-                                "letters or digits");
+                                     "since must be a non-negative integer and epoch 1 to 15 "
+                                     "letters or digits");
     return http_reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
-                            "a WebSocket upgrade must be the first request on its connection");
+                                 "a WebSocket upgrade must be the first request on its connection");
 }
 
 /* A SignalR WebSocket upgrade that reached MHD: the acceptor found its
@@ -484,7 +478,7 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
         const route *rt = &routes[parse_path(url, &(const char *){NULL}, &(size_t){0},
                                              &(const cfg_hub *){NULL})];
         return http_reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", rt->method,
-                                "method %s is not allowed here; use %s", method, rt->method);
+                                     "method %s is not allowed here; use %s", method, rt->method);
     }
     if (req->error_status == MHD_HTTP_NOT_FOUND)
         return http_reply_not_found(conn, url);
@@ -622,8 +616,7 @@ static struct MHD_Daemon *start_daemon(unsigned limit, unsigned idle_timeout, si
 /* The stream daemon serves one request per connection (http_call.h). */
 static bool one_request(struct MHD_Connection *conn)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
     return ci && ci->daemon == daemons[HTTP_STREAMS];
 }
 

@@ -35,6 +35,7 @@
 
 #include "common/client_addr.h"
 #include "common/clock.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "gateway/api.h"
@@ -60,12 +61,12 @@ typedef struct pending_conn {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int64_t deadline;
-    struct pending_conn *prev, *next; /* FIFO, which is deadline order */
+    list_node link; /* in `pending`: FIFO, which is deadline order */
 } pending_conn;
 
 static const cfg *conf;
 static int listen_fd = -1, epoll_fd = -1;
-static pending_conn *pend_head, *pend_tail;
+static list_node pending = LIST_INIT(pending); /* acceptor thread */
 static unsigned pend_count;
 static unsigned max_connections;
 static atomic_bool stop_threads;
@@ -182,15 +183,15 @@ static destination route(const request_head *h)
 
 static void pend_unlink(pending_conn *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        pend_head = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    else
-        pend_tail = p->prev;
+    list_remove(&p->link);
     pend_count--;
+}
+
+/* The connection that has waited longest, or NULL. */
+static pending_conn *pend_oldest(void)
+{
+    list_node *n = list_first(&pending);
+    return n ? list_entry(n, pending_conn, link) : NULL;
 }
 
 /* Ends a connection the acceptor still holds, with a JSON error answer
@@ -305,12 +306,7 @@ static void accept_all(void)
             continue;
         }
         p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
-        p->prev = pend_tail;
-        if (pend_tail)
-            pend_tail->next = p;
-        else
-            pend_head = p;
-        pend_tail = p;
+        list_push_back(&pending, &p->link);
         pend_count++;
         /* Edge-triggered: a peek consumes nothing, so level-triggered epoll
          * would report a half-sent request again and again. */
@@ -340,15 +336,15 @@ static void *acceptor_main(void *arg)
                 accept_all();
         }
         int64_t now = clock_now_ms();
-        while (pend_head && pend_head->deadline <= now) {
-            pend_drop(pend_head, 408, NULL,
+        for (pending_conn *p; (p = pend_oldest()) && p->deadline <= now;) {
+            pend_drop(p, 408, NULL,
                       "request headers did not arrive within limits.header_timeout_s");
         }
         if (accept_paused_until && now >= accept_paused_until)
             resume_accepting();
     }
-    while (pend_head)
-        pend_drop(pend_head, 0, NULL, NULL);
+    for (pending_conn *p; (p = pend_oldest());)
+        pend_drop(p, 0, NULL, NULL);
     return NULL;
 }
 

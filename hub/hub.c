@@ -635,8 +635,8 @@ static int publish_here(hub *h, const char *room_name, const char *data, size_t 
         return 0;
     if (!r)
         return rc;
-    msg *m = msg_create_in(r->last_id + 1, r->name, r->epoch, data, len,
-                           opt ? opt->target : NULL, clock_now_ms());
+    msg *m = msg_create_in(r->last_id + 1, r->name, r->epoch, data, len, opt ? opt->target : NULL,
+                           clock_now_ms());
     if (!m) {
         room_free_if_empty(h, r);
         return -ENOMEM;
