@@ -104,8 +104,7 @@ static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned statu
     return ret;
 }
 
-enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                 ...)
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);

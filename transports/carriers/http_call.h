@@ -63,13 +63,13 @@ void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap);
 
 /* Replies with {"error":"..."} and logs it once, with the client's address
  * (404s at debug level, the rest at info). */
-enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                 ...) __attribute__((format(printf, 3, 4)));
+enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* http_reply_error with one more response header (e.g. Allow, Upgrade). */
 enum MHD_Result http_reply_error_with(struct MHD_Connection *conn, unsigned status,
-                                      const char *header, const char *value, const char *fmt,
-                                      ...) __attribute__((format(printf, 5, 6)));
+                                      const char *header, const char *value, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
 
 /* 404 {"error":"no such endpoint: <url>"}, the url cut to JSON_ECHO_MAX. */
 enum MHD_Result http_reply_not_found(struct MHD_Connection *conn, const char *url);
