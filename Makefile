@@ -13,16 +13,18 @@ CSTD     := -std=c11
 OPT      ?= -O2 -g
 SAN      := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-SRCS     := $(wildcard gateway/*.c hub/*.c transports/*.c)
+# One folder per layer, pointing down only (README "How it works"; checked by
+# tests/layers.sh): gateway/ -> transports/{carriers,plain,signalr}/ -> hub/ -> common/.
+SRCS     := $(wildcard gateway/*.c common/*.c hub/*.c transports/*/*.c)
 LIB_SRCS := $(filter-out gateway/main.c,$(SRCS))
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-HDRS     := $(wildcard gateway/*.h hub/*.h transports/*.h tests/unit/*.h)
+HDRS     := $(wildcard gateway/*.h common/*.h hub/*.h transports/*/*.h tests/unit/*.h)
 
 OBJS      := $(SRCS:%.c=$(B)/obj/%.o)
 TEST_OBJS := $(LIB_SRCS:%.c=$(B)/test/obj/%.o)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/test/unit/%)
 
-.PHONY: all deps test-deps test test-run unit integration run bench clean format format-check
+.PHONY: all deps test-deps test test-run unit layers integration run bench clean format format-check
 
 # The public targets install what is missing first (scripts/setup.sh), then
 # build in a fresh make, so that pkg-config sees the libraries just installed.
@@ -122,6 +124,10 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/fuzz/libcrier.a $(FUZZ_HDRS)
 
 unit: $(B)/test/crier $(UNIT_BINS)
 	@bash tests/run.sh unit
+
+# The folders point down only (tests/layers.sh); needs no build.
+layers:
+	@bash tests/run.sh layers
 
 integration: $(B)/test/crier
 	@bash tests/run.sh integration

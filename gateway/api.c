@@ -31,13 +31,17 @@
 
 #include <jansson.h>
 
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/clock.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "gateway/config.h"
+#include "gateway/http.h"
 #include "hub/payload.h"
-#include "transports/signalr.h"
-#include "transports/longpoll.h"
-#include "transports/sse.h"
-#include "transports/ws.h"
+#include "transports/carriers/longpoll.h"
+#include "transports/carriers/sse.h"
+#include "transports/carriers/ws.h"
+#include "transports/signalr/signalr.h"
 
 #define TAG "api"
 
@@ -183,7 +187,7 @@ static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
     if (!p->answered) {
         p->suspended = true;
-        p->deadline_ms = hub_now_ms() + PUBLISH_WAIT_MS;
+        p->deadline_ms = clock_now_ms() + PUBLISH_WAIT_MS;
         p->next = waiting;
         if (waiting)
             waiting->prev = p;
@@ -233,7 +237,7 @@ enum MHD_Result api_publish(http_call *call)
         const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         uint64_t declared = 0;
-        if (cl && http_parse_u64(cl, &declared) && declared > conf->limits.max_message_bytes)
+        if (cl && parse_u64(cl, &declared) && declared > conf->limits.max_message_bytes)
             return reply_too_big(call->conn);
         return MHD_YES;
     }

@@ -6,7 +6,9 @@
 #ifndef CRIER_API_H
 #define CRIER_API_H
 
-#include "gateway/http.h"
+#include "common/cfg.h"
+#include "hub/hub.h"
+#include "transports/carriers/http_call.h"
 
 void api_init(const cfg *c, hub *h);
 enum MHD_Result api_publish(http_call *call);

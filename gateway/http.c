@@ -5,6 +5,10 @@
  * (404, 405 with Allow, 414, stray upgrades, HEAD on a stream or a poll)
  * and gives every handler one place to free its state. Sockets come from
  * the acceptor (server.c) through http_adopt; MHD never listens itself.
+ * The handlers' replies and bodies are the carrier's
+ * (transports/carriers/http_call.c), which this file gives the two things
+ * only it knows at start (http_call_init): which daemon serves one request
+ * per connection, and how to abort a request (the watchdog's).
  *
  * There are three daemons with the same callbacks, chosen by the acceptor
  * (http_adopt) from a connection's first request: the main one; one for
@@ -16,8 +20,9 @@
  * libmicrohttpd 0.9.75 touches all of a connection's pool once a response
  * is queued, and an idle stream holds its pool for its whole life, so this
  * is most of what an idle SSE client costs. A stream daemon connection
- * serves one request and closes (http_queue says "Connection: close"), so
- * a later request with bigger headers never meets the small pool.
+ * serves one request and closes (http_queue says "Connection: close": the
+ * one_request hook), so a later request with bigger headers never meets
+ * the small pool.
  *
  * Threading: MHD_USE_INTERNAL_POLLING_THREAD, so every callback here runs on
  * the thread of the connection's daemon: three MHD threads. Everything the
@@ -31,7 +36,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <jansson.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -44,16 +48,19 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/client_addr.h"
+#include "common/clock.h"
+#include "common/list.h"
+#include "common/log.h"
+#include "common/parse.h"
 #include "gateway/api.h"
-#include "gateway/client_addr.h"
-#include "gateway/json_text.h"
 #include "gateway/linger.h"
-#include "gateway/log.h"
 #include "gateway/raw_reply.h"
 #include "gateway/static.h"
-#include "transports/longpoll.h"
-#include "transports/signalr.h"
-#include "transports/sse.h"
+#include "transports/carriers/http_call.h"
+#include "transports/carriers/longpoll.h"
+#include "transports/carriers/sse.h"
+#include "transports/signalr/signalr.h"
 
 #define TAG "http"
 
@@ -72,7 +79,6 @@ static size_t pool_bytes[HTTP_DAEMONS];         /* set once at start */
 #define STREAM_WRITE_BYTES 1024
 static atomic_uint connections;
 static atomic_uint requests_open; /* seen by on_request, not yet completed */
-static bool trust_proxy; /* set once at start: cfg trust_proxy */
 
 /* What a path names. */
 typedef enum {
@@ -137,172 +143,6 @@ bool http_headers_fit(size_t len, unsigned fields, http_daemon d)
     return need + (d == HTTP_STREAMS ? STREAM_WRITE_BYTES : 0) <= pool_bytes[d];
 }
 
-/* ------------------------------------------------------------- replies */
-
-enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-    if (ci && ci->daemon == daemons[HTTP_STREAMS])
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    return MHD_queue_response(conn, status, r);
-}
-
-enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
-                                size_t len)
-{
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    const char *real = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Real-IP");
-    const char *xff = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Forwarded-For");
-    client_addr_format(ci ? ci->client_addr : NULL, real, xff, trust_proxy, out, cap);
-}
-
-static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned status,
-                                     const char *extra_header, const char *extra_value,
-                                     const char *fmt, va_list ap)
-    __attribute__((format(printf, 5, 0)));
-
-static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned status,
-                                     const char *extra_header, const char *extra_value,
-                                     const char *fmt, va_list ap)
-{
-    char addr[CLIENT_ADDR_MAX];
-    buf tb = {0};
-    if (!buf_vprintf(&tb, fmt, ap) || !buf_append(&tb, "", 1)) {
-        buf_free(&tb);
-        return MHD_NO;
-    }
-    /* Logged once, here: a refused request and who sent it. */
-    http_client_addr(conn, addr, sizeof(addr));
-    if (status == MHD_HTTP_NOT_FOUND)
-        LOG_DBG(TAG, "%u to %s: %s", status, addr, tb.data);
-    else
-        LOG_INFO(TAG, "%u to %s: %s", status, addr, tb.data);
-    size_t n = 0;
-    char *body = json_error_body(tb.data, &n);
-    buf_free(&tb);
-    if (!body)
-        return MHD_NO;
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, body, MHD_RESPMEM_MUST_FREE);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (extra_header)
-        MHD_add_response_header(r, extra_header, extra_value);
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                 ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    enum MHD_Result ret = reply_error_v(conn, status, NULL, NULL, fmt, ap);
-    va_end(ap);
-    return ret;
-}
-
-enum MHD_Result http_reply_not_found(struct MHD_Connection *conn, const char *url)
-{
-    char *quoted = json_text_clip(url, JSON_ECHO_MAX);
-    enum MHD_Result ret =
-        http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such endpoint: %s", quoted ? quoted : "");
-    free(quoted);
-    return ret;
-}
-
-static enum MHD_Result reply_error_with(struct MHD_Connection *conn, unsigned status,
-                                        const char *header, const char *value, const char *fmt,
-                                        ...) __attribute__((format(printf, 5, 6)));
-
-static enum MHD_Result reply_error_with(struct MHD_Connection *conn, unsigned status,
-                                        const char *header, const char *value, const char *fmt,
-                                        ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    enum MHD_Result ret = reply_error_v(conn, status, header, value, fmt, ap);
-    va_end(ap);
-    return ret;
-}
-
-bool http_body_take(http_body *body, http_call *call, size_t limit)
-{
-    size_t len = *call->upload_size;
-    *call->upload_size = 0;
-    if (body->too_big || body->b.len + len > limit) {
-        if (!body->too_big)
-            http_abort(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
-                       "message is larger than limits.max_message_bytes");
-        body->too_big = true;
-        return false;
-    }
-    return buf_append(&body->b, call->upload, len);
-}
-
-enum MHD_Result http_reply_take(struct MHD_Connection *conn, unsigned status,
-                                const char *content_type, char *body, size_t len)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(
-        len, body ? body : "", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", content_type);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status)
-{
-    struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
-}
-
-bool http_parse_u64(const char *s, uint64_t *out)
-{
-    if (!s || !*s || strlen(s) > 20)
-        return false;
-    uint64_t v = 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return false;
-        uint64_t d = (uint64_t)(*s - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
-}
-
 /* ------------------------------------------------------------ watchdog */
 
 /* A kept-alive connection must bring its next request's headers within
@@ -318,11 +158,11 @@ typedef struct conn_watch {
     bool shut;
     bool aborted; /* answered outside MHD (http_abort, or 408 by the timer):
                      MHD only closes it now */
-    struct conn_watch *prev, *next;
+    list_node link; /* in `watched` */
 } conn_watch;
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
-static conn_watch *watched;
+static list_node watched = LIST_INIT(watched); /* watch_lock */
 static int64_t header_timeout_ms, body_timeout_ms;
 static size_t body_limit; /* limits.max_message_bytes: no route takes a larger body */
 
@@ -334,12 +174,9 @@ static conn_watch *watch_start(struct MHD_Connection *conn)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     w->fd = ci ? ci->connect_fd : -1;
-    w->waiting_since = hub_now_ms();
+    w->waiting_since = clock_now_ms();
     pthread_mutex_lock(&watch_lock);
-    w->next = watched;
-    if (watched)
-        watched->prev = w;
-    watched = w;
+    list_push_front(&watched, &w->link);
     pthread_mutex_unlock(&watch_lock);
     return w;
 }
@@ -350,12 +187,7 @@ static void watch_stop(conn_watch *w)
     if (!w)
         return;
     pthread_mutex_lock(&watch_lock);
-    if (w->prev)
-        w->prev->next = w->next;
-    else
-        watched = w->next;
-    if (w->next)
-        w->next->prev = w->prev;
+    list_remove(&w->link);
     pthread_mutex_unlock(&watch_lock);
     free(w);
 }
@@ -375,7 +207,7 @@ static void request_started(struct MHD_Connection *conn)
         return;
     pthread_mutex_lock(&watch_lock);
     w->waiting_since = 0;
-    w->body_due = hub_now_ms() + body_timeout_ms;
+    w->body_due = clock_now_ms() + body_timeout_ms;
     pthread_mutex_unlock(&watch_lock);
 }
 
@@ -385,7 +217,7 @@ static void request_ended(struct MHD_Connection *conn)
     if (!w)
         return;
     pthread_mutex_lock(&watch_lock);
-    w->waiting_since = hub_now_ms();
+    w->waiting_since = clock_now_ms();
     w->body_due = 0;
     pthread_mutex_unlock(&watch_lock);
 }
@@ -423,7 +255,10 @@ static void abort_locked(conn_watch *w, unsigned status, const char *error)
         raw_reply_error(w->fd, status, NULL, error);
 }
 
-enum MHD_Result http_abort(struct MHD_Connection *conn, unsigned status, const char *error)
+/* http_abort's work (http_call.h), registered at start: the watchdog owns
+ * the socket's state. */
+static enum MHD_Result abort_request(struct MHD_Connection *conn, unsigned status,
+                                     const char *error)
 {
     conn_watch *w = watch_of(conn);
     int keep = -1;
@@ -437,14 +272,15 @@ enum MHD_Result http_abort(struct MHD_Connection *conn, unsigned status, const c
         pthread_mutex_unlock(&watch_lock);
     }
     if (keep >= 0)
-        linger_add(keep, hub_now_ms());
+        linger_add(keep, clock_now_ms());
     return MHD_NO; /* MHD closes the connection without reading the rest */
 }
 
 void http_tick(int64_t now_ms)
 {
     pthread_mutex_lock(&watch_lock);
-    for (conn_watch *w = watched; w; w = w->next) {
+    list_for_each_safe (n, next, &watched) {
+        conn_watch *w = list_entry(n, conn_watch, link);
         if (w->body_due && now_ms > w->body_due && !w->aborted && !w->shut && w->fd >= 0) {
             /* A body that trickles or never ends: answer, then shut the
              * socket so that MHD, which may be waiting to read, closes it. */
@@ -518,7 +354,7 @@ static bool ws_cursor_is_valid(struct MHD_Connection *conn)
     const char *since = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *epoch = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "epoch");
     uint64_t v;
-    return (!since || http_parse_u64(since, &v)) && (!epoch || hub_epoch_is_valid(epoch)) &&
+    return (!since || parse_u64(since, &v)) && (!epoch || hub_epoch_is_valid(epoch)) &&
            (since || !epoch);
 }
 
@@ -528,14 +364,14 @@ static bool ws_cursor_is_valid(struct MHD_Connection *conn)
 static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
 {
     if (!is_upgrade_request(conn))
-        return reply_error_with(conn, 426, "Upgrade", "websocket",
-                                "this endpoint needs a WebSocket upgrade");
+        return http_reply_error_with(conn, 426, "Upgrade", "websocket",
+                                     "this endpoint needs a WebSocket upgrade");
     if (!ws_cursor_is_valid(conn))
-        return reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
-                                "since must be a non-negative integer and epoch 1 to 15 "
-                                "letters or digits");
-    return reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
-                            "a WebSocket upgrade must be the first request on its connection");
+        return http_reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
+                                     "since must be a non-negative integer and epoch 1 to 15 "
+                                     "letters or digits");
+    return http_reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close",
+                                 "a WebSocket upgrade must be the first request on its connection");
 }
 
 /* A SignalR WebSocket upgrade that reached MHD: the acceptor found its
@@ -641,8 +477,8 @@ static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
     if (req->error_status == MHD_HTTP_METHOD_NOT_ALLOWED) {
         const route *rt = &routes[parse_path(url, &(const char *){NULL}, &(size_t){0},
                                              &(const cfg_hub *){NULL})];
-        return reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", rt->method,
-                                "method %s is not allowed here; use %s", method, rt->method);
+        return http_reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", rt->method,
+                                     "method %s is not allowed here; use %s", method, rt->method);
     }
     if (req->error_status == MHD_HTTP_NOT_FOUND)
         return http_reply_not_found(conn, url);
@@ -656,8 +492,8 @@ static bool over_body_limit(struct MHD_Connection *conn, const http_req *req)
 {
     if (req->body_bytes <= body_limit)
         return false;
-    http_abort(conn, MHD_HTTP_CONTENT_TOO_LARGE,
-               "request body is larger than limits.max_message_bytes");
+    abort_request(conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                  "request body is larger than limits.max_message_bytes");
     return true;
 }
 
@@ -777,9 +613,16 @@ static struct MHD_Daemon *start_daemon(unsigned limit, unsigned idle_timeout, si
         NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
 }
 
+/* The stream daemon serves one request per connection (http_call.h). */
+static bool one_request(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
+    return ci && ci->daemon == daemons[HTTP_STREAMS];
+}
+
 int http_start(const cfg *c, hub *h)
 {
-    trust_proxy = c->trust_proxy;
+    http_call_init(&(http_call_hooks){one_request, abort_request}, c->trust_proxy);
     routes[ROUTE_EVENTS].enabled = c->transports.sse;
     routes[ROUTE_POLL].enabled = c->transports.long_polling;
     routes[ROUTE_WS].enabled = c->transports.websocket;
@@ -833,8 +676,9 @@ void http_finish_requests(int timeout_ms)
     }
 }
 
-/* The other daemons' threads still read daemons[] (http_queue) while one
- * stops: the array is cleared only once all of them have stopped. */
+/* The other daemons' threads still read daemons[] (one_request, for
+ * http_queue) while one stops: the array is cleared only once all of them
+ * have stopped. */
 void http_stop(void)
 {
     for (int d = 0; d < HTTP_DAEMONS; d++)
@@ -847,28 +691,4 @@ void http_stop(void)
 unsigned http_connections(void)
 {
     return atomic_load(&connections);
-}
-
-enum MHD_Result http_reply_refused(struct MHD_Connection *conn, unsigned status,
-                                   unsigned retry_after_s, const char *error)
-{
-    json_t *o = json_pack("{s:s}", "error", error);
-    char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-    json_decref(o);
-    struct MHD_Response *r =
-        body ? MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE) : NULL;
-    if (!r) {
-        free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (retry_after_s) {
-        char v[16];
-        snprintf(v, sizeof(v), "%u", retry_after_s);
-        MHD_add_response_header(r, "Retry-After", v);
-    }
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http.h - the libmicrohttpd side of the port: the daemon, request routing
- * to the plain endpoints, and reply helpers shared by the HTTP handlers.
+ * http.h - the libmicrohttpd side of the port: the daemons, request routing
+ * to the handlers, and the watchdog of kept-alive connections. The
+ * handlers' request/response API (http_call, replies, bodies) is the
+ * carrier's: transports/carriers/http_call.h.
  *
  * Threading: each of MHD's three daemons runs its own polling thread; a
  * handler runs on the thread of its connection's daemon. http_adopt and
@@ -10,31 +12,13 @@
 #ifndef CRIER_HTTP_H
 #define CRIER_HTTP_H
 
-#include <microhttpd.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
-#include "gateway/buf.h"
-#include "gateway/config.h"
+#include "common/cfg.h"
 #include "hub/hub.h"
-
-/* One call of a handler. state is the handler's per-request pointer: NULL on
- * the first call (headers only), kept across calls, handed to the endpoint's
- * completed() when MHD is done with the request. */
-typedef struct http_call {
-    struct MHD_Connection *conn;
-    const char *method;
-    const void *arg; /* the route's argument: the SignalR hub of a hub path */
-    const char *room;
-    bool first; /* the call with the headers only: early checks, no answer but errors */
-    const char *upload;
-    size_t *upload_size;
-    void **state;
-} http_call;
-
-typedef enum MHD_Result (*http_handler)(http_call *call);
-typedef void (*http_completed)(void *state);
 
 int http_start(const cfg *c, hub *h);
 
@@ -59,10 +43,6 @@ bool http_headers_fit(size_t len, unsigned fields, http_daemon d);
  * Any thread. On failure MHD has closed fd. Returns 0 or -1. */
 int http_adopt(int fd, const struct sockaddr *addr, socklen_t addr_len, http_daemon d);
 
-/* Queues r on conn: every response goes out through here, so that a
- * stream daemon connection ends with its one response. */
-enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r);
-
 /* Waits, at most timeout_ms, until every request the daemons have begun is
  * answered to its end (a released poll's answer or an ended stream is
  * still being written by its daemon's thread). Call it after releasing held
@@ -80,59 +60,8 @@ unsigned http_connections(void);
  * limits.header_timeout_s for their next request to arrive. */
 void http_tick(int64_t now_ms);
 
-/* Replies with a copy of body (JSON). */
-enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
-                                size_t len);
-
-/* The client's address for a log line: the peer's, or with trust_proxy the
- * one nginx reports (client_addr.h). */
-void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap);
-
-/* Replies with {"error":"..."} and logs it once, with the client's address
- * (404s at debug level, the rest at info). */
-enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt,
-                                 ...) __attribute__((format(printf, 3, 4)));
-
-/* 404 {"error":"no such endpoint: <url>"}, the url cut to JSON_ECHO_MAX. */
-enum MHD_Result http_reply_not_found(struct MHD_Connection *conn, const char *url);
-
 /* A longer request path gets 414 with a JSON error, whatever it names. */
 #define HTTP_PATH_MAX 1024
 #define HTTP_PATH_MAX_TEXT "1024"
-
-/* A request body being received, bounded. */
-typedef struct http_body {
-    buf b;
-    bool too_big; /* more than the limit came: answered 413 (http_abort) */
-} http_body;
-
-/* Ends a request whose body is still arriving (MHD 0.9.75 queues no
- * response then): writes {"error": error} with status and Connection:
- * close straight to the socket, logs it, and returns MHD_NO for the
- * handler to return, so that MHD closes the connection without reading the
- * rest. MHD thread of the request. */
-enum MHD_Result http_abort(struct MHD_Connection *conn, unsigned status, const char *error);
-
-/* Takes the piece of body MHD offers in this call (and marks it consumed).
- * Past limit bytes it sets too_big, answers 413 (http_abort) and returns
- * false; the handler returns MHD_NO then. Also false on ENOMEM. */
-bool http_body_take(http_body *body, http_call *call, size_t limit);
-
-/* Replies with body, malloc'd, which it takes (and frees, even on failure);
- * body may be NULL when len is 0. */
-enum MHD_Result http_reply_take(struct MHD_Connection *conn, unsigned status,
-                                const char *content_type, char *body, size_t len);
-
-/* Replies with no body (e.g. 200, 202, 204). */
-enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status);
-
-/* Parses a non-negative decimal integer (no sign, no spaces, fits 64 bits). */
-bool http_parse_u64(const char *s, uint64_t *out);
-
-/* A refusal by a resource limit: {"error": error} (built with jansson) and,
- * when retry_after_s is not 0, a Retry-After header. Logs nothing: limits.c
- * logs a limit's refusals once per burst. */
-enum MHD_Result http_reply_refused(struct MHD_Connection *conn, unsigned status,
-                                   unsigned retry_after_s, const char *error);
 
 #endif

@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/config.h"
-#include "gateway/log.h"
 #include "gateway/server.h"
 
 static void usage(FILE *out, const char *prog)

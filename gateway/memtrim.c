@@ -9,7 +9,7 @@
 #include <malloc.h>
 #endif
 
-#include "gateway/log.h"
+#include "common/log.h"
 
 #define TAG "memory"
 

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "gateway/buf.h"
+#include "common/buf.h"
 
 static const char *reason_phrase(unsigned status)
 {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/parse.h"
+
 static const char *const known_methods[] = {"GET",    "POST",    "PUT",  "HEAD",
                                             "DELETE", "OPTIONS", "PATCH"};
 #define N_METHODS (sizeof(known_methods) / sizeof(known_methods[0]))
@@ -166,16 +168,7 @@ static bool span_has(rh_span v, const char *needle)
 /* Content-Length: one decimal number that fits 63 bits. */
 static bool parse_length(rh_span v, uint64_t *out)
 {
-    if (!v.len || v.len > 18)
-        return false;
-    uint64_t n = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        if (v.p[i] < '0' || v.p[i] > '9')
-            return false;
-        n = n * 10 + (uint64_t)(v.p[i] - '0');
-    }
-    *out = n;
-    return true;
+    return v.len <= 18 && parse_u64_n(v.p, v.len, out);
 }
 
 /* Notes the fields routing and framing depend on. 0, or -1 with the error. */

@@ -33,21 +33,24 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/client_addr.h"
+#include "common/clock.h"
+#include "common/list.h"
+#include "common/log.h"
+#include "common/parse.h"
 #include "gateway/api.h"
-#include "gateway/client_addr.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
-#include "gateway/log.h"
 #include "gateway/memtrim.h"
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
-#include "transports/longpoll.h"
-#include "transports/plain_ws.h"
-#include "transports/signalr.h"
-#include "transports/sse.h"
-#include "transports/ws.h"
+#include "transports/carriers/longpoll.h"
+#include "transports/carriers/sse.h"
+#include "transports/carriers/ws.h"
+#include "transports/plain/ws.h"
+#include "transports/signalr/signalr.h"
 
 #define TAG "server"
 #define FD_RESERVE 64 /* files kept free for logs, pipes, epoll and the like */
@@ -58,12 +61,12 @@ typedef struct pending_conn {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int64_t deadline;
-    struct pending_conn *prev, *next; /* FIFO, which is deadline order */
+    list_node link; /* in `pending`: FIFO, which is deadline order */
 } pending_conn;
 
 static const cfg *conf;
 static int listen_fd = -1, epoll_fd = -1;
-static pending_conn *pend_head, *pend_tail;
+static list_node pending = LIST_INIT(pending); /* acceptor thread */
 static unsigned pend_count;
 static unsigned max_connections;
 static atomic_bool stop_threads;
@@ -129,7 +132,7 @@ static http_daemon daemon_for_get(const request_head *h)
         return HTTP_MAIN;
     if (h->accept_event_stream)
         return HTTP_STREAMS;
-    return !strncmp(h->query, "id=", 3) || strstr(h->query, "&id=") ? HTTP_POLLS : HTTP_MAIN;
+    return query_has(h->query, "id") ? HTTP_POLLS : HTTP_MAIN;
 }
 
 /* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or
@@ -180,15 +183,15 @@ static destination route(const request_head *h)
 
 static void pend_unlink(pending_conn *p)
 {
-    if (p->prev)
-        p->prev->next = p->next;
-    else
-        pend_head = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    else
-        pend_tail = p->prev;
+    list_remove(&p->link);
     pend_count--;
+}
+
+/* The connection that has waited longest, or NULL. */
+static pending_conn *pend_oldest(void)
+{
+    list_node *n = list_first(&pending);
+    return n ? list_entry(n, pending_conn, link) : NULL;
 }
 
 /* Ends a connection the acceptor still holds, with a JSON error answer
@@ -269,7 +272,7 @@ static void refuse_over_capacity(int fd)
     raw_reply_error(fd, 503, NULL, "too many open connections");
     close(fd);
     refused++;
-    int64_t now = hub_now_ms();
+    int64_t now = clock_now_ms();
     if (now >= next_log) {
         LOG_WARN(TAG, "refused %u connection(s): %u open, limits.max_connections is %u", refused,
                  open_connections(), max_connections);
@@ -292,7 +295,7 @@ static void accept_all(void)
             free(p);
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
                 LOG_WARN(TAG, "accept: %s; pausing accepts for 100 ms", strerror(err));
-                accept_paused_until = hub_now_ms() + 100;
+                accept_paused_until = clock_now_ms() + 100;
                 epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, NULL);
             }
             return;
@@ -302,13 +305,8 @@ static void accept_all(void)
             free(p);
             continue;
         }
-        p->deadline = hub_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
-        p->prev = pend_tail;
-        if (pend_tail)
-            pend_tail->next = p;
-        else
-            pend_head = p;
-        pend_tail = p;
+        p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
+        list_push_back(&pending, &p->link);
         pend_count++;
         /* Edge-triggered: a peek consumes nothing, so level-triggered epoll
          * would report a half-sent request again and again. */
@@ -337,16 +335,16 @@ static void *acceptor_main(void *arg)
             else
                 accept_all();
         }
-        int64_t now = hub_now_ms();
-        while (pend_head && pend_head->deadline <= now) {
-            pend_drop(pend_head, 408, NULL,
+        int64_t now = clock_now_ms();
+        for (pending_conn *p; (p = pend_oldest()) && p->deadline <= now;) {
+            pend_drop(p, 408, NULL,
                       "request headers did not arrive within limits.header_timeout_s");
         }
         if (accept_paused_until && now >= accept_paused_until)
             resume_accepting();
     }
-    while (pend_head)
-        pend_drop(pend_head, 0, NULL, NULL);
+    for (pending_conn *p; (p = pend_oldest());)
+        pend_drop(p, 0, NULL, NULL);
     return NULL;
 }
 
@@ -355,11 +353,11 @@ static void *acceptor_main(void *arg)
 static void *timer_main(void *arg)
 {
     hub *h = arg;
-    int64_t next_keepalive = hub_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
+    int64_t next_keepalive = clock_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
     int64_t next_expire = 0, next_signalr = 0;
     while (!atomic_load(&stop_threads)) {
         usleep(100 * 1000);
-        int64_t now = hub_now_ms();
+        int64_t now = clock_now_ms();
         lp_tick(now);
         http_tick(now);
         linger_tick(now);

@@ -16,7 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "gateway/log.h"
+#include "common/log.h"
 
 #define TAG "static"
 #define MAX_FILE_BYTES (4u << 20)

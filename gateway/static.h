@@ -6,7 +6,8 @@
 #ifndef CRIER_STATIC_H
 #define CRIER_STATIC_H
 
-#include "gateway/http.h"
+#include "common/cfg.h"
+#include "transports/carriers/http_call.h"
 
 /* Resolves the web root once. Returns 0, or -1 when it does not exist (the
  * pages are then not served, and a warning is logged). */

@@ -33,11 +33,12 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <sys/random.h>
-#include <time.h>
 
-#include "gateway/buf.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/parse.h"
 #include "hub/backplane.h"
 #include "hub/history.h"
 
@@ -500,7 +501,7 @@ static void room_free_if_empty_at(hub *h, room *r, int64_t now)
 
 static void room_free_if_empty(hub *h, room *r)
 {
-    room_free_if_empty_at(h, r, hub_now_ms());
+    room_free_if_empty_at(h, r, clock_now_ms());
 }
 
 /* ----------------------------------------------------------- membership */
@@ -634,8 +635,8 @@ static int publish_here(hub *h, const char *room_name, const char *data, size_t 
         return 0;
     if (!r)
         return rc;
-    msg *m = msg_create_in(r->last_id + 1, r->name, r->epoch, data, len,
-                           opt ? opt->target : NULL, hub_now_ms());
+    msg *m = msg_create_in(r->last_id + 1, r->name, r->epoch, data, len, opt ? opt->target : NULL,
+                           clock_now_ms());
     if (!m) {
         room_free_if_empty(h, r);
         return -ENOMEM;
@@ -681,7 +682,7 @@ static void publish_degraded(hub *h, const char *room_name, const char *data, si
         r->local_last = 0;
     }
     msg *m = msg_create_in(r->local_last + 1, r->name, r->local_epoch, data, len,
-                           opt ? opt->target : NULL, hub_now_ms());
+                           opt ? opt->target : NULL, clock_now_ms());
     if (!m)
         return;
     r->local_last = m->id;
@@ -712,7 +713,7 @@ static void publish_numbered(void *arg, const publish_result *res)
         room *r = room_find(h, ps->room);
         if (h->bp_up && r && r->shared && r->known && !strcmp(r->epoch, res->epoch) &&
             r->last_id < res->id && (p = malloc(sizeof(*p)))) {
-            *p = (held_publish){ps->done, ps->arg, *res, hub_now_ms(), r->held};
+            *p = (held_publish){ps->done, ps->arg, *res, clock_now_ms(), r->held};
             r->held = p;
         }
         hub_unlock(h);
@@ -811,7 +812,7 @@ static size_t find_gap(const room *r, uint64_t since, const char *epoch, char *o
 static int replay(hub *h, room *r, sub *s, uint64_t since, const char *epoch, bool check_gap)
 {
     size_t before = r->hist.bytes;
-    history_expire(&r->hist, hub_now_ms()); /* nothing past its time, even between ticks */
+    history_expire(&r->hist, clock_now_ms()); /* nothing past its time, even between ticks */
     room_hist_dropped(h, r, before);
     char info[ROOM_NAME_MAX + 160];
     size_t info_len = check_gap ? find_gap(r, since, epoch, info, sizeof(info), &since) : 0;
@@ -894,7 +895,7 @@ int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
         if (a->epoch)
             snprintf(m->epoch, sizeof(m->epoch), "%s", a->epoch);
         m->args.epoch = a->epoch ? m->epoch : NULL;
-        m->join_wall_ms = hub_wall_ms();
+        m->join_wall_ms = clock_wall_ms();
         pthread_mutex_lock(&s->lock);
         s->last_id = a->from_now ? 0 : a->since;
         pthread_mutex_unlock(&s->lock);
@@ -937,16 +938,7 @@ bool hub_parse_cursor(const char *text, uint64_t *since, char *epoch)
         if (!hub_epoch_is_valid(epoch))
             return false;
     }
-    if (!*num || strlen(num) > 20)
-        return false;
-    uint64_t v = 0;
-    for (; *num; num++) {
-        if (*num < '0' || *num > '9' || v > (UINT64_MAX - (uint64_t)(*num - '0')) / 10)
-            return false;
-        v = v * 10 + (uint64_t)(*num - '0');
-    }
-    *since = v;
-    return true;
+    return parse_u64(num, since);
 }
 
 int hub_join(hub *h, const char *room_name, sub *s, uint64_t since, bool from_now)
@@ -1063,20 +1055,6 @@ void hub_get_stats(hub *h, hub_stats *out)
     hub_unlock(h);
 }
 
-int64_t hub_wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-int64_t hub_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ------------------------------------------------------------ backplane */
 
 void hub_set_backplane(hub *h, backplane *bp)
@@ -1138,7 +1116,7 @@ void hub_bp_subscribed(hub *h, const char *name)
  * carried, so any value is taken without overflow. */
 static int64_t wall_age(int64_t wall_ms)
 {
-    int64_t now = hub_wall_ms();
+    int64_t now = clock_wall_ms();
     if (wall_ms >= now)
         return 0;
     uint64_t age = (uint64_t)now - (uint64_t)wall_ms;
@@ -1151,7 +1129,7 @@ static msg *entry_msg(hub *h, const room *r, const char *epoch, const bp_entry *
 {
     msg *m = msg_create_in(e->id, r->name, epoch, e->data, e->len,
                            e->target && *e->target ? e->target : NULL,
-                           hub_now_ms() - wall_age(e->wall_ms));
+                           clock_now_ms() - wall_age(e->wall_ms));
     if (!m)
         return NULL;
     m->wall_ms = e->wall_ms;

@@ -153,15 +153,9 @@ size_t hub_expire(hub *h, int64_t now_ms);
 
 void hub_get_stats(hub *h, hub_stats *out);
 
-/* Monotonic milliseconds, the hub's clock. */
-int64_t hub_now_ms(void);
-
 /* Writes n (at most 32) random characters of [A-Za-z0-9] and a NUL: room
  * epochs (8) and backplane node ids. */
 void hub_random_name(char *out, size_t n);
-
-/* Wall-clock milliseconds (what nodes compare). */
-int64_t hub_wall_ms(void);
 
 /* --- backplane ------------------------------------------------------------
  * hub_set_backplane is called once, before any member joins, and with NULL

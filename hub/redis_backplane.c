@@ -43,8 +43,9 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "gateway/buf.h"
-#include "gateway/log.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 #define TAG "backplane"
 #define BACKOFF_MIN_MS 100
@@ -198,11 +199,6 @@ typedef struct rb {
     void *node_arg;     /* qlock */
 } rb;
 
-static int64_t now_ms(void)
-{
-    return hub_now_ms();
-}
-
 static void wake_thread(rb *b)
 {
     uint64_t one = 1;
@@ -267,7 +263,7 @@ static bp_publish_status bp_do_publish(backplane *bp, const bp_publish *p, publi
     w->len = p->len;
     snprintf(w->target, sizeof(w->target), "%s", p->target ? p->target : "");
     w->exclude = p->exclude;
-    w->wall_ms = hub_wall_ms();
+    w->wall_ms = clock_wall_ms();
     bp_publish_status st;
     pthread_mutex_lock(&b->qlock);
     if (!b->up && b->npublish >= b->queue_limit) {
@@ -524,7 +520,7 @@ static void become_up(rb *b)
 {
     b->state = LINK_UP;
     b->backoff_ms = BACKOFF_MIN_MS;
-    b->last_ping_ms = now_ms();
+    b->last_ping_ms = clock_now_ms();
     b->ping_pending = false;
     b->last_error[0] = '\0';
     pthread_mutex_lock(&b->qlock);
@@ -569,7 +565,7 @@ static void link_down(rb *b, const char *why)
     }
     free_conn(&b->cmd);
     free_conn(&b->sub);
-    b->retry_at = now_ms() + b->backoff_ms;
+    b->retry_at = clock_now_ms() + b->backoff_ms;
     b->backoff_ms = b->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : b->backoff_ms * 2;
     if (was_up) {
         LOG_WARN(TAG, "lost Redis at %s:%d (%s): delivering locally, publishes queued (up to %u), "
@@ -658,7 +654,7 @@ static bool open_conn(rb *b, rconn *rc)
 static void start_connect(rb *b)
 {
     b->state = LINK_CONNECTING;
-    b->deadline = now_ms() + b->connect_timeout_ms;
+    b->deadline = clock_now_ms() + b->connect_timeout_ms;
     if (!open_conn(b, &b->cmd) || !open_conn(b, &b->sub)) {
         char why[160];
         snprintf(why, sizeof(why), "%s", b->last_error[0] ? b->last_error : "out of memory");
@@ -711,7 +707,7 @@ static void unwant(rb *b, const char *room)
     if (!c)
         return;
     c->wanted = false;
-    c->unwanted_ms = now_ms();
+    c->unwanted_ms = clock_now_ms();
     if (!c->subscribed && !c->unsubscribing)
         channel_remove(b, c);
 }
@@ -1161,7 +1157,7 @@ static void *thread_main(void *arg)
 {
     rb *b = arg;
     while (!atomic_load(&b->stop)) {
-        timers(b, now_ms());
+        timers(b, clock_now_ms());
         run_work(b);
         struct pollfd p[3] = {{.fd = b->wake_fd, .events = POLLIN}};
         nfds_t n = 1;

@@ -2,6 +2,8 @@
 # Runs crier's tests and ends with one line "N passed, N failed".
 #   tests/run.sh              every suite
 #   tests/run.sh unit         C unit tests (build/test/unit/*)
+#   tests/run.sh layers       the folders point down only (tests/layers.sh: no
+#                             #include of an upper layer), no build needed
 #   tests/run.sh integration  node tests against build/test/crier, twice: on the
 #                             memory backplane, then on a Redis one (a
 #                             redis-server started here for that pass)
@@ -166,6 +168,24 @@ run_tsan() {
 }
 # --- end ThreadSanitizer suites ----------------------------------------------
 
+# The layering rules (tests/layers.sh): one pass or failure per rule.
+run_layers() {
+  local out rc p f
+  out=$(bash tests/layers.sh 2>&1)
+  rc=$?
+  echo "$out"
+  p=$(echo "$out" | sed -n 's/^layers: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
+  f=$(echo "$out" | sed -n 's/^layers: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+  p=${p:-0}
+  f=${f:-1}
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+  if [ "$f" -ne 0 ]; then
+    while IFS= read -r l; do failures+=("layers: $l"); done \
+      < <(echo "$out" | grep '^FAIL ' || echo "tests/layers.sh exited $rc")
+  fi
+  add_counts layers "$p" "$f"
+}
+
 # Each libFuzzer harness for a few seconds from its seed corpus
 # (tests/fuzz/run.sh; `make fuzz` runs them longer).
 run_fuzz() {
@@ -187,6 +207,7 @@ run_fuzz() {
 
 case "$which" in
   unit) run_unit ;;
+  layers) run_layers ;;
   integration)
     run_node_suite integration tests/integration
     run_integration_redis
@@ -197,6 +218,7 @@ case "$which" in
   tsan) run_tsan ;;
   fuzz) run_fuzz ;;
   all)
+    run_layers
     run_unit
     run_node_suite integration tests/integration
     run_integration_redis
@@ -206,7 +228,7 @@ case "$which" in
     run_fuzz
     run_tsan
     ;;
-  *) echo "usage: $0 [unit|integration|scaleout|browser|smoke|fuzz|tsan|all]"; exit 2 ;;
+  *) echo "usage: $0 [unit|layers|integration|scaleout|browser|smoke|fuzz|tsan|all]"; exit 2 ;;
 esac
 
 if [ "${#failures[@]}" -gt 0 ]; then

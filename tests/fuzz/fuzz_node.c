@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_node.c - libFuzzer harness for the other decoder of what comes from
- * Redis: messages between nodes on a node's own channel (signalr_cluster.c:
+ * Redis: messages between nodes on a node's own channel (signalr/cluster.c:
  * "OP REQ FROM PATH TOKEN\n" BODY for send, poll and close, and
  * "reply REQ STATUS\n" BODY), which carry SignalR clients' POST bodies and
  * long polls to the node that holds their connection. The node here
  * (clustered, on a scripted backplane that records nothing) holds one
  * long-polling connection of the "chat" hub, token TOKEN below; the input
  * is split at 0xFF bytes into node messages handed to the handler
- * signalr_cluster.c registered, as redis_backplane.c does. A remote poll
+ * signalr/cluster.c registered, as redis_backplane.c does. A remote poll
  * still held at the end is answered as the timer would.
  */
 #include <stdint.h>
@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/config.h"
-#include "gateway/log.h"
 #include "hub/hub.h"
-#include "transports/signalr-private.h"
+#include "transports/signalr/private.h"
 
 #define TOKEN "AAAAAAAAAAAAAAAAAAAAAA"
 

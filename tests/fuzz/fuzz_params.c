@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_params.c - libFuzzer harness for the small parsers of request text:
- * http_parse_u64 (since=, Content-Length, SignalR negotiateVersion),
+ * parse_u64 (since=, Content-Length, SignalR negotiateVersion),
  * hub_parse_cursor ("EPOCH:N" Last-Event-ID and since=), hub_epoch_is_valid,
- * room_name_is_valid, sr_query_value (SignalR id= in a raw query) and
+ * room_name_is_valid, query_param (SignalR id= in a raw query) and
  * client_addr_format (X-Real-IP / X-Forwarded-For behind a proxy). The
  * first byte picks the parser; the rest is its text. Each result is checked
  * against a plain reading of the rule it implements.
@@ -16,10 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/client_addr.h"
-#include "gateway/http.h"
+#include "common/client_addr.h"
+#include "common/parse.h"
 #include "hub/hub.h"
-#include "transports/signalr-private.h"
+#include "transports/signalr/private.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -56,9 +56,9 @@ static bool alnum_only(const char *s)
 static void check_u64(const char *t)
 {
     uint64_t v = 0, r = 0;
-    bool ok = http_parse_u64(t, &v);
+    bool ok = parse_u64(t, &v);
     bool ref = u64_ref(t, &r);
-    must(ok == ref && (!ok || v == r), "http_parse_u64 disagrees with strtoull", t);
+    must(ok == ref && (!ok || v == r), "parse_u64 disagrees with strtoull", t);
 }
 
 static void check_cursor(const char *t)
@@ -108,11 +108,11 @@ static void check_query(const char *t)
 {
     char out[64];
     memset(out, 'x', sizeof(out));
-    if (sr_query_value(t, "id", out, 24)) {
-        must(memchr(out, '\0', 24) != NULL, "sr_query_value: no NUL within cap", t);
-        must(!strchr(out, '&'), "sr_query_value: value runs past '&'", t);
+    if (query_param(t, "id", out, 24)) {
+        must(memchr(out, '\0', 24) != NULL, "query_param: no NUL within cap", t);
+        must(!strchr(out, '&'), "query_param: value runs past '&'", t);
     }
-    must(out[24] == 'x', "sr_query_value: wrote past cap", t);
+    must(out[24] == 'x', "query_param: wrote past cap", t);
 }
 
 /* "X-Real-IP\nX-Forwarded-For"; without '\n' there is no X-Real-IP. */

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/log.h"
+#include "common/log.h"
 #include "hub/bp_codec.h"
 #include "hub/hub.h"
 #include "tests/unit/loopback_sub.h"

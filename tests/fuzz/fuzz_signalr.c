@@ -13,7 +13,7 @@
  * is split at 0xFF bytes into delivery units (WebSocket messages, POST
  * bodies), each handed to sr_conn_receive; on a WebSocket, a unit that is
  * the one byte 0xFE is instead the socket dropping and the client coming
- * back (stateful reconnect's detach and resume, as signalr_transports.c
+ * back (stateful reconnect's detach and resume, as signalr/transports.c
  * does them). After each unit the queue is
  * drained as the transport would (numbering what a stateful WebSocket
  * sends), and every record crier sends must be a valid JSON text ending
@@ -24,11 +24,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/log.h"
 #include "gateway/config.h"
-#include "gateway/log.h"
 #include "hub/hub.h"
 #include "hub/json_check.h"
-#include "transports/signalr-private.h"
+#include "transports/signalr/private.h"
 
 /* The WebSocket drops (ws_closed) and the client resumes (sr_ws_open). */
 static void drop_and_resume(sr_conn *c)

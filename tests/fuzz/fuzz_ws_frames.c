@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * fuzz_ws_frames.c - libFuzzer harness for the unmasked-frame scanner
- * (transports/ws_guard.c). The first byte sets the HTTP head length and the
+ * (transports/carriers/ws_guard.c). The first byte sets the HTTP head length and the
  * second a read size; the rest is the byte stream. Whatever the bytes, the
  * scanner must read in bounds, and feeding the stream in pieces must give
  * the same answer as feeding it whole.
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "transports/ws_guard.h"
+#include "transports/carriers/ws_guard.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

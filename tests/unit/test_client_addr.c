@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_client_addr.c - unit tests for gateway/client_addr.c: the peer's
+ * test_client_addr.c - unit tests for common/client_addr.c: the peer's
  * address, a trusted proxy's X-Real-IP and X-Forwarded-For, and headers that
  * are not addresses.
  */
-#include "gateway/client_addr.h"
+#include "common/client_addr.h"
 #include "tests/unit/test.h"
 
 #include <arpa/inet.h>

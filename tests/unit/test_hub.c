@@ -6,6 +6,7 @@
  * (publish_opts, hub_send), hub_leave_room, sub_end and sub_attach; room
  * epochs, hub_resume and its gap signals, hub_parse_cursor.
  */
+#include "common/clock.h"
 #include "hub/hub.h"
 #include "tests/unit/loopback_sub.h"
 #include "tests/unit/test.h"
@@ -502,7 +503,7 @@ static void test_expire(void)
     CHECK(ri.last_id == 3);
     CHECK(ri.subscribers[SUB_WS] == 0);
 
-    hub_expire(h, hub_now_ms()); /* nothing is old enough */
+    hub_expire(h, clock_now_ms()); /* nothing is old enough */
     CHECK(info(h, "lonely", &ri) == 0 && ri.last_id == 3);
     /* A member that joins now still gets the kept history. */
     loopback b;
@@ -512,7 +513,7 @@ static void test_expire(void)
     fini(h, &b);
     CHECK(info(h, "lonely", &ri) == 0);
 
-    hub_expire(h, hub_now_ms() + ttl + 1);
+    hub_expire(h, clock_now_ms() + ttl + 1);
     CHECK(info(h, "lonely", &ri) == -ENOENT);
     CHECK(info(h, "busy", &ri) == 0); /* a member keeps it */
     CHECK(ri.last_id == 2 && ri.subscribers[SUB_WS] == 1);
@@ -530,7 +531,7 @@ static void test_expire(void)
 
     fini(h, &a);
     CHECK(info(h, "busy", &ri) == 0); /* message 3 is still kept */
-    hub_expire(h, hub_now_ms() + ttl + 1);
+    hub_expire(h, clock_now_ms() + ttl + 1);
     CHECK(info(h, "busy", &ri) == -ENOENT);
     hub_get_stats(h, &st);
     CHECK(st.rooms == 0);
@@ -1401,7 +1402,7 @@ static void test_room_recreated_new_epoch(void)
     pub_n(h, "t", 2);
     CHECK(info(h, "t", &ri) == 0);
     memcpy(e1, ri.epoch, sizeof(e1));
-    hub_expire(h, hub_now_ms() + ttl + 1);
+    hub_expire(h, clock_now_ms() + ttl + 1);
     CHECK(info(h, "t", &ri) == -ENOENT);
     CHECK(pub(h, "t", "1") == 1);
     CHECK(info(h, "t", &ri) == 0 && ri.last_id == 1 && epoch_is_8(ri.epoch));
@@ -1609,7 +1610,7 @@ static void test_resume_after_ttl(void)
     pub_n(h, "r", 3);
     char e[MSG_EPOCH_MAX];
     epoch_of(h, "r", e);
-    hub_expire(h, hub_now_ms() + ttl + 1);
+    hub_expire(h, clock_now_ms() + ttl + 1);
     room_info ri;
     CHECK(info(h, "r", &ri) == 0 && ri.last_id == 3 && !strcmp(ri.epoch, e));
 
@@ -1791,7 +1792,7 @@ static void test_max_rooms(void)
     room_info ri;
     CHECK(info(h, "d", &ri) == -ENOENT);
     /* b and c expire (a has a member): room for new ones again */
-    hub_expire(h, hub_now_ms() + 6000);
+    hub_expire(h, clock_now_ms() + 6000);
     CHECK(pub(h, "d", "1") == 1);
     CHECK(hub_join(h, "e", &own.s, 0, true) == 0);
     CHECK(hub_publish(h, "f", "1", 1, NULL, &id) == -ENOSPC);
@@ -1893,7 +1894,7 @@ static void test_history_budget(void)
     fini(h, &c);
 
     /* Expiry gives every byte back. */
-    hub_expire(h, hub_now_ms() + 600001);
+    hub_expire(h, clock_now_ms() + 600001);
     hub_get_stats(h, &st);
     CHECK(st.history_bytes == 0 && st.rooms == 0);
     hub_destroy(h);
@@ -1936,7 +1937,7 @@ static void test_history_budget_frees_room(void)
     pub(h, "B", "1"); /* A's one message is the largest: it goes */
     hub_get_stats(h, &st);
     CHECK(st.history_evicted == 1 && st.history_bytes == 3 * cost_b);
-    hub_expire(h, hub_now_ms());
+    hub_expire(h, clock_now_ms());
     room_info ri;
     CHECK(info(h, "A", &ri) == -ENOENT);
     CHECK(info(h, "B", &ri) == 0 && ri.last_id == 3);
@@ -1963,11 +1964,11 @@ static void test_expire_reports_freed(void)
     hub_stats st;
     hub_get_stats(h, &st);
     CHECK(st.rooms == 50 && st.history_bytes > 0);
-    size_t freed = hub_expire(h, hub_now_ms() + 2000);
+    size_t freed = hub_expire(h, clock_now_ms() + 2000);
     CHECK(freed >= st.history_bytes + 50 * 128);
     hub_get_stats(h, &st);
     CHECK(st.rooms == 0 && st.history_bytes == 0);
-    CHECK(hub_expire(h, hub_now_ms() + 3000) == 0);
+    CHECK(hub_expire(h, clock_now_ms() + 3000) == 0);
     hub_destroy(h);
 }
 

@@ -10,6 +10,7 @@
  * The Redis side itself is tested against a real redis-server
  * (tests/scaleout, and the integration suite's Redis pass).
  */
+#include "common/clock.h"
 #include "hub/hub.h"
 #include "tests/unit/loopback_sub.h"
 #include "tests/unit/test.h"
@@ -95,7 +96,7 @@ static void fetched(hub *h, const char *room, const char *epoch, uint64_t first,
 
 static void message(hub *h, const char *room, const char *epoch, uint64_t id)
 {
-    bp_entry e = entry(id, hub_wall_ms());
+    bp_entry e = entry(id, clock_wall_ms());
     hub_bp_message(h, room, epoch, &e);
 }
 
@@ -129,7 +130,7 @@ static void test_pending_join_then_fetch(void)
     loopback live, resumer;
     lb_init(&live, SUB_WS, 100);
     lb_init(&resumer, SUB_SSE, 100);
-    int64_t before = hub_wall_ms() - 1000;
+    int64_t before = clock_wall_ms() - 1000;
     CHECK(hub_join(h, "r", &live.s, 0, true) == 0);
     CHECK(hub_resume(h, "r", &resumer.s, 2, "EPOCH1") == 0);
     CHECK(s.wants == 1);
@@ -144,7 +145,7 @@ static void test_pending_join_then_fetch(void)
     /* 1..5 published before the joins, 6..8 after */
     bp_entry e[8];
     for (int i = 0; i < 8; i++)
-        e[i] = entry((uint64_t)i + 1, i < 5 ? before : hub_wall_ms() + 10);
+        e[i] = entry((uint64_t)i + 1, i < 5 ? before : clock_wall_ms() + 10);
     hub_bp_fetched(h, "r", "EPOCH1", 8, e, 8);
     CHECK(got_range(&live, 6, 9));    /* 9 waited for the fetch */
     CHECK(got_range(&resumer, 3, 9)); /* since 2 */
@@ -156,7 +157,7 @@ static void test_pending_join_then_fetch(void)
     hub_leave(h, &resumer.s);
     CHECK(s.unwants == 0); /* it lingers a while, still subscribed */
     CHECK(hub_room_info(h, "r", &info) == 0 && info.last_id == 9);
-    hub_expire(h, hub_now_ms() + 6000);
+    hub_expire(h, clock_now_ms() + 6000);
     CHECK(s.unwants == 1);
     CHECK(hub_room_info(h, "r", &info) == -ENOENT);
     hub_destroy(h);
@@ -186,7 +187,7 @@ static void test_holes_and_duplicates(void)
     CHECK(s.fetch_after == 2);
     message(h, "r", "E1", 6);
     CHECK(lb_count(&l) == 0);
-    fetched(h, "r", "E1", 3, 5, hub_wall_ms());
+    fetched(h, "r", "E1", 3, 5, clock_wall_ms());
     CHECK(got_range(&l, 3, 6));
     CHECK(s.fetches == fetches + 1);
     hub_leave(h, &l.s);
@@ -218,14 +219,14 @@ static void test_waiting_bytes_bound(void)
     data[big + 1] = '"';
     data[big + 2] = 0;
     for (uint64_t id = 4; id < 4 + 300; id++) { /* 300 x 256 KiB = 75 MiB */
-        bp_entry e = entry(id, hub_wall_ms());
+        bp_entry e = entry(id, clock_wall_ms());
         e.data = data;
         e.len = big + 2;
         hub_bp_message(h, "r", "E1", &e);
     }
     free(data);
     CHECK(s.fetches == fetches);
-    fetched(h, "r", "E1", 2, 2, hub_wall_ms());
+    fetched(h, "r", "E1", 2, 2, clock_wall_ms());
     /* 2 arrives; what waited was let go past the bound, so another fetch
      * after 2 is asked for instead of holding 75 MiB */
     uint64_t ids[400];
@@ -253,18 +254,18 @@ static void test_origin_rules(void)
     hub_join(h, "r", &b.s, 0, true);
     hub_bp_subscribed(h, "r");
     fetched(h, "r", "E1", 0, 0, 0);
-    bp_entry e = entry(1, hub_wall_ms());
+    bp_entry e = entry(1, clock_wall_ms());
     e.origin = "NODEA";
     e.local_done = true;
     hub_bp_message(h, "r", "E1", &e);
     CHECK(lb_count(&a) == 0 && lb_count(&b) == 0);
-    e = entry(2, hub_wall_ms());
+    e = entry(2, clock_wall_ms());
     e.origin = "NODEA";
     e.exclude = a.s.uid;
     hub_bp_message(h, "r", "E1", &e);
     CHECK(lb_count(&a) == 0);
     CHECK(got_range(&b, 2, 2));
-    e = entry(3, hub_wall_ms());
+    e = entry(3, clock_wall_ms());
     e.exclude = a.s.uid; /* another node's sub with the same number */
     hub_bp_message(h, "r", "E1", &e);
     CHECK(got_range(&a, 3, 3));
@@ -297,7 +298,7 @@ static void test_epoch_changes(void)
     hub_bp_subscribed(h, "r"); /* as after a reconnection */
     CHECK_STR(s.fetch_epoch, "E2");
     CHECK(s.fetch_after == 1);
-    fetched(h, "r", "E3", 1, 2, hub_wall_ms()); /* Redis lost everything meanwhile */
+    fetched(h, "r", "E3", 1, 2, clock_wall_ms()); /* Redis lost everything meanwhile */
     m = lb_pop(&l);
     CHECK(m && m->gap);
     if (m) {
@@ -359,9 +360,9 @@ static void test_publish_paths(void)
     hub_publish_async(h, "r", "[1]", 3, NULL, on_published, &a);
     numbered.id = 7;
     s.done(s.done_arg, &numbered);
-    hub_expire(h, hub_now_ms() + 500);
+    hub_expire(h, clock_now_ms() + 500);
     CHECK(a.calls == 2);
-    hub_expire(h, hub_now_ms() + 2500);
+    hub_expire(h, clock_now_ms() + 2500);
     CHECK(a.calls == 3 && a.r.id == 7);
     CHECK(got_range(&l, 6, 6));
     /* Losing the backplane answers what was held at once. */
@@ -458,7 +459,7 @@ static void test_absurd_wall_clocks(void)
         hub_bp_message(h, "r", "E1", &e);
     }
     CHECK(got_range(&l, 1, 4));
-    hub_expire(h, hub_now_ms()); /* an old wall clock makes an old message: it may expire */
+    hub_expire(h, clock_now_ms()); /* an old wall clock makes an old message: it may expire */
     hub_leave(h, &l.s);
     hub_destroy(h);
     sub_fini(&l.s);

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_json_text.c - unit tests for gateway/json_text.c: string literals
+ * test_json_text.c - unit tests for common/json_text.c: string literals
  * from any bytes are valid JSON (escapes, invalid UTF-8 replaced), clipping
  * stops at a character boundary, error bodies parse back to their text.
  */
-#include "gateway/json_text.h"
+#include "common/json_text.h"
 #include "tests/unit/test.h"
 
 #include <jansson.h>

@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_longpoll.c - unit tests for the plain long poll's cursor and answer
- * (transports/longpoll.c) with a real hub: the cursor of a from-now join
+ * (transports/carriers/longpoll.c) with a real hub: the cursor of a from-now join
  * read after the hub already delivered, and the answer of a dropped poll,
  * which must never carry a last_id past a message the client did not get.
  */
 #include "hub/hub.h"
-#include "transports/longpoll.h"
 #include "tests/unit/test.h"
+#include "transports/carriers/longpoll.h"
 
 #include <stdlib.h>
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_ratelimit.c - unit tests for gateway/ratelimit.c: a key's burst,
+ * test_ratelimit.c - unit tests for common/ratelimit.c: a key's burst,
  * its refill at the rate, Retry-After-style waits, keys apart, and the
  * table's bound (a flood of addresses never grows it).
  */
-#include "gateway/ratelimit.h"
+#include "common/ratelimit.h"
 #include "tests/unit/test.h"
 
 #include <stdio.h>

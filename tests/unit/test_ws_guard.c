@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_ws_guard.c - the frame scanner that finds unmasked client frames
- * (transports/ws_guard.c): it passes the HTTP head and masked frames of
+ * (transports/carriers/ws_guard.c): it passes the HTTP head and masked frames of
  * every length form, split anywhere, and stops at the first unmasked one.
  */
-#include "transports/ws_guard.h"
+#include "transports/carriers/ws_guard.h"
 
 #include "tests/unit/test.h"
 

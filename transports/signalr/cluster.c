@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signalr_cluster.c - SignalR connections across nodes, with a shared
- * backplane and no sticky sessions (see signalr-private.h).
+ * signalr/cluster.c - SignalR connections across nodes, with a shared
+ * backplane and no sticky sessions (see signalr/private.h).
  *
  * A connection lives on one node: the one that first carried it (its SSE
  * stream, its first long poll, its WebSocket), which claims its token in
@@ -10,7 +10,7 @@
  * long poll) asks the backplane who owns it and is forwarded to that node
  * through the backplane; the owner answers back the same way, and this
  * node answers the request. A long poll forwarded so is held by the owner
- * as a remote poll (signalr_transports.c).
+ * as a remote poll (signalr/transports.c).
  *
  * Node messages are one header line and a body:
  *   "send|close|poll REQ FROM HUBPATH TOKEN\n" body   (to the owner)
@@ -33,9 +33,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/json_text.h"
-#include "gateway/log.h"
-#include "transports/signalr-private.h"
+#include "common/clock.h"
+#include "common/json_text.h"
+#include "common/log.h"
+#include "transports/signalr/private.h"
 
 #define TAG "signalr"
 #define FWD_BUCKETS 1024
@@ -238,7 +239,7 @@ static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
     }
     fwd_link(f);
     f->started = true;
-    f->deadline = hub_now_ms() + FORWARD_WAIT_MS +
+    f->deadline = clock_now_ms() + FORWARD_WAIT_MS +
                   (f->kind == FWD_POLL ? (int64_t)conf->limits.poll_timeout_s * 1000 : 0);
     f->suspended = true;
     MHD_suspend_connection(call->conn);

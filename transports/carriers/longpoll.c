@@ -33,7 +33,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "transports/longpoll.h"
+#include "transports/carriers/longpoll.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -42,9 +42,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/held_watch.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/clock.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "transports/carriers/held_watch.h"
 
 #define TAG "longpoll"
 
@@ -188,7 +190,7 @@ lp_conn *lp_prepare(http_call *call, sub *s, int64_t timeout_ms, const lp_hold_o
     }
     c->s = s;
     c->conn = call->conn;
-    c->deadline = hub_now_ms() + timeout_ms;
+    c->deadline = clock_now_ms() + timeout_ms;
     c->ops = ops;
     c->session = session;
     *call->state = c;
@@ -364,7 +366,7 @@ enum MHD_Result lp_handle(http_call *call)
     const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *epoch = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "epoch");
     uint64_t since = 0;
-    if (v && !http_parse_u64(v, &since))
+    if (v && !parse_u64(v, &since))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "since must be a non-negative integer, got '%.64s'", v);
     if (epoch && !hub_epoch_is_valid(epoch))

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signalr_transports.c - how SignalR connections ride the transports:
+ * signalr/transports.c - how SignalR connections ride the transports:
  * negotiate, the WebSocket session, the SSE stream, long polls, and the
  * POSTs and DELETE of the HTTP transports. The bytes are moved by ws.c,
  * sse.c and longpoll.c; the records are understood by signalr.c.
@@ -19,12 +19,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/client_addr.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
-#include "gateway/ratelimit.h"
-#include "transports/signalr-private.h"
-#include "transports/sse.h"
+#include "common/client_addr.h"
+#include "common/clock.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "common/ratelimit.h"
+#include "transports/carriers/sse.h"
+#include "transports/signalr/private.h"
 
 #define TAG "signalr"
 
@@ -44,7 +46,7 @@ void sr_transports_init(const cfg *c)
 }
 
 /* The state of a request on {path}: which of the three it is, or one for
- * a connection another node holds (REQ_FWD: signalr_cluster.c). */
+ * a connection another node holds (REQ_FWD: signalr/cluster.c). */
 typedef enum { REQ_STREAM, REQ_POLL, REQ_POST, REQ_FWD } req_kind;
 typedef struct sr_req {
     req_kind kind;
@@ -124,7 +126,7 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
     char token[64];
     if (!conf->transports.websocket)
         return false;
-    if (!sr_query_value(query, "id", token, sizeof(token)))
+    if (!query_param(query, "id", token, sizeof(token)))
         return true; /* skipNegotiation: the connection is made on upgrade */
     sr_conn *c = sr_conn_find(hb, token);
     if (!c)
@@ -152,7 +154,7 @@ static void ws_claimed(void *arg, int rc, const char *owner)
 static sr_conn *ws_connection(const cfg_hub *hb, const char *query)
 {
     char token[64];
-    if (!sr_query_value(query, "id", token, sizeof(token)))
+    if (!query_param(query, "id", token, sizeof(token)))
         return sr_conn_new(hb, false);
     sr_conn *c = sr_conn_find(hb, token);
     if (c || !sr_clustered() || !sr_token_is_valid(token))
@@ -275,7 +277,7 @@ static enum MHD_Result poll_answer(http_call *call, void *session, sub *s, lp_re
     pthread_mutex_lock(&s->lock);
     if (c->held == p)
         c->held = NULL;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     size_t len = 0;
     char *body = p->replaced ? NULL : take_records(c, &len);
     bool over = p->replaced || (!len && (c->closed || s->ending || s->dropped));
@@ -293,7 +295,7 @@ static void poll_ended(void *session)
     pthread_mutex_lock(&p->c->s.lock);
     if (p->c->held == p)
         p->c->held = NULL;
-    p->c->last_poll_ms = hub_now_ms();
+    p->c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&p->c->s.lock);
     sr_conn_unref(p->c);
     free(p);
@@ -318,7 +320,7 @@ static bool remote_answer_locked(sr_poll *p, bool force)
     if (c->held == p)
         c->held = NULL;
     sub_attach(&c->s, NULL, NULL);
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     sr_cluster_reply(p->from, p->req, over ? MHD_HTTP_NO_CONTENT : MHD_HTTP_OK, body, len);
     free(body);
     return true;
@@ -374,9 +376,9 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
     p->remote = true;
     snprintf(p->from, sizeof(p->from), "%s", from);
     p->req = req;
-    p->deadline_ms = hub_now_ms() + (int64_t)conf->limits.poll_timeout_s * 1000;
+    p->deadline_ms = clock_now_ms() + (int64_t)conf->limits.poll_timeout_s * 1000;
     c->held = p;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     if (remote_answer_locked(p, false)) { /* something was queued already */
         pthread_mutex_unlock(&c->s.lock);
         free(p);
@@ -411,7 +413,7 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     pthread_mutex_lock(&c->s.lock);
     bool first = c->transport == TR_NONE;
     bool ok = first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     if (!ok) {
         sr_conn_unref(c);
@@ -437,7 +439,7 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     replace_held_locked(c);
     p->lp = lp;
     c->held = p;
-    c->last_poll_ms = hub_now_ms();
+    c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     return lp_hold(&in, lp);
 }
@@ -527,7 +529,7 @@ static enum MHD_Result check_declared_size(http_call *call)
     const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
                                                  MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t declared = 0;
-    if (strcmp(call->method, "POST") || !cl || !http_parse_u64(cl, &declared) ||
+    if (strcmp(call->method, "POST") || !cl || !parse_u64(cl, &declared) ||
         declared <= conf->limits.max_message_bytes)
         return MHD_YES;
     sr_conn *c = sr_conn_find(call->arg, request_token(call));
@@ -542,7 +544,7 @@ static enum MHD_Result check_declared_size(http_call *call)
 static enum MHD_Result forwarded(http_call *call, sr_req *rq);
 
 /* A request for a connection this node does not hold: another node may
- * (signalr_cluster.c). */
+ * (signalr/cluster.c). */
 static enum MHD_Result forward(http_call *call, const cfg_hub *hb, const char *token)
 {
     sr_req *rq = new_req(call, REQ_FWD);
@@ -689,7 +691,7 @@ static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
 {
     char addr[CLIENT_ADDR_MAX];
     http_client_addr(call->conn, addr, sizeof(addr));
-    int64_t wait_ms = negotiate_rate ? ratelimit_take(negotiate_rate, addr, hub_now_ms()) : 0;
+    int64_t wait_ms = negotiate_rate ? ratelimit_take(negotiate_rate, addr, clock_now_ms()) : 0;
     if (!wait_ms)
         return false;
     char what[256];
@@ -717,7 +719,7 @@ enum MHD_Result sr_negotiate(http_call *call)
     const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,
                                                 "negotiateVersion");
     uint64_t version = 0;
-    if (v && !http_parse_u64(v, &version))
+    if (v && !parse_u64(v, &version))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "negotiateVersion must be a non-negative integer");
     const char *stateful = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,

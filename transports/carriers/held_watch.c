@@ -13,7 +13,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "gateway/held_watch.h"
+#include "transports/carriers/held_watch.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -24,7 +24,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "gateway/log.h"
+#include "common/log.h"
 
 #define TAG "watch"
 #define WAIT_MS 1000 /* the longest a freed entry waits for its memory back */

@@ -11,7 +11,9 @@
 
 #include <stdint.h>
 
-#include "gateway/http.h"
+#include "common/cfg.h"
+#include "hub/hub.h"
+#include "transports/carriers/http_call.h"
 
 typedef struct lp_conn lp_conn;
 

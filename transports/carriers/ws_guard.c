@@ -3,7 +3,7 @@
  * ws_guard.c - closes WebSocket connections that send unmasked frames
  * (ws_guard.h): a frame scanner and the recv() that feeds it.
  */
-#include "transports/ws_guard.h"
+#include "transports/carriers/ws_guard.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,15 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * plain_ws.h - the plain room protocol over WebSocket (GET /rooms/{room}/ws):
+ * plain/ws.h - the plain room protocol over WebSocket (GET /rooms/{room}/ws):
  * the connection receives the room's messages as JSON envelopes, and its
  * text frames publish to the room. Service thread of ws.c.
  */
 #ifndef CRIER_PLAIN_WS_H
 #define CRIER_PLAIN_WS_H
 
-#include "gateway/config.h"
+#include "common/cfg.h"
 #include "hub/hub.h"
-#include "transports/ws.h"
+#include "transports/carriers/ws.h"
 
 void plain_ws_init(const cfg *c, hub *h);
 

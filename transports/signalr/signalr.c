@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * signalr.c - SignalR connections and the JSON hub protocol (signalr.h);
- * the transports that carry them are in signalr_transports.c.
+ * the transports that carry them are in signalr/transports.c.
  *
  * A connection is created by negotiate and found again by its token. It is
  * a hub member: it joins its hub's internal room ("~" + hub name, which no
@@ -23,7 +23,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "transports/signalr.h"
+#include "transports/signalr/signalr.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -37,11 +37,12 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "gateway/buf.h"
-#include "gateway/json_text.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
-#include "transports/signalr-private.h"
+#include "common/buf.h"
+#include "common/clock.h"
+#include "common/json_text.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "transports/signalr/private.h"
 
 #define TAG "signalr"
 #define BUCKETS 4096   /* registry hash buckets */
@@ -142,7 +143,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
         sr_random_token(c->token);
     }
     snprintf(c->all_room, sizeof(c->all_room), "~%s", hb->name);
-    int64_t now = hub_now_ms();
+    int64_t now = clock_now_ms();
     atomic_init(&c->last_recv_ms, now);
     pthread_mutex_lock(&registry_lock);
     if (shutting_down) {
@@ -285,7 +286,7 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
     pthread_mutex_lock(&c->s.lock);
     bool was_closed = c->closed;
     c->closed = true;
-    c->closed_ms = hub_now_ms();
+    c->closed_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     if (was_closed)
         return;
@@ -328,7 +329,7 @@ bool sr_conn_detach(sr_conn *c)
     pthread_mutex_lock(&c->s.lock);
     bool keep = c->stateful && !c->closed;
     c->attached = false;
-    c->detached_ms = hub_now_ms();
+    c->detached_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     return keep;
 }
@@ -356,7 +357,7 @@ bool sr_conn_resume_locked(sr_conn *c)
     }
     c->sent_count = c->unacked_first - 1;
     c->attached = true;
-    c->attached_ms = hub_now_ms();
+    c->attached_ms = clock_now_ms();
     atomic_store(&c->last_recv_ms, c->attached_ms);
     return true;
 }
@@ -728,7 +729,7 @@ static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **
 void sr_conn_receive(sr_conn *c, const char *data, size_t len)
 {
     pthread_mutex_lock(&c->recv_lock);
-    atomic_store(&c->last_recv_ms, hub_now_ms());
+    atomic_store(&c->last_recv_ms, clock_now_ms());
     size_t start = 0;
     const char *why = NULL;
     while (start < len && !why) {
@@ -769,7 +770,7 @@ bool sr_attach_locked(sr_conn *c, sr_transport t)
     c->transport = t;
     c->s.kind = kinds[t];
     c->s.fmt = t == TR_SSE ? MSG_FMT_SIGNALR_SSE : MSG_FMT_SIGNALR;
-    c->attached_ms = hub_now_ms();
+    c->attached_ms = clock_now_ms();
     c->last_poll_ms = c->attached_ms;
     atomic_store(&c->last_recv_ms, c->attached_ms);
     c->attached = t != TR_LP;
@@ -781,24 +782,6 @@ bool sr_transport_enabled(sr_transport t)
 {
     return (t == TR_WS && conf->transports.websocket) || (t == TR_SSE && conf->transports.sse) ||
            (t == TR_LP && conf->transports.long_polling);
-}
-
-/* Copies the value of key in a raw query string into out. */
-bool sr_query_value(const char *query, const char *key, char *out, size_t cap)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, key, klen) || p[klen] != '=')
-            continue;
-        const char *v = p + klen + 1;
-        size_t n = strcspn(v, "&");
-        if (n >= cap)
-            return false;
-        memcpy(out, v, n);
-        out[n] = '\0';
-        return true;
-    }
-    return false;
 }
 
 /* ------------------------------------------------------------ lifecycle */

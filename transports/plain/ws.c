@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * plain_ws.c - the plain room protocol over WebSocket (see plain_ws.h).
+ * plain/ws.c - the plain room protocol over WebSocket (see plain/ws.h).
  * Runs on the lws service thread; the hub is the only shared state it
  * touches, through its own lock.
  */
-#include "transports/plain_ws.h"
+#include "transports/plain/ws.h"
 
 #include <libwebsockets.h>
 #include <errno.h>
@@ -12,8 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "common/parse.h"
 #include "hub/payload.h"
 
 #define TAG "ws"
@@ -80,31 +81,14 @@ static void closed(void *session)
 
 static const ws_session_ops plain_ops = {receive, closed, NULL, NULL};
 
-/* Copies the value of key in a raw query string into out. */
-static bool query_value(const char *query, const char *key, char *out, size_t cap)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
-        if (strncmp(p, key, klen) || p[klen] != '=')
-            continue;
-        size_t n = strcspn(p + klen + 1, "&");
-        if (n >= cap)
-            return false;
-        memcpy(out, p + klen + 1, n);
-        out[n] = '\0';
-        return true;
-    }
-    return false;
-}
-
 /* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
  * with *since and epoch ("" when absent) set. */
 static int parse_cursor(const char *query, uint64_t *since, char epoch[MSG_EPOCH_MAX])
 {
     char since_s[32], cursor_epoch[MSG_EPOCH_MAX];
     epoch[0] = '\0';
-    bool has_since = query_value(query, "since", since_s, sizeof(since_s));
-    bool has_epoch = query_value(query, "epoch", epoch, MSG_EPOCH_MAX);
+    bool has_since = query_param(query, "since", since_s, sizeof(since_s));
+    bool has_epoch = query_param(query, "epoch", epoch, MSG_EPOCH_MAX);
     if (!has_since && !has_epoch && !strstr(query, "since=") && !strstr(query, "epoch="))
         return 0;
     if (!has_since || !hub_parse_cursor(since_s, since, cursor_epoch) || cursor_epoch[0] ||

@@ -26,7 +26,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "transports/sse.h"
+#include "transports/carriers/sse.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -34,9 +34,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "gateway/held_watch.h"
-#include "gateway/limits.h"
-#include "gateway/log.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "transports/carriers/held_watch.h"
 
 #define TAG "sse"
 /* The most the content reader is offered at once. Each stream's response

@@ -2,7 +2,7 @@
 /*
  * client_addr.c - the client address for log lines (see client_addr.h).
  */
-#include "gateway/client_addr.h"
+#include "common/client_addr.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -2,7 +2,7 @@
 /*
  * buf.c - growable byte buffers and the string hash (buf.h).
  */
-#include "gateway/buf.h"
+#include "common/buf.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * signalr-private.h - what signalr.c (connections, hub protocol) shares with
- * signalr_transports.c (negotiate and the three transports). Not for other
+ * signalr/private.h - what signalr.c (connections, hub protocol) shares with
+ * signalr/transports.c (negotiate and the three transports). Not for other
  * files. Locking is described in signalr.c.
  *
  * Threads and locks: docs/concurrency.md
@@ -11,8 +11,8 @@
 
 #include <stdatomic.h>
 
-#include "transports/longpoll.h"
-#include "transports/signalr.h"
+#include "transports/carriers/longpoll.h"
+#include "transports/signalr/signalr.h"
 
 #define TOKEN_LEN 22 /* 16 random bytes in base64url */
 /* Longest invocationId echoed in a Completion; a longer one closes the
@@ -122,9 +122,6 @@ bool sr_attach_locked(sr_conn *c, sr_transport t);
 
 bool sr_transport_enabled(sr_transport t);
 
-/* Copies the value of key in a raw query string into out. */
-bool sr_query_value(const char *query, const char *key, char *out, size_t cap);
-
 /* 16 random bytes in base64url. */
 void sr_random_token(char out[TOKEN_LEN + 1]);
 
@@ -132,7 +129,7 @@ void sr_random_token(char out[TOKEN_LEN + 1]);
  * node to carry it makes it); as sr_conn_new otherwise. */
 sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token);
 
-/* signalr_transports.c */
+/* signalr/transports.c */
 void sr_transports_init(const cfg *c);
 
 /* Backplane thread: a long poll forwarded by node `from`; takes the
@@ -142,7 +139,7 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req);
 /* Timer thread: answers c's remote poll if its time is up. */
 void sr_remote_poll_expire(sr_conn *c, int64_t now_ms);
 
-/* --- signalr_cluster.c: connections across nodes ------------------------ */
+/* --- signalr/cluster.c: connections across nodes ------------------------ */
 
 typedef struct sr_fwd sr_fwd;
 

@@ -5,7 +5,7 @@
  * a free entry of its set, or the one used least recently. Tokens are
  * counted in thousandths, so that rates need no floating point.
  */
-#include "gateway/ratelimit.h"
+#include "common/ratelimit.h"
 
 #include <pthread.h>
 #include <stdbool.h>
@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/buf.h"
+#include "common/buf.h"
 
 #define WAYS 8
 #define KEY_MAX 64

@@ -2,7 +2,7 @@
 /*
  * log.c - the logger (see log.h). The level is an atomic, set at start-up.
  */
-#include "gateway/log.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>

@@ -20,17 +20,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "gateway/config.h"
-#include "gateway/http.h"
+#include "common/cfg.h"
 #include "hub/hub.h"
-#include "transports/ws.h"
+#include "transports/carriers/http_call.h"
+#include "transports/carriers/ws.h"
 
 typedef struct sr_conn sr_conn;
 
 void sr_init(const cfg *c, hub *h);
 
 /* With a shared backplane (bp not NULL), connections are spread over the
- * nodes with no sticky sessions (signalr_cluster.c). Before serving. */
+ * nodes with no sticky sessions (signalr/cluster.c). Before serving. */
 void sr_cluster_init(const cfg *c, backplane *bp);
 
 /* The hub served at path (exact match), or NULL. */

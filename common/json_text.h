@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gateway/buf.h"
+#include "common/buf.h"
 
 /* At most this many bytes of a client's text are echoed in an error. */
 #define JSON_ECHO_MAX 128

@@ -5,13 +5,13 @@
  * time of its last log line, claimed with a compare-and-swap so that one
  * thread of a burst logs.
  */
-#include "gateway/limits.h"
+#include "common/limits.h"
 
 #include <errno.h>
 #include <stdatomic.h>
-#include <time.h>
 
-#include "gateway/log.h"
+#include "common/clock.h"
+#include "common/log.h"
 
 #define TAG "limits"
 
@@ -33,19 +33,12 @@ const char *limit_name(limit_kind k)
     return k < LIMIT_COUNT ? names[k] : "?";
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void limit_refused(limit_kind k, const char *what)
 {
     if (k >= LIMIT_COUNT)
         return;
     uint64_t n = atomic_fetch_add(&refusals[k], 1) + 1;
-    int64_t now = mono_ms();
+    int64_t now = clock_now_ms();
     int64_t due = atomic_load(&next_log_ms[k]);
     if (now < due ||
         !atomic_compare_exchange_strong(&next_log_ms[k], &due, now + LIMIT_LOG_EVERY_MS))

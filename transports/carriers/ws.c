@@ -33,7 +33,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "transports/ws.h"
+#include "transports/carriers/ws.h"
 
 #include <errno.h>
 #include <libwebsockets.h>
@@ -42,12 +42,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "gateway/limits.h"
-#include "gateway/log.h"
-#include "transports/ws_guard.h"
+#include "common/clock.h"
+#include "common/limits.h"
+#include "common/log.h"
+#include "transports/carriers/ws_guard.h"
 
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
@@ -99,13 +99,6 @@ static size_t adopt_len, adopt_cap;
 static ws_conn *all_conns; /* service thread */
 static lws_sorted_usec_list_t sweep_sul; /* service thread: the keep-alive sweep */
 static unsigned char batch_buf[LWS_PRE + WS_BATCH_MAX]; /* service thread */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* --------------------------------------------------------- cross-thread */
 
@@ -276,7 +269,7 @@ static void on_established(ws_conn *c)
     if (all_conns)
         all_conns->prev = c;
     all_conns = c;
-    c->last_rx_ms = c->last_ping_ms = now_ms();
+    c->last_rx_ms = c->last_ping_ms = clock_now_ms();
     if (queued || c->sess.refuse_code)
         lws_callback_on_writable(c->wsi);
 }
@@ -285,7 +278,7 @@ static void on_established(ws_conn *c)
  * that stopped answering. O(connections), no lws timer per connection. */
 static void keepalive_sweep(lws_sorted_usec_list_t *sul)
 {
-    int64_t now = now_ms();
+    int64_t now = clock_now_ms();
     int64_t every = (int64_t)conf->limits.keepalive_s * 1000;
     int64_t hangup = 2 * every + 5000;
     for (ws_conn *c = all_conns; c; c = c->next) {
@@ -491,7 +484,7 @@ static int on_writable(ws_conn *c, struct lws *wsi)
         return close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "no answer to pings");
     if (c->ping_due) {
         c->ping_due = false;
-        c->last_ping_ms = now_ms();
+        c->last_ping_ms = clock_now_ms();
         /* lws passes on a PONG with a payload only: the PING carries one byte */
         batch_buf[LWS_PRE] = 'k';
         if (lws_write(wsi, batch_buf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
@@ -552,7 +545,7 @@ static int on_oversize(ws_conn *c, struct lws *wsi)
 
 static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
 {
-    c->last_rx_ms = now_ms();
+    c->last_rx_ms = clock_now_ms();
     if (c->rx_discard) {
         c->rx_discard = !message_complete(wsi);
         return 0;
@@ -614,7 +607,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE:
         return on_receive(c, wsi, in, len);
     case LWS_CALLBACK_RECEIVE_PONG:
-        c->last_rx_ms = now_ms();
+        c->last_rx_ms = clock_now_ms();
         return 0;
     case LWS_CALLBACK_PROTOCOL_INIT:
         lws_sul_schedule(lws_get_context(wsi), 0, &sweep_sul, keepalive_sweep, LWS_US_PER_SEC);

@@ -8,7 +8,9 @@
 #ifndef CRIER_SSE_H
 #define CRIER_SSE_H
 
-#include "gateway/http.h"
+#include "common/cfg.h"
+#include "hub/hub.h"
+#include "transports/carriers/http_call.h"
 
 void sse_init(const cfg *c, hub *h);
 

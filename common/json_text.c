@@ -3,7 +3,7 @@
  * json_text.c - JSON string literals and error bodies from untrusted bytes
  * (json_text.h).
  */
-#include "gateway/json_text.h"
+#include "common/json_text.h"
 
 #include <stdarg.h>
 #include <stdint.h>

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "gateway/config.h"
+#include "common/cfg.h"
 #include "hub/sub.h"
 
 /* Close code 1013 (IANA registry: Try Again Later), which lws does not name:

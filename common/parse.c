@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * parse.c - decimal u64 and raw query-string parameters (see parse.h).
+ */
+#include "common/parse.h"
+
+#include <string.h>
+
+#define U64_DIGITS_MAX 20 /* UINT64_MAX has 20 digits */
+
+bool parse_u64_n(const char *s, size_t len, uint64_t *out)
+{
+    if (!s || !len || len > U64_DIGITS_MAX)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        uint64_t d = (uint64_t)(s[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return false;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return true;
+}
+
+bool parse_u64(const char *s, uint64_t *out)
+{
+    return s && parse_u64_n(s, strnlen(s, U64_DIGITS_MAX + 1), out);
+}
+
+/* The value of key's first parameter in query, or NULL; *len its length. */
+static const char *param_at(const char *query, const char *key, size_t *len)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
+        if (strncmp(p, key, klen) || p[klen] != '=')
+            continue;
+        *len = strcspn(p + klen + 1, "&");
+        return p + klen + 1;
+    }
+    return NULL;
+}
+
+bool query_param(const char *query, const char *key, char *out, size_t cap)
+{
+    size_t n = 0;
+    const char *v = param_at(query, key, &n);
+    if (!v || n >= cap)
+        return false;
+    memcpy(out, v, n);
+    out[n] = '\0';
+    return true;
+}
+
+bool query_has(const char *query, const char *key)
+{
+    size_t n;
+    return param_at(query, key, &n) != NULL;
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Checks that the source folders point down only (issue #12, README "How it
+# works"): gateway/ -> transports/ (protocols over carriers) -> hub/ ->
+# common/. One check per rule; each prints "ok" or FAIL with the offending
+# #include lines. Ends with "layers: N passed, N failed"; exits non-zero when
+# any failed.
+#   tests/layers.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0
+failed=0
+
+# The #include lines of the C sources and headers under the given folders
+# that match an extended regex on the included name (what is between the
+# quotes or angle brackets). Prints file:line:text.
+includes() { # regex folder...
+  local re=$1
+  shift
+  local dirs=()
+  for d in "$@"; do [ -d "$d" ] && dirs+=("$d"); done
+  [ "${#dirs[@]}" -eq 0 ] && return 0
+  grep -rnE --include='*.c' --include='*.h' "^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"<]($re)" "${dirs[@]}"
+}
+
+check() { # name, then the offending lines on stdin (none: ok)
+  local bad
+  bad=$(cat)
+  if [ -z "$bad" ]; then
+    echo "ok   $1"
+    passed=$((passed + 1))
+  else
+    echo "FAIL $1"
+    echo "$bad" | sed 's/^/       /'
+    failed=$((failed + 1))
+  fi
+}
+
+# The folders exist and every transport file is a carrier or a protocol
+# (without this, the rules below would pass on a tree that lacks them).
+layout() {
+  for d in common transports/carriers transports/plain transports/signalr; do
+    [ -d "$d" ] || echo "missing folder $d/"
+  done
+  find transports -maxdepth 1 -type f \( -name '*.c' -o -name '*.h' \) -printf '%p: not in carriers/, plain/ or signalr/\n'
+}
+check "layout: common/ and transports/{carriers,plain,signalr}/ hold the sources" < <(layout)
+
+check "includes are rooted at the top folder (no ../)" < <(includes '\.\./' gateway hub transports common tests/unit tests/fuzz)
+check "hub/, transports/, common/ include nothing from gateway/" < <(includes 'gateway/' hub transports common)
+check "hub/ and common/ include nothing from transports/" < <(includes 'transports/' hub common)
+check "common/ includes nothing from hub/" < <(includes 'hub/' common)
+check "transports/carriers/ include no protocol (transports/plain/, transports/signalr/)" < <(includes 'transports/(plain|signalr)/' transports/carriers)
+check "transports/plain/ and transports/signalr/ include nothing of each other" < <(includes 'transports/signalr/' transports/plain; includes 'transports/plain/' transports/signalr)
+check "hub/ and common/ know no libmicrohttpd or libwebsockets" < <(includes 'microhttpd\.h|libwebsockets\.h' hub common)
+check "common/ knows no hiredis" < <(includes 'hiredis' common)
+
+echo "layers: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
