@@ -88,6 +88,7 @@ static atomic_int live_wsi;      /* connections lws holds */
 static atomic_size_t rx_held;
 
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool context_open; /* pending_lock: lws_cancel_service may be called */
 static ws_conn *pending;     /* connections with news for the service thread */
 typedef struct adoption {
     int fd;
@@ -102,6 +103,16 @@ static unsigned char batch_buf[LWS_PRE + WS_BATCH_MAX]; /* service thread */
 
 /* --------------------------------------------------------- cross-thread */
 
+/* pending_lock held, any thread: wakes the service thread, unless ws_stop
+ * has begun destroying the context (a publish or the backplane may still
+ * wake a connection then; lws_cancel_service on a destroyed context would
+ * write to a closed, maybe reused, pipe). */
+static void wake_service_locked(void)
+{
+    if (context_open)
+        lws_cancel_service(context);
+}
+
 /* Any thread. Puts c on the pending list; the first entry wakes lws. */
 static void mark_pending(ws_conn *c)
 {
@@ -113,9 +124,9 @@ static void mark_pending(ws_conn *c)
         c->pending_next = pending;
         pending = c;
     }
-    pthread_mutex_unlock(&pending_lock);
     if (signal)
-        lws_cancel_service(context);
+        wake_service_locked();
+    pthread_mutex_unlock(&pending_lock);
 }
 
 /* The hub's wake for a drained sub (sub lock held, any thread). */
@@ -141,8 +152,8 @@ void ws_adopt(int fd, size_t head_len)
         adopt_cap = cap;
     }
     adopt_queue[adopt_len++] = (adoption){fd, head_len};
+    wake_service_locked();
     pthread_mutex_unlock(&pending_lock);
-    lws_cancel_service(context);
 }
 
 size_t ws_fragment_bytes(void)
@@ -687,6 +698,9 @@ int ws_start(const cfg *c, ws_open_fn open)
         context = NULL;
         return -1;
     }
+    pthread_mutex_lock(&pending_lock);
+    context_open = true;
+    pthread_mutex_unlock(&pending_lock);
     return 0;
 }
 
@@ -701,6 +715,9 @@ void ws_stop(int grace_ms)
     atomic_store(&stop_loop, true);
     lws_cancel_service(context);
     pthread_join(service_thread, NULL);
+    pthread_mutex_lock(&pending_lock);
+    context_open = false; /* no other thread wakes it from here on */
+    pthread_mutex_unlock(&pending_lock);
     lws_context_destroy(context);
     context = NULL;
     pthread_mutex_lock(&pending_lock);
