@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "transports/carriers/longpoll.h"
+#include "transports/signalr/encode.h"
 #include "transports/signalr/signalr.h"
 
 #define TOKEN_LEN 22 /* 16 random bytes in base64url */

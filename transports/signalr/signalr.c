@@ -60,6 +60,7 @@ void sr_init(const cfg *c, hub *h)
     conf = c;
     the_hub = h;
     sr_transports_init(c);
+    sr_fmt_record(); /* registers the SignalR formats with the hub before any thread runs */
 }
 
 const cfg_hub *sr_hub_at(const char *path)
@@ -125,7 +126,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
     sr_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    sub_init(&c->s, SUB_WS, MSG_FMT_SIGNALR, conf->limits.send_queue);
+    sub_init(&c->s, SUB_WS, SR_FMT_RECORD, conf->limits.send_queue);
     c->s.target = hb->default_target;
     c->hub = hb;
     sendq_init(&c->unacked, conf->limits.send_queue + 1);
@@ -232,7 +233,7 @@ static void registry_unlink(sr_conn *c)
  * the handshake reply are not). */
 static void send_record_as(sr_conn *c, const char *json, size_t len, bool counted)
 {
-    msg *m = msg_create_record(json, len);
+    msg *m = sr_record_create(json, len);
     if (!m)
         return;
     m->uncounted = !counted;
@@ -349,7 +350,7 @@ bool sr_conn_resume_locked(sr_conn *c)
     char rec[64];
     int len = snprintf(rec, sizeof(rec), "{\"type\":9,\"sequenceId\":%" PRIu64 "}",
                        c->unacked_first);
-    msg *seq = msg_create_record(rec, (size_t)len);
+    msg *seq = sr_record_create(rec, (size_t)len);
     if (seq) {
         seq->uncounted = true;
         sendq_push_front(&c->s.q, seq);
@@ -738,7 +739,7 @@ void sr_conn_receive(sr_conn *c, const char *data, size_t len)
         pthread_mutex_unlock(&c->s.lock);
         if (closed)
             break;
-        const char *rs = memchr(data + start, MSG_RS, len - start);
+        const char *rs = memchr(data + start, SR_RS, len - start);
         if (!rs && !atomic_load(&c->handshaken)) {
             handle_handshake(c, "", 0); /* answers the handshake error and closes */
             break;
@@ -769,7 +770,7 @@ bool sr_attach_locked(sr_conn *c, sr_transport t)
     static const sub_kind kinds[] = {[TR_WS] = SUB_WS, [TR_SSE] = SUB_SSE, [TR_LP] = SUB_LONGPOLL};
     c->transport = t;
     c->s.kind = kinds[t];
-    c->s.fmt = t == TR_SSE ? MSG_FMT_SIGNALR_SSE : MSG_FMT_SIGNALR;
+    c->s.fmt = t == TR_SSE ? SR_FMT_SSE : SR_FMT_RECORD;
     c->attached_ms = clock_now_ms();
     c->last_poll_ms = c->attached_ms;
     atomic_store(&c->last_recv_ms, c->attached_ms);
