@@ -168,13 +168,16 @@ char *msg_sink_alloc(msg_sink *sink, size_t len)
     return v->bytes + MSG_HEADROOM;
 }
 
-/* The cached encoding fmt for key (NULL: the one that serves every target).
- * A direct message's encodings serve every target. */
+/* The cached encoding fmt for key. An entry without a target (a format that
+ * does not depend on one, or a direct message's) serves every key; one with
+ * a target serves an equal key, compared by address first (members of one
+ * hub share their default target's string, which is also the key the entry
+ * was made under). msg_get runs it once per delivery. */
 static msg_variant *find_variant(const msg *m, msg_fmt fmt, const char *key)
 {
     msg_variant *v = atomic_load_explicit(&((msg *)m)->variants, memory_order_acquire);
     for (; v; v = v->next)
-        if (v->fmt == fmt && (!v->target || (key && !strcmp(v->target, key))))
+        if (v->fmt == fmt && (!v->target || v->target == key || (key && !strcmp(v->target, key))))
             return v;
     return NULL;
 }
@@ -251,25 +254,24 @@ int msg_encode_direct(msg *m, msg_fmt fmt)
     return find_variant(m, fmt, NULL) ? 0 : add_variant(m, fmt, f, NULL, NULL);
 }
 
+/* msg_get for a registered format: no need for its table entry here.
+ * Entries of a format that ignores targets have none and match any key;
+ * with a per-target format and no key anywhere, nothing matches. */
+static msg_bytes get_registered(const msg *m, msg_fmt fmt, const char *target)
+{
+    const msg_variant *v = find_variant(m, fmt, m->target ? m->target : target);
+    if (v)
+        return (msg_bytes){v->bytes + MSG_HEADROOM, v->len};
+    return m->direct ? (msg_bytes){m->json + MSG_HEADROOM, m->json_len} : (msg_bytes){NULL, 0};
+}
+
 msg_bytes msg_get(const msg *m, msg_fmt fmt, const char *target)
 {
-    msg_bytes env = {m->json + MSG_HEADROOM, m->json_len};
-    if (fmt >= MSG_FMT_BUILTIN_COUNT) {
-        const msg_variant *v;
-        if (m->direct)
-            v = find_variant(m, fmt, NULL);
-        else {
-            const msg_format *f = format_of(fmt);
-            const char *key = f && f->per_target ? key_of(m, target) : NULL;
-            v = f && (key || !f->per_target) ? find_variant(m, fmt, key) : NULL;
-        }
-        if (v)
-            return (msg_bytes){v->bytes + MSG_HEADROOM, v->len};
-        return m->direct ? env : (msg_bytes){NULL, 0};
-    }
+    if (fmt >= MSG_FMT_BUILTIN_COUNT)
+        return get_registered(m, fmt, target);
     if (fmt == MSG_FMT_SSE && !m->direct)
         return (msg_bytes){m->sse, m->sse_len};
-    return env;
+    return (msg_bytes){m->json + MSG_HEADROOM, m->json_len};
 }
 
 msg *msg_create_direct(size_t len, char **out)

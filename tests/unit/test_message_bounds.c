@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * test_message_bounds.c - hub/message.c never reads a message's envelope as
- * a C string: it is not NUL-terminated. Run with ASan's strict string
- * checks, under which a str* function given the envelope reports a
- * heap-buffer-overflow (found by fuzz_redis: room_of's strstr read past
- * the envelope when encoding a SignalR record). A file of its own, so that
- * the stricter checks apply to this test only.
+ * test_message_bounds.c - hub/message.c and the SignalR encoder it runs
+ * (transports/signalr/encode.c) never read a message's envelope as a C
+ * string: it is not NUL-terminated. Run with ASan's strict string checks,
+ * under which a str* function given the envelope reports a
+ * heap-buffer-overflow (found by fuzz_redis: room_of's strstr read past the
+ * envelope when encoding a SignalR record). A file of its own, so that the
+ * stricter checks apply to this test only.
  */
 #include "hub/message.h"
 #include "transports/signalr/encode.h"
