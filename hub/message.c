@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * message.c - refcounted messages and their per-format encodings.
+ * message.c - refcounted messages, the hub's own encodings (JSON envelope,
+ * plain SSE event) and the encode-once cache of registered formats.
  * Pure data: no sockets, no threads of its own. See message.h for the
- * threading contract.
+ * threading contract; threads and locks: docs/concurrency.md.
  */
 #include "hub/message.h"
 
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdbool.h>
 
 /* Makes a message whose JSON form is prefix, data, then "}". */
@@ -45,8 +47,8 @@ msg *msg_create_in(uint64_t id, const char *room, const char *epoch, const char 
                    ? snprintf(prefix, sizeof(prefix),
                               "{\"id\":%" PRIu64 ",\"epoch\":\"%s\",\"room\":\"%s\",\"data\":", id,
                               epoch, room)
-                   : snprintf(prefix, sizeof(prefix), "{\"id\":%" PRIu64 ",\"room\":\"%s\",\"data\":",
-                              id, room);
+                   : snprintf(prefix, sizeof(prefix),
+                              "{\"id\":%" PRIu64 ",\"room\":\"%s\",\"data\":", id, room);
     if (plen < 0 || (size_t)plen >= sizeof(prefix) || (epoch && strlen(epoch) >= MSG_EPOCH_MAX))
         return NULL;
     msg *m = msg_alloc(prefix, (size_t)plen, data, data_len);
@@ -72,14 +74,8 @@ msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len
 msg *msg_create_gap(const char *info, size_t len)
 {
     msg *m = msg_alloc("{\"gap\":", 7, info, len);
-    if (m) {
+    if (m)
         m->gap = true;
-        m->target = strdup(MSG_GAP_TARGET);
-        if (!m->target) {
-            msg_unref(m);
-            return NULL;
-        }
-    }
     return m;
 }
 
@@ -131,144 +127,100 @@ size_t msg_format_sse(char *out, size_t out_cap, uint64_t id, const char *data, 
     return need;
 }
 
-/* Writes (when out is not NULL) or counts the SSE event SignalR expects:
- * the payload split into lines (at CR LF, LF or a lone CR, as EventSource
- * splits them), every line as "data: <line>\r\n", then an empty line. The
- * receiver joins the lines with LF; in a JSON record line breaks can only be
- * white space, so nothing changes meaning. */
-static size_t signalr_sse_emit(char *out, const char *p, size_t len)
+/* ------------------------------------------------- registered formats */
+
+/* The registered formats by id; slots below MSG_FMT_BUILTIN_COUNT stay
+ * NULL. Written under fmt_lock; read without it (see message.h). */
+static const msg_format *formats[MSG_FMT_MAX];
+static int nformats = MSG_FMT_BUILTIN_COUNT;
+static pthread_mutex_t fmt_lock = PTHREAD_MUTEX_INITIALIZER;
+
+msg_fmt msg_format_register(const msg_format *f)
 {
-    size_t n = 0, start = 0;
-    for (size_t i = 0; i <= len; i++) {
-        if (i < len && p[i] != '\n' && p[i] != '\r')
-            continue;
-        size_t piece = i - start;
-        if (out) {
-            memcpy(out + n, "data: ", 6);
-            memcpy(out + n + 6, p + start, piece);
-            memcpy(out + n + 6 + piece, "\r\n", 2);
-        }
-        n += 6 + piece + 2;
-        if (i + 1 < len && p[i] == '\r' && p[i + 1] == '\n')
-            i++;
-        start = i + 1;
-    }
-    if (out)
-        memcpy(out + n, "\r\n", 2);
-    return n + 2;
+    pthread_mutex_lock(&fmt_lock);
+    int id = nformats < MSG_FMT_MAX ? nformats++ : -1;
+    if (id >= 0)
+        formats[id] = f;
+    pthread_mutex_unlock(&fmt_lock);
+    return id;
 }
 
-/* Appends l bytes at p to out (when not NULL) at *n, and counts them. */
-#define EMIT_LIT(out, n, lit) emit(out, n, lit, sizeof(lit) - 1)
-static void emit(char *out, size_t *n, const char *p, size_t l)
+/* The registered format id, or NULL for a built-in or unknown id. */
+static const msg_format *format_of(msg_fmt fmt)
 {
-    if (out)
-        memcpy(out + *n, p, l);
-    *n += l;
+    return fmt >= MSG_FMT_BUILTIN_COUNT && fmt < MSG_FMT_MAX ? formats[fmt] : NULL;
 }
 
-/* The room name inside the envelope {"id":N[,"epoch":"E"],"room":"R",...
- * (or a gap signal's {"gap":{"room":"R",...). The envelope is not
- * NUL-terminated: it is searched within its length. */
-static msg_bytes room_of(const msg *m)
+struct msg_sink {
+    msg_variant *v; /* made by msg_sink_alloc */
+};
+
+char *msg_sink_alloc(msg_sink *sink, size_t len)
 {
-    static const char key[] = "\"room\":\"";
-    const char *json = m->json + MSG_HEADROOM;
-    const char *p = memmem(json, m->json_len, key, sizeof(key) - 1);
-    if (!p)
-        return (msg_bytes){"", 0};
-    p += sizeof(key) - 1;
-    const char *q = memchr(p, '"', m->json_len - (size_t)(p - json));
-    return (msg_bytes){p, q ? (size_t)(q - p) : 0};
+    if (sink->v)
+        return NULL; /* once only */
+    msg_variant *v = malloc(sizeof(*v) + MSG_HEADROOM + len);
+    if (!v)
+        return NULL;
+    memset(v->bytes, 0, MSG_HEADROOM);
+    v->len = len;
+    sink->v = v;
+    return v->bytes + MSG_HEADROOM;
 }
 
-/* Writes (when out is not NULL) or counts the invocation record of m for
- * target: a JSON array payload is the argument list, anything else the one
- * argument. */
-static size_t record_emit(char *out, const msg *m, const char *target)
-{
-    msg_bytes d = msg_data(m);
-    bool is_array = d.len && d.base[0] == '[';
-    size_t n = 0;
-    EMIT_LIT(out, &n, "{\"type\":1,\"target\":\"");
-    emit(out, &n, target, strlen(target));
-    EMIT_LIT(out, &n, "\",\"arguments\":");
-    if (!is_array)
-        EMIT_LIT(out, &n, "[");
-    emit(out, &n, d.base, d.len);
-    if (!is_array)
-        EMIT_LIT(out, &n, "]");
-    if (m->id) { /* where it stands, for clients that resume (web/crier.js) */
-        char h[MSG_EPOCH_MAX + 64];
-        int hl = snprintf(h, sizeof(h), ",\"headers\":{\"crier-id\":\"%" PRIu64 "\"", m->id);
-        emit(out, &n, h, (size_t)hl);
-        if (m->epoch[0]) {
-            EMIT_LIT(out, &n, ",\"crier-epoch\":\"");
-            emit(out, &n, m->epoch, strlen(m->epoch));
-            EMIT_LIT(out, &n, "\"");
-        }
-        EMIT_LIT(out, &n, ",\"crier-room\":\"");
-        msg_bytes room = room_of(m);
-        emit(out, &n, room.base, room.len);
-        EMIT_LIT(out, &n, "\"}");
-    }
-    EMIT_LIT(out, &n, "}\x1e");
-    return n;
-}
-
-static msg_variant *find_variant(const msg *m, msg_fmt fmt, const char *target)
+/* The cached encoding fmt for key. An entry without a target (a format that
+ * does not depend on one, or a direct message's) serves every key; one with
+ * a target serves an equal key, compared by address first (members of one
+ * hub share their default target's string, which is also the key the entry
+ * was made under). msg_get runs it once per delivery. */
+static msg_variant *find_variant(const msg *m, msg_fmt fmt, const char *key)
 {
     msg_variant *v = atomic_load_explicit(&((msg *)m)->variants, memory_order_acquire);
     for (; v; v = v->next)
-        if (v->fmt == fmt && !strcmp(v->target, target))
+        if (v->fmt == fmt && (!v->target || v->target == key || (key && !strcmp(v->target, key))))
             return v;
     return NULL;
 }
 
-static int add_variant(msg *m, msg_fmt fmt, const char *target)
+/* Runs f's encoder for m and target and publishes the result under key:
+ * the bytes are complete before the release store makes them reachable. */
+static int add_variant(msg *m, msg_fmt fmt, const msg_format *f, const char *target,
+                       const char *key)
 {
-    size_t rec_len = record_emit(NULL, m, target);
-    char *rec = malloc(rec_len);
-    if (!rec)
-        return -ENOMEM;
-    record_emit(rec, m, target);
-    size_t len = fmt == MSG_FMT_SIGNALR ? rec_len : signalr_sse_emit(NULL, rec, rec_len);
-    msg_variant *v = malloc(sizeof(*v) + MSG_HEADROOM + len);
-    if (!v) {
-        free(rec);
-        return -ENOMEM;
+    msg_sink sink = {NULL};
+    int rc = f->encode(m, target, &sink);
+    if (rc || !sink.v) {
+        free(sink.v);
+        return rc ? rc : -ENOMEM;
     }
+    msg_variant *v = sink.v;
     v->fmt = fmt;
-    v->target = target;
-    v->len = len;
-    memset(v->bytes, 0, MSG_HEADROOM);
-    if (fmt == MSG_FMT_SIGNALR)
-        memcpy(v->bytes + MSG_HEADROOM, rec, len);
-    else
-        signalr_sse_emit(v->bytes + MSG_HEADROOM, rec, rec_len);
-    free(rec);
+    v->target = key;
     v->next = atomic_load_explicit(&m->variants, memory_order_relaxed);
     atomic_store_explicit(&m->variants, v, memory_order_release);
     return 0;
 }
 
-static bool is_signalr(msg_fmt fmt)
+/* The key a per-target format caches m under: the message's own target,
+ * else the member's default. */
+static const char *key_of(const msg *m, const char *target)
 {
-    return fmt == MSG_FMT_SIGNALR || fmt == MSG_FMT_SIGNALR_SSE;
+    return m->target ? m->target : target;
 }
 
-int msg_encode(msg *m, msg_fmt fmt, const char *target)
+static int encode_registered(msg *m, msg_fmt fmt, const msg_format *f, const char *target)
 {
-    if (m->direct)
-        return 0; /* made at creation */
-    if (is_signalr(fmt)) {
-        const char *t = m->target ? m->target : target;
-        if (!t)
-            return -EINVAL;
-        return find_variant(m, fmt, t) ? 0 : add_variant(m, fmt, t);
-    }
-    if (fmt != MSG_FMT_SSE || m->sse)
-        return 0; /* the JSON envelope is made at creation */
+    const char *key = f->per_target ? key_of(m, target) : NULL;
+    if (f->per_target && !key)
+        return -EINVAL;
+    return find_variant(m, fmt, key) ? 0 : add_variant(m, fmt, f, key, key);
+}
+
+/* The plain SSE event, made on first need. */
+static int encode_sse(msg *m)
+{
+    if (m->sse)
+        return 0;
     msg_bytes d = msg_data(m);
     char head[MSG_EPOCH_MAX + 40];
     size_t hlen = sse_head(m, head, sizeof(head));
@@ -282,22 +234,47 @@ int msg_encode(msg *m, msg_fmt fmt, const char *target)
     return 0;
 }
 
-msg_bytes msg_get(const msg *m, msg_fmt fmt, const char *target)
+int msg_encode(msg *m, msg_fmt fmt, const char *target)
 {
     if (m->direct)
-        return fmt == MSG_FMT_SIGNALR_SSE ? (msg_bytes){m->sse, m->sse_len}
-                                          : (msg_bytes){m->json + MSG_HEADROOM, m->json_len};
-    if (is_signalr(fmt)) {
-        const char *t = m->target ? m->target : target;
-        const msg_variant *v = t ? find_variant(m, fmt, t) : NULL;
-        return v ? (msg_bytes){v->bytes + MSG_HEADROOM, v->len} : (msg_bytes){NULL, 0};
-    }
+        return 0; /* made at creation */
+    const msg_format *f = format_of(fmt);
+    if (f)
+        return encode_registered(m, fmt, f, target);
     if (fmt == MSG_FMT_SSE)
+        return encode_sse(m);
+    return 0; /* the JSON envelope is made at creation */
+}
+
+int msg_encode_direct(msg *m, msg_fmt fmt)
+{
+    const msg_format *f = format_of(fmt);
+    if (!f || !m->direct)
+        return -EINVAL;
+    return find_variant(m, fmt, NULL) ? 0 : add_variant(m, fmt, f, NULL, NULL);
+}
+
+/* msg_get for a registered format: no need for its table entry here.
+ * Entries of a format that ignores targets have none and match any key;
+ * with a per-target format and no key anywhere, nothing matches. */
+static msg_bytes get_registered(const msg *m, msg_fmt fmt, const char *target)
+{
+    const msg_variant *v = find_variant(m, fmt, m->target ? m->target : target);
+    if (v)
+        return (msg_bytes){v->bytes + MSG_HEADROOM, v->len};
+    return m->direct ? (msg_bytes){m->json + MSG_HEADROOM, m->json_len} : (msg_bytes){NULL, 0};
+}
+
+msg_bytes msg_get(const msg *m, msg_fmt fmt, const char *target)
+{
+    if (fmt >= MSG_FMT_BUILTIN_COUNT)
+        return get_registered(m, fmt, target);
+    if (fmt == MSG_FMT_SSE && !m->direct)
         return (msg_bytes){m->sse, m->sse_len};
     return (msg_bytes){m->json + MSG_HEADROOM, m->json_len};
 }
 
-msg *msg_create_record(const char *json, size_t len)
+msg *msg_create_direct(size_t len, char **out)
 {
     msg *m = calloc(1, sizeof(*m));
     if (!m)
@@ -305,23 +282,14 @@ msg *msg_create_record(const char *json, size_t len)
     m->direct = true;
     atomic_init(&m->refs, 1);
     atomic_init(&m->variants, NULL);
-    m->json_len = len + 1;
-    m->json = malloc(MSG_HEADROOM + len + 1);
+    m->json_len = len;
+    m->json = malloc(MSG_HEADROOM + len);
     if (!m->json) {
-        msg_unref(m);
+        free(m);
         return NULL;
     }
-    char *rec = m->json + MSG_HEADROOM;
     memset(m->json, 0, MSG_HEADROOM);
-    memcpy(rec, json, len);
-    rec[len] = MSG_RS;
-    m->sse_len = signalr_sse_emit(NULL, rec, len + 1);
-    m->sse = malloc(m->sse_len);
-    if (!m->sse) {
-        msg_unref(m);
-        return NULL;
-    }
-    signalr_sse_emit(m->sse, rec, len + 1);
+    *out = m->json + MSG_HEADROOM;
     return m;
 }
 

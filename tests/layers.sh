@@ -55,5 +55,15 @@ check "transports/plain/ and transports/signalr/ include nothing of each other" 
 check "hub/ and common/ know no libmicrohttpd or libwebsockets" < <(includes 'microhttpd\.h|libwebsockets\.h' hub common)
 check "common/ knows no hiredis" < <(includes 'hiredis' common)
 
+# The hub keeps an encode-once cache keyed by format; the SignalR wire
+# syntax (record separator, hub message types, the gap target, the format
+# names) lives in transports/signalr/encode.c. Not an #include check: the
+# lines of hub/ that spell SignalR (the .c files also by name, in comments).
+hub_signalr() {
+  grep -rnE --include='*.c' --include='*.h' '\\x1e|\\"type\\":|MSG_FMT_SIGNALR|MSG_RS|CrierGap|GAP_TARGET' hub
+  grep -rniE --include='*.c' 'signalr' hub
+}
+check "hub/ holds no SignalR wire encoding (transports/signalr/encode.c does)" < <(hub_signalr)
+
 echo "layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

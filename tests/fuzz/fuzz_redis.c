@@ -126,7 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     loopback m[NMEMBERS];
     lb_init_fmt(&m[0], SUB_WS, MSG_FMT_JSON, NULL, 64);
     lb_init_fmt(&m[1], SUB_SSE, MSG_FMT_SSE, NULL, 64);
-    lb_init_fmt(&m[2], SUB_WS, MSG_FMT_SIGNALR, "ReceiveMessage", 64);
+    lb_init_fmt(&m[2], SUB_WS, SR_FMT_RECORD, "ReceiveMessage", 64);
     hub_join_ex(h, "r", &m[0].s, &(hub_join_args){.since = 0});
     hub_join_ex(h, "r", &m[1].s, &(hub_join_args){.from_now = true});
     hub_join_ex(h, "r", &m[2].s,

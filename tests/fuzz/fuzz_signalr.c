@@ -70,10 +70,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 /* Every record sent must be JSON text + RS. */
 static void check_record(const sr_conn *c, msg_bytes b)
 {
-    if (c->s.fmt != MSG_FMT_SIGNALR)
+    if (c->s.fmt != SR_FMT_RECORD)
         return; /* SSE framing: data: lines */
     json_check_error je;
-    if (!b.len || b.base[b.len - 1] != MSG_RS || json_check(b.base, b.len - 1, &je)) {
+    if (!b.len || b.base[b.len - 1] != SR_RS || json_check(b.base, b.len - 1, &je)) {
         fprintf(stderr, "crier sent an invalid record (%s): %.*s\n", b.len ? je.what : "empty",
                 (int)(b.len > 2000 ? 2000 : b.len), b.base);
         abort();

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "hub/sub.h"
+#include "transports/signalr/encode.h" /* the SignalR formats the hub tests use */
 
 typedef struct loopback {
     sub s; /* first, as in every transport */

@@ -859,8 +859,8 @@ static void test_publish_target(void)
     if (!h)
         return;
     loopback sr, srs, js, ss;
-    lb_init_fmt(&sr, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
-    lb_init_fmt(&srs, SUB_SSE, MSG_FMT_SIGNALR_SSE, "Default", 100);
+    lb_init_fmt(&sr, SUB_WS, SR_FMT_RECORD, "Default", 100);
+    lb_init_fmt(&srs, SUB_SSE, SR_FMT_SSE, "Default", 100);
     lb_init(&js, SUB_WS, 100);
     lb_init(&ss, SUB_SSE, 100);
     loopback *all[] = {&sr, &srs, &js, &ss};
@@ -923,9 +923,9 @@ static void test_signalr_default_target(void)
     if (!h)
         return;
     loopback a, b, c;
-    lb_init_fmt(&a, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
-    lb_init_fmt(&b, SUB_LONGPOLL, MSG_FMT_SIGNALR, "Other", 100);
-    lb_init_fmt(&c, SUB_SSE, MSG_FMT_SIGNALR_SSE, "Default", 100);
+    lb_init_fmt(&a, SUB_WS, SR_FMT_RECORD, "Default", 100);
+    lb_init_fmt(&b, SUB_LONGPOLL, SR_FMT_RECORD, "Other", 100);
+    lb_init_fmt(&c, SUB_SSE, SR_FMT_SSE, "Default", 100);
     CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
     CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
     CHECK(hub_join(h, "r", &c.s, 0, true) == 0);
@@ -962,7 +962,7 @@ static void test_signalr_default_target(void)
     /* A late member with another default gets the replay in its own target;
      * the encodings made before stay where they were. */
     loopback d;
-    lb_init_fmt(&d, SUB_WS, MSG_FMT_SIGNALR, "Late", 100);
+    lb_init_fmt(&d, SUB_WS, SR_FMT_RECORD, "Late", 100);
     CHECK(hub_join(h, "r", &d.s, 0, false) == 0);
     msg *md = lb_pop(&d);
     CHECK(md && md == ma);
@@ -998,15 +998,15 @@ static void test_hub_send(void)
     if (!h)
         return;
     loopback a, b, alone;
-    lb_init_fmt(&a, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
-    lb_init_fmt(&b, SUB_WS, MSG_FMT_SIGNALR, "Default", 100);
-    lb_init_fmt(&alone, SUB_LONGPOLL, MSG_FMT_SIGNALR_SSE, "Default", 100);
+    lb_init_fmt(&a, SUB_WS, SR_FMT_RECORD, "Default", 100);
+    lb_init_fmt(&b, SUB_WS, SR_FMT_RECORD, "Default", 100);
+    lb_init_fmt(&alone, SUB_LONGPOLL, SR_FMT_SSE, "Default", 100);
     CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
     CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
     pub_n(h, "r", 2);
 
     const char *c1 = "{\"type\":3,\"invocationId\":\"1\",\"result\":null}";
-    msg *rec = msg_create_record(c1, strlen(c1));
+    msg *rec = sr_record_create(c1, strlen(c1));
     CHECK(rec != NULL);
     if (!rec) {
         fini(h, &a);
@@ -1025,7 +1025,7 @@ static void test_hub_send(void)
 
     /* After the room messages already queued, in order; then live ones. */
     const char *c2 = "{\"type\":6}";
-    msg *ping = msg_create_record(c2, strlen(c2));
+    msg *ping = sr_record_create(c2, strlen(c2));
     CHECK(ping && hub_send(h, &a.s, ping) == 0);
     CHECK(pub(h, "r", "3") == 3);
     msg *m;
@@ -1080,14 +1080,14 @@ static void test_hub_send_overflow(void)
     if (!h)
         return;
     loopback a, b;
-    lb_init_fmt(&a, SUB_WS, MSG_FMT_SIGNALR, "Default", 3);
+    lb_init_fmt(&a, SUB_WS, SR_FMT_RECORD, "Default", 3);
     lb_init(&b, SUB_WS, 100);
     CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
     CHECK(hub_join(h, "s", &a.s, 0, true) == 0);
     CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
     pub_n(h, "r", 2);
     const char *c = "{\"type\":6}";
-    msg *rec = msg_create_record(c, strlen(c));
+    msg *rec = sr_record_create(c, strlen(c));
     CHECK(rec != NULL);
     if (!rec) {
         fini(h, &a);
@@ -1126,7 +1126,7 @@ static void test_hub_send_overflow(void)
 
     /* A dropped sub without a wake hook is dropped all the same. */
     loopback q;
-    lb_init_fmt(&q, SUB_WS, MSG_FMT_SIGNALR, "Default", 1);
+    lb_init_fmt(&q, SUB_WS, SR_FMT_RECORD, "Default", 1);
     pthread_mutex_lock(&q.s.lock);
     sub_attach(&q.s, NULL, NULL);
     pthread_mutex_unlock(&q.s.lock);
@@ -1272,8 +1272,8 @@ static void test_sub_end_and_attach(void)
 
     /* A bare sub, never attached. */
     sub s;
-    sub_init(&s, SUB_LONGPOLL, MSG_FMT_SIGNALR, 7);
-    CHECK(s.kind == SUB_LONGPOLL && s.fmt == MSG_FMT_SIGNALR && s.q.limit == 7);
+    sub_init(&s, SUB_LONGPOLL, SR_FMT_RECORD, 7);
+    CHECK(s.kind == SUB_LONGPOLL && s.fmt == SR_FMT_RECORD && s.q.limit == 7);
     CHECK(s.wake == NULL && s.owner == NULL && !s.ending && !s.dropped);
     sub_end(&s);
     CHECK(s.ending);

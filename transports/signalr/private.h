@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "transports/carriers/longpoll.h"
+#include "transports/signalr/encode.h"
 #include "transports/signalr/signalr.h"
 
 #define TOKEN_LEN 22 /* 16 random bytes in base64url */
@@ -19,7 +20,7 @@
  * connection with an error (README, SignalR). */
 #define SR_INVOCATION_ID_MAX 1024
 #define SR_INVOCATION_ID_MAX_TEXT "1024"
-#define SR_OWNER_TTL_MS 60000   /* a node's claim on a connection lapses unless touched */
+#define SR_OWNER_TTL_MS 60000 /* a node's claim on a connection lapses unless touched */
 #define SR_TOUCH_EVERY_MS 20000
 
 typedef enum { TR_NONE, TR_WS, TR_SSE, TR_LP } sr_transport;
@@ -48,22 +49,22 @@ struct sr_conn {
     /* Stateful reconnect (WebSocket only): counted records are numbered from
      * 1 each way; what was sent stays in `unacked` until the client acks it,
      * and a dropped socket leaves the connection waiting for a resume. */
-    bool stateful_offered;     /* sub lock: negotiate granted useStatefulReconnect */
-    bool stateful;             /* sub lock: handshake version 2 on a WebSocket */
-    sendq unacked;             /* sub lock: numbered unacked_first .. sent_count */
-    uint64_t unacked_first;    /* sub lock */
-    uint64_t sent_count;       /* sub lock */
-    int64_t detached_ms;       /* sub lock: when the socket of a stateful one dropped */
-    unsigned ws_gen;           /* sub lock: which WebSocket carries it now */
-    bool awaiting_sequence;    /* recv_lock: resumed: ignore all until a Sequence */
-    uint64_t recv_count;       /* recv_lock: number of the last counted record received */
+    bool stateful_offered;         /* sub lock: negotiate granted useStatefulReconnect */
+    bool stateful;                 /* sub lock: handshake version 2 on a WebSocket */
+    sendq unacked;                 /* sub lock: numbered unacked_first .. sent_count */
+    uint64_t unacked_first;        /* sub lock */
+    uint64_t sent_count;           /* sub lock */
+    int64_t detached_ms;           /* sub lock: when the socket of a stateful one dropped */
+    unsigned ws_gen;               /* sub lock: which WebSocket carries it now */
+    bool awaiting_sequence;        /* recv_lock: resumed: ignore all until a Sequence */
+    uint64_t recv_count;           /* recv_lock: number of the last counted record received */
     _Atomic uint64_t recv_highest; /* highest number processed */
-    uint64_t acked_to_client;  /* timer thread */
-    bool owned;                /* clustered: this node claimed its token (released at free) */
-    atomic_bool pending_slot;  /* negotiated, no transport yet: counted in sr_pending_connections */
-    int64_t touched_ms;        /* registry lock: when the claim was last renewed */
-    struct sr_conn *bucket_next;  /* registry lock */
-    struct sr_conn *prev, *next;  /* registry lock */
+    uint64_t acked_to_client;      /* timer thread */
+    bool owned;                    /* clustered: this node claimed its token (released at free) */
+    atomic_bool pending_slot; /* negotiated, no transport yet: counted in sr_pending_connections */
+    int64_t touched_ms;       /* registry lock: when the claim was last renewed */
+    struct sr_conn *bucket_next; /* registry lock */
+    struct sr_conn *prev, *next; /* registry lock */
 };
 
 /* One long poll on a connection: held here (lp), or for another node
@@ -156,8 +157,7 @@ sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token);
 
 /* MHD thread: a clustered negotiate, whose answer waits until its token is
  * known to every node (offered in the backplane). */
-sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token,
-                         const char *answer);
+sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token, const char *answer);
 
 /* MHD thread: each call of such a request. Sets *go_local when this node
  * turned out to own the token: the caller frees f and serves it here. */
@@ -171,8 +171,7 @@ void sr_cluster_touch(const char *token);
 void sr_cluster_release(const char *token);
 
 /* Answers request req of node `to`. */
-void sr_cluster_reply(const char *to, uint64_t req, unsigned status, const char *body,
-                      size_t len);
+void sr_cluster_reply(const char *to, uint64_t req, unsigned status, const char *body, size_t len);
 
 void sr_cluster_tick(int64_t now_ms);
 void sr_cluster_shutdown(void);

@@ -45,14 +45,14 @@
 #include "transports/signalr/private.h"
 
 #define TAG "signalr"
-#define BUCKETS 4096   /* registry hash buckets */
+#define BUCKETS 4096 /* registry hash buckets */
 
 static const cfg *conf;
 static hub *the_hub;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static sr_conn *buckets[BUCKETS];
 static sr_conn *all_conns;
-static bool shutting_down; /* registry_lock */
+static bool shutting_down;        /* registry_lock */
 static atomic_uint pending_conns; /* negotiated, no transport yet (sr_conn.pending_slot) */
 
 void sr_init(const cfg *c, hub *h)
@@ -60,6 +60,7 @@ void sr_init(const cfg *c, hub *h)
     conf = c;
     the_hub = h;
     sr_transports_init(c);
+    sr_fmt_record(); /* registers the SignalR formats with the hub before any thread runs */
 }
 
 const cfg_hub *sr_hub_at(const char *path)
@@ -105,8 +106,7 @@ static uint32_t token_hash(const char *t)
 
 void sr_random_token(char out[TOKEN_LEN + 1])
 {
-    static const char b64url[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[16 + 2] = {0};
     if (getrandom(raw, 16, 0) != 16)
         LOG_ERR(TAG, "getrandom failed; tokens are weaker"); /* never seen on Linux */
@@ -125,7 +125,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
     sr_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    sub_init(&c->s, SUB_WS, MSG_FMT_SIGNALR, conf->limits.send_queue);
+    sub_init(&c->s, SUB_WS, SR_FMT_RECORD, conf->limits.send_queue);
     c->s.target = hb->default_target;
     c->hub = hb;
     sendq_init(&c->unacked, conf->limits.send_queue + 1);
@@ -232,7 +232,7 @@ static void registry_unlink(sr_conn *c)
  * the handshake reply are not). */
 static void send_record_as(sr_conn *c, const char *json, size_t len, bool counted)
 {
-    msg *m = msg_create_record(json, len);
+    msg *m = sr_record_create(json, len);
     if (!m)
         return;
     m->uncounted = !counted;
@@ -347,9 +347,9 @@ bool sr_conn_resume_locked(sr_conn *c)
         sendq_push_front(&c->s.q, sendq_at(&c->unacked, i));
     sendq_clear(&c->unacked);
     char rec[64];
-    int len = snprintf(rec, sizeof(rec), "{\"type\":9,\"sequenceId\":%" PRIu64 "}",
-                       c->unacked_first);
-    msg *seq = msg_create_record(rec, (size_t)len);
+    int len =
+        snprintf(rec, sizeof(rec), "{\"type\":9,\"sequenceId\":%" PRIu64 "}", c->unacked_first);
+    msg *seq = sr_record_create(rec, (size_t)len);
     if (seq) {
         seq->uncounted = true;
         sendq_push_front(&c->s.q, seq);
@@ -454,8 +454,8 @@ static const char *publish_args(sr_conn *c, const char *invocation_id, const cha
 static void join_result(const char *room, const char *epoch, uint64_t last_id, char *result,
                         size_t cap)
 {
-    snprintf(result, cap, "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 "}", room,
-             epoch, last_id);
+    snprintf(result, cap, "{\"room\":\"%s\",\"epoch\":\"%s\",\"last_id\":%" PRIu64 "}", room, epoch,
+             last_id);
 }
 
 static void joined(void *arg, int rc, const char *epoch, uint64_t last_id)
@@ -504,12 +504,13 @@ static const char *join_resuming(sr_conn *c, const char *invocation_id, const ch
     const char *epoch = json_string_value(json_array_get(args, 2));
     if (!json_is_integer(since) || json_integer_value(since) < 0 || !epoch ||
         !hub_epoch_is_valid(epoch)) {
-        snprintf(err, err_cap, "To resume, join with (room, since, epoch): since a non-negative "
-                               "integer, epoch the room's epoch.");
+        snprintf(err, err_cap,
+                 "To resume, join with (room, since, epoch): since a non-negative "
+                 "integer, epoch the room's epoch.");
         return err;
     }
-    hub_join_args a = {.since = (uint64_t)json_integer_value(since), .epoch = epoch,
-                       .check_gap = true};
+    hub_join_args a = {
+        .since = (uint64_t)json_integer_value(since), .epoch = epoch, .check_gap = true};
     return join_room(c, invocation_id, room, &a, result, cap);
 }
 
@@ -539,8 +540,7 @@ static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_m
     switch (m->action) {
     case CFG_ACTION_BROADCAST:
     case CFG_ACTION_OTHERS:
-        return publish_args(c, invocation_id, c->all_room, args, m,
-                            m->action == CFG_ACTION_OTHERS);
+        return publish_args(c, invocation_id, c->all_room, args, m, m->action == CFG_ACTION_OTHERS);
     case CFG_ACTION_ROOM: {
         json_t *rest = json_array();
         for (size_t i = 1; i < n; i++)
@@ -619,15 +619,17 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     char err[300];
     bool version_2 = json_integer_value(version) == 2;
     if (!protocol || !json_is_integer(version)) {
-        snprintf(err, sizeof(err), "Handshake was malformed: expected "
-                                   "{\"protocol\":\"json\",\"version\":1}.");
+        snprintf(err, sizeof(err),
+                 "Handshake was malformed: expected "
+                 "{\"protocol\":\"json\",\"version\":1}.");
     } else if (strcmp(protocol, "json")) {
         char *quoted = json_text_clip(protocol, JSON_ECHO_MAX);
         snprintf(err, sizeof(err), "Protocol '%s' is not supported.", quoted ? quoted : "");
         free(quoted);
     } else if (json_integer_value(version) < 1 || json_integer_value(version) > 2) {
-        snprintf(err, sizeof(err), "Protocol 'json' version %" JSON_INTEGER_FORMAT
-                 " is not supported.", json_integer_value(version));
+        snprintf(err, sizeof(err),
+                 "Protocol 'json' version %" JSON_INTEGER_FORMAT " is not supported.",
+                 json_integer_value(version));
     } else {
         err[0] = '\0';
     }
@@ -738,7 +740,7 @@ void sr_conn_receive(sr_conn *c, const char *data, size_t len)
         pthread_mutex_unlock(&c->s.lock);
         if (closed)
             break;
-        const char *rs = memchr(data + start, MSG_RS, len - start);
+        const char *rs = memchr(data + start, SR_RS, len - start);
         if (!rs && !atomic_load(&c->handshaken)) {
             handle_handshake(c, "", 0); /* answers the handshake error and closes */
             break;
@@ -769,7 +771,7 @@ bool sr_attach_locked(sr_conn *c, sr_transport t)
     static const sub_kind kinds[] = {[TR_WS] = SUB_WS, [TR_SSE] = SUB_SSE, [TR_LP] = SUB_LONGPOLL};
     c->transport = t;
     c->s.kind = kinds[t];
-    c->s.fmt = t == TR_SSE ? MSG_FMT_SIGNALR_SSE : MSG_FMT_SIGNALR;
+    c->s.fmt = t == TR_SSE ? SR_FMT_SSE : SR_FMT_RECORD;
     c->attached_ms = clock_now_ms();
     c->last_poll_ms = c->attached_ms;
     atomic_store(&c->last_recv_ms, c->attached_ms);
@@ -840,7 +842,6 @@ typedef struct tick_item {
     const char *why;
 } tick_item;
 
-
 void sr_tick(int64_t now_ms)
 {
     size_t n = 0, cap = 0;
@@ -879,8 +880,7 @@ void sr_tick(int64_t now_ms)
             int len = snprintf(rec, sizeof(rec), "{\"type\":8,\"sequenceId\":%" PRIu64 "}",
                                atomic_load(&items[i].c->recv_highest));
             send_record(items[i].c, rec, (size_t)len);
-        }
-        else if (items[i].a == ACT_CLOSE)
+        } else if (items[i].a == ACT_CLOSE)
             sr_conn_close(items[i].c, items[i].why, items[i].why == silent_client);
         else if (items[i].a == ACT_POLL_DUE)
             sr_remote_poll_expire(items[i].c, now_ms);

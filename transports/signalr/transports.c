@@ -260,7 +260,7 @@ static char *take_records(sr_conn *c, size_t *len_out)
     buf out = {0};
     msg *m;
     while ((m = sendq_peek(&c->s.q)) != NULL) {
-        msg_bytes b = msg_get(m, MSG_FMT_SIGNALR, c->s.target);
+        msg_bytes b = msg_get(m, SR_FMT_RECORD, c->s.target);
         if ((out.len && out.len + b.len > (1u << 20)) || !buf_append(&out, b.base, b.len))
             break;
         sendq_pop(&c->s.q);
