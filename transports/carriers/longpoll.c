@@ -23,9 +23,10 @@
  * held; lp_tick on the timer thread; lp_gone on the watcher thread.
  * `suspended`, `release`, `timed_out` and `gone` are guarded by the sub's
  * lock; a waiting request is in the registry of held connections (held.h,
- * kind HELD_POLL), whose lock comes before any sub lock; the watch (held_watch.h) is set and
- * cleared with no sub lock held. A resume only ever names the lp_conn it is for, never the sub's
- * current owner, which may be another request's.
+ * kind HELD_POLL), whose lock comes before any sub lock; the watch
+ * (held_watch.h) is set and cleared with no sub lock held. A resume only
+ * ever names the lp_conn it is for, never the sub's current owner, which
+ * may be another request's.
  *
  * Threads and locks: docs/concurrency.md
  */
