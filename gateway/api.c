@@ -14,7 +14,8 @@
  *
  * /metrics and the stats stream (timer thread) read the hub's counters under
  * the hub lock (hub_get_stats), the connection counts of ws.c and http.c as
- * atomics, and those of sse.c and longpoll.c under their registry locks.
+ * atomics, and those of sse.c and longpoll.c under the held registry's
+ * locks (carriers/held.c).
  *
  * Threads and locks: docs/concurrency.md
  */

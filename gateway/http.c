@@ -58,8 +58,8 @@
 #include "gateway/raw_reply.h"
 #include "gateway/static.h"
 #include "transports/carriers/http_call.h"
-#include "transports/carriers/longpoll.h"
-#include "transports/carriers/sse.h"
+#include "transports/plain/poll.h"
+#include "transports/plain/sse.h"
 #include "transports/signalr/signalr.h"
 
 #define TAG "http"
@@ -116,14 +116,14 @@ static route routes[] = {
     [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET, HEAD", api_healthz, NULL, true, false},
     [ROUTE_METRICS] = {ROUTE_METRICS, "GET, HEAD", api_metrics, NULL, true, false},
     [ROUTE_ROOM] = {ROUTE_ROOM, "GET, HEAD", api_room_info, api_request_completed, true, false},
-    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET, HEAD", sse_handle, sse_completed, true, false},
-    [ROUTE_POLL] = {ROUTE_POLL, "GET, HEAD", lp_handle, lp_completed, true, false},
+    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET, HEAD", plain_sse_handle, plain_sse_completed, true, false},
+    [ROUTE_POLL] = {ROUTE_POLL, "GET, HEAD", plain_poll_handle, plain_poll_completed, true, false},
     [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_request_completed, true, true},
     [ROUTE_WS] = {ROUTE_WS, "GET, HEAD", NULL, NULL, true, false},
     [ROUTE_HUB] = {ROUTE_HUB, "GET, HEAD, POST, DELETE", sr_request, sr_request_completed, true,
                    true},
     [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, sr_request_completed, true, false},
-    [ROUTE_STATS] = {ROUTE_STATS, "GET, HEAD", sse_handle, sse_completed, true, false},
+    [ROUTE_STATS] = {ROUTE_STATS, "GET, HEAD", plain_sse_handle, plain_sse_completed, true, false},
     [ROUTE_STATIC] = {ROUTE_STATIC, "GET, HEAD", static_get, NULL, true, false},
 };
 
@@ -627,8 +627,8 @@ int http_start(const cfg *c, hub *h)
     routes[ROUTE_POLL].enabled = c->transports.long_polling;
     routes[ROUTE_WS].enabled = c->transports.websocket;
     api_init(c, h);
-    sse_init(c, h);
-    lp_init(c, h);
+    plain_sse_init(c, h);
+    plain_poll_init(c, h);
     sr_init(c, h);
     static_init(c);
     /* MHD 0.9.75 deadlocks when a socket added with MHD_add_connection meets

@@ -9,9 +9,10 @@
  *
  * Threading: `lock` guards q, last_id, dropped, ending, wake and owner. The hub
  * takes it while holding the hub lock; a consumer takes it alone to drain
- * the queue. Lock order: the SSE and long-poll registries and the held-socket
- * watcher come before it, then the hub lock, then the sub lock, then only
- * ws.c's pending_lock or the backplane's queue lock (from wake hooks).
+ * the queue. Lock order: the held-connection registry (SSE streams, long
+ * polls) and the held-socket watcher come before it, then the hub lock,
+ * then the sub lock, then only ws.c's pending_lock or the backplane's queue
+ * lock (from wake hooks).
  * `memberships` belongs to the hub lock. kind, fmt and target are set before
  * the first hub_join and never change after.
  *

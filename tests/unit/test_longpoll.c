@@ -1,13 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * test_longpoll.c - unit tests for the plain long poll's cursor and answer
- * (transports/carriers/longpoll.c) with a real hub: the cursor of a from-now join
+ * (transports/plain/poll.c) with a real hub: the cursor of a from-now join
  * read after the hub already delivered, and the answer of a dropped poll,
  * which must never carry a last_id past a message the client did not get.
  */
 #include "hub/hub.h"
 #include "tests/unit/test.h"
-#include "transports/carriers/longpoll.h"
+#include "transports/plain/poll.h"
 
 #include <stdlib.h>
 
@@ -32,7 +32,7 @@ static char *answer(sub *s, uint64_t cursor, const char *cursor_epoch)
 {
     size_t len = 0;
     pthread_mutex_lock(&s->lock);
-    char *body = lp_build_answer(s, cursor, cursor_epoch, "E", &len);
+    char *body = plain_poll_build_answer(s, cursor, cursor_epoch, "E", &len);
     pthread_mutex_unlock(&s->lock);
     CHECK(body != NULL);
     char *text = body ? strndup(body, len) : NULL; /* the answer has no NUL of its own */
@@ -60,7 +60,7 @@ static void test_dropped_after_early_delivery(void)
     CHECK(hub_join(h, "r", &s, 0, true) == 0); /* from now: cursor 3 */
     pub_n(h, "r", 1);                          /* id 4, queued at once */
     pthread_mutex_lock(&s.lock);
-    uint64_t cursor = lp_join_cursor_locked(&s);
+    uint64_t cursor = plain_poll_join_cursor_locked(&s);
     pthread_mutex_unlock(&s.lock);
     CHECK(cursor == 3);
     pub_n(h, "r", 2); /* ids 5, 6: past the bound of 2, s is dropped */
@@ -86,7 +86,7 @@ static void test_cursor_and_messages(void)
     sub_init(&s, SUB_LONGPOLL, MSG_FMT_JSON, 10);
     CHECK(hub_join(h, "r", &s, 0, true) == 0);
     pthread_mutex_lock(&s.lock);
-    uint64_t cursor = lp_join_cursor_locked(&s);
+    uint64_t cursor = plain_poll_join_cursor_locked(&s);
     pthread_mutex_unlock(&s.lock);
     CHECK(cursor == 5);
     char *body = answer(&s, cursor, "");

@@ -1,18 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * longpoll.h - held HTTP requests on libmicrohttpd: the plain room long
- * poll (GET /rooms/{room}/poll?since=N), and lp_prepare/lp_hold for any sub, which the
- * SignalR long-polling transport uses too. Handlers run on an MHD thread;
- * lp_tick and lp_shutdown may be called from any thread, lp_release_locked
- * from any thread with the sub lock held.
+ * longpoll.h - the long-poll carrier on libmicrohttpd: a request held on
+ * any sub until it has something, its deadline passes or it is released,
+ * then answered by its owner (lp_hold_ops). It knows no room and no
+ * protocol; the plain room poll (transports/plain/poll.c) and SignalR's
+ * long-polling transport both hold their requests here. Handlers run on an
+ * MHD thread; lp_tick and lp_shutdown may be called from any thread,
+ * lp_release_locked from any thread with the sub lock held.
  */
 #ifndef CRIER_LONGPOLL_H
 #define CRIER_LONGPOLL_H
 
 #include <stdint.h>
 
-#include "common/cfg.h"
-#include "hub/hub.h"
+#include "hub/sub.h"
 #include "transports/carriers/http_call.h"
 
 typedef struct lp_conn lp_conn;
@@ -21,7 +22,7 @@ typedef struct lp_conn lp_conn;
 typedef enum {
     LP_READY,    /* messages are queued, or the sub was dropped or ended */
     LP_TIMEOUT,  /* its deadline passed */
-    LP_RELEASED, /* lp_release or shutdown */
+    LP_RELEASED, /* lp_release_locked or shutdown */
 } lp_reason;
 
 typedef struct lp_hold_ops {
@@ -30,11 +31,6 @@ typedef struct lp_hold_ops {
     /* MHD thread: the request is over; the hold no longer touches s. */
     void (*ended)(void *session);
 } lp_hold_ops;
-
-void lp_init(const cfg *c, hub *h);
-
-/* GET /rooms/{room}/poll */
-enum MHD_Result lp_handle(http_call *call);
 
 /* Frees a held request's state; the completed hook of every route that
  * holds. */
@@ -60,19 +56,6 @@ enum MHD_Result lp_resume(http_call *call);
  * lp_hold when it does not wait yet. c must be alive: its owner knows it
  * is until its ended hook (which takes the same lock). */
 void lp_release_locked(lp_conn *c);
-
-/* Sub lock held: the cursor a from-now join of s started from, read right
- * after the join (the hub may have queued live messages already). */
-uint64_t lp_join_cursor_locked(const sub *s);
-
-/* Sub lock held: takes what s has queued into a plain poll answer,
- * {"gap":...,"messages":[...],"last_id":N,"epoch":"E"}. last_id is the id
- * of the last message in it, or when it has none the sub's cursor; for a
- * dropped sub (whose queue the hub emptied) the client's `cursor` and its
- * `cursor_epoch` ("" or NULL for none: then `epoch`), never past a message
- * it did not get. Returns NULL on ENOMEM. */
-char *lp_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch, const char *epoch,
-                      size_t *len_out);
 
 /* Requests held now. Any thread. */
 unsigned lp_held(void);

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sse.c - Server-Sent Events streams on libmicrohttpd.
+ * sse.c - Server-Sent Events streams on libmicrohttpd: the carrier. What a
+ * stream carries (its sub: room or SignalR connection, format) is set up by
+ * a protocol (transports/plain/sse.c, transports/signalr/transports.c).
  *
  * A stream is an MHD response fed by a content reader that drains one sub.
  * The reader copies as many queued events as fit into MHD's buffer (one
@@ -13,8 +15,9 @@
  * runs on the publisher's thread with the sub lock held; it only calls
  * MHD_resume_connection, which is safe from any thread on a connection that
  * is suspended (tracked in `suspended`, under the sub lock), or shuts the
- * socket of a dropped stream. The registry (all live streams) has its own
- * lock, taken before any sub lock.
+ * socket of a dropped stream. Every live stream is in the registry of held
+ * connections (held.h, kind HELD_STREAM), whose lock comes before any sub
+ * lock.
  *
  * A stream whose client closes its socket ends at once, even while its
  * reader is parked (MHD does not look at a suspended socket): the watcher
@@ -28,56 +31,37 @@
  */
 #include "transports/carriers/sse.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "common/limits.h"
-#include "common/log.h"
+#include "transports/carriers/held.h"
 #include "transports/carriers/held_watch.h"
 
-#define TAG "sse"
 /* The most the content reader is offered at once. Each stream's response
  * holds a buffer this big for its whole life: 1 KiB measured as fast as
  * 4 KiB for fanout (10000 streams × 100 messages) and 3 KB lighter per idle
  * stream. */
 #define SSE_BLOCK 1024
+/* A comment line: keeps proxies and clients from timing an idle stream out. */
+#define SSE_KEEPALIVE ":\n\n"
 
 typedef struct sse_conn {
     sub *s;
     struct MHD_Connection *conn;
-    int fd;              /* set once; -1 when unknown; valid until sse_completed */
-    bool suspended;      /* sub lock */
-    bool closing;        /* sub lock: shutdown; end after what is queued */
-    bool keepalive_due;  /* sub lock */
-    bool gone;           /* sub lock: the client closed its socket */
-    hw_entry *watch;     /* MHD thread */
-    const char *hello;   /* MHD thread: sent first, then NULL */
-    size_t offset;       /* MHD thread: bytes of the queue head already sent */
+    int fd;             /* set once; -1 when unknown; valid until sse_completed */
+    bool suspended;     /* sub lock */
+    bool closing;       /* sub lock: shutdown; end after what is queued */
+    bool keepalive_due; /* sub lock */
+    bool gone;          /* sub lock: the client closed its socket */
+    hw_entry *watch;    /* MHD thread */
+    const char *hello;  /* MHD thread: sent first, then NULL */
+    size_t offset;      /* MHD thread: bytes of the queue head already sent */
     void (*ended)(void *session);
     void *session;
-    struct sse_conn *prev, *next; /* registry */
+    held reg; /* in the registry from sse_stream to sse_completed */
 } sse_conn;
-
-/* The plain room stream's own sub. */
-typedef struct room_stream {
-    sub s;
-} room_stream;
-
-static const cfg *conf;
-static hub *the_hub;
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static sse_conn *registry;
-static bool shutting_down; /* registry_lock */
-static unsigned stream_count; /* registry_lock */
-
-void sse_init(const cfg *c, hub *h)
-{
-    conf = c;
-    the_hub = h;
-}
 
 /* Sub lock held, any thread: news for the stream. A dropped stream whose
  * reader is not parked is blocked writing to a client that does not read:
@@ -169,7 +153,7 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
         ret = MHD_CONTENT_READER_END_OF_STREAM;
     } else if (c->keepalive_due) {
         c->keepalive_due = false;
-        ret = (ssize_t)copy_literal(out, max, ":\n\n");
+        ret = (ssize_t)copy_literal(out, max, SSE_KEEPALIVE);
     } else {
         c->suspended = true;
         MHD_suspend_connection(c->conn);
@@ -179,42 +163,13 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
     return ret;
 }
 
-static void registry_add(sse_conn *c)
-{
-    pthread_mutex_lock(&registry_lock);
-    c->next = registry;
-    if (registry)
-        registry->prev = c;
-    registry = c;
-    stream_count++;
-    if (shutting_down)
-        c->closing = true; /* not yet attached: no sub lock needed */
-    pthread_mutex_unlock(&registry_lock);
-}
-
-static void registry_remove(sse_conn *c)
-{
-    pthread_mutex_lock(&registry_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        registry = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    stream_count--;
-    pthread_mutex_unlock(&registry_lock);
-}
-
 unsigned sse_streams(void)
 {
-    pthread_mutex_lock(&registry_lock);
-    unsigned n = stream_count;
-    pthread_mutex_unlock(&registry_lock);
-    return n;
+    return held_count(HELD_STREAM);
 }
 
-enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
-                           void (*ended)(void *session), void *session)
+enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello, void (*ended)(void *session),
+                           void *session)
 {
     sse_conn *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -230,7 +185,9 @@ enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
         MHD_get_connection_info(call->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = ci ? ci->connect_fd : -1;
     *call->state = c;
-    registry_add(c);
+    held_init(&c->reg, HELD_STREAM, c);
+    if (held_add(&c->reg))
+        c->closing = true; /* shutting down; not yet attached: no sub lock needed */
     pthread_mutex_lock(&s->lock);
     sub_attach(s, sse_wake, c);
     pthread_mutex_unlock(&s->lock);
@@ -253,7 +210,7 @@ void sse_completed(void *state)
 {
     sse_conn *c = state;
     hw_unwatch(c->watch); /* before MHD closes the socket; no sub lock held */
-    registry_remove(c);
+    held_remove(&c->reg);
     sub *s = c->s;
     pthread_mutex_lock(&s->lock);
     if (s->owner == c)
@@ -263,63 +220,20 @@ void sse_completed(void *state)
     free(c);
 }
 
-/* ------------------------------------------------ plain room streams */
-
-static void room_stream_ended(void *session)
-{
-    room_stream *rs = session;
-    hub_leave(the_hub, &rs->s);
-    sub_fini(&rs->s);
-    free(rs);
-}
-
-/* The resume cursor: the Last-Event-ID header (what EventSource sends when
- * it reconnects) or ?last_event_id=, as "EPOCH:N" or "N". */
-static bool parse_resume_id(http_call *call, uint64_t *since, char *epoch, bool *has)
-{
-    const char *v = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Last-Event-ID");
-    if (!v)
-        v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
-    *has = v != NULL;
-    return !v || hub_parse_cursor(v, since, epoch);
-}
-
-enum MHD_Result sse_handle(http_call *call)
-{
-    if (*call->state)
-        return MHD_YES; /* the stream is running; nothing to do per call */
-    uint64_t since = 0;
-    char epoch[MSG_EPOCH_MAX] = "";
-    bool resume = false;
-    if (!parse_resume_id(call, &since, epoch, &resume))
-        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "Last-Event-ID / last_event_id must be EPOCH:N or N, with N a "
-                                "non-negative integer");
-    room_stream *rs = calloc(1, sizeof(*rs));
-    if (!rs)
-        return MHD_NO;
-    sub_init(&rs->s, SUB_SSE, MSG_FMT_SSE, conf->limits.send_queue);
-    int rc = resume ? hub_resume(the_hub, call->room, &rs->s, since, epoch[0] ? epoch : NULL)
-                    : hub_join(the_hub, call->room, &rs->s, 0, true);
-    if (rc) {
-        sub_fini(&rs->s);
-        free(rs);
-        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
-            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
-                                      limit_join_error(rc));
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
-    }
-    return sse_stream(call, &rs->s, ": crier\nretry: 2000\n\n", room_stream_ended, rs);
-}
-
 /* ------------------------------------------------------- all streams */
 
-/* Registry lock held: marks c and wakes it. */
-static void poke(sse_conn *c, bool keepalive, bool closing)
+typedef struct poke_what {
+    bool keepalive, closing;
+} poke_what;
+
+/* Registry lock held (a walk's hook): marks a stream and wakes it. */
+static void poke(void *owner, void *arg)
 {
+    sse_conn *c = owner;
+    const poke_what *what = arg;
     pthread_mutex_lock(&c->s->lock);
-    c->keepalive_due |= keepalive;
-    c->closing |= closing;
+    c->keepalive_due |= what->keepalive;
+    c->closing |= what->closing;
     if (c->suspended && c->conn) {
         c->suspended = false;
         MHD_resume_connection(c->conn);
@@ -329,17 +243,10 @@ static void poke(sse_conn *c, bool keepalive, bool closing)
 
 void sse_keepalive(void)
 {
-    pthread_mutex_lock(&registry_lock);
-    for (sse_conn *c = registry; c; c = c->next)
-        poke(c, true, false);
-    pthread_mutex_unlock(&registry_lock);
+    held_for_each(HELD_STREAM, poke, &(poke_what){.keepalive = true});
 }
 
 void sse_shutdown(void)
 {
-    pthread_mutex_lock(&registry_lock);
-    shutting_down = true;
-    for (sse_conn *c = registry; c; c = c->next)
-        poke(c, false, true);
-    pthread_mutex_unlock(&registry_lock);
+    held_shutdown(HELD_STREAM, poke, &(poke_what){.closing = true});
 }

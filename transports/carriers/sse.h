@@ -1,31 +1,28 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sse.h - Server-Sent Events streams on libmicrohttpd: the plain room
- * stream (GET /rooms/{room}/events), and sse_stream for any sub, which the
- * SignalR transport uses too. Handlers run on the MHD thread; sse_keepalive
- * and sse_shutdown may be called from any thread.
+ * sse.h - the Server-Sent Events carrier on libmicrohttpd: a stream that
+ * drains one sub, whoever set it up (the plain room stream,
+ * transports/plain/sse.c; SignalR's SSE transport). It knows no room and no
+ * protocol: the sub's format decides the bytes, the protocol the first
+ * line. Handlers run on the MHD thread; sse_keepalive and sse_shutdown may
+ * be called from any thread.
  */
 #ifndef CRIER_SSE_H
 #define CRIER_SSE_H
 
-#include "common/cfg.h"
-#include "hub/hub.h"
+#include "hub/sub.h"
 #include "transports/carriers/http_call.h"
-
-void sse_init(const cfg *c, hub *h);
-
-/* GET /rooms/{room}/events */
-enum MHD_Result sse_handle(http_call *call);
-
-/* Frees a stream's state; the route's completed hook for every stream. */
-void sse_completed(void *state);
 
 /* MHD thread, in a handler's first call: answers with an event stream that
  * starts with hello, then drains s (already set up: fmt, membership) until
  * the client leaves, s is dropped or ends. ended(session) runs on the MHD
  * thread when the stream is over; after it the stream no longer touches s. */
-enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello,
-                           void (*ended)(void *session), void *session);
+enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello, void (*ended)(void *session),
+                           void *session);
+
+/* Frees a stream's state (*call->state of sse_stream's call); the route's
+ * completed hook calls it for every stream. */
+void sse_completed(void *state);
 
 /* Streams open now. Any thread. */
 unsigned sse_streams(void);
@@ -33,7 +30,8 @@ unsigned sse_streams(void);
 /* Sends a keep-alive comment on every stream. */
 void sse_keepalive(void);
 
-/* Ends every stream and lets none suspend again. */
+/* Ends every stream once what is queued is sent, and lets none suspend
+ * again. */
 void sse_shutdown(void);
 
 #endif

@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plain/sse.c - the plain room stream: joins the room from now, or resumes
+ * it from the cursor the client holds (the Last-Event-ID header an
+ * EventSource sends when it reconnects, or ?last_event_id=), in the SSE
+ * format (each event's id is the message's "EPOCH:N"), and hands the
+ * member to the SSE carrier (carriers/sse.c), which drains it until the
+ * client leaves. The member leaves the room when the stream ends.
+ *
+ * Threading: the handler and the stream's end run on the MHD thread of the
+ * request; the member's sub belongs to the carrier while it streams.
+ * `conf` and `the_hub` are set once by plain_sse_init.
+ *
+ * Threads and locks: docs/concurrency.md
+ */
+#include "transports/plain/sse.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+#include "common/limits.h"
+#include "transports/carriers/sse.h"
+
+/* What a stream starts with: a comment (which flushes the headers, so the
+ * client sees the stream open) and the reconnection delay, in ms, that an
+ * EventSource waits before it reconnects with its Last-Event-ID. */
+#define STREAM_HELLO ": crier\nretry: 2000\n\n"
+
+/* A stream's member of its room. */
+typedef struct room_stream {
+    sub s;
+} room_stream;
+
+static const cfg *conf;
+static hub *the_hub;
+
+void plain_sse_init(const cfg *c, hub *h)
+{
+    conf = c;
+    the_hub = h;
+}
+
+/* MHD thread: the carrier is done with the stream; leave the room. */
+static void room_stream_ended(void *session)
+{
+    room_stream *rs = session;
+    hub_leave(the_hub, &rs->s);
+    sub_fini(&rs->s);
+    free(rs);
+}
+
+/* The resume cursor: the Last-Event-ID header (what EventSource sends when
+ * it reconnects) or ?last_event_id=, as "EPOCH:N" or "N". */
+static bool parse_resume_id(http_call *call, uint64_t *since, char *epoch, bool *has)
+{
+    const char *v = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Last-Event-ID");
+    if (!v)
+        v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
+    *has = v != NULL;
+    return !v || hub_parse_cursor(v, since, epoch);
+}
+
+enum MHD_Result plain_sse_handle(http_call *call)
+{
+    if (*call->state)
+        return MHD_YES; /* the stream is running; the carrier feeds it */
+    uint64_t since = 0;
+    char epoch[MSG_EPOCH_MAX] = "";
+    bool resume = false;
+    if (!parse_resume_id(call, &since, epoch, &resume))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "Last-Event-ID / last_event_id must be EPOCH:N or N, with N a "
+                                "non-negative integer");
+    room_stream *rs = calloc(1, sizeof(*rs));
+    if (!rs)
+        return MHD_NO;
+    sub_init(&rs->s, SUB_SSE, MSG_FMT_SSE, conf->limits.send_queue);
+    int rc = resume ? hub_resume(the_hub, call->room, &rs->s, since, epoch[0] ? epoch : NULL)
+                    : hub_join(the_hub, call->room, &rs->s, 0, true);
+    if (rc) {
+        sub_fini(&rs->s);
+        free(rs);
+        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
+            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
+                                      limit_join_error(rc));
+        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
+    }
+    return sse_stream(call, &rs->s, STREAM_HELLO, room_stream_ended, rs);
+}
+
+void plain_sse_completed(void *state)
+{
+    sse_completed(state);
+}
