@@ -10,7 +10,7 @@
  *
  * With a backplane, a publish is answered when the backplane has numbered
  * it, but members here get it when it comes back from the backplane; its
- * answer is held until then (publish_numbered, hub_backplane.c).
+ * answer is held until then (publish_numbered; hub_backplane.c releases it).
  *
  * Threads and locks: docs/concurrency.md
  */

@@ -54,6 +54,7 @@ check "transports/carriers/ include no protocol (transports/plain/, transports/s
 check "transports/plain/ and transports/signalr/ include nothing of each other" < <(includes 'transports/signalr/' transports/plain; includes 'transports/plain/' transports/signalr)
 check "hub/ and common/ know no libmicrohttpd or libwebsockets" < <(includes 'microhttpd\.h|libwebsockets\.h' hub common)
 check "common/ knows no hiredis" < <(includes 'hiredis' common)
+check "hub/internal.h and hub/redis_internal.h are private to hub/" < <(includes 'hub/(redis_)?internal\.h' gateway transports common tests)
 
 echo "layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
