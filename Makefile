@@ -67,8 +67,11 @@ $(B)/test/unit/%: tests/unit/%.c $(B)/test/libcrier.a $(HDRS)
 TSAN     := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OBJS := $(SRCS:%.c=$(B)/tsan/obj/%.o)
 
+# Unit tests with threads are built under TSan too (tests/run.sh tsan runs them).
+TSAN_UNIT_BINS := $(B)/tsan/unit/test_hub_threads
+
 .PHONY: tsan
-tsan: $(B)/tsan/crier
+tsan: $(B)/tsan/crier $(TSAN_UNIT_BINS)
 
 $(B)/tsan/crier: $(TSAN_OBJS)
 	$(CC) $(TSAN) -o $@ $^ $(PKG_LIBS)
@@ -76,12 +79,19 @@ $(B)/tsan/crier: $(TSAN_OBJS)
 $(B)/tsan/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	$(CC) $(CSTD) $(TSAN) $(WARN) $(CPPFLAGS) -c -o $@ $<
+
+$(B)/tsan/libcrier.a: $(filter-out $(B)/tsan/obj/gateway/main.o,$(TSAN_OBJS))
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/tsan/unit/%: tests/unit/%.c $(B)/tsan/libcrier.a $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CSTD) $(TSAN) $(WARN) $(CPPFLAGS) -o $@ $< $(B)/tsan/libcrier.a $(PKG_LIBS)
 # --- end ThreadSanitizer build
 
 test: test-deps
 	@$(MAKE) --no-print-directory test-run
 
-test-run: $(B)/crier $(B)/test/crier $(B)/tsan/crier $(UNIT_BINS) $(B)/loadgen
+test-run: $(B)/crier $(B)/test/crier $(B)/tsan/crier $(TSAN_UNIT_BINS) $(UNIT_BINS) $(B)/loadgen
 	@bash tests/run.sh
 
 # The load generator (tests/bench/): libc only.

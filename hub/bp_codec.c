@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bp_codec.c - decoding the Redis backplane's messages and answers (see
- * bp_codec.h and the key layout in redis_backplane.c).
+ * bp_codec.h and the key layout in redis_rooms.c). Pure: any thread.
  */
 #include "hub/bp_codec.h"
 
@@ -10,13 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A channel message's head, "epoch id wall origin exclude local target",
+ * is at most this long: the widths below (epoch %15s, origin %12s, target
+ * %63s) are those of MSG_EPOCH_MAX, BP_NODE_ID_LEN and BP_TARGET_MAX. */
+#define HEAD_MAX 200
+_Static_assert(MSG_EPOCH_MAX == 16 && BP_NODE_ID_LEN == 12 && BP_TARGET_MAX == 64,
+               "bp_parse_message's sscanf widths follow these sizes");
+
 bool bp_parse_message(const char *p, size_t len, char *epoch, bp_entry *e, char *origin,
                       char *target)
 {
     const char *nl = memchr(p, '\n', len);
-    if (!nl || nl - p > 200)
+    if (!nl || nl - p > HEAD_MAX)
         return false;
-    char head[201];
+    char head[HEAD_MAX + 1];
     memcpy(head, p, (size_t)(nl - p));
     head[nl - p] = '\0';
     int local = 0;

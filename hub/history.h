@@ -18,10 +18,10 @@
 
 typedef struct history {
     msg **ring;
-    size_t cap;   /* allocated slots, grows up to size */
-    size_t head;  /* oldest */
+    size_t cap;  /* allocated slots, grows up to size */
+    size_t head; /* oldest */
     size_t count;
-    size_t size;  /* most messages kept; 0 keeps none */
+    size_t size;    /* most messages kept; 0 keeps none */
     int64_t ttl_ms; /* 0 keeps none */
     size_t bytes;   /* what the kept messages count (see above) */
     size_t *total;  /* NULL, or a sum this history adds its bytes to */

@@ -40,7 +40,7 @@ typedef struct room_info {
 } room_info;
 
 typedef struct hub_stats {
-    uint64_t rooms;     /* rooms clients can name (not a hub's or the stats stream's) */
+    uint64_t rooms; /* rooms clients can name (not a hub's or the stats stream's) */
     uint64_t published;
     uint64_t delivered; /* messages queued to subscribers (the stats stream's not counted) */
     uint64_t dropped;   /* subscribers dropped for a full queue */

@@ -116,8 +116,7 @@ static bool escape(cursor *c)
     if (e != 'u')
         return fail(c, "invalid escape");
     for (int i = 0; i < 4; i++, c->pos++) {
-        if (c->pos >= c->len || !strchr("0123456789abcdefABCDEF", c->s[c->pos]) ||
-            !c->s[c->pos])
+        if (c->pos >= c->len || !strchr("0123456789abcdefABCDEF", c->s[c->pos]) || !c->s[c->pos])
             return fail(c, "invalid \\u escape");
     }
     return true;

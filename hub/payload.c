@@ -25,8 +25,8 @@ int payload_from_body(payload *p, const char *body, size_t len, bool is_json, ch
     if (is_json) {
         json_check_error je;
         if (json_check(body, len, &je)) {
-            snprintf(err, err_cap, "malformed JSON at line %d, column %d: %s", je.line,
-                     je.column, je.what);
+            snprintf(err, err_cap, "malformed JSON at line %d, column %d: %s", je.line, je.column,
+                     je.what);
             return -EINVAL;
         }
         while (len && is_json_space(*body)) {

@@ -17,12 +17,12 @@ typedef struct redis_options {
     const char *host;
     int port;
     unsigned db;
-    const char *password;          /* "" or NULL: none */
-    const char *prefix;            /* of every key and channel */
-    unsigned connect_timeout_ms;   /* also how long a PING may go unanswered */
-    unsigned queue_limit;          /* publishes kept while Redis is unreachable */
-    size_t history_size;           /* messages kept per room (stream length) */
-    int64_t history_ttl_ms;        /* how long they are kept */
+    const char *password;        /* "" or NULL: none */
+    const char *prefix;          /* of every key and channel */
+    unsigned connect_timeout_ms; /* also how long a PING may go unanswered */
+    unsigned queue_limit;        /* publishes kept while Redis is unreachable */
+    size_t history_size;         /* messages kept per room (stream length) */
+    int64_t history_ttl_ms;      /* how long they are kept */
 } redis_options;
 
 /* Starts the backplane's thread, which connects (and reconnects, with

@@ -60,6 +60,7 @@ check "transports/carriers/ call no hub_* function" < <(grep -rnE --include='*.c
 check "transports/plain/ and transports/signalr/ include nothing of each other" < <(includes 'transports/signalr/' transports/plain; includes 'transports/plain/' transports/signalr)
 check "hub/ and common/ know no libmicrohttpd or libwebsockets" < <(includes 'microhttpd\.h|libwebsockets\.h' hub common)
 check "common/ knows no hiredis" < <(includes 'hiredis' common)
+check "hub/internal.h and hub/redis_internal.h are private to hub/" < <(includes 'hub/(redis_)?internal\.h' gateway transports common tests)
 
 # The hub keeps an encode-once cache keyed by format; the SignalR wire
 # syntax (record separator, hub message types, the gap target, the format

@@ -7,7 +7,8 @@
 #   tests/run.sh integration  node tests against build/test/crier, twice: on the
 #                             memory backplane, then on a Redis one (a
 #                             redis-server started here for that pass)
-#   tests/run.sh tsan         the integration suite (memory, then Redis) and the
+#   tests/run.sh tsan         the threaded unit tests (build/tsan/unit/*), the
+#                             integration suite (memory, then Redis) and the
 #                             scale-out suite against the ThreadSanitizer build
 #                             build/tsan/crier
 #   tests/run.sh scaleout     several crier nodes on Redis, with nginx in front
@@ -145,6 +146,23 @@ tsan_scan() { # suite dir
   add_counts "$1 reports" $((n == 0 ? 1 : 0)) "$n"
 }
 
+# The threaded unit tests built with -fsanitize=thread (make tsan:
+# build/tsan/unit/*); their reports land where tsan_scan looks.
+run_unit_tsan() {
+  local t out rc p f
+  for t in build/tsan/unit/test_*; do
+    [ -x "$t" ] || { failures+=("unit-tsan: $t missing (make tsan)"); add_counts unit-tsan 0 1; continue; }
+    out=$("$t" 2>&1)
+    rc=$?
+    p=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1 | awk '{print $1}')
+    f=$(echo "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed$' | tail -1 | awk '{print $3}')
+    [ -n "$p" ] || { p=0; f=1; }
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    [ "$f" -eq 0 ] || failures+=("unit-tsan: $(basename "$t") exit $rc")
+    add_counts "unit-tsan $(basename "$t")" "$p" "$f"
+  done
+}
+
 run_tsan() {
   local bin=${TSAN_BIN:-build/tsan/crier} suite dir
   if [ ! -x "$bin" ]; then
@@ -153,12 +171,13 @@ run_tsan() {
     add_counts tsan 0 1
     return
   fi
-  for suite in integration-tsan integration-redis-tsan scaleout-tsan; do
+  for suite in unit-tsan integration-tsan integration-redis-tsan scaleout-tsan; do
     dir=$PWD/$artifacts/tsan/$suite
     rm -rf "$dir" && mkdir -p "$dir"
     local opts="log_path=$dir/crier:exitcode=66:second_deadlock_stack=1"
     opts="$opts:suppressions=$PWD/tests/tsan.supp"
     case $suite in
+      unit-tsan) TSAN_OPTIONS=$opts run_unit_tsan ;;
       integration-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_node_suite "$suite" tests/integration ;;
       integration-redis-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_integration_redis "$suite" ;;
       scaleout-tsan) CRIER_BIN=$bin TSAN_OPTIONS=$opts run_node_suite "$suite" tests/scaleout ;;

@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * internal.h - what the hub's own files share (hub.c, rooms.c, members.c,
+ * resume.c, fanout.c, history_budget.c, hub_backplane.c): the hub, room
+ * and membership types and the functions one of them calls in another.
+ * Private to hub/: nothing outside hub/ includes it (the public API is
+ * hub.h).
+ *
+ * Every function declared here is called with the hub lock held, unless it
+ * says otherwise; none takes it. One mutex (struct hub `lock`) guards
+ * everything these types hold; a sub's own fields are under its sub lock,
+ * taken after the hub lock (never the other way).
+ *
+ * Threads and locks: docs/concurrency.md
+ */
+#ifndef CRIER_HUB_INTERNAL_H
+#define CRIER_HUB_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/list.h"
+#include "hub/backplane.h"
+#include "hub/history.h"
+#include "hub/hub.h"
+
+#define TAG "hub"
+
+/* Rooms whose name starts with this are a hub's own (a SignalR hub's, the
+ * stats stream's): not counted in max_rooms nor in max_rooms_per_sub. */
+#define HUB_INTERNAL_CHAR '~'
+
+/* A room's epoch: this many random characters of [A-Za-z0-9]. */
+#define ROOM_EPOCH_LEN 8
+
+/* A gap signal's JSON object: the room name and this much more at most. */
+#define GAP_INFO_MAX (ROOM_NAME_MAX + 160)
+
+/* A sub's place in one room: linked into the room's member list and into
+ * the sub's own list of memberships. */
+typedef struct membership {
+    sub *s;
+    struct room *room;
+    list_node link;              /* in room->members */
+    struct membership *sub_next; /* in s->memberships */
+    /* Backplane only: a join waiting for its room's numbering and history
+     * (fetched from the backplane). It gets nothing until then. */
+    bool pending;
+    hub_join_args args;
+    char epoch[MSG_EPOCH_MAX]; /* args.epoch, copied */
+    int64_t join_wall_ms;      /* "from now" means: published after this */
+} membership;
+
+#define member_of(node) list_entry(node, membership, link)
+
+typedef struct room {
+    struct room *bucket_next;
+    uint32_t hash;
+    char name[ROOM_NAME_MAX + 1];
+    char epoch[MSG_EPOCH_MAX]; /* fixed when the room's numbering starts */
+    uint64_t last_id;
+    list_node members; /* membership.link, the latest joined first */
+    unsigned count[SUB_KIND_COUNT];
+    history hist;
+    /* Backplane only. A shared room is numbered by the backplane: it is
+     * `synced` once its numbering and history were fetched; until then (and
+     * while a fetch fills a hole) messages from the backplane wait in
+     * `waiting`. While the backplane is down, messages published here are
+     * delivered here under a local epoch (local_epoch, local_last). */
+    bool shared;
+    bool synced;
+    bool known;       /* epoch and last_id came from the backplane at least once */
+    bool fetch_again; /* messages were let go while waiting: fetch once more */
+    msg **waiting;
+    size_t nwaiting;
+    size_t waiting_bytes; /* their footprint, counted in hub->waiting_bytes too */
+    char local_epoch[MSG_EPOCH_MAX];
+    uint64_t local_last;
+    int64_t empty_since_ms; /* when its last member left; 0 while it has members */
+    size_t heap_pos; /* 1 + its index in hub->heap while its history holds bytes; 0 not in it */
+    struct held_publish *held; /* answers waiting for this node to take their message */
+} room;
+
+/* A publish the backplane has numbered and this node has not taken yet. */
+typedef struct held_publish {
+    publish_done_fn done;
+    void *arg;
+    publish_result res;
+    int64_t since_ms;
+    struct held_publish *next;
+} held_publish;
+
+struct hub {
+    pthread_mutex_t lock;
+    hub_options opt;
+    room **buckets;
+    size_t nbuckets;
+    size_t nrooms;
+    hub_stats stats;
+    backplane *bp; /* NULL: the memory backplane (this hub numbers everything) */
+    bool bp_up;
+    /* join callbacks due, called by hub_unlock once the lock is let go */
+    struct join_call *calls;
+    size_t ncalls, calls_cap;
+    /* every room whose history holds bytes, largest first (a binary heap) */
+    struct room **heap;
+    size_t nheap, heap_cap;
+    size_t hist_bytes;    /* sum of every room's hist.bytes */
+    uint64_t evicted;     /* messages dropped for history_max_bytes */
+    size_t freed_bytes;   /* history bytes and rooms freed since the last hub_expire */
+    size_t waiting_bytes; /* footprint of every room's `waiting` messages */
+};
+
+/* A callback due once the hub lock is let go: a join's (done) or a held
+ * publish's (published, with res). */
+typedef struct join_call {
+    join_done_fn done;
+    void *arg;
+    int rc;
+    char epoch[MSG_EPOCH_MAX];
+    uint64_t last_id;
+    publish_done_fn published;
+    publish_result res;
+} join_call;
+
+static inline bool room_name_is_internal(const char *name)
+{
+    return name[0] == HUB_INTERNAL_CHAR;
+}
+
+static inline bool room_has_members(const room *r)
+{
+    return !list_empty(&r->members);
+}
+
+/* Hub lock and s's lock held: calls s's wake hook, if it has one. */
+static inline void sub_wake_hook(sub *s)
+{
+    if (s->wake)
+        s->wake(s);
+}
+
+/* --- hub.c: deferred calls */
+void hub_defer_join(hub *h, join_done_fn done, void *arg, int rc, const char *epoch,
+                    uint64_t last_id);
+void hub_defer_publish(hub *h, held_publish *p);
+/* Lets the hub lock go, then makes the calls that were due. */
+void hub_unlock(hub *h);
+
+/* --- rooms.c: the room table */
+room *room_find(hub *h, const char *name);
+room *room_get_or_create(hub *h, const char *name, int *rc);
+void room_free_if_empty_at(hub *h, room *r, int64_t now);
+void room_free_if_empty(hub *h, room *r);
+void room_clear_waiting(hub *h, room *r);
+bool hub_is_shared(const hub *h, const char *name);
+void room_new_epoch(char out[MSG_EPOCH_MAX]);
+
+/* --- members.c: membership */
+void member_leave_all(hub *h, sub *s, room *keep);
+
+/* --- resume.c: cursors, gaps, replay */
+int member_start(hub *h, room *r, sub *s, const hub_join_args *a);
+int member_replay(hub *h, room *r, sub *s, uint64_t since, const char *epoch, bool check_gap);
+uint64_t room_cursor_at(const room *r, int64_t t);
+void room_signal_gap(hub *h, room *r, const char *reason, uint64_t since, uint64_t next);
+
+/* --- fanout.c: delivery */
+bool hub_deliver(hub *h, sub *s, msg *m, const char *where, bool counted);
+void room_fanout(hub *h, room *r, msg *m, const sub *exclude, uint64_t exclude_uid, bool counted);
+
+/* --- history_budget.c: history.max_bytes */
+void room_hist_dropped(hub *h, room *r, size_t before);
+void room_keep_in_history(hub *h, room *r, msg *m);
+
+/* --- hub_backplane.c: held publishes */
+void room_release_held(hub *h, room *r, int64_t now, bool all);
+
+#endif

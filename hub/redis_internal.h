@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * redis_internal.h - what the Redis backplane's files share: its state
+ * (rb), the work items other threads queue for its thread, the channel set
+ * and the connections, and the calls between its files:
+ *   redis_backplane.c  the link: both hiredis connections, reconnecting,
+ *                      PING, the work queue's thread, start/stop;
+ *   redis_ops.c        backplane_ops (any thread): queue work and wake the thread;
+ *   redis_rooms.c      rooms in Redis: keys, the publish and fetch scripts,
+ *                      room state, channel subscriptions and what comes on them;
+ *   redis_nodes.c      the cluster: names owned by nodes (claim, offer,
+ *                      touch, release) and messages between nodes.
+ * What is read from Redis is decoded by bp_codec.c. Private to hub/.
+ *
+ * Threading: fields marked "thread" and every function declared here but
+ * rb_push_work and rb_wake_thread run on the backplane's own thread only.
+ * qlock guards the work queue, `up`, `npublish` and node_fn/node_arg. No
+ * lock of its own is held while the thread calls the hub or a callback.
+ *
+ * Threads and locks: docs/concurrency.md
+ */
+#ifndef CRIER_REDIS_INTERNAL_H
+#define CRIER_REDIS_INTERNAL_H
+
+#include <hiredis/async.h>
+#include <hiredis/hiredis.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hub/redis_backplane.h"
+
+#define TAG "backplane"
+#define KEY_MAX (ROOM_NAME_MAX + 80) /* a key or channel name: prefix, kind, room */
+#define SET_BUCKETS 1024             /* the channel set's hash buckets */
+#define RB_EPOCH_LEN 8               /* a candidate epoch, as long as a room's */
+#define RB_NUM_MAX 24                /* a decimal 64-bit number as text, with its NUL */
+#define RB_TARGET_MAX 64             /* a SignalR target carried with a publish */
+#define RELEASED "-"                 /* the value of a released name */
+#define NAME_MAX_LEN 96
+
+typedef enum {
+    W_WANT,
+    W_UNWANT,
+    W_FETCH,
+    W_PUBLISH,
+    W_CLAIM,
+    W_OFFER,
+    W_TOUCH,
+    W_RELEASE,
+    W_NODE_SEND,
+    W_ROOM_STATE
+} work_kind;
+
+typedef struct work {
+    struct work *next;
+    work_kind kind;
+    char room[ROOM_NAME_MAX + 1];
+    /* W_FETCH */
+    char epoch[MSG_EPOCH_MAX];
+    uint64_t after;
+    /* W_PUBLISH */
+    char *data;
+    size_t len;
+    char target[RB_TARGET_MAX];
+    uint64_t exclude;
+    int64_t wall_ms;
+    bool local_done;
+    publish_done_fn done; /* NULL for a queued one: the hub answered it */
+    void *arg;
+    /* W_CLAIM, W_TOUCH, W_RELEASE; W_NODE_SEND (node, data, len) */
+    char name[NAME_MAX_LEN];
+    int64_t ttl_ms;
+    bp_owner_fn owner_cb;
+    bool take;          /* W_CLAIM: become the owner when there is none */
+    bp_room_fn room_cb; /* W_ROOM_STATE */
+    char node[BP_NODE_ID_LEN + 1];
+} work;
+
+/* A room this node subscribes to (thread). */
+typedef struct channel {
+    struct channel *next;
+    bool wanted;
+    bool subscribed;     /* SUBSCRIBE sent on the live connection */
+    bool confirmed;      /* Redis confirmed it */
+    bool unsubscribing;  /* UNSUBSCRIBE sent, not yet confirmed */
+    int64_t unwanted_ms; /* when it stopped being wanted */
+    char room[ROOM_NAME_MAX + 1];
+} channel;
+
+/* One hiredis connection and what it wants polled (thread). */
+typedef struct rconn {
+    struct rb *b;
+    redisAsyncContext *ac;
+    int fd;
+    bool want_read, want_write;
+    bool ready; /* connected, authenticated, selected */
+} rconn;
+
+typedef enum { LINK_DOWN, LINK_CONNECTING, LINK_UP } link_state;
+
+typedef struct rb {
+    backplane base; /* first */
+    hub *hub;
+    char host[256];
+    int port;
+    unsigned db;
+    char password[256];
+    char prefix[64];
+    unsigned connect_timeout_ms;
+    unsigned queue_limit;
+    size_t history_size;
+    int64_t key_ttl_ms;
+
+    pthread_t thread;
+    int wake_fd;
+    atomic_bool stop;
+
+    pthread_mutex_t qlock; /* guards the work queue, up and npublish */
+    work *head, *tail;
+    size_t npublish; /* W_PUBLISH items in the queue */
+    bool up;
+
+    /* thread */
+    link_state state;
+    rconn cmd, sub;
+    int64_t retry_at, deadline, backoff_ms;
+    int64_t last_ping_ms, ping_sent_ms;
+    bool ping_pending;
+    char last_error[160];
+    channel *channels[SET_BUCKETS];
+    bp_node_fn node_fn; /* qlock */
+    void *node_arg;     /* qlock */
+} rb;
+
+/* --- redis_backplane.c: the link and the thread */
+void rb_wake_thread(rb *b);
+void rb_push_work(rb *b, work *w); /* any thread */
+void rb_link_down(rb *b, const char *why);
+
+/* --- redis_ops.c */
+extern const backplane_ops rb_ops;
+
+/* --- redis_rooms.c */
+void rb_want(rb *b, const char *room);
+void rb_unwant(rb *b, const char *room);
+void rb_subscribe_channel(rb *b, channel *c);
+void rb_channel_remove(rb *b, channel *c);
+void rb_sweep_channels(rb *b, int64_t now);
+void rb_on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata);
+void rb_send_publish(rb *b, work *w);
+void rb_send_fetch(rb *b, const work *w);
+void rb_send_room_state(rb *b, work *w);
+
+/* --- redis_nodes.c */
+void rb_node_channel(const rb *b, char *out, const char *node);
+/* A pub/sub reply on this node's own channel: handled (true), or not one. */
+bool rb_node_message(rb *b, const redisReply *r);
+void rb_send_name_work(rb *b, work *w);
+void rb_send_to_node(rb *b, work *w);
+
+#endif
