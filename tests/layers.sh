@@ -11,14 +11,14 @@ cd "$(dirname "$0")/.."
 passed=0
 failed=0
 
-# The #include lines of the C sources and headers under the given folders
+# The #include lines of the C sources and headers under the given folders (or files)
 # that match an extended regex on the included name (what is between the
 # quotes or angle brackets). Prints file:line:text.
 includes() { # regex folder...
   local re=$1
   shift
   local dirs=()
-  for d in "$@"; do [ -d "$d" ] && dirs+=("$d"); done
+  for d in "$@"; do [ -e "$d" ] && dirs+=("$d"); done
   [ "${#dirs[@]}" -eq 0 ] && return 0
   grep -rnE --include='*.c' --include='*.h' "^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"<]($re)" "${dirs[@]}"
 }
@@ -54,6 +54,7 @@ check "transports/carriers/ include no protocol (transports/plain/, transports/s
 check "transports/plain/ and transports/signalr/ include nothing of each other" < <(includes 'transports/signalr/' transports/plain; includes 'transports/plain/' transports/signalr)
 check "hub/ and common/ know no libmicrohttpd or libwebsockets" < <(includes 'microhttpd\.h|libwebsockets\.h' hub common)
 check "common/ knows no hiredis" < <(includes 'hiredis' common)
+check "the router (gateway/router.*, routes.h) includes no library, transport or handler" < <(includes 'microhttpd\.h|libwebsockets\.h|hiredis|jansson|transports/|gateway/(http|server|api|static)\.h' gateway/router.c gateway/router.h gateway/routes.h)
 
 echo "layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
