@@ -105,7 +105,7 @@ void router_init(const cfg *c);
  * web root: static_init). Main thread, at start. */
 void router_set_available(route_needs need, bool on);
 
-/* The route_method bit of a method name (len bytes, case matters), or 0. */
+/* The M_ bit of a method name (len bytes, case matters), or 0 for any other. */
 unsigned router_method(const char *name, size_t len);
 
 /* Routes one request. Any thread, after router_init. */
