@@ -30,8 +30,7 @@ bool parse_u64(const char *s, uint64_t *out)
     return s && parse_u64_n(s, strnlen(s, U64_DIGITS_MAX + 1), out);
 }
 
-/* The value of key's first parameter in query, or NULL; *len its length. */
-static const char *param_at(const char *query, const char *key, size_t *len)
+const char *query_value(const char *query, const char *key, size_t *len)
 {
     size_t klen = strlen(key);
     for (const char *p = query; p && *p; p = strchr(p, '&'), p = p ? p + 1 : NULL) {
@@ -46,7 +45,7 @@ static const char *param_at(const char *query, const char *key, size_t *len)
 bool query_param(const char *query, const char *key, char *out, size_t cap)
 {
     size_t n = 0;
-    const char *v = param_at(query, key, &n);
+    const char *v = query_value(query, key, &n);
     if (!v || n >= cap)
         return false;
     memcpy(out, v, n);
@@ -57,5 +56,5 @@ bool query_param(const char *query, const char *key, char *out, size_t cap)
 bool query_has(const char *query, const char *key)
 {
     size_t n;
-    return param_at(query, key, &n) != NULL;
+    return query_value(query, key, &n) != NULL;
 }

@@ -27,4 +27,9 @@ bool query_param(const char *query, const char *key, char *out, size_t cap);
 /* True when the query has a key=... parameter. */
 bool query_has(const char *query, const char *key);
 
+/* The value of the first key=value parameter of a raw query, as a span of
+ * query (not decoded, not NUL-terminated: *len bytes), or NULL when key is
+ * absent; query may be NULL. */
+const char *query_value(const char *query, const char *key, size_t *len);
+
 #endif

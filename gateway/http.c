@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http.c - the libmicrohttpd daemon of the one port: routes each request to
- * its handler (api.c, sse.c, longpoll.c), answers what no handler takes
- * (404, 405 with Allow, 414, stray upgrades, HEAD on a stream or a poll)
- * and gives every handler one place to free its state. Sockets come from
- * the acceptor (server.c) through http_adopt; MHD never listens itself.
- * The handlers' replies and bodies are the carrier's
+ * http.c - the libmicrohttpd daemon of the one port: hands each request to
+ * the handler of the endpoint the router names (router.h; the handlers are
+ * the last columns of routes.h), answers what no handler takes (the
+ * router's 400, 404, 405 with Allow and 414; stray upgrades; HEAD on a
+ * stream or a poll) and gives every handler one place to free its state.
+ * Sockets come from the acceptor (server.c) through http_adopt; MHD never
+ * listens itself. The handlers' replies and bodies are the carrier's
  * (transports/carriers/http_call.c), which this file gives the two things
  * only it knows at start (http_call_init): which daemon serves one request
  * per connection, and how to abort a request (the watchdog's).
@@ -56,6 +57,8 @@
 #include "gateway/api.h"
 #include "gateway/linger.h"
 #include "gateway/raw_reply.h"
+#include "gateway/request_head.h"
+#include "gateway/router.h"
 #include "gateway/static.h"
 #include "transports/carriers/http_call.h"
 #include "transports/plain/poll.h"
@@ -65,7 +68,7 @@
 #define TAG "http"
 
 static struct MHD_Daemon *daemons[HTTP_DAEMONS]; /* set at start, cleared once all stopped */
-static size_t pool_bytes[HTTP_DAEMONS];         /* set once at start */
+static size_t pool_bytes[HTTP_DAEMONS];          /* set once at start */
 
 /* libmicrohttpd's use of a connection's pool, measured on 0.9.75: the
  * header block, about 64 bytes per header field for its record of it, and
@@ -79,63 +82,6 @@ static size_t pool_bytes[HTTP_DAEMONS];         /* set once at start */
 #define STREAM_WRITE_BYTES 1024
 static atomic_uint connections;
 static atomic_uint requests_open; /* seen by on_request, not yet completed */
-
-/* What a path names. */
-typedef enum {
-    ROUTE_NONE,
-    ROUTE_HEALTHZ,
-    ROUTE_METRICS,
-    ROUTE_ROOM,
-    ROUTE_EVENTS,
-    ROUTE_POLL,
-    ROUTE_MESSAGES,
-    ROUTE_WS,
-    ROUTE_HUB,       /* {hub path}: SignalR SSE, long polls, sends, DELETE */
-    ROUTE_NEGOTIATE, /* {hub path}/negotiate */
-    ROUTE_STATS,     /* /stats/events: the dashboard's stream */
-    ROUTE_STATIC,    /* a file under the web root */
-} route_kind;
-
-/* The static route's handler: call->arg is the URL. */
-static enum MHD_Result static_get(http_call *call)
-{
-    return static_handle(call, call->arg);
-}
-
-typedef struct route {
-    route_kind kind;
-    const char *method; /* the methods it serves, comma separated */
-    http_handler handle;
-    http_completed completed;
-    bool enabled;
-    bool early; /* the handler sees the headers-only first call too */
-} route;
-
-static route routes[] = {
-    [ROUTE_NONE] = {ROUTE_NONE, NULL, NULL, NULL, false, false},
-    [ROUTE_HEALTHZ] = {ROUTE_HEALTHZ, "GET, HEAD", api_healthz, NULL, true, false},
-    [ROUTE_METRICS] = {ROUTE_METRICS, "GET, HEAD", api_metrics, NULL, true, false},
-    [ROUTE_ROOM] = {ROUTE_ROOM, "GET, HEAD", api_room_info, api_request_completed, true, false},
-    [ROUTE_EVENTS] = {ROUTE_EVENTS, "GET, HEAD", plain_sse_handle, plain_sse_completed, true, false},
-    [ROUTE_POLL] = {ROUTE_POLL, "GET, HEAD", plain_poll_handle, plain_poll_completed, true, false},
-    [ROUTE_MESSAGES] = {ROUTE_MESSAGES, "POST", api_publish, api_request_completed, true, true},
-    [ROUTE_WS] = {ROUTE_WS, "GET, HEAD", NULL, NULL, true, false},
-    [ROUTE_HUB] = {ROUTE_HUB, "GET, HEAD, POST, DELETE", sr_request, sr_request_completed, true,
-                   true},
-    [ROUTE_NEGOTIATE] = {ROUTE_NEGOTIATE, "POST", sr_negotiate, sr_request_completed, true, false},
-    [ROUTE_STATS] = {ROUTE_STATS, "GET, HEAD", plain_sse_handle, plain_sse_completed, true, false},
-    [ROUTE_STATIC] = {ROUTE_STATIC, "GET, HEAD", static_get, NULL, true, false},
-};
-
-/* True when method is one of the route's. */
-static bool route_allows(const route *rt, const char *method)
-{
-    size_t n = strlen(method);
-    for (const char *p = rt->method; p; p = strchr(p, ','), p = p ? p + 2 : NULL)
-        if (!strncmp(p, method, n) && (p[n] == '\0' || p[n] == ','))
-            return true;
-    return false;
-}
 
 bool http_headers_fit(size_t len, unsigned fields, http_daemon d)
 {
@@ -156,8 +102,8 @@ typedef struct conn_watch {
     int64_t waiting_since; /* 0 while a request is being served */
     int64_t body_due;      /* the request's body must be in by then; 0: it is */
     bool shut;
-    bool aborted; /* answered outside MHD (http_abort, or 408 by the timer):
-                     MHD only closes it now */
+    bool aborted;   /* answered outside MHD (http_abort, or 408 by the timer):
+                       MHD only closes it now */
     list_node link; /* in `watched` */
 } conn_watch;
 
@@ -248,8 +194,7 @@ static void abort_locked(conn_watch *w, unsigned status, const char *error)
     socklen_t sl = sizeof(ss);
     char addr[CLIENT_ADDR_MAX];
     bool peer = w->fd >= 0 && !getpeername(w->fd, (struct sockaddr *)&ss, &sl);
-    client_addr_format(peer ? (struct sockaddr *)&ss : NULL, NULL, NULL, false, addr,
-                       sizeof(addr));
+    client_addr_format(peer ? (struct sockaddr *)&ss : NULL, NULL, NULL, false, addr, sizeof(addr));
     LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
     if (w->fd >= 0)
         raw_reply_error(w->fd, status, NULL, error);
@@ -299,53 +244,13 @@ void http_tick(int64_t now_ms)
     pthread_mutex_unlock(&watch_lock);
 }
 
-/* ------------------------------------------------------------- routing */
+/* ------------------------------------------------------------ dispatch */
 
-/* Splits "/rooms/{room}[/suffix]" and the fixed paths. The room is returned
- * as a span of url; its validity is checked by the caller. */
-static route_kind parse_path(const char *url, const char **room, size_t *room_len,
-                             const cfg_hub **hub_out)
-{
-    if ((*hub_out = sr_hub_at(url)) != NULL)
-        return ROUTE_HUB;
-    size_t len = strlen(url);
-    if (len > 10 && !strcmp(url + len - 10, "/negotiate") && len - 10 < CFG_PATH_MAX) {
-        char base[CFG_PATH_MAX];
-        memcpy(base, url, len - 10);
-        base[len - 10] = '\0';
-        if ((*hub_out = sr_hub_at(base)) != NULL)
-            return ROUTE_NEGOTIATE;
-    }
-    if (!strcmp(url, "/healthz"))
-        return ROUTE_HEALTHZ;
-    if (!strcmp(url, "/metrics"))
-        return ROUTE_METRICS;
-    if (!strcmp(url, "/stats/events"))
-        return ROUTE_STATS;
-    if (strncmp(url, "/rooms/", 7))
-        return static_enabled() ? ROUTE_STATIC : ROUTE_NONE;
-    *room = url + 7;
-    const char *slash = strchr(*room, '/');
-    *room_len = slash ? (size_t)(slash - *room) : strlen(*room);
-    if (!slash)
-        return ROUTE_ROOM;
-    static const struct {
-        const char *suffix;
-        route_kind kind;
-    } suffixes[] = {{"/events", ROUTE_EVENTS},
-                    {"/poll", ROUTE_POLL},
-                    {"/messages", ROUTE_MESSAGES},
-                    {"/ws", ROUTE_WS}};
-    for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++)
-        if (!strcmp(slash, suffixes[i].suffix))
-            return suffixes[i].kind;
-    return ROUTE_NONE;
-}
-
+/* Upgrade lists "websocket" (as a token, as the acceptor reads it). */
 static bool is_upgrade_request(struct MHD_Connection *conn)
 {
     const char *up = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Upgrade");
-    return up && strcasestr(up, "websocket");
+    return up && rh_list_has((rh_span){up, strlen(up)}, "websocket");
 }
 
 /* The resume cursor of a plain WebSocket upgrade, if any, parses. */
@@ -380,25 +285,65 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
 static enum MHD_Result answer_hub_upgrade(struct MHD_Connection *conn, const cfg_hub *hb)
 {
     const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id");
-    char query[160];
-    snprintf(query, sizeof(query), "id=%.100s", token ? token : "");
-    if (token && !sr_ws_acceptable(hb, query))
+    if (token && !sr_ws_acceptable(hb, token, strlen(token)))
         return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such connection");
     return answer_ws_path(conn);
 }
 
-/* HEAD on a route that streams or holds its GET (event streams, long
- * polls, a hub path): the content type its GET would answer with, or NULL
- * for a route whose GET is answered at once (MHD sends that answer's
- * headers without the body). */
-static const char *held_content_type(route_kind kind, struct MHD_Connection *conn)
+/* --- the handlers routes.h names that are not a module's own --- */
+
+/* /rooms/{room}/ws: only what did not become a WebSocket comes here; a body
+ * is read and dropped (on_request cuts it off past the limit). */
+static enum MHD_Result ws_path_only(http_call *call)
 {
-    if (kind == ROUTE_EVENTS || kind == ROUTE_STATS)
-        return "text/event-stream";
-    if (kind == ROUTE_POLL)
-        return "application/json";
-    if (kind != ROUTE_HUB)
-        return NULL;
+    if (*call->upload_size) {
+        *call->upload_size = 0;
+        return MHD_YES;
+    }
+    return answer_ws_path(call->conn);
+}
+
+/* {hub}: SignalR's SSE, long polls, sends and DELETE; an upgrade that
+ * reached MHD is answered here. */
+static enum MHD_Result hub_request(http_call *call)
+{
+    if (!call->first && !strcmp(call->method, "GET") && is_upgrade_request(call->conn))
+        return answer_hub_upgrade(call->conn, call->arg);
+    return sr_request(call);
+}
+
+/* /stats/events: the dashboard's stream, an event stream of a local room. */
+static enum MHD_Result stats_events(http_call *call)
+{
+    call->room = API_STATS_ROOM;
+    return plain_sse_handle(call);
+}
+
+/* A file under the web root: call->arg is the path. */
+static enum MHD_Result static_get(http_call *call)
+{
+    return static_handle(call, call->arg);
+}
+
+/* --- what a HEAD of a streamed or held GET answers: its content type --- */
+
+typedef const char *(*held_type_fn)(struct MHD_Connection *conn);
+
+static const char *held_sse(struct MHD_Connection *conn)
+{
+    (void)conn;
+    return "text/event-stream";
+}
+
+static const char *held_json(struct MHD_Connection *conn)
+{
+    (void)conn;
+    return "application/json";
+}
+
+/* A hub path's GET is an event stream when asked for one, else a poll. */
+static const char *held_hub(struct MHD_Connection *conn)
+{
     const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
     return accept && strstr(accept, "text/event-stream") ? "text/event-stream"
                                                          : "application/octet-stream";
@@ -428,58 +373,66 @@ static enum MHD_Result answer_head_held(struct MHD_Connection *conn, const char 
     return ret;
 }
 
+/* --- the endpoints' handlers: the last four columns of routes.h --- */
+
+typedef struct endpoint {
+    http_handler handle;
+    http_completed completed;
+    bool early;        /* the handler sees the headers-only first call too */
+    held_type_fn head; /* HEAD answered at once with this content type; NULL: by handle */
+} endpoint;
+
+#define ENDPOINT(name, pattern, methods, get, needs, handle, completed, early, head)               \
+    [EP_##name] = {handle, completed, early, head},
+static const endpoint endpoints[ROUTE_ENDPOINTS] = {ROUTE_TABLE(ENDPOINT)};
+#undef ENDPOINT
+
 /* Per request, kept in MHD's con_cls until the request completes. */
 typedef struct http_req {
-    const route *route; /* NULL: answer with the error below */
+    const endpoint *ep; /* NULL: answer with the error below */
     const cfg_hub *hub;
     void *state;
     unsigned error_status;
-    char error[160];
+    const char *error, *allow; /* constant strings (router.h) */
     char room[ROOM_NAME_MAX + 1];
     uint64_t body_bytes; /* of the request body so far */
 } http_req;
 
-static void set_error(http_req *req, unsigned status, const char *text)
-{
-    req->error_status = status;
-    snprintf(req->error, sizeof(req->error), "%s", text);
-}
-
-/* Decides on the first call (headers only) what the request gets. */
+/* Decides on the first call (headers only) what the request gets. MHD
+ * hands over the path percent-decoded, and not the raw query (MHD's
+ * arguments are read where needed), which routing here does not need. */
 static void resolve(http_req *req, const char *url, const char *method)
 {
-    const char *room = NULL;
-    size_t room_len = 0;
-    route_kind kind = parse_path(url, &room, &room_len, &req->hub);
-    const route *rt = &routes[kind];
-    if (strlen(url) > HTTP_PATH_MAX)
-        set_error(req, MHD_HTTP_URI_TOO_LONG,
-                  "the path is longer than " HTTP_PATH_MAX_TEXT " bytes");
-    else if (kind == ROUTE_NONE || !rt->enabled ||
-             (kind == ROUTE_STATIC && strcmp(method, "GET") && !static_exists(url)))
-        set_error(req, MHD_HTTP_NOT_FOUND, "no such endpoint");
-    else if (!route_allows(rt, method))
-        set_error(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
-    else if (room && !room_name_is_valid(room, room_len))
-        set_error(req, MHD_HTTP_BAD_REQUEST,
-                  "invalid room name: use 1 to 128 characters of A-Z a-z 0-9 . _ - :");
-    else
-        req->route = rt;
-    if (room && room_len <= ROOM_NAME_MAX)
-        memcpy(req->room, room, room_len);
-    if (kind == ROUTE_STATS)
-        snprintf(req->room, sizeof(req->room), "%s", API_STATS_ROOM);
+    route_result r;
+    router_route(&(route_request){.method = router_method(method, strlen(method)), .path = url},
+                 &r);
+    /* A method the pages do not take is 405 only for a file that is there;
+     * only GET gets its answer from the handler (a 404 page or the file). */
+    if (r.endpoint == EP_STATIC && (!r.status || r.status == MHD_HTTP_METHOD_NOT_ALLOWED) &&
+        strcmp(method, "GET") && !static_exists(url)) {
+        r.status = MHD_HTTP_NOT_FOUND;
+        r.error = "no such endpoint";
+    }
+    req->hub = r.hub;
+    if (!r.status && endpoints[r.endpoint].handle) {
+        req->ep = &endpoints[r.endpoint];
+        if (r.room) {
+            memcpy(req->room, r.room, r.room_len); /* a valid name: ROOM_NAME_MAX at most */
+            req->room[r.room_len] = '\0';
+        }
+        return;
+    }
+    req->error_status = r.status ? r.status : MHD_HTTP_NOT_FOUND;
+    req->error = r.error ? r.error : "no such endpoint";
+    req->allow = r.allow;
 }
 
-static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req,
-                                    const char *method, const char *url)
+static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req, const char *method,
+                                    const char *url)
 {
-    if (req->error_status == MHD_HTTP_METHOD_NOT_ALLOWED) {
-        const route *rt = &routes[parse_path(url, &(const char *){NULL}, &(size_t){0},
-                                             &(const cfg_hub *){NULL})];
-        return http_reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", rt->method,
-                                     "method %s is not allowed here; use %s", method, rt->method);
-    }
+    if (req->error_status == MHD_HTTP_METHOD_NOT_ALLOWED)
+        return http_reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", req->allow,
+                                     "method %s is not allowed here; use %s", method, req->allow);
     if (req->error_status == MHD_HTTP_NOT_FOUND)
         return http_reply_not_found(conn, url);
     return http_reply_error(conn, req->error_status, "%s", req->error);
@@ -497,15 +450,21 @@ static bool over_body_limit(struct MHD_Connection *conn, const http_req *req)
     return true;
 }
 
+/* A handler's argument: the hub of a hub path, else the whole path
+ * (however long: the web pages' handler takes it). */
+static const void *call_arg(const http_req *req, const char *url)
+{
+    return req->hub ? (const void *)req->hub : url;
+}
+
 /* MHD calls this once with the headers, then with each piece of the body,
  * then once more with none. Answers go out from the second call on: one
  * queued on the first makes MHD close the connection instead of keeping it
  * alive. Routes that take a body see the first call too, to refuse an
  * oversized one before it is read (then closing is right). */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -522,33 +481,24 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&requests_open, 1);
         resolve(req, url, method);
         request_started(conn);
-        if (!req->route || !req->route->early || !strcmp(method, "HEAD"))
+        if (!req->ep || !req->ep->early || !strcmp(method, "HEAD"))
             return MHD_YES;
-        http_call call = {conn, method, req->hub, req->room, true, upload_data,
-                          upload_data_size, &req->state};
-        return req->route->handle(&call);
+        http_call call = {conn, method,      call_arg(req, url), req->room,
+                          true, upload_data, upload_data_size,   &req->state};
+        return req->ep->handle(&call);
     }
-    if (!req->route || !req->route->handle) {
+    if (!req->ep) {
         if (*upload_data_size) { /* a body nobody will use */
             *upload_data_size = 0;
             return over_body_limit(conn, req) ? MHD_NO : MHD_YES;
         }
-        if (!req->route)
-            return answer_error(conn, req, method, url);
+        return answer_error(conn, req, method, url);
     }
-    if (req->route->kind == ROUTE_WS)
-        return answer_ws_path(conn);
-    const char *held_type =
-        !strcmp(method, "HEAD") ? held_content_type(req->route->kind, conn) : NULL;
-    if (held_type)
-        return answer_head_held(conn, held_type);
-    if (req->route->kind == ROUTE_HUB && !strcmp(method, "GET") && is_upgrade_request(conn))
-        return answer_hub_upgrade(conn, req->hub);
-    /* The static route's argument is the whole URL, however long. */
-    const void *arg = req->route->kind == ROUTE_STATIC ? (const void *)url : req->hub;
-    http_call call = {conn,        method,           arg,        req->room, false,
-                      upload_data, upload_data_size, &req->state};
-    enum MHD_Result ret = req->route->handle(&call);
+    if (req->ep->head && !strcmp(method, "HEAD"))
+        return answer_head_held(conn, req->ep->head(conn));
+    http_call call = {conn,  method,      call_arg(req, url), req->room,
+                      false, upload_data, upload_data_size,   &req->state};
+    enum MHD_Result ret = req->ep->handle(&call);
     return ret == MHD_YES && over_body_limit(conn, req) ? MHD_NO : ret;
 }
 
@@ -561,8 +511,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     http_req *req = *con_cls;
     if (!req)
         return;
-    if (req->route && req->route->completed && req->state)
-        req->route->completed(req->state);
+    if (req->ep && req->ep->completed && req->state)
+        req->ep->completed(req->state);
     free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&requests_open, 1);
@@ -609,8 +559,8 @@ static struct MHD_Daemon *start_daemon(unsigned limit, unsigned idle_timeout, si
             MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
         0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
         MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-        NULL, MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
 }
 
 /* The stream daemon serves one request per connection (http_call.h). */
@@ -623,14 +573,12 @@ static bool one_request(struct MHD_Connection *conn)
 int http_start(const cfg *c, hub *h)
 {
     http_call_init(&(http_call_hooks){one_request, abort_request}, c->trust_proxy);
-    routes[ROUTE_EVENTS].enabled = c->transports.sse;
-    routes[ROUTE_POLL].enabled = c->transports.long_polling;
-    routes[ROUTE_WS].enabled = c->transports.websocket;
     api_init(c, h);
     plain_sse_init(c, h);
     plain_poll_init(c, h);
     sr_init(c, h);
     static_init(c);
+    router_set_available(NEEDS_WEB, static_enabled()); /* the web root is there */
     /* MHD 0.9.75 deadlocks when a socket added with MHD_add_connection meets
      * its connection limit, so the limit sits above anything the process can
      * open and the acceptor enforces the real cap. */

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * http.h - the libmicrohttpd side of the port: the daemons, request routing
- * to the handlers, and the watchdog of kept-alive connections. The
+ * http.h - the libmicrohttpd side of the port: the daemons, the dispatch of
+ * requests to the handlers the router names (router.h, routes.h), and the
+ * watchdog of kept-alive connections. The
  * handlers' request/response API (http_call, replies, bodies) is the
  * carrier's: transports/carriers/http_call.h.
  *
@@ -59,9 +60,5 @@ unsigned http_connections(void);
 /* Timer thread: closes connections that have waited longer than
  * limits.header_timeout_s for their next request to arrive. */
 void http_tick(int64_t now_ms);
-
-/* A longer request path gets 414 with a JSON error, whatever it names. */
-#define HTTP_PATH_MAX 1024
-#define HTTP_PATH_MAX_TEXT "1024"
 
 #endif

@@ -137,8 +137,7 @@ static int check_request_line(request_head *h, const char *p, size_t len)
     return fail(h, 400, "malformed request line"), -1;
 }
 
-/* True when the comma-separated list v has token tok (case-insensitive). */
-static bool list_has(rh_span v, const char *tok)
+bool rh_list_has(rh_span v, const char *tok)
 {
     size_t tl = strlen(tok), i = 0;
     while (i < v.len) {
@@ -187,9 +186,9 @@ static int note_field(request_head *h, rh_span name, rh_span value)
             return fail(h, 400, "Transfer-Encoding must be exactly \"chunked\""), -1;
         h->chunked = true;
     } else if (rh_span_is(name, "Upgrade")) {
-        h->upgrade_websocket |= list_has(value, "websocket");
+        h->upgrade_websocket |= rh_list_has(value, "websocket");
     } else if (rh_span_is(name, "Connection")) {
-        h->connection_upgrade |= list_has(value, "upgrade");
+        h->connection_upgrade |= rh_list_has(value, "upgrade");
     } else if (rh_span_is(name, "Accept")) {
         h->accept_event_stream |= span_has(value, "text/event-stream");
     } else if (rh_span_is(name, "Sec-WebSocket-Version")) {

@@ -72,4 +72,10 @@ unsigned request_head_ws_error(const request_head *h, const char **error);
  * ignoring ASCII case. */
 bool rh_span_is(rh_span s, const char *lit);
 
+/* True when the comma-separated header value v (e.g. of Upgrade or
+ * Connection) lists the token tok: a whole item, ASCII case ignored, the
+ * whitespace around items ignored ("h2c, WebSocket" lists "websocket",
+ * "websocketx" does not). */
+bool rh_list_has(rh_span v, const char *tok);
+
 #endif

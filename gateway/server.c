@@ -2,11 +2,11 @@
 /*
  * server.c - the one port. An acceptor thread owns the listening socket and
  * peeks (never reads) at each new connection until its request headers are
- * complete, then hands the untouched socket to libwebsockets (a WebSocket
- * upgrade on a WebSocket path) or to libmicrohttpd (everything else: to its
- * stream, long-poll or main daemon, see http.c), so each library parses the
- * request from its first byte. It also runs the
- * timer thread and the start and drain sequence.
+ * complete, then hands the untouched socket to whom the router (router.h)
+ * names: libwebsockets (a WebSocket upgrade its protocol takes) or
+ * libmicrohttpd (everything else: to its stream, long-poll or main daemon,
+ * see http.c), so each library parses the request from its first byte. It
+ * also runs the timer thread and the start and drain sequence.
  *
  * Threads: main (waits for a signal, then drains), acceptor, timer, the lws
  * service thread (ws.c), the polling threads of MHD's three daemons (http.c),
@@ -37,13 +37,13 @@
 #include "common/clock.h"
 #include "common/list.h"
 #include "common/log.h"
-#include "common/parse.h"
 #include "gateway/api.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
 #include "gateway/memtrim.h"
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"
+#include "gateway/router.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/carriers/longpoll.h"
@@ -75,65 +75,68 @@ static int64_t accept_paused_until;
 
 /* ------------------------------------------------------------- routing */
 
-/* True when path is "/rooms/{room}{suffix}" with a valid room name, which
- * is copied to room unless that is NULL. */
-static bool room_path(const char *path, const char *suffix, char room[ROOM_NAME_MAX + 1])
+/* The WebSocket protocols, by endpoint (the routes whose GET goes to
+ * WEBSOCKET or SIGNALR in routes.h): may the acceptor hand an upgrade of
+ * the route to libwebsockets (acceptor thread), and the session it opens
+ * there (lws service thread). */
+typedef struct ws_protocol {
+    bool (*accepts)(const route_result *r, const char *query);
+    int (*open)(const route_result *r, const char *query, ws_session *out);
+} ws_protocol;
+
+/* /rooms/{room}/ws: its resume cursor, if any, must parse. */
+static bool plain_accepts(const route_result *r, const char *query)
 {
-    size_t len = strlen(path), sl = strlen(suffix);
-    if (len <= 7 + sl || strncmp(path, "/rooms/", 7) || strcmp(path + len - sl, suffix) ||
-        !room_name_is_valid(path + 7, len - 7 - sl))
-        return false;
-    if (room) {
-        memcpy(room, path + 7, len - 7 - sl);
-        room[len - 7 - sl] = '\0';
-    }
-    return true;
+    (void)r;
+    return plain_ws_query_is_valid(query);
 }
 
-/* The room of a plain WebSocket path "/rooms/{room}/ws", or false. */
-static bool plain_ws_room(const char *path, char room[ROOM_NAME_MAX + 1])
-{
-    return room_path(path, "/ws", room);
-}
-
-/* Acceptor thread: does an upgrade for path (decoded) and query (raw) go to
- * libwebsockets? Everything else goes to libmicrohttpd, which answers it
- * with the right error. */
-static bool websocket_wanted(const char *path, const char *query)
+static int plain_open(const route_result *r, const char *query, ws_session *out)
 {
     char room[ROOM_NAME_MAX + 1];
-    if (plain_ws_room(path, room))
-        return conf->transports.websocket && plain_ws_query_is_valid(query);
-    const cfg_hub *hb = sr_hub_at(path);
-    return hb && sr_ws_acceptable(hb, query);
+    if (r->room_len > ROOM_NAME_MAX)
+        return -1;
+    memcpy(room, r->room, r->room_len);
+    room[r->room_len] = '\0';
+    return plain_ws_open(room, query, out);
 }
+
+/* {hub}: SignalR knows whether the connection id is one to take. */
+static bool hub_accepts(const route_result *r, const char *query)
+{
+    (void)query;
+    return sr_ws_acceptable(r->hub, r->conn_id, r->conn_id_len);
+}
+
+static int hub_open(const route_result *r, const char *query, ws_session *out)
+{
+    (void)query;
+    return sr_ws_open(r->hub, r->conn_id, r->conn_id_len, out);
+}
+
+static const ws_protocol ws_protocols[ROUTE_ENDPOINTS] = {
+    [EP_WS] = {plain_accepts, plain_open},
+    [EP_HUB] = {hub_accepts, hub_open},
+};
 
 /* lws service thread: what an upgrade becomes (ws.c's router). */
 static int open_websocket(const char *path, const char *query, ws_session *out)
 {
-    char room[ROOM_NAME_MAX + 1];
-    if (plain_ws_room(path, room))
-        return plain_ws_open(room, query, out);
-    const cfg_hub *hb = sr_hub_at(path);
-    return hb ? sr_ws_open(hb, query, out) : -1;
+    route_result r;
+    router_route(
+        &(route_request){.method = M_GET, .path = path, .query = query, .upgrade_websocket = true},
+        &r);
+    const ws_protocol *p = &ws_protocols[r.endpoint];
+    return r.carrier == ROUTE_TO_WEBSOCKET && p->open ? p->open(&r, query, out) : -1;
 }
 
-/* The daemon for a GET that is not an upgrade: event streams
- * ("/rooms/{room}/events", or a hub path asked for text/event-stream, as
- * SignalR's SSE transport opens its stream), long polls ("/rooms/{room}/poll",
- * or a GET of a hub path with its connection id), or the main one. */
-static http_daemon daemon_for_get(const request_head *h)
-{
-    if (room_path(h->path, "/events", NULL))
-        return HTTP_STREAMS;
-    if (room_path(h->path, "/poll", NULL))
-        return HTTP_POLLS;
-    if (!sr_hub_at(h->path))
-        return HTTP_MAIN;
-    if (h->accept_event_stream)
-        return HTTP_STREAMS;
-    return query_has(h->query, "id") ? HTTP_POLLS : HTTP_MAIN;
-}
+/* The libmicrohttpd daemon of each carrier but libwebsockets. */
+static const http_daemon daemon_of[] = {
+    [ROUTE_TO_MAIN] = HTTP_MAIN,
+    [ROUTE_TO_STREAMS] = HTTP_STREAMS,
+    [ROUTE_TO_POLLS] = HTTP_POLLS,
+    [ROUTE_TO_WEBSOCKET] = HTTP_MAIN, /* a refused upgrade: MHD answers it */
+};
 
 /* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or
  * nobody (status: the acceptor answers it). */
@@ -145,16 +148,22 @@ typedef struct destination {
     const char *error, *extra_header;
 } destination;
 
-/* Where a request goes by what it asks for. */
+/* Where a request goes by what it asks for (router.h): an upgrade the
+ * router sends to libwebsockets goes there if its protocol takes it (else
+ * to the main daemon, which answers it); anything else to its daemon. The
+ * acceptor answers none of the router's errors: the daemon does. */
 static destination route_by_request(const request_head *h)
 {
-    destination to = {.daemon = HTTP_MAIN, .head_len = h->head_len};
-    if (!rh_span_is(h->method, "GET"))
-        return to;
-    if (h->upgrade_websocket)
-        to.websocket = websocket_wanted(h->path, h->query);
-    else
-        to.daemon = daemon_for_get(h);
+    route_result r;
+    route_request rq = {.method = router_method(h->method.p, h->method.len),
+                        .path = h->path,
+                        .query = h->query,
+                        .upgrade_websocket = h->upgrade_websocket,
+                        .accept_event_stream = h->accept_event_stream};
+    router_route(&rq, &r);
+    destination to = {.daemon = daemon_of[r.carrier], .head_len = h->head_len};
+    const ws_protocol *p = &ws_protocols[r.endpoint];
+    to.websocket = r.carrier == ROUTE_TO_WEBSOCKET && p->accepts && p->accepts(&r, h->query);
     if (to.websocket && (to.status = request_head_ws_error(h, &to.error)) == 426)
         to.extra_header = "Sec-WebSocket-Version: 13";
     return to;
@@ -196,8 +205,7 @@ static pending_conn *pend_oldest(void)
 
 /* Ends a connection the acceptor still holds, with a JSON error answer
  * (status 0: none), logged once. */
-static void pend_drop(pending_conn *p, unsigned status, const char *extra_header,
-                      const char *error)
+static void pend_drop(pending_conn *p, unsigned status, const char *extra_header, const char *error)
 {
     if (status) {
         char addr[CLIENT_ADDR_MAX];
@@ -383,7 +391,8 @@ static void *timer_main(void *arg)
 
 static int open_listener(const char *host, int port)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res = NULL;
     char port_s[8];
@@ -422,8 +431,7 @@ static unsigned resolve_max_connections(const cfg *c)
     if (c->limits.max_connections == 0)
         return fit;
     if (c->limits.max_connections > fit)
-        LOG_WARN(TAG,
-                 "limits.max_connections %u is more than the open-file limit allows; using %u",
+        LOG_WARN(TAG, "limits.max_connections %u is more than the open-file limit allows; using %u",
                  c->limits.max_connections, fit);
     return c->limits.max_connections < fit ? c->limits.max_connections : fit;
 }
@@ -509,6 +517,7 @@ int server_run(const cfg *c)
     }
     listen_fd = open_listener(c->listen_host, c->listen_port);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+    router_init(c);
     plain_ws_init(c, h);
     if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, open_websocket) || http_start(c, h)) {
         if (listen_fd >= 0)
@@ -527,7 +536,8 @@ int server_run(const cfg *c)
     pthread_t acceptor, timer;
     pthread_create(&acceptor, NULL, acceptor_main, NULL);
     pthread_create(&timer, NULL, timer_main, h);
-    LOG_INFO(TAG, "listening on %s:%d (websocket %s, sse %s, long polling %s; up to %u connections)",
+    LOG_INFO(TAG,
+             "listening on %s:%d (websocket %s, sse %s, long polling %s; up to %u connections)",
              c->listen_host, c->listen_port, c->transports.websocket ? "on" : "off",
              c->transports.sse ? "on" : "off", c->transports.long_polling ? "on" : "off",
              max_connections);

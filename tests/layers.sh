@@ -11,14 +11,14 @@ cd "$(dirname "$0")/.."
 passed=0
 failed=0
 
-# The #include lines of the C sources and headers under the given folders
+# The #include lines of the C sources and headers under the given folders (or files)
 # that match an extended regex on the included name (what is between the
 # quotes or angle brackets). Prints file:line:text.
 includes() { # regex folder...
   local re=$1
   shift
   local dirs=()
-  for d in "$@"; do [ -d "$d" ] && dirs+=("$d"); done
+  for d in "$@"; do [ -e "$d" ] && dirs+=("$d"); done
   [ "${#dirs[@]}" -eq 0 ] && return 0
   grep -rnE --include='*.c' --include='*.h' "^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"<]($re)" "${dirs[@]}"
 }
@@ -71,6 +71,7 @@ hub_signalr() {
   grep -rniE --include='*.c' 'signalr' hub
 }
 check "hub/ holds no SignalR wire encoding (transports/signalr/encode.c does)" < <(hub_signalr)
+check "the router (gateway/router.*, routes.h) includes no library, transport or handler" < <(includes 'microhttpd\.h|libwebsockets\.h|hiredis|jansson|transports/|gateway/(http|server|api|static)\.h' gateway/router.c gateway/router.h gateway/routes.h)
 
 echo "layers: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -251,6 +251,16 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
     assertJsonError(await request(`${base}/rooms/x/ws`), 426, 'GET /rooms/x/ws');
   });
 
+  test('GET /rooms/x/ws whose Upgrade does not list the token websocket -> 426', async () => {
+    // The acceptor and libmicrohttpd's dispatcher read Upgrade alike: a token list.
+    for (const up of ['xwebsocket', 'websocket2', 'not-websocket']) {
+      const text = `GET /rooms/x/ws HTTP/1.1\r\nHost: x\r\nUpgrade: ${up}\r\nConnection: close\r\n\r\n`;
+      const res = parseRawResponse((await rawRequest(srv.port, text)).raw);
+      assert.equal(res.status, 426, `Upgrade: ${up}: HTTP ${res.status} ${res.body}`);
+      assert.equal(res.headers.upgrade, 'websocket', `Upgrade: ${up}: the answer's Upgrade header`);
+    }
+  });
+
   test('publish: text/plain and other types become a JSON string', async () => {
     const room = 'text';
     const bodies = [

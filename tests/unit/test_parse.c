@@ -68,5 +68,19 @@ static void test_query_has(void)
     CHECK(!query_has(NULL, "id"));
 }
 
+/* The value as a span of the query itself. */
+static void test_query_value(void)
+{
+    size_t n = 99;
+    const char *q = "a=1&id=xy&id=z";
+    CHECK(query_value(q, "id", &n) == q + 7 && n == 2);
+    q = "id=";
+    CHECK(query_value(q, "id", &n) == q + 3 && n == 0);
+    q = "id=%41&b";
+    CHECK(query_value(q, "id", &n) == q + 3 && n == 3);
+    CHECK(!query_value("xid=1&idx=2&id", "id", &n));
+    CHECK(!query_value(NULL, "id", &n));
+}
+
 TEST_MAIN("parse", TEST(test_u64_accepts), TEST(test_u64_refuses), TEST(test_u64_n),
-          TEST(test_query_param), TEST(test_query_has))
+          TEST(test_query_param), TEST(test_query_has), TEST(test_query_value))

@@ -209,6 +209,26 @@ static void test_long_target(void)
     free(text);
 }
 
+/* Upgrade and Connection are token lists: whole items, case and the
+ * whitespace around items ignored (the dispatcher reads Upgrade with it too). */
+static void test_token_list(void)
+{
+#define HAS(text, tok) rh_list_has((rh_span){text, strlen(text)}, tok)
+    CHECK(HAS("websocket", "websocket"));
+    CHECK(HAS("WebSocket", "websocket"));
+    CHECK(HAS("h2c, websocket", "websocket"));
+    CHECK(HAS(" ,websocket\t, x", "websocket"));
+    CHECK(HAS("keep-alive, Upgrade", "upgrade"));
+    CHECK(!HAS("xwebsocket", "websocket"));
+    CHECK(!HAS("websocket2", "websocket"));
+    CHECK(!HAS("web socket", "websocket"));
+    CHECK(!HAS("websocket/13x", "websocket"));
+    CHECK(!HAS("", "websocket"));
+    CHECK(!HAS(",,", "websocket"));
+#undef HAS
+}
+
 TEST_MAIN("request_head", TEST(test_valid_get), TEST(test_valid_post), TEST(test_incomplete),
           TEST(test_early_refusal), TEST(test_request_line), TEST(test_smuggling),
-          TEST(test_field_syntax), TEST(test_websocket_handshake), TEST(test_long_target))
+          TEST(test_field_syntax), TEST(test_websocket_handshake), TEST(test_long_target),
+          TEST(test_token_list))

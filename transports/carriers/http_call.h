@@ -24,7 +24,7 @@
 typedef struct http_call {
     struct MHD_Connection *conn;
     const char *method;
-    const void *arg; /* the route's argument: the SignalR hub of a hub path */
+    const void *arg; /* the SignalR hub of a hub path; else the request path */
     const char *room;
     bool first; /* the call with the headers only: early checks, no answer but errors */
     const char *upload;

@@ -18,6 +18,7 @@
 #define CRIER_SIGNALR_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "common/cfg.h"
@@ -38,13 +39,16 @@ const cfg_hub *sr_hub_at(const char *path);
 
 /* --- transports call these ------------------------------------------- */
 
-/* Acceptor thread: should this upgrade (hub path, raw query) go to
+/* Acceptor thread (and MHD's, for an upgrade that reached it): should a
+ * WebSocket upgrade of hub hb with connection token id (the id= of its
+ * query, id_len bytes, not NUL-terminated; NULL: none) go to
  * libwebsockets? True for a known, unused token, or no token at all
- * (skipNegotiation). */
-bool sr_ws_acceptable(const cfg_hub *hb, const char *query);
+ * (skipNegotiation; so is a token too long to be one). */
+bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len);
 
-/* ws.c service thread: opens the WebSocket session of a connection. */
-int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out);
+/* ws.c service thread: opens the WebSocket session of the connection with
+ * token id (as for sr_ws_acceptable), or of a new one without. */
+int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, ws_session *out);
 
 /* MHD thread: POST {path}/negotiate */
 enum MHD_Result sr_negotiate(http_call *call);

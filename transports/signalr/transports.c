@@ -37,6 +37,11 @@ static const cfg *conf;
 #define NEGOTIATE_ADDRS 8192
 static ratelimit *negotiate_rate;
 
+/* A WebSocket's connection token is read into this many bytes, NUL
+ * included; a longer one counts as none (as it always has: the upgrade
+ * then makes a connection, like skipNegotiation). */
+#define SR_WS_TOKEN_CAP 64
+
 void sr_transports_init(const cfg *c)
 {
     conf = c;
@@ -121,12 +126,23 @@ static void ws_sent(void *session, msg *m)
 
 static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_sent};
 
-bool sr_ws_acceptable(const cfg_hub *hb, const char *query)
+/* The connection token id (id_len bytes) into token, NUL-terminated; false
+ * when there is none, or it cannot be one (too long), as if absent. */
+static bool ws_token(const char *id, size_t id_len, char token[SR_WS_TOKEN_CAP])
 {
-    char token[64];
+    if (!id || id_len >= SR_WS_TOKEN_CAP)
+        return false;
+    memcpy(token, id, id_len);
+    token[id_len] = '\0';
+    return true;
+}
+
+bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len)
+{
+    char token[SR_WS_TOKEN_CAP];
     if (!conf->transports.websocket)
         return false;
-    if (!query_param(query, "id", token, sizeof(token)))
+    if (!ws_token(id, id_len, token))
         return true; /* skipNegotiation: the connection is made on upgrade */
     sr_conn *c = sr_conn_find(hb, token);
     if (!c)
@@ -151,10 +167,10 @@ static void ws_claimed(void *arg, int rc, const char *owner)
 
 /* A connection for a WebSocket: found, or made here (skipNegotiation; or
  * clustered, where negotiate makes nothing: then claimed for this node). */
-static sr_conn *ws_connection(const cfg_hub *hb, const char *query)
+static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len)
 {
-    char token[64];
-    if (!query_param(query, "id", token, sizeof(token)))
+    char token[SR_WS_TOKEN_CAP];
+    if (!ws_token(id, id_len, token))
         return sr_conn_new(hb, false);
     sr_conn *c = sr_conn_find(hb, token);
     if (c || !sr_clustered() || !sr_token_is_valid(token))
@@ -170,9 +186,9 @@ static sr_conn *ws_connection(const cfg_hub *hb, const char *query)
     return c;
 }
 
-int sr_ws_open(const cfg_hub *hb, const char *query, ws_session *out)
+int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, ws_session *out)
 {
-    sr_conn *c = ws_connection(hb, query);
+    sr_conn *c = ws_connection(hb, id, id_len);
     sr_ws *w = c ? calloc(1, sizeof(*w)) : NULL;
     if (!w) {
         sr_conn_unref(c);
