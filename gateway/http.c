@@ -570,13 +570,9 @@ static bool one_request(struct MHD_Connection *conn)
     return ci && ci->daemon == daemons[HTTP_STREAMS];
 }
 
-int http_start(const cfg *c, hub *h)
+int http_start(const cfg *c)
 {
     http_call_init(&(http_call_hooks){one_request, abort_request}, c->trust_proxy);
-    api_init(c, h);
-    plain_sse_init(c, h);
-    plain_poll_init(c, h);
-    sr_init(c, h);
     static_init(c);
     router_set_available(NEEDS_WEB, static_enabled()); /* the web root is there */
     /* MHD 0.9.75 deadlocks when a socket added with MHD_add_connection meets

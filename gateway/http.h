@@ -19,9 +19,10 @@
 #include <sys/socket.h>
 
 #include "common/cfg.h"
-#include "hub/hub.h"
 
-int http_start(const cfg *c, hub *h);
+/* Starts the daemons. The handlers were given the hub before (server.c
+ * init_protocols). */
+int http_start(const cfg *c);
 
 /* libmicrohttpd's daemons (http.c). Any request is served right by any of
  * them; the acceptor chooses by what the first request of a connection

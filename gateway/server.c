@@ -49,6 +49,8 @@
 #include "transports/carriers/longpoll.h"
 #include "transports/carriers/sse.h"
 #include "transports/carriers/ws.h"
+#include "transports/plain/poll.h"
+#include "transports/plain/sse.h"
 #include "transports/plain/ws.h"
 #include "transports/signalr/signalr.h"
 
@@ -451,6 +453,18 @@ static void raise_file_limit(void)
 
 static backplane *the_backplane;
 
+/* Gives every endpoint's handlers the configuration and the hub. Before any
+ * thread starts: the backplane's thread may call into SignalR (a message
+ * from another node) as soon as it runs. */
+static void init_protocols(const cfg *c, hub *h)
+{
+    api_init(c, h);
+    plain_sse_init(c, h);
+    plain_poll_init(c, h);
+    plain_ws_init(c, h);
+    sr_init(c, h);
+}
+
 /* Starts the configured backplane (none for "memory"). Returns -1 when it
  * cannot start. */
 static int start_backplane(const cfg *c, hub *h)
@@ -510,6 +524,8 @@ int server_run(const cfg *c)
                       .max_rooms_per_sub = c->limits.max_rooms_per_connection,
                       .history_max_bytes = c->history.max_bytes};
     hub *h = peek_buf ? hub_create(&ho) : NULL;
+    if (h)
+        init_protocols(c, h);
     if (!h || start_backplane(c, h)) {
         hub_destroy(h);
         free(peek_buf);
@@ -518,8 +534,7 @@ int server_run(const cfg *c)
     listen_fd = open_listener(c->listen_host, c->listen_port);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     router_init(c);
-    plain_ws_init(c, h);
-    if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, open_websocket) || http_start(c, h)) {
+    if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, open_websocket) || http_start(c)) {
         if (listen_fd >= 0)
             close(listen_fd);
         if (epoll_fd >= 0)
