@@ -151,10 +151,10 @@ bench: deps
 	@bash tests/bench/run.sh
 
 format:
-	clang-format -i $(SRCS) $(HDRS) tests/unit/*.c tests/bench/*.c tests/fuzz/*.c
+	clang-format -i $(SRCS) $(HDRS) tests/unit/*.[ch] tests/bench/*.c tests/fuzz/*.c
 
 format-check:
-	clang-format --dry-run --Werror $(SRCS) $(HDRS)
+	@bash tests/format.sh
 
 clean:
 	rm -rf build

@@ -2,15 +2,15 @@
 # Installs what crier needs on a Debian machine, and nothing that is there
 # already. `setup.sh build`: the libraries and tools to build and run.
 # `setup.sh test`: those, plus what the tests use (curl, node, clang and its
-# sanitizer/libFuzzer runtimes, nginx,
-# redis-server, Debian's chromium, the npm packages in package-lock.json).
+# sanitizer/libFuzzer runtimes, clang-format, nginx, redis-server, Debian's
+# chromium, the npm packages in package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-build}
 build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev libhiredis-dev)
 # libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (only recommended by clang)
-test_pkgs=(curl nodejs npm clang libclang-rt-dev nginx chromium redis-server)
+test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server)
 
 missing=()
 want=("${build_pkgs[@]}")

@@ -4,6 +4,7 @@
 #   tests/run.sh unit         C unit tests (build/test/unit/*)
 #   tests/run.sh layers       the folders point down only (tests/layers.sh: no
 #                             #include of an upper layer), no build needed
+#   tests/run.sh format       every C file as .clang-format says (tests/format.sh)
 #   tests/run.sh integration  node tests against build/test/crier, twice: on the
 #                             memory backplane, then on a Redis one (a
 #                             redis-server started here for that pass)
@@ -187,46 +188,40 @@ run_tsan() {
 }
 # --- end ThreadSanitizer suites ----------------------------------------------
 
-# The layering rules (tests/layers.sh): one pass or failure per rule.
-run_layers() {
-  local out rc p f
-  out=$(bash tests/layers.sh 2>&1)
+# A script that ends with "NAME: N passed, N failed" and marks each failed
+# check with a line matching PATTERN, counted as a suite.
+run_counted() { # name pattern command...
+  local name=$1 pattern=$2 out rc p f
+  shift 2
+  out=$("$@" 2>&1)
   rc=$?
   echo "$out"
-  p=$(echo "$out" | sed -n 's/^layers: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-  f=$(echo "$out" | sed -n 's/^layers: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
+  p=$(echo "$out" | sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed\$/\1/p")
+  f=$(echo "$out" | sed -n "s/^$name: \([0-9]*\) passed, \([0-9]*\) failed\$/\2/p")
   p=${p:-0}
   f=${f:-1}
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
   if [ "$f" -ne 0 ]; then
-    while IFS= read -r l; do failures+=("layers: $l"); done \
-      < <(echo "$out" | grep '^FAIL ' || echo "tests/layers.sh exited $rc")
+    while IFS= read -r l; do failures+=("$name: $l"); done \
+      < <(echo "$out" | grep -E "$pattern" || echo "$* exited $rc")
   fi
-  add_counts layers "$p" "$f"
+  add_counts "$name" "$p" "$f"
 }
+
+# The layering rules (tests/layers.sh): one pass or failure per rule.
+run_layers() { run_counted layers '^FAIL ' bash tests/layers.sh; }
+
+# clang-format on every C file (tests/format.sh): one check per file.
+run_format() { run_counted format '^FAIL ' bash tests/format.sh; }
 
 # Each libFuzzer harness for a few seconds from its seed corpus
 # (tests/fuzz/run.sh; `make fuzz` runs them longer).
-run_fuzz() {
-  local out rc p f
-  out=$(bash tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-5}" 2>&1)
-  rc=$?
-  echo "$out"
-  p=$(echo "$out" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1/p')
-  f=$(echo "$out" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\2/p')
-  p=${p:-0}
-  f=${f:-1}
-  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
-  if [ "$f" -ne 0 ]; then
-    while IFS= read -r l; do failures+=("fuzz: $l"); done \
-      < <(echo "$out" | grep ': FAIL ' || echo "tests/fuzz/run.sh exited $rc")
-  fi
-  add_counts fuzz "$p" "$f"
-}
+run_fuzz() { run_counted fuzz ': FAIL ' bash tests/fuzz/run.sh "${FUZZ_SMOKE_SECONDS:-5}"; }
 
 case "$which" in
   unit) run_unit ;;
   layers) run_layers ;;
+  format) run_format ;;
   integration)
     run_node_suite integration tests/integration
     run_integration_redis
@@ -238,6 +233,7 @@ case "$which" in
   fuzz) run_fuzz ;;
   all)
     run_layers
+    run_format
     run_unit
     run_node_suite integration tests/integration
     run_integration_redis
@@ -247,7 +243,7 @@ case "$which" in
     run_fuzz
     run_tsan
     ;;
-  *) echo "usage: $0 [unit|layers|integration|scaleout|browser|smoke|fuzz|tsan|all]"; exit 2 ;;
+  *) echo "usage: $0 [unit|layers|format|integration|scaleout|browser|smoke|fuzz|tsan|all]"; exit 2 ;;
 esac
 
 if [ "${#failures[@]}" -gt 0 ]; then
