@@ -46,6 +46,7 @@
 
 #include "common/clock.h"
 #include "common/limits.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "transports/carriers/ws_guard.h"
 
@@ -61,16 +62,16 @@ typedef struct ws_conn {
     bool opened;                  /* service thread: sess is set */
     bool on_pending;              /* pending_lock */
     struct ws_conn *pending_next; /* pending_lock */
-    struct ws_conn *prev, *next;  /* service thread: every open connection */
+    list_node link;               /* service thread: in all_conns once established */
     char *rx;                     /* service thread: the message being received */
     size_t rx_len;
-    size_t rx_cap;                /* service thread: bytes of rx, counted in rx_held */
-    bool rx_discard;              /* service thread: skip the rest of this message */
-    int64_t last_rx_ms;           /* service thread: a frame or a PONG came */
-    int64_t last_ping_ms;         /* service thread */
-    bool ping_due;                /* service thread: send a PING when writable */
-    bool silent;                  /* service thread: close it, it stopped answering */
-    bool unmasked;                /* service thread: it sent an unmasked frame (ws_guard) */
+    size_t rx_cap;        /* service thread: bytes of rx, counted in rx_held */
+    bool rx_discard;      /* service thread: skip the rest of this message */
+    int64_t last_rx_ms;   /* service thread: a frame or a PONG came */
+    int64_t last_ping_ms; /* service thread */
+    bool ping_due;        /* service thread: send a PING when writable */
+    bool silent;          /* service thread: close it, it stopped answering */
+    bool unmasked;        /* service thread: it sent an unmasked frame (ws_guard) */
 } ws_conn;
 
 static const cfg *conf;
@@ -78,10 +79,10 @@ static ws_open_fn open_session;
 static struct lws_context *context;
 static struct lws_vhost *vhost;
 static pthread_t service_thread;
-static atomic_bool stopping;     /* close every connection with 1001 */
-static atomic_bool stop_loop;    /* leave the service loop */
-static atomic_uint queued_fds;   /* handed over, not adopted yet */
-static atomic_int live_wsi;      /* connections lws holds */
+static atomic_bool stopping;   /* close every connection with 1001 */
+static atomic_bool stop_loop;  /* leave the service loop */
+static atomic_uint queued_fds; /* handed over, not adopted yet */
+static atomic_int live_wsi;    /* connections lws holds */
 /* Bytes of receive buffers held for unfinished messages (a message split
  * over frames, or a frame over reads), every connection's: written by the
  * service thread, read by /metrics. limits.max_fragment_bytes_total. */
@@ -89,7 +90,7 @@ static atomic_size_t rx_held;
 
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool context_open; /* pending_lock: lws_cancel_service may be called */
-static ws_conn *pending;     /* connections with news for the service thread */
+static ws_conn *pending;  /* connections with news for the service thread */
 typedef struct adoption {
     int fd;
     size_t head_len; /* bytes of its upgrade request */
@@ -97,8 +98,8 @@ typedef struct adoption {
 static adoption *adopt_queue; /* pending_lock */
 static size_t adopt_len, adopt_cap;
 
-static ws_conn *all_conns; /* service thread */
-static lws_sorted_usec_list_t sweep_sul; /* service thread: the keep-alive sweep */
+static list_node all_conns = LIST_INIT(all_conns);      /* service thread: newest first */
+static lws_sorted_usec_list_t sweep_sul;                /* service thread: the keep-alive sweep */
 static unsigned char batch_buf[LWS_PRE + WS_BATCH_MAX]; /* service thread */
 
 /* --------------------------------------------------------- cross-thread */
@@ -204,8 +205,8 @@ static void request_writable_for_pending(void)
 
 static void request_writable_for_all(void)
 {
-    for (ws_conn *c = all_conns; c; c = c->next)
-        lws_callback_on_writable(c->wsi);
+    list_for_each_safe (n, next, &all_conns)
+        lws_callback_on_writable(list_entry(n, ws_conn, link)->wsi);
 }
 
 static int close_with(struct lws *wsi, enum lws_close_status code, const char *reason)
@@ -254,6 +255,7 @@ static int open_connection(ws_conn *c, struct lws *wsi)
         return 1;
     c->wsi = wsi;
     c->opened = true;
+    list_init(&c->link); /* linked on LWS_CALLBACK_ESTABLISHED */
     return 0;
 }
 
@@ -275,11 +277,7 @@ static void on_established(ws_conn *c)
     sub_attach(s, ws_wake, c);
     bool queued = !sendq_is_empty(&s->q) || s->ending || s->dropped;
     pthread_mutex_unlock(&s->lock);
-    c->prev = NULL;
-    c->next = all_conns;
-    if (all_conns)
-        all_conns->prev = c;
-    all_conns = c;
+    list_push_front(&all_conns, &c->link);
     c->last_rx_ms = c->last_ping_ms = clock_now_ms();
     if (queued || c->sess.refuse_code)
         lws_callback_on_writable(c->wsi);
@@ -292,7 +290,8 @@ static void keepalive_sweep(lws_sorted_usec_list_t *sul)
     int64_t now = clock_now_ms();
     int64_t every = (int64_t)conf->limits.keepalive_s * 1000;
     int64_t hangup = 2 * every + 5000;
-    for (ws_conn *c = all_conns; c; c = c->next) {
+    list_for_each_safe (n, next, &all_conns) {
+        ws_conn *c = list_entry(n, ws_conn, link);
         if (now - c->last_rx_ms >= hangup) {
             c->silent = true;
             lws_callback_on_writable(c->wsi);
@@ -362,12 +361,7 @@ static void on_closed(ws_conn *c)
     }
     c->on_pending = false;
     pthread_mutex_unlock(&pending_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (all_conns == c)
-        all_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     c->sess.ops->closed(c->sess.session);
 }
 
@@ -533,8 +527,9 @@ static int on_writable(ws_conn *c, struct lws *wsi)
     }
     if (ending)
         return close_with(wsi, LWS_CLOSE_STATUS_NORMAL, "");
-    return atomic_load(&stopping) ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
-                                  : 0;
+    return atomic_load(&stopping)
+               ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
+               : 0;
 }
 
 static bool message_complete(struct lws *wsi)
@@ -565,7 +560,7 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
         return on_oversize(c, wsi);
     const char *why = "";
     if (!c->rx_len && message_complete(wsi)) { /* whole in one piece: nothing to hold */
-        rx_release(c); /* what empty fragments before it held */
+        rx_release(c);                         /* what empty fragments before it held */
         int code = c->sess.ops->receive(c->sess.session, in, len, lws_frame_is_binary(wsi), &why);
         return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
     }
@@ -587,8 +582,8 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
     if (!message_complete(wsi))
         return 0;
     c->rx[c->rx_len] = '\0';
-    int code = c->sess.ops->receive(c->sess.session, c->rx, c->rx_len,
-                                    lws_frame_is_binary(wsi), &why);
+    int code =
+        c->sess.ops->receive(c->sess.session, c->rx, c->rx_len, lws_frame_is_binary(wsi), &why);
     rx_release(c); /* idle connections hold no receive buffer */
     return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
 }

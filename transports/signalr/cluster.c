@@ -35,6 +35,7 @@
 
 #include "common/clock.h"
 #include "common/json_text.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "transports/signalr/private.h"
 
@@ -63,14 +64,15 @@ struct sr_fwd {
     size_t answer_len;
     char *negotiated; /* FWD_NEGOTIATE: the answer once the token is offered */
     int64_t deadline;
-    struct sr_fwd *bucket_next, *prev, *next; /* fwd_lock, while not done */
+    struct sr_fwd *bucket_next; /* fwd_lock, while not done */
+    list_node link;             /* fwd_lock: in fwd_all while not done */
 };
 
 static pthread_mutex_t fwd_lock = PTHREAD_MUTEX_INITIALIZER;
 static sr_fwd *fwd_buckets[FWD_BUCKETS];
-static sr_fwd *fwd_all;
-static uint64_t fwd_next_id = 1; /* fwd_lock */
-static bool fwd_stopping;        /* fwd_lock */
+static list_node fwd_all = LIST_INIT(fwd_all); /* fwd_lock: newest first */
+static uint64_t fwd_next_id = 1;               /* fwd_lock */
+static bool fwd_stopping;                      /* fwd_lock */
 
 bool sr_clustered(void)
 {
@@ -102,10 +104,7 @@ static void fwd_link(sr_fwd *f)
     uint32_t k = (uint32_t)(f->id % FWD_BUCKETS);
     f->bucket_next = fwd_buckets[k];
     fwd_buckets[k] = f;
-    f->next = fwd_all;
-    if (fwd_all)
-        fwd_all->prev = f;
-    fwd_all = f;
+    list_push_front(&fwd_all, &f->link);
 }
 
 /* fwd_lock held. Idempotent. */
@@ -117,13 +116,8 @@ static void fwd_unlink(sr_fwd *f)
     if (!*pp)
         return;
     *pp = f->bucket_next;
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        fwd_all = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    f->prev = f->next = f->bucket_next = NULL;
+    f->bucket_next = NULL;
+    list_remove(&f->link);
 }
 
 static sr_fwd *fwd_find(uint64_t id)
@@ -173,9 +167,9 @@ static void fwd_send(sr_fwd *f, const char *owner)
     char head[200];
     int n = snprintf(head, sizeof(head), "%s %" PRIu64 " %s %s %s\n", op_name(f->kind), f->id,
                      bp->node_id, f->hub->path, f->token);
-    bool ok = buf_append(&out, head, (size_t)n) &&
-              (f->kind != FWD_POST || !f->body.b.len ||
-               buf_append(&out, f->body.b.data, f->body.b.len));
+    bool ok =
+        buf_append(&out, head, (size_t)n) &&
+        (f->kind != FWD_POST || !f->body.b.len || buf_append(&out, f->body.b.data, f->body.b.len));
     if (ok)
         bp->ops->node_send(bp, owner, out.data, out.len);
     else
@@ -253,8 +247,7 @@ static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
     return MHD_YES;
 }
 
-sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token,
-                         const char *answer)
+sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token, const char *answer)
 {
     sr_fwd *f = calloc(1, sizeof(*f));
     if (!f || !(f->negotiated = strdup(answer))) {
@@ -292,7 +285,7 @@ enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local)
     if (!f->started) {
         if (f->kind == FWD_POST && *call->upload_size)
             return http_body_take(&f->body, call, conf->limits.max_message_bytes) ? MHD_YES
-                                                                                 : MHD_NO;
+                                                                                  : MHD_NO;
         if (f->body.too_big)
             return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                     "message is larger than limits.max_message_bytes");
@@ -454,8 +447,8 @@ void sr_cluster_release(const char *token)
 void sr_cluster_tick(int64_t now_ms)
 {
     pthread_mutex_lock(&fwd_lock);
-    for (sr_fwd *f = fwd_all, *next; f; f = next) {
-        next = f->next;
+    list_for_each_safe (n, next, &fwd_all) {
+        sr_fwd *f = list_entry(n, sr_fwd, link);
         if (now_ms >= f->deadline)
             fwd_finish_error(f, MHD_HTTP_GATEWAY_TIMEOUT,
                              "the node holding this connection did not answer in time");
@@ -467,7 +460,8 @@ void sr_cluster_shutdown(void)
 {
     pthread_mutex_lock(&fwd_lock);
     fwd_stopping = true;
-    while (fwd_all)
-        fwd_finish_error(fwd_all, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    while (!list_empty(&fwd_all))
+        fwd_finish_error(list_entry(fwd_all.next, sr_fwd, link), MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "shutting down");
     pthread_mutex_unlock(&fwd_lock);
 }
