@@ -33,6 +33,7 @@
 #include "common/limits.h"
 #include "common/parse.h"
 #include "transports/carriers/longpoll.h"
+#include "transports/plain/common.h"
 
 /* An answer stops adding messages past this size; the client gets the
  * rest from history with its next poll. */
@@ -179,10 +180,7 @@ enum MHD_Result plain_poll_handle(http_call *call)
     if (rc) {
         sub_fini(&p->s);
         free(p);
-        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
-            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
-                                      limit_join_error(rc));
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
+        return plain_reply_join_refused(call, rc);
     }
     /* The hub may deliver from the moment the join returns: the cursor of a
      * from-now join is read under the sub lock, from before what came. */
