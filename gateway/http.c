@@ -358,19 +358,17 @@ static ssize_t no_body(void *cls, uint64_t pos, char *out, size_t max)
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
+/* The block size MHD is given for the empty body of a HEAD on a held
+ * route (no byte of it is ever read). */
+#define HEAD_BLOCK_BYTES 256
+
 /* HEAD on a held route: the headers at once (200, the content type), no
  * stream opened and nothing held; the query is not looked at. */
 static enum MHD_Result answer_head_held(struct MHD_Connection *conn, const char *type)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, no_body, NULL, NULL);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HEAD_BLOCK_BYTES, no_body, NULL, NULL);
+    return http_queue_uncached(conn, MHD_HTTP_OK, r, type);
 }
 
 /* --- the endpoints' handlers: the last four columns of routes.h --- */
