@@ -344,9 +344,7 @@ static const char *held_json(struct MHD_Connection *conn)
 /* A hub path's GET is an event stream when asked for one, else a poll. */
 static const char *held_hub(struct MHD_Connection *conn)
 {
-    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
-    return accept && strstr(accept, "text/event-stream") ? "text/event-stream"
-                                                         : "application/octet-stream";
+    return http_wants_event_stream(conn) ? "text/event-stream" : "application/octet-stream";
 }
 
 static ssize_t no_body(void *cls, uint64_t pos, char *out, size_t max)

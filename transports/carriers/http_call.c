@@ -54,6 +54,12 @@ enum MHD_Result http_queue_uncached(struct MHD_Connection *conn, unsigned status
     return ret;
 }
 
+bool http_wants_event_stream(struct MHD_Connection *conn)
+{
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
+    return accept && strstr(accept, "text/event-stream");
+}
+
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
                                 size_t len)
 {

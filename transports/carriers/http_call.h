@@ -58,6 +58,10 @@ enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct 
 enum MHD_Result http_queue_uncached(struct MHD_Connection *conn, unsigned status,
                                     struct MHD_Response *r, const char *content_type);
 
+/* True when the request's Accept header mentions text/event-stream (a
+ * substring match, as the acceptor's request_head reads it). */
+bool http_wants_event_stream(struct MHD_Connection *conn);
+
 /* Replies with a copy of body (JSON). */
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
                                 size_t len);

@@ -266,9 +266,7 @@ sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token)
     sr_fwd *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
-    bool stream = false;
-    const char *accept = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Accept");
-    stream = accept && strstr(accept, "text/event-stream");
+    bool stream = http_wants_event_stream(call->conn);
     f->kind = !strcmp(call->method, "POST")     ? FWD_POST
               : !strcmp(call->method, "DELETE") ? FWD_DELETE
               : stream                          ? FWD_STREAM

@@ -543,12 +543,6 @@ static enum MHD_Result close_by_delete(http_call *call, sr_conn *c)
                                  "DELETE closes long-polling connections only");
 }
 
-static bool wants_event_stream(http_call *call)
-{
-    const char *accept = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Accept");
-    return accept && strstr(accept, "text/event-stream");
-}
-
 /* Headers-only first call: a POST whose Content-Length is over the limit is
  * refused before its body is read, and its connection closed. */
 static enum MHD_Result check_declared_size(http_call *call)
@@ -599,7 +593,7 @@ static enum MHD_Result forwarded(http_call *call, sr_req *rq)
     if (!c)
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "cannot create a connection now");
-    return wants_event_stream(call) ? open_stream(call, c) : open_poll(call, c);
+    return http_wants_event_stream(call->conn) ? open_stream(call, c) : open_poll(call, c);
 }
 
 enum MHD_Result sr_request(http_call *call)
@@ -641,7 +635,7 @@ enum MHD_Result sr_request(http_call *call)
         sr_conn_unref(c);
         return http_reply_empty(call->conn, MHD_HTTP_NO_CONTENT);
     }
-    return wants_event_stream(call) ? open_stream(call, c) : open_poll(call, c);
+    return http_wants_event_stream(call->conn) ? open_stream(call, c) : open_poll(call, c);
 }
 
 void sr_request_completed(void *state)
