@@ -584,8 +584,8 @@ int http_start(const cfg *c, hub *h)
                          ? 1000000
                          : (unsigned)rl.rlim_cur + 1024;
     unsigned idle_timeout = c->limits.keepalive_s * 2 + 30;
-    header_timeout_ms = (int64_t)c->limits.header_timeout_s * 1000;
-    body_timeout_ms = (int64_t)c->limits.body_timeout_s * 1000;
+    header_timeout_ms = (int64_t)c->limits.header_timeout_s * MS_PER_S;
+    body_timeout_ms = (int64_t)c->limits.body_timeout_s * MS_PER_S;
     body_limit = c->limits.max_message_bytes;
     pool_bytes[HTTP_MAIN] = pool_bytes[HTTP_POLLS] =
         (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;

@@ -334,7 +334,7 @@ static void accept_all(void)
             free(p);
             continue;
         }
-        p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
+        p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * MS_PER_S;
         list_push_back(&pending, &p->link);
         pend_count++;
         /* Edge-triggered: a peek consumes nothing, so level-triggered epoll
@@ -382,7 +382,7 @@ static void *acceptor_main(void *arg)
 static void *timer_main(void *arg)
 {
     hub *h = arg;
-    int64_t next_keepalive = clock_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
+    int64_t next_keepalive = clock_now_ms() + (int64_t)conf->limits.keepalive_s * MS_PER_S;
     int64_t next_expire = 0, next_signalr = 0;
     while (!atomic_load(&stop_threads)) {
         usleep(TIMER_TICK_MS * 1000);
@@ -392,7 +392,7 @@ static void *timer_main(void *arg)
         linger_tick(now);
         if (now >= next_keepalive) {
             sse_keepalive();
-            next_keepalive = now + (int64_t)conf->limits.keepalive_s * 1000;
+            next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
         api_tick(now);
         if (now >= next_expire) {
@@ -486,7 +486,7 @@ static int start_backplane(const cfg *c, hub *h)
                         .connect_timeout_ms = c->backplane.connect_timeout_ms,
                         .queue_limit = c->backplane.queue_limit,
                         .history_size = c->history.size,
-                        .history_ttl_ms = (int64_t)c->history.ttl_s * 1000};
+                        .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S};
     the_backplane = redis_backplane_start(&ro, h);
     if (!the_backplane)
         return -1;
@@ -526,7 +526,7 @@ int server_run(const cfg *c)
     max_connections = resolve_max_connections(c);
     peek_buf = malloc(c->limits.max_header_bytes);
     hub_options ho = {.history_size = c->history.size,
-                      .history_ttl_ms = (int64_t)c->history.ttl_s * 1000,
+                      .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S,
                       .max_rooms = c->limits.max_rooms,
                       .max_rooms_per_sub = c->limits.max_rooms_per_connection,
                       .history_max_bytes = c->history.max_bytes};

@@ -53,6 +53,17 @@
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
 #define WS_BATCH_MAX (64 * 1024) /* bytes of frames sent in one write */
+/* A connection silent for two keep-alive periods and this much more is
+ * closed. */
+#define WS_HANGUP_GRACE_MS 5000
+#define WS_RX_FIRST_CAP 4096 /* bytes: the first buffer for a fragmented message */
+/* lws's header buffer: limits.max_header_bytes and this much room for
+ * what lws keeps beside the headers, within the 16 bits lws counts in. */
+#define WS_HEADER_SLACK 1024
+#define WS_HEADER_DATA_MAX 65535
+#define WS_HEADER_POOL 256      /* header buffers lws may hold at once */
+#define WS_STOP_POLL_MS 20      /* ws_stop looks this often whether all closed */
+#define WS_QUERY_FRAGMENTS 1000 /* query parameters read at most */
 
 _Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message headroom");
 
@@ -225,7 +236,7 @@ static char *request_query(struct lws *wsi)
         return NULL;
     size_t qlen = 0;
     query[0] = '\0';
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < WS_QUERY_FRAGMENTS; i++) {
         int n = lws_hdr_copy_fragment(wsi, query + qlen, total + 2 - (int)qlen,
                                       WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n <= 0)
@@ -288,8 +299,8 @@ static void on_established(ws_conn *c)
 static void keepalive_sweep(lws_sorted_usec_list_t *sul)
 {
     int64_t now = clock_now_ms();
-    int64_t every = (int64_t)conf->limits.keepalive_s * 1000;
-    int64_t hangup = 2 * every + 5000;
+    int64_t every = (int64_t)conf->limits.keepalive_s * MS_PER_S;
+    int64_t hangup = 2 * every + WS_HANGUP_GRACE_MS;
     list_for_each_safe (n, next, &all_conns) {
         ws_conn *c = list_entry(n, ws_conn, link);
         if (now - c->last_rx_ms >= hangup) {
@@ -321,7 +332,7 @@ static int rx_reserve(ws_conn *c, size_t need)
     if (need <= c->rx_cap)
         return 0;
     size_t most = conf->limits.max_message_bytes + 1;
-    size_t cap = c->rx_cap ? c->rx_cap : 4096;
+    size_t cap = c->rx_cap ? c->rx_cap : WS_RX_FIRST_CAP;
     while (cap < need)
         cap *= 2;
     if (cap > most)
@@ -678,9 +689,10 @@ int ws_start(const cfg *c, ws_open_fn open)
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.retry_and_idle_policy = &keepalive;
     info.timeout_secs = c->limits.header_timeout_s;
-    size_t header_data = c->limits.max_header_bytes + 1024;
-    info.max_http_header_data = (unsigned short)(header_data > 65535 ? 65535 : header_data);
-    info.max_http_header_pool = 256;
+    size_t header_data = c->limits.max_header_bytes + WS_HEADER_SLACK;
+    info.max_http_header_data =
+        (unsigned short)(header_data > WS_HEADER_DATA_MAX ? WS_HEADER_DATA_MAX : header_data);
+    info.max_http_header_pool = WS_HEADER_POOL;
     context = lws_create_context(&info);
     if (!context) {
         LOG_ERR(TAG, "cannot create the libwebsockets context");
@@ -705,8 +717,8 @@ void ws_stop(int grace_ms)
         return;
     atomic_store(&stopping, true);
     lws_cancel_service(context);
-    for (int waited = 0; waited < grace_ms && ws_connections(); waited += 20)
-        usleep(20 * 1000);
+    for (int waited = 0; waited < grace_ms && ws_connections(); waited += WS_STOP_POLL_MS)
+        usleep(WS_STOP_POLL_MS * 1000);
     atomic_store(&stop_loop, true);
     lws_cancel_service(context);
     pthread_join(service_thread, NULL);

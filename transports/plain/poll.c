@@ -29,16 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "common/json_text.h"
 #include "common/limits.h"
 #include "common/parse.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/plain/common.h"
-
-/* An answer stops adding messages past this size; the client gets the
- * rest from history with its next poll. */
-#define ANSWER_SOFT_LIMIT (1u << 20)
-#define MS_PER_S 1000
 
 typedef struct room_poll {
     sub s;
@@ -93,7 +89,7 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
     bool first = true;
     while (ok && (m = sendq_peek(&s->q)) != NULL) {
         msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
-        if (!first && out.len + b.len > ANSWER_SOFT_LIMIT)
+        if (!first && out.len + b.len > LP_ANSWER_SOFT_MAX)
             break; /* last stays at the last message taken */
         if (!first)
             ok = buf_append_str(&out, ",");

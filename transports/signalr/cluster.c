@@ -41,6 +41,7 @@
 
 #define TAG "signalr"
 #define FWD_BUCKETS 1024
+#define NODE_HEAD_MAX 300     /* bytes: the first line of a message from another node */
 #define FORWARD_WAIT_MS 10000 /* a forwarded send or close; polls: poll timeout + this */
 
 static const cfg *conf;
@@ -234,14 +235,14 @@ static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
     fwd_link(f);
     f->started = true;
     f->deadline = clock_now_ms() + FORWARD_WAIT_MS +
-                  (f->kind == FWD_POLL ? (int64_t)conf->limits.poll_timeout_s * 1000 : 0);
+                  (f->kind == FWD_POLL ? (int64_t)conf->limits.poll_timeout_s * MS_PER_S : 0);
     f->suspended = true;
     MHD_suspend_connection(call->conn);
     uint64_t id = f->id;
     pthread_mutex_unlock(&fwd_lock);
     if (f->kind == FWD_NEGOTIATE)
-        bp->ops->offer(bp, f->token, (int64_t)conf->signalr.disconnect_timeout_s * 1000, on_offered,
-                       (void *)(uintptr_t)id);
+        bp->ops->offer(bp, f->token, (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S,
+                       on_offered, (void *)(uintptr_t)id);
     else
         bp->ops->claim(bp, f->token, take, SR_OWNER_TTL_MS, on_owner, (void *)(uintptr_t)id);
     return MHD_YES;
@@ -376,10 +377,10 @@ static void on_node_message(void *arg, const char *data, size_t len)
 {
     (void)arg;
     const char *nl = memchr(data, '\n', len);
-    if (!nl || nl - data >= 300)
+    if (!nl || nl - data >= NODE_HEAD_MAX)
         return;
-    char head[300], op[8] = "", from[BP_NODE_ID_LEN + 1] = "", path[CFG_PATH_MAX] = "",
-                    token[TOKEN_LEN + 2] = "";
+    char head[NODE_HEAD_MAX], op[8] = "", from[BP_NODE_ID_LEN + 1] = "", path[CFG_PATH_MAX] = "",
+                              token[TOKEN_LEN + 2] = "";
     memcpy(head, data, (size_t)(nl - data));
     head[nl - data] = '\0';
     const char *body = nl + 1;
@@ -439,7 +440,7 @@ void sr_cluster_touch(const char *token)
 void sr_cluster_release(const char *token)
 {
     if (bp)
-        bp->ops->release(bp, token, (int64_t)conf->signalr.disconnect_timeout_s * 1000);
+        bp->ops->release(bp, token, (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S);
 }
 
 void sr_cluster_tick(int64_t now_ms)

@@ -791,7 +791,7 @@ static const char silent_client[] =
 /* Registry lock held: what the timer does with c now. */
 static tick_action due(sr_conn *c, int64_t now, const char **why)
 {
-    int64_t disconnect = (int64_t)conf->signalr.disconnect_timeout_s * 1000;
+    int64_t disconnect = (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S;
     pthread_mutex_lock(&c->s.lock);
     tick_action a = ACT_NONE;
     bool streaming = (c->transport == TR_WS || c->transport == TR_SSE) && c->attached;
@@ -812,17 +812,17 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
         a = !c->held && now - c->last_poll_ms > disconnect ? ACT_CLOSE : ACT_NONE;
         *why = NULL; /* the client stopped polling */
     } else if (streaming && !handshaken &&
-               now - c->attached_ms > (int64_t)conf->signalr.handshake_timeout_s * 1000) {
+               now - c->attached_ms > (int64_t)conf->signalr.handshake_timeout_s * MS_PER_S) {
         a = ACT_CLOSE;
         *why = "Handshake was not received in time.";
-    } else if (streaming && silent > (int64_t)conf->signalr.client_timeout_s * 1000) {
+    } else if (streaming && silent > (int64_t)conf->signalr.client_timeout_s * MS_PER_S) {
         a = ACT_CLOSE;
         *why = silent_client;
     } else if (streaming && c->stateful && received > c->acked_to_client) {
         c->acked_to_client = received; /* the timer is the acks' clock: one a tick at most */
         a = ACT_ACK;
     } else if (streaming && handshaken && now >= c->next_ping_ms) {
-        c->next_ping_ms = now + (int64_t)conf->limits.keepalive_s * 1000;
+        c->next_ping_ms = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         a = ACT_PING;
     }
     pthread_mutex_unlock(&c->s.lock);

@@ -42,13 +42,6 @@ static ratelimit *negotiate_rate;
  * then makes a connection, like skipNegotiation). */
 #define SR_WS_TOKEN_CAP 64
 
-/* A poll answer stops taking queued records past this many bytes (a soft
- * limit: one record alone may pass it); the rest goes with the next poll. */
-#define POLL_ANSWER_SOFT_MAX (1u << 20)
-
-/* Milliseconds in a second, for the limits configured in seconds. */
-#define MS_PER_S 1000
-
 /* A remote long poll for a connection that has none to hold. */
 static const char no_poll_conn_json[] = "{\"error\":\"no such connection for long polling\"}";
 
@@ -279,14 +272,14 @@ static enum MHD_Result open_stream(http_call *call, sr_conn *c)
 }
 
 /* Sub lock held. Moves every queued record into one poll answer, stopping
- * past POLL_ANSWER_SOFT_MAX; the rest goes with the next poll. */
+ * past LP_ANSWER_SOFT_MAX; the rest goes with the next poll. */
 static char *take_records(sr_conn *c, size_t *len_out)
 {
     buf out = {0};
     msg *m;
     while ((m = sendq_peek(&c->s.q)) != NULL) {
         msg_bytes b = msg_get(m, SR_FMT_RECORD, c->s.target);
-        if ((out.len && out.len + b.len > POLL_ANSWER_SOFT_MAX) || !buf_append(&out, b.base, b.len))
+        if ((out.len && out.len + b.len > LP_ANSWER_SOFT_MAX) || !buf_append(&out, b.base, b.len))
             break;
         sendq_pop(&c->s.q);
     }
