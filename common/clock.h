@@ -9,6 +9,10 @@
 
 #include <stdint.h>
 
+/* Milliseconds in a second: the limits configured in seconds become
+ * deadlines in milliseconds. */
+#define MS_PER_S 1000
+
 /* Monotonic milliseconds (CLOCK_MONOTONIC): every timer and deadline. */
 int64_t clock_now_ms(void);
 

@@ -81,6 +81,17 @@ static inline void list_remove(list_node *n)
     list_init(n);
 }
 
+/* Moves every node of from, in order, to the empty head to; from is left
+ * empty. */
+static inline void list_move_all(list_node *to, list_node *from)
+{
+    list_init(to);
+    if (list_empty(from))
+        return;
+    list_insert_between(to, from->prev, from->next);
+    list_init(from);
+}
+
 /* The first node, or NULL when the list is empty. */
 static inline list_node *list_first(const list_node *head)
 {

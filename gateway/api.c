@@ -34,6 +34,7 @@
 
 #include "common/clock.h"
 #include "common/limits.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "gateway/config.h"
@@ -64,13 +65,13 @@ typedef struct publish_req {
     unsigned status;
     char *answer; /* JSON text, malloc'd; NULL: out of memory */
     int64_t deadline_ms;
-    struct publish_req *prev, *next; /* waiting list */
-    char room[ROOM_NAME_MAX + 1];     /* a room info's */
+    list_node link;               /* in waiting while suspended */
+    char room[ROOM_NAME_MAX + 1]; /* a room info's */
 } publish_req;
 
 static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
-static publish_req *waiting;     /* wait_lock */
-static bool stopping;            /* wait_lock: answer at once from now on */
+static list_node waiting = LIST_INIT(waiting); /* wait_lock: newest first */
+static bool stopping;                          /* wait_lock: answer at once from now on */
 
 static void publish_req_unref(publish_req *p)
 {
@@ -79,17 +80,6 @@ static void publish_req_unref(publish_req *p)
     buf_free(&p->body.b);
     free(p->answer);
     free(p);
-}
-
-static void wait_unlink(publish_req *p)
-{
-    if (p->prev)
-        p->prev->next = p->next;
-    else if (waiting == p)
-        waiting = p->next;
-    if (p->next)
-        p->next->prev = p->prev;
-    p->prev = p->next = NULL;
 }
 
 /* wait_lock held: sets the answer (body, a JSON value, taken; NULL when
@@ -106,7 +96,7 @@ static void answer_locked(publish_req *p, unsigned status, json_t *body)
     json_decref(body);
     if (p->suspended) {
         p->suspended = false;
-        wait_unlink(p);
+        list_remove(&p->link);
         MHD_resume_connection(p->conn);
     }
 }
@@ -134,7 +124,8 @@ static void publish_answered(void *arg, const publish_result *r)
                       error_json("the connection to the backplane (Redis) was lost before it "
                                  "answered: the message may or may not be published"));
     } else if (r->rc == -ENOSPC) {
-        snprintf(text, sizeof(text), "too many rooms: limits.max_rooms (%u) reached; try again later",
+        snprintf(text, sizeof(text),
+                 "too many rooms: limits.max_rooms (%u) reached; try again later",
                  conf->limits.max_rooms);
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
     } else if (r->rc) {
@@ -174,8 +165,8 @@ static bool is_target_name(const char *s)
     if (n < 1 || n >= CFG_NAME_MAX || (*s >= '0' && *s <= '9'))
         return false;
     for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-              (*s >= '0' && *s <= '9') || *s == '_'))
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
             return false;
     return true;
 }
@@ -189,10 +180,7 @@ static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
     if (!p->answered) {
         p->suspended = true;
         p->deadline_ms = clock_now_ms() + PUBLISH_WAIT_MS;
-        p->next = waiting;
-        if (waiting)
-            waiting->prev = p;
-        waiting = p;
+        list_push_front(&waiting, &p->link);
         MHD_suspend_connection(call->conn);
         pthread_mutex_unlock(&wait_lock);
         return MHD_YES;
@@ -207,8 +195,8 @@ static enum MHD_Result publish_finish(http_call *call, publish_req *p)
 {
     if (p->body.too_big)
         return reply_too_big(call->conn);
-    const char *ct = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_TYPE);
+    const char *ct =
+        MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     payload pl;
     char err[256];
     const char *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
@@ -262,7 +250,7 @@ void api_request_completed(void *state)
     pthread_mutex_lock(&wait_lock);
     if (p->suspended) { /* the connection died while waiting (MHD resumes it to end it) */
         p->suspended = false;
-        wait_unlink(p);
+        list_remove(&p->link);
     }
     p->answered = true; /* nobody to answer any more */
     pthread_mutex_unlock(&wait_lock);
@@ -272,8 +260,8 @@ void api_request_completed(void *state)
 void api_tick(int64_t now_ms)
 {
     pthread_mutex_lock(&wait_lock);
-    for (publish_req *p = waiting, *next; p; p = next) {
-        next = p->next;
+    list_for_each_safe (n, next, &waiting) {
+        publish_req *p = list_entry(n, publish_req, link);
         if (now_ms >= p->deadline_ms)
             answer_locked(
                 p, MHD_HTTP_GATEWAY_TIMEOUT,
@@ -287,8 +275,9 @@ void api_shutdown(void)
 {
     pthread_mutex_lock(&wait_lock);
     stopping = true;
-    while (waiting)
-        answer_locked(waiting, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
+    while (!list_empty(&waiting))
+        answer_locked(list_entry(waiting.next, publish_req, link), MHD_HTTP_SERVICE_UNAVAILABLE,
+                      error_json("shutting down"));
     pthread_mutex_unlock(&wait_lock);
 }
 
@@ -451,8 +440,8 @@ enum MHD_Result api_metrics(http_call *call)
         "# HELP crier_backplane_connected 1 when the backplane (Redis) is reachable, or memory.\n"
         "# TYPE crier_backplane_connected gauge\ncrier_backplane_connected %d\n",
         st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
-        st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(),
-        http_connections(), hub_bp_connected(the_hub) ? 1 : 0);
+        st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(), http_connections(),
+        hub_bp_connected(the_hub) ? 1 : 0);
     ok = ok && metrics_limits(&b, &st);
     struct MHD_Response *r =
         ok ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY) : NULL;
@@ -484,8 +473,8 @@ void api_stats_tick(int64_t now_ms)
     int n = snprintf(body, sizeof(body),
                      "{\"connections\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u},"
                      "\"rooms\":%" PRIu64 ",\"messages_in_per_s\":%.1f,"
-                     "\"messages_out_per_s\":%.1f,\"published\":%" PRIu64
-                     ",\"delivered\":%" PRIu64 ",\"dropped\":%" PRIu64 "}",
+                     "\"messages_out_per_s\":%.1f,\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
+                     ",\"dropped\":%" PRIu64 "}",
                      ws_connections(), sse_streams(), lp_held(), st.rooms, in_rate, out_rate,
                      st.published, st.delivered, st.dropped);
     publish_opts opt = {.transient = true};

@@ -344,9 +344,7 @@ static const char *held_json(struct MHD_Connection *conn)
 /* A hub path's GET is an event stream when asked for one, else a poll. */
 static const char *held_hub(struct MHD_Connection *conn)
 {
-    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
-    return accept && strstr(accept, "text/event-stream") ? "text/event-stream"
-                                                         : "application/octet-stream";
+    return http_wants_event_stream(conn) ? "text/event-stream" : "application/octet-stream";
 }
 
 static ssize_t no_body(void *cls, uint64_t pos, char *out, size_t max)
@@ -358,19 +356,17 @@ static ssize_t no_body(void *cls, uint64_t pos, char *out, size_t max)
     return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
+/* The block size MHD is given for the empty body of a HEAD on a held
+ * route (no byte of it is ever read). */
+#define HEAD_BLOCK_BYTES 256
+
 /* HEAD on a held route: the headers at once (200, the content type), no
  * stream opened and nothing held; the query is not looked at. */
 static enum MHD_Result answer_head_held(struct MHD_Connection *conn, const char *type)
 {
     struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 256, no_body, NULL, NULL);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, MHD_HTTP_OK, r);
-    MHD_destroy_response(r);
-    return ret;
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HEAD_BLOCK_BYTES, no_body, NULL, NULL);
+    return http_queue_uncached(conn, MHD_HTTP_OK, r, type);
 }
 
 /* --- the endpoints' handlers: the last four columns of routes.h --- */
@@ -584,8 +580,8 @@ int http_start(const cfg *c)
                          ? 1000000
                          : (unsigned)rl.rlim_cur + 1024;
     unsigned idle_timeout = c->limits.keepalive_s * 2 + 30;
-    header_timeout_ms = (int64_t)c->limits.header_timeout_s * 1000;
-    body_timeout_ms = (int64_t)c->limits.body_timeout_s * 1000;
+    header_timeout_ms = (int64_t)c->limits.header_timeout_s * MS_PER_S;
+    body_timeout_ms = (int64_t)c->limits.body_timeout_s * MS_PER_S;
     body_limit = c->limits.max_message_bytes;
     pool_bytes[HTTP_MAIN] = pool_bytes[HTTP_POLLS] =
         (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;

@@ -57,6 +57,26 @@
 #define TAG "server"
 #define FD_RESERVE 64 /* files kept free for logs, pipes, epoll and the like */
 
+/* The acceptor: epoll events taken per wait, and how long a wait lasts at
+ * most (the header deadlines are checked after each). */
+#define ACCEPT_EVENTS 256
+#define ACCEPT_WAIT_MS 100
+/* Accepts pause this long when the process runs out of files or memory. */
+#define ACCEPT_PAUSE_MS 100
+/* At most one "refused N connection(s)" line this often. */
+#define REFUSED_LOG_EVERY_MS 60000
+#define LISTEN_BACKLOG 4096
+
+/* The timer thread wakes every TIMER_TICK_MS (long-poll, watchdog, linger
+ * and publish deadlines); room expiry and stats every EXPIRE_EVERY_MS;
+ * SignalR's pings, acks and purges every SIGNALR_TICK_MS. */
+#define TIMER_TICK_MS 100
+#define EXPIRE_EVERY_MS 1000
+#define SIGNALR_TICK_MS 250
+
+/* At shutdown, how long WebSockets and held requests get to finish. */
+#define SHUTDOWN_DRAIN_MS 2000
+
 /* A connection whose request headers are still arriving. */
 typedef struct pending_conn {
     int fd;
@@ -287,7 +307,7 @@ static void refuse_over_capacity(int fd)
         LOG_WARN(TAG, "refused %u connection(s): %u open, limits.max_connections is %u", refused,
                  open_connections(), max_connections);
         refused = 0;
-        next_log = now + 60000;
+        next_log = now + REFUSED_LOG_EVERY_MS;
     }
 }
 
@@ -304,8 +324,9 @@ static void accept_all(void)
             int err = errno;
             free(p);
             if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
-                LOG_WARN(TAG, "accept: %s; pausing accepts for 100 ms", strerror(err));
-                accept_paused_until = clock_now_ms() + 100;
+                LOG_WARN(TAG, "accept: %s; pausing accepts for %d ms", strerror(err),
+                         ACCEPT_PAUSE_MS);
+                accept_paused_until = clock_now_ms() + ACCEPT_PAUSE_MS;
                 epoll_ctl(epoll_fd, EPOLL_CTL_DEL, listen_fd, NULL);
             }
             return;
@@ -315,7 +336,7 @@ static void accept_all(void)
             free(p);
             continue;
         }
-        p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * 1000;
+        p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * MS_PER_S;
         list_push_back(&pending, &p->link);
         pend_count++;
         /* Edge-triggered: a peek consumes nothing, so level-triggered epoll
@@ -336,9 +357,9 @@ static void resume_accepting(void)
 static void *acceptor_main(void *arg)
 {
     (void)arg;
-    struct epoll_event evs[256];
+    struct epoll_event evs[ACCEPT_EVENTS];
     while (!atomic_load(&stop_threads)) {
-        int n = epoll_wait(epoll_fd, evs, 256, 100);
+        int n = epoll_wait(epoll_fd, evs, ACCEPT_EVENTS, ACCEPT_WAIT_MS);
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr)
                 pend_try(evs[i].data.ptr, evs[i].events);
@@ -363,27 +384,27 @@ static void *acceptor_main(void *arg)
 static void *timer_main(void *arg)
 {
     hub *h = arg;
-    int64_t next_keepalive = clock_now_ms() + (int64_t)conf->limits.keepalive_s * 1000;
+    int64_t next_keepalive = clock_now_ms() + (int64_t)conf->limits.keepalive_s * MS_PER_S;
     int64_t next_expire = 0, next_signalr = 0;
     while (!atomic_load(&stop_threads)) {
-        usleep(100 * 1000);
+        usleep(TIMER_TICK_MS * 1000);
         int64_t now = clock_now_ms();
         lp_tick(now);
         http_tick(now);
         linger_tick(now);
         if (now >= next_keepalive) {
             sse_keepalive();
-            next_keepalive = now + (int64_t)conf->limits.keepalive_s * 1000;
+            next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
         api_tick(now);
         if (now >= next_expire) {
             memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
-            next_expire = now + 1000;
+            next_expire = now + EXPIRE_EVERY_MS;
         }
         if (now >= next_signalr) {
             sr_tick(now);
-            next_signalr = now + 250;
+            next_signalr = now + SIGNALR_TICK_MS;
         }
     }
     return NULL;
@@ -411,7 +432,7 @@ static int open_listener(const char *host, int port)
             continue;
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 4096)) {
+        if (bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, LISTEN_BACKLOG)) {
             err = errno;
             close(fd);
             fd = -1;
@@ -479,7 +500,7 @@ static int start_backplane(const cfg *c, hub *h)
                         .connect_timeout_ms = c->backplane.connect_timeout_ms,
                         .queue_limit = c->backplane.queue_limit,
                         .history_size = c->history.size,
-                        .history_ttl_ms = (int64_t)c->history.ttl_s * 1000};
+                        .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S};
     the_backplane = redis_backplane_start(&ro, h);
     if (!the_backplane)
         return -1;
@@ -502,8 +523,8 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     sse_shutdown();
     lp_shutdown();
     api_shutdown();
-    ws_stop(2000);
-    http_finish_requests(2000);
+    ws_stop(SHUTDOWN_DRAIN_MS);
+    http_finish_requests(SHUTDOWN_DRAIN_MS);
     http_stop();
     linger_close_all();
     redis_backplane_stop(the_backplane); /* nothing publishes now */
@@ -519,7 +540,7 @@ int server_run(const cfg *c)
     max_connections = resolve_max_connections(c);
     peek_buf = malloc(c->limits.max_header_bytes);
     hub_options ho = {.history_size = c->history.size,
-                      .history_ttl_ms = (int64_t)c->history.ttl_s * 1000,
+                      .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S,
                       .max_rooms = c->limits.max_rooms,
                       .max_rooms_per_sub = c->limits.max_rooms_per_connection,
                       .history_max_bytes = c->history.max_bytes};

@@ -74,4 +74,27 @@ static void test_remove_while_iterating(void)
     CHECK_STR(values(&head), "13");
 }
 
-TEST_MAIN("list", TEST(test_push_and_order), TEST(test_remove), TEST(test_remove_while_iterating))
+/* list_move_all: every node, in order, to a fresh head; the old head is
+ * left empty and usable; an empty list moves to an empty head. */
+static void test_move_all(void)
+{
+    list_node from = LIST_INIT(from), to;
+    list_move_all(&to, &from);
+    CHECK(list_empty(&to));
+    CHECK(list_empty(&from));
+    item it[3];
+    for (int i = 0; i < 3; i++) {
+        it[i].v = i;
+        list_push_back(&from, &it[i].link);
+    }
+    list_move_all(&to, &from);
+    CHECK(list_empty(&from));
+    CHECK_STR(values(&to), "012");
+    list_remove(&it[1].link);
+    CHECK_STR(values(&to), "02");
+    list_push_back(&from, &it[1].link);
+    CHECK_STR(values(&from), "1");
+}
+
+TEST_MAIN("list", TEST(test_push_and_order), TEST(test_remove), TEST(test_remove_while_iterating),
+          TEST(test_move_all))

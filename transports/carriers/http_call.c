@@ -41,18 +41,31 @@ enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct 
     return MHD_queue_response(conn, status, r);
 }
 
+enum MHD_Result http_queue_uncached(struct MHD_Connection *conn, unsigned status,
+                                    struct MHD_Response *r, const char *content_type)
+{
+    if (!r)
+        return MHD_NO;
+    if (content_type)
+        MHD_add_response_header(r, "Content-Type", content_type);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result ret = http_queue(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+bool http_wants_event_stream(struct MHD_Connection *conn)
+{
+    const char *accept = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Accept");
+    return accept && strstr(accept, "text/event-stream");
+}
+
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
                                 size_t len)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return http_queue_uncached(conn, status, r, "application/json");
 }
 
 void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap)
@@ -151,26 +164,15 @@ enum MHD_Result http_reply_take(struct MHD_Connection *conn, unsigned status,
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, body ? body : "", body ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
-    if (!r) {
+    if (!r)
         free(body);
-        return MHD_NO;
-    }
-    MHD_add_response_header(r, "Content-Type", content_type);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return http_queue_uncached(conn, status, r, content_type);
 }
 
 enum MHD_Result http_reply_empty(struct MHD_Connection *conn, unsigned status)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    enum MHD_Result ret = http_queue(conn, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return http_queue_uncached(conn, status, r, NULL);
 }
 
 enum MHD_Result http_abort(struct MHD_Connection *conn, unsigned status, const char *error)

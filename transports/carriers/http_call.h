@@ -53,6 +53,15 @@ void http_call_init(const http_call_hooks *hooks, bool trust_proxy);
  * stream daemon connection ends with its one response. */
 enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r);
 
+/* Queues r (NULL: MHD_NO) with Content-Type content_type (NULL: none) and
+ * Cache-Control: no-store, then drops the caller's reference to r. */
+enum MHD_Result http_queue_uncached(struct MHD_Connection *conn, unsigned status,
+                                    struct MHD_Response *r, const char *content_type);
+
+/* True when the request's Accept header mentions text/event-stream (a
+ * substring match, as the acceptor's request_head reads it). */
+bool http_wants_event_stream(struct MHD_Connection *conn);
+
 /* Replies with a copy of body (JSON). */
 enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, const char *body,
                                 size_t len);

@@ -18,6 +18,11 @@
 
 typedef struct lp_conn lp_conn;
 
+/* A poll answer (plain or SignalR) stops adding messages past this many
+ * bytes (a soft limit: one message alone may pass it); the rest goes with
+ * the next poll. */
+#define LP_ANSWER_SOFT_MAX (1u << 20)
+
 /* Why a held request is answered. */
 typedef enum {
     LP_READY,    /* messages are queued, or the sub was dropped or ended */

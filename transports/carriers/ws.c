@@ -46,12 +46,24 @@
 
 #include "common/clock.h"
 #include "common/limits.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "transports/carriers/ws_guard.h"
 
 #define TAG "ws"
 #define WS_FRAMES_PER_WRITEABLE 16
 #define WS_BATCH_MAX (64 * 1024) /* bytes of frames sent in one write */
+/* A connection silent for two keep-alive periods and this much more is
+ * closed. */
+#define WS_HANGUP_GRACE_MS 5000
+#define WS_RX_FIRST_CAP 4096 /* bytes: the first buffer for a fragmented message */
+/* lws's header buffer: limits.max_header_bytes and this much room for
+ * what lws keeps beside the headers, within the 16 bits lws counts in. */
+#define WS_HEADER_SLACK 1024
+#define WS_HEADER_DATA_MAX 65535
+#define WS_HEADER_POOL 256      /* header buffers lws may hold at once */
+#define WS_STOP_POLL_MS 20      /* ws_stop looks this often whether all closed */
+#define WS_QUERY_FRAGMENTS 1000 /* query parameters read at most */
 
 _Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message headroom");
 
@@ -61,16 +73,16 @@ typedef struct ws_conn {
     bool opened;                  /* service thread: sess is set */
     bool on_pending;              /* pending_lock */
     struct ws_conn *pending_next; /* pending_lock */
-    struct ws_conn *prev, *next;  /* service thread: every open connection */
+    list_node link;               /* service thread: in all_conns once established */
     char *rx;                     /* service thread: the message being received */
     size_t rx_len;
-    size_t rx_cap;                /* service thread: bytes of rx, counted in rx_held */
-    bool rx_discard;              /* service thread: skip the rest of this message */
-    int64_t last_rx_ms;           /* service thread: a frame or a PONG came */
-    int64_t last_ping_ms;         /* service thread */
-    bool ping_due;                /* service thread: send a PING when writable */
-    bool silent;                  /* service thread: close it, it stopped answering */
-    bool unmasked;                /* service thread: it sent an unmasked frame (ws_guard) */
+    size_t rx_cap;        /* service thread: bytes of rx, counted in rx_held */
+    bool rx_discard;      /* service thread: skip the rest of this message */
+    int64_t last_rx_ms;   /* service thread: a frame or a PONG came */
+    int64_t last_ping_ms; /* service thread */
+    bool ping_due;        /* service thread: send a PING when writable */
+    bool silent;          /* service thread: close it, it stopped answering */
+    bool unmasked;        /* service thread: it sent an unmasked frame (ws_guard) */
 } ws_conn;
 
 static const cfg *conf;
@@ -78,10 +90,10 @@ static ws_open_fn open_session;
 static struct lws_context *context;
 static struct lws_vhost *vhost;
 static pthread_t service_thread;
-static atomic_bool stopping;     /* close every connection with 1001 */
-static atomic_bool stop_loop;    /* leave the service loop */
-static atomic_uint queued_fds;   /* handed over, not adopted yet */
-static atomic_int live_wsi;      /* connections lws holds */
+static atomic_bool stopping;   /* close every connection with 1001 */
+static atomic_bool stop_loop;  /* leave the service loop */
+static atomic_uint queued_fds; /* handed over, not adopted yet */
+static atomic_int live_wsi;    /* connections lws holds */
 /* Bytes of receive buffers held for unfinished messages (a message split
  * over frames, or a frame over reads), every connection's: written by the
  * service thread, read by /metrics. limits.max_fragment_bytes_total. */
@@ -89,7 +101,7 @@ static atomic_size_t rx_held;
 
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool context_open; /* pending_lock: lws_cancel_service may be called */
-static ws_conn *pending;     /* connections with news for the service thread */
+static ws_conn *pending;  /* connections with news for the service thread */
 typedef struct adoption {
     int fd;
     size_t head_len; /* bytes of its upgrade request */
@@ -97,8 +109,8 @@ typedef struct adoption {
 static adoption *adopt_queue; /* pending_lock */
 static size_t adopt_len, adopt_cap;
 
-static ws_conn *all_conns; /* service thread */
-static lws_sorted_usec_list_t sweep_sul; /* service thread: the keep-alive sweep */
+static list_node all_conns = LIST_INIT(all_conns);      /* service thread: newest first */
+static lws_sorted_usec_list_t sweep_sul;                /* service thread: the keep-alive sweep */
 static unsigned char batch_buf[LWS_PRE + WS_BATCH_MAX]; /* service thread */
 
 /* --------------------------------------------------------- cross-thread */
@@ -204,8 +216,8 @@ static void request_writable_for_pending(void)
 
 static void request_writable_for_all(void)
 {
-    for (ws_conn *c = all_conns; c; c = c->next)
-        lws_callback_on_writable(c->wsi);
+    list_for_each_safe (n, next, &all_conns)
+        lws_callback_on_writable(list_entry(n, ws_conn, link)->wsi);
 }
 
 static int close_with(struct lws *wsi, enum lws_close_status code, const char *reason)
@@ -224,7 +236,7 @@ static char *request_query(struct lws *wsi)
         return NULL;
     size_t qlen = 0;
     query[0] = '\0';
-    for (int i = 0; i < 1000; i++) {
+    for (int i = 0; i < WS_QUERY_FRAGMENTS; i++) {
         int n = lws_hdr_copy_fragment(wsi, query + qlen, total + 2 - (int)qlen,
                                       WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n <= 0)
@@ -254,6 +266,7 @@ static int open_connection(ws_conn *c, struct lws *wsi)
         return 1;
     c->wsi = wsi;
     c->opened = true;
+    list_init(&c->link); /* linked on LWS_CALLBACK_ESTABLISHED */
     return 0;
 }
 
@@ -275,11 +288,7 @@ static void on_established(ws_conn *c)
     sub_attach(s, ws_wake, c);
     bool queued = !sendq_is_empty(&s->q) || s->ending || s->dropped;
     pthread_mutex_unlock(&s->lock);
-    c->prev = NULL;
-    c->next = all_conns;
-    if (all_conns)
-        all_conns->prev = c;
-    all_conns = c;
+    list_push_front(&all_conns, &c->link);
     c->last_rx_ms = c->last_ping_ms = clock_now_ms();
     if (queued || c->sess.refuse_code)
         lws_callback_on_writable(c->wsi);
@@ -290,9 +299,10 @@ static void on_established(ws_conn *c)
 static void keepalive_sweep(lws_sorted_usec_list_t *sul)
 {
     int64_t now = clock_now_ms();
-    int64_t every = (int64_t)conf->limits.keepalive_s * 1000;
-    int64_t hangup = 2 * every + 5000;
-    for (ws_conn *c = all_conns; c; c = c->next) {
+    int64_t every = (int64_t)conf->limits.keepalive_s * MS_PER_S;
+    int64_t hangup = 2 * every + WS_HANGUP_GRACE_MS;
+    list_for_each_safe (n, next, &all_conns) {
+        ws_conn *c = list_entry(n, ws_conn, link);
         if (now - c->last_rx_ms >= hangup) {
             c->silent = true;
             lws_callback_on_writable(c->wsi);
@@ -322,7 +332,7 @@ static int rx_reserve(ws_conn *c, size_t need)
     if (need <= c->rx_cap)
         return 0;
     size_t most = conf->limits.max_message_bytes + 1;
-    size_t cap = c->rx_cap ? c->rx_cap : 4096;
+    size_t cap = c->rx_cap ? c->rx_cap : WS_RX_FIRST_CAP;
     while (cap < need)
         cap *= 2;
     if (cap > most)
@@ -362,12 +372,7 @@ static void on_closed(ws_conn *c)
     }
     c->on_pending = false;
     pthread_mutex_unlock(&pending_lock);
-    if (c->prev)
-        c->prev->next = c->next;
-    else if (all_conns == c)
-        all_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
     c->sess.ops->closed(c->sess.session);
 }
 
@@ -533,8 +538,9 @@ static int on_writable(ws_conn *c, struct lws *wsi)
     }
     if (ending)
         return close_with(wsi, LWS_CLOSE_STATUS_NORMAL, "");
-    return atomic_load(&stopping) ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
-                                  : 0;
+    return atomic_load(&stopping)
+               ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
+               : 0;
 }
 
 static bool message_complete(struct lws *wsi)
@@ -565,7 +571,7 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
         return on_oversize(c, wsi);
     const char *why = "";
     if (!c->rx_len && message_complete(wsi)) { /* whole in one piece: nothing to hold */
-        rx_release(c); /* what empty fragments before it held */
+        rx_release(c);                         /* what empty fragments before it held */
         int code = c->sess.ops->receive(c->sess.session, in, len, lws_frame_is_binary(wsi), &why);
         return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
     }
@@ -587,8 +593,8 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
     if (!message_complete(wsi))
         return 0;
     c->rx[c->rx_len] = '\0';
-    int code = c->sess.ops->receive(c->sess.session, c->rx, c->rx_len,
-                                    lws_frame_is_binary(wsi), &why);
+    int code =
+        c->sess.ops->receive(c->sess.session, c->rx, c->rx_len, lws_frame_is_binary(wsi), &why);
     rx_release(c); /* idle connections hold no receive buffer */
     return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
 }
@@ -683,9 +689,10 @@ int ws_start(const cfg *c, ws_open_fn open)
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.retry_and_idle_policy = &keepalive;
     info.timeout_secs = c->limits.header_timeout_s;
-    size_t header_data = c->limits.max_header_bytes + 1024;
-    info.max_http_header_data = (unsigned short)(header_data > 65535 ? 65535 : header_data);
-    info.max_http_header_pool = 256;
+    size_t header_data = c->limits.max_header_bytes + WS_HEADER_SLACK;
+    info.max_http_header_data =
+        (unsigned short)(header_data > WS_HEADER_DATA_MAX ? WS_HEADER_DATA_MAX : header_data);
+    info.max_http_header_pool = WS_HEADER_POOL;
     context = lws_create_context(&info);
     if (!context) {
         LOG_ERR(TAG, "cannot create the libwebsockets context");
@@ -710,8 +717,8 @@ void ws_stop(int grace_ms)
         return;
     atomic_store(&stopping, true);
     lws_cancel_service(context);
-    for (int waited = 0; waited < grace_ms && ws_connections(); waited += 20)
-        usleep(20 * 1000);
+    for (int waited = 0; waited < grace_ms && ws_connections(); waited += WS_STOP_POLL_MS)
+        usleep(WS_STOP_POLL_MS * 1000);
     atomic_store(&stop_loop, true);
     lws_cancel_service(context);
     pthread_join(service_thread, NULL);

@@ -16,6 +16,10 @@
 #include "common/cfg.h"
 #include "hub/sub.h"
 
+/* Close code 1000 (RFC 6455: normal closure), for protocols that do not
+ * include lws. */
+#define WS_CLOSE_NORMAL 1000
+
 /* Close code 1013 (IANA registry: Try Again Later), which lws does not name:
  * a server limit was reached, not the client's fault. */
 #define WS_CLOSE_TRY_AGAIN_LATER 1013

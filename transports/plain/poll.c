@@ -29,15 +29,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "common/clock.h"
 #include "common/json_text.h"
 #include "common/limits.h"
 #include "common/parse.h"
 #include "transports/carriers/longpoll.h"
-
-/* An answer stops adding messages past this size; the client gets the
- * rest from history with its next poll. */
-#define ANSWER_SOFT_LIMIT (1u << 20)
-#define MS_PER_S 1000
+#include "transports/plain/common.h"
 
 typedef struct room_poll {
     sub s;
@@ -92,7 +89,7 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
     bool first = true;
     while (ok && (m = sendq_peek(&s->q)) != NULL) {
         msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
-        if (!first && out.len + b.len > ANSWER_SOFT_LIMIT)
+        if (!first && out.len + b.len > LP_ANSWER_SOFT_MAX)
             break; /* last stays at the last message taken */
         if (!first)
             ok = buf_append_str(&out, ",");
@@ -179,10 +176,7 @@ enum MHD_Result plain_poll_handle(http_call *call)
     if (rc) {
         sub_fini(&p->s);
         free(p);
-        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
-            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
-                                      limit_join_error(rc));
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
+        return plain_reply_join_refused(call, rc);
     }
     /* The hub may deliver from the moment the join returns: the cursor of a
      * from-now join is read under the sub lock, from before what came. */

@@ -15,11 +15,11 @@
  */
 #include "transports/plain/sse.h"
 
-#include <errno.h>
 #include <stdlib.h>
 
 #include "common/limits.h"
 #include "transports/carriers/sse.h"
+#include "transports/plain/common.h"
 
 /* What a stream starts with: a comment (which flushes the headers, so the
  * client sees the stream open) and the reconnection delay, in ms, that an
@@ -80,10 +80,7 @@ enum MHD_Result plain_sse_handle(http_call *call)
     if (rc) {
         sub_fini(&rs->s);
         free(rs);
-        if (rc == -ENOSPC || rc == -EMLINK) /* a limit: logged once per burst */
-            return http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 0,
-                                      limit_join_error(rc));
-        return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot join room");
+        return plain_reply_join_refused(call, rc);
     }
     return sse_stream(call, &rs->s, STREAM_HELLO, room_stream_ended, rs);
 }

@@ -83,16 +83,31 @@ static const ws_session_ops plain_ops = {receive, closed, NULL, NULL};
 
 /* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
  * with *since and epoch ("" when absent) set. */
+/* Copies the len bytes at v into out (cap bytes), NUL-terminated; false
+ * when they do not fit. */
+static bool copy_value(const char *v, size_t len, char *out, size_t cap)
+{
+    if (len >= cap)
+        return false;
+    memcpy(out, v, len);
+    out[len] = '\0';
+    return true;
+}
+
 static int parse_cursor(const char *query, uint64_t *since, char epoch[MSG_EPOCH_MAX])
 {
     char since_s[32], cursor_epoch[MSG_EPOCH_MAX];
+    size_t since_len = 0, epoch_len = 0;
+    const char *since_v = query_value(query, "since", &since_len);
+    const char *epoch_v = query_value(query, "epoch", &epoch_len);
     epoch[0] = '\0';
-    bool has_since = query_param(query, "since", since_s, sizeof(since_s));
-    bool has_epoch = query_param(query, "epoch", epoch, MSG_EPOCH_MAX);
-    if (!has_since && !has_epoch && !strstr(query, "since=") && !strstr(query, "epoch="))
+    if (!since_v && !epoch_v)
         return 0;
-    if (!has_since || !hub_parse_cursor(since_s, since, cursor_epoch) || cursor_epoch[0] ||
-        (has_epoch && !hub_epoch_is_valid(epoch)) || (!has_epoch && strstr(query, "epoch=")))
+    if (!since_v || !copy_value(since_v, since_len, since_s, sizeof(since_s)) ||
+        !hub_parse_cursor(since_s, since, cursor_epoch) || cursor_epoch[0])
+        return -1;
+    if (epoch_v &&
+        (!copy_value(epoch_v, epoch_len, epoch, MSG_EPOCH_MAX) || !hub_epoch_is_valid(epoch)))
         return -1;
     return 1;
 }

@@ -35,11 +35,13 @@
 
 #include "common/clock.h"
 #include "common/json_text.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "transports/signalr/private.h"
 
 #define TAG "signalr"
 #define FWD_BUCKETS 1024
+#define NODE_HEAD_MAX 300     /* bytes: the first line of a message from another node */
 #define FORWARD_WAIT_MS 10000 /* a forwarded send or close; polls: poll timeout + this */
 
 static const cfg *conf;
@@ -63,14 +65,15 @@ struct sr_fwd {
     size_t answer_len;
     char *negotiated; /* FWD_NEGOTIATE: the answer once the token is offered */
     int64_t deadline;
-    struct sr_fwd *bucket_next, *prev, *next; /* fwd_lock, while not done */
+    struct sr_fwd *bucket_next; /* fwd_lock, while not done */
+    list_node link;             /* fwd_lock: in fwd_all while not done */
 };
 
 static pthread_mutex_t fwd_lock = PTHREAD_MUTEX_INITIALIZER;
 static sr_fwd *fwd_buckets[FWD_BUCKETS];
-static sr_fwd *fwd_all;
-static uint64_t fwd_next_id = 1; /* fwd_lock */
-static bool fwd_stopping;        /* fwd_lock */
+static list_node fwd_all = LIST_INIT(fwd_all); /* fwd_lock: newest first */
+static uint64_t fwd_next_id = 1;               /* fwd_lock */
+static bool fwd_stopping;                      /* fwd_lock */
 
 bool sr_clustered(void)
 {
@@ -102,10 +105,7 @@ static void fwd_link(sr_fwd *f)
     uint32_t k = (uint32_t)(f->id % FWD_BUCKETS);
     f->bucket_next = fwd_buckets[k];
     fwd_buckets[k] = f;
-    f->next = fwd_all;
-    if (fwd_all)
-        fwd_all->prev = f;
-    fwd_all = f;
+    list_push_front(&fwd_all, &f->link);
 }
 
 /* fwd_lock held. Idempotent. */
@@ -117,13 +117,8 @@ static void fwd_unlink(sr_fwd *f)
     if (!*pp)
         return;
     *pp = f->bucket_next;
-    if (f->prev)
-        f->prev->next = f->next;
-    else
-        fwd_all = f->next;
-    if (f->next)
-        f->next->prev = f->prev;
-    f->prev = f->next = f->bucket_next = NULL;
+    f->bucket_next = NULL;
+    list_remove(&f->link);
 }
 
 static sr_fwd *fwd_find(uint64_t id)
@@ -173,9 +168,9 @@ static void fwd_send(sr_fwd *f, const char *owner)
     char head[200];
     int n = snprintf(head, sizeof(head), "%s %" PRIu64 " %s %s %s\n", op_name(f->kind), f->id,
                      bp->node_id, f->hub->path, f->token);
-    bool ok = buf_append(&out, head, (size_t)n) &&
-              (f->kind != FWD_POST || !f->body.b.len ||
-               buf_append(&out, f->body.b.data, f->body.b.len));
+    bool ok =
+        buf_append(&out, head, (size_t)n) &&
+        (f->kind != FWD_POST || !f->body.b.len || buf_append(&out, f->body.b.data, f->body.b.len));
     if (ok)
         bp->ops->node_send(bp, owner, out.data, out.len);
     else
@@ -240,21 +235,20 @@ static enum MHD_Result fwd_start(http_call *call, sr_fwd *f)
     fwd_link(f);
     f->started = true;
     f->deadline = clock_now_ms() + FORWARD_WAIT_MS +
-                  (f->kind == FWD_POLL ? (int64_t)conf->limits.poll_timeout_s * 1000 : 0);
+                  (f->kind == FWD_POLL ? (int64_t)conf->limits.poll_timeout_s * MS_PER_S : 0);
     f->suspended = true;
     MHD_suspend_connection(call->conn);
     uint64_t id = f->id;
     pthread_mutex_unlock(&fwd_lock);
     if (f->kind == FWD_NEGOTIATE)
-        bp->ops->offer(bp, f->token, (int64_t)conf->signalr.disconnect_timeout_s * 1000, on_offered,
-                       (void *)(uintptr_t)id);
+        bp->ops->offer(bp, f->token, (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S,
+                       on_offered, (void *)(uintptr_t)id);
     else
         bp->ops->claim(bp, f->token, take, SR_OWNER_TTL_MS, on_owner, (void *)(uintptr_t)id);
     return MHD_YES;
 }
 
-sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token,
-                         const char *answer)
+sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token, const char *answer)
 {
     sr_fwd *f = calloc(1, sizeof(*f));
     if (!f || !(f->negotiated = strdup(answer))) {
@@ -273,9 +267,7 @@ sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token)
     sr_fwd *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
-    bool stream = false;
-    const char *accept = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Accept");
-    stream = accept && strstr(accept, "text/event-stream");
+    bool stream = http_wants_event_stream(call->conn);
     f->kind = !strcmp(call->method, "POST")     ? FWD_POST
               : !strcmp(call->method, "DELETE") ? FWD_DELETE
               : stream                          ? FWD_STREAM
@@ -292,7 +284,7 @@ enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local)
     if (!f->started) {
         if (f->kind == FWD_POST && *call->upload_size)
             return http_body_take(&f->body, call, conf->limits.max_message_bytes) ? MHD_YES
-                                                                                 : MHD_NO;
+                                                                                  : MHD_NO;
         if (f->body.too_big)
             return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                     "message is larger than limits.max_message_bytes");
@@ -385,10 +377,10 @@ static void on_node_message(void *arg, const char *data, size_t len)
 {
     (void)arg;
     const char *nl = memchr(data, '\n', len);
-    if (!nl || nl - data >= 300)
+    if (!nl || nl - data >= NODE_HEAD_MAX)
         return;
-    char head[300], op[8] = "", from[BP_NODE_ID_LEN + 1] = "", path[CFG_PATH_MAX] = "",
-                    token[TOKEN_LEN + 2] = "";
+    char head[NODE_HEAD_MAX], op[8] = "", from[BP_NODE_ID_LEN + 1] = "", path[CFG_PATH_MAX] = "",
+                              token[TOKEN_LEN + 2] = "";
     memcpy(head, data, (size_t)(nl - data));
     head[nl - data] = '\0';
     const char *body = nl + 1;
@@ -448,14 +440,14 @@ void sr_cluster_touch(const char *token)
 void sr_cluster_release(const char *token)
 {
     if (bp)
-        bp->ops->release(bp, token, (int64_t)conf->signalr.disconnect_timeout_s * 1000);
+        bp->ops->release(bp, token, (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S);
 }
 
 void sr_cluster_tick(int64_t now_ms)
 {
     pthread_mutex_lock(&fwd_lock);
-    for (sr_fwd *f = fwd_all, *next; f; f = next) {
-        next = f->next;
+    list_for_each_safe (n, next, &fwd_all) {
+        sr_fwd *f = list_entry(n, sr_fwd, link);
         if (now_ms >= f->deadline)
             fwd_finish_error(f, MHD_HTTP_GATEWAY_TIMEOUT,
                              "the node holding this connection did not answer in time");
@@ -467,7 +459,8 @@ void sr_cluster_shutdown(void)
 {
     pthread_mutex_lock(&fwd_lock);
     fwd_stopping = true;
-    while (fwd_all)
-        fwd_finish_error(fwd_all, MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+    while (!list_empty(&fwd_all))
+        fwd_finish_error(list_entry(fwd_all.next, sr_fwd, link), MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "shutting down");
     pthread_mutex_unlock(&fwd_lock);
 }

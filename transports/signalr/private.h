@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 
+#include "common/list.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/signalr/encode.h"
 #include "transports/signalr/signalr.h"
@@ -64,7 +65,7 @@ struct sr_conn {
     atomic_bool pending_slot; /* negotiated, no transport yet: counted in sr_pending_connections */
     int64_t touched_ms;       /* registry lock: when the claim was last renewed */
     struct sr_conn *bucket_next; /* registry lock */
-    struct sr_conn *prev, *next; /* registry lock */
+    list_node link;              /* registry lock: in all_conns */
 };
 
 /* One long poll on a connection: held here (lp), or for another node

@@ -41,6 +41,7 @@
 #include "common/clock.h"
 #include "common/json_text.h"
 #include "common/limits.h"
+#include "common/list.h"
 #include "common/log.h"
 #include "transports/signalr/private.h"
 
@@ -51,8 +52,8 @@ static const cfg *conf;
 static hub *the_hub;
 static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
 static sr_conn *buckets[BUCKETS];
-static sr_conn *all_conns;
-static bool shutting_down;        /* registry_lock */
+static list_node all_conns = LIST_INIT(all_conns); /* registry_lock: newest first */
+static bool shutting_down;                         /* registry_lock */
 static atomic_uint pending_conns; /* negotiated, no transport yet (sr_conn.pending_slot) */
 
 void sr_init(const cfg *c, hub *h)
@@ -159,10 +160,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
     uint32_t b = token_hash(c->token);
     c->bucket_next = buckets[b];
     buckets[b] = c;
-    c->next = all_conns;
-    if (all_conns)
-        all_conns->prev = c;
-    all_conns = c;
+    list_push_front(&all_conns, &c->link);
     pthread_mutex_unlock(&registry_lock);
     return c;
 }
@@ -217,12 +215,7 @@ static void registry_unlink(sr_conn *c)
         pp = &(*pp)->bucket_next;
     if (*pp)
         *pp = c->bucket_next;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        all_conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    list_remove(&c->link);
 }
 
 /* ------------------------------------------------------------- sending */
@@ -798,7 +791,7 @@ static const char silent_client[] =
 /* Registry lock held: what the timer does with c now. */
 static tick_action due(sr_conn *c, int64_t now, const char **why)
 {
-    int64_t disconnect = (int64_t)conf->signalr.disconnect_timeout_s * 1000;
+    int64_t disconnect = (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S;
     pthread_mutex_lock(&c->s.lock);
     tick_action a = ACT_NONE;
     bool streaming = (c->transport == TR_WS || c->transport == TR_SSE) && c->attached;
@@ -819,17 +812,17 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
         a = !c->held && now - c->last_poll_ms > disconnect ? ACT_CLOSE : ACT_NONE;
         *why = NULL; /* the client stopped polling */
     } else if (streaming && !handshaken &&
-               now - c->attached_ms > (int64_t)conf->signalr.handshake_timeout_s * 1000) {
+               now - c->attached_ms > (int64_t)conf->signalr.handshake_timeout_s * MS_PER_S) {
         a = ACT_CLOSE;
         *why = "Handshake was not received in time.";
-    } else if (streaming && silent > (int64_t)conf->signalr.client_timeout_s * 1000) {
+    } else if (streaming && silent > (int64_t)conf->signalr.client_timeout_s * MS_PER_S) {
         a = ACT_CLOSE;
         *why = silent_client;
     } else if (streaming && c->stateful && received > c->acked_to_client) {
         c->acked_to_client = received; /* the timer is the acks' clock: one a tick at most */
         a = ACT_ACK;
     } else if (streaming && handshaken && now >= c->next_ping_ms) {
-        c->next_ping_ms = now + (int64_t)conf->limits.keepalive_s * 1000;
+        c->next_ping_ms = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         a = ACT_PING;
     }
     pthread_mutex_unlock(&c->s.lock);
@@ -847,8 +840,8 @@ void sr_tick(int64_t now_ms)
     size_t n = 0, cap = 0;
     tick_item *items = NULL;
     pthread_mutex_lock(&registry_lock);
-    for (sr_conn *c = all_conns, *next; c; c = next) {
-        next = c->next;
+    list_for_each_safe (node, next, &all_conns) {
+        sr_conn *c = list_entry(node, sr_conn, link);
         if (c->owned && now_ms - c->touched_ms >= SR_TOUCH_EVERY_MS) {
             c->touched_ms = now_ms;
             sr_cluster_touch(c->token); /* keeps this node's claim */
@@ -896,11 +889,14 @@ void sr_shutdown(void)
     pthread_mutex_lock(&registry_lock);
     shutting_down = true;
     size_t n = 0;
-    for (sr_conn *c = all_conns; c; c = c->next)
+    list_for_each_safe (node, next, &all_conns)
         n++;
     sr_conn **list = calloc(n ? n : 1, sizeof(*list));
     size_t k = 0;
-    for (sr_conn *c = all_conns; c && list; c = c->next) {
+    list_for_each_safe (node, next, &all_conns) {
+        if (!list)
+            break;
+        sr_conn *c = list_entry(node, sr_conn, link);
         atomic_fetch_add(&c->refs, 1);
         list[k++] = c;
     }
@@ -915,13 +911,10 @@ void sr_shutdown(void)
 void sr_fini(void)
 {
     pthread_mutex_lock(&registry_lock);
-    sr_conn *c = all_conns;
-    all_conns = NULL;
+    list_node gone;
+    list_move_all(&gone, &all_conns);
     memset(buckets, 0, sizeof(buckets));
     pthread_mutex_unlock(&registry_lock);
-    while (c) {
-        sr_conn *next = c->next;
-        sr_conn_unref(c); /* the registry's ref */
-        c = next;
-    }
+    list_for_each_safe (node, next, &gone)
+        sr_conn_unref(list_entry(node, sr_conn, link)); /* the registry's ref */
 }

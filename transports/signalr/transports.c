@@ -42,6 +42,9 @@ static ratelimit *negotiate_rate;
  * then makes a connection, like skipNegotiation). */
 #define SR_WS_TOKEN_CAP 64
 
+/* A remote long poll for a connection that has none to hold. */
+static const char no_poll_conn_json[] = "{\"error\":\"no such connection for long polling\"}";
+
 void sr_transports_init(const cfg *c)
 {
     conf = c;
@@ -83,13 +86,12 @@ static bool is_current(const sr_ws *w)
     return current;
 }
 
-static int ws_receive(void *session, const char *data, size_t len, bool binary,
-                      const char **why)
+static int ws_receive(void *session, const char *data, size_t len, bool binary, const char **why)
 {
     sr_ws *w = session;
     if (!is_current(w)) {
         *why = "replaced by a resumed connection";
-        return 1000;
+        return WS_CLOSE_NORMAL;
     }
     if (binary)
         sr_conn_close(w->c, "Invalid input for JSON hub protocol. Expected a string.", false);
@@ -270,14 +272,14 @@ static enum MHD_Result open_stream(http_call *call, sr_conn *c)
 }
 
 /* Sub lock held. Moves every queued record into one poll answer, stopping
- * past a soft limit; the rest goes with the next poll. */
+ * past LP_ANSWER_SOFT_MAX; the rest goes with the next poll. */
 static char *take_records(sr_conn *c, size_t *len_out)
 {
     buf out = {0};
     msg *m;
     while ((m = sendq_peek(&c->s.q)) != NULL) {
         msg_bytes b = msg_get(m, SR_FMT_RECORD, c->s.target);
-        if ((out.len && out.len + b.len > (1u << 20)) || !buf_append(&out, b.base, b.len))
+        if ((out.len && out.len + b.len > LP_ANSWER_SOFT_MAX) || !buf_append(&out, b.base, b.len))
             break;
         sendq_pop(&c->s.q);
     }
@@ -381,8 +383,8 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
         if (over)
             sr_cluster_reply(from, req, MHD_HTTP_NO_CONTENT, NULL, 0);
         else
-            sr_cluster_reply(from, req, MHD_HTTP_NOT_FOUND, "{\"error\":\"no such connection for "
-                             "long polling\"}", 47);
+            sr_cluster_reply(from, req, MHD_HTTP_NOT_FOUND, no_poll_conn_json,
+                             sizeof(no_poll_conn_json) - 1);
         free(p);
         sr_conn_unref(c);
         return;
@@ -392,7 +394,7 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
     p->remote = true;
     snprintf(p->from, sizeof(p->from), "%s", from);
     p->req = req;
-    p->deadline_ms = clock_now_ms() + (int64_t)conf->limits.poll_timeout_s * 1000;
+    p->deadline_ms = clock_now_ms() + (int64_t)conf->limits.poll_timeout_s * MS_PER_S;
     c->held = p;
     c->last_poll_ms = clock_now_ms();
     if (remote_answer_locked(p, false)) { /* something was queued already */
@@ -428,7 +430,8 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
 {
     pthread_mutex_lock(&c->s.lock);
     bool first = c->transport == TR_NONE;
-    bool ok = first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
+    bool ok =
+        first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
     c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
     if (!ok) {
@@ -448,7 +451,8 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     }
     p->c = c; /* the poll keeps the caller's ref */
     http_call in = inner_call(call, rq);
-    lp_conn *lp = lp_prepare(&in, &c->s, (int64_t)conf->limits.poll_timeout_s * 1000, &poll_ops, p);
+    lp_conn *lp =
+        lp_prepare(&in, &c->s, (int64_t)conf->limits.poll_timeout_s * MS_PER_S, &poll_ops, p);
     if (!lp)
         return MHD_NO; /* poll_ended let p and its ref go */
     pthread_mutex_lock(&c->s.lock);
@@ -532,18 +536,12 @@ static enum MHD_Result close_by_delete(http_call *call, sr_conn *c)
                                  "DELETE closes long-polling connections only");
 }
 
-static bool wants_event_stream(http_call *call)
-{
-    const char *accept = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Accept");
-    return accept && strstr(accept, "text/event-stream");
-}
-
 /* Headers-only first call: a POST whose Content-Length is over the limit is
  * refused before its body is read, and its connection closed. */
 static enum MHD_Result check_declared_size(http_call *call)
 {
-    const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     uint64_t declared = 0;
     if (strcmp(call->method, "POST") || !cl || !parse_u64(cl, &declared) ||
         declared <= conf->limits.max_message_bytes)
@@ -588,7 +586,7 @@ static enum MHD_Result forwarded(http_call *call, sr_req *rq)
     if (!c)
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "cannot create a connection now");
-    return wants_event_stream(call) ? open_stream(call, c) : open_poll(call, c);
+    return http_wants_event_stream(call->conn) ? open_stream(call, c) : open_poll(call, c);
 }
 
 enum MHD_Result sr_request(http_call *call)
@@ -630,7 +628,7 @@ enum MHD_Result sr_request(http_call *call)
         sr_conn_unref(c);
         return http_reply_empty(call->conn, MHD_HTTP_NO_CONTENT);
     }
-    return wants_event_stream(call) ? open_stream(call, c) : open_poll(call, c);
+    return http_wants_event_stream(call->conn) ? open_stream(call, c) : open_poll(call, c);
 }
 
 void sr_request_completed(void *state)
@@ -732,16 +730,16 @@ enum MHD_Result sr_negotiate(http_call *call)
         *call->upload_size = 0; /* negotiate has no body to read */
         return MHD_YES;
     }
-    const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,
-                                                "negotiateVersion");
+    const char *v =
+        MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "negotiateVersion");
     uint64_t version = 0;
     if (v && !parse_u64(v, &version))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "negotiateVersion must be a non-negative integer");
-    const char *stateful = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND,
-                                                       "useStatefulReconnect");
-    bool offer_stateful = version >= 1 && stateful && !strcmp(stateful, "true") &&
-                          conf->transports.websocket;
+    const char *stateful =
+        MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "useStatefulReconnect");
+    bool offer_stateful =
+        version >= 1 && stateful && !strcmp(stateful, "true") && conf->transports.websocket;
     enum MHD_Result refused;
     if (negotiate_rate_passed(call, &refused))
         return refused;
