@@ -12,10 +12,10 @@
 #include <stddef.h>
 
 #define CFG_ERR_MAX 512
-#define CFG_NAME_MAX 64     /* hub, method and target names: letters, digits, '_' */
-#define CFG_PATH_MAX 128    /* hub paths */
+#define CFG_NAME_MAX 64  /* hub, method and target names: letters, digits, '_' */
+#define CFG_PATH_MAX 128 /* hub paths */
 #define CFG_MAX_HUBS 16
-#define CFG_MAX_METHODS 32  /* per hub */
+#define CFG_MAX_METHODS 32                    /* per hub */
 #define CFG_MAX_TARGETS (CFG_MAX_METHODS + 1) /* publish_targets per hub */
 
 /* What a hub method does when a client invokes it (see README). */
@@ -28,7 +28,7 @@ typedef enum {
 } cfg_action;
 
 typedef struct cfg_method {
-    char name[CFG_NAME_MAX];   /* matched case-insensitively, as SignalR does */
+    char name[CFG_NAME_MAX]; /* matched case-insensitively, as SignalR does */
     cfg_action action;
     char target[CFG_NAME_MAX]; /* client method invoked; sending actions only */
     int args;                  /* exact argument count, room included; -1 = any */
@@ -54,21 +54,21 @@ typedef struct cfg {
     char log_level[16]; /* "log_level": error|warn|info|debug, default "info" */
 
     struct {
-        bool websocket; /* transports.websocket, default true */
-        bool sse;       /* transports.sse, default true */
+        bool websocket;    /* transports.websocket, default true */
+        bool sse;          /* transports.sse, default true */
         bool long_polling; /* transports.long_polling, default true */
     } transports;
 
     struct {
-        size_t max_message_bytes; /* default 65536, 1 .. 16 MiB */
-        unsigned send_queue;      /* messages queued per connection, default 1024, 1 .. 1000000 */
-        unsigned poll_timeout_s;  /* default 25, 1 .. 3600 */
-        unsigned keepalive_s;     /* SSE comment / WS ping interval, default 15, 1 .. 3600 */
+        size_t max_message_bytes;  /* default 65536, 1 .. 16 MiB */
+        unsigned send_queue;       /* messages queued per connection, default 1024, 1 .. 1000000 */
+        unsigned poll_timeout_s;   /* default 25, 1 .. 3600 */
+        unsigned keepalive_s;      /* SSE comment / WS ping interval, default 15, 1 .. 3600 */
         unsigned header_timeout_s; /* request headers must arrive within, default 5, 1 .. 300 */
         unsigned body_timeout_s;   /* a request body must arrive within (from the end of its
                                       headers), default 10, 1 .. 300; past it: 408 */
-        size_t max_header_bytes;  /* default 8192, 1024 .. 65536 */
-        unsigned max_connections; /* 0 = open-file limit minus a reserve; else 1 .. 1000000 */
+        size_t max_header_bytes;   /* default 8192, 1024 .. 65536 */
+        unsigned max_connections;  /* 0 = open-file limit minus a reserve; else 1 .. 1000000 */
         /* memory no client can exhaust (503 / WebSocket 1013 / SignalR error past them) */
         unsigned max_rooms;                /* rooms clients name, default 100000, 1 .. 100000000 */
         unsigned max_rooms_per_connection; /* default 100, 1 .. 1000000 */
@@ -81,8 +81,8 @@ typedef struct cfg {
     } rooms;
 
     struct {
-        unsigned size;  /* history.size: messages kept per room, default 1000, 0 .. 1000000 */
-        unsigned ttl_s; /* history.ttl_s: seconds a message is kept, default 300, 0 .. 604800 */
+        unsigned size;    /* history.size: messages kept per room, default 1000, 0 .. 1000000 */
+        unsigned ttl_s;   /* history.ttl_s: seconds a message is kept, default 300, 0 .. 604800 */
         size_t max_bytes; /* history.max_bytes: all rooms' history, default 256 MiB,
                              64 KiB .. 1 TiB; past it the largest rooms' oldest go */
     } history;
@@ -97,11 +97,11 @@ typedef struct cfg {
     } web;
 
     struct {
-        unsigned client_timeout_s;    /* close a silent client, default 30, 1 .. 3600 */
-        unsigned handshake_timeout_s; /* handshake must come within, default 15, 1 .. 300 */
-        unsigned disconnect_timeout_s; /* a long-poll connection with no poll, or a
-                                          negotiated one never used, is freed after this;
-                                          default 15, 1 .. 3600 */
+        unsigned client_timeout_s;        /* close a silent client, default 30, 1 .. 3600 */
+        unsigned handshake_timeout_s;     /* handshake must come within, default 15, 1 .. 300 */
+        unsigned disconnect_timeout_s;    /* a long-poll connection with no poll, or a
+                                             negotiated one never used, is freed after this;
+                                             default 15, 1 .. 3600 */
         unsigned max_pending_connections; /* negotiated, no transport yet: default 10000,
                                              1 .. 1000000 (503 past it) */
         unsigned negotiate_rate_per_s;    /* per client address, default 20, 1 .. 1000000 */

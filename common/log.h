@@ -19,10 +19,10 @@ void log_write(log_level level, const char *tag, const char *fmt, ...)
 #define LOG_ERR(tag, ...) log_write(LOG_LEVEL_ERROR, tag, __VA_ARGS__)
 #define LOG_WARN(tag, ...) log_write(LOG_LEVEL_WARN, tag, __VA_ARGS__)
 #define LOG_INFO(tag, ...) log_write(LOG_LEVEL_INFO, tag, __VA_ARGS__)
-#define LOG_DBG(tag, ...)                                                                         \
-    do {                                                                                          \
-        if (log_enabled(LOG_LEVEL_DEBUG))                                                         \
-            log_write(LOG_LEVEL_DEBUG, tag, __VA_ARGS__);                                         \
+#define LOG_DBG(tag, ...)                                                                          \
+    do {                                                                                           \
+        if (log_enabled(LOG_LEVEL_DEBUG))                                                          \
+            log_write(LOG_LEVEL_DEBUG, tag, __VA_ARGS__);                                          \
     } while (0)
 
 #endif

@@ -75,8 +75,7 @@ static bool resolve(const char *url, char out[PATH_MAX])
     size_t len = strlen(url);
     if (strstr(url, "/../") || (len >= 3 && !strcmp(url + len - 3, "/..")))
         return false;
-    int n = snprintf(joined, sizeof(joined), "%s%s", root,
-                     strcmp(url, "/") ? url : "/index.html");
+    int n = snprintf(joined, sizeof(joined), "%s%s", root, strcmp(url, "/") ? url : "/index.html");
     if (n < 0 || (size_t)n >= sizeof(joined) || !realpath(joined, out))
         return false;
     if (strncmp(out, root, root_len) || out[root_len] != '/')

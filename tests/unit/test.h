@@ -12,22 +12,22 @@
 
 static int test_failed_checks;
 
-#define CHECK(cond)                                                                               \
-    do {                                                                                          \
-        if (!(cond)) {                                                                            \
-            fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                     \
-            test_failed_checks++;                                                                 \
-        }                                                                                         \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "  FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                      \
+            test_failed_checks++;                                                                  \
+        }                                                                                          \
     } while (0)
 
-#define CHECK_STR(a, b)                                                                           \
-    do {                                                                                          \
-        const char *a_ = (a), *b_ = (b);                                                          \
-        if (!a_ || !b_ || strcmp(a_, b_)) {                                                       \
-            fprintf(stderr, "  FAIL %s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__,  \
-                    #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                  \
-            test_failed_checks++;                                                                 \
-        }                                                                                         \
+#define CHECK_STR(a, b)                                                                            \
+    do {                                                                                           \
+        const char *a_ = (a), *b_ = (b);                                                           \
+        if (!a_ || !b_ || strcmp(a_, b_)) {                                                        \
+            fprintf(stderr, "  FAIL %s:%d: %s == \"%s\", expected \"%s\"\n", __FILE__, __LINE__,   \
+                    #a, a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                   \
+            test_failed_checks++;                                                                  \
+        }                                                                                          \
     } while (0)
 
 typedef struct test_case {
@@ -35,7 +35,10 @@ typedef struct test_case {
     void (*fn)(void);
 } test_case;
 
-#define TEST(fn) {#fn, fn}
+#define TEST(fn)                                                                                   \
+    {                                                                                              \
+#fn, fn                                                                                    \
+    }
 
 static inline int test_run(const char *suite, const test_case *tests, size_t n)
 {
@@ -55,11 +58,11 @@ static inline int test_run(const char *suite, const test_case *tests, size_t n)
     return failed ? 1 : 0;
 }
 
-#define TEST_MAIN(suite, ...)                                                                     \
-    int main(void)                                                                                \
-    {                                                                                             \
-        static const test_case tests_[] = {__VA_ARGS__};                                          \
-        return test_run(suite, tests_, sizeof(tests_) / sizeof(tests_[0]));                       \
+#define TEST_MAIN(suite, ...)                                                                      \
+    int main(void)                                                                                 \
+    {                                                                                              \
+        static const test_case tests_[] = {__VA_ARGS__};                                           \
+        return test_run(suite, tests_, sizeof(tests_) / sizeof(tests_[0]));                        \
     }
 
 #endif

@@ -46,7 +46,8 @@ static void test_trusted(void)
     const struct sockaddr *p = (struct sockaddr *)&a;
     CHECK_STR(fmt(p, "198.51.100.7", "203.0.113.9", true), "198.51.100.7");
     CHECK_STR(fmt(p, NULL, "203.0.113.9", true), "203.0.113.9");
-    CHECK_STR(fmt(p, NULL, "192.0.2.1, 203.0.113.9", true), "203.0.113.9"); /* the proxy's own entry */
+    CHECK_STR(fmt(p, NULL, "192.0.2.1, 203.0.113.9", true),
+              "203.0.113.9"); /* the proxy's own entry */
     CHECK_STR(fmt(p, " 2001:db8::1 ", NULL, true), "2001:db8::1");
 }
 

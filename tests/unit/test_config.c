@@ -1286,5 +1286,4 @@ TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
           TEST(test_hub_structure_errors), TEST(test_method_errors), TEST(test_publish_targets),
           TEST(test_names), TEST(test_paths), TEST(test_uniqueness), TEST(test_limits),
           TEST(test_hub_error_leaves_config_unchanged), TEST(test_web_root),
-          TEST(test_memory_limits),
-          TEST(test_example_file_is_the_defaults))
+          TEST(test_memory_limits), TEST(test_example_file_is_the_defaults))

@@ -15,10 +15,23 @@ static int check(const char *s)
 static void test_accepts_valid_json(void)
 {
     static const char *const ok[] = {
-        "0", "-0", "1.5e10", "-12.25E-3", "123456789012345678901234567890", "1e400",
-        "true", "false", "null", "\"\"", "\"a\\\"b\\\\c\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\"",
-        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"", "[]", "{}", " [1, [2, {\"a\": [null]}]] ",
-        "{\"a\":1,\"b\":{\"c\":[true,false]}}", "\n\t{\r\n\"x\" : 1 }\n",
+        "0",
+        "-0",
+        "1.5e10",
+        "-12.25E-3",
+        "123456789012345678901234567890",
+        "1e400",
+        "true",
+        "false",
+        "null",
+        "\"\"",
+        "\"a\\\"b\\\\c\\/\\b\\f\\n\\r\\t\\u00e9\\uD83D\"",
+        "\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"",
+        "[]",
+        "{}",
+        " [1, [2, {\"a\": [null]}]] ",
+        "{\"a\":1,\"b\":{\"c\":[true,false]}}",
+        "\n\t{\r\n\"x\" : 1 }\n",
     };
     for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
         if (check(ok[i]) != 0)
@@ -30,10 +43,38 @@ static void test_accepts_valid_json(void)
 static void test_refuses_invalid_json(void)
 {
     static const char *const bad[] = {
-        "", " ", "01", "1.", ".5", "1e", "-", "+1", "tru", "nul", "True", "[1,]", "[1 2]",
-        "{\"a\"}", "{\"a\":}", "{a:1}", "{\"a\":1,}", "[", "]", "{\"a\":1", "\"abc",
-        "\"a\\x\"", "\"\\u12G4\"", "\"tab\there\"", "1 2", "[] []", "\"\xc3\"", "\"\xc0\xaf\"",
-        "\"\xed\xa0\x80\"", "\"\xf5\x80\x80\x80\"", "NaN", "'a'",
+        "",
+        " ",
+        "01",
+        "1.",
+        ".5",
+        "1e",
+        "-",
+        "+1",
+        "tru",
+        "nul",
+        "True",
+        "[1,]",
+        "[1 2]",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{a:1}",
+        "{\"a\":1,}",
+        "[",
+        "]",
+        "{\"a\":1",
+        "\"abc",
+        "\"a\\x\"",
+        "\"\\u12G4\"",
+        "\"tab\there\"",
+        "1 2",
+        "[] []",
+        "\"\xc3\"",
+        "\"\xc0\xaf\"",
+        "\"\xed\xa0\x80\"",
+        "\"\xf5\x80\x80\x80\"",
+        "NaN",
+        "'a'",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         if (check(bad[i]) == 0)
