@@ -8,22 +8,12 @@
  */
 #include "hub/message.h"
 #include "tests/unit/test.h"
+#include "tests/unit/msg_check.h"
 
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
-
-/* b holds exactly the bytes of want. */
-static int bytes_eq(msg_bytes b, const char *want)
-{
-    size_t n = strlen(want);
-    int ok = b.base && b.len == n && memcmp(b.base, want, n) == 0;
-    if (!ok)
-        fprintf(stderr, "  got  \"%.*s\" (%zu)\n  want \"%s\" (%zu)\n", b.base ? (int)b.len : 6,
-                b.base ? b.base : "(null)", b.len, want, n);
-    return ok;
-}
 
 /* The SSE event for data, formatted into a fresh buffer; NUL-terminated
  * for CHECK_STR. Checks that the size query matches what is written. */

@@ -11,6 +11,7 @@
 #include "hub/message.h"
 #include "transports/signalr/encode.h"
 #include "tests/unit/test.h"
+#include "tests/unit/msg_check.h"
 
 #include <stdlib.h>
 
@@ -18,17 +19,6 @@ const char *__asan_default_options(void);
 const char *__asan_default_options(void)
 {
     return "strict_string_checks=1";
-}
-
-/* b holds exactly the bytes of want. */
-static int bytes_eq(msg_bytes b, const char *want)
-{
-    size_t n = strlen(want);
-    int ok = b.base && b.len == n && memcmp(b.base, want, n) == 0;
-    if (!ok)
-        fprintf(stderr, "  got  \"%.*s\" (%zu)\n  want \"%s\" (%zu)\n", b.base ? (int)b.len : 6,
-                b.base ? b.base : "(null)", b.len, want, n);
-    return ok;
 }
 
 /* The SignalR record of a room message names its room in its headers. */
