@@ -121,6 +121,9 @@ typedef struct cfg {
         unsigned connect_timeout_ms; /* backplane.connect_timeout_ms, default 2000, 100 .. 60000 */
         unsigned queue_limit;        /* backplane.queue_limit: publishes kept while Redis is
                                         down, default 10000, 0 .. 1000000 */
+        size_t max_pending_bytes;    /* backplane.max_pending_bytes: bytes of publishes not
+                                        yet answered by Redis (queued or sent), up or down;
+                                        default 64 MiB, 64 KiB .. 1 TiB */
     } backplane;
 
     bool trust_proxy; /* log the client address a proxy reports, default false */

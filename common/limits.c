@@ -26,6 +26,7 @@ static const char *const names[LIMIT_COUNT] = {
     [LIMIT_SIGNALR_PENDING] = "signalr_max_pending_connections",
     [LIMIT_NEGOTIATE_RATE] = "signalr_negotiate_rate",
     [LIMIT_FRAGMENT_BYTES] = "max_fragment_bytes_total",
+    [LIMIT_BACKPLANE_BYTES] = "backplane_max_pending_bytes",
 };
 
 const char *limit_name(limit_kind k)

@@ -16,6 +16,7 @@ typedef enum {
     LIMIT_SIGNALR_PENDING, /* signalr.max_pending_connections: a negotiate refused */
     LIMIT_NEGOTIATE_RATE,  /* signalr.negotiate_rate_per_s: a negotiate refused */
     LIMIT_FRAGMENT_BYTES,  /* limits.max_fragment_bytes_total: a WebSocket closed */
+    LIMIT_BACKPLANE_BYTES, /* backplane.max_pending_bytes: a publish refused */
     LIMIT_COUNT
 } limit_kind;
 

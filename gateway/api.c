@@ -112,12 +112,13 @@ static void publish_answered(void *arg, const publish_result *r)
 {
     publish_req *p = arg;
     pthread_mutex_lock(&wait_lock);
-    char text[160];
+    char text[240];
     if (r->rc == -EAGAIN) {
         snprintf(text, sizeof(text),
-                 "the backplane (Redis) is unreachable and its queue of backplane.queue_limit "
-                 "(%u) messages is full",
-                 conf->backplane.queue_limit);
+                 "the backplane (Redis) cannot take more now: it is unreachable and "
+                 "backplane.queue_limit (%u) messages wait, or backplane.max_pending_bytes "
+                 "(%zu) of publishes wait for its answer; try again later",
+                 conf->backplane.queue_limit, conf->backplane.max_pending_bytes);
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
     } else if (r->rc == -EIO) {
         answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,

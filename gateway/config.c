@@ -99,6 +99,7 @@ static const key_spec key_table[] = {
     STRING_KEY("backplane.key_prefix", parse_key_prefix),
     UINT_KEY(backplane.connect_timeout_ms, 100, 60000),
     UINT_KEY(backplane.queue_limit, 0, 1000000),
+    SIZE_KEY(backplane.max_pending_bytes, 64 * 1024, 1LL << 40),
     BOOL_KEY(trust_proxy),
 };
 
@@ -215,6 +216,7 @@ void cfg_defaults(cfg *c)
     strcpy(c->backplane.key_prefix, "crier:");
     c->backplane.connect_timeout_ms = 2000;
     c->backplane.queue_limit = 10000;
+    c->backplane.max_pending_bytes = (size_t)64 << 20;
 }
 
 /* ---- listen and log_level ---------------------------------------------- */

@@ -499,6 +499,7 @@ static int start_backplane(const cfg *c, hub *h)
                         .prefix = c->backplane.key_prefix,
                         .connect_timeout_ms = c->backplane.connect_timeout_ms,
                         .queue_limit = c->backplane.queue_limit,
+                        .max_pending_bytes = c->backplane.max_pending_bytes,
                         .history_size = c->history.size,
                         .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S};
     the_backplane = redis_backplane_start(&ro, h);

@@ -332,8 +332,11 @@ static void do_work(rb *b, work *w)
         break;
     case W_PUBLISH:
         if (b->cmd.ac) {
-            rb_send_publish(b, w);
-        } else if (w->done) {
+            rb_send_publish(b, w); /* settled when Redis answers */
+            break;
+        }
+        rb_publish_settled(b, w->len);
+        if (w->done) {
             publish_result res = {.rc = -EIO};
             w->done(w->arg, &res);
         }
@@ -433,6 +436,7 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h)
     snprintf(b->prefix, sizeof(b->prefix), "%s", opt->prefix);
     b->connect_timeout_ms = opt->connect_timeout_ms;
     b->queue_limit = opt->queue_limit;
+    b->max_pending_bytes = opt->max_pending_bytes;
     b->history_size = opt->history_size;
     /* A room's keys live as long as history keeps its newest message (at
      * least a second): a room nobody published to for longer is gone, as a
@@ -473,6 +477,7 @@ void redis_backplane_stop(backplane *bp)
     work *w = b->head;
     b->head = b->tail = NULL;
     b->up = false;
+    b->pending_bytes = 0; /* what was sent was answered -EIO by free_conn */
     pthread_mutex_unlock(&b->qlock);
     for (work *next; w; w = next) {
         next = w->next;

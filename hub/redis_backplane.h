@@ -21,6 +21,7 @@ typedef struct redis_options {
     const char *prefix;          /* of every key and channel */
     unsigned connect_timeout_ms; /* also how long a PING may go unanswered */
     unsigned queue_limit;        /* publishes kept while Redis is unreachable */
+    size_t max_pending_bytes;    /* publishes' bytes not yet answered by Redis */
     size_t history_size;         /* messages kept per room (stream length) */
     int64_t history_ttl_ms;      /* how long they are kept */
 } redis_options;

@@ -111,6 +111,7 @@ typedef struct rb {
     char prefix[64];
     unsigned connect_timeout_ms;
     unsigned queue_limit;
+    size_t max_pending_bytes;
     size_t history_size;
     int64_t key_ttl_ms;
 
@@ -118,9 +119,13 @@ typedef struct rb {
     int wake_fd;
     atomic_bool stop;
 
-    pthread_mutex_t qlock; /* guards the work queue, up and npublish */
+    pthread_mutex_t qlock; /* guards the work queue, up, npublish and pending_bytes */
     work *head, *tail;
     size_t npublish; /* W_PUBLISH items in the queue */
+    /* Bytes of publishes not yet answered by Redis: in the queue, or sent
+     * and waiting for their reply (in hiredis's buffers). A slow Redis
+     * cannot make them grow past max_pending_bytes. */
+    size_t pending_bytes;
     bool up;
 
     /* thread */
@@ -151,6 +156,10 @@ void rb_channel_remove(rb *b, channel *c);
 void rb_sweep_channels(rb *b, int64_t now);
 void rb_on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata);
 void rb_send_publish(rb *b, work *w);
+
+/* Any thread: a publish of len bytes is answered (or given up): it no
+ * longer counts in pending_bytes. */
+void rb_publish_settled(rb *b, size_t len);
 void rb_send_fetch(rb *b, const work *w);
 void rb_send_room_state(rb *b, work *w);
 

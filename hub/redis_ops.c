@@ -3,7 +3,9 @@
  * redis_ops.c - the Redis backplane's backplane_ops: what the hub and the
  * transports call, on any thread. Each call only queues a work item for the
  * backplane's thread (under qlock) and wakes it; a publish is refused
- * (BP_FULL) past queue_limit while Redis is down. When memory runs out,
+ * (BP_FULL) past queue_limit while Redis is down, and past
+ * max_pending_bytes of publishes Redis has not answered yet, up or down (a
+ * Redis that does not keep up). When memory runs out,
  * claim, offer and room_state answer at once, on the calling thread.
  *
  * Threads and locks: docs/concurrency.md
@@ -16,6 +18,7 @@
 #include <string.h>
 
 #include "common/clock.h"
+#include "common/limits.h"
 #include "common/log.h"
 
 static void bp_want_room(backplane *bp, const char *room, bool want)
@@ -64,7 +67,8 @@ static bp_publish_status bp_do_publish(backplane *bp, const bp_publish *p, publi
     w->wall_ms = clock_wall_ms();
     bp_publish_status st;
     pthread_mutex_lock(&b->qlock);
-    if (!b->up && b->npublish >= b->queue_limit) {
+    bool too_many_bytes = b->pending_bytes + p->len > b->max_pending_bytes;
+    if ((!b->up && b->npublish >= b->queue_limit) || too_many_bytes) {
         st = BP_FULL;
     } else {
         st = b->up ? BP_SENT : BP_QUEUED;
@@ -79,11 +83,16 @@ static bp_publish_status bp_do_publish(backplane *bp, const bp_publish *p, publi
             b->head = w;
         b->tail = w;
         b->npublish++;
+        b->pending_bytes += p->len;
     }
     pthread_mutex_unlock(&b->qlock);
     if (st == BP_FULL) {
         free(data);
         free(w);
+        if (too_many_bytes)
+            limit_refused(LIMIT_BACKPLANE_BYTES,
+                          "a publish refused: backplane.max_pending_bytes of "
+                          "publishes wait for Redis's answer");
     } else {
         rb_wake_thread(b);
     }

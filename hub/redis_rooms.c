@@ -211,10 +211,21 @@ void rb_on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     }
 }
 
+/* A publish sent to Redis, until its reply (or hiredis's NULL reply when
+ * the connection goes). */
 typedef struct pending_publish {
+    rb *b;
+    size_t len; /* its bytes, in b->pending_bytes until then */
     publish_done_fn done;
     void *arg;
 } pending_publish;
+
+void rb_publish_settled(rb *b, size_t len)
+{
+    pthread_mutex_lock(&b->qlock);
+    b->pending_bytes -= len < b->pending_bytes ? len : b->pending_bytes;
+    pthread_mutex_unlock(&b->qlock);
+}
 
 static void on_publish_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
@@ -232,10 +243,10 @@ static void on_publish_reply(redisAsyncContext *ac, void *reply, void *privdata)
     } else {
         snprintf(res.epoch, sizeof(res.epoch), "%s", r->element[0]->str);
     }
-    if (pp) {
+    rb_publish_settled(pp->b, pp->len);
+    if (pp->done)
         pp->done(pp->arg, &res);
-        free(pp);
-    }
+    free(pp);
 }
 
 /* Sends one publish; w is the caller's to free. */
@@ -266,20 +277,16 @@ void rb_send_publish(rb *b, work *w)
     for (size_t i = 0; i + 1 < n; i++)
         lens[i] = strlen(argv[i]);
     lens[n - 1] = w->len; /* the data: not NUL-terminated */
-    pending_publish *pp = NULL;
-    if (w->done && !(pp = malloc(sizeof(*pp)))) {
-        publish_result res = {.rc = -ENOMEM};
-        w->done(w->arg, &res);
-        return;
-    }
+    pending_publish *pp = malloc(sizeof(*pp));
     if (pp)
-        *pp = (pending_publish){w->done, w->arg};
-    if (redisAsyncCommandArgv(b->cmd.ac, on_publish_reply, pp, (int)n, argv, lens) != REDIS_OK) {
+        *pp = (pending_publish){b, w->len, w->done, w->arg};
+    if (!pp ||
+        redisAsyncCommandArgv(b->cmd.ac, on_publish_reply, pp, (int)n, argv, lens) != REDIS_OK) {
+        publish_result res = {.rc = pp ? -EIO : -ENOMEM};
         free(pp);
-        if (w->done) {
-            publish_result res = {.rc = -EIO};
+        rb_publish_settled(b, w->len);
+        if (w->done)
             w->done(w->arg, &res);
-        }
     }
 }
 

@@ -1,7 +1,8 @@
 // A real redis-server (Debian's) for the tests, on a free loopback port.
 //
 // startRedis() spawns /usr/bin/redis-server with no persistence and waits
-// until it answers PING; it returns {port, url, stop(), kill(), restart()}.
+// until it answers PING; it returns {port, url, stop(), kill(), restart(),
+// pause(), resume()}.
 // kill() is SIGKILL (a crash); restart() starts a fresh one on the same port
 // (what a Redis without persistence comes back as). Every redis-server
 // started here is killed when the test process exits.
@@ -87,12 +88,21 @@ export async function startRedis({ extraArgs = [] } = {}) {
       child.proc.kill('SIGKILL');
       await child.exited;
     },
+    // A Redis that does not answer for a while (SIGSTOP): connections stay
+    // open, commands wait. resume() is SIGCONT; stop() resumes it first.
+    pause() {
+      child.proc.kill('SIGSTOP');
+    },
+    resume() {
+      child.proc.kill('SIGCONT');
+    },
     async restart() {
       if (child.proc.exitCode === null && child.proc.signalCode === null) await server.kill();
       child = spawnRedis(port, dir, extraArgs);
       await waitForPing(port, child);
     },
     async stop() {
+      child.proc.kill('SIGCONT');
       child.proc.kill('SIGTERM');
       await child.exited;
       fs.rmSync(dir, { recursive: true, force: true });

@@ -257,3 +257,51 @@ test('each node subscribes only to the rooms it has members in, and to its own c
   sse.close();
   await waitFor(async () => (await numsub(`${prefix}c:only-a`)) === 0, { timeout: 15_000, message: 'A unsubscribed' });
 });
+
+// A Redis that stops answering (not down: its connections stay open) must not
+// let publishes pile up without bound in the node: past
+// backplane.max_pending_bytes of publishes waiting for Redis's answer, a
+// publish gets 503 with a JSON error; once Redis answers again, publishing
+// works, and the refusals are counted in /metrics.
+test('a Redis that does not answer: publishes waiting for it are bounded by backplane.max_pending_bytes (503), then publishing resumes', { timeout: 60_000 }, async (t) => {
+  const { redis, nodes } = await startCluster(t, 1, {});
+  const [a] = nodes;
+  // A node of its own, with a small bound and a PING watchdog longer than the pause.
+  const { startCrier, stopClean } = await import('../lib/server.js');
+  const node = await startCrier({
+    backplane: { type: 'redis', url: redis.url, key_prefix: `bound${process.pid}:`, max_pending_bytes: 65536, connect_timeout_ms: 20000 },
+  });
+  t.after(() => stopClean(node));
+  node.name = 'bounded';
+  await waitFor(async () => (await health(node)).backplane.connected, { timeout: 10_000, message: 'node connected to Redis' });
+  assert.equal((await publishOn(node, 'slow', { warm: true })).status, 201);
+
+  redis.pause();
+  let resumed = false;
+  t.after(() => {
+    if (!resumed) redis.resume();
+  });
+  const pad = 'x'.repeat(8000);
+  const answers = Promise.all(
+    Array.from({ length: 20 }, (_, i) => publishOn(node, 'slow', { i, pad }, 30_000).catch((err) => ({ status: 0, text: err.message }))),
+  );
+  // 20 x ~8 KB = 160 KB against a 64 KiB bound: the publishes past it are
+  // answered at once with 503 while Redis is still paused.
+  await waitFor(async () => {
+    const text = await (await fetch(`${node.url}/metrics`)).text();
+    const m = text.match(/crier_limit_refusals_total\{limit="backplane_max_pending_bytes"\} (\d+)/);
+    return m && Number(m[1]) >= 10;
+  }, { timeout: 10_000, message: 'refusals counted while Redis is paused' });
+  redis.resume();
+  resumed = true;
+  const all = await answers;
+  const statuses = all.map((r) => r.status);
+  const created = statuses.filter((s) => s === 201).length;
+  const busy = all.filter((r) => r.status === 503);
+  assert.ok(busy.length >= 10, `at least 10 of 20 refused, got ${JSON.stringify(statuses)}`);
+  assert.ok(created >= 1 && created <= 10, `those within 64 KiB were published once Redis answered: ${JSON.stringify(statuses)}`);
+  for (const r of busy) assert.match(r.json?.error ?? '', /backplane\.max_pending_bytes/);
+  // Publishing works again, and the other node (the bound is per node) saw nothing of it.
+  assert.equal((await publishOn(node, 'slow', { after: true })).status, 201);
+  assert.equal((await publishOn(a, 'slow', { other: true })).status, 201);
+});

@@ -665,6 +665,7 @@ static void test_backplane(void)
     CHECK(c.backplane.port == 6379 && c.backplane.db == 0);
     CHECK_STR(c.backplane.key_prefix, "crier:");
     CHECK(c.backplane.connect_timeout_ms == 2000 && c.backplane.queue_limit == 10000);
+    CHECK(c.backplane.max_pending_bytes == (size_t)64 << 20);
     CHECK(!c.trust_proxy);
     load_ok(&c, "{'backplane': {'type': 'redis', 'url': 'redis://:s3cret@redis.local:6380/2',"
                 " 'key_prefix': 'app-1:', 'connect_timeout_ms': 100, 'queue_limit': 0},"
@@ -703,6 +704,9 @@ static void test_backplane(void)
           "test.json: 'backplane.connect_timeout_ms' must be an integer from 100 to 60000");
     fails("{'backplane': {'queue_limit': 1000001}}",
           "test.json: 'backplane.queue_limit' must be an integer from 0 to 1000000");
+    fails(
+        "{'backplane': {'max_pending_bytes': 65535}}",
+        "test.json: 'backplane.max_pending_bytes' must be an integer from 65536 to 1099511627776");
     fails("{'backplane': {'host': 'x'}}", "test.json: unknown key 'backplane.host'");
     fails("{'trust_proxy': 'yes'}", "test.json: 'trust_proxy' must be true or false");
 }

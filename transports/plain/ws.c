@@ -34,14 +34,15 @@ void plain_ws_init(const cfg *c, hub *h)
 }
 
 /* How a frame's publish ended: a WebSocket publisher gets no answer, so a
- * failure (only possible with a backplane) is logged. */
+ * failure (only possible with a backplane) is logged. A full backplane
+ * (-EAGAIN) is not: the backplane logs that itself, once per outage or per
+ * burst (backplane.queue_limit, backplane.max_pending_bytes), and a flood
+ * of frames must not write a line each. */
 static void frame_published(void *arg, const publish_result *r)
 {
     (void)arg;
-    if (r->rc)
-        LOG_WARN(TAG, "a message from a WebSocket client was not published: %s",
-                 r->rc == -EAGAIN ? "the backplane is down and its queue is full"
-                                  : strerror(-r->rc));
+    if (r->rc && r->rc != -EAGAIN)
+        LOG_WARN(TAG, "a message from a WebSocket client was not published: %s", strerror(-r->rc));
 }
 
 /* Publishes one text frame: JSON keeps its value, other text becomes a JSON

@@ -410,8 +410,8 @@ static void pending_finish(sr_pending *p, const char *error, const char *result)
 static void invocation_published(void *arg, const publish_result *r)
 {
     const char *error = !r->rc             ? NULL
-                        : r->rc == -EAGAIN ? "The backplane is unreachable and its queue is full; "
-                                             "the message was not sent."
+                        : r->rc == -EAGAIN ? "The backplane cannot take more now (unreachable, or "
+                                             "not keeping up); the message was not sent."
                         : r->rc == -EIO    ? "The connection to the backplane was lost: the "
                                              "message may or may not have been sent."
                         : r->rc == -ENOSPC ? limit_join_error(r->rc)
