@@ -17,6 +17,11 @@
 #define CFG_MAX_HUBS 16
 #define CFG_MAX_METHODS 32                    /* per hub */
 #define CFG_MAX_TARGETS (CFG_MAX_METHODS + 1) /* publish_targets per hub */
+#define CFG_MAX_ROOM_RULES 64                 /* auth.rooms */
+#define CFG_MAX_API_KEYS 64                   /* auth.api_keys and auth.api_keys_file together */
+#define CFG_MAX_ORIGINS 32                    /* cors.allowed_origins */
+#define CFG_SECRET_MAX 512                    /* auth.jwt.hmac_secret, an API key, paths */
+#define CFG_ROOM_PATTERN_MAX 256              /* auth.rooms[].match */
 
 /* What a hub method does when a client invokes it (see README). */
 typedef enum {
@@ -48,6 +53,45 @@ typedef struct cfg_hub {
 
 typedef enum { CFG_BACKPLANE_MEMORY, CFG_BACKPLANE_REDIS } cfg_backplane_type;
 
+/* Who may subscribe to or publish in a room (auth.rooms[].subscribe and
+ * .publish, README "Access control"). */
+typedef enum {
+    CFG_ACCESS_PUBLIC,  /* "public": anyone, token or not */
+    CFG_ACCESS_TOKEN,   /* "token": any valid token */
+    CFG_ACCESS_CLAIM,   /* "claim": a valid token whose rooms claim lists the room */
+    CFG_ACCESS_API_KEY, /* "api_key": the server side only (auth.api_keys) */
+} cfg_access;
+
+/* One auth.rooms rule; the first whose match fits a room decides. match is a
+ * room name, or a prefix ending in '*' (a suffix wildcard: "chat.*"; "*" is
+ * every room). */
+typedef struct cfg_room_rule {
+    char match[CFG_ROOM_PATTERN_MAX];
+    cfg_access subscribe, publish;
+} cfg_room_rule;
+
+/* The JWT algorithms auth.jwt.algorithms may list, as bits of a set. "none"
+ * is never accepted. */
+enum {
+    CFG_JWT_HS256 = 1u << 0,
+    CFG_JWT_HS384 = 1u << 1,
+    CFG_JWT_HS512 = 1u << 2,
+    CFG_JWT_RS256 = 1u << 3,
+    CFG_JWT_RS384 = 1u << 4,
+    CFG_JWT_RS512 = 1u << 5,
+    CFG_JWT_ES256 = 1u << 6,
+    CFG_JWT_ES384 = 1u << 7,
+    CFG_JWT_ES512 = 1u << 8,
+};
+#define CFG_JWT_HMAC (CFG_JWT_HS256 | CFG_JWT_HS384 | CFG_JWT_HS512)
+
+/* A token bucket: per_s tokens a second, up to burst saved (limits.rate.*).
+ * per_s 0: no limit. */
+typedef struct cfg_rate {
+    unsigned per_s;
+    unsigned burst;
+} cfg_rate;
+
 typedef struct cfg {
     char listen_host[256]; /* "listen": "HOST:PORT", default 127.0.0.1:8080 */
     int listen_port;
@@ -74,6 +118,12 @@ typedef struct cfg {
         unsigned max_rooms_per_connection; /* default 100, 1 .. 1000000 */
         size_t max_fragment_bytes_total;   /* unfinished WebSocket messages, all connections:
                                               default 64 MiB, 64 KiB .. 1 TiB */
+        /* limits.rate: token buckets (429 / WebSocket 1008 / SignalR error past them) */
+        struct {
+            cfg_rate publish; /* per connection (per address for HTTP publishes) */
+            cfg_rate connect; /* new connections per client address */
+            cfg_rate request; /* HTTP requests per client address */
+        } rate;
     } limits;
 
     struct {
@@ -125,6 +175,43 @@ typedef struct cfg {
                                         yet answered by Redis (queued or sent), up or down;
                                         default 64 MiB, 64 KiB .. 1 TiB */
     } backplane;
+
+    /* auth: access control (README "Access control"). enabled is false when
+     * the config has no "auth" section: everything is open, as before, with a
+     * warning at start. */
+    struct {
+        bool enabled;
+        struct {
+            char hmac_secret[CFG_SECRET_MAX];     /* auth.jwt.hmac_secret, "" none */
+            char public_key_file[CFG_SECRET_MAX]; /* auth.jwt.public_key_file (PEM), "" none */
+            unsigned algorithms;                  /* auth.jwt.algorithms: CFG_JWT_* bits;
+                                                     default: HS256 with a secret, RS256 and
+                                                     ES256 with a key file */
+            char issuer[CFG_SECRET_MAX];          /* auth.jwt.issuer: "" any */
+            char audience[CFG_SECRET_MAX];        /* auth.jwt.audience: "" any */
+            unsigned leeway_s;                    /* auth.jwt.leeway_s, default 5, 0 .. 3600 */
+        } jwt;
+        bool jwt_enabled; /* auth.jwt is set (a secret or a key file) */
+        /* auth.rooms: first match wins; a room no rule matches needs "claim"
+         * for both rights. */
+        cfg_room_rule rooms[CFG_MAX_ROOM_RULES];
+        unsigned nrooms;
+        /* auth.api_keys and the keys of auth.api_keys_file (one a line) */
+        char api_keys[CFG_MAX_API_KEYS][CFG_SECRET_MAX];
+        unsigned napi_keys;
+        char api_keys_file[CFG_SECRET_MAX];
+        bool protect_admin; /* auth.protect_admin: /metrics, /stats/events, room info and
+                               the dashboard need an API key; default true */
+    } auth;
+
+    /* cors: which web origins may use crier from a browser. */
+    struct {
+        char allowed_origins[CFG_MAX_ORIGINS][CFG_SECRET_MAX]; /* exact origins or "*" */
+        unsigned nallowed_origins; /* 0: none is checked (any WebSocket Origin is taken,
+                                      no CORS headers) */
+        bool allow_credentials;    /* cors.allow_credentials, default false */
+        unsigned max_age_s;        /* cors.max_age_s: preflight cache, default 600 */
+    } cors;
 
     bool trust_proxy; /* log the client address a proxy reports, default false */
 } cfg;
