@@ -18,6 +18,11 @@
 #            (fresh server for each) -> bytes per connection
 #   cpu      server user+system CPU during each fanout run -> deliveries per
 #            server CPU-second
+#   auth     crier only: the 1000-subscriber ws and sse fanouts again with
+#            access control on (tests/bench/crier.json plus an auth section:
+#            every subscriber presents an HS256 token whose rooms claim lists
+#            the room, the publisher an API key), to show what the checks
+#            cost next to the same rows with auth off
 #
 # Prints a table (scenario, metric, crier, nchan, crier/nchan) and writes the
 # raw JSON lines to tests/bench/results/ (git-ignored). Loopback only; every
@@ -104,6 +109,7 @@ install_deps() {
     command -v nginx >/dev/null || pkgs+=(nginx)
     [ -n "$(nchan_module)" ] || pkgs+=(libnginx-mod-nchan)
     command -v jq >/dev/null || pkgs+=(jq)
+    command -v openssl >/dev/null || pkgs+=(openssl)
     [ ${#pkgs[@]} -eq 0 ] && return 0
     [ "$(id -u)" = 0 ] || sudo=sudo
     log "installing ${pkgs[*]}"
@@ -190,10 +196,14 @@ server_rss_kb() {
     echo "$k"
 }
 
+CRIER_CONFIG=tests/bench/crier.json # start_crier's config (auth_fanout swaps it)
+SUB_QUERY=                          # appended to subscriber URLs (auth_fanout: a token)
+PUB_QUERY=                          # appended to publish URLs (auth_fanout: an API key)
+
 start_crier() {
     local port
     port=$(pick_port)
-    $PIN ./build/crier --config tests/bench/crier.json --listen "127.0.0.1:$port" >>"$TMP/crier.log" 2>&1 &
+    $PIN ./build/crier --config "$CRIER_CONFIG" --listen "127.0.0.1:$port" >>"$TMP/crier.log" 2>&1 &
     SRV_MAIN=$!
     SRV_PIDS=("$SRV_MAIN")
     BASE="http://127.0.0.1:$port"
@@ -236,8 +246,8 @@ stop_server() {
 sub_url() { # KIND ROOM
     if [ "$SRV" = crier ]; then
         case $1 in
-        ws) echo "$BASE/rooms/$2/ws" ;;
-        sse) echo "$BASE/rooms/$2/events" ;;
+        ws) echo "$BASE/rooms/$2/ws$SUB_QUERY" ;;
+        sse) echo "$BASE/rooms/$2/events$SUB_QUERY" ;;
         poll) echo "$BASE/rooms/$2/poll?since=0" ;;
         esac
     else
@@ -245,7 +255,7 @@ sub_url() { # KIND ROOM
     fi
 }
 
-pub_url() { if [ "$SRV" = crier ]; then echo "$BASE/rooms/$1/messages"; else echo "$BASE/pub/$1"; fi; }
+pub_url() { if [ "$SRV" = crier ]; then echo "$BASE/rooms/$1/messages$PUB_QUERY"; else echo "$BASE/pub/$1"; fi; }
 
 # lg KIND SUBS ROOM COUNT RATE DRAIN DURATION: one fanout/latency run, split
 # over several loadgen processes above PER_PROC subscribers. Prints the
@@ -419,6 +429,24 @@ one_core() {
     PIN=
 }
 
+# b64url: base64url of stdin, unpadded (for a token minted in the shell).
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# auth_fanout KIND SUBS COUNT: the fanout with access control on; crier only.
+# The token is minted here with openssl (HS256), as the README shows.
+auth_fanout() {
+    [ "$SRV" = crier ] || return 0
+    local secret=bench-secret-0123456789abcdef key=bench-api-key-0123456789 head body sig
+    head=$(printf '{"alg":"HS256","typ":"JWT"}' | b64url)
+    body=$(printf '{"sub":"bench","exp":%d,"rooms":{"subscribe":["f-*"]}}' $(($(date +%s) + 3600)) | b64url)
+    sig=$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -hmac "$secret" -binary | b64url)
+    jq --arg s "$secret" --arg k "$key" '. + {auth: {jwt: {hmac_secret: $s},
+        rooms: [{match: "f-*", subscribe: "claim", publish: "api_key"}], api_keys: [$k]}}' \
+        tests/bench/crier.json >"$TMP/crier-auth.json"
+    CRIER_CONFIG=$TMP/crier-auth.json SUB_QUERY="?access_token=$head.$body.$sig" \
+        PUB_QUERY="?access_token=$key" fanout "$1" "$2" "$3" "fanout $1 ${2}x$3 auth on"
+}
+
 # each SRV...: runs "$@" once per server (each scenario starts its own).
 each() {
     for SRV in $SERVERS; do "$@"; done
@@ -434,6 +462,8 @@ bench_all() {
     each fanout ws 1000 "$SMALL_COUNT"
     each fanout sse 1000 "$SMALL_COUNT"
     each fanout poll 1000 "$POLL_COUNT"
+    each auth_fanout ws 1000 "$SMALL_COUNT"
+    each auth_fanout sse 1000 "$SMALL_COUNT"
     each fanout ws 10000 "$BIG_COUNT"
     each fanout sse 10000 "$BIG_COUNT"
     each one_core ws 10000 "$BIG_COUNT"
