@@ -431,13 +431,22 @@ static const char *percent_decode(const char *s, size_t n, char *out, size_t *ou
     return NULL;
 }
 
+/* "Basic ..." is the HTTP authentication of a proxy in front of crier (nginx
+ * auth_basic passes the header on): not crier's, so not refused. */
+static bool is_basic(const char *h)
+{
+    while (*h == ' ' || *h == '\t')
+        h++;
+    return strncasecmp(h, "Basic", 5) == 0 && (h[5] == ' ' || h[5] == '\t' || h[5] == '\0');
+}
+
 /* The credential presented (a new string in *out, NULL when none): the
- * Authorization header's, else the query's access_token. NULL, or the
- * refusal. */
+ * Authorization header's (unless Basic), else the query's access_token.
+ * NULL, or the refusal. */
 static const char *credential(const char *authorization, const char *query, char **out, size_t *len)
 {
     *out = NULL;
-    if (authorization) {
+    if (authorization && !is_basic(authorization)) {
         const char *tok;
         const char *why = parse_bearer(authorization, &tok, len);
         if (why)

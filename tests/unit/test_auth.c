@@ -687,7 +687,7 @@ static void test_header_forms(void)
         access_unref(p);
     }
     static const char *const bad_forms[][3] = {
-        {"Basic ", "t", ""},        {"Bearer", "", ""},  {"Bearer ", "", ""}, {"Bearer", "t", ""},
+        {"Digest ", "t", ""},       {"Bearer", "", ""},  {"Bearer ", "", ""}, {"Bearer", "t", ""},
         {"Bearer ", "t", " extra"}, {"Token ", "t", ""}, {"", "", ""}};
     for (size_t i = 0; i < sizeof(bad_forms) / sizeof(bad_forms[0]); i++) {
         snprintf(h, sizeof(h), "%s%s%s", bad_forms[i][0], bad_forms[i][1][0] ? t : "",
@@ -697,6 +697,21 @@ static void test_header_forms(void)
         CHECK(p == NULL);
         CHECK_STR(error, "invalid Authorization header (expected: Bearer <token>)");
     }
+    /* Basic belongs to a proxy in front (nginx auth_basic): not refused, and
+     * the query's token is still read. */
+    error = "unset";
+    CHECK(auth_authenticate("Basic YWxhZGRpbjpvcGVuc2VzYW1l", NULL, NOW_MS, &error) == NULL);
+    CHECK(error == NULL);
+    error = "unset";
+    CHECK(auth_authenticate(" basic", NULL, NOW_MS, &error) == NULL && error == NULL);
+    snprintf(h, sizeof(h), "access_token=%s", t);
+    error = "unset";
+    p = auth_authenticate("Basic YWxhZGRpbjpvcGVuc2VzYW1l", h, NOW_MS, &error);
+    CHECK(p != NULL && error == NULL);
+    access_unref(p);
+    error = NULL;
+    CHECK(auth_authenticate("Basically", NULL, NOW_MS, &error) == NULL);
+    CHECK_STR(error, "invalid Authorization header (expected: Bearer <token>)");
     /* Nothing presented: anonymous, no error. */
     error = "unset";
     CHECK(auth_authenticate(NULL, NULL, NOW_MS, &error) == NULL && error == NULL);
