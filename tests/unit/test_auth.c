@@ -836,8 +836,19 @@ static void test_api_keys(void)
     CHECK(strstr(err, "line 1: an API key must be") != NULL);
     unlink(bad_path);
     CHECK(setup_err(err, "{'auth': {'api_keys_file': '/nonexistent/crier-keys'}}") == -1);
-    CHECK(strstr(err, "auth.api_keys_file '/nonexistent/crier-keys': cannot open it: No such "
+    CHECK(strstr(err, "auth.api_keys_file '/nonexistent/crier-keys': cannot read it: No such "
                       "file or directory") != NULL);
+    CHECK(setup_err(err, "{'auth': {'api_keys_file': '/tmp'}}") == -1);
+    CHECK_STR(err, "auth.api_keys_file '/tmp': cannot read it: it is a directory");
+    /* At most 1 MiB (comments included). */
+    char *huge = malloc(1024 * 1024 + 2);
+    memset(huge, '#', 1024 * 1024 + 1);
+    huge[1024 * 1024 + 1] = '\0';
+    write_temp(bad_path, huge);
+    free(huge);
+    CHECK(setup_err(err, "{'auth': {'api_keys_file': '%s'}}", bad_path) == -1);
+    CHECK(strstr(err, "cannot read it: file too large") != NULL);
+    unlink(bad_path);
     /* At most CFG_MAX_API_KEYS with the config's. */
     static char many[CFG_MAX_API_KEYS * 32];
     size_t n = 0;
@@ -880,6 +891,8 @@ static void test_public_key_file(void)
     CHECK(setup_err(err, "{'auth': {'jwt': {'public_key_file': '/nonexistent/key.pem'}}}") == -1);
     CHECK_STR(err, "auth.jwt.public_key_file '/nonexistent/key.pem': cannot read it: No such "
                    "file or directory");
+    CHECK(setup_err(err, "{'auth': {'jwt': {'public_key_file': '/tmp'}}}") == -1);
+    CHECK_STR(err, "auth.jwt.public_key_file '/tmp': cannot read it: it is a directory");
     /* A private key, garbage, an empty file. */
     write_temp(path, rsa.priv_pem);
     CHECK(setup_err(err, "{'auth': {'jwt': {'public_key_file': '%s'}}}", path) == -1);
