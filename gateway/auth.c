@@ -95,6 +95,7 @@ static const char ERR_MALFORMED[] = "token is malformed";
 static const char ERR_NONE[] = "token algorithm none is not accepted";
 static const char ERR_ALG_UNKNOWN[] = "token algorithm is not supported";
 static const char ERR_CRIT[] = "token header crit is not supported";
+static const char ERR_TYP[] = "token typ is not supported (only JWT)";
 static const char ERR_SIGNATURE[] = "token signature does not verify";
 static const char ERR_EXPIRED[] = "token expired";
 static const char ERR_NOT_YET[] = "token not valid yet";
@@ -588,7 +589,7 @@ static const char *check_header(json_t *header, const alg_info **a)
         return algs[i].not_accepted;
     json_t *typ = json_object_get(header, "typ");
     if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
-        return ERR_MALFORMED; /* libjwt takes no other typ */
+        return ERR_TYP; /* libjwt 1.10 takes no other (not even RFC 9068's "at+jwt") */
     if (json_object_get(header, "crit"))
         return ERR_CRIT; /* RFC 7515 4.1.11: extensions we do not know must refuse it */
     if (algs[i].key_type == 0)

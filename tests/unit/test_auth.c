@@ -634,8 +634,18 @@ static void test_malformed(void)
     h = hand_token("{\"alg\":5}", "{}", "c2ln");
     refuse(h, "token is malformed");
     free(h);
+    h = hand_token("{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", "{}", "c2ln");
+    refuse(h, "token typ is not supported (only JWT)");
+    free(h);
+    h = hand_token("{\"alg\":\"HS256\",\"typ\":5}", "{}", "c2ln");
+    refuse(h, "token typ is not supported (only JWT)");
+    free(h);
+    /* typ JWT (what libjwt writes) is taken. */
+    h = mint_hs("HS256", "{}");
+    access_unref(accept(h));
+    free(h);
     h = hand_token("{\"alg\":\"HS256\",\"typ\":\"JWE\"}", "{}", "c2ln");
-    refuse(h, "token is malformed");
+    refuse(h, "token typ is not supported (only JWT)");
     free(h);
     h = hand_token("{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", "{}", "c2ln");
     refuse(h, "token header crit is not supported");
