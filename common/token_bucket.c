@@ -35,6 +35,6 @@ unsigned token_bucket_wait_s(int64_t wait_ms)
 {
     if (wait_ms <= 0)
         return 0;
-    int64_t s = (wait_ms + MILLI - 1) / MILLI;
+    int64_t s = wait_ms / MILLI + (wait_ms % MILLI != 0);
     return s > UINT32_MAX ? UINT32_MAX : (unsigned)s;
 }
