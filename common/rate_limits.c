@@ -13,7 +13,7 @@
 #include "common/ratelimit.h"
 
 static cfg_rate rates[RATE_KINDS];    /* set at init, read-only after */
-static ratelimit *tables[RATE_KINDS]; /* NULL: off (or publish per connection only) */
+static ratelimit *tables[RATE_KINDS]; /* per address; NULL: the kind is off */
 
 static const limit_kind limit_of[RATE_KINDS] = {
     [RATE_PUBLISH] = LIMIT_RATE_PUBLISH,
