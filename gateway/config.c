@@ -62,7 +62,6 @@ static const char *parse_listen(cfg *c, const char *value);
 static const char *parse_log_level(cfg *c, const char *value);
 static const char *parse_web_root(cfg *c, const char *value);
 static int load_hubs(cfg *c, json_t *v, const char *origin, char *err);
-static int load_rate(cfg *c, json_t *v, const char *origin, char *err);
 static const char *parse_backplane_type(cfg *c, const char *value);
 static const char *parse_backplane_url(cfg *c, const char *value);
 static const char *parse_backplane_password(cfg *c, const char *value);
@@ -766,41 +765,6 @@ static int load_hub(cfg *c, const char *name, json_t *v, const char *origin, cha
 }
 
 /* "hubs": replaces the hubs in c with those of v, in the file's order. */
-/* limits.rate: {"publish"|"connect"|"request": {"per_s": N, "burst": N}},
- * per_s 0 .. 1000000 (0: off), burst 1 .. 1000000 (default: per_s). */
-static int load_rate(cfg *c, json_t *v, const char *origin, char *err)
-{
-    if (!json_is_object(v))
-        return set_err(err, "%s: 'limits.rate' must be an object", origin);
-    const char *name;
-    json_t *r;
-    json_object_foreach(v, name, r)
-    {
-        cfg_rate *out = !strcmp(name, "publish")   ? &c->limits.rate.publish
-                        : !strcmp(name, "connect") ? &c->limits.rate.connect
-                        : !strcmp(name, "request") ? &c->limits.rate.request
-                                                   : NULL;
-        if (!out)
-            return set_err(err, "%s: unknown key 'limits.rate.%s'", origin, name);
-        if (!json_is_object(r))
-            return set_err(err, "%s: 'limits.rate.%s' must be an object", origin, name);
-        json_t *per_s = json_object_get(r, "per_s"), *burst = json_object_get(r, "burst");
-        if (json_object_size(r) != (size_t)(per_s != NULL) + (burst != NULL))
-            return set_err(err, "%s: 'limits.rate.%s' takes only per_s and burst", origin, name);
-        if (!json_is_integer(per_s) || json_integer_value(per_s) < 0 ||
-            json_integer_value(per_s) > 1000000)
-            return set_err(err, "%s: 'limits.rate.%s.per_s' must be an integer from 0 to 1000000",
-                           origin, name);
-        if (burst && (!json_is_integer(burst) || json_integer_value(burst) < 1 ||
-                      json_integer_value(burst) > 1000000))
-            return set_err(err, "%s: 'limits.rate.%s.burst' must be an integer from 1 to 1000000",
-                           origin, name);
-        out->per_s = (unsigned)json_integer_value(per_s);
-        out->burst = burst ? (unsigned)json_integer_value(burst) : out->per_s;
-    }
-    return 0;
-}
-
 static int load_hubs(cfg *c, json_t *v, const char *origin, char *err)
 {
     if (!json_is_object(v))
