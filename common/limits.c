@@ -27,6 +27,9 @@ static const char *const names[LIMIT_COUNT] = {
     [LIMIT_NEGOTIATE_RATE] = "signalr_negotiate_rate",
     [LIMIT_FRAGMENT_BYTES] = "max_fragment_bytes_total",
     [LIMIT_BACKPLANE_BYTES] = "backplane_max_pending_bytes",
+    [LIMIT_RATE_PUBLISH] = "publish",
+    [LIMIT_RATE_CONNECT] = "connect",
+    [LIMIT_RATE_REQUEST] = "request",
 };
 
 const char *limit_name(limit_kind k)

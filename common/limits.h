@@ -17,8 +17,15 @@ typedef enum {
     LIMIT_NEGOTIATE_RATE,  /* signalr.negotiate_rate_per_s: a negotiate refused */
     LIMIT_FRAGMENT_BYTES,  /* limits.max_fragment_bytes_total: a WebSocket closed */
     LIMIT_BACKPLANE_BYTES, /* backplane.max_pending_bytes: a publish refused */
+    /* limits.rate (rate_limits.h); /metrics shows these as crier_rate_limited_total */
+    LIMIT_RATE_PUBLISH, /* limits.rate.publish: a message refused */
+    LIMIT_RATE_CONNECT, /* limits.rate.connect: a connection refused */
+    LIMIT_RATE_REQUEST, /* limits.rate.request: an HTTP request refused */
     LIMIT_COUNT
 } limit_kind;
+
+/* The resource limits come first: crier_limit_refusals_total shows them. */
+#define LIMIT_FIRST_RATE LIMIT_RATE_PUBLISH
 
 /* The limit's label in /metrics ("max_rooms", ...). */
 const char *limit_name(limit_kind k);

@@ -2,8 +2,8 @@
 /*
  * ratelimit.c - per-key token buckets in a fixed, set-associative table
  * (see ratelimit.h). A key hashes to a set of WAYS entries; a new key takes
- * a free entry of its set, or the one used least recently. Tokens are
- * counted in thousandths, so that rates need no floating point.
+ * a free entry of its set, or the one used least recently. Each entry is
+ * a token bucket (token_bucket.h).
  */
 #include "common/ratelimit.h"
 
@@ -14,23 +14,22 @@
 #include <string.h>
 
 #include "common/buf.h"
+#include "common/token_bucket.h"
 
 #define WAYS 8
 #define KEY_MAX 64
-#define MILLI 1000
 
 typedef struct entry {
     char key[KEY_MAX]; /* "" when free */
-    int64_t tokens_milli;
-    int64_t at_ms; /* when tokens_milli was brought up to date; also "last used" */
+    token_bucket b;    /* b.at_ms is also "last used" */
 } entry;
 
 struct ratelimit {
     pthread_mutex_t lock;
     entry *e; /* nsets * WAYS */
     size_t nsets;
-    int64_t rate; /* tokens a second */
-    int64_t burst_milli;
+    unsigned rate; /* tokens a second */
+    unsigned burst;
 };
 
 ratelimit *ratelimit_create(size_t slots, unsigned rate_per_s, unsigned burst)
@@ -42,8 +41,8 @@ ratelimit *ratelimit_create(size_t slots, unsigned rate_per_s, unsigned burst)
         return NULL;
     }
     rl->nsets = nsets;
-    rl->rate = rate_per_s ? rate_per_s : 1;
-    rl->burst_milli = (int64_t)(burst ? burst : 1) * MILLI;
+    rl->rate = rate_per_s;
+    rl->burst = burst;
     pthread_mutex_init(&rl->lock, NULL);
     return rl;
 }
@@ -67,12 +66,11 @@ static entry *find_or_make(ratelimit *rl, const char *key, int64_t now_ms)
             return &set[i];
         if (!set[i].key[0])
             victim = &set[i]; /* a free one is the best victim */
-        else if (victim->key[0] && set[i].at_ms < victim->at_ms)
+        else if (victim->key[0] && set[i].b.at_ms < victim->b.at_ms)
             victim = &set[i];
     }
     snprintf(victim->key, sizeof(victim->key), "%s", key);
-    victim->tokens_milli = rl->burst_milli;
-    victim->at_ms = now_ms;
+    token_bucket_fill(&victim->b, rl->burst, now_ms);
     return victim;
 }
 
@@ -82,17 +80,7 @@ int64_t ratelimit_take(ratelimit *rl, const char *key, int64_t now_ms)
     snprintf(k, sizeof(k), "%s", key);
     pthread_mutex_lock(&rl->lock);
     entry *e = find_or_make(rl, k, now_ms);
-    if (now_ms > e->at_ms) {
-        int64_t add = (now_ms - e->at_ms) * rl->rate; /* thousandths */
-        e->tokens_milli =
-            add >= rl->burst_milli - e->tokens_milli ? rl->burst_milli : e->tokens_milli + add;
-        e->at_ms = now_ms;
-    }
-    int64_t wait = 0;
-    if (e->tokens_milli >= MILLI)
-        e->tokens_milli -= MILLI;
-    else
-        wait = (MILLI - e->tokens_milli + rl->rate - 1) / rl->rate; /* ms to the next token */
+    int64_t wait = token_bucket_take(&e->b, rl->rate, rl->burst, now_ms);
     pthread_mutex_unlock(&rl->lock);
     return wait;
 }

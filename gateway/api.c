@@ -32,9 +32,11 @@
 
 #include <jansson.h>
 
+#include "common/client_addr.h"
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/list.h"
+#include "common/rate_limits.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "gateway/config.h"
@@ -192,10 +194,29 @@ static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
     return http_reply_json(call->conn, p->status, p->answer, strlen(p->answer));
 }
 
+/* limits.rate.publish for HTTP publishes, per client address: 429 with
+ * Retry-After past it. Returns true when refused (*ret: the answer). */
+static bool publish_rate_refused(http_call *call, enum MHD_Result *ret)
+{
+    if (!rate_limit_on(RATE_PUBLISH))
+        return false;
+    char addr[CLIENT_ADDR_MAX];
+    http_client_addr(call->conn, addr, sizeof(addr));
+    int64_t wait = rate_limit_addr(RATE_PUBLISH, addr, clock_now_ms(), "HTTP publish answered 429");
+    if (!wait)
+        return false;
+    *ret = http_reply_refused(call->conn, MHD_HTTP_TOO_MANY_REQUESTS, token_bucket_wait_s(wait),
+                              "rate limit: too many messages from this address");
+    return true;
+}
+
 static enum MHD_Result publish_finish(http_call *call, publish_req *p)
 {
+    enum MHD_Result refused;
     if (p->body.too_big)
         return reply_too_big(call->conn);
+    if (publish_rate_refused(call, &refused))
+        return refused;
     const char *ct =
         MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     payload pl;
@@ -404,9 +425,15 @@ static bool metrics_limits(buf *b, const hub_stats *st)
                 "# TYPE crier_limit_refusals_total counter\n",
                 st->history_bytes, conf->history.max_bytes, st->history_evicted,
                 sr_pending_connections(), ws_fragment_bytes());
-    for (int k = 0; ok && k < LIMIT_COUNT; k++)
+    for (int k = 0; ok && k < LIMIT_FIRST_RATE; k++)
         ok = appendf(b, "crier_limit_refusals_total{limit=\"%s\"} %" PRIu64 "\n",
                      limit_name((limit_kind)k), limit_refusals((limit_kind)k));
+    ok = ok && appendf(b, "# HELP crier_rate_limited_total Connections, requests and messages "
+                          "refused by limits.rate.\n"
+                          "# TYPE crier_rate_limited_total counter\n");
+    for (int k = 0; ok && k < RATE_KINDS; k++)
+        ok = appendf(b, "crier_rate_limited_total{kind=\"%s\"} %" PRIu64 "\n",
+                     rate_kind_name((rate_kind)k), rate_limited_total((rate_kind)k));
     return ok;
 }
 

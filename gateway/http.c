@@ -54,6 +54,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/rate_limits.h"
 #include "gateway/api.h"
 #include "gateway/linger.h"
 #include "gateway/raw_reply.h"
@@ -389,6 +390,7 @@ typedef struct http_req {
     const cfg_hub *hub;
     void *state;
     unsigned error_status;
+    unsigned retry_after_s;    /* a 429's Retry-After */
     const char *error, *allow; /* constant strings (router.h) */
     char room[ROOM_NAME_MAX + 1];
     uint64_t body_bytes; /* of the request body so far */
@@ -423,9 +425,30 @@ static void resolve(http_req *req, const char *url, const char *method)
     req->allow = r.allow;
 }
 
+/* limits.rate.request, on the first call: a request from a client address
+ * past its rate gets 429 with Retry-After (answered on the next call, so
+ * the connection stays open) and no handler. Every request counts, the
+ * kept-alive ones too. */
+static void check_request_rate(struct MHD_Connection *conn, http_req *req)
+{
+    if (!rate_limit_on(RATE_REQUEST))
+        return;
+    char addr[CLIENT_ADDR_MAX];
+    http_client_addr(conn, addr, sizeof(addr));
+    int64_t wait = rate_limit_addr(RATE_REQUEST, addr, clock_now_ms(), "request answered 429");
+    if (!wait)
+        return;
+    req->ep = NULL;
+    req->error_status = MHD_HTTP_TOO_MANY_REQUESTS;
+    req->error = "rate limit: too many requests from this address";
+    req->retry_after_s = token_bucket_wait_s(wait);
+}
+
 static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req, const char *method,
                                     const char *url)
 {
+    if (req->error_status == MHD_HTTP_TOO_MANY_REQUESTS)
+        return http_reply_refused(conn, req->error_status, req->retry_after_s, req->error);
     if (req->error_status == MHD_HTTP_METHOD_NOT_ALLOWED)
         return http_reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", req->allow,
                                      "method %s is not allowed here; use %s", method, req->allow);
@@ -476,6 +499,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = req;
         atomic_fetch_add(&requests_open, 1);
         resolve(req, url, method);
+        check_request_rate(conn, req);
         request_started(conn);
         if (!req->ep || !req->ep->early || !strcmp(method, "HEAD"))
             return MHD_YES;

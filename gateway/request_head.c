@@ -197,6 +197,12 @@ static int note_field(request_head *h, rh_span name, rh_span value)
     } else if (rh_span_is(name, "Sec-WebSocket-Key")) {
         h->ws_key = value;
         h->ws_key_count++;
+    } else if (rh_span_is(name, "X-Real-IP")) {
+        if (!h->x_real_ip.p)
+            h->x_real_ip = value;
+    } else if (rh_span_is(name, "X-Forwarded-For")) {
+        if (!h->x_forwarded_for.p)
+            h->x_forwarded_for = value;
     }
     if (h->chunked && h->has_content_length)
         return fail(h, 400, "Content-Length and Transfer-Encoding together"), -1;

@@ -37,6 +37,7 @@
 #include "common/clock.h"
 #include "common/list.h"
 #include "common/log.h"
+#include "common/rate_limits.h"
 #include "gateway/api.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
@@ -244,6 +245,62 @@ static void pend_drop(pending_conn *p, unsigned status, const char *extra_header
     free(p);
 }
 
+/* Ends a connection the acceptor still holds with an answer, gently: its
+ * unread head would make close() reset the socket, and the client could
+ * lose the answer, so the socket lingers (linger.h). Logs nothing. */
+static void pend_refuse_lingering(pending_conn *p, unsigned status, const char *extra_header,
+                                  const char *error)
+{
+    raw_reply_error(p->fd, status, extra_header, error);
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
+    shutdown(p->fd, SHUT_WR);
+    linger_add(p->fd, clock_now_ms());
+    pend_unlink(p);
+    free(p);
+}
+
+/* Copies span s into out (cap bytes) when it fits, else its last cap - 1
+ * bytes (the last X-Forwarded-For entry is what counts). NULL when absent. */
+static const char *span_tail(rh_span s, char *out, size_t cap)
+{
+    if (!s.p)
+        return NULL;
+    size_t n = s.len < cap ? s.len : cap - 1;
+    memcpy(out, s.p + s.len - n, n);
+    out[n] = '\0';
+    return out;
+}
+
+/* The client address of a complete head: the peer's, or with trust_proxy
+ * the one its proxy reports, as http_client_addr reads it. */
+static void head_client_addr(const pending_conn *p, const request_head *h, char *out, size_t cap)
+{
+    char real[CLIENT_ADDR_MAX], xff[CLIENT_ADDR_MAX];
+    const char *r = conf->trust_proxy ? span_tail(h->x_real_ip, real, sizeof(real)) : NULL;
+    const char *x = conf->trust_proxy ? span_tail(h->x_forwarded_for, xff, sizeof(xff)) : NULL;
+    if (r && h->x_real_ip.len >= sizeof(real))
+        r = NULL; /* cut: no IP literal */
+    client_addr_format((const struct sockaddr *)&p->addr, r, x, conf->trust_proxy, out, cap);
+}
+
+/* limits.rate.connect: a new connection from a client address past its
+ * rate is answered 429 with Retry-After, before any upgrade or handler.
+ * Returns true when it was. */
+static bool connect_refused(pending_conn *p, const request_head *h)
+{
+    if (!rate_limit_on(RATE_CONNECT))
+        return false;
+    char addr[CLIENT_ADDR_MAX];
+    head_client_addr(p, h, addr, sizeof(addr));
+    int64_t wait = rate_limit_addr(RATE_CONNECT, addr, clock_now_ms(), "connection answered 429");
+    if (!wait)
+        return false;
+    char retry[32];
+    snprintf(retry, sizeof(retry), "Retry-After: %u", token_bucket_wait_s(wait));
+    pend_refuse_lingering(p, 429, retry, "rate limit: too many connections from this address");
+    return true;
+}
+
 static void hand_over(pending_conn *p, destination to)
 {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
@@ -278,6 +335,8 @@ static void pend_try(pending_conn *p, uint32_t events)
         else if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             pend_drop(p, 0, NULL, NULL); /* half a request, and the client is gone */
         /* else edge-triggered: the next segment brings the next event */
+    } else if (connect_refused(p, &h)) {
+        request_head_free(&h);
     } else {
         destination to = route(&h);
         if (to.status)
@@ -545,11 +604,12 @@ int server_run(const cfg *c)
                       .max_rooms = c->limits.max_rooms,
                       .max_rooms_per_sub = c->limits.max_rooms_per_connection,
                       .history_max_bytes = c->history.max_bytes};
-    hub *h = peek_buf ? hub_create(&ho) : NULL;
+    hub *h = peek_buf && !rate_limits_init(c) ? hub_create(&ho) : NULL;
     if (h)
         init_protocols(c, h);
     if (!h || start_backplane(c, h)) {
         hub_destroy(h);
+        rate_limits_fini();
         free(peek_buf);
         return 1;
     }
@@ -565,6 +625,7 @@ int server_run(const cfg *c)
         http_stop();
         redis_backplane_free(the_backplane);
         hub_destroy(h);
+        rate_limits_fini();
         free(peek_buf);
         return 1;
     }
@@ -587,6 +648,7 @@ int server_run(const cfg *c)
     sigwait(&sigs, &sig);
     LOG_INFO(TAG, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain(h, acceptor, timer);
+    rate_limits_fini();
     free(peek_buf);
     LOG_INFO(TAG, "stopped");
     return 0;

@@ -42,6 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_span(h.target, copy, cut);
             check_span(h.ws_key, copy, cut);
             check_span(h.ws_version, copy, cut);
+            check_span(h.x_real_ip, copy, cut);
+            check_span(h.x_forwarded_for, copy, cut);
             const char *err = NULL;
             if (h.upgrade_websocket && request_head_ws_error(&h, &err) && !err)
                 abort();

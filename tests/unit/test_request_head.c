@@ -228,7 +228,23 @@ static void test_token_list(void)
 #undef HAS
 }
 
+/* The client address a proxy reports, for limits.rate.connect behind one:
+ * the first X-Real-IP and X-Forwarded-For (as libmicrohttpd reads them). */
+static void test_proxy_fields(void)
+{
+    request_head h;
+    CHECK(parse("GET / HTTP/1.1\r\nx-real-ip: 203.0.113.9\r\n"
+                "X-Forwarded-For: 10.0.0.1, 198.51.100.7\r\nX-Real-IP: 192.0.2.1\r\n\r\n",
+                &h) == RH_COMPLETE);
+    CHECK(rh_span_is(h.x_real_ip, "203.0.113.9"));
+    CHECK(rh_span_is(h.x_forwarded_for, "10.0.0.1, 198.51.100.7"));
+    request_head_free(&h);
+    CHECK(parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &h) == RH_COMPLETE);
+    CHECK(!h.x_real_ip.p && !h.x_forwarded_for.p);
+    request_head_free(&h);
+}
+
 TEST_MAIN("request_head", TEST(test_valid_get), TEST(test_valid_post), TEST(test_incomplete),
           TEST(test_early_refusal), TEST(test_request_line), TEST(test_smuggling),
           TEST(test_field_syntax), TEST(test_websocket_handshake), TEST(test_long_target),
-          TEST(test_token_list))
+          TEST(test_token_list), TEST(test_proxy_fields))

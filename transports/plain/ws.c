@@ -2,7 +2,7 @@
 /*
  * plain/ws.c - the plain room protocol over WebSocket (see plain/ws.h).
  * Runs on the lws service thread; the hub is the only shared state it
- * touches, through its own lock.
+ * touches, through its own lock (a connection's publish bucket is its own).
  */
 #include "transports/plain/ws.h"
 
@@ -12,9 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "common/rate_limits.h"
 #include "hub/payload.h"
 
 #define TAG "ws"
@@ -22,6 +24,7 @@
 typedef struct plain_ws {
     sub s;
     char room[ROOM_NAME_MAX + 1];
+    token_bucket rate; /* limits.rate.publish */
 } plain_ws;
 
 static const cfg *conf;
@@ -56,6 +59,11 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
     }
     if (!conf->rooms.client_publish) {
         *why = "publishing from WebSocket clients is disabled";
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    }
+    if (rate_limit_publish(&p->rate, clock_now_ms(), "a WebSocket in room", p->room,
+                           "closed 1008")) {
+        *why = "rate limit";
         return LWS_CLOSE_STATUS_POLICY_VIOLATION;
     }
     payload pl;

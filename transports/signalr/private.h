@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 
 #include "common/list.h"
+#include "common/token_bucket.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/signalr/encode.h"
 #include "transports/signalr/signalr.h"
@@ -37,6 +38,7 @@ struct sr_conn {
     char all_room[CFG_NAME_MAX + 2];
     pthread_mutex_t recv_lock; /* one batch of records at a time */
     atomic_bool handshaken;    /* changed under recv_lock */
+    token_bucket publish_rate; /* recv_lock: limits.rate.publish */
     sr_transport transport;    /* sub lock */
     bool attached;             /* sub lock: a WebSocket or SSE stream carries it */
     bool closed;               /* sub lock */

@@ -43,6 +43,7 @@
 #include "common/limits.h"
 #include "common/list.h"
 #include "common/log.h"
+#include "common/rate_limits.h"
 #include "transports/signalr/private.h"
 
 #define TAG "signalr"
@@ -507,6 +508,19 @@ static const char *join_resuming(sr_conn *c, const char *invocation_id, const ch
     return join_room(c, invocation_id, room, &a, result, cap);
 }
 
+/* recv_lock held: limits.rate.publish for an invocation of a sending
+ * method. Past it, one with an id gets an error completion; one without is
+ * dropped (counted and logged once per burst, as every refusal is): the
+ * connection stays open, since closing would only make the official
+ * client reconnect and go on. */
+static bool publish_rate_refused(sr_conn *c, cfg_action a, const char *invocation_id)
+{
+    if (a != CFG_ACTION_BROADCAST && a != CFG_ACTION_OTHERS && a != CFG_ACTION_ROOM)
+        return false;
+    return rate_limit_publish(&c->publish_rate, clock_now_ms(), "SignalR connection", c->id,
+                              invocation_id ? "error completion" : "invocation dropped") != 0;
+}
+
 /* Runs a method; returns NULL or the error for its completion, whose
  * result (JSON text, "" for null) goes into result. */
 static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_method *m,
@@ -530,6 +544,8 @@ static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_m
             return err;
         }
     }
+    if (publish_rate_refused(c, m->action, invocation_id))
+        return "rate limit: too many messages";
     switch (m->action) {
     case CFG_ACTION_BROADCAST:
     case CFG_ACTION_OTHERS:
