@@ -28,10 +28,11 @@ typedef struct route_row {
     unsigned methods;
     route_carry carry;
     route_needs needs;
+    route_access access;
 } route_row;
 
-#define ROUTE_ROW(name, pattern, methods, get, needs, ...)                                         \
-    {EP_##name, pattern, methods, CARRY_##get, NEEDS_##needs},
+#define ROUTE_ROW(name, pattern, methods, get, needs, access, ...)                                 \
+    {EP_##name, pattern, methods, CARRY_##get, NEEDS_##needs, RIGHT_##access},
 static const route_row rows[] = {ROUTE_TABLE(ROUTE_ROW)};
 #undef ROUTE_ROW
 #define ROW_COUNT (sizeof(rows) / sizeof(rows[0]))
@@ -200,6 +201,7 @@ void router_route(const route_request *rq, route_result *r)
         return;
     }
     r->endpoint = row->endpoint;
+    r->access = row->access;
     r->room = pt.room;
     r->room_len = pt.room_len;
     r->hub = pt.hub;
