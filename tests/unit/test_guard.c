@@ -10,6 +10,7 @@
 
 #include <stdlib.h>
 
+#include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/router.h"
 #include "gateway/static.h"
@@ -152,5 +153,35 @@ static void test_pages(void)
     CHECK(no.status == 0);
 }
 
+/* An API key is taken in the query (the dashboard, EventSource) but not
+ * for publishing: the server side sends it in the header. */
+static void test_key_in_query(void)
+{
+    static const char key[] = "unit-test-api-key-0123";
+    char err[CFG_ERR_MAX];
+    cfg_defaults(&conf);
+    conf.auth.enabled = true;
+    snprintf(conf.auth.api_keys[0], sizeof(conf.auth.api_keys[0]), "%s", key);
+    conf.auth.napi_keys = 1;
+    CHECK(auth_init(&conf, err) == 0);
+    guard_init(&conf);
+    guard_refusal no;
+    access_principal *p =
+        guard_authenticate(RIGHT_PUBLISH, "Bearer unit-test-api-key-0123", NULL, 0, &no);
+    CHECK(p && p->api_key && no.status == 0);
+    access_unref(p);
+    p = guard_authenticate(RIGHT_PUBLISH, NULL, "access_token=unit-test-api-key-0123", 0, &no);
+    CHECK(!p && no.status == 401 && strstr(no.error, "header"));
+    p = guard_authenticate(RIGHT_SUBSCRIBE, NULL, "access_token=unit-test-api-key-0123", 0, &no);
+    CHECK(p && p->api_key && no.status == 0);
+    access_unref(p);
+    p = guard_authenticate(RIGHT_ADMIN, NULL, "access_token=unit-test-api-key-0123", 0, &no);
+    CHECK(p && p->api_key && no.status == 0);
+    access_unref(p);
+    p = guard_authenticate(RIGHT_PUBLISH, "Bearer not-the-key-0000000", NULL, 0, &no);
+    CHECK(!p && no.status == 401);
+    auth_fini();
+}
+
 TEST_MAIN("guard", TEST(test_route_column), TEST(test_auth_off), TEST(test_rooms), TEST(test_admin),
-          TEST(test_pages))
+          TEST(test_pages), TEST(test_key_in_query))
