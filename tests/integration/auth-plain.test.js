@@ -192,6 +192,13 @@ describe('auth on', () => {
       const ok = await request(`${srv.url}${path}`, { headers: bearer(API_KEY) });
       assert.equal(ok.status, 200, `${path} with the key: ${ok.text.slice(0, 200)}`);
     }
+    // the dashboard opened with the key in its URL passes it on to its stream
+    const page = await request(`${srv.url}/dashboard.html?access_token=${API_KEY}`);
+    assert.equal(page.status, 200);
+    assert.match(page.text, /access_token/, 'the page hands its key to /stats/events');
+    const viaQuery = await sseHttp(`${srv.url}/stats/events?access_token=${API_KEY}`);
+    assert.equal(viaQuery.status, 200);
+    viaQuery.close();
     assert401(await request(`${srv.url}/stats/events`), '/stats/events, anonymous', /API key/);
     const stats = await sseHttp(`${srv.url}/stats/events`, { headers: bearer(API_KEY) });
     assert.equal(stats.status, 200);
