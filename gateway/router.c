@@ -201,11 +201,11 @@ void router_route(const route_request *rq, route_result *r)
         return;
     }
     r->endpoint = row->endpoint;
-    r->access = row->access;
     r->room = pt.room;
     r->room_len = pt.room_len;
     r->hub = pt.hub;
     r->hub_index = pt.hub_index;
+    r->access = row->access;
     if (pt.hub)
         r->conn_id = query_value(rq->query, "id", &r->conn_id_len);
     bool parts_ok = !pt.room || room_name_is_valid(pt.room, pt.room_len);
