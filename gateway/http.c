@@ -469,14 +469,14 @@ static void resolve(http_req *req, const char *url, const char *method)
 static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req, const char *method,
                                     const char *url)
 {
-    if (req->challenge)
-        return http_reply_error_with(conn, req->error_status, GUARD_CHALLENGE_NAME,
-                                     GUARD_CHALLENGE_VALUE, "%s", req->error);
     if (req->error_status == MHD_HTTP_METHOD_NOT_ALLOWED)
         return http_reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", req->allow,
                                      "method %s is not allowed here; use %s", method, req->allow);
     if (req->error_status == MHD_HTTP_NOT_FOUND)
         return http_reply_not_found(conn, url);
+    if (req->challenge) /* guard.h's 401 */
+        return http_reply_error_with(conn, req->error_status, GUARD_CHALLENGE_NAME,
+                                     GUARD_CHALLENGE_VALUE, "%s", req->error);
     return http_reply_error(conn, req->error_status, "%s", req->error);
 }
 

@@ -279,6 +279,14 @@ static pending_conn *pend_oldest(void)
     return n ? list_entry(n, pending_conn, link) : NULL;
 }
 
+static void pend_drop_as(pending_conn *p, unsigned status, const char *extra_header,
+                         const char *error, const access_principal *who);
+
+static void pend_drop(pending_conn *p, unsigned status, const char *extra_header, const char *error)
+{
+    pend_drop_as(p, status, extra_header, error, NULL);
+}
+
 /* Ends a connection the acceptor still holds, with a JSON error answer
  * (status 0: none), logged once (with the user who, when auth is on). */
 static void pend_drop_as(pending_conn *p, unsigned status, const char *extra_header,
@@ -299,11 +307,6 @@ static void pend_drop_as(pending_conn *p, unsigned status, const char *extra_hea
     close(p->fd);
     pend_unlink(p);
     free(p);
-}
-
-static void pend_drop(pending_conn *p, unsigned status, const char *extra_header, const char *error)
-{
-    pend_drop_as(p, status, extra_header, error, NULL);
 }
 
 static void hand_over(pending_conn *p, destination to)

@@ -2,9 +2,7 @@
 /*
  * plain/ws.c - the plain room protocol over WebSocket (see plain/ws.h).
  * Runs on the lws service thread; the hub is the only shared state it
- * touches, through its own lock. The subscribe right was checked before
- * the upgrade (gateway/guard.c); the publish right of its text frames is
- * decided once, at open, for the principal the upgrade proved.
+ * touches, through its own lock.
  */
 #include "transports/plain/ws.h"
 
@@ -24,11 +22,14 @@
 /* A WebSocket close reason is at most 123 bytes (RFC 6455 5.5). */
 #define CLOSE_REASON_MAX 123
 
+/* The subscribe right was checked before the upgrade (gateway/guard.c); the
+ * publish right of the text frames is decided once, at open, for the
+ * principal the upgrade proved. */
 typedef struct plain_ws {
-    sub s;
-    char room[ROOM_NAME_MAX + 1];
     access_principal *who;      /* a reference (NULL: anonymous) */
     const char *publish_denied; /* why its frames may not publish (static text), NULL: they may */
+    sub s;
+    char room[ROOM_NAME_MAX + 1];
 } plain_ws;
 
 static const cfg *conf;
@@ -61,14 +62,14 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
         *why = "binary frames are not supported";
         return LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE;
     }
-    if (!conf->rooms.client_publish) {
-        *why = "publishing from WebSocket clients is disabled";
-        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
-    }
-    if (p->publish_denied) {
+    if (p->publish_denied && conf->rooms.client_publish) {
         LOG_INFO(TAG, "closed a WebSocket of user %s on room %s (1008): %s",
                  access_user_label(p->who), p->room, p->publish_denied);
         *why = p->publish_denied;
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    }
+    if (!conf->rooms.client_publish) {
+        *why = "publishing from WebSocket clients is disabled";
         return LWS_CLOSE_STATUS_POLICY_VIOLATION;
     }
     payload pl;
