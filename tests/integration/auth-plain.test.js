@@ -160,7 +160,7 @@ describe('auth on', () => {
     assert.equal((await request(`${srv.url}/rooms/chat.c/poll`, { method: 'HEAD' })).status, 401);
   });
 
-  test('publish: the publish right; an api_key room takes only the API key, in the header', async () => {
+  test('publish: the publish right; an api_key room takes only an API key', async () => {
     const post = (room, headers = {}, query = '') =>
       request(`${srv.url}/rooms/${room}/messages${query}`, {
         method: 'POST',
@@ -178,9 +178,8 @@ describe('auth on', () => {
     assert403(await post('news.c'), 'api_key room, anonymous', /API key/i);
     assert403(await post('news.c', bearer(token({ rooms: { publish: ['*'] } }))), 'api_key room, a token', /API key/i);
     assert.equal((await post('news.c', bearer(API_KEY))).status, 201);
-    // a publish takes the key in the header only (a URL ends up in logs)
-    assert401(await post('news.c', {}, `?access_token=${API_KEY}`), 'the key in the query', /header/);
-    assert401(await post('public.c', {}, `?access_token=${API_KEY}`), 'the key in the query, public room', /header/);
+    // the key in the query too (a client that cannot send a header; make bench's loadgen)
+    assert.equal((await post('news.c', {}, `?access_token=${encodeURIComponent(API_KEY)}`)).status, 201);
     assert401(await post('news.c', bearer('not-a-key-nor-a-token')), 'unknown key');
   });
 
