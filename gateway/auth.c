@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <jwt.h>
@@ -47,8 +48,9 @@
 #define SUB_MAX 256
 /* The most patterns a token's rooms.subscribe or rooms.publish may list. */
 #define ROOM_PATTERNS_MAX 256
-/* The largest public key file read. */
+/* The largest public key file, and API key file, read. */
 #define KEY_FILE_MAX (64 * 1024)
+#define KEYS_FILE_MAX (1024 * 1024)
 /* An API key: at least this many characters (as auth.api_keys, config.c). */
 #define API_KEY_MIN 16
 /* HS* secrets shorter than this get a warning (RFC 7518 3.2: a key as long
@@ -93,6 +95,7 @@ static const char ERR_MALFORMED[] = "token is malformed";
 static const char ERR_NONE[] = "token algorithm none is not accepted";
 static const char ERR_ALG_UNKNOWN[] = "token algorithm is not supported";
 static const char ERR_CRIT[] = "token header crit is not supported";
+static const char ERR_TYP[] = "token typ is not supported (only JWT)";
 static const char ERR_SIGNATURE[] = "token signature does not verify";
 static const char ERR_EXPIRED[] = "token expired";
 static const char ERR_NOT_YET[] = "token not valid yet";
@@ -129,14 +132,35 @@ __attribute__((format(printf, 2, 3))) static int fail(char *err, const char *fmt
 
 /* ---- keys --------------------------------------------------------------- */
 
-/* Reads all of path (at most max bytes) into a new NUL-terminated buffer. */
-static char *read_file(const char *path, size_t max, size_t *len, const char **why)
+/* Opens path, a regular file of at most max bytes; NULL with *why set. */
+static FILE *open_small_file(const char *path, size_t max, const char **why)
 {
-    FILE *fp = fopen(path, "rb");
+    FILE *fp = fopen(path, "r");
+    struct stat sb;
     if (!fp) {
         *why = strerror(errno);
         return NULL;
     }
+    if (fstat(fileno(fp), &sb) != 0)
+        *why = strerror(errno);
+    else if (S_ISDIR(sb.st_mode))
+        *why = "it is a directory";
+    else if (!S_ISREG(sb.st_mode))
+        *why = "not a regular file";
+    else if ((size_t)sb.st_size > max)
+        *why = "file too large";
+    else
+        return fp;
+    fclose(fp);
+    return NULL;
+}
+
+/* Reads all of path (at most max bytes) into a new NUL-terminated buffer. */
+static char *read_file(const char *path, size_t max, size_t *len, const char **why)
+{
+    FILE *fp = open_small_file(path, max, why);
+    if (!fp)
+        return NULL;
     char *text = malloc(max + 1);
     size_t n = text ? fread(text, 1, max + 1, fp) : 0;
     bool bad = !text || ferror(fp) || n > max;
@@ -260,10 +284,10 @@ static bool key_chars_ok(const char *s, size_t len)
  * spaces around a key ignored. */
 static int load_api_keys_file(const cfg *c, char *err)
 {
-    const char *path = c->auth.api_keys_file;
-    FILE *fp = fopen(path, "r");
+    const char *path = c->auth.api_keys_file, *why = NULL;
+    FILE *fp = open_small_file(path, KEYS_FILE_MAX, &why);
     if (!fp)
-        return fail(err, "auth.api_keys_file '%s': cannot open it: %s", path, strerror(errno));
+        return fail(err, "auth.api_keys_file '%s': cannot read it: %s", path, why);
     char *line = NULL;
     size_t cap = 0;
     ssize_t n;
@@ -431,13 +455,22 @@ static const char *percent_decode(const char *s, size_t n, char *out, size_t *ou
     return NULL;
 }
 
+/* "Basic ..." is the HTTP authentication of a proxy in front of crier (nginx
+ * auth_basic passes the header on): not crier's, so not refused. */
+static bool is_basic(const char *h)
+{
+    while (*h == ' ' || *h == '\t')
+        h++;
+    return strncasecmp(h, "Basic", 5) == 0 && (h[5] == ' ' || h[5] == '\t' || h[5] == '\0');
+}
+
 /* The credential presented (a new string in *out, NULL when none): the
- * Authorization header's, else the query's access_token. NULL, or the
- * refusal. */
+ * Authorization header's (unless Basic), else the query's access_token.
+ * NULL, or the refusal. */
 static const char *credential(const char *authorization, const char *query, char **out, size_t *len)
 {
     *out = NULL;
-    if (authorization) {
+    if (authorization && !is_basic(authorization)) {
         const char *tok;
         const char *why = parse_bearer(authorization, &tok, len);
         if (why)
@@ -556,7 +589,7 @@ static const char *check_header(json_t *header, const alg_info **a)
         return algs[i].not_accepted;
     json_t *typ = json_object_get(header, "typ");
     if (typ && (!json_is_string(typ) || strcasecmp(json_string_value(typ), "JWT") != 0))
-        return ERR_MALFORMED; /* libjwt takes no other typ */
+        return ERR_TYP; /* libjwt 1.10 takes no other (not even RFC 9068's "at+jwt") */
     if (json_object_get(header, "crit"))
         return ERR_CRIT; /* RFC 7515 4.1.11: extensions we do not know must refuse it */
     if (algs[i].key_type == 0)

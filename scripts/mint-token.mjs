@@ -33,6 +33,15 @@ function usage(code) {
   process.exit(code);
 }
 
+function readText(file) {
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    process.stderr.write(`mint-token: cannot read ${file}: ${err.message}\n`);
+    process.exit(2);
+  }
+}
+
 const opts = { subscribe: [], publish: [], exp: 3600 };
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i++) {
@@ -45,8 +54,8 @@ for (let i = 0; i < args.length; i++) {
   }
   switch (a) {
     case '--secret': opts.secret = value; break;
-    case '--secret-file': opts.secret = fs.readFileSync(value, 'utf8').replace(/\r?\n$/, ''); break;
-    case '--key': opts.key = fs.readFileSync(value, 'utf8'); break;
+    case '--secret-file': opts.secret = readText(value).replace(/\r?\n$/, ''); break;
+    case '--key': opts.key = readText(value); break;
     case '--alg': opts.alg = value; break;
     case '--sub': opts.sub = value; break;
     case '--exp': opts.exp = Number(value); break;
@@ -54,7 +63,14 @@ for (let i = 0; i < args.length; i++) {
     case '--publish': opts.publish.push(...value.split(',').filter(Boolean)); break;
     case '--iss': opts.iss = value; break;
     case '--aud': opts.aud = value; break;
-    case '--claims': opts.claims = JSON.parse(value); break;
+    case '--claims':
+      try {
+        opts.claims = JSON.parse(value);
+      } catch (err) {
+        process.stderr.write(`mint-token: --claims is not JSON: ${err.message}\n`);
+        process.exit(2);
+      }
+      break;
     default:
       process.stderr.write(`mint-token: unknown option ${a}\n`);
       usage(2);
@@ -72,7 +88,12 @@ if (!Number.isInteger(opts.exp) || opts.exp < 0) {
 let privateKey;
 let alg = opts.alg;
 if (opts.key !== undefined) {
-  privateKey = crypto.createPrivateKey(opts.key);
+  try {
+    privateKey = crypto.createPrivateKey(opts.key);
+  } catch (err) {
+    process.stderr.write(`mint-token: --key is not a PEM private key: ${err.message}\n`);
+    process.exit(2);
+  }
   alg ??= privateKey.asymmetricKeyType === 'ec' ? 'ES256' : 'RS256';
 } else {
   alg ??= 'HS256';

@@ -52,7 +52,7 @@ test('bad auth keys and key files exit 2 naming the key', async (t) => {
     ['a bad line in the API key file', { auth: { api_keys_file: badKeys } },
       [`auth.api_keys_file '${badKeys}' line 3: an API key must be 16 to 511`]],
     ['a missing API key file', { auth: { api_keys_file: '/nonexistent/keys' } },
-      ["auth.api_keys_file '/nonexistent/keys': cannot open it"]],
+      ["auth.api_keys_file '/nonexistent/keys': cannot read it"]],
     ['a short API key', { auth: { api_keys: ['short-but-secret'.slice(0, 15)] } },
       ["'auth.api_keys[0]' must be a string of 16 to 511 visible ASCII characters"]],
     ['a bad room rule', { auth: { rooms: [{ match: 'chat.*', subscribe: 'everyone' }] } },

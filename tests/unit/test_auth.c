@@ -634,8 +634,18 @@ static void test_malformed(void)
     h = hand_token("{\"alg\":5}", "{}", "c2ln");
     refuse(h, "token is malformed");
     free(h);
+    h = hand_token("{\"alg\":\"HS256\",\"typ\":\"at+jwt\"}", "{}", "c2ln");
+    refuse(h, "token typ is not supported (only JWT)");
+    free(h);
+    h = hand_token("{\"alg\":\"HS256\",\"typ\":5}", "{}", "c2ln");
+    refuse(h, "token typ is not supported (only JWT)");
+    free(h);
+    /* typ JWT (what libjwt writes) is taken. */
+    h = mint_hs("HS256", "{}");
+    access_unref(accept(h));
+    free(h);
     h = hand_token("{\"alg\":\"HS256\",\"typ\":\"JWE\"}", "{}", "c2ln");
-    refuse(h, "token is malformed");
+    refuse(h, "token typ is not supported (only JWT)");
     free(h);
     h = hand_token("{\"alg\":\"HS256\",\"crit\":[\"exp\"]}", "{}", "c2ln");
     refuse(h, "token header crit is not supported");
@@ -687,7 +697,7 @@ static void test_header_forms(void)
         access_unref(p);
     }
     static const char *const bad_forms[][3] = {
-        {"Basic ", "t", ""},        {"Bearer", "", ""},  {"Bearer ", "", ""}, {"Bearer", "t", ""},
+        {"Digest ", "t", ""},       {"Bearer", "", ""},  {"Bearer ", "", ""}, {"Bearer", "t", ""},
         {"Bearer ", "t", " extra"}, {"Token ", "t", ""}, {"", "", ""}};
     for (size_t i = 0; i < sizeof(bad_forms) / sizeof(bad_forms[0]); i++) {
         snprintf(h, sizeof(h), "%s%s%s", bad_forms[i][0], bad_forms[i][1][0] ? t : "",
@@ -697,6 +707,21 @@ static void test_header_forms(void)
         CHECK(p == NULL);
         CHECK_STR(error, "invalid Authorization header (expected: Bearer <token>)");
     }
+    /* Basic belongs to a proxy in front (nginx auth_basic): not refused, and
+     * the query's token is still read. */
+    error = "unset";
+    CHECK(auth_authenticate("Basic YWxhZGRpbjpvcGVuc2VzYW1l", NULL, NOW_MS, &error) == NULL);
+    CHECK(error == NULL);
+    error = "unset";
+    CHECK(auth_authenticate(" basic", NULL, NOW_MS, &error) == NULL && error == NULL);
+    snprintf(h, sizeof(h), "access_token=%s", t);
+    error = "unset";
+    p = auth_authenticate("Basic YWxhZGRpbjpvcGVuc2VzYW1l", h, NOW_MS, &error);
+    CHECK(p != NULL && error == NULL);
+    access_unref(p);
+    error = NULL;
+    CHECK(auth_authenticate("Basically", NULL, NOW_MS, &error) == NULL);
+    CHECK_STR(error, "invalid Authorization header (expected: Bearer <token>)");
     /* Nothing presented: anonymous, no error. */
     error = "unset";
     CHECK(auth_authenticate(NULL, NULL, NOW_MS, &error) == NULL && error == NULL);
@@ -821,8 +846,19 @@ static void test_api_keys(void)
     CHECK(strstr(err, "line 1: an API key must be") != NULL);
     unlink(bad_path);
     CHECK(setup_err(err, "{'auth': {'api_keys_file': '/nonexistent/crier-keys'}}") == -1);
-    CHECK(strstr(err, "auth.api_keys_file '/nonexistent/crier-keys': cannot open it: No such "
+    CHECK(strstr(err, "auth.api_keys_file '/nonexistent/crier-keys': cannot read it: No such "
                       "file or directory") != NULL);
+    CHECK(setup_err(err, "{'auth': {'api_keys_file': '/tmp'}}") == -1);
+    CHECK_STR(err, "auth.api_keys_file '/tmp': cannot read it: it is a directory");
+    /* At most 1 MiB (comments included). */
+    char *huge = malloc(1024 * 1024 + 2);
+    memset(huge, '#', 1024 * 1024 + 1);
+    huge[1024 * 1024 + 1] = '\0';
+    write_temp(bad_path, huge);
+    free(huge);
+    CHECK(setup_err(err, "{'auth': {'api_keys_file': '%s'}}", bad_path) == -1);
+    CHECK(strstr(err, "cannot read it: file too large") != NULL);
+    unlink(bad_path);
     /* At most CFG_MAX_API_KEYS with the config's. */
     static char many[CFG_MAX_API_KEYS * 32];
     size_t n = 0;
@@ -865,6 +901,8 @@ static void test_public_key_file(void)
     CHECK(setup_err(err, "{'auth': {'jwt': {'public_key_file': '/nonexistent/key.pem'}}}") == -1);
     CHECK_STR(err, "auth.jwt.public_key_file '/nonexistent/key.pem': cannot read it: No such "
                    "file or directory");
+    CHECK(setup_err(err, "{'auth': {'jwt': {'public_key_file': '/tmp'}}}") == -1);
+    CHECK_STR(err, "auth.jwt.public_key_file '/tmp': cannot read it: it is a directory");
     /* A private key, garbage, an empty file. */
     write_temp(path, rsa.priv_pem);
     CHECK(setup_err(err, "{'auth': {'jwt': {'public_key_file': '%s'}}}", path) == -1);

@@ -57,6 +57,43 @@ static bool hubs_equal(const cfg *a, const cfg *b)
     return true;
 }
 
+static bool rate_equal(const cfg_rate *a, const cfg_rate *b)
+{
+    return a->per_s == b->per_s && a->burst == b->burst;
+}
+
+/* The auth, cors and limits.rate fields of a and b are equal. */
+static bool access_equal(const cfg *a, const cfg *b)
+{
+    if (a->auth.enabled != b->auth.enabled || a->auth.jwt_enabled != b->auth.jwt_enabled ||
+        memcmp(&a->auth.jwt, &b->auth.jwt, sizeof(a->auth.jwt)) != 0 ||
+        a->auth.nrooms != b->auth.nrooms || a->auth.napi_keys != b->auth.napi_keys ||
+        strcmp(a->auth.api_keys_file, b->auth.api_keys_file) != 0 ||
+        a->auth.protect_admin != b->auth.protect_admin ||
+        a->cors.nallowed_origins != b->cors.nallowed_origins ||
+        a->cors.allow_credentials != b->cors.allow_credentials ||
+        a->cors.max_age_s != b->cors.max_age_s ||
+        !rate_equal(&a->limits.rate.publish, &b->limits.rate.publish) ||
+        !rate_equal(&a->limits.rate.connect, &b->limits.rate.connect) ||
+        !rate_equal(&a->limits.rate.request, &b->limits.rate.request))
+        return false;
+    for (unsigned i = 0; i < a->auth.nrooms; i++) {
+        if (strcmp(a->auth.rooms[i].match, b->auth.rooms[i].match) != 0 ||
+            a->auth.rooms[i].subscribe != b->auth.rooms[i].subscribe ||
+            a->auth.rooms[i].publish != b->auth.rooms[i].publish)
+            return false;
+    }
+    for (unsigned i = 0; i < a->auth.napi_keys; i++) {
+        if (strcmp(a->auth.api_keys[i], b->auth.api_keys[i]) != 0)
+            return false;
+    }
+    for (unsigned i = 0; i < a->cors.nallowed_origins; i++) {
+        if (strcmp(a->cors.allowed_origins[i], b->cors.allowed_origins[i]) != 0)
+            return false;
+    }
+    return true;
+}
+
 /* Every field of a and b is equal. */
 static bool cfg_equal(const cfg *a, const cfg *b)
 {
@@ -84,7 +121,8 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->history.max_bytes == b->history.max_bytes &&
            a->signalr.max_pending_connections == b->signalr.max_pending_connections &&
            a->signalr.negotiate_rate_per_s == b->signalr.negotiate_rate_per_s &&
-           a->signalr.negotiate_burst == b->signalr.negotiate_burst && hubs_equal(a, b);
+           a->signalr.negotiate_burst == b->signalr.negotiate_burst && hubs_equal(a, b) &&
+           access_equal(a, b);
 }
 
 /* Loading json must fail with a message containing want, leaving the
@@ -109,9 +147,12 @@ static const char *const all_keys_json =
     " \"limits\": {\"max_message_bytes\": 1000, \"send_queue\": 7, \"poll_timeout_s\": 60,"
     "   \"keepalive_s\": 30, \"header_timeout_s\": 10, \"body_timeout_s\": 30,"
     "   \"max_header_bytes\": 4096,"
-    "   \"max_connections\": 500},"
+    "   \"max_connections\": 500, \"rate\": {\"publish\": {\"per_s\": 9},"
+    "   \"connect\": {\"per_s\": 8, \"burst\": 1}, \"request\": {\"per_s\": 7}}},"
     " \"rooms\": {\"client_publish\": false},"
     " \"history\": {\"size\": 0, \"ttl_s\": 0},"
+    " \"cors\": {\"allowed_origins\": [\"*\"], \"allow_credentials\": true,"
+    "   \"max_age_s\": 1},"
     " \"signalr\": {\"client_timeout_s\": 60, \"handshake_timeout_s\": 5,"
     "   \"disconnect_timeout_s\": 120},"
     " \"hubs\": {\"news\": {\"path\": \"/news\", \"default_target\": \"Headline\","
@@ -207,6 +248,10 @@ static void test_every_key(void)
     CHECK(c.limits.body_timeout_s == 30);
     CHECK(c.limits.max_header_bytes == 4096);
     CHECK(c.limits.max_connections == 500);
+    CHECK(c.limits.rate.publish.per_s == 9 && c.limits.rate.publish.burst == 18);
+    CHECK(c.limits.rate.connect.per_s == 8 && c.limits.rate.connect.burst == 1);
+    CHECK(c.limits.rate.request.per_s == 7 && c.limits.rate.request.burst == 14);
+    CHECK(c.cors.nallowed_origins == 1 && c.cors.allow_credentials && c.cors.max_age_s == 1);
     CHECK(!c.rooms.client_publish);
     CHECK(c.history.size == 0);
     CHECK(c.history.ttl_s == 0);
