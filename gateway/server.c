@@ -389,6 +389,7 @@ static void *timer_main(void *arg)
     while (!atomic_load(&stop_threads)) {
         usleep(TIMER_TICK_MS * 1000);
         int64_t now = clock_now_ms();
+        sub_deadlines_sweep(clock_wall_ms()); /* e.g. tokens expiring on live connections */
         lp_tick(now);
         http_tick(now);
         linger_tick(now);

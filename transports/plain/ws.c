@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "hub/payload.h"
+#include "transports/plain/ending.h"
 
 #define TAG "ws"
 
@@ -80,7 +81,7 @@ static void closed(void *session)
     free(p);
 }
 
-static const ws_session_ops plain_ops = {receive, closed, NULL, NULL};
+static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, plain_ws_end_code};
 
 /* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
  * with *since and epoch ("" when absent) set. */

@@ -126,7 +126,7 @@ static void ws_sent(void *session, msg *m)
         sr_conn_sent(w->c, m);
 }
 
-static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_sent};
+static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_sent, NULL};
 
 /* The connection token id (id_len bytes) into token, NUL-terminated; false
  * when there is none, or it cannot be one (too long), as if absent. */
