@@ -1,7 +1,7 @@
 # crier - build, test, run. `make` builds build/crier; `make test` runs every test;
 # `make run` builds and starts the gateway on its built-in defaults.
 
-PKGS     := libwebsockets libmicrohttpd jansson hiredis
+PKGS     := libwebsockets libmicrohttpd jansson hiredis libjwt libcrypto
 CC       ?= cc
 B        ?= build
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
@@ -68,7 +68,7 @@ TSAN     := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OBJS := $(SRCS:%.c=$(B)/tsan/obj/%.o)
 
 # Unit tests with threads are built under TSan too (tests/run.sh tsan runs them).
-TSAN_UNIT_BINS := $(B)/tsan/unit/test_hub_threads
+TSAN_UNIT_BINS := $(B)/tsan/unit/test_hub_threads $(B)/tsan/unit/test_access
 
 .PHONY: tsan
 tsan: $(B)/tsan/crier $(TSAN_UNIT_BINS)
