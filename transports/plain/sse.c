@@ -83,6 +83,7 @@ enum MHD_Result plain_sse_handle(http_call *call)
         free(rs);
         return plain_reply_join_refused(call, rc);
     }
+    plain_end_at_expiry(&rs->s, call->who); /* ended with an error event at the token's exp */
     return sse_stream_with(call, &rs->s, STREAM_HELLO, plain_sse_farewell, room_stream_ended, rs);
 }
 

@@ -179,6 +179,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
         free(p);
         return -1;
     }
+    plain_end_at_expiry(&p->s, who); /* closed 4001 at the token's exp */
     *out = (ws_session){&p->s, &plain_ops, p, 0, NULL};
     return 0;
 }
