@@ -236,6 +236,8 @@ static void authorize_upgrade(const request_head *h, destination *to)
     char room[ROOM_NAME_MAX + 1] = "";
     if (!no.status && (!r.room || route_room(&r, room)))
         no = guard_check(need, to->who, room);
+    if (!no.status && r.endpoint == EP_HUB) /* a SignalR connection's later request: its user's */
+        no.status = sr_ws_admit(r.hub, r.conn_id, r.conn_id_len, to->who, &no.error);
     if (!no.status)
         return;
     to->status = no.status;
