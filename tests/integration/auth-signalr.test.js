@@ -219,7 +219,7 @@ describe('a SignalR connection made with a token', () => {
 
   test('a refreshed token on a later long poll moves the deadline', async (t) => {
     const ctx = await setup(t, CONFIG);
-    const short = token('erin', { expS: 2 });
+    const short = token('erin', { expS: 3 });
     const auth = (tok) => ({ Authorization: `Bearer ${tok}` });
     // A long-polling connection made with the short token, handshake done.
     const open = async () => {
@@ -241,7 +241,7 @@ describe('a SignalR connection made with a token', () => {
     const long = token('erin', { expS: 300 });
     assert.equal((await request(`${url}&_=2`, { headers: auth(long) })).text, '{}\x1e');
     // past the first token's exp, a poll with the long one is held, not closed
-    await sleep(3200);
+    await sleep(4200);
     const held = request(`${url}&_=3`, { headers: auth(long), timeout: 10_000 });
     const pub = await request(url, {
       method: 'POST',
@@ -263,7 +263,7 @@ describe('a SignalR connection made with a token', () => {
 describe('plain protocols at a token\'s exp', () => {
   test('a WebSocket is closed with 4001 "token expired"', async (t) => {
     const ctx = await setup(t, CONFIG);
-    const tok = token('frank', { expS: 2 });
+    const tok = token('frank', { expS: 3 });
     const ws = await openWs(`${ctx.srv.wsUrl}/rooms/open.w/ws?access_token=${tok}`);
     t.after(() => ws.close());
     const info = await ws.waitForClose(8000);
@@ -272,7 +272,7 @@ describe('plain protocols at a token\'s exp', () => {
 
   test('an SSE stream ends with an error event', async (t) => {
     const ctx = await setup(t, CONFIG);
-    const tok = token('grace', { expS: 2 });
+    const tok = token('grace', { expS: 3 });
     const s = await sseHttp(`${ctx.url}/rooms/open.s/events?access_token=${tok}`);
     t.after(() => s.close());
     assert.equal(s.status, 200);
@@ -284,7 +284,7 @@ describe('plain protocols at a token\'s exp', () => {
 
   test('a held long poll is answered at exp; the next poll gets 401', async (t) => {
     const ctx = await setup(t, CONFIG);
-    const tok = token('heidi', { expS: 2 });
+    const tok = token('heidi', { expS: 3 });
     const t0 = Date.now();
     const res = await request(`${ctx.url}/rooms/open.p/poll`, {
       headers: { Authorization: `Bearer ${tok}` },

@@ -66,7 +66,7 @@ test('forwarded requests of a connection made with a token: its user only (401/4
 test('a refreshed token on a request forwarded to the owner moves the connection\'s end', { timeout: 30_000 }, async (t) => {
   const { nodes } = await startCluster(t, 2, CONFIG);
   const [a, b] = nodes;
-  const short = token('erin', 2);
+  const short = token('erin', 3);
   const q = await longPollingOn(a, short);
   assert.equal((await send(a, q, short, HANDSHAKE)).status, 200);
   const control = await longPollingOn(a, short); // never refreshed: closed at exp
@@ -76,7 +76,7 @@ test('a refreshed token on a request forwarded to the owner moves the connection
   // through B: the owner (A) moves the end to the long token's exp
   const poll = await request(`${b.url}${q}&_=1`, { headers: bearer(long), timeout: 10_000 });
   assert.equal(poll.text, '{}\x1e');
-  await sleep(3200); // past the short token's exp
+  await sleep(4200); // past the short token's exp
   const held = request(`${a.url}${q}&_=2`, { headers: bearer(long), timeout: 15_000 });
   const msg = await send(b, q, long, '{"type":1,"target":"SendMessage","arguments":["erin","still here"]}\x1e');
   assert.equal(msg.status, 200, msg.text);
