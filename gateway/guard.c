@@ -31,14 +31,6 @@ access_principal *guard_authenticate(route_access need, const char *authorizatio
     access_principal *who = auth_authenticate(authorization, query, now_ms, &error);
     if (!who && error)
         *out = (guard_refusal){401, error};
-    if (who && who->api_key && need == RIGHT_PUBLISH && !auth_is_api_key(authorization)) {
-        /* The server side publishes with the header: a key in a URL ends up
-         * in proxies' logs and browsers' histories. */
-        access_unref(who);
-        who = NULL;
-        *out = (guard_refusal){401, "an API key publishes in the Authorization header only "
-                                    "(Bearer KEY), not in ?access_token="};
-    }
     return who;
 }
 

@@ -56,9 +56,7 @@ route_access guard_need(route_access need, const char *path);
 /* Who a request to a route of access need is: its Authorization header
  * value and raw query (either may be NULL). Returns the principal (the
  * caller owns one reference) or NULL (anonymous). A credential that does
- * not verify sets *out to 401 with the reason, and so does an API key in
- * the query for RIGHT_PUBLISH (a publish takes a key in the header only);
- * else *out is {0}. Nothing
+ * not verify sets *out to 401 with the reason; else *out is {0}. Nothing
  * is looked at (NULL, {0}) with auth off or for RIGHT_NONE. now_ms: ms
  * since the epoch. */
 access_principal *guard_authenticate(route_access need, const char *authorization,

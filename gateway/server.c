@@ -234,7 +234,9 @@ static void authorize_upgrade(const request_head *h, destination *to)
     to->who = guard_authenticate(need, authz, h->query, clock_wall_ms(), &no);
     free(authz);
     char room[ROOM_NAME_MAX + 1] = "";
-    if (!no.status && (!r.room || route_room(&r, room)))
+    if (!no.status && r.room && !route_room(&r, room))
+        no = (guard_refusal){400, "invalid room name"}; /* fail closed (the router took it) */
+    else if (!no.status)
         no = guard_check(need, to->who, room);
     if (!no.status && r.endpoint == EP_HUB) /* a SignalR connection's later request: its user's */
         no.status = sr_ws_admit(r.hub, r.conn_id, r.conn_id_len, to->who, &no.error);
