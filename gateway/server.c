@@ -239,6 +239,8 @@ static void authorize_upgrade(const request_head *h, destination *to)
         no = (guard_refusal){400, "invalid room name"}; /* fail closed (the router took it) */
     else if (!no.status)
         no = guard_check(need, to->who, room);
+    if (!no.status && r.endpoint == EP_HUB) /* a SignalR connection's later request: its user's */
+        no.status = sr_ws_admit(r.hub, r.conn_id, r.conn_id_len, to->who, &no.error);
     if (!no.status)
         return;
     to->status = no.status;
@@ -517,6 +519,7 @@ static void *timer_main(void *arg)
     while (!atomic_load(&stop_threads)) {
         usleep(TIMER_TICK_MS * 1000);
         int64_t now = clock_now_ms();
+        sub_deadlines_sweep(clock_wall_ms()); /* e.g. tokens expiring on live connections */
         lp_tick(now);
         http_tick(now);
         linger_tick(now);

@@ -161,6 +161,9 @@ void room_new_epoch(char out[MSG_EPOCH_MAX]);
 /* --- members.c: membership */
 void member_leave_all(hub *h, sub *s, room *keep);
 
+/* --- deadline.c: no lock held; sub_fini's part: s goes, and its deadline. */
+void sub_deadline_forget(sub *s);
+
 /* --- resume.c: cursors, gaps, replay */
 int member_start(hub *h, room *r, sub *s, const hub_join_args *a);
 int member_replay(hub *h, room *r, sub *s, uint64_t since, const char *epoch, bool check_gap);

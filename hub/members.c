@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * members.c - subs and their membership of rooms: sub_init/sub_end/
- * sub_fini, joining (hub_join, hub_resume, hub_join_ex, within
+ * sub_end_with/sub_fini, joining (hub_join, hub_resume, hub_join_ex, within
  * limits.max_rooms_per_connection) and leaving. A membership is linked
  * into its room's member list (list.h) and into the sub's memberships;
  * both are guarded by the hub lock, the sub's own fields by its sub lock,
@@ -40,6 +40,25 @@ void sub_end(sub *s)
     pthread_mutex_unlock(&s->lock);
 }
 
+void sub_end_with(sub *s, sub_end_reason why)
+{
+    pthread_mutex_lock(&s->lock);
+    if (!s->end_reason)
+        s->end_reason = why;
+    if (!s->ends_itself) {
+        s->ending = true;
+        if (s->wake)
+            s->wake(s);
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+const char *sub_end_reason_text(sub_end_reason why)
+{
+    static const char *const texts[SUB_END_REASON_COUNT] = {"ended", "token expired"};
+    return why < SUB_END_REASON_COUNT ? texts[why] : "ended";
+}
+
 const char *sub_kind_name(sub_kind k)
 {
     static const char *const names[SUB_KIND_COUNT] = {"websocket", "sse", "long_polling"};
@@ -48,6 +67,7 @@ const char *sub_kind_name(sub_kind k)
 
 void sub_fini(sub *s)
 {
+    sub_deadline_forget(s); /* before the lock: the sweep holds its lock, then s's */
     pthread_mutex_lock(&s->lock);
     sendq_clear(&s->q);
     pthread_mutex_unlock(&s->lock);

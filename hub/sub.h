@@ -7,14 +7,23 @@
  * own sub; a SignalR connection owns one that successive transports attach
  * to (a long poll per request, a stream, a socket). The hub sees neither.
  *
- * Threading: `lock` guards q, last_id, dropped, ending, wake and owner. The hub
- * takes it while holding the hub lock; a consumer takes it alone to drain
- * the queue. Lock order: the held-connection registry (SSE streams, long
- * polls) and the held-socket watcher come before it, then the hub lock,
- * then the sub lock, then only ws.c's pending_lock or the backplane's queue
- * lock (from wake hooks).
- * `memberships` belongs to the hub lock. kind, fmt and target are set before
- * the first hub_join and never change after.
+ * Ending: sub_end asks the consumer to end once what is queued is sent;
+ * sub_end_with does the same for a reason the server has (a token expired:
+ * deadline.c sweeps the members that have a deadline), kept in end_reason
+ * for the protocol to put on its wire (a WebSocket close code, an SSE
+ * error event, a SignalR Close message). A protocol that must say more
+ * before the end (SignalR) sets ends_itself: sub_end_with then only
+ * records the reason, and the protocol ends the member when it sees it.
+ *
+ * Threading: `lock` guards q, last_id, dropped, ending, end_reason, wake
+ * and owner. The hub takes it while holding the hub lock; a consumer takes
+ * it alone to drain the queue. Lock order: the deadline lock (deadline.c),
+ * the held-connection registry (SSE streams, long polls) and the
+ * held-socket watcher come before it, then the hub lock, then the sub lock,
+ * then only ws.c's pending_lock or the backplane's queue lock (from wake
+ * hooks).
+ * `memberships` belongs to the hub lock. kind, fmt, target and ends_itself
+ * are set before the first hub_join and never change after.
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -32,6 +41,14 @@ typedef enum { SUB_WS, SUB_SSE, SUB_LONGPOLL, SUB_KIND_COUNT } sub_kind;
 
 typedef struct sub sub;
 
+/* Why the server ends a member (sub_end_with). The protocols map each to
+ * their wire; the hub knows no wire. */
+typedef enum {
+    SUB_END_NONE = 0, /* not ended by the server (or by sub_end, no reason given) */
+    SUB_END_EXPIRED,  /* the token it was opened with expired */
+    SUB_END_REASON_COUNT
+} sub_end_reason;
+
 struct sub {
     sub_kind kind;      /* counted per kind in room info */
     uint64_t uid;       /* unique in this process (names it across the backplane) */
@@ -39,9 +56,17 @@ struct sub {
     const char *target; /* SignalR formats: invocation target when a message names none */
     pthread_mutex_t lock;
     sendq q;
-    uint64_t last_id; /* id of the newest message queued, or the join cursor */
-    bool dropped;     /* the queue overflowed: the hub emptied and unlinked it */
-    bool ending;      /* the consumer ends its connection once the queue is drained */
+    uint64_t last_id;          /* id of the newest message queued, or the join cursor */
+    bool dropped;              /* the queue overflowed: the hub emptied and unlinked it */
+    bool ending;               /* the consumer ends its connection once the queue is drained */
+    sub_end_reason end_reason; /* why the server ends it (sub_end_with); set once */
+    bool ends_itself;          /* set before the first hub_join: sub_end_with only records the
+                                  reason (and wakes nobody); the protocol ends the member itself */
+    /* deadline.c, under its own lock: when sub_end_with(deadline_why) is due
+     * (ms since the epoch; 0: none) and the member's place in its heap. */
+    int64_t deadline_ms;
+    sub_end_reason deadline_why;
+    size_t deadline_pos;
     /* Called by the hub, any thread, lock held, when messages were queued or
      * the sub was dropped. Must not block. NULL while nobody drains. */
     void (*wake)(sub *s);
@@ -63,7 +88,27 @@ static inline void sub_attach(sub *s, void (*wake)(sub *), void *owner)
  * is queued, and wakes it. */
 void sub_end(sub *s);
 
-/* After hub_leave: drops queued messages and the lock. */
+/* Any thread, no sub lock held: the server ends s for why (not
+ * SUB_END_NONE): records the reason (the first one stays) and, unless s
+ * ends_itself, sets ending and wakes the consumer, as sub_end does. */
+void sub_end_with(sub *s, sub_end_reason why);
+
+/* Any thread, no sub lock held: sub_end_with(s, why) is due at wall_ms (ms
+ * since the epoch, clock_wall_ms); 0 clears it. A later call replaces the
+ * deadline (a refreshed token extends it). Once fired it is gone. */
+void sub_set_deadline(sub *s, int64_t wall_ms, sub_end_reason why);
+
+/* Timer thread (any thread): ends every member whose deadline is at or
+ * before now_wall_ms (sub_end_with). O(log n) per member due. */
+void sub_deadlines_sweep(int64_t now_wall_ms);
+
+/* Members with a deadline now. Any thread. */
+size_t sub_deadlines_count(void);
+
+/* "token expired", ...: a short text for logs and wires that carry one. */
+const char *sub_end_reason_text(sub_end_reason why);
+
+/* After hub_leave: drops queued messages, its deadline and the lock. */
 void sub_fini(sub *s);
 
 /* "websocket", "sse" or "long_polling". */

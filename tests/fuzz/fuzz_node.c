@@ -2,7 +2,7 @@
 /*
  * fuzz_node.c - libFuzzer harness for the other decoder of what comes from
  * Redis: messages between nodes on a node's own channel (signalr/cluster.c:
- * "OP REQ FROM PATH TOKEN\n" BODY for send, poll and close, and
+ * "OP REQ FROM PATH TOKEN WHO EXP\n" BODY for send, poll and close, and
  * "reply REQ STATUS\n" BODY), which carry SignalR clients' POST bodies and
  * long polls to the node that holds their connection. The node here
  * (clustered, on a scripted backplane that records nothing) holds one
@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     hub_bp_link(h, true);
     sr_init(&conf, h);
     sr_cluster_init(&conf, &bp);
-    sr_conn *c = sr_conn_new_named(&conf.hubs[0], TOKEN);
+    sr_conn *c = sr_conn_new_named(&conf.hubs[0], TOKEN, NULL);
     if (c) {
         pthread_mutex_lock(&c->s.lock);
         sr_attach_locked(c, TR_LP);

@@ -112,7 +112,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!h)
         return 0;
     sr_init(&conf, h);
-    sr_conn *c = sr_conn_new(&conf.hubs[0], false);
+    sr_conn *c = sr_conn_new(&conf.hubs[0], false, NULL);
     if (!c) {
         sr_fini();
         hub_destroy(h);

@@ -50,14 +50,16 @@
 typedef struct sse_conn {
     sub *s;
     struct MHD_Connection *conn;
-    int fd;             /* set once; -1 when unknown; valid until sse_completed */
-    bool suspended;     /* sub lock */
-    bool closing;       /* sub lock: shutdown; end after what is queued */
-    bool keepalive_due; /* sub lock */
-    bool gone;          /* sub lock: the client closed its socket */
-    hw_entry *watch;    /* MHD thread */
-    const char *hello;  /* MHD thread: sent first, then NULL */
-    size_t offset;      /* MHD thread: bytes of the queue head already sent */
+    int fd;                   /* set once; -1 when unknown; valid until sse_completed */
+    bool suspended;           /* sub lock */
+    bool closing;             /* sub lock: shutdown; end after what is queued */
+    bool keepalive_due;       /* sub lock */
+    bool gone;                /* sub lock: the client closed its socket */
+    hw_entry *watch;          /* MHD thread */
+    const char *hello;        /* MHD thread: sent first, then NULL */
+    sse_farewell_fn farewell; /* set once; NULL: none */
+    bool farewell_sent;       /* MHD thread */
+    size_t offset;            /* MHD thread: bytes of the queue head already sent */
     void (*ended)(void *session);
     void *session;
     held reg; /* in the registry from sse_stream to sse_completed */
@@ -147,6 +149,11 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
         c->offset = 0; /* the hub emptied the queue; nothing is half sent any more */
     else
         n += copy_queued(c, out + n, max - n); /* when closing too: flush the queue */
+    if (!n && s->ending && s->end_reason && !s->dropped && c->farewell && !c->farewell_sent) {
+        const char *last = c->farewell(s->end_reason); /* the server's reason, last */
+        n = last ? copy_literal(out, max, last) : 0;
+        c->farewell_sent = n || !last;
+    }
     if (n) {
         ret = (ssize_t)n;
     } else if (s->dropped || s->ending || c->closing) {
@@ -171,6 +178,13 @@ unsigned sse_streams(void)
 enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello, void (*ended)(void *session),
                            void *session)
 {
+    return sse_stream_with(call, s, hello, NULL, ended, session);
+}
+
+enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,
+                                sse_farewell_fn farewell, void (*ended)(void *session),
+                                void *session)
+{
     sse_conn *c = calloc(1, sizeof(*c));
     if (!c) {
         ended(session);
@@ -179,6 +193,7 @@ enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello, void (*en
     c->s = s;
     c->conn = call->conn;
     c->hello = hello;
+    c->farewell = farewell;
     c->ended = ended;
     c->session = session;
     const union MHD_ConnectionInfo *ci =

@@ -20,6 +20,16 @@
 enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello, void (*ended)(void *session),
                            void *session);
 
+/* Says what a stream writes last when the server ends its sub for why
+ * (sub_end_with), after all queued: a whole event (static text), or NULL
+ * for nothing. */
+typedef const char *(*sse_farewell_fn)(sub_end_reason why);
+
+/* sse_stream with a farewell (NULL: none). */
+enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,
+                                sse_farewell_fn farewell, void (*ended)(void *session),
+                                void *session);
+
 /* Frees a stream's state (*call->state of sse_stream's call); the route's
  * completed hook calls it for every stream. */
 void sse_completed(void *state);

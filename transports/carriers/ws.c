@@ -388,8 +388,10 @@ static void on_closed(ws_conn *c)
 
 /* Takes the next queued message (a new ref, or NULL) off s's queue. A
  * connection whose sub another connection has taken over (a resumed
- * SignalR connection) takes nothing and reads as ending. */
-static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *more)
+ * SignalR connection) takes nothing and reads as ending. *why: the reason
+ * the server ends s for, if any. */
+static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *more,
+                      sub_end_reason *why)
 {
     pthread_mutex_lock(&s->lock);
     if (s->owner != c) {
@@ -400,6 +402,7 @@ static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *mor
     }
     *dropped = s->dropped;
     *ending = s->ending;
+    *why = s->end_reason;
     msg *m = *dropped ? NULL : sendq_peek(&s->q);
     if (m) {
         msg_ref(m);
@@ -494,6 +497,18 @@ static bool batch_add(batch *bt, sub *s, msg *m)
     return true;
 }
 
+/* All is sent and the sub ends: with the code the session gives for the
+ * server's reason (e.g. 4001 for an expired token), else 1000. */
+static int close_ended(ws_conn *c, struct lws *wsi, sub_end_reason why)
+{
+    const char *text = "";
+    int code =
+        why && c->sess.ops->end_code ? c->sess.ops->end_code(c->sess.session, why, &text) : 0;
+    if (!code)
+        return close_with(wsi, LWS_CLOSE_STATUS_NORMAL, "");
+    return close_with(wsi, (enum lws_close_status)code, text);
+}
+
 /* One write per callback: a PING when one is due, else the queued frames
  * (a batch of them when there is a backlog); then asks for another
  * callback while more is queued. */
@@ -520,8 +535,9 @@ static int on_writable(ws_conn *c, struct lws *wsi)
     }
     batch bt = {.n = 0};
     bool dropped = false, ending = false, more = false;
+    sub_end_reason why = SUB_END_NONE;
     msg *m = NULL;
-    while ((m = take_next(c, s, &dropped, &ending, &more)) != NULL) {
+    while ((m = take_next(c, s, &dropped, &ending, &more, &why)) != NULL) {
         if (!batch_add(&bt, s, m)) {
             /* full: this one goes first next time */
             pthread_mutex_lock(&s->lock);
@@ -547,7 +563,7 @@ static int on_writable(ws_conn *c, struct lws *wsi)
         return 0;
     }
     if (ending)
-        return close_with(wsi, LWS_CLOSE_STATUS_NORMAL, "");
+        return close_ended(c, wsi, why);
     return atomic_load(&stopping)
                ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
                : 0;

@@ -40,6 +40,10 @@ typedef struct ws_session_ops {
     int (*oversize)(void *session, const char **why);
     /* Optional: m (borrowed) was handed to the socket. */
     void (*sent)(void *session, msg *m);
+    /* Optional: the server ended the sub for why (sub_end_with) and all it
+     * had queued is sent: the close code (with *text, static) to end the
+     * connection with. Without it, or 0: 1000. */
+    int (*end_code)(void *session, sub_end_reason why, const char **text);
 } ws_session_ops;
 
 /* The session of a new connection: the sub ws.c drains (in s->fmt), and

@@ -35,6 +35,7 @@
 #include "common/parse.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/plain/common.h"
+#include "transports/plain/ending.h"
 
 typedef struct room_poll {
     sub s;
@@ -183,6 +184,9 @@ enum MHD_Result plain_poll_handle(http_call *call)
     pthread_mutex_lock(&p->s.lock);
     p->since = v ? since : plain_poll_join_cursor_locked(&p->s);
     pthread_mutex_unlock(&p->s.lock);
+    /* At the token's exp the poll is answered with what it has (sub_end_with
+     * ends the hold); the next one meets the gateway's check. */
+    plain_end_at_expiry(&p->s, call->who);
     lp_conn *c =
         lp_prepare(call, &p->s, (int64_t)conf->limits.poll_timeout_s * MS_PER_S, &room_poll_ops, p);
     return c ? lp_hold(call, c) : MHD_NO;

@@ -20,6 +20,7 @@
 #include "common/limits.h"
 #include "transports/carriers/sse.h"
 #include "transports/plain/common.h"
+#include "transports/plain/ending.h"
 
 /* What a stream starts with: a comment (which flushes the headers, so the
  * client sees the stream open) and the reconnection delay, in ms, that an
@@ -82,7 +83,8 @@ enum MHD_Result plain_sse_handle(http_call *call)
         free(rs);
         return plain_reply_join_refused(call, rc);
     }
-    return sse_stream(call, &rs->s, STREAM_HELLO, room_stream_ended, rs);
+    plain_end_at_expiry(&rs->s, call->who); /* ended with an error event at the token's exp */
+    return sse_stream_with(call, &rs->s, STREAM_HELLO, plain_sse_farewell, room_stream_ended, rs);
 }
 
 void plain_sse_completed(void *state)

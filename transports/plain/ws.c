@@ -18,6 +18,7 @@
 #include "common/parse.h"
 #include "common/rate_limits.h"
 #include "hub/payload.h"
+#include "transports/plain/ending.h"
 
 #define TAG "ws"
 
@@ -103,7 +104,7 @@ static void closed(void *session)
     free(p);
 }
 
-static const ws_session_ops plain_ops = {receive, closed, NULL, NULL};
+static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, plain_ws_end_code};
 
 /* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
  * with *since and epoch ("" when absent) set. */
@@ -186,6 +187,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
         free(p);
         return -1;
     }
+    plain_end_at_expiry(&p->s, who); /* closed 4001 at the token's exp */
     *out = (ws_session){&p->s, &plain_ops, p, 0, NULL};
     return 0;
 }

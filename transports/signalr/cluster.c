@@ -13,8 +13,16 @@
  * as a remote poll (signalr/transports.c).
  *
  * Node messages are one header line and a body:
- *   "send|close|poll REQ FROM HUBPATH TOKEN\n" body   (to the owner)
- *   "reply REQ STATUS\n" body                          (back to FROM)
+ *   "send|close|poll REQ FROM HUBPATH TOKEN WHO EXP\n" body   (to the owner)
+ *   "reply REQ STATUS\n" body                                  (back to FROM)
+ * WHO and EXP say who the request proved to be: the node that received it
+ * authenticated it (the gateway did), and the owner checks that it is the
+ * connection's user (sr_conn_admit): WHO is "-" (anonymous, or an API key)
+ * or "t" and the token's user id in hex ("t" alone: a token without sub);
+ * EXP the token's expiry (principal expires_ms, 0 none), which a refreshed
+ * token moves the connection's deadline to. The token's room rights stay
+ * on the node that received it: a forwarded request carries records and
+ * polls, not rights (the owner keeps the connection's principal).
  *
  * Threading: handlers run on the MHD thread of the request's daemon (any of
  * the three: http.c), backplane callbacks and node
@@ -41,7 +49,9 @@
 
 #define TAG "signalr"
 #define FWD_BUCKETS 1024
-#define NODE_HEAD_MAX 300     /* bytes: the first line of a message from another node */
+#define NODE_HEAD_MAX 1024 /* bytes: the first line of a message from another node */
+#define FWD_USER_MAX 256   /* bytes of a user id a forwarded request carries (longer: 403) */
+#define FWD_WHO_MAX (2 * FWD_USER_MAX + 2) /* "t" and the user id in hex, NUL */
 #define FORWARD_WAIT_MS 10000 /* a forwarded send or close; polls: poll timeout + this */
 
 static const cfg *conf;
@@ -55,6 +65,8 @@ struct sr_fwd {
     const cfg_hub *hub;
     char token[TOKEN_LEN + 1];
     struct MHD_Connection *conn;
+    char who[FWD_WHO_MAX]; /* the request's principal, as the node message says it */
+    int64_t expires_ms;
     http_body body; /* a POST's, read before it is forwarded */
     bool started;   /* fwd_lock: asked the backplane */
     bool suspended; /* fwd_lock */
@@ -165,9 +177,10 @@ static const char *op_name(fwd_kind k)
 static void fwd_send(sr_fwd *f, const char *owner)
 {
     buf out = {0};
-    char head[200];
-    int n = snprintf(head, sizeof(head), "%s %" PRIu64 " %s %s %s\n", op_name(f->kind), f->id,
-                     bp->node_id, f->hub->path, f->token);
+    char head[NODE_HEAD_MAX];
+    int n =
+        snprintf(head, sizeof(head), "%s %" PRIu64 " %s %s %s %s %" PRId64 "\n", op_name(f->kind),
+                 f->id, bp->node_id, f->hub->path, f->token, f->who, f->expires_ms);
     bool ok =
         buf_append(&out, head, (size_t)n) &&
         (f->kind != FWD_POST || !f->body.b.len || buf_append(&out, f->body.b.data, f->body.b.len));
@@ -262,11 +275,57 @@ sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token, 
     return f;
 }
 
+/* The principal as a node message says it (WHO): "-", or "t" + hex user. */
+static void who_encode(const access_principal *who, char out[FWD_WHO_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    if (!who || !who->token) {
+        snprintf(out, FWD_WHO_MAX, "-");
+        return;
+    }
+    size_t o = 0;
+    out[o++] = 't';
+    const char *u = who->user ? who->user : "";
+    size_t n = strlen(u);
+    if (n > FWD_USER_MAX) { /* no such user can match: the owner refuses it */
+        u = "\x01";
+        n = 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        out[o++] = hex[(unsigned char)u[i] >> 4];
+        out[o++] = hex[(unsigned char)u[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+/* The principal a node message names (user and exp only: a token's, with
+ * no rights), or NULL for "-" (or on ENOMEM, or a malformed WHO: then it
+ * counts as anonymous). */
+static access_principal *who_decode(const char *w, int64_t expires_ms)
+{
+    if (w[0] != 't')
+        return NULL;
+    size_t n = strlen(w + 1);
+    if (n % 2 || n / 2 > FWD_USER_MAX)
+        return NULL;
+    char user[FWD_USER_MAX + 1];
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(w + 1 + 2 * i, "%2x", &v) != 1)
+            return NULL;
+        user[i] = (char)v;
+    }
+    user[n / 2] = '\0';
+    return access_principal_new(n ? user : NULL, expires_ms, true, false);
+}
+
 sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token)
 {
     sr_fwd *f = calloc(1, sizeof(*f));
     if (!f)
         return NULL;
+    who_encode(call->who, f->who);
+    f->expires_ms = call->who ? call->who->expires_ms : 0;
     bool stream = http_wants_event_stream(call->conn);
     f->kind = !strcmp(call->method, "POST")     ? FWD_POST
               : !strcmp(call->method, "DELETE") ? FWD_DELETE
@@ -380,7 +439,8 @@ static void on_node_message(void *arg, const char *data, size_t len)
     if (!nl || nl - data >= NODE_HEAD_MAX)
         return;
     char head[NODE_HEAD_MAX], op[8] = "", from[BP_NODE_ID_LEN + 1] = "", path[CFG_PATH_MAX] = "",
-                              token[TOKEN_LEN + 2] = "";
+                              token[TOKEN_LEN + 2] = "", who[FWD_WHO_MAX + 1] = "";
+    long long expires_ms = 0;
     memcpy(head, data, (size_t)(nl - data));
     head[nl - data] = '\0';
     const char *body = nl + 1;
@@ -395,7 +455,8 @@ static void on_node_message(void *arg, const char *data, size_t len)
         pthread_mutex_unlock(&fwd_lock);
         return;
     }
-    if (sscanf(head, "%7s %llu %12s %127s %23s", op, &req, from, path, token) != 5)
+    if (sscanf(head, "%7s %llu %12s %127s %23s %514s %lld", op, &req, from, path, token, who,
+               &expires_ms) != 7)
         return;
     const cfg_hub *hb = sr_hub_at(path);
     sr_conn *c = hb && sr_token_is_valid(token) ? sr_conn_find(hb, token) : NULL;
@@ -404,6 +465,15 @@ static void on_node_message(void *arg, const char *data, size_t len)
             sr_cluster_reply(from, req, MHD_HTTP_NO_CONTENT, NULL, 0);
         else
             reply_error(from, req, MHD_HTTP_NOT_FOUND, "no such connection");
+        return;
+    }
+    access_principal *p = who_decode(who, (int64_t)expires_ms);
+    const char *error = NULL;
+    unsigned refused = sr_conn_admit(c, p, false, &error);
+    access_unref(p);
+    if (refused) {
+        reply_error(from, req, refused, error);
+        sr_conn_unref(c);
         return;
     }
     if (!strcmp(op, "send"))

@@ -11,6 +11,7 @@
 
 #include <stdatomic.h>
 
+#include "common/access.h"
 #include "common/list.h"
 #include "common/token_bucket.h"
 #include "transports/carriers/longpoll.h"
@@ -24,6 +25,10 @@
 #define SR_INVOCATION_ID_MAX_TEXT "1024"
 #define SR_OWNER_TTL_MS 60000 /* a node's claim on a connection lapses unless touched */
 #define SR_TOUCH_EVERY_MS 20000
+#define SR_USER_LABEL_MAX 80 /* bytes of a user id shown in log lines */
+/* A connection's log name: "ID (user U)". */
+#define SR_CONN_FMT "%s (user %s)"
+#define SR_CONN_ARGS(c) (c)->id, (c)->user
 
 typedef enum { TR_NONE, TR_WS, TR_SSE, TR_LP } sr_transport;
 
@@ -36,18 +41,26 @@ struct sr_conn {
     char id[TOKEN_LEN + 1];
     char token[TOKEN_LEN + 1];
     char all_room[CFG_NAME_MAX + 2];
-    pthread_mutex_t recv_lock; /* one batch of records at a time */
-    atomic_bool handshaken;    /* changed under recv_lock */
-    token_bucket publish_rate; /* recv_lock: limits.rate.publish */
-    sr_transport transport;    /* sub lock */
-    bool attached;             /* sub lock: a WebSocket or SSE stream carries it */
-    bool closed;               /* sub lock */
-    sr_poll *held;             /* sub lock: the long poll waiting now */
-    int64_t created_ms;        /* registry lock */
-    int64_t attached_ms;       /* sub lock */
-    int64_t closed_ms;         /* sub lock */
-    int64_t last_poll_ms;      /* sub lock */
-    int64_t next_ping_ms;      /* timer thread */
+    /* Who made it (negotiate, or the request that first carried it): NULL
+     * anonymous. A later request of a connection made with a token must
+     * present a token for the same user (sr_conn_admit); one with a later
+     * exp replaces it (and moves the deadline). Sub lock; a reader takes a
+     * ref under it. */
+    access_principal *who;
+    char user[SR_USER_LABEL_MAX]; /* set at creation: who's user id, for logs */
+    int64_t expires_ms;           /* sub lock: its deadline (the latest token's), 0 none */
+    pthread_mutex_t recv_lock;    /* one batch of records at a time */
+    atomic_bool handshaken;       /* changed under recv_lock */
+    token_bucket publish_rate;    /* recv_lock: limits.rate.publish */
+    sr_transport transport;       /* sub lock */
+    bool attached;                /* sub lock: a WebSocket or SSE stream carries it */
+    bool closed;                  /* sub lock */
+    sr_poll *held;                /* sub lock: the long poll waiting now */
+    int64_t created_ms;           /* registry lock */
+    int64_t attached_ms;          /* sub lock */
+    int64_t closed_ms;            /* sub lock */
+    int64_t last_poll_ms;         /* sub lock */
+    int64_t next_ping_ms;         /* timer thread */
     _Atomic int64_t last_recv_ms;
     /* Stateful reconnect (WebSocket only): counted records are numbered from
      * 1 each way; what was sent stays in `unacked` until the client acks it,
@@ -84,13 +97,24 @@ struct sr_poll {
 
 /* Creates a connection in the registry; returns it with a ref for the
  * caller, or NULL (out of memory, or shutting down). id_is_token: the
- * version-0 negotiate, where the id is also the token. */
-sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token);
+ * version-0 negotiate, where the id is also the token. who: the principal
+ * of the request that makes it (a ref is taken; NULL anonymous); its
+ * token's expiry is the connection's deadline. */
+sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token, const access_principal *who);
 
 /* sr_conn_new for negotiate: the connection holds one of the
  * signalr.max_pending_connections slots until its transport starts (or it
  * is freed). NULL with *full set when every slot is taken. */
-sr_conn *sr_conn_negotiated(const cfg_hub *hb, bool id_is_token, bool *full);
+sr_conn *sr_conn_negotiated(const cfg_hub *hb, bool id_is_token, const access_principal *who,
+                            bool *full);
+
+/* May a later request of c, presenting who (NULL anonymous), go on? 0 when
+ * it may (a token with a later exp then moves c's deadline, and with adopt
+ * becomes c's principal: its rights from then on); else the status, 401 (c
+ * was made with a token and who has none) or 403 (a token for another
+ * user), with *error. adopt is false for a principal rebuilt from a
+ * forwarded request (user and exp only). No lock held. */
+unsigned sr_conn_admit(sr_conn *c, const access_principal *who, bool adopt, const char **error);
 
 /* Finds a connection of hb by token; returns it with a new ref, or NULL. */
 sr_conn *sr_conn_find(const cfg_hub *hb, const char *token);
@@ -131,7 +155,7 @@ void sr_random_token(char out[TOKEN_LEN + 1]);
 
 /* Creates a connection with a token chosen elsewhere (clustered: the first
  * node to carry it makes it); as sr_conn_new otherwise. */
-sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token);
+sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token, const access_principal *who);
 
 /* signalr/transports.c */
 void sr_transports_init(const cfg *c);

@@ -48,6 +48,9 @@
 
 #define TAG "signalr"
 #define BUCKETS 4096 /* registry hash buckets */
+/* What the auth.rooms rules see as a hub's broadcast room: this and the
+ * hub's name (README "Token expiry and SignalR"). */
+#define SR_HUB_RULE_PREFIX "hub:"
 
 static const cfg *conf;
 static hub *the_hub;
@@ -97,6 +100,7 @@ void sr_conn_unref(sr_conn *c)
     hub_leave(the_hub, &c->s);
     sendq_clear(&c->unacked);
     sub_fini(&c->s);
+    access_unref(c->who);
     pthread_mutex_destroy(&c->recv_lock);
     free(c);
 }
@@ -122,13 +126,18 @@ void sr_random_token(char out[TOKEN_LEN + 1])
 
 /* Creates a connection in the registry, with token when not NULL. Returns
  * it with a ref for the caller, or NULL (out of memory, or shutting down). */
-static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
+static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token,
+                         const access_principal *who)
 {
     sr_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     sub_init(&c->s, SUB_WS, SR_FMT_RECORD, conf->limits.send_queue);
     c->s.target = hb->default_target;
+    c->s.ends_itself = true; /* sr_tick sends the Close record, then ends it */
+    c->who = access_ref((access_principal *)who);
+    c->expires_ms = who ? who->expires_ms : 0;
+    snprintf(c->user, sizeof(c->user), "%s", access_user_label(who));
     c->hub = hb;
     sendq_init(&c->unacked, conf->limits.send_queue + 1);
     c->unacked_first = 1;
@@ -151,6 +160,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
     if (shutting_down) {
         pthread_mutex_unlock(&registry_lock);
         sub_fini(&c->s);
+        access_unref(c->who);
         pthread_mutex_destroy(&c->recv_lock);
         free(c);
         return NULL;
@@ -163,20 +173,24 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token)
     buckets[b] = c;
     list_push_front(&all_conns, &c->link);
     pthread_mutex_unlock(&registry_lock);
+    if (who && who->expires_ms > 0) /* its token's end is the connection's (sr_tick) */
+        sub_set_deadline(&c->s, who->expires_ms, SUB_END_EXPIRED);
+    LOG_DBG(TAG, "connection " SR_CONN_FMT " made", SR_CONN_ARGS(c));
     return c;
 }
 
-sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token)
+sr_conn *sr_conn_new(const cfg_hub *hb, bool id_is_token, const access_principal *who)
 {
-    return conn_new(hb, id_is_token, NULL);
+    return conn_new(hb, id_is_token, NULL, who);
 }
 
-sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token)
+sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token, const access_principal *who)
 {
-    return conn_new(hb, false, token);
+    return conn_new(hb, false, token, who);
 }
 
-sr_conn *sr_conn_negotiated(const cfg_hub *hb, bool id_is_token, bool *full)
+sr_conn *sr_conn_negotiated(const cfg_hub *hb, bool id_is_token, const access_principal *who,
+                            bool *full)
 {
     *full = false;
     if (atomic_fetch_add(&pending_conns, 1) >= conf->signalr.max_pending_connections) {
@@ -184,7 +198,7 @@ sr_conn *sr_conn_negotiated(const cfg_hub *hb, bool id_is_token, bool *full)
         *full = true;
         return NULL;
     }
-    sr_conn *c = conn_new(hb, id_is_token, NULL);
+    sr_conn *c = conn_new(hb, id_is_token, NULL, who);
     if (!c) {
         atomic_fetch_sub(&pending_conns, 1);
         return NULL;
@@ -206,6 +220,45 @@ sr_conn *sr_conn_find(const cfg_hub *hb, const char *token)
         atomic_fetch_add(&c->refs, 1);
     pthread_mutex_unlock(&registry_lock);
     return c;
+}
+
+/* True when b's expiry is later than a's (0: never). */
+static bool expires_later(int64_t a, int64_t b)
+{
+    return a && (!b || b > a);
+}
+
+unsigned sr_conn_admit(sr_conn *c, const access_principal *who, bool adopt, const char **error)
+{
+    unsigned status = 0;
+    int64_t moved_to = -1; /* the new deadline, when a refreshed token moves it */
+    pthread_mutex_lock(&c->s.lock);
+    const access_principal *had = c->who;
+    if (!had || !had->token) {
+        /* made anonymously (or with an API key): nothing to match */
+    } else if (!who || !who->token) {
+        status = 401;
+        *error = "this connection was made with a token: present a token for the same user";
+    } else if ((had->user || who->user) &&
+               (!had->user || !who->user || strcmp(had->user, who->user))) {
+        status = 403;
+        *error = "the token is for another user than this connection's";
+    } else if (expires_later(c->expires_ms, who->expires_ms) && !c->s.end_reason) {
+        c->expires_ms = moved_to = who->expires_ms; /* a refreshed token */
+        if (adopt) {                                /* its rights from now on */
+            access_unref(c->who);
+            c->who = access_ref((access_principal *)who);
+        }
+    }
+    pthread_mutex_unlock(&c->s.lock);
+    if (moved_to >= 0) {
+        sub_set_deadline(&c->s, moved_to, SUB_END_EXPIRED);
+        LOG_DBG(TAG, "connection " SR_CONN_FMT ": token refreshed", SR_CONN_ARGS(c));
+    }
+    if (status)
+        LOG_INFO(TAG, "connection " SR_CONN_FMT ": request refused (%u): %s", SR_CONN_ARGS(c),
+                 status, *error);
+    return status;
 }
 
 /* Registry lock held: unlinks c; the caller drops the registry's ref. */
@@ -231,7 +284,7 @@ static void send_record_as(sr_conn *c, const char *json, size_t len, bool counte
         return;
     m->uncounted = !counted;
     if (hub_send(the_hub, &c->s, m))
-        LOG_WARN(TAG, "connection %s dropped: send queue full", c->id);
+        LOG_WARN(TAG, "connection " SR_CONN_FMT " dropped: send queue full", SR_CONN_ARGS(c));
     msg_unref(m);
 }
 
@@ -242,7 +295,7 @@ static void send_built(sr_conn *c, buf *b, bool ok, bool counted)
     if (ok)
         send_record_as(c, b->data, b->len, counted);
     else
-        LOG_WARN(TAG, "connection %s: out of memory for a record", c->id);
+        LOG_WARN(TAG, "connection " SR_CONN_FMT ": out of memory for a record", SR_CONN_ARGS(c));
     buf_free(b);
 }
 
@@ -297,7 +350,7 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
     }
     sub_end(&c->s);
     if (error)
-        LOG_INFO(TAG, "closed connection %s: %s", c->id, error);
+        LOG_INFO(TAG, "closed connection " SR_CONN_FMT ": %s", SR_CONN_ARGS(c), error);
 }
 
 /* ----------------------------------------------------- stateful reconnect */
@@ -402,7 +455,7 @@ static void pending_finish(sr_pending *p, const char *error, const char *result)
     if (p->invocation_id)
         send_completion(p->c, p->invocation_id, error, result);
     else if (error)
-        LOG_DBG(TAG, "connection %s: %s", p->c->id, error);
+        LOG_DBG(TAG, "connection " SR_CONN_FMT ": %s", SR_CONN_ARGS(p->c), error);
     sr_conn_unref(p->c);
     free(p->invocation_id);
     free(p);
@@ -521,6 +574,36 @@ static bool publish_rate_refused(sr_conn *c, cfg_action a, const char *invocatio
                               invocation_id ? "error completion" : "invocation dropped") != 0;
 }
 
+/* May c's principal take what method m does on room (auth.rooms)? Join
+ * needs the subscribe right on the room, a room send the publish right;
+ * broadcast and others the publish right on the hub's own room, which the
+ * rules see as "hub:" + the hub's name (SR_HUB_RULE_PREFIX; "hub:chat"): a
+ * room name a rule can match (the hub's own room, "~chat", is none).
+ * Leave needs nothing. NULL when allowed, else the error (in err) for the
+ * completion, logged. */
+static const char *method_refused(sr_conn *c, const cfg_method *m, const char *room, char *err,
+                                  size_t err_cap)
+{
+    if (!conf->auth.enabled || m->action == CFG_ACTION_LEAVE)
+        return NULL;
+    access_right right = m->action == CFG_ACTION_JOIN ? ACCESS_SUBSCRIBE : ACCESS_PUBLISH;
+    char hub_room[sizeof(SR_HUB_RULE_PREFIX) + CFG_NAME_MAX];
+    snprintf(hub_room, sizeof(hub_room), SR_HUB_RULE_PREFIX "%s", c->hub->name);
+    const char *rule_room =
+        m->action == CFG_ACTION_BROADCAST || m->action == CFG_ACTION_OTHERS ? hub_room : room;
+    pthread_mutex_lock(&c->s.lock);
+    access_principal *who = access_ref(c->who);
+    pthread_mutex_unlock(&c->s.lock);
+    access_verdict v = access_room(conf, who, rule_room, right);
+    access_unref(who);
+    if (v == ACCESS_ALLOWED)
+        return NULL;
+    snprintf(err, err_cap, "not allowed: %s", access_reason(v, right));
+    LOG_INFO(TAG, "connection " SR_CONN_FMT ": %s refused on room %s: %s", SR_CONN_ARGS(c), m->name,
+             rule_room, err);
+    return err;
+}
+
 /* Runs a method; returns NULL or the error for its completion, whose
  * result (JSON text, "" for null) goes into result. */
 static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_method *m,
@@ -544,6 +627,9 @@ static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_m
             return err;
         }
     }
+    const char *refused = method_refused(c, m, room, err, err_cap);
+    if (refused)
+        return refused;
     if (publish_rate_refused(c, m->action, invocation_id))
         return "rate limit: too many messages";
     switch (m->action) {
@@ -614,7 +700,7 @@ static bool handle_invocation(sr_conn *c, json_t *rec, const char **why)
     if (invocation_id)
         send_completion(c, invocation_id, error, result);
     else if (error)
-        LOG_DBG(TAG, "connection %s: %s", c->id, error);
+        LOG_DBG(TAG, "connection " SR_CONN_FMT ": %s", SR_CONN_ARGS(c), error);
     return true;
 }
 
@@ -797,7 +883,15 @@ bool sr_transport_enabled(sr_transport t)
 
 /* ------------------------------------------------------------ lifecycle */
 
-typedef enum { ACT_NONE, ACT_PING, ACT_ACK, ACT_CLOSE, ACT_PURGE, ACT_POLL_DUE } tick_action;
+typedef enum {
+    ACT_NONE,
+    ACT_PING,
+    ACT_ACK,
+    ACT_CLOSE,
+    ACT_END, /* the server ended it (sub_end_with: a token expired): Close, may reconnect */
+    ACT_PURGE,
+    ACT_POLL_DUE
+} tick_action;
 
 /* A silent client (often a background tab whose timers are throttled) may
  * come back: tell it to reconnect. */
@@ -818,6 +912,9 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
         a = ACT_POLL_DUE; /* a poll held for another node: its time is up */
     } else if (c->closed) {
         a = now - c->closed_ms > disconnect && !c->attached && !c->held ? ACT_PURGE : ACT_NONE;
+    } else if (c->s.end_reason) {
+        a = ACT_END;
+        *why = sub_end_reason_text(c->s.end_reason);
     } else if (c->transport == TR_NONE) {
         a = now - c->created_ms > disconnect ? ACT_CLOSE : ACT_NONE;
         *why = NULL; /* negotiated, never used */
@@ -891,6 +988,8 @@ void sr_tick(int64_t now_ms)
             send_record(items[i].c, rec, (size_t)len);
         } else if (items[i].a == ACT_CLOSE)
             sr_conn_close(items[i].c, items[i].why, items[i].why == silent_client);
+        else if (items[i].a == ACT_END) /* the client may come back (with a new token) */
+            sr_conn_close(items[i].c, items[i].why, true);
         else if (items[i].a == ACT_POLL_DUE)
             sr_remote_poll_expire(items[i].c, now_ms);
         sr_conn_unref(items[i].c);

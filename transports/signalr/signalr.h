@@ -46,6 +46,13 @@ const cfg_hub *sr_hub_at(const char *path);
  * (skipNegotiation; so is a token too long to be one). */
 bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len);
 
+/* Acceptor thread, auth on: may a WebSocket upgrade presenting who (NULL
+ * anonymous) carry the connection with token id (as for
+ * sr_ws_acceptable)? 0, or 401/403 with *error (sr_conn_admit: a
+ * connection made with a token is its user's). */
+unsigned sr_ws_admit(const cfg_hub *hb, const char *id, size_t id_len, const access_principal *who,
+                     const char **error);
+
 /* ws.c service thread: opens the WebSocket session of the connection with
  * token id (as for sr_ws_acceptable), or of a new one without, for who (the
  * principal the upgrade proved, NULL: anonymous; borrowed, see ws_open_fn). */

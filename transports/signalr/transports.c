@@ -126,7 +126,7 @@ static void ws_sent(void *session, msg *m)
         sr_conn_sent(w->c, m);
 }
 
-static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_sent};
+static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_sent, NULL};
 
 /* The connection token id (id_len bytes) into token, NUL-terminated; false
  * when there is none, or it cannot be one (too long), as if absent. */
@@ -156,6 +156,16 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len)
     return ok;
 }
 
+unsigned sr_ws_admit(const cfg_hub *hb, const char *id, size_t id_len, const access_principal *who,
+                     const char **error)
+{
+    char token[SR_WS_TOKEN_CAP];
+    sr_conn *c = ws_token(id, id_len, token) ? sr_conn_find(hb, token) : NULL;
+    unsigned status = c ? sr_conn_admit(c, who, true, error) : 0;
+    sr_conn_unref(c);
+    return status;
+}
+
 /* Backplane thread: who owns the token of a WebSocket made here. */
 static void ws_claimed(void *arg, int rc, const char *owner)
 {
@@ -163,21 +173,28 @@ static void ws_claimed(void *arg, int rc, const char *owner)
     if (rc == -ENOENT || (!rc && strcmp(owner, sr_node_id())))
         sr_conn_close(c, "This connection is held by another node.", false);
     else if (rc)
-        LOG_WARN(TAG, "connection %s: cannot claim it in the backplane (unreachable)", c->id);
+        LOG_WARN(TAG, "connection " SR_CONN_FMT ": cannot claim it in the backplane (unreachable)",
+                 SR_CONN_ARGS(c));
     sr_conn_unref(c);
 }
 
 /* A connection for a WebSocket: found, or made here (skipNegotiation; or
  * clustered, where negotiate makes nothing: then claimed for this node). */
-static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len)
+static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len,
+                              access_principal *who)
 {
     char token[SR_WS_TOKEN_CAP];
     if (!ws_token(id, id_len, token))
-        return sr_conn_new(hb, false);
+        return sr_conn_new(hb, false, who);
     sr_conn *c = sr_conn_find(hb, token);
+    const char *error = NULL;
+    if (c && sr_conn_admit(c, who, true, &error)) { /* logged: not its user */
+        sr_conn_unref(c);
+        return NULL;
+    }
     if (c || !sr_clustered() || !sr_token_is_valid(token))
         return c;
-    c = sr_conn_new_named(hb, token);
+    c = sr_conn_new_named(hb, token, who);
     if (c) {
         pthread_mutex_lock(&c->s.lock);
         c->stateful_offered = true; /* negotiate (elsewhere) offered it if the client asks */
@@ -191,8 +208,7 @@ static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len)
 int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, access_principal *who,
                ws_session *out)
 {
-    (void)who; /* SignalR's access checks use it (the principal of the upgrade) */
-    sr_conn *c = ws_connection(hb, id, id_len);
+    sr_conn *c = ws_connection(hb, id, id_len, who);
     sr_ws *w = c ? calloc(1, sizeof(*w)) : NULL;
     if (!w) {
         sr_conn_unref(c);
@@ -378,7 +394,8 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
 {
     sr_poll *p = calloc(1, sizeof(*p));
     pthread_mutex_lock(&c->s.lock);
-    bool ok = p && c->transport == TR_LP && !c->closed;
+    /* A closed connection's last records (its Close message) go out too. */
+    bool ok = p && c->transport == TR_LP && (!c->closed || !sendq_is_empty(&c->s.q));
     if (!ok) {
         bool over = c->closed && sendq_is_empty(&c->s.q);
         pthread_mutex_unlock(&c->s.lock);
@@ -525,6 +542,19 @@ static enum MHD_Result open_post(http_call *call, sr_conn *c)
     return receive_post(call, rq);
 }
 
+/* A POST refused before its body: answered once the body is read. */
+static enum MHD_Result refuse_post(http_call *call, unsigned status, const char *error)
+{
+    sr_req *rq = new_req(call, REQ_POST);
+    sr_post *p = rq ? calloc(1, sizeof(*p)) : NULL;
+    if (!p)
+        return MHD_NO;
+    rq->inner = p;
+    p->status = status;
+    p->error = error;
+    return receive_post(call, rq);
+}
+
 static enum MHD_Result close_by_delete(http_call *call, sr_conn *c)
 {
     pthread_mutex_lock(&c->s.lock);
@@ -581,7 +611,7 @@ static enum MHD_Result forwarded(http_call *call, sr_req *rq)
     if (!go_local)
         return r;
     const cfg_hub *hb = call->arg;
-    sr_conn *c = sr_conn_new_named(hb, request_token(call));
+    sr_conn *c = sr_conn_new_named(hb, request_token(call), call->who);
     sr_fwd_free(rq->inner);
     free(rq);
     *call->state = NULL;
@@ -615,6 +645,14 @@ enum MHD_Result sr_request(http_call *call)
     sr_conn *c = token ? sr_conn_find(hb, token) : NULL;
     if (!c && sr_clustered() && sr_token_is_valid(token))
         return forward(call, hb, token);
+    const char *error = NULL;
+    unsigned refused = c ? sr_conn_admit(c, call->who, true, &error) : 0;
+    if (refused) {
+        sr_conn_unref(c);
+        if (!strcmp(call->method, "POST"))
+            return refuse_post(call, refused, error);
+        return http_reply_error(call->conn, refused, "%s", error);
+    }
     if (!strcmp(call->method, "POST"))
         return open_post(call, c);
     if (!token)
@@ -748,7 +786,7 @@ enum MHD_Result sr_negotiate(http_call *call)
     if (sr_clustered())
         return negotiate_clustered(call, version, offer_stateful);
     bool full = false;
-    sr_conn *c = sr_conn_negotiated(call->arg, version == 0, &full);
+    sr_conn *c = sr_conn_negotiated(call->arg, version == 0, call->who, &full);
     if (full) {
         char what[128];
         snprintf(what, sizeof(what),
