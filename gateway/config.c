@@ -63,6 +63,7 @@ static const char *parse_backplane_type(cfg *c, const char *value);
 static const char *parse_backplane_url(cfg *c, const char *value);
 static const char *parse_backplane_password(cfg *c, const char *value);
 static const char *parse_key_prefix(cfg *c, const char *value);
+static int load_allowed_origins(cfg *c, json_t *v, const char *origin, char *err);
 
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
@@ -100,6 +101,9 @@ static const key_spec key_table[] = {
     UINT_KEY(backplane.connect_timeout_ms, 100, 60000),
     UINT_KEY(backplane.queue_limit, 0, 1000000),
     SIZE_KEY(backplane.max_pending_bytes, 64 * 1024, 1LL << 40),
+    OBJECT_KEY("cors.allowed_origins", load_allowed_origins),
+    BOOL_KEY(cors.allow_credentials),
+    UINT_KEY(cors.max_age_s, 0, 86400),
     BOOL_KEY(trust_proxy),
 };
 
@@ -217,6 +221,7 @@ void cfg_defaults(cfg *c)
     c->backplane.connect_timeout_ms = 2000;
     c->backplane.queue_limit = 10000;
     c->backplane.max_pending_bytes = (size_t)64 << 20;
+    c->cors.max_age_s = 600;
 }
 
 /* ---- listen and log_level ---------------------------------------------- */
@@ -758,6 +763,48 @@ static int load_hubs(cfg *c, json_t *v, const char *origin, char *err)
         if (load_hub(c, name, hub, origin, err) != 0)
             return -1;
     }
+    return 0;
+}
+
+/* ---- cors.allowed_origins ---------------------------------------------- */
+
+/* "*", or an origin as browsers send it: scheme "://" host [":" port], no
+ * path, no whitespace. */
+static bool origin_is_valid(const char *s)
+{
+    if (!strcmp(s, "*"))
+        return true;
+    const char *sep = strstr(s, "://");
+    if (!sep || sep == s || !sep[3] || strlen(s) >= CFG_SECRET_MAX)
+        return false;
+    for (const char *p = s; *p; p++)
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f || (p > sep + 2 && strchr("/?#", *p)))
+            return false;
+    return true;
+}
+
+static int load_allowed_origins(cfg *c, json_t *v, const char *origin, char *err)
+{
+    static const char key[] = "cors.allowed_origins";
+    if (!json_is_array(v))
+        return set_err(err, "%s: '%s' must be a list of origins", origin, key);
+    if (json_array_size(v) > CFG_MAX_ORIGINS)
+        return set_err(err, "%s: '%s' has more than %d origins", origin, key, CFG_MAX_ORIGINS);
+    size_t i;
+    json_t *item;
+    json_array_foreach(v, i, item)
+    {
+        if (!json_is_string(item) || !origin_is_valid(json_string_value(item))) {
+            char what[CFG_ERR_MAX];
+            snprintf(what, sizeof(what), "%s: '%s[%zu]'", origin, key, i);
+            return string_err(err, what,
+                              "expected \"*\" or an origin like \"https://app.example.com\" "
+                              "(scheme://host[:port], no path)",
+                              json_is_string(item) ? json_string_value(item) : "(not a string)");
+        }
+        strcpy(c->cors.allowed_origins[i], json_string_value(item));
+    }
+    c->cors.nallowed_origins = (unsigned)json_array_size(v);
     return 0;
 }
 

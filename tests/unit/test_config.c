@@ -1278,14 +1278,52 @@ static void test_example_file_is_the_defaults(void)
     CHECK(cfg_equal(&c, &d));
 }
 
+/* cors: the list (exact origins or "*"), credentials, the preflight cache
+ * time; every refusal names the key. */
+static void test_cors(void)
+{
+    cfg c;
+    char err[CFG_ERR_MAX];
+    CHECK(load(&c, "{}", err) == 0);
+    CHECK(c.cors.nallowed_origins == 0 && !c.cors.allow_credentials && c.cors.max_age_s == 600);
+    CHECK(load(&c,
+               dq("{'cors': {'allowed_origins': ['https://a.example', 'http://127.0.0.1:81', '*'],"
+                  " 'allow_credentials': true, 'max_age_s': 0}}"),
+               err) == 0);
+    CHECK(c.cors.nallowed_origins == 3 && c.cors.allow_credentials && c.cors.max_age_s == 0);
+    CHECK_STR(c.cors.allowed_origins[0], "https://a.example");
+    CHECK_STR(c.cors.allowed_origins[2], "*");
+    static const char *const bad[] = {
+        "{'cors': {'allowed_origins': 'https://a.example'}}",
+        "{'cors': {'allowed_origins': ['https://a.example/']}}",
+        "{'cors': {'allowed_origins': ['a.example']}}",
+        "{'cors': {'allowed_origins': ['https://a b']}}",
+        "{'cors': {'allowed_origins': [3]}}",
+        "{'cors': {'allowed_origins': ['https://']}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        CHECK(load(&c, dq(bad[i]), err) == -1);
+        CHECK(strstr(err, "cors.allowed_origins") != NULL);
+    }
+    CHECK(load(&c, dq("{'cors': {'max_age_s': 86401}}"), err) == -1);
+    CHECK(strstr(err, "cors.max_age_s") != NULL);
+    char many[64 * (CFG_MAX_ORIGINS + 2)] = "{\"cors\": {\"allowed_origins\": [";
+    for (int i = 0; i <= CFG_MAX_ORIGINS; i++)
+        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s\"http://h%d\"", i ? "," : "",
+                 i);
+    strcat(many, "]}}");
+    CHECK(load(&c, many, err) == -1);
+    CHECK(strstr(err, "more than 32 origins") != NULL);
+}
+
 TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
-          TEST(test_subset_keeps_other_defaults), TEST(test_every_key), TEST(test_unknown_keys),
-          TEST(test_wrong_types), TEST(test_out_of_range), TEST(test_range_edges_accepted),
-          TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
-          TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
-          TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),
-          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr),
-          TEST(test_backplane), TEST(test_hubs_replace_defaults),
+          TEST(test_subset_keeps_other_defaults), TEST(test_every_key), TEST(test_cors),
+          TEST(test_unknown_keys), TEST(test_wrong_types), TEST(test_out_of_range),
+          TEST(test_range_edges_accepted), TEST(test_error_leaves_config_unchanged),
+          TEST(test_malformed_json), TEST(test_top_level_not_object), TEST(test_listen),
+          TEST(test_listen_host_length), TEST(test_listen_in_json), TEST(test_log_level),
+          TEST(test_missing_file), TEST(test_directory_is_not_a_file), TEST(test_load_file),
+          TEST(test_signalr), TEST(test_backplane), TEST(test_hubs_replace_defaults),
           TEST(test_hubs_replace_earlier_load), TEST(test_hubs_empty), TEST(test_method_defaults),
           TEST(test_hub_structure_errors), TEST(test_method_errors), TEST(test_publish_targets),
           TEST(test_names), TEST(test_paths), TEST(test_uniqueness), TEST(test_limits),
