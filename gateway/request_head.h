@@ -50,6 +50,9 @@ typedef struct request_head {
     bool chunked;               /* Transfer-Encoding: chunked */
     rh_span ws_version, ws_key; /* Sec-WebSocket-Version, Sec-WebSocket-Key */
     unsigned ws_version_count, ws_key_count;
+    rh_span origin, host; /* Origin and Host (the first of each), for the WebSocket
+                             origin check (common/cors.h) */
+    unsigned origin_count;
     unsigned status;   /* RH_ERROR: the HTTP status to answer (400, 501, 505) */
     const char *error; /* RH_ERROR: why, for the JSON body (a constant string) */
 } request_head;
