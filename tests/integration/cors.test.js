@@ -108,6 +108,18 @@ describe('with cors.allowed_origins', () => {
     }
   });
 
+  test('preflight asking for private network access (Chromium) gets it for an allowed origin', async () => {
+    const ask = (origin) => request(`${srv.url}/rooms/r/messages`, {
+      method: 'OPTIONS',
+      headers: { Origin: origin, 'Access-Control-Request-Method': 'POST', 'Access-Control-Request-Private-Network': 'true' },
+    });
+    const ok = await ask(APP);
+    assert.equal(ok.status, 204);
+    assert.equal(ok.headers.get('access-control-allow-private-network'), 'true');
+    assert.equal((await preflight(srv.url, '/rooms/r/messages', APP)).headers.get('access-control-allow-private-network'), null);
+    assertJsonError(await ask(EVIL), 403);
+  });
+
   test('preflight from an origin not allowed: 403 {"error": "origin not allowed"}', async () => {
     for (const origin of [EVIL, 'http://app.example:3001', 'null', `${APP}.evil`]) {
       for (const [path] of ROUTES) {

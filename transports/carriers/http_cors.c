@@ -57,6 +57,12 @@ enum MHD_Result http_cors_preflight(struct MHD_Connection *conn, const char *met
         MHD_add_response_header(r, "Access-Control-Allow-Methods", methods);
         MHD_add_response_header(r, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
         MHD_add_response_header(r, "Access-Control-Max-Age", age);
+        /* Chromium's Private Network Access: a public site's page asks
+         * before it may reach an address on a private network. */
+        const char *pna = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                      "Access-Control-Request-Private-Network");
+        if (pna && !strcmp(pna, "true"))
+            MHD_add_response_header(r, "Access-Control-Allow-Private-Network", "true");
     }
     return http_queue_uncached(conn, MHD_HTTP_NO_CONTENT, r, NULL);
 }
