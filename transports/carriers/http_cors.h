@@ -21,9 +21,9 @@ void http_cors_add(struct MHD_Connection *conn, struct MHD_Response *r);
 /* Answers OPTIONS on an endpoint that takes methods ("GET, HEAD"), before
  * any handler or access check (a preflight carries no credentials): 204
  * with Allow and, for an allowed Origin, Access-Control-Allow-Methods,
- * -Headers and -Max-Age (and -Private-Network when asked for); 403 {"error": "origin not allowed"} for an
- * Origin cors.allowed_origins does not allow. Without a list (or an
- * Origin) it is a plain 204 with Allow: no CORS headers. */
+ * -Headers and -Max-Age (and -Private-Network when asked for); 403 {"error": "origin not allowed"}
+ * for an Origin cors.allowed_origins does not allow. Without a list (or an Origin) it is a plain
+ * 204 with Allow: no CORS headers. */
 enum MHD_Result http_cors_preflight(struct MHD_Connection *conn, const char *methods);
 
 #endif
