@@ -25,6 +25,9 @@
     "Authorization, Content-Type, X-Requested-With, X-SignalR-User-Agent, Last-Event-ID"
 /* The response headers a page may read besides the always-safe ones. */
 #define CORS_EXPOSE_HEADERS "Retry-After"
+/* What the CORS headers of a reply to an allowed Origin take besides the
+ * Origin echoed: the names, Vary, Allow-Credentials, Expose-Headers. */
+#define CORS_REPLY_BYTES 160
 
 /* Uses c's cors section, which must outlive every use. Main thread, at
  * start; may be called again (tests). */

@@ -220,11 +220,15 @@ static destination route(const request_head *h)
     destination to = route_by_request(h);
     if (to.websocket)
         return to;
+    /* An allowed Origin comes back in the reply's CORS headers, which take
+     * room in the stream daemon's small pool too. */
+    size_t reply_extra =
+        cors_origin_allowed(h->origin.p, h->origin.len) ? h->origin.len + CORS_REPLY_BYTES : 0;
     if (!http_headers_fit(h->head_len, h->fields, HTTP_MAIN)) {
         to.status = 431;
         to.error = "request headers are larger than limits.max_header_bytes (every field past "
                    "the 16th counts 64 bytes more)";
-    } else if (!http_headers_fit(h->head_len, h->fields, to.daemon)) {
+    } else if (!http_headers_fit(h->head_len + reply_extra, h->fields, to.daemon)) {
         to.daemon = HTTP_MAIN;
     }
     return to;

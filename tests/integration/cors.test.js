@@ -223,6 +223,31 @@ describe('with cors.allowed_origins', () => {
   });
 });
 
+test('a long allowed origin echoed on an event stream with many request headers: the stream works', async (t) => {
+  const origin = `https://${'a'.repeat(480)}.example`;
+  const srv = await startCrier({ cors: { allowed_origins: [origin], allow_credentials: true } });
+  t.after(() => stopClean(srv));
+  for (const [fields, size] of [[8, 60], [10, 80], [12, 60], [8, 120]]) {
+    const extra = Object.fromEntries(Array.from({ length: fields }, (_, i) => [`x-h${i}`, 'v'.repeat(size)]));
+    const room = `long-${fields}-${size}`;
+    const sse = await streamHead(`${srv.url}/rooms/${room}/events`, { Origin: origin, ...extra });
+    try {
+      assert.equal(sse.status, 200);
+      assertAllowed(sse, origin, 'event stream', { credentials: true });
+      await publish(srv.url, room, 'm'.repeat(900));
+      const reader = sse.body.getReader();
+      let text = '';
+      while (!/m{900}/.test(text)) {
+        const { value, done } = await reader.read();
+        assert.ok(!done, `the stream ended: ${text}`);
+        text += Buffer.from(value).toString();
+      }
+    } finally {
+      sse.close();
+    }
+  }
+});
+
 describe('cors.allowed_origins "*"', () => {
   test('without credentials the answer is "*"; every WebSocket Origin is taken', async (t) => {
     const srv = await startCrier({ cors: { allowed_origins: ['*'] } });
