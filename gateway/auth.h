@@ -2,7 +2,7 @@
 /*
  * auth.h - verifies what a client presents into a principal (common/
  * access.h): a JSON Web Token (libjwt; only auth.jwt.algorithms, each with
- * its own key: HS* with hmac_secret, RS*/ES* with public_key_file; "none"
+ * its own key: HS* with hmac_secret, RS* and ES* with public_key_file; "none"
  * never) or a server API key (auth.api_keys, auth.api_keys_file). Tokens
  * come as "Authorization: Bearer T" or "?access_token=T"; API keys as
  * "Authorization: Bearer K".

@@ -15,9 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
+
+#include "hub/hub.h"
 
 /* Longest part of an offending value quoted back in a message. */
 #define QUOTE_MAX 128
@@ -63,7 +66,12 @@ static const char *parse_backplane_type(cfg *c, const char *value);
 static const char *parse_backplane_url(cfg *c, const char *value);
 static const char *parse_backplane_password(cfg *c, const char *value);
 static const char *parse_key_prefix(cfg *c, const char *value);
-static int load_allowed_origins(cfg *c, json_t *v, const char *origin, char *err);
+static int load_rate(cfg *c, json_t *v, const char *origin, char *err);
+static int load_jwt(cfg *c, json_t *v, const char *origin, char *err);
+static int load_room_rules(cfg *c, json_t *v, const char *origin, char *err);
+static int load_api_keys(cfg *c, json_t *v, const char *origin, char *err);
+static const char *parse_api_keys_file(cfg *c, const char *value);
+static int load_origins(cfg *c, json_t *v, const char *origin, char *err);
 
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
@@ -82,6 +90,7 @@ static const key_spec key_table[] = {
     UINT_KEY(limits.max_rooms, 1, 100000000),
     UINT_KEY(limits.max_rooms_per_connection, 1, 1000000),
     SIZE_KEY(limits.max_fragment_bytes_total, 64 * 1024, 1LL << 40),
+    OBJECT_KEY("limits.rate", load_rate),
     BOOL_KEY(rooms.client_publish),
     UINT_KEY(history.size, 0, 1000000),
     UINT_KEY(history.ttl_s, 0, 604800),
@@ -101,10 +110,15 @@ static const key_spec key_table[] = {
     UINT_KEY(backplane.connect_timeout_ms, 100, 60000),
     UINT_KEY(backplane.queue_limit, 0, 1000000),
     SIZE_KEY(backplane.max_pending_bytes, 64 * 1024, 1LL << 40),
-    OBJECT_KEY("cors.allowed_origins", load_allowed_origins),
+    BOOL_KEY(trust_proxy),
+    OBJECT_KEY("auth.jwt", load_jwt),
+    OBJECT_KEY("auth.rooms", load_room_rules),
+    OBJECT_KEY("auth.api_keys", load_api_keys),
+    STRING_KEY("auth.api_keys_file", parse_api_keys_file),
+    BOOL_KEY(auth.protect_admin),
+    OBJECT_KEY("cors.allowed_origins", load_origins),
     BOOL_KEY(cors.allow_credentials),
     UINT_KEY(cors.max_age_s, 0, 86400),
-    BOOL_KEY(trust_proxy),
 };
 
 #define KEY_COUNT (sizeof(key_table) / sizeof(key_table[0]))
@@ -221,6 +235,9 @@ void cfg_defaults(cfg *c)
     c->backplane.connect_timeout_ms = 2000;
     c->backplane.queue_limit = 10000;
     c->backplane.max_pending_bytes = (size_t)64 << 20;
+
+    c->auth.jwt.leeway_s = 5;
+    c->auth.protect_admin = true;
     c->cors.max_age_s = 600;
 }
 
@@ -757,54 +774,382 @@ static int load_hubs(cfg *c, json_t *v, const char *origin, char *err)
     memset(c->hubs, 0, sizeof(c->hubs));
     c->nhubs = 0;
     const char *name;
-    json_t *hub;
-    json_object_foreach(v, name, hub)
+    json_t *hv;
+    json_object_foreach(v, name, hv)
     {
-        if (load_hub(c, name, hub, origin, err) != 0)
+        if (load_hub(c, name, hv, origin, err) != 0)
             return -1;
     }
     return 0;
 }
 
-/* ---- cors.allowed_origins ---------------------------------------------- */
+/* ---- auth, cors, limits.rate (README "Access control") ------------------ */
 
-/* "*", or an origin as browsers send it: scheme "://" host [":" port], no
- * path, no whitespace. */
-static bool origin_is_valid(const char *s)
+/* "<parent>[<i>]" into key, e.g. "auth.rooms[3]". */
+static void index_key(char key[KEY_MAX], const char *parent, size_t i)
 {
-    if (!strcmp(s, "*"))
-        return true;
-    const char *sep = strstr(s, "://");
-    if (!sep || sep == s || !sep[3] || strlen(s) >= CFG_SECRET_MAX)
-        return false;
-    for (const char *p = s; *p; p++)
-        if ((unsigned char)*p <= 0x20 || *p == 0x7f || (p > sep + 2 && strchr("/?#", *p)))
-            return false;
-    return true;
+    char idx[24];
+    snprintf(idx, sizeof(idx), "[%zu]", i);
+    size_t plen = strlen(parent), ilen = strlen(idx);
+    if (plen > KEY_MAX - 1 - ilen)
+        plen = KEY_MAX - 1 - ilen;
+    memcpy(key, parent, plen);
+    memcpy(key + plen, idx, ilen + 1);
 }
 
-static int load_allowed_origins(cfg *c, json_t *v, const char *origin, char *err)
+/* A string value of at most CFG_SECRET_MAX - 1 bytes into out; min bytes at
+ * least. The value is never quoted back: it may be a secret. */
+static int load_secret_string(char out[CFG_SECRET_MAX], json_t *v, size_t min, const char *key,
+                              const char *origin, char *err)
 {
-    static const char key[] = "cors.allowed_origins";
-    if (!json_is_array(v))
-        return set_err(err, "%s: '%s' must be a list of origins", origin, key);
-    if (json_array_size(v) > CFG_MAX_ORIGINS)
-        return set_err(err, "%s: '%s' has more than %d origins", origin, key, CFG_MAX_ORIGINS);
-    size_t i;
-    json_t *item;
-    json_array_foreach(v, i, item)
-    {
-        if (!json_is_string(item) || !origin_is_valid(json_string_value(item))) {
-            char what[CFG_ERR_MAX];
-            snprintf(what, sizeof(what), "%s: '%s[%zu]'", origin, key, i);
-            return string_err(err, what,
-                              "expected \"*\" or an origin like \"https://app.example.com\" "
-                              "(scheme://host[:port], no path)",
-                              json_is_string(item) ? json_string_value(item) : "(not a string)");
-        }
-        strcpy(c->cors.allowed_origins[i], json_string_value(item));
+    if (!json_is_string(v))
+        return set_err(err, "%s: '%s' must be a string", origin, key);
+    size_t len = json_string_length(v);
+    if (len < min || len >= CFG_SECRET_MAX || strlen(json_string_value(v)) != len)
+        return set_err(err, "%s: '%s' must be %zu to %d bytes (no NUL)", origin, key, min,
+                       CFG_SECRET_MAX - 1);
+    memcpy(out, json_string_value(v), len + 1);
+    return 0;
+}
+
+/* limits.rate.<name>: {"per_s": N, "burst": M}; burst defaults to 2 * per_s. */
+static int load_one_rate(cfg_rate *r, json_t *v, const char *key, const char *origin, char *err)
+{
+    static const char *const members[] = {"per_s", "burst", NULL};
+    char subkey[KEY_MAX];
+    if (!json_is_object(v))
+        return set_err(err, "%s: '%s' must be an object {\"per_s\": N, \"burst\": M}", origin, key);
+    if (check_members(v, members, key, origin, err) != 0)
+        return -1;
+    json_t *per_s = json_object_get(v, "per_s"), *burst = json_object_get(v, "burst");
+    sub_key(subkey, key, "per_s");
+    if (!per_s)
+        return set_err(err, "%s: '%s' is required", origin, subkey);
+    if (!json_is_integer(per_s) || json_integer_value(per_s) < 0 ||
+        json_integer_value(per_s) > 1000000)
+        return set_err(err, "%s: '%s' must be an integer from 0 to 1000000 (0: no limit)", origin,
+                       subkey);
+    sub_key(subkey, key, "burst");
+    if (burst && (!json_is_integer(burst) || json_integer_value(burst) < 1 ||
+                  json_integer_value(burst) > 1000000))
+        return set_err(err, "%s: '%s' must be an integer from 1 to 1000000", origin, subkey);
+    r->per_s = (unsigned)json_integer_value(per_s);
+    r->burst = burst ? (unsigned)json_integer_value(burst) : 2 * r->per_s;
+    return 0;
+}
+
+/* limits.rate: {"publish": {...}, "connect": {...}, "request": {...}}; the
+ * buckets named are replaced, the others kept. */
+static int load_rate(cfg *c, json_t *v, const char *origin, char *err)
+{
+    static const char *const members[] = {"publish", "connect", "request", NULL};
+    if (!json_is_object(v))
+        return set_err(err, "%s: 'limits.rate' must be an object", origin);
+    if (check_members(v, members, "limits.rate", origin, err) != 0)
+        return -1;
+    cfg_rate *rates[] = {&c->limits.rate.publish, &c->limits.rate.connect, &c->limits.rate.request};
+    for (size_t i = 0; members[i]; i++) {
+        json_t *r = json_object_get(v, members[i]);
+        char key[KEY_MAX];
+        sub_key(key, "limits.rate", members[i]);
+        if (r && load_one_rate(rates[i], r, key, origin, err) != 0)
+            return -1;
     }
-    c->cors.nallowed_origins = (unsigned)json_array_size(v);
+    return 0;
+}
+
+/* The JWS names of the CFG_JWT_* bits, in bit order. */
+static const char *const jwt_alg_names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                            "RS512", "ES256", "ES384", "ES512"};
+#define JWT_ALG_COUNT (sizeof(jwt_alg_names) / sizeof(jwt_alg_names[0]))
+_Static_assert(CFG_JWT_ES512 == 1u << (JWT_ALG_COUNT - 1), "jwt_alg_names follows CFG_JWT_*");
+
+/* auth.jwt.algorithms: a non-empty array of names into *bits. */
+static int load_algorithms(unsigned *bits, json_t *v, const char *origin, char *err)
+{
+    static const char key[] = "auth.jwt.algorithms";
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return set_err(err, "%s: '%s' must be a non-empty array of algorithm names", origin, key);
+    *bits = 0;
+    size_t i;
+    json_t *a;
+    json_array_foreach(v, i, a)
+    {
+        if (!json_is_string(a))
+            return set_err(err, "%s: '%s' must be a non-empty array of algorithm names", origin,
+                           key);
+        const char *name = json_string_value(a);
+        if (strcasecmp(name, "none") == 0)
+            return set_err(err,
+                           "%s: '%s': 'none' is never accepted (it would take unsigned tokens)",
+                           origin, key);
+        size_t k = 0;
+        while (k < JWT_ALG_COUNT && strcmp(name, jwt_alg_names[k]) != 0)
+            k++;
+        if (k == JWT_ALG_COUNT)
+            return set_err(err,
+                           "%s: '%s': unknown algorithm '%.*s%s', expected HS256, HS384, HS512, "
+                           "RS256, RS384, RS512, ES256, ES384 or ES512",
+                           origin, key, QUOTE_MAX, name, strlen(name) > QUOTE_MAX ? "..." : "");
+        *bits |= 1u << k;
+    }
+    return 0;
+}
+
+/* auth.jwt: replaces the whole jwt section. The algorithms must each have
+ * their key: HS* the hmac_secret, RS* and ES* the public_key_file. */
+static int load_jwt(cfg *c, json_t *v, const char *origin, char *err)
+{
+    static const char *const members[] = {"hmac_secret", "public_key_file", "algorithms", "issuer",
+                                          "audience",    "leeway_s",        NULL};
+    if (!json_is_object(v))
+        return set_err(err, "%s: 'auth.jwt' must be an object", origin);
+    if (check_members(v, members, "auth.jwt", origin, err) != 0)
+        return -1;
+    __typeof__(c->auth.jwt) *j = &c->auth.jwt;
+    memset(j, 0, sizeof(*j));
+    j->leeway_s = 5;
+    json_t *m;
+    if ((m = json_object_get(v, "hmac_secret")) &&
+        load_secret_string(j->hmac_secret, m, 1, "auth.jwt.hmac_secret", origin, err) != 0)
+        return -1;
+    if ((m = json_object_get(v, "public_key_file")) &&
+        load_secret_string(j->public_key_file, m, 1, "auth.jwt.public_key_file", origin, err) != 0)
+        return -1;
+    if ((m = json_object_get(v, "issuer")) &&
+        load_secret_string(j->issuer, m, 1, "auth.jwt.issuer", origin, err) != 0)
+        return -1;
+    if ((m = json_object_get(v, "audience")) &&
+        load_secret_string(j->audience, m, 1, "auth.jwt.audience", origin, err) != 0)
+        return -1;
+    if ((m = json_object_get(v, "leeway_s"))) {
+        if (!json_is_integer(m) || json_integer_value(m) < 0 || json_integer_value(m) > 3600)
+            return set_err(err, "%s: 'auth.jwt.leeway_s' must be an integer from 0 to 3600",
+                           origin);
+        j->leeway_s = (unsigned)json_integer_value(m);
+    }
+    bool secret = j->hmac_secret[0], key = j->public_key_file[0];
+    if (!secret && !key)
+        return set_err(err, "%s: 'auth.jwt' needs 'hmac_secret' or 'public_key_file' (or both)",
+                       origin);
+    if ((m = json_object_get(v, "algorithms"))) {
+        if (load_algorithms(&j->algorithms, m, origin, err) != 0)
+            return -1;
+    } else {
+        j->algorithms = (secret ? CFG_JWT_HS256 : 0) | (key ? CFG_JWT_RS256 | CFG_JWT_ES256 : 0);
+    }
+    for (size_t k = 0; k < JWT_ALG_COUNT; k++) {
+        unsigned bit = 1u << k;
+        if (!(j->algorithms & bit))
+            continue;
+        if ((bit & CFG_JWT_HMAC) && !secret)
+            return set_err(err,
+                           "%s: 'auth.jwt.algorithms' lists %s, which needs "
+                           "'auth.jwt.hmac_secret'",
+                           origin, jwt_alg_names[k]);
+        if (!(bit & CFG_JWT_HMAC) && !key)
+            return set_err(err,
+                           "%s: 'auth.jwt.algorithms' lists %s, which needs "
+                           "'auth.jwt.public_key_file'",
+                           origin, jwt_alg_names[k]);
+    }
+    c->auth.jwt_enabled = true;
+    return 0;
+}
+
+/* auth.rooms[].subscribe and .publish; indexed by cfg_access. */
+static const char *const access_names[] = {
+    [CFG_ACCESS_PUBLIC] = "public",
+    [CFG_ACCESS_TOKEN] = "token",
+    [CFG_ACCESS_CLAIM] = "claim",
+    [CFG_ACCESS_API_KEY] = "api_key",
+};
+#define ACCESS_COUNT (sizeof(access_names) / sizeof(access_names[0]))
+
+/* What auth.rooms[].match may be; keep in step with match_is_valid. */
+#define MATCH_RULE                                                                                 \
+    "expected a room name (1 to 128 of A-Z a-z 0-9 . _ - :), optionally ending in '*', or '*'"
+
+/* "*", or a room name, or a room name's prefix followed by '*'. */
+static bool match_is_valid(const char *s)
+{
+    size_t len = strlen(s);
+    if (len > 0 && s[len - 1] == '*')
+        len--;
+    return (len == 0 && s[0] == '*') || room_name_is_valid(s, len);
+}
+
+/* One level ("subscribe" or "publish") of rule key; absent: "claim". */
+static int load_access(cfg_access *out, json_t *rule, const char *which, const char *key,
+                       const char *origin, char *err)
+{
+    json_t *v = json_object_get(rule, which);
+    *out = CFG_ACCESS_CLAIM;
+    if (!v)
+        return 0;
+    for (size_t a = 0; a < ACCESS_COUNT; a++) {
+        if (json_is_string(v) && strcmp(json_string_value(v), access_names[a]) == 0) {
+            *out = (cfg_access)a;
+            return 0;
+        }
+    }
+    char subkey[KEY_MAX];
+    sub_key(subkey, key, which);
+    return set_err(err, "%s: '%s' must be one of public, token, claim, api_key", origin, subkey);
+}
+
+/* auth.rooms: replaces the rules, kept in the file's order. */
+static int load_room_rules(cfg *c, json_t *v, const char *origin, char *err)
+{
+    static const char *const members[] = {"match", "subscribe", "publish", NULL};
+    if (!json_is_array(v) || json_array_size(v) > CFG_MAX_ROOM_RULES)
+        return set_err(err, "%s: 'auth.rooms' must be an array of at most %d rules", origin,
+                       CFG_MAX_ROOM_RULES);
+    c->auth.nrooms = 0;
+    size_t i;
+    json_t *rule;
+    json_array_foreach(v, i, rule)
+    {
+        char key[KEY_MAX], subkey[KEY_MAX];
+        index_key(key, "auth.rooms", i);
+        if (!json_is_object(rule))
+            return set_err(err,
+                           "%s: '%s' must be an object {\"match\": ..., \"subscribe\": ..., "
+                           "\"publish\": ...}",
+                           origin, key);
+        if (check_members(rule, members, key, origin, err) != 0)
+            return -1;
+        cfg_room_rule *r = &c->auth.rooms[c->auth.nrooms];
+        sub_key(subkey, key, "match");
+        json_t *match = json_object_get(rule, "match");
+        if (!match)
+            return set_err(err, "%s: '%s' is required", origin, subkey);
+        if (!json_is_string(match))
+            return set_err(err, "%s: '%s' must be a string", origin, subkey);
+        if (!match_is_valid(json_string_value(match))) {
+            char what[CFG_ERR_MAX];
+            snprintf(what, sizeof(what), "%s: '%s'", origin, subkey);
+            return string_err(err, what, MATCH_RULE, json_string_value(match));
+        }
+        snprintf(r->match, sizeof(r->match), "%s", json_string_value(match));
+        if (load_access(&r->subscribe, rule, "subscribe", key, origin, err) != 0 ||
+            load_access(&r->publish, rule, "publish", key, origin, err) != 0)
+            return -1;
+        c->auth.nrooms++;
+    }
+    return 0;
+}
+
+/* An API key: API_KEY_MIN to CFG_SECRET_MAX - 1 visible ASCII characters. */
+#define API_KEY_MIN 16
+
+/* auth.api_keys: replaces the list. A key is never quoted back. */
+static int load_api_keys(cfg *c, json_t *v, const char *origin, char *err)
+{
+    if (!json_is_array(v) || json_array_size(v) > CFG_MAX_API_KEYS)
+        return set_err(err, "%s: 'auth.api_keys' must be an array of at most %d keys", origin,
+                       CFG_MAX_API_KEYS);
+    c->auth.napi_keys = 0;
+    size_t i;
+    json_t *k;
+    json_array_foreach(v, i, k)
+    {
+        char key[KEY_MAX];
+        index_key(key, "auth.api_keys", i);
+        const char *s = json_string_value(k);
+        size_t len = s ? strlen(s) : 0;
+        bool visible = s && len == json_string_length(k);
+        for (size_t n = 0; visible && n < len; n++)
+            visible = s[n] > ' ' && s[n] < 0x7f;
+        if (!visible || len < API_KEY_MIN || len >= CFG_SECRET_MAX)
+            return set_err(err,
+                           "%s: '%s' must be a string of %d to %d visible ASCII characters "
+                           "(no spaces)",
+                           origin, key, API_KEY_MIN, CFG_SECRET_MAX - 1);
+        memcpy(c->auth.api_keys[c->auth.napi_keys++], s, len + 1);
+    }
+    return 0;
+}
+
+/* auth.api_keys_file: read (and checked) by auth_init. */
+static const char *parse_api_keys_file(cfg *c, const char *value)
+{
+    if (!*value || strlen(value) >= sizeof(c->auth.api_keys_file))
+        return "expected a file path of 1 to 511 bytes";
+    strcpy(c->auth.api_keys_file, value);
+    return NULL;
+}
+
+/* "scheme://host[:port]" as browsers send it in Origin: a lowercase
+ * scheme and host, no path, no default port. NULL, or the reason. */
+static const char *origin_problem(const char *s)
+{
+    const char *sep = strstr(s, "://");
+    if (!sep || sep == s)
+        return "expected \"*\" or an origin scheme://host[:port] (no path)";
+    for (const char *p = s; p < sep; p++) {
+        if (!((*p >= 'a' && *p <= 'z') ||
+              (p > s && ((*p >= '0' && *p <= '9') || *p == '+' || *p == '-' || *p == '.'))))
+            return "expected a lowercase scheme such as https (an origin is scheme://host[:port])";
+    }
+    const char *host = sep + 3, *end = host;
+    if (*host == '[') {
+        end = strchr(host, ']');
+        if (!end)
+            return "expected an IPv6 host in brackets, e.g. http://[::1]:8080";
+        for (const char *p = host + 1; p < end; p++)
+            if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || *p == ':' || *p == '.'))
+                return "expected a lowercase IPv6 address between the brackets";
+        end++;
+    } else {
+        while ((*end >= 'a' && *end <= 'z') || (*end >= '0' && *end <= '9') || *end == '-' ||
+               *end == '.')
+            end++;
+        if (end == host)
+            return "expected a host after scheme:// (lowercase, as browsers send it)";
+    }
+    if (*end == ':') {
+        int port = parse_port(end + 1);
+        if (port < 0)
+            return "expected a port from 1 to 65535 after the host, and nothing after it";
+        size_t slen = (size_t)(sep - s);
+        if ((port == 443 && slen == 5 && !strncmp(s, "https", 5)) ||
+            (port == 80 && slen == 4 && !strncmp(s, "http", 4)))
+            return "expected no default port (browsers leave :443 and :80 out of Origin)";
+        return NULL;
+    }
+    if (*end)
+        return "expected no path, query or uppercase letters (an origin is scheme://host[:port])";
+    return NULL;
+}
+
+/* cors.allowed_origins: replaces the list. */
+static int load_origins(cfg *c, json_t *v, const char *origin, char *err)
+{
+    if (!json_is_array(v) || json_array_size(v) > CFG_MAX_ORIGINS)
+        return set_err(err, "%s: 'cors.allowed_origins' must be an array of at most %d origins",
+                       origin, CFG_MAX_ORIGINS);
+    c->cors.nallowed_origins = 0;
+    size_t i;
+    json_t *o;
+    json_array_foreach(v, i, o)
+    {
+        char key[KEY_MAX];
+        index_key(key, "cors.allowed_origins", i);
+        if (!json_is_string(o))
+            return set_err(err, "%s: '%s' must be a string", origin, key);
+        const char *s = json_string_value(o);
+        const char *why = strcmp(s, "*") == 0 ? NULL
+                          : strlen(s) >= CFG_SECRET_MAX
+                              ? "expected an origin shorter than 512 bytes"
+                              : origin_problem(s);
+        if (why) {
+            char what[CFG_ERR_MAX];
+            snprintf(what, sizeof(what), "%s: '%s'", origin, key);
+            return string_err(err, what, why, s);
+        }
+        strcpy(c->cors.allowed_origins[c->cors.nallowed_origins++], s);
+    }
     return 0;
 }
 
@@ -891,6 +1236,8 @@ static int apply_object(cfg *c, json_t *obj, const char *section, const char *or
         if (!section && is_section(key)) {
             if (!json_is_object(v))
                 return set_err(err, "%s: '%s' must be an object", origin, key);
+            if (strcmp(key, "auth") == 0)
+                c->auth.enabled = true; /* any "auth" section turns access control on */
             if (apply_object(c, v, key, origin, err) != 0)
                 return -1;
             continue;

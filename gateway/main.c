@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
 
@@ -83,6 +84,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level_name(c.log_level);
+    /* The key files auth.* names are read now: a bad one is a bad config. */
+    if (auth_init(&c, err) != 0) {
+        fprintf(stderr, "crier: %s\n", err);
+        return 2;
+    }
 
     /* Block the stop signals before any thread starts, so that every thread
      * (MHD's and lws's included) inherits the mask and only server_run's
@@ -94,5 +100,7 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    return server_run(&c);
+    int rc = server_run(&c);
+    auth_fini();
+    return rc;
 }

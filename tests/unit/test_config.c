@@ -1262,6 +1262,384 @@ static void test_memory_limits(void)
                 "'history.max_bytes' must be an integer from 65536 to 1099511627776");
 }
 
+/* ---- auth, cors, limits.rate (issue #13) -------------------------------- */
+
+static void test_auth_defaults(void)
+{
+    cfg c;
+    cfg_defaults(&c);
+    CHECK(!c.auth.enabled);
+    CHECK(!c.auth.jwt_enabled);
+    CHECK(c.auth.jwt.leeway_s == 5);
+    CHECK(c.auth.jwt.algorithms == 0);
+    CHECK(c.auth.nrooms == 0 && c.auth.napi_keys == 0);
+    CHECK_STR(c.auth.api_keys_file, "");
+    CHECK(c.auth.protect_admin);
+    CHECK(c.cors.nallowed_origins == 0);
+    CHECK(!c.cors.allow_credentials);
+    CHECK(c.cors.max_age_s == 600);
+    CHECK(c.limits.rate.publish.per_s == 0 && c.limits.rate.publish.burst == 0);
+    CHECK(c.limits.rate.connect.per_s == 0 && c.limits.rate.connect.burst == 0);
+    CHECK(c.limits.rate.request.per_s == 0 && c.limits.rate.request.burst == 0);
+    /* Any "auth" section, even an empty one, turns access control on. */
+    if (load_ok(&c, "{'auth': {}}") == 0) {
+        CHECK(c.auth.enabled);
+        CHECK(!c.auth.jwt_enabled);
+        CHECK(c.auth.protect_admin);
+    }
+    if (load_ok(&c, "{'auth': {'protect_admin': false}}") == 0) {
+        CHECK(c.auth.enabled);
+        CHECK(!c.auth.protect_admin);
+    }
+    /* Other sections leave it off. */
+    if (load_ok(&c, "{'cors': {'allow_credentials': true}}") == 0)
+        CHECK(!c.auth.enabled);
+}
+
+static void test_auth_jwt(void)
+{
+    cfg c;
+    if (load_ok(&c, "{'auth': {'jwt': {'hmac_secret': 'abc'}}}") == 0) {
+        CHECK(c.auth.enabled && c.auth.jwt_enabled);
+        CHECK_STR(c.auth.jwt.hmac_secret, "abc");
+        CHECK(c.auth.jwt.algorithms == CFG_JWT_HS256);
+        CHECK(c.auth.jwt.leeway_s == 5);
+        CHECK_STR(c.auth.jwt.issuer, "");
+        CHECK_STR(c.auth.jwt.audience, "");
+    }
+    if (load_ok(&c, "{'auth': {'jwt': {'public_key_file': 'k.pem'}}}") == 0) {
+        CHECK_STR(c.auth.jwt.public_key_file, "k.pem");
+        CHECK(c.auth.jwt.algorithms == (CFG_JWT_RS256 | CFG_JWT_ES256));
+    }
+    if (load_ok(&c, "{'auth': {'jwt': {'hmac_secret': 's', 'public_key_file': 'k.pem'}}}") == 0)
+        CHECK(c.auth.jwt.algorithms == (CFG_JWT_HS256 | CFG_JWT_RS256 | CFG_JWT_ES256));
+    if (load_ok(&c, "{'auth': {'jwt': {'hmac_secret': 's', 'public_key_file': 'k.pem',"
+                    " 'algorithms': ['HS256', 'HS384', 'HS512', 'RS256', 'RS384', 'RS512',"
+                    " 'ES256', 'ES384', 'ES512'], 'issuer': 'https://id.example',"
+                    " 'audience': 'crier', 'leeway_s': 0}}}") == 0) {
+        CHECK(c.auth.jwt.algorithms == 0x1ff);
+        CHECK_STR(c.auth.jwt.issuer, "https://id.example");
+        CHECK_STR(c.auth.jwt.audience, "crier");
+        CHECK(c.auth.jwt.leeway_s == 0);
+    }
+    if (load_ok(&c, "{'auth': {'jwt': {'public_key_file': 'k.pem', 'algorithms': ['ES384'],"
+                    " 'leeway_s': 3600}}}") == 0) {
+        CHECK(c.auth.jwt.algorithms == CFG_JWT_ES384);
+        CHECK(c.auth.jwt.leeway_s == 3600);
+    }
+    /* A later auth.jwt replaces the whole section. */
+    if (load_ok(&c, "{'auth': {'jwt': {'hmac_secret': 's', 'issuer': 'i', 'leeway_s': 9}}}") == 0) {
+        char err[CFG_ERR_MAX];
+        CHECK(cfg_load_string(&c, dq("{'auth': {'jwt': {'public_key_file': 'k.pem'}}}"), "t",
+                              err) == 0);
+        CHECK_STR(c.auth.jwt.hmac_secret, "");
+        CHECK_STR(c.auth.jwt.issuer, "");
+        CHECK(c.auth.jwt.leeway_s == 5);
+        CHECK(c.auth.jwt.algorithms == (CFG_JWT_RS256 | CFG_JWT_ES256));
+    }
+
+    fails("{'auth': {'jwt': 'secret'}}", "test.json: 'auth.jwt' must be an object");
+    fails("{'auth': {'jwt': {}}}",
+          "test.json: 'auth.jwt' needs 'hmac_secret' or 'public_key_file' (or both)");
+    fails("{'auth': {'jwt': {'issuer': 'x'}}}", "'auth.jwt' needs 'hmac_secret' or");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'secret': 's'}}}",
+          "test.json: unknown key 'auth.jwt.secret'");
+    fails("{'auth': {'jwt': {'hmac_secret': 5}}}",
+          "test.json: 'auth.jwt.hmac_secret' must be a string");
+    fails("{'auth': {'jwt': {'hmac_secret': ''}}}",
+          "test.json: 'auth.jwt.hmac_secret' must be 1 to 511 bytes (no NUL)");
+    fails("{'auth': {'jwt': {'public_key_file': ''}}}",
+          "test.json: 'auth.jwt.public_key_file' must be 1 to 511 bytes");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'issuer': ''}}}",
+          "test.json: 'auth.jwt.issuer' must be 1 to 511 bytes");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'audience': ['a']}}}",
+          "test.json: 'auth.jwt.audience' must be a string");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'leeway_s': 3601}}}",
+          "test.json: 'auth.jwt.leeway_s' must be an integer from 0 to 3600");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'leeway_s': -1}}}",
+          "test.json: 'auth.jwt.leeway_s' must be an integer from 0 to 3600");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': ['none']}}}",
+          "test.json: 'auth.jwt.algorithms': 'none' is never accepted");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': ['HS256', 'NONE']}}}",
+          "'auth.jwt.algorithms': 'none' is never accepted");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': ['HS256', 'PS256']}}}",
+          "test.json: 'auth.jwt.algorithms': unknown algorithm 'PS256', expected HS256, HS384, "
+          "HS512, RS256, RS384, RS512, ES256, ES384 or ES512");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': ['hs256']}}}",
+          "unknown algorithm 'hs256'");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': []}}}",
+          "test.json: 'auth.jwt.algorithms' must be a non-empty array of algorithm names");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': 'HS256'}}}",
+          "test.json: 'auth.jwt.algorithms' must be a non-empty array of algorithm names");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': [256]}}}",
+          "test.json: 'auth.jwt.algorithms' must be a non-empty array of algorithm names");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': ['RS256']}}}",
+          "test.json: 'auth.jwt.algorithms' lists RS256, which needs 'auth.jwt.public_key_file'");
+    fails("{'auth': {'jwt': {'hmac_secret': 's', 'algorithms': ['HS256', 'ES512']}}}",
+          "'auth.jwt.algorithms' lists ES512, which needs 'auth.jwt.public_key_file'");
+    fails("{'auth': {'jwt': {'public_key_file': 'k.pem', 'algorithms': ['RS256', 'HS384']}}}",
+          "test.json: 'auth.jwt.algorithms' lists HS384, which needs 'auth.jwt.hmac_secret'");
+    /* A secret is never quoted back in a message. */
+    char err[CFG_ERR_MAX];
+    cfg_defaults(&c);
+    CHECK(cfg_load_string(&c,
+                          "{\"auth\": {\"jwt\": {\"hmac_secret\": \"topsecret\","
+                          " \"algorithms\": [\"RS256\"]}}}",
+                          "t", err) == -1);
+    CHECK(strstr(err, "topsecret") == NULL);
+}
+
+static void test_auth_rooms(void)
+{
+    cfg c;
+    if (load_ok(&c, "{'auth': {'rooms': ["
+                    " {'match': 'public.*', 'subscribe': 'public', 'publish': 'token'},"
+                    " {'match': 'secret.*', 'subscribe': 'claim', 'publish': 'api_key'},"
+                    " {'match': 'lobby'},"
+                    " {'match': '*', 'subscribe': 'token'}]}}") == 0) {
+        CHECK(c.auth.enabled);
+        CHECK(c.auth.nrooms == 4);
+        CHECK_STR(c.auth.rooms[0].match, "public.*");
+        CHECK(c.auth.rooms[0].subscribe == CFG_ACCESS_PUBLIC);
+        CHECK(c.auth.rooms[0].publish == CFG_ACCESS_TOKEN);
+        CHECK_STR(c.auth.rooms[1].match, "secret.*");
+        CHECK(c.auth.rooms[1].subscribe == CFG_ACCESS_CLAIM);
+        CHECK(c.auth.rooms[1].publish == CFG_ACCESS_API_KEY);
+        /* A level not given is "claim". */
+        CHECK_STR(c.auth.rooms[2].match, "lobby");
+        CHECK(c.auth.rooms[2].subscribe == CFG_ACCESS_CLAIM);
+        CHECK(c.auth.rooms[2].publish == CFG_ACCESS_CLAIM);
+        CHECK_STR(c.auth.rooms[3].match, "*");
+        CHECK(c.auth.rooms[3].subscribe == CFG_ACCESS_TOKEN);
+        CHECK(c.auth.rooms[3].publish == CFG_ACCESS_CLAIM);
+    }
+    if (load_ok(&c, "{'auth': {'rooms': [{'match': 'a:b_c-d.e*'}, {'match': 'x'}]}}") == 0)
+        CHECK(c.auth.nrooms == 2);
+    if (load_ok(&c, "{'auth': {'rooms': []}}") == 0)
+        CHECK(c.auth.enabled && c.auth.nrooms == 0);
+
+    /* At most CFG_MAX_ROOM_RULES rules. */
+    static char json[16384];
+    size_t n = 0;
+    n += (size_t)snprintf(json + n, sizeof(json) - n, "{'auth': {'rooms': [");
+    for (int i = 0; i < CFG_MAX_ROOM_RULES; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s{'match': 'r%d'}", i ? ", " : "", i);
+    snprintf(json + n, sizeof(json) - n, "]}}");
+    if (load_ok(&c, json) == 0) {
+        CHECK(c.auth.nrooms == CFG_MAX_ROOM_RULES);
+        CHECK_STR(c.auth.rooms[CFG_MAX_ROOM_RULES - 1].match, "r63");
+    }
+    snprintf(json + n, sizeof(json) - n, ", {'match': 'one-more'}]}}");
+    fails(json, "test.json: 'auth.rooms' must be an array of at most 64 rules");
+
+    fails("{'auth': {'rooms': {}}}",
+          "test.json: 'auth.rooms' must be an array of at most 64 rules");
+    fails("{'auth': {'rooms': ['chat.*']}}", "test.json: 'auth.rooms[0]' must be an object");
+    fails("{'auth': {'rooms': [{'match': 'a'}, {'subscribe': 'public'}]}}",
+          "test.json: 'auth.rooms[1].match' is required");
+    fails("{'auth': {'rooms': [{'match': 5}]}}",
+          "test.json: 'auth.rooms[0].match' must be a string");
+    fails("{'auth': {'rooms': [{'match': 'a', 'who': 'me'}]}}",
+          "test.json: unknown key 'auth.rooms[0].who'");
+    fails("{'auth': {'rooms': [{'match': 'a', 'subscribe': 'everyone'}]}}",
+          "test.json: 'auth.rooms[0].subscribe' must be one of public, token, claim, api_key");
+    fails("{'auth': {'rooms': [{'match': 'a', 'publish': true}]}}",
+          "test.json: 'auth.rooms[0].publish' must be one of public, token, claim, api_key");
+    static const char *const bad_matches[] = {"", "a b", "*a", "a*b", "a**", "**", "chat/x", "é"};
+    for (size_t i = 0; i < sizeof(bad_matches) / sizeof(bad_matches[0]); i++) {
+        char j[256], want[512];
+        snprintf(j, sizeof(j), "{'auth': {'rooms': [{'match': '%s'}]}}", bad_matches[i]);
+        snprintf(want, sizeof(want),
+                 "test.json: 'auth.rooms[0].match': expected a room name (1 to 128 of A-Z a-z "
+                 "0-9 . _ - :), optionally ending in '*', or '*', got '%s'",
+                 bad_matches[i]);
+        fails(j, want);
+    }
+    /* 128 characters and a '*' is the longest match. */
+    char name[200], j[400];
+    memset(name, 'a', 128);
+    strcpy(name + 128, "*");
+    snprintf(j, sizeof(j), "{'auth': {'rooms': [{'match': '%s'}]}}", name);
+    if (load_ok(&c, j) == 0)
+        CHECK_STR(c.auth.rooms[0].match, name);
+    name[128] = 'a';
+    name[129] = '\0';
+    snprintf(j, sizeof(j), "{'auth': {'rooms': [{'match': '%s'}]}}", name);
+    fails(j, "'auth.rooms[0].match': expected a room name");
+}
+
+static void test_auth_api_keys(void)
+{
+    cfg c;
+    if (load_ok(&c, "{'auth': {'api_keys': ['0123456789abcdef', 'k!#$%&()*+,-./:;<=>?@[]^_`{|}~'],"
+                    " 'api_keys_file': '/etc/crier/keys', 'protect_admin': true}}") == 0) {
+        CHECK(c.auth.enabled);
+        CHECK(c.auth.napi_keys == 2);
+        CHECK_STR(c.auth.api_keys[0], "0123456789abcdef");
+        CHECK_STR(c.auth.api_keys[1], "k!#$%&()*+,-./:;<=>?@[]^_`{|}~");
+        CHECK_STR(c.auth.api_keys_file, "/etc/crier/keys");
+        CHECK(c.auth.protect_admin);
+    }
+    fails("{'auth': {'api_keys': 'k'}}",
+          "test.json: 'auth.api_keys' must be an array of at most 64 keys");
+    fails("{'auth': {'api_keys': ['0123456789abcdef', '0123456789abcde']}}",
+          "test.json: 'auth.api_keys[1]' must be a string of 16 to 511 visible ASCII characters "
+          "(no spaces)");
+    fails("{'auth': {'api_keys': ['0123456789 abcdef']}}",
+          "test.json: 'auth.api_keys[0]' must be a string of 16 to 511 visible ASCII");
+    fails("{'auth': {'api_keys': [1234567890123456789]}}",
+          "test.json: 'auth.api_keys[0]' must be a string of 16");
+    fails("{'auth': {'api_keys': ['0123456789abcdé']}}", "'auth.api_keys[0]' must be a string");
+    /* A key is never quoted back. */
+    char err[CFG_ERR_MAX];
+    cfg_defaults(&c);
+    CHECK(cfg_load_string(&c, "{\"auth\": {\"api_keys\": [\"short-key\"]}}", "t", err) == -1);
+    CHECK(strstr(err, "short-key") == NULL);
+
+    static char json[16384];
+    size_t n = (size_t)snprintf(json, sizeof(json), "{'auth': {'api_keys': [");
+    for (int i = 0; i < CFG_MAX_API_KEYS; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s'key-0123456789-%02d'", i ? "," : "",
+                              i);
+    snprintf(json + n, sizeof(json) - n, "]}}");
+    if (load_ok(&c, json) == 0)
+        CHECK(c.auth.napi_keys == CFG_MAX_API_KEYS);
+    snprintf(json + n, sizeof(json) - n, ", 'key-0123456789-xx']}}");
+    fails(json, "test.json: 'auth.api_keys' must be an array of at most 64 keys");
+
+    fails("{'auth': {'api_keys_file': ''}}",
+          "test.json: 'auth.api_keys_file': expected a file path of 1 to 511 bytes, got ''");
+    fails("{'auth': {'api_keys_file': ['f']}}", "test.json: 'auth.api_keys_file' must be a string");
+    fails("{'auth': {'protect_admin': 'yes'}}",
+          "test.json: 'auth.protect_admin' must be true or false");
+    fails("{'auth': {'keys': []}}", "test.json: unknown key 'auth.keys'");
+    fails("{'auth': []}", "test.json: 'auth' must be an object");
+}
+
+static void test_cors(void)
+{
+    cfg c;
+    if (load_ok(&c, "{'cors': {'allowed_origins': ['https://app.example.com',"
+                    " 'http://localhost:3000', 'http://[::1]:8080', 'https://x.example:8443', '*'],"
+                    " 'allow_credentials': true, 'max_age_s': 0}}") == 0) {
+        CHECK(!c.auth.enabled);
+        CHECK(c.cors.nallowed_origins == 5);
+        CHECK_STR(c.cors.allowed_origins[0], "https://app.example.com");
+        CHECK_STR(c.cors.allowed_origins[1], "http://localhost:3000");
+        CHECK_STR(c.cors.allowed_origins[2], "http://[::1]:8080");
+        CHECK_STR(c.cors.allowed_origins[3], "https://x.example:8443");
+        CHECK_STR(c.cors.allowed_origins[4], "*");
+        CHECK(c.cors.allow_credentials);
+        CHECK(c.cors.max_age_s == 0);
+    }
+    if (load_ok(&c, "{'cors': {'allowed_origins': [], 'max_age_s': 86400}}") == 0) {
+        CHECK(c.cors.nallowed_origins == 0);
+        CHECK(c.cors.max_age_s == 86400);
+    }
+    static const struct {
+        const char *origin, *why;
+    } bad[] = {
+        {"app.example.com", "expected \"*\" or an origin scheme://host[:port] (no path)"},
+        {"https://app.example.com/", "expected no path, query or uppercase letters"},
+        {"https://app.example.com/x", "expected no path, query or uppercase letters"},
+        {"https://app.Example.com", "expected no path, query or uppercase letters"},
+        {"https://App.example.com", "expected a host after scheme:// (lowercase"},
+        {"HTTPS://app.example.com", "expected a lowercase scheme such as https"},
+        {"https://", "expected a host after scheme://"},
+        {"https://a:0", "expected a port from 1 to 65535 after the host, and nothing after it"},
+        {"https://a:8080/", "expected a port from 1 to 65535 after the host, and nothing after"},
+        {"https://a:443", "expected no default port (browsers leave :443 and :80 out of Origin)"},
+        {"http://a:80", "expected no default port"},
+        {"http://[::1", "expected an IPv6 host in brackets, e.g. http://[::1]:8080"},
+        {"null", "expected \"*\" or an origin scheme://host[:port] (no path)"},
+        {"", "expected \"*\" or an origin"},
+        {"**", "expected \"*\" or an origin"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char j[512], want[512];
+        snprintf(j, sizeof(j), "{'cors': {'allowed_origins': ['*', '%s']}}", bad[i].origin);
+        snprintf(want, sizeof(want), "test.json: 'cors.allowed_origins[1]': %s", bad[i].why);
+        fails(j, want);
+    }
+    fails("{'cors': {'allowed_origins': 'https://a.example'}}",
+          "test.json: 'cors.allowed_origins' must be an array of at most 32 origins");
+    fails("{'cors': {'allowed_origins': [5]}}",
+          "test.json: 'cors.allowed_origins[0]' must be a string");
+    static char json[4096];
+    size_t n = (size_t)snprintf(json, sizeof(json), "{'cors': {'allowed_origins': [");
+    for (int i = 0; i <= CFG_MAX_ORIGINS; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s'https://h%d.example'", i ? "," : "",
+                              i);
+    snprintf(json + n, sizeof(json) - n, "]}}");
+    fails(json, "test.json: 'cors.allowed_origins' must be an array of at most 32 origins");
+    fails("{'cors': {'allow_credentials': 1}}",
+          "test.json: 'cors.allow_credentials' must be true or false");
+    fails("{'cors': {'max_age_s': 86401}}",
+          "test.json: 'cors.max_age_s' must be an integer from 0 to 86400");
+    fails("{'cors': {'origins': []}}", "test.json: unknown key 'cors.origins'");
+}
+
+static void test_rate_limits(void)
+{
+    cfg c;
+    if (load_ok(&c, "{'limits': {'rate': {'publish': {'per_s': 50, 'burst': 100},"
+                    " 'connect': {'per_s': 5}, 'request': {'per_s': 0}}}}") == 0) {
+        CHECK(c.limits.rate.publish.per_s == 50 && c.limits.rate.publish.burst == 100);
+        /* burst defaults to twice per_s */
+        CHECK(c.limits.rate.connect.per_s == 5 && c.limits.rate.connect.burst == 10);
+        CHECK(c.limits.rate.request.per_s == 0 && c.limits.rate.request.burst == 0);
+    }
+    if (load_ok(&c, "{'limits': {'rate': {'request': {'per_s': 1000000, 'burst': 1}},"
+                    " 'send_queue': 9}}") == 0) {
+        CHECK(c.limits.rate.request.per_s == 1000000 && c.limits.rate.request.burst == 1);
+        CHECK(c.limits.rate.publish.per_s == 0 && c.limits.rate.connect.per_s == 0);
+        CHECK(c.limits.send_queue == 9);
+    }
+    if (load_ok(&c, "{'limits': {'rate': {}}}") == 0)
+        CHECK(c.limits.rate.publish.per_s == 0);
+    fails("{'limits': {'rate': 50}}", "test.json: 'limits.rate' must be an object");
+    fails("{'limits': {'rate': {'subscribe': {'per_s': 1}}}}",
+          "test.json: unknown key 'limits.rate.subscribe'");
+    fails("{'limits': {'rate': {'publish': 5}}}",
+          "test.json: 'limits.rate.publish' must be an object {\"per_s\": N, \"burst\": M}");
+    fails("{'limits': {'rate': {'publish': {'burst': 5}}}}",
+          "test.json: 'limits.rate.publish.per_s' is required");
+    fails("{'limits': {'rate': {'connect': {'per_s': -1}}}}",
+          "test.json: 'limits.rate.connect.per_s' must be an integer from 0 to 1000000 "
+          "(0: no limit)");
+    fails("{'limits': {'rate': {'connect': {'per_s': 1000001}}}}",
+          "test.json: 'limits.rate.connect.per_s' must be an integer from 0 to 1000000");
+    fails("{'limits': {'rate': {'request': {'per_s': 1.5}}}}",
+          "test.json: 'limits.rate.request.per_s' must be an integer from 0 to 1000000");
+    fails("{'limits': {'rate': {'request': {'per_s': 1, 'burst': 0}}}}",
+          "test.json: 'limits.rate.request.burst' must be an integer from 1 to 1000000");
+    fails("{'limits': {'rate': {'request': {'per_s': 1, 'burst': 1000001}}}}",
+          "test.json: 'limits.rate.request.burst' must be an integer from 1 to 1000000");
+    fails("{'limits': {'rate': {'request': {'per_s': 1, 'window': 1}}}}",
+          "test.json: unknown key 'limits.rate.request.window'");
+}
+
+/* A failing auth, cors or rate key leaves every field as it was. */
+static void test_access_error_leaves_config_unchanged(void)
+{
+    cfg c, before;
+    char err[CFG_ERR_MAX];
+    CHECK(load(&c,
+               dq("{'auth': {'jwt': {'hmac_secret': 'one'}, 'api_keys': ['0123456789abcdef']},"
+                  " 'cors': {'allowed_origins': ['https://a.example']},"
+                  " 'limits': {'rate': {'publish': {'per_s': 3}}}}"),
+               err) == 0);
+    before = c;
+    CHECK(cfg_load_string(&c,
+                          dq("{'auth': {'jwt': {'hmac_secret': 'two'}, 'rooms': [{'match': 'a'}],"
+                             " 'api_keys': []}, 'cors': {'allowed_origins': ['*']},"
+                             " 'limits': {'rate': {'publish': {'per_s': 4}}},"
+                             " 'history': {'size': -1}}"),
+                          "t.json", err) == -1);
+    CHECK(memcmp(&c, &before, sizeof(c)) == 0);
+    CHECK_STR(c.auth.jwt.hmac_secret, "one");
+}
+
 static void test_example_file_is_the_defaults(void)
 {
     cfg c, d;
@@ -1278,54 +1656,18 @@ static void test_example_file_is_the_defaults(void)
     CHECK(cfg_equal(&c, &d));
 }
 
-/* cors: the list (exact origins or "*"), credentials, the preflight cache
- * time; every refusal names the key. */
-static void test_cors(void)
-{
-    cfg c;
-    char err[CFG_ERR_MAX];
-    CHECK(load(&c, "{}", err) == 0);
-    CHECK(c.cors.nallowed_origins == 0 && !c.cors.allow_credentials && c.cors.max_age_s == 600);
-    CHECK(load(&c,
-               dq("{'cors': {'allowed_origins': ['https://a.example', 'http://127.0.0.1:81', '*'],"
-                  " 'allow_credentials': true, 'max_age_s': 0}}"),
-               err) == 0);
-    CHECK(c.cors.nallowed_origins == 3 && c.cors.allow_credentials && c.cors.max_age_s == 0);
-    CHECK_STR(c.cors.allowed_origins[0], "https://a.example");
-    CHECK_STR(c.cors.allowed_origins[2], "*");
-    static const char *const bad[] = {
-        "{'cors': {'allowed_origins': 'https://a.example'}}",
-        "{'cors': {'allowed_origins': ['https://a.example/']}}",
-        "{'cors': {'allowed_origins': ['a.example']}}",
-        "{'cors': {'allowed_origins': ['https://a b']}}",
-        "{'cors': {'allowed_origins': [3]}}",
-        "{'cors': {'allowed_origins': ['https://']}}",
-    };
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        CHECK(load(&c, dq(bad[i]), err) == -1);
-        CHECK(strstr(err, "cors.allowed_origins") != NULL);
-    }
-    CHECK(load(&c, dq("{'cors': {'max_age_s': 86401}}"), err) == -1);
-    CHECK(strstr(err, "cors.max_age_s") != NULL);
-    char many[64 * (CFG_MAX_ORIGINS + 2)] = "{\"cors\": {\"allowed_origins\": [";
-    for (int i = 0; i <= CFG_MAX_ORIGINS; i++)
-        snprintf(many + strlen(many), sizeof(many) - strlen(many), "%s\"http://h%d\"", i ? "," : "",
-                 i);
-    strcat(many, "]}}");
-    CHECK(load(&c, many, err) == -1);
-    CHECK(strstr(err, "more than 32 origins") != NULL);
-}
-
 TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
-          TEST(test_subset_keeps_other_defaults), TEST(test_every_key), TEST(test_cors),
-          TEST(test_unknown_keys), TEST(test_wrong_types), TEST(test_out_of_range),
-          TEST(test_range_edges_accepted), TEST(test_error_leaves_config_unchanged),
-          TEST(test_malformed_json), TEST(test_top_level_not_object), TEST(test_listen),
-          TEST(test_listen_host_length), TEST(test_listen_in_json), TEST(test_log_level),
-          TEST(test_missing_file), TEST(test_directory_is_not_a_file), TEST(test_load_file),
-          TEST(test_signalr), TEST(test_backplane), TEST(test_hubs_replace_defaults),
+          TEST(test_subset_keeps_other_defaults), TEST(test_every_key), TEST(test_unknown_keys),
+          TEST(test_wrong_types), TEST(test_out_of_range), TEST(test_range_edges_accepted),
+          TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
+          TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
+          TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),
+          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr),
+          TEST(test_backplane), TEST(test_hubs_replace_defaults),
           TEST(test_hubs_replace_earlier_load), TEST(test_hubs_empty), TEST(test_method_defaults),
           TEST(test_hub_structure_errors), TEST(test_method_errors), TEST(test_publish_targets),
           TEST(test_names), TEST(test_paths), TEST(test_uniqueness), TEST(test_limits),
           TEST(test_hub_error_leaves_config_unchanged), TEST(test_web_root),
-          TEST(test_memory_limits), TEST(test_example_file_is_the_defaults))
+          TEST(test_memory_limits), TEST(test_auth_defaults), TEST(test_auth_jwt),
+          TEST(test_auth_rooms), TEST(test_auth_api_keys), TEST(test_cors), TEST(test_rate_limits),
+          TEST(test_access_error_leaves_config_unchanged), TEST(test_example_file_is_the_defaults))
