@@ -248,6 +248,26 @@ test('a long allowed origin echoed on an event stream with many request headers:
   }
 });
 
+test('with auth on, a preflight is answered before any access check (it carries no credentials)', async (t) => {
+  const srv = await startCrier({
+    auth: {
+      jwt: { hmac_secret: 'cors-test-secret-0123456789abcdef' },
+      rooms: [{ match: '*', subscribe: 'claim', publish: 'api_key' }],
+      api_keys: ['cors-test-api-key-0123456789'],
+      protect_admin: true,
+    },
+    cors: { allowed_origins: [APP] },
+  });
+  t.after(() => stopClean(srv));
+  for (const [path, methods] of ROUTES) {
+    const res = await preflight(srv.url, path, APP);
+    assert.equal(res.status, 204, `OPTIONS ${path}: ${res.status} ${res.text}`);
+    assertAllowed(res, APP, `OPTIONS ${path}`);
+    assert.equal(res.headers.get('access-control-allow-methods'), methods);
+  }
+  assertJsonError(await preflight(srv.url, '/rooms/r/messages', EVIL), 403);
+});
+
 describe('cors.allowed_origins "*"', () => {
   test('without credentials the answer is "*"; every WebSocket Origin is taken', async (t) => {
     const srv = await startCrier({ cors: { allowed_origins: ['*'] } });
