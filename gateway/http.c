@@ -56,6 +56,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "gateway/api.h"
+#include "gateway/guard.h"
 #include "gateway/linger.h"
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"
@@ -104,9 +105,11 @@ typedef struct conn_watch {
     int64_t waiting_since; /* 0 while a request is being served */
     int64_t body_due;      /* the request's body must be in by then; 0: it is */
     bool shut;
-    bool aborted;   /* answered outside MHD (http_abort, or 408 by the timer):
-                       MHD only closes it now */
-    list_node link; /* in `watched` */
+    bool aborted;          /* answered outside MHD (http_abort, or 408 by the timer):
+                              MHD only closes it now */
+    access_principal *who; /* a reference to who the request being served is,
+                              for log lines (any thread's, so under the lock) */
+    list_node link;        /* in `watched` */
 } conn_watch;
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -136,7 +139,9 @@ static void watch_stop(conn_watch *w)
         return;
     pthread_mutex_lock(&watch_lock);
     list_remove(&w->link);
+    access_principal *who = w->who;
     pthread_mutex_unlock(&watch_lock);
+    access_unref(who);
     free(w);
 }
 
@@ -167,7 +172,37 @@ static void request_ended(struct MHD_Connection *conn)
     pthread_mutex_lock(&watch_lock);
     w->waiting_since = clock_now_ms();
     w->body_due = 0;
+    access_principal *who = w->who;
+    w->who = NULL;
     pthread_mutex_unlock(&watch_lock);
+    access_unref(who);
+}
+
+/* The request's principal (a new reference), for its log lines. */
+static void watch_set_user(struct MHD_Connection *conn, access_principal *who)
+{
+    conn_watch *w = watch_of(conn);
+    if (!w)
+        return;
+    access_ref(who);
+    pthread_mutex_lock(&watch_lock);
+    access_principal *old = w->who;
+    w->who = who;
+    pthread_mutex_unlock(&watch_lock);
+    access_unref(old);
+}
+
+/* http_call_hooks.user_label: MHD thread of conn, which alone sets and
+ * drops the principal of the request it serves (so it stays while read). */
+static const char *user_label(struct MHD_Connection *conn)
+{
+    if (!guard_enabled())
+        return NULL;
+    conn_watch *w = watch_of(conn);
+    pthread_mutex_lock(&watch_lock);
+    const access_principal *who = w ? w->who : NULL;
+    pthread_mutex_unlock(&watch_lock);
+    return access_user_label(who);
 }
 
 /* MHD thread, each call after the first: false when the request was
@@ -197,7 +232,10 @@ static void abort_locked(conn_watch *w, unsigned status, const char *error)
     char addr[CLIENT_ADDR_MAX];
     bool peer = w->fd >= 0 && !getpeername(w->fd, (struct sockaddr *)&ss, &sl);
     client_addr_format(peer ? (struct sockaddr *)&ss : NULL, NULL, NULL, false, addr, sizeof(addr));
-    LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
+    if (guard_enabled())
+        LOG_INFO(TAG, "%u to %s user %s: %s", status, addr, access_user_label(w->who), error);
+    else
+        LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
     if (w->fd >= 0)
         raw_reply_error(w->fd, status, NULL, error);
 }
@@ -380,7 +418,7 @@ typedef struct endpoint {
     held_type_fn head; /* HEAD answered at once with this content type; NULL: by handle */
 } endpoint;
 
-#define ENDPOINT(name, pattern, methods, get, needs, handle, completed, early, head)               \
+#define ENDPOINT(name, pattern, methods, get, needs, access, handle, completed, early, head)       \
     [EP_##name] = {handle, completed, early, head},
 static const endpoint endpoints[ROUTE_ENDPOINTS] = {ROUTE_TABLE(ENDPOINT)};
 #undef ENDPOINT
@@ -389,12 +427,16 @@ static const endpoint endpoints[ROUTE_ENDPOINTS] = {ROUTE_TABLE(ENDPOINT)};
 typedef struct http_req {
     const endpoint *ep; /* NULL: answer with the error below */
     const cfg_hub *hub;
+    route_access access; /* the route's "access" column */
     void *state;
     unsigned error_status;
     const char *error, *allow; /* constant strings (router.h) */
     const char *preflight;     /* OPTIONS on an endpoint: the methods it takes */
     char room[ROOM_NAME_MAX + 1];
     uint64_t body_bytes; /* of the request body so far */
+
+    access_principal *who; /* who it proved to be (a reference), NULL: anonymous */
+    bool challenge;        /* the error is guard.h's 401: with WWW-Authenticate */
 } http_req;
 
 /* Decides on the first call (headers only) what the request gets. MHD
@@ -419,6 +461,7 @@ static void resolve(http_req *req, const char *url, const char *method)
     }
     if (!r.status && endpoints[r.endpoint].handle) {
         req->ep = &endpoints[r.endpoint];
+        req->access = r.access;
         if (r.room) {
             memcpy(req->room, r.room, r.room_len); /* a valid name: ROOM_NAME_MAX at most */
             req->room[r.room_len] = '\0';
@@ -433,6 +476,9 @@ static void resolve(http_req *req, const char *url, const char *method)
 static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req, const char *method,
                                     const char *url)
 {
+    if (req->challenge)
+        return http_reply_error_with(conn, req->error_status, GUARD_CHALLENGE_NAME,
+                                     GUARD_CHALLENGE_VALUE, "%s", req->error);
     if (req->error_status == MHD_HTTP_METHOD_NOT_ALLOWED)
         return http_reply_error_with(conn, MHD_HTTP_METHOD_NOT_ALLOWED, "Allow", req->allow,
                                      "method %s is not allowed here; use %s", method, req->allow);
@@ -451,6 +497,74 @@ static bool over_body_limit(struct MHD_Connection *conn, const http_req *req)
     abort_request(conn, MHD_HTTP_CONTENT_TOO_LARGE,
                   "request body is larger than limits.max_message_bytes");
     return true;
+}
+
+/* --- access: who the request is, and whether its route lets it in --- */
+
+static enum MHD_Result count_authorization(void *cls, enum MHD_ValueKind kind, const char *key,
+                                           const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (!strcasecmp(key, "Authorization"))
+        ++*(unsigned *)cls;
+    return MHD_YES;
+}
+
+/* The access_token argument (MHD has decoded it) as a raw query again,
+ * percent-encoded, for auth_authenticate; NULL when there is none (or on
+ * ENOMEM: then only the header is looked at). */
+static char *token_query(struct MHD_Connection *conn)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    const char *t = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "access_token");
+    char *q = t ? malloc(sizeof("access_token=") + 3 * strlen(t)) : NULL;
+    if (!q)
+        return NULL;
+    char *o = q + sprintf(q, "access_token=");
+    for (const unsigned char *c = (const unsigned char *)t; *c; c++) {
+        if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+            strchr("-._~", *c)) {
+            *o++ = (char)*c;
+        } else {
+            *o++ = '%';
+            *o++ = hex[*c >> 4];
+            *o++ = hex[*c & 15];
+        }
+    }
+    *o = '\0';
+    return q;
+}
+
+/* First call, a route that serves the request: who it is (one verification
+ * per request), kept in req and on the connection's log lines; a refusal
+ * (guard.h) replaces the endpoint with the error, answered on the next
+ * call like any other error (its body, if any, is dropped). */
+static void authorize(struct MHD_Connection *conn, http_req *req, const char *url)
+{
+    route_access need = guard_need(req->access, url);
+    if (!guard_enabled() || need == RIGHT_NONE)
+        return;
+    unsigned authorizations = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_authorization, &authorizations);
+    guard_refusal no = {0};
+    if (authorizations > 1) {
+        no = (guard_refusal){MHD_HTTP_BAD_REQUEST, "more than one Authorization header"};
+    } else {
+        const char *authz = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+        char *query = token_query(conn);
+        req->who = guard_authenticate(need, authz, query, clock_wall_ms(), &no);
+        free(query);
+        watch_set_user(conn, req->who);
+        if (!no.status)
+            no = guard_check(need, req->who, req->room);
+    }
+    if (!no.status)
+        return;
+    req->ep = NULL;
+    req->error_status = no.status;
+    req->error = no.error;
+    req->challenge = no.status == MHD_HTTP_UNAUTHORIZED;
 }
 
 /* A handler's argument: the hub of a hub path, else the whole path
@@ -484,10 +598,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         atomic_fetch_add(&requests_open, 1);
         resolve(req, url, method);
         request_started(conn);
+        if (req->ep)
+            authorize(conn, req, url);
         if (!req->ep || !req->ep->early || !strcmp(method, "HEAD"))
             return MHD_YES;
-        http_call call = {conn, method,      call_arg(req, url), req->room,
-                          true, upload_data, upload_data_size,   &req->state};
+        http_call call = {conn,        method,           call_arg(req, url), req->room, true,
+                          upload_data, upload_data_size, &req->state,        req->who};
         return req->ep->handle(&call);
     }
     if (!req->ep) {
@@ -501,8 +617,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->ep->head && !strcmp(method, "HEAD"))
         return answer_head_held(conn, req->ep->head(conn));
-    http_call call = {conn,  method,      call_arg(req, url), req->room,
-                      false, upload_data, upload_data_size,   &req->state};
+    http_call call = {conn,        method,           call_arg(req, url), req->room, false,
+                      upload_data, upload_data_size, &req->state,        req->who};
     enum MHD_Result ret = req->ep->handle(&call);
     return ret == MHD_YES && over_body_limit(conn, req) ? MHD_NO : ret;
 }
@@ -518,6 +634,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     if (req->ep && req->ep->completed && req->state)
         req->ep->completed(req->state);
+    access_unref(req->who);
     free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&requests_open, 1);
@@ -577,7 +694,7 @@ static bool one_request(struct MHD_Connection *conn)
 
 int http_start(const cfg *c)
 {
-    http_call_init(&(http_call_hooks){one_request, abort_request}, c->trust_proxy);
+    http_call_init(&(http_call_hooks){one_request, abort_request, user_label}, c->trust_proxy);
     static_init(c);
     router_set_available(NEEDS_WEB, static_enabled()); /* the web root is there */
     /* MHD 0.9.75 deadlocks when a socket added with MHD_add_connection meets

@@ -23,6 +23,8 @@ static const char *reason_phrase(unsigned status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 401:
+        return "Unauthorized";
     case 408:
         return "Request Timeout";
     case 413:

@@ -185,6 +185,10 @@ static int note_field(request_head *h, rh_span name, rh_span value)
         if (!rh_span_is(value, "chunked"))
             return fail(h, 400, "Transfer-Encoding must be exactly \"chunked\""), -1;
         h->chunked = true;
+    } else if (rh_span_is(name, "Authorization")) {
+        if (h->authorization.p)
+            return fail(h, 400, "more than one Authorization header"), -1;
+        h->authorization = value;
     } else if (rh_span_is(name, "Upgrade")) {
         h->upgrade_websocket |= rh_list_has(value, "websocket");
     } else if (rh_span_is(name, "Connection")) {

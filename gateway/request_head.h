@@ -11,8 +11,10 @@
  * is not a decimal number, Content-Length with Transfer-Encoding, a
  * Transfer-Encoding other than exactly "chunked", whitespace in or before
  * the colon of a field name, obs-fold continuation lines, bare CR or LF,
- * control characters in field values. And it checks a WebSocket handshake
- * (RFC 6455 4.2.1) for the acceptor to answer before libwebsockets sees it.
+ * control characters in field values; more than one Authorization (two
+ * credentials, of which each reader might take another). And it checks a
+ * WebSocket handshake (RFC 6455 4.2.1) for the acceptor to answer before
+ * libwebsockets sees it.
  */
 #ifndef CRIER_REQUEST_HEAD_H
 #define CRIER_REQUEST_HEAD_H
@@ -45,6 +47,8 @@ typedef struct request_head {
     bool upgrade_websocket;   /* Upgrade lists "websocket" */
     bool connection_upgrade;  /* Connection lists "upgrade" */
     bool accept_event_stream; /* Accept mentions text/event-stream */
+    rh_span authorization;    /* the credential, checked before an upgrade (gateway/guard.h);
+                                 a span of the input, bounded as every field is */
     bool has_content_length;
     uint64_t content_length;
     bool chunked;               /* Transfer-Encoding: chunked */

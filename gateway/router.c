@@ -28,10 +28,11 @@ typedef struct route_row {
     unsigned methods;
     route_carry carry;
     route_needs needs;
+    route_access access;
 } route_row;
 
-#define ROUTE_ROW(name, pattern, methods, get, needs, ...)                                         \
-    {EP_##name, pattern, methods, CARRY_##get, NEEDS_##needs},
+#define ROUTE_ROW(name, pattern, methods, get, needs, access, ...)                                 \
+    {EP_##name, pattern, methods, CARRY_##get, NEEDS_##needs, RIGHT_##access},
 static const route_row rows[] = {ROUTE_TABLE(ROUTE_ROW)};
 #undef ROUTE_ROW
 #define ROW_COUNT (sizeof(rows) / sizeof(rows[0]))
@@ -209,6 +210,7 @@ void router_route(const route_request *rq, route_result *r)
     r->room_len = pt.room_len;
     r->hub = pt.hub;
     r->hub_index = pt.hub_index;
+    r->access = row->access;
     if (pt.hub)
         r->conn_id = query_value(rq->query, "id", &r->conn_id_len);
     bool parts_ok = !pt.room || room_name_is_valid(pt.room, pt.room_len);

@@ -64,6 +64,17 @@ typedef enum {
     ROUTE_NEEDS
 } route_needs;
 
+/* The "access" column: what a request must prove when auth is on (what
+ * each means and answers: gateway/guard.h). */
+typedef enum {
+    RIGHT_NONE,      /* anyone; credentials are not looked at */
+    RIGHT_SUBSCRIBE, /* the subscribe right on {room} (auth.rooms) */
+    RIGHT_PUBLISH,   /* the publish right on {room} */
+    RIGHT_ADMIN,     /* an API key, when auth.protect_admin */
+    RIGHT_HUB,       /* SignalR decides with the principal */
+    RIGHT_PAGES,     /* RIGHT_ADMIN for the dashboard page, RIGHT_NONE for the rest */
+} route_access;
+
 /* Who serves one request: libwebsockets, or a libmicrohttpd daemon (the
  * same three as http.h's http_daemon). */
 typedef enum {
@@ -83,6 +94,7 @@ typedef struct route_request {
 
 typedef struct route_result {
     route_endpoint endpoint; /* the line that matched the path, or EP_NONE */
+    route_access access;     /* its "access" column (RIGHT_NONE for EP_NONE) */
     unsigned status;         /* 0: the endpoint serves it; else 400, 404, 405 or 414 */
     const char *error;       /* with status: why (a constant string) */
     const char *allow;       /* with 405: the methods the path takes, "GET, HEAD" */

@@ -20,6 +20,14 @@
  *              STREAMS, an id= query to POLLS, else MAIN)
  *   needs      what must be on for it to exist (else 404): ALWAYS, SSE,
  *              LONG_POLLING, WEBSOCKET (transports.*), WEB (a web root)
+ *   access     what a request must prove when auth is on (gateway/guard.h,
+ *              README "What each endpoint needs"): NONE (anyone; credentials
+ *              are not looked at), SUBSCRIBE or PUBLISH (that right on
+ *              {room} under auth.rooms), ADMIN (an API key, when
+ *              auth.protect_admin), HUB (SignalR decides with the principal;
+ *              a refused credential is 401 first), PAGES (ADMIN for the
+ *              dashboard page, NONE for the other pages). 401 (with
+ *              WWW-Authenticate: Bearer) or 403 before any handler runs.
  *   handler    the libmicrohttpd handler (http_call.h http_handler), run on
  *              its daemon's thread
  *   completed  frees the handler's per-request state, or NULL
@@ -29,7 +37,7 @@
  *              once (its content type, http.c), NULL: the handler answers
  *              a HEAD and MHD leaves the body out
  *
- * gateway/router.c reads the first five columns and needs none of the
+ * gateway/router.c reads the first six columns and needs none of the
  * handlers; gateway/http.c reads the last four (and includes the handlers).
  * A WebSocket endpoint also names its protocol in server.c (ws_protocols).
  */
@@ -38,19 +46,19 @@
 
 // clang-format off
 #define ROUTE_TABLE(R) \
-/*  name         pattern                    methods                              get         needs          handler             completed               early   head */ \
-  R(HUB,         "{hub}",                   M_GET | M_HEAD | M_POST | M_DELETE,  SIGNALR,    ALWAYS,        hub_request,        sr_request_completed,   true,   held_hub) \
-  R(NEGOTIATE,   "{hub}/negotiate",         M_POST,                              MAIN,       ALWAYS,        sr_negotiate,       sr_request_completed,   false,  NULL) \
-  R(HEALTHZ,     "/healthz",                M_GET | M_HEAD,                      MAIN,       ALWAYS,        api_healthz,        NULL,                   false,  NULL) \
-  R(METRICS,     "/metrics",                M_GET | M_HEAD,                      MAIN,       ALWAYS,        api_metrics,        NULL,                   false,  NULL) \
-  R(STATS,       "/stats/events",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        stats_events,       plain_sse_completed,    false,  held_sse) \
-  R(ROOM,        "/rooms/{room}",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        api_room_info,      api_request_completed,  false,  NULL) \
-  R(EVENTS,      "/rooms/{room}/events",    M_GET | M_HEAD,                      STREAMS,    SSE,           plain_sse_handle,   plain_sse_completed,    false,  held_sse) \
-  R(POLL,        "/rooms/{room}/poll",      M_GET | M_HEAD,                      POLLS,      LONG_POLLING,  plain_poll_handle,  plain_poll_completed,   false,  held_json) \
-  R(MESSAGES,    "/rooms/{room}/messages",  M_POST,                              MAIN,       ALWAYS,        api_publish,        api_request_completed,  true,   NULL) \
-  R(WS,          "/rooms/{room}/ws",        M_GET | M_HEAD,                      WEBSOCKET,  WEBSOCKET,     ws_path_only,       NULL,                   false,  NULL) \
-  R(ROOMS_ELSE,  "/rooms/*",                NO_METHODS,                          MAIN,       ALWAYS,        NULL,               NULL,                   false,  NULL) \
-  R(STATIC,      "*",                       M_GET | M_HEAD,                      MAIN,       WEB,           static_get,         NULL,                   false,  NULL)
+/*  name         pattern                    methods                              get         needs          access     handler             completed               early   head */ \
+  R(HUB,         "{hub}",                   M_GET | M_HEAD | M_POST | M_DELETE,  SIGNALR,    ALWAYS,        HUB,       hub_request,        sr_request_completed,   true,   held_hub) \
+  R(NEGOTIATE,   "{hub}/negotiate",         M_POST,                              MAIN,       ALWAYS,        HUB,       sr_negotiate,       sr_request_completed,   false,  NULL) \
+  R(HEALTHZ,     "/healthz",                M_GET | M_HEAD,                      MAIN,       ALWAYS,        NONE,      api_healthz,        NULL,                   false,  NULL) \
+  R(METRICS,     "/metrics",                M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_metrics,        NULL,                   false,  NULL) \
+  R(STATS,       "/stats/events",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     stats_events,       plain_sse_completed,    false,  held_sse) \
+  R(ROOM,        "/rooms/{room}",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_room_info,      api_request_completed,  false,  NULL) \
+  R(EVENTS,      "/rooms/{room}/events",    M_GET | M_HEAD,                      STREAMS,    SSE,           SUBSCRIBE, plain_sse_handle,   plain_sse_completed,    false,  held_sse) \
+  R(POLL,        "/rooms/{room}/poll",      M_GET | M_HEAD,                      POLLS,      LONG_POLLING,  SUBSCRIBE, plain_poll_handle,  plain_poll_completed,   false,  held_json) \
+  R(MESSAGES,    "/rooms/{room}/messages",  M_POST,                              MAIN,       ALWAYS,        PUBLISH,   api_publish,        api_request_completed,  true,   NULL) \
+  R(WS,          "/rooms/{room}/ws",        M_GET | M_HEAD,                      WEBSOCKET,  WEBSOCKET,     SUBSCRIBE, ws_path_only,       NULL,                   false,  NULL) \
+  R(ROOMS_ELSE,  "/rooms/*",                NO_METHODS,                          MAIN,       ALWAYS,        NONE,      NULL,               NULL,                   false,  NULL) \
+  R(STATIC,      "*",                       M_GET | M_HEAD,                      MAIN,       WEB,           PAGES,     static_get,         NULL,                   false,  NULL)
 // clang-format on
 
 #endif

@@ -39,6 +39,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "gateway/api.h"
+#include "gateway/guard.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
 #include "gateway/memtrim.h"
@@ -101,10 +102,11 @@ static int64_t accept_paused_until;
 /* The WebSocket protocols, by endpoint (the routes whose GET goes to
  * WEBSOCKET or SIGNALR in routes.h): may the acceptor hand an upgrade of
  * the route to libwebsockets (acceptor thread), and the session it opens
- * there (lws service thread). */
+ * there (lws service thread) for who (the principal the acceptor found,
+ * borrowed: ws.c holds it for the connection's life). */
 typedef struct ws_protocol {
     bool (*accepts)(const route_result *r, const char *query);
-    int (*open)(const route_result *r, const char *query, ws_session *out);
+    int (*open)(const route_result *r, const char *query, access_principal *who, ws_session *out);
 } ws_protocol;
 
 /* /rooms/{room}/ws: its resume cursor, if any, must parse. */
@@ -114,14 +116,24 @@ static bool plain_accepts(const route_result *r, const char *query)
     return plain_ws_query_is_valid(query);
 }
 
-static int plain_open(const route_result *r, const char *query, ws_session *out)
+/* A route's {room}, NUL-terminated, into room; false when it is too long
+ * to be one. */
+static bool route_room(const route_result *r, char room[ROOM_NAME_MAX + 1])
 {
-    char room[ROOM_NAME_MAX + 1];
-    if (r->room_len > ROOM_NAME_MAX)
-        return -1;
+    if (!r->room || r->room_len > ROOM_NAME_MAX)
+        return false;
     memcpy(room, r->room, r->room_len);
     room[r->room_len] = '\0';
-    return plain_ws_open(room, query, out);
+    return true;
+}
+
+static int plain_open(const route_result *r, const char *query, access_principal *who,
+                      ws_session *out)
+{
+    char room[ROOM_NAME_MAX + 1];
+    if (!route_room(r, room))
+        return -1;
+    return plain_ws_open(room, query, who, out);
 }
 
 /* {hub}: SignalR knows whether the connection id is one to take. */
@@ -131,10 +143,11 @@ static bool hub_accepts(const route_result *r, const char *query)
     return sr_ws_acceptable(r->hub, r->conn_id, r->conn_id_len);
 }
 
-static int hub_open(const route_result *r, const char *query, ws_session *out)
+static int hub_open(const route_result *r, const char *query, access_principal *who,
+                    ws_session *out)
 {
     (void)query;
-    return sr_ws_open(r->hub, r->conn_id, r->conn_id_len, out);
+    return sr_ws_open(r->hub, r->conn_id, r->conn_id_len, who, out);
 }
 
 static const ws_protocol ws_protocols[ROUTE_ENDPOINTS] = {
@@ -143,14 +156,15 @@ static const ws_protocol ws_protocols[ROUTE_ENDPOINTS] = {
 };
 
 /* lws service thread: what an upgrade becomes (ws.c's router). */
-static int open_websocket(const char *path, const char *query, ws_session *out)
+static int open_websocket(const char *path, const char *query, access_principal *who,
+                          ws_session *out)
 {
     route_result r;
     router_route(
         &(route_request){.method = M_GET, .path = path, .query = query, .upgrade_websocket = true},
         &r);
     const ws_protocol *p = &ws_protocols[r.endpoint];
-    return r.carrier == ROUTE_TO_WEBSOCKET && p->open ? p->open(&r, query, out) : -1;
+    return r.carrier == ROUTE_TO_WEBSOCKET && p->open ? p->open(&r, query, who, out) : -1;
 }
 
 /* The libmicrohttpd daemon of each carrier but libwebsockets. */
@@ -162,13 +176,15 @@ static const http_daemon daemon_of[] = {
 };
 
 /* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or
- * nobody (status: the acceptor answers it). */
+ * nobody (status: the acceptor answers it). who: the principal of a
+ * WebSocket upgrade (a reference, handed to ws.c with the socket). */
 typedef struct destination {
     bool websocket;
     size_t head_len;
     http_daemon daemon;
     unsigned status;
     const char *error, *extra_header;
+    access_principal *who;
 } destination;
 
 /* A WebSocket handshake's Origin is one to take (README "Origins and
@@ -211,6 +227,42 @@ static destination route_by_request(const request_head *h)
     return to;
 }
 
+/* A span of the head as a NUL-terminated copy (malloc'd); NULL when absent
+ * (or on ENOMEM: then it counts as absent). */
+static char *span_dup(rh_span s)
+{
+    return s.p ? strndup(s.p, s.len) : NULL;
+}
+
+/* An upgrade the protocol takes, with a sound handshake: who presents what
+ * (Authorization, ?access_token=), and may it? A refusal is answered here,
+ * before the upgrade (401 with WWW-Authenticate, or 403). */
+static void authorize_upgrade(const request_head *h, destination *to)
+{
+    if (!guard_enabled())
+        return;
+    route_result r;
+    router_route(
+        &(route_request){
+            .method = M_GET, .path = h->path, .query = h->query, .upgrade_websocket = true},
+        &r);
+    route_access need = guard_need(r.access, h->path);
+    if (need == RIGHT_NONE)
+        return;
+    char *authz = span_dup(h->authorization);
+    guard_refusal no;
+    to->who = guard_authenticate(need, authz, h->query, clock_wall_ms(), &no);
+    free(authz);
+    char room[ROOM_NAME_MAX + 1] = "";
+    if (!no.status && (!r.room || route_room(&r, room)))
+        no = guard_check(need, to->who, room);
+    if (!no.status)
+        return;
+    to->status = no.status;
+    to->error = no.error;
+    to->extra_header = no.status == 401 ? GUARD_CHALLENGE_LINE : NULL;
+}
+
 /* Decides who serves a complete, well-formed head: libwebsockets for an
  * upgrade it takes (if its handshake is sound); else the libmicrohttpd
  * daemon for what it asks, if its headers fit there (a stream that does
@@ -218,6 +270,8 @@ static destination route_by_request(const request_head *h)
 static destination route(const request_head *h)
 {
     destination to = route_by_request(h);
+    if (to.websocket && !to.status)
+        authorize_upgrade(h, &to);
     if (to.websocket)
         return to;
     /* An allowed Origin comes back in the reply's CORS headers, which take
@@ -250,14 +304,17 @@ static pending_conn *pend_oldest(void)
 }
 
 /* Ends a connection the acceptor still holds, with a JSON error answer
- * (status 0: none), logged once. */
-static void pend_drop(pending_conn *p, unsigned status, const char *extra_header, const char *error)
+ * (status 0: none), logged once (with the user who, when auth is on). */
+static void pend_drop_as(pending_conn *p, unsigned status, const char *extra_header,
+                         const char *error, const access_principal *who)
 {
     if (status) {
         char addr[CLIENT_ADDR_MAX];
         client_addr_format((struct sockaddr *)&p->addr, NULL, NULL, false, addr, sizeof(addr));
         if (status == 408)
             LOG_DBG(TAG, "%u to %s: %s", status, addr, error);
+        else if (guard_enabled())
+            LOG_INFO(TAG, "%u to %s user %s: %s", status, addr, access_user_label(who), error);
         else
             LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
         raw_reply_error(p->fd, status, extra_header, error);
@@ -268,12 +325,17 @@ static void pend_drop(pending_conn *p, unsigned status, const char *extra_header
     free(p);
 }
 
+static void pend_drop(pending_conn *p, unsigned status, const char *extra_header, const char *error)
+{
+    pend_drop_as(p, status, extra_header, error, NULL);
+}
+
 static void hand_over(pending_conn *p, destination to)
 {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
     pend_unlink(p);
     if (to.websocket)
-        ws_adopt(p->fd, to.head_len);
+        ws_adopt(p->fd, to.head_len, to.who); /* ws.c takes the reference */
     else
         http_adopt(p->fd, (struct sockaddr *)&p->addr, p->addr_len, to.daemon);
     free(p);
@@ -304,10 +366,12 @@ static void pend_try(pending_conn *p, uint32_t events)
         /* else edge-triggered: the next segment brings the next event */
     } else {
         destination to = route(&h);
-        if (to.status)
-            pend_drop(p, to.status, to.extra_header, to.error);
-        else
+        if (to.status) {
+            pend_drop_as(p, to.status, to.extra_header, to.error, to.who);
+            access_unref(to.who);
+        } else {
             hand_over(p, to);
+        }
         request_head_free(&h);
     }
 }
@@ -561,6 +625,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
 int server_run(const cfg *c)
 {
     conf = c;
+    guard_init(c);
     raise_file_limit();
     max_connections = resolve_max_connections(c);
     peek_buf = malloc(c->limits.max_header_bytes);

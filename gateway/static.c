@@ -90,6 +90,12 @@ bool static_exists(const char *url)
     return root_len && resolve(url, path);
 }
 
+bool static_is_page(const char *url, const char *page)
+{
+    char a[PATH_MAX], b[PATH_MAX];
+    return root_len && resolve(url, a) && resolve(page, b) && !strcmp(a, b);
+}
+
 static char *read_file(const char *path, size_t *len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

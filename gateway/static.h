@@ -19,6 +19,10 @@ bool static_enabled(void);
 /* True when url names a file that static_handle would serve. */
 bool static_exists(const char *url);
 
+/* True when url names the same file under the web root as page does (e.g.
+ * "/dashboard.html": "//dashboard.html" and a link to it name it too). */
+bool static_is_page(const char *url, const char *page);
+
 /* GET of any path no other route takes. */
 enum MHD_Result static_handle(http_call *call, const char *url);
 

@@ -45,6 +45,12 @@ static void test_valid_get(void)
     CHECK(h.fields == 4);
     CHECK(h.upgrade_websocket && h.connection_upgrade && h.accept_event_stream);
     CHECK(!h.has_content_length && !h.chunked);
+    CHECK(!h.authorization.p && !h.authorization.len);
+    request_head_free(&h);
+    /* the credential, for the acceptor to check an upgrade: the value, trimmed */
+    CHECK(parse("GET /rooms/a/ws HTTP/1.1\r\nAUTHORIZATION:  Bearer abc.def \r\n\r\n", &h) ==
+          RH_COMPLETE);
+    CHECK(rh_span_is(h.authorization, "Bearer abc.def"));
     request_head_free(&h);
 }
 
@@ -121,6 +127,9 @@ static void test_smuggling(void)
                   "chunked\r\n\r\n",
                   400, "more than one Transfer-Encoding");
     check_refused("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400, "HTTP/1.0");
+    /* two credentials: which one would each reader take? */
+    check_refused("GET / HTTP/1.1\r\nAuthorization: Bearer a\r\nauthorization: Bearer b\r\n\r\n",
+                  400, "more than one Authorization");
     const char *bad_lengths[] = {"-1", "+5",  "5 5", "0x10",
                                  "",   "1e3", "5,5", "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad_lengths) / sizeof(bad_lengths[0]); i++) {

@@ -96,10 +96,13 @@ static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned statu
     }
     /* Logged once, here: a refused request and who sent it. */
     http_client_addr(conn, addr, sizeof(addr));
+    const char *user = hooks.user_label ? hooks.user_label(conn) : NULL;
     if (status == MHD_HTTP_NOT_FOUND)
-        LOG_DBG(TAG, "%u to %s: %s", status, addr, tb.data);
+        LOG_DBG(TAG, "%u to %s%s%s: %s", status, addr, user ? " user " : "", user ? user : "",
+                tb.data);
     else
-        LOG_INFO(TAG, "%u to %s: %s", status, addr, tb.data);
+        LOG_INFO(TAG, "%u to %s%s%s: %s", status, addr, user ? " user " : "", user ? user : "",
+                 tb.data);
     size_t n = 0;
     char *body = json_error_body(tb.data, &n);
     buf_free(&tb);

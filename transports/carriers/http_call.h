@@ -16,11 +16,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/access.h"
 #include "common/buf.h"
 
 /* One call of a handler. state is the handler's per-request pointer: NULL on
  * the first call (headers only), kept across calls, handed to the endpoint's
- * completed() when MHD is done with the request. */
+ * completed() when MHD is done with the request. who is who the request
+ * proved to be (common/access.h; NULL: anonymous, or auth is off), checked
+ * against the route before any handler runs (gateway/guard.h): borrowed for
+ * the request's life; a handler that keeps it longer takes a reference. */
 typedef struct http_call {
     struct MHD_Connection *conn;
     const char *method;
@@ -30,6 +34,7 @@ typedef struct http_call {
     const char *upload;
     size_t *upload_size;
     void **state;
+    access_principal *who;
 } http_call;
 
 typedef enum MHD_Result (*http_handler)(http_call *call);
@@ -44,6 +49,9 @@ typedef struct http_call_hooks {
     /* http_abort's work: answers outside MHD and has the connection closed
      * (the daemons' watchdog owns the socket's state). */
     enum MHD_Result (*abort)(struct MHD_Connection *conn, unsigned status, const char *error);
+    /* Who the request being served on conn is, for log lines: the user
+     * (access_user_label), or NULL when auth is off (not logged then). */
+    const char *(*user_label)(struct MHD_Connection *conn);
 } http_call_hooks;
 
 /* Registers hooks (copied) and cfg trust_proxy. Main thread, at start. */
@@ -72,7 +80,7 @@ enum MHD_Result http_reply_json(struct MHD_Connection *conn, unsigned status, co
 void http_client_addr(struct MHD_Connection *conn, char *out, size_t cap);
 
 /* Replies with {"error":"..."} and logs it once, with the client's address
- * (404s at debug level, the rest at info). */
+ * and, with auth on, its user (404s at debug level, the rest at info). */
 enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

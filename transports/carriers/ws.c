@@ -104,7 +104,8 @@ static bool context_open; /* pending_lock: lws_cancel_service may be called */
 static ws_conn *pending;  /* connections with news for the service thread */
 typedef struct adoption {
     int fd;
-    size_t head_len; /* bytes of its upgrade request */
+    size_t head_len;       /* bytes of its upgrade request */
+    access_principal *who; /* a reference: the wsi's opaque user data once adopted */
 } adoption;
 static adoption *adopt_queue; /* pending_lock */
 static size_t adopt_len, adopt_cap;
@@ -147,7 +148,7 @@ static void ws_wake(sub *s)
     mark_pending(s->owner);
 }
 
-void ws_adopt(int fd, size_t head_len)
+void ws_adopt(int fd, size_t head_len, access_principal *who)
 {
     atomic_fetch_add(&queued_fds, 1);
     pthread_mutex_lock(&pending_lock);
@@ -157,13 +158,14 @@ void ws_adopt(int fd, size_t head_len)
         if (!q) {
             pthread_mutex_unlock(&pending_lock);
             close(fd);
+            access_unref(who);
             atomic_fetch_sub(&queued_fds, 1);
             return;
         }
         adopt_queue = q;
         adopt_cap = cap;
     }
-    adopt_queue[adopt_len++] = (adoption){fd, head_len};
+    adopt_queue[adopt_len++] = (adoption){fd, head_len, who};
     wake_service_locked();
     pthread_mutex_unlock(&pending_lock);
 }
@@ -192,12 +194,20 @@ static void adopt_queued(void)
     for (size_t i = 0; i < n; i++) {
         if (atomic_load(&stopping)) {
             close(fds[i].fd);
+            access_unref(fds[i].who);
             atomic_fetch_sub(&queued_fds, 1);
             continue;
         }
         ws_guard_watch(fds[i].fd, fds[i].head_len);
-        if (!lws_adopt_socket_vhost(vhost, fds[i].fd))
+        struct lws *wsi = lws_adopt_socket_vhost(vhost, fds[i].fd);
+        if (wsi) {
+            /* Set before lws reads a byte (this thread runs its reads):
+             * the principal stays with the wsi until LWS_CALLBACK_WSI_DESTROY. */
+            lws_set_opaque_user_data(wsi, fds[i].who);
+        } else {
             LOG_WARN(TAG, "libwebsockets could not adopt a connection"); /* it closed fd */
+            access_unref(fds[i].who);
+        }
         atomic_fetch_sub(&queued_fds, 1);
     }
     free(fds);
@@ -259,7 +269,7 @@ static int open_connection(ws_conn *c, struct lws *wsi)
     char *path = plen > 0 ? malloc((size_t)plen + 1) : NULL;
     char *query = path ? request_query(wsi) : NULL;
     int rc = !query || lws_hdr_copy(wsi, path, plen + 1, WSI_TOKEN_GET_URI) <= 0 ||
-             open_session(path, query, &c->sess);
+             open_session(path, query, lws_get_opaque_user_data(wsi), &c->sess);
     free(path);
     free(query);
     if (rc)
@@ -634,6 +644,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         break;
     case LWS_CALLBACK_WSI_DESTROY:
         atomic_fetch_sub(&live_wsi, 1);
+        access_unref(lws_get_opaque_user_data(wsi)); /* the principal ws_adopt was given */
+        lws_set_opaque_user_data(wsi, NULL);
         break;
     default:
         break;
@@ -728,8 +740,10 @@ void ws_stop(int grace_ms)
     lws_context_destroy(context);
     context = NULL;
     pthread_mutex_lock(&pending_lock);
-    for (size_t i = 0; i < adopt_len; i++)
+    for (size_t i = 0; i < adopt_len; i++) {
         close(adopt_queue[i].fd);
+        access_unref(adopt_queue[i].who);
+    }
     free(adopt_queue);
     adopt_queue = NULL;
     adopt_len = adopt_cap = 0;

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "common/access.h"
 #include "common/cfg.h"
 #include "hub/sub.h"
 
@@ -54,17 +55,22 @@ typedef struct ws_session {
     const char *refuse_why;
 } ws_session;
 
-/* Decides what an upgrade request becomes (path percent-decoded, query raw).
+/* Decides what an upgrade request becomes (path percent-decoded, query raw)
+ * for who, the principal ws_adopt was given (NULL: anonymous): borrowed,
+ * valid until the connection's session is closed (ws.c holds a reference
+ * for the connection's life; a session that keeps it longer takes its own).
  * Service thread. Returns 0 with *out filled, or -1 to refuse it. */
-typedef int (*ws_open_fn)(const char *path, const char *query, ws_session *out);
+typedef int (*ws_open_fn)(const char *path, const char *query, access_principal *who,
+                          ws_session *out);
 
 /* Creates the lws context and starts its service thread. Returns 0 or -1. */
 int ws_start(const cfg *c, ws_open_fn open);
 
 /* Queues an accepted socket, whose upgrade request (head_len bytes, up to
- * its blank line) has not been read, for the service thread to adopt. Any
- * thread; the socket is owned by ws.c. */
-void ws_adopt(int fd, size_t head_len);
+ * its blank line) has not been read, for the service thread to adopt, with
+ * who the acceptor found it to be (NULL: anonymous). Any thread; the socket
+ * and the reference to who are ws.c's from now on. */
+void ws_adopt(int fd, size_t head_len, access_principal *who);
 
 /* Closes every WebSocket with 1001, waits up to grace_ms for them to go,
  * then stops the service thread and destroys the context. Main thread. */

@@ -2,7 +2,9 @@
 /*
  * plain/ws.c - the plain room protocol over WebSocket (see plain/ws.h).
  * Runs on the lws service thread; the hub is the only shared state it
- * touches, through its own lock.
+ * touches, through its own lock. The subscribe right was checked before
+ * the upgrade (gateway/guard.c); the publish right of its text frames is
+ * decided once, at open, for the principal the upgrade proved.
  */
 #include "transports/plain/ws.h"
 
@@ -19,9 +21,14 @@
 
 #define TAG "ws"
 
+/* A WebSocket close reason is at most 123 bytes (RFC 6455 5.5). */
+#define CLOSE_REASON_MAX 123
+
 typedef struct plain_ws {
     sub s;
     char room[ROOM_NAME_MAX + 1];
+    access_principal *who;      /* a reference (NULL: anonymous) */
+    const char *publish_denied; /* why its frames may not publish (static text), NULL: they may */
 } plain_ws;
 
 static const cfg *conf;
@@ -58,6 +65,12 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
         *why = "publishing from WebSocket clients is disabled";
         return LWS_CLOSE_STATUS_POLICY_VIOLATION;
     }
+    if (p->publish_denied) {
+        LOG_INFO(TAG, "closed a WebSocket of user %s on room %s (1008): %s",
+                 access_user_label(p->who), p->room, p->publish_denied);
+        *why = p->publish_denied;
+        return LWS_CLOSE_STATUS_POLICY_VIOLATION;
+    }
     payload pl;
     static _Thread_local char err[160];
     int rc = payload_from_body(&pl, data, len, true, err, sizeof(err));
@@ -77,6 +90,7 @@ static void closed(void *session)
     plain_ws *p = session;
     hub_leave(the_hub, &p->s);
     sub_fini(&p->s);
+    access_unref(p->who);
     free(p);
 }
 
@@ -133,13 +147,25 @@ static int join_room(plain_ws *p, const char *query)
     return hub_resume(the_hub, p->room, &p->s, since, epoch[0] ? epoch : NULL);
 }
 
-int plain_ws_open(const char *room, const char *query, ws_session *out)
+/* Why who's frames may not publish to room (a close reason), or NULL. */
+static const char *publish_denied(const access_principal *who, const char *room)
+{
+    access_verdict v = access_room(conf, who, room, ACCESS_PUBLISH);
+    if (v == ACCESS_ALLOWED)
+        return NULL;
+    const char *why = access_reason(v, ACCESS_PUBLISH);
+    return why && strlen(why) <= CLOSE_REASON_MAX ? why : "publishing to this room is not allowed";
+}
+
+int plain_ws_open(const char *room, const char *query, access_principal *who, ws_session *out)
 {
     plain_ws *p = calloc(1, sizeof(*p));
     if (!p)
         return -1;
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
     snprintf(p->room, sizeof(p->room), "%s", room);
+    p->who = access_ref(who);
+    p->publish_denied = publish_denied(who, p->room);
     int rc = join_room(p, query);
     if (rc == -ENOSPC || rc == -EMLINK) { /* a server limit: the client hears it as 1013 */
         *out = (ws_session){&p->s, &plain_ops, p, WS_CLOSE_TRY_AGAIN_LATER, limit_join_error(rc)};
@@ -147,6 +173,7 @@ int plain_ws_open(const char *room, const char *query, ws_session *out)
     }
     if (rc) {
         sub_fini(&p->s);
+        access_unref(p->who);
         free(p);
         return -1;
     }

@@ -7,6 +7,7 @@
 #ifndef CRIER_PLAIN_WS_H
 #define CRIER_PLAIN_WS_H
 
+#include "common/access.h"
 #include "common/cfg.h"
 #include "hub/hub.h"
 #include "transports/carriers/ws.h"
@@ -17,7 +18,11 @@ void plain_ws_init(const cfg *c, hub *h);
  * Any thread. */
 bool plain_ws_query_is_valid(const char *query);
 
-/* Opens a session on room (a valid name). Returns 0 or -1. */
-int plain_ws_open(const char *room, const char *query, ws_session *out);
+/* Opens a session on room (a valid name) for who (NULL: anonymous;
+ * borrowed, the session keeps a reference). Whether its text frames may
+ * publish is decided here, once: a frame the publish right (auth.rooms)
+ * does not allow closes the connection with 1008 and the reason. Returns 0
+ * or -1. */
+int plain_ws_open(const char *room, const char *query, access_principal *who, ws_session *out);
 
 #endif

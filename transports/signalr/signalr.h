@@ -47,8 +47,10 @@ const cfg_hub *sr_hub_at(const char *path);
 bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len);
 
 /* ws.c service thread: opens the WebSocket session of the connection with
- * token id (as for sr_ws_acceptable), or of a new one without. */
-int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, ws_session *out);
+ * token id (as for sr_ws_acceptable), or of a new one without, for who (the
+ * principal the upgrade proved, NULL: anonymous; borrowed, see ws_open_fn). */
+int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, access_principal *who,
+               ws_session *out);
 
 /* MHD thread: POST {path}/negotiate */
 enum MHD_Result sr_negotiate(http_call *call);

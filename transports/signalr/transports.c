@@ -188,8 +188,10 @@ static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len)
     return c;
 }
 
-int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, ws_session *out)
+int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, access_principal *who,
+               ws_session *out)
 {
+    (void)who; /* SignalR's access checks use it (the principal of the upgrade) */
     sr_conn *c = ws_connection(hb, id, id_len);
     sr_ws *w = c ? calloc(1, sizeof(*w)) : NULL;
     if (!w) {
