@@ -20,7 +20,7 @@ import { mintToken, nowS } from '../lib/token.js';
 // tests, not todos.
 const PLAIN_CHECKED = fs.existsSync(path.join(REPO, 'gateway/guard.c'));
 const SIGNALR_DIR = path.join(REPO, 'transports/signalr');
-const HUB_CHECKED = fs.readdirSync(SIGNALR_DIR).some((f) => /\baccess_room\(/.test(fs.readFileSync(path.join(SIGNALR_DIR, f), 'utf8')));
+const HUB_CHECKED = fs.readdirSync(SIGNALR_DIR).some((f) => /\baccess_(room|check)\w*\(/.test(fs.readFileSync(path.join(SIGNALR_DIR, f), 'utf8')));
 
 const browser = fileBrowser();
 
