@@ -4,7 +4,8 @@
  * the handler of the endpoint the router names (router.h; the handlers are
  * the last columns of routes.h), answers what no handler takes (the
  * router's 400, 404, 405 with Allow and 414; stray upgrades; HEAD on a
- * stream or a poll) and gives every handler one place to free its state.
+ * stream or a poll; OPTIONS, a CORS preflight, before any handler) and
+ * gives every handler one place to free its state.
  * Sockets come from the acceptor (server.c) through http_adopt; MHD never
  * listens itself. The handlers' replies and bodies are the carrier's
  * (transports/carriers/http_call.c), which this file gives the two things
@@ -63,6 +64,7 @@
 #include "gateway/router.h"
 #include "gateway/static.h"
 #include "transports/carriers/http_call.h"
+#include "transports/carriers/http_cors.h"
 #include "transports/plain/poll.h"
 #include "transports/plain/sse.h"
 #include "transports/signalr/signalr.h"
@@ -431,6 +433,7 @@ typedef struct http_req {
     unsigned error_status;
     unsigned retry_after_s;    /* a 429's Retry-After */
     const char *error, *allow; /* constant strings (router.h) */
+    const char *preflight;     /* OPTIONS on an endpoint: the methods it takes */
     char room[ROOM_NAME_MAX + 1];
     uint64_t body_bytes; /* of the request body so far */
 
@@ -454,6 +457,10 @@ static void resolve(http_req *req, const char *url, const char *method)
         r.error = "no such endpoint";
     }
     req->hub = r.hub;
+    if (!r.status && !strcmp(method, "OPTIONS")) {
+        req->preflight = r.methods; /* answered before any handler or access check */
+        return;
+    }
     if (!r.status && endpoints[r.endpoint].handle) {
         req->ep = &endpoints[r.endpoint];
         req->access = r.access;
@@ -628,6 +635,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_data_size = 0;
             return over_body_limit(conn, req) ? MHD_NO : MHD_YES;
         }
+        if (req->preflight)
+            return http_cors_preflight(conn, req->preflight);
         return answer_error(conn, req, method, url);
     }
     if (req->ep->head && !strcmp(method, "HEAD"))

@@ -17,6 +17,8 @@ static const char *reason_phrase(unsigned status)
     switch (status) {
     case 400:
         return "Bad Request";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:

@@ -207,6 +207,11 @@ static int note_field(request_head *h, rh_span name, rh_span value)
     } else if (rh_span_is(name, "X-Forwarded-For")) {
         if (!h->x_forwarded_for.p)
             h->x_forwarded_for = value;
+    } else if (rh_span_is(name, "Origin")) {
+        if (!h->origin_count++)
+            h->origin = value;
+    } else if (rh_span_is(name, "Host") && !h->host.p) {
+        h->host = value;
     }
     if (h->chunked && h->has_content_length)
         return fail(h, 400, "Content-Length and Transfer-Encoding together"), -1;

@@ -19,7 +19,7 @@
 #define ROOM_SEGMENT "{room}"
 #define HUB_PATH "{hub}"
 #define ANY_REST "*"
-#define ALLOW_MAX sizeof("GET, HEAD, POST, DELETE")
+#define ALLOW_MAX sizeof("GET, HEAD, POST, DELETE, OPTIONS")
 
 /* One line of the table: what the router reads of it. */
 typedef struct route_row {
@@ -41,7 +41,11 @@ static const route_row rows[] = {ROUTE_TABLE(ROUTE_ROW)};
 static const struct {
     const char *name;
     unsigned bit;
-} methods[] = {{"GET", M_GET}, {"HEAD", M_HEAD}, {"POST", M_POST}, {"DELETE", M_DELETE}};
+} methods[] = {{"GET", M_GET},
+               {"HEAD", M_HEAD},
+               {"POST", M_POST},
+               {"DELETE", M_DELETE},
+               {"OPTIONS", M_OPTIONS}};
 #define METHOD_COUNT (sizeof(methods) / sizeof(methods[0]))
 
 static const cfg_hub *hubs; /* the cfg's; set at start, read-only after */
@@ -201,6 +205,7 @@ void router_route(const route_request *rq, route_result *r)
         return;
     }
     r->endpoint = row->endpoint;
+    r->methods = allow_text[row->endpoint];
     r->room = pt.room;
     r->room_len = pt.room_len;
     r->hub = pt.hub;
@@ -211,7 +216,7 @@ void router_route(const route_request *rq, route_result *r)
     bool parts_ok = !pt.room || room_name_is_valid(pt.room, pt.room_len);
     if (!row->methods || !available[row->needs])
         refuse(r, 404, "no such endpoint");
-    else if (!(rq->method & row->methods))
+    else if (!(rq->method & (row->methods | M_OPTIONS)))
         refuse(r, 405, "method not allowed");
     else if (!parts_ok)
         refuse(r, 400, "invalid room name: use 1 to 128 characters of A-Z a-z 0-9 . _ - :");

@@ -5,9 +5,10 @@
  * serves it (the table in routes.h), the parts of the path it names (room,
  * hub, SignalR connection id), who carries it (libwebsockets or one of
  * libmicrohttpd's daemons), or the error that answers it (400, 404, 405
- * with Allow, 414). Pure: no library types, no I/O; the acceptor
- * (server.c), the libwebsockets session opener (server.c) and the
- * libmicrohttpd dispatcher (http.c) all route with it.
+ * with Allow, 414; OPTIONS, a CORS preflight, is served on every endpoint
+ * and answered by the dispatcher before any handler runs). Pure: no library types, no I/O; the
+ * acceptor (server.c), the libwebsockets session opener (server.c) and the libmicrohttpd dispatcher
+ * (http.c) all route with it.
  *
  * Threading: router_init and router_set_available run on the main thread
  * at start, before any connection is served; router_route and
@@ -34,6 +35,9 @@ enum {
     M_HEAD = 1u << 1,
     M_POST = 1u << 2,
     M_DELETE = 1u << 3,
+    /* OPTIONS is taken on every endpoint (a CORS preflight): the router
+     * serves it wherever the path is an endpoint, and no row lists it. */
+    M_OPTIONS = 1u << 4,
 };
 
 /* The endpoints, in table order. EP_NONE: no line of the table. */
@@ -94,6 +98,8 @@ typedef struct route_result {
     unsigned status;         /* 0: the endpoint serves it; else 400, 404, 405 or 414 */
     const char *error;       /* with status: why (a constant string) */
     const char *allow;       /* with 405: the methods the path takes, "GET, HEAD" */
+    const char *methods;     /* the methods the endpoint takes, as allow; set whenever
+                                endpoint is not EP_NONE (a preflight's Allow-Methods) */
     /* Who carries it. A request the router refuses goes to a daemon, which
      * answers the error: the one its path names (an event stream path to
      * the stream daemon, even with SSE off), since libwebsockets cannot. */

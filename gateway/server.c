@@ -35,6 +35,7 @@
 
 #include "common/client_addr.h"
 #include "common/clock.h"
+#include "common/cors.h"
 #include "common/list.h"
 #include "common/log.h"
 #include "common/rate_limits.h"
@@ -187,6 +188,21 @@ typedef struct destination {
     access_principal *who;
 } destination;
 
+/* A WebSocket handshake's Origin is one to take (README "Origins and
+ * CORS"): any, without cors.allowed_origins; else none (a client that is no
+ * browser), one the list allows, or the origin of the host the request was
+ * sent to (a page crier serves itself). Two Origin headers are refused. A
+ * browser always sends Origin, so a page of another site that opens a
+ * WebSocket here (cross-site WebSocket hijacking) is refused. */
+static bool ws_origin_ok(const request_head *h)
+{
+    if (!cors_enabled() || !h->origin_count)
+        return true;
+    return h->origin_count == 1 &&
+           (cors_origin_allowed(h->origin.p, h->origin.len) ||
+            cors_same_origin(h->origin.p, h->origin.len, h->host.p, h->host.len));
+}
+
 /* Where a request goes by what it asks for (router.h): an upgrade the
  * router sends to libwebsockets goes there if its protocol takes it (else
  * to the main daemon, which answers it); anything else to its daemon. The
@@ -203,8 +219,12 @@ static destination route_by_request(const request_head *h)
     destination to = {.daemon = daemon_of[r.carrier], .head_len = h->head_len};
     const ws_protocol *p = &ws_protocols[r.endpoint];
     to.websocket = r.carrier == ROUTE_TO_WEBSOCKET && p->accepts && p->accepts(&r, h->query);
-    if (to.websocket && (to.status = request_head_ws_error(h, &to.error)) == 426)
+    if (to.websocket && !ws_origin_ok(h)) {
+        to.status = 403;
+        to.error = "origin not allowed";
+    } else if (to.websocket && (to.status = request_head_ws_error(h, &to.error)) == 426) {
         to.extra_header = "Sec-WebSocket-Version: 13";
+    }
     return to;
 }
 
@@ -259,11 +279,15 @@ static destination route(const request_head *h)
         authorize_upgrade(h, &to);
     if (to.websocket)
         return to;
+    /* An allowed Origin comes back in the reply's CORS headers, which take
+     * room in the stream daemon's small pool too. */
+    size_t reply_extra =
+        cors_origin_allowed(h->origin.p, h->origin.len) ? h->origin.len + CORS_REPLY_BYTES : 0;
     if (!http_headers_fit(h->head_len, h->fields, HTTP_MAIN)) {
         to.status = 431;
         to.error = "request headers are larger than limits.max_header_bytes (every field past "
                    "the 16th counts 64 bytes more)";
-    } else if (!http_headers_fit(h->head_len, h->fields, to.daemon)) {
+    } else if (!http_headers_fit(h->head_len + reply_extra, h->fields, to.daemon)) {
         to.daemon = HTTP_MAIN;
     }
     return to;
@@ -689,6 +713,7 @@ int server_run(const cfg *c)
     listen_fd = open_listener(c->listen_host, c->listen_port);
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     router_init(c);
+    cors_init(c);
     if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, open_websocket) || http_start(c)) {
         if (listen_fd >= 0)
             close(listen_fd);
@@ -712,6 +737,10 @@ int server_run(const cfg *c)
              c->listen_host, c->listen_port, c->transports.websocket ? "on" : "off",
              c->transports.sse ? "on" : "off", c->transports.long_polling ? "on" : "off",
              max_connections);
+    if (!c->cors.nallowed_origins)
+        LOG_WARN(TAG, "cors.allowed_origins is not set: a WebSocket is taken from a page of any "
+                      "site, and no other site's page may use the HTTP endpoints (README \"Origins "
+                      "and CORS\")");
 
     sigset_t sigs;
     sigemptyset(&sigs);

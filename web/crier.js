@@ -24,6 +24,13 @@
  * replays what was missed. When that is gone the server invokes
  * CrierGap({room, epoch, reason, since, resumed_from}): see ongap(cb).
  *
+ * Access tokens: `token: 'T'` or `token: () => T` (a function may return a
+ * Promise) is sent on every transport: Authorization: Bearer T on negotiate,
+ * long polls and POSTs, ?access_token=T on the WebSocket and the
+ * EventSource (browsers cannot set their headers), as the official client's
+ * accessTokenFactory. A function is called again before each (re)connect,
+ * so a refreshed token is used once the old one expires.
+ *
  * The file is valid both as a classic script and as an ES module: it has no
  * import/export statements and puts its API on `globalThis.crier`.
  *   <script src="/crier.js"></script>            then  crier.connect(...)
@@ -57,6 +64,7 @@
     resume: true,
     gapTarget: 'CrierGap',
     logger: null,
+    token: null,
   };
   const RECONNECT_DEFAULTS = { maxRetries: Infinity, initialDelayMs: 500, maxDelayMs: 10000 };
 
@@ -81,6 +89,22 @@
     const u = new URL(url);
     for (const k of Object.keys(params)) u.searchParams.set(k, params[k]);
     return u.toString();
+  }
+
+  /* url with ?access_token=token, for what cannot send headers (WebSocket,
+   * EventSource); url itself without a token. */
+  function withToken(url, token) {
+    return token ? withParams(url, { access_token: token }) : url;
+  }
+
+  /* The token of options.token (a string, or a function returning one or a
+   * Promise of one), or null for none. */
+  async function resolveToken(option) {
+    if (option == null) return null;
+    const t = typeof option === 'function' ? await option() : option;
+    if (t == null || t === '') return null;
+    if (typeof t !== 'string') throw error('options.token must be (or give) a string', { fatal: true });
+    return t;
   }
 
   function negotiateUrl(url) {
@@ -211,9 +235,9 @@
       return new Promise((resolve, reject) => {
         let ws;
         try {
-          ws = this.ws = new WebSocket(wsUrl);
+          ws = this.ws = new WebSocket(withToken(wsUrl, this.opts.accessToken));
         } catch (e) {
-          reject(error(`cannot open ${wsUrl}: ${e.message}`));
+          reject(error(`cannot open ${wsUrl}: ${e.message}`)); /* named without its token */
           return;
         }
         let opened = false;
@@ -290,7 +314,8 @@
       return new Promise((resolve, reject) => {
         let es;
         try {
-          es = this.es = new EventSource(url, { withCredentials: !!this.opts.withCredentials });
+          es = this.es = new EventSource(withToken(url, this.opts.accessToken),
+            { withCredentials: !!this.opts.withCredentials });
         } catch (e) {
           reject(error(`cannot open the event stream: ${e.message}`));
           return;
@@ -457,6 +482,8 @@
   class HubConnection {
     constructor(url, options) {
       const o = Object.assign({}, DEFAULTS, options || {});
+      if (o.token != null && typeof o.token !== 'string' && typeof o.token !== 'function')
+        throw new TypeError('options.token must be a string or a function returning one');
       this.url = absoluteUrl(url);
       this._opts = o;
       this._transports = normaliseTransports(o.transports);
@@ -595,13 +622,22 @@
       }
     }
 
-    async _negotiate(attempt) {
+    /* The options of one connect attempt: with a token, it goes in the
+     * Authorization header of every request and to what cannot send one. */
+    async _attemptOptions() {
+      const token = await resolveToken(this._opts.token);
+      if (!token) return this._opts;
+      const headers = Object.assign({}, this._opts.headers, { Authorization: `Bearer ${token}` });
+      return Object.assign({}, this._opts, { headers, accessToken: token });
+    }
+
+    async _negotiate(attempt, opts) {
       let url = this.url;
       for (let hop = 0; hop < 100; hop++) {
         const res = await request('POST', negotiateUrl(url), {
-          timeoutMs: this._opts.requestTimeoutMs,
-          headers: this._opts.headers,
-          withCredentials: this._opts.withCredentials,
+          timeoutMs: opts.requestTimeoutMs,
+          headers: opts.headers,
+          withCredentials: opts.withCredentials,
         });
         if (attempt.cancelled) throw error('The connection was stopped.');
         if (res.status !== 200)
@@ -628,20 +664,22 @@
     async _connect() {
       const attempt = this._attempt = { cancelled: false, transport: null };
       try {
-        let neg = await this._negotiate(attempt);
+        const opts = await this._attemptOptions(); /* a fresh token for each (re)connect */
+        if (attempt.cancelled) throw error('The connection was stopped.');
+        let neg = await this._negotiate(attempt, opts);
         const tried = [];
         for (const name of this._transports) {
           if (!runtimeSupports(name)) { tried.push(`${name}: not supported by this browser`); continue; }
           if (!neg) {
             try {
-              neg = await this._negotiate(attempt);
+              neg = await this._negotiate(attempt, opts);
             } catch (e) {
               tried.push(`negotiate again: ${e.message}`);
               break;
             }
           }
           if (!neg.offered.has(SERVER_NAME[name])) { tried.push(`${name}: not offered by the server`); continue; }
-          const t = new TRANSPORT_CLASS[name](this._opts);
+          const t = new TRANSPORT_CLASS[name](opts);
           attempt.transport = t;
           try {
             await this._startTransport(t, withParams(neg.url, { id: neg.token }), attempt);

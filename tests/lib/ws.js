@@ -70,11 +70,12 @@ export function openWs(url, { timeout = 5000, ...options } = {}) {
 }
 
 // Attempts an upgrade that should be refused: resolves with the HTTP answer
-// {status, headers, body}; fails if the upgrade succeeds.
-export function wsRefusal(url, { timeout = 5000 } = {}) {
+// {status, headers, body}; fails if the upgrade succeeds. Other options go
+// to the `ws` client (e.g. origin).
+export function wsRefusal(url, { timeout = 5000, ...options } = {}) {
   return withTimeout(
     new Promise((resolve, reject) => {
-      const ws = new WebSocket(url);
+      const ws = new WebSocket(url, options);
       ws.on('error', () => {});
       ws.once('open', () => {
         ws.terminate();

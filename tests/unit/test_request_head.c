@@ -253,7 +253,27 @@ static void test_proxy_fields(void)
     request_head_free(&h);
 }
 
+/* Origin and Host, for the WebSocket origin check: the first of each, and
+ * how many Origin headers came. */
+static void test_origin_and_host(void)
+{
+    request_head h;
+    CHECK(parse("GET /rooms/a/ws HTTP/1.1\r\nhost:  h.example:81 \r\n"
+                "ORIGIN: https://app.example\r\n\r\n",
+                &h) == RH_COMPLETE);
+    CHECK(h.origin_count == 1 && rh_span_is(h.origin, "https://app.example"));
+    CHECK(rh_span_is(h.host, "h.example:81"));
+    request_head_free(&h);
+    CHECK(parse("GET / HTTP/1.1\r\nOrigin: https://a\r\nOrigin: https://b\r\n\r\n", &h) ==
+          RH_COMPLETE);
+    CHECK(h.origin_count == 2 && rh_span_is(h.origin, "https://a") && !h.host.p);
+    request_head_free(&h);
+    CHECK(parse("GET / HTTP/1.1\r\nHost: x\r\n\r\n", &h) == RH_COMPLETE);
+    CHECK(h.origin_count == 0 && !h.origin.p);
+    request_head_free(&h);
+}
+
 TEST_MAIN("request_head", TEST(test_valid_get), TEST(test_valid_post), TEST(test_incomplete),
           TEST(test_early_refusal), TEST(test_request_line), TEST(test_smuggling),
           TEST(test_field_syntax), TEST(test_websocket_handshake), TEST(test_long_target),
-          TEST(test_token_list), TEST(test_proxy_fields))
+          TEST(test_token_list), TEST(test_proxy_fields), TEST(test_origin_and_host))

@@ -101,7 +101,8 @@ static void test_method_names(void)
     CHECK(router_method("GETX", 3) == M_GET); /* len bytes only */
     CHECK(router_method("GE", 2) == 0);
     CHECK(router_method("PUT", 3) == 0);
-    CHECK(router_method("OPTIONS", 7) == 0);
+    CHECK(router_method("OPTIONS", 7) == M_OPTIONS);
+    CHECK(router_method("PATCH", 5) == 0);
     CHECK(router_method("", 0) == 0);
     CHECK(router_method(NULL, 0) == 0);
 }
@@ -408,6 +409,42 @@ static void test_every_endpoint(void)
     }
 }
 
+/* OPTIONS (a CORS preflight) is served on every endpoint, with the
+ * endpoint's methods to name; where the path is no endpoint it is not. */
+static void test_options(void)
+{
+    setup();
+    static const struct {
+        const char *path;
+        route_endpoint ep;
+        const char *methods;
+    } cases[] = {
+        {"/rooms/a/messages", EP_MESSAGES, "POST"},
+        {"/rooms/a/events", EP_EVENTS, "GET, HEAD"},
+        {"/rooms/a/poll", EP_POLL, "GET, HEAD"},
+        {"/rooms/a/ws", EP_WS, "GET, HEAD"},
+        {"/rooms/a", EP_ROOM, "GET, HEAD"},
+        {"/hubs/chat", EP_HUB, "GET, HEAD, POST, DELETE"},
+        {"/hubs/chat/negotiate", EP_NEGOTIATE, "POST"},
+        {"/healthz", EP_HEALTHZ, "GET, HEAD"},
+        {"/metrics", EP_METRICS, "GET, HEAD"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        route_result r = route((req){M_OPTIONS, cases[i].path, "id=x", false, false});
+        CHECK(r.endpoint == cases[i].ep && r.status == 0);
+        CHECK_STR(r.methods, cases[i].methods);
+        CHECK(r.carrier == ROUTE_TO_MAIN); /* the main daemon answers it */
+    }
+    expect(M_OPTIONS, "/rooms/a/x", EP_ROOMS_ELSE, 404);
+    expect(M_OPTIONS, "/rooms/a b/events", EP_EVENTS, 400);
+    expect(M_OPTIONS, "/nope", EP_STATIC, 0); /* http.c: 404 unless the file is there */
+    route_result r = route((req){M_POST, "/rooms/a/events", NULL, false, false});
+    CHECK(r.status == 405);
+    CHECK_STR(r.allow, "GET, HEAD"); /* OPTIONS is everywhere: Allow lists the endpoint's */
+    CHECK_STR(r.methods, "GET, HEAD");
+}
+
 TEST_MAIN("router", TEST(test_method_names), TEST(test_fixed_paths), TEST(test_rooms),
           TEST(test_hubs), TEST(test_connection_id), TEST(test_carriers), TEST(test_switched_off),
-          TEST(test_malformed_paths), TEST(test_long_paths), TEST(test_every_endpoint))
+          TEST(test_malformed_paths), TEST(test_long_paths), TEST(test_every_endpoint),
+          TEST(test_options))

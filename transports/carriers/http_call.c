@@ -22,6 +22,7 @@
 #include "common/client_addr.h"
 #include "common/json_text.h"
 #include "common/log.h"
+#include "transports/carriers/http_cors.h"
 
 #define TAG "http"
 
@@ -38,6 +39,7 @@ enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct 
 {
     if (hooks.one_request && hooks.one_request(conn))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    http_cors_add(conn, r);
     return MHD_queue_response(conn, status, r);
 }
 

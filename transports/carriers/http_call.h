@@ -58,7 +58,8 @@ typedef struct http_call_hooks {
 void http_call_init(const http_call_hooks *hooks, bool trust_proxy);
 
 /* Queues r on conn: every response goes out through here, so that a
- * stream daemon connection ends with its one response. */
+ * stream daemon connection ends with its one response and every response
+ * has its CORS headers (http_cors.h). */
 enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r);
 
 /* Queues r (NULL: MHD_NO) with Content-Type content_type (NULL: none) and
