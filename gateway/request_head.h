@@ -56,8 +56,8 @@ typedef struct request_head {
     unsigned ws_version_count, ws_key_count;
     rh_span x_real_ip, x_forwarded_for; /* the first of each (as libmicrohttpd reads them):
                                            the client address behind a proxy */
-    rh_span origin, host; /* Origin and Host (the first of each), for the WebSocket
-                             origin check (common/cors.h) */
+    rh_span origin, host;               /* Origin and Host (the first of each), for the WebSocket
+                                           origin check (common/cors.h) */
     unsigned origin_count;
     unsigned status;   /* RH_ERROR: the HTTP status to answer (400, 501, 505) */
     const char *error; /* RH_ERROR: why, for the JSON body (a constant string) */
