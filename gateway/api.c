@@ -20,6 +20,7 @@
  * Threads and locks: docs/concurrency.md
  */
 #include "gateway/api.h"
+#include "gateway/api_wait.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -152,6 +153,7 @@ void api_init(const cfg *c, hub *h)
 {
     conf = c;
     the_hub = h;
+    api_rooms_init(h);
 }
 
 static enum MHD_Result reply_too_big(struct MHD_Connection *conn)
@@ -366,6 +368,43 @@ enum MHD_Result api_room_info(http_call *call)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
     return reply_json_value(call->conn, MHD_HTTP_OK,
                             room_info_json(call->room, info.epoch, info.last_id, info.subscribers));
+}
+
+/* --- a request answered later, for api_rooms.c (api_wait.h) */
+
+api_wait *api_wait_start(http_call *call)
+{
+    publish_req *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    atomic_init(&p->refs, 2); /* the request's, and the pending answer's */
+    *call->state = p;
+    p->sent = true;
+    p->conn = call->conn;
+    return p;
+}
+
+void api_wait_answer(api_wait *p, unsigned status, char *text)
+{
+    pthread_mutex_lock(&wait_lock);
+    if (p->answered) {
+        free(text);
+    } else {
+        answer_locked(p, status, NULL);
+        p->answer = text; /* before the resumed request runs: it takes wait_lock */
+    }
+    pthread_mutex_unlock(&wait_lock);
+    publish_req_unref(p);
+}
+
+void api_wait_cancel(api_wait *p)
+{
+    publish_req_unref(p);
+}
+
+enum MHD_Result api_wait_reply(http_call *call, api_wait *p)
+{
+    return publish_reply_or_wait(call, p);
 }
 
 enum MHD_Result api_healthz(http_call *call)
