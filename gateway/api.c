@@ -65,6 +65,7 @@ typedef struct publish_req {
     bool sent;      /* handed to the hub: its answer comes to publish_answered */
     bool suspended; /* the request waits for it */
     bool answered;
+    bool read; /* a read (room info, history), not a publish: its timeout's text */
     unsigned status;
     char *answer; /* JSON text, malloc'd; NULL: out of memory */
     int64_t deadline_ms;
@@ -289,8 +290,10 @@ void api_tick(int64_t now_ms)
         if (now_ms >= p->deadline_ms)
             answer_locked(
                 p, MHD_HTTP_GATEWAY_TIMEOUT,
-                error_json("the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT
-                           " s; the message may still be published"));
+                error_json(
+                    p->read ? "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT " s"
+                            : "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT
+                              " s; the message may still be published"));
     }
     pthread_mutex_unlock(&wait_lock);
 }
@@ -357,6 +360,7 @@ enum MHD_Result api_room_info(http_call *call)
     atomic_init(&p->refs, 2); /* the request's, and the lookup's */
     *call->state = p;
     p->sent = true;
+    p->read = true;
     p->conn = call->conn;
     snprintf(p->room, sizeof(p->room), "%s", call->room);
     room_info info;
@@ -380,6 +384,7 @@ api_wait *api_wait_start(http_call *call)
     atomic_init(&p->refs, 2); /* the request's, and the pending answer's */
     *call->state = p;
     p->sent = true;
+    p->read = true;
     p->conn = call->conn;
     return p;
 }
