@@ -12,11 +12,14 @@ import { after, before, describe, test } from 'node:test';
 
 import { assertJsonError, poll, publish, request } from '../lib/http.js';
 import { startCrier, stopClean } from '../lib/server.js';
+import { startRedis } from '../lib/redis.js';
 import { mintToken, nowS } from '../lib/token.js';
 import { waitFor } from '../lib/util.js';
 import { openWs } from '../lib/ws.js';
 
 const onRedis = process.env.CRIER_TEST_BACKPLANE === 'redis';
+// The two-node suite brings its own Redis: it runs in the memory pass only.
+const ownRedis = onRedis ? 'starts its own Redis: run in the memory pass' : false;
 const HISTORY = 5;
 
 const history = (base, room, query = '', headers = {}) =>
@@ -303,5 +306,64 @@ describe('server API access with auth on', { timeout: 60_000 }, () => {
     assert.equal(res.status, 200, res.text);
     assert.ok(Array.isArray(res.json.rooms));
     assert.equal(res.json.next, null);
+  });
+});
+
+describe('history and the room list on two nodes sharing one Redis', { timeout: 60_000, skip: ownRedis }, () => {
+  let redis;
+  let a;
+  let b;
+  const sockets = [];
+  before(async () => {
+    redis = await startRedis();
+    const config = {
+      history: { size: HISTORY, ttl_s: 300 },
+      backplane: { type: 'redis', url: redis.url, key_prefix: 'api-rooms:' },
+    };
+    a = await startCrier(config);
+    b = await startCrier(config);
+  });
+  after(async () => {
+    for (const ws of sockets) ws.close();
+    if (a) await stopClean(a);
+    if (b) await stopClean(b);
+    if (redis) await redis.stop();
+  });
+
+  test('a node with no member in the room reads what another published', async () => {
+    for (let i = 1; i <= 3; i++) assert.equal(await publish(a.url, 'two.a', { i }), i);
+    const fromA = await history(a.url, 'two.a');
+    const fromB = await history(b.url, 'two.a');
+    assert.equal(fromB.status, 200, fromB.text);
+    assert.deepEqual(ids(fromB), [1, 2, 3]);
+    assert.deepEqual(fromB.json, fromA.json);
+    assert.equal(fromB.json.gap, false);
+  });
+
+  test("the room list is each node's: rooms with members there", async () => {
+    sockets.push(await openWs(`${b.wsUrl}/rooms/two.b/ws`));
+    await publish(a.url, 'two.b', 'x');
+    const onB = await waitFor(async () => {
+      const r = await request(`${b.url}/rooms`);
+      const e = r.json?.rooms?.find((x) => x.room === 'two.b');
+      return e?.last_id === 1 && e;
+    }, { message: 'two.b listed on node b' });
+    assert.equal(onB.subscribers.websocket, 1);
+    const onA = await request(`${a.url}/rooms`);
+    assert.ok(!onA.json.rooms.some((x) => x.room === 'two.b'), onA.text);
+  });
+
+  test('Redis gone: 503; back empty (a restart without persistence): 404', async () => {
+    await redis.kill();
+    await waitFor(async () => (await request(`${a.url}/healthz`)).json?.backplane?.connected === false, {
+      message: 'node a sees Redis gone',
+    });
+    assertJsonError(await history(a.url, 'two.a'), 503, 'history while Redis is down');
+    await redis.restart();
+    await waitFor(async () => (await request(`${a.url}/healthz`)).json?.backplane?.connected === true, {
+      timeout: 15_000,
+      message: 'node a back on Redis',
+    });
+    assertJsonError(await history(a.url, 'two.a'), 404, 'history of a room Redis forgot');
   });
 });
