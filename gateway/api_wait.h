@@ -2,8 +2,9 @@
 /*
  * api_wait.h - a plain API request answered later, from another thread (the
  * backplane's): api.c's waiting requests (suspended meanwhile, answered 504
- * past their deadline by api_tick and 503 at shutdown by api_shutdown), for
- * the other API files (api_rooms.c). The route's completed hook must be
+ * "the backplane (Redis) did not answer within 10 s" past their deadline by
+ * api_tick and 503 at shutdown by api_shutdown), for the other API files'
+ * reads (api_rooms.c). The route's completed hook must be
  * api_request_completed. Private to gateway/.
  *
  * Threading: api_wait_start, api_wait_reply and api_wait_cancel on the
