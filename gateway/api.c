@@ -20,6 +20,7 @@
  * Threads and locks: docs/concurrency.md
  */
 #include "gateway/api.h"
+#include "gateway/api_wait.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -64,6 +65,7 @@ typedef struct publish_req {
     bool sent;      /* handed to the hub: its answer comes to publish_answered */
     bool suspended; /* the request waits for it */
     bool answered;
+    bool read; /* a read (room info, history), not a publish: its timeout's text */
     unsigned status;
     char *answer; /* JSON text, malloc'd; NULL: out of memory */
     int64_t deadline_ms;
@@ -152,6 +154,7 @@ void api_init(const cfg *c, hub *h)
 {
     conf = c;
     the_hub = h;
+    api_rooms_init(h);
 }
 
 static enum MHD_Result reply_too_big(struct MHD_Connection *conn)
@@ -287,8 +290,10 @@ void api_tick(int64_t now_ms)
         if (now_ms >= p->deadline_ms)
             answer_locked(
                 p, MHD_HTTP_GATEWAY_TIMEOUT,
-                error_json("the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT
-                           " s; the message may still be published"));
+                error_json(
+                    p->read ? "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT " s"
+                            : "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT
+                              " s; the message may still be published"));
     }
     pthread_mutex_unlock(&wait_lock);
 }
@@ -355,6 +360,7 @@ enum MHD_Result api_room_info(http_call *call)
     atomic_init(&p->refs, 2); /* the request's, and the lookup's */
     *call->state = p;
     p->sent = true;
+    p->read = true;
     p->conn = call->conn;
     snprintf(p->room, sizeof(p->room), "%s", call->room);
     room_info info;
@@ -366,6 +372,44 @@ enum MHD_Result api_room_info(http_call *call)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
     return reply_json_value(call->conn, MHD_HTTP_OK,
                             room_info_json(call->room, info.epoch, info.last_id, info.subscribers));
+}
+
+/* --- a request answered later, for api_rooms.c (api_wait.h) */
+
+api_wait *api_wait_start(http_call *call)
+{
+    publish_req *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    atomic_init(&p->refs, 2); /* the request's, and the pending answer's */
+    *call->state = p;
+    p->sent = true;
+    p->read = true;
+    p->conn = call->conn;
+    return p;
+}
+
+void api_wait_answer(api_wait *p, unsigned status, char *text)
+{
+    pthread_mutex_lock(&wait_lock);
+    if (p->answered) {
+        free(text);
+    } else {
+        answer_locked(p, status, NULL);
+        p->answer = text; /* before the resumed request runs: it takes wait_lock */
+    }
+    pthread_mutex_unlock(&wait_lock);
+    publish_req_unref(p);
+}
+
+void api_wait_cancel(api_wait *p)
+{
+    publish_req_unref(p);
+}
+
+enum MHD_Result api_wait_reply(http_call *call, api_wait *p)
+{
+    return publish_reply_or_wait(call, p);
 }
 
 enum MHD_Result api_healthz(http_call *call)

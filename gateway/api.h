@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * api.h - the plain HTTP API: publish, room info, health. Handlers run on
+ * api.h - the plain HTTP API: publish, room info, history, the room list,
+ * health. Handlers run on
  * an MHD thread (http.c has three).
  */
 #ifndef CRIER_API_H
@@ -15,6 +16,9 @@ enum MHD_Result api_publish(http_call *call);
 /* The completed hook of the publish and room-info routes. */
 void api_request_completed(void *state);
 enum MHD_Result api_room_info(http_call *call);
+/* GET /rooms/{room}/history and GET /rooms (api_rooms.c). */
+enum MHD_Result api_room_history(http_call *call);
+enum MHD_Result api_rooms_list(http_call *call);
 enum MHD_Result api_healthz(http_call *call);
 enum MHD_Result api_metrics(http_call *call);
 

@@ -18,7 +18,7 @@
  * called without it, from any thread. The others are called from any
  * thread, node_send also with a sub lock or fwd_lock held (SignalR), so
  * they too only queue; callbacks come later from the backplane's thread,
- * except that claim, offer and room_state may answer at once on the
+ * except that claim, offer, room_state and history may answer at once on the
  * caller's thread (out of memory): call those with no lock held that the
  * callback takes. See docs/concurrency.md.
  */
@@ -83,6 +83,13 @@ typedef void (*bp_owner_fn)(void *arg, int rc, const char *owner);
  * -ENOENT (no such room), -EIO (unreachable). */
 typedef void (*bp_room_fn)(void *arg, int rc, const char *epoch, uint64_t last_id);
 
+/* The answer to history: rc 0 with the room's epoch, its last id, the id
+ * of its oldest kept message (last_id + 1 when none) and the entries asked
+ * for, oldest first (borrowed for the call); or -ENOENT (no such room),
+ * -EIO (unreachable), -ENOMEM. */
+typedef void (*bp_history_fn)(void *arg, int rc, const char *epoch, uint64_t last_id,
+                              uint64_t first_kept, const bp_entry *entries, size_t n);
+
 /* A message from another node to this one (bp_node_send), on the
  * backplane's thread. */
 typedef void (*bp_node_fn)(void *arg, const char *data, size_t len);
@@ -99,6 +106,11 @@ typedef struct backplane_ops {
                                  void *arg);
     /* No hub lock. Where a room stands, for one that has no member here. */
     void (*room_state)(backplane *bp, const char *room, bp_room_fn cb, void *arg);
+    /* No hub lock. At most count kept messages of room with id > since,
+     * oldest first; from the oldest kept when since is past the room's last
+     * id, or epoch (not "") is not the room's. cb as room_state's. */
+    void (*history)(backplane *bp, const char *room, uint64_t since, const char *epoch,
+                    size_t count, bp_history_fn cb, void *arg);
 
     /* --- names owned by one node (SignalR connections), any thread --- */
     /* Tells who owns name (cb: "" for nobody, or an unknown name), first

@@ -146,6 +146,62 @@ int hub_room_info(hub *h, const char *room, room_info *out);
  * -EINPROGRESS; subscriber counts are this node's). Else as hub_room_info. */
 int hub_room_info_async(hub *h, const char *room, room_info *out, bp_room_fn cb, void *arg);
 
+/* --- reading history and the room table (GET /rooms/{room}/history, GET
+ * /rooms; hub/history_page.c, hub/room_list.c) --- */
+
+/* What a page of a room's kept history asks for. */
+typedef struct history_query {
+    uint64_t since;    /* messages with id > since (0: from the oldest kept) */
+    const char *epoch; /* the epoch since belongs to; NULL or "": any */
+    size_t limit;      /* most messages (at least 1) */
+} history_query;
+
+/* A page of kept history, oldest first. */
+typedef struct history_page {
+    int rc; /* 0, -ENOENT (no such room), -EIO (backplane unreachable), -ENOMEM */
+    char epoch[MSG_EPOCH_MAX];
+    uint64_t last_id; /* the room's */
+    bool gap;         /* history no longer reaches back to since + 1 (or since is
+                         from another epoch): what hub_resume would signal */
+    bool more;        /* kept messages follow the last one here */
+    msg **msgs;       /* n messages, one ref each (history_page_clear) */
+    size_t n;
+} history_page;
+
+/* Called once with the page (the callee may take its messages: set n to 0). */
+typedef void (*history_fn)(void *arg, history_page *page);
+
+/* Fills *out with a page of room's kept history and returns 0, or -ENOENT
+ * (no such room). With a shared backplane the room's history lives there:
+ * returns -EINPROGRESS and cb(arg, page) answers later, from the
+ * backplane's thread (or at once on this one when out of memory). */
+int hub_history_async(hub *h, const char *room, const history_query *q, history_page *out,
+                      history_fn cb, void *arg);
+
+/* Drops the page's messages. */
+void history_page_clear(history_page *p);
+
+/* Pure: where a page after (since, epoch) starts in a room numbered up to
+ * last_id in room_epoch whose oldest kept message is first_kept (last_id +
+ * 1 when none is kept): returns the id to read after, and sets *gap as
+ * hub_resume signals one (another epoch, or expired). */
+uint64_t history_page_start(uint64_t since, const char *epoch, const char *room_epoch,
+                            uint64_t last_id, uint64_t first_kept, bool *gap);
+
+/* One room of a listing. */
+typedef struct room_entry {
+    char name[ROOM_NAME_MAX + 1];
+    char epoch[MSG_EPOCH_MAX];
+    uint64_t last_id;
+    unsigned subscribers[SUB_KIND_COUNT]; /* this node's members */
+} room_entry;
+
+/* Lists the rooms this node has (those clients name; with a shared
+ * backplane, those with a member here), sorted by name, after `after`
+ * ("" from the first): at most cap of them into out (allocated by the
+ * caller). Returns how many; *more: rooms follow. */
+size_t hub_list_rooms(hub *h, const char *after, room_entry *out, size_t cap, bool *more);
+
 /* Drops expired history and frees rooms left with nothing. O(rooms).
  * Returns about how many bytes were freed since the last call (history
  * and rooms, evictions included): worth giving back to the OS when large. */

@@ -330,6 +330,12 @@ static void do_work(rb *b, work *w)
         else
             w->room_cb(w->arg, -EIO, "", 0);
         break;
+    case W_HISTORY:
+        if (b->state == LINK_UP && b->cmd.ac)
+            rb_send_history(b, w);
+        else
+            w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
+        break;
     case W_PUBLISH:
         if (b->cmd.ac) {
             rb_send_publish(b, w); /* settled when Redis answers */
@@ -442,6 +448,7 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h)
      * least a second): a room nobody published to for longer is gone, as a
      * room of the memory backplane is, and starts a new epoch. */
     b->key_ttl_ms = opt->history_ttl_ms > KEY_TTL_MIN_MS ? opt->history_ttl_ms : KEY_TTL_MIN_MS;
+    b->history_ttl_ms = opt->history_ttl_ms;
     b->cmd.fd = b->sub.fd = -1;
     b->state = LINK_DOWN;
     b->backoff_ms = BACKOFF_MIN_MS;
@@ -488,6 +495,8 @@ void redis_backplane_stop(backplane *bp)
             w->owner_cb(w->arg, -EIO, "");
         } else if (w->kind == W_ROOM_STATE) {
             w->room_cb(w->arg, -EIO, "", 0);
+        } else if (w->kind == W_HISTORY) {
+            w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
         }
         free(w->data);
         free(w);
@@ -504,6 +513,8 @@ void redis_backplane_free(backplane *bp)
         next = w->next;
         if (w->kind == W_CLAIM || w->kind == W_OFFER)
             w->owner_cb(w->arg, -EIO, "");
+        else if (w->kind == W_HISTORY)
+            w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
         free(w->data);
         free(w);
     }

@@ -8,6 +8,7 @@
  *   redis_ops.c        backplane_ops (any thread): queue work and wake the thread;
  *   redis_rooms.c      rooms in Redis: keys, the publish and fetch scripts,
  *                      room state, channel subscriptions and what comes on them;
+ *   redis_history.c    a page of a room's kept history (GET /rooms/{room}/history);
  *   redis_nodes.c      the cluster: names owned by nodes (claim, offer,
  *                      touch, release) and messages between nodes.
  * What is read from Redis is decoded by bp_codec.c. Private to hub/.
@@ -51,7 +52,8 @@ typedef enum {
     W_TOUCH,
     W_RELEASE,
     W_NODE_SEND,
-    W_ROOM_STATE
+    W_ROOM_STATE,
+    W_HISTORY
 } work_kind;
 
 typedef struct work {
@@ -76,6 +78,9 @@ typedef struct work {
     bp_owner_fn owner_cb;
     bool take;          /* W_CLAIM: become the owner when there is none */
     bp_room_fn room_cb; /* W_ROOM_STATE */
+    /* W_HISTORY (room, epoch, after: since, and at most count entries) */
+    size_t count;
+    bp_history_fn history_cb;
     char node[BP_NODE_ID_LEN + 1];
 } work;
 
@@ -114,6 +119,7 @@ typedef struct rb {
     size_t max_pending_bytes;
     size_t history_size;
     int64_t key_ttl_ms;
+    int64_t history_ttl_ms; /* how long history keeps a message (history.ttl_s) */
 
     pthread_t thread;
     int wake_fd;
@@ -162,6 +168,9 @@ void rb_send_publish(rb *b, work *w);
 void rb_publish_settled(rb *b, size_t len);
 void rb_send_fetch(rb *b, const work *w);
 void rb_send_room_state(rb *b, work *w);
+
+/* --- redis_history.c */
+void rb_send_history(rb *b, work *w);
 
 /* --- redis_nodes.c */
 void rb_node_channel(const rb *b, char *out, const char *node);

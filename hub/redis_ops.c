@@ -5,8 +5,8 @@
  * backplane's thread (under qlock) and wakes it; a publish is refused
  * (BP_FULL) past queue_limit while Redis is down, and past
  * max_pending_bytes of publishes Redis has not answered yet, up or down (a
- * Redis that does not keep up). When memory runs out,
- * claim, offer and room_state answer at once, on the calling thread.
+ * Redis that does not keep up). When memory runs out, claim, offer,
+ * room_state and history answer at once, on the calling thread.
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -181,6 +181,24 @@ static void bp_room_state(backplane *bp, const char *room, bp_room_fn cb, void *
     rb_push_work((rb *)bp, w);
 }
 
+static void bp_history(backplane *bp, const char *room, uint64_t since, const char *epoch,
+                       size_t count, bp_history_fn cb, void *arg)
+{
+    work *w = calloc(1, sizeof(*w));
+    if (!w) {
+        cb(arg, -ENOMEM, "", 0, 0, NULL, 0);
+        return;
+    }
+    w->kind = W_HISTORY;
+    snprintf(w->room, sizeof(w->room), "%s", room);
+    snprintf(w->epoch, sizeof(w->epoch), "%s", epoch);
+    w->after = since;
+    w->count = count;
+    w->history_cb = cb;
+    w->arg = arg;
+    rb_push_work((rb *)bp, w);
+}
+
 static void bp_on_node_message(backplane *bp, bp_node_fn fn, void *arg)
 {
     rb *b = (rb *)bp;
@@ -195,6 +213,7 @@ const backplane_ops rb_ops = {
     .fetch = bp_fetch,
     .publish = bp_do_publish,
     .room_state = bp_room_state,
+    .history = bp_history,
     .claim = bp_claim,
     .offer = bp_offer,
     .touch = bp_touch,

@@ -3,9 +3,12 @@
  * fuzz_params.c - libFuzzer harness for the small parsers of request text:
  * parse_u64 (since=, Content-Length, SignalR negotiateVersion),
  * hub_parse_cursor ("EPOCH:N" Last-Event-ID and since=), hub_epoch_is_valid,
- * room_name_is_valid, query_param (SignalR id= in a raw query) and
- * client_addr_format (X-Real-IP / X-Forwarded-For behind a proxy). The
- * first byte picks the parser; the rest is its text. Each result is checked
+ * room_name_is_valid, query_param (SignalR id= in a raw query),
+ * client_addr_format (X-Real-IP / X-Forwarded-For behind a proxy) and the
+ * server API's paged-read parameters (gateway/api_query.c: since, limit,
+ * epoch; limit, after: the values one per line, a line of one DEL byte
+ * for an absent one). The first byte picks the parser; the rest is its
+ * text. Each result is checked
  * against a plain reading of the rule it implements.
  */
 #include <arpa/inet.h>
@@ -18,6 +21,7 @@
 
 #include "common/client_addr.h"
 #include "common/parse.h"
+#include "gateway/api_query.h"
 #include "hub/hub.h"
 #include "transports/signalr/private.h"
 
@@ -143,6 +147,77 @@ static void check_addr(const char *t, size_t len)
     }
 }
 
+#define ABSENT "\x7f"
+
+/* Splits t at '\n' into at most n values (NULL for ABSENT or missing). */
+static void split_values(char *t, const char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        v[i] = t;
+        char *nl = t ? strchr(t, '\n') : NULL;
+        if (nl)
+            *nl = '\0';
+        if (t && !strcmp(t, ABSENT))
+            v[i] = NULL;
+        t = nl ? nl + 1 : NULL;
+    }
+}
+
+static bool limit_ref(const char *s, uint64_t *v)
+{
+    *v = API_PAGE_DEFAULT;
+    return !s || (u64_ref(s, v) && *v >= 1 && *v <= API_PAGE_MAX);
+}
+
+/* err names the first bad parameter, within cap. */
+static void check_err(const char *err, size_t cap, const char *name, const char *t)
+{
+    must(memchr(err, '\0', cap) != NULL, "api params: error not NUL-terminated", t);
+    must(!strncmp(err, name, strlen(name)) && err[strlen(name)] == ' ',
+         "api params: the error does not name the parameter", t);
+}
+
+static void check_history_params(char *t)
+{
+    const char *v[3];
+    split_values(t, v, 3);
+    uint64_t since = 0, limit;
+    size_t elen = v[2] ? strlen(v[2]) : 0;
+    bool since_ok = !v[0] || u64_ref(v[0], &since);
+    bool limit_ok = limit_ref(v[1], &limit);
+    bool epoch_ok = !v[2] || (elen >= 1 && elen < MSG_EPOCH_MAX && alnum_only(v[2]));
+    api_history_params p;
+    char err[96];
+    memset(err, 'x', sizeof(err));
+    bool ok = api_history_params_parse(v[0], v[1], v[2], &p, err, sizeof(err));
+    must(ok == (since_ok && limit_ok && epoch_ok), "api_history_params_parse: verdict", t);
+    if (ok)
+        must(p.since == since && p.limit == limit && !strcmp(p.epoch, v[2] ? v[2] : ""),
+             "api_history_params_parse: values", t);
+    else
+        check_err(err, sizeof(err), !since_ok ? "since" : !limit_ok ? "limit" : "epoch", t);
+}
+
+static void check_rooms_params(char *t)
+{
+    const char *v[2];
+    split_values(t, v, 2);
+    uint64_t limit;
+    bool limit_ok = limit_ref(v[0], &limit);
+    size_t alen = v[1] ? strlen(v[1]) : 0;
+    bool after_ok = !alen || room_name_is_valid(v[1], alen);
+    api_rooms_params p;
+    char err[96];
+    memset(err, 'x', sizeof(err));
+    bool ok = api_rooms_params_parse(v[0], v[1], &p, err, sizeof(err));
+    must(ok == (limit_ok && after_ok), "api_rooms_params_parse: verdict", t);
+    if (ok)
+        must(p.limit == limit && !strcmp(p.after, v[1] ? v[1] : ""),
+             "api_rooms_params_parse: values", t);
+    else
+        check_err(err, sizeof(err), !limit_ok ? "limit" : "after", t);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -153,7 +228,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     memcpy(t, data + 1, len);
     t[len] = '\0';
-    switch (data[0] % 5) {
+    switch (data[0] % 7) { /* the first five keep their seeds' meaning */
     case 0:
         check_u64(t);
         break;
@@ -168,6 +243,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 4:
         check_addr(t, len);
+        break;
+    case 5:
+        check_history_params(t);
+        break;
+    case 6:
+        check_rooms_params(t);
         break;
     }
     free(t);

@@ -71,7 +71,8 @@ describe('HTTP errors and publish bodies', { timeout: 60_000 }, () => {
   });
 
   test('unknown paths -> 404', async () => {
-    for (const path of ['/nope', '/rooms', '/rooms/x/nope', '/rooms/x/messages/extra', '/healthz/x']) {
+    // (GET /rooms is the room list since the server API: server-api-rooms.test.js)
+    for (const path of ['/nope', '/room', '/roomsx', '/rooms/x/nope', '/rooms/x/messages/extra', '/rooms/x/history/extra', '/healthz/x']) {
       assertJsonError(await request(`${base}${path}`), 404, `GET ${path}`);
     }
     assertJsonError(await request(`${base}/nope`, { method: 'POST', body: '{}' }), 404, 'POST /nope');

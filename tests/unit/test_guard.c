@@ -35,6 +35,8 @@ static void test_route_column(void)
     CHECK(access_of(M_GET, "/rooms/a/ws") == RIGHT_SUBSCRIBE);
     CHECK(access_of(M_POST, "/rooms/a/messages") == RIGHT_PUBLISH);
     CHECK(access_of(M_GET, "/rooms/a") == RIGHT_ADMIN);
+    CHECK(access_of(M_GET, "/rooms") == RIGHT_ADMIN);
+    CHECK(access_of(M_GET, "/rooms/a/history") == RIGHT_SUBSCRIBE); /* what it could replay */
     CHECK(access_of(M_GET, "/metrics") == RIGHT_ADMIN);
     CHECK(access_of(M_GET, "/stats/events") == RIGHT_ADMIN);
     CHECK(access_of(M_GET, "/healthz") == RIGHT_NONE);

@@ -126,6 +126,8 @@ static void test_rooms(void)
     expect_methods("/rooms/a/poll", EP_POLL, M_GET | M_HEAD, "GET, HEAD");
     expect_methods("/rooms/a/messages", EP_MESSAGES, M_POST, "POST");
     expect_methods("/rooms/a/ws", EP_WS, M_GET | M_HEAD, "GET, HEAD");
+    expect_methods("/rooms/a/history", EP_HISTORY, M_GET | M_HEAD, "GET, HEAD");
+    expect_methods("/rooms", EP_ROOMS, M_GET | M_HEAD, "GET, HEAD");
     const char *path = "/rooms/Ab.9_-:x/events";
     route_result r = route((req){M_GET, path, "since=1", false, false});
     CHECK(r.room == path + 7 && r.room_len == 8 && !r.hub && !r.conn_id);
@@ -294,7 +296,9 @@ static void test_malformed_paths(void)
     expect(M_GET, "/metrics//", EP_STATIC, 0);
     expect(M_GET, "/stats/events/", EP_STATIC, 0);
     expect(M_GET, "/stats", EP_STATIC, 0);
-    expect(M_GET, "/rooms", EP_STATIC, 0);
+    expect(M_GET, "/rooms", EP_ROOMS, 0); /* the room list */
+    expect(M_GET, "/rooms/a/history/", EP_ROOMS_ELSE, 404);
+    expect(M_GET, "/rooms//history", EP_HISTORY, 400);
     expect(M_GET, "/rooms/", EP_ROOM, 400);  /* an empty room name */
     expect(M_POST, "/rooms/", EP_ROOM, 405); /* 405 before 400 */
     expect(M_GET, "/rooms//events", EP_EVENTS, 400);
@@ -387,7 +391,9 @@ static void test_every_endpoint(void)
         [EP_HEALTHZ] = "/healthz",
         [EP_METRICS] = "/metrics",
         [EP_STATS] = "/stats/events",
+        [EP_ROOMS] = "/rooms",
         [EP_ROOM] = "/rooms/a",
+        [EP_HISTORY] = "/rooms/a/history",
         [EP_EVENTS] = "/rooms/a/events",
         [EP_POLL] = "/rooms/a/poll",
         [EP_MESSAGES] = "/rooms/a/messages",
@@ -424,6 +430,8 @@ static void test_options(void)
         {"/rooms/a/poll", EP_POLL, "GET, HEAD"},
         {"/rooms/a/ws", EP_WS, "GET, HEAD"},
         {"/rooms/a", EP_ROOM, "GET, HEAD"},
+        {"/rooms/a/history", EP_HISTORY, "GET, HEAD"},
+        {"/rooms", EP_ROOMS, "GET, HEAD"},
         {"/hubs/chat", EP_HUB, "GET, HEAD, POST, DELETE"},
         {"/hubs/chat/negotiate", EP_NEGOTIATE, "POST"},
         {"/healthz", EP_HEALTHZ, "GET, HEAD"},
