@@ -81,7 +81,8 @@ static void check(const route_request *rq, const route_result *r, size_t plen, s
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const unsigned methods[] = {M_GET, M_HEAD, M_POST, M_DELETE, 0, M_OPTIONS, M_GET, M_POST};
+    static const unsigned methods[] = {M_GET, M_HEAD,    M_POST, M_DELETE,
+                                       0,     M_OPTIONS, M_GET,  M_POST};
     if (size < 2)
         return 0;
     uint8_t facts = data[0]; /* bits 0-2: the method, 3: Upgrade, 4: Accept */
