@@ -102,6 +102,7 @@ hub *hub_create(const hub_options *opt)
         free(h);
         return NULL;
     }
+    list_init(&h->presence_work);
     pthread_mutex_init(&h->lock, NULL);
     return h;
 }
@@ -128,6 +129,7 @@ void hub_destroy(hub *h)
             }
             history_clear(&r->hist);
             room_clear_waiting(h, r);
+            room_presence_free(h, r);
             free(r);
             r = next;
         }

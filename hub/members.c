@@ -84,6 +84,7 @@ static void member_link(hub *h, room *r, membership *m, sub *s)
     s->memberships = m;
     r->count[s->kind]++;
     h->stats.subscribers[s->kind]++;
+    room_presence_join(h, r, m);
 }
 
 static void member_unlink(hub *h, membership *m)
@@ -94,6 +95,7 @@ static void member_unlink(hub *h, membership *m)
     list_remove(&m->link);
     r->count[m->s->kind]--;
     h->stats.subscribers[m->s->kind]--;
+    room_presence_leave(h, r, m);
 }
 
 /* Hub lock held. Unlinks every membership of s; rooms left empty are freed

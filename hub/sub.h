@@ -22,7 +22,7 @@
  * held-socket watcher come before it, then the hub lock, then the sub lock,
  * then only ws.c's pending_lock or the backplane's queue lock (from wake
  * hooks).
- * `memberships` belongs to the hub lock. kind, fmt, target and ends_itself
+ * `memberships` belongs to the hub lock. kind, fmt, target, user and ends_itself
  * are set before the first hub_join and never change after.
  *
  * Threads and locks: docs/concurrency.md
@@ -54,6 +54,7 @@ struct sub {
     uint64_t uid;       /* unique in this process (names it across the backplane) */
     msg_fmt fmt;        /* the encoding queued messages are drained in */
     const char *target; /* SignalR formats: invocation target when a message names none */
+    const char *user;   /* the token's sub; NULL: anonymous (presence counts it unnamed) */
     pthread_mutex_t lock;
     sendq q;
     uint64_t last_id;          /* id of the newest message queued, or the join cursor */

@@ -58,7 +58,7 @@ void plain_poll_init(const cfg *c, hub *h)
 uint64_t plain_poll_join_cursor_locked(const sub *s)
 {
     msg *m = sendq_peek(&s->q);
-    if (m) /* the hub queued live messages since the join: it began before the first */
+    if (m && !m->presence) /* the hub queued live messages since the join: it began before the first */
         return m->id ? m->id - 1 : 0;
     /* Nothing queued: last_id is still the join's, unless the hub dropped
      * s already (then what it lost is unknown: 0 asks history for all). */
@@ -95,7 +95,8 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
         if (!first)
             ok = buf_append_str(&out, ",");
         ok = ok && buf_append(&out, b.base, b.len);
-        last = m->id;
+        if (m->id) /* presence events have none */
+            last = m->id;
         first = false;
         sendq_pop(&s->q);
     }
@@ -169,6 +170,7 @@ enum MHD_Result plain_poll_handle(http_call *call)
     if (!p)
         return MHD_NO;
     sub_init(&p->s, SUB_LONGPOLL, MSG_FMT_JSON, conf->limits.send_queue);
+    p->s.user = call->who ? call->who->user : NULL; /* presence: the hub copies it */
     snprintf(p->room, sizeof(p->room), "%s", call->room);
     if (v && epoch)
         snprintf(p->epoch, sizeof(p->epoch), "%s", epoch);

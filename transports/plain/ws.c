@@ -173,6 +173,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
     if (!p)
         return -1;
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
+    p->s.user = who ? who->user : NULL; /* presence: the hub copies it */
     snprintf(p->room, sizeof(p->room), "%s", room);
     p->who = access_ref(who);
     p->publish_denied = publish_denied(who, p->room);

@@ -135,6 +135,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token,
     sub_init(&c->s, SUB_WS, SR_FMT_RECORD, conf->limits.send_queue);
     c->s.target = hb->default_target;
     c->s.ends_itself = true; /* sr_tick sends the Close record, then ends it */
+    c->s.user = who ? who->user : NULL; /* presence: the hub copies it at each join */
     c->who = access_ref((access_principal *)who);
     c->expires_ms = who ? who->expires_ms : 0;
     snprintf(c->user, sizeof(c->user), "%s", access_user_label(who));
