@@ -117,7 +117,7 @@ static hub *new_hub(void)
 static void member(loopback *l, sub_kind k, const char *user)
 {
     lb_init(l, k, 64);
-    l->s.user = user;
+    CHECK(sub_set_identity(&l->s, user, NULL) == 0);
 }
 
 typedef struct got {
