@@ -1003,8 +1003,7 @@ static int load_access(cfg_access *out, json_t *rule, const char *which, const c
 /* auth.rooms: replaces the rules, kept in the file's order. */
 static int load_room_rules(cfg *c, json_t *v, const char *origin, char *err)
 {
-    static const char *const members[] = {"match", "subscribe", "publish", "presence_events",
-                                          NULL};
+    static const char *const members[] = {"match", "subscribe", "publish", "presence_events", NULL};
     if (!json_is_array(v) || json_array_size(v) > CFG_MAX_ROOM_RULES)
         return set_err(err, "%s: 'auth.rooms' must be an array of at most %d rules", origin,
                        CFG_MAX_ROOM_RULES);

@@ -86,8 +86,8 @@ static json_t *error_json(const char *text)
 
 static json_t *presence_json(const char *room, const presence_list *l)
 {
-    json_t *o = json_pack("{s:s,s:I,s:I}", "room", room, "count", (json_int_t)l->users,
-                          "anonymous", (json_int_t)l->anonymous);
+    json_t *o = json_pack("{s:s,s:I,s:I}", "room", room, "count", (json_int_t)l->users, "anonymous",
+                          (json_int_t)l->anonymous);
     if (!o || !l->listed)
         return o;
     json_t *users = json_array();

@@ -91,11 +91,11 @@ typedef void (*bp_node_fn)(void *arg, const char *data, size_t len);
 /* What a node reports of one user in one room (backplane_ops.presence). */
 typedef struct bp_presence {
     const char *room;
-    const char *user;   /* "": the anonymous connections */
-    uint64_t count;     /* this node's connections of user in room; 0: gone */
-    bool events;        /* the room has presence_events: publish joins and leaves */
-    bool reset;         /* first forget everything this node reported of room */
-    bool room_present;  /* this node has anyone in room after this */
+    const char *user;  /* "": the anonymous connections */
+    uint64_t count;    /* this node's connections of user in room; 0: gone */
+    bool events;       /* the room has presence_events: publish joins and leaves */
+    bool reset;        /* first forget everything this node reported of room */
+    bool room_present; /* this node has anyone in room after this */
 } bp_presence;
 
 typedef struct backplane_ops {

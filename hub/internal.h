@@ -124,7 +124,8 @@ struct hub {
     uint64_t evicted;     /* messages dropped for history_max_bytes */
     size_t freed_bytes;   /* history bytes and rooms freed since the last hub_expire */
     size_t waiting_bytes; /* footprint of every room's `waiting` messages */
-    list_node presence_work; /* rooms with lingering users or events to send */
+    /* presence_room.c: rooms with lingering users or events to send */
+    list_node presence_work;
     /* users.c: the registry of live members by user and by connection id */
     struct user_entry **user_buckets;
     size_t nuser_buckets, nusers;

@@ -17,9 +17,9 @@
 struct presence_user {
     struct presence_user *next; /* in its bucket */
     uint32_t hash;
-    uint64_t count;   /* connections now */
-    uint64_t shown;   /* what a reader sees: count, or the last one while lingering */
-    int64_t gone_ms;  /* lingering since (count 0); 0 while it has connections */
+    uint64_t count;  /* connections now */
+    uint64_t shown;  /* what a reader sees: count, or the last one while lingering */
+    int64_t gone_ms; /* lingering since (count 0); 0 while it has connections */
     char name[];
 };
 
@@ -101,8 +101,7 @@ int presence_add(presence_set *p, const char *user, uint64_t *shown, const char 
     return PRESENCE_JOINED;
 }
 
-presence_change presence_remove(presence_set *p, const char *user, int64_t now_ms,
-                                uint64_t *shown)
+presence_change presence_remove(presence_set *p, const char *user, int64_t now_ms, uint64_t *shown)
 {
     if (is_anonymous(user)) {
         if (p->anonymous)
@@ -125,8 +124,8 @@ presence_change presence_remove(presence_set *p, const char *user, int64_t now_m
     return PRESENCE_COUNT;
 }
 
-size_t presence_sweep(presence_set *p, int64_t cutoff_ms,
-                      void (*gone)(void *arg, const char *user), void *arg)
+size_t presence_sweep(presence_set *p, int64_t cutoff_ms, void (*gone)(void *arg, const char *user),
+                      void *arg)
 {
     size_t went = 0;
     for (size_t i = 0; i < p->nbuckets && p->nlingering; i++) {
@@ -149,8 +148,8 @@ size_t presence_sweep(presence_set *p, int64_t cutoff_ms,
     return went;
 }
 
-void presence_each(const presence_set *p,
-                   void (*each)(void *arg, const char *user, uint64_t shown), void *arg)
+void presence_each(const presence_set *p, void (*each)(void *arg, const char *user, uint64_t shown),
+                   void *arg)
 {
     for (size_t i = 0; i < p->nbuckets; i++)
         for (presence_user *u = p->buckets[i]; u; u = u->next)

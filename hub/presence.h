@@ -70,17 +70,16 @@ int presence_add(presence_set *p, const char *user, uint64_t *shown, const char 
 /* One of user's connections left at now_ms. The last one makes the user
  * linger (shown count kept). Returns PRESENCE_COUNT when the shown count
  * changed (*shown: the new one), else PRESENCE_SAME. Unknown users: SAME. */
-presence_change presence_remove(presence_set *p, const char *user, int64_t now_ms,
-                                uint64_t *shown);
+presence_change presence_remove(presence_set *p, const char *user, int64_t now_ms, uint64_t *shown);
 
 /* Removes users lingering since before cutoff_ms, calling gone(arg, user)
  * for each before it goes (a leave). Returns how many went. */
-size_t presence_sweep(presence_set *p, int64_t cutoff_ms,
-                      void (*gone)(void *arg, const char *user), void *arg);
+size_t presence_sweep(presence_set *p, int64_t cutoff_ms, void (*gone)(void *arg, const char *user),
+                      void *arg);
 
 /* Calls each(arg, user, shown) for every present user, in no order. */
-void presence_each(const presence_set *p,
-                   void (*each)(void *arg, const char *user, uint64_t shown), void *arg);
+void presence_each(const presence_set *p, void (*each)(void *arg, const char *user, uint64_t shown),
+                   void *arg);
 
 /* Fills an array of every present user, sorted by name (the caller frees
  * *out; the names are borrowed from p). -ENOMEM. */

@@ -81,8 +81,8 @@ static void add_event(hub *h, room *r, const char *user, bool join)
     }
     buf *b = &r->presence_batch;
     size_t before = b->len;
-    bool ok = (!r->presence_nbatch || buf_append_str(b, ",")) &&
-              buf_append_str(b, "{\"user\":") && buf_json_string(b, user, strlen(user), 0) &&
+    bool ok = (!r->presence_nbatch || buf_append_str(b, ",")) && buf_append_str(b, "{\"user\":") &&
+              buf_json_string(b, user, strlen(user), 0) &&
               buf_append_str(b, join ? ",\"action\":\"join\"}" : ",\"action\":\"leave\"}");
     if (!ok) {
         b->len = before;

@@ -154,19 +154,29 @@ void rb_send_presence(rb *b, work *w)
     track_room(b, w->room, w->p_present);
     if (!link_up(b))
         return;
-    char kh[KEY_MAX], ks[KEY_MAX], ch[KEY_MAX], prefix[KEY_MAX], count[RB_NUM_MAX],
-        ttl[RB_NUM_MAX];
+    char kh[KEY_MAX], ks[KEY_MAX], ch[KEY_MAX], prefix[KEY_MAX], count[RB_NUM_MAX], ttl[RB_NUM_MAX];
     node_hash(b, kh, w->room);
     node_set(b, ks, w->room);
     snprintf(ch, sizeof(ch), "%sc:%s", b->prefix, w->room);
     hash_prefix(b, prefix, w->room);
     snprintf(count, sizeof(count), "%" PRIu64, w->after);
     snprintf(ttl, sizeof(ttl), "%d", PRESENCE_TTL_MS);
-    const char *argv[] = {"EVAL", update_lua, "3", kh, ks, ch, b->base.node_id, w->data, count,
-                          ttl, w->p_events ? "1" : "0", prefix, w->p_reset ? "1" : "0"};
-    size_t lens[] = {4,      sizeof(update_lua) - 1,  1,           strlen(kh), strlen(ks),
+    const char *argv[] = {"EVAL",
+                          update_lua,
+                          "3",
+                          kh,
+                          ks,
+                          ch,
+                          b->base.node_id,
+                          w->data,
+                          count,
+                          ttl,
+                          w->p_events ? "1" : "0",
+                          prefix,
+                          w->p_reset ? "1" : "0"};
+    size_t lens[] = {4,          sizeof(update_lua) - 1,  1,      strlen(kh),    strlen(ks),
                      strlen(ch), strlen(b->base.node_id), w->len, strlen(count), strlen(ttl),
-                     1,      strlen(prefix),          1};
+                     1,          strlen(prefix),          1};
     redisAsyncCommandArgv(b->cmd.ac, NULL, NULL, 13, argv, lens);
 }
 
@@ -183,8 +193,8 @@ void rb_presence_refresh(rb *b, int64_t now)
             node_hash(b, kh, r->room);
             node_set(b, ks, r->room);
             const char *argv[] = {"EVAL", refresh_lua, "2", kh, ks, b->base.node_id, ttl};
-            size_t lens[] = {4,          sizeof(refresh_lua) - 1, 1, strlen(kh), strlen(ks),
-                             strlen(b->base.node_id), strlen(ttl)};
+            size_t lens[] = {4,          sizeof(refresh_lua) - 1, 1,          strlen(kh),
+                             strlen(ks), strlen(b->base.node_id), strlen(ttl)};
             redisAsyncCommandArgv(b->cmd.ac, NULL, NULL, 7, argv, lens);
         }
     }

@@ -124,8 +124,7 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->signalr.max_pending_connections == b->signalr.max_pending_connections &&
            a->signalr.negotiate_rate_per_s == b->signalr.negotiate_rate_per_s &&
            a->signalr.negotiate_burst == b->signalr.negotiate_burst && hubs_equal(a, b) &&
-           a->presence.max_listed == b->presence.max_listed &&
-           access_equal(a, b);
+           a->presence.max_listed == b->presence.max_listed && access_equal(a, b);
 }
 
 /* Loading json must fail with a message containing want, leaving the
@@ -1731,9 +1730,10 @@ static void test_presence(void)
     CHECK(!access_room_presence_events(&c, "chat.lobby")); /* auth off: no rules */
 }
 
-TEST_MAIN("config", TEST(test_presence), TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
-          TEST(test_subset_keeps_other_defaults), TEST(test_every_key), TEST(test_unknown_keys),
-          TEST(test_wrong_types), TEST(test_out_of_range), TEST(test_range_edges_accepted),
+TEST_MAIN("config", TEST(test_presence), TEST(test_defaults),
+          TEST(test_empty_object_keeps_defaults), TEST(test_subset_keeps_other_defaults),
+          TEST(test_every_key), TEST(test_unknown_keys), TEST(test_wrong_types),
+          TEST(test_out_of_range), TEST(test_range_edges_accepted),
           TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
           TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
           TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),

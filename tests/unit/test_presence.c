@@ -106,9 +106,8 @@ static bool events_everywhere(void *arg, const char *room)
 
 static hub *new_hub(void)
 {
-    hub_options opt = {.history_size = 10,
-                       .history_ttl_ms = 60000,
-                       .presence_events = events_everywhere};
+    hub_options opt = {
+        .history_size = 10, .history_ttl_ms = 60000, .presence_events = events_everywhere};
     hub *h = hub_create(&opt);
     CHECK(h != NULL);
     return h;

@@ -58,7 +58,9 @@ void plain_poll_init(const cfg *c, hub *h)
 uint64_t plain_poll_join_cursor_locked(const sub *s)
 {
     msg *m = sendq_peek(&s->q);
-    if (m && !m->presence) /* the hub queued live messages since the join: it began before the first */
+    /* The hub queued live messages since the join: it began before the
+     * first (presence events have no id to tell). */
+    if (m && !m->presence)
         return m->id ? m->id - 1 : 0;
     /* Nothing queued: last_id is still the join's, unless the hub dropped
      * s already (then what it lost is unknown: 0 asks history for all). */
