@@ -127,3 +127,31 @@ test('presence over three nodes: sums, one join per user, and a killed node gone
   t.diagnostic(`the killed node's members were gone after ${took} ms (bound ${BOUND_MS} ms)`);
   assert.equal((await presenceOn(a, room)).count, 6);
 });
+
+test('Redis down: the presence endpoint answers 503; a fresh Redis gets every node\'s counts again', { timeout: 60_000 }, async (t) => {
+  const { redis, nodes } = await startCluster(t, 2, CONFIG);
+  const [a, b] = nodes;
+  const closers = [];
+  t.after(() => closers.forEach((f) => f()));
+  const ws = async (node, room, user) => {
+    const conn = await openWs(`${node.wsUrl}/rooms/${room}/ws?access_token=${token(user)}`);
+    closers.push(() => conn.close());
+    return conn;
+  };
+  const room = 'live.restart';
+  await ws(a, room, 'alice');
+  await ws(b, room, 'alice');
+  await ws(b, room, 'bob');
+  await allSee([a, b], room, { alice: 2, bob: 1 });
+
+  await redis.kill();
+  await waitFor(async () => !(await (await fetch(`${a.url}/healthz`)).json()).backplane.connected, {
+    message: 'A sees Redis down',
+  });
+  const down = await request(`${a.url}/rooms/${room}/presence`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+  assert.equal(down.status, 503, down.text);
+  assert.match(down.json?.error ?? '', /unreachable/);
+
+  await redis.restart(); // empty: the nodes write their counts again
+  await allSee([a, b], room, { alice: 2, bob: 1 }, 15_000);
+});
