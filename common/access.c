@@ -98,6 +98,14 @@ static cfg_access room_level(const cfg *c, const char *room, access_right right)
     return CFG_ACCESS_CLAIM;
 }
 
+bool access_room_presence_events(const cfg *c, const char *room)
+{
+    for (unsigned i = 0; i < c->auth.nrooms; i++)
+        if (access_pattern_matches(c->auth.rooms[i].match, room))
+            return c->auth.rooms[i].presence_events;
+    return false;
+}
+
 access_verdict access_room(const cfg *c, const access_principal *p, const char *room,
                            access_right right)
 {

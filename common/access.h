@@ -80,6 +80,10 @@ access_verdict access_room(const cfg *c, const access_principal *p, const char *
 unsigned access_status(access_verdict v);
 const char *access_reason(access_verdict v, access_right right);
 
+/* The presence_events of the first auth.rooms rule that matches room;
+ * false when none does (and with auth off: there are no rules). */
+bool access_room_presence_events(const cfg *c, const char *room);
+
 /* The user id for logs: p's user, "api-key", or "-" (anonymous). */
 const char *access_user_label(const access_principal *p);
 

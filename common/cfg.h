@@ -68,6 +68,7 @@ typedef enum {
 typedef struct cfg_room_rule {
     char match[CFG_ROOM_PATTERN_MAX];
     cfg_access subscribe, publish;
+    bool presence_events; /* presence_events: join/leave events to the room's members */
 } cfg_room_rule;
 
 /* The JWT algorithms auth.jwt.algorithms may list, as bits of a set. "none"
@@ -214,6 +215,12 @@ typedef struct cfg {
     } cors;
 
     bool trust_proxy; /* log the client address a proxy reports, default false */
+
+    /* presence: GET /rooms/{room}/presence lists users up to max_listed
+     * (default 1000; past it only the counts). */
+    struct {
+        unsigned max_listed;
+    } presence;
 } cfg;
 
 #endif

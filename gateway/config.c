@@ -119,6 +119,7 @@ static const key_spec key_table[] = {
     OBJECT_KEY("cors.allowed_origins", load_origins),
     BOOL_KEY(cors.allow_credentials),
     UINT_KEY(cors.max_age_s, 0, 86400),
+    UINT_KEY(presence.max_listed, 0, 1000000),
 };
 
 #define KEY_COUNT (sizeof(key_table) / sizeof(key_table[0]))
@@ -238,6 +239,7 @@ void cfg_defaults(cfg *c)
 
     c->auth.jwt.leeway_s = 5;
     c->auth.protect_admin = true;
+    c->presence.max_listed = 1000;
     c->cors.max_age_s = 600;
 }
 
@@ -1001,7 +1003,7 @@ static int load_access(cfg_access *out, json_t *rule, const char *which, const c
 /* auth.rooms: replaces the rules, kept in the file's order. */
 static int load_room_rules(cfg *c, json_t *v, const char *origin, char *err)
 {
-    static const char *const members[] = {"match", "subscribe", "publish", NULL};
+    static const char *const members[] = {"match", "subscribe", "publish", "presence_events", NULL};
     if (!json_is_array(v) || json_array_size(v) > CFG_MAX_ROOM_RULES)
         return set_err(err, "%s: 'auth.rooms' must be an array of at most %d rules", origin,
                        CFG_MAX_ROOM_RULES);
@@ -1035,6 +1037,11 @@ static int load_room_rules(cfg *c, json_t *v, const char *origin, char *err)
         if (load_access(&r->subscribe, rule, "subscribe", key, origin, err) != 0 ||
             load_access(&r->publish, rule, "publish", key, origin, err) != 0)
             return -1;
+        json_t *pe = json_object_get(rule, "presence_events");
+        sub_key(subkey, key, "presence_events");
+        if (pe && !json_is_boolean(pe))
+            return set_err(err, "%s: '%s' must be true or false", origin, subkey);
+        r->presence_events = pe && json_is_true(pe);
         c->auth.nrooms++;
     }
     return 0;

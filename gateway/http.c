@@ -59,6 +59,7 @@
 #include "gateway/api.h"
 #include "gateway/guard.h"
 #include "gateway/linger.h"
+#include "gateway/presence_api.h"
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"
 #include "gateway/router.h"

@@ -56,6 +56,7 @@
   R(ROOM,        "/rooms/{room}",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_room_info,      api_request_completed,  false,  NULL) \
   R(EVENTS,      "/rooms/{room}/events",    M_GET | M_HEAD,                      STREAMS,    SSE,           SUBSCRIBE, plain_sse_handle,   plain_sse_completed,    false,  held_sse) \
   R(POLL,        "/rooms/{room}/poll",      M_GET | M_HEAD,                      POLLS,      LONG_POLLING,  SUBSCRIBE, plain_poll_handle,  plain_poll_completed,   false,  held_json) \
+  R(PRESENCE,    "/rooms/{room}/presence",  M_GET | M_HEAD,                      MAIN,       ALWAYS,        SUBSCRIBE, api_presence,       api_presence_completed, false,  NULL) \
   R(MESSAGES,    "/rooms/{room}/messages",  M_POST,                              MAIN,       ALWAYS,        PUBLISH,   api_publish,        api_request_completed,  true,   NULL) \
   R(HISTORY,     "/rooms/{room}/history",   M_GET | M_HEAD,                      MAIN,       ALWAYS,        SUBSCRIBE, api_room_history,   api_request_completed,  false,  NULL) \
   R(WS,          "/rooms/{room}/ws",        M_GET | M_HEAD,                      WEBSOCKET,  WEBSOCKET,     SUBSCRIBE, ws_path_only,       NULL,                   false,  NULL) \

@@ -39,7 +39,9 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/rate_limits.h"
+#include "common/access.h"
 #include "gateway/api.h"
+#include "gateway/presence_api.h"
 #include "gateway/guard.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
@@ -552,6 +554,8 @@ static void *timer_main(void *arg)
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
         api_tick(now);
+        presence_api_tick(now);
+        hub_presence_tick(h, now); /* users gone past the grace, presence events */
         if (now >= next_expire) {
             memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
@@ -635,6 +639,7 @@ static backplane *the_backplane;
 static void init_protocols(const cfg *c, hub *h)
 {
     api_init(c, h);
+    presence_api_init(c, h);
     plain_sse_init(c, h);
     plain_poll_init(c, h);
     plain_ws_init(c, h);
@@ -679,6 +684,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     sse_shutdown();
     lp_shutdown();
     api_shutdown();
+    presence_api_shutdown();
     ws_stop(SHUTDOWN_DRAIN_MS);
     http_finish_requests(SHUTDOWN_DRAIN_MS);
     http_stop();
@@ -687,6 +693,12 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     sr_fini();
     redis_backplane_free(the_backplane);
     hub_destroy(h);
+}
+
+/* Any thread: a room's auth.rooms rule asks for presence events. */
+static bool room_presence_events(void *arg, const char *room)
+{
+    return access_room_presence_events(arg, room);
 }
 
 int server_run(const cfg *c)
@@ -700,7 +712,9 @@ int server_run(const cfg *c)
                       .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S,
                       .max_rooms = c->limits.max_rooms,
                       .max_rooms_per_sub = c->limits.max_rooms_per_connection,
-                      .history_max_bytes = c->history.max_bytes};
+                      .history_max_bytes = c->history.max_bytes,
+                      .presence_events = room_presence_events,
+                      .presence_arg = (void *)c};
     hub *h = peek_buf && !rate_limits_init(c) ? hub_create(&ho) : NULL;
     if (h)
         init_protocols(c, h);

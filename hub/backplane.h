@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "hub/message.h"
+#include "hub/presence.h"
 
 #define BP_NODE_ID_LEN 12 /* random [A-Za-z0-9], new at every start */
 
@@ -94,6 +95,16 @@ typedef void (*bp_history_fn)(void *arg, int rc, const char *epoch, uint64_t las
  * backplane's thread. */
 typedef void (*bp_node_fn)(void *arg, const char *data, size_t len);
 
+/* What a node reports of one user in one room (backplane_ops.presence). */
+typedef struct bp_presence {
+    const char *room;
+    const char *user;  /* "": the anonymous connections */
+    uint64_t count;    /* this node's connections of user in room; 0: gone */
+    bool events;       /* the room has presence_events: publish joins and leaves */
+    bool reset;        /* first forget everything this node reported of room */
+    bool room_present; /* this node has anyone in room after this */
+} bp_presence;
+
 typedef struct backplane_ops {
     /* Hub lock held. The node has members in room (want) or no longer has. */
     void (*want_room)(backplane *bp, const char *room, bool want);
@@ -127,6 +138,14 @@ typedef struct backplane_ops {
     /* Sends data to one node, in order with this node's other sends to it;
      * dropped while the backplane is down. */
     void (*node_send)(backplane *bp, const char *node, const char *data, size_t len);
+    /* Hub lock held: this node's count of one user in a room changed
+     * (queued, in order; while the backplane is down it is dropped: the hub
+     * reports everything again when it comes back). */
+    void (*presence)(backplane *bp, const bp_presence *p);
+    /* No hub lock. The room's presence over every live node: cb later (or
+     * at once, out of memory), -EIO when unreachable. */
+    void (*presence_get)(backplane *bp, const char *room, size_t max_listed, presence_fn cb,
+                         void *arg);
     /* Sets who receives this node's messages (before it is used). */
     void (*on_node_message)(backplane *bp, bp_node_fn fn, void *arg);
 } backplane_ops;

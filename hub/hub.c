@@ -8,7 +8,8 @@
  * rooms.c (the room table), members.c (subs and membership), resume.c
  * (cursors, gaps, replay), fanout.c (publishing and delivery),
  * history_budget.c (history.max_bytes), hub_backplane.c (a shared
- * backplane's calls into the hub). One mutex guards everything in all of
+ * backplane's calls into the hub), users.c (who is connected: users and
+ * connection ids). One mutex guards everything in all of
  * them (see hub.h); every callback is deferred so that none runs under it.
  *
  * Threads and locks: docs/concurrency.md
@@ -102,6 +103,7 @@ hub *hub_create(const hub_options *opt)
         free(h);
         return NULL;
     }
+    list_init(&h->presence_work);
     pthread_mutex_init(&h->lock, NULL);
     return h;
 }
@@ -128,10 +130,12 @@ void hub_destroy(hub *h)
             }
             history_clear(&r->hist);
             room_clear_waiting(h, r);
+            room_presence_free(h, r);
             free(r);
             r = next;
         }
     }
+    registry_free(h);
     free(h->calls);
     free(h->heap);
     free(h->buckets);

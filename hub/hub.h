@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "hub/backplane.h"
+#include "hub/presence.h"
 #include "hub/sub.h"
 
 #define ROOM_NAME_MAX 128
@@ -31,6 +32,9 @@ typedef struct hub_options {
     size_t max_rooms;         /* rooms clients can name; 0: no cap (-ENOSPC past it) */
     size_t max_rooms_per_sub; /* rooms one member joins; 0: no cap (-EMLINK past it) */
     size_t history_max_bytes; /* all rooms' history; 0: no budget (oldest of largest go) */
+    /* presence_events of a room (asked once, when the room is made); NULL: none */
+    bool (*presence_events)(void *arg, const char *room);
+    void *presence_arg;
 } hub_options;
 
 typedef struct room_info {
@@ -137,6 +141,25 @@ void hub_leave_room(hub *h, const char *room, sub *s);
 /* Removes s from every room it is in. Idempotent. */
 void hub_leave(hub *h, sub *s);
 
+/* --- users and connections (users.c) --------------------------------------
+ * A member with an identity (sub_set_identity) is registered under its
+ * user and connection id from its first successful join until hub_leave. */
+
+/* How many members user has on this node (0: none, or user NULL). */
+size_t hub_user_connections(hub *h, const char *user);
+
+/* Copies the connection ids of user's members here (at most cap) into ids;
+ * returns how many members it has (may be more than cap). */
+size_t hub_user_conn_ids(hub *h, const char *user, char (*ids)[SUB_CONN_ID_MAX], size_t cap);
+
+/* True when a member named conn_id is here; then, when user is not NULL,
+ * *user is a malloc'd copy of its user id (NULL: anonymous, or out of
+ * memory). */
+bool hub_conn_user(hub *h, const char *conn_id, char **user);
+
+/* Users with a member here, and registered members. */
+void hub_registry_counts(hub *h, size_t *users, size_t *conns);
+
 /* Fills *out for room. Returns 0, or -ENOENT when the room does not exist
  * (no members and no history). */
 int hub_room_info(hub *h, const char *room, room_info *out);
@@ -212,6 +235,30 @@ void hub_get_stats(hub *h, hub_stats *out);
 /* Writes n (at most 32) random characters of [A-Za-z0-9] and a NUL: room
  * epochs (8) and backplane node ids. */
 void hub_random_name(char *out, size_t n);
+
+/* --- presence (presence_room.c) ----------------------------------------
+ * Every member of a room a client can name is counted in the room's
+ * presence by its user (sub.user; anonymous: counted, not named). A user
+ * whose last connection left lingers PRESENCE_GRACE_MS. With the room's
+ * presence_events, a user's first connection is a join and their leaving
+ * (after the grace) a leave, collected and sent to the room's members
+ * once a tick (hub_presence_tick) as one presence message: {"presence":
+ * {"user","action"}}, or a list of those when several came. With a shared
+ * backplane each node reports its counts there and the backplane decides
+ * the joins and leaves of the whole cluster (hub_bp_presence). */
+
+/* Presence of room: cb(arg, 0, list) with users listed up to max_listed
+ * (then counts only), from this node (memory backplane; cb is called
+ * before this returns) or every node (through the backplane; later, from
+ * its thread). */
+void hub_presence_get(hub *h, const char *room, size_t max_listed, presence_fn cb, void *arg);
+
+/* Timer thread, every ~100 ms: users lingering past the grace go (a
+ * leave), and collected presence events go out. */
+void hub_presence_tick(hub *h, int64_t now_ms);
+
+/* Backplane thread: a user joined or left room, cluster-wide. */
+void hub_bp_presence(hub *h, const char *room, const char *user, bool join);
 
 /* --- backplane ------------------------------------------------------------
  * hub_set_backplane is called once, before any member joins, and with NULL

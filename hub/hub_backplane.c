@@ -82,6 +82,8 @@ void hub_bp_link(hub *h, bool up)
             r->local_last = 0;
         }
     }
+    if (up)
+        hub_presence_resync(h);
     hub_unlock(h);
 }
 

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/list.h"
 #include "hub/backplane.h"
 #include "hub/history.h"
@@ -51,6 +52,10 @@ typedef struct membership {
     hub_join_args args;
     char epoch[MSG_EPOCH_MAX]; /* args.epoch, copied */
     int64_t join_wall_ms;      /* "from now" means: published after this */
+    /* presence: counted in its room's (a hub's own rooms are not), under
+     * user (the presence set's copy; NULL: anonymous) */
+    bool in_presence;
+    const char *user;
 } membership;
 
 #define member_of(node) list_entry(node, membership, link)
@@ -81,6 +86,14 @@ typedef struct room {
     int64_t empty_since_ms; /* when its last member left; 0 while it has members */
     size_t heap_pos; /* 1 + its index in hub->heap while its history holds bytes; 0 not in it */
     struct held_publish *held; /* answers waiting for this node to take their message */
+    /* presence_room.c: who is here (rooms clients name), the events
+     * collected for the next tick, and the room's place in hub->presence_work */
+    presence_set presence;
+    bool presence_events;
+    buf presence_batch; /* ,-separated {"user","action"} objects */
+    size_t presence_nbatch;
+    bool presence_queued; /* in hub->presence_work */
+    list_node presence_link;
 } room;
 
 /* A publish the backplane has numbered and this node has not taken yet. */
@@ -111,7 +124,16 @@ struct hub {
     uint64_t evicted;     /* messages dropped for history_max_bytes */
     size_t freed_bytes;   /* history bytes and rooms freed since the last hub_expire */
     size_t waiting_bytes; /* footprint of every room's `waiting` messages */
+    /* presence_room.c: rooms with lingering users or events to send */
+    list_node presence_work;
+    /* users.c: the registry of live members by user and by connection id */
+    struct user_entry **user_buckets;
+    size_t nuser_buckets, nusers;
+    sub **conn_buckets;
+    size_t nconn_buckets, nconns;
 };
+
+typedef struct user_entry user_entry;
 
 /* A callback due once the hub lock is let go: a join's (done) or a held
  * publish's (published, with res). */
@@ -158,6 +180,20 @@ void room_clear_waiting(hub *h, room *r);
 bool hub_is_shared(const hub *h, const char *name);
 void room_new_epoch(char out[MSG_EPOCH_MAX]);
 
+/* --- users.c: the user and connection registry */
+/* Registers s (with an identity, not yet registered) under its user and
+ * connection id: 0, -EEXIST (the id is taken) or -ENOMEM. */
+int registry_add(hub *h, sub *s);
+/* Takes s out, if it is in. */
+void registry_remove(hub *h, sub *s);
+/* hub_destroy: frees the tables (members left behind are forgotten). */
+void registry_free(hub *h);
+/* The member named conn_id, or NULL. */
+sub *registry_conn(const hub *h, const char *conn_id);
+/* The list of user's members (linked by sub.user_link) and their number;
+ * NULL (and 0) when user has none here. */
+list_node *registry_user(const hub *h, const char *user, size_t *count);
+
 /* --- members.c: membership */
 void member_leave_all(hub *h, sub *s, room *keep);
 
@@ -177,6 +213,13 @@ void room_fanout(hub *h, room *r, msg *m, const sub *exclude, uint64_t exclude_u
 /* --- history_budget.c: history.max_bytes */
 void room_hist_dropped(hub *h, room *r, size_t before);
 void room_keep_in_history(hub *h, room *r, msg *m);
+
+/* --- presence_room.c */
+void room_presence_join(hub *h, room *r, membership *m);
+void room_presence_leave(hub *h, room *r, membership *m);
+bool room_presence_holds(const room *r); /* lingering users or events: the room stays */
+void room_presence_free(hub *h, room *r);
+void hub_presence_resync(hub *h); /* the backplane came back: report every count */
 
 /* --- hub_backplane.c: held publishes */
 void room_release_held(hub *h, room *r, int64_t now, bool all);

@@ -79,6 +79,14 @@ msg *msg_create_gap(const char *info, size_t len)
     return m;
 }
 
+msg *msg_create_presence(const char *data, size_t len)
+{
+    msg *m = msg_alloc("{\"presence\":", 12, data, len);
+    if (m)
+        m->presence = true;
+    return m;
+}
+
 /* Writes (when out is not NULL) or only counts the SSE event. Each line of
  * the payload, split at \r\n, \r or \n, becomes one "data:" line, so a
  * payload with newlines can never end the event early. */
@@ -107,11 +115,13 @@ static size_t sse_emit(char *out, const char *head, size_t n, const char *data, 
 }
 
 /* The first line of m's SSE event: its id ("EPOCH:N", or N without an
- * epoch), or the event name of a gap signal. */
+ * epoch), or the event name of a gap signal or presence events. */
 static size_t sse_head(const msg *m, char *head, size_t cap)
 {
     if (m->gap)
         return (size_t)snprintf(head, cap, "event: gap\n");
+    if (m->presence)
+        return (size_t)snprintf(head, cap, "event: presence\n");
     if (m->epoch[0])
         return (size_t)snprintf(head, cap, "id: %s:%" PRIu64 "\n", m->epoch, m->id);
     return (size_t)snprintf(head, cap, "id: %" PRIu64 "\n", m->id);

@@ -85,6 +85,7 @@ typedef struct msg {
                        member's default */
     bool direct;    /* bytes for one connection (json holds them); no envelope */
     bool gap;       /* a gap signal for one subscriber: {"gap":{…}}; data is the inner object */
+    bool presence;  /* presence events of a room: {"presence":…}; no id, not kept */
     bool uncounted; /* a direct message outside its protocol's numbering of what it
                        sends (set and read by the protocol that made it) */
     char epoch[MSG_EPOCH_MAX];       /* the room's epoch when published; "" for none */
@@ -110,6 +111,11 @@ msg *msg_create_in(uint64_t id, const char *room, const char *epoch, const char 
  * just before the first one delivered next). Its JSON form is {"gap":info}; its SSE form an event
  * named "gap" with info as data; msg_data gives info. */
 msg *msg_create_gap(const char *info, size_t len);
+
+/* Creates a room's presence events (id 0, no history): data is one
+ * {"user","action"} object or a list of them. Its JSON form is
+ * {"presence":data}, its SSE form an event named "presence" with data. */
+msg *msg_create_presence(const char *data, size_t len);
 
 /* Creates a direct message: len bytes for one connection (a protocol's
  * reply, ping, close), left for the caller to write at *out before it

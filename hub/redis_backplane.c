@@ -9,7 +9,7 @@
  * (redis_ops.c) through redis_rooms.c and redis_nodes.c.
  *
  * In Redis, per room (P = the key prefix): see redis_rooms.c; names owned
- * by nodes and node channels: redis_nodes.c.
+ * by nodes and node channels: redis_nodes.c; presence: redis_presence.c.
  *
  * Redis unreachable: publishes wait in the work queue (up to queue_limit),
  * marked as delivered locally already; the hub delivers them to this
@@ -336,6 +336,15 @@ static void do_work(rb *b, work *w)
         else
             w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
         break;
+    case W_PRESENCE: /* while down: dropped, the hub reports all again once up */
+        rb_send_presence(b, w);
+        break;
+    case W_PRESENCE_GET:
+        if (b->state == LINK_UP && b->cmd.ac)
+            rb_send_presence_get(b, w);
+        else
+            w->presence_cb(w->arg, -EIO, NULL);
+        break;
     case W_PUBLISH:
         if (b->cmd.ac) {
             rb_send_publish(b, w); /* settled when Redis answers */
@@ -380,6 +389,7 @@ static void timers(rb *b, int64_t now)
         redisAsyncCommand(b->cmd.ac, on_ping_reply, NULL, "PING");
     }
     rb_sweep_channels(b, now);
+    rb_presence_refresh(b, now);
 }
 
 static void add_pollfd(struct pollfd *p, nfds_t *n, const rconn *rc)
@@ -497,6 +507,8 @@ void redis_backplane_stop(backplane *bp)
             w->room_cb(w->arg, -EIO, "", 0);
         } else if (w->kind == W_HISTORY) {
             w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
+        } else if (w->kind == W_PRESENCE_GET) {
+            w->presence_cb(w->arg, -EIO, NULL);
         }
         free(w->data);
         free(w);
@@ -515,6 +527,8 @@ void redis_backplane_free(backplane *bp)
             w->owner_cb(w->arg, -EIO, "");
         else if (w->kind == W_HISTORY)
             w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
+        else if (w->kind == W_PRESENCE_GET)
+            w->presence_cb(w->arg, -EIO, NULL);
         free(w->data);
         free(w);
     }
@@ -524,6 +538,7 @@ void redis_backplane_free(backplane *bp)
             free(c);
         }
     }
+    rb_presence_free(b);
     close(b->wake_fd);
     pthread_mutex_destroy(&b->qlock);
     free(b);

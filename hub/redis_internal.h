@@ -10,7 +10,9 @@
  *                      room state, channel subscriptions and what comes on them;
  *   redis_history.c    a page of a room's kept history (GET /rooms/{room}/history);
  *   redis_nodes.c      the cluster: names owned by nodes (claim, offer,
- *                      touch, release) and messages between nodes.
+ *                      touch, release) and messages between nodes;
+ *   redis_presence.c   presence: each node's counts per room with a TTL,
+ *                      read over the live nodes, joins and leaves.
  * What is read from Redis is decoded by bp_codec.c. Private to hub/.
  *
  * Threading: fields marked "thread" and every function declared here but
@@ -53,7 +55,9 @@ typedef enum {
     W_RELEASE,
     W_NODE_SEND,
     W_ROOM_STATE,
-    W_HISTORY
+    W_HISTORY,
+    W_PRESENCE,
+    W_PRESENCE_GET
 } work_kind;
 
 typedef struct work {
@@ -82,6 +86,11 @@ typedef struct work {
     size_t count;
     bp_history_fn history_cb;
     char node[BP_NODE_ID_LEN + 1];
+    /* W_PRESENCE: the user is data (len); the count is after */
+    bool p_events, p_reset, p_present;
+    /* W_PRESENCE_GET */
+    presence_fn presence_cb;
+    size_t max_listed;
 } work;
 
 /* A room this node subscribes to (thread). */
@@ -144,6 +153,10 @@ typedef struct rb {
     channel *channels[SET_BUCKETS];
     bp_node_fn node_fn; /* qlock */
     void *node_arg;     /* qlock */
+    /* thread: rooms this node has presence in (redis_presence.c), and
+     * when their keys are refreshed next */
+    struct presence_room *presence_rooms[SET_BUCKETS];
+    int64_t presence_refresh_at;
 } rb;
 
 /* --- redis_backplane.c: the link and the thread */
@@ -178,5 +191,13 @@ void rb_node_channel(const rb *b, char *out, const char *node);
 bool rb_node_message(rb *b, const redisReply *r);
 void rb_send_name_work(rb *b, work *w);
 void rb_send_to_node(rb *b, work *w);
+
+/* --- redis_presence.c */
+void rb_send_presence(rb *b, work *w);
+void rb_send_presence_get(rb *b, work *w);
+void rb_presence_refresh(rb *b, int64_t now);
+/* A message on a room's channel: a presence event (handled: true), or not one. */
+bool rb_presence_message(rb *b, const char *room, const char *data, size_t len);
+void rb_presence_free(rb *b);
 
 #endif

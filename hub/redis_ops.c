@@ -6,7 +6,8 @@
  * (BP_FULL) past queue_limit while Redis is down, and past
  * max_pending_bytes of publishes Redis has not answered yet, up or down (a
  * Redis that does not keep up). When memory runs out, claim, offer,
- * room_state and history answer at once, on the calling thread.
+ * room_state, history and presence_get answer at once, on the calling
+ * thread.
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -199,6 +200,44 @@ static void bp_history(backplane *bp, const char *room, uint64_t since, const ch
     rb_push_work((rb *)bp, w);
 }
 
+static void bp_report_presence(backplane *bp, const bp_presence *p)
+{
+    work *w = calloc(1, sizeof(*w));
+    size_t len = strlen(p->user);
+    char *user = w ? malloc(len + 1) : NULL;
+    if (!user) {
+        free(w);
+        LOG_ERR(TAG, "out of memory: presence of room %s not reported", p->room);
+        return;
+    }
+    memcpy(user, p->user, len + 1);
+    w->kind = W_PRESENCE;
+    snprintf(w->room, sizeof(w->room), "%s", p->room);
+    w->data = user;
+    w->len = len;
+    w->after = p->count;
+    w->p_events = p->events;
+    w->p_reset = p->reset;
+    w->p_present = p->room_present;
+    rb_push_work((rb *)bp, w);
+}
+
+static void bp_presence_get(backplane *bp, const char *room, size_t max_listed, presence_fn cb,
+                            void *arg)
+{
+    work *w = calloc(1, sizeof(*w));
+    if (!w) {
+        cb(arg, -ENOMEM, NULL);
+        return;
+    }
+    w->kind = W_PRESENCE_GET;
+    snprintf(w->room, sizeof(w->room), "%s", room);
+    w->presence_cb = cb;
+    w->arg = arg;
+    w->max_listed = max_listed;
+    rb_push_work((rb *)bp, w);
+}
+
 static void bp_on_node_message(backplane *bp, bp_node_fn fn, void *arg)
 {
     rb *b = (rb *)bp;
@@ -219,5 +258,7 @@ const backplane_ops rb_ops = {
     .touch = bp_touch,
     .release = bp_release,
     .node_send = bp_node_send,
+    .presence = bp_report_presence,
+    .presence_get = bp_presence_get,
     .on_node_message = bp_on_node_message,
 };

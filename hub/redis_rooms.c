@@ -188,6 +188,8 @@ void rb_on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
     if (!strcmp(kind, "message") && r->element[2]->type == REDIS_REPLY_STRING) {
         char epoch[MSG_EPOCH_MAX] = "", origin[BP_NODE_ID_LEN + 1] = "", target[BP_TARGET_MAX] = "";
         bp_entry e;
+        if (rb_presence_message(b, room, r->element[2]->str, r->element[2]->len))
+            return;
         if (bp_parse_message(r->element[2]->str, r->element[2]->len, epoch, &e, origin, target))
             hub_bp_message(b->hub, room, epoch, &e);
         else

@@ -125,6 +125,8 @@ room *room_get_or_create(hub *h, const char *name, int *rc)
     r->hash = str_hash(name);
     room_new_epoch(r->epoch);
     r->shared = hub_is_shared(h, name);
+    r->presence_events = !room_name_is_internal(name) && h->opt.presence_events &&
+                         h->opt.presence_events(h->opt.presence_arg, name);
     r->synced = !r->shared;
     if (r->shared)
         r->epoch[0] = '\0'; /* the backplane's, once fetched */
@@ -152,6 +154,8 @@ static bool room_is_empty(room *r, int64_t now)
         r->empty_since_ms = 0;
         return false;
     }
+    if (room_presence_holds(r))
+        return false; /* its leaves go out first (hub_presence_tick) */
     if (!r->shared)
         return !r->hist.count;
     if (r->held)
@@ -184,6 +188,7 @@ void room_free_if_empty_at(hub *h, room *r, int64_t now)
     history_clear(&r->hist);
     room_hist_dropped(h, r, before);
     room_clear_waiting(h, r);
+    room_presence_free(h, r);
     if (r->shared && h->bp)
         h->bp->ops->want_room(h->bp, r->name, false);
     h->freed_bytes += sizeof(*r);

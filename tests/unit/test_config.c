@@ -6,6 +6,7 @@
  * replacement, every validation), and that config.example.json is exactly the
  * defaults.
  */
+#include "common/access.h"
 #include "gateway/config.h"
 #include "tests/unit/test.h"
 
@@ -80,7 +81,8 @@ static bool access_equal(const cfg *a, const cfg *b)
     for (unsigned i = 0; i < a->auth.nrooms; i++) {
         if (strcmp(a->auth.rooms[i].match, b->auth.rooms[i].match) != 0 ||
             a->auth.rooms[i].subscribe != b->auth.rooms[i].subscribe ||
-            a->auth.rooms[i].publish != b->auth.rooms[i].publish)
+            a->auth.rooms[i].publish != b->auth.rooms[i].publish ||
+            a->auth.rooms[i].presence_events != b->auth.rooms[i].presence_events)
             return false;
     }
     for (unsigned i = 0; i < a->auth.napi_keys; i++) {
@@ -122,7 +124,7 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->signalr.max_pending_connections == b->signalr.max_pending_connections &&
            a->signalr.negotiate_rate_per_s == b->signalr.negotiate_rate_per_s &&
            a->signalr.negotiate_burst == b->signalr.negotiate_burst && hubs_equal(a, b) &&
-           access_equal(a, b);
+           a->presence.max_listed == b->presence.max_listed && access_equal(a, b);
 }
 
 /* Loading json must fail with a message containing want, leaving the
@@ -1701,9 +1703,37 @@ static void test_example_file_is_the_defaults(void)
     CHECK(cfg_equal(&c, &d));
 }
 
-TEST_MAIN("config", TEST(test_defaults), TEST(test_empty_object_keeps_defaults),
-          TEST(test_subset_keeps_other_defaults), TEST(test_every_key), TEST(test_unknown_keys),
-          TEST(test_wrong_types), TEST(test_out_of_range), TEST(test_range_edges_accepted),
+/* presence.max_listed (default 1000, 0 .. 1000000) and the rule field
+ * presence_events (default false). */
+static void test_presence(void)
+{
+    cfg c;
+    cfg_defaults(&c);
+    CHECK(c.presence.max_listed == 1000);
+    if (load_ok(&c, "{'presence': {'max_listed': 0}}") == 0)
+        CHECK(c.presence.max_listed == 0);
+    if (load_ok(&c, "{'presence': {'max_listed': 1000000}}") == 0)
+        CHECK(c.presence.max_listed == 1000000);
+    fails("{'presence': {'max_listed': 1000001}}",
+          "test.json: 'presence.max_listed' must be an integer from 0 to 1000000");
+    fails("{'presence': {'max_listed': -1}}",
+          "test.json: 'presence.max_listed' must be an integer from 0 to 1000000");
+    if (load_ok(&c, "{'auth': {'rooms': [{'match': 'chat.*', 'subscribe': 'token',"
+                    " 'presence_events': true}, {'match': '*'}]}}") == 0) {
+        CHECK(c.auth.rooms[0].presence_events && !c.auth.rooms[1].presence_events);
+        CHECK(access_room_presence_events(&c, "chat.lobby"));
+        CHECK(!access_room_presence_events(&c, "other"));
+    }
+    fails("{'auth': {'rooms': [{'match': '*', 'presence_events': 1}]}}",
+          "test.json: 'auth.rooms[0].presence_events' must be true or false");
+    cfg_defaults(&c);
+    CHECK(!access_room_presence_events(&c, "chat.lobby")); /* auth off: no rules */
+}
+
+TEST_MAIN("config", TEST(test_presence), TEST(test_defaults),
+          TEST(test_empty_object_keeps_defaults), TEST(test_subset_keeps_other_defaults),
+          TEST(test_every_key), TEST(test_unknown_keys), TEST(test_wrong_types),
+          TEST(test_out_of_range), TEST(test_range_edges_accepted),
           TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
           TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
           TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),

@@ -58,7 +58,9 @@ void plain_poll_init(const cfg *c, hub *h)
 uint64_t plain_poll_join_cursor_locked(const sub *s)
 {
     msg *m = sendq_peek(&s->q);
-    if (m) /* the hub queued live messages since the join: it began before the first */
+    /* The hub queued live messages since the join: it began before the
+     * first (presence events have no id to tell). */
+    if (m && !m->presence)
         return m->id ? m->id - 1 : 0;
     /* Nothing queued: last_id is still the join's, unless the hub dropped
      * s already (then what it lost is unknown: 0 asks history for all). */
@@ -95,7 +97,8 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
         if (!first)
             ok = buf_append_str(&out, ",");
         ok = ok && buf_append(&out, b.base, b.len);
-        last = m->id;
+        if (m->id) /* presence events have none */
+            last = m->id;
         first = false;
         sendq_pop(&s->q);
     }
@@ -122,7 +125,15 @@ static enum MHD_Result room_poll_answer(http_call *call, void *session, sub *s, 
     char *body = plain_poll_build_answer(s, p->since, p->epoch, info.epoch, &len);
     pthread_mutex_unlock(&s->lock);
     hub_leave(the_hub, s);
-    return body ? http_reply_take(call->conn, MHD_HTTP_OK, "application/json", body, len) : MHD_NO;
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, SUB_CONN_ID_HEADER, s->conn_id); /* this poll's, README */
+    return http_queue_uncached(call->conn, MHD_HTTP_OK, r, "application/json");
 }
 
 /* MHD thread, the carrier's ended hook: the request is over. */
@@ -172,7 +183,9 @@ enum MHD_Result plain_poll_handle(http_call *call)
     snprintf(p->room, sizeof(p->room), "%s", call->room);
     if (v && epoch)
         snprintf(p->epoch, sizeof(p->epoch), "%s", epoch);
-    int rc = v ? hub_resume(the_hub, call->room, &p->s, since, epoch)
+    int rc = sub_set_identity(&p->s, call->who ? call->who->user : NULL, NULL);
+    if (!rc)
+        rc = v ? hub_resume(the_hub, call->room, &p->s, since, epoch)
                : hub_join(the_hub, call->room, &p->s, 0, true);
     if (rc) {
         sub_fini(&p->s);

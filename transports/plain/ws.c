@@ -176,7 +176,9 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
     snprintf(p->room, sizeof(p->room), "%s", room);
     p->who = access_ref(who);
     p->publish_denied = publish_denied(who, p->room);
-    int rc = join_room(p, query);
+    int rc = sub_set_identity(&p->s, who ? who->user : NULL, NULL);
+    if (!rc)
+        rc = join_room(p, query);
     if (rc == -ENOSPC || rc == -EMLINK) { /* a server limit: the client hears it as 1013 */
         *out = (ws_session){&p->s, &plain_ops, p, WS_CLOSE_TRY_AGAIN_LATER, limit_join_error(rc)};
         return 0;

@@ -94,8 +94,10 @@ static size_t record_emit(char *out, const msg *m, const char *target)
 {
     if (m->gap)
         target = SR_GAP_TARGET;
+    if (m->presence) /* one argument: the event, or the list of them */
+        target = SR_PRESENCE_TARGET;
     msg_bytes d = msg_data(m);
-    bool is_array = d.len && d.base[0] == '[';
+    bool is_array = !m->presence && d.len && d.base[0] == '[';
     size_t n = 0;
     EMIT_LIT(out, &n, "{\"type\":1,\"target\":\"");
     emit(out, &n, target, strlen(target));

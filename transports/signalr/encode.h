@@ -26,6 +26,9 @@
  * crier-id, crier-epoch and crier-room, which clients other than crier.js
  * ignore. */
 #define SR_GAP_TARGET "CrierGap"
+/* The target presence events invoke: one argument, {"user","action"} or a
+ * list of them (README "Presence"). */
+#define SR_PRESENCE_TARGET "CrierPresence"
 
 /* The format of a record as WebSocket messages and poll bodies carry it,
  * and the same record as an SSE event (data: … \r\n \r\n). Registered with
