@@ -28,6 +28,7 @@ typedef struct script_bp {
     uint64_t fetch_after;
     bp_publish_status publish_answer;
     int publishes;
+    int presence_reports; /* s_presence calls */
     publish_done_fn done;
     void *done_arg;
 } script_bp;
@@ -62,8 +63,15 @@ static bp_publish_status s_publish(backplane *bp, const bp_publish *p, publish_d
     return s->publish_answer;
 }
 
+/* Presence reports are counted; the presence tests are test_presence.c's. */
+static void s_presence(backplane *bp, const bp_presence *p)
+{
+    (void)p;
+    ((script_bp *)bp)->presence_reports++;
+}
+
 static const backplane_ops script_ops = {
-    .want_room = s_want, .fetch = s_fetch, .publish = s_publish};
+    .want_room = s_want, .fetch = s_fetch, .publish = s_publish, .presence = s_presence};
 
 static hub *new_hub(script_bp *s)
 {

@@ -394,6 +394,7 @@ static void test_every_endpoint(void)
         [EP_ROOMS] = "/rooms",
         [EP_ROOM] = "/rooms/a",
         [EP_HISTORY] = "/rooms/a/history",
+        [EP_PRESENCE] = "/rooms/a/presence",
         [EP_EVENTS] = "/rooms/a/events",
         [EP_POLL] = "/rooms/a/poll",
         [EP_MESSAGES] = "/rooms/a/messages",
