@@ -17,7 +17,9 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/rate_limits.h"
+#include "common/upstream.h"
 #include "hub/payload.h"
+#include "transports/carriers/http_client.h"
 #include "transports/plain/ending.h"
 
 #define TAG "ws"
@@ -34,6 +36,7 @@ typedef struct plain_ws {
     sub s;
     char room[ROOM_NAME_MAX + 1];
     token_bucket rate; /* limits.rate.publish */
+    char id[17];       /* a connection id for upstream calls and events */
 } plain_ws;
 
 static const cfg *conf;
@@ -57,8 +60,52 @@ static void frame_published(void *arg, const publish_result *r)
         LOG_WARN(TAG, "a message from a WebSocket client was not published: %s", strerror(-r->rc));
 }
 
+/* curl thread (or the lws thread, refused at once): what the backend made
+ * of a frame routed upstream (rooms.client_publish "upstream"). Its room
+ * publishes are applied (trusted: no room rule); the connection is not
+ * touched (it may be gone), so other actions are ignored, logged. */
+static void frame_answered(void *arg, up_transfer t, long status, const char *body, size_t len)
+{
+    (void)arg;
+    up_answer a;
+    up_answer_read(&a, t, status, body, len);
+    for (size_t i = 0; i < a.nactions && a.result != UP_R_INVALID; i++) {
+        const up_action *act = &a.actions[i];
+        bool publish = act->kind == UP_ACT_PUBLISH_ROOM;
+        if (!publish || !room_name_is_valid(act->name, strlen(act->name)) ||
+            (act->target && !up_target_is_valid(act->target)) ||
+            strlen(act->data) > conf->limits.max_message_bytes)
+            a.result = UP_R_INVALID;
+    }
+    up_count(a.result, conf->upstream.url);
+    if (a.result == UP_R_INVALID) {
+        LOG_DBG(TAG,
+                "an upstream answer to a WebSocket frame was not applied: %s (plain "
+                "frames take room publishes only)",
+                a.error ? a.error : "an action other than a room publish, or a bad room");
+    } else {
+        for (size_t i = 0; i < a.nactions; i++) {
+            publish_opts opt = {.target = a.actions[i].target};
+            hub_publish_async(the_hub, a.actions[i].name, a.actions[i].data,
+                              strlen(a.actions[i].data), &opt, frame_published, NULL);
+        }
+    }
+    up_answer_free(&a);
+}
+
+/* A plain connection's event for upstream.events (when set). */
+static void plain_event(plain_ws *p, const char *event)
+{
+    if (!conf->upstream.events[0])
+        return;
+    char *body = up_event_body(event, NULL, p->room, NULL, p->id, p->who);
+    if (body)
+        hc_post(conf->upstream.events, body, strlen(body), conf->upstream.timeout_ms, true, NULL,
+                NULL);
+}
+
 /* Publishes one text frame: JSON keeps its value, other text becomes a JSON
- * string. */
+ * string. With rooms.client_publish "upstream" it goes to upstream.url. */
 static int receive(void *session, const char *data, size_t len, bool binary, const char **why)
 {
     plain_ws *p = session;
@@ -90,6 +137,16 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
         *why = err;
         return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
     }
+    if (conf->rooms.client_publish_upstream) {
+        char *text = strndup(pl.data, pl.len);
+        payload_free(&pl);
+        char *body = text ? up_frame_body(p->room, text, p->id, p->who) : NULL;
+        free(text);
+        if (body)
+            hc_post(conf->upstream.url, body, strlen(body), conf->upstream.timeout_ms, false,
+                    frame_answered, NULL);
+        return 0;
+    }
     hub_publish_async(the_hub, p->room, pl.data, pl.len, NULL, frame_published, NULL);
     payload_free(&pl);
     return 0;
@@ -98,6 +155,7 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
 static void closed(void *session)
 {
     plain_ws *p = session;
+    plain_event(p, "disconnect");
     hub_leave(the_hub, &p->s);
     sub_fini(&p->s);
     access_unref(p->who);
@@ -175,6 +233,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
     snprintf(p->room, sizeof(p->room), "%s", room);
     p->who = access_ref(who);
+    hub_random_name(p->id, 16);
     p->publish_denied = publish_denied(who, p->room);
     int rc = join_room(p, query);
     if (rc == -ENOSPC || rc == -EMLINK) { /* a server limit: the client hears it as 1013 */
@@ -188,6 +247,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
         return -1;
     }
     plain_end_at_expiry(&p->s, who); /* closed 4001 at the token's exp */
+    plain_event(p, "connect");
     *out = (ws_session){&p->s, &plain_ops, p, 0, NULL};
     return 0;
 }

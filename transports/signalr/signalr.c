@@ -65,6 +65,7 @@ void sr_init(const cfg *c, hub *h)
     conf = c;
     the_hub = h;
     sr_transports_init(c);
+    sr_upstream_init(c, h);
     sr_fmt_record(); /* registers the SignalR formats with the hub before any thread runs */
 }
 
@@ -320,6 +321,12 @@ static void send_completion(sr_conn *c, const char *invocation_id, const char *e
     send_built(c, &b, ok && buf_append(&b, "}", 1), true);
 }
 
+void sr_send_completion(sr_conn *c, const char *invocation_id, const char *error,
+                        const char *result)
+{
+    send_completion(c, invocation_id, error, result);
+}
+
 static void send_ping(sr_conn *c)
 {
     send_record(c, "{\"type\":6}", 10);
@@ -349,6 +356,8 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
         send_built(c, &b, ok && buf_append(&b, "}", 1), false);
     }
     sub_end(&c->s);
+    if (atomic_load(&c->handshaken))
+        sr_upstream_event(c, "disconnect", NULL, error);
     if (error)
         LOG_INFO(TAG, "closed connection " SR_CONN_FMT ": %s", SR_CONN_ARGS(c), error);
 }
@@ -509,8 +518,10 @@ static void joined(void *arg, int rc, const char *epoch, uint64_t last_id)
 {
     sr_pending *p = arg;
     char result[ROOM_NAME_MAX + 96];
-    if (!rc)
+    if (!rc) {
         join_result(p->room, epoch, last_id, result, sizeof(result));
+        sr_upstream_event(p->c, "join", p->room, NULL);
+    }
     pending_finish(p, rc ? "Could not join the room." : NULL, rc ? NULL : result);
 }
 
@@ -568,7 +579,8 @@ static const char *join_resuming(sr_conn *c, const char *invocation_id, const ch
  * client reconnect and go on. */
 static bool publish_rate_refused(sr_conn *c, cfg_action a, const char *invocation_id)
 {
-    if (a != CFG_ACTION_BROADCAST && a != CFG_ACTION_OTHERS && a != CFG_ACTION_ROOM)
+    if (a != CFG_ACTION_BROADCAST && a != CFG_ACTION_OTHERS && a != CFG_ACTION_ROOM &&
+        a != CFG_ACTION_UPSTREAM)
         return false;
     return rate_limit_publish(&c->publish_rate, clock_now_ms(), "SignalR connection", c->id,
                               invocation_id ? "error completion" : "invocation dropped") != 0;
@@ -584,8 +596,8 @@ static bool publish_rate_refused(sr_conn *c, cfg_action a, const char *invocatio
 static const char *method_refused(sr_conn *c, const cfg_method *m, const char *room, char *err,
                                   size_t err_cap)
 {
-    if (!conf->auth.enabled || m->action == CFG_ACTION_LEAVE)
-        return NULL;
+    if (!conf->auth.enabled || m->action == CFG_ACTION_LEAVE || m->action == CFG_ACTION_UPSTREAM)
+        return NULL; /* an upstream method's backend decides */
     access_right right = m->action == CFG_ACTION_JOIN ? ACCESS_SUBSCRIBE : ACCESS_PUBLISH;
     char hub_room[sizeof(SR_HUB_RULE_PREFIX) + CFG_NAME_MAX];
     snprintf(hub_room, sizeof(hub_room), SR_HUB_RULE_PREFIX "%s", c->hub->name);
@@ -651,7 +663,12 @@ static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_m
                          result_cap);
     case CFG_ACTION_LEAVE:
         hub_leave_room(the_hub, room, &c->s);
+        sr_upstream_event(c, "leave", room, NULL);
         return NULL;
+    case CFG_ACTION_UPSTREAM: {
+        const char *e = sr_upstream_invoke(c, invocation_id, m, args);
+        return e ? e : later;
+    }
     }
     return "Unknown action.";
 }
@@ -744,6 +761,7 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     send_record(c, "{}", 2);
     hub_join(the_hub, c->all_room, &c->s, 0, true);
     atomic_store(&c->handshaken, true);
+    sr_upstream_event(c, "connect", NULL, NULL);
 }
 
 /* Stateful reconnect, receiving side. Returns false when the record is not

@@ -1,0 +1,299 @@
+// Upstream hub methods, events, the connect proxy and plain frames routed
+// upstream (issue #14, README "Upstream hub methods"): a Node http backend
+// started here answers crier's POSTs; official @microsoft/signalr clients
+// invoke methods whose logic lives in that backend (the article's ChatHub:
+// SendMessage(user, message) answered with a publish action every client
+// receives), and each failure of the backend reaches the client as the
+// completion's error: down, slow, garbage, HTTP 500, too large, busy.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describe, test } from 'node:test';
+import { request } from '../lib/http.js';
+import { freePort } from '../lib/server.js';
+import { setup, signalR, T, receiver, invoke, negotiate } from '../lib/signalr.js';
+import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { openWs } from '../lib/ws.js';
+
+// A backend: routes[path](body, req) returns {status?, json?, text?, delayMs?}
+// (or a promise of it). Every request is recorded in `seen`, with the time
+// the handler took in `handledMs`.
+async function startBackend(routes) {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => (raw += d));
+    req.on('end', async () => {
+      let body = null;
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        body = raw;
+      }
+      seen.push({ path: req.url, body, headers: req.headers });
+      const route = routes[req.url];
+      const out = route ? await route(body, req) : { status: 404, json: { error: 'no route' } };
+      if (out.delayMs) await sleep(out.delayMs);
+      if (res.destroyed) return;
+      const text = out.text ?? JSON.stringify(out.json ?? {});
+      res.writeHead(out.status ?? 200, { 'Content-Type': 'application/json' });
+      res.end(text);
+    });
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    seen,
+    of: (path) => seen.filter((s) => s.path === path),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// A loopback port nothing listens on (connection refused).
+const deadPort = () => freePort();
+
+function hubConfig(B, dead, extra = {}) {
+  return {
+    hubs: {
+      chat: {
+        path: '/hubs/chat',
+        methods: {
+          SendMessage: { upstream: `${B}/chat` },
+          Add: { upstream: `${B}/add`, args: 2 },
+          Throw: { upstream: `${B}/throw` },
+          Garbage: { upstream: `${B}/garbage` },
+          Http500: { upstream: `${B}/500` },
+          Slow: { upstream: `${B}/slow` },
+          Big: { upstream: `${B}/big` },
+          Down: { upstream: `http://127.0.0.1:${dead}/nothing` },
+          Enter: { upstream: `${B}/enter` },
+          Exit: { upstream: `${B}/exit` },
+          Kick: { upstream: `${B}/kick` },
+          Whoami: { upstream: `${B}/whoami` },
+          ToUser: { upstream: `${B}/touser` },
+          JoinRoom: { action: 'join' },
+        },
+      },
+    },
+    ...extra,
+  };
+}
+
+const chatRoutes = {
+  // The article's ChatHub: SendMessage(user, message) -> Clients.All.ReceiveMessage(user, message)
+  '/chat': (b) => ({ json: { actions: [{ publish: { room: 'everyone', arguments: b.arguments } }] } }),
+  '/add': (b) => ({ json: { result: b.arguments[0] + b.arguments[1] } }),
+  '/throw': () => ({ json: { error: 'that went wrong in the backend' } }),
+  '/garbage': () => ({ text: 'this is <b>not</b> JSON' }),
+  '/500': () => ({ status: 500, json: { oops: true } }),
+  '/slow': () => ({ json: { result: 'late' }, delayMs: 3000 }),
+  '/big': () => ({ text: JSON.stringify({ result: 'x'.repeat(4096) }) }),
+  '/enter': (b) => ({ json: { result: 'in', actions: [{ join: b.arguments[0] }] } }),
+  '/exit': (b) => ({ json: { actions: [{ leave: b.arguments[0] }] } }),
+  '/kick': () => ({ json: { result: 'bye', actions: [{ disconnect: 'kicked by the backend' }] } }),
+  '/whoami': (b) => ({ json: { result: { user: b.user, connection_id: b.connection_id, hub: b.hub } } }),
+  '/touser': () => ({ json: { actions: [{ publish: { user: 'bob', arguments: ['hi'] } }] } }),
+  '/events': () => ({ json: {} }),
+};
+
+// Everyone who connects joins the room 'everyone' (SendMessage publishes there).
+async function chatClient(ctx, opts = {}) {
+  const conn = await ctx.connect(opts);
+  await invoke(conn, 'JoinRoom', 'everyone');
+  return conn;
+}
+
+describe('upstream hub methods', () => {
+  test('ChatHub: SendMessage reaches the backend, whose publish action every client receives', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000 } }));
+    const clients = await Promise.all([
+      chatClient(ctx, { transport: T.WebSockets }),
+      chatClient(ctx, { transport: T.ServerSentEvents }),
+      chatClient(ctx, { transport: T.LongPolling }),
+    ]);
+    const got = clients.map((c) => receiver(c, 'ReceiveMessage'));
+    await clients[0].invoke('SendMessage', 'alice', 'hello from the backend');
+    await Promise.all(got.map((r) => r.wait(1)));
+    for (const r of got) assert.deepEqual(r.calls[0], ['alice', 'hello from the backend']);
+    const call = backend.of('/chat')[0].body;
+    assert.equal(call.hub, 'chat');
+    assert.equal(call.method, 'SendMessage');
+    assert.deepEqual(call.arguments, ['alice', 'hello from the backend']);
+    assert.equal(call.connection_id, clients[0].connectionId);
+    assert.equal(call.user, null);
+    assert.equal(call.claims, null);
+    // send() (no invocationId) works the same, with no completion
+    await clients[1].send('SendMessage', 'bob', 'fire and forget');
+    await Promise.all(got.map((r) => r.wait(2)));
+    assert.deepEqual(got[2].calls[1], ['bob', 'fire and forget']);
+  });
+
+  test('a result resolves invoke(), the backend\'s error rejects it, and every failure has its message', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(
+      t,
+      hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000, max_answer_bytes: 1024 } }),
+    );
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    assert.equal(await invoke(conn, 'Add', 2, 40), 42);
+    await assert.rejects(invoke(conn, 'Throw'), /that went wrong in the backend/);
+    await assert.rejects(invoke(conn, 'Down'), /upstream unavailable/);
+    await assert.rejects(invoke(conn, 'Slow'), /upstream timeout/);
+    await assert.rejects(invoke(conn, 'Garbage'), /upstream answer is not valid JSON/);
+    await assert.rejects(invoke(conn, 'Http500'), /upstream answered HTTP 500/);
+    await assert.rejects(invoke(conn, 'Big'), /upstream answer too large/);
+    await assert.rejects(invoke(conn, 'ToUser'), /publishing to a user is not supported/);
+    await assert.rejects(invoke(conn, 'Add', 1), /takes 2 argument/);
+    // still served after all that
+    assert.equal(await invoke(conn, 'Add', 1, 1), 2);
+    const metrics = (await request(`${ctx.url}/metrics`)).text;
+    for (const [result, n] of [['ok', 2], ['error', 1], ['unavailable', 1], ['timeout', 1], ['invalid', 2], ['http_status', 1], ['too_large', 1]])
+      assert.match(metrics, new RegExp(`crier_upstream_calls_total\\{result="${result}"\\} ${n}\\b`), `${result}: ${metrics}`);
+    assert.match(metrics, /crier_upstream_in_flight 0\b/);
+  });
+
+  test('past upstream.max_in_flight a call gets "busy"', async (t) => {
+    let release;
+    const gate = new Promise((resolve) => (release = resolve));
+    const backend = await startBackend({ ...chatRoutes, '/slow': async () => (await gate, { json: { result: 'done' } }) });
+    t.after(() => backend.close());
+    const ctx = await setup(t, hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 10000, max_in_flight: 2 } }));
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    const held = [conn.invoke('Slow'), conn.invoke('Slow')];
+    await waitFor(() => backend.of('/slow').length === 2, { message: 'two slow calls at the backend' });
+    await assert.rejects(invoke(conn, 'Add', 1, 2), /busy/);
+    release();
+    assert.deepEqual(await withTimeout(Promise.all(held), 5000, 'held calls'), ['done', 'done']);
+    assert.equal(await invoke(conn, 'Add', 1, 2), 3);
+  });
+
+  test('join, leave and disconnect actions act on the calling connection; events reach upstream.events', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(
+      t,
+      hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000, events: `${backend.url}/events` } }),
+    );
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    const id = conn.connectionId; // null once closed
+    const got = receiver(conn, 'ReceiveMessage');
+    assert.equal(await invoke(conn, 'Enter', 'side'), 'in');
+    await request(`${ctx.url}/rooms/side/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '["one"]' });
+    await got.wait(1);
+    assert.deepEqual(got.calls[0], ['one']);
+    await invoke(conn, 'Exit', 'side');
+    await request(`${ctx.url}/rooms/side/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '["two"]' });
+    await sleep(300);
+    assert.equal(got.calls.length, 1, 'no message after the leave action');
+    assert.equal(await invoke(conn, 'Kick'), 'bye');
+    const err = await withTimeout(conn.closed, 3000, 'closed by the disconnect action');
+    assert.match(String(err?.message), /kicked by the backend/);
+    await waitFor(() => backend.of('/events').some((e) => e.body.event === 'disconnect'), { message: 'disconnect event' });
+    const events = backend.of('/events').map((e) => e.body).filter((e) => e.connection_id === id);
+    assert.deepEqual(
+      events.map((e) => [e.event, e.room ?? null]),
+      [['connect', null], ['join', 'side'], ['leave', 'side'], ['disconnect', null]],
+    );
+    assert.equal(events[3].reason, 'kicked by the backend');
+    assert.equal(events[0].hub, 'chat');
+  });
+});
+
+describe('connect proxy (upstream.connect)', () => {
+  const routes = {
+    ...chatRoutes,
+    '/connect': (b) => {
+      const cookie = b.headers?.Cookie ?? '';
+      if (cookie.includes('session=good')) return { json: { user: 'alice', rooms: { subscribe: ['*'], publish: ['*'] } } };
+      if (cookie.includes('session=bad')) return { json: { error: 'session expired', status: 401 } };
+      return { json: { error: 'who are you?' } };
+    },
+  };
+
+  test('accepts with the user id a later call sees, refuses with 401/403', async (t) => {
+    const backend = await startBackend(routes);
+    t.after(() => backend.close());
+    const ctx = await setup(
+      t,
+      hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` } }),
+    );
+    const conn = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, headers: { Cookie: 'session=good' } })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    ctx.track({ close: () => conn.stop() });
+    await withTimeout(conn.start(), 5000, 'start with a good session');
+    const me = await invoke(conn, 'Whoami');
+    assert.equal(me.user, 'alice');
+    assert.equal(me.connection_id, conn.connectionId);
+    const asked = backend.of('/connect').at(-1).body;
+    assert.equal(asked.hub, 'chat');
+    assert.equal(asked.query.negotiateVersion, '1');
+
+    const bad = await request(`${ctx.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST', headers: { Cookie: 'session=bad' } });
+    assert.equal(bad.status, 401, bad.text);
+    assert.deepEqual(JSON.parse(bad.text), { error: 'session expired' });
+    const none = await negotiate(ctx.url);
+    assert.equal(none.status, 403, none.text);
+    assert.deepEqual(JSON.parse(none.text), { error: 'who are you?' });
+    const refused = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    await assert.rejects(withTimeout(refused.start(), 5000, 'start refused'), /403/);
+    // skipNegotiation would go round the proxy: refused
+    const skip = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, skipNegotiation: true })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    await assert.rejects(withTimeout(skip.start(), 5000, 'skipNegotiation refused'));
+  });
+
+  test('a backend down refuses negotiate with 502', async (t) => {
+    const dead = await deadPort();
+    const ctx = await setup(t, { upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect` } });
+    const res = await negotiate(ctx.url);
+    assert.equal(res.status, 502, res.text);
+    assert.deepEqual(JSON.parse(res.text), { error: 'upstream unavailable' });
+  });
+});
+
+describe('plain WebSocket frames routed upstream (rooms.client_publish "upstream")', () => {
+  test('a frame is POSTed to upstream.url and the backend\'s publish action decides', async (t) => {
+    const backend = await startBackend({
+      '/frames': (b) => ({
+        json: { actions: [{ publish: { room: b.room, arguments: [{ shouted: String(b.data.text).toUpperCase() }] } }] },
+      }),
+      '/events': () => ({ json: {} }),
+    });
+    t.after(() => backend.close());
+    const ctx = await setup(t, {
+      rooms: { client_publish: 'upstream' },
+      upstream: { url: `${backend.url}/frames`, events: `${backend.url}/events`, timeout_ms: 1000 },
+    });
+    const a = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+    const b = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+    ctx.track({ close: async () => a.close() });
+    ctx.track({ close: async () => b.close() });
+    a.ws.send(JSON.stringify({ text: 'hello' }));
+    await b.until((c) => c.messages.some((m) => m?.data), 3000, 'the transformed message');
+    const m = b.messages.find((x) => x?.data);
+    assert.deepEqual(m.data, [{ shouted: 'HELLO' }]);
+    assert.equal(m.room, 'lobby');
+    const sent = backend.of('/frames')[0].body;
+    assert.equal(sent.room, 'lobby');
+    assert.deepEqual(sent.data, { text: 'hello' });
+    assert.equal(typeof sent.connection_id, 'string');
+    await waitFor(() => backend.of('/events').filter((e) => e.body.event === 'connect').length === 2, { message: 'connect events' });
+    assert.equal(backend.of('/events')[0].body.room, 'lobby');
+  });
+});
