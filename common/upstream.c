@@ -145,20 +145,23 @@ static const char *read_publish(json_t *p, up_action *act)
     if (!json_is_object(p))
         return "'publish' must be an object";
     json_t *room = json_object_get(p, "room"), *user = json_object_get(p, "user");
+    json_t *all = json_object_get(p, "all");
     json_t *target = json_object_get(p, "target"), *args = json_object_get(p, "arguments");
-    if (!room == !user)
-        return "'publish' needs one of 'room' and 'user'";
+    if ((room != NULL) + (user != NULL) + (all != NULL) != 1)
+        return "'publish' needs one of 'room', 'user' and 'all'";
     if ((room && !json_is_string(room)) || (user && !json_is_string(user)))
         return "'publish.room' and 'publish.user' must be strings";
+    if (all && !json_is_true(all))
+        return "'publish.all' must be true";
     if (target && !json_is_string(target))
         return "'publish.target' must be a string";
     if (args && !json_is_array(args))
         return "'publish.arguments' must be an array";
-    act->kind = room ? UP_ACT_PUBLISH_ROOM : UP_ACT_PUBLISH_USER;
-    act->name = strdup(json_string_value(room ? room : user));
+    act->kind = room ? UP_ACT_PUBLISH_ROOM : user ? UP_ACT_PUBLISH_USER : UP_ACT_PUBLISH_ALL;
+    act->name = all ? NULL : strdup(json_string_value(room ? room : user));
     act->target = dup_or_null(json_string_value(target));
     act->data = args ? json_dumps(args, JSON_COMPACT) : strdup("[]");
-    return act->name && act->data && (!target || act->target) ? NULL : "out of memory";
+    return (all || act->name) && act->data && (!target || act->target) ? NULL : "out of memory";
 }
 
 /* One action: an object with exactly one of the known members. */

@@ -50,6 +50,7 @@ typedef enum {
 typedef enum {
     UP_ACT_PUBLISH_ROOM, /* {"publish": {"room": R, "target"?: T, "arguments"?: [...]}} */
     UP_ACT_PUBLISH_USER, /* {"publish": {"user": U, "target"?: T, "arguments"?: [...]}} */
+    UP_ACT_PUBLISH_ALL,  /* {"publish": {"all": true, ...}}: every connection of the hub */
     UP_ACT_JOIN,         /* {"join": R}: the calling connection joins room R */
     UP_ACT_LEAVE,        /* {"leave": R} */
     UP_ACT_DISCONNECT,   /* {"disconnect": "reason"}: the calling connection is closed */
@@ -57,7 +58,8 @@ typedef enum {
 
 typedef struct up_action {
     up_action_kind kind;
-    char *name;   /* the room or user (not checked here: the applier checks room names) */
+    char *name;   /* the room or user (not checked here: the applier checks room names);
+                     NULL for UP_ACT_PUBLISH_ALL */
     char *target; /* publish: the SignalR target, NULL: each member's default */
     char *data;   /* publish: the arguments as JSON array text ("[]" when absent) */
     char *reason; /* disconnect */

@@ -536,6 +536,11 @@ static int load_client_publish(cfg *c, json_t *v, const char *origin, char *err)
 /* What needs another key: checked once the whole file is applied. */
 static int check_together(const cfg *c, const char *origin, char *err)
 {
+    if (c->upstream.connect[0] && c->backplane.type == CFG_BACKPLANE_REDIS)
+        return set_err(err,
+                       "%s: 'upstream.connect' cannot be used with 'backplane.type' \"redis\" "
+                       "yet (a clustered negotiate makes no connection to give the user to)",
+                       origin);
     if (c->rooms.client_publish_upstream && !c->upstream.url[0])
         return set_err(
             err, "%s: 'rooms.client_publish' is \"upstream\", which needs 'upstream.url'", origin);

@@ -65,6 +65,7 @@ function hubConfig(B, dead, extra = {}) {
         path: '/hubs/chat',
         methods: {
           SendMessage: { upstream: `${B}/chat` },
+          ToRoom: { upstream: `${B}/toroom` },
           Add: { upstream: `${B}/add`, args: 2 },
           Throw: { upstream: `${B}/throw` },
           Garbage: { upstream: `${B}/garbage` },
@@ -87,7 +88,8 @@ function hubConfig(B, dead, extra = {}) {
 
 const chatRoutes = {
   // The article's ChatHub: SendMessage(user, message) -> Clients.All.ReceiveMessage(user, message)
-  '/chat': (b) => ({ json: { actions: [{ publish: { room: 'everyone', arguments: b.arguments } }] } }),
+  '/chat': (b) => ({ json: { actions: [{ publish: { all: true, arguments: b.arguments } }] } }),
+  '/toroom': (b) => ({ json: { actions: [{ publish: { room: 'everyone', target: 'RoomMessage', arguments: b.arguments } }] } }),
   '/add': (b) => ({ json: { result: b.arguments[0] + b.arguments[1] } }),
   '/throw': () => ({ json: { error: 'that went wrong in the backend' } }),
   '/garbage': () => ({ text: 'this is <b>not</b> JSON' }),
@@ -102,22 +104,15 @@ const chatRoutes = {
   '/events': () => ({ json: {} }),
 };
 
-// Everyone who connects joins the room 'everyone' (SendMessage publishes there).
-async function chatClient(ctx, opts = {}) {
-  const conn = await ctx.connect(opts);
-  await invoke(conn, 'JoinRoom', 'everyone');
-  return conn;
-}
-
 describe('upstream hub methods', () => {
   test('ChatHub: SendMessage reaches the backend, whose publish action every client receives', async (t) => {
     const backend = await startBackend(chatRoutes);
     t.after(() => backend.close());
     const ctx = await setup(t, hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000 } }));
     const clients = await Promise.all([
-      chatClient(ctx, { transport: T.WebSockets }),
-      chatClient(ctx, { transport: T.ServerSentEvents }),
-      chatClient(ctx, { transport: T.LongPolling }),
+      ctx.connect({ transport: T.WebSockets }),
+      ctx.connect({ transport: T.ServerSentEvents }),
+      ctx.connect({ transport: T.LongPolling }),
     ]);
     const got = clients.map((c) => receiver(c, 'ReceiveMessage'));
     await clients[0].invoke('SendMessage', 'alice', 'hello from the backend');
@@ -134,6 +129,15 @@ describe('upstream hub methods', () => {
     await clients[1].send('SendMessage', 'bob', 'fire and forget');
     await Promise.all(got.map((r) => r.wait(2)));
     assert.deepEqual(got[2].calls[1], ['bob', 'fire and forget']);
+    // a publish action to a room, with a target: its members only
+    const inRoom = clients.map((c) => receiver(c, 'RoomMessage'));
+    await invoke(clients[0], 'JoinRoom', 'everyone');
+    await invoke(clients[2], 'JoinRoom', 'everyone');
+    await invoke(clients[1], 'ToRoom', 'to the room');
+    await Promise.all([inRoom[0].wait(1), inRoom[2].wait(1)]);
+    assert.deepEqual(inRoom[2].calls[0], ['to the room']);
+    await sleep(200);
+    assert.equal(inRoom[1].calls.length, 0, 'not a member: nothing');
   });
 
   test('a result resolves invoke(), the backend\'s error rejects it, and every failure has its message', async (t) => {
@@ -224,7 +228,11 @@ describe('connect proxy (upstream.connect)', () => {
     t.after(() => backend.close());
     const ctx = await setup(
       t,
-      hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` } }),
+      // memory only: with Redis, upstream.connect is refused at start (README)
+      hubConfig(backend.url, await deadPort(), {
+        backplane: { type: 'memory' },
+        upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+      }),
     );
     const conn = new signalR.HubConnectionBuilder()
       .withUrl(ctx.hubUrl(), { transport: T.WebSockets, headers: { Cookie: 'session=good' } })
@@ -260,7 +268,10 @@ describe('connect proxy (upstream.connect)', () => {
 
   test('a backend down refuses negotiate with 502', async (t) => {
     const dead = await deadPort();
-    const ctx = await setup(t, { upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect` } });
+    const ctx = await setup(t, {
+      backplane: { type: 'memory' },
+      upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect` },
+    });
     const res = await negotiate(ctx.url);
     assert.equal(res.status, 502, res.text);
     assert.deepEqual(JSON.parse(res.text), { error: 'upstream unavailable' });

@@ -1721,6 +1721,8 @@ static void test_upstream(void)
     fails("{'upstream': {'events_queue': 0}}",
           "test.json: 'upstream.events_queue' must be an integer from 1 to 1000000");
     fails("{'upstream': {'retries': 1}}", "test.json: unknown key 'upstream.retries'");
+    fails("{'upstream': {'connect': 'http://c/'}, 'backplane': {'type': 'redis'}}",
+          "test.json: 'upstream.connect' cannot be used with 'backplane.type' \"redis\" yet");
     fails("{'rooms': {'client_publish': 'upstream'}}",
           "test.json: 'rooms.client_publish' is \"upstream\", which needs 'upstream.url'");
     fails("{'hubs': {'h': {'path': '/h', 'methods': {'M': {'upstream': 'http://x/',"

@@ -93,10 +93,10 @@ static void test_answers(void)
     CHECK(read_ok(&a, "{\"result\": {\"a\": [1, \"x\"]},"
                       " \"actions\": [{\"publish\": {\"room\": \"r\", \"target\": \"T\","
                       " \"arguments\": [1, 2]}}, {\"publish\": {\"user\": \"u\"}},"
-                      " {\"join\": \"j\"}, {\"leave\": \"l\"}, {\"disconnect\": \"bye\"}]}") ==
-          UP_R_OK);
-    CHECK(a.nactions == 5);
-    if (a.nactions == 5) {
+                      " {\"join\": \"j\"}, {\"leave\": \"l\"}, {\"disconnect\": \"bye\"},"
+                      " {\"publish\": {\"all\": true, \"arguments\": [\"x\"]}}]}") == UP_R_OK);
+    CHECK(a.nactions == 6);
+    if (a.nactions == 6) {
         CHECK(a.actions[0].kind == UP_ACT_PUBLISH_ROOM);
         CHECK_STR(a.actions[0].name, "r");
         CHECK_STR(a.actions[0].target, "T");
@@ -108,6 +108,8 @@ static void test_answers(void)
         CHECK(a.actions[3].kind == UP_ACT_LEAVE);
         CHECK(a.actions[4].kind == UP_ACT_DISCONNECT);
         CHECK_STR(a.actions[4].reason, "bye");
+        CHECK(a.actions[5].kind == UP_ACT_PUBLISH_ALL && !a.actions[5].name);
+        CHECK_STR(a.actions[5].data, "[\"x\"]");
     }
     check_json(a.value, "{\"a\":[1,\"x\"]}");
     up_answer_free(&a);
@@ -140,7 +142,9 @@ static void test_bad_answers(void)
     check_invalid("{\"actions\": [{\"join\": \"a\", \"leave\": \"b\"}]}",
                   "upstream answer is not valid: each action must be an object with one member");
     check_invalid("{\"actions\": [{\"publish\": {\"room\": \"a\", \"user\": \"b\"}}]}",
-                  "upstream answer is not valid: 'publish' needs one of");
+                  "upstream answer is not valid: 'publish' needs one of 'room', 'user' and 'all'");
+    check_invalid("{\"actions\": [{\"publish\": {\"all\": false}}]}",
+                  "upstream answer is not valid: 'publish.all' must be true");
     check_invalid("{\"actions\": [{\"publish\": {}}]}", "upstream answer is not valid: 'publish'");
     check_invalid("{\"actions\": [{\"publish\": {\"room\": \"a\", \"arguments\": 1}}]}",
                   "upstream answer is not valid: 'publish.arguments' must be an array");

@@ -155,6 +155,12 @@ bool sr_transport_enabled(sr_transport t);
 /* 16 random bytes in base64url. */
 void sr_random_token(char out[TOKEN_LEN + 1]);
 
+/* The public connection id of a connection token, when ids are not kept
+ * (clustered: negotiate makes nothing, the node that first carries the
+ * token makes the connection): 16 bytes of SHA-256 of a salt and the token,
+ * in base64url. One-way: the id does not reveal the token. */
+void sr_id_of_token(const char *token, char out[TOKEN_LEN + 1]);
+
 /* Creates a connection with a token chosen elsewhere (clustered: the first
  * node to carry it makes it); as sr_conn_new otherwise. */
 sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token, const access_principal *who);
@@ -177,9 +183,6 @@ const char *sr_upstream_invoke(sr_conn *c, const char *invocation_id, const cfg_
 /* Any thread, no lock: tells upstream.events (when set) that c did event
  * ("connect", "disconnect", "join", "leave"; room for the last two). */
 void sr_upstream_event(sr_conn *c, const char *event, const char *room, const char *reason);
-
-/* A publish action to a room (trusted: no room rule). Any thread. */
-void sr_upstream_publish(const up_action *act);
 
 /* signalr/transports.c */
 void sr_transports_init(const cfg *c);

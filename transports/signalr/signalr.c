@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <openssl/sha.h>
 #include <sys/random.h>
 
 #include "common/buf.h"
@@ -111,18 +112,36 @@ static uint32_t token_hash(const char *t)
     return str_hash(t) % BUCKETS;
 }
 
-void sr_random_token(char out[TOKEN_LEN + 1])
+/* 16 bytes (raw, with 2 more of room) in base64url, unpadded. */
+static void b64url_16(const unsigned char raw[16 + 2], char out[TOKEN_LEN + 1])
 {
     static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    unsigned char raw[16 + 2] = {0};
-    if (getrandom(raw, 16, 0) != 16)
-        LOG_ERR(TAG, "getrandom failed; tokens are weaker"); /* never seen on Linux */
     for (int i = 0, o = 0; i < 16; i += 3) {
         uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
         for (int k = 3; k >= 0 && o < TOKEN_LEN; k--)
             out[o++] = b64url[(v >> (6 * k)) & 63];
     }
     out[TOKEN_LEN] = '\0';
+}
+
+void sr_random_token(char out[TOKEN_LEN + 1])
+{
+    unsigned char raw[16 + 2] = {0};
+    if (getrandom(raw, 16, 0) != 16)
+        LOG_ERR(TAG, "getrandom failed; tokens are weaker"); /* never seen on Linux */
+    b64url_16(raw, out);
+}
+
+void sr_id_of_token(const char *token, char out[TOKEN_LEN + 1])
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH + 2] = {0};
+    static const char salt[] = "crier connection id:";
+    unsigned char in[sizeof(salt) + TOKEN_LEN + 1];
+    size_t n = strnlen(token, TOKEN_LEN);
+    memcpy(in, salt, sizeof(salt) - 1);
+    memcpy(in + sizeof(salt) - 1, token, n);
+    SHA256(in, sizeof(salt) - 1 + n, digest);
+    b64url_16(digest, out);
 }
 
 /* Creates a connection in the registry, with token when not NULL. Returns
@@ -147,8 +166,9 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token,
     sr_random_token(c->id);
     if (token) {
         snprintf(c->token, sizeof(c->token), "%s", token);
-        /* The id was given at negotiate on some node; logs use a label. */
-        snprintf(c->id, sizeof(c->id), "%.8s@%s", token, sr_node_id());
+        /* The id was given at negotiate on some node: it is the token's
+         * (sr_id_of_token), so that every node names it alike. */
+        sr_id_of_token(token, c->id);
     } else if (id_is_token) {
         memcpy(c->token, c->id, sizeof(c->token));
     } else {

@@ -63,7 +63,7 @@ static const char *check_actions(const up_answer *a, char *err, size_t cap)
             return "upstream answer: publishing to a user is not supported by this build of crier";
         if (act->kind == UP_ACT_DISCONNECT)
             continue;
-        if (!room_name_is_valid(act->name, strlen(act->name))) {
+        if (act->kind != UP_ACT_PUBLISH_ALL && !room_name_is_valid(act->name, strlen(act->name))) {
             snprintf(err, cap,
                      "upstream answer is not valid: action %zu: a room name is 1 to %d of "
                      "A-Z a-z 0-9 . _ - :",
@@ -95,12 +95,13 @@ static void action_published(void *arg, const publish_result *r)
         LOG_WARN(TAG, "a publish action of an upstream answer failed: %s", strerror(-r->rc));
 }
 
-/* Publishes to a room, as the hub's room send does (trusted: no room rule). */
-void sr_upstream_publish(const up_action *act)
+/* Publishes to a room (or, for "all", c's hub's own room, as the hub's
+ * broadcast does), as the hub's room send does (trusted: no room rule). */
+static void publish_action(sr_conn *c, const up_action *act)
 {
     publish_opts opt = {.target = act->target};
-    hub_publish_async(the_hub, act->name, act->data, strlen(act->data), &opt, action_published,
-                      NULL);
+    const char *room = act->kind == UP_ACT_PUBLISH_ALL ? c->all_room : act->name;
+    hub_publish_async(the_hub, room, act->data, strlen(act->data), &opt, action_published, NULL);
 }
 
 /* Applies the actions in order, up to a disconnect, whose reason is
@@ -111,7 +112,8 @@ static const char *apply_actions(sr_conn *c, const up_answer *a)
         const up_action *act = &a->actions[i];
         switch (act->kind) {
         case UP_ACT_PUBLISH_ROOM:
-            sr_upstream_publish(act);
+        case UP_ACT_PUBLISH_ALL:
+            publish_action(c, act);
             break;
         case UP_ACT_PUBLISH_USER:
             break; /* refused by check_actions */
