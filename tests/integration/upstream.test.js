@@ -266,6 +266,41 @@ describe('connect proxy (upstream.connect)', () => {
     await assert.rejects(withTimeout(skip.start(), 5000, 'skipNegotiation refused'));
   });
 
+  test('with auth on, the room rights the proxy gives are the connection\'s (JoinRoom checked against them)', async (t) => {
+    const backend = await startBackend({
+      '/connect': (b) => {
+        const cookie = b.headers?.Cookie ?? '';
+        if (cookie.includes('session=vip')) return { json: { user: 'vip', rooms: { subscribe: ['secret.*'] } } };
+        return { json: { user: 'guest' } };
+      },
+      '/whoami': (b) => ({ json: { result: b.user } }),
+    });
+    t.after(() => backend.close());
+    const ctx = await setup(t, {
+      backplane: { type: 'memory' },
+      auth: { rooms: [{ match: 'secret.*', subscribe: 'claim', publish: 'api_key' }, { match: '*', subscribe: 'token', publish: 'token' }] },
+      hubs: { chat: { path: '/hubs/chat', methods: { JoinRoom: { action: 'join' }, Whoami: { upstream: `${backend.url}/whoami` } } } },
+      upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+    });
+    const open = async (cookie) => {
+      const conn = new signalR.HubConnectionBuilder()
+        .withUrl(ctx.hubUrl(), { transport: T.LongPolling, headers: { Cookie: cookie } })
+        .configureLogging(signalR.LogLevel.None)
+        .build();
+      ctx.track({ close: () => conn.stop() });
+      await withTimeout(conn.start(), 5000, `start with ${cookie}`);
+      return conn;
+    };
+    const vip = await open('session=vip');
+    const guest = await open('session=guest');
+    assert.equal(await invoke(vip, 'Whoami'), 'vip');
+    assert.equal(await invoke(guest, 'Whoami'), 'guest');
+    assert.equal((await invoke(vip, 'JoinRoom', 'secret.plans')).room, 'secret.plans');
+    await assert.rejects(invoke(guest, 'JoinRoom', 'secret.plans'), /not allowed/);
+    // "token" rooms: a proxied connection counts as one with a token
+    assert.equal((await invoke(guest, 'JoinRoom', 'lobby')).room, 'lobby');
+  });
+
   test('a backend down refuses negotiate with 502', async (t) => {
     const dead = await deadPort();
     const ctx = await setup(t, {

@@ -255,12 +255,12 @@ void hc_post(const char *url, char *body, size_t len, unsigned timeout_ms, bool 
     }
     pthread_mutex_lock(&qlock);
     bool open = started && !stopping;
-    if (open)
+    if (open) {
         list_push_back(&queue, &c->link);
+        curl_multi_wakeup(multi); /* under qlock: hc_stop frees multi only after stopping is set */
+    }
     pthread_mutex_unlock(&qlock);
-    if (open)
-        curl_multi_wakeup(multi);
-    else
+    if (!open)
         finish(c, UP_SENT_STOPPED, 0);
 }
 
