@@ -8,7 +8,8 @@
  * rooms.c (the room table), members.c (subs and membership), resume.c
  * (cursors, gaps, replay), fanout.c (publishing and delivery),
  * history_budget.c (history.max_bytes), hub_backplane.c (a shared
- * backplane's calls into the hub). One mutex guards everything in all of
+ * backplane's calls into the hub), users.c (who is connected: users and
+ * connection ids). One mutex guards everything in all of
  * them (see hub.h); every callback is deferred so that none runs under it.
  *
  * Threads and locks: docs/concurrency.md
@@ -132,6 +133,7 @@ void hub_destroy(hub *h)
             r = next;
         }
     }
+    registry_free(h);
     free(h->calls);
     free(h->heap);
     free(h->buckets);

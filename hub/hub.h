@@ -137,6 +137,25 @@ void hub_leave_room(hub *h, const char *room, sub *s);
 /* Removes s from every room it is in. Idempotent. */
 void hub_leave(hub *h, sub *s);
 
+/* --- users and connections (users.c) --------------------------------------
+ * A member with an identity (sub_set_identity) is registered under its
+ * user and connection id from its first successful join until hub_leave. */
+
+/* How many members user has on this node (0: none, or user NULL). */
+size_t hub_user_connections(hub *h, const char *user);
+
+/* Copies the connection ids of user's members here (at most cap) into ids;
+ * returns how many members it has (may be more than cap). */
+size_t hub_user_conn_ids(hub *h, const char *user, char (*ids)[SUB_CONN_ID_MAX], size_t cap);
+
+/* True when a member named conn_id is here; then, when user is not NULL,
+ * *user is a malloc'd copy of its user id (NULL: anonymous, or out of
+ * memory). */
+bool hub_conn_user(hub *h, const char *conn_id, char **user);
+
+/* Users with a member here, and registered members. */
+void hub_registry_counts(hub *h, size_t *users, size_t *conns);
+
 /* Fills *out for room. Returns 0, or -ENOENT when the room does not exist
  * (no members and no history). */
 int hub_room_info(hub *h, const char *room, room_info *out);

@@ -111,7 +111,14 @@ struct hub {
     uint64_t evicted;     /* messages dropped for history_max_bytes */
     size_t freed_bytes;   /* history bytes and rooms freed since the last hub_expire */
     size_t waiting_bytes; /* footprint of every room's `waiting` messages */
+    /* users.c: the registry of live members by user and by connection id */
+    struct user_entry **user_buckets;
+    size_t nuser_buckets, nusers;
+    sub **conn_buckets;
+    size_t nconn_buckets, nconns;
 };
+
+typedef struct user_entry user_entry;
 
 /* A callback due once the hub lock is let go: a join's (done) or a held
  * publish's (published, with res). */
@@ -157,6 +164,20 @@ void room_free_if_empty(hub *h, room *r);
 void room_clear_waiting(hub *h, room *r);
 bool hub_is_shared(const hub *h, const char *name);
 void room_new_epoch(char out[MSG_EPOCH_MAX]);
+
+/* --- users.c: the user and connection registry */
+/* Registers s (with an identity, not yet registered) under its user and
+ * connection id: 0, -EEXIST (the id is taken) or -ENOMEM. */
+int registry_add(hub *h, sub *s);
+/* Takes s out, if it is in. */
+void registry_remove(hub *h, sub *s);
+/* hub_destroy: frees the tables (members left behind are forgotten). */
+void registry_free(hub *h);
+/* The member named conn_id, or NULL. */
+sub *registry_conn(const hub *h, const char *conn_id);
+/* The list of user's members (linked by sub.user_link) and their number;
+ * NULL (and 0) when user has none here. */
+list_node *registry_user(const hub *h, const char *user, size_t *count);
 
 /* --- members.c: membership */
 void member_leave_all(hub *h, sub *s, room *keep);

@@ -19,6 +19,7 @@
 
 #include "common/clock.h"
 #include "common/limits.h"
+#include "common/log.h"
 
 void sub_init(sub *s, sub_kind kind, msg_fmt fmt, size_t limit)
 {
@@ -27,8 +28,43 @@ void sub_init(sub *s, sub_kind kind, msg_fmt fmt, size_t limit)
     s->uid = atomic_fetch_add(&next_uid, 1);
     s->kind = kind;
     s->fmt = fmt;
+    list_init(&s->user_link);
     pthread_mutex_init(&s->lock, NULL);
     sendq_init(&s->q, limit);
+}
+
+void sub_new_conn_id(char out[SUB_CONN_ID_MAX])
+{
+    hub_random_name(out, SUB_CONN_ID_LEN);
+}
+
+bool sub_conn_id_is_valid(const char *id, size_t len)
+{
+    if (!id || !len || len >= SUB_CONN_ID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '-' || c == '_'))
+            return false;
+    }
+    return true;
+}
+
+int sub_set_identity(sub *s, const char *user, const char *conn_id)
+{
+    if (conn_id && !sub_conn_id_is_valid(conn_id, strlen(conn_id)))
+        return -EINVAL;
+    char *u = user && *user ? strdup(user) : NULL;
+    if (user && *user && !u)
+        return -ENOMEM;
+    free(s->user);
+    s->user = u;
+    if (conn_id)
+        snprintf(s->conn_id, sizeof(s->conn_id), "%s", conn_id);
+    else
+        sub_new_conn_id(s->conn_id);
+    return 0;
 }
 
 void sub_end(sub *s)
@@ -72,6 +108,8 @@ void sub_fini(sub *s)
     sendq_clear(&s->q);
     pthread_mutex_unlock(&s->lock);
     pthread_mutex_destroy(&s->lock);
+    free(s->user);
+    s->user = NULL;
 }
 
 /* Hub lock held. Links m (for s) into r. */
@@ -161,6 +199,8 @@ int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
     }
     member_link(h, r, m, s);
     rc = 0;
+    if (!s->registered && s->conn_id[0] && registry_add(h, s) == -ENOMEM)
+        LOG_WARN(TAG, "out of memory: connection %s is not in the user registry", s->conn_id);
 out:
     hub_unlock(h);
     return rc;
@@ -199,5 +239,6 @@ void hub_leave(hub *h, sub *s)
 {
     pthread_mutex_lock(&h->lock);
     member_leave_all(h, s, NULL);
+    registry_remove(h, s);
     hub_unlock(h);
 }

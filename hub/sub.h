@@ -25,6 +25,14 @@
  * `memberships` belongs to the hub lock. kind, fmt, target and ends_itself
  * are set before the first hub_join and never change after.
  *
+ * Identity (hub/users.c): user (the token's sub, NULL anonymous) and
+ * conn_id (the connection id the server API names it by) are set by
+ * sub_set_identity before the first hub_join and never change after; they
+ * are read without a lock. The first successful join registers the member
+ * in the hub's registry (user -> members, connection id -> member) and
+ * hub_leave takes it out: `registered`, `user_link` and `conn_next` belong
+ * to the hub lock.
+ *
  * Threads and locks: docs/concurrency.md
  */
 #ifndef CRIER_SUB_H
@@ -32,14 +40,26 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "common/list.h"
 #include "hub/message.h"
 #include "hub/sendq.h"
 
 typedef enum { SUB_WS, SUB_SSE, SUB_LONGPOLL, SUB_KIND_COUNT } sub_kind;
 
 typedef struct sub sub;
+
+/* A connection id: 1..SUB_CONN_ID_MAX-1 characters of [A-Za-z0-9_-]
+ * (SignalR's connectionId, or SUB_CONN_ID_LEN random ones for a plain
+ * connection), and its NUL. */
+#define SUB_CONN_ID_MAX 32
+#define SUB_CONN_ID_LEN 22
+
+/* The response header that tells a client its connection id (the answer
+ * to a WebSocket upgrade, an SSE stream, a long poll). */
+#define SUB_CONN_ID_HEADER "X-Crier-Connection-Id"
 
 /* Why the server ends a member (sub_end_with). The protocols map each to
  * their wire; the hub knows no wire. */
@@ -72,10 +92,28 @@ struct sub {
     void (*wake)(sub *s);
     void *owner; /* the consumer's own pointer, for wake */
     struct membership *memberships;
+    /* Identity: set by sub_set_identity before the first hub_join. */
+    char *user;                    /* the token's sub, owned (sub_fini frees it); NULL: none */
+    char conn_id[SUB_CONN_ID_MAX]; /* "" until set */
+    bool registered;               /* hub lock: in the hub's user and connection tables */
+    list_node user_link;           /* hub lock: in its user's list of members */
+    struct sub *conn_next;         /* hub lock: connection-id table chain */
 };
 
 /* Any thread, before use. limit: the send queue bound (messages). */
 void sub_init(sub *s, sub_kind kind, msg_fmt fmt, size_t limit);
+
+/* Before the first hub_join, no lock: s belongs to user (copied; NULL or
+ * "": anonymous) and is named conn_id (copied; NULL: a new random one,
+ * sub_new_conn_id). Returns 0, -EINVAL (conn_id not a valid connection id)
+ * or -ENOMEM. */
+int sub_set_identity(sub *s, const char *user, const char *conn_id);
+
+/* Writes SUB_CONN_ID_LEN random characters of [A-Za-z0-9] and a NUL. */
+void sub_new_conn_id(char out[SUB_CONN_ID_MAX]);
+
+/* True for 1..SUB_CONN_ID_MAX-1 characters of [A-Za-z0-9_-]. */
+bool sub_conn_id_is_valid(const char *id, size_t len);
 
 /* Sub lock held: sets who is woken. */
 static inline void sub_attach(sub *s, void (*wake)(sub *), void *owner)
@@ -108,7 +146,8 @@ size_t sub_deadlines_count(void);
 /* "token expired", ...: a short text for logs and wires that carry one. */
 const char *sub_end_reason_text(sub_end_reason why);
 
-/* After hub_leave: drops queued messages, its deadline and the lock. */
+/* After hub_leave: drops queued messages, its deadline, its identity and
+ * the lock. */
 void sub_fini(sub *s);
 
 /* "websocket", "sse" or "long_polling". */

@@ -213,6 +213,8 @@ enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,
     MHD_add_response_header(r, "Content-Type", "text/event-stream");
     MHD_add_response_header(r, "Cache-Control", "no-cache");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
+    if (s->conn_id[0]) /* the member's connection id, for the server API */
+        MHD_add_response_header(r, SUB_CONN_ID_HEADER, s->conn_id);
     enum MHD_Result ret = http_queue(call->conn, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     if (ret == MHD_YES)

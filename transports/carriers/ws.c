@@ -280,6 +280,23 @@ static int open_connection(ws_conn *c, struct lws *wsi)
     return 0;
 }
 
+/* ADD_HEADERS: the 101 names the member's connection id (sub.h), which the
+ * server API's /connections/{id} takes (README "Server API"). */
+static int add_headers(ws_conn *c, struct lws *wsi, void *in)
+{
+    struct lws_process_html_args *args = in;
+    const sub *s = c->sess.s;
+    if (!s || !s->conn_id[0])
+        return 0;
+    unsigned char *p = (unsigned char *)args->p;
+    if (lws_add_http_header_by_name(wsi, (const unsigned char *)SUB_CONN_ID_HEADER ":",
+                                    (const unsigned char *)s->conn_id, (int)strlen(s->conn_id), &p,
+                                    p + args->max_len))
+        return 0;        /* no room: the upgrade goes on without it */
+    args->p = (char *)p; /* lws reads p back (and nothing else) */
+    return 0;
+}
+
 /* ws_guard: c's socket sent an unmasked frame; on_writable closes it. */
 static void on_unmasked(void *owner)
 {
@@ -638,6 +655,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return open_connection(c, wsi);
+    case LWS_CALLBACK_ADD_HEADERS: /* the 101 answer to an upgrade */
+        return c && c->opened ? add_headers(c, wsi, in) : 0;
     case LWS_CALLBACK_ESTABLISHED:
         on_established(c);
         return 0;

@@ -122,7 +122,15 @@ static enum MHD_Result room_poll_answer(http_call *call, void *session, sub *s, 
     char *body = plain_poll_build_answer(s, p->since, p->epoch, info.epoch, &len);
     pthread_mutex_unlock(&s->lock);
     hub_leave(the_hub, s);
-    return body ? http_reply_take(call->conn, MHD_HTTP_OK, "application/json", body, len) : MHD_NO;
+    if (!body)
+        return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(body);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, SUB_CONN_ID_HEADER, s->conn_id); /* this poll's, README */
+    return http_queue_uncached(call->conn, MHD_HTTP_OK, r, "application/json");
 }
 
 /* MHD thread, the carrier's ended hook: the request is over. */
@@ -172,7 +180,9 @@ enum MHD_Result plain_poll_handle(http_call *call)
     snprintf(p->room, sizeof(p->room), "%s", call->room);
     if (v && epoch)
         snprintf(p->epoch, sizeof(p->epoch), "%s", epoch);
-    int rc = v ? hub_resume(the_hub, call->room, &p->s, since, epoch)
+    int rc = sub_set_identity(&p->s, call->who ? call->who->user : NULL, NULL);
+    if (!rc)
+        rc = v ? hub_resume(the_hub, call->room, &p->s, since, epoch)
                : hub_join(the_hub, call->room, &p->s, 0, true);
     if (rc) {
         sub_fini(&p->s);

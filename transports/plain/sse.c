@@ -76,7 +76,9 @@ enum MHD_Result plain_sse_handle(http_call *call)
     if (!rs)
         return MHD_NO;
     sub_init(&rs->s, SUB_SSE, MSG_FMT_SSE, conf->limits.send_queue);
-    int rc = resume ? hub_resume(the_hub, call->room, &rs->s, since, epoch[0] ? epoch : NULL)
+    int rc = sub_set_identity(&rs->s, call->who ? call->who->user : NULL, NULL);
+    if (!rc)
+        rc = resume ? hub_resume(the_hub, call->room, &rs->s, since, epoch[0] ? epoch : NULL)
                     : hub_join(the_hub, call->room, &rs->s, 0, true);
     if (rc) {
         sub_fini(&rs->s);

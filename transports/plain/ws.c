@@ -36,7 +36,6 @@ typedef struct plain_ws {
     sub s;
     char room[ROOM_NAME_MAX + 1];
     token_bucket rate; /* limits.rate.publish */
-    char id[17];       /* a connection id for upstream calls and events */
 } plain_ws;
 
 static const cfg *conf;
@@ -98,7 +97,7 @@ static void plain_event(plain_ws *p, const char *event)
 {
     if (!conf->upstream.events[0])
         return;
-    char *body = up_event_body(event, NULL, p->room, NULL, p->id, p->who);
+    char *body = up_event_body(event, NULL, p->room, NULL, p->s.conn_id, p->who);
     if (body)
         hc_post(conf->upstream.events, body, strlen(body), conf->upstream.timeout_ms, true, NULL,
                 NULL);
@@ -140,7 +139,7 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
     if (conf->rooms.client_publish_upstream) {
         char *text = strndup(pl.data, pl.len);
         payload_free(&pl);
-        char *body = text ? up_frame_body(p->room, text, p->id, p->who) : NULL;
+        char *body = text ? up_frame_body(p->room, text, p->s.conn_id, p->who) : NULL;
         free(text);
         if (body)
             hc_post(conf->upstream.url, body, strlen(body), conf->upstream.timeout_ms, false,
@@ -233,9 +232,10 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
     snprintf(p->room, sizeof(p->room), "%s", room);
     p->who = access_ref(who);
-    hub_random_name(p->id, 16);
     p->publish_denied = publish_denied(who, p->room);
-    int rc = join_room(p, query);
+    int rc = sub_set_identity(&p->s, who ? who->user : NULL, NULL);
+    if (!rc)
+        rc = join_room(p, query);
     if (rc == -ENOSPC || rc == -EMLINK) { /* a server limit: the client hears it as 1013 */
         *out = (ws_session){&p->s, &plain_ops, p, WS_CLOSE_TRY_AGAIN_LATER, limit_join_error(rc)};
         return 0;

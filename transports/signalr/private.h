@@ -155,11 +155,12 @@ bool sr_transport_enabled(sr_transport t);
 /* 16 random bytes in base64url. */
 void sr_random_token(char out[TOKEN_LEN + 1]);
 
-/* The public connection id of a connection token, when ids are not kept
- * (clustered: negotiate makes nothing, the node that first carries the
- * token makes the connection): 16 bytes of SHA-256 of a salt and the token,
- * in base64url. One-way: the id does not reveal the token. */
-void sr_id_of_token(const char *token, char out[TOKEN_LEN + 1]);
+/* Clustered: the connection id (public) of the connection whose token
+ * (secret) is token, the same on every node: the first 16 bytes of
+ * SHA-256("crier connection id:" + token) in base64url. Negotiate gives
+ * it as connectionId, and the node that makes the connection names its
+ * member by it (the server API's /connections/{id}). */
+void sr_conn_id_of_token(const char *token, char out[TOKEN_LEN + 1]);
 
 /* Creates a connection with a token chosen elsewhere (clustered: the first
  * node to carry it makes it); as sr_conn_new otherwise. */

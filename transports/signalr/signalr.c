@@ -28,6 +28,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -35,7 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <openssl/sha.h>
 #include <sys/random.h>
 
 #include "common/buf.h"
@@ -112,8 +112,8 @@ static uint32_t token_hash(const char *t)
     return str_hash(t) % BUCKETS;
 }
 
-/* 16 bytes (raw, with 2 more of room) in base64url, unpadded. */
-static void b64url_16(const unsigned char raw[16 + 2], char out[TOKEN_LEN + 1])
+/* 16 bytes in base64url, TOKEN_LEN characters. */
+static void base64url_16(const unsigned char raw[16 + 2], char out[TOKEN_LEN + 1])
 {
     static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     for (int i = 0, o = 0; i < 16; i += 3) {
@@ -129,19 +129,27 @@ void sr_random_token(char out[TOKEN_LEN + 1])
     unsigned char raw[16 + 2] = {0};
     if (getrandom(raw, 16, 0) != 16)
         LOG_ERR(TAG, "getrandom failed; tokens are weaker"); /* never seen on Linux */
-    b64url_16(raw, out);
+    base64url_16(raw, out);
 }
 
-void sr_id_of_token(const char *token, char out[TOKEN_LEN + 1])
+void sr_conn_id_of_token(const char *token, char out[TOKEN_LEN + 1])
 {
-    unsigned char digest[SHA256_DIGEST_LENGTH + 2] = {0};
-    static const char salt[] = "crier connection id:";
-    unsigned char in[sizeof(salt) + TOKEN_LEN + 1];
-    size_t n = strnlen(token, TOKEN_LEN);
-    memcpy(in, salt, sizeof(salt) - 1);
-    memcpy(in + sizeof(salt) - 1, token, n);
-    SHA256(in, sizeof(salt) - 1 + n, digest);
-    b64url_16(digest, out);
+    static const char label[] = "crier connection id:";
+    unsigned char md[EVP_MAX_MD_SIZE] = {0};
+    unsigned int md_len = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    bool ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
+              EVP_DigestUpdate(ctx, label, sizeof(label) - 1) &&
+              EVP_DigestUpdate(ctx, token, strlen(token)) && EVP_DigestFinal_ex(ctx, md, &md_len);
+    EVP_MD_CTX_free(ctx);
+    if (!ok) { /* never seen: a random id still names the connection on this node */
+        LOG_ERR(TAG, "SHA-256 failed; a connection id is random");
+        sr_random_token(out);
+        return;
+    }
+    unsigned char raw[16 + 2] = {0};
+    memcpy(raw, md, 16);
+    base64url_16(raw, out);
 }
 
 /* Creates a connection in the registry, with token when not NULL. Returns
@@ -166,15 +174,23 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token,
     sr_random_token(c->id);
     if (token) {
         snprintf(c->token, sizeof(c->token), "%s", token);
-        /* The id was given at negotiate on some node: it is the token's
-         * (sr_id_of_token), so that every node names it alike. */
-        sr_id_of_token(token, c->id);
+        /* The id was given at negotiate on some node, made from the token. */
+        sr_conn_id_of_token(token, c->id);
     } else if (id_is_token) {
         memcpy(c->token, c->id, sizeof(c->token));
     } else {
         sr_random_token(c->token);
     }
     snprintf(c->all_room, sizeof(c->all_room), "~%s", hb->name);
+    /* Its member is the user's and is named by the id the client knows
+     * (connection.connectionId), for the server API. */
+    if (sub_set_identity(&c->s, who ? who->user : NULL, c->id)) {
+        sub_fini(&c->s);
+        access_unref(c->who);
+        pthread_mutex_destroy(&c->recv_lock);
+        free(c);
+        return NULL;
+    }
     int64_t now = clock_now_ms();
     atomic_init(&c->last_recv_ms, now);
     pthread_mutex_lock(&registry_lock);

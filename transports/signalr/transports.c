@@ -740,7 +740,7 @@ static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bo
 {
     char token[TOKEN_LEN + 1], id[TOKEN_LEN + 1];
     sr_random_token(token);
-    sr_id_of_token(token, id); /* the node that makes the connection names it alike */
+    sr_conn_id_of_token(token, id);
     char *body = negotiate_body(version, id, token, stateful);
     if (!body)
         return MHD_NO;
