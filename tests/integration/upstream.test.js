@@ -13,6 +13,7 @@ import { request } from '../lib/http.js';
 import { freePort } from '../lib/server.js';
 import { setup, signalR, T, receiver, invoke, negotiate } from '../lib/signalr.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { mintToken, nowS } from '../lib/token.js';
 import { openWs } from '../lib/ws.js';
 
 // A backend: routes[path](body, req) returns {status?, json?, text?, delayMs?}
@@ -163,6 +164,31 @@ describe('upstream hub methods', () => {
     for (const [result, n] of [['ok', 2], ['error', 1], ['unavailable', 1], ['timeout', 1], ['invalid', 2], ['http_status', 1], ['too_large', 1]])
       assert.match(metrics, new RegExp(`crier_upstream_calls_total\\{result="${result}"\\} ${n}\\b`), `${result}: ${metrics}`);
     assert.match(metrics, /crier_upstream_in_flight 0\b/);
+  });
+
+  test('with a token, the call carries its user (sub) and its claims object', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const secret = 'upstream-test-secret-0123456789abcdef';
+    const ctx = await setup(
+      t,
+      hubConfig(backend.url, await deadPort(), {
+        auth: { jwt: { hmac_secret: secret, algorithms: ['HS256'] }, rooms: [{ match: '*', subscribe: 'token', publish: 'token' }] },
+        upstream: { timeout_ms: 1000 },
+      }),
+    );
+    const claims = { sub: 'carol', exp: nowS() + 300, role: 'editor', rooms: { subscribe: ['x'] } };
+    const jwt = mintToken({ alg: 'HS256', secret, claims });
+    const conn = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, accessTokenFactory: () => jwt })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    ctx.track({ close: () => conn.stop() });
+    await withTimeout(conn.start(), 5000, 'start with a token');
+    assert.equal((await invoke(conn, 'Whoami')).user, 'carol');
+    const call = backend.of('/whoami').at(-1).body;
+    assert.equal(call.user, 'carol');
+    assert.deepEqual(call.claims, claims);
   });
 
   test('past upstream.max_in_flight a call gets "busy"', async (t) => {
