@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { describe, test } from 'node:test';
 import { request } from '../lib/http.js';
-import { freePort } from '../lib/server.js';
+import { freePort, startCrier, stopClean } from '../lib/server.js';
 import { setup, signalR, T, receiver, invoke, negotiate } from '../lib/signalr.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { mintToken, nowS } from '../lib/token.js';
@@ -367,5 +367,46 @@ describe('plain WebSocket frames routed upstream (rooms.client_publish "upstream
     assert.equal(typeof sent.connection_id, 'string');
     await waitFor(() => backend.of('/events').filter((e) => e.body.event === 'connect').length === 2, { message: 'connect events' });
     assert.equal(backend.of('/events')[0].body.room, 'lobby');
+  });
+});
+
+describe('shutdown with calls in flight', () => {
+  test('a held upstream call and a negotiate waiting for the connect proxy end cleanly on SIGTERM', async (t) => {
+    let release;
+    const gate = new Promise((resolve) => (release = resolve));
+    t.after(() => release());
+    const backend = await startBackend({
+      '/connect': async (b) => {
+        if (!(b.headers?.Cookie ?? '').includes('session=ok')) await gate;
+        return { json: { user: 'u' } };
+      },
+      '/slow': async () => (await gate, { json: { result: 'late' } }),
+    });
+    t.after(() => backend.close());
+    const srv = await startCrier({
+      backplane: { type: 'memory' },
+      hubs: { chat: { path: '/hubs/chat', methods: { Slow: { upstream: `${backend.url}/slow` } } } },
+      upstream: { timeout_ms: 30000, connect: `${backend.url}/connect` },
+    });
+    const conn = new signalR.HubConnectionBuilder()
+      .withUrl(`${srv.url}/hubs/chat`, { transport: T.WebSockets, headers: { Cookie: 'session=ok' } })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    await withTimeout(conn.start(), 5000, 'start');
+    const held = conn.invoke('Slow').then(
+      () => 'resolved',
+      (e) => e.message,
+    );
+    const waiting = request(`${srv.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST', timeout: 20000 });
+    await waitFor(() => backend.of('/slow').length === 1 && backend.of('/connect').length === 2, {
+      message: 'both calls at the backend',
+    });
+    const r = await stopClean(srv); // exit 0, no sanitizer report
+    assert.ok(r.ms < 10000, `stopped in ${r.ms} ms`);
+    const neg = await waiting;
+    assert.equal(neg.status, 502, neg.text);
+    assert.match(neg.text, /shutting down/);
+    assert.notEqual(await withTimeout(held, 5000, 'the held invoke ends'), 'resolved');
+    await conn.stop().catch(() => {});
   });
 });
