@@ -42,11 +42,14 @@ async function startBackend(routes) {
       res.end(text);
     });
   });
+  let connections = 0;
+  server.on('connection', () => connections++);
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${server.address().port}`;
   return {
     url,
     seen,
+    connections: () => connections,
     of: (path) => seen.filter((s) => s.path === path),
     close: () =>
       new Promise((resolve) => {
@@ -189,6 +192,16 @@ describe('upstream hub methods', () => {
     const call = backend.of('/whoami').at(-1).body;
     assert.equal(call.user, 'carol');
     assert.deepEqual(call.claims, claims);
+  });
+
+  test('connections to the backend are kept alive and reused', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000 } }));
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    for (let i = 0; i < 20; i++) assert.equal(await invoke(conn, 'Add', i, 1), i + 1);
+    assert.equal(backend.of('/add').length, 20);
+    assert.ok(backend.connections() <= 2, `${backend.connections()} TCP connections for 20 sequential calls`);
   });
 
   test('past upstream.max_in_flight a call gets "busy"', async (t) => {
@@ -367,6 +380,34 @@ describe('plain WebSocket frames routed upstream (rooms.client_publish "upstream
     assert.equal(typeof sent.connection_id, 'string');
     await waitFor(() => backend.of('/events').filter((e) => e.body.event === 'connect').length === 2, { message: 'connect events' });
     assert.equal(backend.of('/events')[0].body.room, 'lobby');
+  });
+});
+
+describe('plain frames routed upstream: failures', () => {
+  test('backend down, garbage, or an action a plain frame cannot take: nothing published, counted, the socket stays open', async (t) => {
+    const dead = await deadPort();
+    const backend = await startBackend({
+      '/garbage': () => ({ text: 'nope' }),
+      '/join': () => ({ json: { actions: [{ join: 'elsewhere' }] } }),
+    });
+    t.after(() => backend.close());
+    for (const [url, result] of [
+      [`http://127.0.0.1:${dead}/frames`, 'unavailable'],
+      [`${backend.url}/garbage`, 'invalid'],
+      [`${backend.url}/join`, 'invalid'],
+    ]) {
+      const ctx = await setup(t, { rooms: { client_publish: 'upstream' }, upstream: { url, timeout_ms: 1000 } });
+      const a = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+      const b = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+      ctx.track({ close: async () => a.close() });
+      ctx.track({ close: async () => b.close() });
+      a.ws.send('hello');
+      const counted = new RegExp(`crier_upstream_calls_total\\{result="${result}"\\} 1\\b`);
+      await waitFor(async () => counted.test((await request(`${ctx.url}/metrics`)).text), { message: `${result} counted` });
+      await sleep(200);
+      assert.equal(b.messages.length, 0, `${url}: nothing published`);
+      assert.equal(a.closeInfo, null, `${url}: the sender's socket stays open`);
+    }
   });
 });
 
