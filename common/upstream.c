@@ -56,9 +56,17 @@ void up_count(up_result r, const char *url)
     if (now < due || !atomic_compare_exchange_strong(&next_log_ms[r], &due, now + LOG_EVERY_MS))
         return;
     uint64_t before = atomic_exchange(&logged_at[r], n);
-    LOG_WARN(TAG, "a call to %s failed: %s (%llu time%s since the last such line)",
-             url ? url : "the backend", names[r], (unsigned long long)(n - before),
-             n - before == 1 ? "" : "s");
+    /* scheme://host[:port] only: no user:password@, path or query in logs */
+    const char *host = url ? strstr(url, "://") : NULL;
+    host = host ? host + 3 : NULL;
+    const char *at = host ? strchr(host, '@') : NULL;
+    if (at && at < host + strcspn(host, "/?#"))
+        host = at + 1;
+    int scheme_len = host ? (int)(strstr(url, "://") - url) : 0;
+    int host_len = host ? (int)strcspn(host, "/?#") : 0;
+    LOG_WARN(TAG, "a call to %.*s%s%.*s failed: %s (%llu time%s since the last such line)",
+             scheme_len, host ? url : "", host ? "://" : "the backend", host_len, host ? host : "",
+             names[r], (unsigned long long)(n - before), n - before == 1 ? "" : "s");
 }
 
 bool up_target_is_valid(const char *s)

@@ -76,7 +76,7 @@ function hubConfig(B, dead, extra = {}) {
           Http500: { upstream: `${B}/500` },
           Slow: { upstream: `${B}/slow` },
           Big: { upstream: `${B}/big` },
-          Down: { upstream: `http://127.0.0.1:${dead}/nothing` },
+          Down: { upstream: `http://user:s3cret@127.0.0.1:${dead}/nothing?key=k3y` },
           Enter: { upstream: `${B}/enter` },
           Exit: { upstream: `${B}/exit` },
           Kick: { upstream: `${B}/kick` },
@@ -147,10 +147,8 @@ describe('upstream hub methods', () => {
   test('a result resolves invoke(), the backend\'s error rejects it, and every failure has its message', async (t) => {
     const backend = await startBackend(chatRoutes);
     t.after(() => backend.close());
-    const ctx = await setup(
-      t,
-      hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000, max_answer_bytes: 1024 } }),
-    );
+    const dead = await deadPort();
+    const ctx = await setup(t, hubConfig(backend.url, dead, { upstream: { timeout_ms: 1000, max_answer_bytes: 1024 } }));
     const conn = await ctx.connect({ transport: T.WebSockets });
     assert.equal(await invoke(conn, 'Add', 2, 40), 42);
     await assert.rejects(invoke(conn, 'Throw'), /that went wrong in the backend/);
@@ -167,6 +165,11 @@ describe('upstream hub methods', () => {
     for (const [result, n] of [['ok', 2], ['error', 1], ['unavailable', 1], ['timeout', 1], ['invalid', 2], ['http_status', 1], ['too_large', 1]])
       assert.match(metrics, new RegExp(`crier_upstream_calls_total\\{result="${result}"\\} ${n}\\b`), `${result}: ${metrics}`);
     assert.match(metrics, /crier_upstream_in_flight 0\b/);
+    // each failure logged (once per burst), the URL without credentials, path or query
+    const log = ctx.srv.stderr();
+    assert.ok(log.includes(`a call to http://127.0.0.1:${dead} failed: unavailable`), log);
+    assert.ok(!log.includes('s3cret') && !log.includes('k3y'), 'no credentials in the log');
+    assert.match(log, /failed: timeout/);
   });
 
   test('with a token, the call carries its user (sub) and its claims object', async (t) => {
