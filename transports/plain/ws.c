@@ -104,7 +104,13 @@ static void closed(void *session)
     free(p);
 }
 
-static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, plain_ws_end_code};
+static int end_code(void *session, sub_end_reason why, const char **text)
+{
+    plain_ws *p = session;
+    return plain_ws_end_code(&p->s, why, text);
+}
+
+static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, end_code};
 
 /* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
  * with *since and epoch ("" when absent) set. */
@@ -173,6 +179,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
     if (!p)
         return -1;
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
+    p->s.multi_room = true; /* its envelopes name their room: the server API may add rooms */
     snprintf(p->room, sizeof(p->room), "%s", room);
     p->who = access_ref(who);
     p->publish_denied = publish_denied(who, p->room);
