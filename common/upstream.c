@@ -69,6 +69,12 @@ void up_count(up_result r, const char *url)
              names[r], (unsigned long long)(n - before), n - before == 1 ? "" : "s");
 }
 
+bool up_user_is_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 1 && n <= UP_USER_MAX;
+}
+
 bool up_target_is_valid(const char *s)
 {
     size_t n = strlen(s);

@@ -103,6 +103,12 @@ char *up_event_body(const char *event, const char *hub, const char *room, const 
 /* headers_json and query_json: JSON objects as text (NULL: {}). */
 char *up_connect_body(const char *hub, const char *headers_json, const char *query_json);
 
+/* Longest user id an action may name (bytes). */
+#define UP_USER_MAX 256
+
+/* A user id an action may name: 1 to UP_USER_MAX bytes. */
+bool up_user_is_valid(const char *s);
+
 /* A SignalR target an action may name: 1 to 63 letters, digits or '_', not
  * starting with a digit. */
 bool up_target_is_valid(const char *s);

@@ -47,6 +47,7 @@
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"
 #include "gateway/router.h"
+#include "gateway/users_api.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/carriers/http_client.h"
@@ -553,6 +554,7 @@ static void *timer_main(void *arg)
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
         api_tick(now);
+        hub_user_ops_tick(h, now); /* server API ops whose nodes did not all answer */
         if (now >= next_expire) {
             memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
@@ -636,6 +638,7 @@ static backplane *the_backplane;
 static void init_protocols(const cfg *c, hub *h)
 {
     api_init(c, h);
+    users_api_init(c, h);
     plain_sse_init(c, h);
     plain_poll_init(c, h);
     plain_ws_init(c, h);
@@ -703,6 +706,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     sse_shutdown();
     lp_shutdown();
     api_shutdown();
+    users_api_shutdown();
     ws_stop(SHUTDOWN_DRAIN_MS);
     /* Calls to backends end now (answered "shutting down"): a negotiate
      * waiting for upstream.connect is resumed before MHD stops. The curl

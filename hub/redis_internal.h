@@ -9,7 +9,8 @@
  *   redis_rooms.c      rooms in Redis: keys, the publish and fetch scripts,
  *                      room state, channel subscriptions and what comes on them;
  *   redis_nodes.c      the cluster: names owned by nodes (claim, offer,
- *                      touch, release) and messages between nodes.
+ *                      touch, release) and messages between nodes;
+ *   redis_cluster.c    the hub's own messages between nodes (cluster_send).
  * What is read from Redis is decoded by bp_codec.c. Private to hub/.
  *
  * Threading: fields marked "thread" and every function declared here but
@@ -51,7 +52,8 @@ typedef enum {
     W_TOUCH,
     W_RELEASE,
     W_NODE_SEND,
-    W_ROOM_STATE
+    W_ROOM_STATE,
+    W_CLUSTER_SEND
 } work_kind;
 
 typedef struct work {
@@ -74,9 +76,10 @@ typedef struct work {
     char name[NAME_MAX_LEN];
     int64_t ttl_ms;
     bp_owner_fn owner_cb;
-    bool take;          /* W_CLAIM: become the owner when there is none */
-    bp_room_fn room_cb; /* W_ROOM_STATE */
-    char node[BP_NODE_ID_LEN + 1];
+    bool take;                     /* W_CLAIM: become the owner when there is none */
+    bp_room_fn room_cb;            /* W_ROOM_STATE */
+    char node[BP_NODE_ID_LEN + 1]; /* W_NODE_SEND; W_CLUSTER_SEND: "" for every node */
+    bp_count_fn count_cb;          /* W_CLUSTER_SEND, may be NULL */
 } work;
 
 /* A room this node subscribes to (thread). */
@@ -169,5 +172,13 @@ void rb_node_channel(const rb *b, char *out, const char *node);
 bool rb_node_message(rb *b, const redisReply *r);
 void rb_send_name_work(rb *b, work *w);
 void rb_send_to_node(rb *b, work *w);
+
+/* --- redis_cluster.c: the hub's messages between nodes (cluster_send) */
+void rb_cluster_subscribe(rb *b);
+void rb_send_cluster(rb *b, work *w);
+/* A pub/sub reply on a cluster channel: handed to the hub (true), or not one. */
+bool rb_cluster_message(rb *b, const redisReply *r);
+/* A cluster send not sent (down, stopping): its cb gets -1. */
+void rb_cluster_unsent(work *w);
 
 #endif

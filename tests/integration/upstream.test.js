@@ -104,7 +104,7 @@ const chatRoutes = {
   '/exit': (b) => ({ json: { actions: [{ leave: b.arguments[0] }] } }),
   '/kick': () => ({ json: { result: 'bye', actions: [{ disconnect: 'kicked by the backend' }] } }),
   '/whoami': (b) => ({ json: { result: { user: b.user, connection_id: b.connection_id, hub: b.hub } } }),
-  '/touser': () => ({ json: { actions: [{ publish: { user: 'bob', arguments: ['hi'] } }] } }),
+  '/touser': (b) => ({ json: { actions: [{ publish: { user: b.arguments[0], target: 'Private', arguments: ['psst'] } }] } }),
   '/events': () => ({ json: {} }),
 };
 
@@ -157,7 +157,7 @@ describe('upstream hub methods', () => {
     await assert.rejects(invoke(conn, 'Garbage'), /upstream answer is not valid JSON/);
     await assert.rejects(invoke(conn, 'Http500'), /upstream answered HTTP 500/);
     await assert.rejects(invoke(conn, 'Big'), /upstream answer too large/);
-    await assert.rejects(invoke(conn, 'ToUser'), /publishing to a user is not supported/);
+    await assert.rejects(invoke(conn, 'ToUser', ''), /action 1: a user id is 1 to 256 bytes/);
     await assert.rejects(invoke(conn, 'Add', 1), /takes 2 argument/);
     // still served after all that
     assert.equal(await invoke(conn, 'Add', 1, 1), 2);
@@ -195,6 +195,26 @@ describe('upstream hub methods', () => {
     const call = backend.of('/whoami').at(-1).body;
     assert.equal(call.user, 'carol');
     assert.deepEqual(call.claims, claims);
+    // a publish action to a user reaches every connection of that user, and no other
+    const jwt2 = mintToken({ alg: 'HS256', secret, claims: { sub: 'carol', exp: nowS() + 300 } });
+    const other = mintToken({ alg: 'HS256', secret, claims: { sub: 'dave', exp: nowS() + 300 } });
+    const open = async (tok, transport) => {
+      const c = new signalR.HubConnectionBuilder()
+        .withUrl(ctx.hubUrl(), { transport, accessTokenFactory: () => tok })
+        .configureLogging(signalR.LogLevel.None)
+        .build();
+      ctx.track({ close: () => c.stop() });
+      await withTimeout(c.start(), 5000, 'start');
+      return c;
+    };
+    const second = await open(jwt2, T.LongPolling);
+    const dave = await open(other, T.ServerSentEvents);
+    const got = [conn, second, dave].map((c) => receiver(c, 'Private'));
+    assert.equal(await invoke(dave, 'ToUser', 'carol'), null);
+    await Promise.all([got[0].wait(1), got[1].wait(1)]);
+    assert.deepEqual(got[0].calls[0], ['psst']);
+    await sleep(200);
+    assert.equal(got[2].calls.length, 0, 'not carol: nothing');
   });
 
   test('connections to the backend are kept alive and reused', async (t) => {

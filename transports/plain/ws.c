@@ -59,10 +59,18 @@ static void frame_published(void *arg, const publish_result *r)
         LOG_WARN(TAG, "a message from a WebSocket client was not published: %s", strerror(-r->rc));
 }
 
+static void user_published(void *arg, const hub_user_result *r)
+{
+    (void)arg;
+    if (r->rc)
+        LOG_WARN(TAG, "a publish to a user from an upstream answer failed: %s", strerror(-r->rc));
+}
+
 /* curl thread (or the lws thread, refused at once): what the backend made
  * of a frame routed upstream (rooms.client_publish "upstream"). Its room
- * publishes are applied (trusted: no room rule); the connection is not
- * touched (it may be gone), so other actions are ignored, logged. */
+ * publishes and user publishes are applied (trusted: no room rule); the
+ * connection is not touched (it may be gone), so other actions make the
+ * answer invalid (counted, logged once per burst). */
 static void frame_answered(void *arg, up_transfer t, long status, const char *body, size_t len)
 {
     (void)arg;
@@ -70,8 +78,9 @@ static void frame_answered(void *arg, up_transfer t, long status, const char *bo
     up_answer_read(&a, t, status, body, len);
     for (size_t i = 0; i < a.nactions && a.result != UP_R_INVALID; i++) {
         const up_action *act = &a.actions[i];
-        bool publish = act->kind == UP_ACT_PUBLISH_ROOM;
-        if (!publish || !room_name_is_valid(act->name, strlen(act->name)) ||
+        bool room = act->kind == UP_ACT_PUBLISH_ROOM, user = act->kind == UP_ACT_PUBLISH_USER;
+        if ((!room && !user) || (room && !room_name_is_valid(act->name, strlen(act->name))) ||
+            (user && !up_user_is_valid(act->name)) ||
             (act->target && !up_target_is_valid(act->target)) ||
             strlen(act->data) > conf->limits.max_message_bytes)
             a.result = UP_R_INVALID;
@@ -81,12 +90,23 @@ static void frame_answered(void *arg, up_transfer t, long status, const char *bo
         LOG_DBG(TAG,
                 "an upstream answer to a WebSocket frame was not applied: %s (plain "
                 "frames take room publishes only)",
-                a.error ? a.error : "an action other than a room publish, or a bad room");
+                a.error ? a.error
+                        : "an action other than a publish to a room or user, or a bad name");
     } else {
         for (size_t i = 0; i < a.nactions; i++) {
-            publish_opts opt = {.target = a.actions[i].target};
-            hub_publish_async(the_hub, a.actions[i].name, a.actions[i].data,
-                              strlen(a.actions[i].data), &opt, frame_published, NULL);
+            const up_action *act = &a.actions[i];
+            if (act->kind == UP_ACT_PUBLISH_USER) {
+                hub_user_op op = {.op = HUB_OP_SEND,
+                                  .name = act->name,
+                                  .data = act->data,
+                                  .len = strlen(act->data),
+                                  .target = act->target};
+                hub_user_op_async(the_hub, &op, user_published, NULL);
+                continue;
+            }
+            publish_opts opt = {.target = act->target};
+            hub_publish_async(the_hub, act->name, act->data, strlen(act->data), &opt,
+                              frame_published, NULL);
         }
     }
     up_answer_free(&a);
@@ -161,7 +181,13 @@ static void closed(void *session)
     free(p);
 }
 
-static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, plain_ws_end_code};
+static int end_code(void *session, sub_end_reason why, const char **text)
+{
+    plain_ws *p = session;
+    return plain_ws_end_code(&p->s, why, text);
+}
+
+static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, end_code};
 
 /* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
  * with *since and epoch ("" when absent) set. */
@@ -230,6 +256,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
     if (!p)
         return -1;
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
+    p->s.multi_room = true; /* its envelopes name their room: the server API may add rooms */
     snprintf(p->room, sizeof(p->room), "%s", room);
     p->who = access_ref(who);
     p->publish_denied = publish_denied(who, p->room);

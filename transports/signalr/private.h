@@ -185,6 +185,9 @@ const char *sr_upstream_invoke(sr_conn *c, const char *invocation_id, const cfg_
  * ("connect", "disconnect", "join", "leave"; room for the last two). */
 void sr_upstream_event(sr_conn *c, const char *event, const char *room, const char *reason);
 
+/* A publish action to a user: every connection of it, on every node. Any thread. */
+void sr_upstream_publish_user(const up_action *act);
+
 /* signalr/transports.c */
 void sr_transports_init(const cfg *c);
 

@@ -163,6 +163,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token,
     sub_init(&c->s, SUB_WS, SR_FMT_RECORD, conf->limits.send_queue);
     c->s.target = hb->default_target;
     c->s.ends_itself = true; /* sr_tick sends the Close record, then ends it */
+    c->s.multi_room = true;  /* its rooms are the client's joins, and the server API's */
     c->who = access_ref((access_principal *)who);
     c->expires_ms = who ? who->expires_ms : 0;
     snprintf(c->user, sizeof(c->user), "%s", access_user_label(who));
@@ -942,7 +943,8 @@ typedef enum {
     ACT_PING,
     ACT_ACK,
     ACT_CLOSE,
-    ACT_END, /* the server ended it (sub_end_with: a token expired): Close, may reconnect */
+    ACT_END,        /* the server ended it (sub_end_with: a token expired): Close, may reconnect */
+    ACT_DISCONNECT, /* the server API disconnected it: Close with its reason, no reconnect */
     ACT_PURGE,
     ACT_POLL_DUE
 } tick_action;
@@ -966,6 +968,9 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
         a = ACT_POLL_DUE; /* a poll held for another node: its time is up */
     } else if (c->closed) {
         a = now - c->closed_ms > disconnect && !c->attached && !c->held ? ACT_PURGE : ACT_NONE;
+    } else if (c->s.end_reason == SUB_END_DISCONNECTED) {
+        a = ACT_DISCONNECT; /* end_text stays until the sub goes (a ref is held) */
+        *why = c->s.end_text ? c->s.end_text : sub_end_reason_text(c->s.end_reason);
     } else if (c->s.end_reason) {
         a = ACT_END;
         *why = sub_end_reason_text(c->s.end_reason);
@@ -1044,6 +1049,8 @@ void sr_tick(int64_t now_ms)
             sr_conn_close(items[i].c, items[i].why, items[i].why == silent_client);
         else if (items[i].a == ACT_END) /* the client may come back (with a new token) */
             sr_conn_close(items[i].c, items[i].why, true);
+        else if (items[i].a == ACT_DISCONNECT) /* the official client does not reconnect */
+            sr_conn_close(items[i].c, items[i].why, false);
         else if (items[i].a == ACT_POLL_DUE)
             sr_remote_poll_expire(items[i].c, now_ms);
         sr_conn_unref(items[i].c);

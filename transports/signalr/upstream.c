@@ -59,11 +59,16 @@ static const char *check_actions(const up_answer *a, char *err, size_t cap)
 {
     for (size_t i = 0; i < a->nactions; i++) {
         const up_action *act = &a->actions[i];
-        if (act->kind == UP_ACT_PUBLISH_USER)
-            return "upstream answer: publishing to a user is not supported by this build of crier";
         if (act->kind == UP_ACT_DISCONNECT)
             continue;
-        if (act->kind != UP_ACT_PUBLISH_ALL && !room_name_is_valid(act->name, strlen(act->name))) {
+        if (act->kind == UP_ACT_PUBLISH_USER && !up_user_is_valid(act->name)) {
+            snprintf(err, cap,
+                     "upstream answer is not valid: action %zu: a user id is 1 to %d bytes", i + 1,
+                     UP_USER_MAX);
+            return err;
+        }
+        if (act->kind != UP_ACT_PUBLISH_ALL && act->kind != UP_ACT_PUBLISH_USER &&
+            !room_name_is_valid(act->name, strlen(act->name))) {
             snprintf(err, cap,
                      "upstream answer is not valid: action %zu: a room name is 1 to %d of "
                      "A-Z a-z 0-9 . _ - :",
@@ -95,6 +100,26 @@ static void action_published(void *arg, const publish_result *r)
         LOG_WARN(TAG, "a publish action of an upstream answer failed: %s", strerror(-r->rc));
 }
 
+static void user_published(void *arg, const hub_user_result *r)
+{
+    (void)arg;
+    if (r->rc)
+        LOG_WARN(TAG, "a publish action of an upstream answer to a user failed: %s",
+                 strerror(-r->rc));
+}
+
+/* Sends to every connection of the user, on every node (hub/users.c), as
+ * POST /users/{user}/messages does. */
+void sr_upstream_publish_user(const up_action *act)
+{
+    hub_user_op op = {.op = HUB_OP_SEND,
+                      .name = act->name,
+                      .data = act->data,
+                      .len = strlen(act->data),
+                      .target = act->target};
+    hub_user_op_async(the_hub, &op, user_published, NULL);
+}
+
 /* Publishes to a room (or, for "all", c's hub's own room, as the hub's
  * broadcast does), as the hub's room send does (trusted: no room rule). */
 static void publish_action(sr_conn *c, const up_action *act)
@@ -116,7 +141,8 @@ static const char *apply_actions(sr_conn *c, const up_answer *a)
             publish_action(c, act);
             break;
         case UP_ACT_PUBLISH_USER:
-            break; /* refused by check_actions */
+            sr_upstream_publish_user(act);
+            break;
         case UP_ACT_JOIN: {
             int rc = hub_join_ex(the_hub, act->name, &c->s, &(hub_join_args){.from_now = true});
             if (!rc)
