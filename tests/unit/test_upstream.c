@@ -247,6 +247,15 @@ static void test_targets(void)
     CHECK(!up_target_is_valid("1abc"));
     CHECK(!up_target_is_valid("a b"));
     CHECK(!up_target_is_valid("a\"b"));
+    CHECK(up_user_is_valid("bob"));
+    char long_user[UP_USER_MAX + 2];
+    memset(long_user, 'u', sizeof(long_user) - 1);
+    long_user[UP_USER_MAX] = '\0';
+    CHECK(up_user_is_valid(long_user));
+    long_user[UP_USER_MAX] = 'u';
+    long_user[UP_USER_MAX + 1] = '\0';
+    CHECK(!up_user_is_valid(long_user));
+    CHECK(!up_user_is_valid(""));
 }
 
 TEST_MAIN("upstream", TEST(test_call_body), TEST(test_other_bodies), TEST(test_answers),
