@@ -406,6 +406,34 @@ describe('plain WebSocket frames routed upstream (rooms.client_publish "upstream
   });
 });
 
+describe('plain frames routed upstream: to a user', () => {
+  test('a publish action to a user reaches that user\'s SignalR connection', async (t) => {
+    const backend = await startBackend({
+      '/frames': (b) => ({ json: { actions: [{ publish: { user: b.data.to, target: 'Private', arguments: [b.data.text, b.user] } }] } }),
+    });
+    t.after(() => backend.close());
+    const secret = 'upstream-test-secret-0123456789abcdef';
+    const ctx = await setup(t, {
+      auth: { jwt: { hmac_secret: secret, algorithms: ['HS256'] }, rooms: [{ match: '*', subscribe: 'token', publish: 'token' }] },
+      rooms: { client_publish: 'upstream' },
+      upstream: { url: `${backend.url}/frames`, timeout_ms: 1000 },
+    });
+    const tok = (sub) => mintToken({ alg: 'HS256', secret, claims: { sub, exp: nowS() + 300 } });
+    const erin = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, accessTokenFactory: () => tok('erin') })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    ctx.track({ close: () => erin.stop() });
+    await withTimeout(erin.start(), 5000, 'start');
+    const got = receiver(erin, 'Private');
+    const ws = await openWs(`${ctx.wsUrl}/rooms/lobby/ws?access_token=${tok('frank')}`);
+    ctx.track({ close: async () => ws.close() });
+    ws.ws.send(JSON.stringify({ to: 'erin', text: 'hi erin' }));
+    await got.wait(1);
+    assert.deepEqual(got.calls[0], ['hi erin', 'frank']);
+  });
+});
+
 describe('plain frames routed upstream: failures', () => {
   test('backend down, garbage, or an action a plain frame cannot take: nothing published, counted, the socket stays open', async (t) => {
     const dead = await deadPort();
