@@ -304,13 +304,13 @@ static access_principal *refuse(unsigned code, const char *text, unsigned *statu
 }
 
 access_principal *up_connect_read(up_transfer t, long http_status, const char *body, size_t len,
-                                  unsigned *status, char **error)
+                                  const char *url, unsigned *status, char **error)
 {
     up_answer a = {0};
     json_t *j = answer_object(&a, t, http_status, body, len);
     if (!j) {
         unsigned code = a.result == UP_R_TIMEOUT ? 504 : a.result == UP_R_BUSY ? 503 : 502;
-        up_count(a.result, NULL);
+        up_count(a.result, url);
         access_principal *none =
             refuse(code, a.error ? a.error : "upstream unavailable", status, error);
         free(a.error);
@@ -321,7 +321,7 @@ access_principal *up_connect_read(up_transfer t, long http_status, const char *b
     access_principal *p = NULL;
     if (err) {
         json_int_t s = json_integer_value(code);
-        up_count(UP_R_ERROR, NULL);
+        up_count(UP_R_ERROR, url);
         refuse(s == 401 ? 401 : 403,
                json_is_string(err) && json_string_length(err) ? json_string_value(err)
                                                               : "refused by the upstream",
@@ -330,7 +330,7 @@ access_principal *up_connect_read(up_transfer t, long http_status, const char *b
                 (!json_is_string(user) || !json_string_length(user) ||
                  json_string_length(user) > 256)) ||
                (rooms && !json_is_object(rooms))) {
-        up_count(UP_R_INVALID, NULL);
+        up_count(UP_R_INVALID, url);
         refuse(502, "upstream answer is not valid: 'user' must be a string, 'rooms' an object",
                status, error);
     } else if (!(p = access_principal_new(json_string_value(user), 0, false, false))) {
@@ -339,14 +339,14 @@ access_principal *up_connect_read(up_transfer t, long http_status, const char *b
                !read_patterns(&p->publish, json_object_get(rooms, "publish"))) {
         access_unref(p);
         p = NULL;
-        up_count(UP_R_INVALID, NULL);
+        up_count(UP_R_INVALID, url);
         refuse(502,
                "upstream answer is not valid: 'rooms.subscribe' and 'rooms.publish' must be "
                "arrays of room patterns",
                status, error);
     } else {
         p->proxied = true;
-        up_count(UP_R_OK, NULL);
+        up_count(UP_R_OK, url);
     }
     json_decref(j);
     return p;

@@ -86,9 +86,10 @@ void up_answer_free(up_answer *a);
 /* The connect proxy's answer: accepted (returns a new principal with the
  * user, "proxied", and the rights of its "rooms": {"subscribe": [...],
  * "publish": [...]}) or refused (NULL, with *status 401 or 403, or 502/504
- * when the backend failed, and *error malloc'd). */
+ * when the backend failed, and *error malloc'd). The outcome is counted
+ * (up_count, url names the backend in a log line). */
 access_principal *up_connect_read(up_transfer t, long http_status, const char *body, size_t len,
-                                  unsigned *status, char **error);
+                                  const char *url, unsigned *status, char **error);
 
 /* Request bodies (malloc'd compact JSON text, NULL on ENOMEM). who: the
  * caller (NULL anonymous): "user" is its user id or null, "claims" its

@@ -76,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     unsigned refused = 0;
     char *error = NULL;
-    access_principal *p = up_connect_read(t, status, body, len, &refused, &error);
+    access_principal *p = up_connect_read(t, status, body, len, "http://b/", &refused, &error);
     if (!p == !error)
         abort();
     if (!p && refused != 401 && refused != 403 && refused != 502 && refused != 503 &&

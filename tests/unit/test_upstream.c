@@ -195,7 +195,8 @@ static void test_connect_answers(void)
     char *error = NULL;
     const char *ok =
         "{\"user\": \"alice\", \"rooms\": {\"subscribe\": [\"a.*\"], \"publish\": [\"b\"]}}";
-    access_principal *p = up_connect_read(UP_SENT_OK, 200, ok, strlen(ok), &status, &error);
+    access_principal *p =
+        up_connect_read(UP_SENT_OK, 200, ok, strlen(ok), "http://b/", &status, &error);
     CHECK(p && p->proxied && !p->token && !p->api_key);
     if (p) {
         CHECK_STR(p->user, "alice");
@@ -203,7 +204,7 @@ static void test_connect_answers(void)
         CHECK_STR(p->subscribe.items[0], "a.*");
     }
     access_unref(p);
-    p = up_connect_read(UP_SENT_OK, 200, "{}", 2, &status, &error);
+    p = up_connect_read(UP_SENT_OK, 200, "{}", 2, "http://b/", &status, &error);
     CHECK(p && !p->user && p->proxied);
     access_unref(p);
     static const struct {
@@ -228,7 +229,7 @@ static void test_connect_answers(void)
     for (size_t i = 0; i < sizeof(refusals) / sizeof(refusals[0]); i++) {
         error = NULL;
         p = up_connect_read(refusals[i].t, refusals[i].http, refusals[i].body,
-                            strlen(refusals[i].body), &status, &error);
+                            strlen(refusals[i].body), "http://b/", &status, &error);
         CHECK(!p);
         CHECK(status == refusals[i].status);
         CHECK(error && !strncmp(error, refusals[i].error, strlen(refusals[i].error)));

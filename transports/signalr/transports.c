@@ -797,7 +797,8 @@ static void connect_done(void *arg, up_transfer t, long status, const char *body
     sr_connect *k = arg;
     unsigned refused = 0;
     char *error = NULL;
-    access_principal *who = up_connect_read(t, status, body, len, &refused, &error);
+    access_principal *who =
+        up_connect_read(t, status, body, len, conf->upstream.connect, &refused, &error);
     pthread_mutex_lock(&connect_lock);
     k->who = who;
     k->status = refused;
