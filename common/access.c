@@ -66,6 +66,7 @@ void access_unref(access_principal *p)
     patterns_free(&p->subscribe);
     patterns_free(&p->publish);
     free(p->user);
+    free(p->claims);
     free(p);
 }
 
@@ -111,7 +112,7 @@ access_verdict access_room(const cfg *c, const access_principal *p, const char *
 {
     if (!c->auth.enabled || (p && p->api_key))
         return ACCESS_ALLOWED;
-    bool token = p && p->token;
+    bool token = p && (p->token || p->proxied);
     switch (room_level(c, room, right)) {
     case CFG_ACCESS_PUBLIC:
         return ACCESS_ALLOWED;

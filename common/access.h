@@ -47,6 +47,11 @@ typedef struct access_principal {
     int64_t expires_ms; /* exp plus auth.jwt.leeway_s, in ms since the epoch; 0: never */
     bool token;         /* proved by a valid token */
     bool api_key;       /* proved by a server API key */
+    bool proxied;       /* accepted by the upstream connect proxy: counts as a token for
+                           the room rules (its rights are the proxy's), but a later
+                           request of its connection needs no token */
+    char *claims;       /* the token's claims as compact JSON text (for upstream calls);
+                           NULL: none */
     access_patterns subscribe, publish; /* the token's rooms.subscribe and rooms.publish */
 } access_principal;
 

@@ -22,6 +22,7 @@
 #define CFG_MAX_ORIGINS 32                    /* cors.allowed_origins */
 #define CFG_SECRET_MAX 512                    /* auth.jwt.hmac_secret, an API key, paths */
 #define CFG_ROOM_PATTERN_MAX 256              /* auth.rooms[].match */
+#define CFG_URL_MAX 256                       /* upstream URLs (http:// or https://) */
 
 /* What a hub method does when a client invokes it (see README). */
 typedef enum {
@@ -30,13 +31,16 @@ typedef enum {
     CFG_ACTION_ROOM,      /* first argument names a room; send the rest to its members */
     CFG_ACTION_JOIN,      /* first argument names a room; the caller joins it */
     CFG_ACTION_LEAVE,     /* first argument names a room; the caller leaves it */
+    CFG_ACTION_UPSTREAM,  /* POSTed to the method's upstream URL; the backend answers
+                             (README "Upstream hub methods") */
 } cfg_action;
 
 typedef struct cfg_method {
     char name[CFG_NAME_MAX]; /* matched case-insensitively, as SignalR does */
     cfg_action action;
-    char target[CFG_NAME_MAX]; /* client method invoked; sending actions only */
-    int args;                  /* exact argument count, room included; -1 = any */
+    char target[CFG_NAME_MAX];  /* client method invoked; sending actions only */
+    int args;                   /* exact argument count, room included; -1 = any */
+    char upstream[CFG_URL_MAX]; /* CFG_ACTION_UPSTREAM: the backend's URL */
 } cfg_method;
 
 typedef struct cfg_hub {
@@ -129,7 +133,24 @@ typedef struct cfg {
 
     struct {
         bool client_publish; /* rooms.client_publish: WS text frames publish, default true */
+        bool client_publish_upstream; /* rooms.client_publish "upstream": WS text frames go
+                                         to upstream.url instead (client_publish is true) */
     } rooms;
+
+    /* upstream: the backend behind upstream hub methods, plain frames routed
+     * upstream, events and the connect proxy (README "Upstream hub methods"). */
+    struct {
+        char url[CFG_URL_MAX];     /* upstream.url: plain WebSocket frames (client_publish
+                                      "upstream"); "" none */
+        char events[CFG_URL_MAX];  /* upstream.events: connect/disconnect/join/leave; "" none */
+        char connect[CFG_URL_MAX]; /* upstream.connect: the connect proxy; "" none */
+        unsigned timeout_ms;       /* upstream.timeout_ms, default 5000, 100 .. 600000 */
+        unsigned max_in_flight;    /* upstream.max_in_flight: calls at once, default 1000,
+                                      1 .. 100000 (past it: "busy") */
+        size_t max_answer_bytes;   /* upstream.max_answer_bytes, default 1 MiB, 1 KiB .. 64 MiB */
+        unsigned events_queue;     /* upstream.events_queue: events waiting, default 10000,
+                                      1 .. 1000000 (past it: dropped, counted) */
+    } upstream;
 
     struct {
         unsigned size;    /* history.size: messages kept per room, default 1000, 0 .. 1000000 */

@@ -24,7 +24,7 @@
 #define CORS_ALLOW_HEADERS                                                                         \
     "Authorization, Content-Type, X-Requested-With, X-SignalR-User-Agent, Last-Event-ID"
 /* The response headers a page may read besides the always-safe ones. */
-#define CORS_EXPOSE_HEADERS "Retry-After"
+#define CORS_EXPOSE_HEADERS "Retry-After, X-Crier-Connection-Id"
 /* What the CORS headers of a reply to an allowed Origin take besides the
  * Origin echoed: the names, Vary, Allow-Credentials, Expose-Headers. */
 #define CORS_REPLY_BYTES 160

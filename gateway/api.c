@@ -43,6 +43,8 @@
 #include "gateway/config.h"
 #include "gateway/http.h"
 #include "hub/payload.h"
+#include "common/upstream.h"
+#include "transports/carriers/http_client.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/carriers/sse.h"
 #include "transports/carriers/ws.h"
@@ -481,6 +483,26 @@ static bool metrics_limits(buf *b, const hub_stats *st)
     return ok;
 }
 
+/* Calls to backends (README "Upstream hub methods"). */
+static bool metrics_upstream(buf *b)
+{
+    bool ok = appendf(b, "# HELP crier_upstream_calls_total Calls to backends (hub methods, "
+                         "frames, events, connect checks) by outcome.\n"
+                         "# TYPE crier_upstream_calls_total counter\n");
+    for (int r = 0; ok && r < UP_R_COUNT; r++)
+        ok = appendf(b, "crier_upstream_calls_total{result=\"%s\"} %" PRIu64 "\n",
+                     up_result_name((up_result)r), up_calls_total((up_result)r));
+    return ok && appendf(b,
+                         "# HELP crier_upstream_in_flight Calls to backends waiting for an "
+                         "answer (upstream.max_in_flight bounds them).\n"
+                         "# TYPE crier_upstream_in_flight gauge\ncrier_upstream_in_flight %u\n"
+                         "# HELP crier_upstream_events_dropped_total Events not sent: "
+                         "upstream.events_queue were waiting.\n"
+                         "# TYPE crier_upstream_events_dropped_total counter\n"
+                         "crier_upstream_events_dropped_total %" PRIu64 "\n",
+                         hc_in_flight(), hc_events_dropped());
+}
+
 /* Prometheus text format. */
 enum MHD_Result api_metrics(http_call *call)
 {
@@ -514,7 +536,7 @@ enum MHD_Result api_metrics(http_call *call)
         st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
         st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(), http_connections(),
         hub_bp_connected(the_hub) ? 1 : 0);
-    ok = ok && metrics_limits(&b, &st);
+    ok = ok && metrics_limits(&b, &st) && metrics_upstream(&b);
     struct MHD_Response *r =
         ok ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY) : NULL;
     buf_free(&b);

@@ -714,6 +714,7 @@ static const char *check_claims(json_t *claims, int64_t now_ms, access_principal
         access_principal_new(json_string_value(sub), has_exp ? exp_ms + leeway_ms : 0, true, false);
     if (!p)
         return ERR_NOMEM;
+    p->claims = json_dumps(claims, JSON_COMPACT); /* NULL on ENOMEM: upstream sees null */
     if (!(why = add_patterns(&p->subscribe, json_object_get(rooms, "subscribe"))))
         why = add_patterns(&p->publish, json_object_get(rooms, "publish"));
     if (why) {

@@ -72,6 +72,10 @@ static int load_room_rules(cfg *c, json_t *v, const char *origin, char *err);
 static int load_api_keys(cfg *c, json_t *v, const char *origin, char *err);
 static const char *parse_api_keys_file(cfg *c, const char *value);
 static int load_origins(cfg *c, json_t *v, const char *origin, char *err);
+static int load_client_publish(cfg *c, json_t *v, const char *origin, char *err);
+static const char *parse_upstream_url(cfg *c, const char *value);
+static const char *parse_upstream_events(cfg *c, const char *value);
+static const char *parse_upstream_connect(cfg *c, const char *value);
 
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
@@ -91,7 +95,7 @@ static const key_spec key_table[] = {
     UINT_KEY(limits.max_rooms_per_connection, 1, 1000000),
     SIZE_KEY(limits.max_fragment_bytes_total, 64 * 1024, 1LL << 40),
     OBJECT_KEY("limits.rate", load_rate),
-    BOOL_KEY(rooms.client_publish),
+    OBJECT_KEY("rooms.client_publish", load_client_publish),
     UINT_KEY(history.size, 0, 1000000),
     UINT_KEY(history.ttl_s, 0, 604800),
     SIZE_KEY(history.max_bytes, 64 * 1024, 1LL << 40),
@@ -120,6 +124,13 @@ static const key_spec key_table[] = {
     BOOL_KEY(cors.allow_credentials),
     UINT_KEY(cors.max_age_s, 0, 86400),
     UINT_KEY(presence.max_listed, 0, 1000000),
+    STRING_KEY("upstream.url", parse_upstream_url),
+    STRING_KEY("upstream.events", parse_upstream_events),
+    STRING_KEY("upstream.connect", parse_upstream_connect),
+    UINT_KEY(upstream.timeout_ms, 100, 600000),
+    UINT_KEY(upstream.max_in_flight, 1, 100000),
+    SIZE_KEY(upstream.max_answer_bytes, 1024, 64 * 1024 * 1024),
+    UINT_KEY(upstream.events_queue, 1, 1000000),
 };
 
 #define KEY_COUNT (sizeof(key_table) / sizeof(key_table[0]))
@@ -241,6 +252,10 @@ void cfg_defaults(cfg *c)
     c->auth.protect_admin = true;
     c->presence.max_listed = 1000;
     c->cors.max_age_s = 600;
+    c->upstream.timeout_ms = 5000;
+    c->upstream.max_in_flight = 1000;
+    c->upstream.max_answer_bytes = 1024 * 1024;
+    c->upstream.events_queue = 10000;
 }
 
 /* ---- listen and log_level ---------------------------------------------- */
@@ -461,6 +476,79 @@ int cfg_set_log_level(cfg *c, const char *name, char err[CFG_ERR_MAX])
     return why ? string_err(err, "log_level", why, name) : 0;
 }
 
+/* ---- upstream ------------------------------------------------------------ */
+
+#define UPSTREAM_URL_RULE "expected an http:// or https:// URL of at most 255 bytes, no spaces"
+
+/* NULL when value may be an upstream URL, else the reason. */
+static const char *url_problem(const char *value)
+{
+    size_t n = strlen(value);
+    if (n >= CFG_URL_MAX || (strncmp(value, "http://", 7) && strncmp(value, "https://", 8)))
+        return UPSTREAM_URL_RULE;
+    const char *host = strstr(value, "://") + 3;
+    if (!*host || *host == '/')
+        return UPSTREAM_URL_RULE;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)value[i] <= ' ' || value[i] == 0x7f)
+            return UPSTREAM_URL_RULE;
+    return NULL;
+}
+
+/* An upstream URL into out ("" clears it). */
+static const char *set_url(char out[CFG_URL_MAX], const char *value)
+{
+    const char *why = *value ? url_problem(value) : NULL;
+    if (!why)
+        memcpy(out, value, strlen(value) + 1);
+    return why;
+}
+
+static const char *parse_upstream_url(cfg *c, const char *value)
+{
+    return set_url(c->upstream.url, value);
+}
+
+static const char *parse_upstream_events(cfg *c, const char *value)
+{
+    return set_url(c->upstream.events, value);
+}
+
+static const char *parse_upstream_connect(cfg *c, const char *value)
+{
+    return set_url(c->upstream.connect, value);
+}
+
+/* rooms.client_publish: true, false, or "upstream" (frames go to upstream.url). */
+static int load_client_publish(cfg *c, json_t *v, const char *origin, char *err)
+{
+    if (json_is_boolean(v)) {
+        c->rooms.client_publish = json_is_true(v);
+        c->rooms.client_publish_upstream = false;
+        return 0;
+    }
+    if (json_is_string(v) && !strcmp(json_string_value(v), "upstream")) {
+        c->rooms.client_publish = true;
+        c->rooms.client_publish_upstream = true;
+        return 0;
+    }
+    return set_err(err, "%s: 'rooms.client_publish' must be true, false or \"upstream\"", origin);
+}
+
+/* What needs another key: checked once the whole file is applied. */
+static int check_together(const cfg *c, const char *origin, char *err)
+{
+    if (c->upstream.connect[0] && c->backplane.type == CFG_BACKPLANE_REDIS)
+        return set_err(err,
+                       "%s: 'upstream.connect' cannot be used with 'backplane.type' \"redis\" "
+                       "yet (a clustered negotiate makes no connection to give the user to)",
+                       origin);
+    if (c->rooms.client_publish_upstream && !c->upstream.url[0])
+        return set_err(
+            err, "%s: 'rooms.client_publish' is \"upstream\", which needs 'upstream.url'", origin);
+    return 0;
+}
+
 /* ---- hubs -------------------------------------------------------------- */
 
 /* Room for any dotted key below "hubs" once its names have been checked:
@@ -603,11 +691,43 @@ static int load_name_value(char out[CFG_NAME_MAX], json_t *v, const char *key, c
     return 0;
 }
 
+/* A method answered by a backend: {"upstream": URL[, "args": N]}, with no
+ * action or target (the backend's answer decides what happens). */
+static int load_upstream_method(cfg_hub *h, cfg_method *m, json_t *v, const char *mkey,
+                                const char *origin, char *err)
+{
+    char key[KEY_MAX];
+    if (json_object_get(v, "action") || json_object_get(v, "target"))
+        return set_err(err, "%s: '%s' has 'upstream': it takes no 'action' or 'target'", origin,
+                       mkey);
+    sub_key(key, mkey, "upstream");
+    json_t *url = json_object_get(v, "upstream");
+    const char *why = json_is_string(url) ? url_problem(json_string_value(url)) : UPSTREAM_URL_RULE;
+    if (why) {
+        char what[CFG_ERR_MAX];
+        snprintf(what, sizeof(what), "%s: '%s'", origin, key);
+        return string_err(err, what, why, json_is_string(url) ? json_string_value(url) : "");
+    }
+    memcpy(m->upstream, json_string_value(url), strlen(json_string_value(url)) + 1);
+    m->action = CFG_ACTION_UPSTREAM;
+    m->args = -1;
+    sub_key(key, mkey, "args");
+    json_t *args = json_object_get(v, "args");
+    if (args) {
+        if (!json_is_integer(args) || json_integer_value(args) < 0 ||
+            json_integer_value(args) > ARGS_MAX)
+            return set_err(err, "%s: '%s' must be an integer from 0 to %d", origin, key, ARGS_MAX);
+        m->args = (int)json_integer_value(args);
+    }
+    h->methods[h->nmethods++] = *m;
+    return 0;
+}
+
 /* Appends the method name (value v) to h, whose key is hkey. */
 static int load_method(cfg_hub *h, const char *name, json_t *v, const char *hkey,
                        const char *origin, char *err)
 {
-    static const char *const members[] = {"action", "target", "args", NULL};
+    static const char *const members[] = {"action", "target", "args", "upstream", NULL};
     char mkey[KEY_MAX], key[KEY_MAX];
     sub_key(key, hkey, "methods");
     if (!valid_name(name))
@@ -626,6 +746,9 @@ static int load_method(cfg_hub *h, const char *name, json_t *v, const char *hkey
     cfg_method m;
     memset(&m, 0, sizeof(m));
     memcpy(m.name, name, strlen(name) + 1);
+
+    if (json_object_get(v, "upstream"))
+        return load_upstream_method(h, &m, v, mkey, origin, err);
 
     sub_key(key, mkey, "action");
     json_t *action = json_object_get(v, "action");
@@ -1271,6 +1394,8 @@ static int apply_root(cfg *c, json_t *root, const json_error_t *jerr, const char
         rc = set_err(err, "%s: the top level must be an object", origin);
     else
         rc = apply_object(&tmp, root, NULL, origin, err);
+    if (rc == 0)
+        rc = check_together(&tmp, origin, err);
     if (rc == 0)
         *c = tmp;
     json_decref(root);

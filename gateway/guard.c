@@ -44,6 +44,16 @@ static guard_refusal check_admin(const access_principal *who)
     return (guard_refusal){403, "this endpoint needs an API key; a token is not one"};
 }
 
+/* The server API: an API key, always (auth is on). */
+static guard_refusal check_api_key(const access_principal *who)
+{
+    if (who && who->api_key)
+        return (guard_refusal){0};
+    if (!who)
+        return (guard_refusal){401, "the server API needs an API key (Authorization: Bearer KEY)"};
+    return (guard_refusal){403, "the server API needs an API key; a token is not one"};
+}
+
 static guard_refusal check_room(const access_principal *who, const char *room, access_right right)
 {
     access_verdict v = access_room(conf, who, room ? room : "", right);
@@ -70,6 +80,8 @@ guard_refusal guard_check(route_access need, const access_principal *who, const 
         return check_room(who, room, ACCESS_PUBLISH);
     case RIGHT_ADMIN:
         return check_admin(who);
+    case RIGHT_API:
+        return check_api_key(who);
     case RIGHT_NONE:
     case RIGHT_PAGES: /* guard_need has made it ADMIN or NONE */
     case RIGHT_HUB:

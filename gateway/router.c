@@ -19,7 +19,7 @@
 #define ROOM_SEGMENT "{room}"
 #define HUB_PATH "{hub}"
 #define ANY_REST "*"
-#define ALLOW_MAX sizeof("GET, HEAD, POST, DELETE, OPTIONS")
+#define ALLOW_MAX sizeof("GET, HEAD, POST, PUT, DELETE, OPTIONS")
 
 /* One line of the table: what the router reads of it. */
 typedef struct route_row {
@@ -41,11 +41,8 @@ static const route_row rows[] = {ROUTE_TABLE(ROUTE_ROW)};
 static const struct {
     const char *name;
     unsigned bit;
-} methods[] = {{"GET", M_GET},
-               {"HEAD", M_HEAD},
-               {"POST", M_POST},
-               {"DELETE", M_DELETE},
-               {"OPTIONS", M_OPTIONS}};
+} methods[] = {{"GET", M_GET}, {"HEAD", M_HEAD},     {"POST", M_POST},
+               {"PUT", M_PUT}, {"DELETE", M_DELETE}, {"OPTIONS", M_OPTIONS}};
 #define METHOD_COUNT (sizeof(methods) / sizeof(methods[0]))
 
 static const cfg_hub *hubs; /* the cfg's; set at start, read-only after */
@@ -130,6 +127,14 @@ static bool match(const char *pat, const char *path, parts *pt)
             pt->room_len = strcspn(path, "/");
             path += pt->room_len;
             pat += strlen(ROOM_SEGMENT);
+            continue;
+        }
+        if (*pat == '{' && strchr(pat, '}')) { /* {user}, {id}: one non-empty segment */
+            size_t n = strcspn(path, "/");
+            if (!n)
+                return false;
+            path += n;
+            pat = strchr(pat, '}') + 1;
             continue;
         }
         if (*pat++ != *path++)

@@ -38,6 +38,7 @@ enum {
     /* OPTIONS is taken on every endpoint (a CORS preflight): the router
      * serves it wherever the path is an endpoint, and no row lists it. */
     M_OPTIONS = 1u << 4,
+    M_PUT = 1u << 5, /* the server API's room membership */
 };
 
 /* The endpoints, in table order. EP_NONE: no line of the table. */
@@ -73,6 +74,7 @@ typedef enum {
     RIGHT_ADMIN,     /* an API key, when auth.protect_admin */
     RIGHT_HUB,       /* SignalR decides with the principal */
     RIGHT_PAGES,     /* RIGHT_ADMIN for the dashboard page, RIGHT_NONE for the rest */
+    RIGHT_API,       /* an API key (auth.api_keys), whatever auth.protect_admin says */
 } route_access;
 
 /* Who serves one request: libwebsockets, or a libmicrohttpd daemon (the

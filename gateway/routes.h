@@ -8,8 +8,9 @@
  *   name       the endpoint's id: EP_<name> (router.h)
  *   pattern    the paths it answers: literal text, {hub} (the path of one of
  *              the configured hubs, cfg hubs[].path), {room} (one path
- *              segment, which must be a valid room name, else 400) and a
- *              final * (anything). Lines are tried in order; the first one
+ *              segment, which must be a valid room name, else 400), any
+ *              other {name} (one non-empty path segment; the handler reads
+ *              and checks it) and a final * (anything). Lines are tried in order; the first one
  *              that matches the (percent-decoded) path takes it.
  *   methods    the methods it takes; any other gets 405 with an Allow list.
  *              NO_METHODS: the path is no endpoint (404).
@@ -24,18 +25,14 @@
  *              README "What each endpoint needs"): NONE (anyone; credentials
  *              are not looked at), SUBSCRIBE or PUBLISH (that right on
  *              {room} under auth.rooms), ADMIN (an API key, when
- *              auth.protect_admin), HUB (SignalR decides with the principal;
- *              a refused credential is 401 first), PAGES (ADMIN for the
- *              dashboard page, NONE for the other pages). 401 (with
- *              WWW-Authenticate: Bearer) or 403 before any handler runs.
- *   handler    the libmicrohttpd handler (http_call.h http_handler), run on
- *              its daemon's thread
- *   completed  frees the handler's per-request state, or NULL
- *   early      true: the handler sees the headers-only first call too (to
- *              refuse a body before it is read)
- *   head       for a GET that streams or is held: what a HEAD answers at
- *              once (its content type, http.c), NULL: the handler answers
- *              a HEAD and MHD leaves the body out
+ *              auth.protect_admin), API (an API key: the server API), HUB (SignalR decides with the
+ * principal; a refused credential is 401 first), PAGES (ADMIN for the dashboard page, NONE for the
+ * other pages). 401 (with WWW-Authenticate: Bearer) or 403 before any handler runs. handler    the
+ * libmicrohttpd handler (http_call.h http_handler), run on its daemon's thread completed  frees the
+ * handler's per-request state, or NULL early      true: the handler sees the headers-only first
+ * call too (to refuse a body before it is read) head       for a GET that streams or is held: what
+ * a HEAD answers at once (its content type, http.c), NULL: the handler answers a HEAD and MHD
+ * leaves the body out
  *
  * gateway/router.c reads the first six columns and needs none of the
  * handlers; gateway/http.c reads the last four (and includes the handlers).
@@ -60,6 +57,11 @@
   R(MESSAGES,    "/rooms/{room}/messages",  M_POST,                              MAIN,       ALWAYS,        PUBLISH,   api_publish,        api_request_completed,  true,   NULL) \
   R(HISTORY,     "/rooms/{room}/history",   M_GET | M_HEAD,                      MAIN,       ALWAYS,        SUBSCRIBE, api_room_history,   api_request_completed,  false,  NULL) \
   R(WS,          "/rooms/{room}/ws",        M_GET | M_HEAD,                      WEBSOCKET,  WEBSOCKET,     SUBSCRIBE, ws_path_only,       NULL,                   false,  NULL) \
+  R(ROOM_MEMBER, "/rooms/{room}/members/{user}", M_PUT | M_DELETE,                MAIN,       ALWAYS,        API,       users_api_member,   users_api_completed,    true,   NULL) \
+  R(USER_MSGS,   "/users/{user}/messages",  M_POST,                              MAIN,       ALWAYS,        API,       users_api_send,     users_api_completed,    true,   NULL) \
+  R(USER_CONNS,  "/users/{user}/connections", M_DELETE,                          MAIN,       ALWAYS,        API,       users_api_end,      users_api_completed,    true,   NULL) \
+  R(CONN_MSGS,   "/connections/{id}/messages", M_POST,                           MAIN,       ALWAYS,        API,       users_api_send,     users_api_completed,    true,   NULL) \
+  R(CONN,        "/connections/{id}",       M_DELETE,                            MAIN,       ALWAYS,        API,       users_api_end,      users_api_completed,    true,   NULL) \
   R(ROOMS_ELSE,  "/rooms/*",                NO_METHODS,                          MAIN,       ALWAYS,        NONE,      NULL,               NULL,                   false,  NULL) \
   R(STATIC,      "*",                       M_GET | M_HEAD,                      MAIN,       WEB,           PAGES,     static_get,         NULL,                   false,  NULL)
 // clang-format on

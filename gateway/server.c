@@ -49,8 +49,10 @@
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"
 #include "gateway/router.h"
+#include "gateway/users_api.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
+#include "transports/carriers/http_client.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/carriers/sse.h"
 #include "transports/carriers/ws.h"
@@ -556,6 +558,7 @@ static void *timer_main(void *arg)
         api_tick(now);
         presence_api_tick(now);
         hub_presence_tick(h, now); /* users gone past the grace, presence events */
+        hub_user_ops_tick(h, now); /* server API ops whose nodes did not all answer */
         if (now >= next_expire) {
             memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
@@ -640,10 +643,34 @@ static void init_protocols(const cfg *c, hub *h)
 {
     api_init(c, h);
     presence_api_init(c, h);
+    users_api_init(c, h);
     plain_sse_init(c, h);
     plain_poll_init(c, h);
     plain_ws_init(c, h);
     sr_init(c, h);
+}
+
+/* True when the config names a backend (README "Upstream hub methods"). */
+static bool upstream_used(const cfg *c)
+{
+    if (c->upstream.url[0] || c->upstream.events[0] || c->upstream.connect[0])
+        return true;
+    for (unsigned i = 0; i < c->nhubs; i++)
+        for (unsigned k = 0; k < c->hubs[i].nmethods; k++)
+            if (c->hubs[i].methods[k].action == CFG_ACTION_UPSTREAM)
+                return true;
+    return false;
+}
+
+/* The curl thread (carriers/http_client.c), when a backend is named. */
+static int start_upstream(const cfg *c)
+{
+    if (!upstream_used(c))
+        return 0;
+    hc_options o = {.max_in_flight = c->upstream.max_in_flight,
+                    .events_queue = c->upstream.events_queue,
+                    .max_answer_bytes = c->upstream.max_answer_bytes};
+    return hc_start(&o);
 }
 
 /* Starts the configured backplane (none for "memory"). Returns -1 when it
@@ -685,7 +712,12 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     lp_shutdown();
     api_shutdown();
     presence_api_shutdown();
+    users_api_shutdown();
     ws_stop(SHUTDOWN_DRAIN_MS);
+    /* Calls to backends end now (answered "shutting down"): a negotiate
+     * waiting for upstream.connect is resumed before MHD stops. The curl
+     * thread calls into SignalR and the hub, so it stops before they go. */
+    hc_stop();
     http_finish_requests(SHUTDOWN_DRAIN_MS);
     http_stop();
     linger_close_all();
@@ -718,7 +750,10 @@ int server_run(const cfg *c)
     hub *h = peek_buf && !rate_limits_init(c) ? hub_create(&ho) : NULL;
     if (h)
         init_protocols(c, h);
-    if (!h || start_backplane(c, h)) {
+    if (!h || start_backplane(c, h) || start_upstream(c)) {
+        hc_stop();
+        redis_backplane_free(the_backplane);
+        the_backplane = NULL;
         hub_destroy(h);
         rate_limits_fini();
         free(peek_buf);
@@ -735,6 +770,7 @@ int server_run(const cfg *c)
             close(epoll_fd);
         ws_stop(0);
         http_stop();
+        hc_stop();
         redis_backplane_free(the_backplane);
         hub_destroy(h);
         rate_limits_fini();

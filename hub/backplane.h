@@ -105,6 +105,11 @@ typedef struct bp_presence {
     bool room_present; /* this node has anyone in room after this */
 } bp_presence;
 
+/* The answer to a cluster_send to every node: how many nodes received it
+ * (this one included, when it listens already), or -1 when it was not
+ * sent (unreachable). */
+typedef void (*bp_count_fn)(void *arg, long nodes);
+
 typedef struct backplane_ops {
     /* Hub lock held. The node has members in room (want) or no longer has. */
     void (*want_room)(backplane *bp, const char *room, bool want);
@@ -148,6 +153,13 @@ typedef struct backplane_ops {
                          void *arg);
     /* Sets who receives this node's messages (before it is used). */
     void (*on_node_message)(backplane *bp, bp_node_fn fn, void *arg);
+    /* The hub's own messages between nodes (the server API's user and
+     * connection ops, users_cluster.c), on channels of their own: to one
+     * node, or with node NULL to every node (this one too), then cb(arg,
+     * how many received it) when cb is not NULL. They arrive through
+     * hub_bp_cluster_message. Dropped (cb: -1) while the backplane is down. */
+    void (*cluster_send)(backplane *bp, const char *node, const char *data, size_t len,
+                         bp_count_fn cb, void *arg);
 } backplane_ops;
 
 struct backplane {

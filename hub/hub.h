@@ -160,6 +160,63 @@ bool hub_conn_user(hub *h, const char *conn_id, char **user);
 /* Users with a member here, and registered members. */
 void hub_registry_counts(hub *h, size_t *users, size_t *conns);
 
+/* What the server API does to a user's connections, or to one connection
+ * (users.c here, users_cluster.c on every node). */
+typedef enum {
+    HUB_OP_SEND,  /* queue data (a message to the user or connection) */
+    HUB_OP_JOIN,  /* join room from now (multi_room members only) */
+    HUB_OP_LEAVE, /* leave room (multi_room members only) */
+    HUB_OP_END,   /* sub_end_with_text(SUB_END_DISCONNECTED, reason) */
+    HUB_OP_KINDS
+} hub_op_kind;
+
+typedef struct hub_user_op {
+    hub_op_kind op;
+    bool by_conn;       /* name is a connection id; else a user id */
+    const char *name;   /* the user id or connection id */
+    const char *room;   /* JOIN, LEAVE: a valid room name */
+    const char *data;   /* SEND: a valid JSON text */
+    size_t len;         /* SEND */
+    const char *target; /* SEND: a SignalR target; NULL: each member's default */
+    const char *reason; /* END: the text the client sees; NULL: "disconnected" */
+} hub_user_op;
+
+/* Added up over every node that answered. */
+typedef struct hub_user_result {
+    int rc;           /* 0, or -ENOMEM (nothing done here) */
+    uint64_t found;   /* the user's members (or the connection: 0 or 1) */
+    uint64_t done;    /* SEND queued to, JOIN in the room now, LEAVE left, END ended */
+    uint64_t refused; /* JOIN: refused by limits.max_rooms_per_connection or max_rooms */
+    uint64_t skipped; /* JOIN, LEAVE: members that carry one room only (plain SSE, poll) */
+    bool partial;     /* a node may not have answered: the backplane is down, or a node
+                         did not answer within HUB_OP_WAIT_MS */
+} hub_user_result;
+
+/* Called once with the result, with no lock held: before hub_user_op
+ * returns (no backplane), or later from the backplane's or the timer's
+ * thread. */
+typedef void (*hub_user_done_fn)(void *arg, const hub_user_result *r);
+
+/* How long an op waits for the other nodes' answers (then: partial). */
+#define HUB_OP_WAIT_MS 3000
+
+/* Applies op to this node's members, and through the backplane (when there
+ * is one) to every other node's; done gets the sum. Any thread, no lock
+ * held. */
+void hub_user_op_async(hub *h, const hub_user_op *op, hub_user_done_fn done, void *arg);
+
+/* Applies op to this node's members only; adds to *r. Any thread, no lock
+ * held. */
+void hub_user_op_here(hub *h, const hub_user_op *op, hub_user_result *r);
+
+/* Timer thread: answers the ops whose other nodes did not all answer
+ * within HUB_OP_WAIT_MS (partial). */
+void hub_user_ops_tick(hub *h, int64_t now_ms);
+
+/* Backplane thread: a cluster message (backplane_ops.cluster_send) from
+ * another node. */
+void hub_bp_cluster_message(hub *h, const char *data, size_t len);
+
 /* Fills *out for room. Returns 0, or -ENOENT when the room does not exist
  * (no members and no history). */
 int hub_room_info(hub *h, const char *room, room_info *out);

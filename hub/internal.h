@@ -131,7 +131,18 @@ struct hub {
     size_t nuser_buckets, nusers;
     sub **conn_buckets;
     size_t nconn_buckets, nconns;
+    /* users_cluster.c: server API ops waiting for the other nodes' answers */
+    struct user_op_wait *ops;
+    uint64_t next_op;
 };
+
+typedef struct user_op_wait user_op_wait;
+
+/* users_cluster.c: what a cluster_send's count callback needs to find its op. */
+typedef struct op_count_ctx {
+    hub *h;
+    uint64_t req;
+} op_count_ctx;
 
 typedef struct user_entry user_entry;
 
@@ -194,8 +205,16 @@ sub *registry_conn(const hub *h, const char *conn_id);
  * NULL (and 0) when user has none here. */
 list_node *registry_user(const hub *h, const char *user, size_t *count);
 
+/* --- users_cluster.c: no lock held; hub_destroy's part: every op still
+ * waiting is answered (partial). */
+void user_ops_finish_all(hub *h);
+
 /* --- members.c: membership */
 void member_leave_all(hub *h, sub *s, room *keep);
+/* hub_join_ex and hub_leave_room with the hub lock held (leave: true when
+ * s was a member). */
+int member_join_locked(hub *h, const char *room_name, sub *s, const hub_join_args *a);
+bool member_leave_locked(hub *h, const char *room_name, sub *s);
 
 /* --- deadline.c: no lock held; sub_fini's part: s goes, and its deadline. */
 void sub_deadline_forget(sub *s);

@@ -78,20 +78,31 @@ void sub_end(sub *s)
 
 void sub_end_with(sub *s, sub_end_reason why)
 {
+    sub_end_with_text(s, why, NULL);
+}
+
+void sub_end_with_text(sub *s, sub_end_reason why, const char *text)
+{
+    char *copy = text ? strdup(text) : NULL; /* out of memory: the reason without its text */
     pthread_mutex_lock(&s->lock);
-    if (!s->end_reason)
+    if (!s->end_reason) {
         s->end_reason = why;
+        s->end_text = copy;
+        copy = NULL;
+    }
     if (!s->ends_itself) {
         s->ending = true;
         if (s->wake)
             s->wake(s);
     }
     pthread_mutex_unlock(&s->lock);
+    free(copy);
 }
 
 const char *sub_end_reason_text(sub_end_reason why)
 {
-    static const char *const texts[SUB_END_REASON_COUNT] = {"ended", "token expired"};
+    static const char *const texts[SUB_END_REASON_COUNT] = {"ended", "token expired",
+                                                            "disconnected"};
     return why < SUB_END_REASON_COUNT ? texts[why] : "ended";
 }
 
@@ -110,6 +121,8 @@ void sub_fini(sub *s)
     pthread_mutex_destroy(&s->lock);
     free(s->user);
     s->user = NULL;
+    free(s->end_text);
+    s->end_text = NULL;
 }
 
 /* Hub lock held. Links m (for s) into r. */
@@ -153,11 +166,10 @@ void member_leave_all(hub *h, sub *s, room *keep)
     }
 }
 
-int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
+int member_join_locked(hub *h, const char *room_name, sub *s, const hub_join_args *a)
 {
     int rc = -ENOMEM;
     size_t joined = 0;
-    pthread_mutex_lock(&h->lock);
     for (membership *m = s->memberships; m; m = m->sub_next) {
         if (!strcmp(m->room->name, room_name)) {
             rc = -EEXIST;
@@ -204,6 +216,13 @@ int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
     if (!s->registered && s->conn_id[0] && registry_add(h, s) == -ENOMEM)
         LOG_WARN(TAG, "out of memory: connection %s is not in the user registry", s->conn_id);
 out:
+    return rc;
+}
+
+int hub_join_ex(hub *h, const char *room_name, sub *s, const hub_join_args *a)
+{
+    pthread_mutex_lock(&h->lock);
+    int rc = member_join_locked(h, room_name, s, a);
     hub_unlock(h);
     return rc;
 }
@@ -220,9 +239,8 @@ int hub_resume(hub *h, const char *room_name, sub *s, uint64_t since, const char
     return hub_join_ex(h, room_name, s, &a);
 }
 
-void hub_leave_room(hub *h, const char *room_name, sub *s)
+bool member_leave_locked(hub *h, const char *room_name, sub *s)
 {
-    pthread_mutex_lock(&h->lock);
     for (membership **pp = &s->memberships; *pp; pp = &(*pp)->sub_next) {
         membership *m = *pp;
         if (strcmp(m->room->name, room_name))
@@ -232,8 +250,15 @@ void hub_leave_room(hub *h, const char *room_name, sub *s)
         member_unlink(h, m);
         free(m);
         room_free_if_empty(h, r);
-        break;
+        return true;
     }
+    return false;
+}
+
+void hub_leave_room(hub *h, const char *room_name, sub *s)
+{
+    pthread_mutex_lock(&h->lock);
+    member_leave_locked(h, room_name, s);
     hub_unlock(h);
 }
 

@@ -15,6 +15,8 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "common/json_text.h"
+
 /* Makes a message whose JSON form is prefix, data, then "}". */
 static msg *msg_alloc(const char *prefix, size_t plen, const char *data, size_t data_len)
 {
@@ -71,6 +73,25 @@ msg *msg_create(uint64_t id, const char *room, const char *data, size_t data_len
     return msg_create_in(id, room, NULL, data, data_len, target, created_ms);
 }
 
+msg *msg_create_to(const char *to, const char *name, const char *data, size_t data_len,
+                   const char *target)
+{
+    buf prefix = {0};
+    bool ok = buf_append_str(&prefix, "{\"") && buf_append_str(&prefix, to) &&
+              buf_append_str(&prefix, "\":") && buf_json_string(&prefix, name, strlen(name), 0) &&
+              buf_append_str(&prefix, ",\"data\":");
+    msg *m = ok ? msg_alloc(prefix.data, prefix.len, data, data_len) : NULL;
+    buf_free(&prefix);
+    if (!m)
+        return NULL;
+    m->to = to;
+    if (target && !(m->target = strdup(target))) {
+        msg_unref(m);
+        return NULL;
+    }
+    return m;
+}
+
 msg *msg_create_gap(const char *info, size_t len)
 {
     msg *m = msg_alloc("{\"gap\":", 7, info, len);
@@ -122,6 +143,8 @@ static size_t sse_head(const msg *m, char *head, size_t cap)
         return (size_t)snprintf(head, cap, "event: gap\n");
     if (m->presence)
         return (size_t)snprintf(head, cap, "event: presence\n");
+    if (m->to) /* no id: the stream's resume cursor stays its room's */
+        return (size_t)snprintf(head, cap, "event: %s\n", m->to);
     if (m->epoch[0])
         return (size_t)snprintf(head, cap, "id: %s:%" PRIu64 "\n", m->epoch, m->id);
     return (size_t)snprintf(head, cap, "id: %" PRIu64 "\n", m->id);
@@ -235,11 +258,11 @@ static int encode_sse(msg *m)
     char head[MSG_EPOCH_MAX + 40];
     size_t hlen = sse_head(m, head, sizeof(head));
     size_t need = sse_emit(NULL, head, hlen, d.base, d.len);
-    char *buf = malloc(need);
-    if (!buf)
+    char *event = malloc(need);
+    if (!event)
         return -ENOMEM;
-    sse_emit(buf, head, hlen, d.base, d.len);
-    m->sse = buf;
+    sse_emit(event, head, hlen, d.base, d.len);
+    m->sse = event;
     m->sse_len = need;
     return 0;
 }

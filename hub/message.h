@@ -86,6 +86,8 @@ typedef struct msg {
     bool direct;    /* bytes for one connection (json holds them); no envelope */
     bool gap;       /* a gap signal for one subscriber: {"gap":{…}}; data is the inner object */
     bool presence;  /* presence events of a room: {"presence":…}; no id, not kept */
+    const char *to; /* a message to a user or a connection (msg_create_to): "user" or
+                       "connection" (static), the envelope's key in place of "room"; NULL */
     bool uncounted; /* a direct message outside its protocol's numbering of what it
                        sends (set and read by the protocol that made it) */
     char epoch[MSG_EPOCH_MAX];       /* the room's epoch when published; "" for none */
@@ -116,6 +118,19 @@ msg *msg_create_gap(const char *info, size_t len);
  * {"user","action"} object or a list of them. Its JSON form is
  * {"presence":data}, its SSE form an event named "presence" with data. */
 msg *msg_create_presence(const char *data, size_t len);
+
+/* Creates a message for a user's connections or for one connection (the
+ * server API): to is MSG_TO_USER or MSG_TO_CONNECTION, name the user id or
+ * connection id (any text: escaped), data a valid JSON text, target as
+ * msg_create's. Its JSON form is {"user":"alice","data":…} (or
+ * "connection"), its SSE form an event named "user" (or "connection") with
+ * data and no id (a stream's resume cursor stays the room's), and in
+ * registered formats it is a message without an id. It has no id and no
+ * epoch: it is in no room's numbering and no history. NULL on ENOMEM. */
+#define MSG_TO_USER "user"
+#define MSG_TO_CONNECTION "connection"
+msg *msg_create_to(const char *to, const char *name, const char *data, size_t data_len,
+                   const char *target);
 
 /* Creates a direct message: len bytes for one connection (a protocol's
  * reply, ping, close), left for the caller to write at *out before it

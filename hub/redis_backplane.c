@@ -132,6 +132,7 @@ static void become_up(rb *b)
     const char *argv[] = {"SUBSCRIBE", ch};
     size_t lens[] = {9, strlen(ch)};
     redisAsyncCommandArgv(b->sub.ac, rb_on_sub_reply, NULL, 2, argv, lens);
+    rb_cluster_subscribe(b);
     hub_bp_link(b->hub, true);
     for (size_t i = 0; i < SET_BUCKETS; i++)
         for (channel *c = b->channels[i]; c; c = c->next)
@@ -324,6 +325,12 @@ static void do_work(rb *b, work *w)
         if (b->state == LINK_UP && b->cmd.ac)
             rb_send_to_node(b, w);
         break;
+    case W_CLUSTER_SEND:
+        if (b->state == LINK_UP && b->cmd.ac)
+            rb_send_cluster(b, w);
+        else
+            rb_cluster_unsent(w);
+        break;
     case W_ROOM_STATE:
         if (b->state == LINK_UP && b->cmd.ac)
             rb_send_room_state(b, w);
@@ -509,6 +516,8 @@ void redis_backplane_stop(backplane *bp)
             w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
         } else if (w->kind == W_PRESENCE_GET) {
             w->presence_cb(w->arg, -EIO, NULL);
+        } else if (w->kind == W_CLUSTER_SEND) {
+            rb_cluster_unsent(w);
         }
         free(w->data);
         free(w);
@@ -529,6 +538,8 @@ void redis_backplane_free(backplane *bp)
             w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
         else if (w->kind == W_PRESENCE_GET)
             w->presence_cb(w->arg, -EIO, NULL);
+        else if (w->kind == W_CLUSTER_SEND)
+            rb_cluster_unsent(w);
         free(w->data);
         free(w);
     }

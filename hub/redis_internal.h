@@ -12,7 +12,8 @@
  *   redis_nodes.c      the cluster: names owned by nodes (claim, offer,
  *                      touch, release) and messages between nodes;
  *   redis_presence.c   presence: each node's counts per room with a TTL,
- *                      read over the live nodes, joins and leaves.
+ *                      read over the live nodes, joins and leaves;
+ *   redis_cluster.c    the hub's own messages between nodes (cluster_send).
  * What is read from Redis is decoded by bp_codec.c. Private to hub/.
  *
  * Threading: fields marked "thread" and every function declared here but
@@ -57,7 +58,8 @@ typedef enum {
     W_ROOM_STATE,
     W_HISTORY,
     W_PRESENCE,
-    W_PRESENCE_GET
+    W_PRESENCE_GET,
+    W_CLUSTER_SEND
 } work_kind;
 
 typedef struct work {
@@ -91,6 +93,7 @@ typedef struct work {
     /* W_PRESENCE_GET */
     presence_fn presence_cb;
     size_t max_listed;
+    bp_count_fn count_cb; /* W_CLUSTER_SEND, may be NULL; node "": every node */
 } work;
 
 /* A room this node subscribes to (thread). */
@@ -199,5 +202,12 @@ void rb_presence_refresh(rb *b, int64_t now);
 /* A message on a room's channel: a presence event (handled: true), or not one. */
 bool rb_presence_message(rb *b, const char *room, const char *data, size_t len);
 void rb_presence_free(rb *b);
+/* --- redis_cluster.c: the hub's messages between nodes (cluster_send) */
+void rb_cluster_subscribe(rb *b);
+void rb_send_cluster(rb *b, work *w);
+/* A pub/sub reply on a cluster channel: handed to the hub (true), or not one. */
+bool rb_cluster_message(rb *b, const redisReply *r);
+/* A cluster send not sent (down, stopping): its cb gets -1. */
+void rb_cluster_unsent(work *w);
 
 #endif

@@ -168,6 +168,28 @@ static void bp_node_send(backplane *bp, const char *node, const char *data, size
     rb_push_work((rb *)bp, w);
 }
 
+static void bp_cluster_send(backplane *bp, const char *node, const char *data, size_t len,
+                            bp_count_fn cb, void *arg)
+{
+    work *w = calloc(1, sizeof(*w));
+    char *copy = w ? malloc(len ? len : 1) : NULL;
+    if (!copy) {
+        free(w);
+        LOG_ERR(TAG, "out of memory: a cluster message is lost");
+        if (cb)
+            cb(arg, -1);
+        return;
+    }
+    memcpy(copy, data, len);
+    w->kind = W_CLUSTER_SEND;
+    snprintf(w->node, sizeof(w->node), "%s", node ? node : "");
+    w->data = copy;
+    w->len = len;
+    w->count_cb = cb;
+    w->arg = arg;
+    rb_push_work((rb *)bp, w);
+}
+
 static void bp_room_state(backplane *bp, const char *room, bp_room_fn cb, void *arg)
 {
     work *w = calloc(1, sizeof(*w));
@@ -261,4 +283,5 @@ const backplane_ops rb_ops = {
     .presence = bp_report_presence,
     .presence_get = bp_presence_get,
     .on_node_message = bp_on_node_message,
+    .cluster_send = bp_cluster_send,
 };

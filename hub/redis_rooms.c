@@ -180,7 +180,7 @@ void rb_on_sub_reply(redisAsyncContext *ac, void *reply, void *privdata)
         return;
     rb *b = rc->b;
     const char *kind = r->element[0]->str;
-    if (rb_node_message(b, r))
+    if (rb_node_message(b, r) || rb_cluster_message(b, r))
         return;
     const char *room = bp_room_of_channel(b->prefix, r->element[1]->str);
     if (!room)

@@ -64,8 +64,9 @@ typedef struct sub sub;
 /* Why the server ends a member (sub_end_with). The protocols map each to
  * their wire; the hub knows no wire. */
 typedef enum {
-    SUB_END_NONE = 0, /* not ended by the server (or by sub_end, no reason given) */
-    SUB_END_EXPIRED,  /* the token it was opened with expired */
+    SUB_END_NONE = 0,     /* not ended by the server (or by sub_end, no reason given) */
+    SUB_END_EXPIRED,      /* the token it was opened with expired */
+    SUB_END_DISCONNECTED, /* the server API disconnected it; end_text says why */
     SUB_END_REASON_COUNT
 } sub_end_reason;
 
@@ -82,6 +83,11 @@ struct sub {
     sub_end_reason end_reason; /* why the server ends it (sub_end_with); set once */
     bool ends_itself;          /* set before the first hub_join: sub_end_with only records the
                                   reason (and wakes nobody); the protocol ends the member itself */
+    char *end_text;            /* the reason's text when the server gave one (sub_end_with_text):
+                                  set once with end_reason, under the lock, freed by sub_fini */
+    bool multi_room;           /* set before the first hub_join: it can carry several rooms'
+                                  messages (a SignalR connection, a plain WebSocket), so the
+                                  server API may join it to more (hub_user_op) */
     /* deadline.c, under its own lock: when sub_end_with(deadline_why) is due
      * (ms since the epoch; 0: none) and the member's place in its heap. */
     int64_t deadline_ms;
@@ -130,6 +136,11 @@ void sub_end(sub *s);
  * SUB_END_NONE): records the reason (the first one stays) and, unless s
  * ends_itself, sets ending and wakes the consumer, as sub_end does. */
 void sub_end_with(sub *s, sub_end_reason why);
+
+/* sub_end_with with the reason's text (copied; NULL: none), which the
+ * protocol puts on its wire (SUB_END_DISCONNECTED). The first reason and
+ * its text stay. */
+void sub_end_with_text(sub *s, sub_end_reason why, const char *text);
 
 /* Any thread, no sub lock held: sub_end_with(s, why) is due at wall_ms (ms
  * since the epoch, clock_wall_ms); 0 clears it. A later call replaces the

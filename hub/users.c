@@ -252,3 +252,70 @@ void hub_registry_counts(hub *h, size_t *users, size_t *conns)
     *conns = h->nconns;
     hub_unlock(h);
 }
+
+/* ------------------------------------------------- server API ops, here */
+
+/* Hub lock held: op on one member s; adds to *r. m: SEND's message. */
+static void op_on(hub *h, const hub_user_op *op, sub *s, msg *m, hub_user_result *r)
+{
+    r->found++;
+    switch (op->op) {
+    case HUB_OP_SEND:
+        if (hub_deliver(h, s, m, s->conn_id, true))
+            member_leave_all(h, s, NULL);
+        else
+            r->done++;
+        break;
+    case HUB_OP_JOIN: {
+        if (!s->multi_room) {
+            r->skipped++;
+            break;
+        }
+        hub_join_args a = {.from_now = true};
+        int rc = member_join_locked(h, op->room, s, &a);
+        if (rc == 0 || rc == -EEXIST)
+            r->done++;
+        else if (rc == -EMLINK || rc == -ENOSPC)
+            r->refused++;
+        break;
+    }
+    case HUB_OP_LEAVE:
+        if (!s->multi_room)
+            r->skipped++;
+        else
+            r->done += member_leave_locked(h, op->room, s);
+        break;
+    case HUB_OP_END:
+        /* Its sub lock comes after the hub lock; the wake hooks only queue. */
+        sub_end_with_text(s, SUB_END_DISCONNECTED, op->reason);
+        r->done++;
+        break;
+    case HUB_OP_KINDS:
+        break;
+    }
+}
+
+void hub_user_op_here(hub *h, const hub_user_op *op, hub_user_result *r)
+{
+    msg *m = NULL;
+    if (op->op == HUB_OP_SEND && !(m = msg_create_to(op->by_conn ? MSG_TO_CONNECTION : MSG_TO_USER,
+                                                     op->name, op->data, op->len, op->target))) {
+        r->rc = -ENOMEM;
+        return;
+    }
+    pthread_mutex_lock(&h->lock);
+    if (op->by_conn) {
+        sub *s = registry_conn(h, op->name);
+        if (s)
+            op_on(h, op, s, m, r);
+    } else {
+        list_node *subs = registry_user(h, op->name, NULL);
+        /* An END or a dropped SEND never unregisters (hub_leave does), so
+         * the list holds still; a join or leave does not touch it either. */
+        if (subs)
+            list_for_each_safe (n, tmp, subs)
+                op_on(h, op, list_entry(n, sub, user_link), m, r);
+    }
+    hub_unlock(h);
+    msg_unref(m);
+}

@@ -18,6 +18,11 @@
 #            (fresh server for each) -> bytes per connection
 #   cpu      server user+system CPU during each fanout run -> deliveries per
 #            server CPU-second
+#   upstream crier only: upstream hub methods end to end (tests/bench/
+#            upstream.mjs): BENCH_UP_CLIENTS official SignalR clients invoke a
+#            method answered by a minimal Node backend at BENCH_UP_RATE calls/s
+#            for BENCH_UP_SECS; calls/s, p99, and p99 minus the backend's own
+#            handling time (reported by the backend in each result)
 #   auth     crier only: the 1000-subscriber ws and sse fanouts again with
 #            access control on (tests/bench/crier.json plus an auth section:
 #            every subscriber presents an HS256 token whose rooms claim lists
@@ -40,6 +45,9 @@
 #   BENCH_IDLE_SUBS      idle connections per kind (10000)
 #   BENCH_NCHAN_WORKERS  nginx worker_processes (1)
 #   BENCH_SUBS_PER_PROC  most subscribers per loadgen process (15000)
+#   BENCH_UP_CLIENTS     upstream: SignalR clients (50)
+#   BENCH_UP_RATE        upstream: offered invocations a second, all clients (1000)
+#   BENCH_UP_SECS        upstream: measured seconds (10)
 #   BENCH_BUDGET_S       every load run ends by this many s after the start,
 #                        later scenarios are skipped (560)
 set -euo pipefail
@@ -447,6 +455,23 @@ auth_fanout() {
         PUB_QUERY="?access_token=$key" fanout "$1" "$2" "$3" "fanout $1 ${2}x$3 auth on"
 }
 
+# upstream_calls: upstream hub methods end to end at a fixed offered rate;
+# crier only (tests/bench/upstream.mjs starts its own crier and backend).
+upstream_calls() {
+    [ "$SRV" = crier ] || return 0
+    local clients=${BENCH_UP_CLIENTS:-50} rate=${BENCH_UP_RATE:-1000} secs=${BENCH_UP_SECS:-10} json scen
+    scen="upstream invoke ${clients}c ${rate}/s"
+    over_budget "$scen" $((secs + 30)) && return 0
+    log "$scen"
+    json=$(CLIENTS=$clients RATE=$rate SECS=$secs timeout $((secs + 60)) node tests/bench/upstream.mjs build/crier) ||
+        { log "upstream bench failed"; return 0; }
+    record "$scen" "$json"
+    row "$scen" "calls/s" "$(jget "$json" .calls_per_s)"
+    row "$scen" "p99 ms" "$(jget "$json" .p99_ms)"
+    row "$scen" "p99 ms minus backend" "$(jget "$json" .p99_minus_backend_ms)"
+    row "$scen" "errors" "$(jget "$json" .errors)"
+}
+
 # each SRV...: runs "$@" once per server (each scenario starts its own).
 each() {
     for SRV in $SERVERS; do "$@"; done
@@ -459,6 +484,7 @@ bench_all() {
     each idle sse
     each idle poll
     each latency
+    each upstream_calls
     each fanout ws 1000 "$SMALL_COUNT"
     each fanout sse 1000 "$SMALL_COUNT"
     each fanout poll 1000 "$POLL_COUNT"

@@ -26,7 +26,8 @@ static int load(cfg *c, const char *json, char err[CFG_ERR_MAX])
 static bool method_equal(const cfg_method *a, const cfg_method *b)
 {
     return strcmp(a->name, b->name) == 0 && a->action == b->action &&
-           strcmp(a->target, b->target) == 0 && a->args == b->args;
+           strcmp(a->target, b->target) == 0 && a->args == b->args &&
+           strcmp(a->upstream, b->upstream) == 0;
 }
 
 static bool hub_equal(const cfg_hub *a, const cfg_hub *b)
@@ -124,7 +125,17 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->signalr.max_pending_connections == b->signalr.max_pending_connections &&
            a->signalr.negotiate_rate_per_s == b->signalr.negotiate_rate_per_s &&
            a->signalr.negotiate_burst == b->signalr.negotiate_burst && hubs_equal(a, b) &&
-           a->presence.max_listed == b->presence.max_listed && access_equal(a, b);
+           a->presence.max_listed == b->presence.max_listed &&
+
+           access_equal(a, b) &&
+           a->rooms.client_publish_upstream == b->rooms.client_publish_upstream &&
+           !strcmp(a->upstream.url, b->upstream.url) &&
+           !strcmp(a->upstream.events, b->upstream.events) &&
+           !strcmp(a->upstream.connect, b->upstream.connect) &&
+           a->upstream.timeout_ms == b->upstream.timeout_ms &&
+           a->upstream.max_in_flight == b->upstream.max_in_flight &&
+           a->upstream.max_answer_bytes == b->upstream.max_answer_bytes &&
+           a->upstream.events_queue == b->upstream.events_queue;
 }
 
 /* Loading json must fail with a message containing want, leaving the
@@ -157,6 +168,9 @@ static const char *const all_keys_json =
     "   \"max_age_s\": 1},"
     " \"signalr\": {\"client_timeout_s\": 60, \"handshake_timeout_s\": 5,"
     "   \"disconnect_timeout_s\": 120},"
+    " \"upstream\": {\"url\": \"http://u/\", \"events\": \"http://e/\", \"connect\": \"http://c/\","
+    "   \"timeout_ms\": 200, \"max_in_flight\": 2, \"max_answer_bytes\": 2048,"
+    "   \"events_queue\": 3},"
     " \"hubs\": {\"news\": {\"path\": \"/news\", \"default_target\": \"Headline\","
     "   \"methods\": {\"Post\": {\"action\": \"others\", \"args\": 1}}}}}";
 
@@ -192,10 +206,10 @@ static void test_defaults(void)
     CHECK_STR(h->default_target, "ReceiveMessage");
     CHECK(h->nmethods == 4);
     static const cfg_method want[] = {
-        {"SendMessage", CFG_ACTION_BROADCAST, "ReceiveMessage", 2},
-        {"SendToRoom", CFG_ACTION_ROOM, "ReceiveMessage", -1},
-        {"JoinRoom", CFG_ACTION_JOIN, "", 1},
-        {"LeaveRoom", CFG_ACTION_LEAVE, "", 1},
+        {"SendMessage", CFG_ACTION_BROADCAST, "ReceiveMessage", 2, ""},
+        {"SendToRoom", CFG_ACTION_ROOM, "ReceiveMessage", -1, ""},
+        {"JoinRoom", CFG_ACTION_JOIN, "", 1, ""},
+        {"LeaveRoom", CFG_ACTION_LEAVE, "", 1, ""},
     };
     for (unsigned i = 0; i < 4 && i < h->nmethods; i++) {
         CHECK_STR(h->methods[i].name, want[i].name);
@@ -293,7 +307,7 @@ static void test_wrong_types(void)
     check_fails("{\"transports\": {\"sse\": 1}}",
                 "test.json: 'transports.sse' must be true or false");
     check_fails("{\"rooms\": {\"client_publish\": \"yes\"}}",
-                "test.json: 'rooms.client_publish' must be true or false");
+                "test.json: 'rooms.client_publish' must be true, false or \"upstream\"");
     check_fails("{\"transports\": {\"websocket\": null}}",
                 "test.json: 'transports.websocket' must be true or false");
     /* integer: reals, booleans and strings are not integers */
@@ -783,11 +797,11 @@ static void test_hubs_replace_defaults(void)
     CHECK_STR(a->default_target, "ReceiveMessage");
     CHECK(a->nmethods == 5);
     const cfg_method want_a[] = {
-        {"Say", CFG_ACTION_BROADCAST, "ReceiveMessage", -1},
-        {"Tell", CFG_ACTION_OTHERS, "Told", 0},
-        {"ToRoom", CFG_ACTION_ROOM, "ReceiveMessage", 3},
-        {"In", CFG_ACTION_JOIN, "", 1},
-        {"Out", CFG_ACTION_LEAVE, "", 2},
+        {"Say", CFG_ACTION_BROADCAST, "ReceiveMessage", -1, ""},
+        {"Tell", CFG_ACTION_OTHERS, "Told", 0, ""},
+        {"ToRoom", CFG_ACTION_ROOM, "ReceiveMessage", 3, ""},
+        {"In", CFG_ACTION_JOIN, "", 1, ""},
+        {"Out", CFG_ACTION_LEAVE, "", 2, ""},
     };
     for (unsigned i = 0; i < 5 && i < a->nmethods; i++)
         CHECK(method_equal(&a->methods[i], &want_a[i]));
@@ -797,8 +811,8 @@ static void test_hubs_replace_defaults(void)
     CHECK_STR(b->default_target, "OnBeta");
     CHECK(b->nmethods == 2);
     const cfg_method want_b[] = {
-        {"Ping", CFG_ACTION_BROADCAST, "OnBeta", 32},
-        {"R", CFG_ACTION_ROOM, "OnBeta", -1},
+        {"Ping", CFG_ACTION_BROADCAST, "OnBeta", 32, ""},
+        {"R", CFG_ACTION_ROOM, "OnBeta", -1, ""},
     };
     for (unsigned i = 0; i < 2 && i < b->nmethods; i++)
         CHECK(method_equal(&b->methods[i], &want_b[i]));
@@ -1666,6 +1680,67 @@ static void test_rate_limits(void)
           "test.json: unknown key 'limits.rate.request.window'");
 }
 
+/* upstream.* and upstream hub methods (README "Upstream hub methods"). */
+static void test_upstream(void)
+{
+    cfg c;
+    cfg_defaults(&c);
+    CHECK(c.upstream.timeout_ms == 5000 && c.upstream.max_in_flight == 1000);
+    CHECK(c.upstream.max_answer_bytes == 1024 * 1024 && c.upstream.events_queue == 10000);
+    CHECK(!c.upstream.url[0] && !c.upstream.events[0] && !c.upstream.connect[0]);
+    CHECK(!c.rooms.client_publish_upstream);
+    if (load_ok(&c, "{'upstream': {'url': 'http://127.0.0.1:9000/frames',"
+                    " 'events': 'https://b.example/ev', 'connect': 'http://[::1]:9/c',"
+                    " 'timeout_ms': 100, 'max_in_flight': 1, 'max_answer_bytes': 1024,"
+                    " 'events_queue': 1},"
+                    " 'rooms': {'client_publish': 'upstream'},"
+                    " 'hubs': {'chat': {'path': '/hubs/chat', 'methods': {"
+                    "   'SendMessage': {'upstream': 'http://127.0.0.1:9000/chat', 'args': 2},"
+                    "   'Any': {'upstream': 'http://127.0.0.1:9000/any'},"
+                    "   'JoinRoom': {'action': 'join'}}}}}") == 0) {
+        CHECK_STR(c.upstream.url, "http://127.0.0.1:9000/frames");
+        CHECK_STR(c.upstream.events, "https://b.example/ev");
+        CHECK_STR(c.upstream.connect, "http://[::1]:9/c");
+        CHECK(c.upstream.timeout_ms == 100 && c.upstream.max_in_flight == 1);
+        CHECK(c.upstream.max_answer_bytes == 1024 && c.upstream.events_queue == 1);
+        CHECK(c.rooms.client_publish && c.rooms.client_publish_upstream);
+        CHECK(c.hubs[0].methods[0].action == CFG_ACTION_UPSTREAM);
+        CHECK_STR(c.hubs[0].methods[0].upstream, "http://127.0.0.1:9000/chat");
+        CHECK(c.hubs[0].methods[0].args == 2 && c.hubs[0].methods[1].args == -1);
+        CHECK(c.hubs[0].methods[2].action == CFG_ACTION_JOIN);
+    }
+    if (load_ok(&c, "{'rooms': {'client_publish': false}}") == 0)
+        CHECK(!c.rooms.client_publish && !c.rooms.client_publish_upstream);
+    fails("{'upstream': {'url': 'ftp://x/y'}}",
+          "test.json: 'upstream.url': expected an http:// or https:// URL of at most 255 bytes, "
+          "no spaces, got 'ftp://x/y'");
+    fails("{'upstream': {'events': 'http://a b/'}}", "test.json: 'upstream.events': expected an");
+    fails("{'upstream': {'connect': 'http:///x'}}", "test.json: 'upstream.connect': expected an");
+    fails("{'upstream': {'timeout_ms': 99}}",
+          "test.json: 'upstream.timeout_ms' must be an integer from 100 to 600000");
+    fails("{'upstream': {'max_in_flight': 0}}",
+          "test.json: 'upstream.max_in_flight' must be an integer from 1 to 100000");
+    fails("{'upstream': {'max_answer_bytes': 1023}}",
+          "test.json: 'upstream.max_answer_bytes' must be an integer from 1024 to 67108864");
+    fails("{'upstream': {'events_queue': 0}}",
+          "test.json: 'upstream.events_queue' must be an integer from 1 to 1000000");
+    fails("{'upstream': {'retries': 1}}", "test.json: unknown key 'upstream.retries'");
+    fails("{'upstream': {'connect': 'http://c/'}, 'backplane': {'type': 'redis'}}",
+          "test.json: 'upstream.connect' cannot be used with 'backplane.type' \"redis\" yet");
+    fails("{'rooms': {'client_publish': 'upstream'}}",
+          "test.json: 'rooms.client_publish' is \"upstream\", which needs 'upstream.url'");
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {'M': {'upstream': 'http://x/',"
+          " 'action': 'join'}}}}}",
+          "test.json: 'hubs.h.methods.M' has 'upstream': it takes no 'action' or 'target'");
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {'M': {'upstream': 5}}}}}",
+          "test.json: 'hubs.h.methods.M.upstream': expected an http:// or https:// URL");
+    fails(
+        "{'hubs': {'h': {'path': '/h', 'methods': {'M': {'upstream': 'http://x/', 'args': 33}}}}}",
+        "test.json: 'hubs.h.methods.M.args' must be an integer from 0 to 32");
+    fails("{'hubs': {'h': {'path': '/h', 'methods': {'M': {}}}}}",
+          "test.json: 'hubs.h.methods.M.action' is required");
+}
+
 /* A failing auth, cors or rate key leaves every field as it was. */
 static void test_access_error_leaves_config_unchanged(void)
 {
@@ -1745,4 +1820,5 @@ TEST_MAIN("config", TEST(test_presence), TEST(test_defaults),
           TEST(test_hub_error_leaves_config_unchanged), TEST(test_web_root),
           TEST(test_memory_limits), TEST(test_auth_defaults), TEST(test_auth_jwt),
           TEST(test_auth_rooms), TEST(test_auth_api_keys), TEST(test_cors), TEST(test_rate_limits),
-          TEST(test_access_error_leaves_config_unchanged), TEST(test_example_file_is_the_defaults))
+          TEST(test_access_error_leaves_config_unchanged), TEST(test_example_file_is_the_defaults),
+          TEST(test_upstream))

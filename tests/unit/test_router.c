@@ -100,7 +100,7 @@ static void test_method_names(void)
     CHECK(router_method("GETX", 4) == 0);
     CHECK(router_method("GETX", 3) == M_GET); /* len bytes only */
     CHECK(router_method("GE", 2) == 0);
-    CHECK(router_method("PUT", 3) == 0);
+    CHECK(router_method("PUT", 3) == M_PUT); /* the server API's room membership */
     CHECK(router_method("OPTIONS", 7) == M_OPTIONS);
     CHECK(router_method("PATCH", 5) == 0);
     CHECK(router_method("", 0) == 0);
@@ -381,6 +381,29 @@ static void test_long_paths(void)
     free(p);
 }
 
+/* The server API's paths: {user} and {id} are one non-empty segment; PUT
+ * is taken where the table says. */
+static void test_server_api_paths(void)
+{
+    setup();
+    expect_methods("/users/alice/messages", EP_USER_MSGS, M_POST, "POST");
+    expect(M_PUT, "/users/alice/messages", EP_USER_MSGS, 405);
+    expect_methods("/users/a%20b@c/connections", EP_USER_CONNS, M_DELETE, "DELETE");
+    expect_methods("/connections/Ab-_9/messages", EP_CONN_MSGS, M_POST, "POST");
+    expect_methods("/connections/x", EP_CONN, M_DELETE, "DELETE");
+    expect(M_PUT, "/rooms/a/members/alice", EP_ROOM_MEMBER, 0);
+    expect(M_DELETE, "/rooms/a/members/alice", EP_ROOM_MEMBER, 0);
+    expect(M_GET, "/rooms/a/members/alice", EP_ROOM_MEMBER, 405);
+    route_result r = route((req){M_GET, "/rooms/a/members/alice", NULL, false, false});
+    CHECK_STR(r.allow, "PUT, DELETE");
+    expect(M_PUT, "/rooms/a b/members/alice", EP_ROOM_MEMBER, 400);
+    /* An empty or extra segment is no such endpoint (the pages' catch-all). */
+    expect(M_POST, "/users//messages", EP_STATIC, 405);
+    expect(M_POST, "/users/a/b/messages", EP_STATIC, 405);
+    expect(M_DELETE, "/connections/", EP_STATIC, 405);
+    expect(M_PUT, "/rooms/a/members/", EP_ROOMS_ELSE, 404);
+}
+
 /* Every line of the table is reachable, and its errors carry a status. */
 static void test_every_endpoint(void)
 {
@@ -399,6 +422,11 @@ static void test_every_endpoint(void)
         [EP_POLL] = "/rooms/a/poll",
         [EP_MESSAGES] = "/rooms/a/messages",
         [EP_WS] = "/rooms/a/ws",
+        [EP_ROOM_MEMBER] = "/rooms/a/members/alice",
+        [EP_USER_MSGS] = "/users/alice/messages",
+        [EP_USER_CONNS] = "/users/alice/connections",
+        [EP_CONN_MSGS] = "/connections/c1/messages",
+        [EP_CONN] = "/connections/c1",
         [EP_ROOMS_ELSE] = "/rooms/a/x",
         [EP_STATIC] = "/app.js",
     };
@@ -456,4 +484,4 @@ static void test_options(void)
 TEST_MAIN("router", TEST(test_method_names), TEST(test_fixed_paths), TEST(test_rooms),
           TEST(test_hubs), TEST(test_connection_id), TEST(test_carriers), TEST(test_switched_off),
           TEST(test_malformed_paths), TEST(test_long_paths), TEST(test_every_endpoint),
-          TEST(test_options))
+          TEST(test_server_api_paths), TEST(test_options))

@@ -58,6 +58,7 @@ typedef struct sse_conn {
     hw_entry *watch;          /* MHD thread */
     const char *hello;        /* MHD thread: sent first, then NULL */
     sse_farewell_fn farewell; /* set once; NULL: none */
+    buf farewell_buf;         /* MHD thread: what a farewell built */
     bool farewell_sent;       /* MHD thread */
     size_t offset;            /* MHD thread: bytes of the queue head already sent */
     void (*ended)(void *session);
@@ -150,7 +151,7 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
     else
         n += copy_queued(c, out + n, max - n); /* when closing too: flush the queue */
     if (!n && s->ending && s->end_reason && !s->dropped && c->farewell && !c->farewell_sent) {
-        const char *last = c->farewell(s->end_reason); /* the server's reason, last */
+        const char *last = c->farewell(s, &c->farewell_buf); /* the server's reason, last */
         n = last ? copy_literal(out, max, last) : 0;
         c->farewell_sent = n || !last;
     }
@@ -234,6 +235,7 @@ void sse_completed(void *state)
         sub_attach(s, NULL, NULL);
     pthread_mutex_unlock(&s->lock);
     c->ended(c->session);
+    buf_free(&c->farewell_buf);
     free(c);
 }
 

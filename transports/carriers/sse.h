@@ -20,10 +20,11 @@
 enum MHD_Result sse_stream(http_call *call, sub *s, const char *hello, void (*ended)(void *session),
                            void *session);
 
-/* Says what a stream writes last when the server ends its sub for why
- * (sub_end_with), after all queued: a whole event (static text), or NULL
- * for nothing. */
-typedef const char *(*sse_farewell_fn)(sub_end_reason why);
+/* Says what a stream writes last when the server ends its sub s
+ * (sub_end_with: s->end_reason, s->end_text), after all queued: a whole
+ * event (static text, or built in scratch, which the stream owns), or NULL
+ * for nothing. Sub lock held. */
+typedef const char *(*sse_farewell_fn)(const sub *s, buf *scratch);
 
 /* sse_stream with a farewell (NULL: none). */
 enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,

@@ -28,6 +28,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/clock.h"
 #include "common/json_text.h"
@@ -57,11 +58,14 @@ void plain_poll_init(const cfg *c, hub *h)
 
 uint64_t plain_poll_join_cursor_locked(const sub *s)
 {
-    msg *m = sendq_peek(&s->q);
-    /* The hub queued live messages since the join: it began before the
-     * first (presence events have no id to tell). */
-    if (m && !m->presence)
-        return m->id ? m->id - 1 : 0;
+    for (size_t i = 0; i < s->q.count; i++) {
+        msg *m = sendq_at(&s->q, i);
+        /* presence events and messages to a user or connection (no id) are
+         * not the room's: past them, the hub queued live messages since the
+         * join, which began before the first */
+        if (!m->presence && !m->to)
+            return m->id ? m->id - 1 : 0;
+    }
     /* Nothing queued: last_id is still the join's, unless the hub dropped
      * s already (then what it lost is unknown: 0 asks history for all). */
     return s->dropped ? 0 : s->last_id;
@@ -97,12 +101,17 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
         if (!first)
             ok = buf_append_str(&out, ",");
         ok = ok && buf_append(&out, b.base, b.len);
-        if (m->id) /* presence events have none */
+        if (m->id) /* a message to a user or connection has none: not the room's cursor */
             last = m->id;
         first = false;
         sendq_pop(&s->q);
     }
-    ok = ok && buf_printf(&out, "],\"last_id\":%" PRIu64 ",\"epoch\":\"%s\"}", last, epoch);
+    ok = ok && buf_printf(&out, "],\"last_id\":%" PRIu64 ",\"epoch\":\"%s\"", last, epoch);
+    if (ok && s->end_reason == SUB_END_DISCONNECTED) { /* the server API's: stop polling */
+        const char *why = s->end_text ? s->end_text : sub_end_reason_text(s->end_reason);
+        ok = buf_append_str(&out, ",\"error\":") && buf_json_string(&out, why, strlen(why), 0);
+    }
+    ok = ok && buf_append_str(&out, "}");
     if (!ok) {
         buf_free(&out);
         return NULL;

@@ -17,7 +17,9 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/rate_limits.h"
+#include "common/upstream.h"
 #include "hub/payload.h"
+#include "transports/carriers/http_client.h"
 #include "transports/plain/ending.h"
 
 #define TAG "ws"
@@ -57,8 +59,72 @@ static void frame_published(void *arg, const publish_result *r)
         LOG_WARN(TAG, "a message from a WebSocket client was not published: %s", strerror(-r->rc));
 }
 
+static void user_published(void *arg, const hub_user_result *r)
+{
+    (void)arg;
+    if (r->rc)
+        LOG_WARN(TAG, "a publish to a user from an upstream answer failed: %s", strerror(-r->rc));
+}
+
+/* curl thread (or the lws thread, refused at once): what the backend made
+ * of a frame routed upstream (rooms.client_publish "upstream"). Its room
+ * publishes and user publishes are applied (trusted: no room rule); the
+ * connection is not touched (it may be gone), so other actions make the
+ * answer invalid (counted, logged once per burst). */
+static void frame_answered(void *arg, up_transfer t, long status, const char *body, size_t len)
+{
+    (void)arg;
+    up_answer a;
+    up_answer_read(&a, t, status, body, len);
+    for (size_t i = 0; i < a.nactions && a.result != UP_R_INVALID; i++) {
+        const up_action *act = &a.actions[i];
+        bool room = act->kind == UP_ACT_PUBLISH_ROOM, user = act->kind == UP_ACT_PUBLISH_USER;
+        if ((!room && !user) || (room && !room_name_is_valid(act->name, strlen(act->name))) ||
+            (user && !up_user_is_valid(act->name)) ||
+            (act->target && !up_target_is_valid(act->target)) ||
+            strlen(act->data) > conf->limits.max_message_bytes)
+            a.result = UP_R_INVALID;
+    }
+    up_count(a.result, conf->upstream.url);
+    if (a.result == UP_R_INVALID) {
+        LOG_DBG(TAG,
+                "an upstream answer to a WebSocket frame was not applied: %s (plain "
+                "frames take room publishes only)",
+                a.error ? a.error
+                        : "an action other than a publish to a room or user, or a bad name");
+    } else {
+        for (size_t i = 0; i < a.nactions; i++) {
+            const up_action *act = &a.actions[i];
+            if (act->kind == UP_ACT_PUBLISH_USER) {
+                hub_user_op op = {.op = HUB_OP_SEND,
+                                  .name = act->name,
+                                  .data = act->data,
+                                  .len = strlen(act->data),
+                                  .target = act->target};
+                hub_user_op_async(the_hub, &op, user_published, NULL);
+                continue;
+            }
+            publish_opts opt = {.target = act->target};
+            hub_publish_async(the_hub, act->name, act->data, strlen(act->data), &opt,
+                              frame_published, NULL);
+        }
+    }
+    up_answer_free(&a);
+}
+
+/* A plain connection's event for upstream.events (when set). */
+static void plain_event(plain_ws *p, const char *event)
+{
+    if (!conf->upstream.events[0])
+        return;
+    char *body = up_event_body(event, NULL, p->room, NULL, p->s.conn_id, p->who);
+    if (body)
+        hc_post(conf->upstream.events, body, strlen(body), conf->upstream.timeout_ms, true, NULL,
+                NULL);
+}
+
 /* Publishes one text frame: JSON keeps its value, other text becomes a JSON
- * string. */
+ * string. With rooms.client_publish "upstream" it goes to upstream.url. */
 static int receive(void *session, const char *data, size_t len, bool binary, const char **why)
 {
     plain_ws *p = session;
@@ -90,6 +156,16 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
         *why = err;
         return LWS_CLOSE_STATUS_INVALID_PAYLOAD;
     }
+    if (conf->rooms.client_publish_upstream) {
+        char *text = strndup(pl.data, pl.len);
+        payload_free(&pl);
+        char *body = text ? up_frame_body(p->room, text, p->s.conn_id, p->who) : NULL;
+        free(text);
+        if (body)
+            hc_post(conf->upstream.url, body, strlen(body), conf->upstream.timeout_ms, false,
+                    frame_answered, NULL);
+        return 0;
+    }
     hub_publish_async(the_hub, p->room, pl.data, pl.len, NULL, frame_published, NULL);
     payload_free(&pl);
     return 0;
@@ -98,13 +174,20 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
 static void closed(void *session)
 {
     plain_ws *p = session;
+    plain_event(p, "disconnect");
     hub_leave(the_hub, &p->s);
     sub_fini(&p->s);
     access_unref(p->who);
     free(p);
 }
 
-static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, plain_ws_end_code};
+static int end_code(void *session, sub_end_reason why, const char **text)
+{
+    plain_ws *p = session;
+    return plain_ws_end_code(&p->s, why, text);
+}
+
+static const ws_session_ops plain_ops = {receive, closed, NULL, NULL, end_code};
 
 /* Reads ?since=N[&epoch=E]. Returns -1 when malformed, 0 when absent, 1
  * with *since and epoch ("" when absent) set. */
@@ -173,6 +256,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
     if (!p)
         return -1;
     sub_init(&p->s, SUB_WS, MSG_FMT_JSON, conf->limits.send_queue);
+    p->s.multi_room = true; /* its envelopes name their room: the server API may add rooms */
     snprintf(p->room, sizeof(p->room), "%s", room);
     p->who = access_ref(who);
     p->publish_denied = publish_denied(who, p->room);
@@ -190,6 +274,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
         return -1;
     }
     plain_end_at_expiry(&p->s, who); /* closed 4001 at the token's exp */
+    plain_event(p, "connect");
     *out = (ws_session){&p->s, &plain_ops, p, 0, NULL};
     return 0;
 }

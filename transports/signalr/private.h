@@ -9,11 +9,13 @@
 #ifndef CRIER_SIGNALR_PRIVATE_H
 #define CRIER_SIGNALR_PRIVATE_H
 
+#include <jansson.h>
 #include <stdatomic.h>
 
 #include "common/access.h"
 #include "common/list.h"
 #include "common/token_bucket.h"
+#include "common/upstream.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/signalr/encode.h"
 #include "transports/signalr/signalr.h"
@@ -163,6 +165,28 @@ void sr_conn_id_of_token(const char *token, char out[TOKEN_LEN + 1]);
 /* Creates a connection with a token chosen elsewhere (clustered: the first
  * node to carry it makes it); as sr_conn_new otherwise. */
 sr_conn *sr_conn_new_named(const cfg_hub *hb, const char *token, const access_principal *who);
+
+/* Queues a Completion record for invocation_id: error, or result (JSON
+ * text; NULL: null). Any thread. */
+void sr_send_completion(sr_conn *c, const char *invocation_id, const char *error,
+                        const char *result);
+
+/* --- signalr/upstream.c: methods answered by a backend, events ---------- */
+
+void sr_upstream_init(const cfg *c, hub *h);
+
+/* recv_lock held: POSTs the invocation of m (an upstream method) with args;
+ * its completion follows from the curl thread. NULL, or the error for the
+ * completion now. */
+const char *sr_upstream_invoke(sr_conn *c, const char *invocation_id, const cfg_method *m,
+                               json_t *args);
+
+/* Any thread, no lock: tells upstream.events (when set) that c did event
+ * ("connect", "disconnect", "join", "leave"; room for the last two). */
+void sr_upstream_event(sr_conn *c, const char *event, const char *room, const char *reason);
+
+/* A publish action to a user: every connection of it, on every node. Any thread. */
+void sr_upstream_publish_user(const up_action *act);
 
 /* signalr/transports.c */
 void sr_transports_init(const cfg *c);

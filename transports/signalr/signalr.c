@@ -66,6 +66,7 @@ void sr_init(const cfg *c, hub *h)
     conf = c;
     the_hub = h;
     sr_transports_init(c);
+    sr_upstream_init(c, h);
     sr_fmt_record(); /* registers the SignalR formats with the hub before any thread runs */
 }
 
@@ -162,6 +163,7 @@ static sr_conn *conn_new(const cfg_hub *hb, bool id_is_token, const char *token,
     sub_init(&c->s, SUB_WS, SR_FMT_RECORD, conf->limits.send_queue);
     c->s.target = hb->default_target;
     c->s.ends_itself = true; /* sr_tick sends the Close record, then ends it */
+    c->s.multi_room = true;  /* its rooms are the client's joins, and the server API's */
     c->who = access_ref((access_principal *)who);
     c->expires_ms = who ? who->expires_ms : 0;
     snprintf(c->user, sizeof(c->user), "%s", access_user_label(who));
@@ -356,6 +358,12 @@ static void send_completion(sr_conn *c, const char *invocation_id, const char *e
     send_built(c, &b, ok && buf_append(&b, "}", 1), true);
 }
 
+void sr_send_completion(sr_conn *c, const char *invocation_id, const char *error,
+                        const char *result)
+{
+    send_completion(c, invocation_id, error, result);
+}
+
 static void send_ping(sr_conn *c)
 {
     send_record(c, "{\"type\":6}", 10);
@@ -385,6 +393,8 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
         send_built(c, &b, ok && buf_append(&b, "}", 1), false);
     }
     sub_end(&c->s);
+    if (atomic_load(&c->handshaken))
+        sr_upstream_event(c, "disconnect", NULL, error);
     if (error)
         LOG_INFO(TAG, "closed connection " SR_CONN_FMT ": %s", SR_CONN_ARGS(c), error);
 }
@@ -545,8 +555,10 @@ static void joined(void *arg, int rc, const char *epoch, uint64_t last_id)
 {
     sr_pending *p = arg;
     char result[ROOM_NAME_MAX + 96];
-    if (!rc)
+    if (!rc) {
         join_result(p->room, epoch, last_id, result, sizeof(result));
+        sr_upstream_event(p->c, "join", p->room, NULL);
+    }
     pending_finish(p, rc ? "Could not join the room." : NULL, rc ? NULL : result);
 }
 
@@ -604,7 +616,8 @@ static const char *join_resuming(sr_conn *c, const char *invocation_id, const ch
  * client reconnect and go on. */
 static bool publish_rate_refused(sr_conn *c, cfg_action a, const char *invocation_id)
 {
-    if (a != CFG_ACTION_BROADCAST && a != CFG_ACTION_OTHERS && a != CFG_ACTION_ROOM)
+    if (a != CFG_ACTION_BROADCAST && a != CFG_ACTION_OTHERS && a != CFG_ACTION_ROOM &&
+        a != CFG_ACTION_UPSTREAM)
         return false;
     return rate_limit_publish(&c->publish_rate, clock_now_ms(), "SignalR connection", c->id,
                               invocation_id ? "error completion" : "invocation dropped") != 0;
@@ -620,8 +633,8 @@ static bool publish_rate_refused(sr_conn *c, cfg_action a, const char *invocatio
 static const char *method_refused(sr_conn *c, const cfg_method *m, const char *room, char *err,
                                   size_t err_cap)
 {
-    if (!conf->auth.enabled || m->action == CFG_ACTION_LEAVE)
-        return NULL;
+    if (!conf->auth.enabled || m->action == CFG_ACTION_LEAVE || m->action == CFG_ACTION_UPSTREAM)
+        return NULL; /* an upstream method's backend decides */
     access_right right = m->action == CFG_ACTION_JOIN ? ACCESS_SUBSCRIBE : ACCESS_PUBLISH;
     char hub_room[sizeof(SR_HUB_RULE_PREFIX) + CFG_NAME_MAX];
     snprintf(hub_room, sizeof(hub_room), SR_HUB_RULE_PREFIX "%s", c->hub->name);
@@ -687,7 +700,12 @@ static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_m
                          result_cap);
     case CFG_ACTION_LEAVE:
         hub_leave_room(the_hub, room, &c->s);
+        sr_upstream_event(c, "leave", room, NULL);
         return NULL;
+    case CFG_ACTION_UPSTREAM: {
+        const char *e = sr_upstream_invoke(c, invocation_id, m, args);
+        return e ? e : later;
+    }
     }
     return "Unknown action.";
 }
@@ -780,6 +798,7 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     send_record(c, "{}", 2);
     hub_join(the_hub, c->all_room, &c->s, 0, true);
     atomic_store(&c->handshaken, true);
+    sr_upstream_event(c, "connect", NULL, NULL);
 }
 
 /* Stateful reconnect, receiving side. Returns false when the record is not
@@ -924,7 +943,8 @@ typedef enum {
     ACT_PING,
     ACT_ACK,
     ACT_CLOSE,
-    ACT_END, /* the server ended it (sub_end_with: a token expired): Close, may reconnect */
+    ACT_END,        /* the server ended it (sub_end_with: a token expired): Close, may reconnect */
+    ACT_DISCONNECT, /* the server API disconnected it: Close with its reason, no reconnect */
     ACT_PURGE,
     ACT_POLL_DUE
 } tick_action;
@@ -948,6 +968,9 @@ static tick_action due(sr_conn *c, int64_t now, const char **why)
         a = ACT_POLL_DUE; /* a poll held for another node: its time is up */
     } else if (c->closed) {
         a = now - c->closed_ms > disconnect && !c->attached && !c->held ? ACT_PURGE : ACT_NONE;
+    } else if (c->s.end_reason == SUB_END_DISCONNECTED) {
+        a = ACT_DISCONNECT; /* end_text stays until the sub goes (a ref is held) */
+        *why = c->s.end_text ? c->s.end_text : sub_end_reason_text(c->s.end_reason);
     } else if (c->s.end_reason) {
         a = ACT_END;
         *why = sub_end_reason_text(c->s.end_reason);
@@ -1026,6 +1049,8 @@ void sr_tick(int64_t now_ms)
             sr_conn_close(items[i].c, items[i].why, items[i].why == silent_client);
         else if (items[i].a == ACT_END) /* the client may come back (with a new token) */
             sr_conn_close(items[i].c, items[i].why, true);
+        else if (items[i].a == ACT_DISCONNECT) /* the official client does not reconnect */
+            sr_conn_close(items[i].c, items[i].why, false);
         else if (items[i].a == ACT_POLL_DUE)
             sr_remote_poll_expire(items[i].c, now_ms);
         sr_conn_unref(items[i].c);

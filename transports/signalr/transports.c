@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/ratelimit.h"
+#include "transports/carriers/http_client.h"
 #include "transports/carriers/sse.h"
 #include "transports/signalr/private.h"
 
@@ -55,7 +56,7 @@ void sr_transports_init(const cfg *c)
 
 /* The state of a request on {path}: which of the three it is, or one for
  * a connection another node holds (REQ_FWD: signalr/cluster.c). */
-typedef enum { REQ_STREAM, REQ_POLL, REQ_POST, REQ_FWD } req_kind;
+typedef enum { REQ_STREAM, REQ_POLL, REQ_POST, REQ_FWD, REQ_CONNECT } req_kind;
 typedef struct sr_req {
     req_kind kind;
     void *inner; /* sse.c's or longpoll.c's state, or the POST body */
@@ -184,6 +185,11 @@ static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len,
                               access_principal *who)
 {
     char token[SR_WS_TOKEN_CAP];
+    if (!ws_token(id, id_len, token) && conf->upstream.connect[0]) {
+        LOG_INFO(TAG, "a WebSocket without negotiate refused: upstream.connect must see every "
+                      "new connection");
+        return NULL;
+    }
     if (!ws_token(id, id_len, token))
         return sr_conn_new(hb, false, who);
     sr_conn *c = sr_conn_find(hb, token);
@@ -671,11 +677,15 @@ enum MHD_Result sr_request(http_call *call)
     return http_wants_event_stream(call->conn) ? open_stream(call, c) : open_poll(call, c);
 }
 
+static void connect_completed(void *inner);
+
 void sr_request_completed(void *state)
 {
     sr_req *rq = state;
     if (rq->kind == REQ_FWD) {
         sr_fwd_free(rq->inner);
+    } else if (rq->kind == REQ_CONNECT) {
+        connect_completed(rq->inner);
     } else if (rq->kind == REQ_STREAM && rq->inner) {
         sse_completed(rq->inner);
     } else if (rq->kind == REQ_POLL && rq->inner) {
@@ -691,6 +701,9 @@ void sr_request_completed(void *state)
 }
 
 /* ------------------------------------------------------------ negotiate */
+
+static enum MHD_Result negotiate_here(http_call *call, uint64_t version, bool offer_stateful,
+                                      const access_principal *who);
 
 /* The negotiate answer (protocol doc (b)) as malloc'd JSON text, listing
  * the transports this node offers in the order WebSockets,
@@ -740,6 +753,139 @@ static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bo
     return forwarded(call, rq);
 }
 
+/* ------------------------------------------------------ connect proxy */
+
+/* A negotiate waiting for upstream.connect: suspended until the curl
+ * thread (or main, at shutdown) has the answer. connect_lock (a level-3
+ * lock, like api.c's wait_lock; MHD's resume is taken under it) guards
+ * suspended, answered and the answer. Two refs: the request's and the
+ * call's. */
+typedef struct sr_connect {
+    atomic_int refs;
+    struct MHD_Connection *conn;
+    uint64_t version;
+    bool stateful;
+    bool suspended, answered;
+    access_principal *who; /* accepted: the proxy's principal */
+    unsigned status;       /* refused */
+    char *error;
+} sr_connect;
+
+static pthread_mutex_t connect_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void connect_unref(sr_connect *k)
+{
+    if (atomic_fetch_sub(&k->refs, 1) != 1)
+        return;
+    access_unref(k->who);
+    free(k->error);
+    free(k);
+}
+
+static void connect_completed(void *inner)
+{
+    sr_connect *k = inner;
+    pthread_mutex_lock(&connect_lock);
+    k->suspended = false; /* MHD resumed it to end it */
+    pthread_mutex_unlock(&connect_lock);
+    connect_unref(k);
+}
+
+/* curl thread (or the caller's, refused at once): the proxy's verdict. */
+static void connect_done(void *arg, up_transfer t, long status, const char *body, size_t len)
+{
+    sr_connect *k = arg;
+    unsigned refused = 0;
+    char *error = NULL;
+    access_principal *who =
+        up_connect_read(t, status, body, len, conf->upstream.connect, &refused, &error);
+    pthread_mutex_lock(&connect_lock);
+    k->who = who;
+    k->status = refused;
+    k->error = error;
+    k->answered = true;
+    if (k->suspended) {
+        k->suspended = false;
+        MHD_resume_connection(k->conn);
+    }
+    pthread_mutex_unlock(&connect_lock);
+    connect_unref(k);
+}
+
+/* Adds one header or query argument to the JSON object cls. */
+static enum MHD_Result add_value(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    (void)kind;
+    if (key && value && json_object_size(cls) < 64)
+        json_object_set_new(cls, key, json_string(value));
+    return MHD_YES;
+}
+
+/* The body for upstream.connect: the hub, Cookie and Authorization, the query. */
+static char *connect_body(http_call *call)
+{
+    json_t *headers = json_object(), *query = json_object();
+    static const char *const wanted[] = {"Cookie", "Authorization"};
+    for (size_t i = 0; i < sizeof(wanted) / sizeof(wanted[0]); i++) {
+        const char *v = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, wanted[i]);
+        if (v)
+            json_object_set_new(headers, wanted[i], json_string(v));
+    }
+    MHD_get_connection_values(call->conn, MHD_GET_ARGUMENT_KIND, add_value, query);
+    char *h = json_dumps(headers, JSON_COMPACT), *q = json_dumps(query, JSON_COMPACT);
+    json_decref(headers);
+    json_decref(query);
+    const cfg_hub *hb = call->arg;
+    char *body = h && q ? up_connect_body(hb->name, h, q) : NULL;
+    free(h);
+    free(q);
+    return body;
+}
+
+/* The verdict is in: the negotiate goes on with the proxy's principal, or
+ * is refused with its status. */
+static enum MHD_Result connect_answer(http_call *call, sr_connect *k)
+{
+    pthread_mutex_lock(&connect_lock);
+    bool answered = k->answered;
+    pthread_mutex_unlock(&connect_lock);
+    if (!answered)
+        return MHD_NO; /* not reached: resumed only once answered */
+    if (!k->who)
+        return http_reply_error(call->conn, k->status, "%s",
+                                k->error ? k->error : "refused by the upstream");
+    return negotiate_here(call, k->version, k->stateful, k->who);
+}
+
+/* Asks upstream.connect about this negotiate; the request waits, suspended. */
+static enum MHD_Result connect_ask(http_call *call, uint64_t version, bool stateful)
+{
+    char *body = connect_body(call);
+    sr_req *rq = body ? new_req(call, REQ_CONNECT) : NULL;
+    sr_connect *k = rq ? calloc(1, sizeof(*k)) : NULL;
+    if (!k) {
+        free(body);
+        return MHD_NO;
+    }
+    rq->inner = k;
+    atomic_init(&k->refs, 2);
+    k->conn = call->conn;
+    k->version = version;
+    k->stateful = stateful;
+    hc_post(conf->upstream.connect, body, strlen(body), conf->upstream.timeout_ms, false,
+            connect_done, k);
+    pthread_mutex_lock(&connect_lock);
+    if (!k->answered) {
+        k->suspended = true;
+        MHD_suspend_connection(call->conn);
+        pthread_mutex_unlock(&connect_lock);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&connect_lock);
+    return connect_answer(call, k);
+}
+
 /* Past the client address's negotiate rate: 429 with Retry-After. */
 static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
 {
@@ -764,6 +910,8 @@ static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
 enum MHD_Result sr_negotiate(http_call *call)
 {
     sr_req *rq = *call->state;
+    if (rq && rq->kind == REQ_CONNECT) /* the connect proxy answered */
+        return connect_answer(call, rq->inner);
     if (rq) /* a clustered negotiate, resumed */
         return forwarded(call, rq);
     if (*call->upload_size) {
@@ -785,8 +933,17 @@ enum MHD_Result sr_negotiate(http_call *call)
         return refused;
     if (sr_clustered())
         return negotiate_clustered(call, version, offer_stateful);
+    if (conf->upstream.connect[0])
+        return connect_ask(call, version, offer_stateful);
+    return negotiate_here(call, version, offer_stateful, call->who);
+}
+
+/* Makes the connection for who and answers the negotiate. */
+static enum MHD_Result negotiate_here(http_call *call, uint64_t version, bool offer_stateful,
+                                      const access_principal *who)
+{
     bool full = false;
-    sr_conn *c = sr_conn_negotiated(call->arg, version == 0, call->who, &full);
+    sr_conn *c = sr_conn_negotiated(call->arg, version == 0, who, &full);
     if (full) {
         char what[128];
         snprintf(what, sizeof(what),

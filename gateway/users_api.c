@@ -1,0 +1,407 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * users_api.c - the server API's users and connections (users_api.h,
+ * README "Server API"): POST /users/{user}/messages and
+ * /connections/{id}/messages, PUT and DELETE /rooms/{room}/members/{user},
+ * DELETE /users/{user}/connections and /connections/{id}. JSON in and out;
+ * the route table asks for an API key (access API) when auth is on.
+ *
+ * Each request becomes one hub_user_op (hub.h): applied to this node's
+ * members at once and, with a shared backplane, to every other node's; the
+ * answer (how many connections, on every node) comes when the nodes have
+ * answered (at most HUB_OP_WAIT_MS). Meanwhile the request is suspended,
+ * listed under wait_lock, and resumed from the thread that answers it (the
+ * caller's, the backplane's, the timer's, or main's at shutdown:
+ * users_api_shutdown). wait_lock is taken with no other lock held.
+ *
+ * Threads and locks: docs/concurrency.md
+ */
+#include "gateway/users_api.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/list.h"
+#include "common/log.h"
+#include "common/parse.h"
+#include "gateway/config.h"
+#include "hub/payload.h"
+
+#define TAG "api"
+
+#define USER_ID_MAX 512 /* bytes of a user id in a path (longer: 400) */
+/* bytes of a disconnect reason: a WebSocket close reason holds 123 */
+#define REASON_MAX 120
+#define REASON_MAX_TEXT "120"
+#define END_BODY_MAX 4096 /* a disconnect's JSON body */
+
+static const cfg *conf;
+static hub *the_hub;
+
+typedef enum { REQ_SEND, REQ_JOIN, REQ_LEAVE, REQ_END } req_kind;
+
+/* One request, from its first call until MHD is done with it and the hub
+ * has answered (refs). Fields below `body` are the MHD thread's until the
+ * op is sent, then wait_lock's. */
+typedef struct user_req {
+    http_body body;
+    atomic_int refs; /* the request's, and the op's while it runs */
+    struct MHD_Connection *conn;
+    req_kind kind;
+    bool by_conn;
+    char *name;                   /* the user id or connection id, malloc'd */
+    char room[ROOM_NAME_MAX + 1]; /* JOIN, LEAVE */
+    bool sent;
+    bool suspended;
+    bool answered;
+    unsigned status;
+    char *answer;   /* JSON text, malloc'd; NULL: out of memory */
+    list_node link; /* in waiting while suspended */
+} user_req;
+
+static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
+static list_node waiting = LIST_INIT(waiting); /* wait_lock */
+static bool stopping;                          /* wait_lock */
+
+void users_api_init(const cfg *c, hub *h)
+{
+    conf = c;
+    the_hub = h;
+}
+
+static void req_unref(user_req *p)
+{
+    if (atomic_fetch_sub(&p->refs, 1) != 1)
+        return;
+    buf_free(&p->body.b);
+    free(p->name);
+    free(p->answer);
+    free(p);
+}
+
+/* wait_lock held: sets the answer (body taken; NULL: out of memory) once,
+ * and wakes the request. */
+static void answer_locked(user_req *p, unsigned status, json_t *body)
+{
+    if (p->answered) {
+        json_decref(body);
+        return;
+    }
+    p->answered = true;
+    p->status = status;
+    p->answer = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (p->suspended) {
+        p->suspended = false;
+        list_remove(&p->link);
+        MHD_resume_connection(p->conn);
+    }
+}
+
+static json_t *error_json(const char *text)
+{
+    return json_pack("{s:s}", "error", text);
+}
+
+/* {"user": name} or {"connection": name}, then the counts of the kind. */
+static json_t *result_json(const user_req *p, const hub_user_result *r)
+{
+    json_t *j = json_pack("{s:s}", p->by_conn ? "connection" : "user", p->name);
+    if (!j)
+        return NULL;
+    if (p->kind == REQ_JOIN || p->kind == REQ_LEAVE)
+        json_object_set_new(j, "room", json_string(p->room));
+    json_object_set_new(j, "connections", json_integer((json_int_t)r->found));
+    switch (p->kind) {
+    case REQ_SEND:
+        json_object_set_new(j, "delivered", json_integer((json_int_t)r->done));
+        break;
+    case REQ_JOIN:
+        json_object_set_new(j, "joined", json_integer((json_int_t)r->done));
+        json_object_set_new(j, "refused", json_integer((json_int_t)r->refused));
+        json_object_set_new(j, "skipped", json_integer((json_int_t)r->skipped));
+        break;
+    case REQ_LEAVE:
+        json_object_set_new(j, "left", json_integer((json_int_t)r->done));
+        json_object_set_new(j, "skipped", json_integer((json_int_t)r->skipped));
+        break;
+    case REQ_END:
+        json_object_set_new(j, "disconnected", json_integer((json_int_t)r->done));
+        break;
+    }
+    if (r->partial)
+        json_object_set_new(j, "partial", json_true());
+    return j;
+}
+
+/* Any thread, no lock held: the hub's answer to the op. */
+static void op_done(void *arg, const hub_user_result *r)
+{
+    user_req *p = arg;
+    pthread_mutex_lock(&wait_lock);
+    if (r->rc) {
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("out of memory"));
+    } else if (!r->found && r->partial) {
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
+                      error_json(p->by_conn ? "no such connection here, and the other nodes "
+                                              "did not all answer (backplane unreachable?)"
+                                            : "no connection of this user here, and the other "
+                                              "nodes did not all answer (backplane unreachable?)"));
+    } else if (!r->found) {
+        answer_locked(p, MHD_HTTP_NOT_FOUND,
+                      error_json(p->by_conn ? "no such connection" : "no such user"));
+    } else {
+        answer_locked(p, p->kind == REQ_SEND ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, result_json(p, r));
+    }
+    pthread_mutex_unlock(&wait_lock);
+    req_unref(p);
+}
+
+/* MHD thread: replies when the answer is in, else waits for it. */
+static enum MHD_Result reply_or_wait(http_call *call, user_req *p)
+{
+    pthread_mutex_lock(&wait_lock);
+    if (!p->answered && stopping)
+        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
+    if (!p->answered) {
+        p->suspended = true;
+        list_push_front(&waiting, &p->link);
+        MHD_suspend_connection(call->conn);
+        pthread_mutex_unlock(&wait_lock);
+        return MHD_YES;
+    }
+    pthread_mutex_unlock(&wait_lock);
+    if (!p->answer)
+        return MHD_NO; /* out of memory: close */
+    return http_reply_json(call->conn, p->status, p->answer, strlen(p->answer));
+}
+
+/* Hands op to the hub; the answer follows (reply_or_wait). */
+static enum MHD_Result run_op(http_call *call, user_req *p, const hub_user_op *op)
+{
+    p->sent = true;
+    p->conn = call->conn;
+    atomic_fetch_add(&p->refs, 1); /* for op_done */
+    hub_user_op_async(the_hub, op, op_done, p);
+    return reply_or_wait(call, p);
+}
+
+/* The path segment after prefix (up to the next '/'), malloc'd; NULL. */
+static char *segment_after(const char *url, const char *prefix)
+{
+    const char *p = strstr(url, prefix);
+    if (!p)
+        return NULL;
+    p += strlen(prefix);
+    return strndup(p, strcspn(p, "/"));
+}
+
+/* Reads the path's user id or connection id into p; false with the answer
+ * in *ret when it is not one. */
+static bool take_name(http_call *call, user_req *p, enum MHD_Result *ret)
+{
+    const char *url = call->arg;
+    p->by_conn = !strncmp(url, "/connections/", 13);
+    p->name = p->by_conn                    ? segment_after(url, "/connections/")
+              : !strncmp(url, "/users/", 7) ? segment_after(url, "/users/")
+                                            : segment_after(url, "/members/");
+    if (!p->name) {
+        *ret = MHD_NO;
+        return false;
+    }
+    if (p->by_conn && !sub_conn_id_is_valid(p->name, strlen(p->name))) {
+        *ret =
+            http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                             "a connection id is 1 to %d of A-Z a-z 0-9 _ -", SUB_CONN_ID_MAX - 1);
+        return false;
+    }
+    if (!p->by_conn && strlen(p->name) > USER_ID_MAX) {
+        *ret = http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "a user id is at most %d bytes",
+                                USER_ID_MAX);
+        return false;
+    }
+    return true;
+}
+
+/* The first call: a request whose Content-Length passes limit is refused
+ * before its body is read. Then the body, up to limit. Returns true when
+ * the handler goes on (the body is in). */
+static bool take_request(http_call *call, size_t limit, enum MHD_Result *ret)
+{
+    if (call->first) {
+        const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        uint64_t declared = 0;
+        if (cl && parse_u64(cl, &declared) && declared > limit)
+            *ret = http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                                    "the body is larger than %zu bytes", limit);
+        else
+            *ret = MHD_YES;
+        return false;
+    }
+    user_req *p = *call->state;
+    if (!p) {
+        p = calloc(1, sizeof(*p));
+        if (!p) {
+            *ret = MHD_NO;
+            return false;
+        }
+        atomic_init(&p->refs, 1);
+        *call->state = p;
+    }
+    if (p->sent) { /* resumed: the answer is in */
+        *ret = reply_or_wait(call, p);
+        return false;
+    }
+    if (*call->upload_size) {
+        *ret = http_body_take(&p->body, call, limit) ? MHD_YES : MHD_NO;
+        return false;
+    }
+    if (p->body.too_big) {
+        *ret = http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
+                                "the body is larger than %zu bytes", limit);
+        return false;
+    }
+    return true;
+}
+
+/* A SignalR client method name: 1 to 63 letters, digits or '_' (as a room
+ * publish's ?target=, gateway/api.c). */
+static bool is_target_name(const char *s)
+{
+    size_t n = strlen(s);
+    if (n < 1 || n >= CFG_NAME_MAX || (*s >= '0' && *s <= '9'))
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
+enum MHD_Result users_api_send(http_call *call)
+{
+    enum MHD_Result ret;
+    if (!take_request(call, conf->limits.max_message_bytes, &ret))
+        return ret;
+    user_req *p = *call->state;
+    p->kind = REQ_SEND;
+    if (!take_name(call, p, &ret))
+        return ret;
+    const char *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
+    if (target && !is_target_name(target))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target must be 1 to 63 letters, digits or '_'");
+    if (target && !cfg_publish_target_allowed(conf, target))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target '%s' is not in the publish_targets of any hub", target);
+    const char *ct =
+        MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    payload pl;
+    char err[256];
+    if (payload_from_body(&pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
+                          payload_is_json_type(ct), err, sizeof(err)))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+    hub_user_op op = {.op = HUB_OP_SEND,
+                      .by_conn = p->by_conn,
+                      .name = p->name,
+                      .data = pl.data,
+                      .len = pl.len,
+                      .target = target};
+    ret = run_op(call, p, &op);
+    payload_free(&pl);
+    return ret;
+}
+
+enum MHD_Result users_api_member(http_call *call)
+{
+    enum MHD_Result ret;
+    if (!take_request(call, END_BODY_MAX, &ret))
+        return ret;
+    user_req *p = *call->state;
+    p->kind = !strcmp(call->method, "PUT") ? REQ_JOIN : REQ_LEAVE;
+    snprintf(p->room, sizeof(p->room), "%s", call->room);
+    if (!take_name(call, p, &ret))
+        return ret;
+    hub_user_op op = {
+        .op = p->kind == REQ_JOIN ? HUB_OP_JOIN : HUB_OP_LEAVE, .name = p->name, .room = p->room};
+    return run_op(call, p, &op);
+}
+
+/* The disconnect's reason: ?reason= or a JSON body {"reason": "..."}
+ * (copied into out); "" when neither. False with *error when it is bad. */
+static bool take_reason(http_call *call, const user_req *p, char *out, const char **error)
+{
+    const char *q = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "reason");
+    json_t *body = NULL;
+    if (!q && p->body.b.len) {
+        json_error_t je;
+        body = json_loadb(p->body.b.data, p->body.b.len, 0, &je);
+        json_t *r = json_object_get(body, "reason");
+        if (!json_is_object(body) || (r && !json_is_string(r))) {
+            json_decref(body);
+            *error = "the body must be a JSON object {\"reason\": \"...\"}";
+            return false;
+        }
+        q = json_string_value(r);
+    }
+    json_t *utf8 = q ? json_string(q) : NULL; /* NULL: not UTF-8 */
+    bool ok = !q || (strlen(q) <= REASON_MAX && utf8);
+    json_decref(utf8);
+    if (ok)
+        snprintf(out, REASON_MAX + 1, "%s", q ? q : "");
+    else
+        *error = "reason must be valid UTF-8 of at most " REASON_MAX_TEXT " bytes";
+    json_decref(body);
+    return ok;
+}
+
+enum MHD_Result users_api_end(http_call *call)
+{
+    enum MHD_Result ret;
+    if (!take_request(call, END_BODY_MAX, &ret))
+        return ret;
+    user_req *p = *call->state;
+    p->kind = REQ_END;
+    if (!take_name(call, p, &ret))
+        return ret;
+    char reason[REASON_MAX + 1];
+    const char *error = NULL;
+    if (!take_reason(call, p, reason, &error))
+        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", error);
+    hub_user_op op = {.op = HUB_OP_END,
+                      .by_conn = p->by_conn,
+                      .name = p->name,
+                      .reason = reason[0] ? reason : NULL};
+    LOG_INFO(TAG, "server API: disconnecting %s %.64s%s%s", p->by_conn ? "connection" : "user",
+             p->name, reason[0] ? ": " : "", reason);
+    return run_op(call, p, &op);
+}
+
+void users_api_completed(void *state)
+{
+    user_req *p = state;
+    pthread_mutex_lock(&wait_lock);
+    if (p->suspended) { /* the connection died while waiting */
+        p->suspended = false;
+        list_remove(&p->link);
+    }
+    p->answered = true; /* nobody to answer any more */
+    pthread_mutex_unlock(&wait_lock);
+    req_unref(p);
+}
+
+void users_api_shutdown(void)
+{
+    pthread_mutex_lock(&wait_lock);
+    stopping = true;
+    while (!list_empty(&waiting))
+        answer_locked(list_entry(waiting.next, user_req, link), MHD_HTTP_SERVICE_UNAVAILABLE,
+                      error_json("shutting down"));
+    pthread_mutex_unlock(&wait_lock);
+}

@@ -1,0 +1,504 @@
+// Upstream hub methods, events, the connect proxy and plain frames routed
+// upstream (issue #14, README "Upstream hub methods"): a Node http backend
+// started here answers crier's POSTs; official @microsoft/signalr clients
+// invoke methods whose logic lives in that backend (the article's ChatHub:
+// SendMessage(user, message) answered with a publish action every client
+// receives), and each failure of the backend reaches the client as the
+// completion's error: down, slow, garbage, HTTP 500, too large, busy.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { describe, test } from 'node:test';
+import { request } from '../lib/http.js';
+import { freePort, startCrier, stopClean } from '../lib/server.js';
+import { setup, signalR, T, receiver, invoke, negotiate } from '../lib/signalr.js';
+import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { mintToken, nowS } from '../lib/token.js';
+import { openWs } from '../lib/ws.js';
+
+// A backend: routes[path](body, req) returns {status?, json?, text?, delayMs?}
+// (or a promise of it). Every request is recorded in `seen`, with the time
+// the handler took in `handledMs`.
+async function startBackend(routes) {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (d) => (raw += d));
+    req.on('end', async () => {
+      let body = null;
+      try {
+        body = JSON.parse(raw);
+      } catch {
+        body = raw;
+      }
+      seen.push({ path: req.url, body, headers: req.headers });
+      const route = routes[req.url];
+      const out = route ? await route(body, req) : { status: 404, json: { error: 'no route' } };
+      if (out.delayMs) await sleep(out.delayMs);
+      if (res.destroyed) return;
+      const text = out.text ?? JSON.stringify(out.json ?? {});
+      res.writeHead(out.status ?? 200, { 'Content-Type': 'application/json' });
+      res.end(text);
+    });
+  });
+  let connections = 0;
+  server.on('connection', () => connections++);
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${server.address().port}`;
+  return {
+    url,
+    seen,
+    connections: () => connections,
+    of: (path) => seen.filter((s) => s.path === path),
+    close: () =>
+      new Promise((resolve) => {
+        server.closeAllConnections?.();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+// A loopback port nothing listens on (connection refused).
+const deadPort = () => freePort();
+
+function hubConfig(B, dead, extra = {}) {
+  return {
+    hubs: {
+      chat: {
+        path: '/hubs/chat',
+        methods: {
+          SendMessage: { upstream: `${B}/chat` },
+          ToRoom: { upstream: `${B}/toroom` },
+          Add: { upstream: `${B}/add`, args: 2 },
+          Throw: { upstream: `${B}/throw` },
+          Garbage: { upstream: `${B}/garbage` },
+          Http500: { upstream: `${B}/500` },
+          Slow: { upstream: `${B}/slow` },
+          Big: { upstream: `${B}/big` },
+          Down: { upstream: `http://user:s3cret@127.0.0.1:${dead}/nothing?key=k3y` },
+          Enter: { upstream: `${B}/enter` },
+          Exit: { upstream: `${B}/exit` },
+          Kick: { upstream: `${B}/kick` },
+          Whoami: { upstream: `${B}/whoami` },
+          ToUser: { upstream: `${B}/touser` },
+          JoinRoom: { action: 'join' },
+        },
+      },
+    },
+    ...extra,
+  };
+}
+
+const chatRoutes = {
+  // The article's ChatHub: SendMessage(user, message) -> Clients.All.ReceiveMessage(user, message)
+  '/chat': (b) => ({ json: { actions: [{ publish: { all: true, arguments: b.arguments } }] } }),
+  '/toroom': (b) => ({ json: { actions: [{ publish: { room: 'everyone', target: 'RoomMessage', arguments: b.arguments } }] } }),
+  '/add': (b) => ({ json: { result: b.arguments[0] + b.arguments[1] } }),
+  '/throw': () => ({ json: { error: 'that went wrong in the backend' } }),
+  '/garbage': () => ({ text: 'this is <b>not</b> JSON' }),
+  '/500': () => ({ status: 500, json: { oops: true } }),
+  '/slow': () => ({ json: { result: 'late' }, delayMs: 3000 }),
+  '/big': () => ({ text: JSON.stringify({ result: 'x'.repeat(4096) }) }),
+  '/enter': (b) => ({ json: { result: 'in', actions: [{ join: b.arguments[0] }] } }),
+  '/exit': (b) => ({ json: { actions: [{ leave: b.arguments[0] }] } }),
+  '/kick': () => ({ json: { result: 'bye', actions: [{ disconnect: 'kicked by the backend' }] } }),
+  '/whoami': (b) => ({ json: { result: { user: b.user, connection_id: b.connection_id, hub: b.hub } } }),
+  '/touser': (b) => ({ json: { actions: [{ publish: { user: b.arguments[0], target: 'Private', arguments: ['psst'] } }] } }),
+  '/events': () => ({ json: {} }),
+};
+
+describe('upstream hub methods', () => {
+  test('ChatHub: SendMessage reaches the backend, whose publish action every client receives', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000 } }));
+    const clients = await Promise.all([
+      ctx.connect({ transport: T.WebSockets }),
+      ctx.connect({ transport: T.ServerSentEvents }),
+      ctx.connect({ transport: T.LongPolling }),
+    ]);
+    const got = clients.map((c) => receiver(c, 'ReceiveMessage'));
+    await clients[0].invoke('SendMessage', 'alice', 'hello from the backend');
+    await Promise.all(got.map((r) => r.wait(1)));
+    for (const r of got) assert.deepEqual(r.calls[0], ['alice', 'hello from the backend']);
+    const call = backend.of('/chat')[0].body;
+    assert.equal(call.hub, 'chat');
+    assert.equal(call.method, 'SendMessage');
+    assert.deepEqual(call.arguments, ['alice', 'hello from the backend']);
+    assert.equal(call.connection_id, clients[0].connectionId);
+    assert.equal(call.user, null);
+    assert.equal(call.claims, null);
+    // send() (no invocationId) works the same, with no completion
+    await clients[1].send('SendMessage', 'bob', 'fire and forget');
+    await Promise.all(got.map((r) => r.wait(2)));
+    assert.deepEqual(got[2].calls[1], ['bob', 'fire and forget']);
+    // a publish action to a room, with a target: its members only
+    const inRoom = clients.map((c) => receiver(c, 'RoomMessage'));
+    await invoke(clients[0], 'JoinRoom', 'everyone');
+    await invoke(clients[2], 'JoinRoom', 'everyone');
+    await invoke(clients[1], 'ToRoom', 'to the room');
+    await Promise.all([inRoom[0].wait(1), inRoom[2].wait(1)]);
+    assert.deepEqual(inRoom[2].calls[0], ['to the room']);
+    await sleep(200);
+    assert.equal(inRoom[1].calls.length, 0, 'not a member: nothing');
+  });
+
+  test('a result resolves invoke(), the backend\'s error rejects it, and every failure has its message', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const dead = await deadPort();
+    const ctx = await setup(t, hubConfig(backend.url, dead, { upstream: { timeout_ms: 1000, max_answer_bytes: 1024 } }));
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    assert.equal(await invoke(conn, 'Add', 2, 40), 42);
+    await assert.rejects(invoke(conn, 'Throw'), /that went wrong in the backend/);
+    await assert.rejects(invoke(conn, 'Down'), /upstream unavailable/);
+    await assert.rejects(invoke(conn, 'Slow'), /upstream timeout/);
+    await assert.rejects(invoke(conn, 'Garbage'), /upstream answer is not valid JSON/);
+    await assert.rejects(invoke(conn, 'Http500'), /upstream answered HTTP 500/);
+    await assert.rejects(invoke(conn, 'Big'), /upstream answer too large/);
+    await assert.rejects(invoke(conn, 'ToUser', ''), /action 1: a user id is 1 to 256 bytes/);
+    await assert.rejects(invoke(conn, 'Add', 1), /takes 2 argument/);
+    // still served after all that
+    assert.equal(await invoke(conn, 'Add', 1, 1), 2);
+    const metrics = (await request(`${ctx.url}/metrics`)).text;
+    for (const [result, n] of [['ok', 2], ['error', 1], ['unavailable', 1], ['timeout', 1], ['invalid', 2], ['http_status', 1], ['too_large', 1]])
+      assert.match(metrics, new RegExp(`crier_upstream_calls_total\\{result="${result}"\\} ${n}\\b`), `${result}: ${metrics}`);
+    assert.match(metrics, /crier_upstream_in_flight 0\b/);
+    // each failure logged (once per burst), the URL without credentials, path or query
+    const log = ctx.srv.stderr();
+    assert.ok(log.includes(`a call to http://127.0.0.1:${dead} failed: unavailable`), log);
+    assert.ok(!log.includes('s3cret') && !log.includes('k3y'), 'no credentials in the log');
+    assert.match(log, /failed: timeout/);
+  });
+
+  test('with a token, the call carries its user (sub) and its claims object', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const secret = 'upstream-test-secret-0123456789abcdef';
+    const ctx = await setup(
+      t,
+      hubConfig(backend.url, await deadPort(), {
+        auth: { jwt: { hmac_secret: secret, algorithms: ['HS256'] }, rooms: [{ match: '*', subscribe: 'token', publish: 'token' }] },
+        upstream: { timeout_ms: 1000 },
+      }),
+    );
+    const claims = { sub: 'carol', exp: nowS() + 300, role: 'editor', rooms: { subscribe: ['x'] } };
+    const jwt = mintToken({ alg: 'HS256', secret, claims });
+    const conn = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, accessTokenFactory: () => jwt })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    ctx.track({ close: () => conn.stop() });
+    await withTimeout(conn.start(), 5000, 'start with a token');
+    assert.equal((await invoke(conn, 'Whoami')).user, 'carol');
+    const call = backend.of('/whoami').at(-1).body;
+    assert.equal(call.user, 'carol');
+    assert.deepEqual(call.claims, claims);
+    // a publish action to a user reaches every connection of that user, and no other
+    const jwt2 = mintToken({ alg: 'HS256', secret, claims: { sub: 'carol', exp: nowS() + 300 } });
+    const other = mintToken({ alg: 'HS256', secret, claims: { sub: 'dave', exp: nowS() + 300 } });
+    const open = async (tok, transport) => {
+      const c = new signalR.HubConnectionBuilder()
+        .withUrl(ctx.hubUrl(), { transport, accessTokenFactory: () => tok })
+        .configureLogging(signalR.LogLevel.None)
+        .build();
+      ctx.track({ close: () => c.stop() });
+      await withTimeout(c.start(), 5000, 'start');
+      return c;
+    };
+    const second = await open(jwt2, T.LongPolling);
+    const dave = await open(other, T.ServerSentEvents);
+    const got = [conn, second, dave].map((c) => receiver(c, 'Private'));
+    assert.equal(await invoke(dave, 'ToUser', 'carol'), null);
+    await Promise.all([got[0].wait(1), got[1].wait(1)]);
+    assert.deepEqual(got[0].calls[0], ['psst']);
+    await sleep(200);
+    assert.equal(got[2].calls.length, 0, 'not carol: nothing');
+  });
+
+  test('connections to the backend are kept alive and reused', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000 } }));
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    for (let i = 0; i < 20; i++) assert.equal(await invoke(conn, 'Add', i, 1), i + 1);
+    assert.equal(backend.of('/add').length, 20);
+    assert.ok(backend.connections() <= 2, `${backend.connections()} TCP connections for 20 sequential calls`);
+  });
+
+  test('past upstream.max_in_flight a call gets "busy"', async (t) => {
+    let release;
+    const gate = new Promise((resolve) => (release = resolve));
+    const backend = await startBackend({ ...chatRoutes, '/slow': async () => (await gate, { json: { result: 'done' } }) });
+    t.after(() => backend.close());
+    const ctx = await setup(t, hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 10000, max_in_flight: 2 } }));
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    const held = [conn.invoke('Slow'), conn.invoke('Slow')];
+    await waitFor(() => backend.of('/slow').length === 2, { message: 'two slow calls at the backend' });
+    await assert.rejects(invoke(conn, 'Add', 1, 2), /busy/);
+    release();
+    assert.deepEqual(await withTimeout(Promise.all(held), 5000, 'held calls'), ['done', 'done']);
+    assert.equal(await invoke(conn, 'Add', 1, 2), 3);
+  });
+
+  test('join, leave and disconnect actions act on the calling connection; events reach upstream.events', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(
+      t,
+      hubConfig(backend.url, await deadPort(), { upstream: { timeout_ms: 1000, events: `${backend.url}/events` } }),
+    );
+    const conn = await ctx.connect({ transport: T.WebSockets });
+    const id = conn.connectionId; // null once closed
+    const got = receiver(conn, 'ReceiveMessage');
+    assert.equal(await invoke(conn, 'Enter', 'side'), 'in');
+    await request(`${ctx.url}/rooms/side/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '["one"]' });
+    await got.wait(1);
+    assert.deepEqual(got.calls[0], ['one']);
+    await invoke(conn, 'Exit', 'side');
+    await request(`${ctx.url}/rooms/side/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '["two"]' });
+    await sleep(300);
+    assert.equal(got.calls.length, 1, 'no message after the leave action');
+    assert.equal(await invoke(conn, 'Kick'), 'bye');
+    const err = await withTimeout(conn.closed, 3000, 'closed by the disconnect action');
+    assert.match(String(err?.message), /kicked by the backend/);
+    await waitFor(() => backend.of('/events').some((e) => e.body.event === 'disconnect'), { message: 'disconnect event' });
+    const events = backend.of('/events').map((e) => e.body).filter((e) => e.connection_id === id);
+    assert.deepEqual(
+      events.map((e) => [e.event, e.room ?? null]),
+      [['connect', null], ['join', 'side'], ['leave', 'side'], ['disconnect', null]],
+    );
+    assert.equal(events[3].reason, 'kicked by the backend');
+    assert.equal(events[0].hub, 'chat');
+  });
+});
+
+describe('connect proxy (upstream.connect)', () => {
+  const routes = {
+    ...chatRoutes,
+    '/connect': (b) => {
+      const cookie = b.headers?.Cookie ?? '';
+      if (cookie.includes('session=good')) return { json: { user: 'alice', rooms: { subscribe: ['*'], publish: ['*'] } } };
+      if (cookie.includes('session=bad')) return { json: { error: 'session expired', status: 401 } };
+      return { json: { error: 'who are you?' } };
+    },
+  };
+
+  test('accepts with the user id a later call sees, refuses with 401/403', async (t) => {
+    const backend = await startBackend(routes);
+    t.after(() => backend.close());
+    const ctx = await setup(
+      t,
+      // memory only: with Redis, upstream.connect is refused at start (README)
+      hubConfig(backend.url, await deadPort(), {
+        backplane: { type: 'memory' },
+        upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+      }),
+    );
+    const conn = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, headers: { Cookie: 'session=good' } })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    ctx.track({ close: () => conn.stop() });
+    await withTimeout(conn.start(), 5000, 'start with a good session');
+    const me = await invoke(conn, 'Whoami');
+    assert.equal(me.user, 'alice');
+    assert.equal(me.connection_id, conn.connectionId);
+    const asked = backend.of('/connect').at(-1).body;
+    assert.equal(asked.hub, 'chat');
+    assert.equal(asked.query.negotiateVersion, '1');
+
+    const bad = await request(`${ctx.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST', headers: { Cookie: 'session=bad' } });
+    assert.equal(bad.status, 401, bad.text);
+    assert.deepEqual(JSON.parse(bad.text), { error: 'session expired' });
+    const none = await negotiate(ctx.url);
+    assert.equal(none.status, 403, none.text);
+    assert.deepEqual(JSON.parse(none.text), { error: 'who are you?' });
+    const refused = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    await assert.rejects(withTimeout(refused.start(), 5000, 'start refused'), /403/);
+    // skipNegotiation would go round the proxy: refused
+    const skip = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, skipNegotiation: true })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    await assert.rejects(withTimeout(skip.start(), 5000, 'skipNegotiation refused'));
+  });
+
+  test('with auth on, the room rights the proxy gives are the connection\'s (JoinRoom checked against them)', async (t) => {
+    const backend = await startBackend({
+      '/connect': (b) => {
+        const cookie = b.headers?.Cookie ?? '';
+        if (cookie.includes('session=vip')) return { json: { user: 'vip', rooms: { subscribe: ['secret.*'] } } };
+        return { json: { user: 'guest' } };
+      },
+      '/whoami': (b) => ({ json: { result: b.user } }),
+    });
+    t.after(() => backend.close());
+    const ctx = await setup(t, {
+      backplane: { type: 'memory' },
+      auth: { rooms: [{ match: 'secret.*', subscribe: 'claim', publish: 'api_key' }, { match: '*', subscribe: 'token', publish: 'token' }] },
+      hubs: { chat: { path: '/hubs/chat', methods: { JoinRoom: { action: 'join' }, Whoami: { upstream: `${backend.url}/whoami` } } } },
+      upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+    });
+    const open = async (cookie) => {
+      const conn = new signalR.HubConnectionBuilder()
+        .withUrl(ctx.hubUrl(), { transport: T.LongPolling, headers: { Cookie: cookie } })
+        .configureLogging(signalR.LogLevel.None)
+        .build();
+      ctx.track({ close: () => conn.stop() });
+      await withTimeout(conn.start(), 5000, `start with ${cookie}`);
+      return conn;
+    };
+    const vip = await open('session=vip');
+    const guest = await open('session=guest');
+    assert.equal(await invoke(vip, 'Whoami'), 'vip');
+    assert.equal(await invoke(guest, 'Whoami'), 'guest');
+    assert.equal((await invoke(vip, 'JoinRoom', 'secret.plans')).room, 'secret.plans');
+    await assert.rejects(invoke(guest, 'JoinRoom', 'secret.plans'), /not allowed/);
+    // "token" rooms: a proxied connection counts as one with a token
+    assert.equal((await invoke(guest, 'JoinRoom', 'lobby')).room, 'lobby');
+  });
+
+  test('a backend down refuses negotiate with 502', async (t) => {
+    const dead = await deadPort();
+    const ctx = await setup(t, {
+      backplane: { type: 'memory' },
+      upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect` },
+    });
+    const res = await negotiate(ctx.url);
+    assert.equal(res.status, 502, res.text);
+    assert.deepEqual(JSON.parse(res.text), { error: 'upstream unavailable' });
+  });
+});
+
+describe('plain WebSocket frames routed upstream (rooms.client_publish "upstream")', () => {
+  test('a frame is POSTed to upstream.url and the backend\'s publish action decides', async (t) => {
+    const backend = await startBackend({
+      '/frames': (b) => ({
+        json: { actions: [{ publish: { room: b.room, arguments: [{ shouted: String(b.data.text).toUpperCase() }] } }] },
+      }),
+      '/events': () => ({ json: {} }),
+    });
+    t.after(() => backend.close());
+    const ctx = await setup(t, {
+      rooms: { client_publish: 'upstream' },
+      upstream: { url: `${backend.url}/frames`, events: `${backend.url}/events`, timeout_ms: 1000 },
+    });
+    const a = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+    const b = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+    ctx.track({ close: async () => a.close() });
+    ctx.track({ close: async () => b.close() });
+    a.ws.send(JSON.stringify({ text: 'hello' }));
+    await b.until((c) => c.messages.some((m) => m?.data), 3000, 'the transformed message');
+    const m = b.messages.find((x) => x?.data);
+    assert.deepEqual(m.data, [{ shouted: 'HELLO' }]);
+    assert.equal(m.room, 'lobby');
+    const sent = backend.of('/frames')[0].body;
+    assert.equal(sent.room, 'lobby');
+    assert.deepEqual(sent.data, { text: 'hello' });
+    assert.equal(typeof sent.connection_id, 'string');
+    await waitFor(() => backend.of('/events').filter((e) => e.body.event === 'connect').length === 2, { message: 'connect events' });
+    assert.equal(backend.of('/events')[0].body.room, 'lobby');
+  });
+});
+
+describe('plain frames routed upstream: to a user', () => {
+  test('a publish action to a user reaches that user\'s SignalR connection', async (t) => {
+    const backend = await startBackend({
+      '/frames': (b) => ({ json: { actions: [{ publish: { user: b.data.to, target: 'Private', arguments: [b.data.text, b.user] } }] } }),
+    });
+    t.after(() => backend.close());
+    const secret = 'upstream-test-secret-0123456789abcdef';
+    const ctx = await setup(t, {
+      auth: { jwt: { hmac_secret: secret, algorithms: ['HS256'] }, rooms: [{ match: '*', subscribe: 'token', publish: 'token' }] },
+      rooms: { client_publish: 'upstream' },
+      upstream: { url: `${backend.url}/frames`, timeout_ms: 1000 },
+    });
+    const tok = (sub) => mintToken({ alg: 'HS256', secret, claims: { sub, exp: nowS() + 300 } });
+    const erin = new signalR.HubConnectionBuilder()
+      .withUrl(ctx.hubUrl(), { transport: T.WebSockets, accessTokenFactory: () => tok('erin') })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    ctx.track({ close: () => erin.stop() });
+    await withTimeout(erin.start(), 5000, 'start');
+    const got = receiver(erin, 'Private');
+    const ws = await openWs(`${ctx.wsUrl}/rooms/lobby/ws?access_token=${tok('frank')}`);
+    ctx.track({ close: async () => ws.close() });
+    ws.ws.send(JSON.stringify({ to: 'erin', text: 'hi erin' }));
+    await got.wait(1);
+    assert.deepEqual(got.calls[0], ['hi erin', 'frank']);
+  });
+});
+
+describe('plain frames routed upstream: failures', () => {
+  test('backend down, garbage, or an action a plain frame cannot take: nothing published, counted, the socket stays open', async (t) => {
+    const dead = await deadPort();
+    const backend = await startBackend({
+      '/garbage': () => ({ text: 'nope' }),
+      '/join': () => ({ json: { actions: [{ join: 'elsewhere' }] } }),
+    });
+    t.after(() => backend.close());
+    for (const [url, result] of [
+      [`http://127.0.0.1:${dead}/frames`, 'unavailable'],
+      [`${backend.url}/garbage`, 'invalid'],
+      [`${backend.url}/join`, 'invalid'],
+    ]) {
+      const ctx = await setup(t, { rooms: { client_publish: 'upstream' }, upstream: { url, timeout_ms: 1000 } });
+      const a = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+      const b = await openWs(`${ctx.wsUrl}/rooms/lobby/ws`);
+      ctx.track({ close: async () => a.close() });
+      ctx.track({ close: async () => b.close() });
+      a.ws.send('hello');
+      const counted = new RegExp(`crier_upstream_calls_total\\{result="${result}"\\} 1\\b`);
+      await waitFor(async () => counted.test((await request(`${ctx.url}/metrics`)).text), { message: `${result} counted` });
+      await sleep(200);
+      assert.equal(b.messages.length, 0, `${url}: nothing published`);
+      assert.equal(a.closeInfo, null, `${url}: the sender's socket stays open`);
+    }
+  });
+});
+
+describe('shutdown with calls in flight', () => {
+  test('a held upstream call and a negotiate waiting for the connect proxy end cleanly on SIGTERM', async (t) => {
+    let release;
+    const gate = new Promise((resolve) => (release = resolve));
+    t.after(() => release());
+    const backend = await startBackend({
+      '/connect': async (b) => {
+        if (!(b.headers?.Cookie ?? '').includes('session=ok')) await gate;
+        return { json: { user: 'u' } };
+      },
+      '/slow': async () => (await gate, { json: { result: 'late' } }),
+    });
+    t.after(() => backend.close());
+    const srv = await startCrier({
+      backplane: { type: 'memory' },
+      hubs: { chat: { path: '/hubs/chat', methods: { Slow: { upstream: `${backend.url}/slow` } } } },
+      upstream: { timeout_ms: 30000, connect: `${backend.url}/connect` },
+    });
+    const conn = new signalR.HubConnectionBuilder()
+      .withUrl(`${srv.url}/hubs/chat`, { transport: T.WebSockets, headers: { Cookie: 'session=ok' } })
+      .configureLogging(signalR.LogLevel.None)
+      .build();
+    await withTimeout(conn.start(), 5000, 'start');
+    const held = conn.invoke('Slow').then(
+      () => 'resolved',
+      (e) => e.message,
+    );
+    const waiting = request(`${srv.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST', timeout: 20000 });
+    await waitFor(() => backend.of('/slow').length === 1 && backend.of('/connect').length === 2, {
+      message: 'both calls at the backend',
+    });
+    const r = await stopClean(srv); // exit 0, no sanitizer report
+    assert.ok(r.ms < 10000, `stopped in ${r.ms} ms`);
+    const neg = await waiting;
+    assert.equal(neg.status, 502, neg.text);
+    assert.match(neg.text, /shutting down/);
+    assert.notEqual(await withTimeout(held, 5000, 'the held invoke ends'), 'resolved');
+    await conn.stop().catch(() => {});
+  });
+});
