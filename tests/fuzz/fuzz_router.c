@@ -81,7 +81,7 @@ static void check(const route_request *rq, const route_result *r, size_t plen, s
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const unsigned methods[] = {M_GET, M_HEAD, M_POST, M_DELETE, 0, M_GET, M_GET, M_POST};
+    static const unsigned methods[] = {M_GET, M_HEAD, M_POST, M_DELETE, 0, M_PUT, M_GET, M_POST};
     if (size < 2)
         return 0;
     uint8_t facts = data[0]; /* bits 0-2: the method, 3: Upgrade, 4: Accept */
@@ -114,7 +114,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(&rq, &r, strlen(path), query ? strlen(query) : 0);
     /* the method reader on the same bytes */
     unsigned m = router_method(text, len < 8 ? len : 8);
-    must(m == 0 || m == M_GET || m == M_HEAD || m == M_POST || m == M_DELETE, "method bits", path);
+    must(m == 0 || m == M_GET || m == M_HEAD || m == M_POST || m == M_DELETE || m == M_PUT ||
+             m == M_OPTIONS,
+         "method bits", path);
     free(path);
     free(query);
     return 0;
