@@ -205,6 +205,11 @@ describe('server API: users and connections', () => {
       aws.ws.terminate();
       asse.close();
     });
+    // first a message: every SignalR transport gets it
+    const rxs = [a1, a2, a3].map((c) => receiver(c));
+    const sent = await api(ctx.url, 'POST', '/users/alice/messages', { body: ['before'] });
+    assert.deepEqual([sent.status, sent.json.connections], [202, 5], sent.text);
+    for (const r of rxs) assert.deepEqual((await r.wait(1))[0], ['before']);
     const res = await api(ctx.url, 'DELETE', '/users/alice/connections', { body: { reason: 'kicked by admin' } });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.json.user, 'alice');
@@ -232,6 +237,21 @@ describe('server API: users and connections', () => {
     assert.match(String(err?.message), /bye/);
     const gone = await api(ctx.url, 'POST', '/users/alice/messages', { body: 1 });
     assert.equal(gone.status, 404, gone.text);
+  });
+
+  test("a held long poll gets a message to its user; its last_id stays the room's", async (t) => {
+    const ctx = await setup(t, CONFIG);
+    const pub = await api(ctx.url, 'POST', '/rooms/lobby/messages', { body: 'one' });
+    assert.equal(pub.status, 201, pub.text);
+    const poll = request(`${ctx.url}/rooms/lobby/poll?since=1&access_token=${token('carol')}`);
+    await waitFor(async () => (await api(ctx.url, 'POST', '/users/carol/messages', { body: { hi: 'carol' } })).status === 202, {
+      message: 'carol reached',
+      interval: 20,
+    });
+    const res = await poll;
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json.messages, [{ user: 'carol', data: { hi: 'carol' } }]);
+    assert.equal(res.json.last_id, 1);
   });
 
   test('disconnect answers a held long poll with the reason', async (t) => {
