@@ -439,8 +439,10 @@ static void test_cluster_origin(void)
     CHECK(async_calls == 1);
     CHECK(async_res.found == 5 && async_res.done == 5 && !async_res.partial);
     /* a node that never answers: partial after the wait */
-    op = (hub_user_op){.op = HUB_OP_SEND, .name = "bob", .data = "1", .len = 1};
+    const char big[] = "123456789012345678901234567890"; /* past 64 bits: sent as it is */
+    op = (hub_user_op){.op = HUB_OP_SEND, .name = "bob", .data = big, .len = strlen(big)};
     hub_user_op_async(h, &op, async_done, NULL);
+    CHECK(strstr(sent.text, "\"data\":\"123456789012345678901234567890\"") != NULL);
     sent.cb(sent.cb_arg, 2);
     hub_user_ops_tick(h, clock_now_ms());
     CHECK(async_calls == 1);
@@ -473,9 +475,9 @@ static void test_cluster_receiver(void)
     CHECK(hub_join(h, "~own", &a.s, 0, true) == 0);
     memset(&sent, 0, sizeof(sent));
     const char op[] = "{\"req\":7,\"from\":\"nodeAAAAAAAA\",\"op\":\"send\",\"by\":\"user\","
-                      "\"name\":\"alice\",\"data\":{\"x\":[1,2]}}";
+                      "\"name\":\"alice\",\"data\":\"{\\\"x\\\": [1,2]}\"}";
     hub_bp_cluster_message(h, op, strlen(op));
-    CHECK(pop_is(&a, "{\"user\":\"alice\",\"data\":{\"x\":[1,2]}}"));
+    CHECK(pop_is(&a, "{\"user\":\"alice\",\"data\":{\"x\": [1,2]}}")); /* as sent */
     CHECK(sent.sends == 1 && !strcmp(sent.to, "nodeAAAAAAAA") && !sent.cb);
     CHECK(strstr(sent.text, "\"re\":7") && strstr(sent.text, "\"found\":1") &&
           strstr(sent.text, "\"done\":1"));
