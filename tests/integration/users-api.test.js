@@ -161,6 +161,8 @@ describe('server API: users and connections', () => {
     assert.deepEqual(res.json, { user: 'alice', room: 'side', connections: 4, joined: 3, refused: 0, skipped: 1 });
     res = await api(ctx.url, 'PUT', '/rooms/side/members/alice'); // again: already in
     assert.equal(res.json.joined, 3);
+    res = await api(ctx.url, 'PUT', '/rooms/members/members/bob'); // the user is the last segment
+    assert.deepEqual([res.status, res.json.user, res.json.room], [200, 'bob', 'members'], res.text);
     res = await api(ctx.url, 'POST', '/rooms/side/messages', { body: ['in side'] });
     assert.equal(res.status, 201, res.text);
     assert.deepEqual((await rx.a1.wait(1))[0], ['in side']);
