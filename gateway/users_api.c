@@ -191,13 +191,11 @@ static enum MHD_Result run_op(http_call *call, user_req *p, const hub_user_op *o
     return reply_or_wait(call, p);
 }
 
-/* The path segment after prefix (up to the next '/'), malloc'd; NULL. */
+/* The path segment after prefix, which url starts with (up to the next
+ * '/'), malloc'd; NULL. */
 static char *segment_after(const char *url, const char *prefix)
 {
-    const char *p = strstr(url, prefix);
-    if (!p)
-        return NULL;
-    p += strlen(prefix);
+    const char *p = url + strlen(prefix);
     return strndup(p, strcspn(p, "/"));
 }
 
@@ -209,7 +207,7 @@ static bool take_name(http_call *call, user_req *p, enum MHD_Result *ret)
     p->by_conn = !strncmp(url, "/connections/", 13);
     p->name = p->by_conn                    ? segment_after(url, "/connections/")
               : !strncmp(url, "/users/", 7) ? segment_after(url, "/users/")
-                                            : segment_after(url, "/members/");
+                                            : strdup(strrchr(url, '/') + 1); /* members/{user} */
     if (!p->name) {
         *ret = MHD_NO;
         return false;

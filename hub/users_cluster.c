@@ -12,7 +12,7 @@
  * Messages between nodes are JSON objects (the hub's own, not a client's
  * wire): an op {"req":N,"from":NODE,"op":"send"|"join"|"leave"|"end",
  * "by":"user"|"connection","name":…, and "room", "target", "reason",
- * "data" (the JSON value) as the op has them}, and an answer
+ * "data" (the JSON text, as a string) as the op has them}, and an answer
  * {"re":N,"found":…,"done":…,"refused":…,"skipped":…} sent to FROM only.
  *
  * Threading: the ops waiting for answers (`ops`, `next_op`) are under the
@@ -111,8 +111,9 @@ static char *op_text(const hub_user_op *op, uint64_t req, const char *from)
     if (j && op->reason)
         json_object_set_new(j, "reason", json_string(op->reason));
     if (j && op->op == HUB_OP_SEND) {
-        json_error_t je;
-        json_t *data = json_loadb(op->data, op->len, JSON_DECODE_ANY, &je);
+        /* The JSON text as a string: its bytes arrive as they are (jansson
+         * would reformat a value, and refuses integers past 64 bits). */
+        json_t *data = json_stringn(op->data, op->len);
         if (!data) {
             json_decref(j);
             return NULL;
@@ -212,21 +213,18 @@ static void apply_op(hub *h, json_t *j, const char *from)
     for (int k = 0; kind && k < HUB_OP_KINDS; k++)
         if (!strcmp(kind, op_names[k]))
             op.op = (hub_op_kind)k;
-    char *text = NULL;
-    if (op.op == HUB_OP_SEND && data)
-        text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    const char *text = json_string_value(data); /* the JSON text, as the first node took it */
     bool ok = name && op.op != HUB_OP_KINDS && (op.op != HUB_OP_SEND || text) &&
               ((op.op != HUB_OP_JOIN && op.op != HUB_OP_LEAVE) ||
                (room_name && room_name_is_valid(room_name, strlen(room_name))));
     hub_user_result res = {0};
     if (ok) {
         op.data = text;
-        op.len = text ? strlen(text) : 0;
+        op.len = text ? json_string_length(data) : 0;
         hub_user_op_here(h, &op, &res);
     } else {
         LOG_WARN(TAG, "a malformed user op from node %.16s, ignored", from);
     }
-    free(text);
     json_t *answer = json_pack("{s:O,s:I,s:I,s:I,s:I}", "re", json_object_get(j, "req"), "found",
                                (json_int_t)res.found, "done", (json_int_t)res.done, "refused",
                                (json_int_t)res.refused, "skipped", (json_int_t)res.skipped);

@@ -82,7 +82,7 @@ static void check(const route_request *rq, const route_result *r, size_t plen, s
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const unsigned methods[] = {M_GET, M_HEAD,    M_POST, M_DELETE,
-                                       0,     M_OPTIONS, M_GET,  M_POST};
+                                       0,     M_OPTIONS, M_PUT,  M_POST};
     if (size < 2)
         return 0;
     uint8_t facts = data[0]; /* bits 0-2: the method, 3: Upgrade, 4: Accept */
@@ -115,7 +115,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(&rq, &r, strlen(path), query ? strlen(query) : 0);
     /* the method reader on the same bytes */
     unsigned m = router_method(text, len < 8 ? len : 8);
-    must(m == 0 || m == M_GET || m == M_HEAD || m == M_POST || m == M_DELETE || m == M_OPTIONS,
+    must(m == 0 || m == M_GET || m == M_HEAD || m == M_POST || m == M_DELETE || m == M_PUT ||
+             m == M_OPTIONS,
          "method bits", path);
     free(path);
     free(query);

@@ -161,6 +161,8 @@ describe('server API: users and connections', () => {
     assert.deepEqual(res.json, { user: 'alice', room: 'side', connections: 4, joined: 3, refused: 0, skipped: 1 });
     res = await api(ctx.url, 'PUT', '/rooms/side/members/alice'); // again: already in
     assert.equal(res.json.joined, 3);
+    res = await api(ctx.url, 'PUT', '/rooms/members/members/bob'); // the user is the last segment
+    assert.deepEqual([res.status, res.json.user, res.json.room], [200, 'bob', 'members'], res.text);
     res = await api(ctx.url, 'POST', '/rooms/side/messages', { body: ['in side'] });
     assert.equal(res.status, 201, res.text);
     assert.deepEqual((await rx.a1.wait(1))[0], ['in side']);
@@ -205,6 +207,11 @@ describe('server API: users and connections', () => {
       aws.ws.terminate();
       asse.close();
     });
+    // first a message: every SignalR transport gets it
+    const rxs = [a1, a2, a3].map((c) => receiver(c));
+    const sent = await api(ctx.url, 'POST', '/users/alice/messages', { body: ['before'] });
+    assert.deepEqual([sent.status, sent.json.connections], [202, 5], sent.text);
+    for (const r of rxs) assert.deepEqual((await r.wait(1))[0], ['before']);
     const res = await api(ctx.url, 'DELETE', '/users/alice/connections', { body: { reason: 'kicked by admin' } });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.json.user, 'alice');
@@ -232,6 +239,21 @@ describe('server API: users and connections', () => {
     assert.match(String(err?.message), /bye/);
     const gone = await api(ctx.url, 'POST', '/users/alice/messages', { body: 1 });
     assert.equal(gone.status, 404, gone.text);
+  });
+
+  test("a held long poll gets a message to its user; its last_id stays the room's", async (t) => {
+    const ctx = await setup(t, CONFIG);
+    const pub = await api(ctx.url, 'POST', '/rooms/lobby/messages', { body: 'one' });
+    assert.equal(pub.status, 201, pub.text);
+    const poll = request(`${ctx.url}/rooms/lobby/poll?since=1&access_token=${token('carol')}`);
+    await waitFor(async () => (await api(ctx.url, 'POST', '/users/carol/messages', { body: { hi: 'carol' } })).status === 202, {
+      message: 'carol reached',
+      interval: 20,
+    });
+    const res = await poll;
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json.messages, [{ user: 'carol', data: { hi: 'carol' } }]);
+    assert.equal(res.json.last_id, 1);
   });
 
   test('disconnect answers a held long poll with the reason', async (t) => {

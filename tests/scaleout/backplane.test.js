@@ -238,10 +238,13 @@ test('each node subscribes only to the rooms it has members in, and to its own c
   const channels = async () =>
     (await redisCommand(redis.port, 'PUBSUB', 'CHANNELS', `${prefix}*`)).split('\r\n').filter((l) => l.startsWith(prefix)).sort();
   const numsub = async (ch) => Number(/:(\d+)\r\n$/.exec(await redisCommand(redis.port, 'PUBSUB', 'NUMSUB', ch))?.[1]);
-  // Idle: each node's own channel only.
+  // Idle: each node's own channel only, and the server API's cluster
+  // channels (README "Server API": every node's u:*, and each node's own u:NODE).
   const idle = await channels();
-  assert.equal(idle.length, 2, `two node channels: ${idle}`);
-  assert.ok(idle.every((c) => c.startsWith(`${prefix}n:`)), `${idle}`);
+  const nodeIds = idle.filter((c) => c.startsWith(`${prefix}n:`)).map((c) => c.slice(prefix.length + 2));
+  assert.equal(nodeIds.length, 2, `two node channels: ${idle}`);
+  const want = [...nodeIds.map((id) => `${prefix}n:${id}`), `${prefix}u:*`, ...nodeIds.map((id) => `${prefix}u:${id}`)].sort();
+  assert.deepEqual(idle, want, `node channels and cluster channels only: ${idle}`);
 
   // A member of "only-a" on A: A subscribes to it, B does not.
   const sse = await sseHttp(`${a.url}/rooms/only-a/events`);

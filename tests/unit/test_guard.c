@@ -44,6 +44,11 @@ static void test_route_column(void)
     CHECK(access_of(M_POST, "/hubs/chat/negotiate") == RIGHT_HUB);
     CHECK(access_of(M_GET, "/index.html") == RIGHT_PAGES);
     CHECK(access_of(M_GET, "/dashboard.html") == RIGHT_PAGES);
+    CHECK(access_of(M_POST, "/users/alice/messages") == RIGHT_API);
+    CHECK(access_of(M_POST, "/connections/c1/messages") == RIGHT_API);
+    CHECK(access_of(M_PUT, "/rooms/a/members/alice") == RIGHT_API);
+    CHECK(access_of(M_DELETE, "/users/alice/connections") == RIGHT_API);
+    CHECK(access_of(M_DELETE, "/connections/c1") == RIGHT_API);
 }
 
 /* A principal with a token (user "u") whose rooms claim lists sub and pub. */
@@ -133,6 +138,27 @@ static void test_admin(void)
     access_unref(key);
 }
 
+/* The server API needs an API key whatever auth.protect_admin says; with
+ * auth off nothing is checked. */
+static void test_api(void)
+{
+    cfg_defaults(&conf);
+    conf.auth.enabled = true;
+    conf.auth.protect_admin = false;
+    guard_init(&conf);
+    access_principal *t = token("*", "*");
+    access_principal *key = access_principal_new(NULL, 0, false, true);
+    guard_refusal no = guard_check(RIGHT_API, NULL, NULL);
+    CHECK(no.status == 401 && strstr(no.error, "API key"));
+    no = guard_check(RIGHT_API, t, NULL);
+    CHECK(no.status == 403 && strstr(no.error, "API key"));
+    CHECK(guard_check(RIGHT_API, key, NULL).status == 0);
+    conf.auth.enabled = false;
+    CHECK(guard_check(RIGHT_API, NULL, NULL).status == 0);
+    access_unref(t);
+    access_unref(key);
+}
+
 /* Of the pages, the dashboard is an operator endpoint, by whatever path
  * names its file; the other pages need nothing. */
 static void test_pages(void)
@@ -189,4 +215,4 @@ static void test_api_keys(void)
 }
 
 TEST_MAIN("guard", TEST(test_route_column), TEST(test_auth_off), TEST(test_rooms), TEST(test_admin),
-          TEST(test_pages), TEST(test_api_keys))
+          TEST(test_api), TEST(test_pages), TEST(test_api_keys))
