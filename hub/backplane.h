@@ -143,7 +143,8 @@ typedef struct backplane_ops {
     /* Sends data to one node, in order with this node's other sends to it;
      * dropped while the backplane is down. */
     void (*node_send)(backplane *bp, const char *node, const char *data, size_t len);
-    /* Hub lock held: this node's count of one user in a room changed
+    /* presence and presence_get are optional (NULL: presence stays this
+     * node's own). Hub lock held: this node's count of one user in a room changed
      * (queued, in order; while the backplane is down it is dropped: the hub
      * reports everything again when it comes back). */
     void (*presence)(backplane *bp, const bp_presence *p);

@@ -33,10 +33,11 @@ static bool counted(const room *r)
     return !room_name_is_internal(r->name);
 }
 
-/* Through the backplane: counts go there and events come back from it. */
+/* Through the backplane: counts go there and events come back from it. A
+ * backplane without presence ops (they are optional) leaves it local. */
 static bool via_backplane(const hub *h, const room *r)
 {
-    return r->shared && h->bp;
+    return r->shared && h->bp && h->bp->ops->presence;
 }
 
 static void queue_work(hub *h, room *r)
@@ -283,7 +284,7 @@ static int local_presence(const room *r, size_t max_listed, local_answer *a)
 void hub_presence_get(hub *h, const char *room_name, size_t max_listed, presence_fn cb, void *arg)
 {
     pthread_mutex_lock(&h->lock);
-    backplane *bp = hub_is_shared(h, room_name) ? h->bp : NULL;
+    backplane *bp = hub_is_shared(h, room_name) && h->bp->ops->presence_get ? h->bp : NULL;
     local_answer a = {0};
     int rc = bp ? 0 : local_presence(room_find(h, room_name), max_listed, &a);
     hub_unlock(h);
