@@ -157,18 +157,32 @@ test('presence through nginx over three nodes: counts, events, and a killed node
 
   // Members: alice twice (plain WebSocket, SignalR over SSE), bob (SignalR
   // WebSocket), carol (plain SSE), dave and frank (plain WebSocket), then
-  // more until a node other than the watchers' holds members.
+  // more (below).
   await add(() => plainWs('alice'));
   await add(() => official('alice', T.ServerSentEvents));
   await add(() => official('bob', T.WebSockets));
   await add(() => plainSse('carol'));
   await add(() => plainWs('dave'));
   const frank = await add(() => plainWs('frank'));
-  const victimOf = () => [0, 1, 2].find((i) => i !== watcher.node && i !== sam.node && clients.some((c) => c.node === i));
-  for (let i = 0; victimOf() === undefined; i++) {
-    assert.ok(i < 12, `no node but the watchers' got a member: ${clients.map((c) => `${c.user}@${c.node}`)}`);
-    await add(() => plainWs(`extra${i}`));
-  }
+  // The node to kill: one neither watcher is on. Open more members until
+  // it holds a SignalR client, a plain one, and one of alice's (who has
+  // another connection elsewhere).
+  const v = [0, 1, 2].find((i) => i !== watcher.node && i !== sam.node);
+  const onV = (pred) => clients.some((c) => c.node === v && !c.closed && pred(c));
+  const until = async (done, open, what) => {
+    for (let i = 0; !done(); i++) {
+      assert.ok(i < 12, `${what}: ${clients.map((c) => `${c.user}@${c.node}`)}`);
+      await add(() => open(i));
+    }
+  };
+  await until(() => onV((c) => c.calls), (i) => official(`sr${i}`, i % 2 ? T.ServerSentEvents : T.WebSockets), `no SignalR client on ${nodes[v].name}`);
+  await until(() => onV((c) => !c.calls), (i) => plainWs(`plain${i}`), `no plain client on ${nodes[v].name}`);
+  // alice: a plain WebSocket to close now, and after that still a
+  // connection on the node to kill and one on another
+  const alices = () => clients.filter((c) => c.user === 'alice');
+  const aliceSpare = () =>
+    alices().find((c) => c.conn.ws && alices().some((d) => d !== c && d.node === v) && alices().some((d) => d !== c && d.node !== v));
+  await until(aliceSpare, () => plainWs('alice'), `alice not spread over ${nodes[v].name} and another node`);
   t.diagnostic(`members: ${clients.map((c) => `${c.user}@${nodes[c.node].name}`).join(' ')}`);
 
   await seeThroughNginx(want(), 15_000);
@@ -177,9 +191,9 @@ test('presence through nginx over three nodes: counts, events, and a killed node
   for (const u of Object.keys(want()).filter((u) => u !== 'watcher' && u !== 'sam')) await bothSee(u, 'join', 1);
   await waitFor(() => count(wsEvents(), 'sam', 'join') === 1, { message: 'the WebSocket watcher sees sam join' });
 
-  // alice closes one of her two connections, frank his only one: a leave for
+  // alice closes one of her connections, frank his only one: a leave for
   // frank (after the grace), none for alice.
-  const aliceWs = clients.find((c) => c.user === 'alice' && c !== watcher && c.conn.ws);
+  const aliceWs = aliceSpare();
   for (const c of [aliceWs, frank]) {
     c.closed = true;
     c.close();
@@ -192,11 +206,10 @@ test('presence through nginx over three nodes: counts, events, and a killed node
     assert.equal(count(ev, 'alice', 'leave'), 0, `no leave for alice while she has a connection: ${JSON.stringify(ev)}`);
   }
 
-  // Kill a node that holds members but neither watcher.
-  const v = victimOf() ?? [0, 1, 2].find((i) => i !== watcher.node && i !== sam.node);
+  // Kill the node that holds members but neither watcher.
   const victim = nodes[v];
   const onVictim = clients.filter((c) => c.node === v && !c.closed);
-  t.diagnostic(`killing ${victim.name}, which holds ${onVictim.map((c) => c.user).join(', ') || 'nobody still open'}`);
+  t.diagnostic(`killing ${victim.name}, which holds ${onVictim.map((c) => c.user).join(', ')}`);
   const leavesBefore = [wsEvents().filter((e) => e.action === 'leave').length, srEvents().filter((e) => e.action === 'leave').length];
   const t0 = Date.now();
   victim.killed = true;
@@ -206,6 +219,7 @@ test('presence through nginx over three nodes: counts, events, and a killed node
   await waitFor(() => onVictim.every((c) => c.gone()), { timeout: 15_000, message: 'the killed node\'s clients see their connection end' });
   for (const c of onVictim) c.closed = true;
   assert.ok(!watcher.gone() && !sam.gone(), 'the watchers are on surviving nodes');
+  assert.ok(onVictim.length >= 3 && want().alice >= 1, 'the killed node held members; alice is still on another');
   await seeThroughNginx(want(), BOUND_MS + SLACK_MS);
   t.diagnostic(`the killed node's members were gone after ${Date.now() - t0} ms (bound ${BOUND_MS} ms)`);
   // README: no leave is sent for a dead node's members
