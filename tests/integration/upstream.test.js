@@ -350,7 +350,7 @@ describe('events of plain SSE streams, WebSockets and long polls (upstream.event
     assert.ok(wev.every((e) => e.room === 'lobby' && e.user === 'bob'));
   });
 
-  test('a long poll sends no events: each poll is a connection of its own', async (t) => {
+  test('a long poll sends no events (each poll is a connection of its own), nor the stats stream', async (t) => {
     const backend = await startBackend(chatRoutes);
     t.after(() => backend.close());
     const ctx = await setup(t, config(backend.url));
@@ -360,6 +360,12 @@ describe('events of plain SSE streams, WebSockets and long polls (upstream.event
       assert.equal(res.status, 200, res.text);
       polls.push(res.headers.get('x-crier-connection-id'));
     }
+    // the dashboard's stats stream is no client's room: no events either
+    const stats = await sseHttp(`${ctx.url}/stats/events`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+    t.after(() => stats.close());
+    assert.equal(stats.status, 200);
+    await stats.until((s) => s.events.length >= 1, 5000, 'a stats event');
+    stats.close();
     // an SSE stream afterwards: its events arrive, so any of the polls' would have
     const sse = await sseHttp(`${ctx.url}/rooms/lobby/events?access_token=${tok('carol')}`);
     t.after(() => sse.close());

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "common/upstream.h"
+#include "hub/hub.h"
 #include "transports/carriers/http_client.h"
 
 /* Counts how an event's POST ended (as SignalR's events are counted). */
@@ -37,9 +38,16 @@ static void send_event(const cfg *c, const char *event, const sub *s, const char
                 (void *)c);
 }
 
+/* Whether room's members send events: not a node's own room (the stats
+ * stream, /stats/events, which is no client's room). */
+static bool sends_events(const cfg *c, const char *room)
+{
+    return c->upstream.events[0] && strncmp(room, HUB_LOCAL_PREFIX, strlen(HUB_LOCAL_PREFIX));
+}
+
 void plain_events_opened(const cfg *c, const sub *s, const char *room, const access_principal *who)
 {
-    if (!c->upstream.events[0])
+    if (!sends_events(c, room))
         return;
     send_event(c, "connect", s, room, NULL, who);
     send_event(c, "join", s, room, NULL, who);
@@ -47,7 +55,7 @@ void plain_events_opened(const cfg *c, const sub *s, const char *room, const acc
 
 void plain_events_closed(const cfg *c, sub *s, const char *room, const access_principal *who)
 {
-    if (!c->upstream.events[0])
+    if (!sends_events(c, room))
         return;
     pthread_mutex_lock(&s->lock);
     sub_end_reason why = s->end_reason;

@@ -5,7 +5,8 @@
  * opens, leave and disconnect (with the server's reason, if it ended it)
  * when it ends, each with its room and `hub` null. A plain long poll sends
  * none: each poll is a connection of its own (its own connection id), so a
- * connect/disconnect per poll would tell the backend nothing true.
+ * connect/disconnect per poll would tell the backend nothing true. The
+ * dashboard's stats stream (a node's own room, HUB_LOCAL_PREFIX) sends none.
  * Stateless; any thread (hc_post queues the POST for the curl thread).
  */
 #ifndef CRIER_PLAIN_EVENTS_H
