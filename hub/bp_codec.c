@@ -113,3 +113,27 @@ const char *bp_room_of_channel(const char *prefix, const char *ch)
         return NULL;
     return ch + n + 2;
 }
+
+bp_presence_kind bp_parse_presence(const char *p, size_t len, bool *join, const char **user,
+                                   size_t *user_len)
+{
+    static const char pre[] = BP_PRESENCE_PREFIX, j[] = "join ", l[] = "leave ";
+    if (len < sizeof(pre) - 1 || memcmp(p, pre, sizeof(pre) - 1))
+        return BP_PRESENCE_NONE;
+    const char *q = p + sizeof(pre) - 1, *end = p + len;
+    size_t rest = (size_t)(end - q);
+    if (rest > sizeof(j) - 1 && !memcmp(q, j, sizeof(j) - 1)) {
+        *join = true;
+        q += sizeof(j) - 1;
+    } else if (rest > sizeof(l) - 1 && !memcmp(q, l, sizeof(l) - 1)) {
+        *join = false;
+        q += sizeof(l) - 1;
+    } else {
+        return BP_PRESENCE_MALFORMED;
+    }
+    if (memchr(q, '\0', (size_t)(end - q)))
+        return BP_PRESENCE_MALFORMED;
+    *user = q;
+    *user_len = (size_t)(end - q);
+    return BP_PRESENCE_EVENT;
+}

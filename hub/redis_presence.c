@@ -30,10 +30,10 @@
 
 #include "common/buf.h"
 #include "common/log.h"
+#include "hub/bp_codec.h"
 
 #define PRESENCE_TTL_MS 15000    /* a node's hash lives this long unrefreshed */
 #define PRESENCE_REFRESH_MS 5000 /* ... and is refreshed this often */
-#define EVENT_PREFIX "!p "
 
 /* A room this node has presence in (thread). */
 typedef struct presence_room {
@@ -65,9 +65,9 @@ static const char update_lua[] =
     "if ev then\n"
     "  local after = total(ARGV[2])\n"
     "  if before == 0 and after > 0 then\n"
-    "    redis.call('PUBLISH', KEYS[3], '" EVENT_PREFIX "join ' .. ARGV[2])\n"
+    "    redis.call('PUBLISH', KEYS[3], '" BP_PRESENCE_PREFIX "join ' .. ARGV[2])\n"
     "  elseif before > 0 and after == 0 then\n"
-    "    redis.call('PUBLISH', KEYS[3], '" EVENT_PREFIX "leave ' .. ARGV[2])\n"
+    "    redis.call('PUBLISH', KEYS[3], '" BP_PRESENCE_PREFIX "leave ' .. ARGV[2])\n"
     "  end\n"
     "end\n"
     "return 1\n";
@@ -270,22 +270,19 @@ void rb_send_presence_get(rb *b, work *w)
 
 bool rb_presence_message(rb *b, const char *room, const char *data, size_t len)
 {
-    static const char pre[] = EVENT_PREFIX;
-    if (len < sizeof(pre) - 1 || memcmp(data, pre, sizeof(pre) - 1))
+    bool join = false;
+    const char *who = NULL;
+    size_t who_len = 0;
+    bp_presence_kind k = bp_parse_presence(data, len, &join, &who, &who_len);
+    if (k == BP_PRESENCE_NONE)
         return false;
-    const char *p = data + sizeof(pre) - 1, *end = data + len;
-    bool join = (size_t)(end - p) > 5 && !memcmp(p, "join ", 5);
-    bool leave = (size_t)(end - p) > 6 && !memcmp(p, "leave ", 6);
-    if (!join && !leave) {
+    if (k == BP_PRESENCE_MALFORMED) {
         LOG_WARN(TAG, "room %s: a malformed presence event on its channel, ignored", room);
         return true;
     }
-    p += join ? 5 : 6;
-    char *user = malloc((size_t)(end - p) + 1);
+    char *user = strndup(who, who_len);
     if (!user)
         return true;
-    memcpy(user, p, (size_t)(end - p));
-    user[end - p] = '\0';
     hub_bp_presence(b->hub, room, user, join);
     free(user);
     return true;

@@ -15,6 +15,7 @@ import { setup, signalR, T, receiver, invoke, negotiate } from '../lib/signalr.j
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { mintToken, nowS } from '../lib/token.js';
 import { openWs } from '../lib/ws.js';
+import { sseHttp } from '../lib/sse.js';
 
 // A backend: routes[path](body, req) returns {status?, json?, text?, delayMs?}
 // (or a promise of it). Every request is recorded in `seen`, with the time
@@ -271,6 +272,108 @@ describe('upstream hub methods', () => {
     );
     assert.equal(events[3].reason, 'kicked by the backend');
     assert.equal(events[0].hub, 'chat');
+  });
+});
+
+describe('events of plain SSE streams, WebSockets and long polls (upstream.events)', () => {
+  const SECRET = 'plain-events-test-secret-0123456789abcdef';
+  const API_KEY = 'plain-events-test-key-0123456789';
+  const tok = (user) => mintToken({ alg: 'HS256', secret: SECRET, claims: { sub: user, exp: nowS() + 600 } });
+  const config = (B) => ({
+    limits: { poll_timeout_s: 1 },
+    auth: {
+      jwt: { hmac_secret: SECRET, algorithms: ['HS256'] },
+      api_keys: [API_KEY],
+      rooms: [{ match: '*', subscribe: 'token', publish: 'token' }],
+    },
+    upstream: { events: `${B}/events`, timeout_ms: 1000 },
+  });
+  // The events of one connection id, as [event, room, reason] in the order
+  // they arrived (fire and forget: two events may overtake each other, so
+  // callers compare sets where order is not promised).
+  const eventsOf = (backend, id) => backend.of('/events').map((e) => e.body).filter((e) => e.connection_id === id);
+  const has = (backend, id, event) => eventsOf(backend, id).some((e) => e.event === event);
+  const disconnect = (base, id, reason) =>
+    request(`${base}/connections/${id}?reason=${encodeURIComponent(reason)}`, { method: 'DELETE', headers: { Authorization: `Bearer ${API_KEY}` } });
+
+  test('an SSE stream sends connect and join when it opens, leave and disconnect when its client goes', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, config(backend.url));
+    const sse = await sseHttp(`${ctx.url}/rooms/lobby/events?access_token=${tok('alice')}`);
+    t.after(() => sse.close());
+    assert.equal(sse.status, 200);
+    const id = sse.headers['x-crier-connection-id'];
+    assert.ok(id, 'the stream names its connection');
+    await waitFor(() => has(backend, id, 'connect') && has(backend, id, 'join'), { message: 'connect and join' });
+    for (const e of eventsOf(backend, id)) {
+      assert.equal(e.room, 'lobby');
+      assert.equal(e.hub, null);
+      assert.equal(e.user, 'alice');
+      assert.equal(e.claims.sub, 'alice');
+    }
+    assert.deepEqual(eventsOf(backend, id).map((e) => e.event).sort(), ['connect', 'join']);
+    // the client goes away: the held-socket watcher notices, the stream ends
+    sse.close();
+    await waitFor(() => has(backend, id, 'disconnect') && has(backend, id, 'leave'), { message: 'leave and disconnect' });
+    const ev = eventsOf(backend, id);
+    assert.deepEqual(ev.map((e) => e.event).sort(), ['connect', 'disconnect', 'join', 'leave']);
+    const gone = ev.find((e) => e.event === 'disconnect');
+    assert.equal(gone.room, 'lobby');
+    assert.equal(gone.reason ?? null, null, 'the client left: no reason');
+  });
+
+  test('DELETE /connections/{id} ends an SSE stream and a plain WebSocket; their disconnect carries the reason', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, config(backend.url));
+    const sse = await sseHttp(`${ctx.url}/rooms/lobby/events?access_token=${tok('bob')}`);
+    t.after(() => sse.close());
+    const sid = sse.headers['x-crier-connection-id'];
+    let wid = null;
+    const ws = await openWs(`${ctx.wsUrl}/rooms/lobby/ws?access_token=${tok('bob')}`);
+    ctx.track({ close: async () => ws.close() });
+    await waitFor(() => backend.of('/events').filter((e) => e.body.event === 'join').length === 2, { message: 'two joins' });
+    wid = backend.of('/events').map((e) => e.body).find((e) => e.event === 'join' && e.connection_id !== sid).connection_id;
+    assert.equal((await disconnect(ctx.url, sid, 'kicked: SSE')).status, 200);
+    await sse.until((s) => s.ended, 5000, 'the stream ends');
+    assert.deepEqual(JSON.parse(sse.events.at(-1).data), { error: 'kicked: SSE' });
+    await waitFor(() => has(backend, sid, 'disconnect'), { message: 'SSE disconnect' });
+    assert.equal(eventsOf(backend, sid).find((e) => e.event === 'disconnect').reason, 'kicked: SSE');
+    assert.ok(has(backend, sid, 'leave'));
+    assert.equal((await disconnect(ctx.url, wid, 'kicked: WS')).status, 200);
+    await ws.waitForClose();
+    await waitFor(() => has(backend, wid, 'disconnect'), { message: 'WS disconnect' });
+    const wev = eventsOf(backend, wid);
+    assert.deepEqual(wev.map((e) => e.event).sort(), ['connect', 'disconnect', 'join', 'leave']);
+    assert.equal(wev.find((e) => e.event === 'disconnect').reason, 'kicked: WS');
+    assert.ok(wev.every((e) => e.room === 'lobby' && e.user === 'bob'));
+  });
+
+  test('a long poll sends no events (each poll is a connection of its own), nor the stats stream', async (t) => {
+    const backend = await startBackend(chatRoutes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, config(backend.url));
+    const polls = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await request(`${ctx.url}/rooms/lobby/poll?access_token=${tok('carol')}`);
+      assert.equal(res.status, 200, res.text);
+      polls.push(res.headers.get('x-crier-connection-id'));
+    }
+    // the dashboard's stats stream is no client's room: no events either
+    const stats = await sseHttp(`${ctx.url}/stats/events`, { headers: { Authorization: `Bearer ${API_KEY}` } });
+    t.after(() => stats.close());
+    assert.equal(stats.status, 200);
+    await stats.until((s) => s.events.length >= 1, 5000, 'a stats event');
+    stats.close();
+    // an SSE stream afterwards: its events arrive, so any of the polls' would have
+    const sse = await sseHttp(`${ctx.url}/rooms/lobby/events?access_token=${tok('carol')}`);
+    t.after(() => sse.close());
+    const sid = sse.headers['x-crier-connection-id'];
+    await waitFor(() => has(backend, sid, 'join'), { message: 'the stream\'s join' });
+    await sleep(300);
+    assert.deepEqual(backend.of('/events').map((e) => e.body.connection_id).filter((c) => polls.includes(c)), []);
+    assert.ok(backend.of('/events').every((e) => e.body.connection_id === sid));
   });
 });
 

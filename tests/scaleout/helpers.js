@@ -6,13 +6,15 @@
 // signalr.js's connect() against any base URL (a node, or nginx).
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { startRedis } from '../lib/redis.js';
-import { startCrier, stopClean } from '../lib/server.js';
-import { withTimeout } from '../lib/util.js';
+import { freePort, startCrier, stopClean, tail } from '../lib/server.js';
+import { waitFor, withTimeout } from '../lib/util.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -93,6 +95,37 @@ export function nginxConfFromDeploy(dir, port, ports) {
   assert.ok(conf.includes(`listen 127.0.0.1:${port};`), 'deploy/nginx.conf: no "listen 80;" to replace');
   for (const p of ports) assert.ok(conf.includes(`server 127.0.0.1:${p};`), 'deploy/nginx.conf: upstreams not replaced');
   return conf;
+}
+
+const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
+
+// deploy/nginx.conf on a free port in front of ports (round robin), with a
+// stop after the test; returns its base URL once it answers /healthz.
+export async function startNginx(t, ports) {
+  assert.ok(fs.existsSync(NGINX), `no nginx at ${NGINX} (apt-get install -y nginx)`);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-nginx-'));
+  fs.chmodSync(dir, 0o755);
+  const port = await freePort();
+  const confFile = path.join(dir, 'nginx.conf');
+  fs.writeFileSync(confFile, nginxConfFromDeploy(dir, port, ports));
+  const proc = spawn(NGINX, ['-p', dir, '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  proc.stderr.on('data', (d) => (output += d));
+  const exited = new Promise((resolve) => proc.on('close', resolve));
+  t.after(async () => {
+    proc.kill('SIGTERM');
+    await withTimeout(exited, 10_000, 'nginx did not exit').catch(() => proc.kill('SIGKILL'));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(
+    async () => {
+      if (proc.exitCode !== null) throw new Error(`nginx exited: ${output} ${tail(fs.readFileSync(path.join(dir, 'error.log'), 'utf8'))}`);
+      return (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200;
+    },
+    { timeout: 10_000, interval: 100, message: 'nginx answering /healthz' },
+  );
+  return url;
 }
 
 export { withTimeout };

@@ -8,20 +8,14 @@
 // reason; an unknown user is 404 on every node.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 
-import { freePort, tail } from '../lib/server.js';
 import { T, TRANSPORT_CLASS, assertQuiet, receiver, signalR } from '../lib/signalr.js';
 import { mintToken, nowS } from '../lib/token.js';
 import { waitFor, withTimeout } from '../lib/util.js';
-import { nginxConfFromDeploy, signalrCtx, startCluster } from './helpers.js';
+import { signalrCtx, startCluster, startNginx } from './helpers.js';
 
-const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const SECRET = 'users-cluster-secret-0123456789abcdef';
 const API_KEY = 'users-cluster-api-key-0123456789';
 const CONFIG = {
@@ -44,34 +38,6 @@ async function api(base, method, p, body) {
     json = JSON.parse(text);
   } catch {}
   return { status: res.status, json, text };
-}
-
-// deploy/nginx.conf on a free port in front of ports (as nginx-signalr.test.js).
-async function startNginx(t, ports) {
-  assert.ok(fs.existsSync(NGINX), `no nginx at ${NGINX} (apt-get install -y nginx)`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-nginx-'));
-  fs.chmodSync(dir, 0o755);
-  const port = await freePort();
-  const confFile = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(confFile, nginxConfFromDeploy(dir, port, ports));
-  const proc = spawn(NGINX, ['-p', dir, '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stderr.on('data', (d) => (output += d));
-  const exited = new Promise((resolve) => proc.on('close', resolve));
-  t.after(async () => {
-    proc.kill('SIGTERM');
-    await withTimeout(exited, 10_000, 'nginx did not exit').catch(() => proc.kill('SIGKILL'));
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`nginx exited: ${output} ${tail(fs.readFileSync(path.join(dir, 'error.log'), 'utf8'))}`);
-      return (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200;
-    },
-    { timeout: 10_000, interval: 100, message: 'nginx answering /healthz' },
-  );
-  return url;
 }
 
 // An official client for user on base, started.

@@ -4,7 +4,8 @@
  * Redis backplane reads: a room's channel message ("epoch id wall origin
  * exclude local target\n" then the data), a stream entry [id, [field,
  * value, …]], numbers as integers or text, the shape of fetch_lua's answer
- * {epoch, last id, entries} and the room of a channel name. Malformed
+ * {epoch, last id, entries}, the room of a channel name and the presence
+ * events on a room's channel ("!p join USER"). Malformed
  * inputs are refused, never read past. Replies are built by hand, as
  * hiredis would hand them over.
  */
@@ -208,6 +209,55 @@ static void test_room_of_channel(void)
     CHECK_STR(bp_room_of_channel("p", "pc:"), ""); /* an empty room: the caller's to refuse */
 }
 
+/* Parses text (len bytes) as a presence event; the user copied into out. */
+static bp_presence_kind presence(const char *text, size_t len, bool *join, char *out, size_t cap)
+{
+    const char *user = NULL;
+    size_t n = 0;
+    bp_presence_kind k = bp_parse_presence(text, len, join, &user, &n);
+    out[0] = '\0';
+    if (k == BP_PRESENCE_EVENT) {
+        CHECK(user >= text && user + n == text + len); /* points into the message, to its end */
+        CHECK(n > 0 && n < cap);
+        memcpy(out, user, n);
+        out[n] = '\0';
+    }
+    return k;
+}
+
+static void test_presence_event(void)
+{
+    bool join = false;
+    char user[64];
+    CHECK(presence("!p join alice", 13, &join, user, sizeof(user)) == BP_PRESENCE_EVENT);
+    CHECK(join);
+    CHECK_STR(user, "alice");
+    CHECK(presence("!p leave bob smith", 18, &join, user, sizeof(user)) == BP_PRESENCE_EVENT);
+    CHECK(!join);
+    CHECK_STR(user, "bob smith"); /* the rest of the message, spaces and all */
+    CHECK(presence("!p join  x", 10, &join, user, sizeof(user)) == BP_PRESENCE_EVENT);
+    CHECK_STR(user, " x");
+    /* not presence: a room message (it starts with its epoch), or too short */
+    CHECK(presence("Zq3xT0bA 1 2 N - 0 -\n\"hi\"", 26, &join, user, sizeof(user)) ==
+          BP_PRESENCE_NONE);
+    CHECK(presence("", 0, &join, user, sizeof(user)) == BP_PRESENCE_NONE);
+    CHECK(presence("!p", 2, &join, user, sizeof(user)) == BP_PRESENCE_NONE);
+    CHECK(presence("!q join a", 9, &join, user, sizeof(user)) == BP_PRESENCE_NONE);
+    /* the prefix, then neither a join nor a leave of someone */
+    CHECK(presence("!p ", 3, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    CHECK(presence("!p join ", 8, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    CHECK(presence("!p leave ", 9, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    CHECK(presence("!p join", 7, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    CHECK(presence("!p kick alice", 13, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    CHECK(presence("!p JOIN alice", 13, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    /* a NUL in the user would cut it to another user's name */
+    CHECK(presence("!p join ali\0ce", 14, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    CHECK(presence("!p leave \0", 10, &join, user, sizeof(user)) == BP_PRESENCE_MALFORMED);
+    /* the length is what counts: bytes past it are not read */
+    CHECK(presence("!p join alice", 9, &join, user, sizeof(user)) == BP_PRESENCE_EVENT);
+    CHECK_STR(user, "a");
+}
+
 int main(void)
 {
     static const test_case tests[] = {
@@ -217,6 +267,7 @@ int main(void)
         TEST(test_u64),
         TEST(test_fetch_reply_shapes),
         TEST(test_room_of_channel),
+        TEST(test_presence_event),
     };
     return test_run("bp_codec", tests, sizeof(tests) / sizeof(tests[0]));
 }

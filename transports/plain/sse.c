@@ -5,7 +5,8 @@
  * EventSource sends when it reconnects, or ?last_event_id=), in the SSE
  * format (each event's id is the message's "EPOCH:N"), and hands the
  * member to the SSE carrier (carriers/sse.c), which drains it until the
- * client leaves. The member leaves the room when the stream ends.
+ * client leaves. The member leaves the room when the stream ends. With
+ * upstream.events it sends connect/join and leave/disconnect (plain/events.h).
  *
  * Threading: the handler and the stream's end run on the MHD thread of the
  * request; the member's sub belongs to the carrier while it streams.
@@ -15,12 +16,14 @@
  */
 #include "transports/plain/sse.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "common/limits.h"
 #include "transports/carriers/sse.h"
 #include "transports/plain/common.h"
 #include "transports/plain/ending.h"
+#include "transports/plain/events.h"
 
 /* What a stream starts with: a comment (which flushes the headers, so the
  * client sees the stream open) and the reconnection delay, in ms, that an
@@ -30,6 +33,8 @@
 /* A stream's member of its room. */
 typedef struct room_stream {
     sub s;
+    access_principal *who; /* a reference (NULL: anonymous), for upstream.events */
+    char room[ROOM_NAME_MAX + 1];
 } room_stream;
 
 static const cfg *conf;
@@ -45,8 +50,10 @@ void plain_sse_init(const cfg *c, hub *h)
 static void room_stream_ended(void *session)
 {
     room_stream *rs = session;
+    plain_events_closed(conf, &rs->s, rs->room, rs->who);
     hub_leave(the_hub, &rs->s);
     sub_fini(&rs->s);
+    access_unref(rs->who);
     free(rs);
 }
 
@@ -86,6 +93,9 @@ enum MHD_Result plain_sse_handle(http_call *call)
         return plain_reply_join_refused(call, rc);
     }
     plain_end_at_expiry(&rs->s, call->who); /* ended with an error event at the token's exp */
+    rs->who = access_ref(call->who);
+    snprintf(rs->room, sizeof(rs->room), "%s", call->room);
+    plain_events_opened(conf, &rs->s, rs->room, rs->who);
     return sse_stream_with(call, &rs->s, STREAM_HELLO, plain_sse_farewell, room_stream_ended, rs);
 }
 

@@ -21,6 +21,7 @@
 #include "hub/payload.h"
 #include "transports/carriers/http_client.h"
 #include "transports/plain/ending.h"
+#include "transports/plain/events.h"
 
 #define TAG "ws"
 
@@ -112,17 +113,6 @@ static void frame_answered(void *arg, up_transfer t, long status, const char *bo
     up_answer_free(&a);
 }
 
-/* A plain connection's event for upstream.events (when set). */
-static void plain_event(plain_ws *p, const char *event)
-{
-    if (!conf->upstream.events[0])
-        return;
-    char *body = up_event_body(event, NULL, p->room, NULL, p->s.conn_id, p->who);
-    if (body)
-        hc_post(conf->upstream.events, body, strlen(body), conf->upstream.timeout_ms, true, NULL,
-                NULL);
-}
-
 /* Publishes one text frame: JSON keeps its value, other text becomes a JSON
  * string. With rooms.client_publish "upstream" it goes to upstream.url. */
 static int receive(void *session, const char *data, size_t len, bool binary, const char **why)
@@ -174,7 +164,7 @@ static int receive(void *session, const char *data, size_t len, bool binary, con
 static void closed(void *session)
 {
     plain_ws *p = session;
-    plain_event(p, "disconnect");
+    plain_events_closed(conf, &p->s, p->room, p->who);
     hub_leave(the_hub, &p->s);
     sub_fini(&p->s);
     access_unref(p->who);
@@ -274,7 +264,7 @@ int plain_ws_open(const char *room, const char *query, access_principal *who, ws
         return -1;
     }
     plain_end_at_expiry(&p->s, who); /* closed 4001 at the token's exp */
-    plain_event(p, "connect");
+    plain_events_opened(conf, &p->s, p->room, p->who);
     *out = (ws_session){&p->s, &plain_ops, p, 0, NULL};
     return 0;
 }
