@@ -323,13 +323,17 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
 }
 
 /* A SignalR WebSocket upgrade that reached MHD: the acceptor found its
- * token unknown or already used (404), or it came on a kept-alive
+ * token unknown or already used (404; 403 for a connect-proxy verdict that
+ * does not verify), or it came on a kept-alive
  * connection (400). */
 static enum MHD_Result answer_hub_upgrade(struct MHD_Connection *conn, const cfg_hub *hb)
 {
     const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id");
-    if (token && !sr_ws_acceptable(hb, token, strlen(token)))
-        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such connection");
+    if (token && !sr_ws_acceptable(hb, token, strlen(token))) {
+        const char *error = NULL;
+        unsigned status = sr_ws_refusal(hb, token, strlen(token), &error);
+        return http_reply_error(conn, status, "%s", error);
+    }
     return answer_ws_path(conn);
 }
 

@@ -59,6 +59,9 @@ async function startBackend(routes) {
   };
 }
 
+// upstream.connect with the Redis backplane needs a secret every node shares.
+const CONNECT_SECRET = 'a-connect-secret-for-the-tests-0123456789';
+
 // A loopback port nothing listens on (connection refused).
 const deadPort = () => freePort();
 
@@ -290,10 +293,9 @@ describe('connect proxy (upstream.connect)', () => {
     t.after(() => backend.close());
     const ctx = await setup(
       t,
-      // memory only: with Redis, upstream.connect is refused at start (README)
+      // on both backplanes: with Redis, the verdict travels in the signed token
       hubConfig(backend.url, await deadPort(), {
-        backplane: { type: 'memory' },
-        upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+        upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
       }),
     );
     const conn = new signalR.HubConnectionBuilder()
@@ -339,10 +341,9 @@ describe('connect proxy (upstream.connect)', () => {
     });
     t.after(() => backend.close());
     const ctx = await setup(t, {
-      backplane: { type: 'memory' },
       auth: { rooms: [{ match: 'secret.*', subscribe: 'claim', publish: 'api_key' }, { match: '*', subscribe: 'token', publish: 'token' }] },
       hubs: { chat: { path: '/hubs/chat', methods: { JoinRoom: { action: 'join' }, Whoami: { upstream: `${backend.url}/whoami` } } } },
-      upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+      upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
     });
     const open = async (cookie) => {
       const conn = new signalR.HubConnectionBuilder()
@@ -366,8 +367,7 @@ describe('connect proxy (upstream.connect)', () => {
   test('a backend down refuses negotiate with 502', async (t) => {
     const dead = await deadPort();
     const ctx = await setup(t, {
-      backplane: { type: 'memory' },
-      upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect` },
+      upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect`, connect_secret: CONNECT_SECRET },
     });
     const res = await negotiate(ctx.url);
     assert.equal(res.status, 502, res.text);
@@ -476,9 +476,8 @@ describe('shutdown with calls in flight', () => {
     });
     t.after(() => backend.close());
     const srv = await startCrier({
-      backplane: { type: 'memory' },
       hubs: { chat: { path: '/hubs/chat', methods: { Slow: { upstream: `${backend.url}/slow` } } } },
-      upstream: { timeout_ms: 30000, connect: `${backend.url}/connect` },
+      upstream: { timeout_ms: 30000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
     });
     const conn = new signalR.HubConnectionBuilder()
       .withUrl(`${srv.url}/hubs/chat`, { transport: T.WebSockets, headers: { Cookie: 'session=ok' } })
