@@ -490,7 +490,9 @@ describe('shutdown with calls in flight', () => {
       (e) => e.message,
     );
     const waiting = request(`${srv.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST', timeout: 20000 });
-    await waitFor(() => backend.of('/slow').length === 1 && backend.of('/connect').length === 2, {
+    // a plain SSE stream waiting for the proxy too (plain/connect.c)
+    const waitingSse = request(`${srv.url}/rooms/r/events`, { headers: { Accept: 'text/event-stream' }, timeout: 20000 });
+    await waitFor(() => backend.of('/slow').length === 1 && backend.of('/connect').length === 3, {
       message: 'both calls at the backend',
     });
     const r = await stopClean(srv); // exit 0, no sanitizer report
@@ -498,6 +500,9 @@ describe('shutdown with calls in flight', () => {
     const neg = await waiting;
     assert.equal(neg.status, 502, neg.text);
     assert.match(neg.text, /shutting down/);
+    const sse = await waitingSse;
+    assert.equal(sse.status, 502, sse.text);
+    assert.match(sse.text, /shutting down/);
     assert.notEqual(await withTimeout(held, 5000, 'the held invoke ends'), 'resolved');
     await conn.stop().catch(() => {});
   });
