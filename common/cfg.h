@@ -144,15 +144,15 @@ typedef struct cfg {
                                       "upstream"); "" none */
         char events[CFG_URL_MAX];  /* upstream.events: connect/disconnect/join/leave; "" none */
         char connect[CFG_URL_MAX]; /* upstream.connect: the connect proxy; "" none */
-        char connect_secret[CFG_SECRET_MAX]; /* upstream.connect_secret: signs the connect
-                                                proxy's verdict into clustered connection
-                                                tokens (32 .. 511 bytes); "" none */
         unsigned timeout_ms;       /* upstream.timeout_ms, default 5000, 100 .. 600000 */
         unsigned max_in_flight;    /* upstream.max_in_flight: calls at once, default 1000,
                                       1 .. 100000 (past it: "busy") */
         size_t max_answer_bytes;   /* upstream.max_answer_bytes, default 1 MiB, 1 KiB .. 64 MiB */
         unsigned events_queue;     /* upstream.events_queue: events waiting, default 10000,
                                       1 .. 1000000 (past it: dropped, counted) */
+        /* upstream.connect_secret: signs the connect proxy's verdict into
+         * clustered connection tokens (32 .. 511 bytes); "" none */
+        char connect_secret[CFG_SECRET_MAX];
     } upstream;
 
     struct {

@@ -527,8 +527,8 @@ static int load_secret_string(char out[CFG_SECRET_MAX], json_t *v, size_t min, c
 /* upstream.connect_secret: never echoed in an error (a secret). */
 static int load_connect_secret(cfg *c, json_t *v, const char *origin, char *err)
 {
-    return load_secret_string(c->upstream.connect_secret, v, 32, "upstream.connect_secret",
-                              origin, err);
+    return load_secret_string(c->upstream.connect_secret, v, 32, "upstream.connect_secret", origin,
+                              err);
 }
 
 /* rooms.client_publish: true, false, or "upstream" (frames go to upstream.url). */

@@ -108,11 +108,11 @@ static json_t *patterns_json(const access_patterns *l)
 char *sr_ticket_make(const char *secret, const char *hub, const char *base,
                      const access_principal *who, const char **error)
 {
-    json_t *o = json_pack("{s:o,s:o,s:o,s:I}", "u",
-                          who && who->user ? json_string(who->user) : json_null(), "s",
-                          patterns_json(who ? &who->subscribe : &(access_patterns){0}), "p",
-                          patterns_json(who ? &who->publish : &(access_patterns){0}), "e",
-                          (json_int_t)(who ? who->expires_ms : 0));
+    json_t *o =
+        json_pack("{s:o,s:o,s:o,s:I}", "u", who && who->user ? json_string(who->user) : json_null(),
+                  "s", patterns_json(who ? &who->subscribe : &(access_patterns){0}), "p",
+                  patterns_json(who ? &who->publish : &(access_patterns){0}), "e",
+                  (json_int_t)(who ? who->expires_ms : 0));
     char *payload = o ? json_dumps(o, JSON_COMPACT) : NULL;
     json_decref(o);
     *error = "out of memory";
@@ -186,15 +186,14 @@ static access_principal *principal_of(const char *text, size_t n)
     return p;
 }
 
-access_principal *sr_ticket_read(const char *secret, const char *hub, const char *token,
-                                 size_t len, const char **error)
+access_principal *sr_ticket_read(const char *secret, const char *hub, const char *token, size_t len,
+                                 const char **error)
 {
     *error = "the connection token carries no connect proxy verdict (negotiate again)";
     if (!sr_ticket_present(token, len))
         return NULL;
     *error = "the connection token is not valid (altered, or not signed by this cluster)";
-    if (len < SR_TICKET_BASE_LEN + 2 + MAC_B64_LEN + 1 ||
-        token[len - MAC_B64_LEN - 1] != '.')
+    if (len < SR_TICKET_BASE_LEN + 2 + MAC_B64_LEN + 1 || token[len - MAC_B64_LEN - 1] != '.')
         return NULL;
     size_t signed_len = len - MAC_B64_LEN - 1;
     char mac[MAC_B64_LEN + 1];

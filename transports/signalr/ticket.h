@@ -39,7 +39,7 @@ bool sr_ticket_present(const char *token, size_t len);
 /* Verifies token (len bytes) for hub and returns the principal it carries
  * (proxied, one reference), or NULL with *error (no ticket, altered, not
  * signed with secret, malformed, ENOMEM). */
-access_principal *sr_ticket_read(const char *secret, const char *hub, const char *token,
-                                 size_t len, const char **error);
+access_principal *sr_ticket_read(const char *secret, const char *hub, const char *token, size_t len,
+                                 const char **error);
 
 #endif

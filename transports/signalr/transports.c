@@ -97,7 +97,8 @@ static const char *token_base(const char *token, char base[TOKEN_LEN + 1])
 static access_principal *ticket_principal(const cfg_hub *hb, const char *token, size_t len,
                                           const char **error)
 {
-    access_principal *p = sr_ticket_read(conf->upstream.connect_secret, hb->name, token, len, error);
+    access_principal *p =
+        sr_ticket_read(conf->upstream.connect_secret, hb->name, token, len, error);
     if (!p)
         LOG_INFO(TAG, "a request on %s refused (403): %s", hb->path, *error);
     return p;
@@ -684,9 +685,9 @@ static enum MHD_Result forwarded(http_call *call, sr_req *rq)
     char base[TOKEN_LEN + 1];
     access_principal *proxied =
         full && ticketed() ? ticket_principal(hb, full, strlen(full), &error) : NULL;
-    sr_conn *c = !ticketed() || proxied ? sr_conn_new_named(hb, token_base(full, base),
-                                                            proxied ? proxied : call->who)
-                                        : NULL;
+    sr_conn *c = !ticketed() || proxied
+                     ? sr_conn_new_named(hb, token_base(full, base), proxied ? proxied : call->who)
+                     : NULL;
     access_unref(proxied);
     sr_fwd_free(rq->inner);
     free(rq);
@@ -822,9 +823,9 @@ static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bo
     sr_conn_id_of_token(token, id);
     const cfg_hub *hb = call->arg;
     const char *error = NULL;
-    char *signed_token = ticketed() ? sr_ticket_make(conf->upstream.connect_secret, hb->name,
-                                                     token, who, &error)
-                                    : NULL;
+    char *signed_token =
+        ticketed() ? sr_ticket_make(conf->upstream.connect_secret, hb->name, token, who, &error)
+                   : NULL;
     if (ticketed() && !signed_token) {
         LOG_WARN(TAG, "a negotiate on %s refused (502): %s", hb->path, error);
         return http_reply_error(call->conn, MHD_HTTP_BAD_GATEWAY, "%s", error);
