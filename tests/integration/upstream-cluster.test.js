@@ -139,6 +139,11 @@ describe('connect proxy on two nodes sharing one Redis', { timeout: 90_000, skip
       await ws.until((c) => c.texts.join('').includes('"invocationId":"1"'), 5000, 'the Whoami completion');
       const done = ws.texts.join('').split('\x1e').filter(Boolean).map((r) => JSON.parse(r)).find((r) => r.invocationId === '1');
       assert.equal(done.result.user, 'alice');
+      // a later request with the whole token on the node that does not hold the
+      // connection is forwarded to B (which answers that this one sends over its socket)
+      const fwd = await request(`${a.url}/hubs/chat?id=${token}`, { method: 'POST', body: '{"type":6}\x1e' });
+      assert.equal(fwd.status, 405, fwd.text);
+      assert.match(fwd.text, /WebSocket/);
     } finally {
       ws.close();
     }
