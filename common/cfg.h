@@ -150,6 +150,9 @@ typedef struct cfg {
         size_t max_answer_bytes;   /* upstream.max_answer_bytes, default 1 MiB, 1 KiB .. 64 MiB */
         unsigned events_queue;     /* upstream.events_queue: events waiting, default 10000,
                                       1 .. 1000000 (past it: dropped, counted) */
+        /* upstream.connect_secret: signs the connect proxy's verdict into
+         * clustered connection tokens (32 .. 511 bytes); "" none */
+        char connect_secret[CFG_SECRET_MAX];
     } upstream;
 
     struct {

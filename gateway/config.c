@@ -76,6 +76,7 @@ static int load_client_publish(cfg *c, json_t *v, const char *origin, char *err)
 static const char *parse_upstream_url(cfg *c, const char *value);
 static const char *parse_upstream_events(cfg *c, const char *value);
 static const char *parse_upstream_connect(cfg *c, const char *value);
+static int load_connect_secret(cfg *c, json_t *v, const char *origin, char *err);
 
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
@@ -127,6 +128,7 @@ static const key_spec key_table[] = {
     STRING_KEY("upstream.url", parse_upstream_url),
     STRING_KEY("upstream.events", parse_upstream_events),
     STRING_KEY("upstream.connect", parse_upstream_connect),
+    OBJECT_KEY("upstream.connect_secret", load_connect_secret),
     UINT_KEY(upstream.timeout_ms, 100, 600000),
     UINT_KEY(upstream.max_in_flight, 1, 100000),
     SIZE_KEY(upstream.max_answer_bytes, 1024, 64 * 1024 * 1024),
@@ -519,6 +521,16 @@ static const char *parse_upstream_connect(cfg *c, const char *value)
     return set_url(c->upstream.connect, value);
 }
 
+static int load_secret_string(char out[CFG_SECRET_MAX], json_t *v, size_t min, const char *key,
+                              const char *origin, char *err);
+
+/* upstream.connect_secret: never echoed in an error (a secret). */
+static int load_connect_secret(cfg *c, json_t *v, const char *origin, char *err)
+{
+    return load_secret_string(c->upstream.connect_secret, v, 32, "upstream.connect_secret", origin,
+                              err);
+}
+
 /* rooms.client_publish: true, false, or "upstream" (frames go to upstream.url). */
 static int load_client_publish(cfg *c, json_t *v, const char *origin, char *err)
 {
@@ -538,10 +550,12 @@ static int load_client_publish(cfg *c, json_t *v, const char *origin, char *err)
 /* What needs another key: checked once the whole file is applied. */
 static int check_together(const cfg *c, const char *origin, char *err)
 {
-    if (c->upstream.connect[0] && c->backplane.type == CFG_BACKPLANE_REDIS)
+    if (c->upstream.connect[0] && c->backplane.type == CFG_BACKPLANE_REDIS &&
+        !c->upstream.connect_secret[0])
         return set_err(err,
-                       "%s: 'upstream.connect' cannot be used with 'backplane.type' \"redis\" "
-                       "yet (a clustered negotiate makes no connection to give the user to)",
+                       "%s: 'upstream.connect' with 'backplane.type' \"redis\" needs "
+                       "'upstream.connect_secret' (the same on every node: it signs what the "
+                       "connect proxy accepted into the connection token)",
                        origin);
     if (c->rooms.client_publish_upstream && !c->upstream.url[0])
         return set_err(

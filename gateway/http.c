@@ -118,6 +118,10 @@ typedef struct conn_watch {
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static list_node watched = LIST_INIT(watched); /* watch_lock */
 static int64_t header_timeout_ms, body_timeout_ms;
+/* upstream.connect is set (set once at start): the plain SSE stream and
+ * long poll are checked against the room rules with the connect proxy's
+ * principal, in their handler (plain/connect.c), not here. */
+static bool connect_proxy;
 static size_t body_limit; /* limits.max_message_bytes: no route takes a larger body */
 
 static conn_watch *watch_start(struct MHD_Connection *conn)
@@ -323,13 +327,17 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
 }
 
 /* A SignalR WebSocket upgrade that reached MHD: the acceptor found its
- * token unknown or already used (404), or it came on a kept-alive
+ * token unknown or already used (404; 403 for a connect-proxy verdict that
+ * does not verify), or it came on a kept-alive
  * connection (400). */
 static enum MHD_Result answer_hub_upgrade(struct MHD_Connection *conn, const cfg_hub *hb)
 {
     const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id");
-    if (token && !sr_ws_acceptable(hb, token, strlen(token)))
-        return http_reply_error(conn, MHD_HTTP_NOT_FOUND, "no such connection");
+    if (token && !sr_ws_acceptable(hb, token, strlen(token))) {
+        const char *error = NULL;
+        unsigned status = sr_ws_refusal(hb, token, strlen(token), &error);
+        return http_reply_error(conn, status, "%s", error);
+    }
     return answer_ws_path(conn);
 }
 
@@ -565,7 +573,8 @@ static char *token_query(struct MHD_Connection *conn)
  * per request), kept in req and on the connection's log lines; a refusal
  * (guard.h) replaces the endpoint with the error, answered on the next
  * call like any other error (its body, if any, is dropped). */
-static void authorize(struct MHD_Connection *conn, http_req *req, const char *url)
+static void authorize(struct MHD_Connection *conn, http_req *req, const char *url,
+                      const char *method)
 {
     route_access need = guard_need(req->access, url);
     if (!guard_enabled() || need == RIGHT_NONE)
@@ -581,7 +590,9 @@ static void authorize(struct MHD_Connection *conn, http_req *req, const char *ur
         req->who = guard_authenticate(need, authz, query, clock_wall_ms(), &no);
         free(query);
         watch_set_user(conn, req->who);
-        if (!no.status)
+        bool proxied = connect_proxy && strcmp(method, "HEAD") &&
+                       (req->ep == &endpoints[EP_EVENTS] || req->ep == &endpoints[EP_POLL]);
+        if (!no.status && !proxied) /* proxied: plain/connect.c checks the proxy's rights */
             no = guard_check(need, req->who, req->room);
     }
     if (!no.status)
@@ -625,7 +636,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         check_request_rate(conn, req);
         request_started(conn);
         if (req->ep)
-            authorize(conn, req, url);
+            authorize(conn, req, url, method);
         if (!req->ep || !req->ep->early || !strcmp(method, "HEAD"))
             return MHD_YES;
         http_call call = {conn,        method,           call_arg(req, url), req->room, true,
@@ -721,6 +732,7 @@ static bool one_request(struct MHD_Connection *conn)
 int http_start(const cfg *c)
 {
     http_call_init(&(http_call_hooks){one_request, abort_request, user_label}, c->trust_proxy);
+    connect_proxy = c->upstream.connect[0] != '\0';
     static_init(c);
     router_set_available(NEEDS_WEB, static_enabled()); /* the web root is there */
     /* MHD 0.9.75 deadlocks when a socket added with MHD_add_connection meets

@@ -56,6 +56,7 @@
 #include "transports/carriers/longpoll.h"
 #include "transports/carriers/sse.h"
 #include "transports/carriers/ws.h"
+#include "transports/plain/connect.h"
 #include "transports/plain/poll.h"
 #include "transports/plain/sse.h"
 #include "transports/plain/ws.h"
@@ -646,6 +647,7 @@ static void init_protocols(const cfg *c, hub *h)
     users_api_init(c, h);
     plain_sse_init(c, h);
     plain_poll_init(c, h);
+    plain_connect_init(c);
     plain_ws_init(c, h);
     sr_init(c, h);
 }

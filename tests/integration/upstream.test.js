@@ -60,6 +60,9 @@ async function startBackend(routes) {
   };
 }
 
+// upstream.connect with the Redis backplane needs a secret every node shares.
+const CONNECT_SECRET = 'a-connect-secret-for-the-tests-0123456789';
+
 // A loopback port nothing listens on (connection refused).
 const deadPort = () => freePort();
 
@@ -393,10 +396,9 @@ describe('connect proxy (upstream.connect)', () => {
     t.after(() => backend.close());
     const ctx = await setup(
       t,
-      // memory only: with Redis, upstream.connect is refused at start (README)
+      // on both backplanes: with Redis, the verdict travels in the signed token
       hubConfig(backend.url, await deadPort(), {
-        backplane: { type: 'memory' },
-        upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+        upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
       }),
     );
     const conn = new signalR.HubConnectionBuilder()
@@ -442,10 +444,9 @@ describe('connect proxy (upstream.connect)', () => {
     });
     t.after(() => backend.close());
     const ctx = await setup(t, {
-      backplane: { type: 'memory' },
       auth: { rooms: [{ match: 'secret.*', subscribe: 'claim', publish: 'api_key' }, { match: '*', subscribe: 'token', publish: 'token' }] },
       hubs: { chat: { path: '/hubs/chat', methods: { JoinRoom: { action: 'join' }, Whoami: { upstream: `${backend.url}/whoami` } } } },
-      upstream: { timeout_ms: 1000, connect: `${backend.url}/connect` },
+      upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
     });
     const open = async (cookie) => {
       const conn = new signalR.HubConnectionBuilder()
@@ -469,8 +470,7 @@ describe('connect proxy (upstream.connect)', () => {
   test('a backend down refuses negotiate with 502', async (t) => {
     const dead = await deadPort();
     const ctx = await setup(t, {
-      backplane: { type: 'memory' },
-      upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect` },
+      upstream: { timeout_ms: 1000, connect: `http://127.0.0.1:${dead}/connect`, connect_secret: CONNECT_SECRET },
     });
     const res = await negotiate(ctx.url);
     assert.equal(res.status, 502, res.text);
@@ -579,9 +579,8 @@ describe('shutdown with calls in flight', () => {
     });
     t.after(() => backend.close());
     const srv = await startCrier({
-      backplane: { type: 'memory' },
       hubs: { chat: { path: '/hubs/chat', methods: { Slow: { upstream: `${backend.url}/slow` } } } },
-      upstream: { timeout_ms: 30000, connect: `${backend.url}/connect` },
+      upstream: { timeout_ms: 30000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
     });
     const conn = new signalR.HubConnectionBuilder()
       .withUrl(`${srv.url}/hubs/chat`, { transport: T.WebSockets, headers: { Cookie: 'session=ok' } })
@@ -593,7 +592,9 @@ describe('shutdown with calls in flight', () => {
       (e) => e.message,
     );
     const waiting = request(`${srv.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST', timeout: 20000 });
-    await waitFor(() => backend.of('/slow').length === 1 && backend.of('/connect').length === 2, {
+    // a plain SSE stream waiting for the proxy too (plain/connect.c)
+    const waitingSse = request(`${srv.url}/rooms/r/events`, { headers: { Accept: 'text/event-stream' }, timeout: 20000 });
+    await waitFor(() => backend.of('/slow').length === 1 && backend.of('/connect').length === 3, {
       message: 'both calls at the backend',
     });
     const r = await stopClean(srv); // exit 0, no sanitizer report
@@ -601,7 +602,91 @@ describe('shutdown with calls in flight', () => {
     const neg = await waiting;
     assert.equal(neg.status, 502, neg.text);
     assert.match(neg.text, /shutting down/);
+    const sse = await waitingSse;
+    assert.equal(sse.status, 502, sse.text);
+    assert.match(sse.text, /shutting down/);
     assert.notEqual(await withTimeout(held, 5000, 'the held invoke ends'), 'resolved');
     await conn.stop().catch(() => {});
+  });
+});
+
+describe('connect proxy for plain SSE streams and long polls', () => {
+  const routes = {
+    '/connect': (b) => {
+      const cookie = b.headers?.Cookie ?? '';
+      if (cookie.includes('session=good')) return { json: { user: 'bob', rooms: { subscribe: ['news.*'] } } };
+      if (cookie.includes('session=bad')) return { json: { error: 'session expired', status: 401 } };
+      return { json: { error: 'who are you?' } };
+    },
+  };
+  const presenceOf = async (base, room) => (await request(`${base}/rooms/${room}/presence`)).json;
+
+  test('SSE: accepted with the proxy\'s user id (presence, a user-targeted send), refused 401/403', async (t) => {
+    const backend = await startBackend(routes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, { upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET } });
+    const stream = await sseHttp(`${ctx.url}/rooms/news.sse/events?x=1`, { headers: { Cookie: 'session=good' } });
+    ctx.track({ close: async () => stream.close() });
+    assert.equal(stream.status, 200);
+    const asked = backend.of('/connect').at(-1).body;
+    assert.deepEqual(
+      { hub: asked.hub, room: asked.room, transport: asked.transport, query: asked.query, cookie: asked.headers.Cookie },
+      { hub: null, room: 'news.sse', transport: 'sse', query: { x: '1' }, cookie: 'session=good' },
+    );
+    await waitFor(async () => (await presenceOf(ctx.url, 'news.sse'))?.users?.some((u) => u.user === 'bob'), { message: 'bob in presence' });
+    const sent = await request(`${ctx.url}/users/bob/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '["hi bob"]' });
+    assert.equal(sent.status, 202, sent.text);
+    await stream.until((s) => s.events.some((e) => e.type === 'user'), 5000, 'the user event');
+    assert.deepEqual(JSON.parse(stream.events.find((e) => e.type === 'user').data), ['hi bob']);
+
+    const bad = await request(`${ctx.url}/rooms/news.sse/events`, { headers: { Accept: 'text/event-stream', Cookie: 'session=bad' } });
+    assert.equal(bad.status, 401, bad.text);
+    assert.deepEqual(JSON.parse(bad.text), { error: 'session expired' });
+    const none = await request(`${ctx.url}/rooms/news.sse/events`, { headers: { Accept: 'text/event-stream' } });
+    assert.equal(none.status, 403, none.text);
+    assert.deepEqual(JSON.parse(none.text), { error: 'who are you?' });
+  });
+
+  test('long poll: accepted with the proxy\'s user id, refused 401/403; a backend down: 502', async (t) => {
+    const backend = await startBackend(routes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, { upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET } });
+    const held = request(`${ctx.url}/rooms/news.lp/poll`, { headers: { Cookie: 'session=good' }, timeout: 30_000 });
+    await waitFor(async () => (await presenceOf(ctx.url, 'news.lp'))?.users?.some((u) => u.user === 'bob'), { message: 'bob in presence' });
+    assert.equal(backend.of('/connect').at(-1).body.transport, 'long_polling');
+    const sent = await request(`${ctx.url}/users/bob/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '["hi bob"]' });
+    assert.equal(sent.status, 202, sent.text);
+    const got = await held;
+    assert.equal(got.status, 200, got.text);
+    assert.ok(got.json.messages.some((m) => m.user === 'bob' && JSON.stringify(m.data) === '["hi bob"]'), got.text);
+
+    const bad = await request(`${ctx.url}/rooms/news.lp/poll`, { headers: { Cookie: 'session=bad' } });
+    assert.equal(bad.status, 401, bad.text);
+    const none = await request(`${ctx.url}/rooms/news.lp/poll`);
+    assert.equal(none.status, 403, none.text);
+    assert.deepEqual(JSON.parse(none.text), { error: 'who are you?' });
+    await backend.close();
+    const down = await request(`${ctx.url}/rooms/news.lp/poll`, { headers: { Cookie: 'session=good' } });
+    assert.equal(down.status, 502, down.text);
+  });
+
+  test('with auth on, the proxy\'s room rights decide (not the request\'s token): 403 past them', async (t) => {
+    const backend = await startBackend(routes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, {
+      auth: { rooms: [{ match: 'vip.*', subscribe: 'claim', publish: 'api_key' }, { match: '*', subscribe: 'token', publish: 'api_key' }] },
+      upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
+    });
+    // "token" rooms: a proxied request counts as one with a token (it has none)
+    const stream = await sseHttp(`${ctx.url}/rooms/news.a/events`, { headers: { Cookie: 'session=good' } });
+    ctx.track({ close: async () => stream.close() });
+    assert.equal(stream.status, 200);
+    // "claim" rooms: the proxy's rooms.subscribe (news.*) does not list vip.x
+    const refused = await request(`${ctx.url}/rooms/vip.x/poll`, { headers: { Cookie: 'session=good' } });
+    assert.equal(refused.status, 403, refused.text);
+    assert.match(JSON.parse(refused.text).error, /claim/);
+    const none = await request(`${ctx.url}/rooms/news.a/poll`);
+    assert.equal(none.status, 403, none.text);
+    assert.deepEqual(JSON.parse(none.text), { error: 'who are you?' });
   });
 });

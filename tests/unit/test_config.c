@@ -132,6 +132,7 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            !strcmp(a->upstream.url, b->upstream.url) &&
            !strcmp(a->upstream.events, b->upstream.events) &&
            !strcmp(a->upstream.connect, b->upstream.connect) &&
+           !strcmp(a->upstream.connect_secret, b->upstream.connect_secret) &&
            a->upstream.timeout_ms == b->upstream.timeout_ms &&
            a->upstream.max_in_flight == b->upstream.max_in_flight &&
            a->upstream.max_answer_bytes == b->upstream.max_answer_bytes &&
@@ -1726,7 +1727,16 @@ static void test_upstream(void)
           "test.json: 'upstream.events_queue' must be an integer from 1 to 1000000");
     fails("{'upstream': {'retries': 1}}", "test.json: unknown key 'upstream.retries'");
     fails("{'upstream': {'connect': 'http://c/'}, 'backplane': {'type': 'redis'}}",
-          "test.json: 'upstream.connect' cannot be used with 'backplane.type' \"redis\" yet");
+          "test.json: 'upstream.connect' with 'backplane.type' \"redis\" needs "
+          "'upstream.connect_secret'");
+    fails("{'upstream': {'connect_secret': 'short-secret'}}",
+          "test.json: 'upstream.connect_secret' must be 32 to 511 bytes (no NUL)");
+    fails("{'upstream': {'connect_secret': 5}}",
+          "test.json: 'upstream.connect_secret' must be a string");
+    if (load_ok(&c, "{'upstream': {'connect': 'http://c/',"
+                    " 'connect_secret': '0123456789abcdef0123456789abcdef'},"
+                    " 'backplane': {'type': 'redis'}}") == 0)
+        CHECK_STR(c.upstream.connect_secret, "0123456789abcdef0123456789abcdef");
     fails("{'rooms': {'client_publish': 'upstream'}}",
           "test.json: 'rooms.client_publish' is \"upstream\", which needs 'upstream.url'");
     fails("{'hubs': {'h': {'path': '/h', 'methods': {'M': {'upstream': 'http://x/',"

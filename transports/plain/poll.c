@@ -36,6 +36,7 @@
 #include "common/parse.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/plain/common.h"
+#include "transports/plain/connect.h"
 #include "transports/plain/ending.h"
 
 typedef struct room_poll {
@@ -177,7 +178,7 @@ static bool query_is_valid(http_call *call, const char *since_text, const char *
 
 enum MHD_Result plain_poll_handle(http_call *call)
 {
-    if (*call->state)
+    if (*call->state && !plain_connect_is_ask(*call->state))
         return lp_resume(call);
     const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "since");
     const char *epoch = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "epoch");
@@ -185,18 +186,24 @@ enum MHD_Result plain_poll_handle(http_call *call)
     enum MHD_Result refused;
     if (!query_is_valid(call, v, epoch, &since, &refused))
         return refused;
+    access_principal *who = NULL;
+    if (plain_connect_step(call, "long_polling", &who, &refused) != PLAIN_ASK_GO)
+        return refused; /* waiting for upstream.connect, or refused by it */
     room_poll *p = calloc(1, sizeof(*p));
-    if (!p)
+    if (!p) {
+        access_unref(who);
         return MHD_NO;
+    }
     sub_init(&p->s, SUB_LONGPOLL, MSG_FMT_JSON, conf->limits.send_queue);
     snprintf(p->room, sizeof(p->room), "%s", call->room);
     if (v && epoch)
         snprintf(p->epoch, sizeof(p->epoch), "%s", epoch);
-    int rc = sub_set_identity(&p->s, call->who ? call->who->user : NULL, NULL);
+    int rc = sub_set_identity(&p->s, who ? who->user : NULL, NULL);
     if (!rc)
         rc = v ? hub_resume(the_hub, call->room, &p->s, since, epoch)
                : hub_join(the_hub, call->room, &p->s, 0, true);
     if (rc) {
+        access_unref(who);
         sub_fini(&p->s);
         free(p);
         return plain_reply_join_refused(call, rc);
@@ -208,7 +215,8 @@ enum MHD_Result plain_poll_handle(http_call *call)
     pthread_mutex_unlock(&p->s.lock);
     /* At the token's exp the poll is answered with what it has (sub_end_with
      * ends the hold); the next one meets the gateway's check. */
-    plain_end_at_expiry(&p->s, call->who);
+    plain_end_at_expiry(&p->s, who);
+    access_unref(who);
     lp_conn *c =
         lp_prepare(call, &p->s, (int64_t)conf->limits.poll_timeout_s * MS_PER_S, &room_poll_ops, p);
     return c ? lp_hold(call, c) : MHD_NO;
@@ -216,5 +224,8 @@ enum MHD_Result plain_poll_handle(http_call *call)
 
 void plain_poll_completed(void *state)
 {
-    lp_completed(state);
+    if (plain_connect_is_ask(state))
+        plain_connect_completed(state);
+    else
+        lp_completed(state);
 }

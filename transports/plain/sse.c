@@ -22,6 +22,7 @@
 #include "common/limits.h"
 #include "transports/carriers/sse.h"
 #include "transports/plain/common.h"
+#include "transports/plain/connect.h"
 #include "transports/plain/ending.h"
 #include "transports/plain/events.h"
 
@@ -70,7 +71,7 @@ static bool parse_resume_id(http_call *call, uint64_t *since, char *epoch, bool 
 
 enum MHD_Result plain_sse_handle(http_call *call)
 {
-    if (*call->state)
+    if (*call->state && !plain_connect_is_ask(*call->state))
         return MHD_YES; /* the stream is running; the carrier feeds it */
     uint64_t since = 0;
     char epoch[MSG_EPOCH_MAX] = "";
@@ -79,21 +80,28 @@ enum MHD_Result plain_sse_handle(http_call *call)
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "Last-Event-ID / last_event_id must be EPOCH:N or N, with N a "
                                 "non-negative integer");
+    access_principal *who = NULL;
+    enum MHD_Result ret;
+    if (plain_connect_step(call, "sse", &who, &ret) != PLAIN_ASK_GO)
+        return ret; /* waiting for upstream.connect, or refused by it */
     room_stream *rs = calloc(1, sizeof(*rs));
-    if (!rs)
+    if (!rs) {
+        access_unref(who);
         return MHD_NO;
+    }
     sub_init(&rs->s, SUB_SSE, MSG_FMT_SSE, conf->limits.send_queue);
-    int rc = sub_set_identity(&rs->s, call->who ? call->who->user : NULL, NULL);
+    int rc = sub_set_identity(&rs->s, who ? who->user : NULL, NULL);
     if (!rc)
         rc = resume ? hub_resume(the_hub, call->room, &rs->s, since, epoch[0] ? epoch : NULL)
                     : hub_join(the_hub, call->room, &rs->s, 0, true);
     if (rc) {
+        access_unref(who);
         sub_fini(&rs->s);
         free(rs);
         return plain_reply_join_refused(call, rc);
     }
-    plain_end_at_expiry(&rs->s, call->who); /* ended with an error event at the token's exp */
-    rs->who = access_ref(call->who);
+    plain_end_at_expiry(&rs->s, who); /* ended with an error event at the token's exp */
+    rs->who = who;                    /* the stream keeps the reference */
     snprintf(rs->room, sizeof(rs->room), "%s", call->room);
     plain_events_opened(conf, &rs->s, rs->room, rs->who);
     return sse_stream_with(call, &rs->s, STREAM_HELLO, plain_sse_farewell, room_stream_ended, rs);
@@ -101,5 +109,8 @@ enum MHD_Result plain_sse_handle(http_call *call)
 
 void plain_sse_completed(void *state)
 {
-    sse_completed(state);
+    if (plain_connect_is_ask(state))
+        plain_connect_completed(state);
+    else
+        sse_completed(state);
 }

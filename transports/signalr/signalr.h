@@ -46,6 +46,11 @@ const cfg_hub *sr_hub_at(const char *path);
  * (skipNegotiation; so is a token too long to be one). */
 bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len);
 
+/* An MHD thread, for an upgrade sr_ws_acceptable refused: why, as a status
+ * and a static text: 403 for a token whose connect-proxy verdict does not
+ * verify (clustered with upstream.connect: signalr/ticket.h), else 404. */
+unsigned sr_ws_refusal(const cfg_hub *hb, const char *id, size_t id_len, const char **error);
+
 /* Acceptor thread, auth on: may a WebSocket upgrade presenting who (NULL
  * anonymous) carry the connection with token id (as for
  * sr_ws_acceptable)? 0, or 401/403 with *error (sr_conn_admit: a

@@ -28,6 +28,7 @@
 #include "transports/carriers/http_client.h"
 #include "transports/carriers/sse.h"
 #include "transports/signalr/private.h"
+#include "transports/signalr/ticket.h"
 
 #define TAG "signalr"
 
@@ -68,6 +69,47 @@ typedef struct sr_post {
     const char *error;
     http_body body;
 } sr_post;
+
+/* ---------------------------------------------- connect-proxy tickets */
+
+/* Clustered with the connect proxy: negotiate signs the proxy's verdict
+ * into the connection token (signalr/ticket.h), the node that makes the
+ * connection takes its principal from there, and a node that does not
+ * hold a connection refuses a token whose ticket does not verify. */
+static bool ticketed(void)
+{
+    return sr_clustered() && conf->upstream.connect[0];
+}
+
+/* A token's base (its first TOKEN_LEN characters, the connection's key)
+ * when it carries a ticket; else the token as it is. */
+static const char *token_base(const char *token, char base[TOKEN_LEN + 1])
+{
+    if (!token || !ticketed() || !sr_ticket_present(token, strlen(token)))
+        return token;
+    memcpy(base, token, TOKEN_LEN);
+    base[TOKEN_LEN] = '\0';
+    return base;
+}
+
+/* The principal token's ticket carries for hb (one ref), or NULL with
+ * *error; logged. */
+static access_principal *ticket_principal(const cfg_hub *hb, const char *token, size_t len,
+                                          const char **error)
+{
+    access_principal *p =
+        sr_ticket_read(conf->upstream.connect_secret, hb->name, token, len, error);
+    if (!p)
+        LOG_INFO(TAG, "a request on %s refused (403): %s", hb->path, *error);
+    return p;
+}
+
+static bool ticket_verifies(const cfg_hub *hb, const char *token, size_t len, const char **error)
+{
+    access_principal *p = ticket_principal(hb, token, len, error);
+    access_unref(p);
+    return p != NULL;
+}
 
 /* --------------------------------------------------------- WebSocket */
 
@@ -133,6 +175,8 @@ static const ws_session_ops sr_ws_ops = {ws_receive, ws_closed, ws_oversize, ws_
  * when there is none, or it cannot be one (too long), as if absent. */
 static bool ws_token(const char *id, size_t id_len, char token[SR_WS_TOKEN_CAP])
 {
+    if (id && ticketed() && sr_ticket_present(id, id_len))
+        id_len = TOKEN_LEN; /* the base: the connection's key (signalr/ticket.h) */
     if (!id || id_len >= SR_WS_TOKEN_CAP)
         return false;
     memcpy(token, id, id_len);
@@ -148,13 +192,28 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len)
     if (!ws_token(id, id_len, token))
         return true; /* skipNegotiation: the connection is made on upgrade */
     sr_conn *c = sr_conn_find(hb, token);
-    if (!c)
-        return sr_clustered() && sr_token_is_valid(token); /* made here, if nobody has it */
+    const char *error = NULL;
+    if (!c) /* made here, if nobody has it; a bad ticket goes to MHD: 403 there */
+        return sr_clustered() && sr_token_is_valid(token) &&
+               (!ticketed() || ticket_verifies(hb, id, id_len, &error));
     pthread_mutex_lock(&c->s.lock);
     bool ok = !c->closed && (c->transport == TR_NONE || (c->stateful && c->transport == TR_WS));
     pthread_mutex_unlock(&c->s.lock);
     sr_conn_unref(c);
     return ok;
+}
+
+unsigned sr_ws_refusal(const cfg_hub *hb, const char *id, size_t id_len, const char **error)
+{
+    char token[SR_WS_TOKEN_CAP];
+    if (ws_token(id, id_len, token) && ticketed() && sr_token_is_valid(token)) {
+        sr_conn *c = sr_conn_find(hb, token);
+        sr_conn_unref(c);
+        if (!c && !ticket_verifies(hb, id, id_len, error))
+            return MHD_HTTP_FORBIDDEN;
+    }
+    *error = "no such connection";
+    return MHD_HTTP_NOT_FOUND;
 }
 
 unsigned sr_ws_admit(const cfg_hub *hb, const char *id, size_t id_len, const access_principal *who,
@@ -200,7 +259,11 @@ static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len,
     }
     if (c || !sr_clustered() || !sr_token_is_valid(token))
         return c;
-    c = sr_conn_new_named(hb, token, who);
+    access_principal *proxied = ticketed() ? ticket_principal(hb, id, id_len, &error) : NULL;
+    if (ticketed() && !proxied)
+        return NULL;
+    c = sr_conn_new_named(hb, token, proxied ? proxied : who); /* the proxy's verdict wins */
+    access_unref(proxied);
     if (c) {
         pthread_mutex_lock(&c->s.lock);
         c->stateful_offered = true; /* negotiate (elsewhere) offered it if the client asks */
@@ -584,7 +647,8 @@ static enum MHD_Result check_declared_size(http_call *call)
     if (strcmp(call->method, "POST") || !cl || !parse_u64(cl, &declared) ||
         declared <= conf->limits.max_message_bytes)
         return MHD_YES;
-    sr_conn *c = sr_conn_find(call->arg, request_token(call));
+    char base[TOKEN_LEN + 1];
+    sr_conn *c = sr_conn_find(call->arg, token_base(request_token(call), base));
     if (c) {
         sr_conn_close(c, "The message is larger than limits.max_message_bytes.", false);
         sr_conn_unref(c);
@@ -617,10 +681,19 @@ static enum MHD_Result forwarded(http_call *call, sr_req *rq)
     if (!go_local)
         return r;
     const cfg_hub *hb = call->arg;
-    sr_conn *c = sr_conn_new_named(hb, request_token(call), call->who);
+    const char *full = request_token(call), *error = NULL;
+    char base[TOKEN_LEN + 1];
+    access_principal *proxied =
+        full && ticketed() ? ticket_principal(hb, full, strlen(full), &error) : NULL;
+    sr_conn *c = !ticketed() || proxied
+                     ? sr_conn_new_named(hb, token_base(full, base), proxied ? proxied : call->who)
+                     : NULL;
+    access_unref(proxied);
     sr_fwd_free(rq->inner);
     free(rq);
     *call->state = NULL;
+    if (error)
+        return http_reply_error(call->conn, MHD_HTTP_FORBIDDEN, "%s", error);
     if (!c)
         return http_reply_error(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE,
                                 "cannot create a connection now");
@@ -647,11 +720,17 @@ enum MHD_Result sr_request(http_call *call)
         return MHD_YES;
     }
     const cfg_hub *hb = call->arg;
-    const char *token = request_token(call);
+    const char *full = request_token(call), *error = NULL;
+    char base[TOKEN_LEN + 1];
+    const char *token = token_base(full, base);
     sr_conn *c = token ? sr_conn_find(hb, token) : NULL;
-    if (!c && sr_clustered() && sr_token_is_valid(token))
+    if (!c && sr_clustered() && sr_token_is_valid(token)) {
+        if (ticketed() && !ticket_verifies(hb, full, strlen(full), &error))
+            return !strcmp(call->method, "POST")
+                       ? refuse_post(call, MHD_HTTP_FORBIDDEN, error)
+                       : http_reply_error(call->conn, MHD_HTTP_FORBIDDEN, "%s", error);
         return forward(call, hb, token);
-    const char *error = NULL;
+    }
     unsigned refused = c ? sr_conn_admit(c, call->who, true, &error) : 0;
     if (refused) {
         sr_conn_unref(c);
@@ -736,12 +815,23 @@ static char *negotiate_body(uint64_t version, const char *id, const char *token,
  * connection makes it), so it may land on any node. A stateful reconnect
  * resumes only when its new socket reaches the node holding the
  * connection; elsewhere it is refused and the client connects anew. */
-static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bool stateful)
+static enum MHD_Result negotiate_clustered(http_call *call, uint64_t version, bool stateful,
+                                           const access_principal *who)
 {
     char token[TOKEN_LEN + 1], id[TOKEN_LEN + 1];
     sr_random_token(token);
     sr_conn_id_of_token(token, id);
-    char *body = negotiate_body(version, id, token, stateful);
+    const cfg_hub *hb = call->arg;
+    const char *error = NULL;
+    char *signed_token =
+        ticketed() ? sr_ticket_make(conf->upstream.connect_secret, hb->name, token, who, &error)
+                   : NULL;
+    if (ticketed() && !signed_token) {
+        LOG_WARN(TAG, "a negotiate on %s refused (502): %s", hb->path, error);
+        return http_reply_error(call->conn, MHD_HTTP_BAD_GATEWAY, "%s", error);
+    }
+    char *body = negotiate_body(version, id, signed_token ? signed_token : token, stateful);
+    free(signed_token);
     if (!body)
         return MHD_NO;
     sr_req *rq = new_req(call, REQ_FWD);
@@ -855,7 +945,20 @@ static enum MHD_Result connect_answer(http_call *call, sr_connect *k)
     if (!k->who)
         return http_reply_error(call->conn, k->status, "%s",
                                 k->error ? k->error : "refused by the upstream");
-    return negotiate_here(call, k->version, k->stateful, k->who);
+    if (!sr_clustered())
+        return negotiate_here(call, k->version, k->stateful, k->who);
+    /* Clustered: the verdict travels in the token; the request's state
+     * becomes the offer's (negotiate_clustered). */
+    access_principal *who = access_ref(k->who);
+    uint64_t version = k->version;
+    bool stateful = k->stateful;
+    sr_req *rq = *call->state;
+    *call->state = NULL;
+    connect_completed(k);
+    free(rq);
+    enum MHD_Result r = negotiate_clustered(call, version, stateful, who);
+    access_unref(who);
+    return r;
 }
 
 /* Asks upstream.connect about this negotiate; the request waits, suspended. */
@@ -931,10 +1034,10 @@ enum MHD_Result sr_negotiate(http_call *call)
     enum MHD_Result refused;
     if (negotiate_rate_passed(call, &refused))
         return refused;
-    if (sr_clustered())
-        return negotiate_clustered(call, version, offer_stateful);
     if (conf->upstream.connect[0])
         return connect_ask(call, version, offer_stateful);
+    if (sr_clustered())
+        return negotiate_clustered(call, version, offer_stateful, call->who);
     return negotiate_here(call, version, offer_stateful, call->who);
 }
 
