@@ -34,6 +34,9 @@
 
 #define HISTORY_ANSWER_SOFT_MAX (1u << 20) /* bytes of messages in one answer, about */
 
+#define HISTORY_WAIT_MS 10000 /* longest a read waits for the backplane (then 504) */
+#define HISTORY_LATE_TEXT "the backplane (Redis) did not answer within 10 s"
+
 static hub *the_hub;
 
 void api_rooms_init(hub *h)
@@ -124,7 +127,7 @@ enum MHD_Result api_room_history(http_call *call)
                                   &prm, err, sizeof(err)))
         return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
     history_wait *hw = calloc(1, sizeof(*hw));
-    api_wait *w = hw ? api_wait_start(call) : NULL;
+    api_wait *w = hw ? api_wait_start(call, 0, NULL, HISTORY_WAIT_MS, HISTORY_LATE_TEXT) : NULL;
     if (!w) {
         free(hw);
         return MHD_NO;
