@@ -51,8 +51,8 @@ static hub *the_hub;
 
 #define PUBLISH_WAIT_MS 10000 /* longest a publish waits for the backplane */
 #define PUBLISH_WAIT_TEXT "10"
-#define PUBLISH_LATE_TEXT                                                                        \
-    "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT                             \
+#define PUBLISH_LATE_TEXT                                                                          \
+    "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT                               \
     " s; the message may still be published"
 #define READ_LATE_TEXT "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT " s"
 

@@ -189,7 +189,7 @@ void api_wait_shutdown(void)
     pthread_mutex_lock(&wait_lock);
     stopping = true;
     while (!list_empty(&waiting))
-        answer_error_locked(list_entry(waiting.next, api_wait, link),
-                            MHD_HTTP_SERVICE_UNAVAILABLE, "shutting down");
+        answer_error_locked(list_entry(waiting.next, api_wait, link), MHD_HTTP_SERVICE_UNAVAILABLE,
+                            "shutting down");
     pthread_mutex_unlock(&wait_lock);
 }

@@ -556,7 +556,7 @@ static void *timer_main(void *arg)
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
-        api_wait_tick(now); /* API requests that waited too long (504) */
+        api_wait_tick(now);        /* API requests that waited too long (504) */
         hub_presence_tick(h, now); /* users gone past the grace, presence events */
         hub_user_ops_tick(h, now); /* server API ops whose nodes did not all answer */
         if (now >= next_expire) {

@@ -110,12 +110,12 @@ static void op_done(void *arg, const hub_user_result *r)
     if (r->rc) {
         api_wait_answer_json(w, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("out of memory"));
     } else if (!r->found && r->partial) {
-        api_wait_answer_json(
-            w, MHD_HTTP_SERVICE_UNAVAILABLE,
-            error_json(p->by_conn ? "no such connection here, and the other nodes "
-                                    "did not all answer (backplane unreachable?)"
-                                  : "no connection of this user here, and the other "
-                                    "nodes did not all answer (backplane unreachable?)"));
+        api_wait_answer_json(w, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             error_json(p->by_conn
+                                            ? "no such connection here, and the other nodes "
+                                              "did not all answer (backplane unreachable?)"
+                                            : "no connection of this user here, and the other "
+                                              "nodes did not all answer (backplane unreachable?)"));
     } else if (!r->found) {
         api_wait_answer_json(w, MHD_HTTP_NOT_FOUND,
                              error_json(p->by_conn ? "no such connection" : "no such user"));
