@@ -5,12 +5,9 @@
  * thread (http.c has three).
  *
  * A publish through a shared backplane is answered when the backplane has
- * numbered it: the request is suspended meanwhile, and resumed from the
- * thread that answers it (the backplane's; the timer's for a held answer or
- * a timeout; main's at shutdown). Waiting publishes are listed (wait_lock) so
- * that a timeout (api_tick) and shutdown (api_shutdown) can answer them:
- * libmicrohttpd must not be stopped with a request still suspended.
- * wait_lock is taken with no other lock held.
+ * numbered it, a room info read when the backplane has read it: the request
+ * waits meanwhile (api_wait.h: suspended, answered 504 past PUBLISH_WAIT_MS,
+ * 503 at shutdown).
  *
  * /metrics and the stats stream (timer thread) read the hub's counters under
  * the hub lock (hub_get_stats), the connection counts of ws.c and http.c as
@@ -24,8 +21,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,7 +31,6 @@
 #include "common/client_addr.h"
 #include "common/clock.h"
 #include "common/limits.h"
-#include "common/list.h"
 #include "common/rate_limits.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -57,67 +51,36 @@ static hub *the_hub;
 
 #define PUBLISH_WAIT_MS 10000 /* longest a publish waits for the backplane */
 #define PUBLISH_WAIT_TEXT "10"
+#define PUBLISH_LATE_TEXT                                                                          \
+    "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT                               \
+    " s; the message may still be published"
+#define READ_LATE_TEXT "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT " s"
 
-/* A POST body being received, then (with a backplane) its answer awaited.
- * Fields below body are guarded by wait_lock once the publish is sent. */
+/* A POST body being received (the data of the request's api_wait). */
 typedef struct publish_req {
     http_body body;
-    atomic_int refs; /* the request's, and the pending publish's */
-    struct MHD_Connection *conn;
-    bool sent;      /* handed to the hub: its answer comes to publish_answered */
-    bool suspended; /* the request waits for it */
-    bool answered;
-    bool read; /* a read (room info, history), not a publish: its timeout's text */
-    unsigned status;
-    char *answer; /* JSON text, malloc'd; NULL: out of memory */
-    int64_t deadline_ms;
-    list_node link;               /* in waiting while suspended */
-    char room[ROOM_NAME_MAX + 1]; /* a room info's */
 } publish_req;
 
-static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
-static list_node waiting = LIST_INIT(waiting); /* wait_lock: newest first */
-static bool stopping;                          /* wait_lock: answer at once from now on */
+/* A room info read waiting for the backplane (the data of its api_wait). */
+typedef struct room_req {
+    char room[ROOM_NAME_MAX + 1];
+} room_req;
 
-static void publish_req_unref(publish_req *p)
+static void publish_req_free(void *data)
 {
-    if (atomic_fetch_sub(&p->refs, 1) != 1)
-        return;
+    publish_req *p = data;
     buf_free(&p->body.b);
-    free(p->answer);
-    free(p);
-}
-
-/* wait_lock held: sets the answer (body, a JSON value, taken; NULL when
- * it could not be built) once and wakes the request. */
-static void answer_locked(publish_req *p, unsigned status, json_t *body)
-{
-    if (p->answered) {
-        json_decref(body);
-        return;
-    }
-    p->answered = true;
-    p->status = status;
-    p->answer = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (p->suspended) {
-        p->suspended = false;
-        list_remove(&p->link);
-        MHD_resume_connection(p->conn);
-    }
 }
 
 /* {"error": text} */
 static json_t *error_json(const char *text)
 {
-    return json_pack("{s:s}", "error", text);
+    return api_wait_error(text);
 }
 
-/* Any thread: how the hub or the backplane ended a publish. */
-static void publish_answered(void *arg, const publish_result *r)
+/* The answer to a publish: status, and its body in *body. */
+static unsigned publish_answer(const publish_result *r, json_t **body)
 {
-    publish_req *p = arg;
-    pthread_mutex_lock(&wait_lock);
     char text[240];
     if (r->rc == -EAGAIN) {
         snprintf(text, sizeof(text),
@@ -125,31 +88,44 @@ static void publish_answered(void *arg, const publish_result *r)
                  "backplane.queue_limit (%u) messages wait, or backplane.max_pending_bytes "
                  "(%zu) of publishes wait for its answer; try again later",
                  conf->backplane.queue_limit, conf->backplane.max_pending_bytes);
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
-    } else if (r->rc == -EIO) {
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      error_json("the connection to the backplane (Redis) was lost before it "
-                                 "answered: the message may or may not be published"));
-    } else if (r->rc == -ENOSPC) {
+        *body = error_json(text);
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (r->rc == -EIO) {
+        *body = error_json("the connection to the backplane (Redis) was lost before it "
+                           "answered: the message may or may not be published");
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (r->rc == -ENOSPC) {
         snprintf(text, sizeof(text),
                  "too many rooms: limits.max_rooms (%u) reached; try again later",
                  conf->limits.max_rooms);
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
-    } else if (r->rc) {
-        snprintf(text, sizeof(text), "cannot publish: %s", strerror(-r->rc));
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json(text));
-    } else if (r->queued && r->id) {
-        answer_locked(
-            p, MHD_HTTP_ACCEPTED,
-            json_pack("{s:I,s:s,s:b}", "id", (json_int_t)r->id, "epoch", r->epoch, "queued", 1));
-    } else if (r->queued) {
-        answer_locked(p, MHD_HTTP_ACCEPTED, json_pack("{s:b}", "queued", 1));
-    } else {
-        answer_locked(p, MHD_HTTP_CREATED,
-                      json_pack("{s:I,s:s}", "id", (json_int_t)r->id, "epoch", r->epoch));
+        *body = error_json(text);
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
     }
-    pthread_mutex_unlock(&wait_lock);
-    publish_req_unref(p);
+    if (r->rc) {
+        snprintf(text, sizeof(text), "cannot publish: %s", strerror(-r->rc));
+        *body = error_json(text);
+        return MHD_HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (r->queued && r->id) {
+        *body = json_pack("{s:I,s:s,s:b}", "id", (json_int_t)r->id, "epoch", r->epoch, "queued", 1);
+        return MHD_HTTP_ACCEPTED;
+    }
+    if (r->queued) {
+        *body = json_pack("{s:b}", "queued", 1);
+        return MHD_HTTP_ACCEPTED;
+    }
+    *body = json_pack("{s:I,s:s}", "id", (json_int_t)r->id, "epoch", r->epoch);
+    return MHD_HTTP_CREATED;
+}
+
+/* Any thread: how the hub or the backplane ended a publish. */
+static void publish_answered(void *arg, const publish_result *r)
+{
+    json_t *body = NULL;
+    unsigned status = publish_answer(r, &body);
+    api_wait_answer_json(arg, status, body);
 }
 
 void api_init(const cfg *c, hub *h)
@@ -179,26 +155,6 @@ static bool is_target_name(const char *s)
     return true;
 }
 
-/* MHD thread: replies when the answer is in, else waits for it. */
-static enum MHD_Result publish_reply_or_wait(http_call *call, publish_req *p)
-{
-    pthread_mutex_lock(&wait_lock);
-    if (!p->answered && stopping)
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
-    if (!p->answered) {
-        p->suspended = true;
-        p->deadline_ms = clock_now_ms() + PUBLISH_WAIT_MS;
-        list_push_front(&waiting, &p->link);
-        MHD_suspend_connection(call->conn);
-        pthread_mutex_unlock(&wait_lock);
-        return MHD_YES;
-    }
-    pthread_mutex_unlock(&wait_lock);
-    if (!p->answer)
-        return MHD_NO; /* out of memory: close */
-    return http_reply_json(call->conn, p->status, p->answer, strlen(p->answer));
-}
-
 /* limits.rate.publish for HTTP publishes, per client address: 429 with
  * Retry-After past it. Returns true when refused (*ret: the answer). */
 static bool publish_rate_refused(http_call *call, enum MHD_Result *ret)
@@ -215,8 +171,9 @@ static bool publish_rate_refused(http_call *call, enum MHD_Result *ret)
     return true;
 }
 
-static enum MHD_Result publish_finish(http_call *call, publish_req *p)
+static enum MHD_Result publish_finish(http_call *call, api_wait *w)
 {
+    publish_req *p = api_wait_data(w);
     enum MHD_Result refused;
     if (p->body.too_big)
         return reply_too_big(call->conn);
@@ -237,17 +194,15 @@ static enum MHD_Result publish_finish(http_call *call, publish_req *p)
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
     publish_opts opt = {.target = target};
-    p->sent = true;
-    p->conn = call->conn;
-    atomic_fetch_add(&p->refs, 1); /* for publish_answered */
-    hub_publish_async(the_hub, call->room, pl.data, pl.len, &opt, publish_answered, p);
+    api_wait_send(w, PUBLISH_WAIT_MS, PUBLISH_LATE_TEXT); /* for publish_answered */
+    hub_publish_async(the_hub, call->room, pl.data, pl.len, &opt, publish_answered, w);
     payload_free(&pl);
-    return publish_reply_or_wait(call, p);
+    return api_wait_reply(call, w);
 }
 
 enum MHD_Result api_publish(http_call *call)
 {
-    publish_req *p = *call->state;
+    api_wait *w = *call->state;
     if (call->first) {
         /* Refuse at once what Content-Length says is too big. */
         const char *cl = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND,
@@ -257,57 +212,17 @@ enum MHD_Result api_publish(http_call *call)
             return reply_too_big(call->conn);
         return MHD_YES;
     }
-    if (!p) {
-        p = calloc(1, sizeof(*p));
-        if (!p)
+    if (!w) {
+        w = api_wait_new(call, sizeof(publish_req), publish_req_free);
+        if (!w)
             return MHD_NO;
-        atomic_init(&p->refs, 1);
-        *call->state = p;
     }
-    if (p->sent) /* resumed: the answer is in */
-        return publish_reply_or_wait(call, p);
+    if (api_wait_sent(w)) /* resumed: the answer is in */
+        return api_wait_reply(call, w);
+    publish_req *p = api_wait_data(w);
     if (*call->upload_size)
         return http_body_take(&p->body, call, conf->limits.max_message_bytes) ? MHD_YES : MHD_NO;
-    return publish_finish(call, p);
-}
-
-void api_request_completed(void *state)
-{
-    publish_req *p = state;
-    pthread_mutex_lock(&wait_lock);
-    if (p->suspended) { /* the connection died while waiting (MHD resumes it to end it) */
-        p->suspended = false;
-        list_remove(&p->link);
-    }
-    p->answered = true; /* nobody to answer any more */
-    pthread_mutex_unlock(&wait_lock);
-    publish_req_unref(p);
-}
-
-void api_tick(int64_t now_ms)
-{
-    pthread_mutex_lock(&wait_lock);
-    list_for_each_safe (n, next, &waiting) {
-        publish_req *p = list_entry(n, publish_req, link);
-        if (now_ms >= p->deadline_ms)
-            answer_locked(
-                p, MHD_HTTP_GATEWAY_TIMEOUT,
-                error_json(
-                    p->read ? "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT " s"
-                            : "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT
-                              " s; the message may still be published"));
-    }
-    pthread_mutex_unlock(&wait_lock);
-}
-
-void api_shutdown(void)
-{
-    pthread_mutex_lock(&wait_lock);
-    stopping = true;
-    while (!list_empty(&waiting))
-        answer_locked(list_entry(waiting.next, publish_req, link), MHD_HTTP_SERVICE_UNAVAILABLE,
-                      error_json("shutting down"));
-    pthread_mutex_unlock(&wait_lock);
+    return publish_finish(call, w);
 }
 
 /* A room's info: {"room","epoch","last_id","subscribers":{...}}. */
@@ -334,84 +249,39 @@ static enum MHD_Result reply_json_value(struct MHD_Connection *conn, unsigned st
  * backplane. */
 static void room_state_answered(void *arg, int rc, const char *epoch, uint64_t last_id)
 {
-    publish_req *p = arg;
-    pthread_mutex_lock(&wait_lock);
+    api_wait *w = arg;
+    const room_req *q = api_wait_data(w);
     char text[ROOM_NAME_MAX + 32];
     if (rc == -ENOENT) {
-        snprintf(text, sizeof(text), "no such room: %s", p->room);
-        answer_locked(p, MHD_HTTP_NOT_FOUND, error_json(text));
+        snprintf(text, sizeof(text), "no such room: %s", q->room);
+        api_wait_answer_json(w, MHD_HTTP_NOT_FOUND, error_json(text));
     } else if (rc) {
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      error_json("the backplane (Redis) is unreachable"));
+        api_wait_answer_json(w, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             error_json("the backplane (Redis) is unreachable"));
     } else {
-        answer_locked(p, MHD_HTTP_OK,
-                      room_info_json(p->room, epoch, last_id, (unsigned[SUB_KIND_COUNT]){0}));
+        api_wait_answer_json(
+            w, MHD_HTTP_OK, room_info_json(q->room, epoch, last_id, (unsigned[SUB_KIND_COUNT]){0}));
     }
-    pthread_mutex_unlock(&wait_lock);
-    publish_req_unref(p);
 }
 
 enum MHD_Result api_room_info(http_call *call)
 {
-    publish_req *p = *call->state;
-    if (p) /* resumed: the answer is in */
-        return publish_reply_or_wait(call, p);
-    p = calloc(1, sizeof(*p));
-    if (!p)
+    if (*call->state) /* resumed: the answer is in */
+        return api_wait_reply(call, *call->state);
+    api_wait *w = api_wait_start(call, sizeof(room_req), NULL, PUBLISH_WAIT_MS, READ_LATE_TEXT);
+    if (!w)
         return MHD_NO;
-    atomic_init(&p->refs, 2); /* the request's, and the lookup's */
-    *call->state = p;
-    p->sent = true;
-    p->read = true;
-    p->conn = call->conn;
-    snprintf(p->room, sizeof(p->room), "%s", call->room);
+    room_req *q = api_wait_data(w);
+    snprintf(q->room, sizeof(q->room), "%s", call->room);
     room_info info;
-    int rc = hub_room_info_async(the_hub, call->room, &info, room_state_answered, p);
+    int rc = hub_room_info_async(the_hub, call->room, &info, room_state_answered, w);
     if (rc == -EINPROGRESS)
-        return publish_reply_or_wait(call, p);
-    publish_req_unref(p); /* no lookup */
+        return api_wait_reply(call, w);
+    api_wait_cancel(w); /* no lookup */
     if (rc)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);
     return reply_json_value(call->conn, MHD_HTTP_OK,
                             room_info_json(call->room, info.epoch, info.last_id, info.subscribers));
-}
-
-/* --- a request answered later, for api_rooms.c (api_wait.h) */
-
-api_wait *api_wait_start(http_call *call)
-{
-    publish_req *p = calloc(1, sizeof(*p));
-    if (!p)
-        return NULL;
-    atomic_init(&p->refs, 2); /* the request's, and the pending answer's */
-    *call->state = p;
-    p->sent = true;
-    p->read = true;
-    p->conn = call->conn;
-    return p;
-}
-
-void api_wait_answer(api_wait *p, unsigned status, char *text)
-{
-    pthread_mutex_lock(&wait_lock);
-    if (p->answered) {
-        free(text);
-    } else {
-        answer_locked(p, status, NULL);
-        p->answer = text; /* before the resumed request runs: it takes wait_lock */
-    }
-    pthread_mutex_unlock(&wait_lock);
-    publish_req_unref(p);
-}
-
-void api_wait_cancel(api_wait *p)
-{
-    publish_req_unref(p);
-}
-
-enum MHD_Result api_wait_reply(http_call *call, api_wait *p)
-{
-    return publish_reply_or_wait(call, p);
 }
 
 enum MHD_Result api_healthz(http_call *call)

@@ -13,8 +13,6 @@
 
 void api_init(const cfg *c, hub *h);
 enum MHD_Result api_publish(http_call *call);
-/* The completed hook of the publish and room-info routes. */
-void api_request_completed(void *state);
 enum MHD_Result api_room_info(http_call *call);
 /* GET /rooms/{room}/history and GET /rooms (api_rooms.c). */
 enum MHD_Result api_room_history(http_call *call);
@@ -29,11 +27,7 @@ enum MHD_Result api_metrics(http_call *call);
  * stream's listeners, if any. */
 void api_stats_tick(int64_t now_ms);
 
-/* Timer thread: answers publishes that waited too long for the backplane. */
-void api_tick(int64_t now_ms);
-
-/* Answers every publish still waiting for the backplane, and lets none
- * wait from now on. Before http_stop. */
-void api_shutdown(void);
+/* api_rooms.c's hub, from api_init. Main thread, at start. */
+void api_rooms_init(hub *h);
 
 #endif

@@ -34,6 +34,9 @@
 
 #define HISTORY_ANSWER_SOFT_MAX (1u << 20) /* bytes of messages in one answer, about */
 
+#define HISTORY_WAIT_MS 10000 /* longest a read waits for the backplane (then 504) */
+#define HISTORY_LATE_TEXT "the backplane (Redis) did not answer within 10 s"
+
 static hub *the_hub;
 
 void api_rooms_init(hub *h)
@@ -91,24 +94,23 @@ static unsigned page_error(int rc, const char *room, char **body)
     return MHD_HTTP_SERVICE_UNAVAILABLE;
 }
 
-/* A history read waiting for the backplane. */
+/* A history read waiting for the backplane: the data of its api_wait. */
 typedef struct history_wait {
-    api_wait *w;
     char room[ROOM_NAME_MAX + 1];
 } history_wait;
 
 /* The backplane's thread (or this one, out of memory): the page. */
 static void history_answered(void *arg, history_page *pg)
 {
-    history_wait *hw = arg;
+    api_wait *w = arg;
+    const history_wait *hw = api_wait_data(w);
     char *body = NULL;
     unsigned status = MHD_HTTP_OK;
     if (pg->rc)
         status = page_error(pg->rc, hw->room, &body);
     else
         body = history_json(hw->room, pg);
-    api_wait_answer(hw->w, status, body);
-    free(hw);
+    api_wait_answer(w, status, body);
 }
 
 enum MHD_Result api_room_history(http_call *call)
@@ -123,21 +125,18 @@ enum MHD_Result api_room_history(http_call *call)
                                   MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "epoch"),
                                   &prm, err, sizeof(err)))
         return http_reply_error(c, MHD_HTTP_BAD_REQUEST, "%s", err);
-    history_wait *hw = calloc(1, sizeof(*hw));
-    api_wait *w = hw ? api_wait_start(call) : NULL;
-    if (!w) {
-        free(hw);
+    api_wait *w =
+        api_wait_start(call, sizeof(history_wait), NULL, HISTORY_WAIT_MS, HISTORY_LATE_TEXT);
+    if (!w)
         return MHD_NO;
-    }
-    hw->w = w;
+    history_wait *hw = api_wait_data(w);
     snprintf(hw->room, sizeof(hw->room), "%s", call->room);
     history_query q = {.since = prm.since, .epoch = prm.epoch, .limit = prm.limit};
     history_page pg;
-    int rc = hub_history_async(the_hub, call->room, &q, &pg, history_answered, hw);
+    int rc = hub_history_async(the_hub, call->room, &q, &pg, history_answered, w);
     if (rc == -EINPROGRESS)
         return api_wait_reply(call, w);
     api_wait_cancel(w); /* answered here, at once */
-    free(hw);
     char *body = NULL;
     unsigned status = rc ? page_error(rc, call->room, &body) : MHD_HTTP_OK;
     if (!rc)

@@ -57,6 +57,7 @@
 #include "common/parse.h"
 #include "common/rate_limits.h"
 #include "gateway/api.h"
+#include "gateway/api_wait.h"
 #include "gateway/users_api.h"
 #include "gateway/guard.h"
 #include "gateway/linger.h"

@@ -50,18 +50,18 @@
   R(METRICS,     "/metrics",                M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_metrics,        NULL,                   false,  NULL) \
   R(STATS,       "/stats/events",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     stats_events,       plain_sse_completed,    false,  held_sse) \
   R(ROOMS,       "/rooms",                  M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_rooms_list,     NULL,                   false,  NULL) \
-  R(ROOM,        "/rooms/{room}",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_room_info,      api_request_completed,  false,  NULL) \
+  R(ROOM,        "/rooms/{room}",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_room_info,      api_wait_completed,     false,  NULL) \
   R(EVENTS,      "/rooms/{room}/events",    M_GET | M_HEAD,                      STREAMS,    SSE,           SUBSCRIBE, plain_sse_handle,   plain_sse_completed,    false,  held_sse) \
   R(POLL,        "/rooms/{room}/poll",      M_GET | M_HEAD,                      POLLS,      LONG_POLLING,  SUBSCRIBE, plain_poll_handle,  plain_poll_completed,   false,  held_json) \
-  R(PRESENCE,    "/rooms/{room}/presence",  M_GET | M_HEAD,                      MAIN,       ALWAYS,        SUBSCRIBE, api_presence,       api_presence_completed, false,  NULL) \
-  R(MESSAGES,    "/rooms/{room}/messages",  M_POST,                              MAIN,       ALWAYS,        PUBLISH,   api_publish,        api_request_completed,  true,   NULL) \
-  R(HISTORY,     "/rooms/{room}/history",   M_GET | M_HEAD,                      MAIN,       ALWAYS,        SUBSCRIBE, api_room_history,   api_request_completed,  false,  NULL) \
+  R(PRESENCE,    "/rooms/{room}/presence",  M_GET | M_HEAD,                      MAIN,       ALWAYS,        SUBSCRIBE, api_presence,       api_wait_completed,     false,  NULL) \
+  R(MESSAGES,    "/rooms/{room}/messages",  M_POST,                              MAIN,       ALWAYS,        PUBLISH,   api_publish,        api_wait_completed,     true,   NULL) \
+  R(HISTORY,     "/rooms/{room}/history",   M_GET | M_HEAD,                      MAIN,       ALWAYS,        SUBSCRIBE, api_room_history,   api_wait_completed,     false,  NULL) \
   R(WS,          "/rooms/{room}/ws",        M_GET | M_HEAD,                      WEBSOCKET,  WEBSOCKET,     SUBSCRIBE, ws_path_only,       NULL,                   false,  NULL) \
-  R(ROOM_MEMBER, "/rooms/{room}/members/{user}", M_PUT | M_DELETE,                MAIN,       ALWAYS,        API,       users_api_member,   users_api_completed,    true,   NULL) \
-  R(USER_MSGS,   "/users/{user}/messages",  M_POST,                              MAIN,       ALWAYS,        API,       users_api_send,     users_api_completed,    true,   NULL) \
-  R(USER_CONNS,  "/users/{user}/connections", M_DELETE,                          MAIN,       ALWAYS,        API,       users_api_end,      users_api_completed,    true,   NULL) \
-  R(CONN_MSGS,   "/connections/{id}/messages", M_POST,                           MAIN,       ALWAYS,        API,       users_api_send,     users_api_completed,    true,   NULL) \
-  R(CONN,        "/connections/{id}",       M_DELETE,                            MAIN,       ALWAYS,        API,       users_api_end,      users_api_completed,    true,   NULL) \
+  R(ROOM_MEMBER, "/rooms/{room}/members/{user}", M_PUT | M_DELETE,                MAIN,       ALWAYS,        API,       users_api_member,   api_wait_completed,     true,   NULL) \
+  R(USER_MSGS,   "/users/{user}/messages",  M_POST,                              MAIN,       ALWAYS,        API,       users_api_send,     api_wait_completed,     true,   NULL) \
+  R(USER_CONNS,  "/users/{user}/connections", M_DELETE,                          MAIN,       ALWAYS,        API,       users_api_end,      api_wait_completed,     true,   NULL) \
+  R(CONN_MSGS,   "/connections/{id}/messages", M_POST,                           MAIN,       ALWAYS,        API,       users_api_send,     api_wait_completed,     true,   NULL) \
+  R(CONN,        "/connections/{id}",       M_DELETE,                            MAIN,       ALWAYS,        API,       users_api_end,      api_wait_completed,     true,   NULL) \
   R(ROOMS_ELSE,  "/rooms/*",                NO_METHODS,                          MAIN,       ALWAYS,        NONE,      NULL,               NULL,                   false,  NULL) \
   R(STATIC,      "*",                       M_GET | M_HEAD,                      MAIN,       WEB,           PAGES,     static_get,         NULL,                   false,  NULL)
 // clang-format on

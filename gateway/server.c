@@ -41,6 +41,7 @@
 #include "common/rate_limits.h"
 #include "common/access.h"
 #include "gateway/api.h"
+#include "gateway/api_wait.h"
 #include "gateway/presence_api.h"
 #include "gateway/guard.h"
 #include "gateway/http.h"
@@ -556,8 +557,7 @@ static void *timer_main(void *arg)
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
-        api_tick(now);
-        presence_api_tick(now);
+        api_wait_tick(now);        /* API requests that waited too long (504) */
         hub_presence_tick(h, now); /* users gone past the grace, presence events */
         hub_user_ops_tick(h, now); /* server API ops whose nodes did not all answer */
         if (now >= next_expire) {
@@ -712,9 +712,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     sr_shutdown();
     sse_shutdown();
     lp_shutdown();
-    api_shutdown();
-    presence_api_shutdown();
-    users_api_shutdown();
+    api_wait_shutdown();
     ws_stop(SHUTDOWN_DRAIN_MS);
     /* Calls to backends end now (answered "shutting down"): a negotiate
      * waiting for upstream.connect is resumed before MHD stops. The curl

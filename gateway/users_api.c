@@ -9,10 +9,9 @@
  * Each request becomes one hub_user_op (hub.h): applied to this node's
  * members at once and, with a shared backplane, to every other node's; the
  * answer (how many connections, on every node) comes when the nodes have
- * answered (at most HUB_OP_WAIT_MS). Meanwhile the request is suspended,
- * listed under wait_lock, and resumed from the thread that answers it (the
- * caller's, the backplane's, the timer's, or main's at shutdown:
- * users_api_shutdown). wait_lock is taken with no other lock held.
+ * answered (at most HUB_OP_WAIT_MS). Meanwhile the request waits
+ * (api_wait.h: suspended, resumed from the thread that answers it: the
+ * caller's, the backplane's, the timer's, or main's at shutdown, 503).
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -20,15 +19,13 @@
 
 #include <errno.h>
 #include <jansson.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/list.h"
 #include "common/log.h"
 #include "common/parse.h"
+#include "gateway/api_wait.h"
 #include "gateway/config.h"
 #include "hub/payload.h"
 
@@ -45,28 +42,16 @@ static hub *the_hub;
 
 typedef enum { REQ_SEND, REQ_JOIN, REQ_LEAVE, REQ_END } req_kind;
 
-/* One request, from its first call until MHD is done with it and the hub
- * has answered (refs). Fields below `body` are the MHD thread's until the
- * op is sent, then wait_lock's. */
+/* One request: the data of its api_wait, from its first call until MHD is
+ * done with it and the hub has answered. The MHD thread's until the op is
+ * sent, then read only. */
 typedef struct user_req {
     http_body body;
-    atomic_int refs; /* the request's, and the op's while it runs */
-    struct MHD_Connection *conn;
     req_kind kind;
     bool by_conn;
     char *name;                   /* the user id or connection id, malloc'd */
     char room[ROOM_NAME_MAX + 1]; /* JOIN, LEAVE */
-    bool sent;
-    bool suspended;
-    bool answered;
-    unsigned status;
-    char *answer;   /* JSON text, malloc'd; NULL: out of memory */
-    list_node link; /* in waiting while suspended */
 } user_req;
-
-static pthread_mutex_t wait_lock = PTHREAD_MUTEX_INITIALIZER;
-static list_node waiting = LIST_INIT(waiting); /* wait_lock */
-static bool stopping;                          /* wait_lock */
 
 void users_api_init(const cfg *c, hub *h)
 {
@@ -74,38 +59,16 @@ void users_api_init(const cfg *c, hub *h)
     the_hub = h;
 }
 
-static void req_unref(user_req *p)
+static void req_free(void *data)
 {
-    if (atomic_fetch_sub(&p->refs, 1) != 1)
-        return;
+    user_req *p = data;
     buf_free(&p->body.b);
     free(p->name);
-    free(p->answer);
-    free(p);
-}
-
-/* wait_lock held: sets the answer (body taken; NULL: out of memory) once,
- * and wakes the request. */
-static void answer_locked(user_req *p, unsigned status, json_t *body)
-{
-    if (p->answered) {
-        json_decref(body);
-        return;
-    }
-    p->answered = true;
-    p->status = status;
-    p->answer = body ? json_dumps(body, JSON_COMPACT) : NULL;
-    json_decref(body);
-    if (p->suspended) {
-        p->suspended = false;
-        list_remove(&p->link);
-        MHD_resume_connection(p->conn);
-    }
 }
 
 static json_t *error_json(const char *text)
 {
-    return json_pack("{s:s}", "error", text);
+    return api_wait_error(text);
 }
 
 /* {"user": name} or {"connection": name}, then the counts of the kind. */
@@ -142,53 +105,34 @@ static json_t *result_json(const user_req *p, const hub_user_result *r)
 /* Any thread, no lock held: the hub's answer to the op. */
 static void op_done(void *arg, const hub_user_result *r)
 {
-    user_req *p = arg;
-    pthread_mutex_lock(&wait_lock);
+    api_wait *w = arg;
+    const user_req *p = api_wait_data(w);
     if (r->rc) {
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("out of memory"));
+        api_wait_answer_json(w, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("out of memory"));
     } else if (!r->found && r->partial) {
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE,
-                      error_json(p->by_conn ? "no such connection here, and the other nodes "
+        api_wait_answer_json(w, MHD_HTTP_SERVICE_UNAVAILABLE,
+                             error_json(p->by_conn
+                                            ? "no such connection here, and the other nodes "
                                               "did not all answer (backplane unreachable?)"
                                             : "no connection of this user here, and the other "
                                               "nodes did not all answer (backplane unreachable?)"));
     } else if (!r->found) {
-        answer_locked(p, MHD_HTTP_NOT_FOUND,
-                      error_json(p->by_conn ? "no such connection" : "no such user"));
+        api_wait_answer_json(w, MHD_HTTP_NOT_FOUND,
+                             error_json(p->by_conn ? "no such connection" : "no such user"));
     } else {
-        answer_locked(p, p->kind == REQ_SEND ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK, result_json(p, r));
+        api_wait_answer_json(w, p->kind == REQ_SEND ? MHD_HTTP_ACCEPTED : MHD_HTTP_OK,
+                             result_json(p, r));
     }
-    pthread_mutex_unlock(&wait_lock);
-    req_unref(p);
 }
 
-/* MHD thread: replies when the answer is in, else waits for it. */
-static enum MHD_Result reply_or_wait(http_call *call, user_req *p)
+/* Hands op to the hub; the answer follows (api_wait_reply). No deadline
+ * here: the hub answers within HUB_OP_WAIT_MS. */
+static enum MHD_Result run_op(http_call *call, const hub_user_op *op)
 {
-    pthread_mutex_lock(&wait_lock);
-    if (!p->answered && stopping)
-        answer_locked(p, MHD_HTTP_SERVICE_UNAVAILABLE, error_json("shutting down"));
-    if (!p->answered) {
-        p->suspended = true;
-        list_push_front(&waiting, &p->link);
-        MHD_suspend_connection(call->conn);
-        pthread_mutex_unlock(&wait_lock);
-        return MHD_YES;
-    }
-    pthread_mutex_unlock(&wait_lock);
-    if (!p->answer)
-        return MHD_NO; /* out of memory: close */
-    return http_reply_json(call->conn, p->status, p->answer, strlen(p->answer));
-}
-
-/* Hands op to the hub; the answer follows (reply_or_wait). */
-static enum MHD_Result run_op(http_call *call, user_req *p, const hub_user_op *op)
-{
-    p->sent = true;
-    p->conn = call->conn;
-    atomic_fetch_add(&p->refs, 1); /* for op_done */
-    hub_user_op_async(the_hub, op, op_done, p);
-    return reply_or_wait(call, p);
+    api_wait *w = *call->state;
+    api_wait_send(w, 0, NULL); /* for op_done */
+    hub_user_op_async(the_hub, op, op_done, w);
+    return api_wait_reply(call, w);
 }
 
 /* The path segment after prefix, which url starts with (up to the next
@@ -242,20 +186,19 @@ static bool take_request(http_call *call, size_t limit, enum MHD_Result *ret)
             *ret = MHD_YES;
         return false;
     }
-    user_req *p = *call->state;
-    if (!p) {
-        p = calloc(1, sizeof(*p));
-        if (!p) {
+    api_wait *w = *call->state;
+    if (!w) {
+        w = api_wait_new(call, sizeof(user_req), req_free);
+        if (!w) {
             *ret = MHD_NO;
             return false;
         }
-        atomic_init(&p->refs, 1);
-        *call->state = p;
     }
-    if (p->sent) { /* resumed: the answer is in */
-        *ret = reply_or_wait(call, p);
+    if (api_wait_sent(w)) { /* resumed: the answer is in */
+        *ret = api_wait_reply(call, w);
         return false;
     }
+    user_req *p = api_wait_data(w);
     if (*call->upload_size) {
         *ret = http_body_take(&p->body, call, limit) ? MHD_YES : MHD_NO;
         return false;
@@ -287,7 +230,7 @@ enum MHD_Result users_api_send(http_call *call)
     enum MHD_Result ret;
     if (!take_request(call, conf->limits.max_message_bytes, &ret))
         return ret;
-    user_req *p = *call->state;
+    user_req *p = api_wait_data(*call->state);
     p->kind = REQ_SEND;
     if (!take_name(call, p, &ret))
         return ret;
@@ -311,7 +254,7 @@ enum MHD_Result users_api_send(http_call *call)
                       .data = pl.data,
                       .len = pl.len,
                       .target = target};
-    ret = run_op(call, p, &op);
+    ret = run_op(call, &op);
     payload_free(&pl);
     return ret;
 }
@@ -321,14 +264,14 @@ enum MHD_Result users_api_member(http_call *call)
     enum MHD_Result ret;
     if (!take_request(call, END_BODY_MAX, &ret))
         return ret;
-    user_req *p = *call->state;
+    user_req *p = api_wait_data(*call->state);
     p->kind = !strcmp(call->method, "PUT") ? REQ_JOIN : REQ_LEAVE;
     snprintf(p->room, sizeof(p->room), "%s", call->room);
     if (!take_name(call, p, &ret))
         return ret;
     hub_user_op op = {
         .op = p->kind == REQ_JOIN ? HUB_OP_JOIN : HUB_OP_LEAVE, .name = p->name, .room = p->room};
-    return run_op(call, p, &op);
+    return run_op(call, &op);
 }
 
 /* The disconnect's reason: ?reason= or a JSON body {"reason": "..."}
@@ -364,7 +307,7 @@ enum MHD_Result users_api_end(http_call *call)
     enum MHD_Result ret;
     if (!take_request(call, END_BODY_MAX, &ret))
         return ret;
-    user_req *p = *call->state;
+    user_req *p = api_wait_data(*call->state);
     p->kind = REQ_END;
     if (!take_name(call, p, &ret))
         return ret;
@@ -378,28 +321,5 @@ enum MHD_Result users_api_end(http_call *call)
                       .reason = reason[0] ? reason : NULL};
     LOG_INFO(TAG, "server API: disconnecting %s %.64s%s%s", p->by_conn ? "connection" : "user",
              p->name, reason[0] ? ": " : "", reason);
-    return run_op(call, p, &op);
-}
-
-void users_api_completed(void *state)
-{
-    user_req *p = state;
-    pthread_mutex_lock(&wait_lock);
-    if (p->suspended) { /* the connection died while waiting */
-        p->suspended = false;
-        list_remove(&p->link);
-    }
-    p->answered = true; /* nobody to answer any more */
-    pthread_mutex_unlock(&wait_lock);
-    req_unref(p);
-}
-
-void users_api_shutdown(void)
-{
-    pthread_mutex_lock(&wait_lock);
-    stopping = true;
-    while (!list_empty(&waiting))
-        answer_locked(list_entry(waiting.next, user_req, link), MHD_HTTP_SERVICE_UNAVAILABLE,
-                      error_json("shutting down"));
-    pthread_mutex_unlock(&wait_lock);
+    return run_op(call, &op);
 }

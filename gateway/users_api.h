@@ -24,11 +24,6 @@ enum MHD_Result users_api_member(http_call *call);
 /* DELETE /users/{user}/connections, DELETE /connections/{id}. */
 enum MHD_Result users_api_end(http_call *call);
 
-/* The completed hook of those routes. */
-void users_api_completed(void *state);
-
-/* Answers every request still waiting for the other nodes (503), and lets
- * none wait from now on. Before http_stop. */
-void users_api_shutdown(void);
+/* Their completed hook: api_wait_completed (api_wait.h). */
 
 #endif
