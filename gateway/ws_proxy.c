@@ -12,8 +12,8 @@
  * done_lock, and read by the acceptor after it took it off under the same
  * lock.
  *
- * done_lock (level 4, a leaf: nothing is called under it but the eventfd's
- * write) guards `answers` and acceptor_gone. See docs/concurrency.md.
+ * done_lock (level 6, a leaf: nothing is called under it but the eventfd's
+ * write, which takes no lock) guards `answers` and acceptor_gone. See docs/concurrency.md.
  */
 #include "gateway/ws_proxy.h"
 
