@@ -189,6 +189,9 @@ static int note_field(request_head *h, rh_span name, rh_span value)
         if (h->authorization.p)
             return fail(h, 400, "more than one Authorization header"), -1;
         h->authorization = value;
+    } else if (rh_span_is(name, "Cookie")) {
+        if (!h->cookie.p)
+            h->cookie = value;
     } else if (rh_span_is(name, "Upgrade")) {
         h->upgrade_websocket |= rh_list_has(value, "websocket");
     } else if (rh_span_is(name, "Connection")) {

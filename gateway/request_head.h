@@ -49,6 +49,7 @@ typedef struct request_head {
     bool accept_event_stream; /* Accept mentions text/event-stream */
     rh_span authorization;    /* the credential, checked before an upgrade (gateway/guard.h);
                                  a span of the input, bounded as every field is */
+    rh_span cookie;           /* the first Cookie, for the connect proxy (upstream.connect) */
     bool has_content_length;
     uint64_t content_length;
     bool chunked;               /* Transfer-Encoding: chunked */

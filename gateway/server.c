@@ -11,8 +11,8 @@
  * Threads: main (waits for a signal, then drains), acceptor, timer, the lws
  * service thread (ws.c), the polling threads of MHD's three daemons (http.c),
  * the held-socket watcher (held_watch.c) and, with Redis, the backplane's
- * thread (redis_backplane.c). Acceptor state (the pending list) belongs to
- * the acceptor thread alone.
+ * thread (redis_backplane.c). Acceptor state (the pending list, ws_proxy.c's waiting list) belongs
+ * to the acceptor thread alone.
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -51,6 +51,7 @@
 #include "gateway/request_head.h"
 #include "gateway/router.h"
 #include "gateway/users_api.h"
+#include "gateway/ws_proxy.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/carriers/http_client.h"
@@ -184,9 +185,12 @@ static const http_daemon daemon_of[] = {
 
 /* Who serves a connection: libwebsockets, a libmicrohttpd daemon, or
  * nobody (status: the acceptor answers it). who: the principal of a
- * WebSocket upgrade (a reference, handed to ws.c with the socket). */
+ * WebSocket upgrade (a reference, handed to ws.c with the socket).
+ * proxied: a plain WebSocket that waits for upstream.connect first
+ * (ws_proxy.h), for its room. */
 typedef struct destination {
-    bool websocket;
+    bool websocket, proxied;
+    char room[ROOM_NAME_MAX + 1];
     size_t head_len;
     http_daemon daemon;
     unsigned status;
@@ -225,7 +229,11 @@ static destination route_by_request(const request_head *h)
     destination to = {.daemon = daemon_of[r.carrier], .head_len = h->head_len};
     const ws_protocol *p = &ws_protocols[r.endpoint];
     to.websocket = r.carrier == ROUTE_TO_WEBSOCKET && p->accepts && p->accepts(&r, h->query);
-    if (to.websocket && !ws_origin_ok(h)) {
+    to.proxied = to.websocket && r.endpoint == EP_WS && ws_proxy_enabled();
+    if (to.proxied && !route_room(&r, to.room)) {
+        to.status = 400;
+        to.error = "invalid room name";
+    } else if (to.websocket && !ws_origin_ok(h)) {
         to.status = 403;
         to.error = "origin not allowed";
     } else if (to.websocket && (to.status = request_head_ws_error(h, &to.error)) == 426) {
@@ -263,7 +271,7 @@ static void authorize_upgrade(const request_head *h, destination *to)
     char room[ROOM_NAME_MAX + 1] = "";
     if (!no.status && r.room && !route_room(&r, room))
         no = (guard_refusal){400, "invalid room name"}; /* fail closed (the router took it) */
-    else if (!no.status)
+    else if (!no.status && !to->proxied) /* proxied: ws_proxy.c checks the proxy's rights */
         no = guard_check(need, to->who, room);
     if (!no.status && r.endpoint == EP_HUB) /* a SignalR connection's later request: its user's */
         no.status = sr_ws_admit(r.hub, r.conn_id, r.conn_id_len, to->who, &no.error);
@@ -400,6 +408,24 @@ static bool connect_refused(pending_conn *p, const request_head *h)
     return true;
 }
 
+/* A plain WebSocket upgrade that waits for upstream.connect: ws_proxy.c
+ * holds the socket from now on (the token's principal, if any, is not
+ * used: the proxy's is), or it is answered here (503). */
+static void hand_to_proxy(pending_conn *p, const request_head *h, destination *to)
+{
+    access_unref(to->who);
+    to->who = NULL;
+    const char *error = NULL;
+    unsigned status = ws_proxy_start(p->fd, &p->addr, h, to->room, &error);
+    if (status) {
+        pend_drop(p, status, NULL, error);
+        return;
+    }
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
+    pend_unlink(p);
+    free(p);
+}
+
 static void hand_over(pending_conn *p, destination to)
 {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
@@ -441,6 +467,8 @@ static void pend_try(pending_conn *p, uint32_t events)
         if (to.status) {
             pend_drop_as(p, to.status, to.extra_header, to.error, to.who);
             access_unref(to.who);
+        } else if (to.proxied) {
+            hand_to_proxy(p, &h, &to);
         } else {
             hand_over(p, to);
         }
@@ -450,7 +478,7 @@ static void pend_try(pending_conn *p, uint32_t events)
 
 static unsigned open_connections(void)
 {
-    return pend_count + ws_connections() + http_connections();
+    return pend_count + ws_proxy_waiting() + ws_connections() + http_connections();
 }
 
 /* Answers 503 to a connection over limits.max_connections. Logs the first
@@ -521,7 +549,9 @@ static void *acceptor_main(void *arg)
     while (!atomic_load(&stop_threads)) {
         int n = epoll_wait(epoll_fd, evs, ACCEPT_EVENTS, ACCEPT_WAIT_MS);
         for (int i = 0; i < n; i++) {
-            if (evs[i].data.ptr)
+            if (evs[i].data.ptr == ws_proxy_wake_tag())
+                ws_proxy_answers();
+            else if (evs[i].data.ptr)
                 pend_try(evs[i].data.ptr, evs[i].events);
             else
                 accept_all();
@@ -536,6 +566,7 @@ static void *acceptor_main(void *arg)
     }
     for (pending_conn *p; (p = pend_oldest());)
         pend_drop(p, 0, NULL, NULL);
+    ws_proxy_fini();
     return NULL;
 }
 
@@ -763,11 +794,13 @@ int server_run(const cfg *c)
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     router_init(c);
     cors_init(c);
-    if (listen_fd < 0 || epoll_fd < 0 || ws_start(c, open_websocket) || http_start(c)) {
+    if (listen_fd < 0 || epoll_fd < 0 || ws_proxy_init(c, epoll_fd) ||
+        ws_start(c, open_websocket) || http_start(c)) {
         if (listen_fd >= 0)
             close(listen_fd);
         if (epoll_fd >= 0)
             close(epoll_fd);
+        ws_proxy_fini();
         ws_stop(0);
         http_stop();
         hc_stop();

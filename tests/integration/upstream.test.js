@@ -14,7 +14,7 @@ import { freePort, startCrier, stopClean } from '../lib/server.js';
 import { setup, signalR, T, receiver, invoke, negotiate } from '../lib/signalr.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { mintToken, nowS } from '../lib/token.js';
-import { openWs } from '../lib/ws.js';
+import { openWs, wsRefusal } from '../lib/ws.js';
 import { sseHttp } from '../lib/sse.js';
 
 // A backend: routes[path](body, req) returns {status?, json?, text?, delayMs?}
@@ -688,5 +688,88 @@ describe('connect proxy for plain SSE streams and long polls', () => {
     const none = await request(`${ctx.url}/rooms/news.a/poll`);
     assert.equal(none.status, 403, none.text);
     assert.deepEqual(JSON.parse(none.text), { error: 'who are you?' });
+  });
+});
+
+describe('connect proxy for the plain WebSocket', () => {
+  const routes = {
+    '/connect': (b) => {
+      const cookie = b.headers?.Cookie ?? '';
+      if (cookie.includes('session=good')) return { json: { user: 'bob', rooms: { subscribe: ['news.*'] } } };
+      if (cookie.includes('session=bad')) return { json: { error: 'session expired', status: 401 } };
+      return { json: { error: 'who are you?' } };
+    },
+  };
+  const proxyConfig = (backend, extra = {}) => ({
+    upstream: { timeout_ms: 1000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET },
+    ...extra,
+  });
+
+  test('accepted with the proxy\'s user id (presence, a user-targeted send); refused 401/403 and backend down 502 before the upgrade', async (t) => {
+    const backend = await startBackend(routes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, proxyConfig(backend));
+    const ws = await openWs(`${ctx.wsUrl}/rooms/news.ws/ws?x=1&y=a%20b`, { headers: { Cookie: 'session=good' } });
+    ctx.track({ close: async () => ws.close() });
+    const asked = backend.of('/connect').at(-1).body;
+    assert.deepEqual(
+      { hub: asked.hub, room: asked.room, transport: asked.transport, query: asked.query, cookie: asked.headers.Cookie },
+      { hub: null, room: 'news.ws', transport: 'websocket', query: { x: '1', y: 'a b' }, cookie: 'session=good' },
+    );
+    const presence = async () => (await request(`${ctx.url}/rooms/news.ws/presence`)).json;
+    await waitFor(async () => (await presence())?.users?.some((u) => u.user === 'bob'), { message: 'bob in presence' });
+    const sent = await request(`${ctx.url}/users/bob/messages`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '["hi bob"]' });
+    assert.equal(sent.status, 202, sent.text);
+    await ws.until((c) => c.messages.some((m) => m?.user === 'bob' && JSON.stringify(m.data) === '["hi bob"]'), 5000, 'the user message');
+
+    const bad = await wsRefusal(`${ctx.wsUrl}/rooms/news.ws/ws`, { headers: { Cookie: 'session=bad' } });
+    assert.equal(bad.status, 401, bad.body);
+    assert.deepEqual(JSON.parse(bad.body), { error: 'session expired' });
+    const none = await wsRefusal(`${ctx.wsUrl}/rooms/news.ws/ws`);
+    assert.equal(none.status, 403, none.body);
+    assert.deepEqual(JSON.parse(none.body), { error: 'who are you?' });
+    await backend.close();
+    const down = await wsRefusal(`${ctx.wsUrl}/rooms/news.ws/ws`, { headers: { Cookie: 'session=good' } });
+    assert.equal(down.status, 502, down.body);
+    assert.ok(JSON.parse(down.body).error, down.body);
+    // the accepted socket lives on
+    assert.equal(ws.closeInfo, null);
+  });
+
+  test('with auth on, the proxy\'s room rights decide: a claim room outside them is 403 before the upgrade', async (t) => {
+    const backend = await startBackend(routes);
+    t.after(() => backend.close());
+    const ctx = await setup(t, proxyConfig(backend, {
+      auth: { rooms: [{ match: 'vip.*', subscribe: 'claim', publish: 'api_key' }, { match: '*', subscribe: 'token', publish: 'api_key' }] },
+    }));
+    // "token" rooms: a proxied upgrade counts as one with a token (it has none)
+    const ws = await openWs(`${ctx.wsUrl}/rooms/news.a/ws`, { headers: { Cookie: 'session=good' } });
+    ctx.track({ close: async () => ws.close() });
+    assert.equal(backend.of('/connect').at(-1).body.transport, 'websocket');
+    const refused = await wsRefusal(`${ctx.wsUrl}/rooms/vip.x/ws`, { headers: { Cookie: 'session=good' } });
+    assert.equal(refused.status, 403, refused.body);
+    assert.match(JSON.parse(refused.body).error, /claim/);
+    const none = await wsRefusal(`${ctx.wsUrl}/rooms/news.a/ws`);
+    assert.equal(none.status, 403, none.body);
+    assert.deepEqual(JSON.parse(none.body), { error: 'who are you?' });
+    assert.equal(ws.closeInfo, null);
+  });
+
+  test('shutdown with an upgrade waiting for the proxy: it is answered, crier exits cleanly', async (t) => {
+    let release;
+    const gate = new Promise((resolve) => (release = resolve));
+    t.after(() => release());
+    const backend = await startBackend({ '/connect': async () => (await gate, { json: { user: 'u' } }) });
+    t.after(() => backend.close());
+    const srv = await startCrier({ upstream: { timeout_ms: 30000, connect: `${backend.url}/connect`, connect_secret: CONNECT_SECRET } });
+    const waiting = wsRefusal(`${srv.wsUrl}/rooms/r/ws`, { timeout: 20000 }).then(
+      (r) => r,
+      (e) => ({ error: e.message }),
+    );
+    await waitFor(() => backend.of('/connect').length === 1, { message: 'the upgrade at the backend' });
+    await stopClean(srv); // exit 0, no sanitizer report
+    const got = await waiting;
+    assert.equal(got.status, 503, JSON.stringify(got));
+    assert.match(got.body, /shutting down/);
   });
 });

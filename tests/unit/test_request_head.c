@@ -51,6 +51,12 @@ static void test_valid_get(void)
     CHECK(parse("GET /rooms/a/ws HTTP/1.1\r\nAUTHORIZATION:  Bearer abc.def \r\n\r\n", &h) ==
           RH_COMPLETE);
     CHECK(rh_span_is(h.authorization, "Bearer abc.def"));
+    CHECK(!h.cookie.p);
+    request_head_free(&h);
+    /* the first Cookie, for the connect proxy */
+    CHECK(parse("GET /rooms/a/ws HTTP/1.1\r\ncookie: session=1\r\nCookie: b=2\r\n\r\n", &h) ==
+          RH_COMPLETE);
+    CHECK(rh_span_is(h.cookie, "session=1"));
     request_head_free(&h);
 }
 
