@@ -8,6 +8,12 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototy
 # Library headers come in through -isystem so they cannot trip -Werror.
 PKG_INC  := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# The version (common/version.c): the VERSION file, plus "+g<commit>" in a
+# git checkout ("+dirty" with local changes). $(B)/version.txt changes only
+# when the string does, so version.o is rebuilt exactly then.
+GIT_REV  := $(shell git rev-parse --short HEAD 2>/dev/null)
+GIT_DIRTY := $(shell git diff --quiet HEAD -- 2>/dev/null || echo .dirty)
+CRIER_VERSION ?= $(shell cat VERSION 2>/dev/null || echo unknown)$(if $(GIT_REV),+g$(GIT_REV)$(GIT_DIRTY))
 CPPFLAGS := -D_GNU_SOURCE -I. $(PKG_INC)
 CSTD     := -std=c11
 OPT      ?= -O2 -g
@@ -39,6 +45,16 @@ test-deps:
 
 $(B)/crier: $(OBJS)
 	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+
+VERSION_OBJS := $(B)/obj/common/version.o $(B)/test/obj/common/version.o \
+                $(B)/tsan/obj/common/version.o $(B)/fuzz/obj/common/version.o
+$(VERSION_OBJS): CPPFLAGS += -DCRIER_VERSION='"$(CRIER_VERSION)"'
+$(VERSION_OBJS): $(B)/version.txt
+
+.PHONY: FORCE
+$(B)/version.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(CRIER_VERSION)' | cmp -s - $@ || echo '$(CRIER_VERSION)' > $@
 
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "common/proc_stats.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
 #include "gateway/server.h"
@@ -49,6 +50,7 @@ int main(int argc, char **argv)
     };
     const char *config_path = NULL, *listen = NULL, *level = NULL;
     int o;
+    proc_stats_start_mark();
     while ((o = getopt_long(argc, argv, "c:l:L:h", opts, NULL)) != -1) {
         switch (o) {
         case 'c':
