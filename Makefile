@@ -1,7 +1,7 @@
 # crier - build, test, run. `make` builds build/crier; `make test` runs every test;
 # `make run` builds and starts the gateway on its built-in defaults.
 
-PKGS     := libwebsockets libmicrohttpd jansson hiredis libjwt libcrypto libcurl
+PKGS     := libwebsockets libmicrohttpd jansson hiredis libjwt libcrypto libcurl msgpack
 CC       ?= cc
 B        ?= build
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2

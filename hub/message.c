@@ -184,6 +184,12 @@ static const msg_format *format_of(msg_fmt fmt)
     return fmt >= MSG_FMT_BUILTIN_COUNT && fmt < MSG_FMT_MAX ? formats[fmt] : NULL;
 }
 
+bool msg_format_is_binary(msg_fmt fmt)
+{
+    const msg_format *f = format_of(fmt);
+    return f && f->binary;
+}
+
 struct msg_sink {
     msg_variant *v; /* made by msg_sink_alloc */
 };

@@ -158,12 +158,19 @@ typedef struct msg_format {
      * (-EINVAL); false: once per message, target NULL. */
     bool per_target;
     int (*encode)(const msg *m, const char *target, msg_sink *sink);
+    /* true: the bytes are binary, not UTF-8 text (a WebSocket carries them
+     * in binary frames: msg_format_is_binary). */
+    bool binary;
 } msg_format;
 
 /* Registers f (kept by pointer: static storage) and returns its id, or -1
  * when MSG_FMT_MAX formats exist. Any thread; call it once per format
  * (e.g. under pthread_once) before a message is encoded in it. */
 msg_fmt msg_format_register(const msg_format *f);
+
+/* True when fmt is a registered format of binary bytes. Any thread, no
+ * lock (as msg_get). */
+bool msg_format_is_binary(msg_fmt fmt);
 
 /* Adds the encoding fmt if missing; target is the member's default target
  * (used only by per-target formats; the message's own target wins). Hub

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-build}
-build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev libhiredis-dev libjwt-dev libssl-dev libcurl4-openssl-dev)
+build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev libhiredis-dev libjwt-dev libssl-dev libcurl4-openssl-dev libmsgpack-dev)
 # libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (only recommended by clang)
 test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server)
 

@@ -430,10 +430,11 @@ static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *mor
     return m;
 }
 
-/* The header of an unmasked server text frame of len bytes; returns its size. */
-static size_t frame_header(unsigned char *h, size_t len)
+/* The header of an unmasked server frame of len bytes (text, or binary);
+ * returns its size. */
+static size_t frame_header(unsigned char *h, size_t len, bool binary)
 {
-    h[0] = 0x81; /* FIN, text */
+    h[0] = binary ? 0x82 : 0x81; /* FIN, text or binary */
     if (len < 126) {
         h[1] = (unsigned char)len;
         return 2;
@@ -469,7 +470,9 @@ static bool write_batch(ws_conn *c, struct lws *wsi, batch *bt)
     bool ok = true;
     if (bt->n == 1) {
         msg_bytes b = msg_get(bt->m[0], s->fmt, s->target);
-        ok = lws_write(wsi, (unsigned char *)b.base, b.len, LWS_WRITE_TEXT) >= (int)b.len;
+        ok = lws_write(wsi, (unsigned char *)b.base, b.len,
+                       msg_format_is_binary(s->fmt) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) >=
+             (int)b.len;
     } else if (bt->n > 1) {
         ok = lws_write(wsi, batch_buf + LWS_PRE, bt->used, LWS_WRITE_RAW) >= (int)bt->used;
     }
@@ -501,12 +504,13 @@ static bool batch_add(batch *bt, sub *s, msg *m)
         msg_bytes first = msg_get(bt->m[0], s->fmt, s->target);
         if (first.len + 10 + b.len + 10 > WS_BATCH_MAX)
             return false;
-        bt->used = frame_header(batch_buf + LWS_PRE, first.len);
+        bt->used = frame_header(batch_buf + LWS_PRE, first.len, msg_format_is_binary(s->fmt));
         memcpy(batch_buf + LWS_PRE + bt->used, first.base, first.len);
         bt->used += first.len;
     }
     if (bt->n >= 1) {
-        bt->used += frame_header(batch_buf + LWS_PRE + bt->used, b.len);
+        bt->used +=
+            frame_header(batch_buf + LWS_PRE + bt->used, b.len, msg_format_is_binary(s->fmt));
         memcpy(batch_buf + LWS_PRE + bt->used, b.base, b.len);
         bt->used += b.len;
     }

@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "transports/signalr/mp.h"
+
 /* Writes (when out is not NULL) or counts the SSE event SignalR expects:
  * the payload split into lines (at CR LF, LF or a lone CR, as EventSource
  * splits them), every line as "data: <line>\r\n", then an empty line. The
@@ -146,10 +148,88 @@ static int encode_sse(const msg *m, const char *target, msg_sink *sink)
     return out ? 0 : -ENOMEM;
 }
 
-static const msg_format fmt_record = {"signalr", true, encode_record};
-static const msg_format fmt_sse = {"signalr-sse", true, encode_sse};
+/* The arguments of m's invocation record as JSON: a JSON array payload is
+ * the argument list, anything else the one argument (as record_emit). A
+ * payload jansson cannot hold (a number out of its range) goes as its text,
+ * one string argument, rather than not at all. */
+static json_t *mp_args_of(const msg *m)
+{
+    msg_bytes d = msg_data(m);
+    json_error_t je;
+    json_t *data = json_loadb(d.base, d.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+    if (!data)
+        data = json_stringn(d.base, d.len);
+    if (!data || (json_is_array(data) && !m->presence))
+        return data;
+    json_t *args = json_array();
+    if (args && json_array_append(args, data)) {
+        json_decref(args);
+        args = NULL;
+    }
+    json_decref(data);
+    return args;
+}
 
-static msg_fmt id_record, id_sse;
+/* The crier-* headers of a room message (none for one without an id). */
+static int mp_pack_headers(msgpack_packer *pk, const msg *m)
+{
+    if (!m->id)
+        return msgpack_pack_map(pk, 0);
+    char id[24];
+    int idl = snprintf(id, sizeof(id), "%" PRIu64, m->id);
+    msg_bytes room = room_of(m);
+    size_t el = strlen(m->epoch);
+    return msgpack_pack_map(pk, el ? 3 : 2) || msgpack_pack_str(pk, 8) ||
+           msgpack_pack_str_body(pk, "crier-id", 8) || msgpack_pack_str(pk, (size_t)idl) ||
+           msgpack_pack_str_body(pk, id, (size_t)idl) ||
+           (el && (msgpack_pack_str(pk, 11) || msgpack_pack_str_body(pk, "crier-epoch", 11) ||
+                   msgpack_pack_str(pk, el) || msgpack_pack_str_body(pk, m->epoch, el))) ||
+           msgpack_pack_str(pk, 10) || msgpack_pack_str_body(pk, "crier-room", 10) ||
+           msgpack_pack_str(pk, room.len) || msgpack_pack_str_body(pk, room.base, room.len);
+}
+
+/* The MessagePack format: a room message's invocation record for target,
+ * [1, headers, nil, target, arguments] after its VarInt length. */
+static int encode_mp(const msg *m, const char *target, msg_sink *sink)
+{
+    if (m->gap)
+        target = SR_GAP_TARGET;
+    if (m->presence)
+        target = SR_PRESENCE_TARGET;
+    json_t *args = mp_args_of(m);
+    if (!args)
+        return -ENOMEM;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    size_t tl = strlen(target);
+    int rc = msgpack_pack_array(&pk, 5) || msgpack_pack_int(&pk, 1) || mp_pack_headers(&pk, m) ||
+                     msgpack_pack_nil(&pk) || msgpack_pack_str(&pk, tl) ||
+                     msgpack_pack_str_body(&pk, target, tl) || sr_mp_pack_json(&pk, args)
+                 ? -ENOMEM
+                 : 0;
+    json_decref(args);
+    if (!rc) {
+        unsigned char pre[SR_MP_VARINT_MAX];
+        size_t pl = sr_mp_varint_put(pre, sb.size);
+        char *out = msg_sink_alloc(sink, pl + sb.size);
+        if (out) {
+            memcpy(out, pre, pl);
+            memcpy(out + pl, sb.data, sb.size);
+        } else {
+            rc = -ENOMEM;
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static const msg_format fmt_record = {"signalr", true, encode_record, false};
+static const msg_format fmt_sse = {"signalr-sse", true, encode_sse, false};
+static const msg_format fmt_mp = {"signalr-messagepack", true, encode_mp, true};
+
+static msg_fmt id_record, id_sse, id_mp;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
 
 /* The hub's table has room for far more formats than exist: running out is
@@ -158,7 +238,8 @@ static void register_formats(void)
 {
     id_record = msg_format_register(&fmt_record);
     id_sse = msg_format_register(&fmt_sse);
-    if (id_record < 0 || id_sse < 0) {
+    id_mp = msg_format_register(&fmt_mp);
+    if (id_record < 0 || id_sse < 0 || id_mp < 0) {
         fprintf(stderr, "signalr: the hub's format table is full (MSG_FMT_MAX)\n");
         abort();
     }
@@ -174,6 +255,24 @@ msg_fmt sr_fmt_sse(void)
 {
     pthread_once(&once, register_formats);
     return id_sse;
+}
+
+msg_fmt sr_fmt_mp(void)
+{
+    pthread_once(&once, register_formats);
+    return id_mp;
+}
+
+msg *sr_mp_record_create(const char *json, size_t len)
+{
+    size_t n = 0;
+    unsigned char *bytes = sr_mp_record_from_json(json, len, &n);
+    char *out;
+    msg *m = bytes ? msg_create_direct(n, &out) : NULL;
+    if (m)
+        memcpy(out, bytes, n);
+    free(bytes);
+    return m;
 }
 
 msg *sr_record_create(const char *json, size_t len)

@@ -38,9 +38,21 @@ msg_fmt sr_fmt_sse(void);
 #define SR_FMT_RECORD (sr_fmt_record())
 #define SR_FMT_SSE (sr_fmt_sse())
 
+/* The MessagePack hub protocol's form of a room message: its invocation
+ * record [1, headers, nil, target, arguments] after a VarInt length (the
+ * JSON payload's values mapped as signalr/mp.h says). Binary: WebSocket
+ * frames of this format are binary frames. */
+msg_fmt sr_fmt_mp(void);
+#define SR_FMT_MP (sr_fmt_mp())
+
 /* Creates a direct message that is one SignalR record (JSON text without
  * the separator) for one connection: a completion, a ping, a close. Both
  * formats are made here. Returns NULL on ENOMEM. */
 msg *sr_record_create(const char *json, size_t len);
+
+/* The same record for a MessagePack connection: a direct message whose
+ * bytes are its MessagePack form (signalr/mp.h, sr_mp_record_from_json).
+ * NULL on ENOMEM or for a record that has no such form. */
+msg *sr_mp_record_create(const char *json, size_t len);
 
 #endif

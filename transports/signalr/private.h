@@ -53,16 +53,20 @@ struct sr_conn {
     int64_t expires_ms;           /* sub lock: its deadline (the latest token's), 0 none */
     pthread_mutex_t recv_lock;    /* one batch of records at a time */
     atomic_bool handshaken;       /* changed under recv_lock */
-    token_bucket publish_rate;    /* recv_lock: limits.rate.publish */
-    sr_transport transport;       /* sub lock */
-    bool attached;                /* sub lock: a WebSocket or SSE stream carries it */
-    bool closed;                  /* sub lock */
-    sr_poll *held;                /* sub lock: the long poll waiting now */
-    int64_t created_ms;           /* registry lock */
-    int64_t attached_ms;          /* sub lock */
-    int64_t closed_ms;            /* sub lock */
-    int64_t last_poll_ms;         /* sub lock */
-    int64_t next_ping_ms;         /* timer thread */
+    /* The MessagePack hub protocol (signalr/mp.h): records after the
+     * handshake are binary both ways. Set under recv_lock at the handshake,
+     * before the connection joins any room, and never changed after. */
+    atomic_bool msgpack;
+    token_bucket publish_rate; /* recv_lock: limits.rate.publish */
+    sr_transport transport;    /* sub lock */
+    bool attached;             /* sub lock: a WebSocket or SSE stream carries it */
+    bool closed;               /* sub lock */
+    sr_poll *held;             /* sub lock: the long poll waiting now */
+    int64_t created_ms;        /* registry lock */
+    int64_t attached_ms;       /* sub lock */
+    int64_t closed_ms;         /* sub lock */
+    int64_t last_poll_ms;      /* sub lock */
+    int64_t next_ping_ms;      /* timer thread */
     _Atomic int64_t last_recv_ms;
     /* Stateful reconnect (WebSocket only): counted records are numbered from
      * 1 each way; what was sent stays in `unacked` until the client acks it,

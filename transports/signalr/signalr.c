@@ -45,6 +45,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/rate_limits.h"
+#include "transports/signalr/mp.h"
 #include "transports/signalr/private.h"
 
 #define TAG "signalr"
@@ -317,7 +318,8 @@ static void registry_unlink(sr_conn *c)
  * the handshake reply are not). */
 static void send_record_as(sr_conn *c, const char *json, size_t len, bool counted)
 {
-    msg *m = sr_record_create(json, len);
+    msg *m =
+        atomic_load(&c->msgpack) ? sr_mp_record_create(json, len) : sr_record_create(json, len);
     if (!m)
         return;
     m->uncounted = !counted;
@@ -442,7 +444,8 @@ bool sr_conn_resume_locked(sr_conn *c)
     char rec[64];
     int len =
         snprintf(rec, sizeof(rec), "{\"type\":9,\"sequenceId\":%" PRIu64 "}", c->unacked_first);
-    msg *seq = sr_record_create(rec, (size_t)len);
+    msg *seq = atomic_load(&c->msgpack) ? sr_mp_record_create(rec, (size_t)len)
+                                        : sr_record_create(rec, (size_t)len);
     if (seq) {
         seq->uncounted = true;
         sendq_push_front(&c->s.q, seq);
@@ -758,7 +761,16 @@ static bool handle_invocation(sr_conn *c, json_t *rec, const char **why)
     return true;
 }
 
-/* The first record: {"protocol":"json","version":1}. */
+/* Sub lock free. c's transport. */
+static sr_transport transport_of(sr_conn *c)
+{
+    pthread_mutex_lock(&c->s.lock);
+    sr_transport t = c->transport;
+    pthread_mutex_unlock(&c->s.lock);
+    return t;
+}
+
+/* The first record: {"protocol":"json","version":1}, or "messagepack". */
 static void handle_handshake(sr_conn *c, const char *rec, size_t len)
 {
     json_error_t je;
@@ -767,18 +779,23 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     json_t *version = json_object_get(j, "version");
     char err[300];
     bool version_2 = json_integer_value(version) == 2;
+    bool mp = protocol && !strcmp(protocol, "messagepack");
     if (!protocol || !json_is_integer(version)) {
         snprintf(err, sizeof(err),
                  "Handshake was malformed: expected "
                  "{\"protocol\":\"json\",\"version\":1}.");
-    } else if (strcmp(protocol, "json")) {
+    } else if (strcmp(protocol, "json") && !mp) {
         char *quoted = json_text_clip(protocol, JSON_ECHO_MAX);
         snprintf(err, sizeof(err), "Protocol '%s' is not supported.", quoted ? quoted : "");
         free(quoted);
     } else if (json_integer_value(version) < 1 || json_integer_value(version) > 2) {
         snprintf(err, sizeof(err),
-                 "Protocol 'json' version %" JSON_INTEGER_FORMAT " is not supported.",
+                 "Protocol '%s' version %" JSON_INTEGER_FORMAT " is not supported.", protocol,
                  json_integer_value(version));
+    } else if (mp && transport_of(c) == TR_SSE) {
+        snprintf(err, sizeof(err),
+                 "Protocol 'messagepack' is binary and Server-Sent Events carry text only: "
+                 "use WebSockets or long polling.");
     } else {
         err[0] = '\0';
     }
@@ -795,7 +812,13 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     pthread_mutex_lock(&c->s.lock);
     c->stateful = c->stateful_offered && c->transport == TR_WS && version_2;
     pthread_mutex_unlock(&c->s.lock);
-    send_record(c, "{}", 2);
+    send_record(c, "{}", 2); /* the handshake's answer is JSON text in every protocol */
+    if (mp) {                /* from here on, records are MessagePack both ways */
+        pthread_mutex_lock(&c->s.lock);
+        c->s.fmt = SR_FMT_MP; /* before the first join (sub.h) */
+        pthread_mutex_unlock(&c->s.lock);
+        atomic_store(&c->msgpack, true);
+    }
     hub_join(the_hub, c->all_room, &c->s, 0, true);
     atomic_store(&c->handshaken, true);
     sr_upstream_event(c, "connect", NULL, NULL);
@@ -835,11 +858,10 @@ static void take_ack_locked(sr_conn *c, uint64_t n)
     }
 }
 
-/* One record after the handshake. Returns false to close the connection. */
-static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **why)
+/* One record after the handshake, as a JSON record object (NULL: it did
+ * not parse); takes the ref. Returns false to close the connection. */
+static bool handle_record_json(sr_conn *c, json_t *j, const char **why)
 {
-    json_error_t je;
-    json_t *j = json_loadb(rec, len, 0, &je);
     json_t *type = json_object_get(j, "type");
     if (!json_is_object(j) || !json_is_integer(type)) {
         *why = j ? "Invalid message: no integer 'type'." : "Invalid message: malformed JSON.";
@@ -878,6 +900,35 @@ static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **
     return ok;
 }
 
+/* One JSON protocol record after the handshake. */
+static bool handle_record(sr_conn *c, const char *rec, size_t len, const char **why)
+{
+    json_error_t je;
+    return handle_record_json(c, json_loadb(rec, len, 0, &je), why);
+}
+
+/* recv_lock held: the MessagePack records of a unit (data + start), each
+ * after its VarInt length, up to max_message_bytes each. Stops at the
+ * first bad one (with *why) or when c is closed. */
+static void receive_mp(sr_conn *c, const unsigned char *data, size_t len, const char **why)
+{
+    size_t off = 0;
+    const unsigned char *rec;
+    size_t rec_len;
+    int rc;
+    while (!*why && (rc = sr_mp_next_record(data, len, &off, conf->limits.max_message_bytes, &rec,
+                                            &rec_len, why)) > 0) {
+        pthread_mutex_lock(&c->s.lock);
+        bool closed = c->closed;
+        pthread_mutex_unlock(&c->s.lock);
+        if (closed)
+            return;
+        json_t *j = sr_mp_record_parse(rec, rec_len, why);
+        if (j)
+            handle_record_json(c, j, why);
+    }
+}
+
 void sr_conn_receive(sr_conn *c, const char *data, size_t len)
 {
     pthread_mutex_lock(&c->recv_lock);
@@ -885,6 +936,10 @@ void sr_conn_receive(sr_conn *c, const char *data, size_t len)
     size_t start = 0;
     const char *why = NULL;
     while (start < len && !why) {
+        if (atomic_load(&c->msgpack)) { /* the rest of the unit is binary */
+            receive_mp(c, (const unsigned char *)data + start, len - start, &why);
+            break;
+        }
         pthread_mutex_lock(&c->s.lock);
         bool closed = c->closed;
         pthread_mutex_unlock(&c->s.lock);

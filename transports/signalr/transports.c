@@ -136,7 +136,9 @@ static int ws_receive(void *session, const char *data, size_t len, bool binary, 
         *why = "replaced by a resumed connection";
         return WS_CLOSE_NORMAL;
     }
-    if (binary)
+    /* Binary frames carry MessagePack records (and may carry the handshake
+     * that asks for them); a JSON connection takes text only. */
+    if (binary && atomic_load(&w->c->handshaken) && !atomic_load(&w->c->msgpack))
         sr_conn_close(w->c, "Invalid input for JSON hub protocol. Expected a string.", false);
     else
         sr_conn_receive(w->c, data, len);
@@ -365,7 +367,7 @@ static char *take_records(sr_conn *c, size_t *len_out)
     buf out = {0};
     msg *m;
     while ((m = sendq_peek(&c->s.q)) != NULL) {
-        msg_bytes b = msg_get(m, SR_FMT_RECORD, c->s.target);
+        msg_bytes b = msg_get(m, c->s.fmt, c->s.target); /* JSON or MessagePack records */
         if ((out.len && out.len + b.len > LP_ANSWER_SOFT_MAX) || !buf_append(&out, b.base, b.len))
             break;
         sendq_pop(&c->s.q);
