@@ -70,18 +70,19 @@ for (const skipNegotiation of [false, true]) {
   });
 }
 
-test('raw WS: messagepack handshake -> "Protocol \'messagepack\' is not supported.", closed', async (t) => {
+// MessagePack is supported (signalr-msgpack.test.js); another protocol is not.
+test('raw WS: an unknown protocol in the handshake -> "Protocol \'protobuf\' is not supported.", closed', async (t) => {
   const ctx = await setup(t);
   const obs = await observer(ctx);
   const raw = await ctx.raw();
-  raw.sendText(`{"protocol":"messagepack","version":1}${RS}`);
+  raw.sendText(`{"protocol":"protobuf","version":1}${RS}`);
   const info = await raw.waitForClose(3000);
   const records = raw.records();
-  assert.deepEqual(records[0], { error: "Protocol 'messagepack' is not supported." }, `records: ${JSON.stringify(raw.texts)}`);
+  assert.deepEqual(records[0], { error: "Protocol 'protobuf' is not supported." }, `records: ${JSON.stringify(raw.texts)}`);
   for (const r of records.slice(1)) assert.equal(r.type, 7, `only a Close may follow: ${JSON.stringify(raw.texts)}`);
   assert.equal(info.code, 1000, `close code ${info.code}`);
-  await obs.check('messagepack');
-  await assertStillServes(ctx, 'messagepack handshake');
+  await obs.check('unknown protocol');
+  await assertStillServes(ctx, 'unknown protocol handshake');
   await stop(obs);
 });
 
