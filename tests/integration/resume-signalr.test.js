@@ -8,12 +8,14 @@
 // acknowledged sent again): it ends with every message exactly once, in
 // order, still Connected, and never went through a full reconnect
 // (onreconnecting never fires, although automatic reconnect is enabled so
-// that a failed resume would show).
+// that a failed resume would show). With the JSON and the MessagePack hub
+// protocol.
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { test } from 'node:test';
 import * as signalR from '@microsoft/signalr';
+import { MessagePackHubProtocol } from '@microsoft/signalr-protocol-msgpack';
 import { request } from '../lib/http.js';
 import { startCrier, stopClean } from '../lib/server.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
@@ -186,7 +188,14 @@ test('negotiate grants stateful reconnect when asked for it', { timeout: 15_000 
   );
 });
 
-test(`official client, withStatefulReconnect: ${N} messages exactly once, in order, across ${CUTS} abrupt cuts`, { timeout: 60_000 }, async (t) => {
+// Both hub protocols: JSON text frames and MessagePack binary ones.
+const PROTOCOLS = [
+  ['JSON', () => new signalR.JsonHubProtocol()],
+  ['MessagePack', () => new MessagePackHubProtocol()],
+];
+
+for (const [protocolName, makeProtocol] of PROTOCOLS)
+test(`official client (${protocolName}), withStatefulReconnect: ${N} messages exactly once, in order, across ${CUTS} abrupt cuts`, { timeout: 60_000 }, async (t) => {
   const { srv, cleanup } = await startWithCleanup(t);
   const proxy = await startProxy(srv.port);
   cleanup(() => proxy.close());
@@ -194,6 +203,7 @@ test(`official client, withStatefulReconnect: ${N} messages exactly once, in ord
   const logs = [];
   const conn = new signalR.HubConnectionBuilder()
     .withUrl(`${proxy.url}/hubs/chat`, { transport: signalR.HttpTransportType.WebSockets })
+    .withHubProtocol(makeProtocol())
     .withStatefulReconnect()
     // A failed stateful resume would end in a full reconnect, which fires
     // onreconnecting: enabled so that it shows (and fails the test).
