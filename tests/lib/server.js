@@ -80,9 +80,10 @@ export function removeTempFile(file) {
 }
 
 // Spawns the binary, collecting its output; `exited` resolves with
-// {code, signal} when it ends.
-function spawnCrier(args, env) {
-  const proc = spawn(CRIER_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+// {code, signal} when it ends. `cwd`: its working directory (default ours).
+function spawnCrier(args, env, cwd) {
+  const bin = cwd ? path.resolve(CRIER_BIN) : CRIER_BIN;
+  const proc = spawn(bin, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   proc.stdout.setEncoding('utf8').on('data', (d) => (out.stdout += d));
   proc.stderr.setEncoding('utf8').on('data', (d) => (out.stderr += d));
@@ -103,8 +104,8 @@ function spawnCrier(args, env) {
 }
 
 // Runs the binary to completion (for CLI checks): {code, signal, stdout, stderr}.
-export async function runCrier(args, { timeout = 10_000, env = crierEnv() } = {}) {
-  const { proc, out, exited } = spawnCrier(args, env);
+export async function runCrier(args, { timeout = 10_000, env = crierEnv(), cwd } = {}) {
+  const { proc, out, exited } = spawnCrier(args, env, cwd);
   try {
     const res = await withTimeout(exited, timeout, `crier ${args.join(' ')} did not exit`);
     return { ...res, stdout: out.stdout, stderr: out.stderr };
@@ -130,8 +131,9 @@ function testBackplane(config) {
 // Starts crier with `config` (plus a free loopback "listen", unless the config
 // names one) and waits for /healthz (and, with a Redis backplane, for it to
 // be connected, unless waitBackplane is false). A "--listen HOST:PORT" in
-// extraArgs is where the server is then expected.
-export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', waitBackplane = true } = {}) {
+// extraArgs is where the server is then expected. `cwd`: the directory to
+// start it in (default ours, the repository root).
+export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', waitBackplane = true, cwd } = {}) {
   const port = await freePort();
   const backplane = testBackplane(config);
   const fullConfig = { listen: `127.0.0.1:${port}`, ...config, ...(backplane ? { backplane } : {}) };
@@ -143,7 +145,7 @@ export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', 
   const [host, portText] = [listen.slice(0, listen.lastIndexOf(':')), listen.slice(listen.lastIndexOf(':') + 1)];
   const url = `http://${host}:${portText}`;
 
-  const { proc, out, exited } = spawnCrier(['--config', configFile, ...extraArgs], crierEnv(asanExtra));
+  const { proc, out, exited } = spawnCrier(['--config', configFile, ...extraArgs], crierEnv(asanExtra), cwd);
   let result = null;
   exited.then((r) => (result = r));
 
