@@ -39,7 +39,11 @@ test('make install DESTDIR=... PREFIX=/usr: the layout, run from elsewhere, the 
   const bin = at('usr/bin/crier');
   await t.test('files where the README says', () => {
     fs.accessSync(bin, fs.constants.X_OK);
-    for (const f of fs.readdirSync(path.join(ROOT, 'web'))) {
+    const pages = fs.readdirSync(path.join(ROOT, 'web'), { recursive: true }).filter((f) =>
+      fs.statSync(path.join(ROOT, 'web', f)).isFile(),
+    );
+    assert.ok(pages.includes('index.html'));
+    for (const f of pages) {
       assert.deepEqual(fs.readFileSync(at(`usr/share/crier/web/${f}`)), fs.readFileSync(path.join(ROOT, 'web', f)), f);
     }
     assert.ok(fs.existsSync(at('usr/share/man/man1/crier.1')), 'man page');

@@ -23,6 +23,13 @@ test('make deb; dpkg -i; crier as packaged serves / and /healthz; dpkg --purge',
   for (const tool of ['dpkg-buildpackage', 'dh']) {
     assert.ok(which(tool), `no ${tool} (scripts/setup.sh test installs dpkg-dev and debhelper)`);
   }
+  // Never replace (and then purge) a crier package the machine had before.
+  const before = await run('dpkg-query', ['-W', '-f', '${Status} ${Version}', 'crier']);
+  assert.ok(
+    before.code !== 0 || !before.stdout.startsWith('install ok installed'),
+    `a crier package is installed already (${before.stdout}); this test installs and purges its own: ` +
+      'remove that one first (dpkg --purge crier)',
+  );
   const asRoot = (cmd, args, opts = {}) => runOk(root[0] || cmd, root.length ? [...root.slice(1), cmd, ...args] : args, { env: DPKG_ENV, ...opts });
 
   const dir = scratchDir(t, 'crier-deb-');
