@@ -131,4 +131,10 @@ test('the man page has no roff warnings', async (t) => {
   for (const opt of ['--config', '--listen', '--log-level', '--check-config', '--version', '--help']) {
     assert.ok(r.stdout.includes(opt), `man page lacks ${opt}`);
   }
+  // Its CONFIGURATION section names every section of the config.
+  const config = r.stdout.slice(r.stdout.indexOf('CONFIGURATION'), r.stdout.indexOf('SIGNALS'));
+  const example = JSON.parse(fs.readFileSync(path.join(ROOT, 'config.example.json'), 'utf8'));
+  for (const key of [...Object.keys(example), 'auth', 'web.root']) {
+    assert.match(config, new RegExp(`\\b${key.replace('.', '\\.')}\\b`), `man page CONFIGURATION lacks ${key}`);
+  }
 });
