@@ -3,7 +3,8 @@
 // installs it on this machine, crier runs as the package lays it out
 // (/usr/bin/crier --config /etc/crier/config.json; no systemd as PID 1
 // here, so the binary is started by hand) and serves the packaged pages,
-// and `dpkg --purge` takes it all away again. Needs root (or sudo -n);
+// installing it again keeps an edited config (a conffile), and
+// `dpkg --purge` takes it all away. Needs root (or sudo -n);
 // installs and purges the package named "crier".
 
 import assert from 'node:assert/strict';
@@ -87,6 +88,16 @@ test('make deb; dpkg -i; crier as packaged serves / and /healthz; dpkg --purge',
     } finally {
       await stopClean(srv);
     }
+  });
+
+  await t.test('installed again (as an upgrade does): an edited /etc/crier/config.json is kept', async () => {
+    const edited = fs.readFileSync('/etc/crier/config.json', 'utf8').replace('"log_level": "info"', '"log_level": "warn"');
+    assert.ok(edited.includes('"log_level": "warn"'), 'the packaged config has no "log_level": "info" to edit');
+    await asRoot('sh', ['-c', `cat > /etc/crier/config.json <<'EOF'\n${edited}EOF\n`]);
+    await asRoot('dpkg', ['-i', deb], { timeout: 120_000 });
+    assert.equal(fs.readFileSync('/etc/crier/config.json', 'utf8'), edited);
+    const r = await run('/usr/bin/crier', ['--check-config', '--config', '/etc/crier/config.json'], { cwd: '/' });
+    assert.equal(r.code, 0, r.stderr);
   });
 
   await t.test('dpkg --purge removes the binary, the pages, the unit and the config', async () => {
