@@ -182,7 +182,7 @@ install: $(B)/crier
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(WEBDIR) $(DESTDIR)$(MANDIR)/man1 \
 		$(DESTDIR)$(SYSCONFDIR)/crier $(DESTDIR)$(UNITDIR)
 	install -m 755 $(B)/crier $(DESTDIR)$(BINDIR)/crier
-	cd web && find . -type f -exec install -D -m 644 {} $(DESTDIR)$(WEBDIR)/{} \;
+	find web -type f | while read -r f; do install -D -m 644 "$$f" "$(DESTDIR)$(WEBDIR)/$${f#web/}"; done
 	install -m 644 docs/crier.1 $(DESTDIR)$(MANDIR)/man1/crier.1
 	sed -e 's|/usr/bin/crier|$(BINDIR)/crier|g' -e 's|/etc/crier/|$(SYSCONFDIR)/crier/|g' \
 		deploy/crier.service > $(DESTDIR)$(UNITDIR)/crier.service
