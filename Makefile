@@ -44,7 +44,7 @@ test-deps:
 	@bash scripts/setup.sh test
 
 $(B)/crier: $(OBJS)
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(OPT) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 VERSION_OBJS := $(B)/obj/common/version.o $(B)/test/obj/common/version.o \
                 $(B)/tsan/obj/common/version.o $(B)/fuzz/obj/common/version.o
@@ -55,6 +55,30 @@ $(VERSION_OBJS): $(B)/version.txt
 $(B)/version.txt: FORCE
 	@mkdir -p $(dir $@)
 	@echo '$(CRIER_VERSION)' | cmp -s - $@ || echo '$(CRIER_VERSION)' > $@
+
+# Where `make install` puts things (README "Operating crier"). PREFIX=/usr
+# (the Debian package) puts the config in /etc and the unit in
+# /lib/systemd/system; any other PREFIX keeps both under it. DESTDIR is
+# prepended to every path at install time only.
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share
+MANDIR     ?= $(DATADIR)/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(if $(filter /usr,$(PREFIX)),/lib/systemd/system,$(PREFIX)/lib/systemd/system)
+WEBDIR     := $(DATADIR)/crier/web
+
+# web.root's default (gateway/web_root.c) knows the install prefix; about.c
+# names the libjwt version built against. Rebuilt when these change, as
+# version.o is.
+WEBDIR_OBJS := $(VERSION_OBJS:common/version.o=gateway/web_root.o)
+$(WEBDIR_OBJS): CPPFLAGS += -DCRIER_WEB_DIR='"$(WEBDIR)"'
+$(WEBDIR_OBJS): $(B)/webdir.txt
+$(B)/webdir.txt: FORCE
+	@mkdir -p $(dir $@)
+	@echo '$(WEBDIR)' | cmp -s - $@ || echo '$(WEBDIR)' > $@
+ABOUT_OBJS := $(VERSION_OBJS:common/version.o=gateway/about.o)
+$(ABOUT_OBJS): CPPFLAGS += -DCRIER_LIBJWT_VERSION='"$(shell pkg-config --modversion libjwt 2>/dev/null)"'
 
 $(B)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -147,6 +171,42 @@ $(B)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(B)/fuzz/libcrier.a $(FUZZ_HDRS)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CSTD) $(FUZZ_CFLAGS) -fsanitize=fuzzer,address,undefined $(WARN) $(CPPFLAGS) \
 		-o $@ $< $(B)/fuzz/libcrier.a $(PKG_LIBS)
+
+# --- Install, uninstall, Debian package (README "Operating crier") ----------
+# `make install` builds $(B)/crier if needed and copies: the binary, the web
+# pages, the man page, the systemd unit (its paths made those of this
+# install) and config.example.json as $(SYSCONFDIR)/crier/config.json unless
+# a config is there already. `make uninstall` removes all but the config.
+.PHONY: install uninstall deb
+install: $(B)/crier
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(WEBDIR) $(DESTDIR)$(MANDIR)/man1 \
+		$(DESTDIR)$(SYSCONFDIR)/crier $(DESTDIR)$(UNITDIR)
+	install -m 755 $(B)/crier $(DESTDIR)$(BINDIR)/crier
+	find web -type f | while read -r f; do install -D -m 644 "$$f" "$(DESTDIR)$(WEBDIR)/$${f#web/}"; done
+	install -m 644 docs/crier.1 $(DESTDIR)$(MANDIR)/man1/crier.1
+	sed -e 's|/usr/bin/crier|$(BINDIR)/crier|g' -e 's|/etc/crier/|$(SYSCONFDIR)/crier/|g' \
+		deploy/crier.service > $(DESTDIR)$(UNITDIR)/crier.service
+	chmod 644 $(DESTDIR)$(UNITDIR)/crier.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/crier/config.json ] || \
+		install -m 644 config.example.json $(DESTDIR)$(SYSCONFDIR)/crier/config.json
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/crier $(DESTDIR)$(MANDIR)/man1/crier.1 $(DESTDIR)$(UNITDIR)/crier.service
+	rm -rf $(DESTDIR)$(DATADIR)/crier
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/crier/config.json (remove it by hand if unwanted)"
+
+# `make deb`: a Debian package from a copy of the tree in $(B)/deb/, built
+# with dpkg-buildpackage and debhelper (debian/); the .deb lands in $(B)/deb/.
+# Its version is VERSION's, its binary reports $(CRIER_VERSION).
+DEB_UPSTREAM := $(shell cat VERSION 2>/dev/null || echo 0)
+DEB_SRC      := $(B)/deb/crier-$(DEB_UPSTREAM)
+deb:
+	rm -rf $(B)/deb && mkdir -p $(DEB_SRC)
+	cp -r Makefile VERSION README.md config.example.json common gateway hub transports \
+		web deploy docs debian $(DEB_SRC)/
+	sed -i '1s/([^)]*)/($(DEB_UPSTREAM))/' $(DEB_SRC)/debian/changelog
+	cd $(DEB_SRC) && CRIER_VERSION='$(CRIER_VERSION)' dpkg-buildpackage -b -us -uc
+	@ls $(B)/deb/*.deb
 
 unit: $(B)/test/crier $(UNIT_BINS)
 	@bash tests/run.sh unit

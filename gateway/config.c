@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "gateway/web_root.h"
 #include "hub/hub.h"
 
 /* Longest part of an offending value quoted back in a message. */
@@ -206,7 +207,7 @@ void cfg_defaults(cfg *c)
     strcpy(c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
     strcpy(c->log_level, "info");
-    strcpy(c->web.root, "web");
+    snprintf(c->web.root, sizeof(c->web.root), "%s", web_root_default());
     c->transports.websocket = true;
     c->transports.sse = true;
     c->transports.long_polling = true;
@@ -334,17 +335,25 @@ static const char *parse_listen(cfg *c, const char *value)
     return NULL;
 }
 
+/* The config file being loaded by this thread (cfg_load_file), for keys
+ * whose relative paths are taken from its directory; NULL otherwise. */
+static _Thread_local const char *loading_path;
+
 /* A web.root that is set must be a directory now ("" serves no pages);
  * the built-in default is checked at start instead (static.c), where a
- * missing one is only a warning. */
+ * missing one is only a warning. A relative path in a config file is taken
+ * from the file's directory (web_root.c). */
 static const char *parse_web_root(cfg *c, const char *value)
 {
-    if (strlen(value) >= sizeof(c->web.root))
+    char path[sizeof(c->web.root)];
+    if (!web_root_from_config(loading_path, value, path, sizeof(path)))
         return "expected a directory path shorter than 512 bytes";
     struct stat st;
-    if (*value && (stat(value, &st) || !S_ISDIR(st.st_mode)))
-        return "expected an existing directory (\"\" serves no pages)";
-    strcpy(c->web.root, value);
+    if (*path && (stat(path, &st) || !S_ISDIR(st.st_mode)))
+        return strcmp(path, value) ? "expected an existing directory (a relative path is taken "
+                                     "from the config file's directory)"
+                                   : "expected an existing directory (\"\" serves no pages)";
+    strcpy(c->web.root, path);
     return NULL;
 }
 
@@ -1430,7 +1439,10 @@ int cfg_load_file(cfg *c, const char *path, char err[CFG_ERR_MAX])
         return set_err(err, "%s: cannot read config file: %s", path, why);
     }
     fclose(fp);
-    return apply_root(c, root, &jerr, path, err);
+    loading_path = path;
+    int rc = apply_root(c, root, &jerr, path, err);
+    loading_path = NULL;
+    return rc;
 }
 
 int cfg_load_string(cfg *c, const char *json, const char *origin, char err[CFG_ERR_MAX])

@@ -3,14 +3,16 @@
 # already. `setup.sh build`: the libraries and tools to build and run.
 # `setup.sh test`: those, plus what the tests use (curl, node, clang and its
 # sanitizer/libFuzzer runtimes, clang-format, nginx, redis-server, Debian's
-# chromium, the npm packages in package-lock.json).
+# chromium, dpkg-dev, debhelper and systemd for the package and unit tests,
+# the npm packages in package-lock.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-build}
 build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev libhiredis-dev libjwt-dev libssl-dev libcurl4-openssl-dev libmsgpack-dev)
-# libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (only recommended by clang)
-test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server)
+# libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (only recommended by clang);
+# dpkg-dev, debhelper: `make deb`; systemd: systemd-analyze verify of the unit (tests/ops/)
+test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server dpkg-dev debhelper systemd)
 
 missing=()
 want=("${build_pkgs[@]}")

@@ -14,6 +14,10 @@
 #                             build/tsan/crier
 #   tests/run.sh scaleout     several crier nodes on Redis, with nginx in front
 #   tests/run.sh browser      headless Chromium tests of web/
+#   tests/run.sh ops          install, package and deploy (tests/ops/): make
+#                             install into a DESTDIR, the systemd unit (systemd-
+#                             analyze verify), make deb + dpkg -i/--purge (needs
+#                             root or sudo -n), deploy/nginx-site.conf in nginx
 #   tests/run.sh smoke        a 10-second load-generator run against build/crier
 #   tests/run.sh fuzz         each libFuzzer harness (build/fuzz/) for FUZZ_SMOKE_SECONDS
 #                             (default 5): one pass per harness that ran clean
@@ -228,6 +232,7 @@ case "$which" in
     ;;
   scaleout) run_node_suite scaleout tests/scaleout ;;
   browser) run_node_suite browser tests/browser ;;
+  ops) run_node_suite ops tests/ops ;;
   smoke) run_smoke ;;
   tsan) run_tsan ;;
   fuzz) run_fuzz ;;
@@ -239,11 +244,12 @@ case "$which" in
     run_integration_redis
     run_node_suite scaleout tests/scaleout
     run_node_suite browser tests/browser
+    run_node_suite ops tests/ops
     run_smoke
     run_fuzz
     run_tsan
     ;;
-  *) echo "usage: $0 [unit|layers|format|integration|scaleout|browser|smoke|fuzz|tsan|all]"; exit 2 ;;
+  *) echo "usage: $0 [unit|layers|format|integration|scaleout|browser|ops|smoke|fuzz|tsan|all]"; exit 2 ;;
 esac
 
 if [ "${#failures[@]}" -gt 0 ]; then

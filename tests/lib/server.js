@@ -80,9 +80,11 @@ export function removeTempFile(file) {
 }
 
 // Spawns the binary, collecting its output; `exited` resolves with
-// {code, signal} when it ends.
-function spawnCrier(args, env) {
-  const proc = spawn(CRIER_BIN, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+// {code, signal} when it ends. `cwd`: its working directory (default ours);
+// `bin`: another binary than CRIER_BIN (an installed one).
+function spawnCrier(args, env, cwd, bin = CRIER_BIN) {
+  if (cwd) bin = path.resolve(bin);
+  const proc = spawn(bin, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
   const out = { stdout: '', stderr: '' };
   proc.stdout.setEncoding('utf8').on('data', (d) => (out.stdout += d));
   proc.stderr.setEncoding('utf8').on('data', (d) => (out.stderr += d));
@@ -103,8 +105,8 @@ function spawnCrier(args, env) {
 }
 
 // Runs the binary to completion (for CLI checks): {code, signal, stdout, stderr}.
-export async function runCrier(args, { timeout = 10_000, env = crierEnv() } = {}) {
-  const { proc, out, exited } = spawnCrier(args, env);
+export async function runCrier(args, { timeout = 10_000, env = crierEnv(), cwd } = {}) {
+  const { proc, out, exited } = spawnCrier(args, env, cwd);
   try {
     const res = await withTimeout(exited, timeout, `crier ${args.join(' ')} did not exit`);
     return { ...res, stdout: out.stdout, stderr: out.stderr };
@@ -130,12 +132,20 @@ function testBackplane(config) {
 // Starts crier with `config` (plus a free loopback "listen", unless the config
 // names one) and waits for /healthz (and, with a Redis backplane, for it to
 // be connected, unless waitBackplane is false). A "--listen HOST:PORT" in
-// extraArgs is where the server is then expected.
-export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', waitBackplane = true } = {}) {
+// extraArgs is where the server is then expected. `cwd`: the directory to
+// start it in (default ours, the repository root). `bin`: the binary to
+// start instead of CRIER_BIN. `configFile`: a config file to use as it is
+// (then `config` must hold its "listen", or extraArgs a --listen).
+export async function startCrier(
+  config = {},
+  extraArgs = [],
+  { asanExtra = '', waitBackplane = true, cwd, bin, configFile: givenConfig } = {},
+) {
   const port = await freePort();
   const backplane = testBackplane(config);
   const fullConfig = { listen: `127.0.0.1:${port}`, ...config, ...(backplane ? { backplane } : {}) };
-  const configFile = writeTempFile('crier.json', JSON.stringify(fullConfig, null, 2));
+  const configFile = givenConfig || writeTempFile('crier.json', JSON.stringify(fullConfig, null, 2));
+  const removeConfig = () => givenConfig || removeTempFile(configFile);
 
   let listen = fullConfig.listen;
   const i = extraArgs.indexOf('--listen');
@@ -143,7 +153,7 @@ export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', 
   const [host, portText] = [listen.slice(0, listen.lastIndexOf(':')), listen.slice(listen.lastIndexOf(':') + 1)];
   const url = `http://${host}:${portText}`;
 
-  const { proc, out, exited } = spawnCrier(['--config', configFile, ...extraArgs], crierEnv(asanExtra));
+  const { proc, out, exited } = spawnCrier(['--config', configFile, ...extraArgs], crierEnv(asanExtra), cwd, bin);
   let result = null;
   exited.then((r) => (result = r));
 
@@ -168,7 +178,7 @@ export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', 
         proc.kill('SIGKILL');
         throw new Error(`${err.message}\n--- stderr ---\n${tail(out.stderr)}`);
       } finally {
-        removeTempFile(configFile);
+        removeConfig();
       }
     },
   };
@@ -176,7 +186,7 @@ export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', 
   const deadline = Date.now() + START_TIMEOUT_MS;
   for (;;) {
     if (result) {
-      removeTempFile(configFile);
+      removeConfig();
       throw new Error(
         `crier exited during start-up (code ${result.code}, signal ${result.signal})\n` +
           `--- stderr ---\n${tail(out.stderr)}`,
@@ -193,7 +203,7 @@ export async function startCrier(config = {}, extraArgs = [], { asanExtra = '', 
     if (Date.now() >= deadline) {
       proc.kill('SIGKILL');
       await exited;
-      removeTempFile(configFile);
+      removeConfig();
       throw new Error(
         `crier did not answer GET /healthz with 200 within ${START_TIMEOUT_MS} ms\n` +
           `--- stderr ---\n${tail(out.stderr)}`,
