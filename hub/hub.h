@@ -102,9 +102,7 @@ int hub_join(hub *h, const char *room, sub *s, uint64_t since, bool from_now);
  * NULL) is not the room's epoch (or since is beyond the room's last id,
  * which only another epoch can explain), s first gets a gap signal (msg_create_gap: {"room",
  * "epoch", "reason": "expired"|"epoch", "since", "resumed_from"}), then what
- * remains: after another epoch, everything kept. Never a silent gap. But
- * since 0 with epoch NULL is no cursor: what history holds, no gap signal
- * (a late joiner's "the last messages"). */
+ * remains: after another epoch, everything kept. Never a silent gap. */
 int hub_resume(hub *h, const char *room, sub *s, uint64_t since, const char *epoch);
 
 /* Called once a join is in effect (at once, or when a shared room's

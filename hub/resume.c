@@ -82,8 +82,6 @@ static size_t find_gap(const room *r, uint64_t since, const char *epoch, char *o
     uint64_t resumed_from = first ? first : r->last_id + 1;
     const char *reason = NULL;
     *replay_since = since;
-    if (!since && !epoch)
-        return 0; /* no cursor: what history holds (a late joiner), nothing lost */
     /* since 0 has seen nothing, in whatever epoch: then only expiry loses. */
     if ((since && epoch && strcmp(epoch, r->epoch)) || since > r->last_id) {
         reason = "epoch"; /* another numbering: everything kept is new to the client */

@@ -1,7 +1,7 @@
 // History with no cursor (README "Late joiners"): since 0 with no epoch means
-// "what the room's history holds", the same on every transport, with no gap
-// signal even when history no longer reaches back to id 1 (a late joiner
-// had nothing before it):
+// "what the room's history holds", the same on every transport: the kept
+// messages, after a gap signal with since 0 when history no longer reaches
+// back to id 1 (none when it does), then live ones:
 //   - long poll ?since=0, plain WebSocket ?since=0, SSE ?since=0 (SSE also
 //     takes since/epoch now, as the other two; Last-Event-ID wins);
 //   - SignalR JoinRoom(room, 0) and JoinRoom(room, 0, null) with the official
@@ -25,30 +25,38 @@ async function sixIn(url, room) {
   for (let i = 1; i <= 6; i++) assert.equal(await publish(url, room, i), i);
 }
 
-test('plain transports: since=0 without an epoch gets what history holds, with no gap, then live', { timeout: 20_000 }, async (t) => {
+test('plain transports: since=0 without an epoch gets what history holds (after a gap with since 0 when 1 is gone), then live', { timeout: 20_000 }, async (t) => {
   const srv = await startFor(t, CONFIG);
   await sixIn(srv.url, 'h');
+  for (let i = 1; i <= 2; i++) await publish(srv.url, 'whole', i); // all kept
+  const epoch = (await request(`${srv.url}/rooms/h`)).json.epoch;
+  const gap = { room: 'h', epoch, reason: 'expired', since: 0, resumed_from: 4 };
 
   const lp = await request(`${srv.url}/rooms/h/poll?since=0`);
   assert.equal(lp.status, 200, lp.text);
-  assert.equal(lp.json.gap, undefined, `no gap for a late joiner: ${lp.text}`);
+  assert.deepEqual(lp.json.gap, gap, lp.text);
   assert.deepEqual(lp.json.messages.map((m) => m.data), [4, 5, 6], lp.text);
+  const whole = await request(`${srv.url}/rooms/whole/poll?since=0`);
+  assert.equal(whole.json.gap, undefined, `history holds all: no gap (${whole.text})`);
+  assert.deepEqual(whole.json.messages.map((m) => m.data), [1, 2], whole.text);
 
   const ws = await openWs(`${srv.wsUrl}/rooms/h/ws?since=0`);
   t.after(() => ws.close());
-  await ws.waitForMessages(3);
+  await ws.waitForMessages(4);
 
   const sse = await sseHttp(`${srv.url}/rooms/h/events?since=0`);
   t.after(() => sse.close());
-  await sse.waitForEvents(3);
+  await sse.waitForEvents(4);
 
   await publish(srv.url, 'h', 7);
-  await ws.waitForMessages(4);
-  await sse.waitForEvents(4);
+  await ws.waitForMessages(5);
+  await sse.waitForEvents(5);
   await sleep(100);
-  assert.deepEqual(ws.messages.map((m) => m.data), [4, 5, 6, 7], `WebSocket: ${JSON.stringify(ws.texts)}`);
-  assert.deepEqual(sse.events.map((e) => e.type ?? 'message'), ['message', 'message', 'message', 'message'], JSON.stringify(sse.events));
-  assert.deepEqual(sse.events.map((e) => JSON.parse(e.data)), [4, 5, 6, 7]);
+  assert.deepEqual(ws.messages[0], { gap }, `WebSocket: ${JSON.stringify(ws.texts)}`);
+  assert.deepEqual(ws.messages.slice(1).map((m) => m.data), [4, 5, 6, 7], `WebSocket: ${JSON.stringify(ws.texts)}`);
+  assert.equal(sse.events[0].type, 'gap', JSON.stringify(sse.events));
+  assert.deepEqual(JSON.parse(sse.events[0].data), gap);
+  assert.deepEqual(sse.events.slice(1).map((e) => JSON.parse(e.data)), [4, 5, 6, 7]);
 });
 
 test('SSE ?since=N&epoch=E resumes as a long poll does; Last-Event-ID wins over it', { timeout: 20_000 }, async (t) => {
@@ -85,16 +93,16 @@ for (const transport of [T.WebSockets, T.ServerSentEvents, T.LongPolling]) {
       await sixIn(ctx.url, room);
       const conn = await ctx.connect({ transport });
       const rx = receiver(conn);
+      const gaps = receiver(conn, 'CrierGap');
       const joined = await withTimeout(conn.invoke('JoinRoom', ...args), 3000, `JoinRoom${JSON.stringify(args)}`);
       assert.equal(joined.room, room);
       assert.equal(joined.last_id >= 6, true, JSON.stringify(joined));
       await rx.wait(3);
-      const gaps = receiver(conn, 'CrierGap');
       await publish(ctx.url, room, `live ${args.length}`);
       await rx.wait(4);
       assert.deepEqual(rx.calls.slice(0, 3), [[4], [5], [6]], `JoinRoom${JSON.stringify(args)}: ${JSON.stringify(rx.calls)}`);
       assert.deepEqual(rx.calls[3], [`live ${args.length}`]);
-      assert.equal(gaps.calls.length, 0, 'no gap for a late joiner');
+      assert.deepEqual(gaps.calls, [[{ room, epoch: joined.epoch, reason: 'expired', since: 0, resumed_from: 4 }]], 'a gap with since 0: 1..3 are not kept');
       await conn.stop();
     }
   });

@@ -594,7 +594,8 @@ static const char *join_room(sr_conn *c, const char *invocation_id, const char *
  * after since (the crier-id header of the last message seen), or a
  * CrierGap invocation when that is gone. JoinRoom(room, 0) and
  * JoinRoom(room, 0, null), with no epoch: join, first getting what the
- * room's history holds (a late joiner's last messages; no gap signal). */
+ * room's history holds (a late joiner's last messages), after a CrierGap
+ * with since 0 when history no longer reaches back to id 1. */
 static const char *join_resuming(sr_conn *c, const char *invocation_id, const char *room,
                                  json_t *args, char *err, size_t err_cap, char *result, size_t cap)
 {
@@ -613,7 +614,7 @@ static const char *join_resuming(sr_conn *c, const char *invocation_id, const ch
     }
     hub_join_args a = {.since = (uint64_t)json_integer_value(since),
                        .epoch = no_epoch ? NULL : epoch,
-                       .check_gap = !no_epoch};
+                       .check_gap = true};
     return join_room(c, invocation_id, room, &a, result, cap);
 }
 
@@ -830,7 +831,7 @@ static const char *rejoin_rooms(sr_conn *c, char *err, size_t err_cap)
         bool has_epoch = r->epoch[0] != '\0';
         hub_join_args a = {.since = r->since,
                            .epoch = has_epoch ? r->epoch : NULL,
-                           .check_gap = has_epoch,
+                           .check_gap = true,
                            .done = rejoined,
                            .done_arg = p};
         int rc = hub_join_ex(the_hub, r->room, &c->s, &a);
