@@ -19,7 +19,9 @@ import net from 'node:net';
 import { test } from 'node:test';
 import { assertJsonError, publish, rawRequest, request } from '../lib/http.js';
 import { mintToken, nowS } from '../lib/token.js';
-import { signalR, T, TRANSPORT_CLASS, setup } from '../lib/signalr.js';
+import { startCrier, stopClean } from '../lib/server.js';
+import { HANDSHAKE, parseRecords, signalR, T, TRANSPORT_CLASS, setup } from '../lib/signalr.js';
+import { openWs } from '../lib/ws.js';
 import { waitFor, withTimeout } from '../lib/util.js';
 
 const HUB = { path: '/hubs/chat', rejoin_query: true, methods: { JoinRoom: { action: 'join', args: 1 }, LeaveRoom: { action: 'leave', args: 1 } } };
@@ -161,7 +163,7 @@ for (const transport of [T.WebSockets, T.ServerSentEvents, T.LongPolling]) {
     await waitFor(() => c.got.length >= 32, { message: `${name}: live after (${JSON.stringify(c.got)})` });
     assert.deepEqual(c.got, range(1, 32), `${name}: every message once, in order`);
     assert.deepEqual(c.gaps, [], `${name}: no gap`);
-    assert.ok(c.reconnects() >= 1, `${name}: it reconnected`);
+    await waitFor(() => c.reconnects() >= 1, { message: `${name}: onreconnected` });
     assert.equal(c.positions.get('lobby').id, 32);
   });
 
@@ -264,4 +266,54 @@ test('crier_rooms: ROOM::0 joins with what history holds; rooms the caller may n
   await publishAll(ctx.url, 4, 4);
   await waitFor(() => got.length >= 4, { message: `live after (${JSON.stringify(got)})` });
   assert.deepEqual(got, [1, 2, 3, 4]);
+});
+
+test('the node restarts: a CrierGap with reason "epoch", then what the new epoch holds', { timeout: 40_000 }, async (t) => {
+  const config = { ...hubs(), signalr: { disconnect_timeout_s: 2 } };
+  let srv = await startCrier(config);
+  t.after(() => stopClean(srv));
+  const proxy = await startProxy(srv.port);
+  t.after(() => proxy.close());
+  const c = await officialClient(t, proxy, T.WebSockets);
+  await publishAll(srv.url, 1, 3);
+  await waitFor(() => c.got.length >= 3, { message: `the first 3 (${JSON.stringify(c.got)})` });
+
+  proxy.outage();
+  await stopClean(srv);
+  srv = await startCrier({ ...config, listen: `127.0.0.1:${srv.port}` }); // a new epoch, history empty
+  await publishAll(srv.url, 1, 2);
+  const epoch = (await request(`${srv.url}/rooms/lobby`)).json.epoch;
+  proxy.restore();
+
+  await waitFor(() => c.got.length >= 5, { timeout: 20_000, message: `after the restart (${JSON.stringify(c.events)}; ${c.logs.join(' | ')})` });
+  assert.deepEqual(c.events, ['m1', 'm2', 'm3', 'gap', 'm1', 'm2']);
+  assert.deepEqual(c.gaps, [{ room: 'lobby', epoch, reason: 'epoch', since: 3, resumed_from: 1 }]);
+  assert.deepEqual(c.positions.get('lobby'), { epoch, id: 2 });
+});
+
+test('crier_rooms naming a room the connection may not subscribe to: closed at the handshake with the reason', { timeout: 20_000 }, async (t) => {
+  const SECRET = 'rejoin-test-secret-0123456789abcdef';
+  const ctx = await setup(t, {
+    ...hubs(),
+    auth: {
+      jwt: { hmac_secret: SECRET, algorithms: ['HS256'] },
+      rooms: [
+        { match: 'secret', subscribe: 'claim', publish: 'claim' },
+        { match: '*', subscribe: 'public', publish: 'public' },
+      ],
+    },
+  });
+  const jwt = mintToken({ alg: 'HS256', secret: SECRET, claims: { sub: 'ann', exp: nowS() + 600 } });
+  const neg = await request(`${ctx.url}/hubs/chat/negotiate?negotiateVersion=1`, { method: 'POST', headers: { Authorization: `Bearer ${jwt}` } });
+  assert.equal(neg.status, 200, neg.text);
+  const ws = await openWs(`${ctx.wsUrl}/hubs/chat?id=${neg.json.connectionToken}&crier_rooms=lobby::0,secret::0&access_token=${jwt}`);
+  t.after(() => ws.close());
+  ws.ws.send(HANDSHAKE);
+  await ws.until((w) => parseRecords(w.texts).some((r) => r.type === 7), 5000, 'the Close record');
+  const records = parseRecords(ws.texts);
+  assert.deepEqual(records[0], {}, 'the handshake is answered');
+  const close = records.find((r) => r.type === 7);
+  assert.match(close.error, /^not allowed: /, JSON.stringify(close));
+  assert.equal(close.allowReconnect, undefined);
+  await ws.waitForClose();
 });

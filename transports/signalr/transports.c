@@ -1068,9 +1068,10 @@ static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
 }
 
 /* Negotiate: a crier_rooms the hub takes must parse (400), and name rooms
- * the caller may subscribe to (401/403, as JoinRoom is refused). The
- * request that starts the transport is parsed again, and the handshake
- * joins with the connection's own rights. */
+ * the caller may subscribe to (401/403, as JoinRoom is refused; not with
+ * upstream.connect, whose verdict makes the principal later). The request
+ * that starts the transport is parsed again, and the handshake joins with
+ * the connection's own rights. */
 static bool rejoin_refused(http_call *call, enum MHD_Result *ret)
 {
     sr_rejoin *rj = NULL;
@@ -1082,7 +1083,8 @@ static bool rejoin_refused(http_call *call, enum MHD_Result *ret)
     }
     access_verdict v = ACCESS_ALLOWED;
     size_t i = 0;
-    for (; rj && conf->auth.enabled && i < rj->n && v == ACCESS_ALLOWED; i++)
+    bool check = conf->auth.enabled && !conf->upstream.connect[0];
+    for (; rj && check && i < rj->n && v == ACCESS_ALLOWED; i++)
         v = access_room(conf, call->who, rj->rooms[i].room, ACCESS_SUBSCRIBE);
     if (v != ACCESS_ALLOWED) {
         unsigned status = v == ACCESS_NEEDS_TOKEN ? MHD_HTTP_UNAUTHORIZED : MHD_HTTP_FORBIDDEN;
