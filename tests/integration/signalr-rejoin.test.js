@@ -252,6 +252,9 @@ test('crier_rooms: ROOM::0 joins with what history holds; rooms the caller may n
   });
   assertJsonError(refused, 403, 'negotiate naming a room the token may not subscribe to');
   assert.match(refused.json.error, /secret/);
+  const anonymous = await request(`${ctx.url}/hubs/chat/negotiate?negotiateVersion=1&crier_rooms=secret::0`, { method: 'POST' });
+  assertJsonError(anonymous, 401, 'negotiate without a token naming a room that needs one');
+  assert.equal(anonymous.headers.get('www-authenticate'), 'Bearer');
 
   await publishAll(ctx.url, 1, 3);
   const got = [];

@@ -1091,8 +1091,13 @@ static bool rejoin_refused(http_call *call, enum MHD_Result *ret)
         const char *reason = access_reason(v, ACCESS_SUBSCRIBE);
         LOG_INFO(TAG, "a SignalR negotiate refused (%u): crier_rooms names room %s: %s", status,
                  rj->rooms[i - 1].room, reason);
-        *ret = http_reply_error(call->conn, status, "not allowed: crier_rooms names room %s: %s",
-                                rj->rooms[i - 1].room, reason);
+        *ret =
+            status == MHD_HTTP_UNAUTHORIZED /* a challenge, as the guard's 401s */
+                ? http_reply_error_with(call->conn, status, "WWW-Authenticate", "Bearer",
+                                        "not allowed: crier_rooms names room %s: %s",
+                                        rj->rooms[i - 1].room, reason)
+                : http_reply_error(call->conn, status, "not allowed: crier_rooms names room %s: %s",
+                                   rj->rooms[i - 1].room, reason);
     }
     free(rj);
     return v != ACCESS_ALLOWED;
