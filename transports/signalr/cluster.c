@@ -72,7 +72,7 @@ struct sr_fwd {
     const cfg_hub *hub;
     char token[TOKEN_LEN + 1];
     struct MHD_Connection *conn;
-    char who[FWD_WHO_MAX]; /* the request's principal, as the node message says it */
+    char who[FWD_WHO_MAX];              /* the request's principal, as the node message says it */
     char poll_key[SR_POLL_KEY_MAX + 1]; /* a poll's "_" (signalr/transports.c), or "" */
     char owner[BP_NODE_ID_LEN + 1];     /* fwd_lock: the node it went to */
     int64_t expires_ms;
@@ -563,6 +563,14 @@ void sr_cluster_touch(const char *token)
 {
     if (bp)
         bp->ops->touch(bp, token, SR_OWNER_TTL_MS);
+}
+
+void sr_cluster_probe(const char *node, bp_count_fn cb, void *arg)
+{
+    if (bp->ops->node_send_counted)
+        bp->ops->node_send_counted(bp, node, "probe\n", 6, cb, arg);
+    else
+        cb(arg, 1); /* cannot tell: taken as alive */
 }
 
 void sr_cluster_release(const char *token)

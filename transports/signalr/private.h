@@ -27,7 +27,7 @@
 #define SR_INVOCATION_ID_MAX_TEXT "1024"
 #define SR_OWNER_TTL_MS 60000 /* a node's claim on a connection lapses unless touched */
 #define SR_TOUCH_EVERY_MS 20000
-#define SR_POLL_KEY_MAX 32 /* bytes of a long poll's "_" kept (longer: none) */
+#define SR_POLL_KEY_MAX 32   /* bytes of a long poll's "_" kept (longer: none) */
 #define SR_USER_LABEL_MAX 80 /* bytes of a user id shown in log lines */
 /* A connection's log name: "ID (user U)". */
 #define SR_CONN_FMT "%s (user %s)"
@@ -241,6 +241,10 @@ void sr_fwd_free(sr_fwd *f);
 void sr_cluster_claim(const char *token, bp_owner_fn cb, void *arg);
 void sr_cluster_touch(const char *token);
 void sr_cluster_release(const char *token);
+
+/* Is node alive? cb(arg, how many got a probe: 0 gone, -1 unreachable),
+ * later or at once. */
+void sr_cluster_probe(const char *node, bp_count_fn cb, void *arg);
 
 /* Answers request req of node `to`. */
 void sr_cluster_reply(const char *to, uint64_t req, unsigned status, const char *body, size_t len);

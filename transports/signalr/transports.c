@@ -212,6 +212,56 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len)
     return ok;
 }
 
+bool sr_ws_needs_claim(const cfg_hub *hb, const char *id, size_t id_len)
+{
+    char token[SR_WS_TOKEN_CAP];
+    if (!sr_clustered() || !ws_token(id, id_len, token) || !sr_token_is_valid(token))
+        return false;
+    sr_conn *c = sr_conn_find(hb, token);
+    sr_conn_unref(c);
+    return !c;
+}
+
+typedef struct ws_claim {
+    void (*cb)(void *arg, sr_ws_claim_result r);
+    void *arg;
+} ws_claim;
+
+/* Backplane thread (or the caller's): did the owner get the probe? */
+static void ws_owner_probed(void *arg, long nodes)
+{
+    ws_claim *wc = arg;
+    wc->cb(wc->arg, nodes > 0 ? SR_WS_ELSEWHERE : SR_WS_GONE);
+    free(wc);
+}
+
+/* Backplane thread (or the caller's): who owns a WebSocket's token; another
+ * node's is probed (is it alive?). */
+static void ws_claim_answered(void *arg, int rc, const char *owner)
+{
+    ws_claim *wc = arg;
+    if (!rc && *owner && strcmp(owner, sr_node_id())) {
+        sr_cluster_probe(owner, ws_owner_probed, wc);
+        return;
+    }
+    wc->cb(wc->arg, !rc && *owner ? SR_WS_TAKEN : SR_WS_GONE);
+    free(wc);
+}
+
+void sr_ws_claim(const char *id, size_t id_len, void (*cb)(void *arg, sr_ws_claim_result r),
+                 void *arg)
+{
+    char token[SR_WS_TOKEN_CAP];
+    ws_claim *wc = malloc(sizeof(*wc));
+    if (!wc || !ws_token(id, id_len, token)) {
+        free(wc);
+        cb(arg, SR_WS_GONE);
+        return;
+    }
+    *wc = (ws_claim){cb, arg};
+    sr_cluster_claim(token, ws_claim_answered, wc);
+}
+
 unsigned sr_ws_refusal(const cfg_hub *hb, const char *id, size_t id_len, const char **error)
 {
     char token[SR_WS_TOKEN_CAP];
@@ -523,8 +573,8 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req, const char *key)
     sr_poll *p = calloc(1, sizeof(*p));
     pthread_mutex_lock(&c->s.lock);
     /* A closed connection's last records (its Close message) go out too. */
-    bool ok = p && c->transport == TR_LP &&
-              (!c->closed || !sendq_is_empty(&c->s.q) || c->lp_unconfirmed);
+    bool ok =
+        p && c->transport == TR_LP && (!c->closed || !sendq_is_empty(&c->s.q) || c->lp_unconfirmed);
     if (!ok) {
         bool over = c->closed && sendq_is_empty(&c->s.q);
         pthread_mutex_unlock(&c->s.lock);
