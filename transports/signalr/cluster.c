@@ -15,7 +15,10 @@
  * A dead owner is found at once: every message to the owner is a counted
  * PUBLISH, and 0 receivers (the node is gone, or cut off from Redis) ends
  * the request 404 "no such connection", as ASP.NET answers an unknown
- * connection, so the client starts a new one rather than waiting.
+ * connection, so the client starts a new one rather than waiting. An owner
+ * that dies while it holds a request (a long poll) is found by the probes
+ * the timer sends every PROBE_EVERY_MS to each node that requests wait for
+ * (one counted PUBLISH per node, not per request).
  *
  * Node messages are one header line and a body:
  *   "send|close|poll REQ FROM HUBPATH TOKEN WHO EXP KEY\n" body (to the owner)
@@ -60,6 +63,8 @@
 #define FWD_USER_MAX 256   /* bytes of a user id a forwarded request carries (longer: 403) */
 #define FWD_WHO_MAX (2 * FWD_USER_MAX + 2) /* "t" and the user id in hex, NUL */
 #define FORWARD_WAIT_MS 10000 /* a forwarded send or close; polls: poll timeout + this */
+#define PROBE_EVERY_MS 1000   /* the owners of waiting requests are probed this often */
+#define PROBE_NODES_MAX 16    /* owners probed in one round (the rest: the next rounds) */
 
 static const cfg *conf;
 static backplane *bp;
@@ -579,8 +584,59 @@ void sr_cluster_release(const char *token)
         bp->ops->release(bp, token, (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S);
 }
 
+/* Backplane thread (or the caller's): a probe of a node requests wait for;
+ * none got it: each of them is answered 404. arg: the node id, malloc'd. */
+static void on_probed(void *arg, long nodes)
+{
+    char *node = arg;
+    if (nodes == 0) {
+        pthread_mutex_lock(&fwd_lock);
+        unsigned n = 0;
+        list_for_each_safe (it, next, &fwd_all) {
+            sr_fwd *f = list_entry(it, sr_fwd, link);
+            if (!strcmp(f->owner, node)) {
+                fwd_finish_error(f, MHD_HTTP_NOT_FOUND, "no such connection");
+                n++;
+            }
+        }
+        pthread_mutex_unlock(&fwd_lock);
+        if (n)
+            LOG_INFO(TAG, "node %s is gone: %u request(s) waiting for it answered 404", node, n);
+    }
+    free(node);
+}
+
+/* Timer thread: probes the nodes that requests wait for (at most
+ * PROBE_NODES_MAX a round, each once). */
+static void probe_owners(int64_t now_ms)
+{
+    static int64_t next_ms; /* timer thread */
+    if (now_ms < next_ms)
+        return;
+    next_ms = now_ms + PROBE_EVERY_MS;
+    char owners[PROBE_NODES_MAX][BP_NODE_ID_LEN + 1];
+    size_t n = 0;
+    pthread_mutex_lock(&fwd_lock);
+    list_for_each_safe (it, next, &fwd_all) {
+        sr_fwd *f = list_entry(it, sr_fwd, link);
+        bool seen = !f->owner[0];
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = !strcmp(owners[i], f->owner);
+        if (!seen && n < PROBE_NODES_MAX)
+            memcpy(owners[n++], f->owner, sizeof(owners[0]));
+    }
+    pthread_mutex_unlock(&fwd_lock);
+    for (size_t i = 0; i < n; i++) {
+        char *node = strdup(owners[i]);
+        if (node)
+            sr_cluster_probe(node, on_probed, node);
+    }
+}
+
 void sr_cluster_tick(int64_t now_ms)
 {
+    if (bp)
+        probe_owners(now_ms);
     pthread_mutex_lock(&fwd_lock);
     list_for_each_safe (n, next, &fwd_all) {
         sr_fwd *f = list_entry(n, sr_fwd, link);
