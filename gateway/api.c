@@ -254,11 +254,10 @@ static void room_presence_answered(void *arg, int rc, const presence_list *l)
     api_wait *w = arg;
     const room_req *q = api_wait_data(w);
     json_t *j = room_info_json(q->room, q->info.epoch, q->info.last_id, q->info.subscribers);
-    json_t *cluster =
-        rc ? json_null()
-           : json_pack("{s:I,s:I,s:I,s:I}", "subscribers", (json_int_t)l->connections, "nodes",
-                       (json_int_t)l->nodes, "users", (json_int_t)l->users, "anonymous",
-                       (json_int_t)l->anonymous);
+    json_t *cluster = rc ? json_null()
+                         : json_pack("{s:I,s:I,s:I,s:I}", "subscribers", (json_int_t)l->connections,
+                                     "nodes", (json_int_t)l->nodes, "users", (json_int_t)l->users,
+                                     "anonymous", (json_int_t)l->anonymous);
     if (j && cluster)
         json_object_set_new(j, "cluster", cluster);
     else
