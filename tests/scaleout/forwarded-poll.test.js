@@ -127,3 +127,19 @@ test('a poll or send for a connection whose owner was killed is answered 404 at 
     assert.ok(Date.now() - t0 < 4000, 'not after a poll timeout');
   }
 });
+
+test('a forwarded poll held by an owner that is killed meanwhile is answered 404 within seconds, not after the poll timeout', { timeout: 60_000 }, async (t) => {
+  const { nodes } = await startCluster(t, 2, { limits: { poll_timeout_s: 20 } });
+  const [a, owner] = nodes;
+  const client = await rawLongPoll(owner, 'held');
+  const t0 = Date.now();
+  const polled = client.poll(a.url, 'held-1', 30_000); // A forwards it; the owner holds it
+  await sleep(1000);
+  await killNode(owner);
+  const res = await polled;
+  const ms = Date.now() - t0;
+  t.diagnostic(`answered ${res.status} after ${ms} ms`);
+  assert.equal(res.status, 404, `${res.status} ${res.text}`);
+  assert.deepEqual(JSON.parse(res.text), { error: 'no such connection' });
+  assert.ok(ms < 10_000, `within seconds of the kill (${ms} ms), not the 20 s poll timeout + 10 s`);
+});
