@@ -53,6 +53,9 @@ typedef struct cfg_hub {
      * may name; default: default_target and the targets of the methods. */
     char publish_targets[CFG_MAX_TARGETS][CFG_NAME_MAX];
     unsigned npublish_targets;
+    /* rejoin_query: a connection rejoins the rooms its URL's crier_rooms
+     * parameter names, resuming each (signalr/rejoin.h); default false. */
+    bool rejoin_query;
 } cfg_hub;
 
 typedef enum { CFG_BACKPLANE_MEMORY, CFG_BACKPLANE_REDIS } cfg_backplane_type;

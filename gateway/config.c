@@ -839,8 +839,8 @@ static int load_publish_targets(cfg_hub *h, json_t *v, const char *key, const ch
 /* Appends the hub name (value v) to c->hubs, which has room for it. */
 static int load_hub(cfg *c, const char *name, json_t *v, const char *origin, char *err)
 {
-    static const char *const members[] = {"path", "default_target", "methods", "publish_targets",
-                                          NULL};
+    static const char *const members[] = {
+        "path", "default_target", "methods", "publish_targets", "rejoin_query", NULL};
     char hkey[KEY_MAX], key[KEY_MAX];
     if (!valid_name(name))
         return name_err(err, origin, "hubs", name, "hub");
@@ -899,6 +899,11 @@ static int load_hub(cfg *c, const char *name, json_t *v, const char *origin, cha
     sub_key(key, hkey, "publish_targets");
     if (load_publish_targets(h, json_object_get(v, "publish_targets"), key, origin, err) != 0)
         return -1;
+    sub_key(key, hkey, "rejoin_query");
+    json_t *rejoin = json_object_get(v, "rejoin_query");
+    if (rejoin && !json_is_boolean(rejoin))
+        return set_err(err, "%s: '%s' must be true or false", origin, key);
+    h->rejoin_query = json_is_true(rejoin);
     c->nhubs++;
     return 0;
 }

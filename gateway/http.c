@@ -334,6 +334,10 @@ static enum MHD_Result answer_ws_path(struct MHD_Connection *conn)
 static enum MHD_Result answer_hub_upgrade(struct MHD_Connection *conn, const cfg_hub *hb)
 {
     const char *token = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "id");
+    const char *rooms = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, SR_REJOIN_PARAM);
+    const char *bad = sr_rejoin_error(hb, rooms, rooms ? strlen(rooms) : 0, false);
+    if (bad)
+        return http_reply_error_with(conn, MHD_HTTP_BAD_REQUEST, "Connection", "close", "%s", bad);
     if (token && !sr_ws_acceptable(hb, token, strlen(token))) {
         const char *error = NULL;
         unsigned status = sr_ws_refusal(hb, token, strlen(token), &error);

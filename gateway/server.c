@@ -38,6 +38,7 @@
 #include "common/cors.h"
 #include "common/list.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/rate_limits.h"
 #include "common/access.h"
 #include "gateway/api.h"
@@ -148,15 +149,16 @@ static int plain_open(const route_result *r, const char *query, access_principal
 /* {hub}: SignalR knows whether the connection id is one to take. */
 static bool hub_accepts(const route_result *r, const char *query)
 {
-    (void)query;
-    return sr_ws_acceptable(r->hub, r->conn_id, r->conn_id_len);
+    size_t len = 0;
+    const char *rooms = query_value(query, SR_REJOIN_PARAM, &len); /* bad: MHD answers 400 */
+    return !sr_rejoin_error(r->hub, rooms, len, true) &&
+           sr_ws_acceptable(r->hub, r->conn_id, r->conn_id_len);
 }
 
 static int hub_open(const route_result *r, const char *query, access_principal *who,
                     ws_session *out)
 {
-    (void)query;
-    return sr_ws_open(r->hub, r->conn_id, r->conn_id_len, who, out);
+    return sr_ws_open(r->hub, r->conn_id, r->conn_id_len, query, who, out);
 }
 
 static const ws_protocol ws_protocols[ROUTE_ENDPOINTS] = {

@@ -24,6 +24,20 @@
  * replays what was missed. When that is gone the server invokes
  * CrierGap({room, epoch, reason, since, resumed_from}): see ongap(cb).
  *
+ * Ids of a room follow one another within an epoch. A jump while connected
+ * (the server skipped this client: an operator's leave and join, a message
+ * lost between) makes the client resume the room from the last id it saw:
+ * it leaves and rejoins with JoinRoom(room, since, epoch), dropping that
+ * room's messages until the leave is done, so the replay brings the missing
+ * ones and what followed in order. A room it cannot resume (not joined
+ * through joinMethod, or `resume: false`) gets a gap event with reason
+ * "missed" instead. Never a silent hole.
+ *
+ * History with no cursor: `history: true` makes JoinRoom(room) ask for what
+ * the room's history holds, as JoinRoom(room, 0): a late joiner sees the
+ * room's last messages (and a gap event with since 0 when older ones are no
+ * longer kept). The same for a rejoin of a room with no message seen yet.
+ *
  * Access tokens: `token: 'T'` or `token: () => T` (a function may return a
  * Promise) is sent on every transport: Authorization: Bearer T on negotiate,
  * long polls and POSTs, ?access_token=T on the WebSocket and the
@@ -62,6 +76,7 @@
     joinMethod: 'JoinRoom',
     leaveMethod: 'LeaveRoom',
     resume: true,
+    history: false,
     gapTarget: 'CrierGap',
     logger: null,
     token: null,
@@ -494,6 +509,7 @@
       this._nextId = 0;
       this._rooms = new Set();
       this._positions = new Map(); /* room -> {id, epoch} of the last message seen */
+      this._resyncing = new Set(); /* rooms being resumed after a jump in ids: their messages wait */
       this._warned = new Set(); /* targets without a handler, warned about once */
       this._state = 'disconnected';
       this._transport = null;
@@ -544,7 +560,9 @@
     onstatechange(cb) { this._callbacks.statechange.push(cb); return this; }
     /* cb({room, epoch, reason, since, resumed_from}): messages of a room were
      * missed while reconnecting (reason "expired": older than the server
-     * keeps; "epoch": the room's numbering restarted, e.g. a server restart). */
+     * keeps; "epoch": the room's numbering restarted, e.g. a server restart;
+     * "missed": ids jumped in a room it could not resume, resumed_from the
+     * id that came next, or null when unknown). */
     ongap(cb) { this._callbacks.gap.push(cb); return this; }
 
     async start() {
@@ -568,12 +586,13 @@
     invoke(method, ...args) {
       if (this._state !== 'connected' || !this._live)
         return Promise.reject(error(`Cannot invoke '${method}': the connection is ${this._state}.`));
-      return this._invoke(method, args);
+      return this._invoke(method, this._historyArgs(method, args));
     }
 
     send(method, ...args) {
       if (this._state !== 'connected' || !this._live)
         return Promise.reject(error(`Cannot send '${method}': the connection is ${this._state}.`));
+      args = this._historyArgs(method, args);
       this._track(method, args, null);
       return this._sendRecord({ type: T.INVOCATION, target: String(method), arguments: args });
     }
@@ -771,8 +790,9 @@
           const key = String(msg.target).toLowerCase();
           const list = (this._handlers.get(key) || []).slice();
           const args = Array.isArray(msg.arguments) ? msg.arguments : [];
-          if (!this._seen(msg.headers)) break; /* a duplicate of a message already handled */
           const isGap = this._opts.gapTarget && key === String(this._opts.gapTarget).toLowerCase();
+          /* a duplicate of a message already handled, or one the resume after a jump brings again */
+          if (!this._seen(msg.headers, isGap)) break;
           if (isGap) this._gap(args[0]);
           let result, err = null;
           if (!list.length && !isGap) {
@@ -825,17 +845,71 @@
     }
 
     /* Notes where a room message stands (crier's headers). False when it was
-     * seen already (same room and epoch, id not past the last one). */
-    _seen(headers) {
+     * seen already (same room and epoch, id not past the last one), or when
+     * it comes after a hole: ids jumped within the epoch (a gap signal's own
+     * id may jump: it says so). Then the room is resumed from the last id
+     * seen, and this message comes again in the replay. */
+    _seen(headers, isGap) {
       if (!headers || typeof headers !== 'object') return true;
       const room = headers['crier-room'];
       const id = Number(headers['crier-id']);
       const epoch = headers['crier-epoch'] || '';
       if (typeof room !== 'string' || !Number.isSafeInteger(id) || id < 0) return true;
+      if (this._resyncing.has(room)) return false; /* the replay brings it */
       const last = this._positions.get(room);
       if (last && last.epoch === epoch && id <= last.id) return false;
+      if (last && last.epoch === epoch && id > last.id + 1 && !isGap && room[0] !== '~') {
+        if (this._resync(room, last)) return false;
+        this._gap({ room, epoch, reason: 'missed', since: last.id, resumed_from: id });
+      }
       this._positions.set(room, { id, epoch });
       return true;
+    }
+
+    /* Ids of room jumped past pos: leaves it and joins again after pos, so
+     * that the server replays what was skipped (or signals the gap). False
+     * when this room cannot be resumed so (the caller reports the gap). */
+    _resync(room, pos) {
+      const join = this._opts.joinMethod, leave = this._opts.leaveMethod;
+      if (!this._opts.resume || !join || !leave || !pos.epoch || !this._rooms.has(room) || !this._live)
+        return false;
+      this._log('warn', `ids of '${room}' jumped past ${pos.id}: resuming from there`);
+      const t = this._transport;
+      this._resyncing.add(room);
+      (async () => {
+        try {
+          await this._invoke(leave, [room], false); /* every message before its completion is dropped */
+        } catch (e) {
+          if (e.fromServer) { /* the hub has no such leave: say so, and go on from the next one */
+            this._positions.delete(room);
+            this._gap({ room, epoch: pos.epoch, reason: 'missed', since: pos.id, resumed_from: null });
+          }
+          throw e;
+        } finally {
+          this._resyncing.delete(room);
+        }
+        if (t !== this._transport || !this._rooms.has(room)) return; /* a reconnect rejoins it */
+        const at = this._positions.get(room) || pos;
+        try {
+          await this._invoke(join, [room, at.id, at.epoch], false);
+        } catch (e) {
+          if (!e.fromServer) throw e;
+          this._log('warn', `could not resume '${room}' (${e.message}); joining without`);
+          await this._invoke(join, [room], false);
+          this._gap({ room, epoch: at.epoch, reason: 'missed', since: at.id, resumed_from: null });
+        }
+      })().catch((e) => this._log('warn', `resuming '${room}' failed: ${e && e.message}`));
+      return true;
+    }
+
+    /* JoinRoom(room) with options.history: JoinRoom(room, 0), what the
+     * room's history holds. */
+    _historyArgs(method, args) {
+      const join = this._opts.joinMethod;
+      if (this._opts.history && join && args.length === 1 && typeof args[0] === 'string' &&
+          String(method).toLowerCase() === String(join).toLowerCase())
+        return [args[0], 0];
+      return args;
     }
 
     _gap(gap) {
@@ -860,11 +934,11 @@
       return t.send(JSON.stringify(msg) + RS);
     }
 
-    _invoke(method, args) {
+    _invoke(method, args, track = true) {
       const id = String(this._nextId++);
       const d = deferred();
       this._pending.set(id, d);
-      this._track(method, args, d.promise);
+      if (track) this._track(method, args, d.promise);
       this._sendRecord({ type: T.INVOCATION, target: String(method), arguments: args, invocationId: id })
         .catch((e) => {
           if (this._pending.get(id) === d) {
@@ -918,6 +992,7 @@
       const t = this._transport;
       this._transport = null;
       this._live = false;
+      this._resyncing.clear(); /* a reconnect rejoins from the positions */
       if (t) t.stop();
       const pending = Array.from(this._pending.values());
       this._pending.clear();
@@ -1018,7 +1093,8 @@
               this._log('warn', `could not resume '${room}' (${e.message}); joining without`);
             }
           }
-          await this._invoke(method, [room]);
+          /* nothing of it seen yet: with options.history, what history holds is all new */
+          await this._invoke(method, this._opts.history && !pos ? [room, 0] : [room]);
         } catch (e) {
           this._log('warn', `could not join '${room}' again: ${e.message}`);
           if (!this._live) return;

@@ -33,7 +33,8 @@ static bool method_equal(const cfg_method *a, const cfg_method *b)
 static bool hub_equal(const cfg_hub *a, const cfg_hub *b)
 {
     if (strcmp(a->name, b->name) != 0 || strcmp(a->path, b->path) != 0 ||
-        strcmp(a->default_target, b->default_target) != 0 || a->nmethods != b->nmethods)
+        strcmp(a->default_target, b->default_target) != 0 || a->nmethods != b->nmethods ||
+        a->rejoin_query != b->rejoin_query)
         return false;
     for (unsigned i = 0; i < a->nmethods; i++) {
         if (!method_equal(&a->methods[i], &b->methods[i]))
@@ -776,17 +777,18 @@ static void test_backplane(void)
 static void test_hubs_replace_defaults(void)
 {
     cfg c;
-    if (load_ok(&c, "{'hubs': {"
-                    " 'alpha': {'path': '/a', 'methods': {"
-                    "   'Say': {'action': 'broadcast'},"
-                    "   'Tell': {'action': 'others', 'target': 'Told', 'args': 0},"
-                    "   'ToRoom': {'action': 'room', 'args': 3},"
-                    "   'In': {'action': 'join'},"
-                    "   'Out': {'action': 'leave', 'args': 2}}},"
-                    " 'beta': {'methods': {'Ping': {'args': 32, 'action': 'broadcast'},"
-                    "                      'R': {'action': 'room'}},"
-                    "   'default_target': 'OnBeta', 'path': '/x/beta.v2-1_0'},"
-                    " 'chat': {'path': '/hubs/chat2', 'methods': {}}}}") != 0)
+    if (load_ok(&c,
+                "{'hubs': {"
+                " 'alpha': {'path': '/a', 'methods': {"
+                "   'Say': {'action': 'broadcast'},"
+                "   'Tell': {'action': 'others', 'target': 'Told', 'args': 0},"
+                "   'ToRoom': {'action': 'room', 'args': 3},"
+                "   'In': {'action': 'join'},"
+                "   'Out': {'action': 'leave', 'args': 2}}},"
+                " 'beta': {'methods': {'Ping': {'args': 32, 'action': 'broadcast'},"
+                "                      'R': {'action': 'room'}},"
+                "   'default_target': 'OnBeta', 'path': '/x/beta.v2-1_0', 'rejoin_query': true},"
+                " 'chat': {'path': '/hubs/chat2', 'methods': {}, 'rejoin_query': false}}}") != 0)
         return;
     CHECK(c.nhubs == 3);
     if (c.nhubs != 3)
@@ -797,6 +799,7 @@ static void test_hubs_replace_defaults(void)
     CHECK_STR(a->path, "/a");
     CHECK_STR(a->default_target, "ReceiveMessage");
     CHECK(a->nmethods == 5);
+    CHECK(!a->rejoin_query && c.hubs[1].rejoin_query && !c.hubs[2].rejoin_query);
     const cfg_method want_a[] = {
         {"Say", CFG_ACTION_BROADCAST, "ReceiveMessage", -1, ""},
         {"Tell", CFG_ACTION_OTHERS, "Told", 0, ""},
@@ -902,6 +905,8 @@ static void test_hub_structure_errors(void)
     fails("{'hubs': []}", "test.json: 'hubs' must be an object");
     fails("{'hubs': null}", "test.json: 'hubs' must be an object");
     fails("{'hubs': {'chat': 1}}", "test.json: 'hubs.chat' must be an object");
+    fails("{'hubs': {'chat': {'path': '/c', 'methods': {}, 'rejoin_query': 1}}}",
+          "test.json: 'hubs.chat.rejoin_query' must be true or false");
     fails("{'hubs': {'chat': {'path': '/c', 'methods': {}, 'foo': 1}}}",
           "test.json: unknown key 'hubs.chat.foo'");
     fails("{'hubs': {'chat': {'path': '/c', 'methods': {}, 'target': 'X'}}}",

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "common/limits.h"
+#include "common/parse.h"
 #include "transports/carriers/sse.h"
 #include "transports/plain/common.h"
 #include "transports/plain/connect.h"
@@ -58,15 +59,33 @@ static void room_stream_ended(void *session)
     free(rs);
 }
 
+/* ?since=N[&epoch=E], as a long poll and the plain WebSocket take it (an
+ * epoch alone names no position): since=0 without an epoch is what the
+ * room's history holds. */
+static bool parse_since_query(http_call *call, uint64_t *since, char *epoch, bool *has)
+{
+    const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "since");
+    const char *e = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "epoch");
+    *has = v != NULL;
+    if ((e && !v) || (v && !parse_u64(v, since)) || (e && !hub_epoch_is_valid(e)))
+        return false;
+    if (e)
+        snprintf(epoch, MSG_EPOCH_MAX, "%s", e);
+    return true;
+}
+
 /* The resume cursor: the Last-Event-ID header (what EventSource sends when
- * it reconnects) or ?last_event_id=, as "EPOCH:N" or "N". */
+ * it reconnects: it wins over the URL's) or ?last_event_id=, as "EPOCH:N"
+ * or "N"; else ?since=N[&epoch=E]. */
 static bool parse_resume_id(http_call *call, uint64_t *since, char *epoch, bool *has)
 {
     const char *v = MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, "Last-Event-ID");
     if (!v)
         v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "last_event_id");
-    *has = v != NULL;
-    return !v || hub_parse_cursor(v, since, epoch);
+    if (!v)
+        return parse_since_query(call, since, epoch, has);
+    *has = true;
+    return hub_parse_cursor(v, since, epoch);
 }
 
 enum MHD_Result plain_sse_handle(http_call *call)
@@ -79,7 +98,8 @@ enum MHD_Result plain_sse_handle(http_call *call)
     if (!parse_resume_id(call, &since, epoch, &resume))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "Last-Event-ID / last_event_id must be EPOCH:N or N, with N a "
-                                "non-negative integer");
+                                "non-negative integer; since a non-negative integer and epoch "
+                                "1 to 15 letters or digits, with since");
     access_principal *who = NULL;
     enum MHD_Result ret;
     if (plain_connect_step(call, "sse", &who, &ret) != PLAIN_ASK_GO)

@@ -18,6 +18,7 @@
 #include "common/upstream.h"
 #include "transports/carriers/longpoll.h"
 #include "transports/signalr/encode.h"
+#include "transports/signalr/rejoin.h"
 #include "transports/signalr/signalr.h"
 
 #define TOKEN_LEN 22 /* 16 random bytes in base64url */
@@ -88,6 +89,8 @@ struct sr_conn {
     char lp_unconfirmed_key[SR_POLL_KEY_MAX + 1]; /* the poll's key */
     atomic_bool pending_slot; /* negotiated, no transport yet: counted in sr_pending_connections */
     int64_t touched_ms;       /* registry lock: when the claim was last renewed */
+    sr_rejoin *rejoin;        /* sub lock: crier_rooms of the request that started its transport,
+                                 joined at the handshake (hub option rejoin_query) */
     struct sr_conn *bucket_next; /* registry lock */
     list_node link;              /* registry lock: in all_conns */
 };
@@ -155,6 +158,16 @@ bool sr_conn_detach(sr_conn *c);
  * the old socket is let go, and the Sequence record and the unacknowledged
  * records go out first on the new one. */
 bool sr_conn_resume_locked(sr_conn *c);
+
+/* The crier_rooms parameter of a request of hub hb that may start a
+ * connection's transport (value: len bytes; decode: still percent-encoded;
+ * NULL: absent): parsed into *out (NULL: none, or hb does not take it).
+ * Returns NULL, or the error for a 400. */
+const char *sr_rejoin_of_request(const cfg_hub *hb, const char *value, size_t len, bool decode,
+                                 sr_rejoin **out);
+
+/* Sub lock held: c rejoins rj's rooms at its handshake (takes rj). */
+void sr_conn_set_rejoin_locked(sr_conn *c, sr_rejoin *rj);
 
 /* Sub lock held: binds c to its transport, once. */
 bool sr_attach_locked(sr_conn *c, sr_transport t);

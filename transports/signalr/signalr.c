@@ -104,6 +104,7 @@ void sr_conn_unref(sr_conn *c)
     free(c->lp_unconfirmed);
     sub_fini(&c->s);
     access_unref(c->who);
+    free(c->rejoin);
     pthread_mutex_destroy(&c->recv_lock);
     free(c);
 }
@@ -592,21 +593,29 @@ static const char *join_room(sr_conn *c, const char *invocation_id, const char *
 
 /* JoinRoom(room, since, epoch): join, first getting what the room kept
  * after since (the crier-id header of the last message seen), or a
- * CrierGap invocation when that is gone. */
+ * CrierGap invocation when that is gone. JoinRoom(room, 0) and
+ * JoinRoom(room, 0, null), with no epoch: join, first getting what the
+ * room's history holds (a late joiner's last messages), after a CrierGap
+ * with since 0 when history no longer reaches back to id 1. */
 static const char *join_resuming(sr_conn *c, const char *invocation_id, const char *room,
                                  json_t *args, char *err, size_t err_cap, char *result, size_t cap)
 {
     json_t *since = json_array_get(args, 1);
-    const char *epoch = json_string_value(json_array_get(args, 2));
-    if (!json_is_integer(since) || json_integer_value(since) < 0 || !epoch ||
-        !hub_epoch_is_valid(epoch)) {
+    json_t *epoch_arg = json_array_get(args, 2);
+    const char *epoch = json_string_value(epoch_arg);
+    bool no_epoch = !epoch_arg || json_is_null(epoch_arg);
+    bool since_ok = json_is_integer(since) && json_integer_value(since) >= 0;
+    if (!since_ok || (no_epoch && json_integer_value(since) != 0) ||
+        (!no_epoch && (!epoch || !hub_epoch_is_valid(epoch)))) {
         snprintf(err, err_cap,
                  "To resume, join with (room, since, epoch): since a non-negative "
-                 "integer, epoch the room's epoch.");
+                 "integer, epoch the room's epoch; (room, 0) for what the room's history "
+                 "holds.");
         return err;
     }
-    hub_join_args a = {
-        .since = (uint64_t)json_integer_value(since), .epoch = epoch, .check_gap = true};
+    hub_join_args a = {.since = (uint64_t)json_integer_value(since),
+                       .epoch = no_epoch ? NULL : epoch,
+                       .check_gap = true};
     return join_room(c, invocation_id, room, &a, result, cap);
 }
 
@@ -622,6 +631,26 @@ static bool publish_rate_refused(sr_conn *c, cfg_action a, const char *invocatio
         return false;
     return rate_limit_publish(&c->publish_rate, clock_now_ms(), "SignalR connection", c->id,
                               invocation_id ? "error completion" : "invocation dropped") != 0;
+}
+
+/* May c's principal take right on rule_room (auth.rooms)? NULL when
+ * allowed, else the error (in err), logged with what asked. */
+static const char *room_refused(sr_conn *c, const char *what, const char *rule_room,
+                                access_right right, char *err, size_t err_cap)
+{
+    if (!conf->auth.enabled)
+        return NULL;
+    pthread_mutex_lock(&c->s.lock);
+    access_principal *who = access_ref(c->who);
+    pthread_mutex_unlock(&c->s.lock);
+    access_verdict v = access_room(conf, who, rule_room, right);
+    access_unref(who);
+    if (v == ACCESS_ALLOWED)
+        return NULL;
+    snprintf(err, err_cap, "not allowed: %s", access_reason(v, right));
+    LOG_INFO(TAG, "connection " SR_CONN_FMT ": %s refused on room %s: %s", SR_CONN_ARGS(c), what,
+             rule_room, err);
+    return err;
 }
 
 /* May c's principal take what method m does on room (auth.rooms)? Join
@@ -641,17 +670,7 @@ static const char *method_refused(sr_conn *c, const cfg_method *m, const char *r
     snprintf(hub_room, sizeof(hub_room), SR_HUB_RULE_PREFIX "%s", c->hub->name);
     const char *rule_room =
         m->action == CFG_ACTION_BROADCAST || m->action == CFG_ACTION_OTHERS ? hub_room : room;
-    pthread_mutex_lock(&c->s.lock);
-    access_principal *who = access_ref(c->who);
-    pthread_mutex_unlock(&c->s.lock);
-    access_verdict v = access_room(conf, who, rule_room, right);
-    access_unref(who);
-    if (v == ACCESS_ALLOWED)
-        return NULL;
-    snprintf(err, err_cap, "not allowed: %s", access_reason(v, right));
-    LOG_INFO(TAG, "connection " SR_CONN_FMT ": %s refused on room %s: %s", SR_CONN_ARGS(c), m->name,
-             rule_room, err);
-    return err;
+    return room_refused(c, m->name, rule_room, right, err, err_cap);
 }
 
 /* Runs a method; returns NULL or the error for its completion, whose
@@ -661,7 +680,8 @@ static const char *run_method(sr_conn *c, const char *invocation_id, const cfg_m
                               size_t result_cap)
 {
     size_t n = json_array_size(args);
-    bool resume_form = m->action == CFG_ACTION_JOIN && n == 3; /* (room, since, epoch) */
+    /* (room, since, epoch), or (room, 0) */
+    bool resume_form = m->action == CFG_ACTION_JOIN && (n == 2 || n == 3);
     if (m->args >= 0 && n != (size_t)m->args && !resume_form) {
         snprintf(err, err_cap, "Method '%s' takes %d argument(s), got %zu.", m->name, m->args, n);
         return err;
@@ -759,6 +779,79 @@ static bool handle_invocation(sr_conn *c, json_t *rec, const char **why)
     return true;
 }
 
+/* ------------------------------------------------------ rejoin (query) */
+
+const char *sr_rejoin_of_request(const cfg_hub *hb, const char *value, size_t len, bool decode,
+                                 sr_rejoin **out)
+{
+    *out = NULL;
+    if (!hb->rejoin_query || !value)
+        return NULL;
+    return sr_rejoin_parse(value, len, decode, out);
+}
+
+void sr_conn_set_rejoin_locked(sr_conn *c, sr_rejoin *rj)
+{
+    free(c->rejoin);
+    c->rejoin = rj;
+}
+
+/* A rejoin is in effect: the upstream's join event, as for JoinRoom. */
+static void rejoined(void *arg, int rc, const char *epoch, uint64_t last_id)
+{
+    (void)epoch;
+    (void)last_id;
+    sr_pending *p = arg;
+    if (!rc)
+        sr_upstream_event(p->c, "join", p->room, NULL);
+    pending_finish(p, rc ? "Could not rejoin a room of crier_rooms." : NULL, NULL);
+}
+
+/* recv_lock held, at the handshake: joins the rooms of c's crier_rooms,
+ * each resumed after its cursor (a CrierGap first when history no longer
+ * covers it), as JoinRoom(room, since, epoch) does. Returns NULL, or the
+ * error (in err, or static) to close c with: a room c may not subscribe
+ * to, or a limit. */
+static const char *rejoin_rooms(sr_conn *c, char *err, size_t err_cap)
+{
+    pthread_mutex_lock(&c->s.lock);
+    sr_rejoin *rj = c->rejoin;
+    c->rejoin = NULL;
+    pthread_mutex_unlock(&c->s.lock);
+    const char *why = NULL;
+    for (size_t i = 0; rj && i < rj->n && !why; i++) {
+        const sr_rejoin_room *r = &rj->rooms[i];
+        why = room_refused(c, "crier_rooms", r->room, ACCESS_SUBSCRIBE, err, err_cap);
+        sr_pending *p = why ? NULL : pending_new(c, NULL, r->room);
+        if (why)
+            break;
+        if (!p) {
+            why = "Out of memory.";
+            break;
+        }
+        bool has_epoch = r->epoch[0] != '\0';
+        hub_join_args a = {.since = r->since,
+                           .epoch = has_epoch ? r->epoch : NULL,
+                           .check_gap = true,
+                           .done = rejoined,
+                           .done_arg = p};
+        int rc = hub_join_ex(the_hub, r->room, &c->s, &a);
+        if (rc) {
+            sr_conn_unref(p->c);
+            free(p);
+        }
+        if (rc == -ENOSPC || rc == -EMLINK)
+            why = limit_join_error(rc);
+        else if (rc && rc != -EEXIST)
+            why = "Could not rejoin a room of crier_rooms.";
+    }
+    if (rj && !why)
+        LOG_DBG(TAG, "connection " SR_CONN_FMT ": rejoined %zu room(s) of crier_rooms",
+                SR_CONN_ARGS(c), rj->n);
+    free(rj);
+    return why;
+}
+
 /* The first record: {"protocol":"json","version":1}. */
 static void handle_handshake(sr_conn *c, const char *rec, size_t len)
 {
@@ -800,6 +893,9 @@ static void handle_handshake(sr_conn *c, const char *rec, size_t len)
     hub_join(the_hub, c->all_room, &c->s, 0, true);
     atomic_store(&c->handshaken, true);
     sr_upstream_event(c, "connect", NULL, NULL);
+    char why[400];
+    if (rejoin_rooms(c, why, sizeof(why)))
+        sr_conn_close(c, why, false);
 }
 
 /* Stateful reconnect, receiving side. Returns false when the record is not

@@ -25,6 +25,7 @@
 #include "hub/hub.h"
 #include "transports/carriers/http_call.h"
 #include "transports/carriers/ws.h"
+#include "transports/signalr/rejoin.h"
 
 typedef struct sr_conn sr_conn;
 
@@ -77,9 +78,17 @@ unsigned sr_ws_admit(const cfg_hub *hb, const char *id, size_t id_len, const acc
 
 /* ws.c service thread: opens the WebSocket session of the connection with
  * token id (as for sr_ws_acceptable), or of a new one without, for who (the
- * principal the upgrade proved, NULL: anonymous; borrowed, see ws_open_fn). */
-int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, access_principal *who,
-               ws_session *out);
+ * principal the upgrade proved, NULL: anonymous; borrowed, see ws_open_fn).
+ * query: the upgrade's raw query (its crier_rooms, with the hub option
+ * rejoin_query). */
+int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, const char *query,
+               access_principal *who, ws_session *out);
+
+/* The error of the crier_rooms parameter of a request of hub hb (value:
+ * len bytes; decode: still percent-encoded, as in a raw query; NULL:
+ * absent), or NULL when it is fine, absent, or hb does not take it (the
+ * hub option rejoin_query): a 400, before any upgrade. */
+const char *sr_rejoin_error(const cfg_hub *hb, const char *value, size_t len, bool decode);
 
 /* MHD thread: POST {path}/negotiate */
 enum MHD_Result sr_negotiate(http_call *call);

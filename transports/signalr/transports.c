@@ -333,18 +333,37 @@ static sr_conn *ws_connection(const cfg_hub *hb, const char *id, size_t id_len,
     return c;
 }
 
-int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, access_principal *who,
-               ws_session *out)
+const char *sr_rejoin_error(const cfg_hub *hb, const char *value, size_t len, bool decode)
 {
+    sr_rejoin *rj = NULL;
+    const char *why = sr_rejoin_of_request(hb, value, len, decode, &rj);
+    free(rj);
+    return why;
+}
+
+int sr_ws_open(const cfg_hub *hb, const char *id, size_t id_len, const char *query,
+               access_principal *who, ws_session *out)
+{
+    size_t rooms_len = 0;
+    const char *rooms = query_value(query, SR_REJOIN_PARAM, &rooms_len);
+    sr_rejoin *rj = NULL;
+    if (sr_rejoin_of_request(hb, rooms, rooms_len, true, &rj))
+        return -1; /* the acceptor lets none through */
     sr_conn *c = ws_connection(hb, id, id_len, who);
     sr_ws *w = c ? calloc(1, sizeof(*w)) : NULL;
     if (!w) {
         sr_conn_unref(c);
+        free(rj);
         return -1;
     }
     pthread_mutex_lock(&c->s.lock);
     bool resumed = sr_conn_resume_locked(c);
     bool ok = resumed || sr_attach_locked(c, TR_WS);
+    if (ok && !resumed) { /* a stateful resume keeps its rooms */
+        sr_conn_set_rejoin_locked(c, rj);
+        rj = NULL;
+    }
+    free(rj);
     w->c = c;
     w->gen = c->ws_gen;
     pthread_mutex_unlock(&c->s.lock);
@@ -397,12 +416,38 @@ static void stream_ended(void *session)
     sr_conn_unref(c);
 }
 
+/* The crier_rooms of the request that starts a transport (hub option
+ * rejoin_query): NULL with *out (NULL: none), or the error for a 400. */
+static const char *call_rejoin(http_call *call, sr_rejoin **out)
+{
+    const char *v = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, SR_REJOIN_PARAM);
+    return sr_rejoin_of_request(call->arg, v, v ? strlen(v) : 0, false, out);
+}
+
+/* A bad crier_rooms on the request that would start c's transport: 400,
+ * and c stays as it was. Takes the caller's ref on c. */
+static enum MHD_Result refuse_rejoin(http_call *call, sr_conn *c, const char *why)
+{
+    LOG_INFO(TAG, "connection " SR_CONN_FMT ": transport refused (400): %s", SR_CONN_ARGS(c), why);
+    sr_conn_unref(c);
+    return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+}
+
 /* GET with Accept: text/event-stream. Takes the caller's ref on c. */
 static enum MHD_Result open_stream(http_call *call, sr_conn *c)
 {
+    sr_rejoin *rj = NULL;
+    const char *bad = call_rejoin(call, &rj);
+    if (bad)
+        return refuse_rejoin(call, c, bad);
     pthread_mutex_lock(&c->s.lock);
     bool ok = sr_transport_enabled(TR_SSE) && sr_attach_locked(c, TR_SSE);
+    if (ok) {
+        sr_conn_set_rejoin_locked(c, rj);
+        rj = NULL;
+    }
     pthread_mutex_unlock(&c->s.lock);
+    free(rj);
     if (!ok) {
         sr_conn_unref(c);
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND,
@@ -627,12 +672,24 @@ void sr_remote_poll_expire(sr_conn *c, int64_t now_ms)
  * replaced twice; two polls of one connection may run on two MHD threads. */
 static enum MHD_Result open_poll(http_call *call, sr_conn *c)
 {
+    sr_rejoin *rj = NULL;
     pthread_mutex_lock(&c->s.lock);
     bool first = c->transport == TR_NONE;
+    pthread_mutex_unlock(&c->s.lock);
+    const char *bad = first ? call_rejoin(call, &rj) : NULL;
+    if (bad)
+        return refuse_rejoin(call, c, bad);
+    pthread_mutex_lock(&c->s.lock);
+    first = c->transport == TR_NONE;
     bool ok =
         first ? sr_transport_enabled(TR_LP) && sr_attach_locked(c, TR_LP) : c->transport == TR_LP;
+    if (ok && first) {
+        sr_conn_set_rejoin_locked(c, rj);
+        rj = NULL;
+    }
     c->last_poll_ms = clock_now_ms();
     pthread_mutex_unlock(&c->s.lock);
+    free(rj);
     if (!ok) {
         sr_conn_unref(c);
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND,
@@ -1124,6 +1181,42 @@ static bool negotiate_rate_passed(http_call *call, enum MHD_Result *ret)
     return true;
 }
 
+/* Negotiate: a crier_rooms the hub takes must parse (400), and name rooms
+ * the caller may subscribe to (401/403, as JoinRoom is refused; not with
+ * upstream.connect, whose verdict makes the principal later). The request
+ * that starts the transport is parsed again, and the handshake joins with
+ * the connection's own rights. */
+static bool rejoin_refused(http_call *call, enum MHD_Result *ret)
+{
+    sr_rejoin *rj = NULL;
+    const char *why = call_rejoin(call, &rj);
+    if (why) {
+        LOG_INFO(TAG, "a SignalR negotiate refused (400): %s", why);
+        *ret = http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return true;
+    }
+    access_verdict v = ACCESS_ALLOWED;
+    size_t i = 0;
+    bool check = conf->auth.enabled && !conf->upstream.connect[0];
+    for (; rj && check && i < rj->n && v == ACCESS_ALLOWED; i++)
+        v = access_room(conf, call->who, rj->rooms[i].room, ACCESS_SUBSCRIBE);
+    if (v != ACCESS_ALLOWED) {
+        unsigned status = v == ACCESS_NEEDS_TOKEN ? MHD_HTTP_UNAUTHORIZED : MHD_HTTP_FORBIDDEN;
+        const char *reason = access_reason(v, ACCESS_SUBSCRIBE);
+        LOG_INFO(TAG, "a SignalR negotiate refused (%u): crier_rooms names room %s: %s", status,
+                 rj->rooms[i - 1].room, reason);
+        *ret =
+            status == MHD_HTTP_UNAUTHORIZED /* a challenge, as the guard's 401s */
+                ? http_reply_error_with(call->conn, status, "WWW-Authenticate", "Bearer",
+                                        "not allowed: crier_rooms names room %s: %s",
+                                        rj->rooms[i - 1].room, reason)
+                : http_reply_error(call->conn, status, "not allowed: crier_rooms names room %s: %s",
+                                   rj->rooms[i - 1].room, reason);
+    }
+    free(rj);
+    return v != ACCESS_ALLOWED;
+}
+
 enum MHD_Result sr_negotiate(http_call *call)
 {
     sr_req *rq = *call->state;
@@ -1146,7 +1239,7 @@ enum MHD_Result sr_negotiate(http_call *call)
     bool offer_stateful =
         version >= 1 && stateful && !strcmp(stateful, "true") && conf->transports.websocket;
     enum MHD_Result refused;
-    if (negotiate_rate_passed(call, &refused))
+    if (negotiate_rate_passed(call, &refused) || rejoin_refused(call, &refused))
         return refused;
     if (conf->upstream.connect[0])
         return connect_ask(call, version, offer_stateful);
