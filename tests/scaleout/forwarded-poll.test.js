@@ -111,7 +111,7 @@ test('a forwarder killed mid-poll loses nothing: nginx retries the GET on anothe
   assert.deepEqual(messagesOf(next.records), [{ n: 6 }], `the next poll: only the new one: ${next.text}`);
 });
 
-test('a poll or send for a connection whose owner was killed is answered 404 at once, on any node', { timeout: 60_000 }, async (t) => {
+test('a poll, send or SSE GET for a connection whose owner was killed is answered 404 at once, on any node', { timeout: 60_000 }, async (t) => {
   const { nodes } = await startCluster(t, 3, CONFIG);
   const [a, owner, c] = nodes;
   const client = await rawLongPoll(owner, 'dead');
@@ -123,6 +123,8 @@ test('a poll or send for a connection whose owner was killed is answered 404 at 
     assert.deepEqual(JSON.parse(res.text), { error: 'no such connection' });
     const post = await request(`${node.url}/hubs/chat?id=${client.token}`, { method: 'POST', body: `{"type":6}${RS}` });
     assert.equal(post.status, 404, `a send on ${node.name}: ${post.status} ${post.text}`);
+    const sse = await request(`${node.url}/hubs/chat?id=${client.token}`, { headers: { Accept: 'text/event-stream' } });
+    assert.equal(sse.status, 404, `an SSE GET on ${node.name}: ${sse.status} ${sse.text}`);
     t.diagnostic(`${node.name}: 404s in ${Date.now() - t0} ms`);
     assert.ok(Date.now() - t0 < 4000, 'not after a poll timeout');
   }
