@@ -115,6 +115,9 @@ test('a poll, send or SSE GET for a connection whose owner was killed is answere
   const { nodes } = await startCluster(t, 3, CONFIG);
   const [a, owner, c] = nodes;
   const client = await rawLongPoll(owner, 'dead');
+  // While the owner lives, another stream for it elsewhere: 409.
+  const live = await request(`${a.url}/hubs/chat?id=${client.token}`, { headers: { Accept: 'text/event-stream' } });
+  assert.equal(live.status, 409, `an SSE GET on A while the owner lives: ${live.status} ${live.text}`);
   await killNode(owner);
   for (const node of [a, c]) {
     const t0 = Date.now();
