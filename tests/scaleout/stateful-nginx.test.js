@@ -52,7 +52,9 @@ test('a hub WebSocket for a connection another node holds: closed 1013 at once a
 // A TCP proxy to port; cut() resets every connection through it.
 async function startProxy(t, port) {
   const pairs = new Set();
+  let opened = 0;
   const server = net.createServer((client) => {
+    opened++;
     const upstream = net.connect(port, '127.0.0.1');
     const pair = { client, upstream };
     pairs.add(pair);
@@ -78,6 +80,7 @@ async function startProxy(t, port) {
   });
   return {
     url: `http://127.0.0.1:${server.address().port}`,
+    opened: () => opened,
     cut() {
       for (const { client, upstream } of pairs) {
         client.resetAndDestroy();
@@ -143,5 +146,10 @@ test(`official client, withStatefulReconnect, through nginx over three nodes: ${
   assert.equal(got.length, new Set(got).size, 'no duplicates');
   assert.equal(resumedFull, 0, `every cut resumed on the owner (no new connection)\n${logs.join('\n')}`);
   assert.equal(lost, 0, 'nothing lost');
+  // Round robin sent resumes to nodes that do not hold the connection (they
+  // closed them, 1013) before one reached the owner: the cross-node path.
+  const bounced = logs.filter((l) => /WebSocket connected/.test(l)).length - 1 - CUTS;
+  t.diagnostic(`${proxy.opened()} connections through the proxy, ${bounced} resumes bounced by another node`);
+  assert.ok(bounced > 0, `some resume landed on another node first\n${logs.join('\n')}`);
   await withTimeout(conn.stop(), 5000, 'client stop()');
 });
