@@ -61,9 +61,11 @@ typedef struct publish_req {
     http_body body;
 } publish_req;
 
-/* A room info read waiting for the backplane (the data of its api_wait). */
+/* A room info read waiting for the backplane (the data of its api_wait):
+ * the room's state, then (Redis) its presence over the cluster. */
 typedef struct room_req {
     char room[ROOM_NAME_MAX + 1];
+    room_info info;
 } room_req;
 
 static void publish_req_free(void *data)
@@ -245,12 +247,36 @@ static enum MHD_Result reply_json_value(struct MHD_Connection *conn, unsigned st
     return http_reply_take(conn, status, "application/json", text, strlen(text));
 }
 
+/* Any thread, no lock: the room's presence over every live node, added to
+ * its info as "cluster" (null when the backplane did not answer). */
+static void room_presence_answered(void *arg, int rc, const presence_list *l)
+{
+    api_wait *w = arg;
+    const room_req *q = api_wait_data(w);
+    json_t *j = room_info_json(q->room, q->info.epoch, q->info.last_id, q->info.subscribers);
+    json_t *cluster = rc ? json_null()
+                         : json_pack("{s:I,s:I,s:I,s:I}", "subscribers", (json_int_t)l->connections,
+                                     "nodes", (json_int_t)l->nodes, "users", (json_int_t)l->users,
+                                     "anonymous", (json_int_t)l->anonymous);
+    if (j && cluster)
+        json_object_set_new(j, "cluster", cluster);
+    else
+        json_decref(cluster);
+    api_wait_answer_json(w, MHD_HTTP_OK, j);
+}
+
+/* With Redis: GET /rooms/{room} adds the cluster's totals. */
+static bool room_info_clustered(void)
+{
+    return conf->backplane.type == CFG_BACKPLANE_REDIS;
+}
+
 /* Any thread: where a room with no member on this node stands, from the
  * backplane. */
 static void room_state_answered(void *arg, int rc, const char *epoch, uint64_t last_id)
 {
     api_wait *w = arg;
-    const room_req *q = api_wait_data(w);
+    room_req *q = api_wait_data(w);
     char text[ROOM_NAME_MAX + 32];
     if (rc == -ENOENT) {
         snprintf(text, sizeof(text), "no such room: %s", q->room);
@@ -258,6 +284,10 @@ static void room_state_answered(void *arg, int rc, const char *epoch, uint64_t l
     } else if (rc) {
         api_wait_answer_json(w, MHD_HTTP_SERVICE_UNAVAILABLE,
                              error_json("the backplane (Redis) is unreachable"));
+    } else if (room_info_clustered()) {
+        snprintf(q->info.epoch, sizeof(q->info.epoch), "%s", epoch);
+        q->info.last_id = last_id;
+        hub_presence_get(the_hub, q->room, 0, room_presence_answered, w);
     } else {
         api_wait_answer_json(
             w, MHD_HTTP_OK, room_info_json(q->room, epoch, last_id, (unsigned[SUB_KIND_COUNT]){0}));
@@ -277,6 +307,11 @@ enum MHD_Result api_room_info(http_call *call)
     int rc = hub_room_info_async(the_hub, call->room, &info, room_state_answered, w);
     if (rc == -EINPROGRESS)
         return api_wait_reply(call, w);
+    if (!rc && room_info_clustered()) {
+        q->info = info;
+        hub_presence_get(the_hub, call->room, 0, room_presence_answered, w);
+        return api_wait_reply(call, w);
+    }
     api_wait_cancel(w); /* no lookup */
     if (rc)
         return http_reply_error(call->conn, MHD_HTTP_NOT_FOUND, "no such room: %s", call->room);

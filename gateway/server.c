@@ -53,6 +53,7 @@
 #include "gateway/router.h"
 #include "gateway/users_api.h"
 #include "gateway/ws_proxy.h"
+#include "gateway/ws_owner.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/carriers/http_client.h"
@@ -192,6 +193,9 @@ static const http_daemon daemon_of[] = {
  * (ws_proxy.h), for its room. */
 typedef struct destination {
     bool websocket, proxied;
+    bool claim; /* a hub WebSocket whose token another node may hold (ws_owner.h) */
+    const char *conn_id;
+    size_t conn_id_len;
     char room[ROOM_NAME_MAX + 1];
     size_t head_len;
     http_daemon daemon;
@@ -232,6 +236,10 @@ static destination route_by_request(const request_head *h)
     const ws_protocol *p = &ws_protocols[r.endpoint];
     to.websocket = r.carrier == ROUTE_TO_WEBSOCKET && p->accepts && p->accepts(&r, h->query);
     to.proxied = to.websocket && r.endpoint == EP_WS && ws_proxy_enabled();
+    to.claim =
+        to.websocket && r.endpoint == EP_HUB && sr_ws_needs_claim(r.hub, r.conn_id, r.conn_id_len);
+    to.conn_id = r.conn_id; /* in h's query */
+    to.conn_id_len = r.conn_id_len;
     if (to.proxied && !route_room(&r, to.room)) {
         to.status = 400;
         to.error = "invalid room name";
@@ -428,6 +436,24 @@ static void hand_to_proxy(pending_conn *p, const request_head *h, destination *t
     free(p);
 }
 
+/* A hub WebSocket whose token this node does not hold: ws_owner.c holds
+ * the socket until the backplane's claim (then libwebsockets, or 404), or
+ * it is answered here (503). */
+static void hand_to_claim(pending_conn *p, const request_head *h, destination *to)
+{
+    const char *error = NULL;
+    unsigned status = ws_owner_start(p->fd, &p->addr, to->head_len, to->who, to->conn_id,
+                                     to->conn_id_len, h->ws_key, &error);
+    if (status) {
+        pend_drop(p, status, NULL, error);
+        access_unref(to->who);
+        return;
+    }
+    epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
+    pend_unlink(p);
+    free(p);
+}
+
 static void hand_over(pending_conn *p, destination to)
 {
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
@@ -471,6 +497,8 @@ static void pend_try(pending_conn *p, uint32_t events)
             access_unref(to.who);
         } else if (to.proxied) {
             hand_to_proxy(p, &h, &to);
+        } else if (to.claim) {
+            hand_to_claim(p, &h, &to);
         } else {
             hand_over(p, to);
         }
@@ -480,7 +508,8 @@ static void pend_try(pending_conn *p, uint32_t events)
 
 static unsigned open_connections(void)
 {
-    return pend_count + ws_proxy_waiting() + ws_connections() + http_connections();
+    return pend_count + ws_proxy_waiting() + ws_owner_waiting() + ws_connections() +
+           http_connections();
 }
 
 /* Answers 503 to a connection over limits.max_connections. Logs the first
@@ -553,12 +582,17 @@ static void *acceptor_main(void *arg)
         for (int i = 0; i < n; i++) {
             if (evs[i].data.ptr == ws_proxy_wake_tag())
                 ws_proxy_answers();
+            else if (evs[i].data.ptr == ws_owner_wake_tag())
+                ws_owner_answers();
+            else if (evs[i].data.ptr && ws_owner_bounce_event(evs[i].data.ptr))
+                continue;
             else if (evs[i].data.ptr)
                 pend_try(evs[i].data.ptr, evs[i].events);
             else
                 accept_all();
         }
         int64_t now = clock_now_ms();
+        ws_owner_tick(now);
         for (pending_conn *p; (p = pend_oldest()) && p->deadline <= now;) {
             pend_drop(p, 408, NULL,
                       "request headers did not arrive within limits.header_timeout_s");
@@ -569,6 +603,7 @@ static void *acceptor_main(void *arg)
     for (pending_conn *p; (p = pend_oldest());)
         pend_drop(p, 0, NULL, NULL);
     ws_proxy_fini();
+    ws_owner_fini();
     return NULL;
 }
 
@@ -796,13 +831,14 @@ int server_run(const cfg *c)
     epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     router_init(c);
     cors_init(c);
-    if (listen_fd < 0 || epoll_fd < 0 || ws_proxy_init(c, epoll_fd) ||
+    if (listen_fd < 0 || epoll_fd < 0 || ws_proxy_init(c, epoll_fd) || ws_owner_init(c, epoll_fd) ||
         ws_start(c, open_websocket) || http_start(c)) {
         if (listen_fd >= 0)
             close(listen_fd);
         if (epoll_fd >= 0)
             close(epoll_fd);
         ws_proxy_fini();
+        ws_owner_fini();
         ws_stop(0);
         http_stop();
         hc_stop();

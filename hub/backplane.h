@@ -143,6 +143,11 @@ typedef struct backplane_ops {
     /* Sends data to one node, in order with this node's other sends to it;
      * dropped while the backplane is down. */
     void (*node_send)(backplane *bp, const char *node, const char *data, size_t len);
+    /* As node_send, then cb(arg, how many received it): 0 when the node is
+     * gone (dead, or its link down), -1 when it was not sent (unreachable).
+     * cb may run at once on the caller's thread (out of memory). Optional. */
+    void (*node_send_counted)(backplane *bp, const char *node, const char *data, size_t len,
+                              bp_count_fn cb, void *arg);
     /* presence and presence_get are optional (NULL: presence stays this
      * node's own). Hub lock held: this node's count of one user in a room changed
      * (queued, in order; while the backplane is down it is dropped: the hub

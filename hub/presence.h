@@ -38,6 +38,10 @@ typedef struct presence_list {
     bool listed;
     const presence_entry *v;
     size_t n;
+    /* Over the backplane only (else 0): the nodes with anyone in the room,
+     * and every connection there (users' and anonymous). */
+    uint64_t nodes;
+    uint64_t connections;
 } presence_list;
 
 /* rc 0 with l, or -EIO (the backplane is unreachable) / -ENOMEM. Called

@@ -324,6 +324,8 @@ static void do_work(rb *b, work *w)
     case W_NODE_SEND:
         if (b->state == LINK_UP && b->cmd.ac)
             rb_send_to_node(b, w);
+        else
+            rb_cluster_unsent(w);
         break;
     case W_CLUSTER_SEND:
         if (b->state == LINK_UP && b->cmd.ac)
@@ -516,7 +518,7 @@ void redis_backplane_stop(backplane *bp)
             w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
         } else if (w->kind == W_PRESENCE_GET) {
             w->presence_cb(w->arg, -EIO, NULL);
-        } else if (w->kind == W_CLUSTER_SEND) {
+        } else if (w->kind == W_CLUSTER_SEND || w->kind == W_NODE_SEND) {
             rb_cluster_unsent(w);
         }
         free(w->data);
@@ -538,7 +540,7 @@ void redis_backplane_free(backplane *bp)
             w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
         else if (w->kind == W_PRESENCE_GET)
             w->presence_cb(w->arg, -EIO, NULL);
-        else if (w->kind == W_CLUSTER_SEND)
+        else if (w->kind == W_CLUSTER_SEND || w->kind == W_NODE_SEND)
             rb_cluster_unsent(w);
         free(w->data);
         free(w);

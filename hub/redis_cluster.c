@@ -59,6 +59,11 @@ void rb_send_cluster(rb *b, work *w)
 {
     char ch[KEY_MAX];
     cluster_channel(b, ch, w->node);
+    rb_publish_counted(b, ch, w);
+}
+
+void rb_publish_counted(rb *b, const char *ch, work *w)
+{
     const char *argv[] = {"PUBLISH", ch, w->data};
     size_t lens[] = {7, strlen(ch), w->len};
     pending_count *pc = w->count_cb ? malloc(sizeof(*pc)) : NULL;

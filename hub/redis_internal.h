@@ -209,5 +209,8 @@ void rb_send_cluster(rb *b, work *w);
 bool rb_cluster_message(rb *b, const redisReply *r);
 /* A cluster send not sent (down, stopping): its cb gets -1. */
 void rb_cluster_unsent(work *w);
+/* PUBLISHes w's data on channel ch; w->count_cb (when set) gets the count
+ * of receivers (-1: not sent). */
+void rb_publish_counted(rb *b, const char *ch, work *w);
 
 #endif

@@ -114,9 +114,7 @@ void rb_send_to_node(rb *b, work *w)
 {
     char ch[KEY_MAX];
     rb_node_channel(b, ch, w->node);
-    const char *argv[] = {"PUBLISH", ch, w->data};
-    size_t lens[] = {7, strlen(ch), w->len};
-    redisAsyncCommandArgv(b->cmd.ac, NULL, NULL, 3, argv, lens);
+    rb_publish_counted(b, ch, w); /* the count: 0 when the node is gone */
 }
 
 /* A pub/sub reply (an array of at least 3, the first two strings) on this

@@ -151,13 +151,16 @@ static void bp_release(backplane *bp, const char *name, int64_t ttl_ms)
         rb_push_work((rb *)bp, w);
 }
 
-static void bp_node_send(backplane *bp, const char *node, const char *data, size_t len)
+static void bp_node_send_counted(backplane *bp, const char *node, const char *data, size_t len,
+                                 bp_count_fn cb, void *arg)
 {
     work *w = calloc(1, sizeof(*w));
     char *copy = w ? malloc(len ? len : 1) : NULL;
     if (!copy) {
         free(w);
         LOG_ERR(TAG, "out of memory: a message to node %s is lost", node);
+        if (cb)
+            cb(arg, -1);
         return;
     }
     memcpy(copy, data, len);
@@ -165,7 +168,14 @@ static void bp_node_send(backplane *bp, const char *node, const char *data, size
     snprintf(w->node, sizeof(w->node), "%s", node);
     w->data = copy;
     w->len = len;
+    w->count_cb = cb;
+    w->arg = arg;
     rb_push_work((rb *)bp, w);
+}
+
+static void bp_node_send(backplane *bp, const char *node, const char *data, size_t len)
+{
+    bp_node_send_counted(bp, node, data, len, NULL, NULL);
 }
 
 static void bp_cluster_send(backplane *bp, const char *node, const char *data, size_t len,
@@ -280,6 +290,7 @@ const backplane_ops rb_ops = {
     .touch = bp_touch,
     .release = bp_release,
     .node_send = bp_node_send,
+    .node_send_counted = bp_node_send_counted,
     .presence = bp_report_presence,
     .presence_get = bp_presence_get,
     .on_node_message = bp_on_node_message,

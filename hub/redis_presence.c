@@ -81,14 +81,16 @@ static const char refresh_lua[] = "if redis.call('PEXPIRE', KEYS[1], ARGV[2]) ==
 
 /* KEYS: the room's node set. ARGV: the hashes' prefix, most users listed.
  * Returns {users, anonymous connections, {user, connections, ...} or {}
- * past the most listed}; nodes whose hash is gone leave the set. */
+ * past the most listed, nodes, connections}; nodes whose hash is gone
+ * leave the set. */
 static const char get_lua[] =
-    "local t, users, anon = {}, 0, 0\n"
+    "local t, users, anon, nodes, conns = {}, 0, 0, 0, 0\n"
     "for _, n in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
     "  local h = redis.call('HGETALL', ARGV[1] .. n)\n"
-    "  if #h == 0 then redis.call('SREM', KEYS[1], n) end\n"
+    "  if #h == 0 then redis.call('SREM', KEYS[1], n) else nodes = nodes + 1 end\n"
     "  for i = 1, #h, 2 do\n"
     "    local c = tonumber(h[i + 1]) or 0\n"
+    "    conns = conns + c\n"
     "    if h[i] == '' then anon = anon + c\n"
     "    else\n"
     "      if not t[h[i]] then users = users + 1; t[h[i]] = 0 end\n"
@@ -100,7 +102,7 @@ static const char get_lua[] =
     "if users <= tonumber(ARGV[2]) then\n"
     "  for u, c in pairs(t) do out[#out + 1] = u; out[#out + 1] = tostring(c) end\n"
     "end\n"
-    "return {users, anon, out}\n";
+    "return {users, anon, out, nodes, conns}\n";
 
 static void hash_prefix(const rb *b, char *out, const char *room)
 {
@@ -210,13 +212,14 @@ static bool is_int(const redisReply *r)
     return r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0;
 }
 
-/* Decodes {users, anonymous, {user, n, ...}} and answers. */
+/* Decodes {users, anonymous, {user, n, ...}, nodes, connections} and
+ * answers (the last two came later: 0 when absent). */
 static void on_get_reply(redisAsyncContext *ac, void *reply, void *privdata)
 {
     (void)ac;
     pending_get *pg = privdata;
     redisReply *r = reply;
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 || !is_int(r->element[0]) ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 || !is_int(r->element[0]) ||
         !is_int(r->element[1]) || r->element[2]->type != REDIS_REPLY_ARRAY) {
         pg->cb(pg->arg, -EIO, NULL);
         free(pg);
@@ -243,6 +246,10 @@ static void on_get_reply(redisAsyncContext *ac, void *reply, void *privdata)
                        .listed = k == (uint64_t)r->element[0]->integer,
                        .v = v,
                        .n = k};
+    if (r->elements >= 5 && is_int(r->element[3]) && is_int(r->element[4])) {
+        l.nodes = (uint64_t)r->element[3]->integer;
+        l.connections = (uint64_t)r->element[4]->integer;
+    }
     pg->cb(pg->arg, 0, &l);
     free(v);
     free(pg);

@@ -2,7 +2,7 @@
 /*
  * fuzz_node.c - libFuzzer harness for the other decoder of what comes from
  * Redis: messages between nodes on a node's own channel (signalr/cluster.c:
- * "OP REQ FROM PATH TOKEN WHO EXP\n" BODY for send, poll and close, and
+ * "OP REQ FROM PATH TOKEN WHO EXP [KEY]\n" BODY for send, poll and close, and
  * "reply REQ STATUS\n" BODY), which carry SignalR clients' POST bodies and
  * long polls to the node that holds their connection. The node here
  * (clustered, on a scripted backplane that records nothing) holds one

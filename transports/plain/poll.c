@@ -96,6 +96,11 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
     ok = ok && buf_append_str(&out, "\"messages\":[");
     bool first = true;
     while (ok && (m = sendq_peek(&s->q)) != NULL) {
+        if (m->id && m->id <= cursor && cursor_epoch && *cursor_epoch &&
+            !strcmp(m->epoch, cursor_epoch)) {
+            sendq_pop(&s->q); /* the client had it (from a node ahead of this one) */
+            continue;
+        }
         msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
         if (!first && out.len + b.len > LP_ANSWER_SOFT_MAX)
             break; /* last stays at the last message taken */

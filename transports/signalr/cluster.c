@@ -12,15 +12,25 @@
  * node answers the request. A long poll forwarded so is held by the owner
  * as a remote poll (signalr/transports.c).
  *
+ * A dead owner is found at once: every message to the owner is a counted
+ * PUBLISH, and 0 receivers (the node is gone, or cut off from Redis) ends
+ * the request 404 "no such connection", as ASP.NET answers an unknown
+ * connection, so the client starts a new one rather than waiting. An owner
+ * that dies while it holds a request (a long poll) is found by the probes
+ * the timer sends every PROBE_EVERY_MS to each node that requests wait for
+ * (one counted PUBLISH per node, not per request).
+ *
  * Node messages are one header line and a body:
- *   "send|close|poll REQ FROM HUBPATH TOKEN WHO EXP\n" body   (to the owner)
- *   "reply REQ STATUS\n" body                                  (back to FROM)
+ *   "send|close|poll REQ FROM HUBPATH TOKEN WHO EXP KEY\n" body (to the owner)
+ *   "reply REQ STATUS\n" body                                    (back to FROM)
+ *   "probe\n"                          (is the owner alive? ignored by it)
  * WHO and EXP say who the request proved to be: the node that received it
  * authenticated it (the gateway did), and the owner checks that it is the
  * connection's user (sr_conn_admit): WHO is "-" (anonymous, or an API key)
  * or "t" and the token's user id in hex ("t" alone: a token without sub);
  * EXP the token's expiry (principal expires_ms, 0 none), which a refreshed
- * token moves the connection's deadline to. The token's room rights stay
+ * token moves the connection's deadline to; KEY a poll's "_" ("-" none:
+ * signalr/transports.c, what a poll confirms). The token's room rights stay
  * on the node that received it: a forwarded request carries records and
  * polls, not rights (the owner keeps the connection's principal).
  *
@@ -53,6 +63,8 @@
 #define FWD_USER_MAX 256   /* bytes of a user id a forwarded request carries (longer: 403) */
 #define FWD_WHO_MAX (2 * FWD_USER_MAX + 2) /* "t" and the user id in hex, NUL */
 #define FORWARD_WAIT_MS 10000 /* a forwarded send or close; polls: poll timeout + this */
+#define PROBE_EVERY_MS 1000   /* the owners of waiting requests are probed this often */
+#define PROBE_NODES_MAX 16    /* owners probed in one round (the rest: the next rounds) */
 
 static const cfg *conf;
 static backplane *bp;
@@ -65,7 +77,9 @@ struct sr_fwd {
     const cfg_hub *hub;
     char token[TOKEN_LEN + 1];
     struct MHD_Connection *conn;
-    char who[FWD_WHO_MAX]; /* the request's principal, as the node message says it */
+    char who[FWD_WHO_MAX];              /* the request's principal, as the node message says it */
+    char poll_key[SR_POLL_KEY_MAX + 1]; /* a poll's "_" (signalr/transports.c), or "" */
+    char owner[BP_NODE_ID_LEN + 1];     /* fwd_lock: the node it went to */
     int64_t expires_ms;
     http_body body; /* a POST's, read before it is forwarded */
     bool started;   /* fwd_lock: asked the backplane */
@@ -173,28 +187,63 @@ static const char *op_name(fwd_kind k)
     return k == FWD_POST ? "send" : k == FWD_DELETE ? "close" : "poll";
 }
 
-/* fwd_lock held: sends the request to its owner. */
-static void fwd_send(sr_fwd *f, const char *owner)
+/* fwd_lock held: the request as a node message to its owner (*out), or
+ * false (out of memory: answered 503). */
+static bool fwd_message(sr_fwd *f, buf *out)
 {
-    buf out = {0};
     char head[NODE_HEAD_MAX];
-    int n =
-        snprintf(head, sizeof(head), "%s %" PRIu64 " %s %s %s %s %" PRId64 "\n", op_name(f->kind),
-                 f->id, bp->node_id, f->hub->path, f->token, f->who, f->expires_ms);
+    int n = snprintf(head, sizeof(head), "%s %" PRIu64 " %s %s %s %s %" PRId64 " %s\n",
+                     op_name(f->kind), f->id, bp->node_id, f->hub->path, f->token, f->who,
+                     f->expires_ms, f->poll_key[0] ? f->poll_key : "-");
     bool ok =
-        buf_append(&out, head, (size_t)n) &&
-        (f->kind != FWD_POST || !f->body.b.len || buf_append(&out, f->body.b.data, f->body.b.len));
-    if (ok)
-        bp->ops->node_send(bp, owner, out.data, out.len);
-    else
+        n > 0 && (size_t)n < sizeof(head) && buf_append(out, head, (size_t)n) &&
+        (f->kind != FWD_POST || !f->body.b.len || buf_append(out, f->body.b.data, f->body.b.len));
+    if (!ok)
         fwd_finish_error(f, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
-    buf_free(&out);
+    return ok;
 }
 
-/* Backplane thread: who owns the token. arg: the request's number. */
+/* Backplane thread (or the caller's, out of memory): how many nodes got a
+ * forwarded request, or the probe of a stream's owner. None: the owner is
+ * gone (killed, or cut off from Redis), and the request is answered at once
+ * as ASP.NET answers one for an unknown connection (404), which makes the
+ * client start a new connection; a live owner of a stream: 409. */
+static void on_delivered(void *arg, long nodes)
+{
+    pthread_mutex_lock(&fwd_lock);
+    sr_fwd *f = fwd_find((uint64_t)(uintptr_t)arg);
+    if (f && nodes == 0) {
+        LOG_INFO(TAG, "a request for a connection of node %s answered 404: that node is gone",
+                 f->owner);
+        fwd_finish_error(f, MHD_HTTP_NOT_FOUND, "no such connection");
+    } else if (f && nodes < 0) {
+        fwd_finish_error(f, MHD_HTTP_SERVICE_UNAVAILABLE,
+                         "the backplane (Redis) is unreachable: cannot reach the connection");
+    } else if (f && f->kind == FWD_STREAM) {
+        fwd_finish_error(f, MHD_HTTP_CONFLICT,
+                         "this connection is carried by another stream already");
+    }
+    pthread_mutex_unlock(&fwd_lock);
+}
+
+/* No lock held: sends out (a request, or a probe) to owner, counted. */
+static void fwd_deliver(uint64_t id, const char *owner, const buf *out)
+{
+    if (bp->ops->node_send_counted)
+        bp->ops->node_send_counted(bp, owner, out->data, out->len, on_delivered,
+                                   (void *)(uintptr_t)id);
+    else
+        bp->ops->node_send(bp, owner, out->data, out->len);
+}
+
+/* Backplane thread: who owns the token. arg: the request's number. A
+ * request for another node goes there (a stream's: a probe, is it alive),
+ * counted, with fwd_lock let go (the count may come at once). */
 static void on_owner(void *arg, int rc, const char *owner)
 {
     uint64_t id = (uint64_t)(uintptr_t)arg;
+    buf out = {0};
+    bool deliver = false;
     pthread_mutex_lock(&fwd_lock);
     sr_fwd *f = fwd_find(id);
     if (!f) {
@@ -212,13 +261,20 @@ static void on_owner(void *arg, int rc, const char *owner)
     } else if (!strcmp(owner, bp->node_id)) {
         f->local = true; /* ours: the request goes on here */
         fwd_finish(f, 0, NULL, 0);
-    } else if (f->kind == FWD_STREAM) {
-        fwd_finish_error(f, MHD_HTTP_CONFLICT,
-                         "this connection is carried by another stream already");
     } else {
-        fwd_send(f, owner);
+        snprintf(f->owner, sizeof(f->owner), "%s", owner);
+        if (f->kind == FWD_STREAM) { /* a probe: the owner ignores it */
+            deliver = buf_append(&out, "probe\n", 6);
+            if (!deliver)
+                fwd_finish_error(f, MHD_HTTP_SERVICE_UNAVAILABLE, "out of memory");
+        } else {
+            deliver = fwd_message(f, &out);
+        }
     }
     pthread_mutex_unlock(&fwd_lock);
+    if (deliver)
+        fwd_deliver(id, owner, &out);
+    buf_free(&out);
 }
 
 /* Backplane thread: a negotiated token is known to every node now. */
@@ -334,6 +390,8 @@ sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token)
     f->hub = hb;
     f->conn = call->conn;
     snprintf(f->token, sizeof(f->token), "%s", token);
+    if (f->kind == FWD_POLL)
+        sr_poll_key(call, f->poll_key);
     return f;
 }
 
@@ -439,7 +497,8 @@ static void on_node_message(void *arg, const char *data, size_t len)
     if (!nl || nl - data >= NODE_HEAD_MAX)
         return;
     char head[NODE_HEAD_MAX], op[8] = "", from[BP_NODE_ID_LEN + 1] = "", path[CFG_PATH_MAX] = "",
-                              token[TOKEN_LEN + 2] = "", who[FWD_WHO_MAX + 1] = "";
+                              token[TOKEN_LEN + 2] = "", who[FWD_WHO_MAX + 1] = "",
+                              key[SR_POLL_KEY_MAX + 2] = "";
     long long expires_ms = 0;
     memcpy(head, data, (size_t)(nl - data));
     head[nl - data] = '\0';
@@ -455,9 +514,13 @@ static void on_node_message(void *arg, const char *data, size_t len)
         pthread_mutex_unlock(&fwd_lock);
         return;
     }
-    if (sscanf(head, "%7s %llu %12s %127s %23s %514s %lld", op, &req, from, path, token, who,
-               &expires_ms) != 7)
+    /* KEY (a poll's) came later: a node without it sends 7 fields. */
+    int fields = sscanf(head, "%7s %llu %12s %127s %23s %514s %lld %33s", op, &req, from, path,
+                        token, who, &expires_ms, key);
+    if (fields < 7)
         return;
+    if (fields < 8 || !strcmp(key, "-") || strlen(key) > SR_POLL_KEY_MAX)
+        key[0] = '\0';
     const cfg_hub *hb = sr_hub_at(path);
     sr_conn *c = hb && sr_token_is_valid(token) ? sr_conn_find(hb, token) : NULL;
     if (!c) {
@@ -481,7 +544,7 @@ static void on_node_message(void *arg, const char *data, size_t len)
     else if (!strcmp(op, "close"))
         owner_close(c, from, req);
     else if (!strcmp(op, "poll"))
-        sr_remote_poll(c, from, req); /* takes the ref */
+        sr_remote_poll(c, from, req, key); /* takes the ref */
     if (strcmp(op, "poll"))
         sr_conn_unref(c);
 }
@@ -507,14 +570,73 @@ void sr_cluster_touch(const char *token)
         bp->ops->touch(bp, token, SR_OWNER_TTL_MS);
 }
 
+void sr_cluster_probe(const char *node, bp_count_fn cb, void *arg)
+{
+    if (bp->ops->node_send_counted)
+        bp->ops->node_send_counted(bp, node, "probe\n", 6, cb, arg);
+    else
+        cb(arg, 1); /* cannot tell: taken as alive */
+}
+
 void sr_cluster_release(const char *token)
 {
     if (bp)
         bp->ops->release(bp, token, (int64_t)conf->signalr.disconnect_timeout_s * MS_PER_S);
 }
 
+/* Backplane thread (or the caller's): a probe of a node requests wait for;
+ * none got it: each of them is answered 404. arg: the node id, malloc'd. */
+static void on_probed(void *arg, long nodes)
+{
+    char *node = arg;
+    if (nodes == 0) {
+        pthread_mutex_lock(&fwd_lock);
+        unsigned n = 0;
+        list_for_each_safe (it, next, &fwd_all) {
+            sr_fwd *f = list_entry(it, sr_fwd, link);
+            if (!strcmp(f->owner, node)) {
+                fwd_finish_error(f, MHD_HTTP_NOT_FOUND, "no such connection");
+                n++;
+            }
+        }
+        pthread_mutex_unlock(&fwd_lock);
+        if (n)
+            LOG_INFO(TAG, "node %s is gone: %u request(s) waiting for it answered 404", node, n);
+    }
+    free(node);
+}
+
+/* Timer thread: probes the nodes that requests wait for (at most
+ * PROBE_NODES_MAX a round, each once). */
+static void probe_owners(int64_t now_ms)
+{
+    static int64_t next_ms; /* timer thread */
+    if (now_ms < next_ms)
+        return;
+    next_ms = now_ms + PROBE_EVERY_MS;
+    char owners[PROBE_NODES_MAX][BP_NODE_ID_LEN + 1];
+    size_t n = 0;
+    pthread_mutex_lock(&fwd_lock);
+    list_for_each_safe (it, next, &fwd_all) {
+        sr_fwd *f = list_entry(it, sr_fwd, link);
+        bool seen = !f->owner[0];
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = !strcmp(owners[i], f->owner);
+        if (!seen && n < PROBE_NODES_MAX)
+            memcpy(owners[n++], f->owner, sizeof(owners[0]));
+    }
+    pthread_mutex_unlock(&fwd_lock);
+    for (size_t i = 0; i < n; i++) {
+        char *node = strdup(owners[i]);
+        if (node)
+            sr_cluster_probe(node, on_probed, node);
+    }
+}
+
 void sr_cluster_tick(int64_t now_ms)
 {
+    if (bp)
+        probe_owners(now_ms);
     pthread_mutex_lock(&fwd_lock);
     list_for_each_safe (n, next, &fwd_all) {
         sr_fwd *f = list_entry(n, sr_fwd, link);

@@ -28,6 +28,7 @@
 #define SR_INVOCATION_ID_MAX_TEXT "1024"
 #define SR_OWNER_TTL_MS 60000 /* a node's claim on a connection lapses unless touched */
 #define SR_TOUCH_EVERY_MS 20000
+#define SR_POLL_KEY_MAX 32   /* bytes of a long poll's "_" kept (longer: none) */
 #define SR_USER_LABEL_MAX 80 /* bytes of a user id shown in log lines */
 /* A connection's log name: "ID (user U)". */
 #define SR_CONN_FMT "%s (user %s)"
@@ -84,6 +85,12 @@ struct sr_conn {
     _Atomic uint64_t recv_highest; /* highest number processed */
     uint64_t acked_to_client;      /* timer thread */
     bool owned;                    /* clustered: this node claimed its token (released at free) */
+    /* Long polling, clustered: the records the last remote poll handed to
+     * the node that forwarded it, kept until a later poll confirms that
+     * its answer arrived (signalr/transports.c). Sub lock. */
+    char *lp_unconfirmed;
+    size_t lp_unconfirmed_len;
+    char lp_unconfirmed_key[SR_POLL_KEY_MAX + 1]; /* the poll's key */
     atomic_bool pending_slot; /* negotiated, no transport yet: counted in sr_pending_connections */
     int64_t touched_ms;       /* registry lock: when the claim was last renewed */
     sr_rejoin *rejoin;        /* sub lock: crier_rooms of the request that started its transport,
@@ -99,6 +106,8 @@ struct sr_poll {
     lp_conn *lp;   /* sub lock: set with c->held (open_poll), alive while held */
     bool replaced; /* sub lock: a newer poll took its place */
     bool remote;
+    bool resend; /* sub lock: a proxy's retry of the poll whose answer was lost */
+    char key[SR_POLL_KEY_MAX + 1];
     char from[BP_NODE_ID_LEN + 1];
     uint64_t req;
     int64_t deadline_ms;
@@ -208,9 +217,14 @@ void sr_upstream_publish_user(const up_action *act);
 /* signalr/transports.c */
 void sr_transports_init(const cfg *c);
 
-/* Backplane thread: a long poll forwarded by node `from`; takes the
- * caller's ref on c. */
-void sr_remote_poll(sr_conn *c, const char *from, uint64_t req);
+/* Backplane thread: a long poll forwarded by node `from` (key: the poll's
+ * "_", or ""); takes the caller's ref on c. */
+void sr_remote_poll(sr_conn *c, const char *from, uint64_t req, const char *key);
+
+/* A long poll's key (its "_" query argument: the official clients' cache
+ * buster, new for every poll and the same when a proxy retries one) into
+ * out; "" when absent or not 1..SR_POLL_KEY_MAX of [0-9A-Za-z_-]. */
+void sr_poll_key(http_call *call, char out[SR_POLL_KEY_MAX + 1]);
 
 /* Timer thread: answers c's remote poll if its time is up. */
 void sr_remote_poll_expire(sr_conn *c, int64_t now_ms);
@@ -244,6 +258,10 @@ void sr_fwd_free(sr_fwd *f);
 void sr_cluster_claim(const char *token, bp_owner_fn cb, void *arg);
 void sr_cluster_touch(const char *token);
 void sr_cluster_release(const char *token);
+
+/* Is node alive? cb(arg, how many got a probe: 0 gone, -1 unreachable),
+ * later or at once. */
+void sr_cluster_probe(const char *node, bp_count_fn cb, void *arg);
 
 /* Answers request req of node `to`. */
 void sr_cluster_reply(const char *to, uint64_t req, unsigned status, const char *body, size_t len);

@@ -102,6 +102,7 @@ void sr_conn_unref(sr_conn *c)
         sr_cluster_release(c->token); /* late requests elsewhere are told it is gone */
     hub_leave(the_hub, &c->s);
     sendq_clear(&c->unacked);
+    free(c->lp_unconfirmed);
     sub_fini(&c->s);
     access_unref(c->who);
     free(c->rejoin);

@@ -47,6 +47,23 @@ const cfg_hub *sr_hub_at(const char *path);
  * (skipNegotiation; so is a token too long to be one). */
 bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len);
 
+/* Acceptor thread, clustered: an upgrade sr_ws_acceptable takes whose
+ * token this node does not hold: it must be claimed first (sr_ws_claim),
+ * before the upgrade (gateway/ws_owner.h). */
+bool sr_ws_needs_claim(const cfg_hub *hb, const char *id, size_t id_len);
+
+/* What sr_ws_claim found. */
+typedef enum {
+    SR_WS_TAKEN,     /* this node holds the connection now: upgrade it here */
+    SR_WS_ELSEWHERE, /* a live node holds it (a stateful reconnect landed here) */
+    SR_WS_GONE,      /* unknown, closed, its node dead, or the backplane unreachable */
+} sr_ws_claim_result;
+
+/* Claims the token of id for this node; cb(arg, result) later (the
+ * backplane's thread) or at once. */
+void sr_ws_claim(const char *id, size_t id_len, void (*cb)(void *arg, sr_ws_claim_result r),
+                 void *arg);
+
 /* An MHD thread, for an upgrade sr_ws_acceptable refused: why, as a status
  * and a static text: 403 for a token whose connect-proxy verdict does not
  * verify (clustered with upstream.connect: signalr/ticket.h), else 404. */

@@ -12,6 +12,15 @@
  * on a publisher's thread with the hub and sub locks held.
  * Connection state is read and changed under the connection's
  * sub lock only. See docs/concurrency.md.
+ *
+ * A long poll's answer that went through another node (a remote poll) is
+ * not forgotten when it is sent: that node may die before it answers the
+ * client, and a proxy (nginx) then retries the same GET on another node.
+ * The official clients give each poll a new "_" argument (a proxy's retry
+ * keeps it), so the records stay in c->lp_unconfirmed until the next poll:
+ * one with the same key gets them again first; one with another key
+ * confirms them (a long-polling client polls again only once it has its
+ * answer). A poll without a key confirms them too.
  */
 #include <errno.h>
 #include <jansson.h>
@@ -203,6 +212,56 @@ bool sr_ws_acceptable(const cfg_hub *hb, const char *id, size_t id_len)
     pthread_mutex_unlock(&c->s.lock);
     sr_conn_unref(c);
     return ok;
+}
+
+bool sr_ws_needs_claim(const cfg_hub *hb, const char *id, size_t id_len)
+{
+    char token[SR_WS_TOKEN_CAP];
+    if (!sr_clustered() || !ws_token(id, id_len, token) || !sr_token_is_valid(token))
+        return false;
+    sr_conn *c = sr_conn_find(hb, token);
+    sr_conn_unref(c);
+    return !c;
+}
+
+typedef struct ws_claim {
+    void (*cb)(void *arg, sr_ws_claim_result r);
+    void *arg;
+} ws_claim;
+
+/* Backplane thread (or the caller's): did the owner get the probe? */
+static void ws_owner_probed(void *arg, long nodes)
+{
+    ws_claim *wc = arg;
+    wc->cb(wc->arg, nodes > 0 ? SR_WS_ELSEWHERE : SR_WS_GONE);
+    free(wc);
+}
+
+/* Backplane thread (or the caller's): who owns a WebSocket's token; another
+ * node's is probed (is it alive?). */
+static void ws_claim_answered(void *arg, int rc, const char *owner)
+{
+    ws_claim *wc = arg;
+    if (!rc && *owner && strcmp(owner, sr_node_id())) {
+        sr_cluster_probe(owner, ws_owner_probed, wc);
+        return;
+    }
+    wc->cb(wc->arg, !rc && *owner ? SR_WS_TAKEN : SR_WS_GONE);
+    free(wc);
+}
+
+void sr_ws_claim(const char *id, size_t id_len, void (*cb)(void *arg, sr_ws_claim_result r),
+                 void *arg)
+{
+    char token[SR_WS_TOKEN_CAP];
+    ws_claim *wc = malloc(sizeof(*wc));
+    if (!wc || !ws_token(id, id_len, token)) {
+        free(wc);
+        cb(arg, SR_WS_GONE);
+        return;
+    }
+    *wc = (ws_claim){cb, arg};
+    sr_cluster_claim(token, ws_claim_answered, wc);
 }
 
 unsigned sr_ws_refusal(const cfg_hub *hb, const char *id, size_t id_len, const char **error)
@@ -405,11 +464,59 @@ static enum MHD_Result open_stream(http_call *call, sr_conn *c)
     return sse_stream(&in, &c->s, ":\r\n", stream_ended, c);
 }
 
+void sr_poll_key(http_call *call, char out[SR_POLL_KEY_MAX + 1])
+{
+    const char *k = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "_");
+    size_t n = k ? strlen(k) : 0;
+    bool ok = n && n <= SR_POLL_KEY_MAX;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (k[i] >= '0' && k[i] <= '9') || (k[i] >= 'a' && k[i] <= 'z') ||
+             (k[i] >= 'A' && k[i] <= 'Z') || k[i] == '-' || k[i] == '_';
+    snprintf(out, SR_POLL_KEY_MAX + 1, "%s", ok ? k : "");
+}
+
+static void unconfirmed_drop_locked(sr_conn *c)
+{
+    free(c->lp_unconfirmed);
+    c->lp_unconfirmed = NULL;
+    c->lp_unconfirmed_len = 0;
+    c->lp_unconfirmed_key[0] = '\0';
+}
+
+/* Sub lock held: poll p (key: its "_", or "") begins: it confirms what the
+ * last remote poll handed over, or is a retry of that poll (resend). */
+static void poll_begin_locked(sr_conn *c, sr_poll *p, const char *key)
+{
+    snprintf(p->key, sizeof(p->key), "%s", key);
+    if (c->lp_unconfirmed && key[0] && !strcmp(key, c->lp_unconfirmed_key))
+        p->resend = true;
+    else
+        unconfirmed_drop_locked(c);
+}
+
+/* Sub lock held: a remote poll's answer (len bytes) is kept until
+ * confirmed, when the poll has a key to tell its retry by. */
+static void unconfirmed_keep_locked(sr_conn *c, const sr_poll *p, const char *body, size_t len)
+{
+    unconfirmed_drop_locked(c);
+    if (!len || !p->key[0] || !(c->lp_unconfirmed = malloc(len)))
+        return;
+    memcpy(c->lp_unconfirmed, body, len);
+    c->lp_unconfirmed_len = len;
+    snprintf(c->lp_unconfirmed_key, sizeof(c->lp_unconfirmed_key), "%s", p->key);
+}
+
 /* Sub lock held. Moves every queued record into one poll answer, stopping
- * past LP_ANSWER_SOFT_MAX; the rest goes with the next poll. */
-static char *take_records(sr_conn *c, size_t *len_out)
+ * past LP_ANSWER_SOFT_MAX; the rest goes with the next poll. A retried
+ * poll's answer begins with what its lost answer had. */
+static char *take_records(sr_conn *c, sr_poll *p, size_t *len_out)
 {
     buf out = {0};
+    if (p->resend && c->lp_unconfirmed &&
+        buf_append(&out, c->lp_unconfirmed, c->lp_unconfirmed_len)) {
+        p->resend = false;
+        unconfirmed_drop_locked(c);
+    }
     msg *m;
     while ((m = sendq_peek(&c->s.q)) != NULL) {
         msg_bytes b = msg_get(m, c->s.fmt, c->s.target); /* JSON or MessagePack records */
@@ -431,7 +538,7 @@ static enum MHD_Result poll_answer(http_call *call, void *session, sub *s, lp_re
         c->held = NULL;
     c->last_poll_ms = clock_now_ms();
     size_t len = 0;
-    char *body = p->replaced ? NULL : take_records(c, &len);
+    char *body = p->replaced ? NULL : take_records(c, p, &len);
     bool over = p->replaced || (!len && (c->closed || s->ending || s->dropped));
     pthread_mutex_unlock(&s->lock);
     if (over) {
@@ -463,12 +570,14 @@ static bool remote_answer_locked(sr_poll *p, bool force)
 {
     sr_conn *c = p->c;
     size_t len = 0;
-    char *body = p->replaced ? NULL : take_records(c, &len);
+    char *body = p->replaced ? NULL : take_records(c, p, &len);
     bool over = p->replaced || (!len && (c->closed || c->s.ending || c->s.dropped));
     if (!len && !over && !force) {
         free(body);
         return false;
     }
+    if (!over)
+        unconfirmed_keep_locked(c, p, body, len);
     if (c->held == p)
         c->held = NULL;
     sub_attach(&c->s, NULL, NULL);
@@ -506,12 +615,13 @@ static void replace_held_locked(sr_conn *c)
     }
 }
 
-void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
+void sr_remote_poll(sr_conn *c, const char *from, uint64_t req, const char *key)
 {
     sr_poll *p = calloc(1, sizeof(*p));
     pthread_mutex_lock(&c->s.lock);
     /* A closed connection's last records (its Close message) go out too. */
-    bool ok = p && c->transport == TR_LP && (!c->closed || !sendq_is_empty(&c->s.q));
+    bool ok =
+        p && c->transport == TR_LP && (!c->closed || !sendq_is_empty(&c->s.q) || c->lp_unconfirmed);
     if (!ok) {
         bool over = c->closed && sendq_is_empty(&c->s.q);
         pthread_mutex_unlock(&c->s.lock);
@@ -525,6 +635,7 @@ void sr_remote_poll(sr_conn *c, const char *from, uint64_t req)
         return;
     }
     replace_held_locked(c);
+    poll_begin_locked(c, p, key);
     p->c = c; /* keeps the caller's ref */
     p->remote = true;
     snprintf(p->from, sizeof(p->from), "%s", from);
@@ -597,6 +708,8 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
         return MHD_NO;
     }
     p->c = c; /* the poll keeps the caller's ref */
+    char key[SR_POLL_KEY_MAX + 1];
+    sr_poll_key(call, key);
     http_call in = inner_call(call, rq);
     lp_conn *lp =
         lp_prepare(&in, &c->s, (int64_t)conf->limits.poll_timeout_s * MS_PER_S, &poll_ops, p);
@@ -604,6 +717,7 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
         return MHD_NO; /* poll_ended let p and its ref go */
     pthread_mutex_lock(&c->s.lock);
     replace_held_locked(c);
+    poll_begin_locked(c, p, key);
     p->lp = lp;
     c->held = p;
     c->last_poll_ms = clock_now_ms();

@@ -1,0 +1,270 @@
+// kill -9 of one of three nodes (one Redis, deploy/nginx.conf round robin in
+// front, no sticky sessions) while 400 messages stream to a room: official
+// @microsoft/signalr clients on each transport (withAutomaticReconnect, and
+// the hub option rejoin_query: the app passes its rooms' cursors in the
+// reconnect's URL, README "Gaps with the official client") and
+// crier.js-style plain clients (SSE with Last-Event-ID, long polls with
+// since/epoch, WebSocket with since/epoch, each reconnecting from its
+// cursor). Every client is streaming again within 5 s of the kill, and gets
+// every message or is told of the gap (CrierGap, a gap event or field).
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import * as signalR from '@microsoft/signalr';
+
+import { request } from '../lib/http.js';
+import { publishSteady } from '../lib/publish.js';
+import { unhandledRejections } from '../lib/signalr.js';
+import { sseHttp } from '../lib/sse.js';
+import { openWs } from '../lib/ws.js';
+import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { killNode, startCluster, startNginx } from './helpers.js';
+
+const N = 400;
+const PERIOD_MS = 20; // 8 s of publishing
+const KILL_AT_MS = 2000;
+const ROOM = 'death';
+const T = signalR.HttpTransportType;
+const CONFIG = {
+  history: { size: 2000 },
+  hubs: { chat: { path: '/hubs/chat', rejoin_query: true, methods: { JoinRoom: { action: 'join', args: 1 } } } },
+};
+
+// The README's app code: the hub protocol notes each room message's
+// position (crier-room, crier-epoch, crier-id headers).
+class CursorProtocol extends signalR.JsonHubProtocol {
+  constructor(positions) {
+    super();
+    this.positions = positions;
+  }
+
+  parseMessages(input, logger) {
+    const messages = super.parseMessages(input, logger);
+    for (const m of messages) {
+      const h = m.headers;
+      if (h && h['crier-room'] && h['crier-epoch'] && !h['crier-room'].startsWith('~'))
+        this.positions.set(h['crier-room'], { epoch: h['crier-epoch'], id: Number(h['crier-id']) });
+    }
+    return messages;
+  }
+}
+
+// A client's record: the message numbers received and when, gaps told.
+function tally(label) {
+  return {
+    label,
+    got: [],
+    at: [],
+    gaps: [],
+    logs: [],
+    reconnects: 0,
+    add(n) {
+      this.got.push(n);
+      this.at.push(Date.now());
+    },
+  };
+}
+
+async function officialClient(t, url, transport, label) {
+  const r = tally(label);
+  const positions = new Map();
+  const hubUrl = `${url}/hubs/chat`;
+  const conn = new signalR.HubConnectionBuilder()
+    .withUrl(hubUrl, { transport })
+    .withHubProtocol(new CursorProtocol(positions))
+    .withAutomaticReconnect([0, 200, 500, 1000, 1000, 1000])
+    .configureLogging({ log: (level, message) => level >= signalR.LogLevel.Information && r.logs.push(`${Date.now()} ${message}`) })
+    .build();
+  conn.on('ReceiveMessage', (...args) => r.add(args.at(-1)?.n));
+  conn.on('CrierGap', (gap) => r.gaps.push(gap));
+  conn.onreconnecting(() => {
+    r.reconnects++;
+    const rooms = [...positions].map(([room, p]) => `${room}:${p.epoch}:${p.id}`).join(',');
+    conn.baseUrl = rooms ? `${hubUrl}?crier_rooms=${encodeURIComponent(rooms)}` : hubUrl;
+  });
+  await withTimeout(conn.start(), 5000, `${label}: start()`);
+  const joined = await withTimeout(conn.invoke('JoinRoom', ROOM), 3000, 'JoinRoom');
+  assert.equal(joined?.room, ROOM);
+  if (!positions.has(ROOM)) positions.set(ROOM, { epoch: joined.epoch, id: joined.last_id });
+  r.stop = () => withTimeout(conn.stop(), 5000, `${label}: stop()`);
+  r.state = () => conn.state;
+  t.after(() => r.stop().catch(() => {}));
+  return r;
+}
+
+// Plain SSE as a browser's EventSource (and crier.js) does it: reconnects
+// with Last-Event-ID.
+function plainSse(url, label) {
+  const r = tally(label);
+  let stopped = false;
+  let lastId = null;
+  let current = null;
+  r.stop = () => {
+    stopped = true;
+    current?.close();
+  };
+  r.ready = (async () => {
+    while (!stopped) {
+      try {
+        current = await sseHttp(`${url}/rooms/${ROOM}/events`, { headers: lastId ? { 'Last-Event-ID': lastId } : {} });
+        let seen = 0;
+        while (!current.ended && !stopped) {
+          for (; seen < current.events.length; seen++) {
+            const e = current.events[seen];
+            if (e.type === 'gap') r.gaps.push(e.data);
+            else if (e.data) r.add(JSON.parse(e.data).n);
+            if (e.id) lastId = e.id;
+          }
+          await sleep(20);
+        }
+      } catch {
+        // the node was gone: try again
+      }
+      if (!stopped) {
+        r.reconnects++;
+        await sleep(100);
+      }
+    }
+  })();
+  return r;
+}
+
+// Plain long polls from since/epoch, as crier.js's poll fallback and curl.
+function plainPoll(url, label) {
+  const r = tally(label);
+  let stopped = false;
+  const ac = new AbortController();
+  r.stop = () => {
+    stopped = true;
+    ac.abort();
+  };
+  r.ready = (async () => {
+    let since = null;
+    let epoch = null;
+    while (!stopped) {
+      const q = since === null ? '' : `?since=${since}${epoch ? `&epoch=${epoch}` : ''}`;
+      try {
+        const res = await request(`${url}/rooms/${ROOM}/poll${q}`, { timeout: 40_000, signal: ac.signal });
+        if (res.status !== 200) throw new Error(String(res.status));
+        if (res.json.gap) r.gaps.push(res.json.gap);
+        for (const m of res.json.messages) r.add(m.data.n);
+        since = res.json.messages.length ? res.json.messages.at(-1).id : res.json.last_id;
+        epoch = res.json.epoch ?? epoch;
+      } catch {
+        if (!stopped) {
+          r.reconnects++;
+          await sleep(100);
+        }
+      }
+    }
+  })();
+  return r;
+}
+
+// A plain WebSocket, reconnecting with since/epoch.
+function plainWs(wsUrl, label) {
+  const r = tally(label);
+  let stopped = false;
+  let current = null;
+  r.stop = () => {
+    stopped = true;
+    current?.close();
+  };
+  r.ready = (async () => {
+    let since = null;
+    let epoch = null;
+    while (!stopped) {
+      try {
+        const q = since === null ? '' : `?since=${since}&epoch=${epoch}`;
+        current = await openWs(`${wsUrl}/rooms/${ROOM}/ws${q}`);
+        let seen = 0;
+        while (!current.closeInfo && !stopped) {
+          for (; seen < current.messages.length; seen++) {
+            const m = current.messages[seen];
+            if (m?.gap) r.gaps.push(m.gap);
+            else if (m) {
+              r.add(m.data.n);
+              since = m.id;
+              epoch = m.epoch;
+            }
+          }
+          await sleep(20);
+        }
+      } catch {
+        // the node was gone: try again
+      }
+      if (!stopped) {
+        r.reconnects++;
+        await sleep(100);
+      }
+    }
+  })();
+  return r;
+}
+
+test(`kill -9 of a node while ${N} messages stream: every client streams again within 5 s, and gets every message or is told of the gap`, { timeout: 120_000 }, async (t) => {
+  const { nodes } = await startCluster(t, 3, CONFIG);
+  const nginx = await startNginx(t, nodes.map((n) => n.port));
+  const wsBase = nginx.replace(/^http/, 'ws');
+  const before = unhandledRejections.length;
+
+  const official = [];
+  for (const [name, transport] of [
+    ['WebSockets', T.WebSockets],
+    ['ServerSentEvents', T.ServerSentEvents],
+    ['LongPolling', T.LongPolling],
+  ]) {
+    for (let k = 0; k < 3; k++) official.push(await officialClient(t, nginx, transport, `official ${name} #${k}`));
+  }
+  const plain = [];
+  for (let k = 0; k < 2; k++) plain.push(plainSse(nginx, `plain SSE #${k}`), plainPoll(nginx, `plain poll #${k}`), plainWs(wsBase, `plain WS #${k}`));
+  t.after(() => plain.forEach((p) => p.stop()));
+
+  // Everyone is in the room: 9 official and 6 plain members over the nodes.
+  const counts = async () =>
+    Promise.all(
+      nodes.map(async (n) => {
+        const s = (await request(`${n.url}/rooms/${ROOM}`)).json?.subscribers ?? {};
+        return (s.websocket ?? 0) + (s.sse ?? 0) + (s.long_polling ?? 0);
+      }),
+    );
+  await waitFor(async () => (await counts()).reduce((a, b) => a + b, 0) >= 15, { timeout: 10_000, message: 'every client in the room' });
+  // The node to kill: the one with the most members; publish on another.
+  const perNode = await counts();
+  const victim = nodes[perNode.indexOf(Math.max(...perNode))];
+  const publisher = nodes.find((n) => n !== victim);
+  t.diagnostic(`members per node ${perNode.join('/')}: killing ${victim.name}`);
+
+  let killedAt = 0;
+  const killer = (async () => {
+    await sleep(KILL_AT_MS);
+    killedAt = Date.now();
+    await killNode(victim);
+  })();
+  const pub = await publishSteady(publisher.url, ROOM, N, PERIOD_MS, (i) => ({ n: i }));
+  await killer;
+  assert.deepEqual(pub.bad, [], 'the publisher (on a live node): every message 201');
+
+  const everyone = [...official, ...plain];
+  // The plain clients get everything, or a gap.
+  await waitFor(() => plain.every((p) => p.got.includes(N) || p.gaps.length), { timeout: 15_000, message: `the plain clients: ${plain.map((p) => `${p.label} ${p.got.length}`).join(', ')}` });
+  // Every official client streams again: the last message arrives (sent 6 s
+  // after the kill).
+  await waitFor(() => official.every((o) => o.got.includes(N)), { timeout: 15_000, message: `the official clients: ${official.map((o) => `${o.label} ${o.got.length}${o.got.includes(N) ? '' : `\n  ${o.logs.join('\n  ')}`}`).join(', ')}` });
+  await sleep(300);
+
+  const report = everyone.map((c) => {
+    const lost = N - new Set(c.got).size;
+    return `${c.label}: ${c.got.length} received, ${lost} lost, ${c.gaps.length} gaps told ${JSON.stringify(c.gaps).slice(0, 300)}, ${c.reconnects} reconnects`;
+  });
+  t.diagnostic(report.join('\n'));
+  for (const c of everyone) {
+    const next = c.at.find((x) => x > killedAt);
+    assert.ok(next !== undefined && next - killedAt <= 5000, `${c.label}: streaming again within 5 s of the kill (next message ${next - killedAt} ms after)`);
+    assert.equal(c.got.length, new Set(c.got).size, `${c.label}: no duplicates`);
+  }
+  for (const c of everyone) assert.ok(new Set(c.got).size === N || c.gaps.length, `${c.label}: every message, or a gap told`);
+  for (const o of official) assert.equal(o.state(), signalR.HubConnectionState.Connected, `${o.label}: connected`);
+  assert.deepEqual(unhandledRejections.slice(before), [], 'no uncaught exception in the official clients');
+  assert.ok(official.some((o) => o.reconnects), 'some official client was on the node killed');
+});
