@@ -94,7 +94,8 @@ typedef struct ws_conn {
     struct ws_worker *w;          /* set once, by its service thread */
     ws_session sess;              /* sess.s is drained; sess.ops told of input */
     bool opened;                  /* service thread: sess is set */
-    bool on_pending;              /* its worker's pending_lock */
+    atomic_bool on_pending;       /* written under its worker's pending_lock; read
+                                     without it by mark_pending's fast path */
     struct ws_conn *pending_next; /* its worker's pending_lock */
     list_node link;               /* service thread: in all_conns once established */
     char *rx;                     /* service thread: the message being received */
@@ -165,14 +166,18 @@ static void wake_service_locked(ws_worker *w)
 }
 
 /* Any thread. Puts c on its worker's pending list; the first entry wakes
- * the worker. */
+ * the worker. A connection already on it is left alone without the lock:
+ * what its waker queued before is seen by the write the service thread
+ * asks for after it takes c off the list (it clears the flag first). */
 static void mark_pending(ws_conn *c)
 {
     ws_worker *w = c->w;
+    if (atomic_load(&c->on_pending))
+        return;
     pthread_mutex_lock(&w->pending_lock);
-    if (!c->on_pending) {
+    if (!atomic_load(&c->on_pending)) {
         bool signal = w->pending == NULL;
-        c->on_pending = true;
+        atomic_store(&c->on_pending, true);
         c->pending_next = w->pending;
         w->pending = c;
         if (signal)
@@ -279,7 +284,7 @@ static void request_writable_for_pending(ws_worker *w)
 {
     pthread_mutex_lock(&w->pending_lock);
     for (ws_conn *c = w->pending; c; c = c->pending_next) {
-        c->on_pending = false;
+        atomic_store(&c->on_pending, false);
         lws_callback_on_writable(c->wsi);
     }
     w->pending = NULL;
@@ -485,7 +490,7 @@ static void on_closed(ws_conn *c)
     pthread_mutex_unlock(&s->lock);
     ws_worker *w = c->w;
     pthread_mutex_lock(&w->pending_lock);
-    if (c->on_pending) {
+    if (atomic_load(&c->on_pending)) {
         for (ws_conn **pp = &w->pending; *pp; pp = &(*pp)->pending_next) {
             if (*pp == c) {
                 *pp = c->pending_next;
@@ -493,7 +498,7 @@ static void on_closed(ws_conn *c)
             }
         }
     }
-    c->on_pending = false;
+    atomic_store(&c->on_pending, false);
     pthread_mutex_unlock(&w->pending_lock);
     list_remove(&c->link);
     c->sess.ops->closed(c->sess.session);
