@@ -147,3 +147,23 @@ test('latency "low": a message is written at once, without the coalescing wait',
   }
   sub.conn.socket.destroy();
 });
+
+// A frame larger than a worker's write buffer (64 KiB) is framed into a
+// buffer of its own; the small ones around it still share one.
+for (const latency of ['low', 'efficient']) {
+  test(`workers, latency "${latency}": a message larger than the write buffer arrives whole on every worker, in order with small ones`, { timeout: 60_000 }, async (t) => {
+    const srv = await startFor(t, { workers: 2, latency, limits: { max_message_bytes: 300_000 } });
+    const subs = [await openWs(`${srv.wsUrl}/rooms/big-frame/ws`), await openWs(`${srv.wsUrl}/rooms/big-frame/ws`)];
+    t.after(() => subs.forEach((s) => s.close()));
+    await waitFor(async () => (await workerConnections(srv.url)).join(',') === '1,1', { message: 'one on each worker' });
+    const big = 'x'.repeat(200_000);
+    await publish(srv.url, 'big-frame', 'before');
+    await publish(srv.url, 'big-frame', big);
+    await publish(srv.url, 'big-frame', 'after');
+    for (const ws of subs) {
+      await ws.waitForMessages(3, 10_000);
+      assert.deepEqual(ws.messages.map((m) => m.data.length), ['before'.length, big.length, 'after'.length]);
+      assert.equal(ws.messages[1].data, big);
+    }
+  });
+}
