@@ -60,6 +60,14 @@ typedef struct cfg_hub {
 
 typedef enum { CFG_BACKPLANE_MEMORY, CFG_BACKPLANE_REDIS } cfg_backplane_type;
 
+/* "latency": how queued messages are written to WebSocket sockets (README
+ * "Configuration", "Performance"). Both set TCP_NODELAY. */
+typedef enum {
+    CFG_LATENCY_EFFICIENT, /* "efficient": what a socket has queued within coalesce_ms
+                              goes out in one write */
+    CFG_LATENCY_LOW,       /* "low": each message is written as soon as it is queued */
+} cfg_latency;
+
 /* Who may subscribe to or publish in a room (auth.rooms[].subscribe and
  * .publish, README "Access control"). */
 typedef enum {
@@ -242,6 +250,13 @@ typedef struct cfg {
     } cors;
 
     bool trust_proxy; /* log the client address a proxy reports, default false */
+
+    /* "workers": threads that write WebSockets (lws service threads) and SSE
+     * streams (MHD's stream daemon); a connection stays on one. 0 (default):
+     * one per core; else 1 .. 64. */
+    unsigned workers;
+    cfg_latency latency;  /* "latency": "efficient" (default) | "low" */
+    unsigned coalesce_ms; /* "coalesce_ms": efficient's wait, default 10, 1 .. 1000 */
 
     /* presence: GET /rooms/{room}/presence lists users up to max_listed
      * (default 1000; past it only the counts). */

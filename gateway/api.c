@@ -408,6 +408,18 @@ static bool metrics_upstream(buf *b)
                          hc_in_flight(), hc_events_dropped());
 }
 
+/* How the WebSockets are spread over the workers ("workers"). */
+static bool metrics_workers(buf *b)
+{
+    bool ok = appendf(b, "# HELP crier_websocket_worker_connections WebSocket connections per "
+                         "worker (libwebsockets service thread).\n"
+                         "# TYPE crier_websocket_worker_connections gauge\n");
+    for (unsigned i = 0; ok && i < ws_workers(); i++)
+        ok = appendf(b, "crier_websocket_worker_connections{worker=\"%u\"} %u\n", i,
+                     ws_worker_connections(i));
+    return ok;
+}
+
 /* Prometheus text format. */
 enum MHD_Result api_metrics(http_call *call)
 {
@@ -441,7 +453,7 @@ enum MHD_Result api_metrics(http_call *call)
         st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
         st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(), http_connections(),
         hub_bp_connected(the_hub) ? 1 : 0);
-    ok = ok && metrics_limits(&b, &st) && metrics_upstream(&b);
+    ok = ok && metrics_limits(&b, &st) && metrics_upstream(&b) && metrics_workers(&b);
     struct MHD_Response *r =
         ok ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY) : NULL;
     buf_free(&b);

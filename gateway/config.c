@@ -62,6 +62,7 @@ typedef struct key_spec {
 static const char *parse_listen(cfg *c, const char *value);
 static const char *parse_log_level(cfg *c, const char *value);
 static const char *parse_web_root(cfg *c, const char *value);
+static const char *parse_latency(cfg *c, const char *value);
 static int load_hubs(cfg *c, json_t *v, const char *origin, char *err);
 static const char *parse_backplane_type(cfg *c, const char *value);
 static const char *parse_backplane_url(cfg *c, const char *value);
@@ -117,6 +118,9 @@ static const key_spec key_table[] = {
     UINT_KEY(backplane.queue_limit, 0, 1000000),
     SIZE_KEY(backplane.max_pending_bytes, 64 * 1024, 1LL << 40),
     BOOL_KEY(trust_proxy),
+    UINT_KEY(workers, 0, 64),
+    STRING_KEY("latency", parse_latency),
+    UINT_KEY(coalesce_ms, 1, 1000),
     OBJECT_KEY("auth.jwt", load_jwt),
     OBJECT_KEY("auth.rooms", load_room_rules),
     OBJECT_KEY("auth.api_keys", load_api_keys),
@@ -226,6 +230,9 @@ void cfg_defaults(cfg *c)
     c->history.size = 1000;
     c->history.ttl_s = 300;
     c->history.max_bytes = 256 * 1024 * 1024;
+    c->workers = 0;
+    c->latency = CFG_LATENCY_EFFICIENT;
+    c->coalesce_ms = 10;
 
     cfg_hub *chat = &c->hubs[c->nhubs++];
     strcpy(chat->name, "chat");
@@ -367,6 +374,17 @@ static const char *parse_log_level(cfg *c, const char *value)
         }
     }
     return "expected error, warn, info or debug";
+}
+
+static const char *parse_latency(cfg *c, const char *value)
+{
+    if (strcmp(value, "low") == 0)
+        c->latency = CFG_LATENCY_LOW;
+    else if (strcmp(value, "efficient") == 0)
+        c->latency = CFG_LATENCY_EFFICIENT;
+    else
+        return "expected low or efficient";
+    return NULL;
 }
 
 /* ---- backplane ---------------------------------------------------------- */

@@ -27,10 +27,13 @@
  * the small pool.
  *
  * Threading: MHD_USE_INTERNAL_POLLING_THREAD, so every callback here runs on
- * the thread of the connection's daemon: three MHD threads. Everything the
- * handlers share is under a lock; per-connection state is touched by that
- * connection's thread only. http_adopt (MHD_add_connection) is safe from the
- * acceptor thread because each daemon has its inter-thread channel (ITC).
+ * the thread of the connection's daemon: one thread each for the main and
+ * poll daemons, and a pool of "workers" threads (one per core by default)
+ * for the stream daemon, so that one room's streams are written by every
+ * core (MHD gives each added connection to one of the pool's threads, and
+ * it stays there). Everything the handlers share is under a lock;
+ * per-connection state is touched by that connection's thread only. http_adopt (MHD_add_connection)
+ * is safe from the acceptor thread because each daemon has its inter-thread channel (ITC).
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -73,9 +76,15 @@
 #include "transports/signalr/signalr.h"
 
 #define TAG "http"
+#define HTTP_STREAM_THREADS_MAX 64 /* the config's limit for "workers" */
 
 static struct MHD_Daemon *daemons[HTTP_DAEMONS]; /* set at start, cleared once all stopped */
 static size_t pool_bytes[HTTP_DAEMONS];          /* set once at start */
+static const http_daemon daemon_ids[HTTP_DAEMONS] = {HTTP_MAIN, HTTP_STREAMS, HTTP_POLLS};
+/* The daemon whose thread this is (a stream pool thread's daemon info
+ * names itself, not the stream daemon): set by the first callback that
+ * runs on an MHD thread, from the cls each daemon's callbacks get. */
+static _Thread_local const http_daemon *thread_daemon;
 
 /* libmicrohttpd's use of a connection's pool, measured on 0.9.75: the
  * header block, about 64 bytes per header field for its record of it, and
@@ -624,7 +633,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
 {
-    (void)cls;
+    thread_daemon = cls;
     (void)version;
     http_req *req = *con_cls;
     if (req && !body_progress(conn, *upload_data_size == 0))
@@ -685,7 +694,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code)
 {
-    (void)cls;
+    thread_daemon = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         *socket_context = watch_start(conn);
     } else {
@@ -716,22 +725,35 @@ static void on_mhd_error(void *cls, const char *fmt, va_list ap)
  * burst of new connections (seen at 10000 SSE clients: a few hundred sat
  * unread until the watchdog closed them). poll() costs O(active
  * connections) a loop; suspended streams and polls are not in its set. */
-static struct MHD_Daemon *start_daemon(unsigned limit, unsigned idle_timeout, size_t pool)
+static struct MHD_Daemon *start_daemon(http_daemon d, unsigned limit, unsigned idle_timeout,
+                                       size_t pool, unsigned threads)
 {
+    void *id = (void *)&daemon_ids[d];
+    /* With a pool, each thread gets limit / threads: each gets all of it. */
     return MHD_start_daemon(
         MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_ALLOW_SUSPEND_RESUME |
             MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ERROR_LOG,
-        0, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
-        MHD_OPTION_CONNECTION_LIMIT, limit, MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
+        0, NULL, NULL, on_request, id, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_error, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, limit * threads, MHD_OPTION_CONNECTION_TIMEOUT, idle_timeout,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, pool, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, NULL, MHD_OPTION_END);
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, id, MHD_OPTION_THREAD_POOL_SIZE,
+        threads > 1 ? threads : 0, MHD_OPTION_END);
 }
 
-/* The stream daemon serves one request per connection (http_call.h). */
+/* "workers": 0 is one per core. */
+static unsigned stream_threads(const cfg *c)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = c->workers ? c->workers : cores > 0 ? (unsigned)cores : 1;
+    return n > HTTP_STREAM_THREADS_MAX ? HTTP_STREAM_THREADS_MAX : n;
+}
+
+/* The stream daemon serves one request per connection (http_call.h).
+ * Called in conn's callbacks, so on its daemon's thread. */
 static bool one_request(struct MHD_Connection *conn)
 {
-    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_DAEMON);
-    return ci && ci->daemon == daemons[HTTP_STREAMS];
+    (void)conn;
+    return thread_daemon && *thread_daemon == HTTP_STREAMS;
 }
 
 int http_start(const cfg *c)
@@ -757,7 +779,8 @@ int http_start(const cfg *c)
     pool_bytes[HTTP_STREAMS] = STREAM_POOL_BYTES;
     bool started = true;
     for (int d = 0; d < HTTP_DAEMONS; d++)
-        started &= (daemons[d] = start_daemon(limit, idle_timeout, pool_bytes[d])) != NULL;
+        started &= (daemons[d] = start_daemon((http_daemon)d, limit, idle_timeout, pool_bytes[d],
+                                              d == HTTP_STREAMS ? stream_threads(c) : 1)) != NULL;
     if (!started) {
         LOG_ERR(TAG, "cannot start libmicrohttpd");
         http_stop();

@@ -138,7 +138,8 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->upstream.timeout_ms == b->upstream.timeout_ms &&
            a->upstream.max_in_flight == b->upstream.max_in_flight &&
            a->upstream.max_answer_bytes == b->upstream.max_answer_bytes &&
-           a->upstream.events_queue == b->upstream.events_queue;
+           a->upstream.events_queue == b->upstream.events_queue && a->workers == b->workers &&
+           a->latency == b->latency && a->coalesce_ms == b->coalesce_ms;
 }
 
 /* Loading json must fail with a message containing want, leaving the
@@ -159,6 +160,7 @@ static void check_fails(const char *json, const char *want)
 /* Sets every key to a value other than its default. */
 static const char *const all_keys_json =
     "{\"listen\": \"0.0.0.0:9090\", \"log_level\": \"debug\","
+    " \"workers\": 3, \"latency\": \"low\", \"coalesce_ms\": 25,"
     " \"transports\": {\"websocket\": false, \"sse\": false, \"long_polling\": false},"
     " \"limits\": {\"max_message_bytes\": 1000, \"send_queue\": 7, \"poll_timeout_s\": 60,"
     "   \"keepalive_s\": 30, \"header_timeout_s\": 10, \"body_timeout_s\": 30,"
@@ -1761,6 +1763,25 @@ static void test_upstream(void)
           "test.json: 'hubs.h.methods.M.action' is required");
 }
 
+/* workers (default 0: one per core, 0 .. 64), latency (default "efficient")
+ * and coalesce_ms (default 10, 1 .. 1000). */
+static void test_performance(void)
+{
+    cfg c;
+    cfg_defaults(&c);
+    CHECK(c.workers == 0 && c.latency == CFG_LATENCY_EFFICIENT && c.coalesce_ms == 10);
+    if (load_ok(&c, "{'workers': 64, 'latency': 'low', 'coalesce_ms': 1000}") == 0)
+        CHECK(c.workers == 64 && c.latency == CFG_LATENCY_LOW && c.coalesce_ms == 1000);
+    if (load_ok(&c, "{'workers': 1, 'latency': 'efficient', 'coalesce_ms': 1}") == 0)
+        CHECK(c.workers == 1 && c.latency == CFG_LATENCY_EFFICIENT && c.coalesce_ms == 1);
+    fails("{'workers': 65}", "test.json: 'workers' must be an integer from 0 to 64");
+    fails("{'workers': -1}", "test.json: 'workers' must be an integer from 0 to 64");
+    fails("{'latency': 'fast'}", "test.json: 'latency': expected low or efficient, got 'fast'");
+    fails("{'latency': 1}", "test.json: 'latency' must be a string");
+    fails("{'coalesce_ms': 0}", "test.json: 'coalesce_ms' must be an integer from 1 to 1000");
+    fails("{'coalesce_ms': 1001}", "test.json: 'coalesce_ms' must be an integer from 1 to 1000");
+}
+
 /* A failing auth, cors or rate key leaves every field as it was. */
 static void test_access_error_leaves_config_unchanged(void)
 {
@@ -1841,4 +1862,4 @@ TEST_MAIN("config", TEST(test_presence), TEST(test_defaults),
           TEST(test_memory_limits), TEST(test_auth_defaults), TEST(test_auth_jwt),
           TEST(test_auth_rooms), TEST(test_auth_api_keys), TEST(test_cors), TEST(test_rate_limits),
           TEST(test_access_error_leaves_config_unchanged), TEST(test_example_file_is_the_defaults),
-          TEST(test_upstream))
+          TEST(test_upstream), TEST(test_performance))

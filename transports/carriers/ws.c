@@ -7,13 +7,25 @@
  * The acceptor hands over sockets whose upgrade request it only peeked at;
  * the service thread adopts them and lws reads the request from byte 0.
  * A connection's sub is drained with one write per SERVER_WRITEABLE (what
- * lws asks): a single frame straight from the message's shared bytes (lws
- * writes the frame header into the MSG_HEADROOM bytes in front of them;
- * server frames are unmasked, so every connection writes the same header
- * bytes there, and only this one service thread ever writes them), or, with
- * a backlog, up to WS_FRAMES_PER_WRITEABLE frames framed here into one
- * buffer and sent in one write (no extension such as permessage-deflate is
- * offered, so frames go out as they are).
+ * lws asks): up to WS_FRAMES_PER_WRITEABLE queued frames, framed here into
+ * the worker's buffer and sent in one raw write (no extension such as
+ * permessage-deflate is offered, so frames go out as they are). The
+ * message's shared bytes are only read: several workers send one message
+ * at once.
+ *
+ * Workers ("workers" in the config, 0: one per core): each is an lws
+ * context with its own service thread, since this lws build has
+ * LWS_MAX_SMP 1 (one service thread per context). The acceptor gives each
+ * socket to the worker holding the fewest connections, and the connection
+ * stays there: one room's members are spread over all workers, and a
+ * publish wakes each worker that has one of them (the hub's wake puts the
+ * connection on its own worker's pending list), so all cores write it.
+ *
+ * "latency": both modes set TCP_NODELAY on every socket. "low": a woken
+ * connection is asked for a write at once. "efficient": the first wake
+ * after a quiet moment starts the worker's coalesce_ms timer; when it
+ * fires, every connection woken meanwhile is asked for one write of all it
+ * has queued by then.
  *
  * Keep-alive is ours, not lws's validity timers (which keep every
  * connection in one sorted list: with 10000 connections each reschedule
@@ -21,15 +33,19 @@
  * walks the connections: a PING to those due one, and a close for those
  * silent (no frame, no PONG) for 2 * limits.keepalive_s + 5 s.
  *
- * Threading (lws is single-threaded; this build has LWS_MAX_SMP 1):
- * - the service thread runs every lws callback and is the only one to call
- *   lws functions, except lws_cancel_service(), which any thread may call;
- * - other threads hand work over through two locked lists, the adoption
- *   queue and the pending list, then call lws_cancel_service(); the service
- *   thread drains both in LWS_CALLBACK_EVENT_WAIT_CANCELLED;
+ * Threading (lws is single-threaded per context; this build has LWS_MAX_SMP 1):
+ * - a worker's service thread runs every lws callback of its context and
+ *   is the only one to call lws functions on it, except
+ *   lws_cancel_service(), which any thread may call;
+ * - other threads hand work over through the worker's two lists, the
+ *   adoption queue and the pending list (under its pending_lock), then call
+ *   lws_cancel_service(); the service thread drains both in
+ *   LWS_CALLBACK_EVENT_WAIT_CANCELLED;
  * - ws_wake runs on a publisher's thread with the sub lock held: it only
- *   puts the connection on the pending list (lock order: hub, sub,
- *   pending_lock).
+ *   puts the connection on its worker's pending list (lock order: hub, sub,
+ *   pending_lock);
+ * - a connection's ws_conn is touched by its worker's thread only (but its
+ *   pending fields, under that worker's pending_lock).
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -41,7 +57,10 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "common/clock.h"
@@ -64,15 +83,20 @@
 #define WS_HEADER_POOL 256      /* header buffers lws may hold at once */
 #define WS_STOP_POLL_MS 20      /* ws_stop looks this often whether all closed */
 #define WS_QUERY_FRAGMENTS 1000 /* query parameters read at most */
+#define WS_WORKERS_MAX 64       /* the config's limit for "workers" */
 
 _Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message headroom");
 
+struct ws_worker;
+
 typedef struct ws_conn {
     struct lws *wsi;
+    struct ws_worker *w;          /* set once, by its service thread */
     ws_session sess;              /* sess.s is drained; sess.ops told of input */
     bool opened;                  /* service thread: sess is set */
-    bool on_pending;              /* pending_lock */
-    struct ws_conn *pending_next; /* pending_lock */
+    atomic_bool on_pending;       /* written under its worker's pending_lock; read
+                                     without it by mark_pending's fast path */
+    struct ws_conn *pending_next; /* its worker's pending_lock */
     list_node link;               /* service thread: in all_conns once established */
     char *rx;                     /* service thread: the message being received */
     size_t rx_len;
@@ -85,61 +109,81 @@ typedef struct ws_conn {
     bool unmasked;        /* service thread: it sent an unmasked frame (ws_guard) */
 } ws_conn;
 
+typedef struct adoption {
+    int fd;
+    size_t head_len;       /* bytes of its upgrade request */
+    access_principal *who; /* a reference: the wsi's opaque user data once adopted */
+} adoption;
+
+/* One lws context and its service thread. */
+typedef struct ws_worker {
+    unsigned index;
+    struct lws_context *context; /* set before its thread starts, then read-only */
+    struct lws_vhost *vhost;     /* likewise */
+    pthread_t thread;
+    bool started;       /* main: thread runs */
+    atomic_uint queued; /* handed over, not adopted yet */
+    atomic_uint live;   /* connections its lws holds; queued + live: the acceptor's choice */
+    pthread_mutex_t pending_lock;
+    bool context_open;     /* pending_lock: lws_cancel_service may be called */
+    ws_conn *pending;      /* pending_lock: connections with news for the service thread */
+    adoption *adopt_queue; /* pending_lock */
+    size_t adopt_len, adopt_cap;
+    list_node all_conns;              /* service thread: newest first */
+    lws_sorted_usec_list_t sweep_sul; /* service thread: the keep-alive sweep */
+    lws_sorted_usec_list_t flush_sul; /* service thread: latency "efficient" */
+    bool flush_scheduled;             /* service thread: flush_sul runs soon */
+    unsigned char *batch_buf;         /* service thread: LWS_PRE + WS_BATCH_MAX */
+} ws_worker;
+
 static const cfg *conf;
 static ws_open_fn open_session;
-static struct lws_context *context;
-static struct lws_vhost *vhost;
-static pthread_t service_thread;
+/* Set by ws_start before any other thread runs, then read-only; kept after
+ * ws_stop, so that /metrics may still read the counters. */
+static ws_worker *workers;
+static unsigned nworkers;
+static bool stopped;           /* main: ws_stop has run */
+static unsigned next_worker;   /* acceptor: where the search for the least loaded starts */
 static atomic_bool stopping;   /* close every connection with 1001 */
 static atomic_bool stop_loop;  /* leave the service loop */
 static atomic_uint queued_fds; /* handed over, not adopted yet */
 static atomic_int live_wsi;    /* connections lws holds */
 /* Bytes of receive buffers held for unfinished messages (a message split
  * over frames, or a frame over reads), every connection's: written by the
- * service thread, read by /metrics. limits.max_fragment_bytes_total. */
+ * service threads, read by /metrics. limits.max_fragment_bytes_total. */
 static atomic_size_t rx_held;
-
-static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
-static bool context_open; /* pending_lock: lws_cancel_service may be called */
-static ws_conn *pending;  /* connections with news for the service thread */
-typedef struct adoption {
-    int fd;
-    size_t head_len;       /* bytes of its upgrade request */
-    access_principal *who; /* a reference: the wsi's opaque user data once adopted */
-} adoption;
-static adoption *adopt_queue; /* pending_lock */
-static size_t adopt_len, adopt_cap;
-
-static list_node all_conns = LIST_INIT(all_conns);      /* service thread: newest first */
-static lws_sorted_usec_list_t sweep_sul;                /* service thread: the keep-alive sweep */
-static unsigned char batch_buf[LWS_PRE + WS_BATCH_MAX]; /* service thread */
 
 /* --------------------------------------------------------- cross-thread */
 
-/* pending_lock held, any thread: wakes the service thread, unless ws_stop
- * has begun destroying the context (a publish or the backplane may still
- * wake a connection then; lws_cancel_service on a destroyed context would
- * write to a closed, maybe reused, pipe). */
-static void wake_service_locked(void)
+/* w's pending_lock held, any thread: wakes its service thread, unless
+ * ws_stop has begun destroying the context (a publish or the backplane may
+ * still wake a connection then; lws_cancel_service on a destroyed context
+ * would write to a closed, maybe reused, pipe). */
+static void wake_service_locked(ws_worker *w)
 {
-    if (context_open)
-        lws_cancel_service(context);
+    if (w->context_open)
+        lws_cancel_service(w->context);
 }
 
-/* Any thread. Puts c on the pending list; the first entry wakes lws. */
+/* Any thread. Puts c on its worker's pending list; the first entry wakes
+ * the worker. A connection already on it is left alone without the lock:
+ * what its waker queued before is seen by the write the service thread
+ * asks for after it takes c off the list (it clears the flag first). */
 static void mark_pending(ws_conn *c)
 {
-    bool signal = false;
-    pthread_mutex_lock(&pending_lock);
-    if (!c->on_pending) {
-        signal = pending == NULL;
-        c->on_pending = true;
-        c->pending_next = pending;
-        pending = c;
+    ws_worker *w = c->w;
+    if (atomic_load(&c->on_pending))
+        return;
+    pthread_mutex_lock(&w->pending_lock);
+    if (!atomic_load(&c->on_pending)) {
+        bool signal = w->pending == NULL;
+        atomic_store(&c->on_pending, true);
+        c->pending_next = w->pending;
+        w->pending = c;
+        if (signal)
+            wake_service_locked(w);
     }
-    if (signal)
-        wake_service_locked();
-    pthread_mutex_unlock(&pending_lock);
+    pthread_mutex_unlock(&w->pending_lock);
 }
 
 /* The hub's wake for a drained sub (sub lock held, any thread). */
@@ -148,26 +192,47 @@ static void ws_wake(sub *s)
     mark_pending(s->owner);
 }
 
+/* Acceptor: the worker holding the fewest connections (the search starts
+ * one further each time, so that equal ones take turns). */
+static ws_worker *choose_worker(void)
+{
+    ws_worker *best = &workers[next_worker % nworkers];
+    for (unsigned i = 1; i < nworkers; i++) {
+        ws_worker *w = &workers[(next_worker + i) % nworkers];
+        if (atomic_load(&w->queued) + atomic_load(&w->live) <
+            atomic_load(&best->queued) + atomic_load(&best->live))
+            best = w;
+    }
+    next_worker = (next_worker + 1) % nworkers;
+    return best;
+}
+
 void ws_adopt(int fd, size_t head_len, access_principal *who)
 {
+    /* Both latency modes: the kernel adds no delay of its own (ws.c batches). */
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    ws_worker *w = choose_worker();
     atomic_fetch_add(&queued_fds, 1);
-    pthread_mutex_lock(&pending_lock);
-    if (adopt_len == adopt_cap) {
-        size_t cap = adopt_cap ? adopt_cap * 2 : 64;
-        adoption *q = realloc(adopt_queue, cap * sizeof(*q));
+    atomic_fetch_add(&w->queued, 1);
+    pthread_mutex_lock(&w->pending_lock);
+    if (w->adopt_len == w->adopt_cap) {
+        size_t cap = w->adopt_cap ? w->adopt_cap * 2 : 64;
+        adoption *q = realloc(w->adopt_queue, cap * sizeof(*q));
         if (!q) {
-            pthread_mutex_unlock(&pending_lock);
+            pthread_mutex_unlock(&w->pending_lock);
             close(fd);
             access_unref(who);
+            atomic_fetch_sub(&w->queued, 1);
             atomic_fetch_sub(&queued_fds, 1);
             return;
         }
-        adopt_queue = q;
-        adopt_cap = cap;
+        w->adopt_queue = q;
+        w->adopt_cap = cap;
     }
-    adopt_queue[adopt_len++] = (adoption){fd, head_len, who};
-    wake_service_locked();
-    pthread_mutex_unlock(&pending_lock);
+    w->adopt_queue[w->adopt_len++] = (adoption){fd, head_len, who};
+    wake_service_locked(w);
+    pthread_mutex_unlock(&w->pending_lock);
 }
 
 size_t ws_fragment_bytes(void)
@@ -183,23 +248,24 @@ unsigned ws_connections(void)
 
 /* ------------------------------------------------------- service thread */
 
-static void adopt_queued(void)
+static void adopt_queued(ws_worker *w)
 {
-    pthread_mutex_lock(&pending_lock);
-    adoption *fds = adopt_queue;
-    size_t n = adopt_len;
-    adopt_queue = NULL;
-    adopt_len = adopt_cap = 0;
-    pthread_mutex_unlock(&pending_lock);
+    pthread_mutex_lock(&w->pending_lock);
+    adoption *fds = w->adopt_queue;
+    size_t n = w->adopt_len;
+    w->adopt_queue = NULL;
+    w->adopt_len = w->adopt_cap = 0;
+    pthread_mutex_unlock(&w->pending_lock);
     for (size_t i = 0; i < n; i++) {
         if (atomic_load(&stopping)) {
             close(fds[i].fd);
             access_unref(fds[i].who);
+            atomic_fetch_sub(&w->queued, 1);
             atomic_fetch_sub(&queued_fds, 1);
             continue;
         }
         ws_guard_watch(fds[i].fd, fds[i].head_len);
-        struct lws *wsi = lws_adopt_socket_vhost(vhost, fds[i].fd);
+        struct lws *wsi = lws_adopt_socket_vhost(w->vhost, fds[i].fd);
         if (wsi) {
             /* Set before lws reads a byte (this thread runs its reads):
              * the principal stays with the wsi until LWS_CALLBACK_WSI_DESTROY. */
@@ -208,25 +274,55 @@ static void adopt_queued(void)
             LOG_WARN(TAG, "libwebsockets could not adopt a connection"); /* it closed fd */
             access_unref(fds[i].who);
         }
+        atomic_fetch_sub(&w->queued, 1);
         atomic_fetch_sub(&queued_fds, 1);
     }
     free(fds);
 }
 
-static void request_writable_for_pending(void)
+static void request_writable_for_pending(ws_worker *w)
 {
-    pthread_mutex_lock(&pending_lock);
-    for (ws_conn *c = pending; c; c = c->pending_next) {
-        c->on_pending = false;
+    pthread_mutex_lock(&w->pending_lock);
+    for (ws_conn *c = w->pending; c; c = c->pending_next) {
+        atomic_store(&c->on_pending, false);
         lws_callback_on_writable(c->wsi);
     }
-    pending = NULL;
-    pthread_mutex_unlock(&pending_lock);
+    w->pending = NULL;
+    pthread_mutex_unlock(&w->pending_lock);
 }
 
-static void request_writable_for_all(void)
+/* latency "efficient": coalesce_ms after the first wake, every connection
+ * woken since gets its one write. */
+static void flush_pending(lws_sorted_usec_list_t *sul)
 {
-    list_for_each_safe (n, next, &all_conns)
+    ws_worker *w = lws_container_of(sul, ws_worker, flush_sul);
+    w->flush_scheduled = false;
+    request_writable_for_pending(w);
+}
+
+/* EVENT_WAIT_CANCELLED: the woken connections are asked for a write now
+ * (latency "low", or stopping), or when the coalescing timer fires. */
+static void serve_pending(ws_worker *w)
+{
+    if (conf->latency == CFG_LATENCY_LOW || atomic_load(&stopping)) {
+        request_writable_for_pending(w);
+        return;
+    }
+    if (w->flush_scheduled)
+        return;
+    pthread_mutex_lock(&w->pending_lock);
+    bool any = w->pending != NULL;
+    pthread_mutex_unlock(&w->pending_lock);
+    if (!any)
+        return;
+    w->flush_scheduled = true;
+    lws_sul_schedule(w->context, 0, &w->flush_sul, flush_pending,
+                     (lws_usec_t)conf->coalesce_ms * LWS_US_PER_MS);
+}
+
+static void request_writable_for_all(ws_worker *w)
+{
+    list_for_each_safe (n, next, &w->all_conns)
         lws_callback_on_writable(list_entry(n, ws_conn, link)->wsi);
 }
 
@@ -275,6 +371,7 @@ static int open_connection(ws_conn *c, struct lws *wsi)
     if (rc)
         return 1;
     c->wsi = wsi;
+    c->w = lws_context_user(lws_get_context(wsi));
     c->opened = true;
     list_init(&c->link); /* linked on LWS_CALLBACK_ESTABLISHED */
     return 0;
@@ -315,7 +412,7 @@ static void on_established(ws_conn *c)
     sub_attach(s, ws_wake, c);
     bool queued = !sendq_is_empty(&s->q) || s->ending || s->dropped;
     pthread_mutex_unlock(&s->lock);
-    list_push_front(&all_conns, &c->link);
+    list_push_front(&c->w->all_conns, &c->link);
     c->last_rx_ms = c->last_ping_ms = clock_now_ms();
     if (queued || c->sess.refuse_code)
         lws_callback_on_writable(c->wsi);
@@ -325,10 +422,11 @@ static void on_established(ws_conn *c)
  * that stopped answering. O(connections), no lws timer per connection. */
 static void keepalive_sweep(lws_sorted_usec_list_t *sul)
 {
+    ws_worker *w = lws_container_of(sul, ws_worker, sweep_sul);
     int64_t now = clock_now_ms();
     int64_t every = (int64_t)conf->limits.keepalive_s * MS_PER_S;
     int64_t hangup = 2 * every + WS_HANGUP_GRACE_MS;
-    list_for_each_safe (n, next, &all_conns) {
+    list_for_each_safe (n, next, &w->all_conns) {
         ws_conn *c = list_entry(n, ws_conn, link);
         if (now - c->last_rx_ms >= hangup) {
             c->silent = true;
@@ -338,7 +436,7 @@ static void keepalive_sweep(lws_sorted_usec_list_t *sul)
             lws_callback_on_writable(c->wsi);
         }
     }
-    lws_sul_schedule(context, 0, sul, keepalive_sweep, LWS_US_PER_SEC);
+    lws_sul_schedule(w->context, 0, sul, keepalive_sweep, LWS_US_PER_SEC);
 }
 
 /* Service thread: frees c's receive buffer and its share of rx_held. */
@@ -390,15 +488,18 @@ static void on_closed(ws_conn *c)
     if (s->owner == c)
         sub_attach(s, NULL, NULL);
     pthread_mutex_unlock(&s->lock);
-    pthread_mutex_lock(&pending_lock);
-    for (ws_conn **pp = &pending; *pp; pp = &(*pp)->pending_next) {
-        if (*pp == c) {
-            *pp = c->pending_next;
-            break;
+    ws_worker *w = c->w;
+    pthread_mutex_lock(&w->pending_lock);
+    if (atomic_load(&c->on_pending)) {
+        for (ws_conn **pp = &w->pending; *pp; pp = &(*pp)->pending_next) {
+            if (*pp == c) {
+                *pp = c->pending_next;
+                break;
+            }
         }
     }
-    c->on_pending = false;
-    pthread_mutex_unlock(&pending_lock);
+    atomic_store(&c->on_pending, false);
+    pthread_mutex_unlock(&w->pending_lock);
     list_remove(&c->link);
     c->sess.ops->closed(c->sess.session);
 }
@@ -451,31 +552,29 @@ static size_t frame_header(unsigned char *h, size_t len, bool binary)
     return 10;
 }
 
-/* Frames taken for one write. */
+/* Frames taken for one write, framed into the worker's batch_buf, or, for
+ * one frame larger than WS_BATCH_MAX, into a buffer of its own. */
 typedef struct batch {
     msg *m[WS_FRAMES_PER_WRITEABLE];
     int n;
-    size_t used; /* bytes framed into batch_buf */
+    unsigned char *own; /* malloc'd: LWS_PRE + a large frame */
+    size_t used;        /* bytes framed */
 } batch;
 
-/* Writes what the batch holds (one message: from its own bytes; more: the
- * frames built in batch_buf), tells the session, and empties it. Returns
- * false when the write failed: then the messages go back to the front of
- * the queue, in order, for whoever drains it next (a resumed SignalR
- * connection resends them on its new socket; otherwise the queue goes
- * with the connection). */
+static unsigned char *batch_bytes(ws_worker *w, batch *bt)
+{
+    return (bt->own ? bt->own : w->batch_buf) + LWS_PRE;
+}
+
+/* Writes what the batch holds in one raw write, tells the session, and
+ * empties it. Returns false when the write failed: then the messages go
+ * back to the front of the queue, in order, for whoever drains it next (a
+ * resumed SignalR connection resends them on its new socket; otherwise the
+ * queue goes with the connection). */
 static bool write_batch(ws_conn *c, struct lws *wsi, batch *bt)
 {
     sub *s = c->sess.s;
-    bool ok = true;
-    if (bt->n == 1) {
-        msg_bytes b = msg_get(bt->m[0], s->fmt, s->target);
-        ok = lws_write(wsi, (unsigned char *)b.base, b.len,
-                       msg_format_is_binary(s->fmt) ? LWS_WRITE_BINARY : LWS_WRITE_TEXT) >=
-             (int)b.len;
-    } else if (bt->n > 1) {
-        ok = lws_write(wsi, batch_buf + LWS_PRE, bt->used, LWS_WRITE_RAW) >= (int)bt->used;
-    }
+    bool ok = lws_write(wsi, batch_bytes(c->w, bt), bt->used, LWS_WRITE_RAW) >= (int)bt->used;
     if (!ok) {
         pthread_mutex_lock(&s->lock);
         for (int i = bt->n; i-- > 0;)
@@ -488,34 +587,29 @@ static bool write_batch(ws_conn *c, struct lws *wsi, batch *bt)
             c->sess.ops->sent(c->sess.session, bt->m[i]);
         msg_unref(bt->m[i]);
     }
+    free(bt->own);
+    bt->own = NULL;
     bt->n = 0;
     bt->used = 0;
     return ok;
 }
 
-/* Adds m to the batch, framing it into batch_buf. False when it does not
- * fit (the batch is full): m stays the caller's. */
-static bool batch_add(batch *bt, sub *s, msg *m)
+/* Adds m to the batch, framing it. Returns 1, or 0 when it does not fit
+ * (the batch is full) or -ENOMEM: then m stays the caller's. */
+static int batch_add(ws_worker *w, batch *bt, sub *s, msg *m)
 {
     msg_bytes b = msg_get(m, s->fmt, s->target);
-    if (bt->n == WS_FRAMES_PER_WRITEABLE || (bt->n && bt->used + 10 + b.len > WS_BATCH_MAX))
-        return false;
-    if (bt->n == 1) { /* a second frame: frame the first one too */
-        msg_bytes first = msg_get(bt->m[0], s->fmt, s->target);
-        if (first.len + 10 + b.len + 10 > WS_BATCH_MAX)
-            return false;
-        bt->used = frame_header(batch_buf + LWS_PRE, first.len, msg_format_is_binary(s->fmt));
-        memcpy(batch_buf + LWS_PRE + bt->used, first.base, first.len);
-        bt->used += first.len;
-    }
-    if (bt->n >= 1) {
-        bt->used +=
-            frame_header(batch_buf + LWS_PRE + bt->used, b.len, msg_format_is_binary(s->fmt));
-        memcpy(batch_buf + LWS_PRE + bt->used, b.base, b.len);
-        bt->used += b.len;
-    }
+    size_t need = 10 + b.len; /* the largest header, and the payload */
+    if (bt->n == WS_FRAMES_PER_WRITEABLE || (bt->n && bt->used + need > WS_BATCH_MAX))
+        return 0;
+    if (!bt->n && need > WS_BATCH_MAX && !(bt->own = malloc(LWS_PRE + need)))
+        return -ENOMEM;
+    unsigned char *out = batch_bytes(w, bt) + bt->used;
+    size_t h = frame_header(out, b.len, msg_format_is_binary(s->fmt));
+    memcpy(out + h, b.base, b.len);
+    bt->used += h + b.len;
     bt->m[bt->n++] = m;
-    return true;
+    return 1;
 }
 
 /* All is sent and the sub ends: with the code the session gives for the
@@ -548,8 +642,8 @@ static int on_writable(ws_conn *c, struct lws *wsi)
         c->ping_due = false;
         c->last_ping_ms = clock_now_ms();
         /* lws passes on a PONG with a payload only: the PING carries one byte */
-        batch_buf[LWS_PRE] = 'k';
-        if (lws_write(wsi, batch_buf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+        c->w->batch_buf[LWS_PRE] = 'k';
+        if (lws_write(wsi, c->w->batch_buf + LWS_PRE, 1, LWS_WRITE_PING) < 0)
             return -1;
         lws_callback_on_writable(wsi);
         return 0;
@@ -558,8 +652,9 @@ static int on_writable(ws_conn *c, struct lws *wsi)
     bool dropped = false, ending = false, more = false;
     sub_end_reason why = SUB_END_NONE;
     msg *m = NULL;
+    int added = 1;
     while ((m = take_next(c, s, &dropped, &ending, &more, &why)) != NULL) {
-        if (!batch_add(&bt, s, m)) {
+        if ((added = batch_add(c->w, &bt, s, m)) != 1) {
             /* full: this one goes first next time */
             pthread_mutex_lock(&s->lock);
             if (s->owner == c && !s->dropped && !sendq_push_front(&s->q, m))
@@ -571,10 +666,12 @@ static int on_writable(ws_conn *c, struct lws *wsi)
         if (!more)
             break;
     }
-    if (dropped) {
+    if (dropped || (added < 0 && !bt.n)) {
         for (int i = 0; i < bt.n; i++)
             msg_unref(bt.m[i]);
-        return close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full");
+        free(bt.own);
+        return dropped ? close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full")
+                       : close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
     }
     if (bt.n) {
         if (!write_batch(c, wsi, &bt))
@@ -651,12 +748,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 {
     ws_conn *c = user;
     switch (reason) {
-    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        adopt_queued();
-        request_writable_for_pending();
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+        ws_worker *w = lws_context_user(lws_get_context(wsi));
+        adopt_queued(w);
+        serve_pending(w);
         if (atomic_load(&stopping))
-            request_writable_for_all();
+            request_writable_for_all(w);
         return 0;
+    }
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
         return open_connection(c, wsi);
     case LWS_CALLBACK_ADD_HEADERS: /* the 101 answer to an upgrade */
@@ -675,14 +774,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     case LWS_CALLBACK_RECEIVE_PONG:
         c->last_rx_ms = clock_now_ms();
         return 0;
-    case LWS_CALLBACK_PROTOCOL_INIT:
-        lws_sul_schedule(lws_get_context(wsi), 0, &sweep_sul, keepalive_sweep, LWS_US_PER_SEC);
+    case LWS_CALLBACK_PROTOCOL_INIT: {                 /* main, inside lws_create_context */
+        struct lws_context *cx = lws_get_context(wsi); /* w->context is not set yet */
+        ws_worker *w = lws_context_user(cx);
+        lws_sul_schedule(cx, 0, &w->sweep_sul, keepalive_sweep, LWS_US_PER_SEC);
         break;
+    }
     case LWS_CALLBACK_WSI_CREATE: /* both come in pairs for every adopted socket */
         atomic_fetch_add(&live_wsi, 1);
+        atomic_fetch_add(&((ws_worker *)lws_context_user(lws_get_context(wsi)))->live, 1);
         break;
     case LWS_CALLBACK_WSI_DESTROY:
         atomic_fetch_sub(&live_wsi, 1);
+        atomic_fetch_sub(&((ws_worker *)lws_context_user(lws_get_context(wsi)))->live, 1);
         access_unref(lws_get_opaque_user_data(wsi)); /* the principal ws_adopt was given */
         lws_set_opaque_user_data(wsi, NULL);
         break;
@@ -699,11 +803,12 @@ static struct lws_protocols protocols[] = {
 
 static void *service_main(void *arg)
 {
-    (void)arg;
+    ws_worker *w = arg;
     ws_guard_enter_thread(on_unmasked);
     while (!atomic_load(&stop_loop))
-        if (lws_service(context, 0) < 0)
+        if (lws_service(w->context, 0) < 0)
             break;
+    ws_guard_leave_thread();
     return NULL;
 }
 
@@ -723,15 +828,18 @@ static void lws_log_to_ours(int level, const char *line)
         LOG_DBG(TAG, "libwebsockets: %s", text);
 }
 
-int ws_start(const cfg *c, ws_open_fn open)
+/* "workers": 0 is one per core. */
+static unsigned worker_count(const cfg *c)
 {
-    static lws_retry_bo_t keepalive;
-    conf = c;
-    open_session = open;
-    /* No lws validity timers (see the top of the file): keepalive_sweep. */
-    keepalive.secs_since_valid_ping = 0;
-    keepalive.secs_since_valid_hangup = 0;
-    lws_set_log_level(LLL_ERR | (log_enabled(LOG_LEVEL_DEBUG) ? LLL_WARN : 0), lws_log_to_ours);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned n = c->workers ? c->workers : cores > 0 ? (unsigned)cores : 1;
+    return n > WS_WORKERS_MAX ? WS_WORKERS_MAX : n;
+}
+
+/* Main: w's context (its PROTOCOL_INIT schedules the keep-alive sweep). */
+static int create_context(const cfg *c, ws_worker *w)
+{
+    static lws_retry_bo_t keepalive; /* zero: no lws validity timers (keepalive_sweep) */
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* the acceptor listens */
@@ -744,47 +852,125 @@ int ws_start(const cfg *c, ws_open_fn open)
     info.max_http_header_data =
         (unsigned short)(header_data > WS_HEADER_DATA_MAX ? WS_HEADER_DATA_MAX : header_data);
     info.max_http_header_pool = WS_HEADER_POOL;
-    context = lws_create_context(&info);
-    if (!context) {
-        LOG_ERR(TAG, "cannot create the libwebsockets context");
+    info.user = w;
+    w->batch_buf = malloc(LWS_PRE + WS_BATCH_MAX);
+    if (!w->batch_buf)
+        return -1;
+    w->context = lws_create_context(&info);
+    if (!w->context)
+        return -1;
+    w->vhost = lws_get_vhost_by_name(w->context, "crier");
+    return w->vhost ? 0 : -1;
+}
+
+int ws_start(const cfg *c, ws_open_fn open)
+{
+    conf = c;
+    open_session = open;
+    lws_set_log_level(LLL_ERR | (log_enabled(LOG_LEVEL_DEBUG) ? LLL_WARN : 0), lws_log_to_ours);
+    unsigned n = worker_count(c);
+    workers = calloc(n, sizeof(*workers));
+    if (!workers) {
+        LOG_ERR(TAG, "cannot create the libwebsockets workers");
         return -1;
     }
-    vhost = lws_get_vhost_by_name(context, "crier");
-    if (!vhost || pthread_create(&service_thread, NULL, service_main, NULL)) {
-        LOG_ERR(TAG, "cannot start the libwebsockets service thread");
-        lws_context_destroy(context);
-        context = NULL;
-        return -1;
+    nworkers = n;
+    for (unsigned i = 0; i < n; i++) {
+        workers[i].index = i;
+        pthread_mutex_init(&workers[i].pending_lock, NULL);
+        list_init(&workers[i].all_conns);
     }
-    pthread_mutex_lock(&pending_lock);
-    context_open = true;
-    pthread_mutex_unlock(&pending_lock);
+    for (unsigned i = 0; i < n; i++) {
+        ws_worker *w = &workers[i];
+        if (create_context(c, w)) {
+            LOG_ERR(TAG, "cannot create the libwebsockets context");
+            ws_stop(0);
+            return -1;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        ws_worker *w = &workers[i];
+        if (pthread_create(&w->thread, NULL, service_main, w)) {
+            LOG_ERR(TAG, "cannot start the libwebsockets service thread");
+            ws_stop(0);
+            return -1;
+        }
+        w->started = true;
+        char name[16];
+        snprintf(name, sizeof(name), "crier-ws-%u", i);
+        pthread_setname_np(w->thread, name); /* per-thread CPU in /proc, top -H, perf */
+        pthread_mutex_lock(&w->pending_lock);
+        w->context_open = true;
+        pthread_mutex_unlock(&w->pending_lock);
+    }
+    LOG_INFO(TAG, "%u WebSocket worker%s, latency %s", n, n == 1 ? "" : "s",
+             c->latency == CFG_LATENCY_LOW ? "low" : "efficient");
     return 0;
+}
+
+unsigned ws_workers(void)
+{
+    return nworkers;
+}
+
+unsigned ws_worker_connections(unsigned i)
+{
+    ws_worker *w = i < nworkers ? &workers[i] : NULL;
+    return w ? atomic_load(&w->queued) + atomic_load(&w->live) : 0;
+}
+
+/* Main: w's queued sockets that were never adopted. */
+static void drop_queued(ws_worker *w)
+{
+    pthread_mutex_lock(&w->pending_lock);
+    for (size_t i = 0; i < w->adopt_len; i++) {
+        close(w->adopt_queue[i].fd);
+        access_unref(w->adopt_queue[i].who);
+    }
+    free(w->adopt_queue);
+    w->adopt_queue = NULL;
+    w->adopt_len = w->adopt_cap = 0;
+    pthread_mutex_unlock(&w->pending_lock);
+}
+
+/* Main: wakes every running worker. */
+static void wake_all(void)
+{
+    for (unsigned i = 0; i < nworkers; i++) {
+        pthread_mutex_lock(&workers[i].pending_lock);
+        wake_service_locked(&workers[i]);
+        pthread_mutex_unlock(&workers[i].pending_lock);
+    }
 }
 
 void ws_stop(int grace_ms)
 {
-    if (!context)
+    if (!workers || stopped)
         return;
+    stopped = true;
     atomic_store(&stopping, true);
-    lws_cancel_service(context);
+    wake_all();
     for (int waited = 0; waited < grace_ms && ws_connections(); waited += WS_STOP_POLL_MS)
         usleep(WS_STOP_POLL_MS * 1000);
     atomic_store(&stop_loop, true);
-    lws_cancel_service(context);
-    pthread_join(service_thread, NULL);
-    pthread_mutex_lock(&pending_lock);
-    context_open = false; /* no other thread wakes it from here on */
-    pthread_mutex_unlock(&pending_lock);
-    lws_context_destroy(context);
-    context = NULL;
-    pthread_mutex_lock(&pending_lock);
-    for (size_t i = 0; i < adopt_len; i++) {
-        close(adopt_queue[i].fd);
-        access_unref(adopt_queue[i].who);
+    wake_all();
+    for (unsigned i = 0; i < nworkers; i++)
+        if (workers[i].started)
+            pthread_join(workers[i].thread, NULL);
+    /* No other thread wakes a worker from here on: a CLOSED hook run by
+     * one context's destruction may wake a connection of another. */
+    for (unsigned i = 0; i < nworkers; i++) {
+        pthread_mutex_lock(&workers[i].pending_lock);
+        workers[i].context_open = false;
+        pthread_mutex_unlock(&workers[i].pending_lock);
     }
-    free(adopt_queue);
-    adopt_queue = NULL;
-    adopt_len = adopt_cap = 0;
-    pthread_mutex_unlock(&pending_lock);
+    for (unsigned i = 0; i < nworkers; i++) {
+        ws_worker *w = &workers[i];
+        if (w->context)
+            lws_context_destroy(w->context);
+        w->context = NULL;
+        drop_queued(w);
+        free(w->batch_buf);
+        w->batch_buf = NULL;
+    }
 }

@@ -4,8 +4,9 @@
  * the frames; what a connection means (a room subscription, a SignalR
  * connection) is decided by the session the router gives it.
  *
- * libwebsockets runs on its own service thread; from other threads only
- * ws_adopt, ws_connections and ws_stop may be called.
+ * libwebsockets runs on the service threads of its workers (one lws context
+ * each); from other threads only ws_adopt, ws_connections, ws_workers and
+ * ws_stop may be called.
  */
 #ifndef CRIER_WS_H
 #define CRIER_WS_H
@@ -87,5 +88,13 @@ size_t ws_fragment_bytes(void);
 
 /* WebSocket connections held now, adopted ones not yet upgraded included. */
 unsigned ws_connections(void);
+
+/* The number of workers (lws contexts, each with its service thread) that
+ * ws_start started: the config's "workers", or one per core. */
+unsigned ws_workers(void);
+
+/* Connections worker i holds now (adopted or queued for it); 0 past the
+ * last worker. Any thread, while the workers run. */
+unsigned ws_worker_connections(unsigned i);
 
 #endif

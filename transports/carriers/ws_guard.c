@@ -72,15 +72,24 @@ typedef struct watch {
     ws_frame_scan scan;
 } watch;
 
+/* Each service thread has its own table, of the sockets it adopted. */
 static _Thread_local bool service_thread;
-static ws_guard_fn on_unmasked;
-static watch *table; /* service thread: indexed by fd */
-static size_t table_len;
+static _Thread_local ws_guard_fn on_unmasked;
+static _Thread_local watch *table; /* indexed by fd */
+static _Thread_local size_t table_len;
 
 void ws_guard_enter_thread(ws_guard_fn fn)
 {
     on_unmasked = fn;
     service_thread = true;
+}
+
+void ws_guard_leave_thread(void)
+{
+    free(table);
+    table = NULL;
+    table_len = 0;
+    service_thread = false;
 }
 
 static watch *watch_of(int fd)

@@ -14,9 +14,10 @@
  * Every other thread, and every socket not being watched, gets the C
  * library's recv unchanged (recvfrom with no address).
  *
- * Threading: everything here runs on the lws service thread (the one that
- * called ws_guard_enter_thread), which alone touches the watch table; other
- * threads' recv calls only read a thread-local flag.
+ * Threading: everything here runs on an lws service thread (one that
+ * called ws_guard_enter_thread); each has a watch table of its own (thread
+ * local) for the sockets it adopted. Other threads' recv calls only read a
+ * thread-local flag.
  */
 #ifndef CRIER_WS_GUARD_H
 #define CRIER_WS_GUARD_H
@@ -46,6 +47,9 @@ typedef void (*ws_guard_fn)(void *owner);
 /* Marks the calling thread as the lws service thread; fn is told of
  * unmasked frames. */
 void ws_guard_enter_thread(ws_guard_fn fn);
+
+/* The calling service thread ends: frees its table. */
+void ws_guard_leave_thread(void);
 
 /* Service thread: watch fd, an adopted socket whose first head_len bytes are
  * the HTTP upgrade request. */

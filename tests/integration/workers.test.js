@@ -1,0 +1,169 @@
+// "workers" (WebSocket service threads and SSE stream threads, one per core
+// by default) and "latency" ("low": each message written at once;
+// "efficient": what a socket has queued within coalesce_ms goes out in one
+// write). README "Configuration" and "Performance".
+
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import { test } from 'node:test';
+import { publish, rawConnect, request, subscriberCounts } from '../lib/http.js';
+import { startCrier, startFor, stopClean } from '../lib/server.js';
+import { sseHttp } from '../lib/sse.js';
+import { waitFor } from '../lib/util.js';
+import { openWs } from '../lib/ws.js';
+
+// The names of crier's threads (ws.c names its service threads crier-ws-N).
+function threadNames(pid) {
+  return fs
+    .readdirSync(`/proc/${pid}/task`)
+    .map((tid) => {
+      try {
+        return fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      } catch {
+        return null; // the thread ended meanwhile
+      }
+    })
+    .filter((n) => n !== null);
+}
+
+const wsThreads = (pid) => threadNames(pid).filter((n) => /^crier-ws-\d+$/.test(n)).sort();
+
+// /metrics: WebSocket connections per worker, by worker index.
+async function workerConnections(url) {
+  const res = await request(`${url}/metrics`);
+  assert.equal(res.status, 200);
+  const counts = [];
+  for (const m of res.text.matchAll(/^crier_websocket_worker_connections\{worker="(\d+)"\} (\d+)$/gm))
+    counts[Number(m[1])] = Number(m[2]);
+  return counts;
+}
+
+test('workers: 3 WebSocket workers share one room, every subscriber gets every message, clean stop', { timeout: 60_000 }, async () => {
+  const srv = await startCrier({ workers: 3 });
+  try {
+    assert.deepEqual(wsThreads(srv.pid), ['crier-ws-0', 'crier-ws-1', 'crier-ws-2']);
+    const room = 'workers-big-room';
+    const subs = [];
+    for (let i = 0; i < 9; i++) subs.push(await openWs(`${srv.wsUrl}/rooms/${room}/ws`));
+    const streams = [];
+    for (let i = 0; i < 6; i++) streams.push(await sseHttp(`${srv.url}/rooms/${room}/events`));
+    // The acceptor gives each socket to the least loaded worker: 3 each.
+    await waitFor(async () => (await workerConnections(srv.url)).join(',') === '3,3,3', {
+      message: 'WebSockets spread 3, 3, 3 over the workers',
+    });
+    await waitFor(async () => {
+      const c = await subscriberCounts(srv.url, room);
+      return c?.websocket === 9 && c?.sse === 6;
+    }, { message: '9 WebSocket and 6 SSE subscribers in the room' });
+    const n = 20;
+    for (let i = 0; i < n; i++) await publish(srv.url, room, { i });
+    for (const ws of subs) {
+      await ws.waitForMessages(n);
+      assert.deepEqual(
+        ws.messages.map((m) => m.data.i),
+        [...Array(n).keys()],
+        'a WebSocket subscriber got every message, in order',
+      );
+    }
+    for (const s of streams) {
+      await s.waitForEvents(n);
+      assert.deepEqual(
+        s.events.map((e) => JSON.parse(e.data).i),
+        [...Array(n).keys()],
+        'an SSE subscriber got every message, in order',
+      );
+    }
+    // Subscribers stay open: the stop closes them on every worker.
+  } finally {
+    await stopClean(srv);
+  }
+});
+
+test('workers: 1 runs one WebSocket service thread; the default is one per core', { timeout: 60_000 }, async (t) => {
+  const one = await startFor(t, { workers: 1 });
+  assert.deepEqual(wsThreads(one.pid), ['crier-ws-0']);
+  const ws = await openWs(`${one.wsUrl}/rooms/w1/ws`);
+  await publish(one.url, 'w1', { ok: true });
+  await ws.waitForMessages(1);
+  assert.deepEqual(await workerConnections(one.url), [1]);
+
+  const dflt = await startFor(t, {});
+  const cores = Math.min(os.cpus().length, 64);
+  assert.equal(wsThreads(dflt.pid).length, cores, `one service thread per core (${cores})`);
+});
+
+// A raw WebSocket client: each TCP read it gets is kept apart (chunks), so
+// that what the server sent in one write can be seen.
+async function rawWs(port, path) {
+  const conn = await rawConnect(port);
+  const chunks = [];
+  let upgraded = false;
+  conn.socket.on('data', (d) => {
+    if (!upgraded) {
+      upgraded = conn.data().includes('\r\n\r\n');
+      return;
+    }
+    chunks.push({ at: Date.now(), bytes: Buffer.from(d, 'latin1') });
+  });
+  conn.send(
+    `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  await waitFor(() => upgraded, { message: 'the 101' });
+  assert.match(conn.data(), /^HTTP\/1\.1 101/);
+  // Frames per chunk (server frames are unmasked, payloads < 126 bytes here).
+  const framesIn = (b) => {
+    let n = 0;
+    for (let i = 0; i + 2 <= b.length; i += 2 + (b[i + 1] & 0x7f)) n++;
+    return n;
+  };
+  return { conn, chunks, frames: () => chunks.reduce((s, c) => s + framesIn(c.bytes), 0), framesIn };
+}
+
+test('latency "efficient": what is queued within coalesce_ms goes out in one write, after the wait', { timeout: 60_000 }, async (t) => {
+  const srv = await startFor(t, { latency: 'efficient', coalesce_ms: 1000, workers: 1 });
+  const sub = await rawWs(srv.port, '/rooms/coalesce/ws');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'coalesce'))?.websocket === 1);
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) await publish(srv.url, 'coalesce', { i });
+  await waitFor(() => sub.frames() >= 5, { timeout: 10_000, message: '5 frames' });
+  assert.equal(sub.chunks.length, 1, 'the 5 messages came in one write');
+  assert.equal(sub.framesIn(sub.chunks[0].bytes), 5);
+  assert.ok(sub.chunks[0].at - t0 >= 950, `held for coalesce_ms: came after ${sub.chunks[0].at - t0} ms`);
+  sub.conn.socket.destroy();
+});
+
+test('latency "low": a message is written at once, without the coalescing wait', { timeout: 60_000 }, async (t) => {
+  const srv = await startFor(t, { latency: 'low', coalesce_ms: 1000, workers: 1 });
+  const sub = await rawWs(srv.port, '/rooms/at-once/ws');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'at-once'))?.websocket === 1);
+  for (let i = 0; i < 3; i++) {
+    const t0 = Date.now();
+    await publish(srv.url, 'at-once', { i });
+    await waitFor(() => sub.frames() >= i + 1, { timeout: 10_000, message: `frame ${i + 1}` });
+    const ms = sub.chunks.at(-1).at - t0;
+    assert.ok(ms < 900, `frame ${i + 1} came ${ms} ms after its publish, not held for coalesce_ms`);
+  }
+  sub.conn.socket.destroy();
+});
+
+// A frame larger than a worker's write buffer (64 KiB) is framed into a
+// buffer of its own; the small ones around it still share one.
+for (const latency of ['low', 'efficient']) {
+  test(`workers, latency "${latency}": a message larger than the write buffer arrives whole on every worker, in order with small ones`, { timeout: 60_000 }, async (t) => {
+    const srv = await startFor(t, { workers: 2, latency, limits: { max_message_bytes: 300_000 } });
+    const subs = [await openWs(`${srv.wsUrl}/rooms/big-frame/ws`), await openWs(`${srv.wsUrl}/rooms/big-frame/ws`)];
+    t.after(() => subs.forEach((s) => s.close()));
+    await waitFor(async () => (await workerConnections(srv.url)).join(',') === '1,1', { message: 'one on each worker' });
+    const big = 'x'.repeat(200_000);
+    await publish(srv.url, 'big-frame', 'before');
+    await publish(srv.url, 'big-frame', big);
+    await publish(srv.url, 'big-frame', 'after');
+    for (const ws of subs) {
+      await ws.waitForMessages(3, 10_000);
+      assert.deepEqual(ws.messages.map((m) => m.data.length), ['before'.length, big.length, 'after'.length]);
+      assert.equal(ws.messages[1].data, big);
+    }
+  });
+}
