@@ -342,6 +342,25 @@ test('WebSocket: a fragmented text message is published whole', async (t) => {
   assert.equal(listener.messages.length, 1, 'the oversize message was not published');
 });
 
+test('WebSocket: messages far larger than the 512-byte receive piece arrive whole', async (t) => {
+  // lws hands received payload over in pieces of the protocol's
+  // rx_buffer_size (512 B, to keep idle connections small): a 60 KB frame
+  // and a 3-fragment message are gathered by crier before publishing.
+  const srv = await startFor(t);
+  const listener = await openWs(`${srv.wsUrl}/rooms/piece/ws`);
+  const sender = await openWs(`${srv.wsUrl}/rooms/piece/ws`);
+  t.after(() => [listener, sender].forEach((c) => c.close()));
+  const big = 'a'.repeat(30000) + 'b'.repeat(30000);
+  sender.ws.send(JSON.stringify({ big }));
+  sender.ws.send('{"f":"' + 'c'.repeat(1500), { fin: false });
+  sender.ws.send('d'.repeat(1500), { fin: false });
+  sender.ws.send('e"}', { fin: true });
+  await listener.waitForMessages(2);
+  assert.equal(listener.messages[0].data.big, big, 'the 60 KB frame arrived intact');
+  assert.equal(listener.messages[1].data.f, 'c'.repeat(1500) + 'd'.repeat(1500) + 'e');
+  assert.equal(sender.closeInfo, null, 'the sender stays connected');
+});
+
 test('WebSocket: rooms.client_publish false closes a publishing client with 1008', async (t) => {
   const srv = await startFor(t, { rooms: { client_publish: false } });
   const other = await openWs(`${srv.wsUrl}/rooms/ro/ws`);
