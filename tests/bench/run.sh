@@ -33,8 +33,10 @@
 #               fire-hose publisher does to the default send queue.
 #   memory      server RSS at rest, then with BENCH_IDLE_SUBS idle ws / sse /
 #               long polls (fresh server for each) -> bytes per connection,
-#               against the targets (WS and long poll <= 4096 B, SSE <= 5120
-#               B per connection) [idle-ws, idle-sse, idle-poll]
+#               before any message and once one message went to all (a long
+#               poll answered and asked again), against the targets (WS and
+#               long poll <= 4096 B, SSE <= 5120 B per connection, both
+#               figures) [idle-ws, idle-sse, idle-poll]
 #   upstream    crier only: upstream hub methods end to end (tests/bench/
 #               upstream.mjs), calls/s and p99 [upstream]
 #   auth        crier only: the closed-loop 1000-subscriber ws and sse
@@ -587,41 +589,56 @@ closed() {
     common_vals "$s"
 }
 
-# idle KIND: fresh server, RSS at rest, RSS with IDLE_SUBS idle connections.
+# idle KIND: fresh server, RSS at rest, RSS with IDLE_SUBS idle connections
+# before any message, then once one message went to all of them (a long
+# poll has then been answered and asked again on its kept-alive
+# connection: what an idle poller costs from then on).
 idle() {
-    local kind=$1 s="memory: $IDLE_SUBS idle $1" base with json ready=$TMP/idle.ready pid bpc
+    local kind=$1 s="memory: $IDLE_SUBS idle $1" base with after json ready=$TMP/idle.ready pid bpc bpc1 room
     scen "$s" idle
     supports "$kind" || return 0
-    over_budget "$s" 30 && return 0
+    over_budget "$s" 40 && return 0
     log "$SRV: $s"
     start_server
     sleep 0.5
     base=$(server_rss_kb)
     rm -f "$ready"
-    "$LOADGEN" --kind "$(lg_kind "$kind")" --url "$(sub_url "$kind" "i-$kind-$RANDOM")" --poll-style "$(poll_style)" \
-        --subs "$IDLE_SUBS" --src-ips "$SRC_IPS" --connect-timeout 20 --idle 2 --duration 40 \
-        --ready-file "$ready" >"$TMP/idle.json" &
+    room="i-$kind-$RANDOM"
+    "$LOADGEN" --kind "$(lg_kind "$kind")" --url "$(sub_url "$kind" "$room")" --poll-style "$(poll_style)" \
+        --subs "$IDLE_SUBS" --src-ips "$SRC_IPS" --connect-timeout 20 --expect 1000000 --drain-timeout 30 \
+        --duration 60 --ready-file "$ready" >"$TMP/idle.json" &
     pid=$!
     BG_PIDS=("$pid")
     while [ ! -e "$ready" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     sleep 1.5
     with=$(server_rss_kb)
+    "$LOADGEN" --pub "$(pub_url "$room")" --count 1 --size "$SIZE" --duration 10 >/dev/null || true
+    sleep 3
+    after=$(server_rss_kb)
+    kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" || true
     BG_PIDS=()
     json=$(cat "$TMP/idle.json")
     stop_server
     bpc=$(awk -v a="$base" -v b="$with" -v n="$(jget "$json" .connected)" \
         'BEGIN { if (n > 0) printf "%d", (b - a) * 1024 / n; else print "-" }')
-    record "$s" "$json" --argjson base "$base" --argjson with "$with" \
-        '. + {server_rss_base_kb: $base, server_rss_kb: $with, bytes_per_conn: (if .connected > 0 then (($with - $base) * 1024 / .connected | floor) else null end)}'
-    log "$SRV: $(jget "$json" '"\(.connected) connected, errors \(.errors) \(.error_kinds)"'); rss ${base} kB -> ${with} kB, ${bpc} bytes/connection"
+    bpc1=$(awk -v a="$base" -v b="$after" -v n="$(jget "$json" .connected)" \
+        'BEGIN { if (n > 0) printf "%d", (b - a) * 1024 / n; else print "-" }')
+    record "$s" "$json" --argjson base "$base" --argjson with "$with" --argjson after "$after" \
+        '. + {server_rss_base_kb: $base, server_rss_kb: $with, server_rss_after_one_kb: $after,
+              bytes_per_conn: (if .connected > 0 then (($with - $base) * 1024 / .connected | floor) else null end),
+              bytes_per_conn_after_one: (if .connected > 0 then (($after - $base) * 1024 / .connected | floor) else null end)}'
+    log "$SRV: $(jget "$json" '"\(.connected) connected, \(.delivered) got the message, errors \(.errors) \(.error_kinds)"'); rss ${base} kB -> ${with} kB (${bpc} bytes/connection) -> ${after} kB after one message (${bpc1})"
     val "$s" connected "$(jget "$json" .connected)"
+    val "$s" got "$(jget "$json" .delivered)"
     val "$s" rss_rest "$(awk -v k="$base" 'BEGIN { printf "%.1f", k / 1024 }')"
-    val "$s" rss "$(awk -v k="$with" 'BEGIN { printf "%.1f", k / 1024 }')"
+    val "$s" rss "$(awk -v k="$after" 'BEGIN { printf "%.1f", k / 1024 }')"
     val "$s" bpc "$bpc"
+    val "$s" bpc1 "$bpc1"
     if [ "$(family)" = crier ]; then
         val "$s" target "${MEM_TARGET[$kind]}"
-        val "$s" met "$(awk -v b="$bpc" -v t="${MEM_TARGET[$kind]}" 'BEGIN { print (b ~ /^[0-9]+$/ && b + 0 <= t) ? "yes" : "no" }')"
+        val "$s" met "$(awk -v b="$bpc" -v c="$bpc1" -v t="${MEM_TARGET[$kind]}" \
+            'BEGIN { print (b ~ /^[0-9]+$/ && c ~ /^[0-9]+$/ && b + 0 <= t && c + 0 <= t) ? "yes" : "no" }')"
     fi
 }
 
@@ -754,7 +771,10 @@ print_table() {
             printf '%-10s %6s %7s %9s %11s %7s %7s %8s %8s %8s %7s %7s %6s\n' server conn 'deliv%' 'deliv/s' \
                 'deliv/CPUs' 'xfloor1' 'xnchan1' 'p50 ms' 'p99 ms' 'max ms' 'p99/fl2' 'CPU s' errors
             ;;
-        idle) printf '%-10s %6s %10s %8s %10s %8s %5s\n' server conn 'rest MiB' 'RSS MiB' 'bytes/conn' target met ;;
+        idle)
+            printf '%-10s %6s %6s %9s %8s %11s %11s %7s %4s\n' server conn got 'rest MiB' 'RSS MiB' \
+                'B/conn idle' 'B/conn +1msg' target met
+            ;;
         esac
         rows=0
         for srv in "${names[@]}"; do
@@ -770,8 +790,8 @@ print_table() {
                     "$(cell cpu)" "$(cell errors)"
                 ;;
             idle)
-                printf '%-10s %6s %10s %8s %10s %8s %5s\n' "$srv" "$(cell connected)" "$(cell rss_rest)" "$(cell rss)" \
-                    "$(cell bpc)" "$(cell target)" "$(cell met)"
+                printf '%-10s %6s %6s %9s %8s %11s %11s %7s %4s\n' "$srv" "$(cell connected)" "$(cell got)" \
+                    "$(cell rss_rest)" "$(cell rss)" "$(cell bpc)" "$(cell bpc1)" "$(cell target)" "$(cell met)"
                 ;;
             esac
         done
