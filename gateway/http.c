@@ -21,10 +21,11 @@
  * STREAM_POOL_BYTES, takes event streams whose request headers are small:
  * libmicrohttpd 0.9.75 touches all of a connection's pool once a response
  * is queued, and an idle stream holds its pool for its whole life, so this
- * is most of what an idle SSE client costs. 2560 bytes take a browser's
- * EventSource request (some 15 fields, 600 bytes: 1.6 KB of pool) and
- * leave the stream's writes 0.5-2 KB. A stream daemon connection
- * serves one request and closes (http_queue says "Connection: close": the
+ * is most of what an idle SSE client costs. 2432 bytes take a browser's
+ * EventSource request (some 15 fields, 600 bytes: 1.6 KB of pool; up to
+ * 1792 bytes of headers and field records) and leave the stream's writes
+ * at least STREAM_WRITE_BYTES, some 2 KB after a small request. A stream
+ * daemon connection serves one request and closes (http_queue says "Connection: close": the
  * one_request hook), so a later request with bigger headers never meets
  * the small pool.
  *
@@ -87,8 +88,8 @@ static size_t pool_bytes[HTTP_DAEMONS];          /* set once at start */
 #define FIELD_BYTES 64
 #define REPLY_BYTES 256
 #define FREE_FIELDS 16 /* fields max_header_bytes has room for already */
-#define STREAM_POOL_BYTES 2560
-#define STREAM_WRITE_BYTES 512
+#define STREAM_POOL_BYTES 2432
+#define STREAM_WRITE_BYTES 384
 static atomic_uint connections;
 static atomic_uint requests_open; /* seen by on_request, not yet completed */
 
