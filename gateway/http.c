@@ -25,9 +25,9 @@
  * EventSource request (some 15 fields, 600 bytes: 1.6 KB of pool; up to
  * 1792 bytes of headers and field records) and leave the stream's writes
  * at least STREAM_WRITE_BYTES, some 2 KB after a small request. A stream
- * daemon connection serves one request and closes (http_queue says "Connection: close": the
- * one_request hook), so a later request with bigger headers never meets
- * the small pool.
+ * daemon connection serves one request and closes (http_queue says
+ * "Connection: close": the one_request hook), so a later request with
+ * bigger headers never meets the small pool.
  *
  * Threading: MHD_USE_INTERNAL_POLLING_THREAD, so every callback here runs on
  * the thread of the connection's daemon: three MHD threads. Everything the
