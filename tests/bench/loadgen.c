@@ -16,6 +16,12 @@
  *         {"messages":[...],"last_id":N} and the next poll asks since=last_id)
  *         or nchan style (If-Modified-Since / If-None-Match taken from the
  *         previous answer's Last-Modified / Etag, one message per answer);
+ *   sio   Socket.IO 4 (Engine.IO v4) over a WebSocket, for the Socket.IO peer
+ *         (tests/bench/socketio-server.mjs): the server's open packet `0{..}`
+ *         is answered with the namespace connect `40`, the subscriber counts
+ *         as connected at the server's `40{..}`, pings `2` get pongs `3`,
+ *         events `42["msg",{..}]` are messages; `1`/`41` end it. The room is
+ *         in the URL (?room=R): the server joins the socket on connection;
  * and/or one publisher that POSTs application/json messages of --size bytes
  * at --rate messages/s, or as fast as answered (--rate 0, at most --pipeline
  * requests in flight on one keep-alive connection). Every payload is
@@ -288,7 +294,7 @@ static void base64(const uint8_t *in, size_t n, char *out)
 /* Options                                                                   */
 /* ------------------------------------------------------------------------ */
 
-enum role { R_WS, R_SSE, R_POLL, R_PUB };
+enum role { R_WS, R_SSE, R_POLL, R_SIO, R_PUB };
 enum poll_style { PS_CRIER, PS_NCHAN };
 
 struct url {
@@ -298,7 +304,7 @@ struct url {
 };
 
 static struct opts {
-    int kind;       /* R_WS, R_SSE or R_POLL */
+    int kind;       /* R_WS, R_SSE, R_POLL or R_SIO */
     struct url sub; /* --url */
     bool has_sub;
     long subs;        /* --subs */
@@ -317,6 +323,7 @@ static struct opts {
     const char *ready_file;
     size_t max_msg; /* --max-msg */
     bool progress;
+    double batch_ms; /* --batch-ms: pause between epoll rounds */
     const char *url_text, *pub_text;
 } opt = {
     .kind = R_WS,
@@ -342,7 +349,8 @@ static void usage(FILE *f)
         "prints one JSON line of results on stdout.\n"
         "\n"
         "subscribers:\n"
-        "  --kind ws|sse|poll      subscriber protocol (default ws)\n"
+        "  --kind ws|sse|poll|sio  subscriber protocol (default ws; sio: Socket.IO 4 over\n"
+        "                          WebSocket, the room in the URL's query)\n"
         "  --url URL               subscriber URL, http://127.x.x.x:PORT/path?query\n"
         "  --subs N                number of subscribers (default 0)\n"
         "  --poll-style crier|nchan  long-poll cursor: ?since=last_id (crier, default)\n"
@@ -366,6 +374,10 @@ static void usage(FILE *f)
         "                          with --expect: end after S without any delivery\n"
         "  --duration S            hard cap on the whole run (default 300)\n"
         "  --max-msg B             largest message/frame accepted (default 1048576)\n"
+        "  --batch-ms MS           pause MS milliseconds after every epoll round that had\n"
+        "                          events, so that reads come in batches as a browser's\n"
+        "                          do, not one wake-up per frame (default 0; the pause\n"
+        "                          also delays a publisher in the same process)\n"
         "  --progress              one progress line per second on stderr\n"
         "  --help                  this text\n"
         "\n"
@@ -446,6 +458,7 @@ static void parse_opts(int argc, char **argv)
         {"ready-file", 1, 0, 'f'},
         {"max-msg", 1, 0, 'm'},
         {"progress", 0, 0, 'g'},
+        {"batch-ms", 1, 0, 'b'},
         {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -463,8 +476,10 @@ static void parse_opts(int argc, char **argv)
                 opt.kind = R_SSE;
             else if (!strcmp(optarg, "poll"))
                 opt.kind = R_POLL;
+            else if (!strcmp(optarg, "sio"))
+                opt.kind = R_SIO;
             else
-                die("--kind: expected ws, sse or poll, got '%s'", optarg);
+                die("--kind: expected ws, sse, poll or sio, got '%s'", optarg);
             break;
         case 'u':
             opt.url_text = optarg;
@@ -531,6 +546,9 @@ static void parse_opts(int argc, char **argv)
             break;
         case 'g':
             opt.progress = true;
+            break;
+        case 'b':
+            opt.batch_ms = arg_num(name, optarg, 0, 10000);
             break;
         case 'h':
             usage(stdout);
@@ -856,7 +874,8 @@ static int sub_send_request(struct conn *c)
     char req[4096 + 2 * 2048];
     int n = 0;
     switch (c->role) {
-    case R_WS: {
+    case R_WS:
+    case R_SIO: {
         uint8_t key[16];
         for (int i = 0; i < 16; i += 4) {
             uint32_t r = rng32();
@@ -969,7 +988,7 @@ static bool parse_head_fields(struct conn *c, const char *h, const char *end, bo
                 c->close_after = vl >= 5 && !strncasecmp(v, "close", 5)          ? true
                                  : vl >= 10 && !strncasecmp(v, "keep-alive", 10) ? false
                                                                                  : c->close_after;
-            else if (IS("sec-websocket-accept") && c->role == R_WS)
+            else if (IS("sec-websocket-accept") && (c->role == R_WS || c->role == R_SIO))
                 *ws_ok = ws_accept_ok(c, v, vl);
             else if (IS("etag") && c->role == R_POLL && c->status == 200) {
                 free(c->etag);
@@ -1080,7 +1099,8 @@ static ssize_t body_step(struct conn *c, const char *d, size_t n, const char **o
 /* WebSocket                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Sends a masked control frame (payload at most 125 bytes). */
+/* Sends a masked control frame, or a short text frame (Socket.IO), with a
+ * payload of at most 125 bytes. */
 static int ws_send_control(struct conn *c, int opcode, const char *p, size_t n)
 {
     uint8_t f[6 + 125];
@@ -1095,6 +1115,64 @@ static int ws_send_control(struct conn *c, int opcode, const char *p, size_t n)
     for (size_t i = 0; i < n; i++)
         f[6 + i] = (uint8_t)p[i] ^ m[i & 3];
     return conn_write(c, f, 6 + n);
+}
+
+/* One Engine.IO v4 packet (a whole WebSocket text message) from the
+ * Socket.IO server. Returns -1 when the connection was closed. */
+static int sio_packet(struct conn *c, const char *p, size_t n)
+{
+    int64_t t, s;
+    if (n == 0) {
+        g.other_events++;
+        return 0;
+    }
+    switch (p[0]) {
+    case '0': /* open: connect to the default namespace */
+        if (ws_send_control(c, 0x1, "40", 2) < 0) {
+            sub_fail(c, "sio: send failed");
+            return -1;
+        }
+        return 0;
+    case '2': /* ping: pong */
+        if (ws_send_control(c, 0x1, "3", 1) < 0) {
+            sub_fail(c, "sio: send failed");
+            return -1;
+        }
+        return 0;
+    case '1':
+        sub_fail(c, "sio: closed by server");
+        return -1;
+    case '4': /* a Socket.IO packet */
+        if (n >= 2 && p[1] == '0') {
+            mark_connected(c);
+            return 0;
+        }
+        if (n >= 2 && p[1] == '2') {
+            scan_payload(p + 2, n - 2, &t, &s);
+            deliver(c, t, s);
+            return 0;
+        }
+        if (n >= 2 && (p[1] == '1' || p[1] == '4')) {
+            sub_fail(c, p[1] == '1' ? "sio: disconnected by server" : "sio: connect refused");
+            return -1;
+        }
+        break;
+    default:
+        break;
+    }
+    g.other_events++;
+    return 0;
+}
+
+/* A whole WebSocket data message. Returns -1 when the connection closed. */
+static int ws_message(struct conn *c, const char *p, size_t n)
+{
+    if (c->role == R_SIO)
+        return sio_packet(c, p, n);
+    int64_t t, s;
+    scan_payload(p, n, &t, &s);
+    deliver(c, t, s);
+    return 0;
 }
 
 /* Parses one frame at d. Returns its size, 0 when incomplete, -1 when the
@@ -1134,14 +1212,13 @@ static ssize_t ws_frame(struct conn *c, char *d, size_t n)
         for (size_t i = 0; i < len; i++)
             p[i] ^= d[h + (i & 3)];
     }
-    int64_t t, s;
     switch (op) {
     case 0x1:                   /* text */
     case 0x2:                   /* binary */
     case 0x0:                   /* continuation */
         if (fin && op != 0x0) { /* the common case: a whole message */
-            scan_payload(p, len, &t, &s);
-            deliver(c, t, s);
+            if (ws_message(c, p, len) < 0)
+                return -1;
             break;
         }
         /* a fragmented message is gathered and read once complete */
@@ -1152,8 +1229,9 @@ static ssize_t ws_frame(struct conn *c, char *d, size_t n)
             return -1;
         }
         if (fin) {
-            scan_payload(c->msg.p, c->msg.len, &t, &s);
-            deliver(c, t, s);
+            int r = ws_message(c, c->msg.p, c->msg.len);
+            if (r < 0)
+                return -1;
             buf_drop(&c->msg, c->msg.len);
         }
         break;
@@ -1444,6 +1522,7 @@ static int head_done(struct conn *c, bool ws_ok)
 {
     switch (c->role) {
     case R_WS:
+    case R_SIO:
         if (c->status != 101) {
             char why[64];
             snprintf(why, sizeof(why), "ws: handshake status %d", c->status);
@@ -1456,7 +1535,8 @@ static int head_done(struct conn *c, bool ws_ok)
         }
         c->state = S_STREAM;
         c->ev_t = c->ev_s = -1;
-        mark_connected(c);
+        if (c->role == R_WS) /* Socket.IO: at the server's "40" */
+            mark_connected(c);
         return 0;
     case R_SSE:
         if (c->status != 200) {
@@ -1569,7 +1649,7 @@ static ssize_t parse(struct conn *c, char *d, size_t n)
         uint8_t st = c->state;
         if (st == S_HEAD)
             r = parse_head(c, d + off, n - off);
-        else if (st == S_STREAM && c->role == R_WS)
+        else if (st == S_STREAM && (c->role == R_WS || c->role == R_SIO))
             r = ws_frame(c, d + off, n - off);
         else if (st == S_STREAM || st == S_BODY)
             r = parse_body(c, d + off, n - off);
@@ -1637,6 +1717,7 @@ static void on_eof(struct conn *c)
         return;
     }
     sub_fail(c, c->role == R_WS    ? "ws: connection closed by server"
+                : c->role == R_SIO ? "sio: connection closed by server"
                 : c->role == R_SSE ? "sse: connection closed by server"
                                    : "poll: connection closed mid-answer");
 }
@@ -1880,7 +1961,7 @@ static void json_str(FILE *f, const char *s)
 
 static void report(void)
 {
-    static const char *kinds[] = {"ws", "sse", "poll"};
+    static const char *kinds[] = {"ws", "sse", "poll", "sio"};
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
@@ -1996,7 +2077,13 @@ int main(int argc, char **argv)
     setup();
     g.t0 = now_ns();
     g.phase = PH_CONNECT;
-    struct epoll_event evs[512];
+    /* batched reads: one round takes every ready socket, up to 64k */
+    int max_evs = opt.batch_ms > 0 && opt.subs + 1 > 512
+                      ? (int)(opt.subs < 65535 ? opt.subs + 1 : 65536)
+                      : 512;
+    struct epoll_event *evs = calloc((size_t)max_evs, sizeof(*evs));
+    if (!evs)
+        die("out of memory");
     for (;;) {
         int64_t now = now_ns();
         int64_t next = advance(now);
@@ -2009,12 +2096,18 @@ int main(int argc, char **argv)
         int wait_ms = next > now ? (int)((next - now + 999999) / 1000000) : 0;
         if (wait_ms > 100)
             wait_ms = 100;
-        int n = epoll_wait(g.ep, evs, 512, wait_ms);
+        int n = epoll_wait(g.ep, evs, max_evs, wait_ms);
         if (n < 0 && errno != EINTR)
             die("epoll_wait: %s", strerror(errno));
         for (int i = 0; i < n; i++)
             on_event(evs[i].data.u64, evs[i].events);
+        if (n > 0 && opt.batch_ms > 0 && g.phase != PH_CONNECT) {
+            int64_t ns = (int64_t)(opt.batch_ms * 1e6);
+            struct timespec ts = {.tv_sec = ns / 1000000000LL, .tv_nsec = ns % 1000000000LL};
+            nanosleep(&ts, NULL);
+        }
     }
+    free(evs);
     g.t_end = now_ns();
     if (!g.t_pub_end && g.t_pub_start)
         g.t_pub_end = g.t_end;

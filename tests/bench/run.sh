@@ -1,75 +1,117 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
 #
-# tests/bench/run.sh - `make bench`: crier against nginx + nchan, on this
-# machine, with the same load generator (tests/bench/loadgen.c) and the same
-# scenarios; the two take turns, a fresh server for every scenario:
+# tests/bench/run.sh - `make bench`: crier against its peers on this machine,
+# with the same load generator (tests/bench/loadgen.c) and the same
+# scenarios; the servers take turns, a fresh server for every run:
 #
-#   fanout   one room, N subscribers, M messages of 100 bytes published as
-#            fast as the server answers: ws and sse with 1000 and 10000
-#            subscribers, long polling with 1000 (message counts below: on 2
-#            cores shared with the load generator both servers manage some
-#            50-100k deliveries/s, so 2000 messages to 10000 subscribers alone
-#            would take minutes)
-#   latency  10000 WebSocket subscribers, a fixed publish rate (5/s is 50k
-#            deliveries/s, which both servers can sustain here; 100/s would be
-#            1M/s and only measure queueing)
-#   memory   server RSS at rest, then with 10000 idle ws / sse / long polls
-#            (fresh server for each) -> bytes per connection
-#   cpu      server user+system CPU during each fanout run -> deliveries per
-#            server CPU-second
-#   upstream crier only: upstream hub methods end to end (tests/bench/
-#            upstream.mjs): BENCH_UP_CLIENTS official SignalR clients invoke a
-#            method answered by a minimal Node backend at BENCH_UP_RATE calls/s
-#            for BENCH_UP_SECS; calls/s, p99, and p99 minus the backend's own
-#            handling time (reported by the backend in each result)
-#   auth     crier only: the 1000-subscriber ws and sse fanouts again with
-#            access control on (tests/bench/crier.json plus an auth section:
-#            every subscriber presents an HS256 token whose rooms claim lists
-#            the room, the publisher an API key), to show what the checks
-#            cost next to the same rows with auth off
+#   crier       build/crier on its DEFAULT configuration (log_level warn only)
+#   crier-low   the same with "latency": "low", crier-eff with "latency":
+#               "efficient" (rows only when build/crier knows the key)
+#   nchan1/2    nginx + the nchan module, 1 and 2 worker processes
+#   sio         Socket.IO 4.8 (tests/bench/socketio-server.mjs; WebSocket
+#               rows only; loadgen speaks Engine.IO v4 to it)
+#   floor1/2    the raw-write floor (../shared/reference/floor/floor.c, built
+#               into build/floor), 1 and 2 fanout threads, Nagle on as in
+#               crier's and nchan's WebSocket sockets; WebSocket rows only:
+#               one write() per delivery and nothing else
 #
-# Prints a table (scenario, metric, crier, nchan, crier/nchan) and writes the
-# raw JSON lines to tests/bench/results/ (git-ignored). Loopback only; every
-# run is bounded; the whole takes about 7 minutes, and load runs are cut at
-# BENCH_BUDGET_S so that it stays under 10.
+# Scenarios (ids for BENCH_ONLY in brackets):
+#   fixed rate  (the headline rows) one room, N subscribers, a publisher at a
+#               FIXED offered rate, the same for every server: WS 1000 x
+#               100 msg/s for BENCH_RATE_SECS [ws1000], SSE 1000 x 100 msg/s
+#               [sse1000], WS 10000 x 5 msg/s for 20 s [ws10000] and x 10
+#               msg/s [ws10000x10]. Deliveries per server CPU-second, its
+#               ratio to floor1 in the same run (SSE rows: to floor1's WS
+#               1000 row), p50/p99/max publish->delivery latency and p99 over
+#               floor2's.
+#   closed loop (today's fanouts, labelled as such) the publisher posts as
+#               fast as it is answered: WS/SSE/long poll 1000 subscribers,
+#               WS/SSE 10000, WS 19000 [closed-ws1000 ...]; crier runs
+#               tests/bench/crier.json there (send_queue 4096), and once on
+#               its default config [closed-ws1000-default] to show what a
+#               fire-hose publisher does to the default send queue.
+#   memory      server RSS at rest, then with BENCH_IDLE_SUBS idle ws / sse /
+#               long polls (fresh server for each) -> bytes per connection,
+#               before any message and once one message went to all (a long
+#               poll answered and asked again), against the targets (WS and
+#               long poll <= 4096 B, SSE <= 5120 B per connection, both
+#               figures) [idle-ws, idle-sse, idle-poll]
+#   upstream    crier only: upstream hub methods end to end (tests/bench/
+#               upstream.mjs), calls/s and p99 [upstream]
+#   auth        crier only: the closed-loop 1000-subscriber ws and sse
+#               fanouts with access control on [auth-ws1000, auth-sse1000]
+#   one core    crier only: closed-loop fanouts pinned to one core
+#               (taskset -c 0) [onecore-ws10000, onecore-sse1000]
+#
+# Server CPU (user+system, from /proc) counts from "all subscribers
+# connected" (every loadgen process wrote its ready file) to the end of the
+# subscribers' run, not from the server's start. Subscribers and the
+# publisher are separate loadgen processes; subscribers read in batches
+# (--batch-ms BENCH_BATCH_MS between epoll rounds, as a browser does not wake
+# per frame), so no server pays for the reader's wake-ups.
+#
+# Prints one table per scenario and writes the raw JSON lines to
+# tests/bench/results/ (git-ignored). Loopback only; every run is bounded;
+# the whole takes about 15 minutes, and load runs are cut at BENCH_BUDGET_S
+# (later scenarios are skipped and say so).
 #
 # Knobs (environment):
-#   BENCH_SERVERS        "crier nchan" (default) or one of them
-#   BENCH_SMALL_COUNT    messages for the 1000-subscriber fanouts (1000)
-#   BENCH_BIG_COUNT      messages for the 10000-subscriber fanouts (100)
+#   BENCH_ONLY           comma-separated scenario ids (above) to run, e.g.
+#                        BENCH_ONLY=ws1000 (default: all)
+#   BENCH_SERVERS        servers to run, from "crier crier-low crier-eff nchan1
+#                        nchan2 sio floor1 floor2" (default: all; "nchan" is
+#                        nginx with BENCH_NCHAN_WORKERS workers)
+#   BENCH_RATE           fixed-rate 1000-subscriber rows, msgs/s (100)
+#   BENCH_RATE_SECS      their length, s (10)
+#   BENCH_LAT_RATE       10000-subscriber row, msgs/s (5)
+#   BENCH_LAT_SECS       its length, s (20)
+#   BENCH_LAT2_RATE      second 10000-subscriber row, msgs/s (10)
+#   BENCH_LAT2_SECS      its length, s (10)
+#   BENCH_BATCH_MS       subscribers' pause between epoll rounds, ms (5)
+#   BENCH_SMALL_COUNT    messages for the closed-loop 1000-subscriber fanouts (1000)
+#   BENCH_BIG_COUNT      messages for the closed-loop 10000-subscriber fanouts (100)
 #   BENCH_HUGE_COUNT     messages for the 19000-subscriber WebSocket fanout (20)
 #   BENCH_POLL_COUNT     messages for the long-poll fanout (500)
-#   BENCH_LAT_RATE       latency run publish rate, msgs/s (5)
-#   BENCH_LAT_SECS       latency run length, s (20)
 #   BENCH_IDLE_SUBS      idle connections per kind (10000)
-#   BENCH_NCHAN_WORKERS  nginx worker_processes (1)
+#   BENCH_NCHAN_WORKERS  nginx worker_processes of the server "nchan" (1)
 #   BENCH_SUBS_PER_PROC  most subscribers per loadgen process (15000)
 #   BENCH_UP_CLIENTS     upstream: SignalR clients (50)
 #   BENCH_UP_RATE        upstream: offered invocations a second, all clients (1000)
 #   BENCH_UP_SECS        upstream: measured seconds (10)
 #   BENCH_BUDGET_S       every load run ends by this many s after the start,
-#                        later scenarios are skipped (560)
+#                        later scenarios are skipped (900)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
-SERVERS=${BENCH_SERVERS:-crier nchan}
+ALL_SERVERS="crier crier-low crier-eff nchan1 nchan2 sio floor1 floor2"
+SERVERS=${BENCH_SERVERS:-$ALL_SERVERS}
+ONLY=${BENCH_ONLY:-}
+RATE=${BENCH_RATE:-100}
+RATE_SECS=${BENCH_RATE_SECS:-10}
+LAT_RATE=${BENCH_LAT_RATE:-5}
+LAT_SECS=${BENCH_LAT_SECS:-20}
+LAT2_RATE=${BENCH_LAT2_RATE:-10}
+LAT2_SECS=${BENCH_LAT2_SECS:-10}
+BATCH_MS=${BENCH_BATCH_MS:-5}
 SMALL_COUNT=${BENCH_SMALL_COUNT:-1000}
 BIG_COUNT=${BENCH_BIG_COUNT:-100}
 HUGE_COUNT=${BENCH_HUGE_COUNT:-20}
 PIN=          # a command crier starts under (one_core: taskset -c 0)
 POLL_COUNT=${BENCH_POLL_COUNT:-500}
-LAT_RATE=${BENCH_LAT_RATE:-5}
-LAT_SECS=${BENCH_LAT_SECS:-20}
 IDLE_SUBS=${BENCH_IDLE_SUBS:-10000}
 NCHAN_WORKERS=${BENCH_NCHAN_WORKERS:-1}
 PER_PROC=${BENCH_SUBS_PER_PROC:-15000}
-BUDGET_S=${BENCH_BUDGET_S:-560}
+BUDGET_S=${BENCH_BUDGET_S:-900}
 SRC_IPS=16
 SIZE=100
+# idle memory targets (issue #16 target 5), bytes per connection
+declare -A MEM_TARGET=([ws]=4096 [poll]=4096 [sse]=5120)
 
 LOADGEN=build/loadgen
+FLOOR=build/floor
+FLOOR_SRC=../shared/reference/floor/floor.c
 LG_FLAGS="-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
           -Wmissing-prototypes -Wformat=2"
 RESULTS=tests/bench/results
@@ -80,14 +122,19 @@ TMP=$(mktemp -d /tmp/crier-bench.XXXXXX)
 T0=$(date +%s%N)
 CLK_TCK=$(getconf CLK_TCK)
 
-SRV=          # crier | nchan: the server under test
-SRV_MAIN=     # its main process (crier, or the nginx master)
+SRV=          # the server under test (a name from ALL_SERVERS, or "nchan")
+SRV_MAIN=     # its main process (crier, the nginx master, node, floor)
 SRV_PIDS=()   # every process whose CPU and RSS count
 BASE=         # http://127.0.0.1:PORT
 BG_PIDS=()    # loadgen processes in the background
+HAVE_LATENCY= # build/crier knows the "latency" key
+HAVE_FLOOR=   # build/floor is built
+HAVE_SIO=     # socket.io resolves from tests/bench
 
-declare -A VAL   # VAL[row|server] = figure
-ROWS=()          # table rows in order: "scenario|metric"
+declare -A VAL   # VAL[scenario|server|metric] = figure
+SCENS=()         # scenarios in order
+declare -A STYPE # STYPE[scenario] = rate | closed | idle | other
+declare -A FLOOR_SCEN # FLOOR_SCEN[scenario] = the scenario whose floor rows it is measured against
 
 # ---------------------------------------------------------------- helpers
 
@@ -112,24 +159,45 @@ nchan_module() {
     return 0
 }
 
+# wants_server NAME: the server is in BENCH_SERVERS.
+wants_server() { case " $SERVERS " in *" $1 "*) return 0 ;; esac; return 1; }
+wants_nchan() { wants_server nchan || wants_server nchan1 || wants_server nchan2; }
+
 install_deps() {
     local pkgs=() sudo=
-    command -v nginx >/dev/null || pkgs+=(nginx)
-    [ -n "$(nchan_module)" ] || pkgs+=(libnginx-mod-nchan)
+    if wants_nchan; then
+        command -v nginx >/dev/null || pkgs+=(nginx)
+        [ -n "$(nchan_module)" ] || pkgs+=(libnginx-mod-nchan)
+    fi
     command -v jq >/dev/null || pkgs+=(jq)
     command -v openssl >/dev/null || pkgs+=(openssl)
-    [ ${#pkgs[@]} -eq 0 ] && return 0
-    [ "$(id -u)" = 0 ] || sudo=sudo
-    log "installing ${pkgs[*]}"
-    $sudo apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
-    [ -n "$(nchan_module)" ] || die "ngx_nchan_module.so not found after installing libnginx-mod-nchan"
+    if [ ${#pkgs[@]} -gt 0 ]; then
+        [ "$(id -u)" = 0 ] || sudo=sudo
+        log "installing ${pkgs[*]}"
+        $sudo apt-get update -qq >/dev/null
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
+        ! wants_nchan || [ -n "$(nchan_module)" ] ||
+            die "ngx_nchan_module.so not found after installing libnginx-mod-nchan"
+    fi
+    if wants_server sio; then
+        sio_resolves || { log "installing socket.io@4.8 (npm install --no-save)"; npm install --no-save --no-audit --no-fund socket.io@4.8 >&2 || true; }
+        if sio_resolves; then HAVE_SIO=1; else log "warning: socket.io does not resolve; no Socket.IO rows"; fi
+    fi
 }
 
-build_loadgen() {
+sio_resolves() { (cd tests/bench && node --input-type=module -e "await import('socket.io')" 2>/dev/null); }
+
+build_tools() {
     mkdir -p build
     # shellcheck disable=SC2086
     ${CC:-cc} $LG_FLAGS -o "$LOADGEN" tests/bench/loadgen.c
+    if wants_server floor1 || wants_server floor2; then
+        if [ -e "$FLOOR_SRC" ] && ${CC:-cc} -O2 -pthread -o "$FLOOR" "$FLOOR_SRC" -lcrypto; then
+            HAVE_FLOOR=1
+        else
+            log "warning: cannot build $FLOOR_SRC; no floor rows"
+        fi
+    fi
 }
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -157,6 +225,17 @@ wait_http() {
     local i
     for i in $(seq 100); do
         http_ok "$1" "$2" 2>/dev/null && return 0
+        kill -0 "$SRV_MAIN" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_listen PORT: until something accepts on the port.
+wait_listen() {
+    local i
+    for i in $(seq 100); do
+        port_free "$1" || return 0
         kill -0 "$SRV_MAIN" 2>/dev/null || return 1
         sleep 0.1
     done
@@ -204,14 +283,78 @@ server_rss_kb() {
     echo "$k"
 }
 
-CRIER_CONFIG=tests/bench/crier.json # start_crier's config (auth_fanout swaps it)
-SUB_QUERY=                          # appended to subscriber URLs (auth_fanout: a token)
-PUB_QUERY=                          # appended to publish URLs (auth_fanout: an API key)
+# family: crier | nchan | sio | floor, for the server under test
+family() {
+    case $SRV in
+    crier*) echo crier ;;
+    nchan*) echo nchan ;;
+    sio) echo sio ;;
+    floor*) echo floor ;;
+    esac
+}
+
+# supports KIND: the server under test serves that kind of subscriber.
+supports() {
+    case $(family) in
+    crier | nchan) return 0 ;;
+    sio | floor) [ "$1" = ws ] ;;
+    esac
+}
+
+# available: the server under test can run here.
+available() {
+    case $SRV in
+    crier-low | crier-eff) [ -n "$HAVE_LATENCY" ] ;;
+    sio) [ -n "$HAVE_SIO" ] ;;
+    floor*) [ -n "$HAVE_FLOOR" ] ;;
+    *) return 0 ;;
+    esac
+}
+
+CLOSED_CONFIG=tests/bench/crier.json # closed-loop rows: crier with send_queue 4096
+CRIER_CONFIG=                        # set per run (start_crier), "" = the default one below
+SUB_QUERY=                           # appended to subscriber URLs (auth_fanout: a token)
+PUB_QUERY=                           # appended to publish URLs (auth_fanout: an API key)
+
+# crier_config: the config file for the crier variant under test.
+crier_config() {
+    if [ -n "$CRIER_CONFIG" ]; then
+        echo "$CRIER_CONFIG"
+        return 0
+    fi
+    case $SRV in
+    crier-low) echo "$TMP/crier-low.json" ;;
+    crier-eff) echo "$TMP/crier-eff.json" ;;
+    *) echo "$TMP/crier-default.json" ;;
+    esac
+}
+
+write_crier_configs() {
+    echo '{"log_level": "warn"}' >"$TMP/crier-default.json"
+    echo '{"log_level": "warn", "latency": "low"}' >"$TMP/crier-low.json"
+    echo '{"log_level": "warn", "latency": "efficient"}' >"$TMP/crier-eff.json"
+}
+
+# probe_latency: does build/crier accept the "latency" key (perfcore's)?
+# An unknown key makes crier exit 2 at once.
+probe_latency() {
+    local port pid
+    port=$(pick_port)
+    ./build/crier --config "$TMP/crier-low.json" --listen "127.0.0.1:$port" >>"$TMP/probe.log" 2>&1 &
+    pid=$!
+    sleep 0.7
+    if kill -0 "$pid" 2>/dev/null; then
+        HAVE_LATENCY=1
+        kill "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    [ -n "$HAVE_LATENCY" ] || log "build/crier has no \"latency\" key: no crier-low / crier-eff rows"
+}
 
 start_crier() {
     local port
     port=$(pick_port)
-    $PIN ./build/crier --config "$CRIER_CONFIG" --listen "127.0.0.1:$port" >>"$TMP/crier.log" 2>&1 &
+    $PIN ./build/crier --config "$(crier_config)" --listen "127.0.0.1:$port" >>"$TMP/crier.log" 2>&1 &
     SRV_MAIN=$!
     SRV_PIDS=("$SRV_MAIN")
     BASE="http://127.0.0.1:$port"
@@ -219,12 +362,13 @@ start_crier() {
 }
 
 start_nchan() {
-    local port dir=$TMP/nchan user=
+    local port dir=$TMP/nchan user='' workers=$NCHAN_WORKERS
+    case $SRV in nchan1) workers=1 ;; nchan2) workers=2 ;; esac
     port=$(pick_port)
     rm -rf "$dir"
     mkdir -p "$dir/tmp"
     [ "$(id -u)" = 0 ] && user="user root root;"
-    sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|$NCHAN_WORKERS|g" \
+    sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|g" -e "s|@WORKERS@|$workers|g" \
         -e "s|@MODULE@|$(nchan_module)|g" -e "s|@USER@|$user|g" tests/bench/nchan.conf >"$dir/nginx.conf"
     nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" >>"$dir/stderr.log" 2>&1 &
     SRV_MAIN=$!
@@ -234,7 +378,28 @@ start_nchan() {
     SRV_PIDS=("$SRV_MAIN" $(children_of "$SRV_MAIN"))
 }
 
-start_server() { "start_$SRV"; }
+start_sio() {
+    local port
+    port=$(pick_port)
+    node tests/bench/socketio-server.mjs "$port" >>"$TMP/sio.log" 2>&1 &
+    SRV_MAIN=$!
+    SRV_PIDS=("$SRV_MAIN")
+    BASE="http://127.0.0.1:$port"
+    wait_http "$port" /healthz || { tail -20 "$TMP/sio.log" >&2; die "the Socket.IO server did not start"; }
+}
+
+start_floor() {
+    local port threads=1
+    [ "$SRV" = floor2 ] && threads=2
+    port=$(pick_port)
+    "$FLOOR" --port "$port" --threads "$threads" --nagle 1 >>"$TMP/floor.log" 2>&1 &
+    SRV_MAIN=$!
+    SRV_PIDS=("$SRV_MAIN")
+    BASE="http://127.0.0.1:$port"
+    wait_listen "$port" || { tail -20 "$TMP/floor.log" >&2; die "the floor did not start"; }
+}
+
+start_server() { "start_$(family)"; }
 
 stop_server() {
     [ -n "$SRV_MAIN" ] || return 0
@@ -252,32 +417,41 @@ stop_server() {
 }
 
 sub_url() { # KIND ROOM
-    if [ "$SRV" = crier ]; then
+    case $(family) in
+    crier)
         case $1 in
         ws) echo "$BASE/rooms/$2/ws$SUB_QUERY" ;;
         sse) echo "$BASE/rooms/$2/events$SUB_QUERY" ;;
         poll) echo "$BASE/rooms/$2/poll?since=0" ;;
         esac
-    else
-        echo "$BASE/sub/$2"
-    fi
+        ;;
+    sio) echo "$BASE/socket.io/?EIO=4&transport=websocket&room=$2" ;;
+    *) echo "$BASE/sub/$2" ;;
+    esac
 }
 
-pub_url() { if [ "$SRV" = crier ]; then echo "$BASE/rooms/$1/messages$PUB_QUERY"; else echo "$BASE/pub/$1"; fi; }
+pub_url() { if [ "$(family)" = crier ]; then echo "$BASE/rooms/$1/messages$PUB_QUERY"; else echo "$BASE/pub/$1"; fi; }
 
-# lg KIND SUBS ROOM COUNT RATE DRAIN DURATION: one fanout/latency run, split
-# over several loadgen processes above PER_PROC subscribers. Prints the
-# (merged) JSON line.
-lg() {
+# lg_kind KIND: the loadgen --kind for it (Socket.IO speaks Engine.IO).
+lg_kind() { if [ "$(family)" = sio ]; then echo sio; else echo "$1"; fi; }
+poll_style() { if [ "$(family)" = crier ]; then echo crier; else echo nchan; fi; }
+
+# load KIND SUBS ROOM COUNT RATE DRAIN DURATION: one run. Subscribers in
+# loadgen processes of at most PER_PROC each (--expect COUNT, batched
+# reads), the publisher in its own once all are connected: at a fixed rate
+# with up to 32 POSTs in flight (servers that answer after their fanout,
+# nchan, Socket.IO and the floor, would otherwise pace it below the offered
+# rate), closed loop (RATE 0) with one in flight. Sets LG_JSON
+# (the merged JSON line) and LG_CPU (server CPU seconds from "all
+# connected" to the subscribers' end).
+load() {
     local kind=$1 subs=$2 room=$3 count=$4 rate=$5 drain=$6 dur=$7
-    local common=(--kind "$kind" --url "$(sub_url "$kind" "$room")" --poll-style "$SRV"
-        --src-ips "$SRC_IPS" --connect-timeout 20 --drain-timeout "$drain" --duration "$dur")
-    local pub=(--pub "$(pub_url "$room")" --count "$count" --rate "$rate" --size "$SIZE")
-    if [ "$subs" -le "$PER_PROC" ]; then
-        "$LOADGEN" "${common[@]}" --subs "$subs" "${pub[@]}" || true
-        return 0
-    fi
-    local n=$(((subs + PER_PROC - 1) / PER_PROC)) i each left=$subs pids=() files=() deadline
+    local common=(--kind "$(lg_kind "$kind")" --url "$(sub_url "$kind" "$room")" --poll-style "$(poll_style)"
+        --src-ips "$SRC_IPS" --connect-timeout 30 --drain-timeout "$drain" --duration "$dur"
+        --batch-ms "$BATCH_MS")
+    local n=$(((subs + PER_PROC - 1) / PER_PROC)) i each left=$subs pids=() files=() deadline t0 t1
+    local pipeline=1
+    [ "$rate" = 0 ] || pipeline=32
     for i in $(seq "$n"); do
         each=$((left / (n - i + 1)))
         left=$((left - each))
@@ -290,12 +464,16 @@ lg() {
     done
     deadline=$(($(elapsed) + 45))
     for i in $(seq "$n"); do
-        while [ ! -e "$TMP/ready.$i" ] && [ "$(elapsed)" -lt "$deadline" ]; do sleep 0.1; done
+        while [ ! -e "$TMP/ready.$i" ] && [ "$(elapsed)" -lt "$deadline" ]; do sleep 0.05; done
     done
-    "$LOADGEN" "${pub[@]}" --duration "$dur" >"$TMP/lg.pub.json" || true
+    t0=$(server_ticks)
+    "$LOADGEN" --pub "$(pub_url "$room")" --count "$count" --rate "$rate" --size "$SIZE" \
+        --pipeline "$pipeline" --duration "$dur" >"$TMP/lg.pub.json" || true
     for i in "${pids[@]}"; do wait "$i" || true; done
+    t1=$(server_ticks)
     BG_PIDS=()
-    cat "${files[@]}" "$TMP/lg.pub.json" | jq -cs '
+    LG_CPU=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
+    LG_JSON=$(cat "${files[@]}" "$TMP/lg.pub.json" | jq -cs '
         (map(select(.kind != "pub"))) as $s | (map(select(.kind == "pub"))[0]) as $p |
         ($s | map(.delivery_window_s) | max) as $w |
         {kind: $s[0].kind, subs: ($s | map(.subs) | add), connected: ($s | map(.connected) | add),
@@ -305,9 +483,12 @@ lg() {
          latency_ms: {p50: ($s | map(.latency_ms.p50) | max), p90: ($s | map(.latency_ms.p90) | max),
                       p99: ($s | map(.latency_ms.p99) | max), max: ($s | map(.latency_ms.max) | max)},
          duration_s: (map(.duration_s) | max), errors: (map(.errors) | add),
+         error_kinds: (map(.error_kinds) | add),
          loadgen_cpu_s: (map(.loadgen_cpu_s) | add), complete: ($s | map(.complete) | add),
          dups: ($s | map(.dups) | add), gaps: ($s | map(.gaps) | add), pub_errors: $p.pub_errors,
-         pub_per_s: $p.pub_per_s, processes: length, latency_merge: "max over processes"}'
+         pub_per_s: $p.pub_per_s, processes: length,
+         latency_merge: (if length > 2 then "max over processes" else "one process" end)}' 2>/dev/null) ||
+        LG_JSON='{"connected":0,"delivered":0,"expected":0,"latency_ms":{},"errors":1,"error_kinds":{"loadgen":1}}'
 }
 
 # record SCENARIO JSON [JQ_ARGS... FILTER]: appends the JSON line, tagged
@@ -322,14 +503,16 @@ record() {
     echo "$json" | jq -c --arg s "$scen" --arg srv "$SRV" "$@" "{scenario: \$s, server: \$srv} + ($filter)" >>"$OUT"
 }
 
-row() { # SCENARIO METRIC VALUE
-    local key="$1|$2"
-    if [ -z "${VAL["$key|seen"]:-}" ]; then
-        ROWS+=("$key")
-        VAL["$key|seen"]=1
+# scen SCENARIO TYPE [FLOOR_SCENARIO]: declares a table (once).
+scen() {
+    if [ -z "${STYPE["$1"]:-}" ]; then
+        SCENS+=("$1")
+        STYPE["$1"]=$2
+        FLOOR_SCEN["$1"]=${3:-$1}
     fi
-    VAL["$key|$SRV"]=$3
 }
+
+val() { VAL["$1|$SRV|$2"]=$3; } # SCENARIO METRIC VALUE
 
 jget() { echo "$1" | jq -r "$2"; }
 
@@ -352,89 +535,127 @@ cap() {
     echo $(($1 < r ? $1 : r))
 }
 
+# common_vals SCENARIO: the figures every load row has, from LG_JSON/LG_CPU.
+common_vals() {
+    local s=$1 j=$LG_JSON
+    val "$s" connected "$(jget "$j" .connected)"
+    val "$s" delivered_pct "$(jget "$j" 'if (.expected // 0) > 0 then (1000 * .delivered / .expected | floor) / 10 else 0 end')"
+    val "$s" deliveries_per_s "$(jget "$j" '.deliveries_per_s // 0')"
+    val "$s" p50 "$(jget "$j" '.latency_ms.p50 // "-"')"
+    val "$s" p99 "$(jget "$j" '.latency_ms.p99 // "-"')"
+    val "$s" max "$(jget "$j" '.latency_ms.max // "-"')"
+    val "$s" cpu "$LG_CPU"
+    val "$s" lg_cpu "$(jget "$j" '(.loadgen_cpu_s // 0) * 100 | floor / 100')"
+    val "$s" per_cpu "$(awk -v d="$(jget "$j" '.delivered // 0')" -v c="$LG_CPU" 'BEGIN { if (c > 0) printf "%d", d / c; else print "-" }')"
+    val "$s" errors "$(jget "$j" '.errors // 0')"
+}
+
 # ---------------------------------------------------------------- scenarios
 
-fanout() { # KIND SUBS COUNT [SCENARIO]
-    local kind=$1 subs=$2 count=$3 scen=${4:-"fanout $1 ${2}x$3"}
-    over_budget "$scen" 60 && return 0
-    local room="f-$kind-$subs-$RANDOM" t0 t1 json cpu fds
-    log "$SRV: $scen"
+# rate KIND SUBS MSGS_PER_S SECS SCENARIO [FLOOR_SCENARIO]: the fixed-rate
+# (headline) row of the server under test.
+rate() {
+    local kind=$1 subs=$2 rate=$3 secs=$4 s=$5 count=$(($3 * $4))
+    scen "$s" rate "${6:-$5}"
+    supports "$kind" || return 0
+    over_budget "$s" $((secs + 30)) && return 0
+    log "$SRV: $s"
     start_server
-    t0=$(server_ticks)
-    json=$(lg "$kind" "$subs" "$room" "$count" 0 60 "$(cap 150)")
-    t1=$(server_ticks)
+    load "$kind" "$subs" "r-$kind-$RANDOM" "$count" "$rate" 5 "$(cap $((secs + 60)))"
+    stop_server
+    record "$s" "$LG_JSON" --argjson cpu "$LG_CPU" \
+        '. + {server_cpu_s: $cpu, deliveries_per_server_cpu_s: (if $cpu > 0 then .delivered / $cpu | floor else null end)}'
+    log "$SRV: $(jget "$LG_JSON" '"\(.delivered)/\(.expected) delivered, p50 \(.latency_ms.p50) p99 \(.latency_ms.p99) max \(.latency_ms.max) ms, errors \(.errors) \(.error_kinds)"'), server cpu ${LG_CPU}s"
+    common_vals "$s"
+}
+
+# closed KIND SUBS COUNT SCENARIO: a closed-loop fanout (the publisher posts
+# as fast as it is answered); crier on tests/bench/crier.json unless
+# CRIER_CONFIG says otherwise.
+closed() {
+    local kind=$1 subs=$2 count=$3 s=$4 fds
+    scen "$s" closed
+    supports "$kind" || return 0
+    over_budget "$s" 60 && return 0
+    log "$SRV: $s"
+    CRIER_CONFIG=${CRIER_CONFIG:-$CLOSED_CONFIG} start_server
+    load "$kind" "$subs" "f-$kind-$subs-$RANDOM" "$count" 0 10 "$(cap 150)"
     sleep 1
     fds=$(server_fds)
     stop_server
-    cpu=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
-    record "$scen" "$json" --argjson cpu "$cpu" --argjson fds "$fds" \
+    record "$s" "$LG_JSON" --argjson cpu "$LG_CPU" --argjson fds "$fds" \
         '. + {server_cpu_s: $cpu, deliveries_per_server_cpu_s: (if $cpu > 0 then .delivered / $cpu | floor else null end), server_fds_1s_after: $fds}'
-    log "$SRV: $(jget "$json" '"\(.delivered)/\(.expected) delivered, \(.deliveries_per_s)/s, p99 \(.latency_ms.p99) ms, errors \(.errors) \(.error_kinds)"'), server cpu ${cpu}s, server fds 1s after: $fds"
-    row "$scen" "connected" "$(jget "$json" .connected)"
-    row "$scen" "deliveries/s" "$(jget "$json" .deliveries_per_s)"
-    row "$scen" "delivered %" "$(jget "$json" 'if .expected > 0 then (1000 * .delivered / .expected | floor) / 10 else 0 end')"
-    row "$scen" "latency p50 ms" "$(jget "$json" .latency_ms.p50)"
-    row "$scen" "latency p99 ms" "$(jget "$json" .latency_ms.p99)"
-    row "$scen" "server cpu s" "$cpu"
-    row "$scen" "loadgen cpu s" "$(jget "$json" '.loadgen_cpu_s * 100 | floor / 100')"
-    row "$scen" "deliveries/server cpu s" "$(awk -v d="$(jget "$json" .delivered)" -v c="$cpu" 'BEGIN { if (c > 0) printf "%d", d / c; else print "-" }')"
+    log "$SRV: $(jget "$LG_JSON" '"\(.delivered)/\(.expected) delivered, \(.deliveries_per_s)/s, p99 \(.latency_ms.p99) ms, errors \(.errors) \(.error_kinds)"'), server cpu ${LG_CPU}s, server fds 1s after: $fds"
+    common_vals "$s"
 }
 
-latency() {
-    local count=$((LAT_RATE * LAT_SECS)) scen="latency ws 10000 @${LAT_RATE}/s" json
-    over_budget "$scen" $((LAT_SECS + 20)) && return 0
-    log "$SRV: $scen for ${LAT_SECS}s"
-    start_server
-    json=$(lg ws 10000 "l-$RANDOM" "$count" "$LAT_RATE" 10 "$(cap $((LAT_SECS + 60)))")
-    stop_server
-    record "$scen" "$json"
-    log "$SRV: $(jget "$json" '"\(.delivered)/\(.expected) delivered, p50 \(.latency_ms.p50) ms, p99 \(.latency_ms.p99) ms, errors \(.errors) \(.error_kinds)"')"
-    row "$scen" "connected" "$(jget "$json" .connected)"
-    row "$scen" "latency p50 ms" "$(jget "$json" .latency_ms.p50)"
-    row "$scen" "latency p99 ms" "$(jget "$json" .latency_ms.p99)"
-    row "$scen" "latency max ms" "$(jget "$json" .latency_ms.max)"
-    row "$scen" "delivered %" "$(jget "$json" 'if .expected > 0 then (1000 * .delivered / .expected | floor) / 10 else 0 end')"
-}
-
-# idle KIND: fresh server, RSS at rest, RSS with IDLE_SUBS idle connections.
+# idle KIND: fresh server, RSS at rest, RSS with IDLE_SUBS idle connections
+# before any message, then once one message went to all of them (a long
+# poll has then been answered and asked again on its kept-alive
+# connection: what an idle poller costs from then on).
 idle() {
-    local kind=$1 scen="idle $1 $IDLE_SUBS" base with json ready=$TMP/idle.ready pid bpc
-    over_budget "$scen" 20 && return 0
-    log "$SRV: $scen"
+    local kind=$1 s="memory: $IDLE_SUBS idle $1" base with after json ready=$TMP/idle.ready pid bpc bpc1 room
+    scen "$s" idle
+    supports "$kind" || return 0
+    over_budget "$s" 40 && return 0
+    log "$SRV: $s"
     start_server
     sleep 0.5
     base=$(server_rss_kb)
     rm -f "$ready"
-    "$LOADGEN" --kind "$kind" --url "$(sub_url "$kind" "i-$kind-$RANDOM")" --poll-style "$SRV" \
-        --subs "$IDLE_SUBS" --src-ips "$SRC_IPS" --connect-timeout 20 --idle 2 --duration 40 \
-        --ready-file "$ready" >"$TMP/idle.json" &
+    room="i-$kind-$RANDOM"
+    "$LOADGEN" --kind "$(lg_kind "$kind")" --url "$(sub_url "$kind" "$room")" --poll-style "$(poll_style)" \
+        --subs "$IDLE_SUBS" --src-ips "$SRC_IPS" --connect-timeout 20 --expect 1000000 --drain-timeout 30 \
+        --duration 60 --ready-file "$ready" >"$TMP/idle.json" &
     pid=$!
     BG_PIDS=("$pid")
     while [ ! -e "$ready" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
     sleep 1.5
     with=$(server_rss_kb)
+    "$LOADGEN" --pub "$(pub_url "$room")" --count 1 --size "$SIZE" --duration 10 >/dev/null || true
+    sleep 3
+    after=$(server_rss_kb)
+    kill -TERM "$pid" 2>/dev/null || true
     wait "$pid" || true
     BG_PIDS=()
     json=$(cat "$TMP/idle.json")
     stop_server
     bpc=$(awk -v a="$base" -v b="$with" -v n="$(jget "$json" .connected)" \
         'BEGIN { if (n > 0) printf "%d", (b - a) * 1024 / n; else print "-" }')
-    record "$scen" "$json" --argjson base "$base" --argjson with "$with" \
-        '. + {server_rss_base_kb: $base, server_rss_kb: $with, bytes_per_conn: (if .connected > 0 then (($with - $base) * 1024 / .connected | floor) else null end)}'
-    log "$SRV: $(jget "$json" '"\(.connected) connected, errors \(.errors) \(.error_kinds)"'); rss ${base} kB -> ${with} kB, ${bpc} bytes/connection"
-    row "$scen" "connected" "$(jget "$json" .connected)"
-    row "$scen" "rss at rest MiB" "$(awk -v k="$base" 'BEGIN { printf "%.1f", k / 1024 }')"
-    row "$scen" "rss MiB" "$(awk -v k="$with" 'BEGIN { printf "%.1f", k / 1024 }')"
-    row "$scen" "bytes/connection" "$bpc"
+    bpc1=$(awk -v a="$base" -v b="$after" -v n="$(jget "$json" .connected)" \
+        'BEGIN { if (n > 0) printf "%d", (b - a) * 1024 / n; else print "-" }')
+    record "$s" "$json" --argjson base "$base" --argjson with "$with" --argjson after "$after" \
+        '. + {server_rss_base_kb: $base, server_rss_kb: $with, server_rss_after_one_kb: $after,
+              bytes_per_conn: (if .connected > 0 then (($with - $base) * 1024 / .connected | floor) else null end),
+              bytes_per_conn_after_one: (if .connected > 0 then (($after - $base) * 1024 / .connected | floor) else null end)}'
+    log "$SRV: $(jget "$json" '"\(.connected) connected, \(.delivered) got the message, errors \(.errors) \(.error_kinds)"'); rss ${base} kB -> ${with} kB (${bpc} bytes/connection) -> ${after} kB after one message (${bpc1})"
+    val "$s" connected "$(jget "$json" .connected)"
+    val "$s" got "$(jget "$json" .delivered)"
+    val "$s" rss_rest "$(awk -v k="$base" 'BEGIN { printf "%.1f", k / 1024 }')"
+    val "$s" rss "$(awk -v k="$after" 'BEGIN { printf "%.1f", k / 1024 }')"
+    val "$s" bpc "$bpc"
+    val "$s" bpc1 "$bpc1"
+    if [ "$(family)" = crier ]; then
+        val "$s" target "${MEM_TARGET[$kind]}"
+        val "$s" met "$(awk -v b="$bpc" -v c="$bpc1" -v t="${MEM_TARGET[$kind]}" \
+            'BEGIN { print (b ~ /^[0-9]+$/ && c ~ /^[0-9]+$/ && b + 0 <= t && c + 0 <= t) ? "yes" : "no" }')"
+    fi
 }
 
-# one_core KIND SUBS COUNT: the same fanout with crier held to one core
-# (taskset -c 0), to show what its second thread gives; crier only.
+# one_core KIND SUBS COUNT: the closed-loop fanout with crier held to one
+# core (taskset -c 0), to show what its other threads give; crier only.
 one_core() {
     [ "$SRV" = crier ] && command -v taskset >/dev/null || return 0
     PIN="taskset -c 0"
-    fanout "$1" "$2" "$3" "fanout $1 ${2}x$3 one core"
+    closed "$1" "$2" "$3" "closed loop $1 ${2}x$3, one core"
     PIN=
+}
+
+# closed_default KIND SUBS COUNT: the closed-loop fanout on crier's default
+# config (send_queue 1024): what a fire-hose publisher does there.
+closed_default() {
+    [ "$(family)" = crier ] && [ "$SRV" = crier ] || return 0
+    CRIER_CONFIG=$TMP/crier-default.json closed "$1" "$2" "$3" "closed loop $1 ${2}x$3, default config"
 }
 
 # b64url: base64url of stdin, unpadded (for a token minted in the shell).
@@ -450,82 +671,160 @@ auth_fanout() {
     sig=$(printf '%s.%s' "$head" "$body" | openssl dgst -sha256 -hmac "$secret" -binary | b64url)
     jq --arg s "$secret" --arg k "$key" '. + {auth: {jwt: {hmac_secret: $s},
         rooms: [{match: "f-*", subscribe: "claim", publish: "api_key"}], api_keys: [$k]}}' \
-        tests/bench/crier.json >"$TMP/crier-auth.json"
+        "$CLOSED_CONFIG" >"$TMP/crier-auth.json"
     CRIER_CONFIG=$TMP/crier-auth.json SUB_QUERY="?access_token=$head.$body.$sig" \
-        PUB_QUERY="?access_token=$key" fanout "$1" "$2" "$3" "fanout $1 ${2}x$3 auth on"
+        PUB_QUERY="?access_token=$key" closed "$1" "$2" "$3" "closed loop $1 ${2}x$3, auth on"
 }
 
 # upstream_calls: upstream hub methods end to end at a fixed offered rate;
 # crier only (tests/bench/upstream.mjs starts its own crier and backend).
 upstream_calls() {
     [ "$SRV" = crier ] || return 0
-    local clients=${BENCH_UP_CLIENTS:-50} rate=${BENCH_UP_RATE:-1000} secs=${BENCH_UP_SECS:-10} json scen
-    scen="upstream invoke ${clients}c ${rate}/s"
-    over_budget "$scen" $((secs + 30)) && return 0
-    log "$scen"
+    local clients=${BENCH_UP_CLIENTS:-50} rate=${BENCH_UP_RATE:-1000} secs=${BENCH_UP_SECS:-10} json s
+    s="upstream invoke ${clients}c ${rate}/s"
+    scen "$s" other
+    over_budget "$s" $((secs + 30)) && return 0
+    log "$s"
     json=$(CLIENTS=$clients RATE=$rate SECS=$secs timeout $((secs + 60)) node tests/bench/upstream.mjs build/crier) ||
         { log "upstream bench failed"; return 0; }
-    record "$scen" "$json"
-    row "$scen" "calls/s" "$(jget "$json" .calls_per_s)"
-    row "$scen" "p99 ms" "$(jget "$json" .p99_ms)"
-    row "$scen" "p99 ms minus backend" "$(jget "$json" .p99_minus_backend_ms)"
-    row "$scen" "errors" "$(jget "$json" .errors)"
+    record "$s" "$json"
+    val "$s" "calls/s" "$(jget "$json" .calls_per_s)"
+    val "$s" "p99 ms" "$(jget "$json" .p99_ms)"
+    val "$s" "p99 ms minus backend" "$(jget "$json" .p99_minus_backend_ms)"
+    val "$s" "errors" "$(jget "$json" .errors)"
 }
 
-# each SRV...: runs "$@" once per server (each scenario starts its own).
+# wanted ID: the scenario is in BENCH_ONLY (or BENCH_ONLY is empty).
+wanted() {
+    [ -z "$ONLY" ] && return 0
+    case ",$ONLY," in *",$1,"*) return 0 ;; esac
+    return 1
+}
+
+# each ID [SERVERS...] -- FUNCTION ARGS...: runs the function once per server
+# (each run starts its own server) when scenario ID is wanted.
 each() {
-    for SRV in $SERVERS; do "$@"; done
+    local id=$1 list=()
+    shift
+    while [ "$1" != -- ]; do
+        list+=("$1")
+        shift
+    done
+    shift
+    wanted "$id" || return 0
+    [ ${#list[@]} -gt 0 ] || read -r -a list <<<"$SERVERS"
+    for SRV in "${list[@]}"; do
+        wants_server "$SRV" && available || continue
+        "$@"
+    done
+    SRV=
 }
 
-# Cheap, fixed-length scenarios first, then the long fanouts; crier and nchan
-# take turns, so that a budget cut hits both alike.
+# Cheap, fixed-length scenarios first, then the headline fixed-rate rows,
+# then the closed-loop ones; servers take turns within a scenario, so that a
+# budget cut hits all alike.
 bench_all() {
-    each idle ws
-    each idle sse
-    each idle poll
-    each latency
-    each upstream_calls
-    each fanout ws 1000 "$SMALL_COUNT"
-    each fanout sse 1000 "$SMALL_COUNT"
-    each fanout poll 1000 "$POLL_COUNT"
-    each auth_fanout ws 1000 "$SMALL_COUNT"
-    each auth_fanout sse 1000 "$SMALL_COUNT"
-    each fanout ws 10000 "$BIG_COUNT"
-    each fanout sse 10000 "$BIG_COUNT"
-    each one_core ws 10000 "$BIG_COUNT"
-    each one_core sse 1000 "$SMALL_COUNT"
-    each fanout ws 19000 "$HUGE_COUNT"
+    local cl="crier nchan nchan1" r=$RATE ws1k="WS 1000 subs x ${RATE} msg/s, ${RATE_SECS} s"
+    each idle-ws crier nchan nchan1 sio -- idle ws
+    each idle-sse crier nchan nchan1 -- idle sse
+    each idle-poll crier nchan nchan1 -- idle poll
+    each ws1000 -- rate ws 1000 "$r" "$RATE_SECS" "$ws1k"
+    each sse1000 crier crier-low crier-eff nchan nchan1 nchan2 -- \
+        rate sse 1000 "$r" "$RATE_SECS" "SSE 1000 subs x ${RATE} msg/s, ${RATE_SECS} s" "$ws1k"
+    each ws10000 -- rate ws 10000 "$LAT_RATE" "$LAT_SECS" "WS 10000 subs x ${LAT_RATE} msg/s, ${LAT_SECS} s"
+    each ws10000x10 -- rate ws 10000 "$LAT2_RATE" "$LAT2_SECS" "WS 10000 subs x ${LAT2_RATE} msg/s, ${LAT2_SECS} s"
+    each upstream crier -- upstream_calls
+    each closed-ws1000 $cl -- closed ws 1000 "$SMALL_COUNT" "closed loop ws 1000x$SMALL_COUNT"
+    each closed-ws1000-default crier -- closed_default ws 1000 "$SMALL_COUNT"
+    each closed-sse1000 $cl -- closed sse 1000 "$SMALL_COUNT" "closed loop sse 1000x$SMALL_COUNT"
+    each closed-poll1000 $cl -- closed poll 1000 "$POLL_COUNT" "closed loop poll 1000x$POLL_COUNT"
+    each closed-ws10000 $cl -- closed ws 10000 "$BIG_COUNT" "closed loop ws 10000x$BIG_COUNT"
+    each closed-sse10000 $cl -- closed sse 10000 "$BIG_COUNT" "closed loop sse 10000x$BIG_COUNT"
+    each auth-ws1000 crier -- auth_fanout ws 1000 "$SMALL_COUNT"
+    each auth-sse1000 crier -- auth_fanout sse 1000 "$SMALL_COUNT"
+    each onecore-ws10000 crier -- one_core ws 10000 "$BIG_COUNT"
+    each onecore-sse1000 crier -- one_core sse 1000 "$SMALL_COUNT"
+    each closed-ws19000 $cl -- closed ws 19000 "$HUGE_COUNT" "closed loop ws 19000x$HUGE_COUNT"
 }
+
+# ratio A B: A / B to two places, or "-".
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else print "-" }'; }
+
+# cell METRIC: the figure of scenario $s, server $srv (print_table's).
+cell() { echo "${VAL["$s|$srv|$1"]:--}"; }
 
 print_table() {
-    local key scen metric a b r
-    printf '%-30s %-24s %12s %12s %12s\n' scenario metric crier nchan crier/nchan
-    printf '%-30s %-24s %12s %12s %12s\n' -------- ------ ----- ----- -----------
-    for key in "${ROWS[@]}"; do
-        scen=${key%%|*}
-        metric=${key#*|}
-        a=${VAL["$key|crier"]:--}
-        b=${VAL["$key|nchan"]:--}
-        r=$(awk -v a="$a" -v b="$b" 'BEGIN {
-            if (a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
-        printf '%-30s %-24s %12s %12s %12s\n' "$scen" "$metric" "$a" "$b" "$r"
+    local s t srv f v names rows
+    read -r -a names <<<"$ALL_SERVERS nchan"
+    for s in "${SCENS[@]}"; do
+        t=${STYPE[$s]}
+        f=${FLOOR_SCEN[$s]}
+        echo
+        case $t in
+        rate) echo "== $s (fixed offered rate) ==" ;;
+        closed) echo "== $s (closed loop: publisher as fast as answered) ==" ;;
+        idle) echo "== $s ==" ;;
+        *) echo "== $s ==" ;;
+        esac
+        case $t in
+        rate | closed)
+            printf '%-10s %6s %7s %9s %11s %7s %7s %8s %8s %8s %7s %7s %6s\n' server conn 'deliv%' 'deliv/s' \
+                'deliv/CPUs' 'xfloor1' 'xnchan1' 'p50 ms' 'p99 ms' 'max ms' 'p99/fl2' 'CPU s' errors
+            ;;
+        idle)
+            printf '%-10s %6s %6s %9s %8s %11s %11s %7s %4s\n' server conn got 'rest MiB' 'RSS MiB' \
+                'B/conn idle' 'B/conn +1msg' target met
+            ;;
+        esac
+        rows=0
+        for srv in "${names[@]}"; do
+            [ -n "${VAL["$s|$srv|connected"]:-}${VAL["$s|$srv|errors"]:-}" ] || continue
+            rows=$((rows + 1))
+            case $t in
+            rate | closed)
+                printf '%-10s %6s %7s %9s %11s %7s %7s %8s %8s %8s %7s %7s %6s\n' "$srv" "$(cell connected)" \
+                    "$(cell delivered_pct)" "$(cell deliveries_per_s)" "$(cell per_cpu)" \
+                    "$(ratio "$(cell per_cpu)" "${VAL["$f|floor1|per_cpu"]:-}")" \
+                    "$(ratio "$(cell per_cpu)" "${VAL["$s|nchan1|per_cpu"]:-${VAL["$s|nchan|per_cpu"]:-}}")" \
+                    "$(cell p50)" "$(cell p99)" "$(cell max)" "$(ratio "$(cell p99)" "${VAL["$f|floor2|p99"]:-}")" \
+                    "$(cell cpu)" "$(cell errors)"
+                ;;
+            idle)
+                printf '%-10s %6s %6s %9s %8s %11s %11s %7s %4s\n' "$srv" "$(cell connected)" "$(cell got)" \
+                    "$(cell rss_rest)" "$(cell rss)" "$(cell bpc)" "$(cell bpc1)" "$(cell target)" "$(cell met)"
+                ;;
+            esac
+        done
+        [ "$t" = other ] || [ "$rows" -gt 0 ] || echo "(no rows: skipped, see the log)"
+        if [ "$t" = other ]; then
+            for v in "${!VAL[@]}"; do
+                case $v in "$s|"*) echo "  ${v#"$s|"}: ${VAL[$v]}" ;; esac
+            done | sort
+        fi
     done
 }
 
 # ---------------------------------------------------------------- main
 
 install_deps
-build_loadgen
+build_tools
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 [ "$(ulimit -n)" -ge 12000 ] || log "warning: open-file limit $(ulimit -n) is low for 10000 connections"
 mkdir -p "$RESULTS"
-case " $SERVERS " in *" crier "*) [ -x build/crier ] || die "build/crier is missing (make build/crier)" ;; esac
+write_crier_configs
+if wants_server crier || wants_server crier-low || wants_server crier-eff; then
+    [ -x build/crier ] || die "build/crier is missing (make build/crier)"
+    probe_latency
+fi
 
 log "results: $OUT"
 bench_all
 
 {
-    echo "crier benchmark $STAMP ($(nproc) cores; loadgen on the same machine; ${SIZE}-byte messages)"
+    echo "crier benchmark $STAMP ($(nproc) cores; loadgen on the same machine; ${SIZE}-byte messages;"
+    echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); subscribers read every ${BATCH_MS} ms;"
+    echo "server CPU from all subscribers connected; xfloor1 = deliveries per server CPU-s over floor1's"
+    echo "in the same run (SSE: floor1's WS row), p99/fl2 = p99 over floor2's)"
     print_table
 } | tee "$TABLE"
 log "done in $(elapsed)s; raw JSON lines in $OUT, table in $TABLE"

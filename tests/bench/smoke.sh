@@ -3,9 +3,14 @@
 #
 # tests/bench/smoke.sh PORT - a ~10-second smoke run of the load generator
 # against a crier already listening on 127.0.0.1:PORT: 50 WebSocket, 50 SSE
-# and 20 long-poll subscribers on one fresh room, then 200 published
-# messages. Exits non-zero unless every subscriber got every message (once,
-# in order) and every publish was answered 2xx.
+# and 20 long-poll subscribers, and 50 WebSocket subscribers reading in
+# batches (--batch-ms 5, as `make bench` reads), on one fresh room, then 200
+# published messages. Then the Socket.IO peer of `make bench`
+# (tests/bench/socketio-server.mjs on a free port): 20 Engine.IO v4
+# subscribers, 50 messages at a fixed rate with pipelined POSTs (skipped,
+# and said so, when the socket.io package is not installed). Exits non-zero
+# unless every subscriber got every message (once, in order) and every
+# publish was answered 2xx.
 set -euo pipefail
 
 port=${1:?usage: tests/bench/smoke.sh PORT}
@@ -30,14 +35,16 @@ trap cleanup EXIT
 
 base="http://127.0.0.1:$port"
 room="smoke-$$-$RANDOM"
-kinds=(ws sse poll)
-declare -A subs=([ws]=50 [sse]=50 [poll]=20)
-declare -A path=([ws]=ws [sse]=events [poll]="poll?since=0")
+kinds=(ws sse poll ws-batch)
+declare -A subs=([ws]=50 [sse]=50 [poll]=20 [ws-batch]=50)
+declare -A path=([ws]=ws [sse]=events [poll]="poll?since=0" [ws-batch]=ws)
+declare -A extra=([ws]="" [sse]="" [poll]="" [ws-batch]="--batch-ms 5")
 
 for k in "${kinds[@]}"; do
-    "$LOADGEN" --kind "$k" --url "$base/rooms/$room/${path[$k]}" --subs "${subs[$k]}" \
+    # shellcheck disable=SC2086
+    "$LOADGEN" --kind "${k%-batch}" --url "$base/rooms/$room/${path[$k]}" --subs "${subs[$k]}" \
         --expect "$COUNT" --ready-file "$tmp/ready.$k" --connect-timeout 5 \
-        --drain-timeout 5 --duration 20 >"$tmp/$k.json" 2>"$tmp/$k.err" &
+        --drain-timeout 5 --duration 20 ${extra[$k]} >"$tmp/$k.json" 2>"$tmp/$k.err" &
     pids+=($!)
 done
 
@@ -73,5 +80,27 @@ for i in "${!kinds[@]}"; do
     report "${kinds[$i]}" "$rc" "$tmp/${kinds[$i]}.json" "$tmp/${kinds[$i]}.err"
 done
 pids=()
+
+# The Socket.IO peer, when its package is there (npm install).
+if (cd tests/bench && node --input-type=module -e "await import('socket.io')" 2>/dev/null); then
+    sport=
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 12000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then sport=$p; break; fi
+    done
+    node tests/bench/socketio-server.mjs "$sport" 2>"$tmp/sio-server.err" &
+    pids+=($!)
+    for _ in $(seq 50); do
+        curl -sf "http://127.0.0.1:$sport/healthz" >/dev/null 2>&1 && break
+        sleep 0.1
+    done
+    rc=0
+    "$LOADGEN" --kind sio --url "http://127.0.0.1:$sport/socket.io/?EIO=4&transport=websocket&room=s" \
+        --subs 20 --pub "http://127.0.0.1:$sport/pub/s" --count 50 --rate 100 --pipeline 4 \
+        --connect-timeout 5 --drain-timeout 5 --duration 20 >"$tmp/sio.json" 2>"$tmp/sio.err" || rc=$?
+    report sio "$rc" "$tmp/sio.json" "$tmp/sio.err"
+else
+    echo "smoke: sio skipped (the socket.io package is not installed: npm install)"
+fi
 echo "smoke: $passed passed, $failed failed"
 [ "$failed" = 0 ]

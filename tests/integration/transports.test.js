@@ -75,6 +75,38 @@ test('SSE: small and large request headers both stream, and a message larger tha
   }
 });
 
+test('SSE: a browser-sized EventSource request still gets the small stream pool', async (t) => {
+  // The stream daemon's pool (2560 bytes) must take what a browser sends
+  // for an EventSource (some 15 fields, ~700 bytes), so that real clients
+  // get the light stream, and still stream a 20 KB message whole.
+  const srv = await startFor(t);
+  const headers = {
+    'User-Agent': 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36',
+    Accept: 'text/event-stream',
+    'Cache-Control': 'no-cache',
+    Origin: 'https://app.example.com',
+    Referer: 'https://app.example.com/dashboard/rooms/overview',
+    'Accept-Encoding': 'gzip, deflate, br, zstd',
+    'Accept-Language': 'en-US,en;q=0.9,de;q=0.8',
+    'Sec-Fetch-Site': 'same-site',
+    'Sec-Fetch-Mode': 'cors',
+    'Sec-Fetch-Dest': 'empty',
+    'sec-ch-ua': '"Chromium";v="131", "Not_A Brand";v="24", "Google Chrome";v="131"',
+    'sec-ch-ua-mobile': '?0',
+    'sec-ch-ua-platform': '"Linux"',
+  };
+  const sse = await sseHttp(`${srv.url}/rooms/browser/events`, { headers });
+  t.after(() => sse.close());
+  assert.equal(sse.status, 200);
+  assert.equal(sse.headers.connection, 'close', 'served by the stream daemon (small pool)');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'browser'))?.sse === 1, { message: 'counted' });
+  const text = 'y'.repeat(20000);
+  assert.equal(await publish(srv.url, 'browser', text), 1);
+  assert.equal(await publish(srv.url, 'browser', 'after'), 2);
+  await sse.waitForEvents(2);
+  assert.deepEqual(sse.events.map((e) => e.data), [JSON.stringify(text), '"after"']);
+});
+
 test('SSE: payloads with CR or CRLF line breaks still arrive whole', async (t) => {
   // JSON allows CR as whitespace; in SSE a lone CR ends a line, so the
   // server must not pass it through inside a data line.
@@ -340,6 +372,25 @@ test('WebSocket: a fragmented text message is published whole', async (t) => {
   assert.equal(close.code, 1009, `fragmented message over the limit: close ${close.code} ${close.reason}`);
   await sleep(200);
   assert.equal(listener.messages.length, 1, 'the oversize message was not published');
+});
+
+test('WebSocket: messages far larger than the 512-byte receive piece arrive whole', async (t) => {
+  // lws hands received payload over in pieces of the protocol's
+  // rx_buffer_size (512 B, to keep idle connections small): a 60 KB frame
+  // and a 3-fragment message are gathered by crier before publishing.
+  const srv = await startFor(t);
+  const listener = await openWs(`${srv.wsUrl}/rooms/piece/ws`);
+  const sender = await openWs(`${srv.wsUrl}/rooms/piece/ws`);
+  t.after(() => [listener, sender].forEach((c) => c.close()));
+  const big = 'a'.repeat(30000) + 'b'.repeat(30000);
+  sender.ws.send(JSON.stringify({ big }));
+  sender.ws.send('{"f":"' + 'c'.repeat(1500), { fin: false });
+  sender.ws.send('d'.repeat(1500), { fin: false });
+  sender.ws.send('e"}', { fin: true });
+  await listener.waitForMessages(2);
+  assert.equal(listener.messages[0].data.big, big, 'the 60 KB frame arrived intact');
+  assert.equal(listener.messages[1].data.f, 'c'.repeat(1500) + 'd'.repeat(1500) + 'e');
+  assert.equal(sender.closeInfo, null, 'the sender stays connected');
 });
 
 test('WebSocket: rooms.client_publish false closes a publishing client with 1008', async (t) => {

@@ -796,8 +796,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
+/* rx_buffer_size: lws mallocs this (+ LWS_PRE) for every connection at
+ * the upgrade and keeps it for the connection's life, to hand received
+ * payload to on_receive in pieces; the default (pt_serv_buf_size, 4 KiB)
+ * was two thirds of an idle WebSocket's memory. on_receive gathers any
+ * size itself, so a small piece costs only more callbacks for big client
+ * messages. tx_packet_size: the most lws sends in one send(); without it
+ * lws takes rx_buffer_size for that too, so it keeps the 4 KiB it had. */
+#define WS_RX_PIECE 512
+#define WS_TX_PACKET 4096
 static struct lws_protocols protocols[] = {
-    {"crier", callback, sizeof(ws_conn), 0, 0, NULL, 0},
+    {"crier", callback, sizeof(ws_conn), WS_RX_PIECE, 0, NULL, WS_TX_PACKET},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
