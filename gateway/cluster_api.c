@@ -13,6 +13,7 @@
 #include "gateway/cluster_api.h"
 
 #include <jansson.h>
+#include <stdlib.h>
 
 #include "common/proc_stats.h"
 #include "common/version.h"
@@ -23,11 +24,36 @@
 #include "transports/carriers/sse.h"
 #include "transports/carriers/ws.h"
 
+#define NODE_ROOMS_MAX 100                    /* rooms each node lists, by name */
 #define NODES_WAIT_MS (HUB_OP_WAIT_MS + 2000) /* node_stats.c answers first */
 #define NODES_LATE_TEXT "the other nodes did not answer in time"
 
 static const cfg *conf;
 static hub *the_hub;
+
+/* The first NODE_ROOMS_MAX rooms of this node (hub_list_rooms): "room_list"
+ * [{room, members, last_id, epoch, history_bytes}], "room_list_more". */
+static void add_rooms(json_t *o)
+{
+    room_entry *e = malloc(NODE_ROOMS_MAX * sizeof(*e));
+    json_t *list = json_array();
+    bool more = false;
+    size_t n = e && list ? hub_list_rooms(the_hub, "", e, NODE_ROOMS_MAX, &more) : 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned members = 0;
+        for (int k = 0; k < SUB_KIND_COUNT; k++)
+            members += e[i].subscribers[k];
+        json_array_append_new(list, json_pack("{s:s,s:s,s:I,s:I,s:I}", "room", e[i].name, "epoch",
+                                              e[i].epoch, "last_id", (json_int_t)e[i].last_id,
+                                              "members", (json_int_t)members, "history_bytes",
+                                              (json_int_t)e[i].history_bytes));
+    }
+    free(e);
+    if (list) {
+        json_object_set_new(o, "room_list", list);
+        json_object_set_new(o, "room_list_more", json_boolean(more));
+    }
+}
 
 /* This node's figures (node_stats_fn). */
 static json_t *node_figures(void)
@@ -50,6 +76,8 @@ static json_t *node_figures(void)
         json_object_set_new(o, "open_fds", json_integer((json_int_t)ps.open_fds));
         json_object_set_new(o, "started_at", json_real(ps.start_time_s));
     }
+    if (o)
+        add_rooms(o);
     return o;
 }
 
