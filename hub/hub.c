@@ -120,7 +120,7 @@ void hub_destroy(hub *h)
         for (room *r = h->buckets[i]; r; r = r->bucket_next)
             room_release_held(h, r, 0, true);
     hub_unlock(h);
-    user_ops_finish_all(h); /* server API ops still waiting for other nodes */
+    user_ops_finish_all(h);  /* server API ops still waiting for other nodes */
     node_stats_finish_all(); /* cluster view questions too */
     for (size_t i = 0; i < h->nbuckets; i++) {
         room *r = h->buckets[i];

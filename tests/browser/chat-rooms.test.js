@@ -82,14 +82,18 @@ test('two users see each other online and see a leave; the dev login signs in', 
   await expectOnline(b, ['alice', 'bob'], 'bob sees alice');
   await send(b, 'hi alice, bob here');
   await expectMessage(a, 'bob', 'hi alice, bob here');
+  await send(a, 'hello bob, welcome to #team');
+  await expectMessage(b, 'alice', 'hello bob, welcome to #team');
+  await send(b, 'thanks! the deploy is done, dashboards are green');
+  await expectMessage(a, 'bob', 'thanks! the deploy is done, dashboards are green');
 
-  await a.screenshot({ path: artifact('chat.png') });
+  await a.screenshot({ path: artifact('chat-rooms.png') });
   const phone = await ctx.chat({ room: 'team', viewport: { width: 390, height: 720 }, token: alice });
-  await expectMessage(phone, 'bob', 'hi alice, bob here');
-  await phone.screenshot({ path: artifact('chat-phone.png') });
+  await expectMessage(phone, 'bob', 'thanks! the deploy is done, dashboards are green');
+  await phone.screenshot({ path: artifact('chat-rooms-phone.png') });
   await phone.click('#side-toggle');
   await expectOnline(phone, ['alice', 'bob'], 'the phone layout lists them too');
-  await phone.screenshot({ path: artifact('chat-phone-side.png') });
+  await phone.screenshot({ path: artifact('chat-rooms-phone-side.png') });
 
   await b.context().close();
   await expectOnline(a, ['alice'], 'bob left');
