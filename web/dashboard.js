@@ -120,8 +120,8 @@
       chart.append(el('line', { class: 'grid-line', x1: padL, x2: padL + w, y1: y, y2: y }));
       chart.append(el('text', { class: 'axis', x: padL - 6, y: y + 4, 'text-anchor': 'end' }, tickText(v, step)));
     }
-    /* time ticks: 10 s, 1 min or 5 min apart */
-    const tstep = span <= 60 ? 10 : span <= 300 ? 60 : 300;
+    /* time ticks: the first of these steps that leaves ~50 px a label */
+    const tstep = [10, 20, 30, 60, 120, 300, 600].find((st) => (w * st) / span >= 50) || span;
     const x = (t) => padL + w - (w * (now - t)) / (span * 1000);
     for (let ago = 0; ago <= span; ago += tstep) {
       const label = ago === 0 ? 'now' : ago < 60 ? `-${ago} s` : `-${ago / 60} min`;
