@@ -571,7 +571,9 @@
     onstatechange(cb) { this._callbacks.statechange.push(cb); return this; }
     /* cb({room, epoch, reason, since, resumed_from}): messages of a room were
      * missed while reconnecting (reason "expired": older than the server
-     * keeps; "epoch": the room's numbering restarted, e.g. a server restart). */
+     * keeps; "epoch": the room's numbering restarted, e.g. a server restart;
+     * "missed": ids jumped in a room it could not resume, resumed_from the
+     * id that came next, or null when unknown). */
     ongap(cb) { this._callbacks.gap.push(cb); return this; }
 
     async start() {
@@ -890,6 +892,12 @@
       (async () => {
         try {
           await this._invoke(leave, [room], false); /* every message before its completion is dropped */
+        } catch (e) {
+          if (e.fromServer) { /* the hub has no such leave: say so, and go on from the next one */
+            this._positions.delete(room);
+            this._gap({ room, epoch: pos.epoch, reason: 'missed', since: pos.id, resumed_from: null });
+          }
+          throw e;
         } finally {
           this._resyncing.delete(room);
         }

@@ -33,12 +33,17 @@ const hubs = (extra = {}) => ({ hubs: { chat: { ...HUB, ...extra } } });
 // while closed, new connections are reset at once (the node is away).
 async function startProxy(port) {
   const pairs = new Set();
+  const requests = []; // the request lines that went through
   let closed = false;
   const server = net.createServer((client) => {
     if (closed) return client.resetAndDestroy();
     const upstream = net.connect(port, '127.0.0.1');
     const pair = { client, upstream };
     pairs.add(pair);
+    client.on('data', (d) => {
+      const line = d.toString('latin1', 0, Math.min(d.length, 600)).split('\r\n')[0];
+      if (/^(GET|POST|DELETE) /.test(line)) requests.push(line);
+    });
     client.pipe(upstream);
     upstream.pipe(client);
     const done = () => {
@@ -54,6 +59,7 @@ async function startProxy(port) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${server.address().port}`,
+    requests,
     outage() {
       closed = true;
       for (const { client, upstream } of pairs) {
@@ -156,6 +162,7 @@ for (const transport of [T.WebSockets, T.ServerSentEvents, T.LongPolling]) {
     proxy.outage();
     await waitFor(() => c.conn.state === signalR.HubConnectionState.Reconnecting, { timeout: 15_000, message: `${name}: reconnecting` });
     await publishAll(ctx.url, 6, 30); // nobody of this client's hears these live
+    const before = proxy.requests.length;
     proxy.restore();
 
     await waitFor(() => c.got.length >= 30, { timeout: 20_000, message: `${name}: all 30 (${JSON.stringify(c.got)}; ${c.logs.join(' | ')})` });
@@ -165,6 +172,11 @@ for (const transport of [T.WebSockets, T.ServerSentEvents, T.LongPolling]) {
     assert.deepEqual(c.gaps, [], `${name}: no gap`);
     await waitFor(() => c.reconnects() >= 1, { message: `${name}: onreconnected` });
     assert.equal(c.positions.get('lobby').id, 32);
+    // The cursor went out on negotiate and on the transport's requests.
+    const after = proxy.requests.slice(before);
+    const cursor = `crier_rooms=${encodeURIComponent(`lobby:${c.positions.get('lobby').epoch}:5`)}`;
+    assert.ok(after.some((l) => l.startsWith(`POST /hubs/chat/negotiate?${cursor}&negotiateVersion=1 `)), `negotiate: ${after.join(' | ')}`);
+    assert.ok(after.some((l) => l.startsWith(`GET /hubs/chat?${cursor}&id=`)), `transport: ${after.join(' | ')}`);
   });
 
   test(`${name}: a CrierGap when history no longer covers the cursor, then what is kept`, { timeout: 40_000 }, async (t) => {
