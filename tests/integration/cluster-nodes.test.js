@@ -2,7 +2,8 @@
 // version, uptime, connections by transport, memory, CPU and message
 // counters, and the totals. The memory backplane: this node alone. Two
 // nodes sharing one Redis: both, asked from either, with their connections;
-// a node gone is no longer listed. With auth.protect_admin it needs an API
+// a node that does not answer: partial after the bounded wait; a node gone
+// is no longer listed. With auth.protect_admin it needs an API
 // key (401 / 403 otherwise).
 
 import assert from 'node:assert/strict';
@@ -113,6 +114,23 @@ describe('GET /cluster/nodes on two nodes sharing one Redis', { timeout: 60_000,
     assert.equal(seen.json.totals.connections.websocket, 2);
     const fromB = await request(`${b.url}/cluster/nodes`);
     assert.deepEqual(fromB.json.nodes.map((n) => n.node).sort(), seen.json.nodes.map((n) => n.node).sort());
+
+    // A node that received the question and cannot answer (stopped with
+    // SIGSTOP: its Redis connection stays open): the answer comes after the
+    // bounded wait, partial, with the nodes that answered.
+    b.proc.kill('SIGSTOP');
+    let paused;
+    try {
+      const t0 = Date.now();
+      paused = await request(`${a.url}/cluster/nodes`, { timeout: 15_000 });
+      assert.ok(Date.now() - t0 >= 2500, 'it waited for node b (3 s)');
+    } finally {
+      b.proc.kill('SIGCONT');
+    }
+    assert.equal(paused.status, 200, paused.text);
+    assert.equal(paused.json.partial, true);
+    assert.equal(paused.json.nodes.length, 1);
+    assert.equal(paused.json.totals.nodes, 1);
 
     for (const ws of sockets.splice(0)) ws.close();
     await stopClean(b);
