@@ -279,10 +279,16 @@
     gapNote = '';
     for (const r of rooms.values()) if (r.joined) readPresence(r);
   });
+  let switching = false; /* a stop to connect again with a new token */
   conn.onclose((err) => {
-    notice(`Disconnected${err ? `: ${err.message}` : '.'} Connecting again in ${Math.round(retryMs / 1000)} s.`, true);
     for (const r of rooms.values()) { r.joined = false; r.live = false; r.joining = null; }
     chat.joined = false;
+    if (switching) {
+      switching = false;
+      start();
+      return;
+    }
+    notice(`Disconnected${err ? `: ${err.message}` : '.'} Connecting again in ${Math.round(retryMs / 1000)} s.`, true);
     setTimeout(start, retryMs);
   });
 
@@ -341,7 +347,10 @@
     try { sessionStorage.setItem('crier.token', els.token.value.trim()); } catch (_) { /* storage off */ }
     showUser();
     $('auth').open = false;
-    if (conn.state !== 'disconnected') await conn.stop();
+    if (conn.state !== 'disconnected') {
+      switching = true;
+      await conn.stop();
+    }
   }
   $('use-token').addEventListener('click', useToken);
   $('dev-login').addEventListener('click', async () => {
@@ -351,8 +360,8 @@
     if (!crypto.subtle) { notice('Dev login needs a secure context (https or localhost).', true); return; }
     els.token.value = await mintDevToken(user, secret);
     $('dev-secret').value = '';
-    notice(`Signed in as ${user}.`);
     await useToken();
+    notice(`Signed in as ${user}.`);
   });
 
   async function start() {
