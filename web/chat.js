@@ -246,6 +246,7 @@
     els.state.dataset.state = conn.state;
     els.transport.textContent = conn.state === 'connected' && conn.transport ? conn.transport : 'none';
     els.send.disabled = conn.state !== 'connected';
+    $('my-conn').textContent = conn.state === 'connected' && conn.connectionId ? conn.connectionId : 'none';
   }
 
   conn.on('ReceiveMessage', (user, text) => {

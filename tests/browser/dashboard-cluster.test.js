@@ -3,7 +3,7 @@
 // connections, and the rooms of both, members added up; a room's page shows
 // who is online there on either node and its last messages; its publish
 // reaches the room's members; its disconnect action closes the chosen
-// user's connection on the other node. The key typed in the key field is
+// user's connection on the other node, and one connection by its id. The key typed in the key field is
 // kept in sessionStorage. Screenshots: tests/artifacts/dashboard-cluster.png
 // and dashboard-phone.png.
 
@@ -96,11 +96,19 @@ test('two nodes, their rooms, a room page; publish and disconnect from it', { ti
   await bob.waitForFunction(() => window.__states.includes('disconnected') || /Disconnected/.test(document.getElementById('notice').textContent),
     null, { timeout: 10_000 });
   assert.equal(await alice.textContent('#state'), 'connected', 'alice stays');
+
+  // Disconnect one connection by its id (the chat page tells its own).
+  const carolConn = await carol.textContent('#my-conn');
+  assert.equal(carolConn, await carol.evaluate(() => window.crierChat.conn.connectionId));
+  await dash.fill('#conn-id', carolConn);
+  await dash.click('#conn-form button');
+  await expectText(dash, '#action-result', `connection ${carolConn}: disconnected`);
+  await carol.waitForFunction(() => window.__states.includes('disconnected'), null, { timeout: 10_000 });
+  assert.equal(await alice.textContent('#state'), 'connected', 'alice still stays');
   assert.deepEqual(dash.log, [], 'no errors on the dashboard');
 
   const phone = await openPage(browser(), `${a.url}/dashboard.html?access_token=${encodeURIComponent(KEY)}`,
     { viewport: { width: 390, height: 900 }, contexts });
   await phone.waitForFunction(() => document.querySelectorAll('#nodes tbody tr').length === 2, null, { timeout: 15_000 });
   await phone.screenshot({ path: artifact('dashboard-phone.png'), fullPage: true });
-  void carol;
 });
