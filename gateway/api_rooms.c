@@ -147,16 +147,18 @@ enum MHD_Result api_room_history(http_call *call)
     return http_reply_take(c, status, "application/json", body, strlen(body));
 }
 
-/* {"room","epoch","last_id","subscribers":{...}}: what GET /rooms/{room} answers. */
+/* {"room","epoch","last_id","subscribers":{...}}: what GET /rooms/{room}
+ * answers; and what this node's history keeps of it (the dashboard's rooms). */
 static json_t *room_entry_json(const room_entry *e)
 {
-    return json_pack("{s:s,s:s,s:I,s:{s:I,s:I,s:I}}", "room", e->name, "epoch", e->epoch, "last_id",
-                     (json_int_t)e->last_id, "subscribers", "websocket",
+    return json_pack("{s:s,s:s,s:I,s:{s:I,s:I,s:I},s:{s:I,s:I}}", "room", e->name, "epoch",
+                     e->epoch, "last_id", (json_int_t)e->last_id, "subscribers", "websocket",
                      (json_int_t)e->subscribers[SUB_WS], "sse", (json_int_t)e->subscribers[SUB_SSE],
-                     "long_polling", (json_int_t)e->subscribers[SUB_LONGPOLL]);
+                     "long_polling", (json_int_t)e->subscribers[SUB_LONGPOLL], "history",
+                     "messages", (json_int_t)e->history_messages, "bytes",
+                     (json_int_t)e->history_bytes);
 }
 
-/* {"rooms":[...],"next": the last name listed when more follow, else null}. */
 static char *rooms_json(const room_entry *e, size_t n, bool more)
 {
     json_t *list = json_array();

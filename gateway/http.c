@@ -64,6 +64,7 @@
 #include "common/rate_limits.h"
 #include "gateway/api.h"
 #include "gateway/api_wait.h"
+#include "gateway/cluster_api.h"
 #include "gateway/users_api.h"
 #include "gateway/guard.h"
 #include "gateway/linger.h"

@@ -49,6 +49,7 @@
   R(HEALTHZ,     "/healthz",                M_GET | M_HEAD,                      MAIN,       ALWAYS,        NONE,      api_healthz,        NULL,                   false,  NULL) \
   R(METRICS,     "/metrics",                M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_metrics,        NULL,                   false,  NULL) \
   R(STATS,       "/stats/events",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     stats_events,       plain_sse_completed,    false,  held_sse) \
+  R(CLUSTER,     "/cluster/nodes",          M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     cluster_api_nodes,  api_wait_completed,     false,  NULL) \
   R(ROOMS,       "/rooms",                  M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_rooms_list,     NULL,                   false,  NULL) \
   R(ROOM,        "/rooms/{room}",           M_GET | M_HEAD,                      MAIN,       ALWAYS,        ADMIN,     api_room_info,      api_wait_completed,     false,  NULL) \
   R(EVENTS,      "/rooms/{room}/events",    M_GET | M_HEAD,                      STREAMS,    SSE,           SUBSCRIBE, plain_sse_handle,   plain_sse_completed,    false,  held_sse) \

@@ -43,6 +43,8 @@
 #include "common/access.h"
 #include "gateway/api.h"
 #include "gateway/api_wait.h"
+#include "gateway/cluster_api.h"
+#include "hub/node_stats.h"
 #include "gateway/presence_api.h"
 #include "gateway/guard.h"
 #include "gateway/http.h"
@@ -628,6 +630,7 @@ static void *timer_main(void *arg)
         api_wait_tick(now);        /* API requests that waited too long (504) */
         hub_presence_tick(h, now); /* users gone past the grace, presence events */
         hub_user_ops_tick(h, now); /* server API ops whose nodes did not all answer */
+        node_stats_tick(now);      /* cluster view questions likewise */
         if (now >= next_expire) {
             memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
@@ -713,6 +716,7 @@ static void init_protocols(const cfg *c, hub *h)
     api_init(c, h);
     presence_api_init(c, h);
     users_api_init(c, h);
+    cluster_api_init(c, h);
     plain_sse_init(c, h);
     plain_poll_init(c, h);
     plain_connect_init(c);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "common/log.h"
+#include "hub/node_stats.h"
 
 #define CALLS_INITIAL_CAP 16     /* deferred calls made room for at first */
 #define ROOMS_INITIAL_BUCKETS 64 /* the room table doubles as rooms come */
@@ -119,7 +120,8 @@ void hub_destroy(hub *h)
         for (room *r = h->buckets[i]; r; r = r->bucket_next)
             room_release_held(h, r, 0, true);
     hub_unlock(h);
-    user_ops_finish_all(h); /* server API ops still waiting for other nodes */
+    user_ops_finish_all(h);  /* server API ops still waiting for other nodes */
+    node_stats_finish_all(); /* cluster view questions too */
     for (size_t i = 0; i < h->nbuckets; i++) {
         room *r = h->buckets[i];
         while (r) {

@@ -274,6 +274,8 @@ typedef struct room_entry {
     char epoch[MSG_EPOCH_MAX];
     uint64_t last_id;
     unsigned subscribers[SUB_KIND_COUNT]; /* this node's members */
+    size_t history_messages;              /* messages this node keeps of it */
+    size_t history_bytes;                 /* what they count (history.h) */
 } room_entry;
 
 /* Lists the rooms this node has (those clients name; with a shared

@@ -76,6 +76,8 @@ static void entry_of(const room *r, room_entry *e)
     memcpy(e->epoch, r->epoch, sizeof(e->epoch));
     e->last_id = r->last_id;
     memcpy(e->subscribers, r->count, sizeof(e->subscribers));
+    e->history_messages = r->hist.count;
+    e->history_bytes = r->hist.bytes;
 }
 
 size_t hub_list_rooms(hub *h, const char *after, room_entry *out, size_t cap, bool *more)

@@ -33,6 +33,10 @@
  * through joinMethod, or `resume: false`) gets a gap event with reason
  * "missed" instead. Never a silent hole.
  *
+ * Which room a message is from: while a handler runs, `conn.messageInfo`
+ * is {room, id, epoch} of the room message it handles (null for a message
+ * to one connection or user).
+ *
  * History with no cursor: `history: true` makes JoinRoom(room) ask for what
  * the room's history holds, as JoinRoom(room, 0): a late joiner sees the
  * room's last messages (and a gap event with since 0 when older ones are no
@@ -88,6 +92,12 @@
     const e = new Error(message);
     if (fields) Object.assign(e, fields);
     return e;
+  }
+
+  /* {room, id, epoch} of a room message (crier's headers), else null. */
+  function messageInfo(headers) {
+    if (!headers || typeof headers !== 'object' || typeof headers['crier-room'] !== 'string') return null;
+    return { room: headers['crier-room'], id: Number(headers['crier-id']), epoch: headers['crier-epoch'] || '' };
   }
 
   function shorten(text, max = 200) {
@@ -511,6 +521,7 @@
       this._positions = new Map(); /* room -> {id, epoch} of the last message seen */
       this._resyncing = new Set(); /* rooms being resumed after a jump in ids: their messages wait */
       this._warned = new Set(); /* targets without a handler, warned about once */
+      this.messageInfo = null; /* {room, id, epoch} of the room message being handled */
       this._state = 'disconnected';
       this._transport = null;
       this._connectionId = null;
@@ -802,12 +813,14 @@
               this._log('warn', `no handler for '${msg.target}'`);
             }
           }
+          this.messageInfo = messageInfo(msg.headers);
           for (const h of list) {
             try { result = h.apply(this, args); } catch (e) {
               err = e && e.message ? e.message : String(e);
               this._log('error', `handler for '${msg.target}' threw: ${e && e.stack || e}`);
             }
           }
+          this.messageInfo = null;
           if (msg.invocationId) {
             const reply = { type: T.COMPLETION, invocationId: msg.invocationId };
             if (err) reply.error = err;

@@ -63,3 +63,32 @@ test('dashboard shows live connections and rates; screenshots of the pages', { t
   await expectText(dash, '#ws-count', '1');
   assert.deepEqual(dash.log, [], 'no errors on the dashboard');
 });
+
+test('chart axes: tick steps of 1, 2 or 5 times a power of ten; the time range selector', { timeout: 60_000 }, async (t) => {
+  const ctx = await setup(t, browser());
+  const dash = await ctx.open('/dashboard.html', { viewport: { width: 1000, height: 640 } });
+  await dash.waitForFunction(() => document.getElementById('stream-state').textContent === 'live');
+  // The scale for peaks that gave 62.5 and 187.5 before (a max of 250 in quarters).
+  const scales = await dash.evaluate(() =>
+    [0, 0.3, 0.9, 1, 3.7, 9.99, 62.5, 187.5, 250, 1234, 99_999].map((p) => ({ p, ...window.crierDashboard.niceScale(p) })));
+  for (const { p, step, top } of scales) {
+    const mantissa = step / 10 ** Math.floor(Math.log10(step) + 1e-9);
+    assert.ok([1, 2, 5].some((m) => Math.abs(mantissa - m) < 1e-9), `peak ${p}: step ${step} is 1, 2 or 5 x 10^k`);
+    assert.ok(top >= p, `peak ${p}: top ${top} covers it`);
+    const n = Math.round(top / step);
+    assert.ok(Math.abs(top / step - n) < 1e-9 && n >= 1 && n <= 5, `peak ${p}: top ${top} is 1 to 5 steps of ${step}`);
+  }
+  assert.deepEqual(scales.find((s) => s.p === 250), { p: 250, step: 50, top: 250 });
+  // The labels drawn are multiples of one step, evenly spaced.
+  const labels = await dash.$$eval('#chart text.axis[text-anchor="end"]', (ts) => ts.map((x) => x.textContent));
+  const values = labels.filter((l) => /^[\d.]+$/.test(l)).map(Number);
+  assert.ok(values.length >= 2, `value labels: ${labels}`);
+  const step = values[1] - values[0];
+  values.forEach((v, i) => assert.ok(Math.abs(v - i * step) < 1e-9, `label ${v} is ${i} steps of ${step}`));
+  // The time range: 1 min by default, then 15 min.
+  assert.ok(labels.includes('now'));
+  assert.ok(await dash.$$eval('#chart text.axis', (ts) => ts.some((x) => x.textContent === '-1 min')));
+  await dash.selectOption('#range', '900');
+  await dash.waitForFunction(() => [...document.querySelectorAll('#chart text.axis')].some((x) => x.textContent === '-15 min'));
+  assert.deepEqual(dash.log, [], 'no errors on the dashboard');
+});

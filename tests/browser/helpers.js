@@ -140,10 +140,11 @@ export async function expectText(page, sel, want, { timeout = STEP_MS } = {}) {
 }
 
 // A chat page on `base` (room, extra query), once it is connected.
-export async function openChat(browser, base, { room, name, transport, query = '', viewport, contexts } = {}) {
+export async function openChat(browser, base, { room, name, transport, query = '', token, viewport, contexts } = {}) {
   const q = new URLSearchParams(query);
   if (room) q.set('room', room);
-  const page = await openPage(browser, `${base}/chat.html${q.size ? `?${q}` : ''}`, { viewport, contexts });
+  const frag = token ? `#token=${encodeURIComponent(token)}` : ''; // an access token, in the fragment
+  const page = await openPage(browser, `${base}/chat.html${q.size ? `?${q}` : ''}${frag}`, { viewport, contexts });
   await expectText(page, '#state', 'connected');
   if (transport) await expectText(page, '#transport', transport);
   if (name) await page.fill('#name', name);
@@ -154,7 +155,7 @@ export async function openChat(browser, base, { room, name, transport, query = '
 
 // The messages shown: [[user, text]].
 export function messages(page) {
-  return page.$$eval('#messages > *', (items) =>
+  return page.$$eval('#messages > :not(.divider)', (items) =>
     items.map((li) => [li.querySelector('.user')?.textContent, li.querySelector('.text')?.textContent]),
   );
 }

@@ -202,10 +202,17 @@ describe('GET /rooms', { timeout: 60_000 }, () => {
     assert.deepEqual(sorted, [...sorted].sort());
     for (const entry of mine) {
       const info = await request(`${base}/rooms/${entry.room}`);
-      // With Redis GET /rooms/{room} adds the cluster's totals; the list does not.
+      // With Redis GET /rooms/{room} adds the cluster's totals; the list does not,
+      // and the listing adds what this node's history keeps of the room.
       const { cluster, ...single } = info.json;
       assert.ok(cluster === undefined || typeof cluster === 'object', `${entry.room}: cluster ${JSON.stringify(cluster)}`);
-      assert.deepEqual(entry, single, `${entry.room}: listed as GET /rooms/{room} answers`);
+      const { history, ...same } = entry;
+      assert.deepEqual(same, single, `${entry.room}: listed as GET /rooms/{room} answers`);
+      assert.ok(Number.isInteger(history.messages) && Number.isInteger(history.bytes), `${entry.room}: history counts`);
+      if (!onRedis) {
+        assert.equal(history.messages, 1, `${entry.room}: its one message is kept`);
+        assert.ok(history.bytes > 0, `${entry.room}: and counts bytes`);
+      }
     }
     assert.equal(mine[0].subscribers.websocket, 2);
     assert.equal(mine[1].subscribers.websocket, 1);

@@ -402,6 +402,11 @@ static void test_server_api_paths(void)
     expect(M_POST, "/users/a/b/messages", EP_STATIC, 405);
     expect(M_DELETE, "/connections/", EP_STATIC, 405);
     expect(M_PUT, "/rooms/a/members/", EP_ROOMS_ELSE, 404);
+    /* The cluster view: GET and HEAD only, an operator endpoint. */
+    expect(M_GET, "/cluster/nodes", EP_CLUSTER, 0);
+    expect(M_HEAD, "/cluster/nodes", EP_CLUSTER, 0);
+    expect(M_POST, "/cluster/nodes", EP_CLUSTER, 405);
+    CHECK(route((req){M_GET, "/cluster/nodes", NULL, false, false}).access == RIGHT_ADMIN);
 }
 
 /* Every line of the table is reachable, and its errors carry a status. */
@@ -414,6 +419,7 @@ static void test_every_endpoint(void)
         [EP_HEALTHZ] = "/healthz",
         [EP_METRICS] = "/metrics",
         [EP_STATS] = "/stats/events",
+        [EP_CLUSTER] = "/cluster/nodes",
         [EP_ROOMS] = "/rooms",
         [EP_ROOM] = "/rooms/a",
         [EP_HISTORY] = "/rooms/a/history",
