@@ -9,6 +9,7 @@
 #include "hub/backlog.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdatomic.h>
 
 #include "common/clock.h"
@@ -74,16 +75,26 @@ bool backlog_holding(void)
         return false;
     int64_t now = clock_now_ms();
     int64_t stall = atomic_load_explicit(&stall_ms, memory_order_relaxed);
-    bool holding = false;
     pthread_mutex_lock(&backlog_lock);
+    int64_t latest = INT64_MIN; /* the most recent progress of a behind queue */
+    list_for_each_safe (n, next, &behind) {
+        int64_t p =
+            atomic_load_explicit(&list_entry(n, sendq, link)->progress_ms, memory_order_relaxed);
+        if (p > latest)
+            latest = p;
+    }
+    bool holding = now - latest < stall;
+    /* Stalled: no progress for the stall time while others kept up (another
+     * queue drained a whole stall time later, or none is draining now). When
+     * every behind queue stopped at about the same time (the readers' host
+     * or the network stalled), none is judged yet. */
     list_for_each_safe (n, next, &behind) {
         sendq *q = list_entry(n, sendq, link);
-        if (now - atomic_load_explicit(&q->progress_ms, memory_order_relaxed) < stall) {
-            holding = true;
-            break;
+        int64_t p = atomic_load_explicit(&q->progress_ms, memory_order_relaxed);
+        if (now - p >= stall && (!holding || latest - p >= stall)) {
+            unlist_locked(q);
+            atomic_fetch_add(&stalled, 1);
         }
-        unlist_locked(q); /* stalled: its own reader stopped, not the fanout */
-        atomic_fetch_add(&stalled, 1);
     }
     pthread_mutex_unlock(&backlog_lock);
     return holding;

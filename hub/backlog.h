@@ -12,10 +12,13 @@
  * (limits.subscriber_stall_ms), or crossed its mark within it. So a
  * publisher faster than crier's fanout is slowed to the fanout's pace and
  * never fills the queues of subscribers that read. A behind queue that has
- * not shrunk for the stall time is "stalled": it holds nobody back any
- * more, so publishing goes on, its queue fills, and the hub drops that
- * subscriber when its queue is full (fanout.c), as before. If it drains
- * again it holds publishers back again.
+ * not shrunk for the stall time while others kept up (another behind queue
+ * drained a whole stall time after it stopped, or no behind queue drains
+ * any more) is "stalled": it holds nobody back any more, so publishing goes
+ * on, its queue fills, and the hub drops that subscriber when its queue is
+ * full (fanout.c), as before. If it drains again it holds publishers back
+ * again. Queues that all stopped at about the same time (the readers' host
+ * stalled) hold publishers for the stall time before any is judged.
  *
  * Threading: backlog_lock (backlog.c) guards the list of behind queues and
  * each queue's `listed` and `link`; it is taken after the sub lock (sendq.c
@@ -43,8 +46,8 @@ typedef enum {
 void backlog_set_stall_ms(int64_t stall_ms);
 
 /* Any thread, no lock held: true while a behind queue is draining, i.e.
- * publishers are to wait. Stalled queues found on the way are set aside.
- * One atomic load when nothing is behind. */
+ * publishers are to wait. Stalled queues are set aside on the way. One
+ * atomic load when nothing is behind, else O(behind queues). */
 bool backlog_holding(void);
 
 /* Queues behind now (stalled ones set aside not counted). */

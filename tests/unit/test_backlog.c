@@ -3,7 +3,7 @@
  * test_backlog.c - unit tests for hub/backlog.c through paced send queues
  * (sendq_pace): a queue past half its limit holds publishers back while it
  * drains, stops holding once it has not shrunk for the stall time (counted
- * as stalled), holds again when it drains again, and leaves the backlog at
+ * as stalled) while others kept up, holds again when it drains again, and leaves the backlog at
  * its mark or when cleared. Queues without sendq_pace take no part.
  */
 #include "hub/backlog.h"
@@ -87,6 +87,43 @@ static void test_stalled_then_draining(void)
     free_msgs();
 }
 
+/* Two queues behind: one stops, the other goes on draining. The stopped
+ * one is judged only once the other drained a whole stall time after it
+ * stopped; two that stop at about the same time are not judged while
+ * either is fresh. */
+static void test_stalled_while_others_keep_up(void)
+{
+    make_msgs();
+    backlog_set_stall_ms(STALL_MS);
+    uint64_t stalled0 = backlog_stalled_total();
+    sendq a, b;
+    sendq_init(&a, LIMIT);
+    sendq_pace(&a);
+    sendq_init(&b, LIMIT);
+    sendq_pace(&b);
+    for (int i = 1; i <= LIMIT - 1; i++) {
+        CHECK(sendq_push(&a, msgs[i]) == 0);
+        CHECK(sendq_push(&b, msgs[i]) == 0);
+    }
+    CHECK(backlog_behind() == 2);
+    sleep_ms(STALL_MS / 2);
+    sendq_pop(&b); /* b drains a little, a does not */
+    sleep_ms(STALL_MS / 2 + 300);
+    /* a is stale, b is fresh but drained only half a stall time after a
+     * stopped: nobody judged, publishers wait */
+    CHECK(backlog_holding());
+    CHECK(backlog_stalled_total() == stalled0 && backlog_behind() == 2);
+    sleep_ms(STALL_MS / 2);
+    sendq_pop(&b); /* b drains a whole stall time after a stopped */
+    CHECK(backlog_holding());
+    CHECK(backlog_stalled_total() == stalled0 + 1); /* a */
+    CHECK(backlog_behind() == 1);
+    sendq_clear(&a);
+    sendq_clear(&b);
+    CHECK(backlog_behind() == 0);
+    free_msgs();
+}
+
 static void test_unpaced_queue_takes_no_part(void)
 {
     make_msgs();
@@ -112,4 +149,5 @@ static void test_paced_counts(void)
 }
 
 TEST_MAIN("backlog", TEST(test_mark_and_leave), TEST(test_stalled_then_draining),
-          TEST(test_unpaced_queue_takes_no_part), TEST(test_paced_counts))
+          TEST(test_stalled_while_others_keep_up), TEST(test_unpaced_queue_takes_no_part),
+          TEST(test_paced_counts))
