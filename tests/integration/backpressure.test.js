@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { test } from 'node:test';
 import WebSocket from 'ws';
-import { request, subscriberCounts } from '../lib/http.js';
+import { publishRaw, request, subscriberCounts } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 
@@ -226,3 +226,38 @@ test(`a WebSocket publisher is read at the fanout's pace: ${READERS} readers, no
     readers.forEach((r) => r.ws.terminate());
   }
 });
+
+// A publish that waited limits.publish_wait_ms is refused 503 with
+// Retry-After and not published; with publish_wait_ms 0 it is refused at
+// once. A stopped reader that stays the only behind queue holds publishers
+// for limits.subscriber_stall_ms (here far longer than the test).
+for (const waitMs of [300, 0]) {
+  test(`publish_wait_ms ${waitMs}: 503 with Retry-After while a subscriber is behind`, { timeout: 60_000 }, async (t) => {
+    const srv = await startFor(t, { limits: { send_queue: 8, publish_wait_ms: waitMs, subscriber_stall_ms: 600000 } });
+    const room = 'bp-wait';
+    const stopped = openReader(`${srv.wsUrl}/rooms/${room}/ws`);
+    try {
+      await stopped.opened;
+      stopped.ws._socket.pause();
+      const big = 'y'.repeat(32 * 1024); // fills the stopped reader's socket in a few messages
+      let res;
+      let accepted = 0;
+      for (let i = 1; i <= 2000; i++) {
+        res = await publishRaw(srv.url, room, JSON.stringify({ n: i, big }));
+        if (res.status !== 201) break;
+        accepted++;
+      }
+      t.diagnostic(`${accepted} accepted before the first refusal`);
+      assert.equal(res.status, 503, `a publish was refused: ${res.status} ${res.text}`);
+      assert.equal(res.headers.get('retry-after'), '1', 'Retry-After: 1');
+      assert.match(res.json?.error ?? '', /subscribers are behind/, `error: ${res.text}`);
+      assert.ok(accepted > 4, 'publishes went through until the queue passed its mark');
+      const info = await request(`${srv.url}/rooms/${room}`);
+      assert.equal(info.json?.last_id, accepted, 'the refused publish was not published');
+      assert.ok((await metric(srv.url, 'crier_publish_paced_total{transport="http"}')) >= 1, 'counted as paced');
+      assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 0, 'nobody dropped');
+    } finally {
+      stopped.ws.terminate();
+    }
+  });
+}
