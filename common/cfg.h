@@ -134,6 +134,11 @@ typedef struct cfg {
         unsigned max_rooms_per_connection; /* default 100, 1 .. 1000000 */
         size_t max_fragment_bytes_total;   /* unfinished WebSocket messages, all connections:
                                               default 64 MiB, 64 KiB .. 1 TiB */
+        /* backpressure (hub/backlog.h): publishers wait while subscribers that read are behind */
+        unsigned publish_wait_ms;     /* longest an HTTP publish waits, default 10000, 0 .. 600000;
+                                         past it: 503 with Retry-After */
+        unsigned subscriber_stall_ms; /* a behind queue not shrinking this long stops holding
+                                         publishers back, default 2000, 100 .. 600000 */
         /* limits.rate: token buckets (429 / WebSocket 1008 / SignalR error past them) */
         struct {
             cfg_rate publish; /* per connection (per address for HTTP publishes) */

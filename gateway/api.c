@@ -18,6 +18,7 @@
  */
 #include "gateway/api.h"
 #include "gateway/api_wait.h"
+#include "gateway/publish_pace.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -36,6 +37,7 @@
 #include "common/parse.h"
 #include "gateway/config.h"
 #include "gateway/http.h"
+#include "hub/backlog.h"
 #include "hub/payload.h"
 #include "common/upstream.h"
 #include "transports/carriers/http_client.h"
@@ -56,9 +58,16 @@ static hub *the_hub;
     " s; the message may still be published"
 #define READ_LATE_TEXT "the backplane (Redis) did not answer within " PUBLISH_WAIT_TEXT " s"
 
-/* A POST body being received (the data of the request's api_wait). */
+/* A POST body being received (the data of the request's api_wait), and
+ * what a publish parked by backpressure (publish_pace.h) keeps until it
+ * goes. */
 typedef struct publish_req {
     http_body body;
+    payload pl; /* parked: the message (may point into body) */
+    char target[CFG_NAME_MAX];
+    char room[ROOM_NAME_MAX + 1];
+    api_wait *w;
+    pace_entry pace;
 } publish_req;
 
 /* A room info read waiting for the backplane (the data of its api_wait):
@@ -71,6 +80,7 @@ typedef struct room_req {
 static void publish_req_free(void *data)
 {
     publish_req *p = data;
+    payload_free(&p->pl);
     buf_free(&p->body.b);
 }
 
@@ -173,6 +183,53 @@ static bool publish_rate_refused(http_call *call, enum MHD_Result *ret)
     return true;
 }
 
+/* Timer thread: a parked publish goes now (unless its client left). */
+static void parked_go(void *arg)
+{
+    publish_req *p = arg;
+    if (api_wait_is_answered(p->w)) { /* the client is gone: not published */
+        api_wait_cancel(p->w);
+        return;
+    }
+    publish_opts opt = {.target = p->target[0] ? p->target : NULL};
+    hub_publish_async(the_hub, p->room, p->pl.data, p->pl.len, &opt, publish_answered, p->w);
+}
+
+/* Timer or main thread: a parked publish waited limits.publish_wait_ms. */
+static void parked_refuse(void *arg)
+{
+    publish_req *p = arg;
+    api_wait_answer_retry(p->w, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "subscribers are behind: the message was not published within "
+                          "limits.publish_wait_ms; try again later",
+                          1);
+}
+
+/* Backpressure: while subscribers that read are behind, the publish waits
+ * (parked, publish_pace.h) instead of being queued now; with
+ * limits.publish_wait_ms 0 it is refused at once. Returns true when it was
+ * parked or refused (*ret: the reply); false: publish now. */
+static bool publish_paced(http_call *call, api_wait *w, enum MHD_Result *ret)
+{
+    publish_req *p = api_wait_data(w);
+    int64_t wait = conf->limits.publish_wait_ms;
+    if (wait == 0) {
+        if (!backlog_holding())
+            return false;
+        backlog_count_paced(PACE_HTTP);
+        api_wait_cancel(w); /* no answer will come from elsewhere */
+        *ret = http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
+                                  "subscribers are behind: try again later");
+        return true;
+    }
+    p->pace = (pace_entry){
+        .deadline = clock_now_ms() + wait, .go = parked_go, .refuse = parked_refuse, .arg = p};
+    if (!publish_pace_park(&p->pace))
+        return false;
+    *ret = api_wait_reply(call, w);
+    return true;
+}
+
 static enum MHD_Result publish_finish(http_call *call, api_wait *w)
 {
     publish_req *p = api_wait_data(w);
@@ -183,7 +240,6 @@ static enum MHD_Result publish_finish(http_call *call, api_wait *w)
         return refused;
     const char *ct =
         MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    payload pl;
     char err[256];
     const char *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
     if (target && !is_target_name(target))
@@ -192,13 +248,20 @@ static enum MHD_Result publish_finish(http_call *call, api_wait *w)
     if (target && !cfg_publish_target_allowed(conf, target))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
                                 "target '%s' is not in the publish_targets of any hub", target);
-    if (payload_from_body(&pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
+    if (payload_from_body(&p->pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
+    /* Kept with the request (publish_req_free), in case it waits. */
+    snprintf(p->target, sizeof(p->target), "%s", target ? target : "");
+    snprintf(p->room, sizeof(p->room), "%s", call->room);
+    p->w = w;
+    /* The answer's reference: publish_answered, or a parked publish's refusal. */
+    api_wait_send(w, (int64_t)conf->limits.publish_wait_ms + PUBLISH_WAIT_MS, PUBLISH_LATE_TEXT);
+    enum MHD_Result paced;
+    if (publish_paced(call, w, &paced))
+        return paced;
     publish_opts opt = {.target = target};
-    api_wait_send(w, PUBLISH_WAIT_MS, PUBLISH_LATE_TEXT); /* for publish_answered */
-    hub_publish_async(the_hub, call->room, pl.data, pl.len, &opt, publish_answered, w);
-    payload_free(&pl);
+    hub_publish_async(the_hub, call->room, p->pl.data, p->pl.len, &opt, publish_answered, w);
     return api_wait_reply(call, w);
 }
 
@@ -420,6 +483,30 @@ static bool metrics_workers(buf *b)
     return ok;
 }
 
+/* Backpressure (README "Slow subscribers"): publishers made to wait, and
+ * the fanout backlog they wait for. */
+static bool metrics_backpressure(buf *b)
+{
+    bool ok = appendf(b, "# HELP crier_publish_paced_total Publishers made to wait for "
+                         "subscribers that are behind: HTTP publishes parked (or refused 503 "
+                         "with limits.publish_wait_ms 0), WebSocket reads paused.\n"
+                         "# TYPE crier_publish_paced_total counter\n");
+    for (int k = 0; ok && k < PACE_KINDS; k++)
+        ok = appendf(b, "crier_publish_paced_total{transport=\"%s\"} %" PRIu64 "\n",
+                     pace_kind_name((pace_kind)k), backlog_paced_total((pace_kind)k));
+    return ok && appendf(b,
+                         "# HELP crier_fanout_behind Subscriber queues past half of "
+                         "limits.send_queue that still drain (publishers wait for them).\n"
+                         "# TYPE crier_fanout_behind gauge\ncrier_fanout_behind %u\n"
+                         "# HELP crier_publish_parked HTTP publishes waiting for the backlog.\n"
+                         "# TYPE crier_publish_parked gauge\ncrier_publish_parked %u\n"
+                         "# HELP crier_subscribers_stalled_total Behind queues that did not "
+                         "shrink for limits.subscriber_stall_ms (no longer waited for).\n"
+                         "# TYPE crier_subscribers_stalled_total counter\n"
+                         "crier_subscribers_stalled_total %" PRIu64 "\n",
+                         backlog_behind(), publish_pace_parked(), backlog_stalled_total());
+}
+
 /* Prometheus text format. */
 enum MHD_Result api_metrics(http_call *call)
 {
@@ -453,7 +540,8 @@ enum MHD_Result api_metrics(http_call *call)
         st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
         st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(), http_connections(),
         hub_bp_connected(the_hub) ? 1 : 0);
-    ok = ok && metrics_limits(&b, &st) && metrics_upstream(&b) && metrics_workers(&b);
+    ok = ok && metrics_limits(&b, &st) && metrics_upstream(&b) && metrics_workers(&b) &&
+         metrics_backpressure(&b);
     struct MHD_Response *r =
         ok ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY) : NULL;
     buf_free(&b);

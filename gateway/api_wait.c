@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,7 +31,8 @@ struct api_wait {
     bool suspended;        /* the request waits for the answer */
     bool answered;
     unsigned status;
-    char *answer; /* JSON text, malloc'd; NULL: out of memory */
+    unsigned retry_after_s; /* 0: no Retry-After header */
+    char *answer;           /* JSON text, malloc'd; NULL: out of memory */
     int64_t deadline_ms;
     list_node link; /* in waiting while suspended */
     alignas(max_align_t) unsigned char data[];
@@ -129,6 +131,27 @@ void api_wait_answer(api_wait *w, unsigned status, char *text)
     unref(w);
 }
 
+void api_wait_answer_retry(api_wait *w, unsigned status, const char *error, unsigned retry_after_s)
+{
+    json_t *body = api_wait_error(error);
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    pthread_mutex_lock(&wait_lock);
+    if (!w->answered)
+        w->retry_after_s = retry_after_s;
+    answer_locked(w, status, text);
+    pthread_mutex_unlock(&wait_lock);
+    unref(w);
+}
+
+bool api_wait_is_answered(api_wait *w)
+{
+    pthread_mutex_lock(&wait_lock);
+    bool answered = w->answered;
+    pthread_mutex_unlock(&wait_lock);
+    return answered;
+}
+
 void api_wait_answer_json(api_wait *w, unsigned status, json_t *body)
 {
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -157,7 +180,15 @@ enum MHD_Result api_wait_reply(http_call *call, api_wait *w)
     pthread_mutex_unlock(&wait_lock);
     if (!w->answer)
         return MHD_NO; /* out of memory: close */
-    return http_reply_json(call->conn, w->status, w->answer, strlen(w->answer));
+    if (!w->retry_after_s)
+        return http_reply_json(call->conn, w->status, w->answer, strlen(w->answer));
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(w->answer), w->answer, MHD_RESPMEM_MUST_COPY);
+    char v[16];
+    snprintf(v, sizeof(v), "%u", w->retry_after_s);
+    if (r)
+        MHD_add_response_header(r, "Retry-After", v);
+    return http_queue_uncached(call->conn, w->status, r, "application/json");
 }
 
 void api_wait_completed(void *state)

@@ -56,6 +56,14 @@ api_wait *api_wait_start(http_call *call, size_t data_size, void (*data_free)(vo
  * answer's reference. */
 void api_wait_answer(api_wait *w, unsigned status, char *text);
 
+/* api_wait_answer with {"error": error} and a Retry-After header of
+ * retry_after_s seconds (a refusal the client may try again later). */
+void api_wait_answer_retry(api_wait *w, unsigned status, const char *error, unsigned retry_after_s);
+
+/* Any thread: true once the request is answered, or its client is gone
+ * (nobody waits for an answer any more). */
+bool api_wait_is_answered(api_wait *w);
+
 /* api_wait_answer with a JSON value (taken; NULL: out of memory). */
 void api_wait_answer_json(api_wait *w, unsigned status, json_t *body);
 

@@ -97,6 +97,8 @@ static const key_spec key_table[] = {
     UINT_KEY(limits.max_rooms, 1, 100000000),
     UINT_KEY(limits.max_rooms_per_connection, 1, 1000000),
     SIZE_KEY(limits.max_fragment_bytes_total, 64 * 1024, 1LL << 40),
+    UINT_KEY(limits.publish_wait_ms, 0, 600000),
+    UINT_KEY(limits.subscriber_stall_ms, 100, 600000),
     OBJECT_KEY("limits.rate", load_rate),
     OBJECT_KEY("rooms.client_publish", load_client_publish),
     UINT_KEY(history.size, 0, 1000000),
@@ -226,6 +228,8 @@ void cfg_defaults(cfg *c)
     c->limits.max_rooms = 100000;
     c->limits.max_rooms_per_connection = 100;
     c->limits.max_fragment_bytes_total = 64 * 1024 * 1024;
+    c->limits.publish_wait_ms = 10000;
+    c->limits.subscriber_stall_ms = 2000;
     c->rooms.client_publish = true;
     c->history.size = 1000;
     c->history.ttl_s = 300;

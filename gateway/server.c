@@ -46,6 +46,7 @@
 #include "gateway/cluster_api.h"
 #include "hub/node_stats.h"
 #include "gateway/presence_api.h"
+#include "gateway/publish_pace.h"
 #include "gateway/guard.h"
 #include "gateway/http.h"
 #include "gateway/linger.h"
@@ -56,6 +57,7 @@
 #include "gateway/users_api.h"
 #include "gateway/ws_proxy.h"
 #include "gateway/ws_owner.h"
+#include "hub/backlog.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/carriers/http_client.h"
@@ -627,6 +629,7 @@ static void *timer_main(void *arg)
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
+        publish_pace_tick(now);    /* publishes waiting for the fanout backlog */
         api_wait_tick(now);        /* API requests that waited too long (504) */
         hub_presence_tick(h, now); /* users gone past the grace, presence events */
         hub_user_ops_tick(h, now); /* server API ops whose nodes did not all answer */
@@ -784,6 +787,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
     sr_shutdown();
     sse_shutdown();
     lp_shutdown();
+    publish_pace_shutdown(); /* parked publishes: 503 */
     api_wait_shutdown();
     ws_stop(SHUTDOWN_DRAIN_MS);
     /* Calls to backends end now (answered "shutting down"): a negotiate
@@ -819,6 +823,7 @@ int server_run(const cfg *c)
                       .history_max_bytes = c->history.max_bytes,
                       .presence_events = room_presence_events,
                       .presence_arg = (void *)c};
+    backlog_set_stall_ms(c->limits.subscriber_stall_ms);
     hub *h = peek_buf && !rate_limits_init(c) ? hub_create(&ho) : NULL;
     if (h)
         init_protocols(c, h);

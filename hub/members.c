@@ -31,6 +31,7 @@ void sub_init(sub *s, sub_kind kind, msg_fmt fmt, size_t limit)
     list_init(&s->user_link);
     pthread_mutex_init(&s->lock, NULL);
     sendq_init(&s->q, limit);
+    sendq_pace(&s->q); /* a subscriber's queue paces publishers (backlog.h) */
 }
 
 void sub_new_conn_id(char out[SUB_CONN_ID_MAX])

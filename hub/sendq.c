@@ -7,10 +7,45 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "common/clock.h"
+#include "hub/backlog.h"
 
 void sendq_init(sendq *q, size_t limit)
 {
-    *q = (sendq){.limit = limit};
+    memset(q, 0, sizeof(*q));
+    q->limit = limit;
+    atomic_init(&q->listed, false);
+    atomic_init(&q->progress_ms, 0);
+    list_init(&q->link);
+}
+
+void sendq_pace(sendq *q)
+{
+    q->mark = q->limit / 2 ? q->limit / 2 : 1;
+}
+
+/* A message was added: past the mark, q is behind. */
+static void grew(sendq *q)
+{
+    if (q->mark && !q->behind && q->count > q->mark) {
+        q->behind = true;
+        backlog_enter(q, clock_now_ms());
+    }
+}
+
+/* A message went: progress, or back at the mark. */
+static void shrank(sendq *q)
+{
+    if (!q->behind)
+        return;
+    if (q->count <= q->mark) {
+        q->behind = false;
+        backlog_leave(q);
+    } else {
+        backlog_progress(q, clock_now_ms());
+    }
 }
 
 static int grow(sendq *q)
@@ -37,6 +72,7 @@ int sendq_push_over_limit(sendq *q, msg *m)
     }
     q->slots[(q->head + q->count) % q->cap] = msg_ref(m);
     q->count++;
+    grew(q);
     return 0;
 }
 
@@ -50,6 +86,7 @@ int sendq_push_front(sendq *q, msg *m)
     q->head = (q->head + q->cap - 1) % q->cap;
     q->slots[q->head] = msg_ref(m);
     q->count++;
+    grew(q);
     return 0;
 }
 
@@ -77,6 +114,7 @@ void sendq_pop(sendq *q)
     msg_unref(q->slots[q->head]);
     q->head = (q->head + 1) % q->cap;
     q->count--;
+    shrank(q);
     if (!q->count && q->cap > 16) {
         /* After a burst, give the memory back; a few slots stay so that a
          * subscriber that keeps up does not allocate per message. */
@@ -88,6 +126,10 @@ void sendq_pop(sendq *q)
 
 void sendq_clear(sendq *q)
 {
+    if (q->behind) {
+        q->behind = false;
+        backlog_leave(q);
+    }
     while (q->count)
         sendq_pop(q);
     free(q->slots);

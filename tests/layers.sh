@@ -54,8 +54,9 @@ check "transports/carriers/ include no protocol (transports/plain/, transports/s
 # A carrier moves a member's queued bytes and knows no room: of the hub it
 # sees the member (sub.h) and what it queues (sendq.h, message.h), and it
 # calls no hub function (hub_join, hub_resume, hub_leave, ...): joining and
-# leaving rooms is the protocols' work.
-check "transports/carriers/ include of hub/ only sub.h, sendq.h, message.h" < <(includes 'hub/' transports/carriers | grep -vE '"hub/(sub|sendq|message)\.h"')
+# leaving rooms is the protocols' work. It may ask whether those queues are
+# behind (backlog.h), to read a publishing client more slowly.
+check "transports/carriers/ include of hub/ only sub.h, sendq.h, message.h, backlog.h" < <(includes 'hub/' transports/carriers | grep -vE '"hub/(sub|sendq|message|backlog)\.h"')
 check "transports/carriers/ call no hub_* function" < <(grep -rnE --include='*.c' --include='*.h' '\bhub_[a-z_]+[[:space:]]*\(' transports/carriers)
 check "transports/plain/ and transports/signalr/ include nothing of each other" < <(includes 'transports/signalr/' transports/plain; includes 'transports/plain/' transports/signalr)
 check "hub/ and common/ know no libmicrohttpd or libwebsockets" < <(includes 'microhttpd\.h|libwebsockets\.h' hub common)

@@ -123,6 +123,8 @@ static bool cfg_equal(const cfg *a, const cfg *b)
            a->limits.max_rooms == b->limits.max_rooms &&
            a->limits.max_rooms_per_connection == b->limits.max_rooms_per_connection &&
            a->limits.max_fragment_bytes_total == b->limits.max_fragment_bytes_total &&
+           a->limits.publish_wait_ms == b->limits.publish_wait_ms &&
+           a->limits.subscriber_stall_ms == b->limits.subscriber_stall_ms &&
            a->history.max_bytes == b->history.max_bytes &&
            a->signalr.max_pending_connections == b->signalr.max_pending_connections &&
            a->signalr.negotiate_rate_per_s == b->signalr.negotiate_rate_per_s &&
@@ -1336,6 +1338,30 @@ static void test_memory_limits(void)
                 "'history.max_bytes' must be an integer from 65536 to 1099511627776");
 }
 
+/* Backpressure (issue #16 target 4): defaults, values, ranges. */
+static void test_backpressure_keys(void)
+{
+    cfg c;
+    char err[CFG_ERR_MAX] = "";
+    cfg_defaults(&c);
+    CHECK(c.limits.publish_wait_ms == 10000);
+    CHECK(c.limits.subscriber_stall_ms == 2000);
+    CHECK(load(&c, "{\"limits\": {\"publish_wait_ms\": 0, \"subscriber_stall_ms\": 100}}", err) ==
+          0);
+    CHECK(c.limits.publish_wait_ms == 0);
+    CHECK(c.limits.subscriber_stall_ms == 100);
+    CHECK(load(&c, "{\"limits\": {\"publish_wait_ms\": 600000, \"subscriber_stall_ms\": 600000}}",
+               err) == 0);
+    CHECK(c.limits.publish_wait_ms == 600000);
+    CHECK(c.limits.subscriber_stall_ms == 600000);
+    check_fails("{\"limits\": {\"publish_wait_ms\": 600001}}",
+                "test.json: 'limits.publish_wait_ms' must be an integer from 0 to 600000");
+    check_fails("{\"limits\": {\"subscriber_stall_ms\": 99}}",
+                "test.json: 'limits.subscriber_stall_ms' must be an integer from 100 to 600000");
+    check_fails("{\"limits\": {\"publish_wait_ms\": -1}}",
+                "'limits.publish_wait_ms' must be an integer from 0 to 600000");
+}
+
 /* ---- auth, cors, limits.rate (issue #13) -------------------------------- */
 
 static void test_auth_defaults(void)
@@ -1859,7 +1885,7 @@ TEST_MAIN("config", TEST(test_presence), TEST(test_defaults),
           TEST(test_hub_structure_errors), TEST(test_method_errors), TEST(test_publish_targets),
           TEST(test_names), TEST(test_paths), TEST(test_uniqueness), TEST(test_limits),
           TEST(test_hub_error_leaves_config_unchanged), TEST(test_web_root),
-          TEST(test_memory_limits), TEST(test_auth_defaults), TEST(test_auth_jwt),
-          TEST(test_auth_rooms), TEST(test_auth_api_keys), TEST(test_cors), TEST(test_rate_limits),
-          TEST(test_access_error_leaves_config_unchanged), TEST(test_example_file_is_the_defaults),
-          TEST(test_upstream), TEST(test_performance))
+          TEST(test_memory_limits), TEST(test_backpressure_keys), TEST(test_auth_defaults),
+          TEST(test_auth_jwt), TEST(test_auth_rooms), TEST(test_auth_api_keys), TEST(test_cors),
+          TEST(test_rate_limits), TEST(test_access_error_leaves_config_unchanged),
+          TEST(test_example_file_is_the_defaults), TEST(test_upstream), TEST(test_performance))

@@ -33,6 +33,11 @@
  * walks the connections: a PING to those due one, and a close for those
  * silent (no frame, no PONG) for 2 * limits.keepalive_s + 5 s.
  *
+ * Backpressure: after a message from a connection, while the fanout
+ * backlog holds (hub/backlog.h), that connection is not read any more
+ * (lws_rx_flow_control) until it no longer does (pace_reads,
+ * resume_reads): a publishing client is read at the fanout's pace.
+ *
  * Threading (lws is single-threaded per context; this build has LWS_MAX_SMP 1):
  * - a worker's service thread runs every lws callback of its context and
  *   is the only one to call lws functions on it, except
@@ -67,6 +72,7 @@
 #include "common/limits.h"
 #include "common/list.h"
 #include "common/log.h"
+#include "hub/backlog.h"
 #include "transports/carriers/ws_guard.h"
 
 #define TAG "ws"
@@ -84,6 +90,7 @@
 #define WS_STOP_POLL_MS 20      /* ws_stop looks this often whether all closed */
 #define WS_QUERY_FRAGMENTS 1000 /* query parameters read at most */
 #define WS_WORKERS_MAX 64       /* the config's limit for "workers" */
+#define WS_RESUME_CHECK_MS 10   /* paused readers look this often whether to read again */
 
 _Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message headroom");
 
@@ -100,13 +107,15 @@ typedef struct ws_conn {
     list_node link;               /* service thread: in all_conns once established */
     char *rx;                     /* service thread: the message being received */
     size_t rx_len;
-    size_t rx_cap;        /* service thread: bytes of rx, counted in rx_held */
-    bool rx_discard;      /* service thread: skip the rest of this message */
-    int64_t last_rx_ms;   /* service thread: a frame or a PONG came */
-    int64_t last_ping_ms; /* service thread */
-    bool ping_due;        /* service thread: send a PING when writable */
-    bool silent;          /* service thread: close it, it stopped answering */
-    bool unmasked;        /* service thread: it sent an unmasked frame (ws_guard) */
+    size_t rx_cap;         /* service thread: bytes of rx, counted in rx_held */
+    bool rx_discard;       /* service thread: skip the rest of this message */
+    int64_t last_rx_ms;    /* service thread: a frame or a PONG came */
+    int64_t last_ping_ms;  /* service thread */
+    bool ping_due;         /* service thread: send a PING when writable */
+    bool silent;           /* service thread: close it, it stopped answering */
+    bool unmasked;         /* service thread: it sent an unmasked frame (ws_guard) */
+    bool rx_paused;        /* service thread: not read while the fanout backlog holds */
+    list_node paused_link; /* service thread: in paused_conns while rx_paused */
 } ws_conn;
 
 typedef struct adoption {
@@ -129,11 +138,13 @@ typedef struct ws_worker {
     ws_conn *pending;      /* pending_lock: connections with news for the service thread */
     adoption *adopt_queue; /* pending_lock */
     size_t adopt_len, adopt_cap;
-    list_node all_conns;              /* service thread: newest first */
-    lws_sorted_usec_list_t sweep_sul; /* service thread: the keep-alive sweep */
-    lws_sorted_usec_list_t flush_sul; /* service thread: latency "efficient" */
-    bool flush_scheduled;             /* service thread: flush_sul runs soon */
-    unsigned char *batch_buf;         /* service thread: LWS_PRE + WS_BATCH_MAX */
+    list_node all_conns;               /* service thread: newest first */
+    lws_sorted_usec_list_t sweep_sul;  /* service thread: the keep-alive sweep */
+    lws_sorted_usec_list_t flush_sul;  /* service thread: latency "efficient" */
+    bool flush_scheduled;              /* service thread: flush_sul runs soon */
+    unsigned char *batch_buf;          /* service thread: LWS_PRE + WS_BATCH_MAX */
+    list_node paused_conns;            /* service thread: rx_paused (backpressure) */
+    lws_sorted_usec_list_t resume_sul; /* service thread: resume_reads */
 } ws_worker;
 
 static const cfg *conf;
@@ -428,7 +439,7 @@ static void keepalive_sweep(lws_sorted_usec_list_t *sul)
     int64_t hangup = 2 * every + WS_HANGUP_GRACE_MS;
     list_for_each_safe (n, next, &w->all_conns) {
         ws_conn *c = list_entry(n, ws_conn, link);
-        if (now - c->last_rx_ms >= hangup) {
+        if (now - c->last_rx_ms >= hangup && !c->rx_paused) { /* paused: unread, not silent */
             c->silent = true;
             lws_callback_on_writable(c->wsi);
         } else if (now - c->last_ping_ms >= every && now - c->last_rx_ms >= every) {
@@ -480,6 +491,10 @@ static int rx_reserve(ws_conn *c, size_t need)
 static void on_closed(ws_conn *c)
 {
     rx_release(c);
+    if (c->rx_paused) {
+        list_remove(&c->paused_link);
+        c->rx_paused = false;
+    }
     if (!c->opened)
         return;
     c->opened = false;
@@ -687,6 +702,44 @@ static int on_writable(ws_conn *c, struct lws *wsi)
                : 0;
 }
 
+/* Backpressure (hub/backlog.h): while subscribers that read are behind,
+ * connections that send are not read (lws_rx_flow_control): a publisher's
+ * frames wait in its socket. Every WS_RESUME_CHECK_MS the paused ones are
+ * read again once the backlog no longer holds. Per worker: its own paused
+ * list and timer, on its own service thread. */
+static void resume_reads(lws_sorted_usec_list_t *sul)
+{
+    ws_worker *w = lws_container_of(sul, ws_worker, resume_sul);
+    if (backlog_holding()) {
+        lws_sul_schedule(w->context, 0, &w->resume_sul, resume_reads,
+                         WS_RESUME_CHECK_MS * LWS_US_PER_MS);
+        return;
+    }
+    int64_t now = clock_now_ms();
+    list_for_each_safe (n, next, &w->paused_conns) {
+        ws_conn *c = list_entry(n, ws_conn, paused_link);
+        list_remove(&c->paused_link);
+        c->rx_paused = false;
+        c->last_rx_ms = now; /* its PONGs may have waited unread */
+        lws_rx_flow_control(c->wsi, 1);
+    }
+}
+
+/* After a message from c: stop reading c while the backlog holds. */
+static void pace_reads(ws_conn *c, struct lws *wsi)
+{
+    if (c->rx_paused || !backlog_holding())
+        return;
+    ws_worker *w = c->w;
+    c->rx_paused = true;
+    if (list_empty(&w->paused_conns))
+        lws_sul_schedule(w->context, 0, &w->resume_sul, resume_reads,
+                         WS_RESUME_CHECK_MS * LWS_US_PER_MS);
+    list_push_back(&w->paused_conns, &c->paused_link);
+    lws_rx_flow_control(wsi, 0);
+    backlog_count_paced(PACE_WEBSOCKET);
+}
+
 static bool message_complete(struct lws *wsi)
 {
     return lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
@@ -717,7 +770,10 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
     if (!c->rx_len && message_complete(wsi)) { /* whole in one piece: nothing to hold */
         rx_release(c);                         /* what empty fragments before it held */
         int code = c->sess.ops->receive(c->sess.session, in, len, lws_frame_is_binary(wsi), &why);
-        return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
+        if (code)
+            return close_with(wsi, (enum lws_close_status)code, why);
+        pace_reads(c, wsi);
+        return 0;
     }
     int rc = rx_reserve(c, c->rx_len + len + 1);
     if (rc == -ENOSPC) {
@@ -740,7 +796,10 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
     int code =
         c->sess.ops->receive(c->sess.session, c->rx, c->rx_len, lws_frame_is_binary(wsi), &why);
     rx_release(c); /* idle connections hold no receive buffer */
-    return code ? close_with(wsi, (enum lws_close_status)code, why) : 0;
+    if (code)
+        return close_with(wsi, (enum lws_close_status)code, why);
+    pace_reads(c, wsi);
+    return 0;
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -888,6 +947,7 @@ int ws_start(const cfg *c, ws_open_fn open)
         workers[i].index = i;
         pthread_mutex_init(&workers[i].pending_lock, NULL);
         list_init(&workers[i].all_conns);
+        list_init(&workers[i].paused_conns);
     }
     for (unsigned i = 0; i < n; i++) {
         ws_worker *w = &workers[i];

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * publish_pace.c - the queue of HTTP publishes waiting for the fanout
+ * backlog (see publish_pace.h). pace_lock guards it; go and refuse are
+ * called after letting it go.
+ *
+ * Threads and locks: docs/concurrency.md
+ */
+#include "gateway/publish_pace.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "hub/backlog.h"
+
+static pthread_mutex_t pace_lock = PTHREAD_MUTEX_INITIALIZER;
+static list_node parked = LIST_INIT(parked); /* pace_lock: oldest first */
+static bool stopping;                        /* pace_lock */
+static atomic_uint nparked;
+
+bool publish_pace_park(pace_entry *e)
+{
+    if (!atomic_load(&nparked) && !backlog_holding())
+        return false;
+    pthread_mutex_lock(&pace_lock);
+    bool park = !stopping && (!list_empty(&parked) || backlog_holding());
+    if (park) {
+        list_push_back(&parked, &e->link);
+        atomic_fetch_add(&nparked, 1);
+    }
+    pthread_mutex_unlock(&pace_lock);
+    if (park)
+        backlog_count_paced(PACE_HTTP);
+    return park;
+}
+
+/* pace_lock held: takes the oldest parked entry off, or NULL. */
+static pace_entry *take_first_locked(void)
+{
+    if (list_empty(&parked))
+        return NULL;
+    pace_entry *e = list_entry(list_first(&parked), pace_entry, link);
+    list_remove(&e->link);
+    atomic_fetch_sub(&nparked, 1);
+    return e;
+}
+
+void publish_pace_tick(int64_t now_ms)
+{
+    for (;;) {
+        pthread_mutex_lock(&pace_lock);
+        pace_entry *e = NULL;
+        bool late = false;
+        if (!list_empty(&parked)) {
+            pace_entry *first = list_entry(list_first(&parked), pace_entry, link);
+            late = now_ms >= first->deadline;
+            if (late || !backlog_holding())
+                e = take_first_locked();
+        }
+        pthread_mutex_unlock(&pace_lock);
+        if (!e)
+            return;
+        if (late)
+            e->refuse(e->arg);
+        else
+            e->go(e->arg); /* queues it to every member: the next check sees it */
+    }
+}
+
+unsigned publish_pace_parked(void)
+{
+    return atomic_load(&nparked);
+}
+
+void publish_pace_shutdown(void)
+{
+    pthread_mutex_lock(&pace_lock);
+    stopping = true;
+    pthread_mutex_unlock(&pace_lock);
+    for (;;) {
+        pthread_mutex_lock(&pace_lock);
+        pace_entry *e = take_first_locked();
+        pthread_mutex_unlock(&pace_lock);
+        if (!e)
+            return;
+        e->refuse(e->arg);
+    }
+}

@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * publish_pace.h - HTTP publishes that wait for the fanout backlog
+ * (hub/backlog.h): while subscribers that read are behind, a publish is
+ * parked, not applied; the timer thread lets parked publishes go, oldest
+ * first, as soon as the backlog no longer holds, and refuses those that
+ * waited limits.publish_wait_ms (their answer: 503 with Retry-After).
+ * Private to gateway/.
+ *
+ * Threading: pace_lock guards the queue of parked publishes; it is taken
+ * alone, or before backlog.c's lock (backlog_holding). go and refuse run
+ * with no lock held.
+ */
+#ifndef CRIER_PUBLISH_PACE_H
+#define CRIER_PUBLISH_PACE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/list.h"
+
+/* A parked publish; lives in the caller's request data. */
+typedef struct pace_entry {
+    list_node link;            /* pace_lock */
+    int64_t deadline;          /* monotonic ms: refused past it */
+    void (*go)(void *arg);     /* publish now */
+    void (*refuse)(void *arg); /* waited too long (or shutting down): answer 503 */
+    void *arg;
+} pace_entry;
+
+/* Any thread: parks e (deadline, go, refuse and arg set by the caller) when
+ * publishes wait (the backlog holds, or others are parked already: they go
+ * first); returns false when the publish may go at once (e untouched). */
+bool publish_pace_park(pace_entry *e);
+
+/* Timer thread: lets parked publishes go while the backlog does not hold,
+ * refuses those past their deadline. */
+void publish_pace_tick(int64_t now_ms);
+
+/* Parked publishes now. */
+unsigned publish_pace_parked(void);
+
+/* Main thread, before api_wait_shutdown: refuses every parked publish and
+ * parks none from now on. */
+void publish_pace_shutdown(void);
+
+#endif

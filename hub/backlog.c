@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backlog.c - the list of behind send queues and the pacing verdict (see
+ * backlog.h). backlog_lock guards the list; it is taken after a sub lock or
+ * alone, never with anything under it.
+ *
+ * Threads and locks: docs/concurrency.md
+ */
+#include "hub/backlog.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdatomic.h>
+
+#include "common/clock.h"
+#include "common/list.h"
+#include "hub/sendq.h"
+
+#define STALL_MS_DEFAULT 2000
+
+static pthread_mutex_t backlog_lock = PTHREAD_MUTEX_INITIALIZER;
+static list_node behind = LIST_INIT(behind); /* backlog_lock: listed queues */
+static atomic_uint nbehind;                  /* listed queues (read without the lock) */
+static atomic_llong stall_ms = STALL_MS_DEFAULT;
+static atomic_uint_fast64_t paced[PACE_KINDS];
+static atomic_uint_fast64_t stalled;
+
+void backlog_set_stall_ms(int64_t ms)
+{
+    atomic_store(&stall_ms, ms > 0 ? ms : STALL_MS_DEFAULT);
+}
+
+/* backlog_lock held. */
+static void unlist_locked(sendq *q)
+{
+    if (!atomic_load_explicit(&q->listed, memory_order_relaxed))
+        return;
+    list_remove(&q->link);
+    atomic_store_explicit(&q->listed, false, memory_order_relaxed);
+    atomic_fetch_sub(&nbehind, 1);
+}
+
+void backlog_enter(sendq *q, int64_t now_ms)
+{
+    atomic_store_explicit(&q->progress_ms, now_ms, memory_order_relaxed);
+    pthread_mutex_lock(&backlog_lock);
+    if (!atomic_load_explicit(&q->listed, memory_order_relaxed)) {
+        list_push_back(&behind, &q->link);
+        atomic_store_explicit(&q->listed, true, memory_order_relaxed);
+        atomic_fetch_add(&nbehind, 1);
+    }
+    pthread_mutex_unlock(&backlog_lock);
+}
+
+void backlog_progress(sendq *q, int64_t now_ms)
+{
+    atomic_store_explicit(&q->progress_ms, now_ms, memory_order_relaxed);
+    /* Set aside as stalled, and draining again: it holds publishers again. */
+    if (!atomic_load_explicit(&q->listed, memory_order_relaxed))
+        backlog_enter(q, now_ms);
+}
+
+void backlog_leave(sendq *q)
+{
+    if (!atomic_load_explicit(&q->listed, memory_order_relaxed))
+        return; /* set aside as stalled, or never listed */
+    pthread_mutex_lock(&backlog_lock);
+    unlist_locked(q);
+    pthread_mutex_unlock(&backlog_lock);
+}
+
+bool backlog_holding(void)
+{
+    if (!atomic_load_explicit(&nbehind, memory_order_relaxed))
+        return false;
+    int64_t now = clock_now_ms();
+    int64_t stall = atomic_load_explicit(&stall_ms, memory_order_relaxed);
+    pthread_mutex_lock(&backlog_lock);
+    int64_t latest = INT64_MIN; /* the most recent progress of a behind queue */
+    list_for_each_safe (n, next, &behind) {
+        int64_t p =
+            atomic_load_explicit(&list_entry(n, sendq, link)->progress_ms, memory_order_relaxed);
+        if (p > latest)
+            latest = p;
+    }
+    bool holding = now - latest < stall;
+    /* Stalled: no progress for the stall time while others kept up (another
+     * queue drained a whole stall time later, or none is draining now). When
+     * every behind queue stopped at about the same time (the readers' host
+     * or the network stalled), none is judged yet. */
+    list_for_each_safe (n, next, &behind) {
+        sendq *q = list_entry(n, sendq, link);
+        int64_t p = atomic_load_explicit(&q->progress_ms, memory_order_relaxed);
+        if (now - p >= stall && (!holding || latest - p >= stall)) {
+            unlist_locked(q);
+            atomic_fetch_add(&stalled, 1);
+        }
+    }
+    pthread_mutex_unlock(&backlog_lock);
+    return holding;
+}
+
+unsigned backlog_behind(void)
+{
+    return atomic_load(&nbehind);
+}
+
+void backlog_count_paced(pace_kind k)
+{
+    if (k < PACE_KINDS)
+        atomic_fetch_add(&paced[k], 1);
+}
+
+uint64_t backlog_paced_total(pace_kind k)
+{
+    return k < PACE_KINDS ? atomic_load(&paced[k]) : 0;
+}
+
+uint64_t backlog_stalled_total(void)
+{
+    return atomic_load(&stalled);
+}
+
+const char *pace_kind_name(pace_kind k)
+{
+    static const char *const names[PACE_KINDS] = {"http", "websocket"};
+    return k < PACE_KINDS ? names[k] : "?";
+}

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * backlog.h - the fanout backlog, and whether publishers wait for it.
+ *
+ * The backlog is measured per subscriber: a send queue (sendq.h) that takes
+ * part (sendq_pace: every sub's does) is "behind" from the push that takes
+ * it past its mark (half of limits.send_queue) until a pop brings it back
+ * to the mark. The backlog is the set of behind queues, across every room.
+ *
+ * Publishers wait (backlog_holding) while at least one behind queue is
+ * draining: it gave up a message within the stall time
+ * (limits.subscriber_stall_ms), or crossed its mark within it. So a
+ * publisher faster than crier's fanout is slowed to the fanout's pace and
+ * never fills the queues of subscribers that read. A behind queue that has
+ * not shrunk for the stall time while others kept up (another behind queue
+ * drained a whole stall time after it stopped, or no behind queue drains
+ * any more) is "stalled": it holds nobody back any more, so publishing goes
+ * on, its queue fills, and the hub drops that subscriber when its queue is
+ * full (fanout.c), as before. If it drains again it holds publishers back
+ * again. Queues that all stopped at about the same time (the readers' host
+ * stalled) hold publishers for the stall time before any is judged.
+ *
+ * Threading: backlog_lock (backlog.c) guards the list of behind queues and
+ * each queue's `listed` and `link`; it is taken after the sub lock (sendq.c
+ * calls in with the owning sub's lock held) or alone (backlog_holding), and
+ * nothing is taken under it. A queue's progress time is an atomic, written
+ * with its sub lock held and read under backlog_lock. Counters are atomics.
+ */
+#ifndef CRIER_BACKLOG_H
+#define CRIER_BACKLOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct sendq;
+
+/* Who was made to wait (crier_publish_paced_total{transport}). */
+typedef enum {
+    PACE_HTTP,      /* a POST /rooms/{room}/messages answer waited */
+    PACE_WEBSOCKET, /* a WebSocket (plain or SignalR) was not read for a while */
+    PACE_KINDS
+} pace_kind;
+
+/* Any thread, before publishing starts (hub_create): a behind queue that
+ * does not shrink for stall_ms no longer holds publishers back. */
+void backlog_set_stall_ms(int64_t stall_ms);
+
+/* Any thread, no lock held: true while a behind queue is draining, i.e.
+ * publishers are to wait. Stalled queues are set aside on the way. One
+ * atomic load when nothing is behind, else O(behind queues). */
+bool backlog_holding(void);
+
+/* Queues behind now (stalled ones set aside not counted). */
+unsigned backlog_behind(void);
+
+/* Counts one publisher made to wait. */
+void backlog_count_paced(pace_kind k);
+uint64_t backlog_paced_total(pace_kind k);
+
+/* Queues judged stalled (set aside) since start. */
+uint64_t backlog_stalled_total(void);
+
+/* "http", "websocket". */
+const char *pace_kind_name(pace_kind k);
+
+/* --- sendq.c, with the owning sub's lock held */
+/* q went past its mark (now_ms: when), or a stalled one drained again. */
+void backlog_enter(struct sendq *q, int64_t now_ms);
+/* q, behind, gave up a message at now_ms. */
+void backlog_progress(struct sendq *q, int64_t now_ms);
+/* q is back at its mark, or cleared. */
+void backlog_leave(struct sendq *q);
+
+#endif
