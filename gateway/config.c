@@ -60,6 +60,7 @@ typedef struct key_spec {
 
 static const char *parse_listen(cfg *c, const char *value);
 static const char *parse_log_level(cfg *c, const char *value);
+static const char *parse_log_format(cfg *c, const char *value);
 static const char *parse_web_root(cfg *c, const char *value);
 static int load_hubs(cfg *c, json_t *v, const char *origin, char *err);
 static const char *parse_backplane_type(cfg *c, const char *value);
@@ -81,6 +82,9 @@ static int load_connect_secret(cfg *c, json_t *v, const char *origin, char *err)
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
     STRING_KEY("log_level", parse_log_level),
+    STRING_KEY("log.format", parse_log_format),
+    BOOL_KEY(log.access),
+    UINT_KEY(log.max_lines_per_s, 0, 1000000),
     BOOL_KEY(transports.websocket),
     BOOL_KEY(transports.sse),
     BOOL_KEY(transports.long_polling),
@@ -206,6 +210,7 @@ void cfg_defaults(cfg *c)
     strcpy(c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
     strcpy(c->log_level, "info");
+    c->log.max_lines_per_s = 200;
     strcpy(c->web.root, "web");
     c->transports.websocket = true;
     c->transports.sse = true;
@@ -358,6 +363,14 @@ static const char *parse_log_level(cfg *c, const char *value)
         }
     }
     return "expected error, warn, info or debug";
+}
+
+static const char *parse_log_format(cfg *c, const char *value)
+{
+    if (strcmp(value, "text") && strcmp(value, "json"))
+        return "expected text or json";
+    c->log.json = !strcmp(value, "json");
+    return NULL;
 }
 
 /* ---- backplane ---------------------------------------------------------- */

@@ -48,6 +48,7 @@
 #include "gateway/linger.h"
 #include "gateway/memtrim.h"
 #include "gateway/raw_reply.h"
+#include "gateway/reload.h"
 #include "gateway/request_head.h"
 #include "gateway/router.h"
 #include "gateway/users_api.h"
@@ -100,7 +101,7 @@ static const cfg *conf;
 static int listen_fd = -1, epoll_fd = -1;
 static list_node pending = LIST_INIT(pending); /* acceptor thread */
 static unsigned pend_count;
-static unsigned max_connections;
+static atomic_uint max_connections; /* set by main (start, SIGHUP), read by the acceptor */
 static atomic_bool stop_threads;
 static char *peek_buf;
 static int64_t accept_paused_until;
@@ -493,7 +494,7 @@ static void refuse_over_capacity(int fd)
     int64_t now = clock_now_ms();
     if (now >= next_log) {
         LOG_WARN(TAG, "refused %u connection(s): %u open, limits.max_connections is %u", refused,
-                 open_connections(), max_connections);
+                 open_connections(), atomic_load(&max_connections));
         refused = 0;
         next_log = now + REFUSED_LOG_EVERY_MS;
     }
@@ -519,7 +520,7 @@ static void accept_all(void)
             }
             return;
         }
-        if (open_connections() >= max_connections) {
+        if (open_connections() >= atomic_load(&max_connections)) {
             refuse_over_capacity(p->fd);
             free(p);
             continue;
@@ -594,6 +595,7 @@ static void *timer_main(void *arg)
         if (now >= next_expire) {
             memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
+            log_tick(); /* the "suppressed N lines" warning */
             next_expire = now + EXPIRE_EVERY_MS;
         }
         if (now >= next_signalr) {
@@ -640,6 +642,7 @@ static int open_listener(const char *host, int port)
 
 static unsigned resolve_max_connections(const cfg *c)
 {
+    static unsigned warned_for = 0; /* main thread */
     struct rlimit rl = {0};
     getrlimit(RLIMIT_NOFILE, &rl);
     unsigned fit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1100000
@@ -647,9 +650,10 @@ static unsigned resolve_max_connections(const cfg *c)
                        : (unsigned)(rl.rlim_cur > FD_RESERVE ? rl.rlim_cur - FD_RESERVE : 1);
     if (c->limits.max_connections == 0)
         return fit;
-    if (c->limits.max_connections > fit)
+    if (c->limits.max_connections > fit && warned_for != c->limits.max_connections)
         LOG_WARN(TAG, "limits.max_connections %u is more than the open-file limit allows; using %u",
                  c->limits.max_connections, fit);
+    warned_for = c->limits.max_connections;
     return c->limits.max_connections < fit ? c->limits.max_connections : fit;
 }
 
@@ -764,12 +768,19 @@ static bool room_presence_events(void *arg, const char *room)
     return access_room_presence_events(arg, room);
 }
 
+unsigned server_set_max_connections(const cfg *c)
+{
+    unsigned n = resolve_max_connections(c);
+    atomic_store(&max_connections, n);
+    return n;
+}
+
 int server_run(const cfg *c)
 {
     conf = c;
     guard_init(c);
     raise_file_limit();
-    max_connections = resolve_max_connections(c);
+    server_set_max_connections(c);
     peek_buf = malloc(c->limits.max_header_bytes);
     hub_options ho = {.history_size = c->history.size,
                       .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S,
@@ -819,7 +830,7 @@ int server_run(const cfg *c)
              "listening on %s:%d (websocket %s, sse %s, long polling %s; up to %u connections)",
              c->listen_host, c->listen_port, c->transports.websocket ? "on" : "off",
              c->transports.sse ? "on" : "off", c->transports.long_polling ? "on" : "off",
-             max_connections);
+             atomic_load(&max_connections));
     if (!c->cors.nallowed_origins)
         LOG_WARN(TAG, "cors.allowed_origins is not set: a WebSocket is taken from a page of any "
                       "site, and no other site's page may use the HTTP endpoints (README \"Origins "
@@ -829,8 +840,10 @@ int server_run(const cfg *c)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        reload_run(); /* gateway/reload.c: the config again, on this thread */
     LOG_INFO(TAG, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain(h, acceptor, timer);
     rate_limits_fini();
