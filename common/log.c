@@ -200,6 +200,11 @@ void log_fields(log_level level, const char *tag, const log_field *fields, size_
     va_end(ap);
 }
 
+unsigned long long log_suppressed_total(void)
+{
+    return atomic_load(&dropped_total);
+}
+
 unsigned long long log_tick(void)
 {
     unsigned d = atomic_exchange(&dropped_now, 0);

@@ -35,7 +35,12 @@ typedef struct log_field {
     long long num;
 } log_field;
 
-#define LOG_STR(k, v) ((log_field){(k), (v) ? (v) : "-", 0})
+#define LOG_STR(k, v) ((log_field){(k), log_or_dash(v), 0})
+static inline const char *log_or_dash(const char *v)
+{
+    return v ? v : "-";
+}
+
 #define LOG_NUM(k, v) ((log_field){(k), NULL, (long long)(v)})
 
 void log_write(log_level level, const char *tag, const char *fmt, ...)
@@ -48,6 +53,9 @@ void log_fields(log_level level, const char *tag, const log_field *fields, size_
 /* Once a second (the timer): writes the "suppressed" line when lines were
  * dropped. Returns the lines dropped since start. */
 unsigned long long log_tick(void);
+
+/* Lines dropped since start (for /metrics). */
+unsigned long long log_suppressed_total(void);
 
 #define LOG_ERR(tag, ...) log_write(LOG_LEVEL_ERROR, tag, __VA_ARGS__)
 #define LOG_WARN(tag, ...) log_write(LOG_LEVEL_WARN, tag, __VA_ARGS__)

@@ -125,6 +125,11 @@ void reload_fini(void)
     live_fini();
 }
 
+const char *reload_config_path(void)
+{
+    return rl.path;
+}
+
 unsigned reload_count(int was_refused)
 {
     return atomic_load(was_refused ? &refused : &applied);

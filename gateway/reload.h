@@ -24,6 +24,9 @@ void reload_run(void);
 /* Frees what reload_init kept and the live config. */
 void reload_fini(void);
 
+/* The config file's path as given, or NULL (built-in defaults). */
+const char *reload_config_path(void);
+
 /* Reloads applied, and refused, since start (for /metrics). */
 unsigned reload_count(int refused);
 

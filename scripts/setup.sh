@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev libhiredis-dev libjwt-dev libssl-dev libcurl4-openssl-dev)
 # libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (only recommended by clang)
-test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server)
+test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server jq prometheus)
 
 missing=()
 want=("${build_pkgs[@]}")

@@ -47,6 +47,8 @@
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/list.h"
+#include "common/http_status.h"
+#include "common/latency.h"
 #include "common/log.h"
 #include "transports/carriers/ws_guard.h"
 
@@ -83,6 +85,11 @@ typedef struct ws_conn {
     bool ping_due;        /* service thread: send a PING when writable */
     bool silent;          /* service thread: close it, it stopped answering */
     bool unmasked;        /* service thread: it sent an unmasked frame (ws_guard) */
+    /* service thread, for the connection log lines (log.access) */
+    int64_t opened_ms;
+    unsigned close_code; /* sent or received; 0: none (the socket just went) */
+    bool peer_closed;    /* the client sent the Close first */
+    char *path;          /* the upgrade's path (no query), only with log.access on */
 } ws_conn;
 
 static const cfg *conf;
@@ -232,6 +239,9 @@ static void request_writable_for_all(void)
 
 static int close_with(struct lws *wsi, enum lws_close_status code, const char *reason)
 {
+    ws_conn *c = lws_wsi_user(wsi);
+    if (c && !c->close_code)
+        c->close_code = (unsigned)code;
     lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
     return -1;
 }
@@ -270,10 +280,15 @@ static int open_connection(ws_conn *c, struct lws *wsi)
     char *query = path ? request_query(wsi) : NULL;
     int rc = !query || lws_hdr_copy(wsi, path, plen + 1, WSI_TOKEN_GET_URI) <= 0 ||
              open_session(path, query, lws_get_opaque_user_data(wsi), &c->sess);
-    free(path);
     free(query);
-    if (rc)
+    if (rc) {
+        free(path);
         return 1;
+    }
+    if (log_access_on())
+        c->path = path; /* freed on CLOSED */
+    else
+        free(path);
     c->wsi = wsi;
     c->opened = true;
     list_init(&c->link); /* linked on LWS_CALLBACK_ESTABLISHED */
@@ -305,6 +320,22 @@ static void on_unmasked(void *owner)
     lws_callback_on_writable(c->wsi);
 }
 
+/* log.access: a WebSocket's open and close lines (the path names the
+ * protocol: /rooms/... plain, a hub's path SignalR). */
+static void conn_log(ws_conn *c, const char *event)
+{
+    if (!c->path || !log_access_on())
+        return;
+    const char *by = atomic_load(&stopping) ? "shutdown" : c->peer_closed ? "client" : "server";
+    log_field f[] = {
+        LOG_STR("event", event),           LOG_STR("path", c->path),
+        LOG_STR("transport", "websocket"), LOG_NUM("close_code", c->close_code),
+        LOG_STR("closed_by", by),          LOG_NUM("duration_ms", clock_now_ms() - c->opened_ms),
+    };
+    size_t n = strcmp(event, "open") ? sizeof(f) / sizeof(f[0]) : 3;
+    log_fields(LOG_LEVEL_INFO, "access", f, n, "websocket %s %s", event, c->path);
+}
+
 /* ESTABLISHED: from now on the hub's wakes reach this connection. */
 static void on_established(ws_conn *c)
 {
@@ -316,7 +347,9 @@ static void on_established(ws_conn *c)
     bool queued = !sendq_is_empty(&s->q) || s->ending || s->dropped;
     pthread_mutex_unlock(&s->lock);
     list_push_front(&all_conns, &c->link);
-    c->last_rx_ms = c->last_ping_ms = clock_now_ms();
+    c->opened_ms = c->last_rx_ms = c->last_ping_ms = clock_now_ms();
+    http_count_status(101);
+    conn_log(c, "open");
     if (queued || c->sess.refuse_code)
         lws_callback_on_writable(c->wsi);
 }
@@ -382,6 +415,10 @@ static int rx_reserve(ws_conn *c, size_t need)
 static void on_closed(ws_conn *c)
 {
     rx_release(c);
+    if (c->path && c->opened_ms)
+        conn_log(c, "close");
+    free(c->path);
+    c->path = NULL;
     if (!c->opened)
         return;
     c->opened = false;
@@ -424,6 +461,8 @@ static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *mor
     if (m) {
         msg_ref(m);
         sendq_pop(&s->q);
+        if (m->id) /* a room message (not a protocol record): written now */
+            latency_observe(clock_now_ms() - m->created_ms);
     }
     *more = !sendq_is_empty(&s->q);
     pthread_mutex_unlock(&s->lock);
@@ -668,6 +707,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_writable(c, wsi);
     case LWS_CALLBACK_RECEIVE:
         return on_receive(c, wsi, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && len >= 2 && !c->close_code)
+            c->close_code =
+                ((unsigned)((const unsigned char *)in)[0] << 8) | ((const unsigned char *)in)[1];
+        if (c)
+            c->peer_closed = true;
+        break;
     case LWS_CALLBACK_RECEIVE_PONG:
         c->last_rx_ms = clock_now_ms();
         return 0;
@@ -678,6 +724,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         atomic_fetch_add(&live_wsi, 1);
         break;
     case LWS_CALLBACK_WSI_DESTROY:
+        if (c) { /* an upgrade that never got to CLOSED */
+            free(c->path);
+            c->path = NULL;
+        }
         atomic_fetch_sub(&live_wsi, 1);
         access_unref(lws_get_opaque_user_data(wsi)); /* the principal ws_adopt was given */
         lws_set_opaque_user_data(wsi, NULL);
