@@ -32,6 +32,7 @@
 
 #include "common/clock.h"
 #include "common/json_text.h"
+#include "common/latency.h"
 #include "common/limits.h"
 #include "common/parse.h"
 #include "transports/carriers/longpoll.h"
@@ -95,6 +96,7 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
     }
     ok = ok && buf_append_str(&out, "\"messages\":[");
     bool first = true;
+    int64_t now = 0; /* read once, at the answer's first room message */
     while (ok && (m = sendq_peek(&s->q)) != NULL) {
         msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
         if (!first && out.len + b.len > LP_ANSWER_SOFT_MAX)
@@ -102,8 +104,10 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
         if (!first)
             ok = buf_append_str(&out, ",");
         ok = ok && buf_append(&out, b.base, b.len);
-        if (m->id) /* a message to a user or connection has none: not the room's cursor */
+        if (m->id) { /* a message to a user or connection has none: not the room's cursor */
             last = m->id;
+            latency_observe((now ? now : (now = clock_now_ms())) - m->created_ms);
+        }
         first = false;
         sendq_pop(&s->q);
     }
