@@ -172,6 +172,9 @@ static void emit(log_level level, const char *tag, const char *msg, const log_fi
 }
 
 static void vlog(log_level level, const char *tag, const log_field *f, size_t nf, const char *fmt,
+                 va_list ap) __attribute__((format(printf, 5, 0)));
+
+static void vlog(log_level level, const char *tag, const log_field *f, size_t nf, const char *fmt,
                  va_list ap)
 {
     if (!log_enabled(level) || (level >= LOG_LEVEL_INFO && !admit()))

@@ -227,8 +227,10 @@ void reload_run(void)
         } else {
             memcpy(rl.running, merged, sizeof(*merged));
             atomic_fetch_add(&applied, 1);
-            LOG_INFO(TAG, "configuration reloaded: %s%s (auth key files read again)",
-                     n ? "changed " : "no reloadable key changed", names);
+            bool files = merged->auth.api_keys_file[0] || merged->auth.jwt.public_key_file[0];
+            LOG_INFO(TAG, "configuration reloaded: %s%s%s",
+                     n ? "changed " : "no reloadable key changed", names,
+                     files ? " (the auth key files read again)" : "");
         }
     }
     free(fresh);

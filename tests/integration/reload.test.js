@@ -32,11 +32,12 @@ const base = (overrides = {}) => ({
   ...overrides,
 });
 
-// Rewrites the config file (keeping the listen address) and sends SIGHUP;
+// Rewrites the config file (keeping the listen address and the test's
+// backplane, the rest as given) and sends SIGHUP;
 // resolves when the reload's outcome line is in stderr.
 async function reload(srv, config, outcome = /configuration reloaded|reload refused/) {
   const before = srv.stderr().length;
-  fs.writeFileSync(srv.configFile, typeof config === 'string' ? config : JSON.stringify({ listen: srv.config.listen, ...config }));
+  fs.writeFileSync(srv.configFile, typeof config === 'string' ? config : JSON.stringify({ listen: srv.config.listen, backplane: srv.config.backplane, ...config }));
   srv.proc.kill('SIGHUP');
   await waitFor(() => outcome.test(srv.stderr().slice(before)), { message: `reload outcome ${outcome}` });
   return srv.stderr().slice(before);
