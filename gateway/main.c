@@ -35,6 +35,8 @@ static void usage(FILE *out, const char *prog)
             "                          Default: info.\n"
             "  -h, --help              show this help and exit.\n"
             "\n"
+            "Signals: SIGHUP reads the config file again (the keys that can change live;\n"
+            "README \"Reload\"); SIGINT and SIGTERM drain and stop.\n"
             "Exit codes: 0 stopped cleanly (SIGINT, SIGTERM), 1 could not start,\n"
             "2 bad command line or configuration.\n",
             prog);
