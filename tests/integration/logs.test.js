@@ -138,6 +138,7 @@ test('log.format json: every line parses with jq; access and connection lines ca
   find((o) => o.event === 'open' && o.path === '/rooms/r1/ws' && o.transport === 'websocket', 'the WebSocket open');
   const closed = find((o) => o.event === 'close' && o.path === '/rooms/r1/ws', 'the WebSocket close');
   assert.equal(closed.close_code, 1000);
+  assert.equal(closed.client, '127.0.0.1');
   assert.equal(closed.closed_by, 'client');
   assert.ok(closed.duration_ms >= 0);
   find((o) => o.event === 'open' && o.path === '/hubs/chat', 'the SignalR WebSocket open');

@@ -44,6 +44,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/client_addr.h"
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/list.h"
@@ -272,11 +273,31 @@ static char *request_query(struct lws *wsi)
     return query;
 }
 
+/* The client's address for the connection log lines (as the HTTP ones
+ * name it: the proxy's report with trust_proxy). */
+static void note_client(struct lws *wsi, char out[CLIENT_ADDR_MAX])
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = lws_get_socket_fd(wsi);
+    bool peer = fd >= 0 && !getpeername(fd, (struct sockaddr *)&ss, &sl);
+    char real[CLIENT_ADDR_MAX] = "", xff[256] = "";
+    if (conf->trust_proxy) {
+        if (lws_hdr_copy(wsi, real, sizeof(real), WSI_TOKEN_HTTP_X_REAL_IP) <= 0)
+            real[0] = '\0';
+        if (lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) <= 0)
+            xff[0] = '\0';
+    }
+    client_addr_format(peer ? (struct sockaddr *)&ss : NULL, real[0] ? real : NULL,
+                       xff[0] ? xff : NULL, conf->trust_proxy, out, CLIENT_ADDR_MAX);
+}
+
 /* FILTER_PROTOCOL_CONNECTION: asks the router what this upgrade is. */
 static int open_connection(ws_conn *c, struct lws *wsi)
 {
     int plen = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
-    char *path = plen > 0 ? malloc((size_t)plen + 1) : NULL;
+    /* room for the client's address after the path, for the log lines */
+    char *path = plen > 0 ? malloc((size_t)plen + 1 + CLIENT_ADDR_MAX) : NULL;
     char *query = path ? request_query(wsi) : NULL;
     int rc = !query || lws_hdr_copy(wsi, path, plen + 1, WSI_TOKEN_GET_URI) <= 0 ||
              open_session(path, query, lws_get_opaque_user_data(wsi), &c->sess);
@@ -285,10 +306,12 @@ static int open_connection(ws_conn *c, struct lws *wsi)
         free(path);
         return 1;
     }
-    if (log_access_on())
+    if (log_access_on()) {
         c->path = path; /* freed on CLOSED */
-    else
+        note_client(wsi, path + strlen(path) + 1);
+    } else {
         free(path);
+    }
     c->wsi = wsi;
     c->opened = true;
     list_init(&c->link); /* linked on LWS_CALLBACK_ESTABLISHED */
@@ -328,11 +351,15 @@ static void conn_log(ws_conn *c, const char *event)
         return;
     const char *by = atomic_load(&stopping) ? "shutdown" : c->peer_closed ? "client" : "server";
     log_field f[] = {
-        LOG_STR("event", event),           LOG_STR("path", c->path),
-        LOG_STR("transport", "websocket"), LOG_NUM("close_code", c->close_code),
-        LOG_STR("closed_by", by),          LOG_NUM("duration_ms", clock_now_ms() - c->opened_ms),
+        LOG_STR("event", event),
+        LOG_STR("path", c->path),
+        LOG_STR("transport", "websocket"),
+        LOG_STR("client", c->path + strlen(c->path) + 1),
+        LOG_NUM("close_code", c->close_code),
+        LOG_STR("closed_by", by),
+        LOG_NUM("duration_ms", clock_now_ms() - c->opened_ms),
     };
-    size_t n = strcmp(event, "open") ? sizeof(f) / sizeof(f[0]) : 3;
+    size_t n = strcmp(event, "open") ? sizeof(f) / sizeof(f[0]) : 4;
     log_fields(LOG_LEVEL_INFO, "access", f, n, "websocket %s %s", event, c->path);
 }
 
