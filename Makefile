@@ -108,7 +108,8 @@ TSAN     := -O1 -g -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OBJS := $(SRCS:%.c=$(B)/tsan/obj/%.o)
 
 # Unit tests with threads are built under TSan too (tests/run.sh tsan runs them).
-TSAN_UNIT_BINS := $(B)/tsan/unit/test_hub_threads $(B)/tsan/unit/test_access
+TSAN_UNIT_BINS := $(B)/tsan/unit/test_hub_threads $(B)/tsan/unit/test_access \
+                  $(B)/tsan/unit/test_live
 
 .PHONY: tsan
 tsan: $(B)/tsan/crier $(TSAN_UNIT_BINS)

@@ -6,12 +6,16 @@
  *
  * Threading: a principal is filled by the thread that makes it, then only
  * read; its reference count is atomic, so any thread may take or drop a
- * reference. access_room reads the config only (read-only after start).
+ * reference. access_room reads the config only: the rules of the current
+ * copy (common/live.h, swapped by a SIGHUP reload) when there is one, held
+ * by a reference for the call; else the cfg it is given.
  */
 #include "common/access.h"
 
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/live.h"
 
 access_principal *access_principal_new(const char *user, int64_t expires_ms, bool token,
                                        bool api_key)
@@ -99,7 +103,7 @@ static cfg_access room_level(const cfg *c, const char *room, access_right right)
     return CFG_ACCESS_CLAIM;
 }
 
-bool access_room_presence_events(const cfg *c, const char *room)
+static bool presence_events_of(const cfg *c, const char *room)
 {
     for (unsigned i = 0; i < c->auth.nrooms; i++)
         if (access_pattern_matches(c->auth.rooms[i].match, room))
@@ -107,8 +111,16 @@ bool access_room_presence_events(const cfg *c, const char *room)
     return false;
 }
 
-access_verdict access_room(const cfg *c, const access_principal *p, const char *room,
-                           access_right right)
+bool access_room_presence_events(const cfg *c, const char *room)
+{
+    const cfg *now = live_acquire();
+    bool on = presence_events_of(now ? now : c, room);
+    live_release(now);
+    return on;
+}
+
+static access_verdict verdict(const cfg *c, const access_principal *p, const char *room,
+                              access_right right)
 {
     if (!c->auth.enabled || (p && p->api_key))
         return ACCESS_ALLOWED;
@@ -128,6 +140,15 @@ access_verdict access_room(const cfg *c, const access_principal *p, const char *
         return ACCESS_NEEDS_API_KEY;
     }
     return ACCESS_NEEDS_API_KEY; /* not reached: every level is handled above */
+}
+
+access_verdict access_room(const cfg *c, const access_principal *p, const char *room,
+                           access_right right)
+{
+    const cfg *now = live_acquire();
+    access_verdict v = verdict(now ? now : c, p, room, right);
+    live_release(now);
+    return v;
 }
 
 unsigned access_status(access_verdict v)

@@ -76,7 +76,9 @@ bool access_pattern_matches(const char *pattern, const char *name);
 
 /* May p (NULL: anonymous) take right on room under c's auth.rooms? With
  * auth off (c->auth.enabled false) everything is allowed. An API key is
- * allowed everything. */
+ * allowed everything. Once a live config is set (common/live.h: start-up
+ * and each SIGHUP reload), its rules are used instead of c's; the same
+ * holds for access_room_presence_events. */
 access_verdict access_room(const cfg *c, const access_principal *p, const char *room,
                            access_right right);
 

@@ -113,6 +113,16 @@ typedef struct cfg {
     int listen_port;
     char log_level[16]; /* "log_level": error|warn|info|debug, default "info" */
 
+    /* log: how lines look and how many may come (README "Logs"). */
+    struct {
+        bool json;                /* log.format: "text" (default) | "json" (one object a line) */
+        bool access;              /* log.access: a line per HTTP request and per WebSocket or
+                                     stream open and close; default false */
+        unsigned max_lines_per_s; /* log.max_lines_per_s: info and debug lines a second past
+                                     which lines are dropped and counted, default 200,
+                                     0 .. 1000000 (0: no limit) */
+    } log;
+
     struct {
         bool websocket;    /* transports.websocket, default true */
         bool sse;          /* transports.sse, default true */

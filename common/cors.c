@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * cors.c - the origin policy (cors.h) over cfg cors. Holds a pointer to the
- * configuration's cors section, set at start and only read afterwards.
+ * cors.c - the origin policy (cors.h) over cfg cors. Reads the current
+ * config (common/live.h: a SIGHUP reload may change the cors section), or,
+ * before there is one, the config cors_init was given (set once at start).
  */
 #include "common/cors.h"
 
 #include <string.h>
 #include <strings.h>
+
+#include "common/live.h"
 
 static const cfg *conf; /* set once at start */
 
@@ -15,9 +18,30 @@ void cors_init(const cfg *c)
     conf = c;
 }
 
+/* The config to read now, with a reference (cors_done drops it). */
+static const cfg *cors_now(void)
+{
+    const cfg *c = live_acquire();
+    return c ? c : conf;
+}
+
+static void cors_done(const cfg *c)
+{
+    if (c != conf)
+        live_release(c);
+}
+
+static bool enabled_in(const cfg *c)
+{
+    return c && c->cors.nallowed_origins > 0;
+}
+
 bool cors_enabled(void)
 {
-    return conf && conf->cors.nallowed_origins > 0;
+    const cfg *c = cors_now();
+    bool on = enabled_in(c);
+    cors_done(c);
+    return on;
 }
 
 static bool listed(const char *entry, const char *origin, size_t len)
@@ -27,34 +51,41 @@ static bool listed(const char *entry, const char *origin, size_t len)
 
 bool cors_origin_allowed(const char *origin, size_t len)
 {
-    if (!cors_enabled() || !origin)
-        return false;
-    for (unsigned i = 0; i < conf->cors.nallowed_origins; i++) {
-        const char *e = conf->cors.allowed_origins[i];
-        if (!strcmp(e, "*") || listed(e, origin, len))
-            return true;
+    const cfg *c = cors_now();
+    bool ok = false;
+    for (unsigned i = 0; enabled_in(c) && origin && !ok && i < c->cors.nallowed_origins; i++) {
+        const char *e = c->cors.allowed_origins[i];
+        ok = !strcmp(e, "*") || listed(e, origin, len);
     }
-    return false;
+    cors_done(c);
+    return ok;
 }
 
 bool cors_answer_wildcard(void)
 {
-    if (!cors_enabled() || conf->cors.allow_credentials)
-        return false;
-    for (unsigned i = 0; i < conf->cors.nallowed_origins; i++)
-        if (!strcmp(conf->cors.allowed_origins[i], "*"))
-            return true;
-    return false;
+    const cfg *c = cors_now();
+    bool wild = false;
+    for (unsigned i = 0;
+         enabled_in(c) && !c->cors.allow_credentials && !wild && i < c->cors.nallowed_origins; i++)
+        wild = !strcmp(c->cors.allowed_origins[i], "*");
+    cors_done(c);
+    return wild;
 }
 
 bool cors_allow_credentials(void)
 {
-    return conf && conf->cors.allow_credentials;
+    const cfg *c = cors_now();
+    bool on = c && c->cors.allow_credentials;
+    cors_done(c);
+    return on;
 }
 
 unsigned cors_max_age_s(void)
 {
-    return conf ? conf->cors.max_age_s : 0;
+    const cfg *c = cors_now();
+    unsigned s = c ? c->cors.max_age_s : 0;
+    cors_done(c);
+    return s;
 }
 
 /* origin starts with scheme "://"; the length of that prefix, or 0. */

@@ -12,9 +12,11 @@
  * crier_rate_limited_total) and logged once per burst of refusals.
  *
  * Threading: rate_limits_init on the main thread before any other thread
- * runs, rate_limits_fini after they stopped; the tables are read-only
- * between, and each per-address table has its own lock (ratelimit.h). A
- * per-connection bucket is the caller's, touched by one thread at a time.
+ * runs, rate_limits_fini after they stopped, rate_limits_reload on main at
+ * a SIGHUP; the figures are atomics, a table stays from when it is made
+ * to rate_limits_fini, and each per-address table has its own lock
+ * (ratelimit.h; its figures change under it). A per-connection bucket is
+ * the caller's, touched by one thread at a time.
  */
 #ifndef CRIER_RATE_LIMITS_H
 #define CRIER_RATE_LIMITS_H
@@ -33,6 +35,11 @@ typedef enum { RATE_PUBLISH, RATE_CONNECT, RATE_REQUEST, RATE_KINDS } rate_kind;
 
 /* Reads c->limits.rate (kept). Returns -1 when a table cannot be made. */
 int rate_limits_init(const cfg *c);
+
+/* At a SIGHUP reload (main thread): takes c->limits.rate's new figures;
+ * a kind turned on gets its table. Returns -1 (nothing changed) when a
+ * table cannot be made. */
+int rate_limits_reload(const cfg *c);
 
 /* Frees the tables; every check is off afterwards. */
 void rate_limits_fini(void);

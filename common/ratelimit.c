@@ -85,6 +85,14 @@ int64_t ratelimit_take(ratelimit *rl, const char *key, int64_t now_ms)
     return wait;
 }
 
+void ratelimit_set_rate(ratelimit *rl, unsigned rate_per_s, unsigned burst)
+{
+    pthread_mutex_lock(&rl->lock);
+    rl->rate = rate_per_s;
+    rl->burst = burst;
+    pthread_mutex_unlock(&rl->lock);
+}
+
 size_t ratelimit_keys(ratelimit *rl)
 {
     size_t n = 0;

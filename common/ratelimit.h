@@ -24,6 +24,9 @@ void ratelimit_destroy(ratelimit *rl);
  * Keys longer than 63 bytes are cut. */
 int64_t ratelimit_take(ratelimit *rl, const char *key, int64_t now_ms);
 
+/* New figures for every key's bucket (a SIGHUP reload); any thread. */
+void ratelimit_set_rate(ratelimit *rl, unsigned rate_per_s, unsigned burst);
+
 /* Keys remembered now (for tests): at most the slots asked for, rounded. */
 size_t ratelimit_keys(ratelimit *rl);
 

@@ -19,6 +19,7 @@
 #include "gateway/api.h"
 #include "gateway/api_wait.h"
 #include "gateway/publish_pace.h"
+#include "gateway/metrics_ops.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -512,6 +513,8 @@ enum MHD_Result api_metrics(http_call *call)
 {
     hub_stats st;
     hub_get_stats(the_hub, &st);
+    unsigned streams = sse_streams(), polls = lp_held(), all_http = http_connections();
+    unsigned other_http = all_http > streams + polls ? all_http - streams - polls : 0;
     buf b = {0};
     bool ok = appendf(
         &b,
@@ -520,7 +523,8 @@ enum MHD_Result api_metrics(http_call *call)
         "# HELP crier_messages_published_total Messages published.\n"
         "# TYPE crier_messages_published_total counter\n"
         "crier_messages_published_total %" PRIu64 "\n"
-        "# HELP crier_messages_delivered_total Messages queued to subscribers.\n"
+        "# HELP crier_messages_delivered_total Room messages queued to subscribers (protocol "
+        "records apart: crier_protocol_frames_total).\n"
         "# TYPE crier_messages_delivered_total counter\n"
         "crier_messages_delivered_total %" PRIu64 "\n"
         "# HELP crier_subscribers_dropped_total Subscribers dropped for a full send queue.\n"
@@ -531,17 +535,20 @@ enum MHD_Result api_metrics(http_call *call)
         "crier_subscribers{transport=\"websocket\"} %" PRIu64 "\n"
         "crier_subscribers{transport=\"sse\"} %" PRIu64 "\n"
         "crier_subscribers{transport=\"long_polling\"} %" PRIu64 "\n"
-        "# HELP crier_connections Open connections per server library.\n"
+        "# HELP crier_connections Open connections by transport (http: every other HTTP "
+        "connection, kept-alive ones included).\n"
         "# TYPE crier_connections gauge\n"
-        "crier_connections{library=\"libwebsockets\"} %u\n"
-        "crier_connections{library=\"libmicrohttpd\"} %u\n"
+        "crier_connections{transport=\"websocket\"} %u\n"
+        "crier_connections{transport=\"sse\"} %u\n"
+        "crier_connections{transport=\"long_polling\"} %u\n"
+        "crier_connections{transport=\"http\"} %u\n"
         "# HELP crier_backplane_connected 1 when the backplane (Redis) is reachable, or memory.\n"
         "# TYPE crier_backplane_connected gauge\ncrier_backplane_connected %d\n",
         st.rooms, st.published, st.delivered, st.dropped, st.subscribers[SUB_WS],
-        st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(), http_connections(),
-        hub_bp_connected(the_hub) ? 1 : 0);
-    ok = ok && metrics_limits(&b, &st) && metrics_upstream(&b) && metrics_workers(&b) &&
-         metrics_backpressure(&b);
+        st.subscribers[SUB_SSE], st.subscribers[SUB_LONGPOLL], ws_connections(), streams, polls,
+        other_http, hub_bp_connected(the_hub) ? 1 : 0);
+    ok = ok && metrics_limits(&b, &st) && metrics_upstream(&b) && metrics_ops(&b, &st) &&
+         metrics_workers(&b) && metrics_backpressure(&b);
     struct MHD_Response *r =
         ok ? MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_COPY) : NULL;
     buf_free(&b);
@@ -573,9 +580,9 @@ void api_stats_tick(int64_t now_ms)
                      "{\"connections\":{\"websocket\":%u,\"sse\":%u,\"long_polling\":%u},"
                      "\"rooms\":%" PRIu64 ",\"messages_in_per_s\":%.1f,"
                      "\"messages_out_per_s\":%.1f,\"published\":%" PRIu64 ",\"delivered\":%" PRIu64
-                     ",\"dropped\":%" PRIu64 "}",
+                     ",\"dropped\":%" PRIu64 ",\"protocol_frames\":%" PRIu64 "}",
                      ws_connections(), sse_streams(), lp_held(), st.rooms, in_rate, out_rate,
-                     st.published, st.delivered, st.dropped);
+                     st.published, st.delivered, st.dropped, st.protocol_frames);
     publish_opts opt = {.transient = true};
     uint64_t id;
     hub_publish(the_hub, API_STATS_ROOM, body, (size_t)n, &opt, &id);

@@ -14,8 +14,12 @@
  * nbf, iss, aud, sub, rooms) are checked here against the config.
  *
  * Threading: auth_init and auth_fini run on the main thread before the
- * server's threads start and after they stop; in between the state below is
- * read-only, and auth_authenticate and auth_is_api_key may run on any thread.
+ * server's threads start and after they stop, auth_reload on the main thread
+ * at a SIGHUP. The keys (auth_keys) are immutable once current and
+ * reference counted: auth_authenticate and auth_is_api_key, on any thread,
+ * take a reference under keys_lock (level 6 in docs/concurrency.md: nothing
+ * is called under it) and verify with the keys they got, while a reload
+ * swaps in new ones; the last user frees the old.
  */
 #include "gateway/auth.h"
 
@@ -27,6 +31,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #include <jansson.h>
@@ -37,6 +43,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include "common/live.h"
 #include "common/log.h"
 #include "common/parse.h"
 
@@ -46,7 +53,7 @@
 #define TOKEN_MAX 8192
 /* The longest sub kept as the user id. */
 #define SUB_MAX 256
-/* The most patterns a token's rooms.subscribe or rooms.publish may list. */
+/* The most patterns a token's rooms.subscribe or rooms.publish may lik-> */
 #define ROOM_PATTERNS_MAX 256
 /* The largest public key file, and API key file, read. */
 #define KEY_FILE_MAX (64 * 1024)
@@ -110,16 +117,23 @@ static const char ERR_UNKNOWN_KEY[] = "unknown API key";
 static const char ERR_NO_JWT[] = "tokens are not accepted: auth.jwt is not configured";
 static const char ERR_NOMEM[] = "token could not be checked (out of memory)";
 
-/* What auth_init loaded; read-only between auth_init and auth_fini. */
-static struct {
-    const cfg *c; /* NULL before auth_init */
-    char *pem;    /* the public key, PEM "PUBLIC KEY" (as libjwt reads it); NULL: none */
+/* What auth_init (or auth_reload) loaded: immutable once current, and
+ * reference counted, so that a reload can swap in another while requests
+ * on other threads still verify with this one. */
+typedef struct auth_keys {
+    atomic_uint refs; /* the current pointer holds one */
+    const cfg *c;     /* the config these keys go with */
+    const cfg *live;  /* c's reference (common/live.h) to release, or NULL */
+    char *pem;        /* the public key, PEM "PUBLIC KEY" (as libjwt reads it); NULL: none */
     int pem_len;
     int key_type;                                     /* EVP_PKEY_RSA or EVP_PKEY_EC */
     char curve[32];                                   /* EC: the group's name */
     char file_keys[CFG_MAX_API_KEYS][CFG_SECRET_MAX]; /* auth.api_keys_file */
     unsigned nfile_keys;
-} st;
+} auth_keys;
+
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER; /* guards cur */
+static auth_keys *cur;                                        /* keys_lock; NULL before auth_init */
 
 __attribute__((format(printf, 2, 3))) static int fail(char *err, const char *fmt, ...)
 {
@@ -195,35 +209,35 @@ static EVP_PKEY *parse_public_key(const char *text, size_t len)
 }
 
 /* Keeps key as PEM PUBLIC KEY text in st (what jwt_decode reads). */
-static int keep_pem(EVP_PKEY *key)
+static int keep_pem(auth_keys *k, EVP_PKEY *key)
 {
     BIO *out = BIO_new(BIO_s_mem());
     char *data = NULL;
     long n = out && PEM_write_bio_PUBKEY(out, key) ? BIO_get_mem_data(out, &data) : 0;
-    if (n > 0 && (st.pem = malloc((size_t)n + 1))) {
-        memcpy(st.pem, data, (size_t)n);
-        st.pem[n] = '\0';
-        st.pem_len = (int)n;
+    if (n > 0 && (k->pem = malloc((size_t)n + 1))) {
+        memcpy(k->pem, data, (size_t)n);
+        k->pem[n] = '\0';
+        k->pem_len = (int)n;
     }
     BIO_free(out);
-    return st.pem ? 0 : -1;
+    return k->pem ? 0 : -1;
 }
 
 /* Checks key's type (RSA of 2048 bits or more, or EC on P-256, P-384,
  * P-521) and that auth.jwt.algorithms lists an algorithm it verifies. */
-static int check_public_key(const cfg *c, EVP_PKEY *key, const char *path, char *err)
+static int check_public_key(auth_keys *k, const cfg *c, EVP_PKEY *key, const char *path, char *err)
 {
-    st.key_type = EVP_PKEY_get_base_id(key);
-    if (st.key_type == EVP_PKEY_RSA) {
+    k->key_type = EVP_PKEY_get_base_id(key);
+    if (k->key_type == EVP_PKEY_RSA) {
         if (EVP_PKEY_get_bits(key) < 2048)
             return fail(err,
                         "auth.jwt.public_key_file '%s': an RSA key of %d bits is too weak "
                         "(at least 2048)",
                         path, EVP_PKEY_get_bits(key));
-    } else if (st.key_type == EVP_PKEY_EC) {
+    } else if (k->key_type == EVP_PKEY_EC) {
         size_t n = 0;
-        if (!EVP_PKEY_get_group_name(key, st.curve, sizeof(st.curve), &n))
-            st.curve[0] = '\0';
+        if (!EVP_PKEY_get_group_name(key, k->curve, sizeof(k->curve), &n))
+            k->curve[0] = '\0';
     } else {
         return fail(err,
                     "auth.jwt.public_key_file '%s': expected an RSA or EC (P-256, P-384, P-521) "
@@ -232,8 +246,8 @@ static int check_public_key(const cfg *c, EVP_PKEY *key, const char *path, char 
     }
     for (size_t i = 0; i < ALG_COUNT; i++) {
         const alg_info *a = &algs[i];
-        if ((c->auth.jwt.algorithms & a->bit) && a->key_type == st.key_type &&
-            (!a->curve || strcmp(a->curve, st.curve) == 0))
+        if ((c->auth.jwt.algorithms & a->bit) && a->key_type == k->key_type &&
+            (!a->curve || strcmp(a->curve, k->curve) == 0))
             return 0;
     }
     return fail(err,
@@ -241,12 +255,12 @@ static int check_public_key(const cfg *c, EVP_PKEY *key, const char *path, char 
                 "key verifies (RSA: RS256, RS384, RS512; EC: ES256 on P-256, ES384 on P-384, "
                 "ES512 on P-521)",
                 path,
-                st.key_type == EVP_PKEY_RSA ? "RSA"
-                : st.curve[0]               ? st.curve
+                k->key_type == EVP_PKEY_RSA ? "RSA"
+                : k->curve[0]               ? k->curve
                                             : "EC");
 }
 
-static int load_public_key(const cfg *c, char *err)
+static int load_public_key(auth_keys *k, const cfg *c, char *err)
 {
     const char *path = c->auth.jwt.public_key_file, *why = NULL;
     size_t len = 0;
@@ -263,8 +277,8 @@ static int load_public_key(const cfg *c, char *err)
                                   "(openssl pkey -in KEY -pubout -out public.pem)"
                                 : "expected a PEM public key (-----BEGIN PUBLIC KEY-----) or "
                                   "certificate");
-    int rc = check_public_key(c, key, path, err);
-    if (rc == 0 && keep_pem(key) != 0)
+    int rc = check_public_key(k, c, key, path, err);
+    if (rc == 0 && keep_pem(k, key) != 0)
         rc = fail(err, "auth.jwt.public_key_file '%s': out of memory", path);
     EVP_PKEY_free(key);
     return rc;
@@ -282,7 +296,7 @@ static bool key_chars_ok(const char *s, size_t len)
 
 /* auth.api_keys_file: one key a line; blank lines and '#' comments skipped,
  * spaces around a key ignored. */
-static int load_api_keys_file(const cfg *c, char *err)
+static int load_api_keys_file(auth_keys *k, const cfg *c, char *err)
 {
     const char *path = c->auth.api_keys_file, *why = NULL;
     FILE *fp = open_small_file(path, KEYS_FILE_MAX, &why);
@@ -308,14 +322,14 @@ static int load_api_keys_file(const cfg *c, char *err)
                       "auth.api_keys_file '%s' line %u: an API key must be %d to %d visible "
                       "ASCII characters (no spaces)",
                       path, lineno, API_KEY_MIN, CFG_SECRET_MAX - 1);
-        else if (c->auth.napi_keys + st.nfile_keys >= CFG_MAX_API_KEYS)
+        else if (c->auth.napi_keys + k->nfile_keys >= CFG_MAX_API_KEYS)
             rc = fail(err,
                       "auth.api_keys_file '%s' line %u: too many API keys (at most %d with "
                       "auth.api_keys)",
                       path, lineno, CFG_MAX_API_KEYS);
         else {
-            memcpy(st.file_keys[st.nfile_keys], s, len);
-            st.file_keys[st.nfile_keys++][len] = '\0';
+            memcpy(k->file_keys[k->nfile_keys], s, len);
+            k->file_keys[k->nfile_keys++][len] = '\0';
         }
     }
     if (rc == 0 && ferror(fp))
@@ -327,7 +341,7 @@ static int load_api_keys_file(const cfg *c, char *err)
     return rc;
 }
 
-static void log_auth_on(const cfg *c)
+static void log_auth_on(const auth_keys *k, const cfg *c)
 {
     char algs_text[128] = "";
     size_t used = 0;
@@ -340,60 +354,139 @@ static void log_auth_on(const cfg *c)
              "auth is on: tokens %s%s%s, %u room rules (other rooms need a claim), %u API keys, "
              "admin endpoints %s",
              c->auth.jwt_enabled ? "(" : "off", algs_text, c->auth.jwt_enabled ? ")" : "",
-             c->auth.nrooms, c->auth.napi_keys + st.nfile_keys,
+             c->auth.nrooms, c->auth.napi_keys + k->nfile_keys,
              c->auth.protect_admin ? "need an API key" : "open");
 }
 
-int auth_init(const cfg *c, char err[CFG_ERR_MAX])
+static void keys_free(auth_keys *k)
 {
-    auth_fini();
-    if (!c->auth.enabled) {
-        st.c = c;
-        LOG_WARN(TAG, "auth is off: anyone who reaches the port may subscribe and publish to any "
-                      "room; see README Access control");
-        return 0;
+    if (!k)
+        return;
+    if (k->pem) {
+        OPENSSL_cleanse(k->pem, (size_t)k->pem_len);
+        free(k->pem);
     }
-    if ((c->auth.jwt.public_key_file[0] && load_public_key(c, err) != 0) ||
-        (c->auth.api_keys_file[0] && load_api_keys_file(c, err) != 0)) {
-        auth_fini();
-        return -1;
+    OPENSSL_cleanse(k->file_keys, sizeof(k->file_keys));
+    live_release(k->live);
+    free(k);
+}
+
+static void keys_unref(auth_keys *k)
+{
+    if (k && atomic_fetch_sub(&k->refs, 1) == 1)
+        keys_free(k);
+}
+
+/* The current keys with a reference taken (NULL before auth_init). */
+static auth_keys *keys_acquire(void)
+{
+    pthread_mutex_lock(&keys_lock);
+    auth_keys *k = cur;
+    if (k)
+        atomic_fetch_add(&k->refs, 1);
+    pthread_mutex_unlock(&keys_lock);
+    return k;
+}
+
+/* Makes k current; the old keys go when their last user is done. */
+static void keys_swap(auth_keys *k)
+{
+    pthread_mutex_lock(&keys_lock);
+    auth_keys *old = cur;
+    cur = k;
+    pthread_mutex_unlock(&keys_lock);
+    keys_unref(old);
+}
+
+/* Loads the keys c names into a new auth_keys (NULL with err set). */
+static auth_keys *keys_load(const cfg *c, char err[CFG_ERR_MAX])
+{
+    auth_keys *k = calloc(1, sizeof(*k));
+    if (!k) {
+        fail(err, "auth: out of memory");
+        return NULL;
     }
+    atomic_init(&k->refs, 1);
+    k->c = c;
+    if (c->auth.enabled && ((c->auth.jwt.public_key_file[0] && load_public_key(k, c, err) != 0) ||
+                            (c->auth.api_keys_file[0] && load_api_keys_file(k, c, err) != 0))) {
+        keys_free(k);
+        return NULL;
+    }
+    return k;
+}
+
+static void warn_short_secret(const cfg *c)
+{
     size_t secret_len = strlen(c->auth.jwt.hmac_secret);
     if (secret_len && secret_len < HMAC_SECRET_MIN)
         LOG_WARN(TAG,
                  "auth.jwt.hmac_secret has %zu bytes: anyone holding one token can try to guess "
                  "it offline; use at least %d random bytes (openssl rand -base64 48)",
                  secret_len, HMAC_SECRET_MIN);
-    st.c = c;
-    log_auth_on(c);
+}
+
+int auth_init(const cfg *c, char err[CFG_ERR_MAX])
+{
+    auth_fini();
+    auth_keys *k = keys_load(c, err);
+    if (!k)
+        return -1;
+    if (!c->auth.enabled) {
+        LOG_WARN(TAG, "auth is off: anyone who reaches the port may subscribe and publish to any "
+                      "room; see README Access control");
+    } else {
+        warn_short_secret(c);
+        log_auth_on(k, c);
+    }
+    keys_swap(k);
+    return 0;
+}
+
+int auth_check(const cfg *c, char err[CFG_ERR_MAX])
+{
+    auth_keys *k = keys_load(c, err);
+    int rc = k ? 0 : -1;
+    keys_free(k);
+    return rc;
+}
+
+int auth_reload(const cfg *live, char err[CFG_ERR_MAX])
+{
+    auth_keys *k = keys_load(live, err);
+    if (!k) {
+        live_release(live);
+        return -1;
+    }
+    k->live = live;
+    if (live->auth.enabled) {
+        warn_short_secret(live);
+        log_auth_on(k, live);
+    }
+    keys_swap(k);
     return 0;
 }
 
 void auth_fini(void)
 {
-    if (st.pem) {
-        OPENSSL_cleanse(st.pem, (size_t)st.pem_len);
-        free(st.pem);
-    }
-    OPENSSL_cleanse(st.file_keys, sizeof(st.file_keys));
-    memset(&st, 0, sizeof(st));
+    keys_swap(NULL);
 }
 
 /* ---- API keys ------------------------------------------------------------ */
 
 /* True when the len bytes at s are one of the API keys. Every key of the
  * same length is compared in full, in constant time. */
-static bool is_api_key(const char *s, size_t len)
+static bool is_api_key(const auth_keys *k, const char *s, size_t len)
 {
-    const cfg *c = st.c;
+    const cfg *c = k->c;
     if (!c || len == 0)
         return false;
     bool found = false;
-    for (unsigned i = 0; i < c->auth.napi_keys + st.nfile_keys; i++) {
-        const char *k =
-            i < c->auth.napi_keys ? c->auth.api_keys[i] : st.file_keys[i - c->auth.napi_keys];
-        if (strlen(k) == len)
-            found |= CRYPTO_memcmp(k, s, len) == 0;
+    for (unsigned i = 0; i < c->auth.napi_keys + k->nfile_keys; i++) {
+        const char *key =
+            i < c->auth.napi_keys ? c->auth.api_keys[i] : k->file_keys[i - c->auth.napi_keys];
+        if (strlen(key) == len)
+            found |= CRYPTO_memcmp(key, s, len) == 0;
     }
     return found;
 }
@@ -571,9 +664,9 @@ static json_t *segment_object(const char *s, size_t n)
 
 /* The header's alg, checked against auth.jwt.algorithms and the keys
  * loaded; *a set. NULL, or the refusal. */
-static const char *check_header(json_t *header, const alg_info **a)
+static const char *check_header(const auth_keys *k, json_t *header, const alg_info **a)
 {
-    const cfg *c = st.c;
+    const cfg *c = k->c;
     const char *alg = json_string_value(json_object_get(header, "alg"));
     if (!alg)
         return ERR_MALFORMED;
@@ -594,9 +687,9 @@ static const char *check_header(json_t *header, const alg_info **a)
         return ERR_CRIT; /* RFC 7515 4.1.11: extensions we do not know must refuse it */
     if (algs[i].key_type == 0)
         return c->auth.jwt.hmac_secret[0] ? NULL : algs[i].not_accepted;
-    if (!st.pem)
+    if (!k->pem)
         return algs[i].not_accepted;
-    if (algs[i].key_type != st.key_type || (algs[i].curve && strcmp(algs[i].curve, st.curve)))
+    if (algs[i].key_type != k->key_type || (algs[i].curve && strcmp(algs[i].curve, k->curve)))
         return algs[i].key_mismatch;
     return NULL;
 }
@@ -656,7 +749,7 @@ static const char *check_sub(json_t *sub)
     return NULL;
 }
 
-/* rooms.subscribe or rooms.publish (v, NULL: none) into list. */
+/* rooms.subscribe or rooms.publish (v, NULL: none) into lik-> */
 static const char *add_patterns(access_patterns *list, json_t *v)
 {
     if (!v)
@@ -679,9 +772,10 @@ static const char *add_patterns(access_patterns *list, json_t *v)
 
 /* The claims of a verified token into a new principal (*out). NULL, or the
  * refusal. */
-static const char *check_claims(json_t *claims, int64_t now_ms, access_principal **out)
+static const char *check_claims(const auth_keys *k, json_t *claims, int64_t now_ms,
+                                access_principal **out)
 {
-    const cfg *c = st.c;
+    const cfg *c = k->c;
     int64_t leeway_ms = (int64_t)c->auth.jwt.leeway_s * 1000;
     bool has_exp, has_nbf;
     int64_t exp_ms = 0, nbf_ms = 0;
@@ -740,7 +834,8 @@ static json_t *verified_claims(jwt_t *j)
 
 /* Verifies the compact JWT tok (len bytes, NUL-terminated). NULL with *out
  * set, or the refusal. */
-static const char *verify_token(const char *tok, size_t len, int64_t now_ms, access_principal **out)
+static const char *verify_token(const auth_keys *k, const char *tok, size_t len, int64_t now_ms,
+                                access_principal **out)
 {
     const char *d1 = memchr(tok, '.', len);
     const char *d2 = d1 ? memchr(d1 + 1, '.', len - (size_t)(d1 + 1 - tok)) : NULL;
@@ -750,7 +845,7 @@ static const char *verify_token(const char *tok, size_t len, int64_t now_ms, acc
     if (!header)
         return ERR_MALFORMED;
     const alg_info *a = NULL;
-    const char *why = check_header(header, &a);
+    const char *why = check_header(k, header, &a);
     json_decref(header);
     if (why)
         return why;
@@ -767,11 +862,11 @@ static const char *verify_token(const char *tok, size_t len, int64_t now_ms, acc
     const unsigned char *key;
     int key_len;
     if (a->key_type == 0) {
-        key = (const unsigned char *)st.c->auth.jwt.hmac_secret;
-        key_len = (int)strlen(st.c->auth.jwt.hmac_secret);
+        key = (const unsigned char *)k->c->auth.jwt.hmac_secret;
+        key_len = (int)strlen(k->c->auth.jwt.hmac_secret);
     } else {
-        key = (const unsigned char *)st.pem;
-        key_len = st.pem_len;
+        key = (const unsigned char *)k->pem;
+        key_len = k->pem_len;
     }
     jwt_t *j = NULL;
     int rc = jwt_decode(&j, tok, key, key_len);
@@ -785,7 +880,7 @@ static const char *verify_token(const char *tok, size_t len, int64_t now_ms, acc
     jwt_free(j);
     if (!claims)
         return ERR_MALFORMED;
-    why = check_claims(claims, now_ms, out);
+    why = check_claims(k, claims, now_ms, out);
     json_decref(claims);
     return why;
 }
@@ -800,18 +895,22 @@ access_principal *auth_authenticate(const char *authorization, const char *query
                                     const char **error)
 {
     *error = NULL;
-    const cfg *c = st.c;
-    if (!c || !c->auth.enabled)
+    auth_keys *k = keys_acquire();
+    const cfg *c = k ? k->c : NULL;
+    if (!c || !c->auth.enabled) {
+        keys_unref(k);
         return NULL; /* auth off: whatever is presented is ignored */
+    }
     char *cred = NULL;
     size_t len = 0;
     const char *why = credential(authorization, query, &cred, &len);
     if (why || !cred) {
+        keys_unref(k);
         *error = why;
         return NULL;
     }
     access_principal *p = NULL;
-    if (is_api_key(cred, len)) {
+    if (is_api_key(k, cred, len)) {
         p = access_principal_new(NULL, 0, false, true);
         why = p ? NULL : ERR_NOMEM;
     } else if (!looks_like_jwt(cred)) {
@@ -819,10 +918,11 @@ access_principal *auth_authenticate(const char *authorization, const char *query
     } else if (!c->auth.jwt_enabled) {
         why = ERR_NO_JWT;
     } else {
-        why = verify_token(cred, len, now_ms, &p);
+        why = verify_token(k, cred, len, now_ms, &p);
     }
     OPENSSL_cleanse(cred, len);
     free(cred);
+    keys_unref(k);
     *error = why;
     return why ? NULL : p;
 }
@@ -831,5 +931,10 @@ bool auth_is_api_key(const char *authorization)
 {
     const char *tok;
     size_t len;
-    return authorization && !parse_bearer(authorization, &tok, &len) && is_api_key(tok, len);
+    if (!authorization || parse_bearer(authorization, &tok, &len))
+        return false;
+    auth_keys *k = keys_acquire();
+    bool yes = k && is_api_key(k, tok, len);
+    keys_unref(k);
+    return yes;
 }

@@ -7,8 +7,9 @@
  * come as "Authorization: Bearer T" or "?access_token=T"; API keys as
  * "Authorization: Bearer K".
  *
- * Threading: auth_init and auth_fini on the main thread (start, stop);
- * auth_authenticate from any thread (it reads what auth_init loaded).
+ * Threading: auth_init and auth_fini on the main thread (start, stop),
+ * auth_reload on it at a SIGHUP; auth_authenticate from any thread (it
+ * verifies with the keys current when it starts).
  */
 #ifndef CRIER_AUTH_H
 #define CRIER_AUTH_H
@@ -23,6 +24,15 @@
  * them. Returns 0, or -1 with err naming the key and the problem (the
  * caller exits 2). Logs a warning when auth is off (everything is open). */
 int auth_init(const cfg *c, char err[CFG_ERR_MAX]);
+
+/* Reads and checks the key files c names, as auth_init would, and keeps
+ * nothing. Returns 0, or -1 with err set. */
+int auth_check(const cfg *c, char err[CFG_ERR_MAX]);
+
+/* At a SIGHUP reload: loads the keys the new live config (a reference from
+ * live_acquire, which this takes over) names and makes them current, or
+ * returns -1 with err set and keeps the old ones. Main thread. */
+int auth_reload(const cfg *live, char err[CFG_ERR_MAX]);
 
 void auth_fini(void);
 

@@ -61,6 +61,7 @@ typedef struct key_spec {
 
 static const char *parse_listen(cfg *c, const char *value);
 static const char *parse_log_level(cfg *c, const char *value);
+static const char *parse_log_format(cfg *c, const char *value);
 static const char *parse_web_root(cfg *c, const char *value);
 static const char *parse_latency(cfg *c, const char *value);
 static int load_hubs(cfg *c, json_t *v, const char *origin, char *err);
@@ -83,6 +84,9 @@ static int load_connect_secret(cfg *c, json_t *v, const char *origin, char *err)
 static const key_spec key_table[] = {
     STRING_KEY("listen", parse_listen),
     STRING_KEY("log_level", parse_log_level),
+    STRING_KEY("log.format", parse_log_format),
+    BOOL_KEY(log.access),
+    UINT_KEY(log.max_lines_per_s, 0, 1000000),
     BOOL_KEY(transports.websocket),
     BOOL_KEY(transports.sse),
     BOOL_KEY(transports.long_polling),
@@ -213,6 +217,7 @@ void cfg_defaults(cfg *c)
     strcpy(c->listen_host, "127.0.0.1");
     c->listen_port = 8080;
     strcpy(c->log_level, "info");
+    c->log.max_lines_per_s = 200;
     snprintf(c->web.root, sizeof(c->web.root), "%s", web_root_default());
     c->transports.websocket = true;
     c->transports.sse = true;
@@ -388,6 +393,14 @@ static const char *parse_latency(cfg *c, const char *value)
         c->latency = CFG_LATENCY_EFFICIENT;
     else
         return "expected low or efficient";
+    return NULL;
+}
+
+static const char *parse_log_format(cfg *c, const char *value)
+{
+    if (strcmp(value, "text") && strcmp(value, "json"))
+        return "expected text or json";
+    c->log.json = !strcmp(value, "json");
     return NULL;
 }
 

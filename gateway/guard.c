@@ -2,10 +2,12 @@
 /*
  * guard.c - the gateway's access checks (guard.h): the route table's
  * "access" column applied to a principal. Stateless but for the config,
- * set once at start and only read after; any thread.
+ * set once at start and only read after (auth.protect_admin from the live
+ * copy, common/live.h, which a SIGHUP reload swaps); any thread.
  */
 #include "gateway/guard.h"
 
+#include "common/live.h"
 #include "gateway/auth.h"
 #include "gateway/static.h"
 
@@ -37,7 +39,10 @@ access_principal *guard_authenticate(route_access need, const char *authorizatio
 /* An operator endpoint: an API key, when auth.protect_admin. */
 static guard_refusal check_admin(const access_principal *who)
 {
-    if (!conf->auth.protect_admin || (who && who->api_key))
+    const cfg *now = live_acquire(); /* auth.protect_admin is reloadable */
+    bool protect = (now ? now : conf)->auth.protect_admin;
+    live_release(now);
+    if (!protect || (who && who->api_key))
         return (guard_refusal){0};
     if (!who)
         return (guard_refusal){401, "this endpoint needs an API key (Authorization: Bearer KEY)"};

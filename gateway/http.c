@@ -63,6 +63,8 @@
 #include "common/parse.h"
 #include "common/rate_limits.h"
 #include "gateway/api.h"
+#include "common/refusals.h"
+#include "common/sock_bytes.h"
 #include "gateway/api_wait.h"
 #include "gateway/cluster_api.h"
 #include "gateway/users_api.h"
@@ -126,6 +128,8 @@ typedef struct conn_watch {
                               MHD only closes it now */
     access_principal *who; /* a reference to who the request being served is,
                               for log lines (any thread's, so under the lock) */
+    char line[160];        /* "METHOD /path" of the request being served, for log
+                              lines: written under the lock by its MHD thread */
     list_node link;        /* in `watched` */
 } conn_watch;
 
@@ -173,13 +177,21 @@ static conn_watch *watch_of(struct MHD_Connection *conn)
     return ci ? ci->socket_context : NULL;
 }
 
+/* The connection's socket, or -1. */
+static int watch_fd(struct MHD_Connection *conn)
+{
+    const conn_watch *w = watch_of(conn);
+    return w ? w->fd : -1;
+}
+
 /* A request's headers are in: its body (if any) is on the clock now. */
-static void request_started(struct MHD_Connection *conn)
+static void request_started(struct MHD_Connection *conn, const char *method, const char *url)
 {
     conn_watch *w = watch_of(conn);
     if (!w)
         return;
     pthread_mutex_lock(&watch_lock);
+    snprintf(w->line, sizeof(w->line), "%.16s %.140s", method, url); /* url: no query */
     w->waiting_since = 0;
     w->body_due = clock_now_ms() + body_timeout_ms;
     pthread_mutex_unlock(&watch_lock);
@@ -193,6 +205,7 @@ static void request_ended(struct MHD_Connection *conn)
     pthread_mutex_lock(&watch_lock);
     w->waiting_since = clock_now_ms();
     w->body_due = 0;
+    w->line[0] = '\0';
     access_principal *who = w->who;
     w->who = NULL;
     pthread_mutex_unlock(&watch_lock);
@@ -226,6 +239,13 @@ static const char *user_label(struct MHD_Connection *conn)
     return access_user_label(who);
 }
 
+/* http_call_hooks.request_line: MHD thread of conn, which alone writes it. */
+static const char *request_line(struct MHD_Connection *conn)
+{
+    conn_watch *w = watch_of(conn);
+    return w && w->line[0] ? w->line : NULL;
+}
+
 /* MHD thread, each call after the first: false when the request was
  * already answered outside MHD (then it must only be closed). done: its
  * body is all in, and off the clock. */
@@ -253,10 +273,12 @@ static void abort_locked(conn_watch *w, unsigned status, const char *error)
     char addr[CLIENT_ADDR_MAX];
     bool peer = w->fd >= 0 && !getpeername(w->fd, (struct sockaddr *)&ss, &sl);
     client_addr_format(peer ? (struct sockaddr *)&ss : NULL, NULL, NULL, false, addr, sizeof(addr));
+    const char *line = w->line[0] ? w->line : "no request line";
     if (guard_enabled())
-        LOG_INFO(TAG, "%u to %s user %s: %s", status, addr, access_user_label(w->who), error);
+        LOG_INFO(TAG, "%u to %s user %s: %s [%s]", status, addr, access_user_label(w->who), error,
+                 line);
     else
-        LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
+        LOG_INFO(TAG, "%u to %s: %s [%s]", status, addr, error, line);
     if (w->fd >= 0)
         raw_reply_error(w->fd, status, NULL, error);
 }
@@ -467,6 +489,13 @@ typedef struct http_req {
 
     access_principal *who; /* who it proved to be (a reference), NULL: anonymous */
     bool challenge;        /* the error is guard.h's 401: with WWW-Authenticate */
+
+    /* for the access log (log.access) */
+    route_endpoint endpoint;
+    int64_t started_ms;
+    uint64_t out_at_start; /* sock_bytes_written then (log.access on) */
+    bool event_stream;     /* Accept: text/event-stream (a SignalR SSE GET) */
+    char method[16];
 } http_req;
 
 /* Decides on the first call (headers only) what the request gets. MHD
@@ -485,6 +514,7 @@ static void resolve(http_req *req, const char *url, const char *method)
         r.error = "no such endpoint";
     }
     req->hub = r.hub;
+    req->endpoint = r.endpoint;
     if (!r.status && !strcmp(method, "OPTIONS")) {
         req->preflight = r.methods; /* answered before any handler or access check */
         return;
@@ -615,6 +645,8 @@ static void authorize(struct MHD_Connection *conn, http_req *req, const char *ur
     }
     if (!no.status)
         return;
+    if (no.status == MHD_HTTP_UNAUTHORIZED || no.status == MHD_HTTP_FORBIDDEN)
+        refused_count(REFUSED_AUTH);
     req->ep = NULL;
     req->error_status = no.status;
     req->error = no.error;
@@ -650,9 +682,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         *con_cls = req;
         atomic_fetch_add(&requests_open, 1);
+        req->started_ms = clock_now_ms();
+        if (log_access_on())
+            req->out_at_start = sock_bytes_written(watch_fd(conn));
+        snprintf(req->method, sizeof(req->method), "%s", method);
+        req->event_stream = http_wants_event_stream(conn);
         resolve(req, url, method);
         check_request_rate(conn, req);
-        request_started(conn);
+        request_started(conn, method, url);
         if (req->ep)
             authorize(conn, req, url, method);
         if (!req->ep || !req->ep->early || !strcmp(method, "HEAD"))
@@ -678,13 +715,84 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return ret == MHD_YES && over_body_limit(conn, req) ? MHD_NO : ret;
 }
 
+/* The access log's transport field: what carried the request. */
+static const char *transport_of(const http_req *req)
+{
+    switch (req->endpoint) {
+    case EP_EVENTS:
+    case EP_STATS:
+        return "sse";
+    case EP_POLL:
+        return "long_polling";
+    case EP_WS:
+        return "websocket";
+    case EP_NEGOTIATE:
+        return "signalr";
+    case EP_HUB:
+        if (strcmp(req->method, "GET"))
+            return "signalr";
+        return req->event_stream ? "signalr_sse" : "signalr_long_polling";
+    default:
+        return "http";
+    }
+}
+
+/* Why a request ended, in a word (MHD's termination code). */
+static const char *ended_why(enum MHD_RequestTerminationCode toe)
+{
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return "done";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    case MHD_REQUEST_TERMINATED_CLIENT_ABORT:
+    case MHD_REQUEST_TERMINATED_READ_ERROR:
+        return "client_gone";
+    default:
+        return "error";
+    }
+}
+
+/* log.access: one line per request at its end (an SSE stream's or a long
+ * poll's end too: its duration is how long it was held). The path is
+ * MHD's, without the query (where access_token would be). */
+static void access_line(struct MHD_Connection *conn, const http_req *req,
+                        enum MHD_RequestTerminationCode toe)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
+    unsigned status = ci ? ci->http_status : 0;
+    const char *line = request_line(conn);
+    const char *path = line ? strchr(line, ' ') : NULL;
+    char addr[CLIENT_ADDR_MAX];
+    http_client_addr(conn, addr, sizeof(addr));
+    uint64_t out = sock_bytes_written(watch_fd(conn));
+    log_field f[] = {
+        LOG_STR("method", req->method),
+        LOG_STR("path", path ? path + 1 : "?"),
+        LOG_NUM("status", status),
+        LOG_NUM("bytes_in", req->body_bytes),
+        LOG_NUM("bytes_out", out > req->out_at_start ? out - req->out_at_start : 0),
+        LOG_NUM("duration_ms", clock_now_ms() - req->started_ms),
+        LOG_STR("client", addr),
+        LOG_STR("user", guard_enabled() ? access_user_label(req->who) : "-"),
+        LOG_STR("transport", transport_of(req)),
+        LOG_STR("end", ended_why(toe)),
+    };
+    log_fields(LOG_LEVEL_INFO, "access", f, sizeof(f) / sizeof(f[0]), "%s %s %u", req->method,
+               path ? path + 1 : "?", status);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)toe;
-    request_ended(conn);
     http_req *req = *con_cls;
+    if (req && log_access_on())
+        access_line(conn, req, toe);
+    request_ended(conn);
     if (!req)
         return;
     if (req->ep && req->ep->completed && req->state)
@@ -762,7 +870,8 @@ static bool one_request(struct MHD_Connection *conn)
 
 int http_start(const cfg *c)
 {
-    http_call_init(&(http_call_hooks){one_request, abort_request, user_label}, c->trust_proxy);
+    http_call_init(&(http_call_hooks){one_request, abort_request, user_label, request_line},
+                   c->trust_proxy);
     connect_proxy = c->upstream.connect[0] != '\0';
     static_init(c);
     router_set_available(NEEDS_WEB, static_enabled()); /* the web root is there */

@@ -3,7 +3,7 @@
  * main.c - crier's command line: options, configuration, signals, exit
  * codes (0 clean stop, 1 could not start, 2 bad usage or configuration),
  * --version and --check-config (which start nothing).
- * Blocks SIGINT and SIGTERM before any thread starts.
+ * Blocks SIGINT, SIGTERM and SIGHUP before any thread starts.
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -20,6 +20,7 @@
 #include "gateway/about.h"
 #include "gateway/auth.h"
 #include "gateway/config.h"
+#include "gateway/reload.h"
 #include "gateway/server.h"
 
 static void usage(FILE *out, const char *prog)
@@ -45,6 +46,8 @@ static void usage(FILE *out, const char *prog)
             "                          and exit.\n"
             "  -h, --help              show this help and exit.\n"
             "\n"
+            "Signals: SIGHUP reads the config file again (the keys that can change live;\n"
+            "README \"Reload\"); SIGINT and SIGTERM drain and stop.\n"
             "Exit codes: 0 stopped cleanly (SIGINT, SIGTERM), 1 could not start,\n"
             "2 bad command line or configuration.\n",
             prog);
@@ -117,6 +120,7 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level_name(c.log_level);
+    log_configure(c.log.json, c.log.access, c.log.max_lines_per_s);
     /* The key files auth.* names are read now: a bad one is a bad config. */
     if (auth_init(&c, err) != 0) {
         fprintf(stderr, "crier: %s\n", err);
@@ -135,10 +139,16 @@ int main(int argc, char **argv)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP); /* a reload (gateway/reload.c), not a stop */
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
 
+    if (reload_init(&c, config_path, listen, level) != 0) {
+        fprintf(stderr, "crier: out of memory\n");
+        return 1;
+    }
     int rc = server_run(&c);
     auth_fini();
+    reload_fini();
     return rc;
 }

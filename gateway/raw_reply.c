@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 
 #include "common/buf.h"
+#include "common/http_status.h"
 
 static const char *reason_phrase(unsigned status)
 {
@@ -46,6 +47,7 @@ static const char *reason_phrase(unsigned status)
 
 void raw_reply_error(int fd, unsigned status, const char *extra_header, const char *error)
 {
+    http_count_status(status);
     json_t *body = json_pack("{s:s}", "error", error);
     char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);

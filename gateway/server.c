@@ -36,6 +36,8 @@
 #include "common/client_addr.h"
 #include "common/clock.h"
 #include "common/cors.h"
+#include "common/refusals.h"
+#include "common/version.h"
 #include "common/list.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -52,6 +54,7 @@
 #include "gateway/linger.h"
 #include "gateway/memtrim.h"
 #include "gateway/raw_reply.h"
+#include "gateway/reload.h"
 #include "gateway/request_head.h"
 #include "gateway/router.h"
 #include "gateway/users_api.h"
@@ -99,6 +102,7 @@ typedef struct pending_conn {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     int64_t deadline;
+    char line[160]; /* "METHOD /path" once the head is in, for log lines; "" before */
     list_node link; /* in `pending`: FIFO, which is deadline order */
 } pending_conn;
 
@@ -106,7 +110,7 @@ static const cfg *conf;
 static int listen_fd = -1, epoll_fd = -1;
 static list_node pending = LIST_INIT(pending); /* acceptor thread */
 static unsigned pend_count;
-static unsigned max_connections;
+static atomic_uint max_connections; /* set by main (start, SIGHUP), read by the acceptor */
 static atomic_bool stop_threads;
 static char *peek_buf;
 static int64_t accept_paused_until;
@@ -250,6 +254,7 @@ static destination route_by_request(const request_head *h)
     } else if (to.websocket && !ws_origin_ok(h)) {
         to.status = 403;
         to.error = "origin not allowed";
+        refused_count(REFUSED_ORIGIN);
     } else if (to.websocket && (to.status = request_head_ws_error(h, &to.error)) == 426) {
         to.extra_header = "Sec-WebSocket-Version: 13";
     }
@@ -291,6 +296,8 @@ static void authorize_upgrade(const request_head *h, destination *to)
         no.status = sr_ws_admit(r.hub, r.conn_id, r.conn_id_len, to->who, &no.error);
     if (!no.status)
         return;
+    if (no.status == 401 || no.status == 403)
+        refused_count(REFUSED_AUTH);
     to->status = no.status;
     to->error = no.error;
     to->extra_header = no.status == 401 ? GUARD_CHALLENGE_LINE : NULL;
@@ -352,12 +359,14 @@ static void pend_drop_as(pending_conn *p, unsigned status, const char *extra_hea
     if (status) {
         char addr[CLIENT_ADDR_MAX];
         client_addr_format((struct sockaddr *)&p->addr, NULL, NULL, false, addr, sizeof(addr));
+        const char *line = p->line[0] ? p->line : "no request line";
         if (status == 408)
-            LOG_DBG(TAG, "%u to %s: %s", status, addr, error);
+            LOG_DBG(TAG, "%u to %s: %s [%s]", status, addr, error, line);
         else if (guard_enabled())
-            LOG_INFO(TAG, "%u to %s user %s: %s", status, addr, access_user_label(who), error);
+            LOG_INFO(TAG, "%u to %s user %s: %s [%s]", status, addr, access_user_label(who), error,
+                     line);
         else
-            LOG_INFO(TAG, "%u to %s: %s", status, addr, error);
+            LOG_INFO(TAG, "%u to %s: %s [%s]", status, addr, error, line);
         raw_reply_error(p->fd, status, extra_header, error);
     }
     epoll_ctl(epoll_fd, EPOLL_CTL_DEL, p->fd, NULL);
@@ -417,6 +426,7 @@ static bool connect_refused(pending_conn *p, const request_head *h)
     if (!wait)
         return false;
     char retry[32];
+    refused_count(REFUSED_RATE);
     snprintf(retry, sizeof(retry), "Retry-After: %u", token_bucket_wait_s(wait));
     pend_refuse_lingering(p, 429, retry, "rate limit: too many connections from this address");
     return true;
@@ -469,6 +479,14 @@ static void hand_over(pending_conn *p, destination to)
     free(p);
 }
 
+/* "METHOD /path" of h into p->line: the path only (the query can carry
+ * access_token), cut to fit. */
+static void note_line(pending_conn *p, const request_head *h)
+{
+    snprintf(p->line, sizeof(p->line), "%.*s %.140s",
+             (int)(h->method.len < 16 ? h->method.len : 16), h->method.p, h->path ? h->path : "?");
+}
+
 /* Peeks at what has arrived (events: what epoll reported); hands over once
  * the head is complete and sound, refuses it as soon as it is not. A client
  * that closed its side before its head was complete is let go at once. */
@@ -492,7 +510,7 @@ static void pend_try(pending_conn *p, uint32_t events)
         else if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             pend_drop(p, 0, NULL, NULL); /* half a request, and the client is gone */
         /* else edge-triggered: the next segment brings the next event */
-    } else if (connect_refused(p, &h)) {
+    } else if ((note_line(p, &h), connect_refused(p, &h))) {
         request_head_free(&h);
     } else {
         destination to = route(&h);
@@ -525,10 +543,11 @@ static void refuse_over_capacity(int fd)
     raw_reply_error(fd, 503, NULL, "too many open connections");
     close(fd);
     refused++;
+    refused_count(REFUSED_LIMIT);
     int64_t now = clock_now_ms();
     if (now >= next_log) {
         LOG_WARN(TAG, "refused %u connection(s): %u open, limits.max_connections is %u", refused,
-                 open_connections(), max_connections);
+                 open_connections(), atomic_load(&max_connections));
         refused = 0;
         next_log = now + REFUSED_LOG_EVERY_MS;
     }
@@ -554,7 +573,7 @@ static void accept_all(void)
             }
             return;
         }
-        if (open_connections() >= max_connections) {
+        if (open_connections() >= atomic_load(&max_connections)) {
             refuse_over_capacity(p->fd);
             free(p);
             continue;
@@ -637,6 +656,7 @@ static void *timer_main(void *arg)
         if (now >= next_expire) {
             memtrim_freed(hub_expire(h, now), now);
             api_stats_tick(now);
+            log_tick(); /* the "suppressed N lines" warning */
             next_expire = now + EXPIRE_EVERY_MS;
         }
         if (now >= next_signalr) {
@@ -683,6 +703,7 @@ static int open_listener(const char *host, int port)
 
 static unsigned resolve_max_connections(const cfg *c)
 {
+    static unsigned warned_for = 0; /* main thread */
     struct rlimit rl = {0};
     getrlimit(RLIMIT_NOFILE, &rl);
     unsigned fit = rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > 1100000
@@ -690,9 +711,10 @@ static unsigned resolve_max_connections(const cfg *c)
                        : (unsigned)(rl.rlim_cur > FD_RESERVE ? rl.rlim_cur - FD_RESERVE : 1);
     if (c->limits.max_connections == 0)
         return fit;
-    if (c->limits.max_connections > fit)
+    if (c->limits.max_connections > fit && warned_for != c->limits.max_connections)
         LOG_WARN(TAG, "limits.max_connections %u is more than the open-file limit allows; using %u",
                  c->limits.max_connections, fit);
+    warned_for = c->limits.max_connections;
     return c->limits.max_connections < fit ? c->limits.max_connections : fit;
 }
 
@@ -809,12 +831,43 @@ static bool room_presence_events(void *arg, const char *room)
     return access_room_presence_events(arg, room);
 }
 
+/* The start line: version, config file, address, transports, backplane
+ * (its address only: never a password), the connection cap. */
+static void log_start(const cfg *c)
+{
+    char bp[400];
+    if (c->backplane.type == CFG_BACKPLANE_REDIS)
+        snprintf(bp, sizeof(bp), "redis %s:%d/%u prefix %s", c->backplane.host, c->backplane.port,
+                 c->backplane.db, c->backplane.key_prefix);
+    else
+        snprintf(bp, sizeof(bp), "memory");
+    const char *file = reload_config_path();
+    log_field f[] = {
+        LOG_STR("version", crier_version()),
+        LOG_STR("config", file ? file : "(defaults)"),
+        LOG_STR("backplane", bp),
+    };
+    log_fields(LOG_LEVEL_INFO, TAG, f, sizeof(f) / sizeof(f[0]),
+               "crier %s listening on %s:%d (config %s; backplane %s; websocket %s, sse %s, long "
+               "polling %s; up to %u connections)",
+               crier_version(), c->listen_host, c->listen_port, file ? file : "(defaults)", bp,
+               c->transports.websocket ? "on" : "off", c->transports.sse ? "on" : "off",
+               c->transports.long_polling ? "on" : "off", atomic_load(&max_connections));
+}
+
+unsigned server_set_max_connections(const cfg *c)
+{
+    unsigned n = resolve_max_connections(c);
+    atomic_store(&max_connections, n);
+    return n;
+}
+
 int server_run(const cfg *c)
 {
     conf = c;
     guard_init(c);
     raise_file_limit();
-    max_connections = resolve_max_connections(c);
+    server_set_max_connections(c);
     peek_buf = malloc(c->limits.max_header_bytes);
     hub_options ho = {.history_size = c->history.size,
                       .history_ttl_ms = (int64_t)c->history.ttl_s * MS_PER_S,
@@ -862,11 +915,7 @@ int server_run(const cfg *c)
     pthread_t acceptor, timer;
     pthread_create(&acceptor, NULL, acceptor_main, NULL);
     pthread_create(&timer, NULL, timer_main, h);
-    LOG_INFO(TAG,
-             "listening on %s:%d (websocket %s, sse %s, long polling %s; up to %u connections)",
-             c->listen_host, c->listen_port, c->transports.websocket ? "on" : "off",
-             c->transports.sse ? "on" : "off", c->transports.long_polling ? "on" : "off",
-             max_connections);
+    log_start(c);
     if (!c->cors.nallowed_origins)
         LOG_WARN(TAG, "cors.allowed_origins is not set: a WebSocket is taken from a page of any "
                       "site, and no other site's page may use the HTTP endpoints (README \"Origins "
@@ -876,8 +925,10 @@ int server_run(const cfg *c)
     sigemptyset(&sigs);
     sigaddset(&sigs, SIGINT);
     sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
     int sig = 0;
-    sigwait(&sigs, &sig);
+    while (sigwait(&sigs, &sig) == 0 && sig == SIGHUP)
+        reload_run(); /* gateway/reload.c: the config again, on this thread */
     LOG_INFO(TAG, "%s received", sig == SIGINT ? "SIGINT" : "SIGTERM");
     drain(h, acceptor, timer);
     rate_limits_fini();

@@ -8,8 +8,14 @@
 #include "gateway/config.h"
 
 /* Starts every thread, serves until SIGINT or SIGTERM arrives (they must be
- * blocked in the calling thread before: see main.c), then drains and stops.
+ * blocked in the calling thread before, with SIGHUP: see main.c), then
+ * drains and stops. Each SIGHUP meanwhile reloads the config
+ * (gateway/reload.h) on the calling thread.
  * Returns 0 after a clean stop, 1 when the server could not start. */
 int server_run(const cfg *c);
+
+/* limits.max_connections from c (0: what the open-file limit allows), for
+ * the acceptor's next accept. Main thread (start, SIGHUP). Returns it. */
+unsigned server_set_max_connections(const cfg *c);
 
 #endif

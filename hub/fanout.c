@@ -71,8 +71,12 @@ void room_fanout(hub *h, room *r, msg *m, const sub *exclude, uint64_t exclude_u
 int hub_send(hub *h, sub *s, msg *m)
 {
     pthread_mutex_lock(&h->lock);
-    if (hub_deliver(h, s, m, "its connection", true))
+    /* a protocol's own record for one connection: not a room message, so
+     * counted apart from the deliveries */
+    if (hub_deliver(h, s, m, "its connection", false))
         member_leave_all(h, s, NULL);
+    else
+        h->stats.protocol_frames++;
     pthread_mutex_lock(&s->lock);
     bool dropped = s->dropped;
     pthread_mutex_unlock(&s->lock);

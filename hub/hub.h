@@ -46,8 +46,11 @@ typedef struct room_info {
 typedef struct hub_stats {
     uint64_t rooms; /* rooms clients can name (not a hub's or the stats stream's) */
     uint64_t published;
-    uint64_t delivered; /* messages queued to subscribers (the stats stream's not counted) */
-    uint64_t dropped;   /* subscribers dropped for a full queue */
+    uint64_t delivered;       /* room messages queued to subscribers (the stats stream's not
+                                 counted, nor protocol records) */
+    uint64_t protocol_frames; /* a protocol's own records queued by hub_send (handshake
+                                 replies, completions, pings, closes) */
+    uint64_t dropped;         /* subscribers dropped for a full queue */
     uint64_t subscribers[SUB_KIND_COUNT];
     uint64_t history_bytes;   /* what every room's history counts (history.h) */
     uint64_t history_evicted; /* messages dropped early for history_max_bytes */

@@ -116,8 +116,31 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
     rb_link_down(rc->b, why);
 }
 
+/* For /metrics (redis_backplane_figures): the backplane running (one per
+ * process; set by start before any thread serves /metrics, cleared by free
+ * after they stopped) and the links made again after the first. */
+static rb *metrics_rb;
+static atomic_uint_least64_t reconnects;
+
+void redis_backplane_figures(redis_figures *out)
+{
+    *out = (redis_figures){.on = metrics_rb != NULL, .reconnects = atomic_load(&reconnects)};
+    rb *b = metrics_rb;
+    if (!b)
+        return;
+    pthread_mutex_lock(&b->qlock);
+    for (const work *w = b->head; w; w = w->next)
+        out->queued++;
+    out->queued_publishes = b->npublish;
+    out->pending_bytes = b->pending_bytes;
+    pthread_mutex_unlock(&b->qlock);
+}
+
 static void become_up(rb *b)
 {
+    if (b->ever_up)
+        atomic_fetch_add(&reconnects, 1);
+    b->ever_up = true;
     b->state = LINK_UP;
     b->backoff_ms = BACKOFF_MIN_MS;
     b->last_ping_ms = clock_now_ms();
@@ -485,6 +508,7 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h)
     }
     LOG_INFO(TAG, "Redis backplane at %s:%d db %u, key prefix \"%s\", node %s", b->host, b->port,
              b->db, b->prefix, b->base.node_id);
+    metrics_rb = b;
     return &b->base;
 }
 
@@ -532,6 +556,8 @@ void redis_backplane_free(backplane *bp)
     if (!b)
         return;
     redis_backplane_stop(bp);
+    if (metrics_rb == b)
+        metrics_rb = NULL;
     for (work *w = b->head, *next; w; w = next) { /* queued after the stop: dropped */
         next = w->next;
         if (w->kind == W_CLAIM || w->kind == W_OFFER)

@@ -37,6 +37,20 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h);
  * a connection being freed) is dropped. */
 void redis_backplane_stop(backplane *bp);
 
+/* What /metrics shows of the Redis backplane. */
+typedef struct redis_figures {
+    bool on;                 /* a Redis backplane runs */
+    uint64_t reconnects;     /* links made again after the first, since start */
+    size_t queued;           /* work items waiting for the Redis thread */
+    size_t queued_publishes; /* of which publishes (backplane.queue_limit bounds them
+                                while Redis is down) */
+    size_t pending_bytes;    /* publish bytes Redis has not answered yet */
+} redis_figures;
+
+/* Any thread that may serve /metrics (the queue is read under qlock): the
+ * backplane's figures, zero when none runs. */
+void redis_backplane_figures(redis_figures *out);
+
 /* Stops it if need be, and frees it. */
 void redis_backplane_free(backplane *bp);
 

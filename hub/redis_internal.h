@@ -160,6 +160,7 @@ typedef struct rb {
      * when their keys are refreshed next */
     struct presence_room *presence_rooms[SET_BUCKETS];
     int64_t presence_refresh_at;
+    bool ever_up; /* thread: the link was up once (a later up is a reconnect) */
 } rb;
 
 /* --- redis_backplane.c: the link and the thread */

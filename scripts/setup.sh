@@ -11,8 +11,9 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev libhiredis-dev libjwt-dev libssl-dev libcurl4-openssl-dev libmsgpack-dev)
 # libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (only recommended by clang);
-# dpkg-dev, debhelper: `make deb`; systemd: systemd-analyze verify of the unit (tests/ops/)
-test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server dpkg-dev debhelper systemd)
+# dpkg-dev, debhelper: `make deb`; systemd: systemd-analyze verify of the unit (tests/ops/);
+# jq, prometheus (promtool): the JSON log and /metrics checks
+test_pkgs=(curl nodejs npm clang clang-format libclang-rt-dev nginx chromium redis-server dpkg-dev debhelper systemd jq prometheus)
 
 missing=()
 want=("${build_pkgs[@]}")

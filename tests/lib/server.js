@@ -164,6 +164,7 @@ export async function startCrier(
     proc,
     pid: proc.pid,
     config: fullConfig,
+    configFile, // rewrite it and send SIGHUP to reload (tests/integration/reload.test.js)
     stdout: () => out.stdout,
     stderr: () => out.stderr,
     exited: exited.then((r) => ({ ...r, stderr: out.stderr })),

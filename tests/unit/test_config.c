@@ -103,7 +103,8 @@ static bool access_equal(const cfg *a, const cfg *b)
 static bool cfg_equal(const cfg *a, const cfg *b)
 {
     return strcmp(a->listen_host, b->listen_host) == 0 && a->listen_port == b->listen_port &&
-           strcmp(a->log_level, b->log_level) == 0 &&
+           strcmp(a->log_level, b->log_level) == 0 && a->log.json == b->log.json &&
+           a->log.access == b->log.access && a->log.max_lines_per_s == b->log.max_lines_per_s &&
            a->transports.websocket == b->transports.websocket &&
            a->transports.sse == b->transports.sse &&
            a->transports.long_polling == b->transports.long_polling &&
@@ -546,6 +547,26 @@ static void test_log_level(void)
     CHECK_STR(c.log_level, "warn");
     check_fails("{\"log_level\": \"trace\"}",
                 "test.json: 'log_level': expected error, warn, info or debug, got 'trace'");
+}
+
+/* log.format, log.access, log.max_lines_per_s (README "Logs"). */
+static void test_log_section(void)
+{
+    cfg c;
+    char err[CFG_ERR_MAX];
+    cfg_defaults(&c);
+    CHECK(!c.log.json && !c.log.access && c.log.max_lines_per_s == 200);
+    CHECK(load(&c, "{\"log\": {\"format\": \"json\", \"access\": true, \"max_lines_per_s\": 0}}",
+               err) == 0);
+    CHECK(c.log.json && c.log.access && c.log.max_lines_per_s == 0);
+    CHECK(load(&c, "{\"log\": {\"format\": \"text\", \"max_lines_per_s\": 1000000}}", err) == 0);
+    CHECK(!c.log.json && c.log.max_lines_per_s == 1000000);
+    check_fails("{\"log\": {\"format\": \"xml\"}}",
+                "test.json: 'log.format': expected text or json, got 'xml'");
+    check_fails("{\"log\": {\"access\": 1}}", "test.json: 'log.access' must be true or false");
+    check_fails("{\"log\": {\"max_lines_per_s\": 1000001}}",
+                "test.json: 'log.max_lines_per_s' must be an integer from 0 to 1000000");
+    check_fails("{\"log\": {\"level\": \"info\"}}", "log.level");
 }
 
 static void test_missing_file(void)
@@ -1878,9 +1899,9 @@ TEST_MAIN("config", TEST(test_presence), TEST(test_defaults),
           TEST(test_out_of_range), TEST(test_range_edges_accepted),
           TEST(test_error_leaves_config_unchanged), TEST(test_malformed_json),
           TEST(test_top_level_not_object), TEST(test_listen), TEST(test_listen_host_length),
-          TEST(test_listen_in_json), TEST(test_log_level), TEST(test_missing_file),
-          TEST(test_directory_is_not_a_file), TEST(test_load_file), TEST(test_signalr),
-          TEST(test_backplane), TEST(test_hubs_replace_defaults),
+          TEST(test_listen_in_json), TEST(test_log_level), TEST(test_log_section),
+          TEST(test_missing_file), TEST(test_directory_is_not_a_file), TEST(test_load_file),
+          TEST(test_signalr), TEST(test_backplane), TEST(test_hubs_replace_defaults),
           TEST(test_hubs_replace_earlier_load), TEST(test_hubs_empty), TEST(test_method_defaults),
           TEST(test_hub_structure_errors), TEST(test_method_errors), TEST(test_publish_targets),
           TEST(test_names), TEST(test_paths), TEST(test_uniqueness), TEST(test_limits),

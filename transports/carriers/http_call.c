@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "common/client_addr.h"
+#include "common/http_status.h"
 #include "common/json_text.h"
 #include "common/log.h"
 #include "transports/carriers/http_cors.h"
@@ -40,6 +41,7 @@ enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct 
     if (hooks.one_request && hooks.one_request(conn))
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     http_cors_add(conn, r);
+    http_count_status(status);
     return MHD_queue_response(conn, status, r);
 }
 
@@ -97,12 +99,15 @@ static enum MHD_Result reply_error_v(struct MHD_Connection *conn, unsigned statu
     /* Logged once, here: a refused request and who sent it. */
     http_client_addr(conn, addr, sizeof(addr));
     const char *user = hooks.user_label ? hooks.user_label(conn) : NULL;
+    const char *line = hooks.request_line ? hooks.request_line(conn) : NULL;
+    if (!line)
+        line = "no request line";
     if (status == MHD_HTTP_NOT_FOUND)
-        LOG_DBG(TAG, "%u to %s%s%s: %s", status, addr, user ? " user " : "", user ? user : "",
-                tb.data);
+        LOG_DBG(TAG, "%u to %s%s%s: %s [%s]", status, addr, user ? " user " : "", user ? user : "",
+                tb.data, line);
     else
-        LOG_INFO(TAG, "%u to %s%s%s: %s", status, addr, user ? " user " : "", user ? user : "",
-                 tb.data);
+        LOG_INFO(TAG, "%u to %s%s%s: %s [%s]", status, addr, user ? " user " : "", user ? user : "",
+                 tb.data, line);
     size_t n = 0;
     char *body = json_error_body(tb.data, &n);
     buf_free(&tb);

@@ -52,6 +52,9 @@ typedef struct http_call_hooks {
     /* Who the request being served on conn is, for log lines: the user
      * (access_user_label), or NULL when auth is off (not logged then). */
     const char *(*user_label)(struct MHD_Connection *conn);
+    /* "METHOD /path" (no query) of the request being served on conn, for
+     * log lines; NULL when not known. */
+    const char *(*request_line)(struct MHD_Connection *conn);
 } http_call_hooks;
 
 /* Registers hooks (copied) and cfg trust_proxy. Main thread, at start. */

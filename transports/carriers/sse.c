@@ -36,6 +36,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "common/clock.h"
+#include "common/latency.h"
 #include "transports/carriers/held.h"
 #include "transports/carriers/held_watch.h"
 
@@ -103,8 +105,11 @@ static size_t copy_queued(sse_conn *c, char *out, size_t max)
 {
     sub *s = c->s;
     size_t n = 0;
+    int64_t now = 0; /* read once, at the batch's first room message */
     msg *m;
     while (n < max && (m = sendq_peek(&s->q)) != NULL) {
+        if (m->id && !c->offset)
+            latency_observe((now ? now : (now = clock_now_ms())) - m->created_ms);
         msg_bytes b = msg_get(m, s->fmt, s->target);
         size_t take = b.len - c->offset;
         if (take > max - n)

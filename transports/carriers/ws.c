@@ -68,9 +68,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/client_addr.h"
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/list.h"
+#include "common/http_status.h"
+#include "common/latency.h"
 #include "common/log.h"
 #include "hub/backlog.h"
 #include "transports/carriers/ws_guard.h"
@@ -116,6 +119,11 @@ typedef struct ws_conn {
     bool unmasked;         /* service thread: it sent an unmasked frame (ws_guard) */
     bool rx_paused;        /* service thread: not read while the fanout backlog holds */
     list_node paused_link; /* service thread: in paused_conns while rx_paused */
+    /* service thread, for the connection log lines (log.access) */
+    int64_t opened_ms;
+    unsigned close_code; /* sent or received; 0: none (the socket just went) */
+    bool peer_closed;    /* the client sent the Close first */
+    char *path;          /* the upgrade's path (no query), only with log.access on */
 } ws_conn;
 
 typedef struct adoption {
@@ -339,6 +347,9 @@ static void request_writable_for_all(ws_worker *w)
 
 static int close_with(struct lws *wsi, enum lws_close_status code, const char *reason)
 {
+    ws_conn *c = lws_wsi_user(wsi);
+    if (c && !c->close_code)
+        c->close_code = (unsigned)code;
     lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
     return -1;
 }
@@ -369,18 +380,45 @@ static char *request_query(struct lws *wsi)
     return query;
 }
 
+/* The client's address for the connection log lines (as the HTTP ones
+ * name it: the proxy's report with trust_proxy). */
+static void note_client(struct lws *wsi, char out[CLIENT_ADDR_MAX])
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    int fd = lws_get_socket_fd(wsi);
+    bool peer = fd >= 0 && !getpeername(fd, (struct sockaddr *)&ss, &sl);
+    char real[CLIENT_ADDR_MAX] = "", xff[256] = "";
+    if (conf->trust_proxy) {
+        if (lws_hdr_copy(wsi, real, sizeof(real), WSI_TOKEN_HTTP_X_REAL_IP) <= 0)
+            real[0] = '\0';
+        if (lws_hdr_copy(wsi, xff, sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR) <= 0)
+            xff[0] = '\0';
+    }
+    client_addr_format(peer ? (struct sockaddr *)&ss : NULL, real[0] ? real : NULL,
+                       xff[0] ? xff : NULL, conf->trust_proxy, out, CLIENT_ADDR_MAX);
+}
+
 /* FILTER_PROTOCOL_CONNECTION: asks the router what this upgrade is. */
 static int open_connection(ws_conn *c, struct lws *wsi)
 {
     int plen = lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI);
-    char *path = plen > 0 ? malloc((size_t)plen + 1) : NULL;
+    /* room for the client's address after the path, for the log lines */
+    char *path = plen > 0 ? malloc((size_t)plen + 1 + CLIENT_ADDR_MAX) : NULL;
     char *query = path ? request_query(wsi) : NULL;
     int rc = !query || lws_hdr_copy(wsi, path, plen + 1, WSI_TOKEN_GET_URI) <= 0 ||
              open_session(path, query, lws_get_opaque_user_data(wsi), &c->sess);
-    free(path);
     free(query);
-    if (rc)
+    if (rc) {
+        free(path);
         return 1;
+    }
+    if (log_access_on()) {
+        c->path = path; /* freed on CLOSED */
+        note_client(wsi, path + strlen(path) + 1);
+    } else {
+        free(path);
+    }
     c->wsi = wsi;
     c->w = lws_context_user(lws_get_context(wsi));
     c->opened = true;
@@ -413,6 +451,26 @@ static void on_unmasked(void *owner)
     lws_callback_on_writable(c->wsi);
 }
 
+/* log.access: a WebSocket's open and close lines (the path names the
+ * protocol: /rooms/... plain, a hub's path SignalR). */
+static void conn_log(ws_conn *c, const char *event)
+{
+    if (!c->path || !log_access_on())
+        return;
+    const char *by = atomic_load(&stopping) ? "shutdown" : c->peer_closed ? "client" : "server";
+    log_field f[] = {
+        LOG_STR("event", event),
+        LOG_STR("path", c->path),
+        LOG_STR("transport", "websocket"),
+        LOG_STR("client", c->path + strlen(c->path) + 1),
+        LOG_NUM("close_code", c->close_code),
+        LOG_STR("closed_by", by),
+        LOG_NUM("duration_ms", clock_now_ms() - c->opened_ms),
+    };
+    size_t n = strcmp(event, "open") ? sizeof(f) / sizeof(f[0]) : 4;
+    log_fields(LOG_LEVEL_INFO, "access", f, n, "websocket %s %s", event, c->path);
+}
+
 /* ESTABLISHED: from now on the hub's wakes reach this connection. */
 static void on_established(ws_conn *c)
 {
@@ -424,7 +482,9 @@ static void on_established(ws_conn *c)
     bool queued = !sendq_is_empty(&s->q) || s->ending || s->dropped;
     pthread_mutex_unlock(&s->lock);
     list_push_front(&c->w->all_conns, &c->link);
-    c->last_rx_ms = c->last_ping_ms = clock_now_ms();
+    c->opened_ms = c->last_rx_ms = c->last_ping_ms = clock_now_ms();
+    http_count_status(101);
+    conn_log(c, "open");
     if (queued || c->sess.refuse_code)
         lws_callback_on_writable(c->wsi);
 }
@@ -495,6 +555,10 @@ static void on_closed(ws_conn *c)
         list_remove(&c->paused_link);
         c->rx_paused = false;
     }
+    if (c->path && c->opened_ms)
+        conn_log(c, "close");
+    free(c->path);
+    c->path = NULL;
     if (!c->opened)
         return;
     c->opened = false;
@@ -540,6 +604,8 @@ static msg *take_next(ws_conn *c, sub *s, bool *dropped, bool *ending, bool *mor
     if (m) {
         msg_ref(m);
         sendq_pop(&s->q);
+        if (m->id) /* a room message (not a protocol record): written now */
+            latency_observe(clock_now_ms() - m->created_ms);
     }
     *more = !sendq_is_empty(&s->q);
     pthread_mutex_unlock(&s->lock);
@@ -830,6 +896,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return on_writable(c, wsi);
     case LWS_CALLBACK_RECEIVE:
         return on_receive(c, wsi, in, len);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        if (c && len >= 2 && !c->close_code)
+            c->close_code =
+                ((unsigned)((const unsigned char *)in)[0] << 8) | ((const unsigned char *)in)[1];
+        if (c)
+            c->peer_closed = true;
+        break;
     case LWS_CALLBACK_RECEIVE_PONG:
         c->last_rx_ms = clock_now_ms();
         return 0;
@@ -844,6 +917,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         atomic_fetch_add(&((ws_worker *)lws_context_user(lws_get_context(wsi)))->live, 1);
         break;
     case LWS_CALLBACK_WSI_DESTROY:
+        if (c) { /* an upgrade that never got to CLOSED */
+            free(c->path);
+            c->path = NULL;
+        }
         atomic_fetch_sub(&live_wsi, 1);
         atomic_fetch_sub(&((ws_worker *)lws_context_user(lws_get_context(wsi)))->live, 1);
         access_unref(lws_get_opaque_user_data(wsi)); /* the principal ws_adopt was given */

@@ -32,6 +32,7 @@
 
 #include "common/clock.h"
 #include "common/json_text.h"
+#include "common/latency.h"
 #include "common/limits.h"
 #include "common/parse.h"
 #include "transports/carriers/longpoll.h"
@@ -95,6 +96,7 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
     }
     ok = ok && buf_append_str(&out, "\"messages\":[");
     bool first = true;
+    int64_t now = 0; /* read once, at the answer's first room message */
     while (ok && (m = sendq_peek(&s->q)) != NULL) {
         if (m->id && m->id <= cursor && cursor_epoch && *cursor_epoch &&
             !strcmp(m->epoch, cursor_epoch)) {
@@ -107,8 +109,10 @@ char *plain_poll_build_answer(sub *s, uint64_t cursor, const char *cursor_epoch,
         if (!first)
             ok = buf_append_str(&out, ",");
         ok = ok && buf_append(&out, b.base, b.len);
-        if (m->id) /* a message to a user or connection has none: not the room's cursor */
+        if (m->id) { /* a message to a user or connection has none: not the room's cursor */
             last = m->id;
+            latency_observe((now ? now : (now = clock_now_ms())) - m->created_ms);
+        }
         first = false;
         sendq_pop(&s->q);
     }

@@ -376,6 +376,10 @@ static void send_ping(sr_conn *c)
 /* Closes c: leaves every room, sends a Close record (when error is not
  * NULL, or reconnect is asked), and ends its transport once that is sent.
  * Idempotent. */
+/* The Close record's error at a drain (compared by address: not logged
+ * once per connection). */
+static const char SHUTTING_DOWN[] = "Server is shutting down.";
+
 void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
 {
     pthread_mutex_lock(&c->s.lock);
@@ -399,7 +403,7 @@ void sr_conn_close(sr_conn *c, const char *error, bool allow_reconnect)
     sub_end(&c->s);
     if (atomic_load(&c->handshaken))
         sr_upstream_event(c, "disconnect", NULL, error);
-    if (error)
+    if (error && error != SHUTTING_DOWN) /* the drain logs one count instead */
         LOG_INFO(TAG, "closed connection " SR_CONN_FMT ": %s", SR_CONN_ARGS(c), error);
 }
 
@@ -1230,10 +1234,12 @@ void sr_shutdown(void)
     }
     pthread_mutex_unlock(&registry_lock);
     for (size_t i = 0; i < k; i++) {
-        sr_conn_close(list[i], "Server is shutting down.", true);
+        sr_conn_close(list[i], SHUTTING_DOWN, true);
         sr_conn_unref(list[i]);
     }
     free(list);
+    if (k)
+        LOG_INFO(TAG, "closed %zu SignalR connection(s): server shutting down", k);
 }
 
 void sr_fini(void)

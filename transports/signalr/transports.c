@@ -30,6 +30,7 @@
 
 #include "common/client_addr.h"
 #include "common/clock.h"
+#include "common/latency.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/parse.h"
@@ -517,11 +518,14 @@ static char *take_records(sr_conn *c, sr_poll *p, size_t *len_out)
         p->resend = false;
         unconfirmed_drop_locked(c);
     }
+    int64_t now = 0; /* read once, at the answer's first room message */
     msg *m;
     while ((m = sendq_peek(&c->s.q)) != NULL) {
         msg_bytes b = msg_get(m, c->s.fmt, c->s.target); /* JSON or MessagePack records */
         if ((out.len && out.len + b.len > LP_ANSWER_SOFT_MAX) || !buf_append(&out, b.base, b.len))
             break;
+        if (m->id)
+            latency_observe((now ? now : (now = clock_now_ms())) - m->created_ms);
         sendq_pop(&c->s.q);
     }
     *len_out = out.len;
