@@ -38,9 +38,10 @@
  * POST's answer time (sent to answered; 1024 in flight at most).
  * --stall-one makes the first subscriber stop reading once connected (a
  * small receive buffer, never read again): the one reader a server should
- * drop; it is left out of the delivery accounting. --duration caps the whole run; SIGINT/SIGTERM end it
- * early. Targets must be loopback (127.0.0.0/8). The run ends with exactly
- * one JSON line on stdout; diagnostics go to stderr.
+ * drop; it is left out of the delivery accounting.
+ * --duration caps the whole run; SIGINT/SIGTERM end it early. Targets must
+ * be loopback (127.0.0.0/8). The run ends with exactly one JSON line on
+ * stdout; diagnostics go to stderr.
  *
  * Build: cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -o loadgen loadgen.c
  */
@@ -2040,7 +2041,8 @@ static void report(void)
             ",\"subs\":%ld,\"connected\":%ld,\"failed\":%ld,\"sent\":%" PRId64
             ",\"delivered\":%" PRIu64 ",\"expected\":%" PRId64 ",\"deliveries_per_s\":%.0f",
             opt.subs, g.connected, g.failed, g.pub_ok, g.delivered,
-            g.expect_per_sub * (int64_t)(g.connected - g.stalled), window > 0 ? (double)g.delivered / window : 0);
+            g.expect_per_sub * (int64_t)(g.connected - g.stalled),
+            window > 0 ? (double)g.delivered / window : 0);
     fprintf(f, ",\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
             hist_pct(&g.lat, 0.5), hist_pct(&g.lat, 0.9), hist_pct(&g.lat, 0.99),
             (double)g.lat.max / 1e6);
@@ -2048,8 +2050,9 @@ static void report(void)
         fprintf(f, ",\"answer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
                 hist_pct(&g.answer, 0.5), hist_pct(&g.answer, 0.99), (double)g.answer.max / 1e6);
     /* CLOCK_MONOTONIC ns: comparable across processes on this machine */
-    fprintf(f, ",\"t_first_deliv_ns\":%" PRId64 ",\"t_last_deliv_ns\":%" PRId64
-               ",\"t_pub_start_ns\":%" PRId64 ",\"t_pub_end_ns\":%" PRId64 ",\"stalled\":%ld",
+    fprintf(f,
+            ",\"t_first_deliv_ns\":%" PRId64 ",\"t_last_deliv_ns\":%" PRId64
+            ",\"t_pub_start_ns\":%" PRId64 ",\"t_pub_end_ns\":%" PRId64 ",\"stalled\":%ld",
             g.t_first_deliv, g.t_last_deliv, g.t_pub_start, g.t_pub_end, g.stalled);
     fprintf(f, ",\"duration_s\":%.3f,\"errors\":%" PRIu64 ",\"loadgen_cpu_s\":%.3f",
             (double)(g.t_end - g.t0) / 1e9, g.errors, cpu);

@@ -912,8 +912,15 @@ v() { echo "${VAL["$1|$2|$3"]:-}"; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && a + 0 >= b + 0) }'; }
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && a + 0 <= b + 0) }'; }
 
-# yn CONDITION...: "met" or "not met" ("-" when the row did not run).
+# yn CONDITION...: "met" or "not met".
 yn() { if "$@"; then echo met; else echo "not met"; fi; }
+
+# judge X ge|le LIMIT [UNIT]: "met (X UNIT)" / "not met (X UNIT)", or "— (no
+# figure)" when X is not a number (a row or its floor did not run).
+judge() {
+    [[ $1 =~ ^[0-9.]+$ ]] || { echo "— (no figure)"; return 0; }
+    echo "$(yn "$2" "$1" "$3") ($1${4-×})"
+}
 
 # row_cells KIND SCENARIO: one cell per summary column (SUM_COLS).
 row_cells() {
@@ -972,17 +979,17 @@ print_summary() {
     echo "| target | row | crier (default, ${DEFAULT_LATENCY:-?}) | crier low | crier efficient | floor 1t | floor 2t | nchan 1w | nchan 2w | Socket.IO | target | crier |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
     x=$(ratio "$(v "$w1" crier per_cpu)" "$(v "$w1" floor1 per_cpu)")
-    srow 1 "$w1: deliveries per server CPU-s (× floor1), p50 / p99 ms" cost "$w1" "≥ 0.87× floor1" "$(yn ge "$x" 0.87) ($x×)"
+    srow 1 "$w1: deliveries per server CPU-s (× floor1), p50 / p99 ms" cost "$w1" "≥ 0.87× floor1" "$(judge "$x" ge 0.87)"
     x=$(ratio "$(v "$s1" crier per_cpu)" "$(v "$w1" floor1 per_cpu)")
-    srow 1 "$s1 (× floor1's WS row)" cost "$s1" "≥ 0.87× floor1" "$(yn ge "$x" 0.87) ($x×)"
+    srow 1 "$s1 (× floor1's WS row)" cost "$s1" "≥ 0.87× floor1" "$(judge "$x" ge 0.87)"
     x=$(ratio "$(v "$w10" crier per_cpu)" "$(v "$w10" floor1 per_cpu)")
-    srow 1 "$w10" cost "$w10" "≥ 0.9× floor1" "$(yn ge "$x" 0.9) ($x×)"
+    srow 1 "$w10" cost "$w10" "≥ 0.9× floor1" "$(judge "$x" ge 0.9)"
     x=$(ratio "$(v "$w10" crier p99)" "$(v "$w10" floor2 p99)")
-    srow 2 "$w10: p50 / p99 ms (p99 × floor2's)" p99 "$w10" "p99 ≤ 1.1× floor2" "$(yn le "$x" 1.1) ($x×)"
+    srow 2 "$w10: p50 / p99 ms (p99 × floor2's)" p99 "$w10" "p99 ≤ 1.1× floor2" "$(judge "$x" le 1.1)"
     srow 2 "$w10b: kept up (all delivered, last within ${LAG_MS} ms of the last publish), lag, delivered" behind "$w10b" \
         "kept up" "$( [ "$(v "$w10b" crier kept_up)" = yes ] && echo met || echo "not met")"
     f=$(v "$w1" crier-low p50)
-    srow 3 "$w1: p50 / p99 ms (p99 × floor2's)" p99 "$w1" "crier low: p50 ≤ 15 ms" "$(yn le "$f" 15) (low: $(ms "$f") ms)"
+    srow 3 "$w1: p50 / p99 ms (p99 × floor2's)" p99 "$w1" "crier low: p50 ≤ 15 ms" "$(judge "$(ms "$f")" le 15 " ms, crier low")"
     srow 4 "$bp (closed-loop publisher)" bp "$bp" "0 dropped" "$(yn [ "$(v "$bp" crier dropped)" = 0 ])"
     srow 4 "$bps" bp "$bps" "exactly 1 dropped" "$(yn [ "$(v "$bps" crier dropped)" = 1 ])"
     for f in ws:4096 sse:5120 poll:4096; do
@@ -993,7 +1000,7 @@ print_summary() {
     for f in "ws 1000x$SMALL_COUNT" "sse 1000x$SMALL_COUNT" "ws 10000x$BIG_COUNT" "sse 10000x$BIG_COUNT"; do
         x="closed loop $f"
         srow 6 "$x (crier on tests/bench/crier.json): deliveries per server CPU-s (× nchan1), p99 ms" closed "$x" \
-            "≥ ${T6_MIN}× nchan1" "$(yn ge "$(ratio "$(v "$x" crier per_cpu)" "$(v "$x" nchan1 per_cpu)")" "$T6_MIN")"
+            "≥ ${T6_MIN}× nchan1" "$(judge "$(ratio "$(v "$x" crier per_cpu)" "$(v "$x" nchan1 per_cpu)")" ge "$T6_MIN")"
     done
     echo
     echo "(— : no such row for that server, or skipped; see the log. Target 6: ${T6_MIN}× = the issue's"
