@@ -732,6 +732,7 @@ backpressure() {
     val "$s" pub_per_s "$(jget "$LG_JSON" '.pub_per_s // "-"')"
     val "$s" ans_p50 "$(jget "$LG_JSON" '.answer_ms.p50 // "-"')"
     val "$s" ans_p99 "$(jget "$LG_JSON" '.answer_ms.p99 // "-"')"
+    val "$s" ans_max "$(jget "$LG_JSON" '.answer_ms.max // "-"')"
     val "$s" stalled "$(jget "$LG_JSON" '.stalled // 0')"
     val "$s" dropped "$dropped"
     val "$s" paced "$paced"
@@ -855,8 +856,8 @@ print_table() {
                 'deliv/CPUs' 'xfloor1' 'xnchan1' 'p50 ms' 'p99 ms' 'max ms' 'p99/fl2' 'CPU s' errors 'lag ms' kept-up
             ;;
         bp)
-            printf '%-10s %6s %7s %9s %9s %9s %9s %8s %8s %8s %7s %5s %4s %6s\n' server conn 'deliv%' 'pub/s' \
-                'ans p50' 'ans p99' 'deliv/s' 'p99 ms' 'max ms' stalled dropped paced met errors
+            printf '%-10s %6s %7s %9s %9s %9s %9s %9s %8s %8s %8s %7s %5s %4s %6s\n' server conn 'deliv%' 'pub/s' \
+                'ans p50' 'ans p99' 'ans max' 'deliv/s' 'p99 ms' 'max ms' stalled dropped paced met errors
             ;;
         idle)
             printf '%-10s %6s %6s %9s %8s %11s %11s %7s %4s\n' server conn got 'rest MiB' 'RSS MiB' \
@@ -877,8 +878,8 @@ print_table() {
                     "$(cell cpu)" "$(cell errors)" "$(cell lag)" "$(cell kept_up)"
                 ;;
             bp)
-                printf '%-10s %6s %7s %9s %9s %9s %9s %8s %8s %8s %7s %5s %4s %6s\n' "$srv" "$(cell connected)" \
-                    "$(cell delivered_pct)" "$(cell pub_per_s)" "$(cell ans_p50)" "$(cell ans_p99)" \
+                printf '%-10s %6s %7s %9s %9s %9s %9s %9s %8s %8s %8s %7s %5s %4s %6s\n' "$srv" "$(cell connected)" \
+                    "$(cell delivered_pct)" "$(cell pub_per_s)" "$(cell ans_p50)" "$(cell ans_p99)" "$(cell ans_max)" \
                     "$(cell deliveries_per_s)" "$(cell p99)" "$(cell max)" "$(cell stalled)" "$(cell dropped)" \
                     "$(cell paced)" "$(cell met)" "$(cell errors)"
                 ;;
@@ -943,7 +944,7 @@ row_cells() {
                 c="$( [ "$(v "$sc" "$srv" kept_up)" = yes ] && echo "kept up" || echo "fell behind"), lag $(v "$sc" "$srv" lag) ms, $(v "$sc" "$srv" delivered_pct) %"
                 ;;
             bp)
-                c="$(k "$(v "$sc" "$srv" pub_per_s)") pub/s (answer $(ms "$(v "$sc" "$srv" ans_p50)") / $(ms "$(v "$sc" "$srv" ans_p99)") ms), $(k "$(v "$sc" "$srv" deliveries_per_s)") deliv/s (p99 $(ms "$(v "$sc" "$srv" p99)") ms), $(v "$sc" "$srv" delivered_pct) %, dropped $(v "$sc" "$srv" dropped), paced $(v "$sc" "$srv" paced)"
+                c="$(k "$(v "$sc" "$srv" pub_per_s)") pub/s (answer $(ms "$(v "$sc" "$srv" ans_p50)") / $(ms "$(v "$sc" "$srv" ans_p99)") / max $(ms "$(v "$sc" "$srv" ans_max)") ms), $(k "$(v "$sc" "$srv" deliveries_per_s)") deliv/s (p99 $(ms "$(v "$sc" "$srv" p99)") ms), $(v "$sc" "$srv" delivered_pct) %, dropped $(v "$sc" "$srv" dropped), paced $(v "$sc" "$srv" paced)"
                 ;;
             mem) # bytes per connection idle / after one message
                 c="$(v "$sc" "$srv" bpc) / $(v "$sc" "$srv" bpc1)"
@@ -963,7 +964,8 @@ row_cells() {
 # srow TARGET LABEL KIND SCENARIO TARGET_TEXT VERDICT: one summary line.
 srow() {
     [ -n "${STYPE[$4]:-}" ] || return 0 # the row did not run (BENCH_ONLY)
-    echo "| $1 | $2 |$(row_cells "$3" "$4") $5 | $6 |"
+    local label=${2// subs x / × }
+    echo "| $1 | $label |$(row_cells "$3" "$4") $5 | $6 |"
 }
 
 # print_summary: issue #16's targets, one markdown row each, in the layout of
