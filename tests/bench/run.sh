@@ -7,7 +7,10 @@
 #
 #   crier       build/crier on its DEFAULT configuration (log_level warn only)
 #   crier-low   the same with "latency": "low", crier-eff with "latency":
-#               "efficient" (rows only when build/crier knows the key)
+#               "efficient" (rows only when build/crier knows the key; WS
+#               rows only, the key is WebSocket's; crier-low not in the
+#               10 msg/s row; no crier-eff row while "efficient" is the
+#               default: the crier row is that one, and the summary says so)
 #   nchan1/2    nginx + the nchan module, 1 and 2 worker processes
 #   sio         Socket.IO 4.8 (tests/bench/socketio-server.mjs; WebSocket
 #               rows only; loadgen speaks Engine.IO v4 to it)
@@ -328,7 +331,8 @@ supports() {
 # available: the server under test can run here.
 available() {
     case $SRV in
-    crier-low | crier-eff) [ -n "$HAVE_LATENCY" ] ;;
+    crier-low) [ -n "$HAVE_LATENCY" ] ;;
+    crier-eff) [ -n "$HAVE_LATENCY" ] && [ "$DEFAULT_LATENCY" != efficient ] ;; # else: the crier row
     sio) [ -n "$HAVE_SIO" ] ;;
     floor*) [ -n "$HAVE_FLOOR" ] ;;
     *) return 0 ;;
@@ -811,10 +815,10 @@ bench_all() {
     each idle-sse crier nchan nchan1 -- idle sse
     each idle-poll crier nchan nchan1 -- idle poll
     each ws1000 -- rate ws 1000 "$r" "$RATE_SECS" "$ws1k"
-    each sse1000 crier crier-low crier-eff nchan nchan1 nchan2 -- \
+    each sse1000 crier nchan nchan1 nchan2 -- \
         rate sse 1000 "$r" "$RATE_SECS" "SSE 1000 subs x ${RATE} msg/s, ${RATE_SECS} s" "$ws1k"
     each ws10000 -- rate ws 10000 "$LAT_RATE" "$LAT_SECS" "WS 10000 subs x ${LAT_RATE} msg/s, ${LAT_SECS} s"
-    each ws10000x10 -- rate ws 10000 "$LAT2_RATE" "$LAT2_SECS" "WS 10000 subs x ${LAT2_RATE} msg/s, ${LAT2_SECS} s"
+    each ws10000x10 crier crier-eff nchan nchan1 nchan2 sio floor1 floor2 -- rate ws 10000 "$LAT2_RATE" "$LAT2_SECS" "WS 10000 subs x ${LAT2_RATE} msg/s, ${LAT2_SECS} s"
     each bp-ws1000 crier -- backpressure 0 "$BP_ROW"
     each bp-ws1000-stall crier -- backpressure 1 "$BP_ROW, one reader stopped"
     each upstream crier -- upstream_calls
@@ -956,6 +960,12 @@ row_cells() {
                 ;;
             esac
         fi
+        # no crier-eff run while "efficient" is the default (the crier column is it)
+        case $kind in cost | p99 | behind)
+            [ -n "$c" ] || [ "$srv" != crier-eff ] || [ "$DEFAULT_LATENCY" != efficient ] ||
+                [ -z "$(v "$sc" crier connected)" ] || c="= crier default"
+            ;;
+        esac
         out="$out ${c:-—} |"
     done
     echo "$out"
