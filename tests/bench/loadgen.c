@@ -33,10 +33,15 @@
  * A run: open the subscribers (--ramp per second, spread over the source
  * addresses 127.0.0.1..127.0.0.N), wait until all are connected or the
  * connect deadline, optionally hold them idle (--idle), publish --count
- * messages, then wait until every subscriber has every message or
- * --drain-timeout. --duration caps the whole run; SIGINT/SIGTERM end it
- * early. Targets must be loopback (127.0.0.0/8). The run ends with exactly
- * one JSON line on stdout; diagnostics go to stderr.
+ * messages (or publish for --pub-secs), then wait until every subscriber
+ * has every message or --drain-timeout. The publisher also measures each
+ * POST's answer time (sent to answered; 1024 in flight at most).
+ * --stall-one makes the first subscriber stop reading once connected (a
+ * small receive buffer, never read again): the one reader a server should
+ * drop; it is left out of the delivery accounting.
+ * --duration caps the whole run; SIGINT/SIGTERM end it early. Targets must
+ * be loopback (127.0.0.0/8). The run ends with exactly one JSON line on
+ * stdout; diagnostics go to stderr.
  *
  * Build: cc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -o loadgen loadgen.c
  */
@@ -68,7 +73,7 @@
 #define HEAD_MAX (16 * 1024)      /* largest response head accepted */
 #define POLL_BODY_MAX (32u << 20) /* largest long-poll answer accepted */
 #define OUT_MAX (4u << 20)        /* largest unsent output per connection */
-/* Latency histogram: 10 us buckets up to 1 s, then 1 ms buckets up to
+/* Latency histograms: 10 us buckets up to 1 s, then 1 ms buckets up to
  * 600 s; anything later lands in the last bucket (the max stays exact). */
 #define HIST_FINE_NS 10000LL
 #define HIST_FINE 100000
@@ -324,6 +329,8 @@ static struct opts {
     size_t max_msg; /* --max-msg */
     bool progress;
     double batch_ms; /* --batch-ms: pause between epoll rounds */
+    double pub_secs; /* --pub-secs: publish for this long, then stop (0: --count) */
+    bool stall_one;  /* --stall-one: subscriber 0 stops reading once connected */
     const char *url_text, *pub_text;
 } opt = {
     .kind = R_WS,
@@ -363,12 +370,17 @@ static void usage(FILE *f)
         "                          runs in another process; the run ends when all have them\n"
         "  --ready-file PATH       written once the subscribers are connected\n"
         "  --idle S                hold the subscribers S seconds without publishing\n"
+        "  --stall-one             the first subscriber stops reading once connected (4 KiB\n"
+        "                          receive buffer, never read): left out of the accounting,\n"
+        "                          reported as \"stalled\"\n"
         "publisher:\n"
         "  --pub URL               publish URL (POST), http://127.x.x.x:PORT/path\n"
         "  --count N               messages to publish\n"
         "  --size B                payload size in bytes (default 100, at least 48)\n"
         "  --rate R                messages per second (default 0: as fast as answered)\n"
         "  --pipeline N            POSTs in flight on the keep-alive connection (default 1)\n"
+        "  --pub-secs S            stop publishing S seconds after the first POST (the\n"
+        "                          count is then what was sent; --count stays the cap)\n"
         "run:\n"
         "  --drain-timeout S       after publishing, wait at most S for deliveries (default 10);\n"
         "                          with --expect: end after S without any delivery\n"
@@ -459,6 +471,8 @@ static void parse_opts(int argc, char **argv)
         {"max-msg", 1, 0, 'm'},
         {"progress", 0, 0, 'g'},
         {"batch-ms", 1, 0, 'b'},
+        {"pub-secs", 1, 0, 'T'},
+        {"stall-one", 0, 0, 'Z'},
         {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
@@ -550,6 +564,12 @@ static void parse_opts(int argc, char **argv)
         case 'b':
             opt.batch_ms = arg_num(name, optarg, 0, 10000);
             break;
+        case 'T':
+            opt.pub_secs = arg_num(name, optarg, 0, 86400);
+            break;
+        case 'Z':
+            opt.stall_one = true;
+            break;
         case 'h':
             usage(stdout);
             exit(0);
@@ -585,6 +605,7 @@ struct conn {
     uint8_t role, state, body_mode, ck_state;
     bool ever_connected, complete, dead, close_after; /* close_after: Connection: close */
     bool ev_data;                                     /* SSE: the current event has data: lines */
+    bool stalled;                                     /* --stall-one's subscriber: never read */
     int status;
     int64_t body_left;     /* Content-Length left, or bytes left in the chunk */
     struct buf in;         /* raw bytes received but not yet parsed */
@@ -595,6 +616,12 @@ struct conn {
     int64_t since;         /* crier long poll cursor */
     char *etag, *lastmod;  /* nchan long poll cursor */
     char ws_key[25];
+};
+
+struct hist {
+    uint32_t *b; /* HIST_BUCKETS counters */
+    uint64_t n;
+    int64_t max; /* ns */
 };
 
 enum phase { PH_CONNECT, PH_IDLE, PH_PUBLISH, PH_DRAIN, PH_LISTEN, PH_DONE };
@@ -619,10 +646,10 @@ static struct {
     size_t retry_head, retry_len;
     /* poll URL split around the since= value */
     char poll_prefix[2100], poll_suffix[2048];
-    /* latency */
-    uint32_t *hist;
-    uint64_t hist_n;
-    int64_t lat_max;
+    /* latency: publish->delivery, and the publisher's POST->answer */
+    struct hist lat, answer;
+    int64_t sent_at[1024]; /* POST send times, by sequence % 1024 (--pipeline <= 1024) */
+    long stalled;          /* --stall-one: subscribers never read (0 or 1) */
     /* error kinds */
     char err_kind[MAX_ERROR_KINDS][64];
     uint64_t err_count[MAX_ERROR_KINDS];
@@ -686,6 +713,10 @@ static int conn_open(struct conn *c, const struct sockaddr_in *addr, int src)
         return -1;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (opt.stall_one && c->role != R_PUB && c->idx == 0) {
+        int small = 4096; /* the one that stops reading fills up soon */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    }
     if (src >= 0) {
         /* the port is picked at connect(), per destination: no port exhaustion
          * across source addresses */
@@ -762,6 +793,19 @@ static void mark_complete(struct conn *c)
     }
 }
 
+static void hist_add(struct hist *h, int64_t ns)
+{
+    if (ns < 0)
+        ns = 0;
+    if (ns > h->max)
+        h->max = ns;
+    int64_t b = ns < HIST_FINE * HIST_FINE_NS
+                    ? ns / HIST_FINE_NS
+                    : HIST_FINE + (ns - HIST_FINE * HIST_FINE_NS) / HIST_COARSE_NS;
+    h->b[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
+    h->n++;
+}
+
 /* One message carrying timestamp t and sequence s reached subscriber c. */
 static void deliver(struct conn *c, int64_t t, int64_t s)
 {
@@ -784,16 +828,7 @@ static void deliver(struct conn *c, int64_t t, int64_t s)
     if (!g.t_first_deliv)
         g.t_first_deliv = now;
     g.t_last_deliv = now;
-    int64_t lat = now - t;
-    if (lat < 0)
-        lat = 0;
-    if (lat > g.lat_max)
-        g.lat_max = lat;
-    int64_t b = lat < HIST_FINE * HIST_FINE_NS
-                    ? lat / HIST_FINE_NS
-                    : HIST_FINE + (lat - HIST_FINE * HIST_FINE_NS) / HIST_COARSE_NS;
-    g.hist[b < HIST_BUCKETS ? b : HIST_BUCKETS - 1]++;
-    g.hist_n++;
+    hist_add(&g.lat, now - t);
     if (g.expect_per_sub >= 0 && c->got >= g.expect_per_sub)
         mark_complete(c);
 }
@@ -814,7 +849,7 @@ static void set_expectation(int64_t n)
     for (long i = 0; i < opt.subs; i++) {
         struct conn *c = &g.subs[i];
         c->complete = false;
-        if (!c->ever_connected)
+        if (!c->ever_connected || c->stalled)
             continue;
         if (c->got >= n)
             mark_complete(c);
@@ -1430,6 +1465,7 @@ static int pub_send_one(void)
             die("out of memory");
     }
     int64_t seq = ++g.issued;
+    g.sent_at[seq % 1024] = now_ns();
     /* head first, with a Content-Length we know in advance */
     int hl = snprintf(head, sizeof(head),
                       "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
@@ -1451,6 +1487,10 @@ static void pub_tick(int64_t now)
         return;
     if (!g.t_pub_start)
         g.t_pub_start = now;
+    if (opt.pub_secs > 0 && now - g.t_pub_start >= (int64_t)(opt.pub_secs * 1e9)) {
+        opt.count = g.issued; /* time is up: what was sent is the count */
+        return;
+    }
     int64_t due = opt.count;
     if (opt.rate > 0) {
         due = (int64_t)((double)(now - g.t_pub_start) * 1e-9 * opt.rate) + 1;
@@ -1484,7 +1524,8 @@ static int pub_done(struct conn *c)
         count_error("pub: answer to no request"); /* e.g. a 503 sent on accept */
     } else {
         g.inflight--;
-        g.answered++;
+        g.answered++; /* answers come in request order: this one is request #answered */
+        hist_add(&g.answer, now_ns() - g.sent_at[g.answered % 1024]);
         if (ok) {
             g.pub_ok++;
             g.pub_failures_in_row = 0;
@@ -1770,8 +1811,8 @@ static void on_event(uint64_t tag, uint32_t events)
 {
     uint32_t idx = (uint32_t)(tag >> 32);
     struct conn *c = idx == (uint32_t)opt.subs ? &g.pubc : &g.subs[idx];
-    if (c->gen != (uint32_t)tag || c->fd < 0)
-        return; /* an event for a socket closed earlier in this batch */
+    if (c->gen != (uint32_t)tag || c->fd < 0 || c->stalled)
+        return; /* an event for a socket closed earlier in this batch, or never read */
     uint32_t gen = c->gen;
     if (c->state == S_CONNECTING) {
         if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
@@ -1815,6 +1856,20 @@ static void run_retries(int64_t now)
 }
 
 /* Gives up on whoever is not connected at the connect deadline. */
+/* --stall-one: the first connected subscriber is never read again. */
+static void stall_first(void)
+{
+    for (long i = 0; i < opt.subs; i++) {
+        struct conn *c = &g.subs[i];
+        if (c->fd < 0 || !c->ever_connected || c->dead || c->role == R_POLL)
+            continue;
+        ep_set(c, 0, EPOLL_CTL_MOD);
+        c->stalled = true;
+        g.stalled = 1;
+        return;
+    }
+}
+
 static void end_connect_phase(int64_t now)
 {
     for (long i = 0; i < opt.subs; i++) {
@@ -1830,6 +1885,8 @@ static void end_connect_phase(int64_t now)
     g.opened = opt.subs;
     g.pending = 0;
     g.t_ready = now;
+    if (opt.stall_one)
+        stall_first();
     if (opt.ready_file) {
         char tmp[4096];
         snprintf(tmp, sizeof(tmp), "%s.tmp", opt.ready_file);
@@ -1844,7 +1901,7 @@ static void end_connect_phase(int64_t now)
 
 static bool all_accounted(void)
 {
-    return g.complete + g.dead_incomplete + g.failed >= opt.subs;
+    return g.complete + g.dead_incomplete + g.failed + g.stalled >= opt.subs;
 }
 
 /* Moves the run along; returns the time of the next deadline. */
@@ -1895,6 +1952,11 @@ static int64_t advance(int64_t now)
         }
         if (opt.rate > 0 && g.inflight < opt.pipeline)
             next = g.t_pub_start + (int64_t)((double)g.issued * 1e9 / opt.rate);
+        if (opt.pub_secs > 0 && g.t_pub_start) {
+            int64_t stop = g.t_pub_start + (int64_t)(opt.pub_secs * 1e9);
+            if (stop < next)
+                next = stop > now ? stop : now;
+        }
         if (g.pubc.fd < 0 && g.pub_retry_at > now)
             next = g.pub_retry_at;
         break;
@@ -1923,28 +1985,28 @@ static int64_t advance(int64_t now)
     return next < cap ? next : cap;
 }
 
-static double hist_pct(double q)
+static double hist_pct(const struct hist *h, double q)
 {
-    if (!g.hist_n)
+    if (!h->n)
         return 0;
-    double want = q * (double)g.hist_n;
+    double want = q * (double)h->n;
     uint64_t rank = (uint64_t)want, acc = 0;
     if ((double)rank < want)
         rank++;
     if (rank < 1)
         rank = 1;
     for (size_t i = 0; i < HIST_BUCKETS; i++) {
-        acc += g.hist[i];
+        acc += h->b[i];
         if (acc >= rank) { /* the bucket's upper edge, but never beyond the max */
             double ms = i < HIST_FINE ? (double)(i + 1) * HIST_FINE_NS / 1e6
                                       : (double)(HIST_FINE * HIST_FINE_NS +
                                                  (int64_t)(i + 1 - HIST_FINE) * HIST_COARSE_NS) /
                                             1e6;
-            double mx = (double)g.lat_max / 1e6;
+            double mx = (double)h->max / 1e6;
             return ms < mx ? ms : mx;
         }
     }
-    return (double)g.lat_max / 1e6;
+    return (double)h->max / 1e6;
 }
 
 static void json_str(FILE *f, const char *s)
@@ -1979,9 +2041,19 @@ static void report(void)
             ",\"subs\":%ld,\"connected\":%ld,\"failed\":%ld,\"sent\":%" PRId64
             ",\"delivered\":%" PRIu64 ",\"expected\":%" PRId64 ",\"deliveries_per_s\":%.0f",
             opt.subs, g.connected, g.failed, g.pub_ok, g.delivered,
-            g.expect_per_sub * (int64_t)g.connected, window > 0 ? (double)g.delivered / window : 0);
+            g.expect_per_sub * (int64_t)(g.connected - g.stalled),
+            window > 0 ? (double)g.delivered / window : 0);
     fprintf(f, ",\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
-            hist_pct(0.5), hist_pct(0.9), hist_pct(0.99), (double)g.lat_max / 1e6);
+            hist_pct(&g.lat, 0.5), hist_pct(&g.lat, 0.9), hist_pct(&g.lat, 0.99),
+            (double)g.lat.max / 1e6);
+    if (opt.has_pub)
+        fprintf(f, ",\"answer_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f}",
+                hist_pct(&g.answer, 0.5), hist_pct(&g.answer, 0.99), (double)g.answer.max / 1e6);
+    /* CLOCK_MONOTONIC ns: comparable across processes on this machine */
+    fprintf(f,
+            ",\"t_first_deliv_ns\":%" PRId64 ",\"t_last_deliv_ns\":%" PRId64
+            ",\"t_pub_start_ns\":%" PRId64 ",\"t_pub_end_ns\":%" PRId64 ",\"stalled\":%ld",
+            g.t_first_deliv, g.t_last_deliv, g.t_pub_start, g.t_pub_end, g.stalled);
     fprintf(f, ",\"duration_s\":%.3f,\"errors\":%" PRIu64 ",\"loadgen_cpu_s\":%.3f",
             (double)(g.t_end - g.t0) / 1e9, g.errors, cpu);
     fprintf(f,
@@ -2049,11 +2121,12 @@ static void setup(void)
     g.ep = epoll_create1(EPOLL_CLOEXEC);
     if (g.ep < 0)
         die("epoll_create1: %s", strerror(errno));
-    g.hist = calloc(HIST_BUCKETS, sizeof(*g.hist));
+    g.lat.b = calloc(HIST_BUCKETS, sizeof(*g.lat.b));
+    g.answer.b = opt.has_pub ? calloc(HIST_BUCKETS, sizeof(*g.answer.b)) : g.lat.b;
     g.subs = calloc((size_t)opt.subs + 1, sizeof(*g.subs));
     g.retry_q = calloc((size_t)opt.subs + 1, sizeof(*g.retry_q));
     g.retry_at = calloc((size_t)opt.subs + 1, sizeof(*g.retry_at));
-    if (!g.hist || !g.subs || !g.retry_q || !g.retry_at)
+    if (!g.lat.b || !g.answer.b || !g.subs || !g.retry_q || !g.retry_at)
         die("out of memory");
     for (long i = 0; i < opt.subs; i++) {
         struct conn *c = &g.subs[i];
@@ -2112,7 +2185,7 @@ int main(int argc, char **argv)
     if (!g.t_pub_end && g.t_pub_start)
         g.t_pub_end = g.t_end;
     report();
-    bool ok = g.failed == 0 && g.pub_errs == 0 && g.complete >= g.connected &&
+    bool ok = g.failed == 0 && g.pub_errs == 0 && g.complete >= g.connected - g.stalled &&
               (!opt.has_pub || g.answered >= opt.count);
     return ok ? 0 : 1;
 }

@@ -7,7 +7,10 @@
 #
 #   crier       build/crier on its DEFAULT configuration (log_level warn only)
 #   crier-low   the same with "latency": "low", crier-eff with "latency":
-#               "efficient" (rows only when build/crier knows the key)
+#               "efficient" (rows only when build/crier knows the key; WS
+#               rows only, the key is WebSocket's; crier-low not in the
+#               10 msg/s row; no crier-eff row while "efficient" is the
+#               default: the crier row is that one, and the summary says so)
 #   nchan1/2    nginx + the nchan module, 1 and 2 worker processes
 #   sio         Socket.IO 4.8 (tests/bench/socketio-server.mjs; WebSocket
 #               rows only; loadgen speaks Engine.IO v4 to it)
@@ -24,13 +27,24 @@
 #               msg/s [ws10000x10]. Deliveries per server CPU-second, its
 #               ratio to floor1 in the same run (SSE rows: to floor1's WS
 #               1000 row), p50/p99/max publish->delivery latency and p99 over
-#               floor2's.
+#               floor2's; "kept up" (every message delivered, the last within
+#               BENCH_LAG_MS of the last publish) and the lag itself.
+#   backpressure (issue #16 target 4) crier on its DEFAULT config (send_queue
+#               1024): a closed-loop publisher for BENCH_BP_SECS (20 s), WS
+#               1000 subscribers reading every BENCH_BATCH_MS [bp-ws1000],
+#               and the same with one reader stopped (loadgen --stall-one)
+#               [bp-ws1000-stall]: publishes/s accepted, their answer time
+#               p50/p99, deliveries/s, delivery p99, and from /metrics at the
+#               end crier_subscribers_dropped_total (target: 0, and exactly 1
+#               with the stopped reader) and crier_publish_paced_total{http}.
+#               Peers have no row here: nchan, Socket.IO and the floor answer
+#               a publish after their fanout, so a closed-loop publisher is
+#               paced by the fanout itself there, and none drops a reader.
 #   closed loop (today's fanouts, labelled as such) the publisher posts as
 #               fast as it is answered: WS/SSE/long poll 1000 subscribers,
 #               WS/SSE 10000, WS 19000 [closed-ws1000 ...]; crier runs
-#               tests/bench/crier.json there (send_queue 4096), and once on
-#               its default config [closed-ws1000-default] to show what a
-#               fire-hose publisher does to the default send queue.
+#               tests/bench/crier.json there (send_queue 4096); the default
+#               config's closed loop is the backpressure row.
 #   memory      server RSS at rest, then with BENCH_IDLE_SUBS idle ws / sse /
 #               long polls (fresh server for each) -> bytes per connection,
 #               before any message and once one message went to all (a long
@@ -79,6 +93,12 @@
 #   BENCH_UP_CLIENTS     upstream: SignalR clients (50)
 #   BENCH_UP_RATE        upstream: offered invocations a second, all clients (1000)
 #   BENCH_UP_SECS        upstream: measured seconds (10)
+#   BENCH_BP_SUBS        backpressure rows: WebSocket subscribers (1000)
+#   BENCH_BP_SECS        backpressure rows: seconds of closed-loop publishing (20)
+#   BENCH_LAG_MS         a fixed-rate row "kept up" when every message arrived and
+#                        the last within this many ms of the last publish (1000)
+#   BENCH_T6_MIN         target 6's least closed-loop ratio to nchan1 (7.1: the
+#                        issue's 7.9x before, less 10 %)
 #   BENCH_BUDGET_S       every load run ends by this many s after the start,
 #                        later scenarios are skipped (900)
 set -euo pipefail
@@ -104,6 +124,11 @@ IDLE_SUBS=${BENCH_IDLE_SUBS:-10000}
 NCHAN_WORKERS=${BENCH_NCHAN_WORKERS:-1}
 PER_PROC=${BENCH_SUBS_PER_PROC:-15000}
 BUDGET_S=${BENCH_BUDGET_S:-900}
+BP_SUBS=${BENCH_BP_SUBS:-1000}
+BP_SECS=${BENCH_BP_SECS:-20}
+BP_ROW="closed loop WS ${BP_SUBS} subs, ${BP_SECS} s, default config"
+LAG_MS=${BENCH_LAG_MS:-1000}
+T6_MIN=${BENCH_T6_MIN:-7.1}
 SRC_IPS=16
 SIZE=100
 # idle memory targets (issue #16 target 5), bytes per connection
@@ -128,6 +153,8 @@ SRV_PIDS=()   # every process whose CPU and RSS count
 BASE=         # http://127.0.0.1:PORT
 BG_PIDS=()    # loadgen processes in the background
 HAVE_LATENCY= # build/crier knows the "latency" key
+DEFAULT_LATENCY= # crier's default latency mode, from its start-up log
+DEFAULT_WORKERS= # crier's default number of WebSocket workers (= cores)
 HAVE_FLOOR=   # build/floor is built
 HAVE_SIO=     # socket.io resolves from tests/bench
 
@@ -304,13 +331,16 @@ supports() {
 # available: the server under test can run here.
 available() {
     case $SRV in
-    crier-low | crier-eff) [ -n "$HAVE_LATENCY" ] ;;
+    crier-low) [ -n "$HAVE_LATENCY" ] ;;
+    crier-eff) [ -n "$HAVE_LATENCY" ] && [ "$DEFAULT_LATENCY" != efficient ] ;; # else: the crier row
     sio) [ -n "$HAVE_SIO" ] ;;
     floor*) [ -n "$HAVE_FLOOR" ] ;;
     *) return 0 ;;
     esac
 }
 
+LG_PUB_SECS= # load(): publish for this many seconds (--pub-secs) instead of a count
+LG_STALL=    # load(): one subscriber stops reading (--stall-one)
 CLOSED_CONFIG=tests/bench/crier.json # closed-loop rows: crier with send_queue 4096
 CRIER_CONFIG=                        # set per run (start_crier), "" = the default one below
 SUB_QUERY=                           # appended to subscriber URLs (auth_fanout: a token)
@@ -336,19 +366,26 @@ write_crier_configs() {
 }
 
 # probe_latency: does build/crier accept the "latency" key (perfcore's)?
-# An unknown key makes crier exit 2 at once.
+# --check-config refuses an unknown key. Then one short start on the default
+# config at log level info says its WebSocket workers and latency mode
+# ("ws: 2 WebSocket workers, latency efficient"): the default row's label.
 probe_latency() {
-    local port pid
+    local port pid line
+    ./build/crier --check-config --config "$TMP/crier-low.json" >>"$TMP/probe.log" 2>&1 && HAVE_LATENCY=1
+    [ -n "$HAVE_LATENCY" ] || log "build/crier has no \"latency\" key: no crier-low / crier-eff rows"
     port=$(pick_port)
-    ./build/crier --config "$TMP/crier-low.json" --listen "127.0.0.1:$port" >>"$TMP/probe.log" 2>&1 &
+    ./build/crier --config "$TMP/crier-default.json" --log-level info --listen "127.0.0.1:$port" \
+        >"$TMP/probe-default.log" 2>&1 &
     pid=$!
     sleep 0.7
-    if kill -0 "$pid" 2>/dev/null; then
-        HAVE_LATENCY=1
-        kill "$pid" 2>/dev/null || true
-    fi
+    kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
-    [ -n "$HAVE_LATENCY" ] || log "build/crier has no \"latency\" key: no crier-low / crier-eff rows"
+    line=$(grep -o '[0-9]* WebSocket workers\?, latency [a-z]*' "$TMP/probe-default.log" | head -1) || true
+    if [ -n "$line" ]; then
+        DEFAULT_WORKERS=${line%% *}
+        DEFAULT_LATENCY=${line##* }
+    fi
+    log "crier's default config: latency ${DEFAULT_LATENCY:-?}, ${DEFAULT_WORKERS:-?} WebSocket workers ($(nproc) cores)"
 }
 
 start_crier() {
@@ -450,14 +487,17 @@ load() {
         --src-ips "$SRC_IPS" --connect-timeout 30 --drain-timeout "$drain" --duration "$dur"
         --batch-ms "$BATCH_MS")
     local n=$(((subs + PER_PROC - 1) / PER_PROC)) i each left=$subs pids=() files=() deadline t0 t1
-    local pipeline=1
+    local pipeline=1 pubx=() stall=()
     [ "$rate" = 0 ] || pipeline=32
+    [ -z "$LG_PUB_SECS" ] || pubx=(--pub-secs "$LG_PUB_SECS")
     for i in $(seq "$n"); do
         each=$((left / (n - i + 1)))
         left=$((left - each))
         rm -f "$TMP/ready.$i"
+        stall=()
+        [ -z "$LG_STALL" ] || [ "$i" != 1 ] || stall=(--stall-one)
         "$LOADGEN" "${common[@]}" --subs "$each" --expect "$count" --ready-file "$TMP/ready.$i" \
-            >"$TMP/lg.$i.json" &
+            "${stall[@]}" >"$TMP/lg.$i.json" &
         pids+=($!)
         BG_PIDS+=($!)
         files+=("$TMP/lg.$i.json")
@@ -468,17 +508,26 @@ load() {
     done
     t0=$(server_ticks)
     "$LOADGEN" --pub "$(pub_url "$room")" --count "$count" --rate "$rate" --size "$SIZE" \
-        --pipeline "$pipeline" --duration "$dur" >"$TMP/lg.pub.json" || true
+        --pipeline "$pipeline" --duration "$dur" "${pubx[@]}" >"$TMP/lg.pub.json" || true
     for i in "${pids[@]}"; do wait "$i" || true; done
     t1=$(server_ticks)
     BG_PIDS=()
     LG_CPU=$(awk -v a="$t0" -v b="$t1" -v hz="$CLK_TCK" 'BEGIN { printf "%.2f", (b - a) / hz }')
-    LG_JSON=$(cat "${files[@]}" "$TMP/lg.pub.json" | jq -cs '
+    # expected: from the subscribers' --expect, or (publishing for a time,
+    # --pub-secs) what was sent times the subscribers that read; lag_ms:
+    # last delivery minus the publisher's end (both CLOCK_MONOTONIC)
+    LG_JSON=$(cat "${files[@]}" "$TMP/lg.pub.json" | jq -cs --arg timed "$LG_PUB_SECS" '
         (map(select(.kind != "pub"))) as $s | (map(select(.kind == "pub"))[0]) as $p |
         ($s | map(.delivery_window_s) | max) as $w |
+        ($s | map(.stalled // 0) | add) as $stalled |
         {kind: $s[0].kind, subs: ($s | map(.subs) | add), connected: ($s | map(.connected) | add),
-         failed: ($s | map(.failed) | add), sent: $p.sent,
-         delivered: ($s | map(.delivered) | add), expected: ($s | map(.expected) | add),
+         failed: ($s | map(.failed) | add), sent: $p.sent, stalled: $stalled,
+         delivered: ($s | map(.delivered) | add),
+         expected: (if $timed != "" then $p.sent * (($s | map(.connected) | add) - $stalled)
+                    else ($s | map(.expected) | add) end),
+         answer_ms: $p.answer_ms,
+         lag_ms: (($s | map(.t_last_deliv_ns // 0) | max) as $l |
+                  if $l > 0 and ($p.t_pub_end_ns // 0) > 0 then (($l - $p.t_pub_end_ns) / 1e6 | floor) else null end),
          deliveries_per_s: (if $w > 0 then ($s | map(.delivered) | add) / $w | floor else 0 end),
          latency_ms: {p50: ($s | map(.latency_ms.p50) | max), p90: ($s | map(.latency_ms.p90) | max),
                       p99: ($s | map(.latency_ms.p99) | max), max: ($s | map(.latency_ms.max) | max)},
@@ -514,7 +563,7 @@ scen() {
 
 val() { VAL["$1|$SRV|$2"]=$3; } # SCENARIO METRIC VALUE
 
-jget() { echo "$1" | jq -r "$2"; }
+jget() { local j=$1; shift; echo "$j" | jq -r "$@"; } # JSON [JQ_ARGS...] FILTER
 
 # remaining: seconds left before the budget's end.
 remaining() { echo $((BUDGET_S - $(elapsed))); }
@@ -548,6 +597,9 @@ common_vals() {
     val "$s" lg_cpu "$(jget "$j" '(.loadgen_cpu_s // 0) * 100 | floor / 100')"
     val "$s" per_cpu "$(awk -v d="$(jget "$j" '.delivered // 0')" -v c="$LG_CPU" 'BEGIN { if (c > 0) printf "%d", d / c; else print "-" }')"
     val "$s" errors "$(jget "$j" '.errors // 0')"
+    val "$s" lag "$(jget "$j" '.lag_ms // "-"')"
+    val "$s" kept_up "$(jget "$j" --argjson lim "$LAG_MS" \
+        'if (.expected // 0) > 0 and .delivered >= .expected and (.lag_ms // 1e9) <= $lim then "yes" else "no" end')"
 }
 
 # ---------------------------------------------------------------- scenarios
@@ -651,11 +703,45 @@ one_core() {
     PIN=
 }
 
-# closed_default KIND SUBS COUNT: the closed-loop fanout on crier's default
-# config (send_queue 1024): what a fire-hose publisher does there.
-closed_default() {
-    [ "$(family)" = crier ] && [ "$SRV" = crier ] || return 0
-    CRIER_CONFIG=$TMP/crier-default.json closed "$1" "$2" "$3" "closed loop $1 ${2}x$3, default config"
+# metric NAME: a value from the crier under test's /metrics ("-" if none).
+metric() {
+    curl -s --max-time 5 "$BASE/metrics" 2>/dev/null |
+        awk -v n="$1" '$1 == n { print $2; f = 1; exit } END { if (!f) print "-" }'
+}
+
+# backpressure STALL SCENARIO: issue #16 target 4 on crier's DEFAULT config
+# (send_queue 1024): a closed-loop publisher (one POST in flight, the next
+# as soon as the last is answered) for BP_SECS s at BP_SUBS WebSocket
+# subscribers reading every BATCH_MS; with STALL=1 one of them stops
+# reading once connected (loadgen --stall-one). Dropped subscribers and
+# paced publishes are read from /metrics at the end: 0 dropped (no reader
+# stalled) or exactly 1 (the stalled one) is the target.
+backpressure() {
+    local stop=$1 s=$2 dropped paced want
+    scen "$s" bp
+    [ "$SRV" = crier ] || return 0
+    over_budget "$s" $((BP_SECS + 20)) && return 0
+    log "$SRV: $s"
+    CRIER_CONFIG=$TMP/crier-default.json start_server
+    LG_PUB_SECS=$BP_SECS LG_STALL=${stop/0/} load ws "$BP_SUBS" "bp-$RANDOM" 1000000000 0 5 "$(cap $((BP_SECS + 40)))"
+    dropped=$(metric crier_subscribers_dropped_total)
+    paced=$(metric 'crier_publish_paced_total{transport="http"}')
+    stop_server
+    want=$([ "$stop" = 1 ] && echo 1 || echo 0)
+    record "$s" "$LG_JSON" --argjson cpu "$LG_CPU" --arg d "$dropped" --arg p "$paced" \
+        '. + {server_cpu_s: $cpu, subscribers_dropped_total: ($d | tonumber? // null),
+              publish_paced_http_total: ($p | tonumber? // null)}'
+    log "$SRV: $(jget "$LG_JSON" '"\(.sent) published (\(.pub_per_s)/s, answer p50 \(.answer_ms.p50) p99 \(.answer_ms.p99) ms), \(.delivered)/\(.expected) delivered (\(.deliveries_per_s)/s), p99 \(.latency_ms.p99) ms, stalled readers \(.stalled), errors \(.errors) \(.error_kinds)"'); dropped $dropped, paced (http) $paced"
+    common_vals "$s"
+    val "$s" pub_per_s "$(jget "$LG_JSON" '.pub_per_s // "-"')"
+    val "$s" ans_p50 "$(jget "$LG_JSON" '.answer_ms.p50 // "-"')"
+    val "$s" ans_p99 "$(jget "$LG_JSON" '.answer_ms.p99 // "-"')"
+    val "$s" ans_max "$(jget "$LG_JSON" '.answer_ms.max // "-"')"
+    val "$s" stalled "$(jget "$LG_JSON" '.stalled // 0')"
+    val "$s" dropped "$dropped"
+    val "$s" paced "$paced"
+    val "$s" want "$want"
+    val "$s" met "$([ "$dropped" = "$want" ] && echo yes || echo no)"
 }
 
 # b64url: base64url of stdin, unpadded (for a token minted in the shell).
@@ -729,13 +815,14 @@ bench_all() {
     each idle-sse crier nchan nchan1 -- idle sse
     each idle-poll crier nchan nchan1 -- idle poll
     each ws1000 -- rate ws 1000 "$r" "$RATE_SECS" "$ws1k"
-    each sse1000 crier crier-low crier-eff nchan nchan1 nchan2 -- \
+    each sse1000 crier nchan nchan1 nchan2 -- \
         rate sse 1000 "$r" "$RATE_SECS" "SSE 1000 subs x ${RATE} msg/s, ${RATE_SECS} s" "$ws1k"
     each ws10000 -- rate ws 10000 "$LAT_RATE" "$LAT_SECS" "WS 10000 subs x ${LAT_RATE} msg/s, ${LAT_SECS} s"
-    each ws10000x10 -- rate ws 10000 "$LAT2_RATE" "$LAT2_SECS" "WS 10000 subs x ${LAT2_RATE} msg/s, ${LAT2_SECS} s"
+    each ws10000x10 crier crier-eff nchan nchan1 nchan2 sio floor1 floor2 -- rate ws 10000 "$LAT2_RATE" "$LAT2_SECS" "WS 10000 subs x ${LAT2_RATE} msg/s, ${LAT2_SECS} s"
+    each bp-ws1000 crier -- backpressure 0 "$BP_ROW"
+    each bp-ws1000-stall crier -- backpressure 1 "$BP_ROW, one reader stopped"
     each upstream crier -- upstream_calls
     each closed-ws1000 $cl -- closed ws 1000 "$SMALL_COUNT" "closed loop ws 1000x$SMALL_COUNT"
-    each closed-ws1000-default crier -- closed_default ws 1000 "$SMALL_COUNT"
     each closed-sse1000 $cl -- closed sse 1000 "$SMALL_COUNT" "closed loop sse 1000x$SMALL_COUNT"
     each closed-poll1000 $cl -- closed poll 1000 "$POLL_COUNT" "closed loop poll 1000x$POLL_COUNT"
     each closed-ws10000 $cl -- closed ws 10000 "$BIG_COUNT" "closed loop ws 10000x$BIG_COUNT"
@@ -763,13 +850,18 @@ print_table() {
         case $t in
         rate) echo "== $s (fixed offered rate) ==" ;;
         closed) echo "== $s (closed loop: publisher as fast as answered) ==" ;;
+        bp) echo "== $s (backpressure, issue #16 target 4: dropped must be 0, or 1 with a stopped reader) ==" ;;
         idle) echo "== $s ==" ;;
         *) echo "== $s ==" ;;
         esac
         case $t in
         rate | closed)
-            printf '%-10s %6s %7s %9s %11s %7s %7s %8s %8s %8s %7s %7s %6s\n' server conn 'deliv%' 'deliv/s' \
-                'deliv/CPUs' 'xfloor1' 'xnchan1' 'p50 ms' 'p99 ms' 'max ms' 'p99/fl2' 'CPU s' errors
+            printf '%-10s %6s %7s %9s %11s %7s %7s %8s %8s %8s %7s %7s %6s %7s %7s\n' server conn 'deliv%' 'deliv/s' \
+                'deliv/CPUs' 'xfloor1' 'xnchan1' 'p50 ms' 'p99 ms' 'max ms' 'p99/fl2' 'CPU s' errors 'lag ms' kept-up
+            ;;
+        bp)
+            printf '%-10s %6s %7s %9s %9s %9s %9s %9s %8s %8s %8s %7s %5s %4s %6s\n' server conn 'deliv%' 'pub/s' \
+                'ans p50' 'ans p99' 'ans max' 'deliv/s' 'p99 ms' 'max ms' stalled dropped paced met errors
             ;;
         idle)
             printf '%-10s %6s %6s %9s %8s %11s %11s %7s %4s\n' server conn got 'rest MiB' 'RSS MiB' \
@@ -782,12 +874,18 @@ print_table() {
             rows=$((rows + 1))
             case $t in
             rate | closed)
-                printf '%-10s %6s %7s %9s %11s %7s %7s %8s %8s %8s %7s %7s %6s\n' "$srv" "$(cell connected)" \
+                printf '%-10s %6s %7s %9s %11s %7s %7s %8s %8s %8s %7s %7s %6s %7s %7s\n' "$srv" "$(cell connected)" \
                     "$(cell delivered_pct)" "$(cell deliveries_per_s)" "$(cell per_cpu)" \
                     "$(ratio "$(cell per_cpu)" "${VAL["$f|floor1|per_cpu"]:-}")" \
                     "$(ratio "$(cell per_cpu)" "${VAL["$s|nchan1|per_cpu"]:-${VAL["$s|nchan|per_cpu"]:-}}")" \
                     "$(cell p50)" "$(cell p99)" "$(cell max)" "$(ratio "$(cell p99)" "${VAL["$f|floor2|p99"]:-}")" \
-                    "$(cell cpu)" "$(cell errors)"
+                    "$(cell cpu)" "$(cell errors)" "$(cell lag)" "$(cell kept_up)"
+                ;;
+            bp)
+                printf '%-10s %6s %7s %9s %9s %9s %9s %9s %8s %8s %8s %7s %5s %4s %6s\n' "$srv" "$(cell connected)" \
+                    "$(cell delivered_pct)" "$(cell pub_per_s)" "$(cell ans_p50)" "$(cell ans_p99)" "$(cell ans_max)" \
+                    "$(cell deliveries_per_s)" "$(cell p99)" "$(cell max)" "$(cell stalled)" "$(cell dropped)" \
+                    "$(cell paced)" "$(cell met)" "$(cell errors)"
                 ;;
             idle)
                 printf '%-10s %6s %6s %9s %8s %11s %11s %7s %4s\n' "$srv" "$(cell connected)" "$(cell got)" \
@@ -802,6 +900,123 @@ print_table() {
             done | sort
         fi
     done
+}
+
+# ---------------------------------------------------------------- summary
+
+# k N: 426123 -> 426k, 1234567 -> 1.23M ("-" stays).
+k() { awk -v n="$1" 'BEGIN { if (n !~ /^[0-9.]+$/) print "-"; else if (n >= 1e6) printf "%.2fM", n / 1e6; else if (n >= 1e4) printf "%dk", n / 1e3 + 0.5; else printf "%d", n }'; }
+
+# ms N: a latency in ms, rounded ("-" stays).
+ms() { awk -v n="$1" 'BEGIN { if (n !~ /^[0-9.]+$/) print "-"; else if (n < 1) printf "%.2f", n; else if (n < 10) printf "%.1f", n; else printf "%d", n + 0.5 }'; }
+
+# v SCENARIO SERVER METRIC: a recorded figure, or "".
+v() { echo "${VAL["$1|$2|$3"]:-}"; }
+
+# ge A B / le A B: numeric comparison, false when either is not a number.
+ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && a + 0 >= b + 0) }'; }
+le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a ~ /^[0-9.]+$/ && b ~ /^[0-9.]+$/ && a + 0 <= b + 0) }'; }
+
+# yn CONDITION...: "met" or "not met".
+yn() { if "$@"; then echo met; else echo "not met"; fi; }
+
+# judge X ge|le LIMIT [UNIT]: "met (X UNIT)" / "not met (X UNIT)", or "— (no
+# figure)" when X is not a number (a row or its floor did not run).
+judge() {
+    [[ $1 =~ ^[0-9.]+$ ]] || { echo "— (no figure)"; return 0; }
+    echo "$(yn "$2" "$1" "$3") ($1${4-×})"
+}
+
+# row_cells KIND SCENARIO: one cell per summary column (SUM_COLS).
+row_cells() {
+    local kind=$1 sc=$2 srv c f out=
+    f=${FLOOR_SCEN[$sc]:-$sc}
+    for srv in "${SUM_COLS[@]}"; do
+        c=
+        if [ -n "$(v "$sc" "$srv" connected)$(v "$sc" "$srv" errors)" ]; then
+            case $kind in
+            cost) # deliveries per server CPU-s (x floor1's), p50 / p99
+                c="$(k "$(v "$sc" "$srv" per_cpu)")"
+                [ "$srv" = floor1 ] || c="$c ($(ratio "$(v "$sc" "$srv" per_cpu)" "$(v "$f" floor1 per_cpu)")×)"
+                c="$c, $(ms "$(v "$sc" "$srv" p50)") / $(ms "$(v "$sc" "$srv" p99)")"
+                ;;
+            p99) # p50 / p99 (p99 over floor2's)
+                c="$(ms "$(v "$sc" "$srv" p50)") / $(ms "$(v "$sc" "$srv" p99)")"
+                [ "$srv" = floor2 ] || c="$c ($(ratio "$(v "$sc" "$srv" p99)" "$(v "$f" floor2 p99)")×)"
+                ;;
+            behind) # kept up?, lag, delivered %
+                c="$( [ "$(v "$sc" "$srv" kept_up)" = yes ] && echo "kept up" || echo "fell behind"), lag $(v "$sc" "$srv" lag) ms, $(v "$sc" "$srv" delivered_pct) %"
+                ;;
+            bp)
+                c="$(k "$(v "$sc" "$srv" pub_per_s)") pub/s (answer $(ms "$(v "$sc" "$srv" ans_p50)") / $(ms "$(v "$sc" "$srv" ans_p99)") / max $(ms "$(v "$sc" "$srv" ans_max)") ms), $(k "$(v "$sc" "$srv" deliveries_per_s)") deliv/s (p99 $(ms "$(v "$sc" "$srv" p99)") ms), $(v "$sc" "$srv" delivered_pct) %, dropped $(v "$sc" "$srv" dropped), paced $(v "$sc" "$srv" paced)"
+                ;;
+            mem) # bytes per connection idle / after one message
+                c="$(v "$sc" "$srv" bpc) / $(v "$sc" "$srv" bpc1)"
+                ;;
+            closed) # deliveries per server CPU-s (x nchan1's), p99
+                c="$(k "$(v "$sc" "$srv" per_cpu)")"
+                case $srv in nchan*) ;; *) c="$c ($(ratio "$(v "$sc" "$srv" per_cpu)" "$(v "$sc" nchan1 per_cpu)")× nchan1)" ;; esac
+                c="$c, p99 $(ms "$(v "$sc" "$srv" p99)")"
+                ;;
+            esac
+        fi
+        # no crier-eff run while "efficient" is the default (the crier column is it)
+        case $kind in cost | p99 | behind)
+            [ -n "$c" ] || [ "$srv" != crier-eff ] || [ "$DEFAULT_LATENCY" != efficient ] ||
+                [ -z "$(v "$sc" crier connected)" ] || c="= crier default"
+            ;;
+        esac
+        out="$out ${c:-—} |"
+    done
+    echo "$out"
+}
+
+# srow TARGET LABEL KIND SCENARIO TARGET_TEXT VERDICT: one summary line.
+srow() {
+    [ -n "${STYPE[$4]:-}" ] || return 0 # the row did not run (BENCH_ONLY)
+    local label=${2// subs x / × }
+    echo "| $1 | $label |$(row_cells "$3" "$4") $5 | $6 |"
+}
+
+# print_summary: issue #16's targets, one markdown row each, in the layout of
+# the README's Performance table (to paste there).
+print_summary() {
+    local w1="WS 1000 subs x ${RATE} msg/s, ${RATE_SECS} s" s1="SSE 1000 subs x ${RATE} msg/s, ${RATE_SECS} s"
+    local w10="WS 10000 subs x ${LAT_RATE} msg/s, ${LAT_SECS} s" w10b="WS 10000 subs x ${LAT2_RATE} msg/s, ${LAT2_SECS} s"
+    local bp=$BP_ROW bps="$BP_ROW, one reader stopped" x f
+    SUM_COLS=(crier crier-low crier-eff floor1 floor2 nchan1 nchan2 sio)
+    echo
+    echo "== issue #16 targets (markdown, the README's layout; crier = default config: latency ${DEFAULT_LATENCY:-?}, workers ${DEFAULT_WORKERS:-?} = cores) =="
+    echo
+    echo "| target | row | crier (default, ${DEFAULT_LATENCY:-?}) | crier low | crier efficient | floor 1t | floor 2t | nchan 1w | nchan 2w | Socket.IO | target | crier |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+    x=$(ratio "$(v "$w1" crier per_cpu)" "$(v "$w1" floor1 per_cpu)")
+    srow 1 "$w1: deliveries per server CPU-s (× floor1), p50 / p99 ms" cost "$w1" "≥ 0.87× floor1" "$(judge "$x" ge 0.87)"
+    x=$(ratio "$(v "$s1" crier per_cpu)" "$(v "$w1" floor1 per_cpu)")
+    srow 1 "$s1 (× floor1's WS row)" cost "$s1" "≥ 0.87× floor1" "$(judge "$x" ge 0.87)"
+    x=$(ratio "$(v "$w10" crier per_cpu)" "$(v "$w10" floor1 per_cpu)")
+    srow 1 "$w10" cost "$w10" "≥ 0.9× floor1" "$(judge "$x" ge 0.9)"
+    x=$(ratio "$(v "$w10" crier p99)" "$(v "$w10" floor2 p99)")
+    srow 2 "$w10: p50 / p99 ms (p99 × floor2's)" p99 "$w10" "p99 ≤ 1.1× floor2" "$(judge "$x" le 1.1)"
+    srow 2 "$w10b: kept up (all delivered, last within ${LAG_MS} ms of the last publish), lag, delivered" behind "$w10b" \
+        "kept up" "$( [ "$(v "$w10b" crier kept_up)" = yes ] && echo met || echo "not met")"
+    f=$(v "$w1" crier-low p50)
+    srow 3 "$w1: p50 / p99 ms (p99 × floor2's)" p99 "$w1" "crier low: p50 ≤ 15 ms" "$(judge "$(ms "$f")" le 15 " ms, crier low")"
+    srow 4 "$bp (closed-loop publisher)" bp "$bp" "0 dropped" "$(yn [ "$(v "$bp" crier dropped)" = 0 ])"
+    srow 4 "$bps" bp "$bps" "exactly 1 dropped" "$(yn [ "$(v "$bps" crier dropped)" = 1 ])"
+    for f in ws:4096 sse:5120 poll:4096; do
+        x="memory: $IDLE_SUBS idle ${f%%:*}"
+        srow 5 "$x: bytes per connection, idle / after one message" mem "$x" "≤ ${f#*:} B" \
+            "$( [ "$(v "$x" crier met)" = yes ] && echo met || echo "not met")"
+    done
+    for f in "ws 1000x$SMALL_COUNT" "sse 1000x$SMALL_COUNT" "ws 10000x$BIG_COUNT" "sse 10000x$BIG_COUNT"; do
+        x="closed loop $f"
+        srow 6 "$x (crier on tests/bench/crier.json): deliveries per server CPU-s (× nchan1), p99 ms" closed "$x" \
+            "≥ ${T6_MIN}× nchan1" "$(judge "$(ratio "$(v "$x" crier per_cpu)" "$(v "$x" nchan1 per_cpu)")" ge "$T6_MIN")"
+    done
+    echo
+    echo "(— : no such row for that server, or skipped; see the log. Target 6: ${T6_MIN}× = the issue's"
+    echo "lowest closed-loop figure before, 7.9× nchan, less 10 %; set BENCH_T6_MIN to compare with another.)"
 }
 
 # ---------------------------------------------------------------- main
@@ -825,6 +1040,9 @@ bench_all
     echo "commit $(git rev-parse --short HEAD 2>/dev/null || echo '?'); subscribers read every ${BATCH_MS} ms;"
     echo "server CPU from all subscribers connected; xfloor1 = deliveries per server CPU-s over floor1's"
     echo "in the same run (SSE: floor1's WS row), p99/fl2 = p99 over floor2's)"
+    echo "crier runs its default config (latency ${DEFAULT_LATENCY:-?}, workers ${DEFAULT_WORKERS:-?} = cores) but in the"
+    echo "closed-loop rows; crier-low / crier-eff set \"latency\" only"
     print_table
+    print_summary
 } | tee "$TABLE"
 log "done in $(elapsed)s; raw JSON lines in $OUT, table in $TABLE"

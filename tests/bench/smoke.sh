@@ -3,9 +3,11 @@
 #
 # tests/bench/smoke.sh PORT - a ~10-second smoke run of the load generator
 # against a crier already listening on 127.0.0.1:PORT: 50 WebSocket, 50 SSE
-# and 20 long-poll subscribers, and 50 WebSocket subscribers reading in
-# batches (--batch-ms 5, as `make bench` reads), on one fresh room, then 200
-# published messages. Then the Socket.IO peer of `make bench`
+# and 20 long-poll subscribers, 50 WebSocket subscribers reading in
+# batches (--batch-ms 5, as `make bench` reads) and 10 of which one stops
+# reading (--stall-one, left out of the accounting), on one fresh room, then
+# 200 published messages (answer times reported); a publisher that stops
+# after a time (--pub-secs 1 at 50 msg/s: 40-60 sent). Then the Socket.IO peer of `make bench`
 # (tests/bench/socketio-server.mjs on a free port): 20 Engine.IO v4
 # subscribers, 50 messages at a fixed rate with pipelined POSTs (skipped,
 # and said so, when the socket.io package is not installed). Exits non-zero
@@ -35,14 +37,15 @@ trap cleanup EXIT
 
 base="http://127.0.0.1:$port"
 room="smoke-$$-$RANDOM"
-kinds=(ws sse poll ws-batch)
-declare -A subs=([ws]=50 [sse]=50 [poll]=20 [ws-batch]=50)
-declare -A path=([ws]=ws [sse]=events [poll]="poll?since=0" [ws-batch]=ws)
-declare -A extra=([ws]="" [sse]="" [poll]="" [ws-batch]="--batch-ms 5")
+kinds=(ws sse poll ws-batch ws-stall)
+declare -A subs=([ws]=50 [sse]=50 [poll]=20 [ws-batch]=50 [ws-stall]=10)
+declare -A path=([ws]=ws [sse]=events [poll]="poll?since=0" [ws-batch]=ws [ws-stall]=ws)
+declare -A extra=([ws]="" [sse]="" [poll]="" [ws-batch]="--batch-ms 5" [ws-stall]="--stall-one")
 
 for k in "${kinds[@]}"; do
     # shellcheck disable=SC2086
-    "$LOADGEN" --kind "${k%-batch}" --url "$base/rooms/$room/${path[$k]}" --subs "${subs[$k]}" \
+    kind=${k%-batch}
+    "$LOADGEN" --kind "${kind%-stall}" --url "$base/rooms/$room/${path[$k]}" --subs "${subs[$k]}" \
         --expect "$COUNT" --ready-file "$tmp/ready.$k" --connect-timeout 5 \
         --drain-timeout 5 --duration 20 ${extra[$k]} >"$tmp/$k.json" 2>"$tmp/$k.err" &
     pids+=($!)
@@ -80,6 +83,27 @@ for i in "${!kinds[@]}"; do
     report "${kinds[$i]}" "$rc" "$tmp/${kinds[$i]}.json" "$tmp/${kinds[$i]}.err"
 done
 pids=()
+# --stall-one: one of ws-stall's subscribers never read, was left out
+# (the others got every message: exit 0 above); the publisher timed its answers
+if grep -q '"stalled":1' "$tmp/ws-stall.json" && grep -q '"answer_ms":{"p50":[0-9.]*,"p99"' "$tmp/pub.json"; then
+    passed=$((passed + 1))
+    echo "smoke: stall-one and answer_ms ok"
+else
+    failed=$((failed + 1))
+    echo "smoke: stall-one / answer_ms FAILED (no \"stalled\":1 or no answer_ms)"
+fi
+# --pub-secs: a publisher that stops after 1 s at 50 msg/s (about 50 sent)
+rc=0
+"$LOADGEN" --pub "$base/rooms/$room-t/messages" --count 100000 --rate 50 --pub-secs 1 --duration 10 \
+    >"$tmp/pubsecs.json" 2>"$tmp/pubsecs.err" || rc=$?
+sent=$(sed -n 's/.*"sent":\([0-9]*\).*/\1/p' "$tmp/pubsecs.json")
+if [ "$rc" = 0 ] && [ "${sent:-0}" -ge 40 ] && [ "${sent:-0}" -le 60 ]; then
+    passed=$((passed + 1))
+    echo "smoke: pub-secs ok (sent $sent)"
+else
+    failed=$((failed + 1))
+    echo "smoke: pub-secs FAILED (exit $rc, sent ${sent:-?})"
+fi
 
 # The Socket.IO peer, when its package is there (npm install).
 if (cd tests/bench && node --input-type=module -e "await import('socket.io')" 2>/dev/null); then
