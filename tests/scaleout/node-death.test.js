@@ -356,7 +356,7 @@ test(`kill -9 of a node while ${N} messages stream: every client streams again w
     const reconnects = s.states.filter((x) => x.s === 'reconnecting').length;
     const lostAt = s.states.find((x) => x.s === 'reconnecting' && x.at >= killedAt)?.at;
     const next = s.at.find((x) => x > (lostAt ?? killedAt));
-    return `${c.label} (${c.node.name}): ${s.got.length} received, ${N - new Set(s.got).size} lost, ${s.gaps.length} gaps told ${JSON.stringify(s.gaps).slice(0, 300)}, ${reconnects} reconnects, ${lostAt ? `lost ${lostAt - killedAt} ms and ` : ''}next message ${next - killedAt} ms after the kill, state ${s.state}`;
+    return `${c.label} (${c.node.name}): ${s.got.length} received, ${N - new Set(s.got).size} lost, ${s.gaps.length} gaps told ${JSON.stringify(s.gaps).slice(0, 300)}, ${reconnects} reconnects, ${lostAt ? `lost ${lostAt - killedAt} ms and ` : ''}next message ${next - killedAt} ms after the kill, state ${s.state}${s.logs.length ? ` (${s.logs[0].replace(/^\d+ /, '')})` : ''}`;
   });
   t.diagnostic([...report, ...jsReport].join('\n'));
   crierJs.forEach((c, i) => {
@@ -378,6 +378,7 @@ test(`kill -9 of a node while ${N} messages stream: every client streams again w
     // not one that was on its way as the node died).
     const lostAt = s.states.find((x) => x.s === 'reconnecting' && x.at >= killedAt)?.at;
     if (c.node === victim) assert.ok(lostAt, `${c.label}: it reconnected after the kill${detail}`);
+    else assert.ok(have.size === N && !s.gaps.length, `${c.label}: on a live node, every message and no gap${detail}`);
     const next = s.at.find((x) => x > (c.node === victim ? lostAt : killedAt));
     assert.ok(next !== undefined && next - killedAt <= 5000, `${c.label}: streaming again within 5 s of the kill (next message ${next - killedAt} ms after)${detail}`);
     assert.equal(s.state, 'connected', `${c.label}: connected`);
