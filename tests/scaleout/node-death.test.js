@@ -275,6 +275,47 @@ async function crierJsClient(browser, contexts, nginx, nodes, transport, want, l
   throw new Error(`${label}: 30 starts through nginx, none on the node wanted`);
 }
 
+// The checks of a crier.js client c (snapshot s) after a kill -9 of victim
+// at killedAt: every id once and in order, or a gap event for exactly what
+// is missing; on the node killed, it reconnected and got a message again
+// within 5 s of the kill; on a live node, every message and no gap.
+function checkCrierJs(c, s, victim, killedAt) {
+  const detail = `\n  ${s.logs.join('\n  ')}`;
+  // Every id once, in order (the room's ids are the message numbers: one
+  // publisher, one message at a time).
+  s.got.forEach((n, k) => assert.equal(s.ids[k], n, `${c.label}: message ${n} has room id ${s.ids[k]}`));
+  for (let k = 1; k < s.got.length; k++) assert.ok(s.got[k] > s.got[k - 1], `${c.label}: in order, once (${s.got[k - 1]} then ${s.got[k]})${detail}`);
+  // What is missing is exactly what a gap event told (since < id <
+  // resumed_from; resumed_from null: from since on).
+  const have = new Set(s.got);
+  const told = (m) => s.gaps.some((g) => g.room === ROOM && g.since < m && (g.resumed_from == null || m < g.resumed_from));
+  const untold = [];
+  for (let m = 1; m <= N; m++) if (!have.has(m) && !told(m)) untold.push(m);
+  assert.deepEqual(untold, [], `${c.label}: every message, or a gap event for what is missing${detail}`);
+  for (const g of s.gaps) {
+    const missing = (m) => m > g.since && m < (g.resumed_from ?? g.since + 2) && !have.has(m);
+    assert.ok(Array.from({ length: N }, (_, k) => k + 1).some(missing), `${c.label}: the gap ${JSON.stringify(g)} is of messages missing`);
+  }
+  // Streaming again within 5 s: from the kill to the first message after
+  // it (on the node killed: the first after it noticed and reconnected,
+  // not one that was on its way as the node died).
+  const lostAt = s.states.find((x) => x.s === 'reconnecting' && x.at >= killedAt)?.at;
+  if (c.node === victim) assert.ok(lostAt, `${c.label}: it reconnected after the kill${detail}`);
+  else assert.ok(have.size === N && !s.gaps.length, `${c.label}: on a live node, every message and no gap${detail}`);
+  const next = s.at.find((x) => x > (c.node === victim ? lostAt : killedAt));
+  assert.ok(next !== undefined && next - killedAt <= 5000, `${c.label}: streaming again within 5 s of the kill (next message ${next - killedAt} ms after)${detail}`);
+  assert.equal(s.state, 'connected', `${c.label}: connected`);
+  assert.equal(s.transport, c.label.split(' ')[1], `${c.label}: still on its transport`);
+}
+
+// One line on crier.js client c (snapshot s) for the test's diagnostics.
+function crierJsReport(c, s, killedAt) {
+  const reconnects = s.states.filter((x) => x.s === 'reconnecting').length;
+  const lostAt = s.states.find((x) => x.s === 'reconnecting' && x.at >= killedAt)?.at;
+  const next = s.at.find((x) => x > (lostAt ?? killedAt));
+  return `${c.label} (${c.node.name}): ${s.got.length} received, ${N - new Set(s.got).size} lost, ${s.gaps.length} gaps told ${JSON.stringify(s.gaps).slice(0, 300)}, ${reconnects} reconnects, ${lostAt ? `lost ${lostAt - killedAt} ms and ` : ''}next message ${next - killedAt} ms after the kill, state ${s.state}${s.logs.length ? ` (${s.logs[0].replace(/^\d+ /, '')})` : ''}`;
+}
+
 test(`kill -9 of a node while ${N} messages stream: every client streams again within 5 s, and gets every message or is told of the gap`, { timeout: 120_000 }, async (t) => {
   const { nodes } = await startCluster(t, 3, CONFIG);
   const nginx = await startNginx(t, nodes.map((n) => n.port));
@@ -351,39 +392,9 @@ test(`kill -9 of a node while ${N} messages stream: every client streams again w
     const lost = N - new Set(c.got).size;
     return `${c.label}: ${c.got.length} received, ${lost} lost, ${c.gaps.length} gaps told ${JSON.stringify(c.gaps).slice(0, 300)}, ${c.reconnects} reconnects`;
   });
-  const jsReport = crierJs.map((c, i) => {
-    const s = js[i];
-    const reconnects = s.states.filter((x) => x.s === 'reconnecting').length;
-    const lostAt = s.states.find((x) => x.s === 'reconnecting' && x.at >= killedAt)?.at;
-    const next = s.at.find((x) => x > (lostAt ?? killedAt));
-    return `${c.label} (${c.node.name}): ${s.got.length} received, ${N - new Set(s.got).size} lost, ${s.gaps.length} gaps told ${JSON.stringify(s.gaps).slice(0, 300)}, ${reconnects} reconnects, ${lostAt ? `lost ${lostAt - killedAt} ms and ` : ''}next message ${next - killedAt} ms after the kill, state ${s.state}${s.logs.length ? ` (${s.logs[0].replace(/^\d+ /, '')})` : ''}`;
-  });
+  const jsReport = crierJs.map((c, i) => crierJsReport(c, js[i], killedAt));
   t.diagnostic([...report, ...jsReport].join('\n'));
-  crierJs.forEach((c, i) => {
-    const s = js[i];
-    const detail = `\n  ${s.logs.join('\n  ')}`;
-    // Every id once, in order (the room's ids are the message numbers: one
-    // publisher, one message at a time).
-    s.got.forEach((n, k) => assert.equal(s.ids[k], n, `${c.label}: message ${n} has room id ${s.ids[k]}`));
-    for (let k = 1; k < s.got.length; k++) assert.ok(s.got[k] > s.got[k - 1], `${c.label}: in order, once (${s.got[k - 1]} then ${s.got[k]})${detail}`);
-    // What is missing is exactly what a gap event told (since < id <
-    // resumed_from; resumed_from null: from since on).
-    const have = new Set(s.got);
-    const told = (m) => s.gaps.some((g) => g.room === ROOM && g.since < m && (g.resumed_from == null || m < g.resumed_from));
-    const untold = [];
-    for (let m = 1; m <= N; m++) if (!have.has(m) && !told(m)) untold.push(m);
-    assert.deepEqual(untold, [], `${c.label}: every message, or a gap event for what is missing${detail}`);
-    // Streaming again within 5 s: from the kill to the first message after
-    // it (on the node killed: the first after it noticed and reconnected,
-    // not one that was on its way as the node died).
-    const lostAt = s.states.find((x) => x.s === 'reconnecting' && x.at >= killedAt)?.at;
-    if (c.node === victim) assert.ok(lostAt, `${c.label}: it reconnected after the kill${detail}`);
-    else assert.ok(have.size === N && !s.gaps.length, `${c.label}: on a live node, every message and no gap${detail}`);
-    const next = s.at.find((x) => x > (c.node === victim ? lostAt : killedAt));
-    assert.ok(next !== undefined && next - killedAt <= 5000, `${c.label}: streaming again within 5 s of the kill (next message ${next - killedAt} ms after)${detail}`);
-    assert.equal(s.state, 'connected', `${c.label}: connected`);
-    assert.equal(s.transport, c.label.split(' ')[1], `${c.label}: still on its transport`);
-  });
+  crierJs.forEach((c, i) => checkCrierJs(c, js[i], victim, killedAt));
   for (const c of everyone) {
     const next = c.at.find((x) => x > killedAt);
     assert.ok(next !== undefined && next - killedAt <= 5000, `${c.label}: streaming again within 5 s of the kill (next message ${next - killedAt} ms after)`);
@@ -393,4 +404,53 @@ test(`kill -9 of a node while ${N} messages stream: every client streams again w
   for (const o of official) assert.equal(o.state(), signalR.HubConnectionState.Connected, `${o.label}: connected`);
   assert.deepEqual(unhandledRejections.slice(before), [], 'no uncaught exception in the official clients');
   assert.ok(official.some((o) => o.reconnects), 'some official client was on the node killed');
+});
+
+// The same with a history too short to cover the outage (2 messages): the
+// crier.js clients on the node killed are told of the gap (CrierGap, their
+// ongap), get nothing else missing, in order and once, and stream again
+// within 5 s.
+test('kill -9 of a node whose crier.js clients history no longer covers: a gap event for exactly what is missing, then streaming', { timeout: 120_000 }, async (t) => {
+  const { nodes } = await startCluster(t, 3, { ...CONFIG, history: { size: 2 } });
+  const nginx = await startNginx(t, nodes.map((n) => n.port));
+  const [victim, publisher] = nodes;
+  const browser = await launchBrowser();
+  const contexts = [];
+  const closeBrowser = async () => {
+    for (const c of contexts.splice(0)) await withTimeout(c.close(), 5000, 'closing a browser context').catch(() => {});
+    await withTimeout(browser.close(), 10_000, 'closing Chromium').catch(() => {});
+  };
+  t.after(closeBrowser);
+  const crierJs = [];
+  for (const transport of ['websocket', 'sse', 'longpolling'])
+    crierJs.push(await crierJsClient(browser, contexts, nginx, nodes, transport, (n) => n === victim, `crier.js ${transport} on the node killed`));
+
+  let killedAt = 0;
+  const killer = (async () => {
+    await sleep(KILL_AT_MS);
+    killedAt = Date.now();
+    await killNode(victim);
+  })();
+  const pub = await publishSteady(publisher.url, ROOM, N, PERIOD_MS, (i) => ({ n: i }));
+  await killer;
+  assert.deepEqual(pub.bad, [], 'the publisher (on a live node): every message 201');
+
+  let js = [];
+  await waitFor(async () => (js = await Promise.all(crierJs.map((c) => c.snapshot()))).every((s) => s.got.includes(N)), {
+    timeout: 15_000,
+    message: 'the crier.js clients: the last message',
+  }).catch((e) => {
+    e.message += `\n${crierJs.map((c, i) => `${c.label}: ${js[i]?.got.length} received, ${js[i]?.state}\n  ${js[i]?.logs.join('\n  ')}`).join('\n')}`;
+    throw e;
+  });
+  await sleep(300);
+  js = await Promise.all(crierJs.map((c) => c.snapshot()));
+  await closeBrowser();
+  t.diagnostic(crierJs.map((c, i) => crierJsReport(c, js[i], killedAt)).join('\n'));
+  crierJs.forEach((c, i) => {
+    checkCrierJs(c, js[i], victim, killedAt);
+    // Its reconnect takes 250 ms at least (crier.js's backoff): more than
+    // the 2 messages history keeps.
+    assert.ok(js[i].gaps.length >= 1, `${c.label}: a gap event`);
+  });
 });
