@@ -10,6 +10,8 @@
 // (its defaults: reconnect with backoff, rejoin with JoinRoom(room, since,
 // epoch)). Every client is streaming again within 5 s of the kill, and gets
 // every message or is told of the gap (CrierGap, a gap event or field).
+// A second kill, with a history too short for the outage, shows crier.js's
+// gap event: one, for exactly what it missed, then streaming in order.
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
