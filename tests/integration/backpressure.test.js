@@ -138,12 +138,19 @@ async function openReaders(srv, room, n) {
   return readers;
 }
 
-async function allReceived(readers, n, ms) {
-  await waitFor(() => readers.every((r) => r.got >= n || r.closeInfo), {
-    timeout: ms,
-    interval: 100,
-    message: `every reader has ${n} messages [slowest: ${Math.min(...readers.map((r) => r.got))}]`,
-  });
+async function allReceived(readers, n, ms, srv) {
+  try {
+    await waitFor(() => readers.every((r) => r.got >= n || r.closeInfo), { timeout: ms, interval: 100, message: `every reader has ${n} messages` });
+  } catch (err) {
+    // Say who is short, who was closed and how, and what crier logged.
+    const open = readers.filter((r) => !r.closeInfo);
+    const closed = readers.filter((r) => r.closeInfo);
+    const codes = [...new Set(closed.map((r) => JSON.stringify(r.closeInfo)))].slice(0, 5);
+    const short = open.filter((r) => r.got < n).map((r) => r.got);
+    const tail = srv?.stderr ? srv.stderr().split('\n').slice(-40).join('\n') : '';
+    throw new Error(`${err.message}: ${short.length} open readers short (got ${short.slice(0, 10).join(', ')}), ` +
+      `${closed.length} closed (${codes.join('; ')})\n--- crier stderr (last lines) ---\n${tail}`);
+  }
 }
 
 function assertReadersGotAll(readers, n, label) {
@@ -184,7 +191,7 @@ test(`closed-loop HTTP publisher, ${READERS} WebSocket readers and one stopped: 
     assert.equal(error, null, 'the publisher saw only 201 (ids in order) and 503');
     assert.ok(dropped >= 1, `the stopped reader was never dropped in ${ms} ms (${accepted} publishes)`);
 
-    await allReceived(readers, accepted, 120_000);
+    await allReceived(readers, accepted, 120_000, srv);
     t.diagnostic(
       `dropped ${await metric(srv.url, 'crier_subscribers_dropped_total')}, stalled ` +
         `${await metric(srv.url, 'crier_subscribers_stalled_total')}, paced ` +
@@ -216,7 +223,7 @@ test(`a WebSocket publisher is read at the fanout's pace: ${READERS} readers, no
     });
     // Small frames: lws reads dozens in one go, more than one round of writes drains.
     for (let i = 1; i <= N; i++) pub.ws.send(JSON.stringify({ n: i }));
-    await allReceived([...readers, pub], N, 180_000);
+    await allReceived([...readers, pub], N, 180_000, srv);
     assertReadersGotAll([...readers, pub], N, 'WebSocket publisher');
     assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 0, 'no subscriber dropped');
     const paced = await metric(srv.url, 'crier_publish_paced_total{transport="websocket"}');
