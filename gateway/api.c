@@ -168,6 +168,22 @@ static bool is_target_name(const char *s)
     return true;
 }
 
+bool api_take_target(http_call *call, const cfg *c, const char **target, enum MHD_Result *ret)
+{
+    *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
+    if (*target && !is_target_name(*target)) {
+        *ret = http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target must be 1 to 63 letters, digits or '_'");
+        return false;
+    }
+    if (*target && !cfg_publish_target_allowed(c, *target)) {
+        *ret = http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target '%s' is not in the publish_targets of any hub", *target);
+        return false;
+    }
+    return true;
+}
+
 /* limits.rate.publish for HTTP publishes, per client address: 429 with
  * Retry-After past it. Returns true when refused (*ret: the answer). */
 static bool publish_rate_refused(http_call *call, enum MHD_Result *ret)
@@ -242,13 +258,9 @@ static enum MHD_Result publish_finish(http_call *call, api_wait *w)
     const char *ct =
         MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     char err[256];
-    const char *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
-    if (target && !is_target_name(target))
-        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "target must be 1 to 63 letters, digits or '_'");
-    if (target && !cfg_publish_target_allowed(conf, target))
-        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "target '%s' is not in the publish_targets of any hub", target);
+    const char *target;
+    if (!api_take_target(call, conf, &target, &refused))
+        return refused;
     if (payload_from_body(&p->pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
