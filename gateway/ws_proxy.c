@@ -17,6 +17,7 @@
 #include "common/client_addr.h"
 #include "hub/hub.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/upstream.h"
 #include "gateway/acceptor_wait.h"
 #include "transports/carriers/http_client.h"
@@ -79,14 +80,6 @@ static void wait_done(void *arg, up_transfer t, long status, const char *body, s
     aw_done(&waits, &w->e);
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* A query key or value percent-decoded ('+' a space), as MHD decodes its
  * arguments; a decoded NUL ends it. NULL unless UTF-8 (or on ENOMEM). */
 static json_t *query_text(const char *s, size_t len)
@@ -97,8 +90,8 @@ static json_t *query_text(const char *s, size_t len)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         int hi = 0, lo = 0;
-        if (s[i] == '%' && i + 2 < len && (hi = hex_digit(s[i + 1])) >= 0 &&
-            (lo = hex_digit(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = parse_hex_digit(s[i + 1])) >= 0 &&
+            (lo = parse_hex_digit(s[i + 2])) >= 0) {
             out[n++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
