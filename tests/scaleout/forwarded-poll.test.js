@@ -74,8 +74,12 @@ test('a forwarder killed mid-poll loses nothing: nginx retries the GET on anothe
   const got = await polled;
   assert.equal(got.status, 200, `the retried poll: ${got.status} ${got.text}`);
   assert.deepEqual(messagesOf(got.records), [1, 2, 3, 4, 5].map((n) => ({ n })), `the retried poll has what A lost: ${got.text}`);
-  const lines = nginx.accessLog().filter((l) => l.includes('/hubs/chat'));
-  assert.ok(lines.some((l) => l.includes(`127.0.0.1:${a.port}, 127.0.0.1:${c.port}`)), `nginx retried A's GET on C: ${lines.join(' | ')}`);
+  // nginx logs a request after its answer went: wait for the line.
+  const retried = () => nginx.accessLog().filter((l) => l.includes('/hubs/chat'));
+  await waitFor(() => retried().some((l) => l.includes(`127.0.0.1:${a.port}, 127.0.0.1:${c.port}`)), {
+    timeout: 5000,
+    message: "nginx retried A's GET on C",
+  }).catch((err) => assert.fail(`${err.message}: ${retried().join(' | ')}`));
 
   // The next poll (a new key) confirms them: no duplicates after.
   assert.equal((await publishOn(owner, 'fwd', { n: 6 })).status, 201);
