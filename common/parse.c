@@ -53,6 +53,17 @@ bool query_param(const char *query, const char *key, char *out, size_t cap)
     return true;
 }
 
+int parse_hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 bool query_has(const char *query, const char *key)
 {
     size_t n;

@@ -18,6 +18,10 @@ bool parse_u64(const char *s, uint64_t *out);
 /* The same for the len bytes at s (no NUL needed). */
 bool parse_u64_n(const char *s, size_t len, uint64_t *out);
 
+/* The value of a hexadecimal digit (0-9, a-f, A-F), or -1 for any other
+ * character. */
+int parse_hex_digit(char c);
+
 /* Copies the value of the first key=value parameter of a raw query string
  * ("a=1&b=2", without the '?') into out, NUL-terminated, as it is (not
  * decoded). False when key is absent or its value does not fit in cap

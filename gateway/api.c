@@ -20,10 +20,10 @@
 #include "gateway/api_wait.h"
 #include "gateway/publish_pace.h"
 #include "gateway/metrics_ops.h"
+#include "gateway/metrics_text.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +31,7 @@
 #include <jansson.h>
 
 #include "common/client_addr.h"
+#include "common/json_text.h"
 #include "common/clock.h"
 #include "common/limits.h"
 #include "common/rate_limits.h"
@@ -168,6 +169,22 @@ static bool is_target_name(const char *s)
     return true;
 }
 
+bool api_take_target(http_call *call, const cfg *c, const char **target, enum MHD_Result *ret)
+{
+    *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
+    if (*target && !is_target_name(*target)) {
+        *ret = http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target must be 1 to 63 letters, digits or '_'");
+        return false;
+    }
+    if (*target && !cfg_publish_target_allowed(c, *target)) {
+        *ret = http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
+                                "target '%s' is not in the publish_targets of any hub", *target);
+        return false;
+    }
+    return true;
+}
+
 /* limits.rate.publish for HTTP publishes, per client address: 429 with
  * Retry-After past it. Returns true when refused (*ret: the answer). */
 static bool publish_rate_refused(http_call *call, enum MHD_Result *ret)
@@ -242,13 +259,9 @@ static enum MHD_Result publish_finish(http_call *call, api_wait *w)
     const char *ct =
         MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     char err[256];
-    const char *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
-    if (target && !is_target_name(target))
-        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "target must be 1 to 63 letters, digits or '_'");
-    if (target && !cfg_publish_target_allowed(conf, target))
-        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "target '%s' is not in the publish_targets of any hub", target);
+    const char *target;
+    if (!api_take_target(call, conf, &target, &refused))
+        return refused;
     if (payload_from_body(&p->pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
@@ -393,94 +406,72 @@ enum MHD_Result api_healthz(http_call *call)
     return http_reply_json(call->conn, MHD_HTTP_OK, body, (size_t)n);
 }
 
-/* Appends printf-formatted text to b; false on ENOMEM. */
-__attribute__((format(printf, 2, 3))) static bool appendf(buf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return false;
-    char *tmp = malloc((size_t)n + 1);
-    if (!tmp)
-        return false;
-    va_start(ap, fmt);
-    vsnprintf(tmp, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    bool ok = buf_append(b, tmp, (size_t)n);
-    free(tmp);
-    return ok;
-}
-
 /* The memory limits' gauges and refusal counters (README: Configuration). */
 static bool metrics_limits(buf *b, const hub_stats *st)
 {
     bool ok =
-        appendf(b,
-                "# HELP crier_history_bytes Bytes all rooms' history counts (history.max_bytes "
-                "bounds it).\n"
-                "# TYPE crier_history_bytes gauge\ncrier_history_bytes %" PRIu64 "\n"
-                "# HELP crier_history_max_bytes The configured history.max_bytes.\n"
-                "# TYPE crier_history_max_bytes gauge\ncrier_history_max_bytes %zu\n"
-                "# HELP crier_history_evicted_total Messages dropped early to keep within "
-                "history.max_bytes.\n"
-                "# TYPE crier_history_evicted_total counter\n"
-                "crier_history_evicted_total %" PRIu64 "\n"
-                "# HELP crier_signalr_pending_connections SignalR connections negotiated "
-                "whose transport has not started.\n"
-                "# TYPE crier_signalr_pending_connections gauge\n"
-                "crier_signalr_pending_connections %u\n"
-                "# HELP crier_websocket_fragment_bytes Bytes held for unfinished WebSocket "
-                "messages.\n"
-                "# TYPE crier_websocket_fragment_bytes gauge\n"
-                "crier_websocket_fragment_bytes %zu\n"
-                "# HELP crier_limit_refusals_total Requests refused (or messages evicted) "
-                "by a resource limit.\n"
-                "# TYPE crier_limit_refusals_total counter\n",
-                st->history_bytes, conf->history.max_bytes, st->history_evicted,
-                sr_pending_connections(), ws_fragment_bytes());
+        buf_printf(b,
+                   "# HELP crier_history_bytes Bytes all rooms' history counts (history.max_bytes "
+                   "bounds it).\n"
+                   "# TYPE crier_history_bytes gauge\ncrier_history_bytes %" PRIu64 "\n"
+                   "# HELP crier_history_max_bytes The configured history.max_bytes.\n"
+                   "# TYPE crier_history_max_bytes gauge\ncrier_history_max_bytes %zu\n"
+                   "# HELP crier_history_evicted_total Messages dropped early to keep within "
+                   "history.max_bytes.\n"
+                   "# TYPE crier_history_evicted_total counter\n"
+                   "crier_history_evicted_total %" PRIu64 "\n"
+                   "# HELP crier_signalr_pending_connections SignalR connections negotiated "
+                   "whose transport has not started.\n"
+                   "# TYPE crier_signalr_pending_connections gauge\n"
+                   "crier_signalr_pending_connections %u\n"
+                   "# HELP crier_websocket_fragment_bytes Bytes held for unfinished WebSocket "
+                   "messages.\n"
+                   "# TYPE crier_websocket_fragment_bytes gauge\n"
+                   "crier_websocket_fragment_bytes %zu\n",
+                   st->history_bytes, conf->history.max_bytes, st->history_evicted,
+                   sr_pending_connections(), ws_fragment_bytes());
+    ok = ok && metrics_family(b, "crier_limit_refusals_total", "counter",
+                              "Requests refused (or messages evicted) by a resource limit.");
     for (int k = 0; ok && k < LIMIT_FIRST_RATE; k++)
-        ok = appendf(b, "crier_limit_refusals_total{limit=\"%s\"} %" PRIu64 "\n",
-                     limit_name((limit_kind)k), limit_refusals((limit_kind)k));
-    ok = ok && appendf(b, "# HELP crier_rate_limited_total Connections, requests and messages "
-                          "refused by limits.rate.\n"
-                          "# TYPE crier_rate_limited_total counter\n");
+        ok = metrics_labelled(b, "crier_limit_refusals_total", "limit", limit_name((limit_kind)k),
+                              limit_refusals((limit_kind)k));
+    ok = ok && metrics_family(b, "crier_rate_limited_total", "counter",
+                              "Connections, requests and messages refused by limits.rate.");
     for (int k = 0; ok && k < RATE_KINDS; k++)
-        ok = appendf(b, "crier_rate_limited_total{kind=\"%s\"} %" PRIu64 "\n",
-                     rate_kind_name((rate_kind)k), rate_limited_total((rate_kind)k));
+        ok = metrics_labelled(b, "crier_rate_limited_total", "kind", rate_kind_name((rate_kind)k),
+                              rate_limited_total((rate_kind)k));
     return ok;
 }
 
 /* Calls to backends (README "Upstream hub methods"). */
 static bool metrics_upstream(buf *b)
 {
-    bool ok = appendf(b, "# HELP crier_upstream_calls_total Calls to backends (hub methods, "
-                         "frames, events, connect checks) by outcome.\n"
-                         "# TYPE crier_upstream_calls_total counter\n");
+    bool ok = metrics_family(b, "crier_upstream_calls_total", "counter",
+                             "Calls to backends (hub methods, frames, events, connect checks) by "
+                             "outcome.");
     for (int r = 0; ok && r < UP_R_COUNT; r++)
-        ok = appendf(b, "crier_upstream_calls_total{result=\"%s\"} %" PRIu64 "\n",
-                     up_result_name((up_result)r), up_calls_total((up_result)r));
-    return ok && appendf(b,
-                         "# HELP crier_upstream_in_flight Calls to backends waiting for an "
-                         "answer (upstream.max_in_flight bounds them).\n"
-                         "# TYPE crier_upstream_in_flight gauge\ncrier_upstream_in_flight %u\n"
-                         "# HELP crier_upstream_events_dropped_total Events not sent: "
-                         "upstream.events_queue were waiting.\n"
-                         "# TYPE crier_upstream_events_dropped_total counter\n"
-                         "crier_upstream_events_dropped_total %" PRIu64 "\n",
-                         hc_in_flight(), hc_events_dropped());
+        ok = metrics_labelled(b, "crier_upstream_calls_total", "result",
+                              up_result_name((up_result)r), up_calls_total((up_result)r));
+    return ok && buf_printf(b,
+                            "# HELP crier_upstream_in_flight Calls to backends waiting for an "
+                            "answer (upstream.max_in_flight bounds them).\n"
+                            "# TYPE crier_upstream_in_flight gauge\ncrier_upstream_in_flight %u\n"
+                            "# HELP crier_upstream_events_dropped_total Events not sent: "
+                            "upstream.events_queue were waiting.\n"
+                            "# TYPE crier_upstream_events_dropped_total counter\n"
+                            "crier_upstream_events_dropped_total %" PRIu64 "\n",
+                            hc_in_flight(), hc_events_dropped());
 }
 
 /* How the WebSockets are spread over the workers ("workers"). */
 static bool metrics_workers(buf *b)
 {
-    bool ok = appendf(b, "# HELP crier_websocket_worker_connections WebSocket connections per "
-                         "worker (libwebsockets service thread).\n"
-                         "# TYPE crier_websocket_worker_connections gauge\n");
+    bool ok = buf_printf(b, "# HELP crier_websocket_worker_connections WebSocket connections per "
+                            "worker (libwebsockets service thread).\n"
+                            "# TYPE crier_websocket_worker_connections gauge\n");
     for (unsigned i = 0; ok && i < ws_workers(); i++)
-        ok = appendf(b, "crier_websocket_worker_connections{worker=\"%u\"} %u\n", i,
-                     ws_worker_connections(i));
+        ok = buf_printf(b, "crier_websocket_worker_connections{worker=\"%u\"} %u\n", i,
+                        ws_worker_connections(i));
     return ok;
 }
 
@@ -488,24 +479,24 @@ static bool metrics_workers(buf *b)
  * the fanout backlog they wait for. */
 static bool metrics_backpressure(buf *b)
 {
-    bool ok = appendf(b, "# HELP crier_publish_paced_total Publishers made to wait for "
-                         "subscribers that are behind: HTTP publishes parked (or refused 503 "
-                         "with limits.publish_wait_ms 0), WebSocket reads paused.\n"
-                         "# TYPE crier_publish_paced_total counter\n");
+    bool ok = metrics_family(b, "crier_publish_paced_total", "counter",
+                             "Publishers made to wait for subscribers that are behind: HTTP "
+                             "publishes parked (or refused 503 with limits.publish_wait_ms 0), "
+                             "WebSocket reads paused.");
     for (int k = 0; ok && k < PACE_KINDS; k++)
-        ok = appendf(b, "crier_publish_paced_total{transport=\"%s\"} %" PRIu64 "\n",
-                     pace_kind_name((pace_kind)k), backlog_paced_total((pace_kind)k));
-    return ok && appendf(b,
-                         "# HELP crier_fanout_behind Subscriber queues past half of "
-                         "limits.send_queue that still drain (publishers wait for them).\n"
-                         "# TYPE crier_fanout_behind gauge\ncrier_fanout_behind %u\n"
-                         "# HELP crier_publish_parked HTTP publishes waiting for the backlog.\n"
-                         "# TYPE crier_publish_parked gauge\ncrier_publish_parked %u\n"
-                         "# HELP crier_subscribers_stalled_total Behind queues that did not "
-                         "shrink for limits.subscriber_stall_ms (no longer waited for).\n"
-                         "# TYPE crier_subscribers_stalled_total counter\n"
-                         "crier_subscribers_stalled_total %" PRIu64 "\n",
-                         backlog_behind(), publish_pace_parked(), backlog_stalled_total());
+        ok = metrics_labelled(b, "crier_publish_paced_total", "transport",
+                              pace_kind_name((pace_kind)k), backlog_paced_total((pace_kind)k));
+    return ok && buf_printf(b,
+                            "# HELP crier_fanout_behind Subscriber queues past half of "
+                            "limits.send_queue that still drain (publishers wait for them).\n"
+                            "# TYPE crier_fanout_behind gauge\ncrier_fanout_behind %u\n"
+                            "# HELP crier_publish_parked HTTP publishes waiting for the backlog.\n"
+                            "# TYPE crier_publish_parked gauge\ncrier_publish_parked %u\n"
+                            "# HELP crier_subscribers_stalled_total Behind queues that did not "
+                            "shrink for limits.subscriber_stall_ms (no longer waited for).\n"
+                            "# TYPE crier_subscribers_stalled_total counter\n"
+                            "crier_subscribers_stalled_total %" PRIu64 "\n",
+                            backlog_behind(), publish_pace_parked(), backlog_stalled_total());
 }
 
 /* Prometheus text format. */
@@ -516,7 +507,7 @@ enum MHD_Result api_metrics(http_call *call)
     unsigned streams = sse_streams(), polls = lp_held(), all_http = http_connections();
     unsigned other_http = all_http > streams + polls ? all_http - streams - polls : 0;
     buf b = {0};
-    bool ok = appendf(
+    bool ok = buf_printf(
         &b,
         "# HELP crier_rooms Rooms with members or history.\n"
         "# TYPE crier_rooms gauge\ncrier_rooms %" PRIu64 "\n"

@@ -20,6 +20,12 @@ enum MHD_Result api_rooms_list(http_call *call);
 enum MHD_Result api_healthz(http_call *call);
 enum MHD_Result api_metrics(http_call *call);
 
+/* MHD thread: the request's ?target= (NULL when absent) in *target, for a
+ * publish (a room's, or the users API's send). False, with *ret the 400
+ * answered, when it is not a SignalR client method name (1 to 63 letters,
+ * digits or '_') or in no hub's publish_targets (c). */
+bool api_take_target(http_call *call, const cfg *c, const char **target, enum MHD_Result *ret);
+
 /* The room the stats stream (GET /stats/events) is served from. */
 #define API_STATS_ROOM HUB_LOCAL_PREFIX "stats"
 

@@ -515,17 +515,6 @@ static const char *parse_bearer(const char *h, const char **tok, size_t *len)
     return NULL;
 }
 
-static int hex_value(char ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes the n bytes at s ('+' is a space, as in forms) into out
  * (room for n + 1). NULL, or the refusal. */
 static const char *percent_decode(const char *s, size_t n, char *out, size_t *out_len)
@@ -533,8 +522,8 @@ static const char *percent_decode(const char *s, size_t n, char *out, size_t *ou
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         if (s[i] == '%') {
-            int hi = i + 2 < n ? hex_value(s[i + 1]) : -1;
-            int lo = hi >= 0 ? hex_value(s[i + 2]) : -1;
+            int hi = i + 2 < n ? parse_hex_digit(s[i + 1]) : -1;
+            int lo = hi >= 0 ? parse_hex_digit(s[i + 2]) : -1;
             if (lo < 0)
                 return ERR_QUERY;
             out[o++] = (char)(hi * 16 + lo);

@@ -73,14 +73,6 @@ static int line_end(request_head *h, const char *p, const char *end, const char 
     return 0;
 }
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
-
 /* Splits the target into its path, percent-decoded, and its raw query. */
 static bool split_target(request_head *h)
 {
@@ -95,8 +87,8 @@ static bool split_target(request_head *h)
     size_t n = 0;
     for (size_t i = 0; i < plen; i++) {
         int hi, lo;
-        if (t[i] == '%' && i + 2 < plen && (hi = hex_value(t[i + 1])) >= 0 &&
-            (lo = hex_value(t[i + 2])) >= 0) {
+        if (t[i] == '%' && i + 2 < plen && (hi = parse_hex_digit(t[i + 1])) >= 0 &&
+            (lo = parse_hex_digit(t[i + 2])) >= 0) {
             h->path[n++] = (char)(hi * 16 + lo);
             i += 2;
         } else {

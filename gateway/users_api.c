@@ -25,6 +25,7 @@
 
 #include "common/log.h"
 #include "common/parse.h"
+#include "gateway/api.h"
 #include "gateway/api_wait.h"
 #include "gateway/config.h"
 #include "hub/payload.h"
@@ -211,20 +212,6 @@ static bool take_request(http_call *call, size_t limit, enum MHD_Result *ret)
     return true;
 }
 
-/* A SignalR client method name: 1 to 63 letters, digits or '_' (as a room
- * publish's ?target=, gateway/api.c). */
-static bool is_target_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n < 1 || n >= CFG_NAME_MAX || (*s >= '0' && *s <= '9'))
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_'))
-            return false;
-    return true;
-}
-
 enum MHD_Result users_api_send(http_call *call)
 {
     enum MHD_Result ret;
@@ -234,13 +221,9 @@ enum MHD_Result users_api_send(http_call *call)
     p->kind = REQ_SEND;
     if (!take_name(call, p, &ret))
         return ret;
-    const char *target = MHD_lookup_connection_value(call->conn, MHD_GET_ARGUMENT_KIND, "target");
-    if (target && !is_target_name(target))
-        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "target must be 1 to 63 letters, digits or '_'");
-    if (target && !cfg_publish_target_allowed(conf, target))
-        return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST,
-                                "target '%s' is not in the publish_targets of any hub", target);
+    const char *target;
+    if (!api_take_target(call, conf, &target, &ret))
+        return ret;
     const char *ct =
         MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     payload pl;

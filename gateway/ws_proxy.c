@@ -1,43 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * ws_proxy.c - the connect proxy (upstream.connect) for the plain
- * WebSocket: owns the list of upgrades waiting for the backend's verdict,
- * the queue of verdicts, and the eventfd that wakes the acceptor.
- *
- * A waiting entry has two references: the acceptor's (while it is in
- * `waiting`) and the call's (until the acceptor took its verdict off the
- * queue, or, after ws_proxy_fini, until the callback ran). The entry's fd,
- * head_len, room, addr and link belong to the acceptor; who, status and
- * error are written by the callback before it queues the entry under
- * done_lock, and read by the acceptor after it took it off under the same
- * lock.
- *
- * done_lock (level 6, a leaf: nothing is called under it but the eventfd's
- * write, which takes no lock) guards `answers` and acceptor_gone. See docs/concurrency.md.
+ * WebSocket: what is asked and what the verdict does with the socket. The
+ * waiting list, the queue of verdicts and the eventfd are an acceptor_wait
+ * (acceptor_wait.h, its threading rules): the entry's room belongs to the
+ * acceptor; who, status and error are written by the call's callback
+ * before aw_done, and read by settle after. See docs/concurrency.md.
  */
 #include "gateway/ws_proxy.h"
 
-#include <errno.h>
 #include <jansson.h>
-#include <poll.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
-#include <sys/eventfd.h>
-#include <unistd.h>
 
 #include "common/access.h"
 #include "common/client_addr.h"
-#include "common/clock.h"
 #include "hub/hub.h"
-#include "common/list.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/upstream.h"
-#include "gateway/linger.h"
-#include "gateway/raw_reply.h"
+#include "gateway/acceptor_wait.h"
 #include "transports/carriers/http_client.h"
 #include "transports/carriers/ws.h"
 
@@ -45,39 +27,25 @@
 #define QUERY_KEYS_MAX 64 /* query parameters passed on, as plain/connect.c's */
 
 typedef struct proxy_wait {
-    atomic_int refs;
-    int fd;
-    size_t head_len;
-    struct sockaddr_storage addr;
+    aw_entry e;
     char room[ROOM_NAME_MAX + 1];
-    list_node link;        /* acceptor: in `waiting` */
-    list_node answer_link; /* done_lock: in `answers` */
     access_principal *who; /* the verdict: accepted (a reference) */
     unsigned status;       /* refused */
     char *error;
 } proxy_wait;
 
+static void settle(aw_entry *e);
+static void release(aw_entry *e);
+
 static const cfg *conf;
-static int wake_fd = -1;
-static char wake_tag;
-static list_node waiting = LIST_INIT(waiting); /* acceptor */
-static unsigned wait_count;                    /* acceptor */
-static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
-static list_node answers = LIST_INIT(answers); /* done_lock */
-static bool acceptor_gone;                     /* done_lock */
+static acceptor_wait waits = ACCEPTOR_WAIT_INIT(waits, TAG, "the connect proxy's", settle, release);
 
 int ws_proxy_init(const cfg *c, int epfd)
 {
     conf = c;
     if (!c->upstream.connect[0])
         return 0;
-    wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &wake_tag};
-    if (wake_fd < 0 || epoll_ctl(epfd, EPOLL_CTL_ADD, wake_fd, &ev)) {
-        LOG_ERR(TAG, "cannot make the connect proxy's eventfd: %s", strerror(errno));
-        return -1;
-    }
-    return 0;
+    return aw_init(&waits, epfd);
 }
 
 bool ws_proxy_enabled(void)
@@ -87,18 +55,18 @@ bool ws_proxy_enabled(void)
 
 const void *ws_proxy_wake_tag(void)
 {
-    return &wake_tag;
+    return &waits;
 }
 
 unsigned ws_proxy_waiting(void)
 {
-    return wait_count;
+    return aw_waiting(&waits);
 }
 
-static void wait_unref(proxy_wait *w)
+/* Any thread: the last reference went. */
+static void release(aw_entry *e)
 {
-    if (atomic_fetch_sub(&w->refs, 1) != 1)
-        return;
+    proxy_wait *w = (proxy_wait *)e;
     access_unref(w->who);
     free(w->error);
     free(w);
@@ -109,26 +77,7 @@ static void wait_done(void *arg, up_transfer t, long status, const char *body, s
 {
     proxy_wait *w = arg;
     w->who = up_connect_read(t, status, body, len, conf->upstream.connect, &w->status, &w->error);
-    pthread_mutex_lock(&done_lock);
-    bool gone = acceptor_gone;
-    if (!gone) {
-        list_push_back(&answers, &w->answer_link);
-        uint64_t one = 1;
-        if (write(wake_fd, &one, sizeof(one)) < 0) {
-            /* EAGAIN: the counter is full, so the acceptor is woken anyway */
-        }
-    }
-    pthread_mutex_unlock(&done_lock);
-    if (gone)
-        wait_unref(w);
-}
-
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (char)(c | 0x20);
-    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    aw_done(&waits, &w->e);
 }
 
 /* A query key or value percent-decoded ('+' a space), as MHD decodes its
@@ -141,8 +90,8 @@ static json_t *query_text(const char *s, size_t len)
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         int hi = 0, lo = 0;
-        if (s[i] == '%' && i + 2 < len && (hi = hex_digit(s[i + 1])) >= 0 &&
-            (lo = hex_digit(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < len && (hi = parse_hex_digit(s[i + 1])) >= 0 &&
+            (lo = parse_hex_digit(s[i + 2])) >= 0) {
             out[n++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
@@ -201,7 +150,7 @@ static char *ask_body(const request_head *h, const char *room)
 unsigned ws_proxy_start(int fd, const struct sockaddr_storage *addr, const request_head *h,
                         const char *room, const char **error)
 {
-    if (wait_count >= conf->upstream.max_in_flight) {
+    if (aw_waiting(&waits) >= conf->upstream.max_in_flight) {
         *error = "too many connections waiting for upstream.connect";
         return 503;
     }
@@ -212,99 +161,45 @@ unsigned ws_proxy_start(int fd, const struct sockaddr_storage *addr, const reque
         *error = "out of memory";
         return 503;
     }
-    atomic_init(&w->refs, 2);
-    w->fd = fd;
-    w->head_len = h->head_len;
-    w->addr = *addr;
     snprintf(w->room, sizeof(w->room), "%s", room);
-    list_push_back(&waiting, &w->link);
-    wait_count++;
+    aw_add(&waits, &w->e, fd, h->head_len, addr);
     hc_post(conf->upstream.connect, body, strlen(body), conf->upstream.timeout_ms, false, wait_done,
             w);
     return 0;
 }
 
-/* The client closed its side while it waited (its head is still unread:
- * only a hang-up tells). */
-static bool client_gone(int fd)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN | POLLRDHUP};
-    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
-}
-
-/* Answers a refusal before the upgrade, gently (the head is unread: a plain
- * close would reset the socket and could lose the answer), logged once. */
+/* Answers a refusal before the upgrade, logged once. */
 static void refuse(proxy_wait *w, unsigned status, const char *error)
 {
     char addr[CLIENT_ADDR_MAX];
-    client_addr_format((struct sockaddr *)&w->addr, NULL, NULL, false, addr, sizeof(addr));
+    client_addr_format((struct sockaddr *)&w->e.addr, NULL, NULL, false, addr, sizeof(addr));
     LOG_INFO(TAG, "%u to %s (room %s): %s", status, addr, w->room, error);
-    raw_reply_error(w->fd, status, NULL, error);
-    shutdown(w->fd, SHUT_WR);
-    linger_add(w->fd, clock_now_ms());
+    aw_refuse(&w->e, status, error);
 }
 
-/* The verdict for w: hand the socket to libwebsockets with the proxy's
- * principal if it may subscribe to the room, else answer. */
-static void settle(proxy_wait *w)
+/* Acceptor: the verdict for e: hand the socket to libwebsockets with the
+ * proxy's principal if it may subscribe to the room, else answer. */
+static void settle(aw_entry *e)
 {
-    if (client_gone(w->fd)) {
-        close(w->fd);
-    } else if (!w->who) {
+    proxy_wait *w = (proxy_wait *)e;
+    if (!w->who) {
         refuse(w, w->status ? w->status : 502, w->error ? w->error : "refused by the upstream");
     } else {
         access_verdict v = access_room(conf, w->who, w->room, ACCESS_SUBSCRIBE);
         if (v == ACCESS_ALLOWED)
-            ws_adopt(w->fd, w->head_len, access_ref(w->who)); /* ws.c takes the reference */
+            ws_adopt(e->fd, e->head_len, access_ref(w->who)); /* ws.c takes the reference */
         else
             refuse(w, access_status(v), access_reason(v, ACCESS_SUBSCRIBE));
     }
-    w->fd = -1;
 }
 
 void ws_proxy_answers(void)
 {
-    uint64_t count;
-    if (read(wake_fd, &count, sizeof(count)) < 0) {
-        /* EAGAIN: already read; the queue tells what came */
-    }
-    list_node got = LIST_INIT(got);
-    pthread_mutex_lock(&done_lock);
-    list_move_all(&got, &answers);
-    pthread_mutex_unlock(&done_lock);
-    for (list_node *n; (n = list_first(&got));) {
-        proxy_wait *w = list_entry(n, proxy_wait, answer_link);
-        list_remove(n);
-        settle(w);
-        list_remove(&w->link);
-        wait_count--;
-        wait_unref(w); /* the acceptor's */
-        wait_unref(w); /* the call's */
-    }
+    aw_answers(&waits);
 }
 
 void ws_proxy_fini(void)
 {
-    if (!ws_proxy_enabled())
-        return;
-    list_node got = LIST_INIT(got);
-    pthread_mutex_lock(&done_lock);
-    acceptor_gone = true;
-    list_move_all(&got, &answers);
-    pthread_mutex_unlock(&done_lock);
-    for (list_node *n; (n = list_first(&got));) {
-        list_remove(n);
-        wait_unref(list_entry(n, proxy_wait, answer_link)); /* the call's */
-    }
-    for (list_node *n; (n = list_first(&waiting));) {
-        proxy_wait *w = list_entry(n, proxy_wait, link);
-        raw_reply_error(w->fd, 503, NULL, "shutting down");
-        close(w->fd);
-        list_remove(n);
-        wait_count--;
-        wait_unref(w); /* the acceptor's; a call still running holds its own */
-    }
-    if (wake_fd >= 0)
-        close(wake_fd);
-    wake_fd = -1;
+    if (ws_proxy_enabled())
+        aw_fini(&waits);
 }

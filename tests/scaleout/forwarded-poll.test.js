@@ -5,49 +5,21 @@
 // answered 404 at once.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 
 import { request } from '../lib/http.js';
-import { freePort, tail } from '../lib/server.js';
 import { HANDSHAKE, RS, negotiate, parseRecords } from '../lib/signalr.js';
-import { sleep, waitFor, withTimeout } from '../lib/util.js';
-import { killNode, nginxConfFromDeploy, publishOn, startCluster } from './helpers.js';
+import { sleep, waitFor } from '../lib/util.js';
+import { killNode, publishOn, startCluster, startNginxLogged } from './helpers.js';
 
-const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 const CONFIG = { limits: { poll_timeout_s: 4 } };
 
 // deploy/nginx.conf in front of ports, which tells in a reply header which
 // node answered (so that the test knows where round robin goes next).
-async function startNginx(t, ports) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-nginx-'));
-  fs.chmodSync(dir, 0o755);
-  const port = await freePort();
-  const confFile = path.join(dir, 'nginx.conf');
-  const conf = nginxConfFromDeploy(dir, port, ports).replace(/location \/ \{/, 'location / {\n            add_header X-Upstream $upstream_addr always;');
-  fs.writeFileSync(confFile, conf);
-  const proc = spawn(NGINX, ['-p', dir, '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stderr.on('data', (d) => (output += d));
-  const exited = new Promise((resolve) => proc.on('close', resolve));
-  t.after(async () => {
-    proc.kill('SIGTERM');
-    await withTimeout(exited, 10_000, 'nginx did not exit').catch(() => proc.kill('SIGKILL'));
-    fs.rmSync(dir, { recursive: true, force: true });
+function startNginx(t, ports) {
+  return startNginxLogged(t, ports, {
+    editConf: (conf) => conf.replace(/location \/ \{/, 'location / {\n            add_header X-Upstream $upstream_addr always;'),
   });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`nginx exited: ${output} ${tail(fs.readFileSync(path.join(dir, 'error.log'), 'utf8'))}`);
-      return (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200;
-    },
-    { timeout: 10_000, interval: 100, message: 'nginx answering /healthz' },
-  );
-  const accessLog = () => fs.readFileSync(path.join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
-  return { url, accessLog };
 }
 
 // A long-polling SignalR client by hand, whose requests go where the test
@@ -102,8 +74,12 @@ test('a forwarder killed mid-poll loses nothing: nginx retries the GET on anothe
   const got = await polled;
   assert.equal(got.status, 200, `the retried poll: ${got.status} ${got.text}`);
   assert.deepEqual(messagesOf(got.records), [1, 2, 3, 4, 5].map((n) => ({ n })), `the retried poll has what A lost: ${got.text}`);
-  const lines = nginx.accessLog().filter((l) => l.includes('/hubs/chat'));
-  assert.ok(lines.some((l) => l.includes(`127.0.0.1:${a.port}, 127.0.0.1:${c.port}`)), `nginx retried A's GET on C: ${lines.join(' | ')}`);
+  // nginx logs a request after its answer went: wait for the line.
+  const retried = () => nginx.accessLog().filter((l) => l.includes('/hubs/chat'));
+  await waitFor(() => retried().some((l) => l.includes(`127.0.0.1:${a.port}, 127.0.0.1:${c.port}`)), {
+    timeout: 5000,
+    message: "nginx retried A's GET on C",
+  }).catch((err) => assert.fail(`${err.message}: ${retried().join(' | ')}`));
 
   // The next poll (a new key) confirms them: no duplicates after.
   assert.equal((await publishOn(owner, 'fwd', { n: 6 })).status, 201);

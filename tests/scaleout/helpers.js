@@ -110,14 +110,22 @@ const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
 // deploy/nginx.conf on a free port in front of ports (round robin), with a
 // stop after the test; returns its base URL once it answers /healthz.
 export async function startNginx(t, ports) {
+  return (await startNginxLogged(t, ports)).url;
+}
+
+// startNginx, its conf passed through editConf first; returns {url,
+// accessLog}: accessLog() reads the "METHOD URI STATUS UPSTREAM" lines
+// (see nginxConfFromDeploy) so far.
+export async function startNginxLogged(t, ports, { editConf = (conf) => conf } = {}) {
   assert.ok(fs.existsSync(NGINX), `no nginx at ${NGINX} (apt-get install -y nginx)`);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-nginx-'));
   fs.chmodSync(dir, 0o755);
   const port = await freePort();
   const confFile = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(confFile, nginxConfFromDeploy(dir, port, ports));
+  fs.writeFileSync(confFile, editConf(nginxConfFromDeploy(dir, port, ports)));
   const proc = spawn(NGINX, ['-p', dir, '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
+  proc.stdout.on('data', (d) => (output += d));
   proc.stderr.on('data', (d) => (output += d));
   const exited = new Promise((resolve) => proc.on('close', resolve));
   t.after(async () => {
@@ -133,7 +141,8 @@ export async function startNginx(t, ports) {
     },
     { timeout: 10_000, interval: 100, message: 'nginx answering /healthz' },
   );
-  return url;
+  const accessLog = () => fs.readFileSync(path.join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
+  return { url, accessLog };
 }
 
 export { withTimeout };

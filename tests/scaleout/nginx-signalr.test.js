@@ -4,48 +4,11 @@
 // negotiate, stream or polls and sends land on different nodes.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 
-import { freePort, tail } from '../lib/server.js';
 import { T, connect, invoke, receiver, transportName } from '../lib/signalr.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
-import { nginxConfFromDeploy, signalrCtx, startCluster } from './helpers.js';
-
-const NGINX = process.env.NGINX_BIN || '/usr/sbin/nginx';
-
-async function startNginx(t, ports) {
-  assert.ok(fs.existsSync(NGINX), `no nginx at ${NGINX} (apt-get install -y nginx)`);
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-nginx-'));
-  fs.chmodSync(dir, 0o755);
-  const port = await freePort();
-  const confFile = path.join(dir, 'nginx.conf');
-  fs.writeFileSync(confFile, nginxConfFromDeploy(dir, port, ports));
-  const proc = spawn(NGINX, ['-p', dir, '-c', confFile, '-g', 'daemon off;'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout.on('data', (d) => (output += d));
-  proc.stderr.on('data', (d) => (output += d));
-  const exited = new Promise((resolve) => proc.on('close', resolve));
-  t.after(async () => {
-    proc.kill('SIGTERM');
-    await withTimeout(exited, 10_000, 'nginx did not exit').catch(() => proc.kill('SIGKILL'));
-    fs.rmSync(dir, { recursive: true, force: true });
-  });
-  const url = `http://127.0.0.1:${port}`;
-  await waitFor(
-    async () => {
-      if (proc.exitCode !== null) throw new Error(`nginx exited: ${output} ${tail(fs.readFileSync(path.join(dir, 'error.log'), 'utf8'))}`);
-      return (await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(1000) })).status === 200;
-    },
-    { timeout: 10_000, interval: 100, message: 'nginx answering /healthz' },
-  );
-  // "METHOD URI STATUS UPSTREAM" lines (see nginxConfFromDeploy).
-  const accessLog = () => fs.readFileSync(path.join(dir, 'access.log'), 'utf8').split('\n').filter(Boolean);
-  return { url, accessLog };
-}
+import { signalrCtx, startCluster, startNginxLogged as startNginx } from './helpers.js';
 
 for (const [name, transport] of [
   ['WebSockets', T.WebSockets],

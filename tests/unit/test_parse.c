@@ -82,5 +82,16 @@ static void test_query_value(void)
     CHECK(!query_value(NULL, "id", &n));
 }
 
+/* Hexadecimal digits of either case; anything else -1. */
+static void test_hex_digit(void)
+{
+    CHECK(parse_hex_digit('0') == 0 && parse_hex_digit('9') == 9);
+    CHECK(parse_hex_digit('a') == 10 && parse_hex_digit('F') == 15);
+    CHECK(parse_hex_digit('g') == -1 && parse_hex_digit('G') == -1);
+    CHECK(parse_hex_digit('/') == -1 && parse_hex_digit(':') == -1);
+    CHECK(parse_hex_digit('@') == -1 && parse_hex_digit('`') == -1 && parse_hex_digit('\0') == -1);
+}
+
 TEST_MAIN("parse", TEST(test_u64_accepts), TEST(test_u64_refuses), TEST(test_u64_n),
-          TEST(test_query_param), TEST(test_query_has), TEST(test_query_value))
+          TEST(test_query_param), TEST(test_query_has), TEST(test_query_value),
+          TEST(test_hex_digit))

@@ -12,17 +12,6 @@
 
 #include "common/parse.h"
 
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Percent-decodes (when decode) the len bytes at in into out (cap bytes,
  * NUL-terminated). Returns the length, or -1 (too long, a bad escape, or
  * a NUL). */
@@ -32,8 +21,8 @@ static long decode_into(const char *in, size_t len, bool decode, char *out, size
     for (size_t i = 0; i < len; i++) {
         char c = in[i];
         if (decode && c == '%') {
-            int hi = i + 2 < len ? hex_value(in[i + 1]) : -1;
-            int lo = i + 2 < len ? hex_value(in[i + 2]) : -1;
+            int hi = i + 2 < len ? parse_hex_digit(in[i + 1]) : -1;
+            int lo = i + 2 < len ? parse_hex_digit(in[i + 2]) : -1;
             if (hi < 0 || lo < 0)
                 return -1;
             c = (char)(hi << 4 | lo);
