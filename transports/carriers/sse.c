@@ -10,12 +10,26 @@
  * and the sub's wake resumes it. Returning 0 without suspending would make
  * MHD spin.
  *
+ * Latency (the config's "latency", as for WebSockets): "low" resumes a
+ * parked stream as soon as a message is queued for it (one write per
+ * message while the client keeps up). "efficient" (the default) puts a
+ * parked stream that gets news on the pending list instead; the flusher
+ * thread (crier-sse-flush), coalesce_ms after the first such wake, resumes
+ * every stream on it, and each reader then copies all its queue into one
+ * answer: fewer writes, resumes and poll rounds per delivery, at up to
+ * coalesce_ms more latency. A stream that is writing (not parked) takes
+ * what is queued at its next read either way.
+ *
  * Threading: the reader and the handlers run on the MHD thread of the
  * stream's daemon (a stream stays on one; http.c has three). sse_wake
  * runs on the publisher's thread with the sub lock held; it only calls
  * MHD_resume_connection, which is safe from any thread on a connection that
- * is suspended (tracked in `suspended`, under the sub lock), or shuts the
- * socket of a dropped stream. Every live stream is in the registry of held
+ * is suspended (tracked in `suspended`, under the sub lock), puts the
+ * stream on the pending list (pend_lock, taken under a sub lock), or shuts
+ * the socket of a dropped stream. The flusher holds flush_lock for a round
+ * (flush_lock, then a sub lock; pend_lock is taken alone there) and
+ * sse_completed takes flush_lock and pend_lock to take a stream off the
+ * list, so a stream is never freed under a round. Every live stream is in the registry of held
  * connections (held.h, kind HELD_STREAM), whose lock comes before any sub
  * lock.
  *
@@ -35,9 +49,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
+#include "common/log.h"
 #include "transports/carriers/held.h"
 #include "transports/carriers/held_watch.h"
+
+#define TAG "sse"
 
 /* The response's own buffer (MHD_create_response_from_callback's block
  * size), held, zeroed, for the stream's whole life. libmicrohttpd 0.9.75
@@ -65,8 +83,131 @@ typedef struct sse_conn {
     size_t offset;            /* MHD thread: bytes of the queue head already sent */
     void (*ended)(void *session);
     void *session;
-    held reg; /* in the registry from sse_stream to sse_completed */
+    held reg;            /* in the registry from sse_stream to sse_completed */
+    list_node pend_link; /* pend_lock: on the pending list (or the flusher's round) */
 } sse_conn;
+
+/* ------------------------------------------- latency "efficient": flusher */
+
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER; /* held for a round */
+static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;  /* a leaf lock */
+static pthread_cond_t pend_cond = PTHREAD_COND_INITIALIZER;    /* pend_lock: news or stop */
+static list_node pending = LIST_INIT(pending);                 /* pend_lock: sse_conn.pend_link */
+static bool flusher_stop;                                      /* pend_lock */
+static bool coalescing;    /* pend_lock: the flusher runs; wakes go to `pending` */
+static unsigned wait_ms;   /* set once by sse_start: coalesce_ms */
+static pthread_t flusher;  /* set once by sse_start */
+static bool flusher_started; /* main thread */
+
+/* Flusher thread, flush_lock held: resumes every stream pending now. A
+ * stream is taken off the list (pend_lock) before its sub lock is taken, so
+ * a wake meanwhile puts it back for the next round. */
+static void flush_round(void)
+{
+    list_node round;
+    pthread_mutex_lock(&pend_lock);
+    list_move_all(&round, &pending);
+    pthread_mutex_unlock(&pend_lock);
+    for (;;) {
+        pthread_mutex_lock(&pend_lock);
+        list_node *n = list_first(&round);
+        if (n)
+            list_remove(n);
+        pthread_mutex_unlock(&pend_lock);
+        if (!n)
+            break;
+        sse_conn *c = list_entry(n, sse_conn, pend_link);
+        pthread_mutex_lock(&c->s->lock);
+        if (c->suspended && c->conn) {
+            c->suspended = false;
+            MHD_resume_connection(c->conn);
+        }
+        pthread_mutex_unlock(&c->s->lock);
+    }
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* The flusher: waits for a first pending stream, lets coalesce_ms pass,
+ * then resumes all that are pending by then. */
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "crier-sse-flush");
+    pthread_mutex_lock(&pend_lock);
+    while (!flusher_stop) {
+        if (list_empty(&pending)) {
+            pthread_cond_wait(&pend_cond, &pend_lock);
+            continue;
+        }
+        pthread_mutex_unlock(&pend_lock);
+        sleep_ms(wait_ms);
+        pthread_mutex_lock(&flush_lock);
+        flush_round();
+        pthread_mutex_unlock(&flush_lock);
+        pthread_mutex_lock(&pend_lock);
+    }
+    pthread_mutex_unlock(&pend_lock);
+    return NULL;
+}
+
+int sse_start(const cfg *c)
+{
+    if (c->latency != CFG_LATENCY_EFFICIENT)
+        return 0;
+    wait_ms = c->coalesce_ms;
+    flusher_stop = false;
+    if (pthread_create(&flusher, NULL, flusher_main, NULL)) {
+        LOG_ERR(TAG, "cannot start the SSE flusher thread");
+        return -1;
+    }
+    flusher_started = true;
+    pthread_mutex_lock(&pend_lock);
+    coalescing = true;
+    pthread_mutex_unlock(&pend_lock);
+    return 0;
+}
+
+void sse_stop(void)
+{
+    if (!flusher_started)
+        return;
+    pthread_mutex_lock(&pend_lock);
+    coalescing = false; /* wakes resume at once from now on */
+    flusher_stop = true;
+    pthread_cond_signal(&pend_cond);
+    pthread_mutex_unlock(&pend_lock);
+    pthread_join(flusher, NULL);
+    flusher_started = false;
+    pthread_mutex_lock(&flush_lock);
+    flush_round(); /* nothing stays parked: MHD must not stop with it suspended */
+    pthread_mutex_unlock(&flush_lock);
+}
+
+/* Sub lock held: resumes c's parked reader now, or (coalescing) once the
+ * flusher's wait is over. */
+static void resume_reader(sse_conn *c)
+{
+    pthread_mutex_lock(&pend_lock);
+    if (coalescing) {
+        if (!list_linked(&c->pend_link)) {
+            bool first = list_empty(&pending);
+            list_push_back(&pending, &c->pend_link);
+            if (first)
+                pthread_cond_signal(&pend_cond);
+        }
+        pthread_mutex_unlock(&pend_lock);
+        return;
+    }
+    pthread_mutex_unlock(&pend_lock);
+    c->suspended = false;
+    MHD_resume_connection(c->conn);
+}
 
 /* Sub lock held, any thread: news for the stream. A dropped stream whose
  * reader is not parked is blocked writing to a client that does not read:
@@ -74,8 +215,10 @@ typedef struct sse_conn {
 static void sse_wake(sub *s)
 {
     sse_conn *c = s->owner;
-    if (c->suspended && c->conn) {
-        c->suspended = false;
+    if (c->suspended && c->conn && !s->dropped && !s->ending) {
+        resume_reader(c); /* news: at once or after coalesce_ms (latency) */
+    } else if (c->suspended && c->conn) {
+        c->suspended = false; /* dropped or ending: no reason to wait */
         MHD_resume_connection(c->conn);
     } else if (s->dropped && c->fd >= 0) {
         shutdown(c->fd, SHUT_RDWR);
@@ -199,6 +342,7 @@ enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,
     c->farewell = farewell;
     c->ended = ended;
     c->session = session;
+    list_init(&c->pend_link);
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(call->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = ci ? ci->connect_fd : -1;
@@ -231,6 +375,11 @@ void sse_completed(void *state)
     sse_conn *c = state;
     hw_unwatch(c->watch); /* before MHD closes the socket; no sub lock held */
     held_remove(&c->reg);
+    pthread_mutex_lock(&flush_lock); /* not in a flusher's round, and off the list */
+    pthread_mutex_lock(&pend_lock);
+    list_remove(&c->pend_link);
+    pthread_mutex_unlock(&pend_lock);
+    pthread_mutex_unlock(&flush_lock);
     sub *s = c->s;
     pthread_mutex_lock(&s->lock);
     if (s->owner == c)
