@@ -94,9 +94,9 @@ static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;  /* a leaf lock */
 static pthread_cond_t pend_cond = PTHREAD_COND_INITIALIZER;    /* pend_lock: news or stop */
 static list_node pending = LIST_INIT(pending);                 /* pend_lock: sse_conn.pend_link */
 static bool flusher_stop;                                      /* pend_lock */
-static bool coalescing;    /* pend_lock: the flusher runs; wakes go to `pending` */
-static unsigned wait_ms;   /* set once by sse_start: coalesce_ms */
-static pthread_t flusher;  /* set once by sse_start */
+static bool coalescing;      /* pend_lock: the flusher runs; wakes go to `pending` */
+static unsigned wait_ms;     /* set once by sse_start: coalesce_ms */
+static pthread_t flusher;    /* set once by sse_start */
 static bool flusher_started; /* main thread */
 
 /* Flusher thread, flush_lock held: resumes every stream pending now. A
