@@ -808,6 +808,7 @@ static void drain(hub *h, pthread_t acceptor, pthread_t timer)
      * suspended: let nothing suspend again and release every held request. */
     sr_shutdown();
     sse_shutdown();
+    sse_stop(); /* the flusher: nothing parked stays held back */
     lp_shutdown();
     publish_pace_shutdown(); /* parked publishes: 503 */
     api_wait_shutdown();
@@ -894,7 +895,7 @@ int server_run(const cfg *c)
     router_init(c);
     cors_init(c);
     if (listen_fd < 0 || epoll_fd < 0 || ws_proxy_init(c, epoll_fd) || ws_owner_init(c, epoll_fd) ||
-        ws_start(c, open_websocket) || http_start(c)) {
+        ws_start(c, open_websocket) || sse_start(c) || http_start(c)) {
         if (listen_fd >= 0)
             close(listen_fd);
         if (epoll_fd >= 0)
@@ -902,6 +903,7 @@ int server_run(const cfg *c)
         ws_proxy_fini();
         ws_owner_fini();
         ws_stop(0);
+        sse_stop();
         http_stop();
         hc_stop();
         redis_backplane_free(the_backplane);

@@ -148,6 +148,85 @@ test('latency "low": a message is written at once, without the coalescing wait',
   sub.conn.socket.destroy();
 });
 
+// A raw SSE client: each TCP read after the response head is kept apart
+// (chunks), so that what the server sent in one write can be seen.
+async function rawSse(port, path) {
+  const conn = await rawConnect(port);
+  const chunks = [];
+  let head = false;
+  conn.socket.on('data', (d) => {
+    if (!head) {
+      head = conn.data().includes('\r\n\r\n');
+      return;
+    }
+    chunks.push({ at: Date.now(), text: Buffer.from(d, 'latin1').toString('latin1') });
+  });
+  conn.send(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n`);
+  await waitFor(() => head, { message: 'the response head' });
+  assert.match(conn.data(), /^HTTP\/1\.1 200/);
+  // Events per chunk: each starts with its id line.
+  const eventsIn = (text) => (text.match(/(^|\n)id: /g) ?? []).length;
+  // Every event's data, in the order the chunks came.
+  const data = () => [...chunks.map((c) => c.text).join('').matchAll(/(?:^|\n)id: [^\n]*\ndata: ([^\n]*)\n(?=\n)/g)].map((m) => m[1]);
+  return { conn, chunks, events: () => chunks.reduce((n, c) => n + eventsIn(c.text), 0), eventsIn, data };
+}
+
+test('SSE, latency "efficient": what is queued within coalesce_ms goes out in one write, after the wait, in order', { timeout: 60_000 }, async (t) => {
+  const srv = await startFor(t, { latency: 'efficient', coalesce_ms: 1000, workers: 1 });
+  const sub = await rawSse(srv.port, '/rooms/sse-coalesce/events');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'sse-coalesce'))?.sse === 1);
+  await waitFor(() => sub.conn.data().includes('retry:'), { message: 'the stream\'s first line' });
+  sub.chunks.length = 0;
+  const t0 = Date.now();
+  for (let i = 0; i < 5; i++) await publish(srv.url, 'sse-coalesce', { i });
+  await waitFor(() => sub.events() >= 5, { timeout: 10_000, message: '5 events' });
+  assert.equal(sub.chunks.length, 1, 'the 5 messages came in one write');
+  assert.equal(sub.eventsIn(sub.chunks[0].text), 5);
+  assert.ok(sub.chunks[0].at - t0 >= 950, `held for coalesce_ms: came after ${sub.chunks[0].at - t0} ms`);
+  assert.deepEqual(sub.data().map((d) => JSON.parse(d).i), [0, 1, 2, 3, 4]);
+  sub.conn.socket.destroy();
+});
+
+test('SSE, latency "low": a message is written at once, without the coalescing wait', { timeout: 60_000 }, async (t) => {
+  const srv = await startFor(t, { latency: 'low', coalesce_ms: 1000, workers: 1 });
+  const sub = await rawSse(srv.port, '/rooms/sse-at-once/events');
+  await waitFor(async () => (await subscriberCounts(srv.url, 'sse-at-once'))?.sse === 1);
+  for (let i = 0; i < 3; i++) {
+    const t0 = Date.now();
+    await publish(srv.url, 'sse-at-once', { i });
+    await waitFor(() => sub.events() >= i + 1, { timeout: 10_000, message: `event ${i + 1}` });
+    const ms = sub.chunks.at(-1).at - t0;
+    assert.ok(ms < 900, `event ${i + 1} came ${ms} ms after its publish, not held for coalesce_ms`);
+  }
+  sub.conn.socket.destroy();
+});
+
+// Coalesced answers are cut at the stream's write buffer (some 2 KB): events
+// larger than it, and many small ones, are split across writes and still
+// arrive whole and in order on every stream of every worker.
+for (const latency of ['low', 'efficient']) {
+  test(`SSE, latency "${latency}": 12 streams on 2 workers get 300 messages of 10 B to 6 KB whole and in order`, { timeout: 90_000 }, async (t) => {
+    const srv = await startFor(t, { workers: 2, latency, coalesce_ms: 20 });
+    const room = `sse-many-${latency}`;
+    const streams = [];
+    t.after(() => streams.forEach((s) => s.close?.()));
+    for (let i = 0; i < 12; i++) streams.push(await sseHttp(`${srv.url}/rooms/${room}/events`));
+    await waitFor(async () => (await subscriberCounts(srv.url, room))?.sse === 12);
+    const n = 300;
+    const pad = (i) => 'x'.repeat(i % 7 === 0 ? 6000 : (i * 37) % 300);
+    for (let i = 0; i < n; i++) await publish(srv.url, room, { i, pad: pad(i) });
+    for (const s of streams) {
+      await s.waitForEvents(n, 30_000);
+      assert.deepEqual(
+        s.events.map((e) => JSON.parse(e.data).i),
+        [...Array(n).keys()],
+        'a stream got every message, in order',
+      );
+      s.events.forEach((e, i) => assert.equal(JSON.parse(e.data).pad, pad(i), `message ${i} whole`));
+    }
+  });
+}
+
 // A frame larger than a worker's write buffer (64 KiB) is framed into a
 // buffer of its own; the small ones around it still share one.
 for (const latency of ['low', 'efficient']) {

@@ -10,14 +10,28 @@
  * and the sub's wake resumes it. Returning 0 without suspending would make
  * MHD spin.
  *
+ * Latency (the config's "latency", as for WebSockets): "low" resumes a
+ * parked stream as soon as a message is queued for it (one write per
+ * message while the client keeps up). "efficient" (the default) puts a
+ * parked stream that gets news on the pending array instead; the flusher
+ * thread (crier-sse-flush), coalesce_ms after the first such wake, resumes
+ * every stream on it, and each reader then copies all its queue into one
+ * answer: fewer writes, resumes and poll rounds per delivery, at up to
+ * coalesce_ms more latency. A stream that is writing (not parked) takes
+ * what is queued at its next read either way.
+ *
  * Threading: the reader and the handlers run on the MHD thread of the
  * stream's daemon (a stream stays on one; http.c has three). sse_wake
  * runs on the publisher's thread with the sub lock held; it only calls
  * MHD_resume_connection, which is safe from any thread on a connection that
- * is suspended (tracked in `suspended`, under the sub lock), or shuts the
- * socket of a dropped stream. Every live stream is in the registry of held
- * connections (held.h, kind HELD_STREAM), whose lock comes before any sub
- * lock.
+ * is suspended (tracked in `suspended`, under the sub lock), puts the
+ * stream on the pending array (pend_lock, taken under a sub lock), or shuts
+ * the socket of a dropped stream. The flusher holds flush_lock for a round
+ * (flush_lock, then a sub lock; pend_lock is taken alone there) and
+ * sse_completed takes flush_lock and pend_lock to take a stream out of the
+ * array, so a stream is never freed under a round. Every live stream is in
+ * the registry of held connections (held.h, kind HELD_STREAM), whose lock
+ * comes before any sub lock.
  *
  * A stream whose client closes its socket ends at once, even while its
  * reader is parked (MHD does not look at a suspended socket): the watcher
@@ -32,14 +46,19 @@
 #include "transports/carriers/sse.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include "common/clock.h"
 #include "common/latency.h"
+#include "common/log.h"
 #include "transports/carriers/held.h"
 #include "transports/carriers/held_watch.h"
+
+#define TAG "sse"
 
 /* The response's own buffer (MHD_create_response_from_callback's block
  * size), held, zeroed, for the stream's whole life. libmicrohttpd 0.9.75
@@ -55,20 +74,172 @@ typedef struct sse_conn {
     sub *s;
     struct MHD_Connection *conn;
     int fd;                   /* set once; -1 when unknown; valid until sse_completed */
-    bool suspended;           /* sub lock */
-    bool closing;             /* sub lock: shutdown; end after what is queued */
-    bool keepalive_due;       /* sub lock */
-    bool gone;                /* sub lock: the client closed its socket */
+    uint32_t pend_idx;        /* pend_lock: its slot in pend_arr; PEND_NONE: not pending */
     hw_entry *watch;          /* MHD thread */
     const char *hello;        /* MHD thread: sent first, then NULL */
     sse_farewell_fn farewell; /* set once; NULL: none */
     buf farewell_buf;         /* MHD thread: what a farewell built */
-    bool farewell_sent;       /* MHD thread */
-    size_t offset;            /* MHD thread: bytes of the queue head already sent */
+    /* The flags share one word (an idle stream's size counts): */
+    bool farewell_sent; /* MHD thread */
+    bool suspended;     /* sub lock */
+    bool closing;       /* sub lock: shutdown; end after what is queued */
+    bool keepalive_due; /* sub lock */
+    bool gone;          /* sub lock: the client closed its socket */
+    size_t offset;      /* MHD thread: bytes of the queue head already sent */
     void (*ended)(void *session);
     void *session;
     held reg; /* in the registry from sse_stream to sse_completed */
 } sse_conn;
+
+/* ------------------------------------------- latency "efficient": flusher */
+
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER; /* held for a round */
+static pthread_mutex_t pend_lock = PTHREAD_MUTEX_INITIALIZER;  /* a leaf lock */
+static pthread_cond_t pend_cond = PTHREAD_COND_INITIALIZER;    /* pend_lock: news or stop */
+#define PEND_NONE UINT32_MAX
+/* The pending streams: an array, so that a stream pays no link for it. */
+static sse_conn **pend_arr;       /* pend_lock: pend_len used of pend_cap */
+static size_t pend_len, pend_cap; /* pend_lock */
+static sse_conn **round_arr;      /* flush_lock: the round's streams (NULL: none) */
+static size_t round_cap;          /* flush_lock */
+static bool flusher_stop;         /* pend_lock */
+static bool coalescing;           /* pend_lock: the flusher runs; wakes go to pend_arr */
+static unsigned wait_ms;          /* set once by sse_start: coalesce_ms */
+static pthread_t flusher;         /* set once by sse_start */
+static bool flusher_started;      /* main thread */
+
+/* Flusher thread (or sse_stop), flush_lock held: resumes every stream
+ * pending now. The pending array becomes the round's (and the round's the
+ * next pending one), so a wake meanwhile pends for the next round; no
+ * stream of the round is freed before it ends (sse_completed waits for
+ * flush_lock). */
+static void flush_round(void)
+{
+    pthread_mutex_lock(&pend_lock);
+    sse_conn **round = pend_arr;
+    size_t n = pend_len, cap = pend_cap;
+    pend_arr = round_arr;
+    pend_cap = round_cap;
+    pend_len = 0;
+    round_arr = round;
+    round_cap = cap;
+    for (size_t i = 0; i < n; i++)
+        if (round[i])
+            round[i]->pend_idx = PEND_NONE;
+    pthread_mutex_unlock(&pend_lock);
+    for (size_t i = 0; i < n; i++) {
+        sse_conn *c = round[i];
+        if (!c)
+            continue; /* its stream ended meanwhile */
+        pthread_mutex_lock(&c->s->lock);
+        if (c->suspended && c->conn) {
+            c->suspended = false;
+            MHD_resume_connection(c->conn);
+        }
+        pthread_mutex_unlock(&c->s->lock);
+    }
+}
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* The flusher: waits for a first pending stream, lets coalesce_ms pass,
+ * then resumes all that are pending by then. */
+static void *flusher_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "crier-sse-flush");
+    pthread_mutex_lock(&pend_lock);
+    while (!flusher_stop) {
+        if (!pend_len) {
+            pthread_cond_wait(&pend_cond, &pend_lock);
+            continue;
+        }
+        pthread_mutex_unlock(&pend_lock);
+        sleep_ms(wait_ms);
+        pthread_mutex_lock(&flush_lock);
+        flush_round();
+        pthread_mutex_unlock(&flush_lock);
+        pthread_mutex_lock(&pend_lock);
+    }
+    pthread_mutex_unlock(&pend_lock);
+    return NULL;
+}
+
+int sse_start(const cfg *c)
+{
+    if (c->latency != CFG_LATENCY_EFFICIENT)
+        return 0;
+    wait_ms = c->coalesce_ms;
+    flusher_stop = false;
+    if (pthread_create(&flusher, NULL, flusher_main, NULL)) {
+        LOG_ERR(TAG, "cannot start the SSE flusher thread");
+        return -1;
+    }
+    flusher_started = true;
+    pthread_mutex_lock(&pend_lock);
+    coalescing = true;
+    pthread_mutex_unlock(&pend_lock);
+    return 0;
+}
+
+void sse_stop(void)
+{
+    if (!flusher_started)
+        return;
+    pthread_mutex_lock(&pend_lock);
+    coalescing = false; /* wakes resume at once from now on */
+    flusher_stop = true;
+    pthread_cond_signal(&pend_cond);
+    pthread_mutex_unlock(&pend_lock);
+    pthread_join(flusher, NULL);
+    flusher_started = false;
+    pthread_mutex_lock(&flush_lock);
+    flush_round(); /* nothing stays parked: MHD must not stop with it suspended */
+    free(round_arr);
+    round_arr = NULL;
+    round_cap = 0;
+    pthread_mutex_lock(&pend_lock);
+    free(pend_arr); /* empty: wakes no longer pend */
+    pend_arr = NULL;
+    pend_cap = pend_len = 0;
+    pthread_mutex_unlock(&pend_lock);
+    pthread_mutex_unlock(&flush_lock);
+}
+
+/* Sub lock held: resumes c's parked reader now, or (coalescing) once the
+ * flusher's wait is over. */
+static void resume_reader(sse_conn *c)
+{
+    pthread_mutex_lock(&pend_lock);
+    if (coalescing && c->pend_idx != PEND_NONE) {
+        pthread_mutex_unlock(&pend_lock); /* pending already */
+        return;
+    }
+    if (coalescing && pend_len == pend_cap) {
+        size_t cap = pend_cap ? pend_cap * 2 : 64;
+        sse_conn **arr = realloc(pend_arr, cap * sizeof(*arr));
+        if (arr) {
+            pend_arr = arr;
+            pend_cap = cap;
+        }
+    }
+    if (coalescing && pend_len < pend_cap) {
+        c->pend_idx = (uint32_t)pend_len;
+        pend_arr[pend_len++] = c;
+        if (pend_len == 1)
+            pthread_cond_signal(&pend_cond);
+        pthread_mutex_unlock(&pend_lock);
+        return;
+    }
+    pthread_mutex_unlock(&pend_lock); /* "low", stopping, or out of memory: now */
+    c->suspended = false;
+    MHD_resume_connection(c->conn);
+}
 
 /* Sub lock held, any thread: news for the stream. A dropped stream whose
  * reader is not parked is blocked writing to a client that does not read:
@@ -76,8 +247,10 @@ typedef struct sse_conn {
 static void sse_wake(sub *s)
 {
     sse_conn *c = s->owner;
-    if (c->suspended && c->conn) {
-        c->suspended = false;
+    if (c->suspended && c->conn && !s->dropped && !s->ending) {
+        resume_reader(c); /* news: at once or after coalesce_ms (latency) */
+    } else if (c->suspended && c->conn) {
+        c->suspended = false; /* dropped or ending: no reason to wait */
         MHD_resume_connection(c->conn);
     } else if (s->dropped && c->fd >= 0) {
         shutdown(c->fd, SHUT_RDWR);
@@ -204,6 +377,7 @@ enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,
     c->farewell = farewell;
     c->ended = ended;
     c->session = session;
+    c->pend_idx = PEND_NONE;
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(call->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     c->fd = ci ? ci->connect_fd : -1;
@@ -236,6 +410,13 @@ void sse_completed(void *state)
     sse_conn *c = state;
     hw_unwatch(c->watch); /* before MHD closes the socket; no sub lock held */
     held_remove(&c->reg);
+    pthread_mutex_lock(&flush_lock); /* not in a flusher's round, and off the list */
+    pthread_mutex_lock(&pend_lock);
+    if (c->pend_idx != PEND_NONE)
+        pend_arr[c->pend_idx] = NULL;
+    c->pend_idx = PEND_NONE;
+    pthread_mutex_unlock(&pend_lock);
+    pthread_mutex_unlock(&flush_lock);
     sub *s = c->s;
     pthread_mutex_lock(&s->lock);
     if (s->owner == c)

@@ -10,6 +10,7 @@
 #ifndef CRIER_SSE_H
 #define CRIER_SSE_H
 
+#include "common/cfg.h"
 #include "hub/sub.h"
 #include "transports/carriers/http_call.h"
 
@@ -30,6 +31,14 @@ typedef const char *(*sse_farewell_fn)(const sub *s, buf *scratch);
 enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,
                                 sse_farewell_fn farewell, void (*ended)(void *session),
                                 void *session);
+
+/* Main thread, before the stream daemon starts: with latency "efficient"
+ * starts the flusher thread (coalesce_ms). Returns -1 (logged) on failure. */
+int sse_start(const cfg *c);
+
+/* Main thread, after sse_shutdown and before the stream daemon stops: stops
+ * the flusher and resumes every stream it still held back. */
+void sse_stop(void);
 
 /* Frees a stream's state (*call->state of sse_stream's call); the route's
  * completed hook calls it for every stream. */
