@@ -51,7 +51,7 @@
 #include "gateway/publish_pace.h"
 #include "gateway/guard.h"
 #include "gateway/http.h"
-#include "gateway/linger.h"
+#include "common/linger.h"
 #include "gateway/memtrim.h"
 #include "gateway/raw_reply.h"
 #include "gateway/reload.h"

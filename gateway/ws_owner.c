@@ -33,7 +33,7 @@
 #include "common/clock.h"
 #include "common/list.h"
 #include "common/log.h"
-#include "gateway/linger.h"
+#include "common/linger.h"
 #include "gateway/raw_reply.h"
 #include "transports/carriers/ws.h"
 #include "transports/signalr/signalr.h"

@@ -36,7 +36,7 @@
 #include "common/list.h"
 #include "common/log.h"
 #include "common/upstream.h"
-#include "gateway/linger.h"
+#include "common/linger.h"
 #include "gateway/raw_reply.h"
 #include "transports/carriers/http_client.h"
 #include "transports/carriers/ws.h"
