@@ -16,7 +16,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "gateway/linger.h"
+#include "common/linger.h"
 #include "gateway/raw_reply.h"
 
 int aw_init(acceptor_wait *q, int epfd)

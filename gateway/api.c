@@ -490,13 +490,18 @@ static bool metrics_backpressure(buf *b)
                             "# HELP crier_fanout_behind Subscriber queues past half of "
                             "limits.send_queue that still drain (publishers wait for them).\n"
                             "# TYPE crier_fanout_behind gauge\ncrier_fanout_behind %u\n"
+                            "# HELP crier_publish_in_flight This node's publishes sent to the "
+                            "backplane and not come back yet (a quarter of limits.send_queue "
+                            "of them make publishers wait).\n"
+                            "# TYPE crier_publish_in_flight gauge\ncrier_publish_in_flight %ld\n"
                             "# HELP crier_publish_parked HTTP publishes waiting for the backlog.\n"
                             "# TYPE crier_publish_parked gauge\ncrier_publish_parked %u\n"
                             "# HELP crier_subscribers_stalled_total Behind queues that did not "
                             "shrink for limits.subscriber_stall_ms (no longer waited for).\n"
                             "# TYPE crier_subscribers_stalled_total counter\n"
                             "crier_subscribers_stalled_total %" PRIu64 "\n",
-                            backlog_behind(), publish_pace_parked(), backlog_stalled_total());
+                            backlog_behind(), backlog_in_flight(), publish_pace_parked(),
+                            backlog_stalled_total());
 }
 
 /* Prometheus text format. */

@@ -69,7 +69,7 @@
 #include "gateway/cluster_api.h"
 #include "gateway/users_api.h"
 #include "gateway/guard.h"
-#include "gateway/linger.h"
+#include "common/linger.h"
 #include "gateway/presence_api.h"
 #include "gateway/raw_reply.h"
 #include "gateway/request_head.h"

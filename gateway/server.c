@@ -51,7 +51,7 @@
 #include "gateway/publish_pace.h"
 #include "gateway/guard.h"
 #include "gateway/http.h"
-#include "gateway/linger.h"
+#include "common/linger.h"
 #include "gateway/memtrim.h"
 #include "gateway/raw_reply.h"
 #include "gateway/reload.h"
@@ -878,6 +878,11 @@ int server_run(const cfg *c)
                       .presence_events = room_presence_events,
                       .presence_arg = (void *)c};
     backlog_set_stall_ms(c->limits.subscriber_stall_ms);
+    /* Publishes still on their way through the backplane land in every
+     * queue at once when they come back: a quarter of a queue of them at
+     * most, with a queue at its mark (half), leaves room for what is read
+     * before a publisher is paced. */
+    backlog_set_flight_max(c->limits.send_queue / 4 ? (long)c->limits.send_queue / 4 : 1);
     hub *h = peek_buf && !rate_limits_init(c) ? hub_create(&ho) : NULL;
     if (h)
         init_protocols(c, h);

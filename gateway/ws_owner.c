@@ -22,8 +22,8 @@
 #include "common/clock.h"
 #include "common/list.h"
 #include "common/log.h"
+#include "common/linger.h"
 #include "gateway/acceptor_wait.h"
-#include "gateway/linger.h"
 #include "transports/carriers/ws.h"
 #include "transports/signalr/signalr.h"
 

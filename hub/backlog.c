@@ -24,6 +24,8 @@ static atomic_uint nbehind;                  /* listed queues (read without the 
 static atomic_llong stall_ms = STALL_MS_DEFAULT;
 static atomic_uint_fast64_t paced[PACE_KINDS];
 static atomic_uint_fast64_t stalled;
+static atomic_long in_flight;  /* this node's publishes on the backplane, not yet back */
+static atomic_long flight_max; /* 0: in-flight publishes hold nobody */
 
 void backlog_set_stall_ms(int64_t ms)
 {
@@ -69,8 +71,34 @@ void backlog_leave(sendq *q)
     pthread_mutex_unlock(&backlog_lock);
 }
 
+void backlog_set_flight_max(long n)
+{
+    atomic_store(&flight_max, n > 0 ? n : 0);
+}
+
+void backlog_flight(int delta)
+{
+    atomic_fetch_add(&in_flight, delta);
+}
+
+long backlog_in_flight(void)
+{
+    return atomic_load(&in_flight);
+}
+
+/* Publishes on their way through the backplane land in the subscriber
+ * queues here only when they come back: past the bound they hold
+ * publishers as a behind queue does. */
+static bool flight_holding(void)
+{
+    long max = atomic_load_explicit(&flight_max, memory_order_relaxed);
+    return max && atomic_load_explicit(&in_flight, memory_order_relaxed) >= max;
+}
+
 bool backlog_holding(void)
 {
+    if (flight_holding())
+        return true;
     if (!atomic_load_explicit(&nbehind, memory_order_relaxed))
         return false;
     int64_t now = clock_now_ms();

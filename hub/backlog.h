@@ -7,7 +7,9 @@
  * it past its mark (half of limits.send_queue) until a pop brings it back
  * to the mark. The backlog is the set of behind queues, across every room.
  *
- * Publishers wait (backlog_holding) while at least one behind queue is
+ * Publishers wait (backlog_holding) while this node has too many publishes
+ * on their way through the backplane (backlog_set_flight_max), or while at
+ * least one behind queue is
  * draining: it gave up a message within the stall time
  * (limits.subscriber_stall_ms), or crossed its mark within it. So a
  * publisher faster than crier's fanout is slowed to the fanout's pace and
@@ -49,6 +51,17 @@ void backlog_set_stall_ms(int64_t stall_ms);
  * publishers are to wait. Stalled queues are set aside on the way. One
  * atomic load when nothing is behind, else O(behind queues). */
 bool backlog_holding(void);
+
+/* Any thread, before publishing starts: with a backplane, this node's
+ * publishes sent to it and not yet come back (answered) hold publishers
+ * while there are n or more of them (0: never). They reach the subscriber
+ * queues only when they come back, so the queues alone would show the
+ * backlog too late (a WebSocket publisher's frames would all be read). */
+void backlog_set_flight_max(long n);
+
+/* Any thread: delta publishes sent to the backplane (+1) or answered (-1). */
+void backlog_flight(int delta);
+long backlog_in_flight(void);
 
 /* Queues behind now (stalled ones set aside not counted). */
 unsigned backlog_behind(void);

@@ -11,6 +11,8 @@
  * With a backplane, a publish is answered when the backplane has numbered
  * it, but members here get it when it comes back from the backplane; its
  * answer is held until then (publish_numbered; hub_backplane.c releases it).
+ * Until its answer it counts as in flight (backlog_flight): too many hold
+ * publishers back, as a behind queue does.
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -23,6 +25,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "hub/backlog.h"
 
 /* Hub lock held. Queues m to s in s's format, or drops s when its queue is
  * full. Returns true when s was dropped. */
@@ -178,8 +181,10 @@ static void publish_numbered(void *arg, const publish_result *res)
         }
         hub_unlock(h);
     }
-    if (!p)
+    if (!p) {
+        backlog_flight(-1); /* else when room_release_held answers it */
         ps->done(ps->arg, res);
+    }
     free(ps);
 }
 
@@ -208,7 +213,13 @@ void hub_publish_async(hub *h, const char *room_name, const char *data, size_t l
     }
     *ps = (publish_sent){.h = h, .done = done, .arg = arg};
     snprintf(ps->room, sizeof(ps->room), "%s", room_name);
-    switch (h->bp->ops->publish(h->bp, &p, publish_numbered, ps)) {
+    /* in flight until its answer is given (publish_numbered may run before
+     * publish returns) */
+    backlog_flight(1);
+    bp_publish_status sent = h->bp->ops->publish(h->bp, &p, publish_numbered, ps);
+    if (sent != BP_SENT)
+        backlog_flight(-1);
+    switch (sent) {
     case BP_SENT:
         pthread_mutex_lock(&h->lock);
         h->stats.published++;

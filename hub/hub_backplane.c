@@ -20,6 +20,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "hub/backlog.h"
 
 /* How long an answer is held at most (a message that does not come back,
  * e.g. while the backplane reconnects): then it is given anyway. */
@@ -43,6 +44,7 @@ void room_release_held(hub *h, struct room *r, int64_t now, bool all)
         if (all || p->res.id <= r->last_id || strcmp(p->res.epoch, r->epoch) ||
             (now && now - p->since_ms >= PUBLISH_HOLD_MS)) {
             *pp = p->next;
+            backlog_flight(-1); /* sent in hub_publish_async */
             hub_defer_publish(h, p);
         } else {
             pp = &p->next;

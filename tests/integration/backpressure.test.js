@@ -234,6 +234,35 @@ test(`a WebSocket publisher is read at the fanout's pace: ${READERS} readers, no
   }
 });
 
+// On a backplane a WebSocket publisher's frames reach the subscriber queues
+// only when they come back from it, so the queues alone showed the backlog
+// too late: the publisher's frames were all read and published, and every
+// reader's queue overflowed (all dropped "send queue full" on Redis, here
+// with a small send_queue to make it quick). Publishes in flight to the
+// backplane now hold publishers too. On the memory backplane the queues show
+// it at once; the test holds on both.
+test('a WebSocket publisher on send_queue 16: readers read and none is dropped', { timeout: 120_000 }, async (t) => {
+  const srv = await startFor(t, { limits: { send_queue: 16 } });
+  const room = 'bp-ws-small';
+  const N = 1500;
+  const readers = [];
+  try {
+    readers.push(...(await openReaders(srv, room, 20)));
+    const pub = openReader(`${srv.wsUrl}/rooms/${room}/ws`); // a member too, and reads
+    await pub.opened;
+    await waitFor(async () => (await subscriberCounts(srv.url, room))?.websocket === 21, {
+      message: 'room info shows 21 WebSocket subscribers',
+    });
+    for (let i = 1; i <= N; i++) pub.ws.send(JSON.stringify({ n: i }));
+    await allReceived([...readers, pub], N, 90_000, srv);
+    assertReadersGotAll([...readers, pub], N, 'WebSocket publisher, send_queue 16');
+    assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 0, 'no subscriber dropped');
+    t.diagnostic(`WebSocket reads paused: ${await metric(srv.url, 'crier_publish_paced_total{transport="websocket"}')}`);
+  } finally {
+    readers.forEach((r) => r.ws.terminate());
+  }
+});
+
 // A publish that waited limits.publish_wait_ms is refused 503 with
 // Retry-After and not published; with publish_wait_ms 0 it is refused at
 // once. A stopped reader that stays the only behind queue holds publishers

@@ -4,10 +4,11 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import WebSocket from 'ws';
 import { publish, request, subscriberCounts } from '../lib/http.js';
 import { rssKb, startFor } from '../lib/server.js';
 import { eventSeq, sseHttp } from '../lib/sse.js';
-import { payloadOfSize, waitFor } from '../lib/util.js';
+import { payloadOfSize, sleep, waitFor, withTimeout } from '../lib/util.js';
 import { openWs } from '../lib/ws.js';
 
 const N = 4000;
@@ -108,5 +109,77 @@ test('a subscriber that does not read is dropped; others get every message', { t
   } finally {
     clearInterval(sampler);
     clients.forEach((c) => c.close());
+  }
+});
+
+// A drop ends with the close reaching the client: a WebSocket subscriber
+// dropped for "send queue full" while it keeps reading receives close 1008
+// "send queue full" (the messages queued before the drop are not sent: the
+// queue is emptied at the drop) and its TCP connection is closed, within a
+// few seconds, on the memory backplane and on Redis.
+//
+// To drop a subscriber that reads, the test uses what backpressure does not
+// pace: server API sends to one connection (POST /connections/{id}/messages),
+// many at once, against a tiny limits.send_queue (8). The subscriber also
+// keeps sending frames (as a publisher that is a member does): before the
+// fix crier closed its socket with those frames unread, the kernel answered
+// with a reset, and the client lost the close frame (1006).
+
+const API_KEY = 'drop-close-test-key-0123456789';
+
+async function dropMetric(base, name) {
+  const text = (await request(`${base}/metrics`, { headers: { Authorization: `Bearer ${API_KEY}` } })).text;
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ')[1]) : NaN;
+}
+
+function send(base, id, body) {
+  return request(`${base}/connections/${id}/messages`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${API_KEY}`, 'Content-Type': 'application/json' },
+    body,
+  });
+}
+
+test('a reading WebSocket subscriber dropped for send queue full gets close 1008 and a closed TCP connection', { timeout: 90_000 }, async (t) => {
+  const srv = await startFor(t, {
+    limits: { send_queue: 8, publish_wait_ms: 0 },
+    auth: { api_keys: [API_KEY], rooms: [{ match: '*', subscribe: 'public', publish: 'public' }] },
+  });
+  const ws = new WebSocket(`${srv.wsUrl}/rooms/dropclose/ws`);
+  const c = { got: 0, id: null, close: null, tcpClosed: false };
+  ws.on('upgrade', (res) => (c.id = res.headers['x-crier-connection-id']));
+  ws.on('message', () => c.got++); // reads all the time
+  ws.on('close', (code, reason) => (c.close = { code, reason: reason.toString(), at: Date.now() }));
+  ws.on('error', () => {});
+  await withTimeout(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 10_000, 'open');
+  ws._socket.on('close', () => (c.tcpClosed = true));
+  assert.ok(c.id, 'X-Crier-Connection-Id');
+  // Frames to its room, all the time, until the close.
+  const chatter = setInterval(() => {
+    if (ws.readyState !== WebSocket.OPEN) return;
+    for (let i = 0; i < 20; i++) ws.send(JSON.stringify({ chat: i, pad: 'c'.repeat(200) }));
+  }, 5);
+  try {
+    const pad = 'p'.repeat(512);
+    let dropAt = 0;
+    for (let round = 0; round < 50 && !dropAt; round++) {
+      // Many at once: the sends are queued faster than one write drains them.
+      const res = await Promise.all(Array.from({ length: 64 }, (_, i) => send(srv.url, c.id, JSON.stringify({ round, i, pad })).catch((e) => ({ status: String(e) }))));
+      if (round === 0) t.diagnostic(`statuses: ${[...new Set(res.map((r) => r.status))]} ${res[0].text}`);
+      // Gone from the server (404) once dropped.
+      if (res.some((r) => r.status === 404) || c.close) dropAt = Date.now();
+    }
+    t.diagnostic(`dropped after ${c.got} messages read`);
+    assert.ok(dropAt, 'the reading subscriber was dropped (a send to it answered 404)');
+    t.diagnostic(`crier_subscribers_dropped_total ${await dropMetric(srv.url, 'crier_subscribers_dropped_total')}`);
+    await waitFor(() => c.close && c.tcpClosed, { timeout: 10_000, message: `close and TCP end within 10 s (close ${JSON.stringify(c.close)}, tcp closed ${c.tcpClosed})` });
+    t.diagnostic(`close ${c.close.code} "${c.close.reason}" ${c.close.at - dropAt} ms after the drop was seen`);
+    assert.equal(c.close.code, 1008, `close code ${c.close.code} "${c.close.reason}"`);
+    assert.equal(c.close.reason, 'send queue full');
+  } finally {
+    clearInterval(chatter);
+    ws.terminate();
+    await sleep(0);
   }
 });

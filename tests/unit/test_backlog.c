@@ -5,6 +5,7 @@
  * drains, stops holding once it has not shrunk for the stall time (counted
  * as stalled) while others kept up, holds again when it drains again, and leaves the backlog at
  * its mark or when cleared. Queues without sendq_pace take no part.
+ * Publishes in flight to the backplane past their bound hold publishers too.
  */
 #include "hub/backlog.h"
 #include "hub/sendq.h"
@@ -148,6 +149,25 @@ static void test_paced_counts(void)
     CHECK_STR(pace_kind_name(PACE_WEBSOCKET), "websocket");
 }
 
+/* Publishes in flight to the backplane hold publishers from the bound on,
+ * with no queue behind; none do when no bound is set. */
+static void test_in_flight_holds(void)
+{
+    CHECK(!backlog_holding());
+    backlog_flight(3);
+    CHECK(backlog_in_flight() == 3);
+    CHECK(!backlog_holding()); /* no bound set */
+    backlog_set_flight_max(4);
+    CHECK(!backlog_holding());
+    backlog_flight(1);
+    CHECK(backlog_holding());
+    backlog_flight(-1);
+    CHECK(!backlog_holding());
+    backlog_flight(-3);
+    CHECK(backlog_in_flight() == 0);
+    backlog_set_flight_max(0);
+}
+
 TEST_MAIN("backlog", TEST(test_mark_and_leave), TEST(test_stalled_then_draining),
           TEST(test_stalled_while_others_keep_up), TEST(test_unpaced_queue_takes_no_part),
-          TEST(test_paced_counts))
+          TEST(test_paced_counts), TEST(test_in_flight_holds))

@@ -71,6 +71,7 @@
 #include "common/client_addr.h"
 #include "common/clock.h"
 #include "common/limits.h"
+#include "common/linger.h"
 #include "common/list.h"
 #include "common/http_status.h"
 #include "common/latency.h"
@@ -123,6 +124,7 @@ typedef struct ws_conn {
     int64_t opened_ms;
     unsigned close_code; /* sent or received; 0: none (the socket just went) */
     bool peer_closed;    /* the client sent the Close first */
+    bool closing;        /* service thread: the server closes it (close_with) */
     char *path;          /* the upgrade's path (no query), only with log.access on */
 } ws_conn;
 
@@ -345,11 +347,27 @@ static void request_writable_for_all(ws_worker *w)
         lws_callback_on_writable(list_entry(n, ws_conn, link)->wsi);
 }
 
+/* A connection the server closes is read again (and never paused after):
+ * what the client sent meanwhile must be read (lws discards it while the
+ * close goes on), or the kernel answers the final close() with a reset that
+ * discards what was still unsent, the close frame among it. */
+static void unpause_for_close(ws_conn *c, struct lws *wsi)
+{
+    c->closing = true;
+    if (!c->rx_paused)
+        return;
+    list_remove(&c->paused_link);
+    c->rx_paused = false;
+    lws_rx_flow_control(wsi, 1);
+}
+
 static int close_with(struct lws *wsi, enum lws_close_status code, const char *reason)
 {
     ws_conn *c = lws_wsi_user(wsi);
     if (c && !c->close_code)
         c->close_code = (unsigned)code;
+    if (c)
+        unpause_for_close(c, wsi);
     lws_close_reason(wsi, code, (unsigned char *)reason, strlen(reason));
     return -1;
 }
@@ -794,7 +812,7 @@ static void resume_reads(lws_sorted_usec_list_t *sul)
 /* After a message from c: stop reading c while the backlog holds. */
 static void pace_reads(ws_conn *c, struct lws *wsi)
 {
-    if (c->rx_paused || !backlog_holding())
+    if (c->rx_paused || c->closing || !backlog_holding())
         return;
     ws_worker *w = c->w;
     c->rx_paused = true;
@@ -826,6 +844,8 @@ static int on_oversize(ws_conn *c, struct lws *wsi)
 static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
 {
     c->last_rx_ms = clock_now_ms();
+    if (c->closing) /* its close frame is on its way: what follows is read and dropped */
+        return 0;
     if (c->rx_discard) {
         c->rx_discard = !message_complete(wsi);
         return 0;
@@ -868,6 +888,23 @@ static int on_receive(ws_conn *c, struct lws *wsi, const void *in, size_t len)
     return 0;
 }
 
+/* CLOSED of a connection the server closed: lws has written the close
+ * frame, shut the socket down for writing and closes it next. Unread bytes
+ * from the client (a publisher's frames sent after the close) would turn
+ * that close() into a reset, and a reset makes the client lose what it had
+ * not read yet: the close frame. So the socket lingers (common/linger.h) on
+ * a duplicate: read and dropped for up to a second, then closed. */
+static void linger_after_close(ws_conn *c, struct lws *wsi)
+{
+    if (!c || !c->closing || atomic_load(&stopping))
+        return;
+    int fd = dup(lws_get_socket_fd(wsi));
+    if (fd < 0)
+        return;
+    shutdown(fd, SHUT_WR); /* lws did already; FIN after the close frame */
+    linger_add(fd, clock_now_ms());
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -890,6 +927,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         return 0;
     case LWS_CALLBACK_CLOSED:
         ws_guard_forget(lws_get_socket_fd(wsi));
+        linger_after_close(c, wsi);
         on_closed(c);
         return 0;
     case LWS_CALLBACK_SERVER_WRITEABLE:

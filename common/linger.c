@@ -2,7 +2,7 @@
 /*
  * linger.c - sockets held briefly after a final answer (linger.h).
  */
-#include "gateway/linger.h"
+#include "common/linger.h"
 
 #include <errno.h>
 #include <pthread.h>
