@@ -271,7 +271,7 @@ typedef struct cfg {
      * one per core; else 1 .. 64. */
     unsigned workers;
     cfg_latency latency;  /* "latency": "efficient" (default) | "low" */
-    unsigned coalesce_ms; /* "coalesce_ms": efficient's wait, default 10, 1 .. 1000 */
+    unsigned coalesce_ms; /* "coalesce_ms": efficient's wait, default 40, 1 .. 1000 */
 
     /* presence: GET /rooms/{room}/presence lists users up to max_listed
      * (default 1000; past it only the counts). */

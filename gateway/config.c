@@ -241,7 +241,7 @@ void cfg_defaults(cfg *c)
     c->history.max_bytes = 256 * 1024 * 1024;
     c->workers = 0;
     c->latency = CFG_LATENCY_EFFICIENT;
-    c->coalesce_ms = 10;
+    c->coalesce_ms = 40;
 
     cfg_hub *chat = &c->hubs[c->nhubs++];
     strcpy(chat->name, "chat");

@@ -1811,12 +1811,12 @@ static void test_upstream(void)
 }
 
 /* workers (default 0: one per core, 0 .. 64), latency (default "efficient")
- * and coalesce_ms (default 10, 1 .. 1000). */
+ * and coalesce_ms (default 40, 1 .. 1000). */
 static void test_performance(void)
 {
     cfg c;
     cfg_defaults(&c);
-    CHECK(c.workers == 0 && c.latency == CFG_LATENCY_EFFICIENT && c.coalesce_ms == 10);
+    CHECK(c.workers == 0 && c.latency == CFG_LATENCY_EFFICIENT && c.coalesce_ms == 40);
     if (load_ok(&c, "{'workers': 64, 'latency': 'low', 'coalesce_ms': 1000}") == 0)
         CHECK(c.workers == 64 && c.latency == CFG_LATENCY_LOW && c.coalesce_ms == 1000);
     if (load_ok(&c, "{'workers': 1, 'latency': 'efficient', 'coalesce_ms': 1}") == 0)
