@@ -17,6 +17,7 @@
 #include "hub/sendq.h"
 
 #define STALL_MS_DEFAULT 2000
+#define STALL_TOGETHER 4 /* several behind queues stopped at once: judged after 4x */
 
 static pthread_mutex_t backlog_lock = PTHREAD_MUTEX_INITIALIZER;
 static list_node behind = LIST_INIT(behind); /* backlog_lock: listed queues */
@@ -105,21 +106,31 @@ bool backlog_holding(void)
     int64_t stall = atomic_load_explicit(&stall_ms, memory_order_relaxed);
     pthread_mutex_lock(&backlog_lock);
     int64_t latest = INT64_MIN; /* the most recent progress of a behind queue */
+    unsigned listed = 0;
     list_for_each_safe (n, next, &behind) {
         int64_t p =
             atomic_load_explicit(&list_entry(n, sendq, link)->progress_ms, memory_order_relaxed);
         if (p > latest)
             latest = p;
+        listed++;
     }
     bool holding = now - latest < stall;
+    /* Every behind queue stopped (none drained for the stall time): one alone
+     * is a reader that stopped, judged now; several at once look like the
+     * readers' host or the network stalling (or this process starved), so
+     * publishers keep waiting and they are judged together only after
+     * STALL_TOGETHER times the stall time. */
+    bool together = !holding && listed > 1;
+    if (together && now - latest < stall * STALL_TOGETHER)
+        holding = true;
     /* Stalled: no progress for the stall time while others kept up (another
-     * queue drained a whole stall time later, or none is draining now). When
-     * every behind queue stopped at about the same time (the readers' host
-     * or the network stalled), none is judged yet. */
+     * queue drained a whole stall time after it stopped), or every behind
+     * queue stopped (see above). */
     list_for_each_safe (n, next, &behind) {
         sendq *q = list_entry(n, sendq, link);
         int64_t p = atomic_load_explicit(&q->progress_ms, memory_order_relaxed);
-        if (now - p >= stall && (!holding || latest - p >= stall)) {
+        bool kept_up = latest - p >= stall;
+        if (now - p >= stall && (kept_up || !holding)) {
             unlist_locked(q);
             atomic_fetch_add(&stalled, 1);
         }

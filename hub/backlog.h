@@ -19,8 +19,10 @@
  * any more) is "stalled": it holds nobody back any more, so publishing goes
  * on, its queue fills, and the hub drops that subscriber when its queue is
  * full (fanout.c), as before. If it drains again it holds publishers back
- * again. Queues that all stopped at about the same time (the readers' host
- * stalled) hold publishers for the stall time before any is judged.
+ * again. One behind queue alone that stopped is judged after the stall
+ * time; several that all stopped (the readers' host or the network stalled,
+ * or this process was starved) hold publishers for four stall times before
+ * any is judged, so a pause of everyone is not a mass drop.
  *
  * Threading: backlog_lock (backlog.c) guards the list of behind queues and
  * each queue's `listed` and `link`; it is taken after the sub lock (sendq.c

@@ -263,6 +263,40 @@ test('a WebSocket publisher on send_queue 16: readers read and none is dropped',
   }
 });
 
+// Every reader stops reading at once for longer than
+// limits.subscriber_stall_ms (their host or the network stalls, or the
+// test process is starved on a loaded machine): that is not a reader that
+// stopped. Publishers keep waiting and nobody is judged stalled until four
+// stall times have passed, so when they read again they get everything.
+// (Judged after one stall time, every queue overflowed and all were dropped,
+// their close frames stuck behind full kernel buffers: 1006 for everyone.)
+test('every reader pauses for longer than the stall time: none is dropped', { timeout: 120_000 }, async (t) => {
+  const srv = await startFor(t, { limits: { send_queue: 16, subscriber_stall_ms: 1000 } });
+  const room = 'bp-all-pause';
+  const N = 1500;
+  const readers = [];
+  try {
+    readers.push(...(await openReaders(srv, room, 10)));
+    const pub = openReader(`${srv.wsUrl}/rooms/${room}/ws`);
+    await pub.opened;
+    await waitFor(async () => (await subscriberCounts(srv.url, room))?.websocket === 11, {
+      message: 'room info shows 11 WebSocket subscribers',
+    });
+    const all = [...readers, pub];
+    all.forEach((r) => r.ws._socket.pause());
+    const big = 'z'.repeat(16 * 1024); // 24 MB each: more than the kernel buffers hold
+    for (let i = 1; i <= N; i++) pub.ws.send(JSON.stringify({ n: i, big }));
+    await sleep(2500); // 2.5 stall times with nobody reading
+    all.forEach((r) => r.ws._socket.resume());
+    await allReceived(all, N, 90_000, srv);
+    assertReadersGotAll(all, N, 'readers paused together');
+    assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 0, 'no subscriber dropped');
+    t.diagnostic(`judged stalled while reading again: ${await metric(srv.url, 'crier_subscribers_stalled_total')}`);
+  } finally {
+    readers.forEach((r) => r.ws.terminate());
+  }
+});
+
 // A publish that waited limits.publish_wait_ms is refused 503 with
 // Retry-After and not published; with publish_wait_ms 0 it is refused at
 // once. A stopped reader that stays the only behind queue holds publishers

@@ -125,6 +125,37 @@ static void test_stalled_while_others_keep_up(void)
     free_msgs();
 }
 
+/* Several queues behind that all stop at once (the readers' host stalled,
+ * or this process was starved): publishers keep waiting, and they are
+ * judged together only after four times the stall time. One alone is
+ * judged after the stall time (test_stalled_then_draining). */
+static void test_stopped_together_judged_later(void)
+{
+    enum { STALL = 500 };
+    make_msgs();
+    backlog_set_stall_ms(STALL);
+    uint64_t stalled0 = backlog_stalled_total();
+    sendq a, b;
+    sendq_init(&a, LIMIT);
+    sendq_pace(&a);
+    sendq_init(&b, LIMIT);
+    sendq_pace(&b);
+    for (int i = 1; i <= LIMIT - 1; i++) {
+        CHECK(sendq_push(&a, msgs[i]) == 0);
+        CHECK(sendq_push(&b, msgs[i]) == 0);
+    }
+    sleep_ms(STALL + 200); /* both stale: still holding, nobody judged */
+    CHECK(backlog_holding());
+    CHECK(backlog_stalled_total() == stalled0 && backlog_behind() == 2);
+    sleep_ms(3 * STALL + 300); /* past four stall times */
+    CHECK(!backlog_holding());
+    CHECK(backlog_stalled_total() == stalled0 + 2 && backlog_behind() == 0);
+    sendq_clear(&a);
+    sendq_clear(&b);
+    backlog_set_stall_ms(STALL_MS);
+    free_msgs();
+}
+
 static void test_unpaced_queue_takes_no_part(void)
 {
     make_msgs();
@@ -169,5 +200,6 @@ static void test_in_flight_holds(void)
 }
 
 TEST_MAIN("backlog", TEST(test_mark_and_leave), TEST(test_stalled_then_draining),
-          TEST(test_stalled_while_others_keep_up), TEST(test_unpaced_queue_takes_no_part),
-          TEST(test_paced_counts), TEST(test_in_flight_holds))
+          TEST(test_stalled_while_others_keep_up), TEST(test_stopped_together_judged_later),
+          TEST(test_unpaced_queue_takes_no_part), TEST(test_paced_counts),
+          TEST(test_in_flight_holds))
