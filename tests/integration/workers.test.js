@@ -1,6 +1,7 @@
 // "workers" (WebSocket service threads and SSE stream threads, one per core
 // by default) and "latency" ("low": each message written at once;
-// "efficient": what a socket has queued within coalesce_ms goes out in one
+// "efficient": after a quiet moment at once, else what a socket has queued
+// within coalesce_ms of the last flush goes out in one
 // write). README "Configuration" and "Performance".
 
 import assert from 'node:assert/strict';
@@ -10,7 +11,7 @@ import { test } from 'node:test';
 import { publish, rawConnect, request, subscriberCounts } from '../lib/http.js';
 import { startCrier, startFor, stopClean } from '../lib/server.js';
 import { sseHttp } from '../lib/sse.js';
-import { waitFor } from '../lib/util.js';
+import { sleep, waitFor } from '../lib/util.js';
 import { openWs } from '../lib/ws.js';
 
 // The names of crier's threads (ws.c names its service threads crier-ws-N).
@@ -121,16 +122,29 @@ async function rawWs(port, path) {
   return { conn, chunks, frames: () => chunks.reduce((s, c) => s + framesIn(c.bytes), 0), framesIn };
 }
 
-test('latency "efficient": what is queued within coalesce_ms goes out in one write, after the wait', { timeout: 60_000 }, async (t) => {
+// "efficient" follows Nagle's rule per worker: a message after a quiet
+// moment goes at once; what comes within coalesce_ms of that flush waits for
+// the window's end and goes out in one write; after a quiet window, at once again.
+test('latency "efficient": at once after a quiet moment, then what is queued within coalesce_ms in one write at the window\'s end', { timeout: 60_000 }, async (t) => {
   const srv = await startFor(t, { latency: 'efficient', coalesce_ms: 1000, workers: 1 });
   const sub = await rawWs(srv.port, '/rooms/coalesce/ws');
   await waitFor(async () => (await subscriberCounts(srv.url, 'coalesce'))?.websocket === 1);
-  const t0 = Date.now();
-  for (let i = 0; i < 5; i++) await publish(srv.url, 'coalesce', { i });
+  await sleep(1100); // a quiet window
+  let t0 = Date.now();
+  await publish(srv.url, 'coalesce', { i: 0 });
+  await waitFor(() => sub.frames() >= 1, { timeout: 10_000, message: 'the first frame' });
+  assert.ok(sub.chunks[0].at - t0 < 900, `the first message went at once: came after ${sub.chunks[0].at - t0} ms`);
+  for (let i = 1; i < 5; i++) await publish(srv.url, 'coalesce', { i });
   await waitFor(() => sub.frames() >= 5, { timeout: 10_000, message: '5 frames' });
-  assert.equal(sub.chunks.length, 1, 'the 5 messages came in one write');
-  assert.equal(sub.framesIn(sub.chunks[0].bytes), 5);
-  assert.ok(sub.chunks[0].at - t0 >= 950, `held for coalesce_ms: came after ${sub.chunks[0].at - t0} ms`);
+  assert.equal(sub.chunks.length, 2, 'the 4 messages within the window came in one write');
+  assert.equal(sub.framesIn(sub.chunks[1].bytes), 4);
+  const held = sub.chunks[1].at - sub.chunks[0].at;
+  assert.ok(held >= 600, `held until the window's end: came ${held} ms after the first`);
+  await sleep(1100); // quiet again
+  t0 = Date.now();
+  await publish(srv.url, 'coalesce', { i: 5 });
+  await waitFor(() => sub.frames() >= 6, { timeout: 10_000, message: 'the sixth frame' });
+  assert.ok(sub.chunks.at(-1).at - t0 < 900, `after a quiet window at once: came after ${sub.chunks.at(-1).at - t0} ms`);
   sub.conn.socket.destroy();
 });
 
@@ -171,18 +185,23 @@ async function rawSse(port, path) {
   return { conn, chunks, events: () => chunks.reduce((n, c) => n + eventsIn(c.text), 0), eventsIn, data };
 }
 
-test('SSE, latency "efficient": what is queued within coalesce_ms goes out in one write, after the wait, in order', { timeout: 60_000 }, async (t) => {
+test('SSE, latency "efficient": at once after a quiet moment, then what is queued within coalesce_ms in one write at the window\'s end, in order', { timeout: 60_000 }, async (t) => {
   const srv = await startFor(t, { latency: 'efficient', coalesce_ms: 1000, workers: 1 });
   const sub = await rawSse(srv.port, '/rooms/sse-coalesce/events');
   await waitFor(async () => (await subscriberCounts(srv.url, 'sse-coalesce'))?.sse === 1);
   await waitFor(() => sub.conn.data().includes('retry:'), { message: 'the stream\'s first line' });
+  await sleep(1100); // a quiet window
   sub.chunks.length = 0;
   const t0 = Date.now();
-  for (let i = 0; i < 5; i++) await publish(srv.url, 'sse-coalesce', { i });
+  await publish(srv.url, 'sse-coalesce', { i: 0 });
+  await waitFor(() => sub.events() >= 1, { timeout: 10_000, message: 'the first event' });
+  assert.ok(sub.chunks[0].at - t0 < 900, `the first message went at once: came after ${sub.chunks[0].at - t0} ms`);
+  for (let i = 1; i < 5; i++) await publish(srv.url, 'sse-coalesce', { i });
   await waitFor(() => sub.events() >= 5, { timeout: 10_000, message: '5 events' });
-  assert.equal(sub.chunks.length, 1, 'the 5 messages came in one write');
-  assert.equal(sub.eventsIn(sub.chunks[0].text), 5);
-  assert.ok(sub.chunks[0].at - t0 >= 950, `held for coalesce_ms: came after ${sub.chunks[0].at - t0} ms`);
+  assert.equal(sub.chunks.length, 2, 'the 4 messages within the window came in one write');
+  assert.equal(sub.eventsIn(sub.chunks[1].text), 4);
+  const held = sub.chunks[1].at - sub.chunks[0].at;
+  assert.ok(held >= 600, `held until the window's end: came ${held} ms after the first`);
   assert.deepEqual(sub.data().map((d) => JSON.parse(d).i), [0, 1, 2, 3, 4]);
   sub.conn.socket.destroy();
 });

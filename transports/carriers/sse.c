@@ -14,10 +14,11 @@
  * parked stream as soon as a message is queued for it (one write per
  * message while the client keeps up). "efficient" (the default) puts a
  * parked stream that gets news on the pending array instead; the flusher
- * thread (crier-sse-flush), coalesce_ms after the first such wake, resumes
- * every stream on it, and each reader then copies all its queue into one
- * answer: fewer writes, resumes and poll rounds per delivery, at up to
- * coalesce_ms more latency. A stream that is writing (not parked) takes
+ * thread (crier-sse-flush) resumes every stream on it at once after a quiet
+ * moment (no round for coalesce_ms), else at the end of the coalesce_ms
+ * window the last round opened, and each reader then copies all its queue
+ * into one answer: fewer writes, resumes and poll rounds per delivery under
+ * load, at up to coalesce_ms more latency. A stream that is writing (not parked) takes
  * what is queued at its next read either way.
  *
  * Threading: the reader and the handlers run on the MHD thread of the
@@ -147,11 +148,13 @@ static void sleep_ms(unsigned ms)
         ;
 }
 
-/* The flusher: waits for a first pending stream, lets coalesce_ms pass,
- * then resumes all that are pending by then. */
+/* The flusher: waits for a first pending stream; if the last round began
+ * coalesce_ms ago or more, resumes it at once, else at the end of that
+ * window, with all that are pending by then. */
 static void *flusher_main(void *arg)
 {
     (void)arg;
+    int64_t last_round_ms = INT64_MIN / 2; /* when the last round began */
     pthread_setname_np(pthread_self(), "crier-sse-flush");
     pthread_mutex_lock(&pend_lock);
     while (!flusher_stop) {
@@ -160,8 +163,13 @@ static void *flusher_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&pend_lock);
-        sleep_ms(wait_ms);
+        /* Nagle's rule: after a quiet moment at once, else at the end of
+         * the window that the last round opened. */
+        int64_t due = last_round_ms + wait_ms, now = clock_now_ms();
+        if (now < due)
+            sleep_ms((unsigned)(due - now));
         pthread_mutex_lock(&flush_lock);
+        last_round_ms = clock_now_ms();
         flush_round();
         pthread_mutex_unlock(&flush_lock);
         pthread_mutex_lock(&pend_lock);

@@ -22,10 +22,11 @@
  * connection on its own worker's pending list), so all cores write it.
  *
  * "latency": both modes set TCP_NODELAY on every socket. "low": a woken
- * connection is asked for a write at once. "efficient": the first wake
- * after a quiet moment starts the worker's coalesce_ms timer; when it
- * fires, every connection woken meanwhile is asked for one write of all it
- * has queued by then.
+ * connection is asked for a write at once. "efficient": a wake after a
+ * quiet moment (the worker flushed nothing for coalesce_ms) is flushed at
+ * once; one within coalesce_ms of the last flush waits for that window's
+ * end, when every connection woken meanwhile is asked for one write of all
+ * it has queued by then (Nagle's rule, per worker).
  *
  * Keep-alive is ours, not lws's validity timers (which keep every
  * connection in one sorted list: with 10000 connections each reschedule
@@ -152,6 +153,7 @@ typedef struct ws_worker {
     lws_sorted_usec_list_t sweep_sul;  /* service thread: the keep-alive sweep */
     lws_sorted_usec_list_t flush_sul;  /* service thread: latency "efficient" */
     bool flush_scheduled;              /* service thread: flush_sul runs soon */
+    lws_usec_t last_flush_us;          /* service thread: the last coalesced flush */
     unsigned char *batch_buf;          /* service thread: LWS_PRE + WS_BATCH_MAX */
     list_node paused_conns;            /* service thread: rx_paused (backpressure) */
     lws_sorted_usec_list_t resume_sul; /* service thread: resume_reads */
@@ -312,13 +314,19 @@ static void request_writable_for_pending(ws_worker *w)
     pthread_mutex_unlock(&w->pending_lock);
 }
 
-/* latency "efficient": coalesce_ms after the first wake, every connection
- * woken since gets its one write. */
+/* latency "efficient": every connection woken since the last flush gets
+ * its one write. */
+static void flush_now(ws_worker *w)
+{
+    w->last_flush_us = lws_now_usecs();
+    request_writable_for_pending(w);
+}
+
 static void flush_pending(lws_sorted_usec_list_t *sul)
 {
     ws_worker *w = lws_container_of(sul, ws_worker, flush_sul);
     w->flush_scheduled = false;
-    request_writable_for_pending(w);
+    flush_now(w);
 }
 
 /* EVENT_WAIT_CANCELLED: the woken connections are asked for a write now
@@ -336,9 +344,17 @@ static void serve_pending(ws_worker *w)
     pthread_mutex_unlock(&w->pending_lock);
     if (!any)
         return;
+    /* As Nagle does for one socket: after a quiet moment (no flush for
+     * coalesce_ms) the news goes out at once; within coalesce_ms of the last
+     * flush it waits for the window's end, with whatever else comes. */
+    lws_usec_t window = (lws_usec_t)conf->coalesce_ms * LWS_US_PER_MS;
+    lws_usec_t since = lws_now_usecs() - w->last_flush_us;
+    if (since >= window) {
+        flush_now(w);
+        return;
+    }
     w->flush_scheduled = true;
-    lws_sul_schedule(w->context, 0, &w->flush_sul, flush_pending,
-                     (lws_usec_t)conf->coalesce_ms * LWS_US_PER_MS);
+    lws_sul_schedule(w->context, 0, &w->flush_sul, flush_pending, window - since);
 }
 
 static void request_writable_for_all(ws_worker *w)
