@@ -153,9 +153,12 @@ async function allReceived(readers, n, ms, srv) {
   }
 }
 
-function assertReadersGotAll(readers, n, label) {
+function assertReadersGotAll(readers, n, label, srv) {
   const closed = readers.filter((r) => r.closeInfo);
-  assert.equal(closed.length, 0, `${label}: readers closed: ${JSON.stringify(closed.slice(0, 3).map((r) => r.closeInfo))} (${closed.length} of ${readers.length})`);
+  // What crier said about dropping or setting aside subscribers, if any.
+  const said = () => (srv?.stderr ? srv.stderr().split('\n').filter((l) => /drop|stall|behind|send queue/i.test(l)).slice(-8).join('\n') : '');
+  assert.equal(closed.length, 0, `${label}: readers closed: ${JSON.stringify(closed.slice(0, 3).map((r) => r.closeInfo))} (${closed.length} of ${readers.length}), ` +
+    `got ${closed.slice(0, 5).map((r) => r.got).join(', ')} of ${n} before\n--- crier said ---\n${said()}`);
   const bad = readers.filter((r) => r.bad || r.got !== n);
   assert.equal(bad.length, 0, `${label}: ${bad.length} readers did not get ids 1..${n} in order, e.g. ${bad.slice(0, 3).map((r) => r.bad || `${r.got} messages`).join('; ')}`);
 }
@@ -197,7 +200,7 @@ test(`closed-loop HTTP publisher, ${READERS} WebSocket readers and one stopped: 
         `${await metric(srv.url, 'crier_subscribers_stalled_total')}, paced ` +
         `${await metric(srv.url, 'crier_publish_paced_total{transport="http"}')}`,
     );
-    assertReadersGotAll(readers, accepted, 'HTTP publisher');
+    assertReadersGotAll(readers, accepted, 'HTTP publisher', srv);
     assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 1, 'exactly one subscriber dropped');
     assert.equal((await subscriberCounts(srv.url, room))?.websocket, READERS - 1, 'the stopped one left the room');
     const paced = await metric(srv.url, 'crier_publish_paced_total{transport="http"}');
@@ -224,7 +227,7 @@ test(`a WebSocket publisher is read at the fanout's pace: ${READERS} readers, no
     // Small frames: lws reads dozens in one go, more than one round of writes drains.
     for (let i = 1; i <= N; i++) pub.ws.send(JSON.stringify({ n: i }));
     await allReceived([...readers, pub], N, 180_000, srv);
-    assertReadersGotAll([...readers, pub], N, 'WebSocket publisher');
+    assertReadersGotAll([...readers, pub], N, 'WebSocket publisher', srv);
     assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 0, 'no subscriber dropped');
     const paced = await metric(srv.url, 'crier_publish_paced_total{transport="websocket"}');
     t.diagnostic(`WebSocket reads paused: ${paced}`);
@@ -255,7 +258,7 @@ test('a WebSocket publisher on send_queue 16: readers read and none is dropped',
     });
     for (let i = 1; i <= N; i++) pub.ws.send(JSON.stringify({ n: i }));
     await allReceived([...readers, pub], N, 90_000, srv);
-    assertReadersGotAll([...readers, pub], N, 'WebSocket publisher, send_queue 16');
+    assertReadersGotAll([...readers, pub], N, 'WebSocket publisher, send_queue 16', srv);
     assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 0, 'no subscriber dropped');
     t.diagnostic(`WebSocket reads paused: ${await metric(srv.url, 'crier_publish_paced_total{transport="websocket"}')}`);
   } finally {
@@ -289,7 +292,7 @@ test('every reader pauses for longer than the stall time: none is dropped', { ti
     await sleep(2500); // 2.5 stall times with nobody reading
     all.forEach((r) => r.ws._socket.resume());
     await allReceived(all, N, 90_000, srv);
-    assertReadersGotAll(all, N, 'readers paused together');
+    assertReadersGotAll(all, N, 'readers paused together', srv);
     assert.equal(await metric(srv.url, 'crier_subscribers_dropped_total'), 0, 'no subscriber dropped');
     t.diagnostic(`judged stalled while reading again: ${await metric(srv.url, 'crier_subscribers_stalled_total')}`);
   } finally {
