@@ -227,4 +227,12 @@ test('SIGHUP: libwebsockets follows log_level; a lowered max_connections keeps c
   });
   again.close();
   assert.equal(clients[0].closeInfo, null);
+
+  // Back to info: libwebsockets' warnings are hidden again. (The reload
+  // after the ping writes its line after any line of the ping's: once it is
+  // in, so would the warning be.)
+  await reload(srv, config());
+  await illegalPing(srv);
+  await reload(srv, config());
+  assert.equal(lwsWarnings(srv), 1, "libwebsockets' warning printed at info");
 });
