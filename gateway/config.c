@@ -20,6 +20,7 @@
 
 #include <jansson.h>
 
+#include "gateway/config_path.h"
 #include "gateway/web_root.h"
 #include "hub/hub.h"
 
@@ -351,8 +352,9 @@ static const char *parse_listen(cfg *c, const char *value)
     return NULL;
 }
 
-/* The config file being loaded by this thread (cfg_load_file), for keys
- * whose relative paths are taken from its directory; NULL otherwise. */
+/* The config file being loaded by this thread (cfg_load_file): a relative
+ * path in it (web.root, auth.api_keys_file, auth.jwt.public_key_file) is
+ * taken from its directory (config_path.h); NULL otherwise. */
 static _Thread_local const char *loading_path;
 
 /* A web.root that is set must be a directory now ("" serves no pages);
@@ -362,7 +364,7 @@ static _Thread_local const char *loading_path;
 static const char *parse_web_root(cfg *c, const char *value)
 {
     char path[sizeof(c->web.root)];
-    if (!web_root_from_config(loading_path, value, path, sizeof(path)))
+    if (!config_path_from_file(loading_path, value, path, sizeof(path)))
         return "expected a directory path shorter than 512 bytes";
     struct stat st;
     if (*path && (stat(path, &st) || !S_ISDIR(st.st_mode)))
@@ -1084,6 +1086,22 @@ static int load_algorithms(unsigned *bits, json_t *v, const char *origin, char *
     return 0;
 }
 
+/* auth.jwt.public_key_file: a path, relative ones taken from the config
+ * file's directory (read and checked by auth_init). */
+static int load_key_file(char out[CFG_SECRET_MAX], json_t *v, const char *origin, char *err)
+{
+    static const char key[] = "auth.jwt.public_key_file";
+    char written[CFG_SECRET_MAX];
+    if (load_secret_string(written, v, 1, key, origin, err) != 0)
+        return -1;
+    if (!config_path_from_file(loading_path, written, out, CFG_SECRET_MAX))
+        return set_err(err,
+                       "%s: '%s' must be a path of at most %d bytes with the config file's "
+                       "directory (a relative path is taken from it)",
+                       origin, key, CFG_SECRET_MAX - 1);
+    return 0;
+}
+
 /* auth.jwt: replaces the whole jwt section. The algorithms must each have
  * their key: HS* the hmac_secret, RS* and ES* the public_key_file. */
 static int load_jwt(cfg *c, json_t *v, const char *origin, char *err)
@@ -1102,7 +1120,7 @@ static int load_jwt(cfg *c, json_t *v, const char *origin, char *err)
         load_secret_string(j->hmac_secret, m, 1, "auth.jwt.hmac_secret", origin, err) != 0)
         return -1;
     if ((m = json_object_get(v, "public_key_file")) &&
-        load_secret_string(j->public_key_file, m, 1, "auth.jwt.public_key_file", origin, err) != 0)
+        load_key_file(j->public_key_file, m, origin, err) != 0)
         return -1;
     if ((m = json_object_get(v, "issuer")) &&
         load_secret_string(j->issuer, m, 1, "auth.jwt.issuer", origin, err) != 0)
@@ -1264,12 +1282,16 @@ static int load_api_keys(cfg *c, json_t *v, const char *origin, char *err)
     return 0;
 }
 
-/* auth.api_keys_file: read (and checked) by auth_init. */
+/* auth.api_keys_file: read (and checked) by auth_init; a relative path is
+ * taken from the config file's directory. */
 static const char *parse_api_keys_file(cfg *c, const char *value)
 {
     if (!*value || strlen(value) >= sizeof(c->auth.api_keys_file))
         return "expected a file path of 1 to 511 bytes";
-    strcpy(c->auth.api_keys_file, value);
+    if (!config_path_from_file(loading_path, value, c->auth.api_keys_file,
+                               sizeof(c->auth.api_keys_file)))
+        return "expected a path of at most 511 bytes with the config file's directory (a "
+               "relative path is taken from it)";
     return NULL;
 }
 

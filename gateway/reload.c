@@ -179,6 +179,20 @@ static void refuse(const char *why)
     LOG_ERR(TAG, "reload refused, the running configuration is kept: %s", why);
 }
 
+/* A lowered limits.max_connections drops no client: those over it stay,
+ * and the acceptor refuses new ones (503) until fewer than cap are open.
+ * Said once, at the reload, so that an operator is not left guessing. */
+static void warn_over_cap(unsigned cap)
+{
+    unsigned open = server_connections_open();
+    if (open > cap)
+        LOG_WARN(TAG,
+                 "limits.max_connections is now %u with %u connections open: the %u over it stay "
+                 "open (none is closed), and new connections are refused (503) until fewer "
+                 "than %u are open",
+                 cap, open, open - cap, cap);
+}
+
 /* Puts merged (in effect from now on) into the modules that read it. */
 static int apply(const cfg *merged, char err[CFG_ERR_MAX])
 {
@@ -195,7 +209,7 @@ static int apply(const cfg *merged, char err[CFG_ERR_MAX])
         LOG_ERR(TAG, "limits.rate: out of memory making a table; the rates are not all changed");
     log_set_level_name(merged->log_level);
     log_configure(merged->log.json, merged->log.access, merged->log.max_lines_per_s);
-    server_set_max_connections(merged);
+    warn_over_cap(server_set_max_connections(merged));
     return 0;
 }
 

@@ -863,6 +863,11 @@ unsigned server_set_max_connections(const cfg *c)
     return n;
 }
 
+unsigned server_connections_open(void)
+{
+    return ws_connections() + http_connections();
+}
+
 int server_run(const cfg *c)
 {
     conf = c;

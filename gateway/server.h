@@ -18,4 +18,9 @@ int server_run(const cfg *c);
  * the acceptor's next accept. Main thread (start, SIGHUP). Returns it. */
 unsigned server_set_max_connections(const cfg *c);
 
+/* The WebSocket and HTTP connections open now (SSE streams and long polls
+ * included), as limits.max_connections counts them but for the sockets the
+ * acceptor has not handed over yet. Any thread (atomic counters). */
+unsigned server_connections_open(void);
+
 #endif

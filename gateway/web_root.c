@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * web_root.c - web.root's default and relative web.root values (see
- * web_root.h). The default is worked out once per process (pthread_once)
- * and read-only after; the other functions touch only their arguments.
+ * web_root.c - web.root's default (see web_root.h). It is worked out once
+ * per process (pthread_once) and read-only after; the other functions touch
+ * only their arguments.
  */
 #include "gateway/web_root.h"
 
@@ -96,19 +96,4 @@ const char *web_root_default(void)
 {
     pthread_once(&default_once, find_default);
     return default_root;
-}
-
-bool web_root_from_config(const char *config_path, const char *value, char *out, size_t n)
-{
-    const char *slash = config_path ? strrchr(config_path, '/') : NULL;
-    int len;
-    if (!*value || value[0] == '/' || !config_path)
-        len = snprintf(out, n, "%s", value);
-    else if (!slash)
-        len = snprintf(out, n, "%s", value); /* the file is in the current directory */
-    else if (slash == config_path)
-        len = snprintf(out, n, "/%s", value); /* a file at the top: /crier.json */
-    else
-        len = snprintf(out, n, "%.*s/%s", (int)(slash - config_path), config_path, value);
-    return len >= 0 && (size_t)len < n;
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * web_root.h - where the web pages are when the config does not say
- * (web.root's default), and a relative web.root of a config file taken from
- * that file's directory. Pure path work; any thread (the default is worked
- * out once, under pthread_once).
+ * (web.root's default; a relative web.root of a config file is taken from
+ * that file's directory by config_path.h). Pure path work; any thread (the
+ * default is worked out once, under pthread_once).
  */
 #ifndef CRIER_WEB_ROOT_H
 #define CRIER_WEB_ROOT_H
@@ -29,10 +29,5 @@ const char *web_root_default(void);
  * and 2). When none is, builtin, so that the start-up warning names where
  * the pages were expected. False when the result does not fit in n. */
 bool web_root_pick(const char *exe, const char *builtin, char *out, size_t n);
-
-/* value (web.root as written in a config file) made relative to the
- * directory of config_path when it is relative and not empty; else value
- * as it is. False when the result does not fit in n. */
-bool web_root_from_config(const char *config_path, const char *value, char *out, size_t n);
 
 #endif

@@ -12,6 +12,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { request } from '../lib/http.js';
 import { assertNoSanitizerReport, freePort, removeTempFile, runCrier, startFor, tail, writeTempFile } from '../lib/server.js';
+import { makeKeys } from '../lib/token.js';
+import { waitFor } from '../lib/util.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const VERSION = fs.readFileSync(path.join(ROOT, 'VERSION'), 'utf8').trim();
@@ -129,4 +131,52 @@ test('a relative web.root in a config file is taken from the config file\'s dire
   const res = await request(`${srv.url}/`);
   assert.equal(res.status, 200, res.text);
   assert.equal(res.text, '<p>relative pages</p>\n');
+});
+
+// Issue #17 follow-up: auth.api_keys_file and auth.jwt.public_key_file, when
+// relative, are taken from the config file's directory like web.root, at
+// start-up, in --check-config and on a SIGHUP reload, whatever the working
+// directory (they were taken from the working directory: crier started
+// elsewhere could not read them and exited 2).
+test('relative key files in a config file are read next to it, from any working directory', async (t) => {
+  const KEY1 = 'relative-file-key-0123456789';
+  const KEY2 = 'relative-file-key-9876543210';
+  const confDir = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-conf-'));
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'crier-cwd-'));
+  t.after(() => [confDir, elsewhere].forEach((d) => fs.rmSync(d, { recursive: true, force: true })));
+  fs.mkdirSync(path.join(confDir, 'keys'));
+  fs.writeFileSync(path.join(confDir, 'keys', 'jwt.pem'), makeKeys().rsa.publicKey);
+  fs.writeFileSync(path.join(confDir, 'api-keys.txt'), `${KEY1}\n`);
+  const config = {
+    listen: `127.0.0.1:${await freePort()}`,
+    log_level: 'info',
+    backplane: { type: 'memory' },
+    auth: { api_keys_file: 'api-keys.txt', jwt: { public_key_file: 'keys/jwt.pem' } },
+  };
+  const configFile = path.join(confDir, 'crier.json');
+  fs.writeFileSync(configFile, JSON.stringify(config));
+
+  // --check-config from elsewhere, with the file named absolutely and relatively.
+  for (const [cwd, name] of [[elsewhere, configFile], [path.dirname(confDir), `${path.basename(confDir)}/crier.json`]]) {
+    const r = await runCrier(['--check-config', '--config', name], { cwd, timeout: 5000 });
+    assert.equal(r.code, 0, `--check-config --config ${name} from ${cwd}: exit ${r.code}\n${tail(r.stderr)}`);
+    assert.match(r.stdout, /config OK/);
+  }
+
+  const srv = await startFor(t, config, [], { cwd: elsewhere, configFile });
+  assert.match(srv.stderr(), /auth is on: tokens \(RS256 ES256\).*1 API keys/);
+  const metrics = async (key) =>
+    (await request(`${srv.url}/metrics`, { headers: { Authorization: `Bearer ${key}` } })).status;
+  assert.equal(await metrics(KEY1), 200, 'the key of api-keys.txt next to the config');
+
+  // SIGHUP reads the relative files again from the config file's directory.
+  fs.writeFileSync(path.join(confDir, 'api-keys.txt'), `${KEY2}\n`);
+  const before = srv.stderr().length;
+  srv.proc.kill('SIGHUP');
+  await waitFor(() => /configuration reloaded|reload refused/.test(srv.stderr().slice(before)), {
+    message: 'the reload outcome line',
+  });
+  assert.match(srv.stderr().slice(before), /configuration reloaded.*\(the auth key files read again\)/);
+  assert.equal(await metrics(KEY2), 200, 'the new key of api-keys.txt after SIGHUP');
+  assert.equal(await metrics(KEY1), 401, 'the old key after SIGHUP');
 });

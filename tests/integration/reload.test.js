@@ -11,10 +11,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { test } from 'node:test';
 
-import { poll, publish, request } from '../lib/http.js';
+import { poll, publish, rawConnect, request } from '../lib/http.js';
 import { T, assertJoined, invoke, receiver, setup } from '../lib/signalr.js';
 import { sseHttp } from '../lib/sse.js';
-import { waitFor } from '../lib/util.js';
+import { startFor } from '../lib/server.js';
+import { waitFor, withTimeout } from '../lib/util.js';
 import { openWs, wsRefusal } from '../lib/ws.js';
 
 const OLD_KEY = 'reload-old-key-0123456789';
@@ -166,4 +167,72 @@ test('SIGHUP reloads level, keys, origins and rates with every transport still c
   assert.doesNotMatch(srv.stderr().slice(mark), / debug /);
   held.catch(() => {}); // answered by the drain below
   // SIGTERM still drains (setup's t.after: exit 0, no sanitizer report).
+});
+
+// A WebSocket upgrade, then a ping frame with a 200-byte length (a control
+// frame over 125 bytes): libwebsockets closes it and logs a warning of its
+// own ("Control frame with xtended length is illegal"), which crier prints
+// at debug. Resolves when the server closed the socket.
+async function illegalPing(srv) {
+  const conn = await rawConnect(srv.port);
+  conn.send(
+    `GET /rooms/lws/ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+  );
+  await waitFor(() => / 101 /.test(conn.data()), { message: `the 101 (got ${JSON.stringify(conn.data())})` });
+  conn.socket.write(Buffer.from([0x89, 0xfe, 0x00, 0xc8, 0, 0, 0, 0]));
+  await withTimeout(conn.closed, 5000, 'libwebsockets did not close the illegal ping');
+}
+
+const LWS_WARNING = /debug +ws: libwebsockets: Control frame with xtended length is illegal/;
+const lwsWarnings = (srv) => srv.stderr().split('\n').filter((l) => LWS_WARNING.test(l)).length;
+
+// Two follow-ups of issue #17: (1) libwebsockets' own lines follow
+// log_level on reload (its level was set once at start: after a reload to
+// debug its warnings stayed hidden); (2) a lowered limits.max_connections
+// closes nobody, and the reload says how many are over it and that new
+// connections are refused until under it.
+test('SIGHUP: libwebsockets follows log_level; a lowered max_connections keeps clients and says so', async (t) => {
+  const srv = await startFor(t, { log_level: 'info', limits: { max_connections: 50 } });
+  const config = (extra) => ({ log_level: 'info', limits: { max_connections: 50 }, ...extra });
+
+  await illegalPing(srv); // at info: not printed
+  await reload(srv, config({ log_level: 'debug' }));
+  await illegalPing(srv);
+  await waitFor(() => lwsWarnings(srv) > 0, { message: "libwebsockets' warning after the reload to debug" });
+  assert.equal(lwsWarnings(srv), 1, 'printed once: after the reload, not before');
+
+  const room = 'cap';
+  const clients = [];
+  for (let i = 0; i < 4; i++) clients.push(await openWs(`${srv.wsUrl}/rooms/${room}/ws`));
+  t.after(() => clients.forEach((c) => c.close()));
+  const out = await reload(srv, config({ log_level: 'debug', limits: { max_connections: 2 } }));
+  assert.match(out, /configuration reloaded: changed limits\.max_connections/);
+  const m = /warn +reload: limits\.max_connections is now 2 with (\d+) connections open: the (\d+) over it stay open \(none is closed\), and new connections are refused \(503\) until fewer than 2 are open/.exec(out);
+  assert.ok(m, `no over-the-cap warning:\n${out}`);
+  assert.ok(Number(m[1]) >= 4 && Number(m[2]) === Number(m[1]) - 2, m[0]);
+
+  // Nobody is dropped and everyone still receives; a new connection gets 503.
+  clients[0].ws.send(JSON.stringify({ n: 1 }));
+  for (const c of clients.slice(1)) await c.waitForMessages(1);
+  for (const c of clients) assert.equal(c.closeInfo, null);
+  assert.equal((await wsRefusal(`${srv.wsUrl}/rooms/${room}/ws`)).status, 503);
+
+  // Under the cap again: new connections are taken.
+  for (const c of clients.slice(1)) c.close();
+  const again = await waitFor(() => openWs(`${srv.wsUrl}/rooms/${room}/ws`), {
+    timeout: 15_000,
+    interval: 250,
+    message: 'a new WebSocket once under the lowered cap',
+  });
+  again.close();
+  assert.equal(clients[0].closeInfo, null);
+
+  // Back to info: libwebsockets' warnings are hidden again. (The reload
+  // after the ping writes its line after any line of the ping's: once it is
+  // in, so would the warning be.)
+  await reload(srv, config());
+  await illegalPing(srv);
+  await reload(srv, config());
+  assert.equal(lwsWarnings(srv), 1, "libwebsockets' warning printed at info");
 });

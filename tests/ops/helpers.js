@@ -2,7 +2,7 @@
 // make, dpkg and systemd-analyze, and a scratch directory per test.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -88,4 +88,47 @@ export function assertUnitSettings(text, { bin, config }) {
   assert.ok(nofile && Number(nofile[1]) >= 20000, 'LimitNOFILE below 20000');
   const stop = /^TimeoutStopSec=(\d+)s?$/m.exec(text);
   assert.ok(stop && Number(stop[1]) >= 10, 'TimeoutStopSec shorter than the drain');
+}
+
+// The machine-wide lock of the tests that change the machine's packages
+// (tests/ops/package.test.js): a fixed path, so that every run on this
+// machine, from any checkout, takes the same one.
+export const PACKAGE_LOCK = fs.existsSync('/run/lock') ? '/run/lock/crier-package-test.lock' : '/tmp/crier-package-test.lock';
+
+// Takes an exclusive flock(1) on file, waiting at most timeoutMs; resolves
+// with a release() that gives it back. The lock is held by a child
+// `flock FILE cat` reading our pipe: it goes with this process, however it
+// ends (the pipe closes, cat and flock exit, the kernel drops the lock).
+export function holdLock(file, { timeoutMs = 15 * 60_000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const holder = spawn('flock', ['-w', String(Math.ceil(timeoutMs / 1000)), file, 'sh', '-c', 'echo locked; exec cat'], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    const exited = new Promise((res) => holder.once('exit', (code) => res(code)));
+    holder.stderr.on('data', (d) => (err += d));
+    holder.stdout.on('data', (d) => {
+      out += d;
+      if (out.includes('locked\n')) {
+        resolve({
+          release: () => {
+            holder.stdin.end();
+            return exited;
+          },
+        });
+      }
+    });
+    holder.once('error', reject);
+    exited.then((code) => reject(new Error(`flock ${file}: not taken within ${timeoutMs} ms (exit ${code}) ${err}`)));
+  });
+}
+
+// The crier package dpkg knows of on this machine: "STATUS VERSION" (e.g.
+// "install ok installed 0.6.0", or "deinstall ok config-files 0.6.0": removed,
+// its config kept), or null when there is none (never installed, or purged).
+export async function knownPackage({ env = process.env } = {}) {
+  const r = await run('dpkg-query', ['-W', '-f', '${Status} ${Version}', 'crier'], { env });
+  if (r.code !== 0 || !r.stdout.trim() || /\bnot-installed\b/.test(r.stdout)) return null;
+  return r.stdout.trim();
 }

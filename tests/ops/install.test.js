@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { request } from '../lib/http.js';
-import { freePort, startCrier, stopClean } from '../lib/server.js';
+import { freePort, runCrier, startCrier, stopClean } from '../lib/server.js';
 import {
   INDEX_HTML,
   ROOT,
@@ -121,20 +121,50 @@ test('make install DESTDIR=... PREFIX=/usr: the layout, run from elsewhere, the 
   });
 });
 
-test('the man page has no roff warnings', async (t) => {
+// The man page against the program (issue #17 follow-up: drift): no roff
+// warnings; every option `crier --help` lists, short and long, is in its
+// OPTIONS and every option there is in --help; every signal and exit code
+// --help names is in SIGNALS and EXIT STATUS; its CONFIGURATION names every
+// section of config.example.json and every top-level key gateway/config.c
+// takes.
+test('the man page has no roff warnings and matches --help and the config keys', async (t) => {
   if (!which('man')) return t.skip('no man');
   const r = await run('man', ['--warnings=all', '-l', path.join(ROOT, 'docs/crier.1')], {
-    env: { ...process.env, MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '80' },
+    env: { ...process.env, MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '80', LANG: 'C.UTF-8' },
   });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr.trim(), '', r.stderr);
-  for (const opt of ['--config', '--listen', '--log-level', '--check-config', '--version', '--help']) {
-    assert.ok(r.stdout.includes(opt), `man page lacks ${opt}`);
+  const man = r.stdout.replace(/\u2010/g, '-'); // groff may print a hyphen as U+2010
+  const section = (name, next) => man.slice(man.indexOf(`\n${name}\n`), next ? man.indexOf(`\n${next}\n`) : undefined);
+  const options = section('OPTIONS', 'CONFIGURATION');
+  const config = section('CONFIGURATION', 'SIGNALS');
+  const signals = section('SIGNALS', 'EXIT STATUS');
+  const exits = section('EXIT STATUS');
+  for (const [name, text] of Object.entries({ options, config, signals, exits })) assert.ok(text.length > 20, `no ${name} section`);
+
+  const help = await runCrier(['--help']);
+  assert.equal(help.code, 0, help.stderr);
+  const listed = [...help.stdout.matchAll(/^ {2}(-[A-Za-z]), (--[a-z][a-z-]*)\b/gm)].map((m) => [m[1], m[2]]);
+  assert.ok(listed.length >= 6, `--help lists ${listed.length} options:\n${help.stdout}`);
+  for (const [short, long] of listed) {
+    assert.match(options, new RegExp(`(^|\\s)${short}, ${long}\\b`, 'm'), `man page OPTIONS lacks "${short}, ${long}" (--help has it)`);
   }
-  // Its CONFIGURATION section names every section of the config.
-  const config = r.stdout.slice(r.stdout.indexOf('CONFIGURATION'), r.stdout.indexOf('SIGNALS'));
+  for (const [, long] of options.matchAll(/^ {7}-[A-Za-z], (--[a-z][a-z-]*)/gm)) {
+    assert.ok(listed.some(([, l]) => l === long), `man page OPTIONS has ${long}, which --help does not list`);
+  }
+  for (const sig of help.stdout.match(/\bSIG[A-Z]+\b/g)) assert.ok(signals.includes(sig), `man page SIGNALS lacks ${sig}`);
+  const codes = /Exit codes:([^]*)$/.exec(help.stdout);
+  assert.ok(codes, `--help names no exit codes:\n${help.stdout}`);
+  for (const [, code] of codes[1].matchAll(/\b(\d) [a-z]/g)) {
+    assert.match(exits, new RegExp(`^ {7}${code}\\b`, 'm'), `man page EXIT STATUS lacks ${code}`);
+  }
+
   const example = JSON.parse(fs.readFileSync(path.join(ROOT, 'config.example.json'), 'utf8'));
-  for (const key of [...Object.keys(example), 'auth', 'web.root']) {
+  const source = fs.readFileSync(path.join(ROOT, 'gateway/config.c'), 'utf8');
+  const table = source.slice(source.indexOf('key_table[] = {'), source.indexOf('};', source.indexOf('key_table[] = {')));
+  const topLevel = [...table.matchAll(/_KEY\("?([a-z_]+)/g)].map((m) => m[1]);
+  assert.ok(topLevel.includes('listen') && topLevel.includes('auth'), `key_table not found in gateway/config.c: ${topLevel}`);
+  for (const key of new Set([...Object.keys(example), ...topLevel, 'web.root'])) {
     assert.match(config, new RegExp(`\\b${key.replace('.', '\\.')}\\b`), `man page CONFIGURATION lacks ${key}`);
   }
 });

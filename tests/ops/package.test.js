@@ -1,11 +1,20 @@
 // The Debian package (issue #17 item 3): `make deb` builds it with
-// dpkg-buildpackage, it depends on runtime libraries only, `dpkg -i`
-// installs it on this machine, crier runs as the package lays it out
-// (/usr/bin/crier --config /etc/crier/config.json; no systemd as PID 1
-// here, so the binary is started by hand) and serves the packaged pages,
-// installing it again keeps an edited config (a conffile), and
-// `dpkg --purge` takes it all away. Needs root (or sudo -n);
-// installs and purges the package named "crier".
+// dpkg-buildpackage, it depends on runtime libraries only and holds the
+// files the README lists (dpkg-deb), `dpkg -i` installs it on this machine,
+// crier runs as the package lays it out (/usr/bin/crier --config
+// /etc/crier/config.json; no systemd as PID 1 here, so the binary is started
+// by hand) and serves the packaged pages, installing it again keeps an
+// edited config (a conffile), and `dpkg --purge` takes it all away.
+//
+// The install part needs root (or sudo -n) and changes the machine, so:
+// - it runs under a machine-wide lock (helpers.js PACKAGE_LOCK, flock), so
+//   that two runs at once (two checkouts, two CI jobs on one host) cannot
+//   install over or purge each other's package;
+// - it only ever purges a package it installed itself: when a crier package
+//   is on the machine already (any state but not-installed, config-files
+//   too), the install, upgrade and purge checks are skipped with a
+//   diagnostic saying why, and that package is left alone. The build and
+//   the package's contents are checked either way.
 
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -13,25 +22,30 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { request } from '../lib/http.js';
 import { freePort, startCrier, stopClean } from '../lib/server.js';
-import { INDEX_HTML, VERSION, assertUnitSettings, assertUnitVerifies, rootPrefix, run, runOk, scratchDir, which } from './helpers.js';
+import {
+  INDEX_HTML,
+  PACKAGE_LOCK,
+  VERSION,
+  assertUnitSettings,
+  assertUnitVerifies,
+  holdLock,
+  knownPackage,
+  rootPrefix,
+  run,
+  runOk,
+  scratchDir,
+  which,
+} from './helpers.js';
 
 const BUILD_TIMEOUT = 10 * 60_000;
 const DPKG_ENV = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
 
-test('make deb; dpkg -i; crier as packaged serves / and /healthz; dpkg --purge', { timeout: BUILD_TIMEOUT + 180_000 }, async (t) => {
-  const root = await rootPrefix();
-  if (!root) return t.skip('needs root or passwordless sudo to install a package');
+const LOCK_WAIT_MS = 15 * 60_000; // another run's install .. purge, with its dpkg -i twice
+
+test('make deb; dpkg -i; crier as packaged serves / and /healthz; dpkg --purge', { timeout: BUILD_TIMEOUT + LOCK_WAIT_MS + 180_000 }, async (t) => {
   for (const tool of ['dpkg-buildpackage', 'dh']) {
     assert.ok(which(tool), `no ${tool} (scripts/setup.sh test installs dpkg-dev and debhelper)`);
   }
-  // Never replace (and then purge) a crier package the machine had before.
-  const before = await run('dpkg-query', ['-W', '-f', '${Status} ${Version}', 'crier']);
-  assert.ok(
-    before.code !== 0 || !before.stdout.startsWith('install ok installed'),
-    `a crier package is installed already (${before.stdout}); this test installs and purges its own: ` +
-      'remove that one first (dpkg --purge crier)',
-  );
-  const asRoot = (cmd, args, opts = {}) => runOk(root[0] || cmd, root.length ? [...root.slice(1), cmd, ...args] : args, { env: DPKG_ENV, ...opts });
 
   const dir = scratchDir(t, 'crier-deb-');
   const build = path.join(dir, 'build');
@@ -55,9 +69,38 @@ test('make deb; dpkg -i; crier as packaged serves / and /healthz; dpkg --purge',
     }
   });
 
-  // From here on the machine has the package: purge it whatever happens.
-  t.after(() => asRoot('dpkg', ['--purge', 'crier']).catch(() => {}));
-  await asRoot('dpkg', ['-i', deb], { timeout: 120_000 });
+  const root = await rootPrefix();
+  if (!root) {
+    t.diagnostic('not root and no passwordless sudo: the package was built and its contents checked; install, upgrade and purge skipped');
+    return;
+  }
+  const asRoot = (cmd, args, opts = {}) => runOk(root[0] || cmd, root.length ? [...root.slice(1), cmd, ...args] : args, { env: DPKG_ENV, ...opts });
+
+  // Install .. purge: one run on this machine at a time.
+  const lock = await holdLock(PACKAGE_LOCK, { timeoutMs: LOCK_WAIT_MS });
+  let ours = false;
+  try {
+    const found = await knownPackage();
+    if (found) {
+      const why = `a crier package is on this machine already (${found}), not installed by this test: ` +
+        'it is left alone, and the install, upgrade and purge checks are skipped ' +
+        '(remove it with dpkg --purge crier to run them)';
+      t.diagnostic(why);
+      await t.test('installed, run, upgraded and purged', { skip: why }, () => {});
+      return;
+    }
+    ours = true; // from here on, the package on the machine is ours: purged whatever happens
+    await asRoot('dpkg', ['-i', deb], { timeout: 120_000 });
+    await installedChecks(t, deb, asRoot);
+  } finally {
+    if (ours && (await knownPackage())) await asRoot('dpkg', ['--purge', 'crier'], { timeout: 120_000 }).catch(() => {});
+    await lock.release();
+  }
+});
+
+// The checks on the package dpkg -i installed (this run's own); the last
+// one purges it.
+async function installedChecks(t, deb, asRoot) {
 
   await t.test('installed: status, conffile, unit', async () => {
     const s = await runOk('dpkg-query', ['-W', '-f', '${Status} ${Version}', 'crier']);
@@ -108,4 +151,4 @@ test('make deb; dpkg -i; crier as packaged serves / and /healthz; dpkg --purge',
     const s = await run('dpkg-query', ['-W', '-f', '${Status}', 'crier']);
     assert.ok(s.code !== 0 || !/installed/.test(s.stdout.replace('not-installed', '')), s.stdout);
   });
-});
+}

@@ -7,6 +7,7 @@
  * directory served no pages).
  */
 #include "gateway/config.h"
+#include "gateway/config_path.h"
 #include "gateway/web_root.h"
 #include "tests/unit/test.h"
 
@@ -117,23 +118,23 @@ static void test_builtin_fallback(void)
 static void test_from_config(void)
 {
     char out[64];
-    CHECK(web_root_from_config("/etc/crier/config.json", "web", out, sizeof(out)));
+    CHECK(config_path_from_file("/etc/crier/config.json", "web", out, sizeof(out)));
     CHECK_STR(out, "/etc/crier/web");
-    CHECK(web_root_from_config("/etc/crier/config.json", "../www/", out, sizeof(out)));
+    CHECK(config_path_from_file("/etc/crier/config.json", "../www/", out, sizeof(out)));
     CHECK_STR(out, "/etc/crier/../www/");
-    CHECK(web_root_from_config("/etc/crier/config.json", "/srv/web", out, sizeof(out)));
+    CHECK(config_path_from_file("/etc/crier/config.json", "/srv/web", out, sizeof(out)));
     CHECK_STR(out, "/srv/web");
-    CHECK(web_root_from_config("/etc/crier/config.json", "", out, sizeof(out)));
+    CHECK(config_path_from_file("/etc/crier/config.json", "", out, sizeof(out)));
     CHECK_STR(out, "");
-    CHECK(web_root_from_config("conf/c.json", "web", out, sizeof(out)));
+    CHECK(config_path_from_file("conf/c.json", "web", out, sizeof(out)));
     CHECK_STR(out, "conf/web");
-    CHECK(web_root_from_config("c.json", "web", out, sizeof(out)));
+    CHECK(config_path_from_file("c.json", "web", out, sizeof(out)));
     CHECK_STR(out, "web");
-    CHECK(web_root_from_config("/c.json", "web", out, sizeof(out)));
+    CHECK(config_path_from_file("/c.json", "web", out, sizeof(out)));
     CHECK_STR(out, "/web");
-    CHECK(web_root_from_config(NULL, "web", out, sizeof(out)));
+    CHECK(config_path_from_file(NULL, "web", out, sizeof(out)));
     CHECK_STR(out, "web");
-    CHECK(!web_root_from_config(
+    CHECK(!config_path_from_file(
         "/etc/crier/config.json",
         "a-rather-long-directory-name-that-will-not-fit-in-sixty-four-bytes", out, sizeof(out)));
 }

@@ -1011,8 +1011,15 @@ static void *service_main(void *arg)
     return NULL;
 }
 
+/* libwebsockets' log lines, as ours: its errors at warn, its warnings at
+ * debug. lws takes both always (ws_start) and crier's level, which a reload
+ * changes (log_set_level, an atomic), decides here which are printed: lws's
+ * own level is a plain global of the library, set once before its threads
+ * run, and is never written while they read it. Any lws service thread. */
 static void lws_log_to_ours(int level, const char *line)
 {
+    if (!(level & LLL_ERR) && !log_enabled(LOG_LEVEL_DEBUG))
+        return;
     char text[512];
     size_t n = strlen(line);
     if (n >= sizeof(text))
@@ -1066,7 +1073,7 @@ int ws_start(const cfg *c, ws_open_fn open)
 {
     conf = c;
     open_session = open;
-    lws_set_log_level(LLL_ERR | (log_enabled(LOG_LEVEL_DEBUG) ? LLL_WARN : 0), lws_log_to_ours);
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_to_ours); /* filtered by lws_log_to_ours */
     unsigned n = worker_count(c);
     workers = calloc(n, sizeof(*workers));
     if (!workers) {
