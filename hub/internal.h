@@ -52,6 +52,16 @@ typedef struct membership {
     hub_join_args args;
     char epoch[MSG_EPOCH_MAX]; /* args.epoch, copied */
     int64_t join_wall_ms;      /* "from now" means: published after this */
+    /* Backplane only: a resume whose cursor is ahead of this node's view of
+     * the room in the room's epoch (this node lags the backplane; the
+     * client got that far from another node). Messages of skip_epoch up to
+     * skip_through are not delivered to it (the client has them); once the
+     * room passes the cursor this ends (skip_through 0). skip_check_ms:
+     * when to ask the backplane whether the cursor is the room's at all
+     * (LAG_WAIT_MS after the resume; 0 once asked). resume.c. */
+    uint64_t skip_through;
+    char skip_epoch[MSG_EPOCH_MAX];
+    int64_t skip_check_ms;
     /* presence: counted in its room's (a hub's own rooms are not), under
      * user (the presence set's copy; NULL: anonymous) */
     bool in_presence;
@@ -220,8 +230,18 @@ bool member_leave_locked(hub *h, const char *room_name, sub *s);
 void sub_deadline_forget(sub *s);
 
 /* --- resume.c: cursors, gaps, replay */
-int member_start(hub *h, room *r, sub *s, const hub_join_args *a);
-int member_replay(hub *h, room *r, sub *s, uint64_t since, const char *epoch, bool check_gap);
+int member_start(hub *h, room *r, membership *mb, sub *s, const hub_join_args *a);
+int member_replay(hub *h, room *r, membership *mb, sub *s, uint64_t since, const char *epoch,
+                  bool check_gap);
+/* The cursor a join's answer gives: the room's last id, or the member's
+ * cursor while this node lags behind it. */
+uint64_t member_position(const room *r, const membership *mb);
+/* Hub lock held: whether room_fanout passes m by mb (mb's client had it
+ * from a node ahead of this one); ends mb's skipping once past it. */
+bool member_skips(const room *r, membership *mb, const msg *m);
+/* Hub lock held: asks the backplane about cursors of r's members that the
+ * room has not reached LAG_WAIT_MS after their resume. */
+void room_check_lagging(hub *h, room *r, int64_t now);
 uint64_t room_cursor_at(const room *r, int64_t t);
 void room_signal_gap(hub *h, room *r, const char *reason, uint64_t since, uint64_t next);
 

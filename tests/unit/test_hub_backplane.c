@@ -31,6 +31,9 @@ typedef struct script_bp {
     int presence_reports; /* s_presence calls */
     publish_done_fn done;
     void *done_arg;
+    int room_states; /* s_room_state calls, the last one's answer below */
+    bp_room_fn room_cb;
+    void *room_arg;
 } script_bp;
 
 static void s_want(backplane *bp, const char *room, bool want)
@@ -70,8 +73,21 @@ static void s_presence(backplane *bp, const bp_presence *p)
     ((script_bp *)bp)->presence_reports++;
 }
 
-static const backplane_ops script_ops = {
-    .want_room = s_want, .fetch = s_fetch, .publish = s_publish, .presence = s_presence};
+/* Where a room stands: the test answers (room_cb, room_arg). */
+static void s_room_state(backplane *bp, const char *room, bp_room_fn cb, void *arg)
+{
+    script_bp *s = (script_bp *)bp;
+    s->room_states++;
+    snprintf(s->last_room, sizeof(s->last_room), "%s", room);
+    s->room_cb = cb;
+    s->room_arg = arg;
+}
+
+static const backplane_ops script_ops = {.want_room = s_want,
+                                         .fetch = s_fetch,
+                                         .publish = s_publish,
+                                         .presence = s_presence,
+                                         .room_state = s_room_state};
 
 static hub *new_hub(script_bp *s)
 {
@@ -473,6 +489,144 @@ static void test_absurd_wall_clocks(void)
     sub_fini(&l.s);
 }
 
+/* A resume that lands on a node behind the backplane (its cursor came from
+ * a node ahead, same epoch): live at once, but what the cursor had is not
+ * sent again as this node catches up, and no gap; every transport and
+ * SignalR alike (the hub's join). The join's answer gives the cursor. */
+static void test_lagging_resume(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback live, sse, ws, sr, behind;
+    lb_init(&live, SUB_WS, 100);
+    lb_init(&sse, SUB_SSE, 100);
+    lb_init(&ws, SUB_WS, 100);
+    lb_init(&sr, SUB_LONGPOLL, 100);
+    lb_init(&behind, SUB_SSE, 100);
+    hub_join(h, "r", &live.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 5, clock_wall_ms());
+    lb_drain(&live, NULL, 0);
+    CHECK(hub_resume(h, "r", &sse.s, 8, "E1") == 0);
+    CHECK(hub_resume(h, "r", &ws.s, 7, "E1") == 0);
+    join_answer ja = {0};
+    hub_join_args args = {
+        .since = 8, .epoch = "E1", .check_gap = true, .done = on_joined, .done_arg = &ja};
+    CHECK(hub_join_ex(h, "r", &sr.s, &args) == 0);
+    CHECK(ja.calls == 1 && ja.last_id == 8); /* where the client is, not this node */
+    CHECK(hub_resume(h, "r", &behind.s, 3, "E1") == 0);
+    CHECK(got_range(&behind, 4, 5)); /* a cursor this node has: replayed as ever */
+    CHECK(lb_count(&sse) == 0 && lb_count(&ws) == 0 && lb_count(&sr) == 0);
+    for (uint64_t id = 6; id <= 10; id++)
+        message(h, "r", "E1", id);
+    CHECK(got_range(&live, 6, 10));
+    CHECK(got_range(&sse, 9, 10)); /* no duplicate of 6..8, no gap */
+    CHECK(got_range(&ws, 8, 10));
+    CHECK(got_range(&sr, 9, 10));
+    CHECK(got_range(&behind, 6, 10));
+    /* Past the cursor, skipping is over: an "expired" gap reaches them. */
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 20, 21, clock_wall_ms());
+    msg *m = lb_pop(&sse);
+    CHECK(m && m->gap);
+    msg_unref(m);
+    CHECK(got_range(&sse, 20, 21));
+    hub_leave(h, &live.s);
+    hub_leave(h, &sse.s);
+    hub_leave(h, &ws.s);
+    hub_leave(h, &sr.s);
+    hub_leave(h, &behind.s);
+    hub_destroy(h);
+    sub_fini(&live.s);
+    sub_fini(&sse.s);
+    sub_fini(&ws.s);
+    sub_fini(&sr.s);
+    sub_fini(&behind.s);
+}
+
+/* Catching up may lose messages on the way (a hole fetched): what the
+ * fetch shows lost before the cursor is nothing to this member (no gap);
+ * lost after it is a gap. */
+static void test_lagging_resume_hole(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    hub_join(h, "r", &a.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 5, clock_wall_ms());
+    lb_drain(&a, NULL, 0);
+    CHECK(hub_resume(h, "r", &b.s, 12, "E1") == 0);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 10, 14, clock_wall_ms()); /* 6..9 expired on the way */
+    CHECK(got_range(&b, 13, 14));                   /* no gap: the client had 6..12 */
+    hub_leave(h, &a.s);
+    hub_leave(h, &b.s);
+    hub_destroy(h);
+    sub_fini(&a.s);
+    sub_fini(&b.s);
+}
+
+/* LAG_WAIT_MS (2 s) after such a resume, if this node has still not
+ * reached the cursor, the backplane is asked where the room stands: a room
+ * that has the cursor leaves it waiting (this node is behind); one that
+ * never numbered that far gets a gap signal ("epoch") and what is kept. */
+static void test_lagging_resume_bound(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback real, bogus;
+    lb_init(&real, SUB_SSE, 100);
+    lb_init(&bogus, SUB_SSE, 100);
+    hub_join(h, "r", &real.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 5, clock_wall_ms());
+    lb_drain(&real, NULL, 0);
+    hub_leave(h, &real.s);
+    CHECK(hub_resume(h, "r", &real.s, 9, "E1") == 0);
+    hub_expire(h, clock_now_ms() + 500);
+    CHECK(s.room_states == 0); /* not yet */
+    hub_expire(h, clock_now_ms() + 2500);
+    CHECK(s.room_states == 1);
+    CHECK_STR(s.last_room, "r");
+    s.room_cb(s.room_arg, 0, "E1", 12); /* the room has 9: this node is behind */
+    CHECK(lb_count(&real) == 0);
+    hub_expire(h, clock_now_ms() + 5000);
+    CHECK(s.room_states == 1); /* asked once */
+    for (uint64_t id = 6; id <= 12; id++)
+        message(h, "r", "E1", id);
+    CHECK(got_range(&real, 10, 12));
+    /* a cursor the room never reached */
+    CHECK(hub_resume(h, "r", &bogus.s, 20, "E1") == 0);
+    hub_expire(h, clock_now_ms() + 2500);
+    CHECK(s.room_states == 2);
+    s.room_cb(s.room_arg, -EIO, NULL, 0); /* no answer: asked again later */
+    hub_expire(h, clock_now_ms() + 5000);
+    CHECK(s.room_states == 3);
+    s.room_cb(s.room_arg, 0, "E1", 12);
+    msg *m = lb_pop(&bogus);
+    CHECK(m && m->gap);
+    if (m) {
+        msg_bytes info = msg_data(m);
+        CHECK(strstr(info.base, "\"reason\":\"epoch\"") != NULL);
+        CHECK(strstr(info.base, "\"since\":20") != NULL);
+    }
+    msg_unref(m);
+    CHECK(got_range(&bogus, 1, 12));
+    message(h, "r", "E1", 13);
+    CHECK(got_range(&bogus, 13, 13));
+    CHECK(got_range(&real, 13, 13));
+    hub_leave(h, &real.s);
+    hub_leave(h, &bogus.s);
+    hub_destroy(h);
+    sub_fini(&real.s);
+    sub_fini(&bogus.s);
+}
+
 TEST_MAIN("hub_backplane", TEST(test_pending_join_then_fetch), TEST(test_holes_and_duplicates),
           TEST(test_waiting_bytes_bound), TEST(test_origin_rules), TEST(test_epoch_changes),
-          TEST(test_publish_paths), TEST(test_join_callbacks), TEST(test_absurd_wall_clocks))
+          TEST(test_publish_paths), TEST(test_join_callbacks), TEST(test_absurd_wall_clocks),
+          TEST(test_lagging_resume), TEST(test_lagging_resume_hole),
+          TEST(test_lagging_resume_bound))
