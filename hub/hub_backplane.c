@@ -291,6 +291,7 @@ void hub_bp_fetched(hub *h, const char *name, const char *epoch, uint64_t last_i
     room_release_held(h, r, 0, false);
     r->synced = true;
     start_pending(h, r);
+    room_presence_subscribed(h, r);
     drain_waiting(h, r);
     if (r->synced && r->fetch_again) {
         r->fetch_again = false;

@@ -103,6 +103,15 @@ typedef struct room {
     buf presence_batch; /* ,-separated {"user","action"} objects */
     size_t presence_nbatch;
     bool presence_queued; /* in hub->presence_work */
+    /* presence_room.c, with a shared backplane and presence_events:
+     * catching up with the presence events published while this node
+     * subscribes to the room's channel (psync PSYNC_LIVE once caught up).
+     * psync_base: who was present on the other nodes when this node's
+     * presence in the room began (JSON text). */
+    unsigned char psync;
+    bool psync_subscribed; /* the room's channel is subscribed (fetched) */
+    char *psync_base;
+    int64_t psync_since;
     list_node presence_link;
 } room;
 
@@ -259,6 +268,8 @@ void room_presence_leave(hub *h, room *r, membership *m);
 bool room_presence_holds(const room *r); /* lingering users or events: the room stays */
 void room_presence_free(hub *h, room *r);
 void hub_presence_resync(hub *h); /* the backplane came back: report every count */
+/* Hub lock held: r's channel is subscribed and r fetched (hub_bp_fetched). */
+void room_presence_subscribed(hub *h, room *r);
 
 /* --- hub_backplane.c: held publishes */
 void room_release_held(hub *h, room *r, int64_t now, bool all);

@@ -152,15 +152,23 @@ export { withTimeout };
 // the node: hold() keeps Redis's replies and pub/sub messages (the node's
 // commands still reach Redis at once), release() lets them through, in
 // order. A node behind it lags the others for as long as it is held.
-// Returns {url, hold(), release(), close()}.
+// holdSubscribes() instead keeps what the node sends on its subscriber
+// connection (the one that sent a SUBSCRIBE): its new SUBSCRIBEs reach
+// Redis only at releaseSubscribes(), while its commands go on.
+// Returns {url, hold(), release(), holdSubscribes(), releaseSubscribes(), close()}.
 export async function startRedisHoldingProxy(t, redisPort) {
   const pairs = new Set();
   let held = false;
+  let subsHeld = false;
   const server = net.createServer((client) => {
     const upstream = net.connect(redisPort, '127.0.0.1');
-    const pair = { client, upstream, queue: [] };
+    const pair = { client, upstream, queue: [], up: [], subscriber: false };
     pairs.add(pair);
-    client.on('data', (d) => upstream.write(d));
+    client.on('data', (d) => {
+      if (!pair.subscriber && d.toString('latin1').toUpperCase().includes('SUBSCRIBE')) pair.subscriber = true;
+      if (subsHeld && pair.subscriber) pair.up.push(d);
+      else upstream.write(d);
+    });
     upstream.on('data', (d) => (held ? pair.queue.push(d) : client.write(d)));
     const done = () => {
       pairs.delete(pair);
@@ -182,7 +190,15 @@ export async function startRedisHoldingProxy(t, redisPort) {
       held = false;
       for (const p of pairs) for (const d of p.queue.splice(0)) p.client.write(d);
     },
+    holdSubscribes() {
+      subsHeld = true;
+    },
+    releaseSubscribes() {
+      subsHeld = false;
+      for (const p of pairs) for (const d of p.up.splice(0)) p.upstream.write(d);
+    },
     close() {
+      proxy.releaseSubscribes();
       proxy.release();
       for (const { client, upstream } of pairs) {
         client.destroy();

@@ -31,7 +31,8 @@ typedef struct script_bp {
     int presence_reports; /* s_presence calls */
     publish_done_fn done;
     void *done_arg;
-    int room_states; /* s_room_state calls, the last one's answer below */
+    int syncs_base, syncs; /* s_presence_sync calls (base or not) */
+    int room_states;       /* s_room_state calls, the last one's answer below */
     bp_room_fn room_cb;
     void *room_arg;
 } script_bp;
@@ -73,6 +74,16 @@ static void s_presence(backplane *bp, const bp_presence *p)
     ((script_bp *)bp)->presence_reports++;
 }
 
+static void s_presence_sync(backplane *bp, const char *room, bool base, size_t max_listed)
+{
+    script_bp *s = (script_bp *)bp;
+    (void)room, (void)max_listed;
+    if (base)
+        s->syncs_base++;
+    else
+        s->syncs++;
+}
+
 /* Where a room stands: the test answers (room_cb, room_arg). */
 static void s_room_state(backplane *bp, const char *room, bp_room_fn cb, void *arg)
 {
@@ -87,7 +98,8 @@ static const backplane_ops script_ops = {.want_room = s_want,
                                          .fetch = s_fetch,
                                          .publish = s_publish,
                                          .presence = s_presence,
-                                         .room_state = s_room_state};
+                                         .room_state = s_room_state,
+                                         .presence_sync = s_presence_sync};
 
 static hub *new_hub(script_bp *s)
 {
@@ -625,8 +637,98 @@ static void test_lagging_resume_bound(void)
     sub_fini(&bogus.s);
 }
 
+static bool events_on(void *arg, const char *room)
+{
+    (void)arg, (void)room;
+    return true;
+}
+
+/* The presence events of l's queue, as one text ("" when none); drains it. */
+static void presence_text(loopback *l, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    msg *m;
+    while ((m = lb_pop(l)) != NULL) {
+        if (m->presence) {
+            msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
+            n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)b.len, b.base);
+        }
+        msg_unref(m);
+    }
+}
+
+/* Presence events published before this node subscribed to a room's
+ * channel: the node reads who is present elsewhere when its presence in
+ * the room begins (the base), has who is present now published on the
+ * channel once subscribed (the sync), passes by the events before it and
+ * tells its members the difference, then the events after it. With no
+ * sync in PRESENCE_SYNC_MS it goes on with the events as they come. */
+static void test_presence_catch_up(void)
+{
+    script_bp s;
+    memset(&s, 0, sizeof(s));
+    s.base.ops = &script_ops;
+    snprintf(s.base.node_id, sizeof(s.base.node_id), "NODEA");
+    hub_options opt = {.history_size = 100, .history_ttl_ms = 60000, .presence_events = events_on};
+    hub *h = hub_create(&opt);
+    hub_set_backplane(h, &s.base);
+    hub_bp_link(h, true);
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    CHECK(sub_set_identity(&a.s, "ann", NULL) == 0);
+    CHECK(sub_set_identity(&b.s, "bob", NULL) == 0);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(s.syncs_base == 1 && s.syncs == 0);
+    CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
+    CHECK(s.syncs_base == 1); /* once, when this node's presence began */
+    hub_bp_presence_base(h, "r", "[\"old\",\"gone\"]", 14);
+    CHECK(s.syncs == 0);                  /* not subscribed yet */
+    hub_bp_presence(h, "r", "zed", true); /* before the sync: in it */
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 0, 0, 0);
+    CHECK(s.syncs == 1);
+    hub_bp_presence(h, "r", "zed", true); /* still before the sync */
+    const char now[] = "[\"old\",\"ann\",\"bob\",\"zed\"]";
+    hub_bp_presence_synced(h, "r", now, sizeof(now) - 1);
+    hub_bp_presence(h, "r", "eve", true); /* after it: as it comes */
+    hub_presence_tick(h, clock_now_ms());
+    char text[1024];
+    presence_text(&a, text, sizeof(text));
+    CHECK_STR(text, "{\"presence\":[{\"user\":\"ann\",\"action\":\"join\"},"
+                    "{\"user\":\"bob\",\"action\":\"join\"},"
+                    "{\"user\":\"zed\",\"action\":\"join\"},"
+                    "{\"user\":\"gone\",\"action\":\"leave\"},"
+                    "{\"user\":\"eve\",\"action\":\"join\"}]}");
+    presence_text(&b, text, sizeof(text));
+    CHECK(strstr(text, "zed") && strstr(text, "eve"));
+    /* a room whose sync never comes goes on with the events after the bound */
+    loopback c;
+    lb_init(&c, SUB_WS, 100);
+    CHECK(sub_set_identity(&c.s, "cat", NULL) == 0);
+    CHECK(hub_join(h, "q", &c.s, 0, true) == 0);
+    CHECK(s.syncs_base == 2);
+    hub_bp_presence(h, "q", "zed", true);
+    hub_presence_tick(h, clock_now_ms());
+    presence_text(&c, text, sizeof(text));
+    CHECK_STR(text, "");
+    hub_presence_tick(h, clock_now_ms() + 6000);
+    hub_bp_presence(h, "q", "eve", true);
+    hub_presence_tick(h, clock_now_ms() + 6100);
+    presence_text(&c, text, sizeof(text));
+    CHECK_STR(text, "{\"presence\":{\"user\":\"eve\",\"action\":\"join\"}}");
+    hub_leave(h, &a.s);
+    hub_leave(h, &b.s);
+    hub_leave(h, &c.s);
+    hub_destroy(h);
+    sub_fini(&a.s);
+    sub_fini(&b.s);
+    sub_fini(&c.s);
+}
+
 TEST_MAIN("hub_backplane", TEST(test_pending_join_then_fetch), TEST(test_holes_and_duplicates),
           TEST(test_waiting_bytes_bound), TEST(test_origin_rules), TEST(test_epoch_changes),
           TEST(test_publish_paths), TEST(test_join_callbacks), TEST(test_absurd_wall_clocks),
           TEST(test_lagging_resume), TEST(test_lagging_resume_hole),
-          TEST(test_lagging_resume_bound))
+          TEST(test_lagging_resume_bound), TEST(test_presence_catch_up))
