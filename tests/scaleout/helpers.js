@@ -151,7 +151,9 @@ export { withTimeout };
 // A TCP proxy between a node and Redis that can hold what Redis sends to
 // the node: hold() keeps Redis's replies and pub/sub messages (the node's
 // commands still reach Redis at once), release() lets them through, in
-// order. A node behind it lags the others for as long as it is held.
+// order; hold({ subscriber: true }) only what comes on the node's
+// subscriber connection (the rooms' messages; its commands are answered).
+// A node behind it lags the others for as long as it is held.
 // holdSubscribes() instead keeps what the node sends on its subscriber
 // connection (the one that sent a SUBSCRIBE): its new SUBSCRIBEs reach
 // Redis only at releaseSubscribes(), while its commands go on.
@@ -169,7 +171,7 @@ export async function startRedisHoldingProxy(t, redisPort) {
       if (subsHeld && pair.subscriber) pair.up.push(d);
       else upstream.write(d);
     });
-    upstream.on('data', (d) => (held ? pair.queue.push(d) : client.write(d)));
+    upstream.on('data', (d) => (held && (!held.subscriber || pair.subscriber) ? pair.queue.push(d) : client.write(d)));
     const done = () => {
       pairs.delete(pair);
       client.destroy();
@@ -183,8 +185,8 @@ export async function startRedisHoldingProxy(t, redisPort) {
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const proxy = {
     url: `redis://127.0.0.1:${server.address().port}/0`,
-    hold() {
-      held = true;
+    hold(how = {}) {
+      held = { subscriber: !!how.subscriber };
     },
     release() {
       held = false;

@@ -2,8 +2,9 @@
 // out"): through round robin a client's cursor comes from the node that
 // delivered last, and its reconnect may land on a node that has not yet
 // received those messages from Redis. Node B reaches Redis through a proxy
-// that holds what Redis sends it (B lags, reliably, for as long as it is
-// held); a plain SSE stream (Last-Event-ID), a plain WebSocket (?since=&
+// that holds what comes to B on its subscriber connection (B lags in the
+// room's messages, reliably, for as long as it is held; its commands are
+// answered); a plain SSE stream (Last-Event-ID), a plain WebSocket (?since=&
 // epoch=) and an official SignalR client (crier_rooms, the hub's
 // rejoin_query) resume on B from a cursor B has not reached. Once B catches
 // up, each gets only what follows its cursor: no duplicate, no gap, nothing
@@ -15,7 +16,7 @@ import * as signalR from '@microsoft/signalr';
 
 import { eventSeq, sseHttp } from '../lib/sse.js';
 import { startCrier, stopClean } from '../lib/server.js';
-import { sleep, withTimeout } from '../lib/util.js';
+import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { openWs } from '../lib/ws.js';
 import { publishOn, startCluster, startRedisHoldingProxy } from './helpers.js';
 
@@ -46,8 +47,8 @@ test('a resume onto a node behind Redis (SSE, WebSocket, SignalR rejoin): only w
   await keeper.until((c) => wsIds(c).includes(3), 10_000, 'B has 1..3');
   const { epoch } = last;
 
-  // B stops hearing from Redis; 4..8 are published (and delivered by A).
-  proxy.hold();
+  // B stops hearing the room's messages; 4..8 are published (and delivered by A).
+  proxy.hold({ subscriber: true });
   for (let i = 4; i <= 8; i++) assert.equal((await publishOn(a, ROOM, { n: i })).status, 201);
   const cursor = 8;
 
@@ -68,12 +69,20 @@ test('a resume onto a node behind Redis (SSE, WebSocket, SignalR rejoin): only w
   sr.on('ReceiveMessage', (v) => got.push(v.n));
   sr.on('CrierGap', (g) => gaps.push(g));
   closers.push(() => sr.stop().catch(() => {}));
-  const started = sr.start(); // its rejoin may wait for B's link to Redis
-  await sleep(400);
+  await withTimeout(sr.start(), 10_000, 'SignalR start on B');
+  // all three have joined on B (with the keeper: 3 WebSockets, 1 SSE)
+  await waitFor(
+    async () => {
+      const res = await fetch(`${b.url}/rooms/${ROOM}`, { signal: AbortSignal.timeout(3000) });
+      const s = (await res.json()).subscribers ?? {};
+      return s.websocket >= 3 && s.sse >= 1;
+    },
+    { timeout: 10_000, message: 'the resumers joined on B' },
+  );
   assert.deepEqual(wsIds(keeper).slice(-1), [3], 'B was held behind');
+  assert.equal(sse.events.length + wsIds(ws).length + got.length, 0, 'nothing yet');
 
   proxy.release(); // B catches up: 4..8 reach it now
-  await withTimeout(started, 10_000, 'SignalR start on B');
   for (let i = 9; i <= 10; i++) assert.equal((await publishOn(a, ROOM, { n: i })).status, 201);
   await keeper.until((c) => wsIds(c).includes(10), 10_000, 'B has 10');
   await sse.until((s) => s.events.some((e) => eventSeq(e) === 10), 10_000, 'SSE resumer has 10');

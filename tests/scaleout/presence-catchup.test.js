@@ -50,7 +50,9 @@ test('the first member on a node sees the joins published while the node subscri
 
   proxy.holdSubscribes();
   const first = await ws(b, 'first');
-  await sleep(300); // B has read who is present on the other nodes
+  // B reads who is present elsewhere before it reports first (one
+  // connection, in order): A seeing first's join means B has read it
+  await watcher.until((c) => joins(c, 'first') === 1, 8000, 'A: first joined');
   const local = await ws(b, 'local');
   const other = await ws(a, 'other');
   // every join was published (A sees them) while B was not subscribed yet
