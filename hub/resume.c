@@ -56,12 +56,10 @@ bool hub_parse_cursor(const char *text, uint64_t *since, char *epoch)
     return parse_u64(num, since);
 }
 
-/* How far a cursor may be ahead of this node's view of a shared room and
- * count as this node lagging behind the others (not a gap). */
-#define LAGGING_MAX 10000
-
-/* How long such a resume waits for this node to reach its cursor before
- * the backplane is asked whether the cursor is the room's at all. */
+/* How long a resume whose cursor is ahead of this node's view of a shared
+ * room (same epoch: this node lags the others) waits for this node to
+ * reach it before the backplane is asked whether the cursor is the room's
+ * at all (however far ahead: the backplane decides, not a guess here). */
 #define LAG_WAIT_MS 2000
 
 /* Writes a gap signal's JSON object for r into out: {"room", "epoch",
@@ -105,8 +103,7 @@ static size_t find_gap(const room *r, uint64_t since, const char *epoch, char *o
      * delivered it already (round robin), this one has not yet: nothing
      * lost, what follows comes, and what the cursor had is not sent again
      * (member_skips). */
-    if (r->shared && since > r->last_id && since - r->last_id <= LAGGING_MAX && epoch &&
-        !strcmp(epoch, r->epoch)) {
+    if (r->shared && since > r->last_id && epoch && !strcmp(epoch, r->epoch)) {
         *lagging = true;
         return 0;
     }

@@ -521,6 +521,9 @@ static void test_lagging_resume(void)
     lb_drain(&live, NULL, 0);
     CHECK(hub_resume(h, "r", &sse.s, 8, "E1") == 0);
     CHECK(hub_resume(h, "r", &ws.s, 7, "E1") == 0);
+    loopback far;
+    lb_init(&far, SUB_WS, 100);
+    CHECK(hub_resume(h, "r", &far.s, 20005, "E1") == 0); /* far behind: no guess, no gap */
     join_answer ja = {0};
     hub_join_args args = {
         .since = 8, .epoch = "E1", .check_gap = true, .done = on_joined, .done_arg = &ja};
@@ -536,6 +539,9 @@ static void test_lagging_resume(void)
     CHECK(got_range(&ws, 8, 10));
     CHECK(got_range(&sr, 9, 10));
     CHECK(got_range(&behind, 6, 10));
+    CHECK(lb_count(&far) == 0);
+    hub_leave(h, &far.s);
+    sub_fini(&far.s);
     /* Past the cursor, skipping is over: an "expired" gap reaches them. */
     hub_bp_subscribed(h, "r");
     fetched(h, "r", "E1", 20, 21, clock_wall_ms());
@@ -610,7 +616,7 @@ static void test_lagging_resume_bound(void)
     for (uint64_t id = 6; id <= 12; id++)
         message(h, "r", "E1", id);
     CHECK(got_range(&real, 10, 12));
-    /* a cursor the room never reached */
+    /* a cursor the room never reached (however far: the backplane says) */
     CHECK(hub_resume(h, "r", &bogus.s, 20, "E1") == 0);
     hub_expire(h, clock_now_ms() + 2500);
     CHECK(s.room_states == 2);
