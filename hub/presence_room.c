@@ -149,27 +149,35 @@ void room_presence_subscribed(hub *h, room *r)
 /* Whether the JSON array of names has name. */
 static bool has_user(const json_t *list, const char *name)
 {
-    size_t i;
-    const json_t *v;
-    json_array_foreach(list, i,
-                       v) if (json_is_string(v) && !strcmp(json_string_value(v), name)) return true;
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *u = json_string_value(json_array_get(list, i));
+        if (u && !strcmp(u, name))
+            return true;
+    }
     return false;
 }
 
-/* The events that make base into now (JSON arrays of names). */
+/* Events (join or leave) for the names in a and not in b. */
+static void add_missing(hub *h, room *r, const json_t *a, const json_t *b, bool join)
+{
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const char *u = json_string_value(json_array_get(a, i));
+        if (u && !has_user(b, u))
+            add_event(h, r, u, join);
+    }
+}
+
+/* The events that make base into now (JSON arrays of names; "*": too many
+ * to list, then none). */
 static void psync_diff(hub *h, room *r, const char *base, const char *now, size_t now_len)
 {
     json_t *b = json_loads(base, 0, NULL);
     json_t *n = json_loadb(now, now_len, 0, NULL);
-    if (!json_is_array(b) || !json_is_array(n)) {
-        LOG_DBG(TAG, "room %s: too many present to catch up with its presence events", r->name);
+    if (json_is_array(b) && json_is_array(n)) {
+        add_missing(h, r, n, b, true);
+        add_missing(h, r, b, n, false);
     } else {
-        size_t i;
-        json_t *v;
-        json_array_foreach(n, i, v) if (json_is_string(v) && !has_user(b, json_string_value(v)))
-            add_event(h, r, json_string_value(v), true);
-        json_array_foreach(b, i, v) if (json_is_string(v) && !has_user(n, json_string_value(v)))
-            add_event(h, r, json_string_value(v), false);
+        LOG_WARN(TAG, "room %s: too many present to catch up with its presence events", r->name);
     }
     json_decref(b);
     json_decref(n);
