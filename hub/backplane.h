@@ -157,6 +157,12 @@ typedef struct backplane_ops {
      * at once, out of memory), -EIO when unreachable. */
     void (*presence_get)(backplane *bp, const char *room, size_t max_listed, presence_fn cb,
                          void *arg);
+    /* Optional (NULL: no catching up). Hub lock held, queued: with base,
+     * reads who is present in room on the other nodes and answers through
+     * hub_bp_presence_base; without, publishes who is present now on the
+     * room's channel for this node (hub_bp_presence_synced, in order with
+     * the room's presence events). */
+    void (*presence_sync)(backplane *bp, const char *room, bool base, size_t max_listed);
     /* Sets who receives this node's messages (before it is used). */
     void (*on_node_message)(backplane *bp, bp_node_fn fn, void *arg);
     /* The hub's own messages between nodes (the server API's user and

@@ -114,6 +114,25 @@ const char *bp_room_of_channel(const char *prefix, const char *ch)
     return ch + n + 2;
 }
 
+#define SYNC_WORD "sync "
+
+bool bp_parse_presence_sync(const char *p, size_t len, const char **node, size_t *node_len,
+                            const char **users, size_t *users_len)
+{
+    static const char pre[] = BP_PRESENCE_PREFIX SYNC_WORD;
+    if (len < sizeof(pre) - 1 || memcmp(p, pre, sizeof(pre) - 1))
+        return false;
+    const char *q = p + sizeof(pre) - 1, *end = p + len;
+    const char *nl = memchr(q, '\n', (size_t)(end - q));
+    if (!nl || nl == q || memchr(q, '\0', (size_t)(end - q)))
+        return false;
+    *node = q;
+    *node_len = (size_t)(nl - q);
+    *users = nl + 1;
+    *users_len = (size_t)(end - nl - 1);
+    return true;
+}
+
 bp_presence_kind bp_parse_presence(const char *p, size_t len, bool *join, const char **user,
                                    size_t *user_len)
 {
@@ -122,6 +141,8 @@ bp_presence_kind bp_parse_presence(const char *p, size_t len, bool *join, const 
         return BP_PRESENCE_NONE;
     const char *q = p + sizeof(pre) - 1, *end = p + len;
     size_t rest = (size_t)(end - q);
+    if (rest >= sizeof(SYNC_WORD) - 1 && !memcmp(q, SYNC_WORD, sizeof(SYNC_WORD) - 1))
+        return BP_PRESENCE_SYNC;
     if (rest > sizeof(j) - 1 && !memcmp(q, j, sizeof(j) - 1)) {
         *join = true;
         q += sizeof(j) - 1;

@@ -46,6 +46,7 @@ typedef enum {
     BP_PRESENCE_NONE,      /* not a presence event: a room message */
     BP_PRESENCE_EVENT,     /* a join or leave, *join and the user set */
     BP_PRESENCE_MALFORMED, /* starts with the prefix, but is neither */
+    BP_PRESENCE_SYNC,      /* "!p sync NODE\nUSERS": bp_parse_presence_sync */
 } bp_presence_kind;
 
 /* Reads a channel message (len bytes at p) as a presence event. With
@@ -54,6 +55,12 @@ typedef enum {
  * NUL (a user id never has one; a cut one would name another user). */
 bp_presence_kind bp_parse_presence(const char *p, size_t len, bool *join, const char **user,
                                    size_t *user_len);
+
+/* Reads "!p sync NODE\nUSERS" (redis_presence.c's sync script: who is
+ * present, for NODE, in order with the room's events): *node and *users
+ * point into p. False when it is not of that form. */
+bool bp_parse_presence_sync(const char *p, size_t len, const char **node, size_t *node_len,
+                            const char **users, size_t *users_len);
 
 /* The room of a channel named prefix "c:" room, or NULL. */
 const char *bp_room_of_channel(const char *prefix, const char *channel);

@@ -64,7 +64,9 @@ void room_fanout(hub *h, room *r, msg *m, const sub *exclude, uint64_t exclude_u
 {
     list_for_each_safe (n, next, &r->members) {
         membership *mb = member_of(n);
-        if (mb->pending || mb->s == exclude || (exclude_uid && mb->s->uid == exclude_uid))
+        /* a pending member gets presence events (not numbered) already */
+        if ((mb->pending && !m->presence) || mb->s == exclude ||
+            (exclude_uid && mb->s->uid == exclude_uid) || member_skips(r, mb, m))
             continue;
         if (hub_deliver(h, mb->s, m, r->name, counted))
             member_leave_all(h, mb->s, r);

@@ -322,6 +322,13 @@ void hub_presence_tick(hub *h, int64_t now_ms);
 /* Backplane thread: a user joined or left room, cluster-wide. */
 void hub_bp_presence(hub *h, const char *room, const char *user, bool join);
 
+/* Backplane thread: the answers to presence_sync (presence_room.c): who is
+ * present in room (a JSON array of user names; NULL: no answer, "*": too
+ * many to list), on the other nodes (base) or everywhere, in order with
+ * the room's presence events (synced). */
+void hub_bp_presence_base(hub *h, const char *room, const char *users, size_t len);
+void hub_bp_presence_synced(hub *h, const char *room, const char *users, size_t len);
+
 /* --- backplane ------------------------------------------------------------
  * hub_set_backplane is called once, before any member joins, and with NULL
  * once nothing publishes any more (redis_backplane_stop, after every other

@@ -226,10 +226,10 @@ static void start_pending(hub *h, room *r)
             a.check_gap = false;
         }
         mb->pending = false;
-        if (member_start(h, r, mb->s, &a))
+        if (member_start(h, r, mb, mb->s, &a))
             LOG_WARN(TAG, "room %s: out of memory replaying to a member", r->name);
         if (a.done)
-            hub_defer_join(h, a.done, a.done_arg, 0, r->epoch, r->last_id);
+            hub_defer_join(h, a.done, a.done_arg, 0, r->epoch, member_position(r, mb));
     }
 }
 
@@ -291,6 +291,7 @@ void hub_bp_fetched(hub *h, const char *name, const char *epoch, uint64_t last_i
     room_release_held(h, r, 0, false);
     r->synced = true;
     start_pending(h, r);
+    room_presence_subscribed(h, r);
     drain_waiting(h, r);
     if (r->synced && r->fetch_again) {
         r->fetch_again = false;

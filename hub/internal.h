@@ -52,6 +52,16 @@ typedef struct membership {
     hub_join_args args;
     char epoch[MSG_EPOCH_MAX]; /* args.epoch, copied */
     int64_t join_wall_ms;      /* "from now" means: published after this */
+    /* Backplane only: a resume whose cursor is ahead of this node's view of
+     * the room in the room's epoch (this node lags the backplane; the
+     * client got that far from another node). Messages of skip_epoch up to
+     * skip_through are not delivered to it (the client has them); once the
+     * room passes the cursor this ends (skip_through 0). skip_check_ms:
+     * when to ask the backplane whether the cursor is the room's at all
+     * (LAG_WAIT_MS after the resume; 0 once asked). resume.c. */
+    uint64_t skip_through;
+    char skip_epoch[MSG_EPOCH_MAX];
+    int64_t skip_check_ms;
     /* presence: counted in its room's (a hub's own rooms are not), under
      * user (the presence set's copy; NULL: anonymous) */
     bool in_presence;
@@ -93,6 +103,15 @@ typedef struct room {
     buf presence_batch; /* ,-separated {"user","action"} objects */
     size_t presence_nbatch;
     bool presence_queued; /* in hub->presence_work */
+    /* presence_room.c, with a shared backplane and presence_events:
+     * catching up with the presence events published while this node
+     * subscribes to the room's channel (psync PSYNC_LIVE once caught up).
+     * psync_base: who was present on the other nodes when this node's
+     * presence in the room began (JSON text). */
+    unsigned char psync;
+    bool psync_subscribed; /* the room's channel is subscribed (fetched) */
+    char *psync_base;
+    int64_t psync_since;
     list_node presence_link;
 } room;
 
@@ -220,8 +239,18 @@ bool member_leave_locked(hub *h, const char *room_name, sub *s);
 void sub_deadline_forget(sub *s);
 
 /* --- resume.c: cursors, gaps, replay */
-int member_start(hub *h, room *r, sub *s, const hub_join_args *a);
-int member_replay(hub *h, room *r, sub *s, uint64_t since, const char *epoch, bool check_gap);
+int member_start(hub *h, room *r, membership *mb, sub *s, const hub_join_args *a);
+int member_replay(hub *h, room *r, membership *mb, sub *s, uint64_t since, const char *epoch,
+                  bool check_gap);
+/* The cursor a join's answer gives: the room's last id, or the member's
+ * cursor while this node lags behind it. */
+uint64_t member_position(const room *r, const membership *mb);
+/* Hub lock held: whether room_fanout passes m by mb (mb's client had it
+ * from a node ahead of this one); ends mb's skipping once past it. */
+bool member_skips(const room *r, membership *mb, const msg *m);
+/* Hub lock held: asks the backplane about cursors of r's members that the
+ * room has not reached LAG_WAIT_MS after their resume. */
+void room_check_lagging(hub *h, room *r, int64_t now);
 uint64_t room_cursor_at(const room *r, int64_t t);
 void room_signal_gap(hub *h, room *r, const char *reason, uint64_t since, uint64_t next);
 
@@ -239,6 +268,8 @@ void room_presence_leave(hub *h, room *r, membership *m);
 bool room_presence_holds(const room *r); /* lingering users or events: the room stays */
 void room_presence_free(hub *h, room *r);
 void hub_presence_resync(hub *h); /* the backplane came back: report every count */
+/* Hub lock held: r's channel is subscribed and r fetched (hub_bp_fetched). */
+void room_presence_subscribed(hub *h, room *r);
 
 /* --- hub_backplane.c: held publishes */
 void room_release_held(hub *h, room *r, int64_t now, bool all);

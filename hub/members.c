@@ -205,12 +205,12 @@ int member_join_locked(hub *h, const char *room_name, sub *s, const hub_join_arg
         pthread_mutex_lock(&s->lock);
         s->last_id = a->from_now ? 0 : a->since;
         pthread_mutex_unlock(&s->lock);
-    } else if ((rc = member_start(h, r, s, a)) != 0) {
+    } else if ((rc = member_start(h, r, m, s, a)) != 0) {
         free(m);
         room_free_if_empty(h, r);
         goto out;
     } else if (a->done) {
-        hub_defer_join(h, a->done, a->done_arg, 0, r->epoch, r->last_id);
+        hub_defer_join(h, a->done, a->done_arg, 0, r->epoch, member_position(r, m));
     }
     member_link(h, r, m, s);
     rc = 0;

@@ -11,6 +11,18 @@
  * Rooms with lingering users or events to send are in hub->presence_work;
  * such a room is not freed until the tick is done with it.
  *
+ * Catching up (a shared room with presence_events): events published on
+ * the room's channel before this node has subscribed to it would be lost
+ * to its members, this node's own changes included. When this node's
+ * presence in a room begins, it reads who is present on the other nodes
+ * (the base); once the channel is subscribed it has the backplane publish
+ * who is present now on that channel, in order with the events (the
+ * sync). Events before the sync are in it and are passed by; the members
+ * get a join for each user present now and not in the base and a leave
+ * for each one gone, then the events after the sync: every change once.
+ * Past PRESENCE_SYNC_MS without the sync (Redis unreachable) the room goes
+ * on with the events as they come.
+ *
  * Threading: everything here runs with the hub lock held (the public calls
  * take it); callbacks are called after it is let go.
  *
@@ -19,6 +31,7 @@
 #include "hub/internal.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,7 +39,11 @@
 #include "common/json_text.h"
 #include "common/log.h"
 
-#define PRESENCE_BATCH_MAX 1000 /* events one room sends in one tick */
+#define PRESENCE_BATCH_MAX 1000  /* events one room sends in one tick */
+#define PRESENCE_SYNC_MS 5000    /* catching up waits this long at most */
+#define PRESENCE_SYNC_USERS 1000 /* past this many users present, no catching up */
+
+enum { PSYNC_LIVE, PSYNC_BASE, PSYNC_READY, PSYNC_MARK };
 
 static bool counted(const room *r)
 {
@@ -94,10 +111,116 @@ static void add_event(hub *h, room *r, const char *user, bool join)
     queue_work(h, r);
 }
 
+/* r goes on with its events as they come. */
+static void psync_live(room *r)
+{
+    r->psync = PSYNC_LIVE;
+    free(r->psync_base);
+    r->psync_base = NULL;
+}
+
+/* This node's presence in r begins: reads the base (who is present on the
+ * other nodes). */
+static void psync_start(hub *h, room *r)
+{
+    if (!r->presence_events || !via_backplane(h, r) || !h->bp->ops->presence_sync)
+        return;
+    psync_live(r);
+    r->psync = PSYNC_BASE;
+    r->psync_subscribed = r->synced;
+    r->psync_since = clock_now_ms();
+    queue_work(h, r); /* for its bound (hub_presence_tick) */
+    h->bp->ops->presence_sync(h->bp, r->name, true, PRESENCE_SYNC_USERS);
+}
+
+static void psync_send(hub *h, room *r)
+{
+    r->psync = PSYNC_MARK;
+    h->bp->ops->presence_sync(h->bp, r->name, false, PRESENCE_SYNC_USERS);
+}
+
+void room_presence_subscribed(hub *h, room *r)
+{
+    r->psync_subscribed = true;
+    if (r->psync == PSYNC_READY)
+        psync_send(h, r);
+}
+
+/* Whether the JSON array of names has name. */
+static bool has_user(const json_t *list, const char *name)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const char *u = json_string_value(json_array_get(list, i));
+        if (u && !strcmp(u, name))
+            return true;
+    }
+    return false;
+}
+
+/* Events (join or leave) for the names in a and not in b. */
+static void add_missing(hub *h, room *r, const json_t *a, const json_t *b, bool join)
+{
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        const char *u = json_string_value(json_array_get(a, i));
+        if (u && !has_user(b, u))
+            add_event(h, r, u, join);
+    }
+}
+
+/* The events that make base into now (JSON arrays of names; "*": too many
+ * to list, then none). */
+static void psync_diff(hub *h, room *r, const char *base, const char *now, size_t now_len)
+{
+    json_t *b = json_loads(base, 0, NULL);
+    json_t *n = json_loadb(now, now_len, 0, NULL);
+    if (json_is_array(b) && json_is_array(n)) {
+        add_missing(h, r, n, b, true);
+        add_missing(h, r, b, n, false);
+    } else {
+        LOG_WARN(TAG, "room %s: too many present to catch up with its presence events", r->name);
+    }
+    json_decref(b);
+    json_decref(n);
+}
+
+void hub_bp_presence_base(hub *h, const char *room_name, const char *users, size_t len)
+{
+    pthread_mutex_lock(&h->lock);
+    room *r = room_find(h, room_name);
+    if (r && r->psync == PSYNC_BASE) {
+        char *copy = users ? strndup(users, len) : NULL;
+        if (!copy) {
+            LOG_WARN(TAG, "room %s: presence not caught up (no answer from the backplane)",
+                     r->name);
+            psync_live(r);
+        } else {
+            r->psync_base = copy;
+            r->psync = PSYNC_READY;
+            if (r->psync_subscribed)
+                psync_send(h, r);
+        }
+    }
+    hub_unlock(h);
+}
+
+void hub_bp_presence_synced(hub *h, const char *room_name, const char *users, size_t len)
+{
+    pthread_mutex_lock(&h->lock);
+    room *r = room_find(h, room_name);
+    if (r && r->psync == PSYNC_MARK) {
+        if (room_has_members(r))
+            psync_diff(h, r, r->psync_base, users, len);
+        psync_live(r);
+    }
+    hub_unlock(h);
+}
+
 void room_presence_join(hub *h, room *r, membership *m)
 {
     if (!counted(r))
         return;
+    if (!room_present(r))
+        psync_start(h, r);
     uint64_t shown = 0;
     const char *user = m->s->user;
     int rc = presence_add(&r->presence, user, &shown, &m->user);
@@ -140,6 +263,7 @@ void room_presence_free(hub *h, room *r)
     presence_clear(&r->presence);
     buf_free(&r->presence_batch);
     r->presence_nbatch = 0;
+    psync_live(r);
 }
 
 typedef struct gone_ctx {
@@ -194,8 +318,13 @@ void hub_presence_tick(hub *h, int64_t now_ms)
             gone_ctx g = {h, r};
             presence_sweep(&r->presence, now_ms - PRESENCE_GRACE_MS, user_gone, &g);
         }
+        if (r->psync && now_ms - r->psync_since >= PRESENCE_SYNC_MS) {
+            LOG_WARN(TAG, "room %s: presence not caught up in %d ms: events as they come", r->name,
+                     PRESENCE_SYNC_MS);
+            psync_live(r);
+        }
         flush(h, r);
-        if (r->presence.nlingering || r->presence_nbatch)
+        if (r->presence.nlingering || r->presence_nbatch || r->psync)
             continue;
         list_remove(&r->presence_link);
         r->presence_queued = false;
@@ -208,7 +337,8 @@ void hub_bp_presence(hub *h, const char *room_name, const char *user, bool join)
 {
     pthread_mutex_lock(&h->lock);
     room *r = room_find(h, room_name);
-    if (r && room_has_members(r))
+    /* while catching up, the sync to come holds it */
+    if (r && room_has_members(r) && r->psync == PSYNC_LIVE)
         add_event(h, r, user, join);
     hub_unlock(h);
 }
@@ -230,6 +360,7 @@ void hub_presence_resync(hub *h)
         for (room *r = h->buckets[i]; r; r = r->bucket_next) {
             if (!counted(r) || !via_backplane(h, r))
                 continue;
+            psync_live(r); /* what changed meanwhile is not told */
             /* reported afresh, no events: what changed meanwhile is not told */
             report(h, r, "", r->presence.anonymous, room_present(r), true, false);
             resync_ctx c = {h, r};

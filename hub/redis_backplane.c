@@ -377,6 +377,12 @@ static void do_work(rb *b, work *w)
         else
             w->presence_cb(w->arg, -EIO, NULL);
         break;
+    case W_PRESENCE_SYNC: /* while down: the hub goes live again once up */
+        if (b->state == LINK_UP && b->cmd.ac)
+            rb_send_presence_sync(b, w);
+        else if (w->after)
+            hub_bp_presence_base(b->hub, w->room, NULL, 0);
+        break;
     case W_PUBLISH:
         if (b->cmd.ac) {
             rb_send_publish(b, w); /* settled when Redis answers */

@@ -59,6 +59,7 @@ typedef enum {
     W_HISTORY,
     W_PRESENCE,
     W_PRESENCE_GET,
+    W_PRESENCE_SYNC, /* after: 1 for the base */
     W_CLUSTER_SEND
 } work_kind;
 
@@ -199,6 +200,7 @@ void rb_send_to_node(rb *b, work *w);
 /* --- redis_presence.c */
 void rb_send_presence(rb *b, work *w);
 void rb_send_presence_get(rb *b, work *w);
+void rb_send_presence_sync(rb *b, work *w);
 void rb_presence_refresh(rb *b, int64_t now);
 /* A message on a room's channel: a presence event (handled: true), or not one. */
 bool rb_presence_message(rb *b, const char *room, const char *data, size_t len);

@@ -270,6 +270,20 @@ static void bp_presence_get(backplane *bp, const char *room, size_t max_listed, 
     rb_push_work((rb *)bp, w);
 }
 
+static void bp_presence_sync(backplane *bp, const char *room, bool base, size_t max_listed)
+{
+    work *w = calloc(1, sizeof(*w));
+    if (!w) { /* the hub goes live after its bound (PRESENCE_SYNC_MS) */
+        LOG_ERR(TAG, "out of memory: presence of room %s not caught up", room);
+        return;
+    }
+    w->kind = W_PRESENCE_SYNC;
+    snprintf(w->room, sizeof(w->room), "%s", room);
+    w->after = base;
+    w->max_listed = max_listed;
+    rb_push_work((rb *)bp, w);
+}
+
 static void bp_on_node_message(backplane *bp, bp_node_fn fn, void *arg)
 {
     rb *b = (rb *)bp;
@@ -295,4 +309,5 @@ const backplane_ops rb_ops = {
     .presence_get = bp_presence_get,
     .on_node_message = bp_on_node_message,
     .cluster_send = bp_cluster_send,
+    .presence_sync = bp_presence_sync,
 };

@@ -104,6 +104,34 @@ static const char get_lua[] =
     "end\n"
     "return {users, anon, out, nodes, conns}\n";
 
+/* KEYS: the room's node set, its channel. ARGV: the hashes' prefix, this
+ * node, most users listed, base ("1"). Who is present (a connection on a
+ * live node), as a JSON array of names, or "*" past the most listed: with
+ * base, on the other nodes, returned; else on every node, PUBLISHed on the
+ * channel for this node ("!p sync NODE\n" USERS), in order with the room's
+ * presence events. */
+static const char sync_lua[] =
+    "local t, n = {}, 0\n"
+    "for _, node in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+    "  if ARGV[4] ~= '1' or node ~= ARGV[2] then\n"
+    "    local h = redis.call('HGETALL', ARGV[1] .. node)\n"
+    "    for i = 1, #h, 2 do\n"
+    "      if h[i] ~= '' and (tonumber(h[i + 1]) or 0) > 0 and not t[h[i]] then\n"
+    "        t[h[i]] = true; n = n + 1\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "local out = '*'\n"
+    "if n <= tonumber(ARGV[3]) then\n"
+    "  local list = {}\n"
+    "  for u in pairs(t) do list[#list + 1] = u end\n"
+    "  out = n == 0 and '[]' or cjson.encode(list)\n"
+    "end\n"
+    "if ARGV[4] == '1' then return out end\n"
+    "redis.call('PUBLISH', KEYS[2], '" BP_PRESENCE_PREFIX "sync ' .. ARGV[2] .. '\\n' .. out)\n"
+    "return 1\n";
+
 static void hash_prefix(const rb *b, char *out, const char *room)
 {
     snprintf(out, KEY_MAX, "%sp:%s:", b->prefix, room);
@@ -275,6 +303,52 @@ void rb_send_presence_get(rb *b, work *w)
     }
 }
 
+/* The base's answer: who is present on the other nodes. No answer (the
+ * connection gone): the hub goes live when the link is back. */
+static void on_base_reply(redisAsyncContext *ac, void *reply, void *privdata)
+{
+    rconn *rc = ac->ev.data;
+    char *room = privdata;
+    const redisReply *r = reply;
+    if (rc && r && r->type == REDIS_REPLY_STRING)
+        hub_bp_presence_base(rc->b->hub, room, r->str, r->len);
+    else if (rc && r)
+        hub_bp_presence_base(rc->b->hub, room, NULL, 0);
+    free(room);
+}
+
+void rb_send_presence_sync(rb *b, work *w)
+{
+    bool base = w->after;
+    char *room = base ? strdup(w->room) : NULL;
+    if (base && !room) {
+        hub_bp_presence_base(b->hub, w->room, NULL, 0);
+        return;
+    }
+    char ks[KEY_MAX], ch[KEY_MAX], prefix[KEY_MAX], max[RB_NUM_MAX];
+    node_set(b, ks, w->room);
+    snprintf(ch, sizeof(ch), "%sc:%s", b->prefix, w->room);
+    hash_prefix(b, prefix, w->room);
+    snprintf(max, sizeof(max), "%zu", w->max_listed);
+    const char *argv[] = {"EVAL", sync_lua,        "2", ks, ch, prefix, b->base.node_id,
+                          max,    base ? "1" : "0"};
+    size_t lens[] = {4,
+                     sizeof(sync_lua) - 1,
+                     1,
+                     strlen(ks),
+                     strlen(ch),
+                     strlen(prefix),
+                     strlen(b->base.node_id),
+                     strlen(max),
+                     1};
+    if (redisAsyncCommandArgv(b->cmd.ac, base ? on_base_reply : NULL, room, 9, argv, lens) !=
+            REDIS_OK &&
+        base) {
+        free(room);
+        hub_bp_presence_base(b->hub, w->room, NULL, 0);
+    }
+}
+
 bool rb_presence_message(rb *b, const char *room, const char *data, size_t len)
 {
     bool join = false;
@@ -283,6 +357,15 @@ bool rb_presence_message(rb *b, const char *room, const char *data, size_t len)
     bp_presence_kind k = bp_parse_presence(data, len, &join, &who, &who_len);
     if (k == BP_PRESENCE_NONE)
         return false;
+    if (k == BP_PRESENCE_SYNC) {
+        const char *node, *users;
+        size_t node_len, users_len;
+        if (!bp_parse_presence_sync(data, len, &node, &node_len, &users, &users_len))
+            LOG_WARN(TAG, "room %s: a malformed presence sync on its channel, ignored", room);
+        else if (node_len == strlen(b->base.node_id) && !memcmp(node, b->base.node_id, node_len))
+            hub_bp_presence_synced(b->hub, room, users, users_len);
+        return true; /* another node's: not for this one */
+    }
     if (k == BP_PRESENCE_MALFORMED) {
         LOG_WARN(TAG, "room %s: a malformed presence event on its channel, ignored", room);
         return true;

@@ -249,6 +249,7 @@ size_t hub_expire(hub *h, int64_t now_ms)
             history_expire(&r->hist, now_ms);
             room_hist_dropped(h, r, before);
             room_release_held(h, r, now_ms, false);
+            room_check_lagging(h, r, now_ms);
             room_free_if_empty_at(h, r, now_ms);
             r = next;
         }

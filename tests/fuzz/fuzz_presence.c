@@ -3,7 +3,8 @@
  * fuzz_presence.c - libFuzzer harness for the parser of the presence events
  * on a room's Redis channel (hub/bp_codec.c bp_parse_presence, what
  * redis_presence.c's rb_presence_message reads: "!p join USER",
- * "!p leave USER"). The input is one channel message, in a buffer of
+ * "!p leave USER"; and bp_parse_presence_sync, "!p sync NODE\nUSERS",
+ * who is present for one node). The input is one channel message, in a buffer of
  * exactly its size (ASan sees any read past it). Nothing may crash or read
  * past the message, and the verdict must match the format: an event only
  * for the prefix, "join " or "leave ", then a user of at least one byte
@@ -64,9 +65,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         break;
     case BP_PRESENCE_MALFORMED:
-        if (!has_prefix || well_formed)
+        if (!has_prefix || well_formed || starts(rest, rest_len, "sync "))
             abort();
         break;
+    case BP_PRESENCE_SYNC: {
+        if (!has_prefix || !starts(rest, rest_len, "sync "))
+            abort();
+        const char *node = NULL, *users = NULL;
+        size_t node_len = 0, users_len = 0;
+        if (bp_parse_presence_sync(p, size, &node, &node_len, &users, &users_len) &&
+            (node != rest + 5 || node_len == 0 || node[node_len] != '\n' ||
+             users != node + node_len + 1 || users + users_len != p + size ||
+             memchr(node, '\0', node_len)))
+            abort();
+        break;
+    }
     default:
         abort();
     }

@@ -8,6 +8,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -146,3 +147,68 @@ export async function startNginxLogged(t, ports, { editConf = (conf) => conf } =
 }
 
 export { withTimeout };
+
+// A TCP proxy between a node and Redis that can hold what Redis sends to
+// the node: hold() keeps Redis's replies and pub/sub messages (the node's
+// commands still reach Redis at once), release() lets them through, in
+// order; hold({ subscriber: true }) only what comes on the node's
+// subscriber connection (the rooms' messages; its commands are answered).
+// A node behind it lags the others for as long as it is held.
+// holdSubscribes() instead keeps what the node sends on its subscriber
+// connection (the one that sent a SUBSCRIBE): its new SUBSCRIBEs reach
+// Redis only at releaseSubscribes(), while its commands go on.
+// Returns {url, hold(), release(), holdSubscribes(), releaseSubscribes(), close()}.
+export async function startRedisHoldingProxy(t, redisPort) {
+  const pairs = new Set();
+  let held = false;
+  let subsHeld = false;
+  const server = net.createServer((client) => {
+    const upstream = net.connect(redisPort, '127.0.0.1');
+    const pair = { client, upstream, queue: [], up: [], subscriber: false };
+    pairs.add(pair);
+    client.on('data', (d) => {
+      if (!pair.subscriber && d.toString('latin1').toUpperCase().includes('SUBSCRIBE')) pair.subscriber = true;
+      if (subsHeld && pair.subscriber) pair.up.push(d);
+      else upstream.write(d);
+    });
+    upstream.on('data', (d) => (held && (!held.subscriber || pair.subscriber) ? pair.queue.push(d) : client.write(d)));
+    const done = () => {
+      pairs.delete(pair);
+      client.destroy();
+      upstream.destroy();
+    };
+    for (const s of [client, upstream]) {
+      s.on('error', done);
+      s.on('close', done);
+    }
+  });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const proxy = {
+    url: `redis://127.0.0.1:${server.address().port}/0`,
+    hold(how = {}) {
+      held = { subscriber: !!how.subscriber };
+    },
+    release() {
+      held = false;
+      for (const p of pairs) for (const d of p.queue.splice(0)) p.client.write(d);
+    },
+    holdSubscribes() {
+      subsHeld = true;
+    },
+    releaseSubscribes() {
+      subsHeld = false;
+      for (const p of pairs) for (const d of p.up.splice(0)) p.upstream.write(d);
+    },
+    close() {
+      proxy.releaseSubscribes();
+      proxy.release();
+      for (const { client, upstream } of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
+      return new Promise((resolve) => server.close(resolve));
+    },
+  };
+  t.after(() => proxy.close());
+  return proxy;
+}

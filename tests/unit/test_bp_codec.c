@@ -256,6 +256,19 @@ static void test_presence_event(void)
     /* the length is what counts: bytes past it are not read */
     CHECK(presence("!p join alice", 9, &join, user, sizeof(user)) == BP_PRESENCE_EVENT);
     CHECK_STR(user, "a");
+    /* who is present, for one node (redis_presence.c's sync) */
+    static const char sync[] = "!p sync NODE1\n[\"a\",\"b c\"]";
+    CHECK(presence(sync, sizeof(sync) - 1, &join, user, sizeof(user)) == BP_PRESENCE_SYNC);
+    const char *node, *users;
+    size_t node_len, users_len;
+    CHECK(bp_parse_presence_sync(sync, sizeof(sync) - 1, &node, &node_len, &users, &users_len));
+    CHECK(node_len == 5 && !memcmp(node, "NODE1", 5));
+    CHECK(users_len == 11 && !memcmp(users, "[\"a\",\"b c\"]", 11));
+    CHECK(bp_parse_presence_sync("!p sync NODE1\n*", 15, &node, &node_len, &users, &users_len));
+    CHECK(users_len == 1 && users[0] == '*');
+    CHECK(!bp_parse_presence_sync("!p sync NODE1", 13, &node, &node_len, &users, &users_len));
+    CHECK(!bp_parse_presence_sync("!p sync \n[]", 11, &node, &node_len, &users, &users_len));
+    CHECK(!bp_parse_presence_sync("!p join x", 9, &node, &node_len, &users, &users_len));
 }
 
 int main(void)

@@ -31,6 +31,10 @@ typedef struct script_bp {
     int presence_reports; /* s_presence calls */
     publish_done_fn done;
     void *done_arg;
+    int syncs_base, syncs; /* s_presence_sync calls (base or not) */
+    int room_states;       /* s_room_state calls, the last one's answer below */
+    bp_room_fn room_cb;
+    void *room_arg;
 } script_bp;
 
 static void s_want(backplane *bp, const char *room, bool want)
@@ -70,8 +74,32 @@ static void s_presence(backplane *bp, const bp_presence *p)
     ((script_bp *)bp)->presence_reports++;
 }
 
-static const backplane_ops script_ops = {
-    .want_room = s_want, .fetch = s_fetch, .publish = s_publish, .presence = s_presence};
+static void s_presence_sync(backplane *bp, const char *room, bool base, size_t max_listed)
+{
+    script_bp *s = (script_bp *)bp;
+    (void)room, (void)max_listed;
+    if (base)
+        s->syncs_base++;
+    else
+        s->syncs++;
+}
+
+/* Where a room stands: the test answers (room_cb, room_arg). */
+static void s_room_state(backplane *bp, const char *room, bp_room_fn cb, void *arg)
+{
+    script_bp *s = (script_bp *)bp;
+    s->room_states++;
+    snprintf(s->last_room, sizeof(s->last_room), "%s", room);
+    s->room_cb = cb;
+    s->room_arg = arg;
+}
+
+static const backplane_ops script_ops = {.want_room = s_want,
+                                         .fetch = s_fetch,
+                                         .publish = s_publish,
+                                         .presence = s_presence,
+                                         .room_state = s_room_state,
+                                         .presence_sync = s_presence_sync};
 
 static hub *new_hub(script_bp *s)
 {
@@ -473,6 +501,240 @@ static void test_absurd_wall_clocks(void)
     sub_fini(&l.s);
 }
 
+/* A resume that lands on a node behind the backplane (its cursor came from
+ * a node ahead, same epoch): live at once, but what the cursor had is not
+ * sent again as this node catches up, and no gap; every transport and
+ * SignalR alike (the hub's join). The join's answer gives the cursor. */
+static void test_lagging_resume(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback live, sse, ws, sr, behind;
+    lb_init(&live, SUB_WS, 100);
+    lb_init(&sse, SUB_SSE, 100);
+    lb_init(&ws, SUB_WS, 100);
+    lb_init(&sr, SUB_LONGPOLL, 100);
+    lb_init(&behind, SUB_SSE, 100);
+    hub_join(h, "r", &live.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 5, clock_wall_ms());
+    lb_drain(&live, NULL, 0);
+    CHECK(hub_resume(h, "r", &sse.s, 8, "E1") == 0);
+    CHECK(hub_resume(h, "r", &ws.s, 7, "E1") == 0);
+    loopback far;
+    lb_init(&far, SUB_WS, 100);
+    CHECK(hub_resume(h, "r", &far.s, 20005, "E1") == 0); /* far behind: no guess, no gap */
+    join_answer ja = {0};
+    hub_join_args args = {
+        .since = 8, .epoch = "E1", .check_gap = true, .done = on_joined, .done_arg = &ja};
+    CHECK(hub_join_ex(h, "r", &sr.s, &args) == 0);
+    CHECK(ja.calls == 1 && ja.last_id == 8); /* where the client is, not this node */
+    CHECK(hub_resume(h, "r", &behind.s, 3, "E1") == 0);
+    CHECK(got_range(&behind, 4, 5)); /* a cursor this node has: replayed as ever */
+    CHECK(lb_count(&sse) == 0 && lb_count(&ws) == 0 && lb_count(&sr) == 0);
+    for (uint64_t id = 6; id <= 10; id++)
+        message(h, "r", "E1", id);
+    CHECK(got_range(&live, 6, 10));
+    CHECK(got_range(&sse, 9, 10)); /* no duplicate of 6..8, no gap */
+    CHECK(got_range(&ws, 8, 10));
+    CHECK(got_range(&sr, 9, 10));
+    CHECK(got_range(&behind, 6, 10));
+    CHECK(lb_count(&far) == 0);
+    hub_leave(h, &far.s);
+    sub_fini(&far.s);
+    /* Past the cursor, skipping is over: an "expired" gap reaches them. */
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 20, 21, clock_wall_ms());
+    msg *m = lb_pop(&sse);
+    CHECK(m && m->gap);
+    msg_unref(m);
+    CHECK(got_range(&sse, 20, 21));
+    hub_leave(h, &live.s);
+    hub_leave(h, &sse.s);
+    hub_leave(h, &ws.s);
+    hub_leave(h, &sr.s);
+    hub_leave(h, &behind.s);
+    hub_destroy(h);
+    sub_fini(&live.s);
+    sub_fini(&sse.s);
+    sub_fini(&ws.s);
+    sub_fini(&sr.s);
+    sub_fini(&behind.s);
+}
+
+/* Catching up may lose messages on the way (a hole fetched): what the
+ * fetch shows lost before the cursor is nothing to this member (no gap);
+ * lost after it is a gap. */
+static void test_lagging_resume_hole(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    hub_join(h, "r", &a.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 5, clock_wall_ms());
+    lb_drain(&a, NULL, 0);
+    CHECK(hub_resume(h, "r", &b.s, 12, "E1") == 0);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 10, 14, clock_wall_ms()); /* 6..9 expired on the way */
+    CHECK(got_range(&b, 13, 14));                   /* no gap: the client had 6..12 */
+    hub_leave(h, &a.s);
+    hub_leave(h, &b.s);
+    hub_destroy(h);
+    sub_fini(&a.s);
+    sub_fini(&b.s);
+}
+
+/* LAG_WAIT_MS (2 s) after such a resume, if this node has still not
+ * reached the cursor, the backplane is asked where the room stands: a room
+ * that has the cursor leaves it waiting (this node is behind); one that
+ * never numbered that far gets a gap signal ("epoch") and what is kept. */
+static void test_lagging_resume_bound(void)
+{
+    script_bp s;
+    hub *h = new_hub(&s);
+    loopback real, bogus;
+    lb_init(&real, SUB_SSE, 100);
+    lb_init(&bogus, SUB_SSE, 100);
+    hub_join(h, "r", &real.s, 0, true);
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 1, 5, clock_wall_ms());
+    lb_drain(&real, NULL, 0);
+    hub_leave(h, &real.s);
+    CHECK(hub_resume(h, "r", &real.s, 9, "E1") == 0);
+    hub_expire(h, clock_now_ms() + 500);
+    CHECK(s.room_states == 0); /* not yet */
+    hub_expire(h, clock_now_ms() + 2500);
+    CHECK(s.room_states == 1);
+    CHECK_STR(s.last_room, "r");
+    s.room_cb(s.room_arg, 0, "E1", 12); /* the room has 9: this node is behind */
+    CHECK(lb_count(&real) == 0);
+    hub_expire(h, clock_now_ms() + 5000);
+    CHECK(s.room_states == 1); /* asked once */
+    for (uint64_t id = 6; id <= 12; id++)
+        message(h, "r", "E1", id);
+    CHECK(got_range(&real, 10, 12));
+    /* a cursor the room never reached (however far: the backplane says) */
+    CHECK(hub_resume(h, "r", &bogus.s, 20, "E1") == 0);
+    hub_expire(h, clock_now_ms() + 2500);
+    CHECK(s.room_states == 2);
+    s.room_cb(s.room_arg, -EIO, NULL, 0); /* no answer: asked again later */
+    hub_expire(h, clock_now_ms() + 5000);
+    CHECK(s.room_states == 3);
+    s.room_cb(s.room_arg, 0, "E1", 12);
+    msg *m = lb_pop(&bogus);
+    CHECK(m && m->gap);
+    if (m) {
+        msg_bytes info = msg_data(m);
+        CHECK(strstr(info.base, "\"reason\":\"epoch\"") != NULL);
+        CHECK(strstr(info.base, "\"since\":20") != NULL);
+    }
+    msg_unref(m);
+    CHECK(got_range(&bogus, 1, 12));
+    message(h, "r", "E1", 13);
+    CHECK(got_range(&bogus, 13, 13));
+    CHECK(got_range(&real, 13, 13));
+    hub_leave(h, &real.s);
+    hub_leave(h, &bogus.s);
+    hub_destroy(h);
+    sub_fini(&real.s);
+    sub_fini(&bogus.s);
+}
+
+static bool events_on(void *arg, const char *room)
+{
+    (void)arg, (void)room;
+    return true;
+}
+
+/* The presence events of l's queue, as one text ("" when none); drains it. */
+static void presence_text(loopback *l, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    msg *m;
+    while ((m = lb_pop(l)) != NULL) {
+        if (m->presence) {
+            msg_bytes b = msg_get(m, MSG_FMT_JSON, NULL);
+            n += (size_t)snprintf(out + n, cap - n, "%.*s", (int)b.len, b.base);
+        }
+        msg_unref(m);
+    }
+}
+
+/* Presence events published before this node subscribed to a room's
+ * channel: the node reads who is present elsewhere when its presence in
+ * the room begins (the base), has who is present now published on the
+ * channel once subscribed (the sync), passes by the events before it and
+ * tells its members the difference, then the events after it. With no
+ * sync in PRESENCE_SYNC_MS it goes on with the events as they come. */
+static void test_presence_catch_up(void)
+{
+    script_bp s;
+    memset(&s, 0, sizeof(s));
+    s.base.ops = &script_ops;
+    snprintf(s.base.node_id, sizeof(s.base.node_id), "NODEA");
+    hub_options opt = {.history_size = 100, .history_ttl_ms = 60000, .presence_events = events_on};
+    hub *h = hub_create(&opt);
+    hub_set_backplane(h, &s.base);
+    hub_bp_link(h, true);
+    loopback a, b;
+    lb_init(&a, SUB_WS, 100);
+    lb_init(&b, SUB_WS, 100);
+    CHECK(sub_set_identity(&a.s, "ann", NULL) == 0);
+    CHECK(sub_set_identity(&b.s, "bob", NULL) == 0);
+    CHECK(hub_join(h, "r", &a.s, 0, true) == 0);
+    CHECK(s.syncs_base == 1 && s.syncs == 0);
+    CHECK(hub_join(h, "r", &b.s, 0, true) == 0);
+    CHECK(s.syncs_base == 1); /* once, when this node's presence began */
+    hub_bp_presence_base(h, "r", "[\"old\",\"gone\"]", 14);
+    CHECK(s.syncs == 0);                  /* not subscribed yet */
+    hub_bp_presence(h, "r", "zed", true); /* before the sync: in it */
+    hub_bp_subscribed(h, "r");
+    fetched(h, "r", "E1", 0, 0, 0);
+    CHECK(s.syncs == 1);
+    hub_bp_presence(h, "r", "zed", true); /* still before the sync */
+    const char now[] = "[\"old\",\"ann\",\"bob\",\"zed\"]";
+    hub_bp_presence_synced(h, "r", now, sizeof(now) - 1);
+    hub_bp_presence(h, "r", "eve", true); /* after it: as it comes */
+    hub_presence_tick(h, clock_now_ms());
+    char text[1024];
+    presence_text(&a, text, sizeof(text));
+    CHECK_STR(text, "{\"presence\":[{\"user\":\"ann\",\"action\":\"join\"},"
+                    "{\"user\":\"bob\",\"action\":\"join\"},"
+                    "{\"user\":\"zed\",\"action\":\"join\"},"
+                    "{\"user\":\"gone\",\"action\":\"leave\"},"
+                    "{\"user\":\"eve\",\"action\":\"join\"}]}");
+    presence_text(&b, text, sizeof(text));
+    CHECK(strstr(text, "zed") && strstr(text, "eve"));
+    /* a room whose sync never comes goes on with the events after the bound */
+    loopback c;
+    lb_init(&c, SUB_WS, 100);
+    CHECK(sub_set_identity(&c.s, "cat", NULL) == 0);
+    CHECK(hub_join(h, "q", &c.s, 0, true) == 0);
+    CHECK(s.syncs_base == 2);
+    hub_bp_presence(h, "q", "zed", true);
+    hub_presence_tick(h, clock_now_ms());
+    presence_text(&c, text, sizeof(text));
+    CHECK_STR(text, "");
+    hub_presence_tick(h, clock_now_ms() + 6000);
+    hub_bp_presence(h, "q", "eve", true);
+    hub_presence_tick(h, clock_now_ms() + 6100);
+    presence_text(&c, text, sizeof(text));
+    CHECK_STR(text, "{\"presence\":{\"user\":\"eve\",\"action\":\"join\"}}");
+    hub_leave(h, &a.s);
+    hub_leave(h, &b.s);
+    hub_leave(h, &c.s);
+    hub_destroy(h);
+    sub_fini(&a.s);
+    sub_fini(&b.s);
+    sub_fini(&c.s);
+}
+
 TEST_MAIN("hub_backplane", TEST(test_pending_join_then_fetch), TEST(test_holes_and_duplicates),
           TEST(test_waiting_bytes_bound), TEST(test_origin_rules), TEST(test_epoch_changes),
-          TEST(test_publish_paths), TEST(test_join_callbacks), TEST(test_absurd_wall_clocks))
+          TEST(test_publish_paths), TEST(test_join_callbacks), TEST(test_absurd_wall_clocks),
+          TEST(test_lagging_resume), TEST(test_lagging_resume_hole),
+          TEST(test_lagging_resume_bound), TEST(test_presence_catch_up))
