@@ -304,6 +304,23 @@ test('long poll: after its answer, a kept-alive connection\'s next request gets 
   assert.match(refused.body, /"error"\s*:\s*"request headers are larger than limits\.max_header_bytes/, refused.body);
 });
 
+test('long poll: an idle kept-alive connection after a poll\'s answer ends silently after limits.header_timeout_s', async (t) => {
+  // Back with the acceptor, it waits for its next head as any kept-alive
+  // connection does: closed without an answer (a 408 there could be taken
+  // for the answer to a request the client is sending just then).
+  const srv = await startFor(t, { limits: { header_timeout_s: 1 } });
+  assert.equal(await publish(srv.url, 'idle', 'one'), 1);
+  const conn = await rawConnect(srv.port);
+  t.after(() => conn.socket.destroy());
+  const sentAt = Date.now();
+  conn.send('GET /rooms/idle/poll?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await withTimeout(conn.closed, 5000, 'the idle connection was not closed');
+  assert.ok(Date.now() - sentAt >= 900, `closed after ${Date.now() - sentAt} ms, before the header timeout`);
+  const answers = conn.data().split(/(?=HTTP\/1\.1 )/).filter((a) => a.includes('\r\n\r\n'));
+  assert.equal(answers.length, 1, `one answer, the poll's: ${conn.data().slice(0, 400)}`);
+  assert.match(answers[0], /^HTTP\/1\.1 200 [\s\S]*"one"/);
+});
+
 test('long poll: a request sent right behind a poll (pipelined) is answered too', async (t) => {
   // A poll with more than its head already arrived is served where the
   // connection stays with libmicrohttpd, so the request behind it is not lost.
