@@ -16,8 +16,8 @@
  * (http_adopt) from a connection's first request: the main one; one for
  * long polls, so that a publisher's POST never queues behind a thousand
  * poll answers (and polls batch what arrives meanwhile); and one for event
- * streams. The main and poll daemons have a per-connection memory pool
- * sized for limits.max_header_bytes. The stream daemon, with a pool of
+ * streams. The main daemon has a per-connection memory pool sized for
+ * limits.max_header_bytes. The stream daemon, with a pool of
  * STREAM_POOL_BYTES, takes event streams whose request headers are small:
  * libmicrohttpd 0.9.75 touches all of a connection's pool once a response
  * is queued, and an idle stream holds its pool for its whole life, so this
@@ -27,7 +27,16 @@
  * at least STREAM_WRITE_BYTES, some 2 KB after a small request. A stream
  * daemon connection serves one request and closes (http_queue says
  * "Connection: close": the one_request hook), so a later request with
- * bigger headers never meets the small pool.
+ * bigger headers never meets the small pool. The poll daemon has a small
+ * pool too, POLL_POOL_BYTES (the same heads; a poll writes no stream): a
+ * held poll keeps what it touched of its pool, and libmicrohttpd zeroes
+ * all of it (9.5 KB at the default header limit) to keep a connection
+ * alive for its next request. So once a poll's answer is out, its
+ * kept-alive connection goes back to the acceptor (hand_back, handback.h),
+ * which reads the next request's head with all its checks and routes it
+ * afresh, as a new connection's; libmicrohttpd closes its side (the
+ * descriptor, not the connection). Polls and streams with larger heads, and
+ * a poll the client sent more behind (pipelined), go to the main daemon.
  *
  * Threading: MHD_USE_INTERNAL_POLLING_THREAD, so every callback here runs on
  * the thread of the connection's daemon: one thread each for the main and
@@ -43,6 +52,7 @@
 #include "gateway/http.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -69,6 +79,7 @@
 #include "gateway/cluster_api.h"
 #include "gateway/users_api.h"
 #include "gateway/guard.h"
+#include "gateway/handback.h"
 #include "common/linger.h"
 #include "gateway/presence_api.h"
 #include "gateway/raw_reply.h"
@@ -102,8 +113,16 @@ static _Thread_local const http_daemon *thread_daemon;
 #define FREE_FIELDS 16 /* fields max_header_bytes has room for already */
 #define STREAM_POOL_BYTES 2432
 #define STREAM_WRITE_BYTES 384
+#define POLL_POOL_BYTES 2048 /* the stream daemon's, less the writes: takes the same heads */
+/* About what a connection holds on the heap besides its pool (MHD's
+ * connection, crier's watch, request and subscriber state), for memtrim. */
+#define CONN_HEAP_BYTES 1536
 static atomic_uint connections;
 static atomic_uint requests_open; /* seen by on_request, not yet completed */
+static atomic_size_t freed_bytes; /* by closed connections, since http_take_freed */
+/* A socket whose peer is gone (set at start): what a handed-back
+ * connection's descriptor names until MHD closes it. */
+static int dead_fd = -1;
 
 bool http_headers_fit(size_t len, unsigned fields, http_daemon d)
 {
@@ -304,6 +323,11 @@ static enum MHD_Result abort_request(struct MHD_Connection *conn, unsigned statu
     return MHD_NO; /* MHD closes the connection without reading the rest */
 }
 
+size_t http_take_freed(void)
+{
+    return atomic_exchange(&freed_bytes, 0);
+}
+
 void http_tick(int64_t now_ms)
 {
     pthread_mutex_lock(&watch_lock);
@@ -495,6 +519,7 @@ typedef struct http_req {
     int64_t started_ms;
     uint64_t out_at_start; /* sock_bytes_written then (log.access on) */
     bool event_stream;     /* Accept: text/event-stream (a SignalR SSE GET) */
+    bool hand_back;        /* a poll daemon request that keeps its connection alive */
     char method[16];
 } http_req;
 
@@ -660,6 +685,15 @@ static const void *call_arg(const http_req *req, const char *url)
     return req->hub ? (const void *)req->hub : url;
 }
 
+/* The client asks to keep the connection for another request: HTTP/1.1
+ * without "Connection: close" (what libmicrohttpd keeps alive, for the
+ * replies crier makes on the poll daemon). */
+static bool keeps_alive(struct MHD_Connection *conn, const char *version)
+{
+    const char *c = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+    return version && !strcmp(version, MHD_HTTP_VERSION_1_1) && !(c && strcasestr(c, "close"));
+}
+
 /* MHD calls this once with the headers, then with each piece of the body,
  * then once more with none. Answers go out from the second call on: one
  * queued on the first makes MHD close the connection instead of keeping it
@@ -670,7 +704,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **con_cls)
 {
     thread_daemon = cls;
-    (void)version;
     http_req *req = *con_cls;
     if (req && !body_progress(conn, *upload_data_size == 0))
         return MHD_NO;
@@ -687,6 +720,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             req->out_at_start = sock_bytes_written(watch_fd(conn));
         snprintf(req->method, sizeof(req->method), "%s", method);
         req->event_stream = http_wants_event_stream(conn);
+        req->hand_back = *thread_daemon == HTTP_POLLS && keeps_alive(conn, version);
         resolve(req, url, method);
         check_request_rate(conn, req);
         request_started(conn, method, url);
@@ -785,6 +819,26 @@ static void access_line(struct MHD_Connection *conn, const http_req *req,
                path ? path + 1 : "?", status);
 }
 
+/* MHD thread, once a poll daemon request's answer is out and MHD is about
+ * to wait for the next request: the socket goes back to the acceptor (a
+ * duplicate of it; handback.h), and conn's descriptor now names dead_fd's
+ * socket, where MHD reads the end at once and closes it. Should either
+ * step fail, the connection ends (as after Connection: close). */
+static void hand_back(struct MHD_Connection *conn)
+{
+    int fd = watch_fd(conn);
+    if (fd < 0)
+        return;
+    int keep = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (keep < 0 || dead_fd < 0 || dup2(dead_fd, fd) < 0) {
+        if (keep >= 0)
+            close(keep);
+        shutdown(fd, SHUT_RDWR);
+        return;
+    }
+    handback_put(keep);
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
@@ -795,12 +849,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     request_ended(conn);
     if (!req)
         return;
+    bool back = req->hand_back && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK;
     if (req->ep && req->ep->completed && req->state)
-        req->ep->completed(req->state);
+        req->ep->completed(req->state); /* the held watch (held_watch.h) lets go of the fd */
     access_unref(req->who);
     free(req);
     *con_cls = NULL;
     atomic_fetch_sub(&requests_open, 1);
+    if (back)
+        hand_back(conn);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -813,6 +870,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         watch_stop(*socket_context);
         *socket_context = NULL;
         atomic_fetch_sub(&connections, 1);
+        atomic_fetch_add(&freed_bytes, pool_bytes[*(const http_daemon *)cls] + CONN_HEAP_BYTES);
     }
 }
 
@@ -887,9 +945,18 @@ int http_start(const cfg *c)
     header_timeout_ms = (int64_t)c->limits.header_timeout_s * MS_PER_S;
     body_timeout_ms = (int64_t)c->limits.body_timeout_s * MS_PER_S;
     body_limit = c->limits.max_message_bytes;
-    pool_bytes[HTTP_MAIN] = pool_bytes[HTTP_POLLS] =
+    pool_bytes[HTTP_MAIN] =
         (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;
     pool_bytes[HTTP_STREAMS] = STREAM_POOL_BYTES;
+    pool_bytes[HTTP_POLLS] = POLL_POOL_BYTES;
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) == 0) {
+        dead_fd = pair[0];
+        close(pair[1]);
+    } else {
+        LOG_WARN(TAG, "socketpair: %s; an answered long poll closes its connection",
+                 strerror(errno));
+    }
     bool started = true;
     for (int d = 0; d < HTTP_DAEMONS; d++)
         started &= (daemons[d] = start_daemon((http_daemon)d, limit, idle_timeout, pool_bytes[d],
@@ -931,6 +998,9 @@ void http_stop(void)
             MHD_stop_daemon(daemons[d]);
     for (int d = 0; d < HTTP_DAEMONS; d++)
         daemons[d] = NULL;
+    if (dead_fd >= 0)
+        close(dead_fd);
+    dead_fd = -1;
 }
 
 unsigned http_connections(void)

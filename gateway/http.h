@@ -58,6 +58,11 @@ void http_stop(void);
 /* Connections MHD holds now. */
 unsigned http_connections(void);
 
+/* Any thread: about how many heap bytes the connections MHD closed since
+ * the last call gave back (each its pool and some CONN_HEAP_BYTES of
+ * MHD's and crier's per-connection state), for memtrim.h; resets it. */
+size_t http_take_freed(void);
+
 /* Timer thread: closes connections that have waited longer than
  * limits.header_timeout_s for their next request to arrive. */
 void http_tick(int64_t now_ms);

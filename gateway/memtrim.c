@@ -13,13 +13,22 @@
 
 #define TAG "memory"
 
-static size_t pending;  /* freed since the last trim */
-static int64_t last_ms; /* when the last trim ran; 0 never */
+static size_t pending;       /* freed since the last trim */
+static int64_t since_ms;     /* when the current burst of them began */
+static int64_t last_free_ms; /* when the latest of them was */
+static int64_t last_ms;      /* when the last trim ran; 0 never */
 
 bool memtrim_freed(size_t freed, int64_t now_ms)
 {
+    if (freed) {
+        if (!pending || now_ms - last_free_ms >= MEMTRIM_QUIET_MS)
+            since_ms = now_ms; /* a new burst */
+        last_free_ms = now_ms;
+    }
     pending += freed;
-    if (pending < MEMTRIM_MIN_BYTES || (last_ms && now_ms - last_ms < MEMTRIM_EVERY_MS))
+    bool settled =
+        now_ms - last_free_ms >= MEMTRIM_QUIET_MS || now_ms - since_ms >= MEMTRIM_EVERY_MS;
+    if (pending < MEMTRIM_MIN_BYTES || !settled || (last_ms && now_ms - last_ms < MEMTRIM_EVERY_MS))
         return false;
     LOG_DBG(TAG, "%zu bytes freed since the last trim: returning free pages to the OS", pending);
     pending = 0;

@@ -50,6 +50,7 @@
 #include "gateway/presence_api.h"
 #include "gateway/publish_pace.h"
 #include "gateway/guard.h"
+#include "gateway/handback.h"
 #include "gateway/http.h"
 #include "common/linger.h"
 #include "gateway/memtrim.h"
@@ -103,6 +104,7 @@ typedef struct pending_conn {
     socklen_t addr_len;
     int64_t deadline;
     char line[160]; /* "METHOD /path" once the head is in, for log lines; "" before */
+    bool returned;  /* back from the poll daemon (handback.h): not a new connection */
     list_node link; /* in `pending`: FIFO, which is deadline order */
 } pending_conn;
 
@@ -306,8 +308,11 @@ static void authorize_upgrade(const request_head *h, destination *to)
 /* Decides who serves a complete, well-formed head: libwebsockets for an
  * upgrade it takes (if its handshake is sound); else the libmicrohttpd
  * daemon for what it asks, if its headers fit there (a stream that does
- * not fit the stream daemon goes to the main one); else nobody. */
-static destination route(const request_head *h)
+ * not fit the stream daemon goes to the main one, and so does a poll with
+ * more than its head arrived: a body, or a request sent behind it, which
+ * the poll daemon, handing its connection back after one answer, would
+ * not serve); else nobody. peeked: the bytes that have arrived. */
+static destination route(const request_head *h, size_t peeked)
 {
     destination to = route_by_request(h);
     if (to.websocket && !to.status)
@@ -322,7 +327,8 @@ static destination route(const request_head *h)
         to.status = 431;
         to.error = "request headers are larger than limits.max_header_bytes (every field past "
                    "the 16th counts 64 bytes more)";
-    } else if (!http_headers_fit(h->head_len + reply_extra, h->fields, to.daemon)) {
+    } else if (!http_headers_fit(h->head_len + reply_extra, h->fields, to.daemon) ||
+               (to.daemon == HTTP_POLLS && peeked > h->head_len)) {
         to.daemon = HTTP_MAIN;
     }
     return to;
@@ -510,10 +516,10 @@ static void pend_try(pending_conn *p, uint32_t events)
         else if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             pend_drop(p, 0, NULL, NULL); /* half a request, and the client is gone */
         /* else edge-triggered: the next segment brings the next event */
-    } else if ((note_line(p, &h), connect_refused(p, &h))) {
+    } else if ((note_line(p, &h), !p->returned && connect_refused(p, &h))) {
         request_head_free(&h);
     } else {
-        destination to = route(&h);
+        destination to = route(&h, (size_t)n);
         if (to.status) {
             pend_drop_as(p, to.status, to.extra_header, to.error, to.who);
             access_unref(to.who);
@@ -553,6 +559,19 @@ static void refuse_over_capacity(int fd)
     }
 }
 
+/* Acceptor: p (fd and address set) waits for its head from now. */
+static void pend_add(pending_conn *p)
+{
+    p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * MS_PER_S;
+    list_push_back(&pending, &p->link);
+    pend_count++;
+    /* Edge-triggered: a peek consumes nothing, so level-triggered epoll
+     * would report a half-sent request again and again. */
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
+    if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, p->fd, &ev))
+        pend_drop(p, 0, NULL, NULL);
+}
+
 static void accept_all(void)
 {
     for (;;) {
@@ -578,15 +597,27 @@ static void accept_all(void)
             free(p);
             continue;
         }
-        p->deadline = clock_now_ms() + (int64_t)conf->limits.header_timeout_s * MS_PER_S;
-        list_push_back(&pending, &p->link);
-        pend_count++;
-        /* Edge-triggered: a peek consumes nothing, so level-triggered epoll
-         * would report a half-sent request again and again. */
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
-        if (epoll_ctl(epoll_fd, EPOLL_CTL_ADD, p->fd, &ev))
-            pend_drop(p, 0, NULL, NULL);
+        pend_add(p);
     }
+}
+
+/* A kept-alive connection back from the poll daemon (handback.h): its next
+ * request's head is read as a new connection's, on the same clock
+ * (limits.header_timeout_s from now, the end of the previous request). */
+static void adopt_returned(int fd)
+{
+    pending_conn *p = calloc(1, sizeof(*p));
+    if (p) {
+        p->fd = fd;
+        p->returned = true; /* limits.rate.connect counted it once */
+        p->addr_len = sizeof(p->addr);
+        if (getpeername(fd, (struct sockaddr *)&p->addr, &p->addr_len) == 0) {
+            pend_add(p);
+            return;
+        }
+    }
+    free(p);
+    close(fd); /* out of memory, or the client is gone */
 }
 
 static void resume_accepting(void)
@@ -607,6 +638,8 @@ static void *acceptor_main(void *arg)
                 ws_proxy_answers();
             else if (evs[i].data.ptr == ws_owner_wake_tag())
                 ws_owner_answers();
+            else if (evs[i].data.ptr == handback_tag())
+                handback_take(adopt_returned);
             else if (evs[i].data.ptr && ws_owner_bounce_event(evs[i].data.ptr))
                 continue;
             else if (evs[i].data.ptr)
@@ -617,12 +650,15 @@ static void *acceptor_main(void *arg)
         int64_t now = clock_now_ms();
         ws_owner_tick(now);
         for (pending_conn *p; (p = pend_oldest()) && p->deadline <= now;) {
-            pend_drop(p, 408, NULL,
+            /* A kept-alive connection ends without a word, as libmicrohttpd
+             * ends its own: a client may be sending its next request now. */
+            pend_drop(p, p->returned ? 0 : 408, NULL,
                       "request headers did not arrive within limits.header_timeout_s");
         }
         if (accept_paused_until && now >= accept_paused_until)
             resume_accepting();
     }
+    handback_fini();
     for (pending_conn *p; (p = pend_oldest());)
         pend_drop(p, 0, NULL, NULL);
     ws_proxy_fini();
@@ -653,12 +689,15 @@ static void *timer_main(void *arg)
         hub_presence_tick(h, now); /* users gone past the grace, presence events */
         hub_user_ops_tick(h, now); /* server API ops whose nodes did not all answer */
         node_stats_tick(now);      /* cluster view questions likewise */
+        /* Long polls answered and streams ended give their memory back too. */
+        size_t freed = http_take_freed();
         if (now >= next_expire) {
-            memtrim_freed(hub_expire(h, now), now);
+            freed += hub_expire(h, now);
             api_stats_tick(now);
             log_tick(); /* the "suppressed N lines" warning */
             next_expire = now + EXPIRE_EVERY_MS;
         }
+        memtrim_freed(freed, now);
         if (now >= next_signalr) {
             sr_tick(now);
             next_signalr = now + SIGNALR_TICK_MS;
@@ -905,13 +944,14 @@ int server_run(const cfg *c)
     router_init(c);
     cors_init(c);
     if (listen_fd < 0 || epoll_fd < 0 || ws_proxy_init(c, epoll_fd) || ws_owner_init(c, epoll_fd) ||
-        ws_start(c, open_websocket) || sse_start(c) || http_start(c)) {
+        handback_init(epoll_fd) || ws_start(c, open_websocket) || sse_start(c) || http_start(c)) {
         if (listen_fd >= 0)
             close(listen_fd);
         if (epoll_fd >= 0)
             close(epoll_fd);
         ws_proxy_fini();
         ws_owner_fini();
+        handback_fini();
         ws_stop(0);
         sse_stop();
         http_stop();

@@ -76,6 +76,30 @@ function assertRefused(res, error, what) {
 
 const stopAll = (...clients) => clients.forEach((c) => c?.close());
 
+test('limits.rate.connect: the polls of one kept-alive connection count as one connection', async (t) => {
+  // An answered poll's connection goes back to the acceptor for its next
+  // request (the poll daemon keeps no pool between polls); that is not a
+  // new connection, so the connect rate does not count it again.
+  const srv = await startFor(t, { limits: { rate: { connect: { per_s: 1, burst: 1 } } } });
+  for (let i = 1; i <= 5; i++) {
+    const pub = await get(srv, '/rooms/kc/messages', {
+      method: 'POST',
+      localAddress: `127.0.0.${100 + i}`,
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify(i),
+    });
+    assert.equal(pub.status, 201, pub.text);
+  }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  t.after(() => agent.destroy());
+  for (let since = 0; since < 5; since++) {
+    const res = await get(srv, `/rooms/kc/poll?since=${since}`, { localAddress: '127.0.0.5', agent });
+    assert.equal(res.status, 200, `poll since=${since}: ${res.status} ${res.text}`);
+    assert.equal(res.json.last_id, 5, res.text);
+    if (since > 0) assert.ok(res.reused, `poll since=${since} on the kept-alive connection`);
+  }
+});
+
 test('limits.rate.connect: past the burst a new connection gets 429 + Retry-After before any upgrade; other addresses are not touched', async (t) => {
   const srv = await startFor(t, { limits: { rate: { connect: { per_s: 1, burst: 3 } } } });
   const error = 'rate limit: too many connections from this address';

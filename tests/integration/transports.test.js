@@ -4,7 +4,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { assertJsonError, poll, publish, rawConnect, request, roomInfo, subscriberCounts } from '../lib/http.js';
+import { assertJsonError, parseRawResponse, poll, publish, rawConnect, request, roomInfo, subscriberCounts } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
 import { eventEpochs, eventSeq, sseHttp } from '../lib/sse.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
@@ -269,6 +269,72 @@ test('long poll: a kept-alive connection that started with a poll also publishes
   await waitFor(() => answers().length === 3, { message: 'the second poll answered' });
   assert.match(answers()[2], /^HTTP\/1\.1 200 [\s\S]*"two"/, answers()[2]);
   assert.ok(!conn.socket.destroyed, 'the connection is still open');
+});
+
+test('long poll: after its answer, a kept-alive connection\'s next request gets the whole header limit, and the JSON 431 past it', async (t) => {
+  // An answered poll's connection goes back to the acceptor (the poll
+  // daemon's pool is small): the next request's head is read and checked
+  // there as a new connection's, so limits.max_header_bytes (8192) holds
+  // for it as for a first request, and past it the acceptor's JSON 431.
+  const srv = await startFor(t);
+  const pad = (n) => Array.from({ length: n }, (_, i) => `X-Pad${i}: ${'p'.repeat(1000)}\r\n`).join('');
+  const answered = async (room, next) => {
+    const conn = await rawConnect(srv.port);
+    t.after(() => conn.socket.destroy());
+    const answers = () => conn.data().split(/(?=HTTP\/1\.1 )/).filter((a) => a.includes('\r\n\r\n'));
+    conn.send(`GET /rooms/${room}/poll?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    await waitFor(async () => (await subscriberCounts(srv.url, room))?.long_polling === 1, { message: 'the poll is held' });
+    assert.equal(await publish(srv.url, room, 'one'), 1);
+    await waitFor(() => answers().length === 1 && answers()[0].includes('"one"'), { message: 'the poll answered' });
+    conn.send(next);
+    return { conn, answers };
+  };
+  // 6 KB of headers: more than the poll daemon's pool takes, within the limit.
+  const within = await answered('kb1', `GET /rooms/kb1/poll?since=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n${pad(6)}\r\n`);
+  await waitFor(async () => (await subscriberCounts(srv.url, 'kb1'))?.long_polling === 1, { message: 'the second poll is held' });
+  assert.equal(await publish(srv.url, 'kb1', 'two'), 2);
+  await waitFor(() => within.answers().length === 2, { message: 'the second poll answered' });
+  assert.match(within.answers()[1], /^HTTP\/1\.1 200 [\s\S]*"two"/, within.answers()[1].slice(0, 300));
+  // 9 KB: over it.
+  const over = await answered('kb2', `GET /rooms/kb2/poll?since=1 HTTP/1.1\r\nHost: 127.0.0.1\r\n${pad(9)}\r\n`);
+  await waitFor(() => over.answers().length === 2, { message: 'an answer to the oversized head' });
+  const refused = parseRawResponse(over.answers()[1]);
+  assert.equal(refused.status, 431, over.answers()[1].slice(0, 300));
+  assert.match(refused.headers['content-type'] ?? '', /^application\/json\b/, over.answers()[1].slice(0, 300));
+  assert.match(refused.body, /"error"\s*:\s*"request headers are larger than limits\.max_header_bytes/, refused.body);
+});
+
+test('long poll: an idle kept-alive connection after a poll\'s answer ends silently after limits.header_timeout_s', async (t) => {
+  // Back with the acceptor, it waits for its next head as any kept-alive
+  // connection does: closed without an answer (a 408 there could be taken
+  // for the answer to a request the client is sending just then).
+  const srv = await startFor(t, { limits: { header_timeout_s: 1 } });
+  assert.equal(await publish(srv.url, 'idle', 'one'), 1);
+  const conn = await rawConnect(srv.port);
+  t.after(() => conn.socket.destroy());
+  const sentAt = Date.now();
+  conn.send('GET /rooms/idle/poll?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  await withTimeout(conn.closed, 5000, 'the idle connection was not closed');
+  assert.ok(Date.now() - sentAt >= 900, `closed after ${Date.now() - sentAt} ms, before the header timeout`);
+  const answers = conn.data().split(/(?=HTTP\/1\.1 )/).filter((a) => a.includes('\r\n\r\n'));
+  assert.equal(answers.length, 1, `one answer, the poll's: ${conn.data().slice(0, 400)}`);
+  assert.match(answers[0], /^HTTP\/1\.1 200 [\s\S]*"one"/);
+});
+
+test('long poll: a request sent right behind a poll (pipelined) is answered too', async (t) => {
+  // A poll with more than its head already arrived is served where the
+  // connection stays with libmicrohttpd, so the request behind it is not lost.
+  const srv = await startFor(t);
+  assert.equal(await publish(srv.url, 'pp', 'one'), 1);
+  const conn = await rawConnect(srv.port);
+  t.after(() => conn.socket.destroy());
+  const answers = () => conn.data().split(/(?=HTTP\/1\.1 )/).filter((a) => a.includes('\r\n\r\n'));
+  conn.send(
+    'GET /rooms/pp/poll?since=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n' + 'GET /rooms/pp HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n',
+  );
+  await waitFor(() => answers().length === 2, { timeout: 4000, message: 'both answered' });
+  assert.match(answers()[0], /^HTTP\/1\.1 200 [\s\S]*"one"/, answers()[0].slice(0, 300));
+  assert.match(answers()[1], /^HTTP\/1\.1 200 /, answers()[1].slice(0, 300));
 });
 
 test('long poll: since=N answers at once from history', async (t) => {

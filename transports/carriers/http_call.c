@@ -45,6 +45,26 @@ enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct 
     return MHD_queue_response(conn, status, r);
 }
 
+/* MHD_get_response_headers' iterator: takes the first header, stops. */
+static enum MHD_Result first_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                    const char *value)
+{
+    (void)kind;
+    const char **kv = cls;
+    kv[0] = key;
+    kv[1] = value;
+    return MHD_NO;
+}
+
+void http_forget_headers(struct MHD_Response *r)
+{
+    const char *kv[2] = {NULL, NULL};
+    /* One at a time: a deletion frees the record the iterator walks. */
+    while (MHD_get_response_headers(r, first_header, (void *)kv) > 0 && kv[0] &&
+           MHD_del_response_header(r, kv[0], kv[1]) == MHD_YES)
+        kv[0] = NULL;
+}
+
 enum MHD_Result http_queue_uncached(struct MHD_Connection *conn, unsigned status,
                                     struct MHD_Response *r, const char *content_type)
 {

@@ -65,6 +65,13 @@ void http_call_init(const http_call_hooks *hooks, bool trust_proxy);
  * has its CORS headers (http_cors.h). */
 enum MHD_Result http_queue(struct MHD_Connection *conn, unsigned status, struct MHD_Response *r);
 
+/* Frees r's header records, for a response whose header block has been
+ * built (a content reader runs only after that): libmicrohttpd 0.9.75 reads
+ * them only to build the block (and footers, which crier never adds), and
+ * an idle event stream would hold them (some 650 bytes) for its life. On
+ * the MHD thread of the connection r is queued on. */
+void http_forget_headers(struct MHD_Response *r);
+
 /* Queues r (NULL: MHD_NO) with Content-Type content_type (NULL: none) and
  * Cache-Control: no-store, then drops the caller's reference to r. */
 enum MHD_Result http_queue_uncached(struct MHD_Connection *conn, unsigned status,

@@ -74,12 +74,14 @@
 typedef struct sse_conn {
     sub *s;
     struct MHD_Connection *conn;
-    int fd;                   /* set once; -1 when unknown; valid until sse_completed */
-    uint32_t pend_idx;        /* pend_lock: its slot in pend_arr; PEND_NONE: not pending */
-    hw_entry *watch;          /* MHD thread */
-    const char *hello;        /* MHD thread: sent first, then NULL */
-    sse_farewell_fn farewell; /* set once; NULL: none */
-    buf farewell_buf;         /* MHD thread: what a farewell built */
+    int fd;                    /* set once; -1 when unknown; valid until sse_completed */
+    uint32_t pend_idx;         /* pend_lock: its slot in pend_arr; PEND_NONE: not pending */
+    hw_entry *watch;           /* MHD thread */
+    const char *hello;         /* MHD thread: sent first, then NULL */
+    struct MHD_Response *resp; /* MHD thread: until the reader's first call, whose headers it
+                                  frees then (http_forget_headers); the connection holds it */
+    sse_farewell_fn farewell;  /* set once; NULL: none */
+    buf farewell_buf;          /* MHD thread: what a farewell built */
     /* The flags share one word (an idle stream's size counts): */
     bool farewell_sent; /* MHD thread */
     bool suspended;     /* sub lock */
@@ -322,6 +324,10 @@ static ssize_t read_stream(void *cls, uint64_t pos, char *out, size_t max)
     sub *s = c->s;
     ssize_t ret;
     (void)pos;
+    if (c->resp) { /* the header block is out: an idle stream keeps no records of it */
+        http_forget_headers(c->resp);
+        c->resp = NULL;
+    }
     pthread_mutex_lock(&s->lock);
     if (c->gone) {
         pthread_mutex_unlock(&s->lock);
@@ -406,6 +412,8 @@ enum MHD_Result sse_stream_with(http_call *call, sub *s, const char *hello,
     if (s->conn_id[0]) /* the member's connection id, for the server API */
         MHD_add_response_header(r, SUB_CONN_ID_HEADER, s->conn_id);
     enum MHD_Result ret = http_queue(call->conn, MHD_HTTP_OK, r);
+    if (ret == MHD_YES)
+        c->resp = r; /* queued: the connection's reference keeps it */
     MHD_destroy_response(r);
     if (ret == MHD_YES)
         c->watch = hw_watch(c->fd, sse_gone, c);

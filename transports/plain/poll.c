@@ -46,7 +46,7 @@ typedef struct room_poll {
      * started. Set before the hold, read under the sub lock after. */
     uint64_t since;
     char epoch[MSG_EPOCH_MAX]; /* the client's epoch, "" for none */
-    char room[ROOM_NAME_MAX + 1];
+    char room[]; /* its NUL-terminated name, as long as it is (a held poll's size counts) */
 } room_poll;
 
 static const cfg *conf;
@@ -198,13 +198,14 @@ enum MHD_Result plain_poll_handle(http_call *call)
     access_principal *who = NULL;
     if (plain_connect_step(call, "long_polling", &who, &refused) != PLAIN_ASK_GO)
         return refused; /* waiting for upstream.connect, or refused by it */
-    room_poll *p = calloc(1, sizeof(*p));
+    size_t room_len = strnlen(call->room, ROOM_NAME_MAX);
+    room_poll *p = calloc(1, sizeof(*p) + room_len + 1);
     if (!p) {
         access_unref(who);
         return MHD_NO;
     }
     sub_init(&p->s, SUB_LONGPOLL, MSG_FMT_JSON, conf->limits.send_queue);
-    snprintf(p->room, sizeof(p->room), "%s", call->room);
+    memcpy(p->room, call->room, room_len); /* calloc'd: NUL-terminated */
     if (v && epoch)
         snprintf(p->epoch, sizeof(p->epoch), "%s", epoch);
     int rc = sub_set_identity(&p->s, who ? who->user : NULL, NULL);
