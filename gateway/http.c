@@ -124,9 +124,21 @@ static atomic_size_t freed_bytes; /* by closed connections, since http_take_free
  * connection's descriptor names until MHD closes it. */
 static int dead_fd = -1;
 
-bool http_headers_fit(size_t len, unsigned fields, http_daemon d)
+static size_t limit_pool_bytes; /* set once at start: the limit rule's pool */
+
+static size_t head_block_need(const http_head_size *hs)
 {
-    size_t need = len + (size_t)fields * FIELD_BYTES + REPLY_BYTES;
+    return hs->len + (size_t)hs->fields * FIELD_BYTES + REPLY_BYTES;
+}
+
+bool http_head_within_limit(const http_head_size *hs)
+{
+    return head_block_need(hs) <= limit_pool_bytes;
+}
+
+bool http_headers_fit(const http_head_size *hs, http_daemon d)
+{
+    size_t need = head_block_need(hs) + hs->cookie_bytes + (size_t)hs->cookie_pairs * FIELD_BYTES;
     return need + (d == HTTP_STREAMS ? STREAM_WRITE_BYTES : 0) <= pool_bytes[d];
 }
 
@@ -577,6 +589,39 @@ static void check_request_rate(struct MHD_Connection *conn, http_req *req)
     req->retry_after_s = token_bucket_wait_s(wait);
 }
 
+/* The head's size as the limits.max_header_bytes rule counts it (what
+ * libmicrohttpd parsed of it: the request line, each "name: value" line). */
+static enum MHD_Result add_field_size(void *cls, enum MHD_ValueKind kind, const char *key,
+                                      const char *value)
+{
+    http_head_size *hs = cls;
+    size_t line = strlen(key) + (value ? strlen(value) : 0) + 2;
+    if (kind == MHD_HEADER_KIND) {
+        hs->len += line + 2; /* ": " and CRLF */
+        hs->fields++;
+    } else {
+        hs->len += line; /* a query argument: '=' and '&' */
+    }
+    return MHD_YES;
+}
+
+/* The acceptor checks the head of a connection's first request; the next
+ * ones on a kept-alive connection reach libmicrohttpd directly, whose pool
+ * on the main daemon has room for cookies besides the limit, so their size
+ * is checked here: over the limit, 431 as at the acceptor. */
+static void check_head_size(struct MHD_Connection *conn, http_req *req, const char *method,
+                            const char *url, const char *version)
+{
+    http_head_size hs = {strlen(method) + strlen(url) + strlen(version) + 6, 0, 0, 0};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_field_size, &hs);
+    if (http_head_within_limit(&hs))
+        return;
+    req->ep = NULL;
+    req->error_status = MHD_HTTP_REQUEST_HEADER_FIELDS_TOO_LARGE;
+    req->error = "request headers are larger than limits.max_header_bytes (every field past "
+                 "the 16th counts 64 bytes more)";
+}
+
 static enum MHD_Result answer_error(struct MHD_Connection *conn, http_req *req, const char *method,
                                     const char *url)
 {
@@ -723,6 +768,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         req->hand_back = *thread_daemon == HTTP_POLLS && keeps_alive(conn, version);
         resolve(req, url, method);
         check_request_rate(conn, req);
+        check_head_size(conn, req, method, url, version);
         request_started(conn, method, url);
         if (req->ep)
             authorize(conn, req, url, method);
@@ -945,8 +991,10 @@ int http_start(const cfg *c)
     header_timeout_ms = (int64_t)c->limits.header_timeout_s * MS_PER_S;
     body_timeout_ms = (int64_t)c->limits.body_timeout_s * MS_PER_S;
     body_limit = c->limits.max_message_bytes;
-    pool_bytes[HTTP_MAIN] =
-        (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;
+    limit_pool_bytes = (size_t)c->limits.max_header_bytes + FREE_FIELDS * FIELD_BYTES + REPLY_BYTES;
+    /* libmicrohttpd parses a copy of a Cookie header in the pool, with a
+     * record per cookie: room for as much again as the limit. */
+    pool_bytes[HTTP_MAIN] = limit_pool_bytes + (size_t)c->limits.max_header_bytes;
     pool_bytes[HTTP_STREAMS] = STREAM_POOL_BYTES;
     pool_bytes[HTTP_POLLS] = POLL_POOL_BYTES;
     int pair[2];

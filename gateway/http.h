@@ -34,12 +34,25 @@ typedef enum {
     HTTP_DAEMONS
 } http_daemon;
 
-/* Can libmicrohttpd parse a request header block of len bytes with fields
- * header fields, and answer it, within a connection's memory pool on
- * daemon d? Only the acceptor asks; for HTTP_MAIN and HTTP_POLLS the answer
- * is the limits.max_header_bytes rule, in which every field past the 16th
- * counts 64 bytes more. */
-bool http_headers_fit(size_t len, unsigned fields, http_daemon d);
+/* What libmicrohttpd keeps of a request head in a connection's pool: the
+ * block (len bytes, fields header fields) and, for Cookie headers, a copy
+ * of their values (cookie_bytes) and a record per cookie (cookie_pairs). */
+typedef struct http_head_size {
+    size_t len;
+    unsigned fields;
+    size_t cookie_bytes;
+    unsigned cookie_pairs;
+} http_head_size;
+
+/* The limits.max_header_bytes rule: the block, every field past the 16th
+ * counting 64 bytes more. Only the acceptor asks. */
+bool http_head_within_limit(const http_head_size *hs);
+
+/* Can libmicrohttpd parse the head, and answer it, within a connection's
+ * memory pool on daemon d? The main daemon's pool takes every head within
+ * the limit whose cookies need no more than limits.max_header_bytes besides.
+ * Only the acceptor asks. */
+bool http_headers_fit(const http_head_size *hs, http_daemon d);
 
 /* Hands an accepted socket, whose request has not been read, to daemon d.
  * Any thread. On failure MHD has closed fd. Returns 0 or -1. */

@@ -184,6 +184,10 @@ static int note_field(request_head *h, rh_span name, rh_span value)
     } else if (rh_span_is(name, "Cookie")) {
         if (!h->cookie.p)
             h->cookie = value;
+        h->cookie_bytes += value.len + 1;
+        h->cookie_pairs++;
+        for (size_t i = 0; i < value.len; i++)
+            h->cookie_pairs += value.p[i] == ';';
     } else if (rh_span_is(name, "Upgrade")) {
         h->upgrade_websocket |= rh_list_has(value, "websocket");
     } else if (rh_span_is(name, "Connection")) {

@@ -50,6 +50,8 @@ typedef struct request_head {
     rh_span authorization;    /* the credential, checked before an upgrade (gateway/guard.h);
                                  a span of the input, bounded as every field is */
     rh_span cookie;           /* the first Cookie, for the connect proxy (upstream.connect) */
+    size_t cookie_bytes;      /* every Cookie value's length + 1: libmicrohttpd parses a copy */
+    unsigned cookie_pairs;    /* the cookies in them (';'-separated): a record each */
     bool has_content_length;
     uint64_t content_length;
     bool chunked;               /* Transfer-Encoding: chunked */

@@ -323,11 +323,18 @@ static destination route(const request_head *h, size_t peeked)
      * room in the stream daemon's small pool too. */
     size_t reply_extra =
         cors_origin_allowed(h->origin.p, h->origin.len) ? h->origin.len + CORS_REPLY_BYTES : 0;
-    if (!http_headers_fit(h->head_len, h->fields, HTTP_MAIN)) {
+    http_head_size hs = {h->head_len, h->fields, h->cookie_bytes, h->cookie_pairs};
+    http_head_size reply = hs;
+    reply.len += reply_extra;
+    if (!http_head_within_limit(&hs)) {
         to.status = 431;
         to.error = "request headers are larger than limits.max_header_bytes (every field past "
                    "the 16th counts 64 bytes more)";
-    } else if (!http_headers_fit(h->head_len + reply_extra, h->fields, to.daemon) ||
+    } else if (!http_headers_fit(&hs, HTTP_MAIN)) {
+        to.status = 431;
+        to.error = "the Cookie headers are too large: with their cookies (64 bytes each) they "
+                   "take more than limits.max_header_bytes besides the header block";
+    } else if (!http_headers_fit(&reply, to.daemon) ||
                (to.daemon == HTTP_POLLS && peeked > h->head_len)) {
         to.daemon = HTTP_MAIN;
     }
