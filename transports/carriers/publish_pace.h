@@ -5,7 +5,9 @@
  * parked, not applied; the timer thread lets parked publishes go, oldest
  * first, as soon as the backlog no longer holds, and refuses those that
  * waited limits.publish_wait_ms (their answer: 503 with Retry-After).
- * Private to gateway/.
+ * Used by gateway/api.c (room publishes), gateway/users_api.c (the server
+ * API's sends) and transports/signalr/transports.c (SignalR sends over SSE
+ * and long polling, their POSTs).
  *
  * Threading: pace_lock guards the queue of parked publishes; it is taken
  * alone, or before backlog.c's lock (backlog_holding). go and refuse run
@@ -18,6 +20,7 @@
 #include <stdint.h>
 
 #include "common/list.h"
+#include "hub/backlog.h"
 
 /* A parked publish; lives in the caller's request data. */
 typedef struct pace_entry {
@@ -30,12 +33,17 @@ typedef struct pace_entry {
 
 /* Any thread: parks e (deadline, go, refuse and arg set by the caller) when
  * publishes wait (the backlog holds, or others are parked already: they go
- * first); returns false when the publish may go at once (e untouched). */
-bool publish_pace_park(pace_entry *e);
+ * first), counted as paced of kind; returns false when the publish may go
+ * at once (e untouched). */
+bool publish_pace_park(pace_entry *e, pace_kind kind);
 
 /* Timer thread: lets parked publishes go while the backlog does not hold,
  * refuses those past their deadline. */
 void publish_pace_tick(int64_t now_ms);
+
+/* The transport label of crier_publish_paced_total: "http", "websocket",
+ * "signalr_http", "server_api". */
+const char *pace_kind_name(pace_kind k);
 
 /* Parked publishes now. */
 unsigned publish_pace_parked(void);

@@ -6,7 +6,7 @@
  *
  * Threads and locks: docs/concurrency.md
  */
-#include "gateway/publish_pace.h"
+#include "transports/carriers/publish_pace.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -18,7 +18,7 @@ static list_node parked = LIST_INIT(parked); /* pace_lock: oldest first */
 static bool stopping;                        /* pace_lock */
 static atomic_uint nparked;
 
-bool publish_pace_park(pace_entry *e)
+bool publish_pace_park(pace_entry *e, pace_kind kind)
 {
     if (!atomic_load(&nparked) && !backlog_holding())
         return false;
@@ -30,7 +30,7 @@ bool publish_pace_park(pace_entry *e)
     }
     pthread_mutex_unlock(&pace_lock);
     if (park)
-        backlog_count_paced(PACE_HTTP);
+        backlog_count_paced(kind);
     return park;
 }
 
@@ -85,4 +85,11 @@ void publish_pace_shutdown(void)
             return;
         e->refuse(e->arg);
     }
+}
+
+const char *pace_kind_name(pace_kind k)
+{
+    static const char *const names[PACE_KINDS] = {"http", "websocket", "signalr_http",
+                                                  "server_api"};
+    return k < PACE_KINDS ? names[k] : "?";
 }
