@@ -11,14 +11,20 @@
 // (crier_subscribers_dropped_total 0); A was paced
 // (crier_publish_paced_total{transport="http"} > 0). On the code before,
 // A never waited and B dropped readers ("send queue full").
+//
+// Then the same with a SignalR client on long polling through nginx (round
+// robin, deploy/nginx.conf): its POSTs land on either node, those for the
+// node that does not hold its connection are forwarded; each waits on the
+// node it lands on (crier_publish_paced_total{transport="signalr_http"}).
 
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { test } from 'node:test';
 import WebSocket from 'ws';
 import { request, subscriberCounts } from '../lib/http.js';
+import { T, connect } from '../lib/signalr.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
-import { startCluster } from './helpers.js';
+import { signalrCtx, startCluster, startNginxLogged } from './helpers.js';
 
 const READERS = 200;
 const PUBLISHES = 1500;
@@ -141,4 +147,52 @@ test(`closed-loop publisher on node A, ${READERS} WebSocket readers on node B (s
   assert.equal(bad.length, 0, `${bad.length} readers did not get ids 1..${accepted} in order, e.g. ${bad.slice(0, 3).map((r) => r.bad || `${r.got} messages`).join('; ')}`);
   assert.equal(dropped, 0, 'B dropped no subscriber');
   assert.ok(paced > 0, 'A paced its publisher (crier_publish_paced_total{transport="http"} > 0)');
+});
+
+async function openReadersOn(t, node, room, n) {
+  const readers = [];
+  t.after(() => readers.forEach((r) => r.ws.terminate()));
+  for (let i = 0; i < n; i += 50) {
+    const batch = Array.from({ length: Math.min(50, n - i) }, () => openReader(`${node.wsUrl}/rooms/${room}/ws`));
+    readers.push(...batch);
+    await Promise.all(batch.map((r) => r.opened));
+  }
+  await waitFor(async () => (await subscriberCounts(node.url, room))?.websocket === n, {
+    timeout: 30_000,
+    message: `${node.name} shows ${n} WebSocket subscribers`,
+  });
+  return readers;
+}
+
+test(`a long-polling SignalR client through nginx (round robin over A and B) sending fast, ${READERS} readers on B: paced, nobody dropped`, { timeout: 240_000 }, async (t) => {
+  const SENDS = 400;
+  const { nodes } = await startCluster(t, 2, { limits: { send_queue: 32 } });
+  const [a, b] = nodes;
+  const room = 'bp-cross-signalr';
+  const nginx = await startNginxLogged(t, [a.port, b.port]);
+  const readers = await openReadersOn(t, b, room, READERS);
+  await sleep(300);
+
+  const conn = await connect(signalrCtx(t, nginx.url), { transport: T.LongPolling, label: 'long polling via nginx' });
+  for (let n = 1; n <= SENDS; n++) await withTimeout(conn.send('SendToRoom', room, { n, pad: PAD }), 30_000, `send ${n}`);
+
+  try {
+    await waitFor(() => readers.every((r) => r.got >= SENDS || r.closeInfo), { timeout: 60_000, interval: 100, message: `every reader on B has ${SENDS} messages` });
+  } catch (err) {
+    const closed = readers.filter((r) => r.closeInfo);
+    throw new Error(`${err.message}: ${closed.length} closed (${JSON.stringify(closed[0]?.closeInfo)})`);
+  }
+  const label = 'crier_publish_paced_total{transport="signalr_http"}';
+  const paced = [await metric(a, label), await metric(b, label)];
+  const dropped = await metric(b, 'crier_subscribers_dropped_total');
+  const posts = nginx.accessLog().filter((l) => /^POST \/hubs\/chat/.test(l));
+  const upstreams = new Set(posts.map((l) => l.split(' ').at(-1)));
+  t.diagnostic(`paced on A ${paced[0]}, on B ${paced[1]}; B dropped ${dropped}; ${posts.length} POSTs via nginx to ${[...upstreams].join(', ')}`);
+  assert.equal(upstreams.size, 2, 'the POSTs landed on both nodes');
+  const closed = readers.filter((r) => r.closeInfo);
+  assert.equal(closed.length, 0, `readers on B closed: ${JSON.stringify(closed[0]?.closeInfo)} (${closed.length} of ${READERS})`);
+  const bad = readers.filter((r) => r.bad || r.got !== SENDS);
+  assert.equal(bad.length, 0, `${bad.length} readers did not get ids 1..${SENDS} in order, e.g. ${bad.slice(0, 3).map((r) => r.bad || `${r.got} messages`).join('; ')}`);
+  assert.equal(dropped, 0, 'B dropped no subscriber');
+  assert.ok(paced[0] + paced[1] > 0, 'the sender was paced');
 });

@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "common/clock.h"
 #include "hub/backlog.h"
 
 static pthread_mutex_t pace_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -85,6 +86,48 @@ void publish_pace_shutdown(void)
             return;
         e->refuse(e->arg);
     }
+}
+
+/* Timer thread: a parked request goes: its work, then it is resumed. */
+static void request_go(void *arg)
+{
+    pace_request *r = arg;
+    if (r->go)
+        r->go(r->arg);
+    atomic_store(&r->state, PACE_REQ_WENT);
+    MHD_resume_connection(r->conn);
+}
+
+/* Timer or main thread: a parked request waited too long. */
+static void request_refuse(void *arg)
+{
+    pace_request *r = arg;
+    atomic_store(&r->state, PACE_REQ_REFUSED);
+    MHD_resume_connection(r->conn);
+}
+
+pace_req_state publish_pace_request(pace_request *r, struct MHD_Connection *conn, int64_t wait_ms,
+                                    pace_kind kind, void (*go)(void *arg), void *arg)
+{
+    int st = atomic_load(&r->state);
+    if (st != PACE_REQ_NOW)
+        return (pace_req_state)st; /* resumed */
+    if (!atomic_load(&nparked) && !backlog_holding())
+        return PACE_REQ_NOW;
+    if (wait_ms <= 0) {
+        backlog_count_paced(kind);
+        return PACE_REQ_REFUSED;
+    }
+    r->conn = conn;
+    r->go = go;
+    r->arg = arg;
+    r->e = (pace_entry){
+        .deadline = clock_now_ms() + wait_ms, .go = request_go, .refuse = request_refuse, .arg = r};
+    /* Suspended first: the timer may let it go at once. */
+    MHD_suspend_connection(conn);
+    if (!publish_pace_park(&r->e, kind))
+        MHD_resume_connection(conn); /* no longer holding: called again, asks again */
+    return PACE_REQ_WAIT;
 }
 
 const char *pace_kind_name(pace_kind k)

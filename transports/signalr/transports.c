@@ -10,7 +10,7 @@
  * daemon (any of the three: http.c), ws_claimed and sr_remote_poll on the
  * backplane's thread, sr_remote_poll_expire on the timer, and remote_wake
  * on a publisher's thread with the hub and sub locks held. A POST parked by
- * backpressure (post_paced) is let go or refused on the timer (main at the
+ * backpressure is let go (post_go) or refused on the timer (main at the
  * drain), which resumes it.
  * Connection state is read and changed under the connection's
  * sub lock only. See docs/concurrency.md.
@@ -26,7 +26,6 @@
  */
 #include <errno.h>
 #include <jansson.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +37,6 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/ratelimit.h"
-#include "hub/backlog.h"
 #include "transports/carriers/http_client.h"
 #include "transports/carriers/publish_pace.h"
 #include "transports/carriers/sse.h"
@@ -78,20 +76,12 @@ typedef struct sr_req {
     void *inner; /* sse.c's or longpoll.c's state, or the POST body */
 } sr_req;
 
-/* Where a POST stands with backpressure (post_paced). */
-typedef enum { POST_NOW, POST_SENT, POST_REFUSED } post_pace;
-
 typedef struct sr_post {
     sr_conn *c;      /* NULL when refused */
     unsigned status; /* the refusal: answered once the body is read */
     const char *error;
     http_body body;
-    /* Parked by backpressure: the request is suspended until the timer
-     * thread sets `paced` (POST_SENT: it gave the records to the
-     * connection; POST_REFUSED) and resumes it. */
-    atomic_int paced; /* post_pace */
-    pace_entry pace;
-    struct MHD_Connection *conn;
+    pace_request pace; /* parked by backpressure: suspended meanwhile */
 } sr_post;
 
 /* ---------------------------------------------- connect-proxy tickets */
@@ -743,65 +733,20 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     return lp_hold(&in, lp);
 }
 
-/* Timer thread: a parked POST goes: its records to the connection, then
- * the request answers 200. */
+enum MHD_Result sr_refuse_paced(struct MHD_Connection *conn)
+{
+    return http_reply_refused(conn, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
+                              "subscribers are behind: the message was not sent within "
+                              "limits.publish_wait_ms; try again later");
+}
+
+/* Timer thread: a POST parked by backpressure goes: its records to the
+ * connection (the next check of the backlog sees them), then the request
+ * is resumed and answers 200. */
 static void post_go(void *arg)
 {
     sr_post *p = arg;
     sr_conn_receive(p->c, p->body.b.data ? p->body.b.data : "", p->body.b.len);
-    atomic_store(&p->paced, POST_SENT);
-    MHD_resume_connection(p->conn);
-}
-
-/* Timer or main thread: a parked POST waited limits.publish_wait_ms (or
- * crier shuts down): answered 503, its records not taken. */
-static void post_refuse(void *arg)
-{
-    sr_post *p = arg;
-    atomic_store(&p->paced, POST_REFUSED);
-    MHD_resume_connection(p->conn);
-}
-
-/* Backpressure (carriers/publish_pace.h): while subscribers that read are
- * behind, a client's sends wait as room publishes do: the POST is parked
- * (suspended) and its records are taken when the backlog no longer holds;
- * past limits.publish_wait_ms (or at once with 0) it is answered 503 with
- * Retry-After. A suspended request is not ended by libmicrohttpd until it
- * is resumed (the drain refuses every parked one before MHD stops), so p
- * outlives the entry. Returns true when *ret is the answer (or the request
- * waits); false: take the records now. */
-static bool post_paced(http_call *call, sr_post *p, enum MHD_Result *ret)
-{
-    int st = atomic_load(&p->paced);
-    if (st == POST_SENT) {
-        *ret = http_reply_empty(call->conn, MHD_HTTP_OK);
-        return true;
-    }
-    if (st == POST_REFUSED) {
-        *ret = http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
-                                  "subscribers are behind: the message was not sent within "
-                                  "limits.publish_wait_ms; try again later");
-        return true;
-    }
-    if (!publish_pace_parked() && !backlog_holding())
-        return false;
-    if (!conf->limits.publish_wait_ms) {
-        backlog_count_paced(PACE_SIGNALR_HTTP);
-        *ret = http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
-                                  "subscribers are behind: try again later");
-        return true;
-    }
-    p->conn = call->conn;
-    p->pace = (pace_entry){.deadline = clock_now_ms() + (int64_t)conf->limits.publish_wait_ms,
-                           .go = post_go,
-                           .refuse = post_refuse,
-                           .arg = p};
-    /* Suspended first: the timer may let it go at once. */
-    MHD_suspend_connection(call->conn);
-    if (!publish_pace_park(&p->pace, PACE_SIGNALR_HTTP))
-        MHD_resume_connection(call->conn); /* no longer holding: called again, sent then */
-    *ret = MHD_YES;
-    return true;
 }
 
 /* POST: records from an SSE or long-polling client. MHD takes an answer
@@ -827,9 +772,19 @@ static enum MHD_Result receive_post(http_call *call, sr_req *rq)
         return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                 "message is larger than limits.max_message_bytes");
     }
-    enum MHD_Result paced;
-    if (post_paced(call, p, &paced))
-        return paced;
+    /* Backpressure: while subscribers that read are behind, a client's sends
+     * wait as room publishes do (carriers/publish_pace.h). */
+    switch (publish_pace_request(&p->pace, call->conn, (int64_t)conf->limits.publish_wait_ms,
+                                 PACE_SIGNALR_HTTP, post_go, p)) {
+    case PACE_REQ_WAIT:
+        return MHD_YES;
+    case PACE_REQ_REFUSED:
+        return sr_refuse_paced(call->conn);
+    case PACE_REQ_WENT:
+        return http_reply_empty(call->conn, MHD_HTTP_OK); /* post_go took the records */
+    case PACE_REQ_NOW:
+        break;
+    }
     sr_conn_receive(p->c, p->body.b.data ? p->body.b.data : "", p->body.b.len);
     return http_reply_empty(call->conn, MHD_HTTP_OK);
 }
