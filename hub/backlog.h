@@ -89,7 +89,6 @@ uint64_t backlog_paced_total(pace_kind k);
 /* Queues judged stalled (set aside) since start. */
 uint64_t backlog_stalled_total(void);
 
-
 /* --- sendq.c, with the owning sub's lock held */
 /* q went past its mark (now_ms: when), or a stalled one drained again. */
 void backlog_enter(struct sendq *q, int64_t now_ms);
