@@ -19,20 +19,30 @@ static list_node parked = LIST_INIT(parked); /* pace_lock: oldest first */
 static bool stopping;                        /* pace_lock */
 static atomic_uint nparked;
 
-bool publish_pace_park(pace_entry *e, pace_kind kind)
+/* Parks e when publishes wait; a request to suspend (conn, may be NULL) is
+ * suspended under pace_lock first, so the timer, which resumes it after
+ * taking e off under the same lock, always finds it suspended. */
+static bool park(pace_entry *e, pace_kind kind, struct MHD_Connection *conn)
 {
     if (!atomic_load(&nparked) && !backlog_holding())
         return false;
     pthread_mutex_lock(&pace_lock);
-    bool park = !stopping && (!list_empty(&parked) || backlog_holding());
-    if (park) {
+    bool parks = !stopping && (!list_empty(&parked) || backlog_holding());
+    if (parks) {
+        if (conn)
+            MHD_suspend_connection(conn);
         list_push_back(&parked, &e->link);
         atomic_fetch_add(&nparked, 1);
     }
     pthread_mutex_unlock(&pace_lock);
-    if (park)
+    if (parks)
         backlog_count_paced(kind);
-    return park;
+    return parks;
+}
+
+bool publish_pace_park(pace_entry *e, pace_kind kind)
+{
+    return park(e, kind, NULL);
 }
 
 /* pace_lock held: takes the oldest parked entry off, or NULL. */
@@ -123,11 +133,7 @@ pace_req_state publish_pace_request(pace_request *r, struct MHD_Connection *conn
     r->arg = arg;
     r->e = (pace_entry){
         .deadline = clock_now_ms() + wait_ms, .go = request_go, .refuse = request_refuse, .arg = r};
-    /* Suspended first: the timer may let it go at once. */
-    MHD_suspend_connection(conn);
-    if (!publish_pace_park(&r->e, kind))
-        MHD_resume_connection(conn); /* no longer holding: called again, asks again */
-    return PACE_REQ_WAIT;
+    return park(&r->e, kind, conn) ? PACE_REQ_WAIT : PACE_REQ_NOW;
 }
 
 const char *pace_kind_name(pace_kind k)

@@ -12,8 +12,9 @@
  * that holds the connection).
  *
  * Threading: pace_lock guards the queue of parked publishes; it is taken
- * alone, or before backlog.c's lock (backlog_holding). go and refuse run
- * with no lock held.
+ * alone, or before backlog.c's locks (backlog_holding) and libmicrohttpd's
+ * (a paced request is suspended under it). go and refuse run with no lock
+ * held.
  */
 #ifndef CRIER_PUBLISH_PACE_H
 #define CRIER_PUBLISH_PACE_H
