@@ -28,6 +28,7 @@ static atomic_uint_fast64_t paced[PACE_KINDS];
 static atomic_uint_fast64_t stalled;
 static atomic_long in_flight;  /* this node's publishes on the backplane, not yet back */
 static atomic_long flight_max; /* 0: in-flight publishes hold nobody */
+static atomic_bool inbound;    /* behind on the backplane's messages */
 
 void backlog_set_stall_ms(int64_t ms)
 {
@@ -108,8 +109,25 @@ bool backlog_holding(void)
     return flight_holding() || backlog_remote_holding() || backlog_queues_holding();
 }
 
+void backlog_set_inbound(size_t waiting)
+{
+    bool was = atomic_load_explicit(&inbound, memory_order_relaxed);
+    bool now = was ? waiting > INBOUND_CLEAR_BYTES : waiting >= INBOUND_HOLD_BYTES;
+    if (now == was)
+        return;
+    atomic_store(&inbound, now);
+    backlog_cluster_changed(); /* the other nodes hear it at once */
+}
+
+bool backlog_inbound_behind(void)
+{
+    return atomic_load_explicit(&inbound, memory_order_relaxed);
+}
+
 bool backlog_queues_holding(void)
 {
+    if (atomic_load_explicit(&inbound, memory_order_relaxed))
+        return true;
     if (!atomic_load_explicit(&nbehind, memory_order_relaxed))
         return false;
     int64_t now = clock_now_ms();

@@ -26,7 +26,9 @@
  *
  * With a shared backplane the publishers of every node also wait while
  * another node's queues hold (backlog_cluster.h): each node tells the
- * others when its own verdict changes.
+ * others when its own verdict changes. A node that is behind on the
+ * backplane's messages (backlog_set_inbound: received, not read yet) holds
+ * as a behind queue does: its fanout is slower than the cluster publishes.
  *
  * Threading: backlog_lock (backlog.c) guards the list of behind queues and
  * each queue's `listed` and `link`; it is taken after the sub lock (sendq.c
@@ -39,6 +41,7 @@
 #define CRIER_BACKLOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sendq;
@@ -63,9 +66,10 @@ void backlog_set_stall_ms(int64_t stall_ms);
 bool backlog_holding(void);
 
 /* Any thread, no lock held but backlog_cluster.c's announce lock: true
- * while a behind queue of this node is draining (what this node tells the
- * other nodes). Stalled queues are set aside on the way. One atomic load
- * when nothing is behind, else O(behind queues). */
+ * while a behind queue of this node is draining, or the node is behind on
+ * the backplane's messages (what this node tells the other nodes). Stalled
+ * queues are set aside on the way. Two atomic loads when nothing is
+ * behind, else O(behind queues). */
 bool backlog_queues_holding(void);
 
 /* Any thread, before publishing starts: with a backplane, this node's
@@ -74,6 +78,15 @@ bool backlog_queues_holding(void);
  * queues only when they come back, so the queues alone would show the
  * backlog too late (a WebSocket publisher's frames would all be read). */
 void backlog_set_flight_max(long n);
+
+/* Backplane thread: bytes from the backplane not read yet. From
+ * INBOUND_HOLD_BYTES on, until they are down to INBOUND_CLEAR_BYTES, the
+ * node is behind on what the other nodes publish (its fanout of them is
+ * slower): backlog_queues_holding is true, as for a behind queue. */
+#define INBOUND_HOLD_BYTES (32 * 1024)
+#define INBOUND_CLEAR_BYTES (8 * 1024)
+void backlog_set_inbound(size_t waiting);
+bool backlog_inbound_behind(void);
 
 /* Any thread: delta publishes sent to the backplane (+1) or answered (-1). */
 void backlog_flight(int delta);

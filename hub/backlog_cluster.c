@@ -70,7 +70,7 @@ void backlog_cluster_changed(void)
     pthread_mutex_lock(&announce_lock);
     backplane *bp = atomic_load(&attached);
     /* A queue that just got behind drains; none behind holds nobody. */
-    bool holding = backlog_behind() > 0;
+    bool holding = backlog_behind() > 0 || backlog_inbound_behind();
     if (bp && holding != told_holding)
         tell_locked(bp, holding, clock_now_ms());
     pthread_mutex_unlock(&announce_lock);

@@ -3,19 +3,25 @@
 // B's queues fill from Redis, not from A's publishes: A waits while B says
 // its queues are behind (backlog_cluster.c), so B drops no reader that reads.
 //
-// Two crier nodes on one redis-server, limits.send_queue 32 on both (a small
-// queue: the readers' side overflows quickly when nobody waits for it), 200
-// WebSocket readers of one room on B, and a publisher on A that POSTs the
-// next message as soon as the previous one is answered. Asserts: every
-// reader gets every message, in order; B dropped nobody
-// (crier_subscribers_dropped_total 0); A was paced
-// (crier_publish_paced_total{transport="http"} > 0). On the code before,
-// A never waited and B dropped readers ("send queue full").
+// Two crier nodes on one redis-server, limits.send_queue 256 on both (a
+// small queue: the readers' side overflows quickly when nobody waits for
+// it), 200 WebSocket readers of one room on B, and a publisher on A that
+// POSTs the next message as soon as the previous one is answered; midway
+// every reader stops reading for 1.5 s. Asserts: every reader gets every
+// message, in order; B dropped nobody (crier_subscribers_dropped_total 0);
+// A was paced (crier_publish_paced_total{transport="http"} > 0). On the
+// code before, A never waited and B dropped readers ("send queue full").
+//
+// The queue is not smaller because across nodes the pacing is as quick as
+// B's word through Redis: what A publishes meanwhile (B's thread starved on
+// a loaded machine: tens of ms) lands in queues that have half their room
+// for it (README "Slow subscribers and backpressure").
 //
 // Then the same with a SignalR client on long polling through nginx (round
-// robin, deploy/nginx.conf): its POSTs land on either node, those for the
-// node that does not hold its connection are forwarded; each waits on the
-// node it lands on (crier_publish_paced_total{transport="signalr_http"}).
+// robin, deploy/nginx.conf), limits.send_queue 64 (the client sends more
+// slowly than the HTTP publisher): its POSTs land on either node, those for
+// the node that does not hold its connection are forwarded; each waits on
+// the node it lands on (crier_publish_paced_total{transport="signalr_http"}).
 
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
@@ -27,8 +33,8 @@ import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { signalrCtx, startCluster, startNginxLogged } from './helpers.js';
 
 const READERS = 200;
-const PUBLISHES = 1500;
-const PAD = 'x'.repeat(256);
+const PUBLISHES = 2000;
+const PAD = 'x'.repeat(1024);
 
 // A light WebSocket reader: checks ids 1, 2, 3, ... as they come.
 function openReader(url) {
@@ -104,14 +110,25 @@ function closedLoopPublish(url, count) {
   ).finally(() => worker.terminate());
 }
 
+// Once every reader has `after` messages, every one of them stops reading
+// for 1.5 s (less than limits.subscriber_stall_ms: they are not stalled), as
+// a busy client host would: B's queues fill behind them, so the publisher
+// has to wait for B whatever the machine's speed.
+async function pauseReadersOnce(readers, after) {
+  await waitFor(() => readers.every((r) => r.got >= after || r.closeInfo), { timeout: 60_000, interval: 10, message: 'the readers are under way' });
+  readers.forEach((r) => r.ws._socket.pause());
+  await sleep(1500);
+  readers.forEach((r) => r.ws._socket.resume());
+}
+
 async function metric(node, name) {
   const res = await request(`${node.url}/metrics`, { timeout: 30_000 });
   const line = res.text.split('\n').find((l) => l.startsWith(`${name} `));
   return line ? Number(line.split(' ')[1]) : NaN;
 }
 
-test(`closed-loop publisher on node A, ${READERS} WebSocket readers on node B (send_queue 32): A waits for B, nobody dropped`, { timeout: 240_000 }, async (t) => {
-  const { nodes } = await startCluster(t, 2, { limits: { send_queue: 32 } });
+test(`closed-loop publisher on node A, ${READERS} WebSocket readers on node B (send_queue 256): A waits for B, nobody dropped`, { timeout: 240_000 }, async (t) => {
+  const { nodes } = await startCluster(t, 2, { limits: { send_queue: 256 } });
   const [a, b] = nodes;
   const room = 'bp-cross';
   const readers = [];
@@ -127,7 +144,9 @@ test(`closed-loop publisher on node A, ${READERS} WebSocket readers on node B (s
   });
   await sleep(300); // B's room subscription on Redis is confirmed
 
-  const { accepted, refused, error } = await closedLoopPublish(`${a.url}/rooms/${room}/messages`, PUBLISHES);
+  const publishing = closedLoopPublish(`${a.url}/rooms/${room}/messages`, PUBLISHES);
+  await pauseReadersOnce(readers, 200);
+  const { accepted, refused, error } = await publishing;
   assert.equal(error, null, `the publisher saw only 201 (ids in order) and 503: ${error}`);
   t.diagnostic(`${accepted} publishes on A (${refused} refused 503)`);
 
@@ -142,7 +161,13 @@ test(`closed-loop publisher on node A, ${READERS} WebSocket readers on node B (s
   const dropped = await metric(b, 'crier_subscribers_dropped_total');
   t.diagnostic(`A paced ${paced}, B dropped ${dropped}, B stalled ${await metric(b, 'crier_subscribers_stalled_total')}`);
   const closed = readers.filter((r) => r.closeInfo);
-  assert.equal(closed.length, 0, `readers on B closed: ${JSON.stringify(closed[0]?.closeInfo)} (${closed.length} of ${READERS})`);
+  const got = closed.map((r) => r.got).sort((x, y) => x - y);
+  assert.equal(
+    closed.length,
+    0,
+    `readers on B closed: ${JSON.stringify(closed[0]?.closeInfo)} (${closed.length} of ${READERS}, after ${got[0]}..${got.at(-1)} messages)\n` +
+      `--- B's log ---\n${b.stderr().split('\n').filter((l, i, all) => !/dropped a/.test(l) || !/dropped a/.test(all[i - 1] || '')).slice(-25).join('\n')}\n--- A's log ---\n${a.stderr().split('\n').slice(-25).join('\n')}`,
+  );
   const bad = readers.filter((r) => r.bad || r.got !== accepted);
   assert.equal(bad.length, 0, `${bad.length} readers did not get ids 1..${accepted} in order, e.g. ${bad.slice(0, 3).map((r) => r.bad || `${r.got} messages`).join('; ')}`);
   assert.equal(dropped, 0, 'B dropped no subscriber');
@@ -164,9 +189,10 @@ async function openReadersOn(t, node, room, n) {
   return readers;
 }
 
-test(`a long-polling SignalR client through nginx (round robin over A and B) sending fast, ${READERS} readers on B: paced, nobody dropped`, { timeout: 240_000 }, async (t) => {
+test(`a long-polling SignalR client through nginx (round robin over A and B) sending fast, ${READERS} readers on B (send_queue 64): paced, nobody dropped`, { timeout: 240_000 }, async (t) => {
   const SENDS = 400;
-  const { nodes } = await startCluster(t, 2, { limits: { send_queue: 32 } });
+  const BIG = 'x'.repeat(4096); // the sender is slower: bigger messages fill B's side sooner
+  const { nodes } = await startCluster(t, 2, { limits: { send_queue: 64 } });
   const [a, b] = nodes;
   const room = 'bp-cross-signalr';
   const nginx = await startNginxLogged(t, [a.port, b.port]);
@@ -174,7 +200,9 @@ test(`a long-polling SignalR client through nginx (round robin over A and B) sen
   await sleep(300);
 
   const conn = await connect(signalrCtx(t, nginx.url), { transport: T.LongPolling, label: 'long polling via nginx' });
-  for (let n = 1; n <= SENDS; n++) await withTimeout(conn.send('SendToRoom', room, { n, pad: PAD }), 30_000, `send ${n}`);
+  const paused = pauseReadersOnce(readers, 50);
+  for (let n = 1; n <= SENDS; n++) await withTimeout(conn.send('SendToRoom', room, { n, pad: BIG }), 30_000, `send ${n}`);
+  await paused;
 
   try {
     await waitFor(() => readers.every((r) => r.got >= SENDS || r.closeInfo), { timeout: 60_000, interval: 100, message: `every reader on B has ${SENDS} messages` });

@@ -3,7 +3,8 @@
  * test_backlog_cluster.c - unit tests for hub/backlog_cluster.c with a fake
  * backplane that keeps what is sent: this node tells the others at once
  * when its first queue gets behind and when its last catches up, says
- * "holding" again on the timer every HOLD_REFRESH_MS; another node's
+ * "holding" again on the timer every HOLD_REFRESH_MS, and when it is behind
+ * on the backplane's messages (backlog_set_inbound); another node's
  * "holding" makes backlog_holding true until its "stopped", or until
  * HOLD_TTL_MS without a word; this node's own word and malformed ones
  * change nothing.
@@ -106,6 +107,27 @@ static void test_other_nodes_hold(void)
     backlog_cluster_attach(NULL);
 }
 
+/* Behind on the backplane's messages (bytes not read yet): holds from
+ * INBOUND_HOLD_BYTES until down to INBOUND_CLEAR_BYTES, told at once. */
+static void test_inbound_behind(void)
+{
+    backlog_cluster_attach(&fake);
+    nsent = 0;
+    backlog_set_inbound(INBOUND_HOLD_BYTES - 1);
+    CHECK(!backlog_queues_holding() && nsent == 0);
+    backlog_set_inbound(INBOUND_HOLD_BYTES);
+    CHECK(backlog_queues_holding() && backlog_holding() && backlog_inbound_behind());
+    CHECK(nsent == 1);
+    CHECK_STR(sent[0], "{\"hold\":true,\"from\":\"me\"}");
+    backlog_set_inbound(INBOUND_CLEAR_BYTES + 1); /* not yet */
+    CHECK(backlog_queues_holding() && nsent == 1);
+    backlog_set_inbound(INBOUND_CLEAR_BYTES);
+    CHECK(!backlog_queues_holding() && !backlog_holding());
+    CHECK(nsent == 2);
+    CHECK_STR(sent[1], "{\"hold\":false,\"from\":\"me\"}");
+    backlog_cluster_attach(NULL);
+}
+
 /* A node that holds and then says nothing (dead) is forgotten. */
 static void test_silent_node_forgotten(void)
 {
@@ -118,4 +140,4 @@ static void test_silent_node_forgotten(void)
 }
 
 TEST_MAIN("backlog_cluster", TEST(test_tells_at_once), TEST(test_other_nodes_hold),
-          TEST(test_silent_node_forgotten))
+          TEST(test_inbound_behind), TEST(test_silent_node_forgotten))
