@@ -18,7 +18,7 @@
  */
 #include "gateway/api.h"
 #include "gateway/api_wait.h"
-#include "gateway/publish_pace.h"
+#include "transports/carriers/publish_pace.h"
 #include "gateway/metrics_ops.h"
 #include "gateway/metrics_text.h"
 
@@ -40,6 +40,7 @@
 #include "gateway/config.h"
 #include "gateway/http.h"
 #include "hub/backlog.h"
+#include "hub/backlog_cluster.h"
 #include "hub/payload.h"
 #include "common/upstream.h"
 #include "transports/carriers/http_client.h"
@@ -242,7 +243,7 @@ static bool publish_paced(http_call *call, api_wait *w, enum MHD_Result *ret)
     }
     p->pace = (pace_entry){
         .deadline = clock_now_ms() + wait, .go = parked_go, .refuse = parked_refuse, .arg = p};
-    if (!publish_pace_park(&p->pace))
+    if (!publish_pace_park(&p->pace, PACE_HTTP))
         return false;
     *ret = api_wait_reply(call, w);
     return true;
@@ -496,12 +497,16 @@ static bool metrics_backpressure(buf *b)
                             "# TYPE crier_publish_in_flight gauge\ncrier_publish_in_flight %ld\n"
                             "# HELP crier_publish_parked HTTP publishes waiting for the backlog.\n"
                             "# TYPE crier_publish_parked gauge\ncrier_publish_parked %u\n"
+                            "# HELP crier_backlog_remote_holders Other nodes whose subscriber "
+                            "queues are behind (publishers here wait for them too).\n"
+                            "# TYPE crier_backlog_remote_holders gauge\n"
+                            "crier_backlog_remote_holders %u\n"
                             "# HELP crier_subscribers_stalled_total Behind queues that did not "
                             "shrink for limits.subscriber_stall_ms (no longer waited for).\n"
                             "# TYPE crier_subscribers_stalled_total counter\n"
                             "crier_subscribers_stalled_total %" PRIu64 "\n",
                             backlog_behind(), backlog_in_flight(), publish_pace_parked(),
-                            backlog_stalled_total());
+                            backlog_remote_holders(), backlog_stalled_total());
 }
 
 /* Prometheus text format. */

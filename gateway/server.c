@@ -48,7 +48,7 @@
 #include "gateway/cluster_api.h"
 #include "hub/node_stats.h"
 #include "gateway/presence_api.h"
-#include "gateway/publish_pace.h"
+#include "transports/carriers/publish_pace.h"
 #include "gateway/guard.h"
 #include "gateway/handback.h"
 #include "gateway/http.h"
@@ -62,6 +62,7 @@
 #include "gateway/ws_proxy.h"
 #include "gateway/ws_owner.h"
 #include "hub/backlog.h"
+#include "hub/backlog_cluster.h"
 #include "hub/hub.h"
 #include "hub/redis_backplane.h"
 #include "transports/carriers/http_client.h"
@@ -691,6 +692,7 @@ static void *timer_main(void *arg)
             sse_keepalive();
             next_keepalive = now + (int64_t)conf->limits.keepalive_s * MS_PER_S;
         }
+        backlog_cluster_tick(now); /* this node's backlog, told to the other nodes */
         publish_pace_tick(now);    /* publishes waiting for the fanout backlog */
         api_wait_tick(now);        /* API requests that waited too long (504) */
         hub_presence_tick(h, now); /* users gone past the grace, presence events */

@@ -12,6 +12,8 @@
  * answered (at most HUB_OP_WAIT_MS). Meanwhile the request waits
  * (api_wait.h: suspended, resumed from the thread that answers it: the
  * caller's, the backplane's, the timer's, or main's at shutdown, 503).
+ * A send waits for the fanout backlog first, as a room publish does
+ * (send_paced: parked, let go or refused by the timer).
  *
  * Threads and locks: docs/concurrency.md
  */
@@ -23,12 +25,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/parse.h"
 #include "gateway/api.h"
 #include "gateway/api_wait.h"
 #include "gateway/config.h"
+#include "hub/backlog.h"
 #include "hub/payload.h"
+#include "transports/carriers/publish_pace.h"
 
 #define TAG "api"
 
@@ -52,6 +57,11 @@ typedef struct user_req {
     bool by_conn;
     char *name;                   /* the user id or connection id, malloc'd */
     char room[ROOM_NAME_MAX + 1]; /* JOIN, LEAVE */
+    /* SEND: kept with the request, in case it waits (send_paced) */
+    payload pl;
+    char target[CFG_NAME_MAX];
+    pace_entry pace;
+    api_wait *w;
 } user_req;
 
 void users_api_init(const cfg *c, hub *h)
@@ -64,6 +74,7 @@ static void req_free(void *data)
 {
     user_req *p = data;
     buf_free(&p->body.b);
+    payload_free(&p->pl);
     free(p->name);
 }
 
@@ -212,6 +223,66 @@ static bool take_request(http_call *call, size_t limit, enum MHD_Result *ret)
     return true;
 }
 
+/* The send op of p (its payload and target kept in p). */
+static hub_user_op send_op(const user_req *p)
+{
+    return (hub_user_op){.op = HUB_OP_SEND,
+                         .by_conn = p->by_conn,
+                         .name = p->name,
+                         .data = p->pl.data,
+                         .len = p->pl.len,
+                         .target = p->target[0] ? p->target : NULL};
+}
+
+/* Timer thread: a parked send goes now (unless its client left). */
+static void parked_go(void *arg)
+{
+    user_req *p = arg;
+    if (api_wait_is_answered(p->w)) { /* the client is gone: not sent */
+        api_wait_cancel(p->w);
+        return;
+    }
+    hub_user_op op = send_op(p);
+    hub_user_op_async(the_hub, &op, op_done, p->w);
+}
+
+/* Timer or main thread: a parked send waited limits.publish_wait_ms. */
+static void parked_refuse(void *arg)
+{
+    user_req *p = arg;
+    api_wait_answer_retry(p->w, MHD_HTTP_SERVICE_UNAVAILABLE,
+                          "subscribers are behind: the message was not sent within "
+                          "limits.publish_wait_ms; try again later",
+                          1);
+}
+
+/* Backpressure (carriers/publish_pace.h), as for a room publish (api.c):
+ * while subscribers that read are behind, the send waits (parked) or, with
+ * limits.publish_wait_ms 0, is refused 503 at once. The answer's reference
+ * is taken already (api_wait_send). Returns true when it was parked or
+ * refused (*ret: the reply); false: send now. */
+static bool send_paced(http_call *call, api_wait *w, enum MHD_Result *ret)
+{
+    user_req *p = api_wait_data(w);
+    if (!publish_pace_parked() && !backlog_holding())
+        return false;
+    int64_t wait = conf->limits.publish_wait_ms;
+    if (wait == 0) {
+        backlog_count_paced(PACE_SERVER_API);
+        api_wait_cancel(w); /* no answer will come from elsewhere */
+        *ret = http_reply_refused(call->conn, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
+                                  "subscribers are behind: try again later");
+        return true;
+    }
+    p->w = w;
+    p->pace = (pace_entry){
+        .deadline = clock_now_ms() + wait, .go = parked_go, .refuse = parked_refuse, .arg = p};
+    if (!publish_pace_park(&p->pace, PACE_SERVER_API))
+        return false;
+    *ret = api_wait_reply(call, w);
+    return true;
+}
+
 enum MHD_Result users_api_send(http_call *call)
 {
     enum MHD_Result ret;
@@ -226,20 +297,18 @@ enum MHD_Result users_api_send(http_call *call)
         return ret;
     const char *ct =
         MHD_lookup_connection_value(call->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
-    payload pl;
     char err[256];
-    if (payload_from_body(&pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
+    if (payload_from_body(&p->pl, p->body.b.data ? p->body.b.data : "", p->body.b.len,
                           payload_is_json_type(ct), err, sizeof(err)))
         return http_reply_error(call->conn, MHD_HTTP_BAD_REQUEST, "%s", err);
-    hub_user_op op = {.op = HUB_OP_SEND,
-                      .by_conn = p->by_conn,
-                      .name = p->name,
-                      .data = pl.data,
-                      .len = pl.len,
-                      .target = target};
-    ret = run_op(call, &op);
-    payload_free(&pl);
-    return ret;
+    snprintf(p->target, sizeof(p->target), "%s", target ? target : "");
+    api_wait *w = *call->state;
+    api_wait_send(w, 0, NULL); /* for op_done, or a parked send's refusal */
+    if (send_paced(call, w, &ret))
+        return ret;
+    hub_user_op op = send_op(p);
+    hub_user_op_async(the_hub, &op, op_done, w);
+    return api_wait_reply(call, w);
 }
 
 enum MHD_Result users_api_member(http_call *call)

@@ -14,6 +14,7 @@
 
 #include "common/clock.h"
 #include "common/list.h"
+#include "hub/backlog_cluster.h"
 #include "hub/sendq.h"
 
 #define STALL_MS_DEFAULT 2000
@@ -27,6 +28,7 @@ static atomic_uint_fast64_t paced[PACE_KINDS];
 static atomic_uint_fast64_t stalled;
 static atomic_long in_flight;  /* this node's publishes on the backplane, not yet back */
 static atomic_long flight_max; /* 0: in-flight publishes hold nobody */
+static atomic_bool inbound;    /* behind on the backplane's messages */
 
 void backlog_set_stall_ms(int64_t ms)
 {
@@ -47,12 +49,15 @@ void backlog_enter(sendq *q, int64_t now_ms)
 {
     atomic_store_explicit(&q->progress_ms, now_ms, memory_order_relaxed);
     pthread_mutex_lock(&backlog_lock);
+    bool first = false;
     if (!atomic_load_explicit(&q->listed, memory_order_relaxed)) {
         list_push_back(&behind, &q->link);
         atomic_store_explicit(&q->listed, true, memory_order_relaxed);
-        atomic_fetch_add(&nbehind, 1);
+        first = !atomic_fetch_add(&nbehind, 1);
     }
     pthread_mutex_unlock(&backlog_lock);
+    if (first) /* this node starts holding: the other nodes hear it at once */
+        backlog_cluster_changed();
 }
 
 void backlog_progress(sendq *q, int64_t now_ms)
@@ -69,7 +74,10 @@ void backlog_leave(sendq *q)
         return; /* set aside as stalled, or never listed */
     pthread_mutex_lock(&backlog_lock);
     unlist_locked(q);
+    bool last = !atomic_load_explicit(&nbehind, memory_order_relaxed);
     pthread_mutex_unlock(&backlog_lock);
+    if (last) /* nothing behind here now: the other nodes hear it at once */
+        backlog_cluster_changed();
 }
 
 void backlog_set_flight_max(long n)
@@ -98,7 +106,27 @@ static bool flight_holding(void)
 
 bool backlog_holding(void)
 {
-    if (flight_holding())
+    return flight_holding() || backlog_remote_holding() || backlog_queues_holding();
+}
+
+void backlog_set_inbound(size_t waiting)
+{
+    bool was = atomic_load_explicit(&inbound, memory_order_relaxed);
+    bool now = was ? waiting > INBOUND_CLEAR_BYTES : waiting >= INBOUND_HOLD_BYTES;
+    if (now == was)
+        return;
+    atomic_store(&inbound, now);
+    backlog_cluster_changed(); /* the other nodes hear it at once */
+}
+
+bool backlog_inbound_behind(void)
+{
+    return atomic_load_explicit(&inbound, memory_order_relaxed);
+}
+
+bool backlog_queues_holding(void)
+{
+    if (atomic_load_explicit(&inbound, memory_order_relaxed))
         return true;
     if (!atomic_load_explicit(&nbehind, memory_order_relaxed))
         return false;
@@ -158,10 +186,4 @@ uint64_t backlog_paced_total(pace_kind k)
 uint64_t backlog_stalled_total(void)
 {
     return atomic_load(&stalled);
-}
-
-const char *pace_kind_name(pace_kind k)
-{
-    static const char *const names[PACE_KINDS] = {"http", "websocket"};
-    return k < PACE_KINDS ? names[k] : "?";
 }

@@ -24,24 +24,34 @@
  * or this process was starved) hold publishers for four stall times before
  * any is judged, so a pause of everyone is not a mass drop.
  *
+ * With a shared backplane the publishers of every node also wait while
+ * another node's queues hold (backlog_cluster.h): each node tells the
+ * others when its own verdict changes. A node that is behind on the
+ * backplane's messages (backlog_set_inbound: received, not read yet) holds
+ * as a behind queue does: its fanout is slower than the cluster publishes.
+ *
  * Threading: backlog_lock (backlog.c) guards the list of behind queues and
  * each queue's `listed` and `link`; it is taken after the sub lock (sendq.c
  * calls in with the owning sub's lock held) or alone (backlog_holding), and
- * nothing is taken under it. A queue's progress time is an atomic, written
+ * nothing is taken under it; backlog_enter and backlog_leave tell
+ * backlog_cluster.c of a change after letting it go. A queue's progress time is an atomic, written
  * with its sub lock held and read under backlog_lock. Counters are atomics.
  */
 #ifndef CRIER_BACKLOG_H
 #define CRIER_BACKLOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct sendq;
 
 /* Who was made to wait (crier_publish_paced_total{transport}). */
 typedef enum {
-    PACE_HTTP,      /* a POST /rooms/{room}/messages answer waited */
-    PACE_WEBSOCKET, /* a WebSocket (plain or SignalR) was not read for a while */
+    PACE_HTTP,         /* a POST /rooms/{room}/messages answer waited */
+    PACE_WEBSOCKET,    /* a WebSocket (plain or SignalR) was not read for a while */
+    PACE_SIGNALR_HTTP, /* a SignalR send over SSE or long polling (its POST) waited */
+    PACE_SERVER_API,   /* a POST /users/{user}/messages or /connections/{id}/messages */
     PACE_KINDS
 } pace_kind;
 
@@ -49,10 +59,18 @@ typedef enum {
  * does not shrink for stall_ms no longer holds publishers back. */
 void backlog_set_stall_ms(int64_t stall_ms);
 
-/* Any thread, no lock held: true while a behind queue is draining, i.e.
- * publishers are to wait. Stalled queues are set aside on the way. One
- * atomic load when nothing is behind, else O(behind queues). */
+/* Any thread, no lock held: true while publishers are to wait: this
+ * node's publishes in flight are at their bound, another node holds
+ * (backlog_cluster.h), or a behind queue here is draining
+ * (backlog_queues_holding). A few atomic loads when nothing holds. */
 bool backlog_holding(void);
+
+/* Any thread, no lock held but backlog_cluster.c's announce lock: true
+ * while a behind queue of this node is draining, or the node is behind on
+ * the backplane's messages (what this node tells the other nodes). Stalled
+ * queues are set aside on the way. Two atomic loads when nothing is
+ * behind, else O(behind queues). */
+bool backlog_queues_holding(void);
 
 /* Any thread, before publishing starts: with a backplane, this node's
  * publishes sent to it and not yet come back (answered) hold publishers
@@ -60,6 +78,15 @@ bool backlog_holding(void);
  * queues only when they come back, so the queues alone would show the
  * backlog too late (a WebSocket publisher's frames would all be read). */
 void backlog_set_flight_max(long n);
+
+/* Backplane thread: bytes from the backplane not read yet. From
+ * INBOUND_HOLD_BYTES on, until they are down to INBOUND_CLEAR_BYTES, the
+ * node is behind on what the other nodes publish (its fanout of them is
+ * slower): backlog_queues_holding is true, as for a behind queue. */
+#define INBOUND_HOLD_BYTES (32 * 1024)
+#define INBOUND_CLEAR_BYTES (8 * 1024)
+void backlog_set_inbound(size_t waiting);
+bool backlog_inbound_behind(void);
 
 /* Any thread: delta publishes sent to the backplane (+1) or answered (-1). */
 void backlog_flight(int delta);
@@ -74,9 +101,6 @@ uint64_t backlog_paced_total(pace_kind k);
 
 /* Queues judged stalled (set aside) since start. */
 uint64_t backlog_stalled_total(void);
-
-/* "http", "websocket". */
-const char *pace_kind_name(pace_kind k);
 
 /* --- sendq.c, with the owning sub's lock held */
 /* q went past its mark (now_ms: when), or a stalled one drained again. */

@@ -21,6 +21,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "hub/backlog.h"
+#include "hub/backlog_cluster.h"
 
 /* How long an answer is held at most (a message that does not come back,
  * e.g. while the backplane reconnects): then it is given anyway. */
@@ -58,6 +59,7 @@ void hub_set_backplane(hub *h, backplane *bp)
     h->bp = bp;
     h->bp_up = false;
     hub_unlock(h);
+    backlog_cluster_attach(bp); /* the backlog across nodes */
 }
 
 bool hub_bp_connected(hub *h)

@@ -30,10 +30,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "hub/backlog.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -451,6 +453,18 @@ static void handle_events(rconn *rc, const struct pollfd *p, nfds_t n)
     }
 }
 
+/* Backpressure: what Redis sent on the subscription connection and this
+ * thread has not read yet. Much of it means this thread fans out more
+ * slowly than the cluster publishes, and no queue shows it yet: the node
+ * holds publishers (backlog_set_inbound), here and on the other nodes. */
+static void inbound_check(rb *b)
+{
+    int waiting = 0;
+    if (b->sub.fd < 0 || ioctl(b->sub.fd, FIONREAD, &waiting) < 0)
+        waiting = 0;
+    backlog_set_inbound((size_t)(waiting > 0 ? waiting : 0));
+}
+
 static void *thread_main(void *arg)
 {
     rb *b = arg;
@@ -471,6 +485,7 @@ static void *thread_main(void *arg)
         }
         handle_events(&b->cmd, p, n);
         handle_events(&b->sub, p, n);
+        inbound_check(b);
     }
     return NULL;
 }

@@ -32,6 +32,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "hub/backlog_cluster.h"
 #include "hub/node_stats.h"
 
 static const char *const op_names[HUB_OP_KINDS] = {"send", "join", "leave", "end"};
@@ -245,7 +246,9 @@ void hub_bp_cluster_message(hub *h, const char *data, size_t len)
     json_t *j = json_loadb(data, len, 0, &je);
     const char *from = json_string_value(json_object_get(j, "from"));
     json_t *req = json_object_get(j, "req");
-    if (node_stats_message(h, j)) {
+    if (backlog_cluster_message(j)) {
+        /* another node's queues hold publishers, or no longer (backlog_cluster.c) */
+    } else if (node_stats_message(h, j)) {
         /* the cluster view's question or answer (node_stats.c) */
     } else if (json_is_integer(json_object_get(j, "re"))) {
         take_answer(h, j);

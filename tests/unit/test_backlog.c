@@ -10,6 +10,7 @@
 #include "hub/backlog.h"
 #include "hub/sendq.h"
 #include "tests/unit/test.h"
+#include "transports/carriers/publish_pace.h"
 
 #include <time.h>
 
@@ -178,6 +179,8 @@ static void test_paced_counts(void)
     CHECK(backlog_paced_total(PACE_WEBSOCKET) == w + 2);
     CHECK_STR(pace_kind_name(PACE_HTTP), "http");
     CHECK_STR(pace_kind_name(PACE_WEBSOCKET), "websocket");
+    CHECK_STR(pace_kind_name(PACE_SIGNALR_HTTP), "signalr_http");
+    CHECK_STR(pace_kind_name(PACE_SERVER_API), "server_api");
 }
 
 /* Publishes in flight to the backplane hold publishers from the bound on,

@@ -55,6 +55,7 @@
 #include "common/json_text.h"
 #include "common/list.h"
 #include "common/log.h"
+#include "transports/carriers/publish_pace.h"
 #include "transports/signalr/private.h"
 
 #define TAG "signalr"
@@ -81,11 +82,12 @@ struct sr_fwd {
     char poll_key[SR_POLL_KEY_MAX + 1]; /* a poll's "_" (signalr/transports.c), or "" */
     char owner[BP_NODE_ID_LEN + 1];     /* fwd_lock: the node it went to */
     int64_t expires_ms;
-    http_body body; /* a POST's, read before it is forwarded */
-    bool started;   /* fwd_lock: asked the backplane */
-    bool suspended; /* fwd_lock */
-    bool done;      /* fwd_lock: answered (status, answer) or local */
-    bool local;     /* fwd_lock: this node owns it: the request goes on here */
+    http_body body;    /* a POST's, read before it is forwarded */
+    pace_request pace; /* a POST's wait for the fanout backlog, before it is forwarded */
+    bool started;      /* fwd_lock: asked the backplane */
+    bool suspended;    /* fwd_lock */
+    bool done;         /* fwd_lock: answered (status, answer) or local */
+    bool local;        /* fwd_lock: this node owns it: the request goes on here */
     unsigned status;
     char *answer; /* malloc'd, answer_len bytes */
     size_t answer_len;
@@ -405,6 +407,15 @@ enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local)
         if (f->body.too_big)
             return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                     "message is larger than limits.max_message_bytes");
+        pace_req_state paced =
+            f->kind == FWD_POST
+                ? publish_pace_request(&f->pace, call->conn, (int64_t)conf->limits.publish_wait_ms,
+                                       PACE_SIGNALR_HTTP, NULL, NULL)
+                : PACE_REQ_NOW;
+        if (paced == PACE_REQ_WAIT)
+            return MHD_YES;
+        if (paced == PACE_REQ_REFUSED)
+            return sr_refuse_paced(call->conn);
         return fwd_start(call, f);
     }
     pthread_mutex_lock(&fwd_lock);

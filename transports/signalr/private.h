@@ -249,8 +249,14 @@ sr_fwd *sr_fwd_new(http_call *call, const cfg_hub *hb, const char *token);
 sr_fwd *sr_fwd_negotiate(http_call *call, const cfg_hub *hb, const char *token, const char *answer);
 
 /* MHD thread: each call of such a request. Sets *go_local when this node
- * turned out to own the token: the caller frees f and serves it here. */
+ * turned out to own the token: the caller frees f and serves it here. A
+ * POST waits for the fanout backlog (of every node) before it is forwarded,
+ * as one taken here does. */
 enum MHD_Result sr_fwd_step(http_call *call, sr_fwd *f, bool *go_local);
+
+/* MHD thread: the answer to a send (POST) refused by backpressure
+ * (carriers/publish_pace.h): 503 with Retry-After: 1. */
+enum MHD_Result sr_refuse_paced(struct MHD_Connection *conn);
 
 void sr_fwd_free(sr_fwd *f);
 

@@ -9,7 +9,9 @@
  * also on the acceptor), the HTTP handlers on the MHD thread of the request's
  * daemon (any of the three: http.c), ws_claimed and sr_remote_poll on the
  * backplane's thread, sr_remote_poll_expire on the timer, and remote_wake
- * on a publisher's thread with the hub and sub locks held.
+ * on a publisher's thread with the hub and sub locks held. A POST parked by
+ * backpressure is let go (post_go) or refused on the timer (main at the
+ * drain), which resumes it.
  * Connection state is read and changed under the connection's
  * sub lock only. See docs/concurrency.md.
  *
@@ -36,6 +38,7 @@
 #include "common/parse.h"
 #include "common/ratelimit.h"
 #include "transports/carriers/http_client.h"
+#include "transports/carriers/publish_pace.h"
 #include "transports/carriers/sse.h"
 #include "transports/signalr/private.h"
 #include "transports/signalr/ticket.h"
@@ -78,6 +81,7 @@ typedef struct sr_post {
     unsigned status; /* the refusal: answered once the body is read */
     const char *error;
     http_body body;
+    pace_request pace; /* parked by backpressure: suspended meanwhile */
 } sr_post;
 
 /* ---------------------------------------------- connect-proxy tickets */
@@ -729,6 +733,22 @@ static enum MHD_Result open_poll(http_call *call, sr_conn *c)
     return lp_hold(&in, lp);
 }
 
+enum MHD_Result sr_refuse_paced(struct MHD_Connection *conn)
+{
+    return http_reply_refused(conn, MHD_HTTP_SERVICE_UNAVAILABLE, 1,
+                              "subscribers are behind: the message was not sent within "
+                              "limits.publish_wait_ms; try again later");
+}
+
+/* Timer thread: a POST parked by backpressure goes: its records to the
+ * connection (the next check of the backlog sees them), then the request
+ * is resumed and answers 200. */
+static void post_go(void *arg)
+{
+    sr_post *p = arg;
+    sr_conn_receive(p->c, p->body.b.data ? p->body.b.data : "", p->body.b.len);
+}
+
 /* POST: records from an SSE or long-polling client. MHD takes an answer
  * only before the body or after all of it, so a refusal waits for the end. */
 static enum MHD_Result receive_post(http_call *call, sr_req *rq)
@@ -751,6 +771,19 @@ static enum MHD_Result receive_post(http_call *call, sr_req *rq)
         sr_conn_close(p->c, "The message is larger than limits.max_message_bytes.", false);
         return http_reply_error(call->conn, MHD_HTTP_CONTENT_TOO_LARGE,
                                 "message is larger than limits.max_message_bytes");
+    }
+    /* Backpressure: while subscribers that read are behind, a client's sends
+     * wait as room publishes do (carriers/publish_pace.h). */
+    switch (publish_pace_request(&p->pace, call->conn, (int64_t)conf->limits.publish_wait_ms,
+                                 PACE_SIGNALR_HTTP, post_go, p)) {
+    case PACE_REQ_WAIT:
+        return MHD_YES;
+    case PACE_REQ_REFUSED:
+        return sr_refuse_paced(call->conn);
+    case PACE_REQ_WENT:
+        return http_reply_empty(call->conn, MHD_HTTP_OK); /* post_go took the records */
+    case PACE_REQ_NOW:
+        break;
     }
     sr_conn_receive(p->c, p->body.b.data ? p->body.b.data : "", p->body.b.len);
     return http_reply_empty(call->conn, MHD_HTTP_OK);
