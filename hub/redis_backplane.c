@@ -533,23 +533,10 @@ backplane *redis_backplane_start(const redis_options *opt, hub *h)
     return &b->base;
 }
 
-void redis_backplane_stop(backplane *bp)
+/* Work that will never be sent (the backplane stopped): every kind that
+ * has an answer is answered -EIO, so that nothing waits for it or leaks. */
+static void drop_work(work *w)
 {
-    rb *b = (rb *)bp;
-    if (!b || atomic_exchange(&b->stop, true))
-        return;
-    rb_wake_thread(b);
-    pthread_join(b->thread, NULL);
-    hub_set_backplane(b->hub, NULL); /* nothing publishes any more (see redis_backplane.h) */
-    b->state = LINK_DOWN;            /* link_down would log: this is a planned stop */
-    free_conn(&b->cmd);              /* pending publishes are answered -EIO */
-    free_conn(&b->sub);
-    pthread_mutex_lock(&b->qlock);
-    work *w = b->head;
-    b->head = b->tail = NULL;
-    b->up = false;
-    b->pending_bytes = 0; /* what was sent was answered -EIO by free_conn */
-    pthread_mutex_unlock(&b->qlock);
     for (work *next; w; w = next) {
         next = w->next;
         if (w->kind == W_PUBLISH && w->done) {
@@ -571,6 +558,26 @@ void redis_backplane_stop(backplane *bp)
     }
 }
 
+void redis_backplane_stop(backplane *bp)
+{
+    rb *b = (rb *)bp;
+    if (!b || atomic_exchange(&b->stop, true))
+        return;
+    rb_wake_thread(b);
+    pthread_join(b->thread, NULL);
+    hub_set_backplane(b->hub, NULL); /* nothing publishes any more (see redis_backplane.h) */
+    b->state = LINK_DOWN;            /* link_down would log: this is a planned stop */
+    free_conn(&b->cmd);              /* pending publishes are answered -EIO */
+    free_conn(&b->sub);
+    pthread_mutex_lock(&b->qlock);
+    work *w = b->head;
+    b->head = b->tail = NULL;
+    b->up = false;
+    b->pending_bytes = 0; /* what was sent was answered -EIO by free_conn */
+    pthread_mutex_unlock(&b->qlock);
+    drop_work(w);
+}
+
 void redis_backplane_free(backplane *bp)
 {
     rb *b = (rb *)bp;
@@ -579,19 +586,8 @@ void redis_backplane_free(backplane *bp)
     redis_backplane_stop(bp);
     if (metrics_rb == b)
         metrics_rb = NULL;
-    for (work *w = b->head, *next; w; w = next) { /* queued after the stop: dropped */
-        next = w->next;
-        if (w->kind == W_CLAIM || w->kind == W_OFFER)
-            w->owner_cb(w->arg, -EIO, "");
-        else if (w->kind == W_HISTORY)
-            w->history_cb(w->arg, -EIO, "", 0, 0, NULL, 0);
-        else if (w->kind == W_PRESENCE_GET)
-            w->presence_cb(w->arg, -EIO, NULL);
-        else if (w->kind == W_CLUSTER_SEND || w->kind == W_NODE_SEND)
-            rb_cluster_unsent(w);
-        free(w->data);
-        free(w);
-    }
+    drop_work(b->head); /* queued after the stop */
+    b->head = b->tail = NULL;
     for (size_t i = 0; i < SET_BUCKETS; i++) {
         for (channel *c = b->channels[i], *next; c; c = next) {
             next = c->next;
