@@ -33,6 +33,7 @@ import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { signalrCtx, startCluster, startNginxLogged } from './helpers.js';
 
 const READERS = 200;
+const LP_READERS = 30; // fewer, with bigger messages (see the long-polling test)
 const PUBLISHES = 2000;
 const PAD = 'x'.repeat(1024);
 
@@ -114,10 +115,20 @@ function closedLoopPublish(url, count) {
 // for 1.5 s (less than limits.subscriber_stall_ms: they are not stalled), as
 // a busy client host would: B's queues fill behind them, so the publisher
 // has to wait for B whatever the machine's speed.
-async function pauseReadersOnce(readers, after) {
+// Once the readers have `after` messages, every reader stops reading for
+// 1.5 s, or (with `until`) until until() is true, at most 6 s: their kernel
+// buffers fill at the sender's pace, which a loaded machine makes slower.
+// Under four stall times (8 s) either way: a pause of everyone is waited
+// for, not judged.
+async function pauseReadersOnce(readers, after, until) {
   await waitFor(() => readers.every((r) => r.got >= after || r.closeInfo), { timeout: 60_000, interval: 10, message: 'the readers are under way' });
   readers.forEach((r) => r.ws._socket.pause());
-  await sleep(1500);
+  if (until) {
+    const end = Date.now() + 6000;
+    while (Date.now() < end && !(await until())) await sleep(200);
+  } else {
+    await sleep(1500);
+  }
   readers.forEach((r) => r.ws._socket.resume());
 }
 
@@ -189,18 +200,22 @@ async function openReadersOn(t, node, room, n) {
   return readers;
 }
 
-test(`a long-polling SignalR client through nginx (round robin over A and B) sending fast, ${READERS} readers on B (send_queue 64): paced, nobody dropped`, { timeout: 240_000 }, async (t) => {
-  const SENDS = 400;
-  const BIG = 'x'.repeat(4096); // the sender is slower: bigger messages fill B's side sooner
+test(`a long-polling SignalR client through nginx (round robin over A and B) sending fast, ${LP_READERS} readers on B (send_queue 64): paced, nobody dropped`, { timeout: 240_000 }, async (t) => {
+  // Each reader is sent more (600 x 16 KiB) than its socket's kernel buffers
+  // hold while it pauses, so B's queues get behind however fast the machine.
+  const SENDS = 600;
+  const BIG = 'x'.repeat(16 * 1024);
   const { nodes } = await startCluster(t, 2, { limits: { send_queue: 64 } });
   const [a, b] = nodes;
   const room = 'bp-cross-signalr';
   const nginx = await startNginxLogged(t, [a.port, b.port]);
-  const readers = await openReadersOn(t, b, room, READERS);
+  const readers = await openReadersOn(t, b, room, LP_READERS);
   await sleep(300);
 
   const conn = await connect(signalrCtx(t, nginx.url), { transport: T.LongPolling, label: 'long polling via nginx' });
-  const paused = pauseReadersOnce(readers, 50);
+  const label = 'crier_publish_paced_total{transport="signalr_http"}';
+  const pacedNow = async () => (await metric(a, label)) + (await metric(b, label)) > 0;
+  const paused = pauseReadersOnce(readers, 50, pacedNow);
   for (let n = 1; n <= SENDS; n++) await withTimeout(conn.send('SendToRoom', room, { n, pad: BIG }), 30_000, `send ${n}`);
   await paused;
 
@@ -210,7 +225,6 @@ test(`a long-polling SignalR client through nginx (round robin over A and B) sen
     const closed = readers.filter((r) => r.closeInfo);
     throw new Error(`${err.message}: ${closed.length} closed (${JSON.stringify(closed[0]?.closeInfo)})`);
   }
-  const label = 'crier_publish_paced_total{transport="signalr_http"}';
   const paced = [await metric(a, label), await metric(b, label)];
   const dropped = await metric(b, 'crier_subscribers_dropped_total');
   const posts = nginx.accessLog().filter((l) => /^POST \/hubs\/chat/.test(l));
@@ -218,7 +232,7 @@ test(`a long-polling SignalR client through nginx (round robin over A and B) sen
   t.diagnostic(`paced on A ${paced[0]}, on B ${paced[1]}; B dropped ${dropped}; ${posts.length} POSTs via nginx to ${[...upstreams].join(', ')}`);
   assert.equal(upstreams.size, 2, 'the POSTs landed on both nodes');
   const closed = readers.filter((r) => r.closeInfo);
-  assert.equal(closed.length, 0, `readers on B closed: ${JSON.stringify(closed[0]?.closeInfo)} (${closed.length} of ${READERS})`);
+  assert.equal(closed.length, 0, `readers on B closed: ${JSON.stringify(closed[0]?.closeInfo)} (${closed.length} of ${LP_READERS})`);
   const bad = readers.filter((r) => r.bad || r.got !== SENDS);
   assert.equal(bad.length, 0, `${bad.length} readers did not get ids 1..${SENDS} in order, e.g. ${bad.slice(0, 3).map((r) => r.bad || `${r.got} messages`).join('; ')}`);
   assert.equal(dropped, 0, 'B dropped no subscriber');
