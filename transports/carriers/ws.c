@@ -6,15 +6,19 @@
  *
  * The acceptor hands over sockets whose upgrade request it only peeked at;
  * the service thread adopts them and lws reads the request from byte 0.
- * A connection's sub is drained with one write per SERVER_WRITEABLE (what
- * lws asks): up to WS_FRAMES_PER_WRITEABLE queued frames, framed here into
- * the worker's buffer and sent in one raw write (no extension such as
- * permessage-deflate is offered, so frames go out as they are). The
+ * A connection's sub is drained with one write at a time: up to
+ * WS_FRAMES_PER_WRITEABLE queued frames, framed here into the worker's
+ * buffer and sent in one raw write (no extension such as permessage-deflate
+ * is offered, so frames go out as they are). A woken connection is written
+ * by its service thread at once (write_now); what follows a full batch, and
+ * anything else due (PINGs, closes, a partial write lws holds), goes through
+ * SERVER_WRITEABLE, which lws calls once the socket polls writable. The
  * message's shared bytes are only read: several workers send one message
  * at once.
  *
  * Workers ("workers" in the config, 0: one per core): each is an lws
- * context with its own service thread, since this lws build has
+ * context on a libev epoll loop of its own (create_on_epoll) with its own
+ * service thread, since this lws build has
  * LWS_MAX_SMP 1 (one service thread per context). The acceptor gives each
  * socket to the worker holding the fewest connections, and the connection
  * stays there: one room's members are spread over all workers, and a
@@ -807,6 +811,12 @@ static int drain(ws_conn *c, struct lws *wsi, bool direct);
  * callback while more is queued. */
 static int on_writable(ws_conn *c, struct lws *wsi)
 {
+    /* A close frame is on its way or sent: ours (close_with), or lws's own
+     * for a protocol error (1007 for invalid UTF-8, 1002), after which lws
+     * still calls this while it waits for the client's answer. Nothing may
+     * follow it (RFC 6455 5.5.1). */
+    if (c->closing || lws_get_close_length(wsi))
+        return 0;
     if (c->unmasked) {
         ws_guard_closing(lws_get_socket_fd(wsi)); /* no close frame will come back */
         return close_with(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked");
