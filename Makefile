@@ -7,7 +7,8 @@ B        ?= build
 WARN     := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2
 # Library headers come in through -isystem so they cannot trip -Werror.
 PKG_INC  := $(patsubst -I%,-isystem %,$(shell pkg-config --cflags $(PKGS) 2>/dev/null))
-PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+# libev (no pkg-config file in Debian): the WebSocket workers' epoll loop (ws.c).
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lev -lpthread
 # The version (common/version.c): the VERSION file, plus "+g<commit>" in a
 # git checkout ("+dirty" with local changes). $(B)/version.txt changes only
 # when the string does, so version.o is rebuilt exactly then.

@@ -9,7 +9,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 what=${1:-build}
-build_pkgs=(build-essential pkg-config libwebsockets-dev libmicrohttpd-dev libjansson-dev libhiredis-dev libjwt-dev libssl-dev libcurl4-openssl-dev libmsgpack-dev)
+# libev-dev, libwebsockets-evlib-ev: the WebSocket workers' epoll loop (lws loads
+# its libev plugin at run time; without it they fall back to poll())
+build_pkgs=(build-essential pkg-config libwebsockets-dev libev-dev libwebsockets-evlib-ev libmicrohttpd-dev libjansson-dev libhiredis-dev libjwt-dev libssl-dev libcurl4-openssl-dev libmsgpack-dev)
 # libclang-rt-dev: clang's sanitizer and libFuzzer runtimes (only recommended by clang);
 # dpkg-dev, debhelper: `make deb`; systemd: systemd-analyze verify of the unit (tests/ops/);
 # jq, prometheus (promtool): the JSON log and /metrics checks

@@ -704,9 +704,11 @@ one_core() {
 }
 
 # metric NAME: a value from the crier under test's /metrics ("-" if none).
+# awk reads to the end: leaving early made curl fail (23, a write to a closed
+# pipe) when the answer came in more than one read, and pipefail ended the run.
 metric() {
     curl -s --max-time 5 "$BASE/metrics" 2>/dev/null |
-        awk -v n="$1" '$1 == n { print $2; f = 1; exit } END { if (!f) print "-" }'
+        awk -v n="$1" '$1 == n && !f { print $2; f = 1 } END { if (!f) print "-" }'
 }
 
 # backpressure STALL SCENARIO: issue #16 target 4 on crier's DEFAULT config

@@ -94,6 +94,42 @@ test('workers: 1 runs one WebSocket service thread; the default is one per core'
   assert.equal(wsThreads(dflt.pid).length, cores, `one service thread per core (${cores})`);
 });
 
+// Where a thread sleeps (/proc/PID/task/TID/wchan: "do_epoll_wait" in
+// epoll_wait, "poll_schedule_timeout..." in poll), by thread name.
+function wsWaits(pid) {
+  const waits = {};
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const name = fs.readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      if (/^crier-ws-\d+$/.test(name)) waits[name] = fs.readFileSync(`/proc/${pid}/task/${tid}/wchan`, 'utf8').trim();
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return waits;
+}
+
+// lws's poll() asked the kernel about every connection of a worker on every
+// wake-up (a fifth of the CPU at 10000 subscribers); each worker now runs on
+// a libev loop on epoll, which reports only the ready ones.
+test('workers: each WebSocket worker waits in epoll (libev), not in poll() over its connections', { timeout: 60_000 }, async (t) => {
+  const srv = await startFor(t, { workers: 2, log_level: 'info' });
+  await waitFor(() => srv.stderr().includes('WebSocket workers'), { message: 'the workers line' });
+  assert.match(srv.stderr(), /ws: 2 WebSocket workers, latency efficient, epoll \(libev\)/);
+  const ws = await openWs(`${srv.wsUrl}/rooms/ep/ws`);
+  t.after(() => ws.close());
+  await publish(srv.url, 'ep', { ok: true });
+  await ws.waitForMessages(1);
+  if (Object.values(wsWaits(srv.pid)).every((w) => w === '0')) {
+    t.skip('this kernel hides wchan');
+    return;
+  }
+  await waitFor(() => {
+    const w = Object.values(wsWaits(srv.pid));
+    return w.length === 2 && w.every((x) => x === 'do_epoll_wait');
+  }, { message: `both service threads wait in epoll_wait (${JSON.stringify(wsWaits(srv.pid))})` });
+});
+
 // A raw WebSocket client: each TCP read it gets is kept apart (chunks), so
 // that what the server sent in one write can be seen.
 async function rawWs(port, path) {
@@ -161,6 +197,56 @@ test('latency "low": a message is written at once, without the coalescing wait',
   }
   sub.conn.socket.destroy();
 });
+
+// A masked client frame (payload < 126 bytes), as latin1 text for conn.send.
+function clientFrame(opcode, payload) {
+  const mask = [0x11, 0x22, 0x33, 0x44];
+  const body = Buffer.from(payload).map((b, i) => b ^ mask[i % 4]);
+  return Buffer.concat([Buffer.from([0x80 | opcode, 0x80 | body.length, ...mask]), body]).toString('latin1');
+}
+
+// The opcodes (and a close frame's code) of the server frames in what came
+// (payloads < 126 bytes).
+function serverFrames(chunks) {
+  const b = Buffer.concat(chunks.map((c) => c.bytes));
+  const frames = [];
+  for (let i = 0; i + 2 <= b.length; i += 2 + (b[i + 1] & 0x7f)) {
+    const opcode = b[i] & 0x0f;
+    frames.push(opcode === 8 && (b[i + 1] & 0x7f) >= 2 ? { opcode, code: b.readUInt16BE(i + 2) } : { opcode });
+  }
+  return frames;
+}
+
+// A woken connection is written at once by its service thread, not in lws's
+// writable callback, which lws no longer calls once a close frame is on its
+// way: the service thread must see that too. The client's own Close, and a
+// close lws starts itself (invalid UTF-8: 1007), while the room keeps
+// publishing: the close frame is the last frame the client gets.
+for (const [how, frame, code] of [
+  ['the client\'s Close', clientFrame(8, [0x03, 0xe8]), 1000],
+  ['invalid UTF-8 (lws closes 1007)', clientFrame(1, [0xff, 0xfe, 0x41]), 1007],
+]) {
+  test(`latency "low": after ${how}, no data frame follows the close frame while the room publishes`, { timeout: 60_000 }, async (t) => {
+    const srv = await startFor(t, { latency: 'low', workers: 1 });
+    const room = `after-close-${code}`;
+    const sub = await rawWs(srv.port, `/rooms/${room}/ws`);
+    t.after(() => sub.conn.socket.destroy());
+    await waitFor(async () => (await subscriberCounts(srv.url, room))?.websocket === 1);
+    for (let i = 0; i < 3; i++) await publish(srv.url, room, { i });
+    await waitFor(() => sub.frames() >= 3, { message: 'the first 3 messages' });
+    sub.conn.send(frame);
+    let closed = false;
+    sub.conn.closed.then(() => (closed = true));
+    for (let i = 3; i < 40 && !closed; i++) await publish(srv.url, room, { i });
+    await waitFor(() => closed, { timeout: 10_000, message: 'the server closes the connection' });
+    const frames = serverFrames(sub.chunks);
+    const at = frames.findIndex((f) => f.opcode === 8);
+    assert.ok(at >= 3, `a close frame after the first messages: ${JSON.stringify(frames)}`);
+    assert.equal(frames[at].code, code);
+    assert.equal(at, frames.length - 1, `nothing after the close frame: ${JSON.stringify(frames.slice(at))}`);
+    assert.ok(frames.slice(0, at).every((f) => f.opcode === 1), 'text frames before it');
+  });
+}
 
 // A raw SSE client: each TCP read after the response head is kept apart
 // (chunks), so that what the server sent in one write can be seen.

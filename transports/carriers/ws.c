@@ -6,15 +6,19 @@
  *
  * The acceptor hands over sockets whose upgrade request it only peeked at;
  * the service thread adopts them and lws reads the request from byte 0.
- * A connection's sub is drained with one write per SERVER_WRITEABLE (what
- * lws asks): up to WS_FRAMES_PER_WRITEABLE queued frames, framed here into
- * the worker's buffer and sent in one raw write (no extension such as
- * permessage-deflate is offered, so frames go out as they are). The
+ * A connection's sub is drained with one write at a time: up to
+ * WS_FRAMES_PER_WRITEABLE queued frames, framed here into the worker's
+ * buffer and sent in one raw write (no extension such as permessage-deflate
+ * is offered, so frames go out as they are). A woken connection is written
+ * by its service thread at once (write_now); what follows a full batch, and
+ * anything else due (PINGs, closes, a partial write lws holds), goes through
+ * SERVER_WRITEABLE, which lws calls once the socket polls writable. The
  * message's shared bytes are only read: several workers send one message
  * at once.
  *
  * Workers ("workers" in the config, 0: one per core): each is an lws
- * context with its own service thread, since this lws build has
+ * context on a libev epoll loop of its own (create_on_epoll) with its own
+ * service thread, since this lws build has
  * LWS_MAX_SMP 1 (one service thread per context). The acceptor gives each
  * socket to the worker holding the fewest connections, and the connection
  * stays there: one room's members are spread over all workers, and a
@@ -58,6 +62,7 @@
 #include "transports/carriers/ws.h"
 
 #include <errno.h>
+#include <ev.h>
 #include <libwebsockets.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -135,11 +140,22 @@ typedef struct adoption {
     access_principal *who; /* a reference: the wsi's opaque user data once adopted */
 } adoption;
 
+/* A timer of ours on a worker's libev loop (see worker_schedule). */
+typedef struct ws_ev_timer {
+    ev_timer ev; /* first: the libev callback gets its address */
+    lws_sorted_usec_list_t *sul;
+    sul_cb_t cb;
+} ws_ev_timer;
+
 /* One lws context and its service thread. */
 typedef struct ws_worker {
     unsigned index;
     struct lws_context *context; /* set before its thread starts, then read-only */
     struct lws_vhost *vhost;     /* likewise */
+    /* libev's epoll loop the context runs on (NULL: lws's own poll()):
+     * main creates it before the thread starts and destroys it after the
+     * context, the service thread runs it. */
+    struct ev_loop *loop;
     pthread_t thread;
     bool started;       /* main: thread runs */
     atomic_uint queued; /* handed over, not adopted yet */
@@ -157,6 +173,12 @@ typedef struct ws_worker {
     unsigned char *batch_buf;          /* service thread: LWS_PRE + WS_BATCH_MAX */
     list_node paused_conns;            /* service thread: rx_paused (backpressure) */
     lws_sorted_usec_list_t resume_sul; /* service thread: resume_reads */
+    ws_ev_timer ev_timers[2];          /* service thread, on libev: flush_sul, resume_sul */
+    /* service thread: the pending connections being written
+     * (request_writable_for_pending), room for every established one */
+    ws_conn **due;
+    size_t due_cap;
+    size_t established; /* service thread: connections in all_conns */
 } ws_worker;
 
 static const cfg *conf;
@@ -303,15 +325,55 @@ static void adopt_queued(ws_worker *w)
     free(fds);
 }
 
+static void on_ev_timer(struct ev_loop *loop, ev_timer *ev, int revents)
+{
+    (void)loop;
+    (void)revents;
+    ws_ev_timer *t = (ws_ev_timer *)ev;
+    t->cb(t->sul);
+}
+
+/* Service thread: cb(sul) in us microseconds, as lws_sul_schedule, for the
+ * timers that must fire on time (flush_sul, resume_sul). On libev they are
+ * ev_timers of the worker's loop: lws 4.1's libev plugin sets its one timer
+ * only when it is not already running, so a sul due before the one it waits
+ * for fires late (up to the keep-alive sweep's second). */
+static void worker_schedule(ws_worker *w, lws_sorted_usec_list_t *sul, sul_cb_t cb, lws_usec_t us)
+{
+    if (!w->loop) {
+        lws_sul_schedule(w->context, 0, sul, cb, us);
+        return;
+    }
+    ws_ev_timer *t = &w->ev_timers[sul == &w->flush_sul ? 0 : 1];
+    ev_timer_stop(w->loop, &t->ev);
+    t->sul = sul;
+    t->cb = cb;
+    ev_now_update(w->loop); /* the loop's time is that of its last wake-up */
+    ev_timer_init(&t->ev, on_ev_timer, (ev_tstamp)us / LWS_US_PER_SEC, 0.);
+    ev_timer_start(w->loop, &t->ev);
+}
+
+static void write_now(ws_conn *c);
+
+/* The woken connections are written (write_now) once the list is taken
+ * and its lock let go: a write takes the sub's lock, which comes before
+ * pending_lock. Nothing closes a connection meanwhile (only this thread
+ * does, and write_now leaves closing to the callback). */
 static void request_writable_for_pending(ws_worker *w)
 {
+    size_t n = 0;
     pthread_mutex_lock(&w->pending_lock);
     for (ws_conn *c = w->pending; c; c = c->pending_next) {
         atomic_store(&c->on_pending, false);
-        lws_callback_on_writable(c->wsi);
+        if (n < w->due_cap)
+            w->due[n++] = c;
+        else /* no room (out of memory): lws's way */
+            lws_callback_on_writable(c->wsi);
     }
     w->pending = NULL;
     pthread_mutex_unlock(&w->pending_lock);
+    for (size_t i = 0; i < n; i++)
+        write_now(w->due[i]);
 }
 
 /* latency "efficient": every connection woken since the last flush gets
@@ -354,7 +416,7 @@ static void serve_pending(ws_worker *w)
         return;
     }
     w->flush_scheduled = true;
-    lws_sul_schedule(w->context, 0, &w->flush_sul, flush_pending, window - since);
+    worker_schedule(w, &w->flush_sul, flush_pending, window - since);
 }
 
 static void request_writable_for_all(ws_worker *w)
@@ -505,6 +567,22 @@ static void conn_log(ws_conn *c, const char *event)
     log_fields(LOG_LEVEL_INFO, "access", f, n, "websocket %s %s", event, c->path);
 }
 
+/* Service thread: w's established connections counted, and its due array
+ * grown to hold them all (a failed growth leaves the extra ones to lws's
+ * writable callback). */
+static void count_established(ws_worker *w, int delta)
+{
+    w->established += (size_t)delta;
+    if (w->established <= w->due_cap)
+        return;
+    size_t cap = w->due_cap ? w->due_cap * 2 : 64;
+    ws_conn **due = realloc(w->due, cap * sizeof(*due));
+    if (!due)
+        return;
+    w->due = due;
+    w->due_cap = cap;
+}
+
 /* ESTABLISHED: from now on the hub's wakes reach this connection. */
 static void on_established(ws_conn *c)
 {
@@ -516,6 +594,7 @@ static void on_established(ws_conn *c)
     bool queued = !sendq_is_empty(&s->q) || s->ending || s->dropped;
     pthread_mutex_unlock(&s->lock);
     list_push_front(&c->w->all_conns, &c->link);
+    count_established(c->w, 1);
     c->opened_ms = c->last_rx_ms = c->last_ping_ms = clock_now_ms();
     http_count_status(101);
     conn_log(c, "open");
@@ -613,7 +692,10 @@ static void on_closed(ws_conn *c)
     }
     atomic_store(&c->on_pending, false);
     pthread_mutex_unlock(&w->pending_lock);
-    list_remove(&c->link);
+    if (!list_empty(&c->link)) { /* it was established */
+        list_remove(&c->link);
+        count_established(w, -1);
+    }
     c->sess.ops->closed(c->sess.session);
 }
 
@@ -739,12 +821,19 @@ static int close_ended(ws_conn *c, struct lws *wsi, sub_end_reason why)
     return close_with(wsi, (enum lws_close_status)code, text);
 }
 
+static int drain(ws_conn *c, struct lws *wsi, bool direct);
+
 /* One write per callback: a PING when one is due, else the queued frames
  * (a batch of them when there is a backlog); then asks for another
  * callback while more is queued. */
 static int on_writable(ws_conn *c, struct lws *wsi)
 {
-    sub *s = c->sess.s;
+    /* A close frame is on its way or sent: ours (close_with), or lws's own
+     * for a protocol error (1007 for invalid UTF-8, 1002), after which lws
+     * still calls this while it waits for the client's answer. Nothing may
+     * follow it (RFC 6455 5.5.1). */
+    if (c->closing || lws_get_close_length(wsi))
+        return 0;
     if (c->unmasked) {
         ws_guard_closing(lws_get_socket_fd(wsi)); /* no close frame will come back */
         return close_with(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked");
@@ -763,6 +852,24 @@ static int on_writable(ws_conn *c, struct lws *wsi)
         lws_callback_on_writable(wsi);
         return 0;
     }
+    return drain(c, wsi, false);
+}
+
+/* The service thread's write for c that lws did not ask for (write_now),
+ * where the SERVER_WRITEABLE callback would close c: lws is asked for that
+ * callback, which finds the same state and closes it. */
+static int ask_writable(struct lws *wsi)
+{
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* Writes up to WS_FRAMES_PER_WRITEABLE queued frames of c in one write;
+ * asks for another SERVER_WRITEABLE while more is queued. direct: called
+ * by write_now, not by lws: what would close c is left to the callback. */
+static int drain(ws_conn *c, struct lws *wsi, bool direct)
+{
+    sub *s = c->sess.s;
     batch bt = {.n = 0};
     bool dropped = false, ending = false, more = false;
     sub_end_reason why = SUB_END_NONE;
@@ -785,21 +892,44 @@ static int on_writable(ws_conn *c, struct lws *wsi)
         for (int i = 0; i < bt.n; i++)
             msg_unref(bt.m[i]);
         free(bt.own);
+        if (direct)
+            return ask_writable(wsi);
         return dropped ? close_with(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, "send queue full")
                        : close_with(wsi, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION, "out of memory");
     }
     if (bt.n) {
         if (!write_batch(c, wsi, &bt))
-            return -1;
+            return direct ? ask_writable(wsi) : -1;
         if (more || ending || atomic_load(&stopping))
             lws_callback_on_writable(wsi);
         return 0;
     }
+    if (direct && (ending || atomic_load(&stopping)))
+        return ask_writable(wsi);
     if (ending)
         return close_ended(c, wsi, why);
     return atomic_load(&stopping)
                ? close_with(wsi, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down")
                : 0;
+}
+
+/* Service thread, for a connection the hub woke: its queued frames are
+ * written at once, not after a round through the event loop. lws's way
+ * (lws_callback_on_writable, then SERVER_WRITEABLE once the socket polls
+ * writable) costs two epoll_ctl and an event per delivery, as much as a
+ * third of the send() itself at 10000 subscribers. Only in the plain case:
+ * anything else due on c (a PING, a close of ours or lws's, the client's
+ * close, a partial write lws holds, shutdown) goes through the callback. */
+static void write_now(ws_conn *c)
+{
+    struct lws *wsi = c->wsi;
+    if (c->unmasked || c->sess.refuse_code || c->silent || c->ping_due || c->closing ||
+        c->peer_closed || atomic_load(&stopping) || lws_get_close_length(wsi) ||
+        lws_partial_buffered(wsi)) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    drain(c, wsi, true);
 }
 
 /* Backpressure (hub/backlog.h): while subscribers that read are behind,
@@ -811,8 +941,7 @@ static void resume_reads(lws_sorted_usec_list_t *sul)
 {
     ws_worker *w = lws_container_of(sul, ws_worker, resume_sul);
     if (backlog_holding()) {
-        lws_sul_schedule(w->context, 0, &w->resume_sul, resume_reads,
-                         WS_RESUME_CHECK_MS * LWS_US_PER_MS);
+        worker_schedule(w, &w->resume_sul, resume_reads, WS_RESUME_CHECK_MS * LWS_US_PER_MS);
         return;
     }
     int64_t now = clock_now_ms();
@@ -833,8 +962,7 @@ static void pace_reads(ws_conn *c, struct lws *wsi)
     ws_worker *w = c->w;
     c->rx_paused = true;
     if (list_empty(&w->paused_conns))
-        lws_sul_schedule(w->context, 0, &w->resume_sul, resume_reads,
-                         WS_RESUME_CHECK_MS * LWS_US_PER_MS);
+        worker_schedule(w, &w->resume_sul, resume_reads, WS_RESUME_CHECK_MS * LWS_US_PER_MS);
     list_push_back(&w->paused_conns, &c->paused_link);
     lws_rx_flow_control(wsi, 0);
     backlog_count_paced(PACE_WEBSOCKET);
@@ -928,6 +1056,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     switch (reason) {
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
         ws_worker *w = lws_context_user(lws_get_context(wsi));
+        if (atomic_load(&stop_loop) && w->loop) {
+            ev_break(w->loop, EVBREAK_ALL); /* lws_service returns to service_main */
+            return 0;
+        }
         adopt_queued(w);
         serve_pending(w);
         if (atomic_load(&stopping))
@@ -1000,6 +1132,8 @@ static struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+/* On libev, lws_service runs the loop until ev_break (EVENT_WAIT_CANCELLED
+ * once stop_loop is set); on poll(), it returns after every poll. */
 static void *service_main(void *arg)
 {
     ws_worker *w = arg;
@@ -1042,6 +1176,36 @@ static unsigned worker_count(const cfg *c)
     return n > WS_WORKERS_MAX ? WS_WORKERS_MAX : n;
 }
 
+/* Main: w's context on an epoll loop of its own (libev, through lws's
+ * libev plugin, package libwebsockets-evlib-ev). lws's default poll() asks
+ * the kernel about every connection on every wake-up: with thousands of
+ * connections per worker that was a fifth of the CPU of a fanout; epoll
+ * reports only the ready ones. The loop is "foreign" to lws: lws installs
+ * no signal handler on it, and service_main stops it. Leaves w->context
+ * NULL when either is missing: the context then runs on poll(). */
+static void create_on_epoll(struct lws_context_creation_info *info, ws_worker *w)
+{
+    w->loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOSIGMASK);
+    if (!w->loop) {
+        LOG_WARN(TAG, "no epoll loop (libev): WebSocket worker %u runs on poll()", w->index);
+        return;
+    }
+    void *loops[1] = {w->loop};
+    info->options |= LWS_SERVER_OPTION_LIBEV;
+    info->foreign_loops = loops;
+    w->context = lws_create_context(info);
+    info->options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+    info->foreign_loops = NULL;
+    if (w->context)
+        return;
+    ev_loop_destroy(w->loop);
+    w->loop = NULL;
+    LOG_WARN(TAG,
+             "libwebsockets' libev plugin is missing (package libwebsockets-evlib-ev): "
+             "WebSocket worker %u runs on poll()",
+             w->index);
+}
+
 /* Main: w's context (its PROTOCOL_INIT schedules the keep-alive sweep). */
 static int create_context(const cfg *c, ws_worker *w)
 {
@@ -1062,7 +1226,9 @@ static int create_context(const cfg *c, ws_worker *w)
     w->batch_buf = malloc(LWS_PRE + WS_BATCH_MAX);
     if (!w->batch_buf)
         return -1;
-    w->context = lws_create_context(&info);
+    create_on_epoll(&info, w);
+    if (!w->context)
+        w->context = lws_create_context(&info);
     if (!w->context)
         return -1;
     w->vhost = lws_get_vhost_by_name(w->context, "crier");
@@ -1110,8 +1276,9 @@ int ws_start(const cfg *c, ws_open_fn open)
         w->context_open = true;
         pthread_mutex_unlock(&w->pending_lock);
     }
-    LOG_INFO(TAG, "%u WebSocket worker%s, latency %s", n, n == 1 ? "" : "s",
-             c->latency == CFG_LATENCY_LOW ? "low" : "efficient");
+    LOG_INFO(TAG, "%u WebSocket worker%s, latency %s, %s", n, n == 1 ? "" : "s",
+             c->latency == CFG_LATENCY_LOW ? "low" : "efficient",
+             workers[0].loop ? "epoll (libev)" : "poll()");
     return 0;
 }
 
@@ -1176,8 +1343,17 @@ void ws_stop(int grace_ms)
         if (w->context)
             lws_context_destroy(w->context);
         w->context = NULL;
+        if (w->loop) { /* after the context: its close stopped its watchers */
+            ev_timer_stop(w->loop, &w->ev_timers[0].ev);
+            ev_timer_stop(w->loop, &w->ev_timers[1].ev);
+            ev_loop_destroy(w->loop);
+        }
+        w->loop = NULL;
         drop_queued(w);
         free(w->batch_buf);
         w->batch_buf = NULL;
+        free(w->due);
+        w->due = NULL;
+        w->due_cap = 0;
     }
 }
