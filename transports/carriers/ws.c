@@ -831,9 +831,11 @@ static int on_writable(ws_conn *c, struct lws *wsi)
     /* A close frame is on its way or sent: ours (close_with), or lws's own
      * for a protocol error (1007 for invalid UTF-8, 1002), after which lws
      * still calls this while it waits for the client's answer. Nothing may
-     * follow it (RFC 6455 5.5.1). */
+     * follow it (RFC 6455 5.5.1). A client that sent unmasked frames will
+     * not answer the close (ws_guard reads nothing more of it): the
+     * connection ends now rather than after lws's wait for the answer. */
     if (c->closing || lws_get_close_length(wsi))
-        return 0;
+        return c->unmasked ? -1 : 0;
     if (c->unmasked) {
         ws_guard_closing(lws_get_socket_fd(wsi)); /* no close frame will come back */
         return close_with(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, "client frames must be masked");
