@@ -113,17 +113,20 @@ test('a subscriber that does not read is dropped; others get every message', { t
 });
 
 // A drop ends with the close reaching the client: a WebSocket subscriber
-// dropped for "send queue full" while it keeps reading receives close 1008
-// "send queue full" (the messages queued before the drop are not sent: the
-// queue is emptied at the drop) and its TCP connection is closed, within a
-// few seconds, on the memory backplane and on Redis.
+// that stopped reading long enough to be judged stalled, was dropped for
+// "send queue full", and then reads again receives close 1008 "send queue
+// full" (the messages queued before the drop are not sent: the queue is
+// emptied at the drop) and its TCP connection is closed, within a few
+// seconds, on the memory backplane and on Redis.
 //
-// To drop a subscriber that reads, the test uses what backpressure does not
-// pace: server API sends to one connection (POST /connections/{id}/messages),
-// many at once, against a tiny limits.send_queue (8). The subscriber also
-// keeps sending frames (as a publisher that is a member does): before the
-// fix crier closed its socket with those frames unread, the kernel answered
-// with a reset, and the client lost the close frame (1006).
+// Backpressure paces every publisher of this node, server API sends
+// included (while a queue is behind they are refused 503 with
+// publish_wait_ms 0), so a subscriber that reads is never dropped; one that
+// stops is set aside after limits.subscriber_stall_ms and then dropped.
+// The subscriber keeps sending frames all the while (as a publisher that is
+// a member does): before the fix crier closed its socket with those frames
+// unread, the kernel answered with a reset, and the client lost the close
+// frame (1006).
 
 const API_KEY = 'drop-close-test-key-0123456789';
 
@@ -141,40 +144,43 @@ function send(base, id, body) {
   });
 }
 
-test('a reading WebSocket subscriber dropped for send queue full gets close 1008 and a closed TCP connection', { timeout: 90_000 }, async (t) => {
+test('a WebSocket subscriber dropped for send queue full, reading again, gets close 1008 and a closed TCP connection', { timeout: 90_000 }, async (t) => {
   const srv = await startFor(t, {
-    limits: { send_queue: 8, publish_wait_ms: 0 },
+    limits: { send_queue: 8, publish_wait_ms: 0, subscriber_stall_ms: 500 },
     auth: { api_keys: [API_KEY], rooms: [{ match: '*', subscribe: 'public', publish: 'public' }] },
   });
   const ws = new WebSocket(`${srv.wsUrl}/rooms/dropclose/ws`);
   const c = { got: 0, id: null, close: null, tcpClosed: false };
   ws.on('upgrade', (res) => (c.id = res.headers['x-crier-connection-id']));
-  ws.on('message', () => c.got++); // reads all the time
+  ws.on('message', () => c.got++);
   ws.on('close', (code, reason) => (c.close = { code, reason: reason.toString(), at: Date.now() }));
   ws.on('error', () => {});
   await withTimeout(new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject)), 10_000, 'open');
   ws._socket.on('close', () => (c.tcpClosed = true));
   assert.ok(c.id, 'X-Crier-Connection-Id');
+  ws._socket.pause(); // stops reading: its kernel buffers fill, then its queue
   // Frames to its room, all the time, until the close.
   const chatter = setInterval(() => {
     if (ws.readyState !== WebSocket.OPEN) return;
     for (let i = 0; i < 20; i++) ws.send(JSON.stringify({ chat: i, pad: 'c'.repeat(200) }));
   }, 5);
   try {
-    const pad = 'p'.repeat(512);
+    const pad = 'p'.repeat(16 * 1024); // fills the kernel buffers in a few hundred sends
     let dropAt = 0;
-    for (let round = 0; round < 50 && !dropAt; round++) {
-      // Many at once: the sends are queued faster than one write drains them.
-      const res = await Promise.all(Array.from({ length: 64 }, (_, i) => send(srv.url, c.id, JSON.stringify({ round, i, pad })).catch((e) => ({ status: String(e) }))));
-      if (round === 0) t.diagnostic(`statuses: ${[...new Set(res.map((r) => r.status))]} ${res[0].text}`);
-      // Gone from the server (404) once dropped.
-      if (res.some((r) => r.status === 404) || c.close) dropAt = Date.now();
+    const statuses = new Set();
+    for (let round = 0; round < 400 && !dropAt; round++) {
+      const res = await Promise.all(Array.from({ length: 16 }, (_, i) => send(srv.url, c.id, JSON.stringify({ round, i, pad })).catch((e) => ({ status: String(e) }))));
+      res.forEach((r) => statuses.add(r.status));
+      // Dropped: counted (its close waits behind its full kernel buffers).
+      if (res.some((r) => r.status === 404) || (await dropMetric(srv.url, 'crier_subscribers_dropped_total')) > 0) dropAt = Date.now();
+      else if (res.some((r) => r.status === 503)) await sleep(50); // paced: the stall rule takes its time
     }
-    t.diagnostic(`dropped after ${c.got} messages read`);
-    assert.ok(dropAt, 'the reading subscriber was dropped (a send to it answered 404)');
-    t.diagnostic(`crier_subscribers_dropped_total ${await dropMetric(srv.url, 'crier_subscribers_dropped_total')}`);
+    t.diagnostic(`statuses seen: ${[...statuses].join(', ')}`);
+    assert.ok(dropAt, 'the stopped subscriber was dropped (crier_subscribers_dropped_total 1)');
+    assert.ok(statuses.has(503), 'sends were paced (503) while its queue was behind and not yet judged');
+    ws._socket.resume(); // reads again: what the kernel holds, then the close
     await waitFor(() => c.close && c.tcpClosed, { timeout: 10_000, message: `close and TCP end within 10 s (close ${JSON.stringify(c.close)}, tcp closed ${c.tcpClosed})` });
-    t.diagnostic(`close ${c.close.code} "${c.close.reason}" ${c.close.at - dropAt} ms after the drop was seen`);
+    t.diagnostic(`close ${c.close.code} "${c.close.reason}" ${c.close.at - dropAt} ms after the drop was seen, ${c.got} messages read`);
     assert.equal(c.close.code, 1008, `close code ${c.close.code} "${c.close.reason}"`);
     assert.equal(c.close.reason, 'send queue full');
   } finally {
