@@ -159,7 +159,7 @@ describe('GET /rooms/{room}/presence', () => {
   });
 });
 
-describe('presence events (presence_events: true)', () => {
+describe('presence events (presence_events: true)', { concurrency: true }, () => {
   test('one join per user and one leave after their last connection, on WebSocket and SSE', async () => {
     const watcher = await ws('live.a', 'watcher');
     const es = await sse('live.a', 'sseWatcher');
