@@ -79,7 +79,7 @@ const TRANSPORTS = [T.WebSockets, T.ServerSentEvents, T.LongPolling];
 for (const transport of TRANSPORTS) {
   const name = TRANSPORT_CLASS[transport];
 
-  describe(`SignalR with tokens over ${name}`, () => {
+  describe(`SignalR with tokens over ${name}`, { concurrency: true }, () => {
     test('a valid token connects; a bad one is refused with 401 at negotiate', async (t) => {
       const ctx = await setup(t, CONFIG);
       const good = build(ctx, () => token('alice'), { transport });
@@ -155,7 +155,7 @@ for (const transport of TRANSPORTS) {
   });
 }
 
-describe('a SignalR connection made with a token', () => {
+describe('a SignalR connection made with a token', { concurrency: true }, () => {
   // Negotiate (raw) with alice's token, start long polling with it, then
   // try the connection's later requests with other credentials.
   test('its later requests need a token for the same user: 401 without, 403 for another user', async (t) => {
@@ -260,7 +260,7 @@ describe('a SignalR connection made with a token', () => {
   });
 });
 
-describe('plain protocols at a token\'s exp', () => {
+describe('plain protocols at a token\'s exp', { concurrency: true }, () => {
   test('a WebSocket is closed with 4001 "token expired"', async (t) => {
     const ctx = await setup(t, CONFIG);
     const tok = token('frank', { expS: 3 });

@@ -253,7 +253,7 @@ test('limits.max_fragment_bytes_total: unfinished WebSocket messages across conn
 });
 
 test('after expiry, rooms and history bytes go back to zero', { timeout: 60_000 }, async (t) => {
-  const srv = await started(t, { ...MEMORY, history: { ttl_s: 5 } });
+  const srv = await started(t, { ...MEMORY, history: { ttl_s: 3 } });
   const N = 1000;
   for (let i = 0; i < N; i += 50) {
     await Promise.all(range(i, i + 49).map((k) => publish(srv.url, `burst-${k}`, { k })));

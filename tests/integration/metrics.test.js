@@ -16,7 +16,7 @@ import { publish, request } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
 import { T, connect, invoke, receiver } from '../lib/signalr.js';
 import { sseHttp } from '../lib/sse.js';
-import { sleep, waitFor } from '../lib/util.js';
+import { waitFor } from '../lib/util.js';
 import { openWs, wsRefusal } from '../lib/ws.js';
 
 const API_KEY = 'metrics-test-api-key-0042';
@@ -189,9 +189,12 @@ test('SignalR handshakes, pings and completions are protocol frames, not deliver
   const conns = [];
   for (const transport of [T.WebSockets, T.ServerSentEvents, T.LongPolling]) conns.push(await connect(ctx, { transport }));
   for (const c of conns) await invoke(c, 'JoinRoom', 'frames'); // a completion each
-  await sleep(2500); // limits.keepalive_s 1: pings to every streaming client
-  const quiet = await scrape(srv);
   const delta = (m, name) => m.value(name) - before.value(name);
+  // limits.keepalive_s 1: pings to every streaming client, counted as frames
+  const quiet = await waitFor(async () => {
+    const m = await scrape(srv);
+    return delta(m, 'crier_protocol_frames_total') >= 3 + 3 + 2 && m;
+  }, { timeout: 10_000, interval: 200, message: 'protocol frames: 3 handshakes, 3 completions and 2 pings' });
   assert.equal(delta(quiet, 'crier_messages_delivered_total'), 0, 'no room message was sent');
   assert.ok(delta(quiet, 'crier_protocol_frames_total') >= 3 + 3 + 2, `protocol frames: ${delta(quiet, 'crier_protocol_frames_total')}`);
   const rx = conns.map((c) => receiver(c));

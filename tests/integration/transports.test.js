@@ -3,7 +3,7 @@
 // off; per-transport subscriber counts.
 
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { assertJsonError, parseRawResponse, poll, publish, rawConnect, request, roomInfo, subscriberCounts } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
 import { eventEpochs, eventSeq, sseHttp } from '../lib/sse.js';
@@ -188,19 +188,6 @@ test('SSE: resume replays only what is still in history, after a gap event', asy
   assert.deepEqual(rest.map((e) => e.data), ['4', '5', '6']);
 });
 
-test('history.ttl_s: expired messages are not replayed, and an idle room goes away', async (t) => {
-  const srv = await startFor(t, { history: { ttl_s: 1 }, limits: { poll_timeout_s: 1 } });
-  assert.equal(await publish(srv.url, 'ttl', 'old'), 1);
-  const fresh = await poll(srv.url, 'ttl', 0);
-  assert.deepEqual(fresh.json.messages.map((m) => m.data), ['old'], 'within the ttl');
-  await waitFor(async () => (await roomInfo(srv.url, 'ttl')).status === 404, {
-    timeout: 4000,
-    message: 'GET /rooms/ttl -> 404 once its only message expired',
-  });
-  const late = await poll(srv.url, 'ttl', 0);
-  assert.deepEqual(late.json.messages, [], 'after the ttl: nothing replayed');
-});
-
 test('rooms are independent: messages and ids', async (t) => {
   const srv = await startFor(t);
   const a = await openWs(`${srv.wsUrl}/rooms/a/ws`);
@@ -217,37 +204,6 @@ test('rooms are independent: messages and ids', async (t) => {
     { id: 2, epoch: ea, room: 'a', data: 'a2' },
   ]);
   assert.deepEqual(b.messages, [{ id: 1, epoch: eb, room: 'b', data: 'b1' }]);
-});
-
-test('SSE: a keepalive comment every limits.keepalive_s', async (t) => {
-  const srv = await startFor(t, { limits: { keepalive_s: 1 } });
-  const sse = await sseHttp(`${srv.url}/rooms/quiet/events`);
-  t.after(() => sse.close());
-  const t0 = Date.now();
-  await sse.until((s) => s.comments.length >= 2, 4000, 'SSE: two keepalive comments within 4 s');
-  await sleep(Math.max(0, t0 + 3500 - Date.now()));
-  // About one a second: no more than 5 in 3.5 s, not a flood.
-  assert.ok(sse.comments.length <= 5, `${sse.comments.length} keepalive comments in 3.5 s`);
-  assert.equal(sse.events.length, 0, 'comments are not events');
-});
-
-test('long poll: times out after poll_timeout_s with an empty list', async (t) => {
-  const srv = await startFor(t, { limits: { poll_timeout_s: 1 } });
-  const res = await poll(srv.url, 'lp', 0);
-  assert.equal(res.status, 200, res.text);
-  assert.match(res.json?.epoch ?? '', /^[A-Za-z0-9]{8}$/, `epoch in ${res.text}`);
-  assert.deepEqual(res.json, { messages: [], last_id: 0, epoch: res.json.epoch });
-  assert.ok(res.ms >= 900 && res.ms < 3000, `answered after ${res.ms} ms, expected about 1000`);
-
-  for (let i = 1; i <= 3; i++) await publish(srv.url, 'lp', i);
-  const epoch = await epochOf(srv.url, 'lp');
-  const noSince = await poll(srv.url, 'lp');
-  assert.equal(noSince.status, 200, noSince.text);
-  assert.deepEqual(noSince.json, { messages: [], last_id: 3, epoch }, 'no since: history is not returned, last_id is the room\'s');
-  assert.ok(noSince.ms >= 900 && noSince.ms < 3000, `answered after ${noSince.ms} ms`);
-
-  const caughtUp = await poll(srv.url, 'lp', 3);
-  assert.deepEqual(caughtUp.json, { messages: [], last_id: 3, epoch });
 });
 
 test('long poll: a kept-alive connection that started with a poll also publishes and polls again', async (t) => {
@@ -496,19 +452,6 @@ test('WebSocket: a frame over max_message_bytes closes with 1009; binary with 10
   assert.deepEqual(res.json.messages.map((m) => m.id), [1], 'only the frame within the limit was published');
 });
 
-test('WebSocket: server pings; a peer that stops answering is closed', async (t) => {
-  const srv = await startFor(t, { limits: { keepalive_s: 1 } });
-  const alive = await openWs(`${srv.wsUrl}/rooms/ka/ws`);
-  const mute = await openWs(`${srv.wsUrl}/rooms/ka/ws`, { autoPong: false });
-  t.after(() => [alive, mute].forEach((c) => c.close()));
-  let pings = 0;
-  alive.ws.on('ping', () => pings++);
-  await mute.waitForClose(10_000);
-  assert.ok(pings >= 1, 'the answering client was pinged');
-  assert.equal(alive.closeInfo, null, 'the answering client stays connected');
-  assert.equal((await subscriberCounts(srv.url, 'ka'))?.websocket, 1);
-});
-
 test('a transport switched off answers 404 on its endpoint', async (t) => {
   await t.test('websocket off', async (t) => {
     const srv = await startFor(t, { transports: { websocket: false } });
@@ -572,4 +515,65 @@ test('room info counts subscribers per transport, and back down when they leave'
     },
     { timeout: 6000, message: 'room info back to 0 subscribers after they left' },
   );
+});
+
+// The tests that wait out a limit (ttl, keep-alive, poll timeout) spend
+// their time idle: they run side by side.
+describe('limits that take time', { concurrency: true }, () => {
+  test('history.ttl_s: expired messages are not replayed, and an idle room goes away', async (t) => {
+    const srv = await startFor(t, { history: { ttl_s: 1 }, limits: { poll_timeout_s: 1 } });
+    assert.equal(await publish(srv.url, 'ttl', 'old'), 1);
+    const fresh = await poll(srv.url, 'ttl', 0);
+    assert.deepEqual(fresh.json.messages.map((m) => m.data), ['old'], 'within the ttl');
+    await waitFor(async () => (await roomInfo(srv.url, 'ttl')).status === 404, {
+      timeout: 4000,
+      message: 'GET /rooms/ttl -> 404 once its only message expired',
+    });
+    const late = await poll(srv.url, 'ttl', 0);
+    assert.deepEqual(late.json.messages, [], 'after the ttl: nothing replayed');
+  });
+
+  test('SSE: a keepalive comment every limits.keepalive_s', async (t) => {
+    const srv = await startFor(t, { limits: { keepalive_s: 1 } });
+    const sse = await sseHttp(`${srv.url}/rooms/quiet/events`);
+    t.after(() => sse.close());
+    const t0 = Date.now();
+    await sse.until((s) => s.comments.length >= 2, 4000, 'SSE: two keepalive comments within 4 s');
+    await sleep(Math.max(0, t0 + 3500 - Date.now()));
+    // About one a second: no more than 5 in 3.5 s, not a flood.
+    assert.ok(sse.comments.length <= 5, `${sse.comments.length} keepalive comments in 3.5 s`);
+    assert.equal(sse.events.length, 0, 'comments are not events');
+  });
+
+  test('long poll: times out after poll_timeout_s with an empty list', async (t) => {
+    const srv = await startFor(t, { limits: { poll_timeout_s: 1 } });
+    const res = await poll(srv.url, 'lp', 0);
+    assert.equal(res.status, 200, res.text);
+    assert.match(res.json?.epoch ?? '', /^[A-Za-z0-9]{8}$/, `epoch in ${res.text}`);
+    assert.deepEqual(res.json, { messages: [], last_id: 0, epoch: res.json.epoch });
+    assert.ok(res.ms >= 900 && res.ms < 3000, `answered after ${res.ms} ms, expected about 1000`);
+
+    for (let i = 1; i <= 3; i++) await publish(srv.url, 'lp', i);
+    const epoch = await epochOf(srv.url, 'lp');
+    const noSince = await poll(srv.url, 'lp');
+    assert.equal(noSince.status, 200, noSince.text);
+    assert.deepEqual(noSince.json, { messages: [], last_id: 3, epoch }, 'no since: history is not returned, last_id is the room\'s');
+    assert.ok(noSince.ms >= 900 && noSince.ms < 3000, `answered after ${noSince.ms} ms`);
+
+    const caughtUp = await poll(srv.url, 'lp', 3);
+    assert.deepEqual(caughtUp.json, { messages: [], last_id: 3, epoch });
+  });
+
+  test('WebSocket: server pings; a peer that stops answering is closed', async (t) => {
+    const srv = await startFor(t, { limits: { keepalive_s: 1 } });
+    const alive = await openWs(`${srv.wsUrl}/rooms/ka/ws`);
+    const mute = await openWs(`${srv.wsUrl}/rooms/ka/ws`, { autoPong: false });
+    t.after(() => [alive, mute].forEach((c) => c.close()));
+    let pings = 0;
+    alive.ws.on('ping', () => pings++);
+    await mute.waitForClose(10_000);
+    assert.ok(pings >= 1, 'the answering client was pinged');
+    assert.equal(alive.closeInfo, null, 'the answering client stays connected');
+    assert.equal((await subscriberCounts(srv.url, 'ka'))?.websocket, 1);
+  });
 });

@@ -357,9 +357,10 @@ describe('events of plain SSE streams, WebSockets and long polls (upstream.event
     const backend = await startBackend(chatRoutes);
     t.after(() => backend.close());
     const ctx = await setup(t, config(backend.url));
+    // two polls, held side by side until poll_timeout_s
+    const answers = await Promise.all([0, 1].map(() => request(`${ctx.url}/rooms/lobby/poll?access_token=${tok('carol')}`)));
     const polls = [];
-    for (let i = 0; i < 2; i++) {
-      const res = await request(`${ctx.url}/rooms/lobby/poll?access_token=${tok('carol')}`);
+    for (const res of answers) {
       assert.equal(res.status, 200, res.text);
       polls.push(res.headers.get('x-crier-connection-id'));
     }
