@@ -682,7 +682,7 @@ static void *timer_main(void *arg)
     int64_t next_keepalive = clock_now_ms() + (int64_t)conf->limits.keepalive_s * MS_PER_S;
     int64_t next_expire = 0, next_signalr = 0;
     while (!atomic_load(&stop_threads)) {
-        usleep(TIMER_TICK_MS * 1000);
+        publish_pace_sleep(TIMER_TICK_MS); /* parked publishes go as a hold ends */
         int64_t now = clock_now_ms();
         sub_deadlines_sweep(clock_wall_ms()); /* e.g. tokens expiring on live connections */
         lp_tick(now);
@@ -936,6 +936,7 @@ int server_run(const cfg *c)
      * most, with a queue at its mark (half), leaves room for what is read
      * before a publisher is paced. */
     backlog_set_flight_max(c->limits.send_queue / 4 ? (long)c->limits.send_queue / 4 : 1);
+    publish_pace_init();
     hub *h = peek_buf && !rate_limits_init(c) ? hub_create(&ho) : NULL;
     if (h)
         init_protocols(c, h);

@@ -29,6 +29,19 @@ static atomic_uint_fast64_t stalled;
 static atomic_long in_flight;  /* this node's publishes on the backplane, not yet back */
 static atomic_long flight_max; /* 0: in-flight publishes hold nobody */
 static atomic_bool inbound;    /* behind on the backplane's messages */
+static void (*_Atomic release_hook)(void);
+
+void backlog_set_release_hook(void (*fn)(void))
+{
+    atomic_store(&release_hook, fn);
+}
+
+void backlog_released(void)
+{
+    void (*fn)(void) = atomic_load(&release_hook);
+    if (fn)
+        fn();
+}
 
 void backlog_set_stall_ms(int64_t ms)
 {
@@ -76,8 +89,10 @@ void backlog_leave(sendq *q)
     unlist_locked(q);
     bool last = !atomic_load_explicit(&nbehind, memory_order_relaxed);
     pthread_mutex_unlock(&backlog_lock);
-    if (last) /* nothing behind here now: the other nodes hear it at once */
+    if (last) { /* nothing behind here now: the other nodes hear it at once */
         backlog_cluster_changed();
+        backlog_released();
+    }
 }
 
 void backlog_set_flight_max(long n)
@@ -87,7 +102,10 @@ void backlog_set_flight_max(long n)
 
 void backlog_flight(int delta)
 {
-    atomic_fetch_add(&in_flight, delta);
+    long was = atomic_fetch_add(&in_flight, delta);
+    long max = atomic_load_explicit(&flight_max, memory_order_relaxed);
+    if (delta < 0 && max && was >= max && was + delta < max)
+        backlog_released(); /* below the bound again */
 }
 
 long backlog_in_flight(void)
@@ -117,6 +135,8 @@ void backlog_set_inbound(size_t waiting)
         return;
     atomic_store(&inbound, now);
     backlog_cluster_changed(); /* the other nodes hear it at once */
+    if (!now)
+        backlog_released();
 }
 
 bool backlog_inbound_behind(void)

@@ -95,6 +95,17 @@ long backlog_in_flight(void);
 /* Queues behind now (stalled ones set aside not counted). */
 unsigned backlog_behind(void);
 
+/* Any thread, before publishing starts: fn is called each time a hold
+ * may have ended (the last behind queue here is back at its mark, this
+ * node caught up with the backplane, its publishes in flight dropped below
+ * their bound, another node stopped holding), so that parked publishers go
+ * at once, not on the next timer tick (transports/carriers/publish_pace.c).
+ * fn runs on the thread that saw it, maybe with a sub lock held: it must
+ * take no lock. NULL: none. */
+void backlog_set_release_hook(void (*fn)(void));
+/* Calls the release hook (backlog_cluster.c: another node stopped holding). */
+void backlog_released(void);
+
 /* Counts one publisher made to wait. */
 void backlog_count_paced(pace_kind k);
 uint64_t backlog_paced_total(pace_kind k);

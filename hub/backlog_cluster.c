@@ -109,10 +109,12 @@ static void set_holder(const char *node, bool holding, int64_t now_ms)
 {
     pthread_mutex_lock(&holders_lock);
     unsigned i = find_locked(node);
-    bool warn = false;
+    bool warn = false, released = false;
     if (!holding) {
-        if (i < nholders)
+        if (i < nholders) {
             forget_locked(i);
+            released = !nholders;
+        }
     } else if (i < nholders) {
         holders[i].until_ms = now_ms + HOLD_TTL_MS;
     } else if (nholders < HOLD_NODES_MAX) {
@@ -124,6 +126,8 @@ static void set_holder(const char *node, bool holding, int64_t now_ms)
         told_full = true;
     }
     pthread_mutex_unlock(&holders_lock);
+    if (released)
+        backlog_released(); /* parked publishers go now, not on the next tick */
     if (warn)
         LOG_WARN(TAG,
                  "more than %d other nodes hold publishers at once: the others are not "

@@ -6,6 +6,8 @@
  * as stalled) while others kept up, holds again when it drains again, and leaves the backlog at
  * its mark or when cleared. Queues without sendq_pace take no part.
  * Publishes in flight to the backplane past their bound hold publishers too.
+ * The end of a hold calls the release hook at once, and a publish parked
+ * meanwhile goes without waiting for the timer's tick.
  */
 #include "hub/backlog.h"
 #include "hub/sendq.h"
@@ -202,7 +204,83 @@ static void test_in_flight_holds(void)
     backlog_set_flight_max(0);
 }
 
+static int releases;
+static void count_release(void)
+{
+    releases++;
+}
+
+/* Each way a hold ends here calls the release hook at once: the last behind
+ * queue back at its mark, caught up with the backplane, in-flight publishes
+ * below their bound. */
+static void test_release_hook(void)
+{
+    make_msgs();
+    backlog_set_release_hook(count_release);
+    sendq q;
+    sendq_init(&q, LIMIT);
+    sendq_pace(&q);
+    for (int i = 1; i <= LIMIT / 2 + 1; i++)
+        CHECK(sendq_push(&q, msgs[i]) == 0);
+    CHECK(backlog_holding() && releases == 0);
+    sendq_pop(&q); /* back at the mark */
+    CHECK(!backlog_holding() && releases == 1);
+    sendq_clear(&q);
+    backlog_set_inbound(INBOUND_HOLD_BYTES);
+    CHECK(backlog_holding() && releases == 1);
+    backlog_set_inbound(0);
+    CHECK(!backlog_holding() && releases == 2);
+    backlog_set_flight_max(2);
+    backlog_flight(3);
+    backlog_flight(-1); /* still at the bound */
+    CHECK(backlog_holding() && releases == 2);
+    backlog_flight(-1);
+    CHECK(!backlog_holding() && releases == 3);
+    backlog_flight(-1);
+    CHECK(releases == 3);
+    backlog_set_flight_max(0);
+    backlog_set_release_hook(NULL);
+    free_msgs();
+}
+
+static int went;
+static void go(void *arg)
+{
+    (void)arg;
+    went++;
+}
+static void refuse(void *arg)
+{
+    (void)arg;
+    CHECK(!"refused");
+}
+
+/* A publish parked while a queue is behind goes as soon as the queue is
+ * back at its mark: the timer's wait (publish_pace_sleep) is woken and lets
+ * it go, no tick needed (before, it waited for the next tick: up to 100 ms
+ * per paced publish). */
+static void test_parked_goes_at_release(void)
+{
+    make_msgs();
+    publish_pace_init();
+    sendq q;
+    sendq_init(&q, LIMIT);
+    sendq_pace(&q);
+    for (int i = 1; i <= LIMIT / 2 + 1; i++)
+        CHECK(sendq_push(&q, msgs[i]) == 0);
+    pace_entry e = {.deadline = INT64_MAX, .go = go, .refuse = refuse};
+    CHECK(publish_pace_park(&e, PACE_HTTP));
+    publish_pace_sleep(20); /* still held: stays parked */
+    CHECK(went == 0 && publish_pace_parked() == 1);
+    sendq_pop(&q);          /* the hold ends */
+    publish_pace_sleep(20); /* the timer's wait: woken, lets it go */
+    CHECK(went == 1 && publish_pace_parked() == 0);
+    sendq_clear(&q);
+    backlog_set_release_hook(NULL);
+    free_msgs();
+}
+
 TEST_MAIN("backlog", TEST(test_mark_and_leave), TEST(test_stalled_then_draining),
           TEST(test_stalled_while_others_keep_up), TEST(test_stopped_together_judged_later),
           TEST(test_unpaced_queue_takes_no_part), TEST(test_paced_counts),
-          TEST(test_in_flight_holds))
+          TEST(test_in_flight_holds), TEST(test_release_hook), TEST(test_parked_goes_at_release))

@@ -8,8 +8,11 @@
  */
 #include "transports/carriers/publish_pace.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "common/clock.h"
 #include "hub/backlog.h"
@@ -18,6 +21,49 @@ static pthread_mutex_t pace_lock = PTHREAD_MUTEX_INITIALIZER;
 static list_node parked = LIST_INIT(parked); /* pace_lock: oldest first */
 static bool stopping;                        /* pace_lock */
 static atomic_uint nparked;
+/* Written when a hold ends while publishes are parked: the timer, waiting
+ * in publish_pace_sleep, lets them go at once. Open for the life of the
+ * process (a hold may end on any thread until exit); -1: not initialised,
+ * parked publishes go on the timer's ticks. */
+static int wake_fd = -1;
+
+/* Any thread, maybe with a sub lock held (backlog.h's release hook): no
+ * lock, one write when publishes are parked. */
+static void wake(void)
+{
+    if (wake_fd >= 0 && atomic_load(&nparked)) {
+        uint64_t one = 1;
+        if (write(wake_fd, &one, sizeof(one)) < 0) {
+            /* EAGAIN: the counter is full, so the timer is woken anyway */
+        }
+    }
+}
+
+void publish_pace_init(void)
+{
+    if (wake_fd < 0)
+        wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    backlog_set_release_hook(wake); /* no eventfd: the ticks let them go */
+}
+
+void publish_pace_sleep(int64_t ms)
+{
+    int64_t end = clock_now_ms() + ms;
+    for (int64_t left = ms; left > 0; left = end - clock_now_ms()) {
+        if (wake_fd < 0) {
+            usleep((useconds_t)left * 1000);
+            return;
+        }
+        struct pollfd p = {.fd = wake_fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left) <= 0)
+            continue; /* the time is up (or EINTR: the time is checked) */
+        uint64_t n;
+        if (read(wake_fd, &n, sizeof(n)) < 0) {
+            /* nothing to read (EAGAIN): the tick below is harmless anyway */
+        }
+        publish_pace_tick(clock_now_ms());
+    }
+}
 
 /* Parks e when publishes wait; a request to suspend (conn, may be NULL) is
  * suspended under pace_lock first, so the timer, which resumes it after
@@ -35,6 +81,8 @@ static bool park(pace_entry *e, pace_kind kind, struct MHD_Connection *conn)
         atomic_fetch_add(&nparked, 1);
     }
     pthread_mutex_unlock(&pace_lock);
+    if (parks && !backlog_holding())
+        wake(); /* the hold ended as it parked: its release saw none parked */
     if (parks)
         backlog_count_paced(kind);
     return parks;

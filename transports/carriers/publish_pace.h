@@ -73,6 +73,16 @@ pace_req_state publish_pace_request(pace_request *r, struct MHD_Connection *conn
  * refuses those past their deadline. */
 void publish_pace_tick(int64_t now_ms);
 
+/* Main thread, before any thread starts: parked publishes go as soon as a
+ * hold ends (hub/backlog.h's release hook wakes publish_pace_sleep), not
+ * on the timer's next tick (up to 100 ms later, for each publish paced). */
+void publish_pace_init(void);
+
+/* Timer thread: waits ms, running publish_pace_tick each time a hold ends
+ * meanwhile while publishes are parked (without publish_pace_init: just
+ * sleeps). */
+void publish_pace_sleep(int64_t ms);
+
 /* The transport label of crier_publish_paced_total: "http", "websocket",
  * "signalr_http", "server_api". */
 const char *pace_kind_name(pace_kind k);
