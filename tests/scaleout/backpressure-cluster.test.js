@@ -201,9 +201,9 @@ async function openReadersOn(t, node, room, n) {
 }
 
 test(`a long-polling SignalR client through nginx (round robin over A and B) sending fast, ${LP_READERS} readers on B (send_queue 64): paced, nobody dropped`, { timeout: 240_000 }, async (t) => {
-  // Each reader is sent more (600 x 16 KiB) than its socket's kernel buffers
+  // Each reader is sent more (900 x 16 KiB) than its socket's kernel buffers
   // hold while it pauses, so B's queues get behind however fast the machine.
-  const SENDS = 600;
+  const SENDS = 900;
   const BIG = 'x'.repeat(16 * 1024);
   const { nodes } = await startCluster(t, 2, { limits: { send_queue: 64 } });
   const [a, b] = nodes;
