@@ -35,7 +35,8 @@ import { signalrCtx, startCluster, startNginxLogged } from './helpers.js';
 const READERS = 200;
 const LP_READERS = 30; // fewer, with bigger messages (see the long-polling test)
 const PUBLISHES = 2000;
-const PAD = 'x'.repeat(1024);
+const PAD = 'x'.repeat(4096); // 2000 x 4 KiB: more than a paused reader's kernel buffers hold
+const CL_READERS = 50;
 
 // A light WebSocket reader: checks ids 1, 2, 3, ... as they come.
 function openReader(url) {
@@ -138,25 +139,25 @@ async function metric(node, name) {
   return line ? Number(line.split(' ')[1]) : NaN;
 }
 
-test(`closed-loop publisher on node A, ${READERS} WebSocket readers on node B (send_queue 256): A waits for B, nobody dropped`, { timeout: 240_000 }, async (t) => {
+test(`closed-loop publisher on node A, ${CL_READERS} WebSocket readers on node B (send_queue 256): A waits for B, nobody dropped`, { timeout: 240_000 }, async (t) => {
   const { nodes } = await startCluster(t, 2, { limits: { send_queue: 256 } });
   const [a, b] = nodes;
   const room = 'bp-cross';
   const readers = [];
   t.after(() => readers.forEach((r) => r.ws.terminate()));
-  for (let i = 0; i < READERS; i += 50) {
-    const batch = Array.from({ length: Math.min(50, READERS - i) }, () => openReader(`${b.wsUrl}/rooms/${room}/ws`));
+  for (let i = 0; i < CL_READERS; i += 50) {
+    const batch = Array.from({ length: Math.min(50, CL_READERS - i) }, () => openReader(`${b.wsUrl}/rooms/${room}/ws`));
     readers.push(...batch);
     await Promise.all(batch.map((r) => r.opened));
   }
-  await waitFor(async () => (await subscriberCounts(b.url, room))?.websocket === READERS, {
+  await waitFor(async () => (await subscriberCounts(b.url, room))?.websocket === CL_READERS, {
     timeout: 30_000,
-    message: `B shows ${READERS} WebSocket subscribers`,
+    message: `B shows ${CL_READERS} WebSocket subscribers`,
   });
   await sleep(300); // B's room subscription on Redis is confirmed
 
   const publishing = closedLoopPublish(`${a.url}/rooms/${room}/messages`, PUBLISHES);
-  await pauseReadersOnce(readers, 200);
+  await pauseReadersOnce(readers, 200, async () => (await metric(a, 'crier_publish_paced_total{transport="http"}')) > 0);
   const { accepted, refused, error } = await publishing;
   assert.equal(error, null, `the publisher saw only 201 (ids in order) and 503: ${error}`);
   t.diagnostic(`${accepted} publishes on A (${refused} refused 503)`);
@@ -176,7 +177,7 @@ test(`closed-loop publisher on node A, ${READERS} WebSocket readers on node B (s
   assert.equal(
     closed.length,
     0,
-    `readers on B closed: ${JSON.stringify(closed[0]?.closeInfo)} (${closed.length} of ${READERS}, after ${got[0]}..${got.at(-1)} messages)\n` +
+    `readers on B closed: ${JSON.stringify(closed[0]?.closeInfo)} (${closed.length} of ${CL_READERS}, after ${got[0]}..${got.at(-1)} messages)\n` +
       `--- B's log ---\n${b.stderr().split('\n').filter((l, i, all) => !/dropped a/.test(l) || !/dropped a/.test(all[i - 1] || '')).slice(-25).join('\n')}\n--- A's log ---\n${a.stderr().split('\n').slice(-25).join('\n')}`,
   );
   const bad = readers.filter((r) => r.bad || r.got !== accepted);
