@@ -32,7 +32,6 @@ import { T, connect } from '../lib/signalr.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
 import { signalrCtx, startCluster, startNginxLogged } from './helpers.js';
 
-const READERS = 200;
 const LP_READERS = 30; // fewer, with bigger messages (see the long-polling test)
 const PUBLISHES = 2000;
 const PAD = 'x'.repeat(4096); // 2000 x 4 KiB: more than a paused reader's kernel buffers hold
