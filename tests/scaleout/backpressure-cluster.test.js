@@ -5,7 +5,7 @@
 //
 // Two crier nodes on one redis-server, limits.send_queue 256 on both (a
 // small queue: the readers' side overflows quickly when nobody waits for
-// it), 200 WebSocket readers of one room on B, and a publisher on A that
+// it), WebSocket readers of one room on B (50, or 30 for the long-polling sender), and a publisher on A that
 // POSTs the next message as soon as the previous one is answered; midway
 // every reader stops reading for 1.5 s. Asserts: every reader gets every
 // message, in order; B dropped nobody (crier_subscribers_dropped_total 0);
