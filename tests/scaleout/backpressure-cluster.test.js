@@ -7,7 +7,7 @@
 // small queue: the readers' side overflows quickly when nobody waits for
 // it), WebSocket readers of one room on B (50, or 30 for the long-polling sender), and a publisher on A that
 // POSTs the next message as soon as the previous one is answered; midway
-// every reader stops reading for 1.5 s. Asserts: every reader gets every
+// every reader stops reading until A waits (at most 6 s). Asserts: every reader gets every
 // message, in order; B dropped nobody (crier_subscribers_dropped_total 0);
 // A was paced (crier_publish_paced_total{transport="http"} > 0). On the
 // code before, A never waited and B dropped readers ("send queue full").
