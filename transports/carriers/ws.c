@@ -106,6 +106,10 @@ _Static_assert(LWS_PRE <= MSG_HEADROOM, "lws frame headers must fit the message 
 
 struct ws_worker;
 
+/* latency "efficient": how long after a flush that followed a quiet moment
+ * further wakes still count as the same publish's fanout (serve_pending). */
+#define WS_BURST_MAX_US (10 * LWS_US_PER_MS)
+
 typedef struct ws_conn {
     struct lws *wsi;
     struct ws_worker *w;          /* set once, by its service thread */
@@ -170,6 +174,7 @@ typedef struct ws_worker {
     lws_sorted_usec_list_t flush_sul;  /* service thread: latency "efficient" */
     bool flush_scheduled;              /* service thread: flush_sul runs soon */
     lws_usec_t last_flush_us;          /* service thread: the last coalesced flush */
+    lws_usec_t burst_us;               /* service thread: the last flush after a quiet moment */
     unsigned char *batch_buf;          /* service thread: LWS_PRE + WS_BATCH_MAX */
     list_node paused_conns;            /* service thread: rx_paused (backpressure) */
     lws_sorted_usec_list_t resume_sul; /* service thread: resume_reads */
@@ -408,13 +413,23 @@ static void serve_pending(ws_worker *w)
         return;
     /* As Nagle does for one socket: after a quiet moment (no flush for
      * coalesce_ms) the news goes out at once; within coalesce_ms of the last
-     * flush it waits for the window's end, with whatever else comes. */
+     * flush it waits for the window's end, with whatever else comes. One
+     * publish wakes a room's members over a few ms: wakes within a quarter
+     * of the window (at most WS_BURST_MAX_US) after a flush that followed a
+     * quiet moment are part of that burst and go at once too. */
     lws_usec_t window = (lws_usec_t)conf->coalesce_ms * LWS_US_PER_MS;
-    lws_usec_t since = lws_now_usecs() - w->last_flush_us;
-    if (since >= window) {
+    lws_usec_t now = lws_now_usecs();
+    if (now - w->last_flush_us >= window) {
+        w->burst_us = now;
         flush_now(w);
         return;
     }
+    lws_usec_t burst = window / 4 < WS_BURST_MAX_US ? window / 4 : WS_BURST_MAX_US;
+    if (now - w->burst_us < burst) {
+        request_writable_for_pending(w); /* the same burst: the window stays */
+        return;
+    }
+    lws_usec_t since = now - w->last_flush_us;
     w->flush_scheduled = true;
     worker_schedule(w, &w->flush_sul, flush_pending, window - since);
 }
