@@ -73,18 +73,29 @@ void handback_put(int fd)
         close(fd); /* the client sees its connection end, as after Connection: close */
 }
 
+/* Takes the whole queue (the caller frees it); closing: none is queued
+ * after this. */
+static int *take_queue(bool closing, size_t *len)
+{
+    pthread_mutex_lock(&back_lock);
+    if (closing)
+        open_ = false;
+    int *q = queue;
+    *len = qlen;
+    queue = NULL;
+    qlen = qcap = 0;
+    pthread_mutex_unlock(&back_lock);
+    return q;
+}
+
 void handback_take(void (*adopt)(int fd))
 {
     uint64_t n;
     if (read(wake_fd, &n, sizeof(n)) < 0) {
         /* EAGAIN: another event took it; the queue says what there is */
     }
-    pthread_mutex_lock(&back_lock);
-    int *q = queue;
-    size_t len = qlen;
-    queue = NULL;
-    qlen = qcap = 0;
-    pthread_mutex_unlock(&back_lock);
+    size_t len;
+    int *q = take_queue(false, &len);
     for (size_t i = 0; i < len; i++)
         adopt(q[i]);
     free(q);
@@ -92,13 +103,8 @@ void handback_take(void (*adopt)(int fd))
 
 void handback_fini(void)
 {
-    pthread_mutex_lock(&back_lock);
-    open_ = false;
-    int *q = queue;
-    size_t len = qlen;
-    queue = NULL;
-    qlen = qcap = 0;
-    pthread_mutex_unlock(&back_lock);
+    size_t len;
+    int *q = take_queue(true, &len);
     for (size_t i = 0; i < len; i++)
         close(q[i]);
     free(q);
