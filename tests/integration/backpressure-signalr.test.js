@@ -13,34 +13,12 @@ import WebSocket from 'ws';
 import { request, subscriberCounts } from '../lib/http.js';
 import { T, setup } from '../lib/signalr.js';
 import { waitFor, withTimeout } from '../lib/util.js';
+import { openIdReader } from '../lib/ws.js';
 
 const READERS = 200;
 const SENDS = 600;
 const PAD = 'x'.repeat(256);
 
-// A light WebSocket reader: checks ids 1, 2, 3, ... as they come.
-function openReader(url) {
-  const ws = new WebSocket(url);
-  const r = { ws, got: 0, bad: null, closeInfo: null };
-  ws.on('message', (data) => {
-    const text = data.toString();
-    const at = text.indexOf('"id":');
-    const id = at < 0 ? undefined : parseInt(text.slice(at + 5, at + 25), 10);
-    if (id !== r.got + 1 && !r.bad) r.bad = `message ${r.got + 1} had id ${id}`;
-    r.got++;
-  });
-  ws.on('close', (code, reason) => (r.closeInfo = { code, reason: reason.toString() }));
-  ws.on('error', () => {});
-  r.opened = withTimeout(
-    new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    }),
-    30_000,
-    `WS ${url}: not open`,
-  );
-  return r;
-}
 
 async function metric(base, name) {
   const res = await request(`${base}/metrics`, { timeout: 30_000 });
@@ -54,7 +32,7 @@ test(`a long-polling SignalR client sending fast to ${READERS} WebSocket readers
   const readers = [];
   t.after(() => readers.forEach((r) => r.ws.terminate()));
   for (let i = 0; i < READERS; i += 50) {
-    const batch = Array.from({ length: Math.min(50, READERS - i) }, () => openReader(`${ctx.wsUrl}/rooms/${room}/ws`));
+    const batch = Array.from({ length: Math.min(50, READERS - i) }, () => openIdReader(`${ctx.wsUrl}/rooms/${room}/ws`));
     readers.push(...batch);
     await Promise.all(batch.map((r) => r.opened));
   }

@@ -21,36 +21,12 @@ import WebSocket from 'ws';
 import { publishRaw, request, subscriberCounts } from '../lib/http.js';
 import { startFor } from '../lib/server.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { openIdReader } from '../lib/ws.js';
 
 const READERS = Number(process.env.BACKPRESSURE_READERS || 500);
 const PAD = 'x'.repeat(1024); // ~1 KiB messages: the stopped reader's kernel buffers fill early
 const MAX_PUBLISH_MS = 90_000;
 
-// A light WebSocket reader: checks ids 1, 2, 3, ... in order as they come
-// and keeps only the count (hundreds of them in one process).
-function openReader(url) {
-  const ws = new WebSocket(url);
-  const r = { ws, got: 0, bad: null, closeInfo: null };
-  ws.on('message', (data) => {
-    // The envelope's "id" (no JSON.parse: hundreds of readers share this thread).
-    const text = data.toString();
-    const at = text.indexOf('"id":');
-    const id = at < 0 ? undefined : parseInt(text.slice(at + 5, at + 25), 10);
-    if (id !== r.got + 1 && !r.bad) r.bad = `message ${r.got + 1} had id ${id}`;
-    r.got++;
-  });
-  ws.on('close', (code, reason) => (r.closeInfo = { code, reason: reason.toString() }));
-  ws.on('error', () => {});
-  r.opened = withTimeout(
-    new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    }),
-    30_000,
-    `WS ${url}: not open`,
-  );
-  return r;
-}
 
 // A closed-loop HTTP publisher on a worker thread: POSTs {n, pad} over one
 // kept-alive connection, the next as soon as the previous is answered.
@@ -131,7 +107,7 @@ async function metric(base, name) {
 async function openReaders(srv, room, n) {
   const readers = [];
   for (let i = 0; i < n; i += 50) {
-    const batch = Array.from({ length: Math.min(50, n - i) }, () => openReader(`${srv.wsUrl}/rooms/${room}/ws`));
+    const batch = Array.from({ length: Math.min(50, n - i) }, () => openIdReader(`${srv.wsUrl}/rooms/${room}/ws`));
     await Promise.all(batch.map((r) => r.opened));
     readers.push(...batch);
   }
@@ -168,7 +144,7 @@ test(`closed-loop HTTP publisher, ${READERS} WebSocket readers and one stopped: 
   const room = 'bp-http';
   const readers = [];
   try {
-    const stopped = openReader(`${srv.wsUrl}/rooms/${room}/ws`);
+    const stopped = openIdReader(`${srv.wsUrl}/rooms/${room}/ws`);
     await stopped.opened;
     stopped.ws._socket.pause(); // never reads: its kernel buffers fill, then its queue
     readers.push(...(await openReaders(srv, room, READERS - 1)));
@@ -218,7 +194,7 @@ test(`a WebSocket publisher is read at the fanout's pace: ${READERS} readers, no
   const readers = [];
   try {
     readers.push(...(await openReaders(srv, room, READERS)));
-    const pub = openReader(`${srv.wsUrl}/rooms/${room}/ws`); // a member too, and reads
+    const pub = openIdReader(`${srv.wsUrl}/rooms/${room}/ws`); // a member too, and reads
     await pub.opened;
     await waitFor(async () => (await subscriberCounts(srv.url, room))?.websocket === READERS + 1, {
       timeout: 30_000,
@@ -251,7 +227,7 @@ test('a WebSocket publisher on send_queue 16: readers read and none is dropped',
   const readers = [];
   try {
     readers.push(...(await openReaders(srv, room, 20)));
-    const pub = openReader(`${srv.wsUrl}/rooms/${room}/ws`); // a member too, and reads
+    const pub = openIdReader(`${srv.wsUrl}/rooms/${room}/ws`); // a member too, and reads
     await pub.opened;
     await waitFor(async () => (await subscriberCounts(srv.url, room))?.websocket === 21, {
       message: 'room info shows 21 WebSocket subscribers',
@@ -280,7 +256,7 @@ test('every reader pauses for longer than the stall time: none is dropped', { ti
   const readers = [];
   try {
     readers.push(...(await openReaders(srv, room, 10)));
-    const pub = openReader(`${srv.wsUrl}/rooms/${room}/ws`);
+    const pub = openIdReader(`${srv.wsUrl}/rooms/${room}/ws`);
     await pub.opened;
     await waitFor(async () => (await subscriberCounts(srv.url, room))?.websocket === 11, {
       message: 'room info shows 11 WebSocket subscribers',
@@ -308,7 +284,7 @@ for (const waitMs of [300, 0]) {
   test(`publish_wait_ms ${waitMs}: 503 with Retry-After while a subscriber is behind`, { timeout: 60_000 }, async (t) => {
     const srv = await startFor(t, { limits: { send_queue: 8, publish_wait_ms: waitMs, subscriber_stall_ms: 600000 } });
     const room = 'bp-wait';
-    const stopped = openReader(`${srv.wsUrl}/rooms/${room}/ws`);
+    const stopped = openIdReader(`${srv.wsUrl}/rooms/${room}/ws`);
     try {
       await stopped.opened;
       stopped.ws._socket.pause();

@@ -96,3 +96,30 @@ export function wsRefusal(url, { timeout = 5000, ...options } = {}) {
     `WS ${url}: no answer to the upgrade`,
   );
 }
+
+// A light WebSocket reader for fanout tests: checks that the envelopes'
+// ids come 1, 2, 3, ... in order and keeps only the count (hundreds of them
+// share one thread, so no JSON.parse). {ws, got, bad, closeInfo, opened}.
+export function openIdReader(url) {
+  const ws = new WebSocket(url);
+  const r = { ws, got: 0, bad: null, closeInfo: null };
+  ws.on('message', (data) => {
+    // The envelope's "id" (no JSON.parse: hundreds of readers share this thread).
+    const text = data.toString();
+    const at = text.indexOf('"id":');
+    const id = at < 0 ? undefined : parseInt(text.slice(at + 5, at + 25), 10);
+    if (id !== r.got + 1 && !r.bad) r.bad = `message ${r.got + 1} had id ${id}`;
+    r.got++;
+  });
+  ws.on('close', (code, reason) => (r.closeInfo = { code, reason: reason.toString() }));
+  ws.on('error', () => {});
+  r.opened = withTimeout(
+    new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    }),
+    30_000,
+    `WS ${url}: not open`,
+  );
+  return r;
+}

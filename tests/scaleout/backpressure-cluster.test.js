@@ -30,36 +30,13 @@ import WebSocket from 'ws';
 import { request, subscriberCounts } from '../lib/http.js';
 import { T, connect } from '../lib/signalr.js';
 import { sleep, waitFor, withTimeout } from '../lib/util.js';
+import { openIdReader } from '../lib/ws.js';
 import { signalrCtx, startCluster, startNginxLogged } from './helpers.js';
 
 const LP_READERS = 30; // fewer, with bigger messages (see the long-polling test)
 const PUBLISHES = 2000;
 const PAD = 'x'.repeat(4096); // 2000 x 4 KiB: more than a paused reader's kernel buffers hold
 const CL_READERS = 50;
-
-// A light WebSocket reader: checks ids 1, 2, 3, ... as they come.
-function openReader(url) {
-  const ws = new WebSocket(url);
-  const r = { ws, got: 0, bad: null, closeInfo: null };
-  ws.on('message', (data) => {
-    const text = data.toString();
-    const at = text.indexOf('"id":');
-    const id = at < 0 ? undefined : parseInt(text.slice(at + 5, at + 25), 10);
-    if (id !== r.got + 1 && !r.bad) r.bad = `message ${r.got + 1} had id ${id}`;
-    r.got++;
-  });
-  ws.on('close', (code, reason) => (r.closeInfo = { code, reason: reason.toString() }));
-  ws.on('error', () => {});
-  r.opened = withTimeout(
-    new Promise((resolve, reject) => {
-      ws.once('open', resolve);
-      ws.once('error', reject);
-    }),
-    30_000,
-    `WS ${url}: not open`,
-  );
-  return r;
-}
 
 // A closed-loop HTTP publisher on a worker thread (the readers keep this
 // one busy): `count` POSTs over one kept-alive connection, each as soon as
@@ -145,7 +122,7 @@ test(`closed-loop publisher on node A, ${CL_READERS} WebSocket readers on node B
   const readers = [];
   t.after(() => readers.forEach((r) => r.ws.terminate()));
   for (let i = 0; i < CL_READERS; i += 50) {
-    const batch = Array.from({ length: Math.min(50, CL_READERS - i) }, () => openReader(`${b.wsUrl}/rooms/${room}/ws`));
+    const batch = Array.from({ length: Math.min(50, CL_READERS - i) }, () => openIdReader(`${b.wsUrl}/rooms/${room}/ws`));
     readers.push(...batch);
     await Promise.all(batch.map((r) => r.opened));
   }
@@ -189,7 +166,7 @@ async function openReadersOn(t, node, room, n) {
   const readers = [];
   t.after(() => readers.forEach((r) => r.ws.terminate()));
   for (let i = 0; i < n; i += 50) {
-    const batch = Array.from({ length: Math.min(50, n - i) }, () => openReader(`${node.wsUrl}/rooms/${room}/ws`));
+    const batch = Array.from({ length: Math.min(50, n - i) }, () => openIdReader(`${node.wsUrl}/rooms/${room}/ws`));
     readers.push(...batch);
     await Promise.all(batch.map((r) => r.opened));
   }
