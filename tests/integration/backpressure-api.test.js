@@ -73,24 +73,57 @@ test('server API sends wait while the backlog holds: 503 with Retry-After after 
     { timeout: 60_000, interval: 10, message: 'the stopped reader is behind' },
   );
 
-  // Parked, then refused after publish_wait_ms: not sent.
+  // Parked, then refused after publish_wait_ms: not sent. The stopped
+  // reader's kernel buffers may still take a little now and then, bringing
+  // its queue back to its mark for a moment: a send that lands then goes at
+  // once (202); the next one, once it is behind again, must wait.
   const before = await metric(srv.url, 'crier_publish_paced_total{transport="server_api"}');
-  const t0 = Date.now();
-  const refused = await send(srv.url, target.id, { n: 1 });
-  assert.equal(refused.status, 503, `${refused.status} ${refused.text}`);
+  let refused = null;
+  let waited = 0;
+  let sentAtOnce = 0;
+  for (let attempt = 0; attempt < 5 && !refused; attempt++) {
+    await waitFor(async () => (await metric(srv.url, 'crier_fanout_behind')) >= 1, { timeout: 10_000, message: 'the stopped reader is behind' });
+    const t0 = Date.now();
+    const res = await send(srv.url, target.id, { n: 1 });
+    if (res.status === 503) {
+      refused = res;
+      waited = Date.now() - t0;
+    } else {
+      assert.equal(res.status, 202, `${res.status} ${res.text}`);
+      sentAtOnce++;
+    }
+  }
+  t.diagnostic(`sends that went while the queue was back at its mark: ${sentAtOnce}`);
+  assert.ok(refused, 'a send while the backlog held was refused 503');
   assert.equal(refused.headers.get('retry-after'), '1');
   assert.match(refused.json.error, /publish_wait_ms/);
-  assert.ok(Date.now() - t0 >= 1000, 'it waited publish_wait_ms first');
-  assert.equal(await metric(srv.url, 'crier_publish_paced_total{transport="server_api"}'), before + 1);
+  assert.ok(waited >= 1000, `it waited publish_wait_ms first (${waited} ms)`);
+  assert.ok((await metric(srv.url, 'crier_publish_paced_total{transport="server_api"}')) >= before + 1, 'counted as paced');
+  await waitFor(() => target.messages.length === sentAtOnce, { timeout: 5000, message: 'the sends that went were delivered' });
 
   // Parked, and sent as soon as the backlog drains (the stopped reader goes).
-  const parked = send(srv.url, target.id, { n: 2 });
-  await waitFor(async () => (await metric(srv.url, 'crier_publish_parked')) >= 1, { timeout: 5000, message: 'the send is parked' });
-  assert.equal(target.messages.length, 0, 'nothing sent while parked');
+  let parked = null;
+  for (let attempt = 0; attempt < 5 && !parked; attempt++) {
+    await waitFor(async () => (await metric(srv.url, 'crier_fanout_behind')) >= 1, { timeout: 10_000, message: 'the stopped reader is behind' });
+    const p = send(srv.url, target.id, { n: 2 });
+    const outcome = await Promise.race([
+      p.then((res) => ({ res })),
+      waitFor(async () => (await metric(srv.url, 'crier_publish_parked')) >= 1, { timeout: 5000, interval: 10, message: 'the send is parked' }).then(() => ({ parked: true })),
+    ]);
+    if (outcome.parked) {
+      parked = p;
+    } else {
+      assert.equal(outcome.res.status, 202, `${outcome.res.status} ${outcome.res.text}`); // went at once (see above)
+      sentAtOnce++;
+      await waitFor(() => target.messages.length === sentAtOnce, { timeout: 5000, message: 'the send that went was delivered' });
+    }
+  }
+  assert.ok(parked, 'a send while the backlog held was parked');
+  assert.equal(target.messages.length, sentAtOnce, 'nothing sent while parked');
   stopped.ws.terminate();
   const sent = await parked;
   assert.equal(sent.status, 202, `${sent.status} ${sent.text}`);
-  await waitFor(() => target.messages.length === 1, { timeout: 5000, message: 'the target got the send' });
-  assert.deepEqual(target.messages[0], { connection: target.id, data: { n: 2 } });
+  await waitFor(() => target.messages.length === sentAtOnce + 1, { timeout: 5000, message: 'the target got the send' });
+  assert.deepEqual(target.messages.at(-1), { connection: target.id, data: { n: 2 } });
   await Promise.all(publishes);
 });
