@@ -61,17 +61,20 @@ test('server API sends wait while the backlog holds: 503 with Retry-After after 
   stopped.ws._socket.pause(); // never reads: its kernel buffers fill, then its queue
 
   // Publishes until the stopped reader's queue is behind (the kernel's
-  // buffers take megabytes first). Not awaited one by one: the last ones
-  // are parked once it holds.
+  // buffers take megabytes first). Batches of 10 at once: once it holds,
+  // they are parked (and refused after publish_wait_ms).
   const publishes = [];
-  await waitFor(
-    async () => {
-      for (let i = 0; i < 10; i++) publishes.push(publishRaw(srv.url, 'bp-api', JSON.stringify({ pad: PAD })).catch(() => null));
-      await Promise.all(publishes.slice(-10));
-      return (await metric(srv.url, 'crier_fanout_behind')) >= 1;
-    },
-    { timeout: 60_000, interval: 10, message: 'the stopped reader is behind' },
-  );
+  const makeBehind = () =>
+    waitFor(
+      async () => {
+        if ((await metric(srv.url, 'crier_fanout_behind')) >= 1) return true;
+        for (let i = 0; i < 10; i++) publishes.push(publishRaw(srv.url, 'bp-api', JSON.stringify({ pad: PAD })).catch(() => null));
+        await Promise.all(publishes.slice(-10));
+        return (await metric(srv.url, 'crier_fanout_behind')) >= 1;
+      },
+      { timeout: 60_000, interval: 10, message: 'the stopped reader is behind' },
+    );
+  await makeBehind();
 
   // Parked, then refused after publish_wait_ms: not sent. The stopped
   // reader's kernel buffers may still take a little now and then, bringing
@@ -82,7 +85,7 @@ test('server API sends wait while the backlog holds: 503 with Retry-After after 
   let waited = 0;
   let sentAtOnce = 0;
   for (let attempt = 0; attempt < 5 && !refused; attempt++) {
-    await waitFor(async () => (await metric(srv.url, 'crier_fanout_behind')) >= 1, { timeout: 10_000, message: 'the stopped reader is behind' });
+    await makeBehind();
     const t0 = Date.now();
     const res = await send(srv.url, target.id, { n: 1 });
     if (res.status === 503) {
@@ -104,7 +107,7 @@ test('server API sends wait while the backlog holds: 503 with Retry-After after 
   // Parked, and sent as soon as the backlog drains (the stopped reader goes).
   let parked = null;
   for (let attempt = 0; attempt < 5 && !parked; attempt++) {
-    await waitFor(async () => (await metric(srv.url, 'crier_fanout_behind')) >= 1, { timeout: 10_000, message: 'the stopped reader is behind' });
+    await makeBehind();
     const p = send(srv.url, target.id, { n: 2 });
     const outcome = await Promise.race([
       p.then((res) => ({ res })),
